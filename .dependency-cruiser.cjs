@@ -1,0 +1,54 @@
+/**
+ * The package table of DESIGN.md as rules: each package may import only the packages listed
+ * for it, and no module graph may contain a cycle.
+ */
+const allowed = {
+  db: [],
+  providers: [],
+  jobs: [],
+  testkit: ['providers'],
+  worker: ['db', 'providers', 'jobs'],
+  scheduler: ['db', 'jobs'],
+  cli: ['scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit'],
+};
+const all = Object.keys(allowed);
+
+const forbidden = [
+  {
+    name: 'no-circular',
+    severity: 'error',
+    comment: 'Import cycles make start-up order and testing fragile.',
+    from: {},
+    to: { circular: true },
+  },
+  ...all.map((pkg) => {
+    const denied = all.filter((other) => other !== pkg && !allowed[pkg].includes(other));
+    return {
+      name: `${pkg}-imports`,
+      severity: 'error',
+      comment: `packages/${pkg} may import only: ${allowed[pkg].join(', ') || 'no other package'}`,
+      // Tests may use the testkit to start real servers; production sources may not unless allowed.
+      from: { path: `^packages/${pkg}/src/`, pathNot: '\\.test\\.ts$' },
+      to: { path: `^packages/(${denied.join('|')})/` },
+    };
+  }),
+  {
+    name: 'tests-only-add-testkit',
+    severity: 'error',
+    comment: 'Tests may import the testkit besides the package table, nothing more.',
+    from: { path: '^packages/(db|providers|jobs)/(test/|src/.*\\.test\\.ts$)' },
+    to: { path: '^packages/(worker|scheduler|cli)/' },
+  },
+];
+
+module.exports = {
+  forbidden,
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.base.json' },
+    combinedDependencies: true,
+    preserveSymlinks: false,
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'default'], extensions: ['.ts', '.js'] },
+  },
+};

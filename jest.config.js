@@ -1,0 +1,26 @@
+/**
+ * One jest run over every package (CI needs one JSON report); each package is a project so
+ * `pnpm --filter <pkg> test` runs only its own files. Servers are started once per run by the
+ * global setup and described to test files through a JSON file (see packages/testkit).
+ */
+const packages = ['db', 'providers', 'jobs', 'worker', 'scheduler', 'cli', 'testkit'];
+
+const swc = {
+  jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },
+  module: { type: 'es6' },
+  sourceMaps: 'inline',
+};
+
+export default {
+  globalSetup: '<rootDir>/jest/global-setup.mjs',
+  globalTeardown: '<rootDir>/jest/global-teardown.mjs',
+  projects: packages.map((name) => ({
+    displayName: name,
+    testTimeout: 120_000,
+    rootDir: `<rootDir>/packages/${name}`,
+    testEnvironment: 'node',
+    extensionsToTreatAsEsm: ['.ts'],
+    transform: { '^.+\\.ts$': ['@swc/jest', swc] },
+    testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
+  })),
+};

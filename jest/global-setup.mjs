@@ -1,0 +1,34 @@
+// Runs once per jest run, before any test file: checks that Postgres and Redis answer and
+// prepares the migrated template database every test file clones. Node 24 loads the .ts sources.
+import net from 'node:net';
+import { migrate } from '../packages/db/src/client.ts';
+import { dropStaleTestDatabases, templateDatabase, testPgServerUrl } from '../packages/testkit/src/pg.ts';
+import postgres from 'postgres';
+
+function reachable(host, port) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: 2000 });
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => resolve(false));
+    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+  });
+}
+
+export default async function globalSetup() {
+  const pg = new URL(testPgServerUrl);
+  if (!(await reachable(pg.hostname, Number(pg.port || 5432)))) {
+    throw new Error(`PostgreSQL does not answer at ${pg.host}: run the tests with \`npm test\`, which starts it`);
+  }
+  if (!(await reachable('127.0.0.1', 6379))) {
+    throw new Error('Redis does not answer at 127.0.0.1:6379: run the tests with `npm test`, which starts it');
+  }
+  await dropStaleTestDatabases();
+  const admin = postgres(`${testPgServerUrl}/postgres`, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists "${templateDatabase}" with (force)`);
+    await admin.unsafe(`create database "${templateDatabase}"`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  await migrate(`${testPgServerUrl}/${templateDatabase}`);
+}

@@ -1,0 +1,5 @@
+import { dropStaleTestDatabases } from '../packages/testkit/src/pg.ts';
+
+export default async function globalTeardown() {
+  await dropStaleTestDatabases();
+}

@@ -1,0 +1,196 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+// Tables are created unqualified (no pgSchema, no pgEnum) so that migrations apply into whatever
+// schema `search_path` names: tests run each file in its own schema.
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
+
+/** Directory kinds dirsync can sync. */
+export const integrationKinds = ['ldap', 'active_directory', 'domino', 'entra_id'] as const;
+/** Sync modes. */
+export const syncModes = ['full', 'delta'] as const;
+/** What asked for a run. */
+export const syncTriggers = ['schedule', 'manual', 'api', 'password_update', 'recovery'] as const;
+/** Lifecycle of a run report. */
+export const runStatuses = ['queued', 'running', 'succeeded', 'failed', 'blocked_by_threshold', 'dry_run'] as const;
+
+const inList = (column: string, values: readonly string[]) =>
+  sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(', ')})`);
+
+/** Tenants: a customer account owning integrations. */
+export const accounts = pgTable('accounts', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  createdAt: createdAt(),
+});
+
+/** One directory of one account, with its schedule, limits, cursor and encrypted secret. */
+export const integrations = pgTable(
+  'integrations',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
+    kind: text('kind', { enum: integrationKinds }).notNull(),
+    name: text('name').notNull(),
+    description: text('description').notNull().default(''),
+    enabled: boolean('enabled').notNull().default(true),
+    /** Per-kind settings, validated by the provider's zod schema before they are stored. */
+    settings: jsonb('settings').notNull().$type<Record<string, unknown>>(),
+    /** AES-256-GCM ciphertext (iv | tag | data, base64) and the id of the key that made it. */
+    secretCiphertext: text('secret_ciphertext'),
+    secretKeyId: text('secret_key_id'),
+    deltaCron: text('delta_cron').notNull().default('*/5 * * * *'),
+    fullCron: text('full_cron').notNull().default('0 2 * * *'),
+    deleteThresholdCount: integer('delete_threshold_count').notNull().default(500),
+    deleteThresholdPercent: integer('delete_threshold_percent').notNull().default(20),
+    /** Provider cursor for the next delta (null: next delta runs as full). */
+    cursor: jsonb('cursor').$type<Record<string, unknown>>(),
+    status: text('status').notNull().default('new'),
+    lastRunId: uuid('last_run_id'),
+    lastSuccessRunId: uuid('last_success_run_id'),
+    lastSuccessAt: timestamp('last_success_at', { withTimezone: true }),
+    /** Latest schedule slot already enqueued, per mode (exactly-once scheduling across replicas). */
+    deltaScheduledFor: timestamp('delta_scheduled_for', { withTimezone: true }),
+    fullScheduledFor: timestamp('full_scheduled_for', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('integrations_account_name_uq').on(t.accountId, t.name),
+    check('integrations_kind_ck', inList('kind', integrationKinds)),
+    check('integrations_threshold_ck', sql`delete_threshold_count >= 0 and delete_threshold_percent between 0 and 100`),
+  ],
+);
+
+/** Synced users, groups and contacts, keyed by the source's immutable id. */
+export const directoryObjects = pgTable(
+  'directory_objects',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    integrationId: uuid('integration_id')
+      .notNull()
+      .references(() => integrations.id, { onDelete: 'cascade' }),
+    externalId: text('external_id').notNull(),
+    type: text('type', { enum: ['user', 'group', 'contact'] }).notNull(),
+    /** Current DN (lower case) for member resolution; not a key. */
+    dn: text('dn'),
+    attributes: jsonb('attributes').notNull().$type<Record<string, unknown>>(),
+    contentHash: text('content_hash').notNull(),
+    /** Hash of the resolved member set of a group; unchanged → its edges need no work. */
+    membersHash: text('members_hash'),
+    lastSeenRunId: uuid('last_seen_run_id'),
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('directory_objects_integration_external_uq').on(t.integrationId, t.externalId),
+    index('directory_objects_integration_dn_idx').on(t.integrationId, t.dn),
+    index('directory_objects_integration_updated_idx').on(t.integrationId, t.updatedAt),
+  ],
+);
+
+/** Group membership edges by external ids. */
+export const memberships = pgTable(
+  'memberships',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    integrationId: uuid('integration_id')
+      .notNull()
+      .references(() => integrations.id, { onDelete: 'cascade' }),
+    groupExternalId: text('group_external_id').notNull(),
+    memberExternalId: text('member_external_id').notNull(),
+    lastSeenRunId: uuid('last_seen_run_id'),
+    deletedAt: timestamp('deleted_at', { withTimezone: true }),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('memberships_edge_uq').on(t.integrationId, t.groupExternalId, t.memberExternalId),
+    index('memberships_member_idx').on(t.integrationId, t.memberExternalId),
+  ],
+);
+
+/** One per-object problem recorded in a run report. */
+export interface RunIssue {
+  externalId?: string;
+  dn?: string;
+  reason: string;
+}
+
+/** The report of one sync run. */
+export const syncRuns = pgTable(
+  'sync_runs',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    integrationId: uuid('integration_id')
+      .notNull()
+      .references(() => integrations.id, { onDelete: 'cascade' }),
+    jobId: text('job_id'),
+    modeRequested: text('mode_requested', { enum: syncModes }).notNull(),
+    /** The mode that actually ran (a delta may become full); null until it starts. */
+    mode: text('mode', { enum: syncModes }),
+    trigger: text('trigger', { enum: syncTriggers }).notNull(),
+    /** Why it ran as it did (for example: "no cursor: first sync runs full"). */
+    reason: text('reason'),
+    dryRun: boolean('dry_run').notNull().default(false),
+    status: text('status', { enum: runStatuses }).notNull().default('queued'),
+    requestedBy: text('requested_by'),
+    fetched: integer('fetched').notNull().default(0),
+    created: integer('created').notNull().default(0),
+    updated: integer('updated').notNull().default(0),
+    unchanged: integer('unchanged').notNull().default(0),
+    deleted: integer('deleted').notNull().default(0),
+    restored: integer('restored').notNull().default(0),
+    failed: integer('failed').notNull().default(0),
+    membershipsAdded: integer('memberships_added').notNull().default(0),
+    membershipsRemoved: integer('memberships_removed').notNull().default(0),
+    /** Deletions a threshold-blocked or dry run would have made. */
+    wouldDelete: integer('would_delete').notNull().default(0),
+    issues: jsonb('issues').notNull().$type<RunIssue[]>().default(sql`'[]'::jsonb`),
+    workerId: text('worker_id'),
+    error: text('error'),
+    approvedAt: timestamp('approved_at', { withTimezone: true }),
+    approvedBy: text('approved_by'),
+    queuedAt: timestamp('queued_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+    durationMs: integer('duration_ms'),
+  },
+  (t) => [
+    index('sync_runs_integration_idx').on(t.integrationId, t.queuedAt),
+    check('sync_runs_status_ck', inList('status', runStatuses)),
+    check('sync_runs_trigger_ck', inList('trigger', syncTriggers)),
+  ],
+);
+
+/** Who did what to which integration, for administrators. */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    accountId: uuid('account_id'),
+    integrationId: uuid('integration_id'),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    details: jsonb('details').notNull().$type<Record<string, unknown>>().default(sql`'{}'::jsonb`),
+    createdAt: createdAt(),
+  },
+  (t) => [index('audit_events_integration_idx').on(t.integrationId, t.createdAt)],
+);

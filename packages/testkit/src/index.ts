@@ -1,0 +1,3 @@
+export * from './pg.ts';
+export * from './redis.ts';
+export * from './wait.ts';
