@@ -164,6 +164,8 @@ export const syncRuns = pgTable(
     /** Deletions a threshold-blocked or dry run would have made. */
     wouldDelete: integer('would_delete').notNull().default(0),
     issues: jsonb('issues').notNull().$type<RunIssue[]>().default(sql`'[]'::jsonb`),
+    /** Issues the run found; `issues` keeps only the first ones so a bad run cannot bloat its row. */
+    issueCount: integer('issue_count').notNull().default(0),
     workerId: text('worker_id'),
     error: text('error'),
     approvedAt: timestamp('approved_at', { withTimezone: true }),
