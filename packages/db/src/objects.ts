@@ -1,0 +1,401 @@
+import type postgres from 'postgres';
+import type { Db } from './client.ts';
+
+/**
+ * Set-based SQL for the sync pipeline: every function handles a whole batch in one statement
+ * (arrays passed once and expanded with `unnest`/`any`), never one query per object.
+ *
+ * Functions take a drizzle handle, a postgres.js pool or a postgres.js transaction, so a dry run
+ * can send the very same statements into a transaction it rolls back.
+ */
+export type ObjectSql = Db | postgres.Sql | postgres.TransactionSql;
+
+type RawSql = postgres.Sql | postgres.TransactionSql;
+
+function raw(handle: ObjectSql): RawSql {
+  return '$client' in handle ? handle.$client : handle;
+}
+
+/** What is stored about one object, as far as the pipeline's diff needs it. */
+export interface StoredObjectState {
+  readonly contentHash: string;
+  readonly dn: string | null;
+  readonly membersHash: string | null;
+  readonly deleted: boolean;
+}
+
+interface StateRow {
+  external_id: string;
+  content_hash: string;
+  dn: string | null;
+  members_hash: string | null;
+  deleted: boolean;
+}
+
+function toStates(rows: readonly StateRow[]): Map<string, StoredObjectState> {
+  const states = new Map<string, StoredObjectState>();
+  for (const row of rows) {
+    states.set(row.external_id, {
+      contentHash: row.content_hash,
+      dn: row.dn,
+      membersHash: row.members_hash,
+      deleted: row.deleted,
+    });
+  }
+  return states;
+}
+
+/** Stored state of the given objects (live or soft-deleted); absent ids are not in the map. */
+export async function loadObjectStates(
+  handle: ObjectSql,
+  integrationId: string,
+  externalIds: readonly string[],
+): Promise<Map<string, StoredObjectState>> {
+  if (externalIds.length === 0) return new Map();
+  const sql = raw(handle);
+  const rows = await sql<StateRow[]>`
+    select external_id, content_hash, dn, members_hash, deleted_at is not null as deleted
+    from directory_objects
+    where integration_id = ${integrationId} and external_id = any(${sql.array([...externalIds])}::text[])`;
+  return toStates(rows);
+}
+
+/**
+ * Stamps the stored objects among `externalIds` as seen by `runId` (what the sweep of a full sync
+ * relies on) and returns their state, in one round trip. `updated_at` is left alone on purpose:
+ * being seen is not a change, and leaving the indexed column untouched keeps the write light.
+ */
+export async function stampObjects(
+  handle: ObjectSql,
+  integrationId: string,
+  runId: string,
+  externalIds: readonly string[],
+): Promise<Map<string, StoredObjectState>> {
+  if (externalIds.length === 0) return new Map();
+  const sql = raw(handle);
+  const rows = await sql<StateRow[]>`
+    update directory_objects set last_seen_run_id = ${runId}
+    where integration_id = ${integrationId} and external_id = any(${sql.array([...externalIds])}::text[])
+    returning external_id, content_hash, dn, members_hash, deleted_at is not null as deleted`;
+  return toStates(rows);
+}
+
+/** One object to write: attributes already serialised (the same text the content hash covers). */
+export interface ObjectWrite {
+  readonly externalId: string;
+  readonly type: string;
+  readonly dn: string | null;
+  readonly attributesJson: string;
+  readonly contentHash: string;
+}
+
+/**
+ * Inserts new objects and rewrites changed or reappearing ones (clearing `deleted_at`), stamped
+ * with the run, in one statement. External ids must be unique within `rows`. Returns the number
+ * of rows written.
+ */
+export async function writeObjects(
+  handle: ObjectSql,
+  integrationId: string,
+  runId: string,
+  rows: readonly ObjectWrite[],
+): Promise<number> {
+  if (rows.length === 0) return 0;
+  const sql = raw(handle);
+  const ids: string[] = [];
+  const types: string[] = [];
+  const dns: (string | null)[] = [];
+  const attributes: string[] = [];
+  const hashes: string[] = [];
+  for (const row of rows) {
+    ids.push(row.externalId);
+    types.push(row.type);
+    dns.push(row.dn);
+    attributes.push(row.attributesJson);
+    hashes.push(row.contentHash);
+  }
+  const result = await sql`
+    insert into directory_objects (integration_id, external_id, type, dn, attributes, content_hash, last_seen_run_id)
+    select ${integrationId}, u.external_id, u.type, u.dn, u.attributes::jsonb, u.content_hash, ${runId}
+    from unnest(
+      ${sql.array(ids)}::text[], ${sql.array(types)}::text[], ${sql.array(dns as string[])}::text[],
+      ${sql.array(attributes)}::text[], ${sql.array(hashes)}::text[]
+    ) as u(external_id, type, dn, attributes, content_hash)
+    on conflict (integration_id, external_id) do update set
+      type = excluded.type,
+      dn = excluded.dn,
+      attributes = excluded.attributes,
+      content_hash = excluded.content_hash,
+      last_seen_run_id = excluded.last_seen_run_id,
+      deleted_at = null,
+      updated_at = now()`;
+  return result.count;
+}
+
+/**
+ * Resolves DNs (lower case, as providers store them) to the external ids of live objects. When two
+ * live objects share a DN (one recreated, the other not swept yet), the one seen by `runId` wins.
+ */
+export async function resolveDns(
+  handle: ObjectSql,
+  integrationId: string,
+  runId: string,
+  dns: readonly string[],
+): Promise<Map<string, string>> {
+  const resolved = new Map<string, string>();
+  if (dns.length === 0) return resolved;
+  const sql = raw(handle);
+  const rows = await sql<{ dn: string; external_id: string }[]>`
+    select distinct on (dn) dn, external_id
+    from directory_objects
+    where integration_id = ${integrationId} and dn = any(${sql.array([...dns])}::text[]) and deleted_at is null
+    order by dn, (last_seen_run_id is not distinct from ${runId}) desc, updated_at desc`;
+  for (const row of rows) resolved.set(row.dn, row.external_id);
+  return resolved;
+}
+
+/** The complete, resolved member set of one group and the hash that summarises it. */
+export interface GroupMemberSet {
+  readonly groupExternalId: string;
+  /** Unique member external ids. */
+  readonly memberExternalIds: readonly string[];
+  readonly membersHash: string;
+}
+
+/** Edge changes made by a membership write. */
+export interface MembershipCounts {
+  /** Edges inserted or restored. */
+  readonly added: number;
+  /** Edges soft-deleted. */
+  readonly removed: number;
+}
+
+/**
+ * Makes the live edge set of each group equal to its member set: inserts new edges, restores
+ * soft-deleted ones that are back, soft-deletes the ones no longer listed, and records the
+ * groups' members hash, all in one statement (so the hash is never ahead of the edges).
+ */
+export async function replaceMemberships(
+  handle: ObjectSql,
+  integrationId: string,
+  runId: string,
+  groups: readonly GroupMemberSet[],
+): Promise<MembershipCounts> {
+  if (groups.length === 0) return { added: 0, removed: 0 };
+  const sql = raw(handle);
+  const groupIds: string[] = [];
+  const hashes: string[] = [];
+  const edgeGroups: string[] = [];
+  const edgeMembers: string[] = [];
+  for (const group of groups) {
+    groupIds.push(group.groupExternalId);
+    hashes.push(group.membersHash);
+    for (const member of group.memberExternalIds) {
+      edgeGroups.push(group.groupExternalId);
+      edgeMembers.push(member);
+    }
+  }
+  // Data-modifying CTEs share one snapshot: `removed` only sees edges that were live before this
+  // statement, so it never touches what `added` inserts or restores.
+  const [row] = await sql<{ added: number; removed: number }[]>`
+    with desired as (
+      select * from unnest(${sql.array(edgeGroups)}::text[], ${sql.array(edgeMembers)}::text[]) as d(g, m)
+    ),
+    added as (
+      insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
+      select ${integrationId}, g, m, ${runId} from desired
+      on conflict (integration_id, group_external_id, member_external_id) do update set
+        deleted_at = null, last_seen_run_id = excluded.last_seen_run_id, updated_at = now()
+      where memberships.deleted_at is not null
+      returning 1
+    ),
+    removed as (
+      update memberships e set deleted_at = now(), updated_at = now()
+      where e.integration_id = ${integrationId}
+        and e.group_external_id = any(${sql.array(groupIds)}::text[])
+        and e.deleted_at is null
+        and not exists (select 1 from desired d where d.g = e.group_external_id and d.m = e.member_external_id)
+      returning 1
+    ),
+    hashed as (
+      update directory_objects o set members_hash = h.hash
+      from unnest(${sql.array(groupIds)}::text[], ${sql.array(hashes)}::text[]) as h(id, hash)
+      where o.integration_id = ${integrationId} and o.external_id = h.id
+      returning 1
+    )
+    select (select count(*) from added)::int as added, (select count(*) from removed)::int as removed`;
+  return { added: row?.added ?? 0, removed: row?.removed ?? 0 };
+}
+
+/** One membership edge by external ids. */
+export interface MembershipEdge {
+  readonly groupExternalId: string;
+  readonly memberExternalId: string;
+}
+
+/**
+ * Applies incremental edge changes (Graph `members@delta`): adds or restores `added`, soft-deletes
+ * `removed`. The touched groups' members hash is cleared, because it no longer describes a
+ * complete member list the pipeline has seen; the next complete list then rewrites the edges.
+ */
+export async function applyMembershipChanges(
+  handle: ObjectSql,
+  integrationId: string,
+  runId: string,
+  changes: { readonly added: readonly MembershipEdge[]; readonly removed: readonly MembershipEdge[] },
+): Promise<MembershipCounts> {
+  if (changes.added.length === 0 && changes.removed.length === 0) return { added: 0, removed: 0 };
+  const sql = raw(handle);
+  const addedGroups = changes.added.map((edge) => edge.groupExternalId);
+  const addedMembers = changes.added.map((edge) => edge.memberExternalId);
+  const removedGroups = changes.removed.map((edge) => edge.groupExternalId);
+  const removedMembers = changes.removed.map((edge) => edge.memberExternalId);
+  const touched = [...new Set([...addedGroups, ...removedGroups])];
+  const [row] = await sql<{ added: number; removed: number }[]>`
+    with added as (
+      insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
+      select distinct ${integrationId}::uuid, g, m, ${runId}::uuid
+      from unnest(${sql.array(addedGroups)}::text[], ${sql.array(addedMembers)}::text[]) as a(g, m)
+      on conflict (integration_id, group_external_id, member_external_id) do update set
+        deleted_at = null, last_seen_run_id = excluded.last_seen_run_id, updated_at = now()
+      where memberships.deleted_at is not null
+      returning 1
+    ),
+    removed as (
+      update memberships e set deleted_at = now(), updated_at = now()
+      from unnest(${sql.array(removedGroups)}::text[], ${sql.array(removedMembers)}::text[]) as r(g, m)
+      where e.integration_id = ${integrationId} and e.deleted_at is null
+        and e.group_external_id = r.g and e.member_external_id = r.m
+      returning 1
+    ),
+    stale as (
+      update directory_objects o set members_hash = null
+      where o.integration_id = ${integrationId} and o.external_id = any(${sql.array(touched)}::text[])
+      returning 1
+    )
+    select (select count(*) from added)::int as added, (select count(*) from removed)::int as removed`;
+  return { added: row?.added ?? 0, removed: row?.removed ?? 0 };
+}
+
+/** Live objects of an integration and, for a full sync, how many of them `runId` did not see. */
+export interface SweepCounts {
+  readonly live: number;
+  readonly unseen: number;
+}
+
+/** Counts what a sweep would delete, before deciding whether the threshold allows it. */
+export async function countSweep(handle: ObjectSql, integrationId: string, runId: string): Promise<SweepCounts> {
+  const sql = raw(handle);
+  const [row] = await sql<{ live: number; unseen: number }[]>`
+    select count(*)::int as live,
+           (count(*) filter (where last_seen_run_id is distinct from ${runId}))::int as unseen
+    from directory_objects
+    where integration_id = ${integrationId} and deleted_at is null`;
+  return { live: row?.live ?? 0, unseen: row?.unseen ?? 0 };
+}
+
+/** Number of live (not soft-deleted) objects of an integration. */
+export async function countLiveObjects(handle: ObjectSql, integrationId: string): Promise<number> {
+  const sql = raw(handle);
+  const [row] = await sql<{ live: number }[]>`
+    select count(*)::int as live from directory_objects where integration_id = ${integrationId} and deleted_at is null`;
+  return row?.live ?? 0;
+}
+
+/** How many of `externalIds` are live objects (what a delta's deletions would actually delete). */
+export async function countLiveAmong(
+  handle: ObjectSql,
+  integrationId: string,
+  externalIds: readonly string[],
+): Promise<number> {
+  if (externalIds.length === 0) return 0;
+  const sql = raw(handle);
+  const [row] = await sql<{ live: number }[]>`
+    select count(*)::int as live from directory_objects
+    where integration_id = ${integrationId} and deleted_at is null
+      and external_id = any(${sql.array([...externalIds])}::text[])`;
+  return row?.live ?? 0;
+}
+
+/** What a deletion did. */
+export interface DeletionCounts {
+  /** Objects soft-deleted. */
+  readonly deleted: number;
+  /** Edges soft-deleted because one of their ends was. */
+  readonly membershipsRemoved: number;
+}
+
+async function softDelete(sql: RawSql, integrationId: string, target: postgres.PendingQuery<postgres.Row[]>) {
+  // One statement: the targets' edges go whichever end they are (a directory need not report the
+  // group when a member is deleted); surviving groups that lost a member get their members hash
+  // cleared so the next complete member list rewrites (and, on a return, restores) their edges.
+  const [row] = await sql<{ deleted: number; removed: number }[]>`
+    with target as (${target}),
+    edges as (
+      update memberships e set deleted_at = now(), updated_at = now()
+      where e.id in (
+        select id from memberships
+        where integration_id = ${integrationId} and deleted_at is null
+          and group_external_id in (select external_id from target)
+        union
+        select id from memberships
+        where integration_id = ${integrationId} and deleted_at is null
+          and member_external_id in (select external_id from target)
+      )
+      returning e.group_external_id
+    ),
+    stale as (
+      update directory_objects o set members_hash = null
+      where o.integration_id = ${integrationId}
+        and o.external_id in (select group_external_id from edges)
+        and o.external_id not in (select external_id from target)
+      returning 1
+    ),
+    gone as (
+      update directory_objects o set deleted_at = now(), updated_at = now(), members_hash = null
+      where o.integration_id = ${integrationId} and o.external_id in (select external_id from target)
+      returning 1
+    )
+    select (select count(*) from gone)::int as deleted, (select count(*) from edges)::int as removed`;
+  return { deleted: row?.deleted ?? 0, membershipsRemoved: row?.removed ?? 0 };
+}
+
+/**
+ * Soft-deletes the live objects among `externalIds` (a delta's reported deletions) and every live
+ * edge where one of them is the group or the member.
+ */
+export async function deleteObjects(
+  handle: ObjectSql,
+  integrationId: string,
+  externalIds: readonly string[],
+): Promise<DeletionCounts> {
+  if (externalIds.length === 0) return { deleted: 0, membershipsRemoved: 0 };
+  const sql = raw(handle);
+  return softDelete(
+    sql,
+    integrationId,
+    sql`select external_id from directory_objects
+        where integration_id = ${integrationId} and deleted_at is null
+          and external_id = any(${sql.array([...externalIds])}::text[])`,
+  );
+}
+
+/**
+ * The sweep of a complete full fetch: soft-deletes the integration's live objects that `runId`
+ * did not stamp, and their edges. Call it only after the fetch completed and the threshold
+ * (see {@link countSweep}) allowed it.
+ */
+export async function sweepUnseenObjects(
+  handle: ObjectSql,
+  integrationId: string,
+  runId: string,
+): Promise<DeletionCounts> {
+  const sql = raw(handle);
+  return softDelete(
+    sql,
+    integrationId,
+    sql`select external_id from directory_objects
+        where integration_id = ${integrationId} and deleted_at is null
+          and last_seen_run_id is distinct from ${runId}`,
+  );
+}

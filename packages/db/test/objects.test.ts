@@ -1,0 +1,284 @@
+import { randomUUID } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
+import { close, connect, type Db } from '../src/client.ts';
+import {
+  applyMembershipChanges,
+  countLiveAmong,
+  countLiveObjects,
+  countSweep,
+  deleteObjects,
+  loadObjectStates,
+  type ObjectWrite,
+  replaceMemberships,
+  resolveDns,
+  stampObjects,
+  sweepUnseenObjects,
+  writeObjects,
+} from '../src/objects.ts';
+
+let database: TestDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createTestDatabase('objects');
+  db = connect(database.url, { max: 2 });
+});
+
+afterAll(async () => {
+  await close(db);
+  await database.drop();
+});
+
+async function newIntegration(): Promise<string> {
+  const sql = db.$client;
+  const [account] = await sql<{ id: string }[]>`insert into accounts (name) values (${randomUUID()}) returning id`;
+  const [integration] = await sql<{ id: string }[]>`
+    insert into integrations (account_id, kind, name, settings) values (${account!.id}, 'ldap', 'dir', '{}') returning id`;
+  return integration!.id;
+}
+
+function user(externalId: string, hash = `h-${externalId}`, dn: string | null = `uid=${externalId},dc=x`): ObjectWrite {
+  return { externalId, type: 'user', dn, attributesJson: JSON.stringify({ name: externalId }), contentHash: hash };
+}
+
+function group(externalId: string): ObjectWrite {
+  return { ...user(externalId), type: 'group', dn: `cn=${externalId},dc=x` };
+}
+
+interface ObjectRow {
+  external_id: string;
+  content_hash: string;
+  dn: string | null;
+  members_hash: string | null;
+  last_seen_run_id: string | null;
+  deleted: boolean;
+  attributes: unknown;
+}
+
+async function objects(integrationId: string): Promise<Map<string, ObjectRow>> {
+  const rows = await db.$client<ObjectRow[]>`
+    select external_id, content_hash, dn, members_hash, last_seen_run_id, deleted_at is not null as deleted, attributes
+    from directory_objects where integration_id = ${integrationId}`;
+  return new Map(rows.map((row) => [row.external_id, row]));
+}
+
+async function liveEdges(integrationId: string): Promise<string[]> {
+  const rows = await db.$client<{ edge: string }[]>`
+    select group_external_id || '>' || member_external_id as edge from memberships
+    where integration_id = ${integrationId} and deleted_at is null order by 1`;
+  return rows.map((row) => row.edge);
+}
+
+describe('writeObjects and stampObjects', () => {
+  test('inserts new objects with their run, attributes and hash', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    expect(await writeObjects(db, integrationId, run, [user('a'), user('b', 'hb', null)])).toBe(2);
+    const stored = await objects(integrationId);
+    expect(stored.get('a')).toMatchObject({ content_hash: 'h-a', dn: 'uid=a,dc=x', last_seen_run_id: run, deleted: false });
+    expect(stored.get('a')?.attributes).toEqual({ name: 'a' });
+    expect(stored.get('b')?.dn).toBeNull();
+  });
+
+  test('stamps only the named stored objects and returns their state', async () => {
+    const integrationId = await newIntegration();
+    const first = randomUUID();
+    const second = randomUUID();
+    await writeObjects(db, integrationId, first, [user('a'), user('b'), user('c')]);
+    const states = await stampObjects(db, integrationId, second, ['a', 'b', 'missing']);
+    expect([...states.keys()].sort()).toEqual(['a', 'b']);
+    expect(states.get('a')).toEqual({ contentHash: 'h-a', dn: 'uid=a,dc=x', membersHash: null, deleted: false });
+    const stored = await objects(integrationId);
+    expect(stored.get('a')?.last_seen_run_id).toBe(second);
+    expect(stored.get('c')?.last_seen_run_id).toBe(first);
+  });
+
+  test('rewrites changed objects and restores soft-deleted ones', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await writeObjects(db, integrationId, run, [user('a'), user('b')]);
+    await deleteObjects(db, integrationId, ['b']);
+    expect((await loadObjectStates(db, integrationId, ['b'])).get('b')?.deleted).toBe(true);
+
+    const next = randomUUID();
+    await writeObjects(db, integrationId, next, [user('a', 'h-a2', 'uid=renamed,dc=x'), user('b')]);
+    const stored = await objects(integrationId);
+    expect(stored.get('a')).toMatchObject({ content_hash: 'h-a2', dn: 'uid=renamed,dc=x', last_seen_run_id: next });
+    expect(stored.get('b')).toMatchObject({ deleted: false, last_seen_run_id: next });
+  });
+
+  test('keeps integrations apart', async () => {
+    const one = await newIntegration();
+    const other = await newIntegration();
+    await writeObjects(db, one, randomUUID(), [user('a')]);
+    await writeObjects(db, other, randomUUID(), [user('a', 'other-hash')]);
+    expect((await loadObjectStates(db, one, ['a'])).get('a')?.contentHash).toBe('h-a');
+    expect(await countLiveObjects(db, other)).toBe(1);
+  });
+});
+
+describe('resolveDns', () => {
+  test('resolves live objects only', async () => {
+    const integrationId = await newIntegration();
+    await writeObjects(db, integrationId, randomUUID(), [user('a'), user('b')]);
+    await deleteObjects(db, integrationId, ['b']);
+    const resolved = await resolveDns(db, integrationId, randomUUID(), ['uid=a,dc=x', 'uid=b,dc=x', 'uid=zz,dc=x']);
+    expect([...resolved]).toEqual([['uid=a,dc=x', 'a']]);
+  });
+
+  test('prefers the object the run has seen when two live objects share a DN', async () => {
+    const integrationId = await newIntegration();
+    const old = randomUUID();
+    const current = randomUUID();
+    await writeObjects(db, integrationId, current, [user('new', 'h', 'uid=same,dc=x')]);
+    await writeObjects(db, integrationId, old, [user('old', 'h', 'uid=same,dc=x')]);
+    const resolved = await resolveDns(db, integrationId, current, ['uid=same,dc=x']);
+    expect(resolved.get('uid=same,dc=x')).toBe('new');
+  });
+});
+
+describe('replaceMemberships', () => {
+  test('adds, removes and restores edges and records the members hash', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await writeObjects(db, integrationId, run, [user('u1'), user('u2'), user('u3'), group('g')]);
+
+    expect(
+      await replaceMemberships(db, integrationId, run, [
+        { groupExternalId: 'g', memberExternalIds: ['u1', 'u2'], membersHash: 'm1' },
+      ]),
+    ).toEqual({ added: 2, removed: 0 });
+    expect(await liveEdges(integrationId)).toEqual(['g>u1', 'g>u2']);
+    expect((await objects(integrationId)).get('g')?.members_hash).toBe('m1');
+
+    expect(
+      await replaceMemberships(db, integrationId, run, [
+        { groupExternalId: 'g', memberExternalIds: ['u2', 'u3'], membersHash: 'm2' },
+      ]),
+    ).toEqual({ added: 1, removed: 1 });
+    expect(await liveEdges(integrationId)).toEqual(['g>u2', 'g>u3']);
+
+    // u1 comes back: its soft-deleted edge is restored, not duplicated.
+    expect(
+      await replaceMemberships(db, integrationId, run, [
+        { groupExternalId: 'g', memberExternalIds: ['u1', 'u2', 'u3'], membersHash: 'm3' },
+      ]),
+    ).toEqual({ added: 1, removed: 0 });
+    const [count] = await db.$client<{ n: number }[]>`select count(*)::int as n from memberships where integration_id = ${integrationId}`;
+    expect(count?.n).toBe(3);
+
+    expect(await replaceMemberships(db, integrationId, run, [
+      { groupExternalId: 'g', memberExternalIds: [], membersHash: 'empty' },
+    ])).toEqual({ added: 0, removed: 3 });
+    expect(await liveEdges(integrationId)).toEqual([]);
+  });
+
+  test('writes several groups in one call without touching other groups', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await replaceMemberships(db, integrationId, run, [
+      { groupExternalId: 'g1', memberExternalIds: ['a'], membersHash: 'x' },
+      { groupExternalId: 'g2', memberExternalIds: ['a', 'b'], membersHash: 'y' },
+    ]);
+    await replaceMemberships(db, integrationId, run, [{ groupExternalId: 'g1', memberExternalIds: ['b'], membersHash: 'z' }]);
+    expect(await liveEdges(integrationId)).toEqual(['g1>b', 'g2>a', 'g2>b']);
+  });
+});
+
+describe('applyMembershipChanges', () => {
+  test('applies incremental edges and clears the touched groups hash', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await writeObjects(db, integrationId, run, [group('g'), group('h')]);
+    await replaceMemberships(db, integrationId, run, [
+      { groupExternalId: 'g', memberExternalIds: ['u1'], membersHash: 'mg' },
+      { groupExternalId: 'h', memberExternalIds: ['u1'], membersHash: 'mh' },
+    ]);
+    const counts = await applyMembershipChanges(db, integrationId, run, {
+      added: [
+        { groupExternalId: 'g', memberExternalId: 'u2' },
+        { groupExternalId: 'g', memberExternalId: 'u2' },
+      ],
+      removed: [
+        { groupExternalId: 'g', memberExternalId: 'u1' },
+        { groupExternalId: 'g', memberExternalId: 'never-there' },
+      ],
+    });
+    expect(counts).toEqual({ added: 1, removed: 1 });
+    expect(await liveEdges(integrationId)).toEqual(['g>u2', 'h>u1']);
+    const stored = await objects(integrationId);
+    expect(stored.get('g')?.members_hash).toBeNull();
+    expect(stored.get('h')?.members_hash).toBe('mh');
+  });
+});
+
+describe('deleteObjects', () => {
+  test('soft-deletes objects and every edge where they are group or member', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await writeObjects(db, integrationId, run, [user('u1'), user('u2'), group('g'), group('parent')]);
+    await replaceMemberships(db, integrationId, run, [
+      { groupExternalId: 'g', memberExternalIds: ['u1', 'u2'], membersHash: 'mg' },
+      { groupExternalId: 'parent', memberExternalIds: ['g', 'u2'], membersHash: 'mp' },
+    ]);
+
+    expect(await deleteObjects(db, integrationId, ['u1', 'g', 'unknown'])).toEqual({ deleted: 2, membershipsRemoved: 3 });
+    expect(await liveEdges(integrationId)).toEqual(['parent>u2']);
+    const stored = await objects(integrationId);
+    expect(stored.get('u1')?.deleted).toBe(true);
+    expect(stored.get('g')).toMatchObject({ deleted: true, members_hash: null });
+    // The surviving group lost a member: its hash no longer describes its edges.
+    expect(stored.get('parent')).toMatchObject({ deleted: false, members_hash: null });
+    const [stamp] = await db.$client<{ recent: boolean }[]>`
+      select deleted_at > now() - interval '1 hour' as recent from directory_objects
+      where integration_id = ${integrationId} and external_id = 'u1'`;
+    expect(stamp?.recent).toBe(true);
+
+    // Deleting again changes nothing.
+    expect(await deleteObjects(db, integrationId, ['u1'])).toEqual({ deleted: 0, membershipsRemoved: 0 });
+  });
+
+  test('counts what would be deleted among given ids', async () => {
+    const integrationId = await newIntegration();
+    await writeObjects(db, integrationId, randomUUID(), [user('a'), user('b'), user('c')]);
+    await deleteObjects(db, integrationId, ['c']);
+    expect(await countLiveAmong(db, integrationId, ['a', 'c', 'zz'])).toBe(1);
+    expect(await countLiveObjects(db, integrationId)).toBe(2);
+  });
+});
+
+describe('sweep', () => {
+  test('counts and soft-deletes live objects the run did not stamp, with their edges', async () => {
+    const integrationId = await newIntegration();
+    const first = randomUUID();
+    await writeObjects(db, integrationId, first, [user('u1'), user('u2'), user('gone'), group('g')]);
+    await replaceMemberships(db, integrationId, first, [
+      { groupExternalId: 'g', memberExternalIds: ['u1', 'gone'], membersHash: 'mg' },
+    ]);
+    await deleteObjects(db, integrationId, ['u2']);
+
+    const second = randomUUID();
+    await stampObjects(db, integrationId, second, ['u1', 'g']);
+    expect(await countSweep(db, integrationId, second)).toEqual({ live: 3, unseen: 1 });
+
+    expect(await sweepUnseenObjects(db, integrationId, second)).toEqual({ deleted: 1, membershipsRemoved: 1 });
+    expect(await liveEdges(integrationId)).toEqual(['g>u1']);
+    const stored = await objects(integrationId);
+    expect(stored.get('gone')?.deleted).toBe(true);
+    expect(stored.get('g')?.members_hash).toBeNull();
+    expect(await countSweep(db, integrationId, second)).toEqual({ live: 2, unseen: 0 });
+  });
+
+  test('statements inside a rolled-back transaction leave nothing behind', async () => {
+    const integrationId = await newIntegration();
+    const rollback = new Error('rollback');
+    await expect(
+      db.$client.begin(async (tx) => {
+        await writeObjects(tx, integrationId, randomUUID(), [user('a')]);
+        expect(await countLiveObjects(tx, integrationId)).toBe(1);
+        throw rollback;
+      }),
+    ).rejects.toBe(rollback);
+    expect(await countLiveObjects(db, integrationId)).toBe(0);
+  });
+});
