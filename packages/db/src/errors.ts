@@ -13,6 +13,13 @@ export class DbError extends Error {
   }
 }
 
+/** Input the caller should have refused (empty name, threshold out of range). */
+export class InvalidInputError extends DbError {
+  constructor(message: string) {
+    super('invalid_input', message, false);
+  }
+}
+
 /** The named record does not exist. */
 export class NotFoundError extends DbError {
   constructor(message: string) {
