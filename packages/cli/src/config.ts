@@ -1,0 +1,60 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+const cronish = z.string().trim().min(1);
+
+/**
+ * Every setting of the dirsync processes, read from the environment once at start. All problems
+ * are reported together; nothing else in the code base reads `process.env`.
+ */
+export const configSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .url('DATABASE_URL must be a postgres:// URL')
+    .refine((v) => /^postgres(ql)?:\/\//.test(v), 'DATABASE_URL must be a postgres:// URL')
+    .default('postgres://postgres@127.0.0.1:5432/dirsync'),
+  REDIS_URL: z
+    .string()
+    .url('REDIS_URL must be a redis:// URL')
+    .refine((v) => /^rediss?:\/\//.test(v), 'REDIS_URL must be a redis:// or rediss:// URL')
+    .default('redis://127.0.0.1:6379'),
+  /** Base64 of 32 random bytes (`dirsync secrets generate-key`). Needed by commands that touch secrets. */
+  DIRSYNC_SECRET_KEY: z.string().optional(),
+  /** Older keys still accepted for decryption while `dirsync secrets rotate-key` re-encrypts. */
+  DIRSYNC_SECRET_KEYS_PREVIOUS: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [])),
+  /** BullMQ key prefix, to run several installations on one Redis. */
+  DIRSYNC_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'DIRSYNC_QUEUE_PREFIX: letters, digits, _ . - only').default('dirsync'),
+  DIRSYNC_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  DIRSYNC_WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
+  /** How often the scheduler looks for due syncs (cron with seconds). */
+  DIRSYNC_SCHEDULER_TICK: cronish.default('*/30 * * * * *'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** Parsed configuration. */
+export type Config = z.infer<typeof configSchema>;
+
+/** Raised with every configuration problem at once. */
+export class ConfigurationError extends Error {
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigurationError';
+  }
+}
+
+/** Parses the environment (or the given record) into a {@link Config}. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigurationError(
+      parsed.error.issues.map((issue) => {
+        const key = issue.path.join('.');
+        return issue.message.startsWith(key) ? issue.message : `${key}: ${issue.message}`;
+      }),
+    );
+  }
+  return parsed.data;
+}

@@ -1,0 +1,38 @@
+/** Renders rows as a plain-text table with a header line, columns padded to their widest cell. */
+export function table(headers: readonly string[], rows: readonly (readonly unknown[])[]): string {
+  const cells = rows.map((row) => headers.map((_, i) => cell(row[i])));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]!.length)));
+  const line = (values: readonly string[]) =>
+    values.map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+function cell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  if (value instanceof Date) return value.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/** Renders a record as aligned `key: value` lines. */
+export function keyValues(entries: readonly (readonly [string, unknown])[]): string {
+  const width = Math.max(...entries.map(([key]) => key.length));
+  return entries.map(([key, value]) => `${`${key}:`.padEnd(width + 1)} ${cell(value)}`).join('\n');
+}
+
+/** Human duration: 850ms, 12.3s, 4m05s. */
+export function duration(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '';
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 60_000);
+  return `${minutes}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+}
+
+/** A one-line progress bar for a terminal (`[=====     ] 12,345 objects`). */
+export function progressBar(done: number, total: number | undefined, width = 30): string {
+  if (!total || total <= 0) return `${done.toLocaleString('en-US')} objects`;
+  const ratio = Math.min(1, done / total);
+  const filled = Math.round(ratio * width);
+  return `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}`;
+}

@@ -1,0 +1,23 @@
+import { buildProgram } from './program.ts';
+import { UserError } from './errors.ts';
+import { ConfigurationError } from './config.ts';
+
+// User mistakes and known failures print one line; only unexpected errors show more, and only
+// when LOG_LEVEL asks for it.
+function describe(error: unknown): { message: string; expected: boolean } {
+  if (error instanceof UserError || error instanceof ConfigurationError) return { message: error.message, expected: true };
+  if (error instanceof Error) {
+    const expected = error.name === 'ZodError' || 'code' in error || error.name.endsWith('Error');
+    return { message: error.message.split('\n')[0] ?? String(error), expected };
+  }
+  return { message: String(error), expected: false };
+}
+
+try {
+  await buildProgram().parseAsync(process.argv);
+} catch (error) {
+  const { message } = describe(error);
+  process.stderr.write(`dirsync: ${message}\n`);
+  if (process.argv.includes('--debug') && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+  process.exitCode = process.exitCode && process.exitCode !== 0 ? process.exitCode : 1;
+}
