@@ -1,0 +1,172 @@
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import { defaultSyncJobOptions, runJobId, scheduledJobId, syncDeduplicationId } from './job-options.ts';
+import { parseSyncRequest, syncJobSchema, type SyncJobData, type SyncMode, type SyncRequest } from './payloads.ts';
+import { DEFAULT_QUEUE_PREFIX, JOB_NAMES, SYNC_QUEUE } from './queues.ts';
+import { inspectWaitingJob, type WaitingJobState } from './waiting-slot.ts';
+
+/**
+ * A Redis URL (`redis://host:port/db`) or ioredis options. (`replyMapping` is left out: the
+ * client relies on ioredis' default reply shapes.)
+ */
+export type RedisConnection = string | Omit<RedisOptions, 'replyMapping'>;
+
+/** Options of {@link createEnqueueClient}. */
+export interface EnqueueClientOptions {
+  readonly connection: RedisConnection;
+  /** BullMQ key prefix; must match the workers'. Defaults to {@link DEFAULT_QUEUE_PREFIX}. */
+  readonly prefix?: string;
+}
+
+/** Outcome of {@link EnqueueClient.enqueueSync}. */
+export interface EnqueueSyncResult {
+  /** BullMQ job id of the job that will run the request. */
+  readonly jobId: string;
+  /** Run id carried by that job (the `sync_runs.id` to create or to read). */
+  readonly runId: string;
+  /** Mode that job will run in. */
+  readonly mode: SyncMode;
+  readonly dryRun: boolean;
+  /**
+   * True when no job was added because one already stood for this request: a waiting sync of
+   * the same integration (and same dry-run flag), or the job of the same schedule slot. The ids
+   * are then the existing job's, and the caller must not create a run row of its own.
+   */
+  readonly deduplicated: boolean;
+  /** True when this full request turned a waiting delta into a full sync (same job and run). */
+  readonly upgraded: boolean;
+}
+
+/** Client other services use to ask for syncs. */
+export interface EnqueueClient {
+  /**
+   * Validates the request and queues a sync, unless one is already waiting for the integration:
+   * then the waiting job is returned (a full request upgrades a waiting delta to full; a delta
+   * request is satisfied by a waiting full). Safe against any number of concurrent callers in
+   * any number of processes. Throws `InvalidJobPayloadError` for a bad request.
+   */
+  enqueueSync(request: SyncRequest): Promise<EnqueueSyncResult>;
+  /** Closes the client's Redis connection. */
+  close(): Promise<void>;
+}
+
+// How often the add/inspect cycle is repeated when the job found waiting starts (or finishes)
+// under our feet. Each repetition needs a worker to take a job in that very instant, so a few
+// are plenty.
+const maxRounds = 5;
+
+/**
+ * Creates an {@link EnqueueClient} with its own Redis connection.
+ *
+ * How deduplication stays atomic: the job is added with a BullMQ deduplication id per
+ * integration and dry-run flag, and BullMQ's add script checks and sets that key in the same
+ * step as it stores the job, so of any number of concurrent requests one adds a job and the
+ * others get its id back. A small script of our own then checks, in one step with any change,
+ * that the job found is still waiting: upgrading a waiting delta to full is a compare-and-set on
+ * its data that a worker cannot interleave with, and a key left pointing at a job that already
+ * started is dropped so the request adds a fresh job.
+ */
+export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClient {
+  const redis =
+    typeof options.connection === 'string' ? new Redis(options.connection) : new Redis(options.connection);
+  const queue = new Queue(SYNC_QUEUE, { connection: redis, prefix: options.prefix ?? DEFAULT_QUEUE_PREFIX });
+
+  function storedJob(data: string): SyncJobData {
+    const parsed = syncJobSchema.safeParse(JSON.parse(data));
+    if (!parsed.success) throw new Error(`a job on ${SYNC_QUEUE} holds data that is not a sync payload`);
+    return parsed.data;
+  }
+
+  function existing(jobId: string, job: SyncJobData, upgraded = false): EnqueueSyncResult {
+    return { jobId, runId: job.runId, mode: job.mode, dryRun: job.dryRun, deduplicated: true, upgraded };
+  }
+
+  async function enqueueSync(request: SyncRequest): Promise<EnqueueSyncResult> {
+    const parsed = parseSyncRequest(request);
+    const runId = parsed.runId ?? randomUUID();
+    const data: SyncJobData = {
+      integrationId: parsed.integrationId,
+      runId,
+      mode: parsed.mode,
+      trigger: parsed.trigger,
+      dryRun: parsed.dryRun,
+      ...(parsed.requestedBy === undefined ? {} : { requestedBy: parsed.requestedBy }),
+      ...(parsed.scheduledFor === undefined ? {} : { scheduledFor: parsed.scheduledFor }),
+    };
+    const jobId =
+      parsed.scheduledFor !== undefined && !parsed.dryRun
+        ? scheduledJobId(parsed.integrationId, parsed.mode, Date.parse(parsed.scheduledFor))
+        : runJobId(runId);
+    const deduplicationId = syncDeduplicationId(parsed.integrationId, parsed.dryRun);
+    const added: EnqueueSyncResult = {
+      jobId,
+      runId,
+      mode: parsed.mode,
+      dryRun: parsed.dryRun,
+      deduplicated: false,
+      upgraded: false,
+    };
+
+    for (let round = 0; round < maxRounds; round++) {
+      const job = await queue.add(JOB_NAMES.sync, data, {
+        ...defaultSyncJobOptions,
+        jobId,
+        deduplication: { id: deduplicationId },
+      });
+      const foundId = job.id;
+      if (foundId === undefined) throw new Error(`${SYNC_QUEUE}: adding a job returned no id`);
+      let state: WaitingJobState = await inspectWaitingJob(redis, queue, deduplicationId, foundId);
+
+      if (foundId === jobId) {
+        // Either this call stored the job, or the same schedule slot was enqueued before (the id
+        // is deterministic and BullMQ keeps the first). The run id tells which.
+        if (state.state === 'missing') return added;
+        const stored = storedJob(state.data);
+        return stored.runId === runId ? added : existing(foundId, stored);
+      }
+
+      // Another job of this integration holds the deduplication key.
+      for (let swap = 0; swap < maxRounds; swap++) {
+        if (state.state === 'missing' || state.state === 'not_waiting') break;
+        const stored = storedJob(state.data);
+        if (parsed.mode !== 'full' || stored.mode === 'full') return existing(foundId, stored);
+        const replacementData = JSON.stringify({ ...stored, mode: 'full' } satisfies SyncJobData);
+        state = await inspectWaitingJob(redis, queue, deduplicationId, foundId, {
+          expectedData: state.data,
+          replacementData,
+        });
+        if (state.state === 'replaced') return existing(foundId, storedJob(state.data), true);
+      }
+      // The job started or vanished meanwhile and its key was dropped: add ours next round.
+    }
+    throw new Error(
+      `could not enqueue a sync for integration ${parsed.integrationId}: the job found waiting kept starting; try again`,
+    );
+  }
+
+  return {
+    enqueueSync,
+    async close() {
+      await queue.close();
+      await redis.quit();
+    },
+  };
+}
+
+/** The part of a BullMQ job {@link releaseWaitingSlot} needs. */
+export interface ReleasableJob {
+  removeDeduplicationKey(): Promise<boolean>;
+}
+
+/**
+ * Lets new requests for the job's integration queue a new job instead of being merged into this
+ * one. The worker calls it first thing in its sync processor, for every attempt, before any long
+ * work: `await releaseWaitingSlot(job)`. It only removes the key while it still names this job,
+ * so it is idempotent and safe on retries. Correctness does not hang on it (the enqueue client
+ * also notices a key pointing at a started job), but releasing promptly saves that detour.
+ * Resolves to true when a key was removed.
+ */
+export async function releaseWaitingSlot(job: ReleasableJob): Promise<boolean> {
+  return job.removeDeduplicationKey();
+}

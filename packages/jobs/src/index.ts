@@ -1,0 +1,5 @@
+export * from './queues.ts';
+export * from './payloads.ts';
+export * from './backoff.ts';
+export * from './job-options.ts';
+export * from './enqueue.ts';
