@@ -145,8 +145,14 @@ describe('scheduling', () => {
     const integration = await createIntegration(db, ldap(acme.id, 'scheduled'));
     const slot = new Date('2030-01-01T10:05:00Z');
 
-    const results = await Promise.all([1, 2, 3].map(() => claimScheduleSlot(db, integration.id, 'delta', slot)));
-    expect(results.filter(Boolean)).toHaveLength(1);
+    // One pool per replica, as three scheduler processes would have.
+    const replicas = [1, 2, 3].map((n) => connect(database.url, { max: 1, applicationName: `scheduler-${n}` }));
+    try {
+      const results = await Promise.all(replicas.map((replica) => claimScheduleSlot(replica, integration.id, 'delta', slot)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    } finally {
+      await Promise.all(replicas.map((replica) => close(replica)));
+    }
 
     // Same slot again, an older slot: refused. A later slot: claimed. Modes are independent.
     expect(await claimScheduleSlot(db, integration.id, 'delta', slot)).toBe(false);
