@@ -1,9 +1,10 @@
 // Runs once per jest run, before any test file: checks that Postgres and Redis answer and
-// prepares the migrated template database every test file clones. Node 24 loads the .ts sources.
+// prepares this run's migrated template database, which every test file clones. Node 24 loads
+// the .ts sources directly.
 import net from 'node:net';
-import { migrate } from '../packages/db/src/client.ts';
-import { dropStaleTestDatabases, templateDatabase, testPgServerUrl } from '../packages/testkit/src/pg.ts';
 import postgres from 'postgres';
+import { migrate } from '../packages/db/src/client.ts';
+import { dropTestDatabases, templateDatabase, testPgServerUrl } from '../packages/testkit/src/pg.ts';
 
 function reachable(host, port) {
   return new Promise((resolve) => {
@@ -22,13 +23,14 @@ export default async function globalSetup() {
   if (!(await reachable('127.0.0.1', 6379))) {
     throw new Error('Redis does not answer at 127.0.0.1:6379: run the tests with `npm test`, which starts it');
   }
-  await dropStaleTestDatabases();
+  // Test workers inherit this, so every file of the run clones this run's template.
+  process.env.DIRSYNC_TEST_RUN = `p${process.pid}`;
+  await dropTestDatabases();
   const admin = postgres(`${testPgServerUrl}/postgres`, { max: 1, onnotice: () => {} });
   try {
-    await admin.unsafe(`drop database if exists "${templateDatabase}" with (force)`);
-    await admin.unsafe(`create database "${templateDatabase}"`);
+    await admin.unsafe(`create database "${templateDatabase()}"`);
   } finally {
     await admin.end({ timeout: 5 });
   }
-  await migrate(`${testPgServerUrl}/${templateDatabase}`);
+  await migrate(`${testPgServerUrl}/${templateDatabase()}`);
 }

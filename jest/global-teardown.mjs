@@ -1,5 +1,5 @@
-import { dropStaleTestDatabases } from '../packages/testkit/src/pg.ts';
+import { dropTestDatabases } from '../packages/testkit/src/pg.ts';
 
 export default async function globalTeardown() {
-  await dropStaleTestDatabases();
+  await dropTestDatabases();
 }

@@ -4,8 +4,18 @@ import postgres from 'postgres';
 /** Server URL tests use; the machine's own Postgres unless TEST_PG_URL names another. */
 export const testPgServerUrl = process.env['TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432';
 
-/** Migrated template every test database is cloned from (made by the jest global setup). */
-export const templateDatabase = 'dirsync_test_template';
+/**
+ * Id of the current test run: the jest process id, set by the global setup. Databases carry it
+ * so that concurrent runs on one machine never drop each other's databases.
+ */
+export function testRunId(): string {
+  return process.env['DIRSYNC_TEST_RUN'] ?? `p${process.pid}`;
+}
+
+/** Migrated template every test database of this run is cloned from (made by the global setup). */
+export function templateDatabase(runId: string = testRunId()): string {
+  return `dirsync_tpl_${runId}`;
+}
 
 /** A throwaway database for one test file. */
 export interface TestDatabase {
@@ -23,10 +33,11 @@ function adminSql() {
  * copy on the server), so files never see each other's rows.
  */
 export async function createTestDatabase(label: string): Promise<TestDatabase> {
-  const name = `dirsync_t_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase().slice(0, 30)}_${randomBytes(4).toString('hex')}`;
+  const run = testRunId();
+  const name = `dirsync_t_${run}_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase().slice(0, 24)}_${randomBytes(4).toString('hex')}`;
   const sql = adminSql();
   try {
-    await sql.unsafe(`create database "${name}" template "${templateDatabase}"`);
+    await sql.unsafe(`create database "${name}" template "${templateDatabase(run)}"`);
   } finally {
     await sql.end({ timeout: 5 });
   }
@@ -44,12 +55,31 @@ export async function createTestDatabase(label: string): Promise<TestDatabase> {
   };
 }
 
-/** Drops every test database left behind by earlier runs (called by the global setup). */
-export async function dropStaleTestDatabases(): Promise<void> {
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Drops the test databases of `runId`, and those of earlier runs whose process is gone (a run
+ * killed before its teardown). Databases of other live runs are left alone.
+ */
+export async function dropTestDatabases(runId: string = testRunId()): Promise<void> {
   const sql = adminSql();
   try {
-    const rows = await sql<{ datname: string }[]>`select datname from pg_database where datname like 'dirsync_t\\_%'`;
-    for (const row of rows) await sql.unsafe(`drop database if exists "${row.datname}" with (force)`);
+    const rows = await sql<{ datname: string }[]>`
+      select datname from pg_database where datname like 'dirsync\\_t\\_%' or datname like 'dirsync\\_tpl\\_%'`;
+    for (const { datname } of rows) {
+      const owner = /^dirsync_(?:t|tpl)_p(\d+)/.exec(datname)?.[1];
+      const mine = datname.startsWith(`dirsync_t_${runId}_`) || datname === templateDatabase(runId);
+      if (mine || (owner !== undefined && !processAlive(Number(owner)))) {
+        await sql.unsafe(`drop database if exists "${datname}" with (force)`);
+      }
+    }
   } finally {
     await sql.end({ timeout: 5 });
   }
