@@ -31,6 +31,8 @@ export const configSchema = z.object({
   DIRSYNC_WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   /** How often the scheduler looks for due syncs (cron with seconds). */
   DIRSYNC_SCHEDULER_TICK: cronish.default('*/30 * * * * *'),
+  /** Integration secret for `integrations add`/`set-password` without a prompt (never a flag). */
+  DIRSYNC_INTEGRATION_SECRET: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -1,0 +1,143 @@
+import type { Command } from 'commander';
+import {
+  approveRun,
+  createAccount,
+  ensureDatabase,
+  generateSecretKey,
+
+  getRun,
+  listAccounts,
+  listRuns,
+  migrate,
+  recordAudit,
+  rotateSecretKeys,
+  runStatuses,
+  type RunStatus,
+} from '@dirsync/db';
+import type { Context } from '../context.ts';
+import { UserError } from '../errors.ts';
+import { duration, table } from '../format.ts';
+import { describeRun } from '../report.ts';
+
+type Run = (ctx: Context) => Promise<void>;
+type WithContext = (run: Run) => Promise<void>;
+
+/** `db`, `accounts`, `runs` and `secrets` command groups. */
+export function registerAdminCommands(program: Command, withContext: WithContext): void {
+  const db = program.command('db').description('database administration');
+  db.command('migrate')
+    .description('create the database when missing and apply migrations')
+    .action(() =>
+      withContext(async (ctx) => {
+        await ensureDatabase(ctx.config.DATABASE_URL);
+        await migrate(ctx.config.DATABASE_URL);
+        console.log('database is up to date');
+      }),
+    );
+
+  const accounts = program.command('accounts').description('customer accounts (tenants)');
+  accounts
+    .command('add <name>')
+    .description('create an account')
+    .action((name: string) =>
+      withContext(async (ctx) => {
+        const account = await createAccount(ctx.db(), { name });
+        await recordAudit(ctx.db(), { accountId: account.id, actor: 'cli', action: 'account.created', details: { name } });
+        console.log(account.id);
+      }),
+    );
+  accounts
+    .command('list')
+    .description('list accounts')
+    .action(() =>
+      withContext(async (ctx) => {
+        const rows = await listAccounts(ctx.db());
+        console.log(table(['id', 'name', 'created'], rows.map((a) => [a.id, a.name, a.createdAt])));
+      }),
+    );
+
+  const runs = program.command('runs').description('sync run reports');
+  runs
+    .command('list')
+    .description('list runs, newest first')
+    .option('-i, --integration <id>', 'only this integration')
+    .option('-s, --status <status>', `only this status (${runStatuses.join(', ')})`)
+    .option('-n, --limit <n>', 'how many', '20')
+    .action((options: { integration?: string; status?: string; limit: string }) =>
+      withContext(async (ctx) => {
+        if (options.status && !(runStatuses as readonly string[]).includes(options.status)) {
+          throw new UserError(`unknown status "${options.status}": use one of ${runStatuses.join(', ')}`);
+        }
+        const limit = Number(options.limit);
+        if (!Number.isInteger(limit) || limit < 1) throw new UserError('--limit must be a positive integer');
+        const rows = await listRuns(ctx.db(), {
+          ...(options.integration ? { integrationId: options.integration } : {}),
+          ...(options.status ? { status: options.status as RunStatus } : {}),
+          limit,
+        });
+        console.log(
+          table(
+            ['run', 'integration', 'mode', 'trigger', 'status', 'fetched', 'created', 'updated', 'deleted', 'took', 'queued'],
+            rows.map((r) => [
+              r.id,
+              r.integrationId,
+              r.mode ?? r.modeRequested,
+              r.trigger,
+              r.status,
+              r.fetched,
+              r.created,
+              r.updated,
+              r.deleted,
+              duration(r.durationMs),
+              r.queuedAt,
+            ]),
+          ),
+        );
+      }),
+    );
+  runs
+    .command('show <run>')
+    .description('show a run report')
+    .action((id: string) =>
+      withContext(async (ctx) => {
+        const run = await getRun(ctx.db(), id);
+        if (!run) throw new UserError(`no run ${id}`);
+        console.log(describeRun(run));
+      }),
+    );
+  runs
+    .command('approve <run>')
+    .description('allow the deletions of a run blocked by the deletion threshold (the next run applies them)')
+    .option('--by <name>', 'who approves', 'cli')
+    .action((id: string, options: { by: string }) =>
+      withContext(async (ctx) => {
+        const run = await approveRun(ctx.db(), id, options.by);
+        await recordAudit(ctx.db(), {
+          integrationId: run.integrationId,
+          actor: options.by,
+          action: 'run.approved',
+          details: { runId: run.id, wouldDelete: run.wouldDelete },
+        });
+        console.log(`approved: the next ${run.mode ?? run.modeRequested} run of ${run.integrationId} may delete up to ${run.wouldDelete} objects`);
+      }),
+    );
+
+  const secrets = program.command('secrets').description('encryption keys of stored secrets');
+  secrets
+    .command('generate-key')
+    .description('print a new random key for DIRSYNC_SECRET_KEY')
+    .action(() => {
+      console.log(generateSecretKey());
+    });
+  secrets
+    .command('rotate-key')
+    .description('re-encrypt every stored secret under DIRSYNC_SECRET_KEY (old keys in DIRSYNC_SECRET_KEYS_PREVIOUS)')
+    .action(() =>
+      withContext(async (ctx) => {
+        const count = await rotateSecretKeys(ctx.db(), ctx.keyRing());
+        await recordAudit(ctx.db(), { actor: 'cli', action: 'secrets.key_rotated', details: { reencrypted: count, keyId: ctx.keyRing().currentKeyId } });
+        console.log(`re-encrypted ${count} secret(s) under key ${ctx.keyRing().currentKeyId}`);
+      }),
+    );
+
+}

@@ -1,0 +1,56 @@
+import { close, connect, createKeyRing, type Db, type KeyRing } from '@dirsync/db';
+import { createEnqueueClient, type EnqueueClient } from '@dirsync/jobs';
+import pino, { type Logger } from 'pino';
+import { loadConfig, type Config } from './config.ts';
+import { UserError } from './errors.ts';
+
+/**
+ * Resources a command may need, opened on first use and closed together, so that a command that
+ * only prints help never connects anywhere.
+ */
+export interface Context {
+  readonly config: Config;
+  db(): Db;
+  keyRing(): KeyRing;
+  enqueue(): EnqueueClient;
+  logger(name: string): Logger;
+  close(): Promise<void>;
+}
+
+/** Creates the command context from the environment (parsed once here). */
+export function createContext(env: Record<string, string | undefined> = process.env): Context {
+  const config = loadConfig(env);
+  let db: Db | undefined;
+  let ring: KeyRing | undefined;
+  let enqueue: EnqueueClient | undefined;
+  const root = pino({
+    level: config.LOG_LEVEL,
+    // Secrets never reach the logs, even when an object carrying one is logged by mistake.
+    redact: { paths: ['*.password', '*.secret', '*.bindPassword', 'password', 'secret'], censor: '[redacted]' },
+  });
+  return {
+    config,
+    db() {
+      db ??= connect(config.DATABASE_URL, { applicationName: 'dirsync-cli' });
+      return db;
+    },
+    keyRing() {
+      if (!config.DIRSYNC_SECRET_KEY) {
+        throw new UserError('DIRSYNC_SECRET_KEY is not set: create one with `dirsync secrets generate-key` and export it');
+      }
+      ring ??= createKeyRing({ current: config.DIRSYNC_SECRET_KEY, previous: config.DIRSYNC_SECRET_KEYS_PREVIOUS });
+      return ring;
+    },
+    enqueue() {
+      enqueue ??= createEnqueueClient({ connection: config.REDIS_URL, prefix: config.DIRSYNC_QUEUE_PREFIX });
+      return enqueue;
+    },
+    logger(name) {
+      return root.child({ component: name });
+    },
+    async close() {
+      await enqueue?.close();
+      if (db) await close(db);
+    },
+  };
+}

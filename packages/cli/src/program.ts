@@ -1,0 +1,38 @@
+import { Command } from 'commander';
+import { registerAdminCommands } from './commands/admin.ts';
+import { registerIntegrationCommands } from './commands/integrations.ts';
+import { registerProcessCommands } from './commands/processes.ts';
+import { registerSyncCommand } from './commands/sync.ts';
+import { registerDemoCommand } from './commands/demo.ts';
+import { registerBenchCommand } from './commands/bench.ts';
+import { createContext, type Context } from './context.ts';
+
+/** Runs a command body with a context that is closed afterwards, whatever happens. */
+async function withContext(run: (ctx: Context) => Promise<void>): Promise<void> {
+  const ctx = createContext();
+  try {
+    await run(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+/** The `dirsync` command tree. */
+export function buildProgram(): Command {
+  const program = new Command('dirsync')
+    .description('directory synchronization: LDAP, Active Directory, Domino and Entra ID into PostgreSQL')
+    .option('--debug', 'print stack traces of unexpected errors')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(text) });
+  program.exitOverride((error) => {
+    // commander already printed the problem; exit without a stack trace.
+    process.exit(error.exitCode);
+  });
+  registerAdminCommands(program, withContext);
+  registerIntegrationCommands(program, withContext);
+  registerSyncCommand(program, withContext);
+  registerProcessCommands(program, withContext);
+  registerDemoCommand(program);
+  registerBenchCommand(program);
+  return program;
+}

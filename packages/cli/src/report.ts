@@ -1,0 +1,33 @@
+import type { Run } from '@dirsync/db';
+import { duration, keyValues, table } from './format.ts';
+
+/** A run report as administrators read it: what ran, why, and what changed. */
+export function describeRun(run: Run): string {
+  const header = keyValues([
+    ['run', run.id],
+    ['integration', run.integrationId],
+    ['status', run.status],
+    ['mode', run.mode && run.mode !== run.modeRequested ? `${run.mode} (requested ${run.modeRequested})` : (run.mode ?? run.modeRequested)],
+    ['trigger', run.trigger + (run.requestedBy ? ` by ${run.requestedBy}` : '')],
+    ['dry run', run.dryRun ? 'yes (nothing written)' : 'no'],
+    ['reason', run.reason ?? ''],
+    ['worker', run.workerId ?? ''],
+    ['queued', run.queuedAt],
+    ['started', run.startedAt],
+    ['finished', run.finishedAt],
+    ['took', duration(run.durationMs)],
+    ...(run.error ? ([['error', run.error]] as const) : []),
+    ...(run.status === 'blocked_by_threshold'
+      ? ([['blocked', `${run.wouldDelete} deletions exceed the threshold; \`dirsync runs approve ${run.id}\` allows them`]] as const)
+      : []),
+    ...(run.approvedAt ? ([['approved', `${run.approvedAt.toISOString()} by ${run.approvedBy ?? ''}`]] as const) : []),
+  ]);
+  const counts = table(
+    ['fetched', 'created', 'updated', 'unchanged', 'deleted', 'restored', 'failed', 'would delete', 'members +', 'members -'],
+    [[run.fetched, run.created, run.updated, run.unchanged, run.deleted, run.restored, run.failed, run.wouldDelete, run.membershipsAdded, run.membershipsRemoved]],
+  );
+  const issues = run.issues.length
+    ? `\nissues (${run.issueCount}):\n${table(['object', 'reason'], run.issues.slice(0, 20).map((i) => [i.externalId ?? i.dn ?? '', i.reason]))}`
+    : '';
+  return `${header}\n\n${counts}${issues}`;
+}
