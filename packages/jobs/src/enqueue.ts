@@ -17,6 +17,11 @@ export interface EnqueueClientOptions {
   readonly connection: RedisConnection;
   /** BullMQ key prefix; must match the workers'. Defaults to {@link DEFAULT_QUEUE_PREFIX}. */
   readonly prefix?: string;
+  /**
+   * Called with connection errors (Redis down, reconnecting). They also reject the calls they
+   * affect; without a handler they are dropped rather than printed.
+   */
+  readonly onError?: (error: Error) => void;
 }
 
 /** Outcome of {@link EnqueueClient.enqueueSync}. */
@@ -71,6 +76,11 @@ export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClien
   const redis =
     typeof options.connection === 'string' ? new Redis(options.connection) : new Redis(options.connection);
   const queue = new Queue(SYNC_QUEUE, { connection: redis, prefix: options.prefix ?? DEFAULT_QUEUE_PREFIX });
+  // Both emit 'error' on connection trouble; an EventEmitter without a listener would print or
+  // throw it.
+  const onError = options.onError ?? (() => {});
+  redis.on('error', onError);
+  queue.on('error', onError);
 
   function storedJob(data: string): SyncJobData {
     const parsed = syncJobSchema.safeParse(JSON.parse(data));
@@ -149,7 +159,9 @@ export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClien
     enqueueSync,
     async close() {
       await queue.close();
-      await redis.quit();
+      // A connection that gave up reconnecting is already closed; quitting it would throw.
+      if (redis.status === 'end') return;
+      await redis.quit().catch(() => redis.disconnect());
     },
   };
 }

@@ -1,0 +1,126 @@
+import { CronExpressionParser } from 'cron-parser';
+
+/** Delta sync every 5 minutes (the column default in `integrations.delta_cron`). */
+export const DEFAULT_DELTA_CRON = '*/5 * * * *';
+/** Full sync daily at 02:00 (the column default in `integrations.full_cron`). */
+export const DEFAULT_FULL_CRON = '0 2 * * *';
+/** Time zone schedules are read in unless the scheduler is given another. */
+export const DEFAULT_SCHEDULE_TIMEZONE = 'UTC';
+
+/** Result of {@link validateCron}. */
+export type CronValidation = { ok: true; expression: string } | { ok: false; message: string };
+
+/** A cron expression that cannot be used as a sync schedule. */
+export class InvalidCronError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidCronError';
+  }
+}
+
+const aliases = new Set(['@yearly', '@annually', '@monthly', '@weekly', '@daily', '@hourly', '@weekdays', '@weekends']);
+// cron-parser's "H" picks a pseudo-random value per parse unless seeded, so replicas would
+// disagree on the slot; refusing it keeps due slots deterministic.
+const hashToken = /(^|[^a-z])h(?![a-z])/i;
+
+function quoted(expression: string): string {
+  return JSON.stringify(expression);
+}
+
+/**
+ * Checks that `expression` is a standard five-field cron (minute hour day-of-month month
+ * day-of-week, names like MON/JAN allowed) or one of @yearly, @annually, @monthly, @weekly,
+ * @daily, @hourly, @weekdays, @weekends, and that it fires at some time. Seconds fields and
+ * hashed "H" values are refused. The message names the expression and the reason.
+ */
+export function validateCron(expression: string): CronValidation {
+  if (typeof expression !== 'string' || expression.trim() === '') {
+    return { ok: false, message: 'cron expression is empty' };
+  }
+  const spaced = expression.trim().replace(/\s+/g, ' ');
+  // cron-parser only knows lower-case aliases.
+  const trimmed = spaced.startsWith('@') ? spaced.toLowerCase() : spaced;
+  if (trimmed.startsWith('@')) {
+    if (!aliases.has(trimmed)) {
+      return { ok: false, message: `${quoted(trimmed)} is not a supported cron alias (use one of ${[...aliases].join(', ')})` };
+    }
+  } else {
+    const fields = trimmed.split(' ').length;
+    if (fields !== 5) {
+      return {
+        ok: false,
+        message: `${quoted(trimmed)} has ${fields} field${fields === 1 ? '' : 's'}; a schedule needs 5 (minute hour day-of-month month day-of-week)`,
+      };
+    }
+    if (hashToken.test(trimmed)) {
+      return { ok: false, message: `${quoted(trimmed)} uses "H", which is not supported; give explicit values` };
+    }
+  }
+  try {
+    const parsed = CronExpressionParser.parse(trimmed, { tz: DEFAULT_SCHEDULE_TIMEZONE });
+    // Parsing accepts some expressions that never fire; asking for both neighbours catches them.
+    parsed.next();
+    parsed.reset();
+    parsed.prev();
+  } catch (error) {
+    return { ok: false, message: `${quoted(trimmed)} is not a valid cron expression: ${(error as Error).message}` };
+  }
+  return { ok: true, expression: trimmed };
+}
+
+/**
+ * The latest time `expression` fires at or before `now` (a slot exactly at `now` is due), read
+ * in time zone `tz` (an IANA name, default UTC). Throws {@link InvalidCronError}.
+ */
+export function latestDueSlot(expression: string, now: Date, tz: string = DEFAULT_SCHEDULE_TIMEZONE): Date {
+  const validation = validateCron(expression);
+  if (!validation.ok) throw new InvalidCronError(validation.message);
+  if (Number.isNaN(now.getTime())) throw new RangeError('now is not a valid date');
+  try {
+    // prev() is strictly before its start; starting 1 ms later makes a slot at `now` count.
+    const parsed = CronExpressionParser.parse(validation.expression, { currentDate: new Date(now.getTime() + 1), tz });
+    return parsed.prev().toDate();
+  } catch (error) {
+    throw new InvalidCronError(
+      `no slot of ${quoted(validation.expression)} at or before ${now.toISOString()} (${tz}): ${(error as Error).message}`,
+    );
+  }
+}
+
+/** Schedule fields as stored on an integration. */
+export interface ScheduleInput {
+  deltaCron?: string | undefined;
+  fullCron?: string | undefined;
+}
+
+/** One problem found by {@link validateSchedule}. */
+export interface ScheduleProblem {
+  field: 'deltaCron' | 'fullCron';
+  message: string;
+}
+
+/** Result of {@link validateSchedule}; `message` is one line fit for a CLI error. */
+export type ScheduleValidation =
+  | { ok: true; deltaCron?: string; fullCron?: string }
+  | { ok: false; message: string; problems: ScheduleProblem[] };
+
+/**
+ * Validates the delta and full crons given (an omitted field is not checked, so an update of one
+ * of them can be validated alone). The normalised expressions are returned when valid.
+ */
+export function validateSchedule(input: ScheduleInput): ScheduleValidation {
+  const problems: ScheduleProblem[] = [];
+  const valid: { deltaCron?: string; fullCron?: string } = {};
+  for (const field of ['deltaCron', 'fullCron'] as const) {
+    const value = input[field];
+    if (value === undefined) continue;
+    const result = validateCron(value);
+    if (result.ok) valid[field] = result.expression;
+    else problems.push({ field, message: result.message });
+  }
+  if (problems.length > 0) {
+    const label = { deltaCron: 'delta schedule', fullCron: 'full schedule' } as const;
+    return { ok: false, problems, message: problems.map((p) => `${label[p.field]}: ${p.message}`).join('; ') };
+  }
+  return { ok: true, ...valid };
+}

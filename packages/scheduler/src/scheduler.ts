@@ -1,0 +1,240 @@
+import { createRun, listSchedulable, type Db, type SchedulableIntegration } from '@dirsync/db';
+import { createEnqueueClient, scheduledJobId, type RedisConnection, type SyncMode } from '@dirsync/jobs';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Logger } from 'pino';
+import { DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError } from './cron.ts';
+import { dueSlots, planSync, type DueSlots } from './plan.ts';
+import { claimDueSlots, markRunUpgradedToFull, releaseClaimedSlots } from './slots.ts';
+
+/** Every 30 seconds (node-cron's six-field form, seconds first). */
+export const DEFAULT_TICK_CRON = '*/30 * * * * *';
+
+/** Recorded as `requested_by` of scheduled runs. */
+export const SCHEDULER_REQUESTER = 'scheduler';
+
+/** Options of {@link createScheduler}. */
+export interface SchedulerOptions {
+  /** Database handle; the caller owns it (the scheduler never closes it). */
+  readonly db: Db;
+  /** Redis the workers read from; the scheduler opens and closes its own connection. */
+  readonly connection: RedisConnection;
+  /** BullMQ key prefix; must match the workers'. */
+  readonly prefix?: string;
+  /** When ticks run (node-cron syntax, seconds allowed). Default {@link DEFAULT_TICK_CRON}. */
+  readonly tickCron?: string;
+  /** IANA time zone the integrations' crons are read in. Default UTC. */
+  readonly timezone?: string;
+  readonly logger: Logger;
+  /** Clock; tests pin it. */
+  readonly now?: () => Date;
+  /** Integrations scheduled in parallel within one tick. Default 4. */
+  readonly concurrency?: number;
+}
+
+/** One job the tick enqueued (or found already standing for the slot). */
+export interface ScheduledSync {
+  readonly integrationId: string;
+  readonly mode: SyncMode;
+  readonly slot: Date;
+  readonly jobId: string;
+  readonly runId: string;
+  /** The slot was merged into a waiting job (or its own job already existed). */
+  readonly deduplicated: boolean;
+  /** The waiting job was a delta and now runs full. */
+  readonly upgraded: boolean;
+  /** A delta slot fell due in the same tick and this full sync covers it. */
+  readonly supersedesDelta: boolean;
+}
+
+/** An integration the tick could not schedule; the others were not affected. */
+export interface TickFailure {
+  readonly integrationId: string;
+  readonly error: string;
+}
+
+/** What one tick did. */
+export interface TickResult {
+  readonly now: Date;
+  /** Enabled integrations looked at. */
+  readonly considered: number;
+  readonly enqueued: ScheduledSync[];
+  readonly failed: TickFailure[];
+}
+
+/** A scheduler replica. Any number may run: each due slot is enqueued once among them. */
+export interface Scheduler {
+  /** Starts ticking on `tickCron`, with a first tick right away. */
+  start(): void;
+  /** Stops ticking, waits for a running tick and closes the Redis connection. Idempotent. */
+  stop(): Promise<void>;
+  /** Runs one tick at `now` (default: the clock). Never rejects because of one integration. */
+  tick(now?: Date): Promise<TickResult>;
+}
+
+async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lanes = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await run(item);
+    }
+  });
+  await Promise.all(lanes);
+}
+
+/**
+ * Creates a scheduler replica. On each tick it reads the enabled integrations, works out for
+ * each the latest due full and delta slot, claims new slots in Postgres (one conditional update,
+ * so exactly one replica wins a slot), enqueues one job for them with a job id derived from
+ * (integration, mode, slot), and records the queued run. See `dueSlots` and `planSync` for the
+ * rules (catch-up after downtime, full supersedes delta, first sight runs full).
+ */
+export function createScheduler(options: SchedulerOptions): Scheduler {
+  const { db, logger } = options;
+  const clock = options.now ?? (() => new Date());
+  const tz = options.timezone ?? DEFAULT_SCHEDULE_TIMEZONE;
+  const tickCron = options.tickCron ?? DEFAULT_TICK_CRON;
+  const concurrency = options.concurrency ?? 4;
+  if (!cron.validate(tickCron)) throw new InvalidCronError(`tick schedule ${JSON.stringify(tickCron)} is not a valid cron expression`);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be a positive integer');
+
+  const enqueue = createEnqueueClient({
+    connection: options.connection,
+    ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+    onError: (error) => logger.warn({ err: error }, 'redis connection error'),
+  });
+  const inFlight = new Set<Promise<unknown>>();
+  // Bad schedules are reported once per expression, not every 30 seconds.
+  const reportedBadSchedules = new Map<string, string>();
+  let task: ScheduledTask | undefined;
+  let stopped = false;
+
+  async function scheduleIntegration(row: SchedulableIntegration, now: Date): Promise<ScheduledSync | undefined> {
+    let due: DueSlots;
+    try {
+      due = dueSlots(row, now, tz);
+    } catch (error) {
+      if (!(error instanceof InvalidCronError)) throw error;
+      const key = `${row.deltaCron}\n${row.fullCron}`;
+      if (reportedBadSchedules.get(row.id) !== key) {
+        reportedBadSchedules.set(row.id, key);
+        logger.warn({ integrationId: row.id, reason: error.message }, 'integration skipped: invalid schedule');
+      }
+      throw error;
+    }
+    reportedBadSchedules.delete(row.id);
+    if (due.full === null && due.delta === null) return undefined;
+
+    const claimed = await claimDueSlots(db, row.id, due);
+    const plan = claimed === null ? null : planSync(claimed);
+    if (claimed === null || plan === null) return undefined;
+
+    const slotJobId = scheduledJobId(row.id, plan.mode, plan.slot.getTime());
+    let result;
+    try {
+      result = await enqueue.enqueueSync({
+        integrationId: row.id,
+        mode: plan.mode,
+        trigger: 'schedule',
+        dryRun: false,
+        requestedBy: SCHEDULER_REQUESTER,
+        scheduledFor: plan.slot.toISOString(),
+      });
+    } catch (error) {
+      // Give the slot back so the next tick (of any replica) tries again.
+      await releaseClaimedSlots(db, row.id, claimed).catch((releaseError: unknown) =>
+        logger.error({ integrationId: row.id, err: releaseError }, 'could not release a claimed schedule slot'),
+      );
+      throw error;
+    }
+
+    try {
+      if (!result.deduplicated || result.jobId === slotJobId) {
+        // Our own slot job (new, or left by an earlier attempt): it needs its queued run row.
+        await createRun(db, {
+          id: result.runId,
+          integrationId: row.id,
+          jobId: result.jobId,
+          modeRequested: result.mode,
+          trigger: 'schedule',
+          requestedBy: SCHEDULER_REQUESTER,
+        });
+      } else if (result.upgraded) {
+        await markRunUpgradedToFull(db, result.runId);
+      }
+    } catch (error) {
+      // The job is queued and its slot claimed; the worker records a missing run when it starts.
+      logger.error({ integrationId: row.id, runId: result.runId, err: error }, 'scheduled sync queued but its run row was not written');
+    }
+
+    const scheduled: ScheduledSync = {
+      integrationId: row.id,
+      mode: plan.mode,
+      slot: plan.slot,
+      jobId: result.jobId,
+      runId: result.runId,
+      deduplicated: result.deduplicated,
+      upgraded: result.upgraded,
+      supersedesDelta: plan.supersedesDelta,
+    };
+    logger.info({ ...scheduled, slot: plan.slot.toISOString() }, 'scheduled sync enqueued');
+    return scheduled;
+  }
+
+  async function tick(now: Date = clock()): Promise<TickResult> {
+    const rows = await listSchedulable(db);
+    const enqueued: ScheduledSync[] = [];
+    const failed: TickFailure[] = [];
+    await forEachLimited(rows, concurrency, async (row) => {
+      try {
+        const scheduled = await scheduleIntegration(row, now);
+        if (scheduled !== undefined) enqueued.push(scheduled);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        failed.push({ integrationId: row.id, error: message });
+        if (!(error instanceof InvalidCronError)) {
+          logger.error({ integrationId: row.id, err: error }, 'could not schedule integration');
+        }
+      }
+    });
+    logger.debug({ now: now.toISOString(), considered: rows.length, enqueued: enqueued.length, failed: failed.length }, 'tick done');
+    return { now, considered: rows.length, enqueued, failed };
+  }
+
+  function tickInBackground(): void {
+    const running = tick(clock())
+      .catch((error: unknown) => logger.error({ err: error }, 'scheduler tick failed'))
+      .finally(() => inFlight.delete(running));
+    inFlight.add(running);
+  }
+
+  return {
+    tick,
+    start() {
+      if (stopped) throw new Error('a stopped scheduler cannot be started again');
+      if (task !== undefined) return;
+      task = cron.schedule(
+        tickCron,
+        () => {
+          // A tick still running (a slow database) makes the next one wait for the one after.
+          if (inFlight.size > 0) {
+            logger.warn('previous scheduler tick still running; skipping this one');
+            return;
+          }
+          tickInBackground();
+        },
+        { name: 'dirsync-scheduler-tick' },
+      );
+      logger.info({ tickCron, timezone: tz }, 'scheduler started');
+      tickInBackground();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (task !== undefined) await task.destroy();
+      await Promise.allSettled([...inFlight]);
+      await enqueue.close();
+      logger.info('scheduler stopped');
+    },
+  };
+}
