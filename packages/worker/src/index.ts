@@ -1,0 +1,12 @@
+export * from './pipeline/index.ts';
+export { createSyncProcessor, type ProviderFactory, type SyncJobResult, type SyncProcessorOptions } from './processor.ts';
+export { createWorker, type CreateWorkerOptions, type DirsyncWorker } from './worker.ts';
+export { classifyFailure, type FailureVerdict } from './failure.ts';
+export {
+  DEFAULT_LOCK_TIMING,
+  integrationLockKey,
+  LockLostError,
+  tryAcquireLock,
+  type HeldLock,
+  type LockTiming,
+} from './lock.ts';

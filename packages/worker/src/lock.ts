@@ -1,0 +1,102 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/** Timing of an integration lock. */
+export interface LockTiming {
+  /** Lifetime of the key: how long a killed worker keeps the integration locked. */
+  readonly ttlMs: number;
+  /** How often the holder extends it (well under `ttlMs`). */
+  readonly renewEveryMs: number;
+}
+
+/** Defaults: a killed worker blocks its integration for at most 30 s. */
+export const DEFAULT_LOCK_TIMING: LockTiming = { ttlMs: 30_000, renewEveryMs: 10_000 };
+
+/** A lock this process holds. */
+export interface HeldLock {
+  readonly key: string;
+  /** Aborted when the lock is lost (taken over after expiry, or not renewable in time). */
+  readonly lost: AbortSignal;
+  /** Stops renewing and deletes the key if it is still ours. Idempotent. */
+  release(): Promise<void>;
+}
+
+// Compare-and-act scripts: only the holder of the token may extend or delete the key, so a
+// worker whose lock expired can never release or prolong the lock another worker took since.
+const renewScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`;
+
+const releaseScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`;
+
+/** The Redis key locking syncs of one integration, under the queue prefix (cleaned up with the queues). */
+export function integrationLockKey(prefix: string, integrationId: string): string {
+  return `${prefix}:dirsync:lock:integration:${integrationId}`;
+}
+
+/**
+ * Takes the lock at `key` if nobody holds it (SET NX PX with a random token) and keeps it alive
+ * until released. Returns undefined when another holder has it.
+ */
+export async function tryAcquireLock(
+  redis: Redis,
+  key: string,
+  timing: LockTiming = DEFAULT_LOCK_TIMING,
+): Promise<HeldLock | undefined> {
+  const token = randomUUID();
+  const reply = await redis.set(key, token, 'PX', timing.ttlMs, 'NX');
+  if (reply !== 'OK') return undefined;
+
+  const controller = new AbortController();
+  // Measured from before each request, so a slow reply can only make the holder give up early.
+  let validUntil = performance.now() + timing.ttlMs;
+  let released = false;
+  const lose = (reason: string) => {
+    if (!controller.signal.aborted) controller.abort(new LockLostError(reason));
+  };
+  const renew = async () => {
+    const attemptAt = performance.now();
+    try {
+      const extended = await redis.eval(renewScript, 1, key, token, String(timing.ttlMs));
+      if (released) return;
+      if (extended === 1) validUntil = attemptAt + timing.ttlMs;
+      else lose('the integration lock expired and was taken by another worker');
+    } catch {
+      // A failed renewal is not yet a loss: the key is valid until its TTL runs out.
+      if (!released && performance.now() >= validUntil) lose('the integration lock could not be renewed before it expired');
+    }
+  };
+  const timer = setInterval(() => void renew(), timing.renewEveryMs);
+  // The TTL may also run out while renewals fail silently; this check catches it even then.
+  const expiryTimer = setInterval(() => {
+    if (performance.now() >= validUntil) lose('the integration lock could not be renewed before it expired');
+  }, Math.max(50, Math.floor(timing.renewEveryMs / 2)));
+  timer.unref();
+  expiryTimer.unref();
+
+  return {
+    key,
+    lost: controller.signal,
+    async release() {
+      if (released) return;
+      released = true;
+      clearInterval(timer);
+      clearInterval(expiryTimer);
+      await redis.eval(releaseScript, 1, key, token);
+    },
+  };
+}
+
+/** The run stopped because its integration lock was lost: another worker may be syncing it now. */
+export class LockLostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LockLostError';
+  }
+}

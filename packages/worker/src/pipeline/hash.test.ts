@@ -1,0 +1,51 @@
+import { contentHash, membersHash, stableJson } from './hash.ts';
+
+describe('stableJson', () => {
+  test.each([
+    ['key order does not matter', { b: 1, a: 2 }, '{"a":2,"b":1}'],
+    ['nested objects are sorted too', { z: { y: 1, x: [{ d: 1, c: 2 }] } }, '{"z":{"x":[{"c":2,"d":1}],"y":1}}'],
+    ['array order is kept', { a: [3, 1, 2] }, '{"a":[3,1,2]}'],
+    ['strings are escaped like JSON', { 'k"': 'line\nbreak "q"' }, '{"k\\"":"line\\nbreak \\"q\\""}'],
+    ['null, booleans and numbers', { n: null, t: true, f: false, x: 1.5 }, '{"f":false,"n":null,"t":true,"x":1.5}'],
+    ['empty containers', { a: {}, b: [] }, '{"a":{},"b":[]}'],
+  ])('%s', (_name, value, expected) => {
+    expect(stableJson(value)).toBe(expected);
+    expect(JSON.parse(stableJson(value))).toEqual(value);
+  });
+
+  test('skips undefined members as JSON.stringify does', () => {
+    const value = { a: 1, b: undefined } as unknown as { a: number };
+    expect(stableJson(value)).toBe('{"a":1}');
+  });
+});
+
+describe('contentHash', () => {
+  const json = stableJson({ mail: 'a@example.com' });
+
+  test('is stable and short', () => {
+    expect(contentHash('user', json)).toBe(contentHash('user', json));
+    expect(contentHash('user', json)).toMatch(/^[A-Za-z0-9_-]{27}$/);
+  });
+
+  test.each([
+    ['another attribute value', 'user', stableJson({ mail: 'b@example.com' })],
+    ['another type', 'contact', json],
+  ] as const)('changes with %s', (_name, type, attributes) => {
+    expect(contentHash(type, attributes)).not.toBe(contentHash('user', json));
+  });
+});
+
+describe('membersHash', () => {
+  test('ignores order and duplicates', () => {
+    expect(membersHash(['b', 'a', 'a'])).toBe(membersHash(['a', 'b']));
+  });
+
+  test('differs for different sets, including the empty set', () => {
+    expect(membersHash(['a'])).not.toBe(membersHash(['a', 'b']));
+    expect(membersHash([])).not.toBe(membersHash(['']));
+  });
+});
+
+test('membersHash cannot be fooled by separators inside ids', () => {
+  expect(membersHash(['a\nb', 'c'])).not.toBe(membersHash(['a', 'b\nc']));
+});

@@ -1,0 +1,48 @@
+import { hash } from 'node:crypto';
+import type { JsonValue, ObjectType } from '@dirsync/providers';
+
+/**
+ * Canonical JSON: object keys sorted at every level, array order kept, `undefined` members
+ * dropped. Two objects with the same content give the same text whatever order a provider built
+ * them in, so the text is both what is hashed and what is stored.
+ */
+export function stableJson(value: JsonValue | undefined): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i += 1) {
+      if (i > 0) out += ',';
+      out += stableJson(value[i]);
+    }
+    return `${out}]`;
+  }
+  const keys = Object.keys(value).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const member = value[key];
+    if (member === undefined) continue;
+    if (!first) out += ',';
+    first = false;
+    out += `${JSON.stringify(key)}:${stableJson(member)}`;
+  }
+  return `${out}}`;
+}
+
+// SHA-1 only detects change here (an adversary gains nothing from a collision: the source already
+// decides the content), and the one-shot `crypto.hash` avoids a Hash object per call.
+function digest(text: string): string {
+  return hash('sha1', text, 'base64url');
+}
+
+/** Content hash of an object: its type and canonical attributes (`attributesJson` from {@link stableJson}). */
+export function contentHash(type: ObjectType, attributesJson: string): string {
+  return digest(`${type}\n${attributesJson}`);
+}
+
+/** Hash of a group's resolved member set, independent of order and duplicates. */
+export function membersHash(memberExternalIds: Iterable<string>): string {
+  const sorted = [...new Set(memberExternalIds)].sort();
+  // JSON keeps the encoding unambiguous whatever characters an id holds.
+  return digest(`members\n${JSON.stringify(sorted)}`);
+}

@@ -1,0 +1,286 @@
+import {
+  countLiveAmong,
+  countLiveObjects,
+  countSweep,
+  type Db,
+  deleteObjects,
+  type ObjectSql,
+  sweepUnseenObjects,
+} from '@dirsync/db';
+import {
+  type CanonicalObject,
+  type Cursor,
+  CursorRejectedError,
+  type FetchPage,
+  type Provider,
+  ProviderError,
+} from '@dirsync/providers';
+import { chunks, type SyncContext } from './context.ts';
+import { MemberSync } from './members.ts';
+import { fallbackToFull, type ModePlan, planMode, type SyncMode } from './mode.ts';
+import { syncObjectBatch } from './objects.ts';
+import { readAhead } from './read-ahead.ts';
+import { IssueLog, type SyncReport, zeroCounts } from './report.ts';
+import { type DeletionApproval, deletionVerdict } from './threshold.ts';
+
+/** The integration fields the pipeline needs. */
+export interface SyncIntegration {
+  readonly id: string;
+  /** Stored cursor for the next delta; null when there is none. */
+  readonly cursor: Cursor | null;
+  readonly deleteThresholdCount: number;
+  readonly deleteThresholdPercent: number;
+}
+
+/** The run being executed. */
+export interface SyncRun {
+  readonly id: string;
+  readonly modeRequested: SyncMode;
+  /** Compute the report, write no directory data. */
+  readonly dryRun: boolean;
+}
+
+/** Progress reported after every batch. */
+export interface SyncProgress {
+  /** Source entries received and processed so far. */
+  readonly processed: number;
+}
+
+/** Input of {@link runSync}. */
+export interface RunSyncOptions<S> {
+  readonly db: Db;
+  readonly provider: Provider<S>;
+  readonly integration: SyncIntegration;
+  readonly run: SyncRun;
+  /** Aborting stops the run between batches (and the provider's fetch); nothing is deleted. */
+  readonly signal: AbortSignal;
+  readonly onProgress?: ((progress: SyncProgress) => void | Promise<void>) | undefined;
+  /** An administrator's approval of an earlier blocked run (see the runs repository's `findApproval`). */
+  readonly approval?: DeletionApproval | undefined;
+  /** Objects per write batch (default 2000). */
+  readonly batchSize?: number | undefined;
+  /** Issues kept in the report (default 1000); the rest are only counted. */
+  readonly maxIssues?: number | undefined;
+}
+
+const defaultBatchSize = 2000;
+const defaultMaxIssues = 1000;
+/** Ids per statement when a delta's deletions are counted and applied. */
+const deletionChunk = 5000;
+
+class DryRunRollback extends Error {}
+
+/**
+ * The sync pipeline shared by every provider: fetch pages (one page read ahead) → map → hash →
+ * compare each batch with the stored hashes → write only what changed, stamp everything seen →
+ * members → after a complete fetch, deletions under the threshold → report.
+ *
+ * - Full sync is mark and sweep: the sweep runs only once the fetch completed; a fetch that
+ *   throws (or an abort) deletes nothing. A delta applies the deletions the source reports and
+ *   never infers any from absence.
+ * - Over the deletion threshold the run deletes nothing but keeps its creates and updates (they
+ *   were written as the fetch streamed, and they are true whatever the deletions turn out to be),
+ *   reports `blocked_by_threshold` with `wouldDelete`, and returns no cursor: the stored cursor
+ *   stays, so the next delta reports the same deletions again and is blocked the same way until
+ *   an approval covers them.
+ * - A dry run executes exactly the same statements inside a transaction that is rolled back, so
+ *   its report is what the real run would do, down to membership counts, and nothing persists.
+ *
+ * Throws what the provider or the database throws; the caller records the failure.
+ */
+export async function runSync<S>(options: RunSyncOptions<S>): Promise<SyncReport> {
+  if (!options.run.dryRun) return execute(options.db.$client, options);
+  let report: SyncReport | undefined;
+  try {
+    await options.db.$client.begin(async (tx) => {
+      report = await execute(tx, options);
+      throw new DryRunRollback('dry run: rolled back');
+    });
+  } catch (error) {
+    if (!(error instanceof DryRunRollback)) throw error;
+  }
+  if (report === undefined) throw new Error('dry run produced no report');
+  return report;
+}
+
+function isCursorRejected(error: unknown): error is ProviderError {
+  return error instanceof CursorRejectedError || (error instanceof ProviderError && error.code === 'cursor_rejected');
+}
+
+async function execute<S>(sql: ObjectSql, options: RunSyncOptions<S>): Promise<SyncReport> {
+  const { provider, integration, run } = options;
+  // The fetch gets a signal of its own so that a failure here also stops a read still in flight.
+  const controller = new AbortController();
+  const stop = () => controller.abort(options.signal.reason);
+  if (options.signal.aborted) stop();
+  else options.signal.addEventListener('abort', stop, { once: true });
+
+  const ctx: SyncContext = {
+    sql,
+    integrationId: integration.id,
+    runId: run.id,
+    counts: zeroCounts(),
+    issues: new IssueLog(options.maxIssues ?? defaultMaxIssues),
+  };
+  const session = new FetchSession(ctx, provider, options, controller.signal);
+  try {
+    let plan: ModePlan = planMode(run.modeRequested, integration.cursor);
+    let cursor: Cursor | undefined;
+    if (plan.mode === 'delta' && integration.cursor !== null) {
+      try {
+        cursor = await session.consume(provider.fetchDelta(integration.cursor, controller.signal), 'delta');
+      } catch (error) {
+        if (!isCursorRejected(error)) throw error;
+        plan = fallbackToFull(error);
+        // What the delta wrote stays (it is true); what it still held back is replaced by the
+        // full fetch, which sees every object and whose sweep finds every deletion.
+        session.reset();
+      }
+    }
+    if (plan.mode === 'full') cursor = await session.consume(provider.fetchFull(controller.signal), 'full');
+    controller.signal.throwIfAborted();
+
+    await session.members.resolveDeferred();
+    controller.signal.throwIfAborted();
+
+    const deletion = await applyDeletions(ctx, plan.mode, session.pendingDeletions, options);
+    const status = run.dryRun ? 'dry_run' : deletion.allowed ? 'succeeded' : 'blocked_by_threshold';
+    return {
+      ...ctx.counts,
+      mode: plan.mode,
+      reason: plan.reason,
+      status,
+      thresholdExceeded: deletion.exceeded,
+      approvalUsed: deletion.approvalUsed,
+      issues: ctx.issues.issues,
+      issueCount: ctx.issues.count,
+      cursor: status === 'succeeded' ? cursor : undefined,
+    };
+  } catch (error) {
+    controller.abort(error);
+    throw error;
+  } finally {
+    options.signal.removeEventListener('abort', stop);
+  }
+}
+
+async function applyDeletions<S>(
+  ctx: SyncContext,
+  mode: SyncMode,
+  pending: ReadonlySet<string>,
+  options: RunSyncOptions<S>,
+) {
+  const { sql, integrationId, runId, counts } = ctx;
+  let wouldDelete = 0;
+  let live: number;
+  const ids = [...pending];
+  if (mode === 'full') {
+    const sweep = await countSweep(sql, integrationId, runId);
+    wouldDelete = sweep.unseen;
+    live = sweep.live;
+  } else {
+    for (const slice of chunks(ids, deletionChunk)) wouldDelete += await countLiveAmong(sql, integrationId, slice);
+    live = await countLiveObjects(sql, integrationId);
+  }
+  counts.wouldDelete = wouldDelete;
+  const verdict = deletionVerdict({
+    wouldDelete,
+    live,
+    count: options.integration.deleteThresholdCount,
+    percent: options.integration.deleteThresholdPercent,
+    approval: options.approval,
+  });
+  if (!verdict.allowed || wouldDelete === 0) return verdict;
+  options.signal.throwIfAborted();
+  if (mode === 'full') {
+    const result = await sweepUnseenObjects(sql, integrationId, runId);
+    counts.deleted += result.deleted;
+    counts.membershipsRemoved += result.membershipsRemoved;
+  } else {
+    for (const slice of chunks(ids, deletionChunk)) {
+      const result = await deleteObjects(sql, integrationId, slice);
+      counts.deleted += result.deleted;
+      counts.membershipsRemoved += result.membershipsRemoved;
+    }
+  }
+  return verdict;
+}
+
+/** Streams one fetch into the database, batch by batch. */
+class FetchSession<S> {
+  readonly members: MemberSync;
+  /** External ids a delta reported deleted and did not report again afterwards. */
+  pendingDeletions = new Set<string>();
+  readonly #ctx: SyncContext;
+  readonly #provider: Provider<S>;
+  readonly #options: RunSyncOptions<S>;
+  readonly #signal: AbortSignal;
+  readonly #batchSize: number;
+
+  constructor(ctx: SyncContext, provider: Provider<S>, options: RunSyncOptions<S>, signal: AbortSignal) {
+    this.#ctx = ctx;
+    this.#provider = provider;
+    this.#options = options;
+    this.#signal = signal;
+    this.#batchSize = Math.max(1, options.batchSize ?? defaultBatchSize);
+    this.members = new MemberSync(ctx);
+  }
+
+  reset(): void {
+    this.pendingDeletions = new Set();
+    this.members.reset();
+  }
+
+  /** Consumes every page; returns the cursor of the final page. */
+  async consume(pages: AsyncIterable<FetchPage<S>>, mode: SyncMode): Promise<Cursor | undefined> {
+    const { counts, issues } = this.#ctx;
+    let cursor: Cursor | undefined;
+    // Keyed by external id so that an object listed twice is written once (the later copy wins,
+    // at the later position, which keeps members after the objects they reference).
+    let objects = new Map<string, CanonicalObject>();
+    let failedIds: string[] = [];
+    const flush = async () => {
+      if (objects.size === 0 && failedIds.length === 0) return;
+      const batch = { objects: [...objects.values()], failedIds };
+      objects = new Map();
+      failedIds = [];
+      await syncObjectBatch(this.#ctx, this.members, batch);
+      this.#signal.throwIfAborted();
+      await this.#options.onProgress?.({ processed: counts.fetched });
+    };
+
+    for await (const page of readAhead(pages)) {
+      this.#signal.throwIfAborted();
+      counts.fetched += page.entries.length;
+      for (const entry of page.entries) {
+        const result = this.#provider.map(entry);
+        if (!result.ok) {
+          counts.failed += 1;
+          issues.add({
+            ...(result.externalId === undefined ? {} : { externalId: result.externalId }),
+            ...(result.dn === undefined ? {} : { dn: result.dn }),
+            reason: result.reason,
+          });
+          if (result.externalId !== undefined) failedIds.push(result.externalId);
+          continue;
+        }
+        const object = result.object;
+        objects.delete(object.externalId);
+        objects.set(object.externalId, object);
+        if (mode === 'delta') this.pendingDeletions.delete(object.externalId);
+        if (objects.size >= this.#batchSize) await flush();
+      }
+      if (page.memberDeltas !== undefined && page.memberDeltas.length > 0) {
+        // Edges name objects of this page: those must be stored first.
+        await flush();
+        await this.members.applyDeltas(page.memberDeltas);
+      }
+      // Held until the fetch is complete: the threshold needs their number first. A full sync
+      // needs none: its sweep finds every object the source no longer has.
+      if (mode === 'delta') for (const id of page.deletions ?? []) this.pendingDeletions.add(id);
+      if (page.cursor !== undefined) cursor = page.cursor;
+    }
+    await flush();
+    return cursor;
+  }
+}

@@ -1,0 +1,87 @@
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Db, KeyRing } from '@dirsync/db';
+import { DEFAULT_QUEUE_PREFIX, SYNC_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
+import type { LockTiming } from './lock.ts';
+import { createSyncProcessor, type ProviderFactory, type SyncJobResult } from './processor.ts';
+
+/** Options of {@link createWorker}. */
+export interface CreateWorkerOptions {
+  readonly db: Db;
+  readonly redisUrl: string;
+  /** BullMQ key prefix; must match the producers' (default: BullMQ's own). */
+  readonly prefix?: string | undefined;
+  /** Syncs this process runs at once (of different integrations). */
+  readonly concurrency: number;
+  readonly keyRing: KeyRing;
+  readonly logger: Logger;
+  /** Recorded on every run this worker executes. */
+  readonly workerId: string;
+  /** Builds providers (the providers package's `createProvider`). */
+  readonly createProvider: ProviderFactory;
+  /** BullMQ stalled-job check period (default 30 s): how soon a killed worker's job is taken over. */
+  readonly stalledInterval?: number | undefined;
+  /** BullMQ job lock duration (default 30 s). */
+  readonly jobLockDurationMs?: number | undefined;
+  /** Integration lock TTL and renewal period (default 30 s / 10 s). */
+  readonly integrationLock?: LockTiming | undefined;
+  /** Delay before a job whose integration is locked tries again (default 5 s). */
+  readonly lockRetryDelayMs?: number | undefined;
+  /** Pipeline batch size. */
+  readonly batchSize?: number | undefined;
+}
+
+/** A running worker. */
+export interface DirsyncWorker {
+  /** The BullMQ worker (for events in tests and tooling). */
+  readonly worker: Worker<unknown, SyncJobResult>;
+  /**
+   * Stops taking jobs, waits for the running ones to finish, then closes the Redis connection.
+   * Call it on SIGTERM. (After SIGKILL the job and integration locks expire, and BullMQ's
+   * stalled-job check hands the job to another worker.)
+   */
+  close(): Promise<void>;
+}
+
+/** Starts a BullMQ worker on the sync queue. */
+export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
+  const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
+  // BullMQ needs `maxRetriesPerRequest: null` on worker connections (blocking commands).
+  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
+  const logger = options.logger.child({ workerId: options.workerId });
+  const processor = createSyncProcessor({
+    db: options.db,
+    redis: connection,
+    prefix,
+    keyRing: options.keyRing,
+    logger,
+    workerId: options.workerId,
+    createProvider: options.createProvider,
+    lockTiming: options.integrationLock,
+    lockRetryDelayMs: options.lockRetryDelayMs,
+    batchSize: options.batchSize,
+  });
+  const worker = new Worker<unknown, SyncJobResult>(SYNC_QUEUE, processor, {
+    connection,
+    prefix,
+    name: options.workerId,
+    concurrency: Math.max(1, options.concurrency),
+    settings: { backoffStrategy: syncBackoffStrategy },
+    ...(options.stalledInterval === undefined ? {} : { stalledInterval: options.stalledInterval }),
+    ...(options.jobLockDurationMs === undefined ? {} : { lockDuration: options.jobLockDurationMs }),
+  });
+  worker.on('error', (error) => logger.error({ error: error.message }, 'worker error'));
+
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close() {
+      closing ??= (async () => {
+        await worker.close();
+        await connection.quit().catch(() => connection.disconnect());
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,366 @@
+import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
+import { close, connect, type Db } from '@dirsync/db';
+import { createIntegrationRow, PipelineHarness } from './support/harness.ts';
+import { group, groupDn, ScriptedProvider, user, userDn } from './support/scripted-provider.ts';
+
+let database: TestDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createTestDatabase('pipeline');
+  db = connect(database.url, { max: 4 });
+});
+
+afterAll(async () => {
+  await close(db);
+  await database.drop();
+});
+
+/** A directory of five users and two groups, already synced once. */
+async function syncedDirectory(thresholds?: { count: number; percent: number }) {
+  const provider = new ScriptedProvider().put(
+    user('u1'),
+    user('u2'),
+    user('u3'),
+    user('u4'),
+    user('u5'),
+    group('g1', [userDn('u1'), userDn('u2')]),
+    group('g2', [userDn('u2'), userDn('u3'), userDn('u4')]),
+  );
+  const harness = new PipelineHarness(db, provider, await createIntegrationRow(db), thresholds);
+  const first = await harness.sync('full');
+  return { provider, harness, first };
+}
+
+describe('full sync', () => {
+  test('the first full sync creates every object and edge and returns a cursor', async () => {
+    const { harness, first } = await syncedDirectory();
+    expect(first).toMatchObject({
+      mode: 'full',
+      status: 'succeeded',
+      fetched: 7,
+      created: 7,
+      updated: 0,
+      unchanged: 0,
+      deleted: 0,
+      failed: 0,
+      membershipsAdded: 5,
+      membershipsRemoved: 0,
+      wouldDelete: 0,
+      issueCount: 0,
+    });
+    expect(first.cursor).toEqual({ version: 1 });
+    expect(await harness.live()).toEqual(['g1', 'g2', 'u1', 'u2', 'u3', 'u4', 'u5']);
+    expect(await harness.edges()).toEqual(['g1>u1', 'g1>u2', 'g2>u2', 'g2>u3', 'g2>u4']);
+    expect(await harness.attributes('u1')).toEqual({ name: 'u1' });
+  });
+
+  test('an unchanged second full sync writes nothing but the stamps', async () => {
+    const { harness } = await syncedDirectory();
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ created: 0, updated: 0, unchanged: 7, membershipsAdded: 0, membershipsRemoved: 0 });
+  });
+
+  test('an attribute change updates exactly that object', async () => {
+    const { provider, harness } = await syncedDirectory();
+    const before = await db.$client<{ external_id: string; updated_at: string }[]>`
+      select external_id, updated_at from directory_objects where integration_id = ${harness.integrationId} order by 1`;
+    provider.change('u3', { mail: 'u3@example.com' });
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ created: 0, updated: 1, unchanged: 6, deleted: 0 });
+    expect(await harness.attributes('u3')).toEqual({ name: 'u3', mail: 'u3@example.com' });
+    const after = await db.$client<{ external_id: string; updated_at: string }[]>`
+      select external_id, updated_at from directory_objects where integration_id = ${harness.integrationId} order by 1`;
+    const touched = after.filter((row, i) => row.updated_at !== before[i]?.updated_at).map((row) => row.external_id);
+    expect(touched).toEqual(['u3']);
+  });
+
+  test('a missing object is soft-deleted with its edges, and restored when it comes back', async () => {
+    const { provider, harness } = await syncedDirectory();
+    const entry = provider.get('u2');
+    provider.remove('u2');
+    const removal = await harness.sync('full');
+    expect(removal).toMatchObject({ status: 'succeeded', deleted: 1, wouldDelete: 1, membershipsRemoved: 2 });
+    expect(await harness.deleted()).toEqual(['u2']);
+    expect(await harness.edges()).toEqual(['g1>u1', 'g2>u3', 'g2>u4']);
+
+    // The groups still list the old DN (no referential integrity): it resolves to nothing.
+    const unresolved = await harness.sync('full');
+    expect(unresolved.issueCount).toBe(2);
+    expect(unresolved.issues[0]?.reason).toContain(userDn('u2'));
+
+    provider.put(entry!);
+    const back = await harness.sync('full');
+    expect(back).toMatchObject({ restored: 1, created: 0, deleted: 0, membershipsAdded: 2 });
+    expect(await harness.deleted()).toEqual([]);
+    expect(await harness.edges()).toEqual(['g1>u1', 'g1>u2', 'g2>u2', 'g2>u3', 'g2>u4']);
+  });
+
+  test('membership adds and removals rewrite only the changed group', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.put(group('g1', [userDn('u1'), userDn('u5')]));
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ updated: 0, unchanged: 7, membershipsAdded: 1, membershipsRemoved: 1 });
+    expect(await harness.edges()).toEqual(['g1>u1', 'g1>u5', 'g2>u2', 'g2>u3', 'g2>u4']);
+  });
+
+  test('a rename keeps the external id and the memberships', async () => {
+    const { provider, harness } = await syncedDirectory();
+    const renamedDn = 'uid=u1-renamed,ou=staff,dc=example';
+    provider.put({ ...provider.get('u1')!, dn: renamedDn });
+    provider.put(group('g1', [renamedDn, userDn('u2')]));
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ created: 0, updated: 1, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 });
+    const [row] = await db.$client<{ dn: string }[]>`
+      select dn from directory_objects where integration_id = ${harness.integrationId} and external_id = 'u1'`;
+    expect(row?.dn).toBe(renamedDn);
+    expect(await harness.edges()).toContain('g1>u1');
+  });
+
+  test('a nested group is resolved even when it comes after its parent', async () => {
+    const provider = new ScriptedProvider().put(
+      user('u1'),
+      group('parent', [groupDn('child'), userDn('u1')]),
+      group('child', [userDn('u1')]),
+    );
+    provider.fullOrder = ['u1', 'parent', 'child'];
+    provider.pageSize = 1;
+    const harness = new PipelineHarness(db, provider, await createIntegrationRow(db));
+    harness.batchSize = 1;
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ created: 3, membershipsAdded: 3, issueCount: 0 });
+    expect(await harness.edges()).toEqual(['child>u1', 'parent>child', 'parent>u1']);
+    expect((await harness.sync('full')).membershipsAdded).toBe(0);
+  });
+
+  test('an entry that cannot be mapped is reported, counted, and not swept', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.put({ ...provider.get('u4')!, broken: 'uid has two values' });
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ status: 'succeeded', failed: 1, deleted: 0, wouldDelete: 0 });
+    expect(report.issues).toEqual([{ externalId: 'u4', reason: 'uid has two values' }]);
+    expect(await harness.live()).toContain('u4');
+  });
+
+  test('a fetch that fails midway deletes nothing and keeps the cursor', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.remove('u1');
+    provider.failAtPage = 1;
+    await expect(harness.sync('full')).rejects.toThrow('scripted server went away at page 1');
+    expect(await harness.deleted()).toEqual([]);
+    expect(harness.cursor).toEqual({ version: 1 });
+  });
+
+  test('an aborted run deletes nothing', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.remove('u1', 'u2');
+    const controller = new AbortController();
+    controller.abort(new Error('worker shutting down'));
+    await expect(harness.sync('full', { signal: controller.signal })).rejects.toThrow('worker shutting down');
+    expect(await harness.deleted()).toEqual([]);
+  });
+});
+
+describe('delta sync', () => {
+  test('without a cursor a delta runs as full and says why', async () => {
+    const provider = new ScriptedProvider().put(user('u1'));
+    const harness = new PipelineHarness(db, provider, await createIntegrationRow(db));
+    const report = await harness.sync('delta');
+    expect(report.mode).toBe('full');
+    expect(report.reason).toMatch(/^no cursor/);
+    expect(provider.deltaFetches).toBe(0);
+    expect(report.created).toBe(1);
+  });
+
+  test('a rejected cursor makes the delta a full sync with the provider reason', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.remove('u5');
+    provider.rejectCursor = 'the directory was restored from a backup';
+    const report = await harness.sync('delta');
+    expect(report.mode).toBe('full');
+    expect(report.reason).toContain('the directory was restored from a backup');
+    expect(report).toMatchObject({ status: 'succeeded', deleted: 1, unchanged: 6 });
+    expect(provider.fullFetches).toBe(2);
+  });
+
+  test('applies changes and reported deletions, never deletions inferred from absence', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.change('u1', { title: 'boss' });
+    provider.put(user('u6'));
+    provider.remove('u5');
+    const report = await harness.sync('delta');
+    expect(report).toMatchObject({
+      mode: 'delta',
+      status: 'succeeded',
+      fetched: 2,
+      created: 1,
+      updated: 1,
+      deleted: 1,
+      wouldDelete: 1,
+    });
+    // Everything the delta did not mention is still there.
+    expect(await harness.live()).toEqual(['g1', 'g2', 'u1', 'u2', 'u3', 'u4', 'u6']);
+    expect(harness.cursor).toEqual({ version: 4 });
+
+    const quiet = await harness.sync('delta');
+    expect(quiet).toMatchObject({ fetched: 0, deleted: 0, created: 0 });
+  });
+
+  test('a deleted member loses its edges even when its group is not reported', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.remove('u2');
+    const report = await harness.sync('delta');
+    expect(report).toMatchObject({ fetched: 0, deleted: 1, membershipsRemoved: 2 });
+    expect(await harness.edges()).toEqual(['g1>u1', 'g2>u3', 'g2>u4']);
+
+    // When it comes back, the next complete member list of its groups restores the edges.
+    provider.put(user('u2'));
+    await harness.sync('delta');
+    const full = await harness.sync('full');
+    expect(full.membershipsAdded).toBe(2);
+    expect(await harness.edges()).toEqual(['g1>u1', 'g1>u2', 'g2>u2', 'g2>u3', 'g2>u4']);
+  });
+
+  test('a deleted group loses its edges', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.remove('g2');
+    expect(await harness.sync('delta')).toMatchObject({ deleted: 1, membershipsRemoved: 3 });
+    expect(await harness.edges()).toEqual(['g1>u1', 'g1>u2']);
+  });
+
+  test('an object reported deleted and then reported again within one delta stays', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.scriptedDelta = [
+      { entries: [], deletions: ['u1'] },
+      { entries: [user('u1', { title: 'recreated' })], cursor: { version: 9 } },
+    ];
+    const report = await harness.sync('delta');
+    expect(report).toMatchObject({ deleted: 0, updated: 1 });
+    expect(await harness.live()).toContain('u1');
+  });
+
+  test('incremental member changes are applied after the objects of their page', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.scriptedDelta = [
+      {
+        entries: [user('u7')],
+        memberDeltas: [
+          { groupExternalId: 'g1', added: [{ by: 'dn', value: userDn('u7') }], removed: [{ by: 'externalId', value: 'u1' }] },
+        ],
+        cursor: { version: 9 },
+      },
+    ];
+    const report = await harness.sync('delta');
+    expect(report).toMatchObject({ created: 1, membershipsAdded: 1, membershipsRemoved: 1 });
+    expect(await harness.edges()).toEqual(['g1>u2', 'g1>u7', 'g2>u2', 'g2>u3', 'g2>u4']);
+  });
+});
+
+describe('deletion threshold', () => {
+  test('a source that suddenly returns nothing is blocked and deletes nothing, run after run', async () => {
+    const { provider, harness } = await syncedDirectory({ count: 500, percent: 20 });
+    provider.returnNothing = true;
+    const blocked = await harness.sync('full');
+    expect(blocked).toMatchObject({ status: 'blocked_by_threshold', wouldDelete: 7, deleted: 0, thresholdExceeded: true });
+    expect(blocked.cursor).toBeUndefined();
+    expect(await harness.live()).toHaveLength(7);
+    expect(await harness.edges()).toHaveLength(5);
+
+    const again = await harness.sync('full');
+    expect(again).toMatchObject({ status: 'blocked_by_threshold', wouldDelete: 7, deleted: 0 });
+
+    // Once the source is right again, nothing was lost and nothing needs restoring.
+    provider.returnNothing = false;
+    const fine = await harness.sync('full');
+    expect(fine).toMatchObject({ status: 'succeeded', restored: 0, unchanged: 7, deleted: 0 });
+    expect(await harness.deleted()).toEqual([]);
+    expect(await harness.edges()).toHaveLength(5);
+  });
+
+  test('a blocked run still applies its creates and updates', async () => {
+    const { provider, harness } = await syncedDirectory({ count: 1, percent: 100 });
+    provider.remove('u1', 'u2');
+    provider.change('u3', { title: 'new' });
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ status: 'blocked_by_threshold', updated: 1, wouldDelete: 2, deleted: 0 });
+    expect(await harness.attributes('u3')).toEqual({ name: 'u3', title: 'new' });
+  });
+
+  test('an approval lets the next run delete up to the approved count', async () => {
+    const { provider, harness } = await syncedDirectory({ count: 1, percent: 100 });
+    provider.remove('u1', 'u2', 'u3');
+    const blocked = await harness.sync('full');
+    expect(blocked.status).toBe('blocked_by_threshold');
+
+    const tooSmall = await harness.sync('full', { approval: { maxDeletions: 2 } });
+    expect(tooSmall).toMatchObject({ status: 'blocked_by_threshold', deleted: 0 });
+
+    const approved = await harness.sync('full', { approval: { maxDeletions: blocked.wouldDelete } });
+    expect(approved).toMatchObject({ status: 'succeeded', deleted: 3, approvalUsed: true });
+    expect(await harness.deleted()).toEqual(['u1', 'u2', 'u3']);
+  });
+
+  test('deletions reported by a delta count against the threshold and keep the cursor', async () => {
+    const { provider, harness } = await syncedDirectory({ count: 1, percent: 100 });
+    provider.remove('u1', 'u2');
+    const blocked = await harness.sync('delta');
+    expect(blocked).toMatchObject({ mode: 'delta', status: 'blocked_by_threshold', wouldDelete: 2, deleted: 0 });
+    expect(harness.cursor).toEqual({ version: 1 });
+
+    // The kept cursor makes the next delta see the same deletions.
+    const again = await harness.sync('delta', { approval: { maxDeletions: 2 } });
+    expect(again).toMatchObject({ status: 'succeeded', deleted: 2 });
+  });
+
+  test('the percentage limit applies to the live objects', async () => {
+    const { provider, harness } = await syncedDirectory({ count: 500, percent: 20 });
+    provider.remove('u5');
+    expect(await harness.sync('full')).toMatchObject({ status: 'succeeded', deleted: 1 });
+    provider.remove('u4', 'u3');
+    expect(await harness.sync('full')).toMatchObject({ status: 'blocked_by_threshold', wouldDelete: 2 });
+  });
+});
+
+describe('dry run', () => {
+  test('reports what a real run would do and writes nothing', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.change('u1', { title: 'x' });
+    provider.put(user('u9'), group('g1', [userDn('u9')]));
+    provider.remove('u5');
+    const before = await harness.snapshot();
+
+    const dry = await harness.sync('full', { dryRun: true });
+    expect(dry).toMatchObject({
+      status: 'dry_run',
+      created: 1,
+      updated: 1,
+      deleted: 1,
+      wouldDelete: 1,
+      membershipsAdded: 1,
+      membershipsRemoved: 2,
+    });
+    expect(dry.cursor).toBeUndefined();
+    expect(await harness.snapshot()).toBe(before);
+
+    const real = await harness.sync('full');
+    const { status: _dry, cursor: _none, ...dryCounts } = dry;
+    const { status: _real, cursor: _cursor, ...realCounts } = real;
+    expect(realCounts).toEqual(dryCounts);
+  });
+
+  test('a dry run over the threshold says it would be blocked', async () => {
+    const { provider, harness } = await syncedDirectory({ count: 500, percent: 20 });
+    provider.returnNothing = true;
+    const dry = await harness.sync('full', { dryRun: true });
+    expect(dry).toMatchObject({ status: 'dry_run', thresholdExceeded: true, wouldDelete: 7, deleted: 0 });
+  });
+
+  test('a dry run on an empty integration creates nothing', async () => {
+    const provider = new ScriptedProvider().put(user('u1'), group('g', [userDn('u1')]));
+    const harness = new PipelineHarness(db, provider, await createIntegrationRow(db));
+    const dry = await harness.sync('delta', { dryRun: true });
+    expect(dry).toMatchObject({ mode: 'full', status: 'dry_run', created: 2, membershipsAdded: 1 });
+    expect(await harness.live()).toEqual([]);
+    expect(harness.cursor).toBeNull();
+  });
+});
