@@ -1,3 +1,6 @@
 export * from './pg.ts';
 export * from './redis.ts';
 export * from './wait.ts';
+export * from './ldif.ts';
+export * from './generate.ts';
+export * from './slapd.ts';
