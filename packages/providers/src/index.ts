@@ -1,0 +1,68 @@
+import type { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import { genericLdapKind } from './ldap-generic/index.ts';
+import { formatSettingsIssues } from './settings.ts';
+import type { Provider } from './types.ts';
+
+export * from './types.ts';
+export * from './errors.ts';
+export * as ldap from './ldap/index.ts';
+export * from './ldap-generic/index.ts';
+export { formatSettingsIssues } from './settings.ts';
+
+/** What the registry knows about one provider kind. */
+export interface ProviderKind<Settings> {
+  readonly kind: string;
+  readonly description: string;
+  /** Validates (and fills defaults of) the settings stored for an integration of this kind. */
+  readonly settingsSchema: z.ZodType<Settings>;
+  /** Builds a provider from validated settings and the decrypted secret (bind password, key). */
+  create(settings: Settings, secret: string | undefined): Provider;
+}
+
+/** Every provider kind dirsync can sync from, by kind name (the `integrations.kind` column). */
+export const providerKinds = {
+  ldap: genericLdapKind as ProviderKind<z.output<typeof genericLdapKind.settingsSchema>>,
+} as const;
+
+/** A kind name of {@link providerKinds}. */
+export type ProviderKindName = keyof typeof providerKinds;
+
+/** True when `kind` names a registered provider kind. */
+export function isProviderKind(kind: string): kind is ProviderKindName {
+  return Object.hasOwn(providerKinds, kind);
+}
+
+/** Outcome of {@link validateSettings}: normalised settings, or every problem found. */
+export type SettingsValidation =
+  | { readonly ok: true; readonly settings: unknown }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+/**
+ * Validates settings for a kind and returns them with defaults applied (what to store), or
+ * every problem at once as readable lines (`users.baseDns[0]: …`).
+ */
+export function validateSettings(kind: string, settings: unknown): SettingsValidation {
+  if (!isProviderKind(kind)) {
+    return { ok: false, problems: [`unknown provider kind "${kind}" (known: ${Object.keys(providerKinds).join(', ')})`] };
+  }
+  const parsed = providerKinds[kind].settingsSchema.safeParse(settings);
+  if (parsed.success) return { ok: true, settings: parsed.data };
+  return { ok: false, problems: formatSettingsIssues(parsed.error) };
+}
+
+/**
+ * Builds the provider for an integration from its stored settings JSON and decrypted secret.
+ * Throws {@link ConfigError} listing every problem when the settings are invalid.
+ */
+export function createProvider(kind: string, settings: unknown, secret: string | undefined): Provider {
+  if (!isProviderKind(kind)) {
+    throw new ConfigError(`unknown provider kind "${kind}" (known: ${Object.keys(providerKinds).join(', ')})`);
+  }
+  const entry = providerKinds[kind];
+  const parsed = entry.settingsSchema.safeParse(settings);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid ${kind} settings: ${formatSettingsIssues(parsed.error).join('; ')}`);
+  }
+  return entry.create(parsed.data, secret);
+}

@@ -1,0 +1,161 @@
+import { ConfigError, ProviderError } from '../errors.ts';
+import { type LdapConnectOptions, LdapConnection, parseLdapUrl } from '../ldap/connection.ts';
+import { andFilters, objectClassFilter } from '../ldap/filter.ts';
+import { type SearchOptions, pagedSearch } from '../ldap/search.ts';
+import type { ConnectionCheck, ConnectionReport } from '../types.ts';
+import { type GenericLdapSettings, effectiveTlsMode } from './config.ts';
+import { groupAttributes, userAttributes } from './map.ts';
+
+/** Opens a connection secured and bound as the settings say. */
+export async function openConnection(
+  settings: GenericLdapSettings,
+  password: string | undefined,
+  signal?: AbortSignal,
+): Promise<LdapConnection> {
+  if (password === undefined || password === '') {
+    throw new ConfigError(`no bind password is stored for ${settings.bindDn}; set the integration's password`);
+  }
+  return LdapConnection.open(connectOptions(settings, password, signal));
+}
+
+function connectOptions(settings: GenericLdapSettings, password: string | undefined, signal: AbortSignal | undefined): LdapConnectOptions {
+  return {
+    url: settings.url,
+    tls: {
+      mode: effectiveTlsMode(settings),
+      caPem: settings.tls.caPem,
+      allowInsecure: settings.tls.allowInsecure,
+      serverName: settings.tls.serverName,
+    },
+    bindDn: settings.bindDn,
+    password,
+    connectTimeoutMs: settings.timeouts.connectMs,
+    operationTimeoutMs: settings.timeouts.operationMs,
+    signal,
+  };
+}
+
+/** The filter selecting users (object classes and the optional extra filter). */
+export function usersFilter(settings: GenericLdapSettings): string {
+  return andFilters(objectClassFilter(settings.users.objectClasses), settings.users.filter);
+}
+
+/** The filter selecting groups. */
+export function groupsFilter(settings: GenericLdapSettings): string {
+  return andFilters(objectClassFilter(settings.groups.objectClasses), settings.groups.filter);
+}
+
+/** Search options for users under `base`, optionally narrowed by an extra filter. */
+export function userSearch(settings: GenericLdapSettings, base: string, extra?: string, signal?: AbortSignal): SearchOptions {
+  return {
+    base,
+    filter: andFilters(usersFilter(settings), extra),
+    attributes: userAttributes,
+    pageSize: settings.pageSize,
+    timeLimitSeconds: settings.timeouts.searchTimeLimitSeconds,
+    ...(signal ? { signal } : {}),
+  };
+}
+
+/** Search options for groups under `base` (member attributes included). */
+export function groupSearch(settings: GenericLdapSettings, base: string, extra?: string, signal?: AbortSignal): SearchOptions {
+  return {
+    base,
+    filter: andFilters(groupsFilter(settings), extra),
+    attributes: [...groupAttributes, ...settings.groups.memberAttributes],
+    pageSize: settings.pageSize,
+    timeLimitSeconds: settings.timeouts.searchTimeLimitSeconds,
+    ...(signal ? { signal } : {}),
+  };
+}
+
+async function countEntries(connection: LdapConnection, options: SearchOptions): Promise<number> {
+  let count = 0;
+  // "1.1" asks for no attributes: the count costs the server little and the client less.
+  for await (const page of pagedSearch(connection, { ...options, attributes: ['1.1'] })) count += page.length;
+  return count;
+}
+
+function describe(error: unknown): string {
+  return error instanceof ProviderError ? error.message : error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Test Connection: connect, TLS, bind, and whether each users/groups base can be read (with
+ * counts). Never throws for directory problems: each becomes a failed line of the checklist.
+ */
+export async function testGenericLdapConnection(
+  settings: GenericLdapSettings,
+  password: string | undefined,
+  signal?: AbortSignal,
+): Promise<ConnectionReport> {
+  const checks: ConnectionCheck[] = [];
+  const target = parseLdapUrl(settings.url);
+  const mode = effectiveTlsMode(settings);
+  if (password === undefined || password === '') {
+    // Still worth knowing whether the server and TLS work: connect without binding.
+    try {
+      const anonymous = await LdapConnection.open({ ...connectOptions(settings, undefined, signal), bindDn: undefined });
+      checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
+      checks.push(tlsCheck(mode, settings, anonymous.tlsInUse));
+      await anonymous.close();
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      checks.push({ name: 'connect', ok: false, detail: describe(error) });
+      return { ok: false, checks };
+    }
+    checks.push({ name: 'bind', ok: false, detail: `no bind password is stored for ${settings.bindDn}` });
+    return { ok: false, checks };
+  }
+  let connection: LdapConnection;
+  try {
+    connection = await openConnection(settings, password, signal);
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    if (error instanceof ProviderError && error.code === 'auth') {
+      // Bind comes after connect and TLS, so both worked.
+      checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
+      checks.push(tlsCheck(mode, settings));
+      checks.push({ name: 'bind', ok: false, detail: describe(error) });
+    } else {
+      checks.push({ name: 'connect', ok: false, detail: describe(error) });
+    }
+    return { ok: false, checks };
+  }
+  try {
+    checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
+    checks.push(tlsCheck(mode, settings, connection.tlsInUse));
+    checks.push({ name: 'bind', ok: true, detail: `bound as ${settings.bindDn}` });
+    for (const [name, bases, search] of [
+      ['users', settings.users.baseDns, userSearch],
+      ['groups', settings.groups.baseDns, groupSearch],
+    ] as const) {
+      for (const base of bases) {
+        try {
+          const count = await countEntries(connection, search(settings, base, undefined, signal));
+          checks.push({
+            name: `${name} base`,
+            ok: true,
+            detail: `${base}: ${count} ${name} visible`,
+            ...(count === 0 ? { warning: true } : {}),
+          });
+        } catch (error) {
+          if (signal?.aborted) throw signal.reason;
+          checks.push({ name: `${name} base`, ok: false, detail: `${base}: ${describe(error)}` });
+        }
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+  return { ok: checks.every((c) => c.ok), checks };
+}
+
+function tlsCheck(mode: 'ldaps' | 'starttls' | 'none', settings: GenericLdapSettings, inUse?: 'ldaps' | 'starttls'): ConnectionCheck {
+  if (mode === 'none') {
+    return { name: 'tls', ok: true, warning: true, detail: 'not in use: plain LDAP allowed by tls.allowInsecure; the bind password crosses the network unencrypted' };
+  }
+  const trust = settings.tls.caPem ? 'the configured CA' : 'the system CAs';
+  const how = (inUse ?? mode) === 'ldaps' ? 'LDAPS' : 'StartTLS';
+  return { name: 'tls', ok: true, detail: `${how}, certificate verified against ${trust}` };
+}

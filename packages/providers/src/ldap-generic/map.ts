@@ -1,0 +1,109 @@
+import { DnSyntaxError, normalizeDn } from '../ldap/dn.ts';
+import type { LdapEntry } from '../ldap/protocol.ts';
+import type { JsonValue, MapResult, MemberRef } from '../types.ts';
+
+/** A source entry of the generic LDAP provider: the entry and which search found it. */
+export interface GenericLdapEntry {
+  readonly type: 'user' | 'group';
+  readonly entry: LdapEntry;
+}
+
+/** What mapping needs from the settings. */
+export interface GenericLdapMapOptions {
+  /** Group attributes holding member DNs (lower-cased or not). */
+  readonly memberAttributes: readonly string[];
+}
+
+/** Attributes read for users: only what mapping and the delta high-water mark use. */
+export const userAttributes = [
+  'entryUUID', 'modifyTimestamp', 'uid', 'cn', 'sn', 'givenName', 'displayName', 'mail', 'title',
+  'departmentNumber', 'telephoneNumber', 'employeeNumber',
+] as const;
+
+/** Attributes read for groups, besides the member attributes of the settings. */
+export const groupAttributes = ['entryUUID', 'modifyTimestamp', 'cn', 'description', 'mail'] as const;
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+// Canonical name ← source attribute (lower-cased), single-valued in the canonical shape.
+const userSingle: readonly (readonly [string, string])[] = [
+  ['uid', 'uid'],
+  ['cn', 'cn'],
+  ['sn', 'sn'],
+  ['givenName', 'givenname'],
+  ['displayName', 'displayname'],
+  ['title', 'title'],
+  ['department', 'departmentnumber'],
+  ['telephoneNumber', 'telephonenumber'],
+  ['employeeNumber', 'employeenumber'],
+];
+const groupSingle: readonly (readonly [string, string])[] = [
+  ['cn', 'cn'],
+  ['description', 'description'],
+];
+
+function first(entry: LdapEntry, name: string): string | undefined {
+  const values = entry.attributes[name];
+  return values && values.length > 0 ? values[0] : undefined;
+}
+
+// uniqueMember is NameAndOptionalUID: "dn#'0101'B"; the optional UID is not part of the DN.
+const optionalUid = /#'[01]*'B$/;
+
+/**
+ * Maps a generic LDAP entry to the canonical shape. Pure. The external id is `entryUUID`
+ * (lower-cased); the DN goes to `dn` (canonical lower-cased form), never into the attributes,
+ * so a rename or move changes nothing but `dn`. `modifyTimestamp` is read for the delta
+ * high-water mark only: it changes on writes dirsync does not track (a password change), which
+ * must not count as a change. Absent attributes are left out rather than set to null.
+ */
+export function mapGenericLdapEntry(source: GenericLdapEntry, options: GenericLdapMapOptions): MapResult {
+  const { entry, type } = source;
+  let dn: string;
+  try {
+    dn = normalizeDn(entry.dn);
+  } catch (error) {
+    const why = error instanceof DnSyntaxError ? error.message : String(error);
+    return { ok: false, dn: entry.dn, reason: `the entry's DN cannot be parsed: ${why}` };
+  }
+  const rawId = first(entry, 'entryuuid');
+  if (rawId === undefined) {
+    return { ok: false, dn, reason: 'the entry has no entryUUID (is the service account allowed to read operational attributes?)' };
+  }
+  const externalId = rawId.trim().toLowerCase();
+  if (!uuidPattern.test(externalId)) return { ok: false, dn, externalId: rawId, reason: `entryUUID "${rawId}" is not a UUID` };
+
+  const attributes: Record<string, JsonValue> = {};
+  for (const [canonical, source] of type === 'user' ? userSingle : groupSingle) {
+    const value = first(entry, source);
+    if (value !== undefined) attributes[canonical] = value;
+  }
+  const mails = entry.attributes['mail'];
+  if (mails && mails.length > 0) {
+    attributes['mail'] = mails[0] as string;
+    if (type === 'user' && mails.length > 1) attributes['otherMails'] = mails.slice(1);
+  }
+  if (type === 'user') return { ok: true, object: { externalId, type, dn, attributes } };
+
+  const members: MemberRef[] = [];
+  const seen = new Set<string>();
+  for (const attribute of options.memberAttributes) {
+    const values = entry.attributes[attribute.toLowerCase()];
+    if (!values) continue;
+    for (const raw of values) {
+      const value = raw.replace(optionalUid, '').trim();
+      // groupOfNames needs a member: empty DNs are placeholders, not members.
+      if (value === '') continue;
+      let member: string;
+      try {
+        member = normalizeDn(value);
+      } catch {
+        continue;
+      }
+      if (seen.has(member)) continue;
+      seen.add(member);
+      members.push({ by: 'dn', value: member });
+    }
+  }
+  return { ok: true, object: { externalId, type, dn, attributes, members } };
+}

@@ -1,0 +1,152 @@
+import { SearchResponse, StatusCodeParser } from 'ldapts';
+import { AuthError, ConfigError, ProviderError, UnavailableError } from '../errors.ts';
+import { type LdapResult, ProtocolDecodeError } from './protocol.ts';
+
+/** What was being done when an error happened; shapes the message. Never holds a secret. */
+export interface LdapErrorContext {
+  readonly url: string;
+  readonly operation: 'connect' | 'starttls' | 'bind' | 'search' | 'read' | 'extended';
+  /** Search base or entry DN, when the operation had one. */
+  readonly base?: string;
+  readonly bindDn?: string;
+}
+
+/** Raised by the connection when the server stays silent past the operation timeout. */
+export class LdapTimeoutError extends Error {
+  override readonly name = 'LdapTimeoutError';
+}
+
+/** Raised when the server closed the connection (or announced it would) while work was pending. */
+export class LdapConnectionClosedError extends Error {
+  override readonly name = 'LdapConnectionClosedError';
+}
+
+/** Carries the LDAP result code on the `cause` chain of a mapped error. */
+export class LdapResultError extends Error {
+  override readonly name = 'LdapResultError';
+  readonly resultCode: number;
+  readonly matchedDn: string;
+  constructor(result: LdapResult) {
+    // ldapts knows the RFC 4511 names of the codes; reuse its wording as the cause.
+    const named = StatusCodeParser.parse(
+      new SearchResponse({ messageId: 0, status: result.resultCode, errorMessage: result.diagnosticMessage }),
+    );
+    super(named.message, { cause: named });
+    this.resultCode = result.resultCode;
+    this.matchedDn = result.matchedDn;
+  }
+}
+
+/**
+ * The LDAP result code behind a mapped error, if any: callers that treat a code specially (a
+ * Domino search answering sizeLimitExceeded is split, not failed) look it up here.
+ */
+export function ldapResultCode(error: unknown): number | undefined {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof LdapResultError) return e.resultCode;
+  }
+  return undefined;
+}
+
+function where(c: LdapErrorContext): string {
+  return c.base === undefined ? c.url : `${c.base} on ${c.url}`;
+}
+
+function diag(result: LdapResult): string {
+  const text = result.diagnosticMessage.trim();
+  return text ? ` (server says: ${text})` : '';
+}
+
+/** Maps a non-success LDAP result to the typed error that decides whether to retry. */
+export function resultError(result: LdapResult, c: LdapErrorContext): ProviderError {
+  const cause = new LdapResultError(result);
+  const options = { cause };
+  const d = diag(result);
+  const who = c.bindDn ? ` as ${c.bindDn}` : '';
+  switch (result.resultCode) {
+    case 49:
+      return new AuthError(`invalid credentials${who} on ${c.url}${d}`, options);
+    case 50:
+      return new AuthError(`insufficient access rights${who} to ${c.operation} ${where(c)}${d}`, options);
+    case 7:
+    case 8:
+    case 48:
+      return new AuthError(`the server refused this kind of authentication${who} on ${c.url}: it requires stronger authentication${d}`, options);
+    case 13:
+      return new ConfigError(`${c.url} requires a confidential (TLS) connection; use ldaps or StartTLS${d}`, options);
+    case 32:
+      return new ConfigError(
+        `${c.base ?? 'the entry'} does not exist on ${c.url}${result.matchedDn ? ` (closest existing entry: ${result.matchedDn})` : ''}${d}`,
+        options,
+      );
+    case 34:
+      return new ConfigError(`invalid DN syntax in ${c.operation} of ${where(c)}${d}`, options);
+    case 10:
+      return new ConfigError(
+        `${where(c)} is held by another server (referral${result.referrals.length ? ` to ${result.referrals.join(', ')}` : ''}); point the settings at that server`,
+        options,
+      );
+    case 4:
+      return new ConfigError(`the server's size limit was exceeded searching ${where(c)}; enable paged results or narrow the filter${d}`, options);
+    case 11:
+      return new ConfigError(`an administrative limit was exceeded searching ${where(c)}${d}`, options);
+    case 12:
+      return new ConfigError(`${c.url} does not support a control this ${c.operation} requires${d}`, options);
+    case 2:
+      return new ConfigError(`protocol error in ${c.operation} on ${c.url}${d}`, options);
+    case 16:
+    case 17:
+    case 18:
+    case 21:
+      return new ConfigError(`the server rejected an attribute or filter in the ${c.operation} of ${where(c)}${d}`, options);
+    case 53:
+      return new ConfigError(`the server is unwilling to perform the ${c.operation} of ${where(c)}${d}`, options);
+    case 3:
+      return new UnavailableError(`the server's time limit was exceeded in the ${c.operation} of ${where(c)}${d}`, options);
+    case 51:
+      return new UnavailableError(`${c.url} is busy${d}`, options);
+    case 52:
+      return new UnavailableError(`${c.url} is unavailable${d}`, options);
+    default:
+      return new UnavailableError(`${c.operation} of ${where(c)} failed: ${cause.message}`, options);
+  }
+}
+
+const unreachableCodes = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN',
+  'ENETDOWN', 'EAI_AGAIN', 'ECONNABORTED', 'ENOTCONN',
+]);
+
+function isCertificateProblem(code: string): boolean {
+  return /CERT|UNABLE_TO_|SELF_SIGNED|ALTNAME|HOSTNAME_MISMATCH|INVALID_CA/.test(code);
+}
+
+/**
+ * Maps anything thrown at the directory boundary to a typed error. Provider errors pass through;
+ * socket, TLS and timeout failures get a message naming the server, never a credential.
+ */
+export function toProviderError(error: unknown, c: LdapErrorContext): ProviderError {
+  if (error instanceof ProviderError) return error;
+  const options = { cause: error };
+  if (error instanceof LdapTimeoutError) return new UnavailableError(`${c.operation} of ${where(c)} timed out: ${error.message}`, options);
+  if (error instanceof LdapConnectionClosedError) {
+    return new UnavailableError(`connection to ${c.url} was lost during the ${c.operation}: ${error.message}`, options);
+  }
+  if (error instanceof ProtocolDecodeError) {
+    return new ConfigError(`${c.url} sent data that is not LDAP (${error.message}); check the URL and TLS mode`, options);
+  }
+  const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : '';
+  const message = error instanceof Error ? error.message : String(error);
+  if (unreachableCodes.has(code)) return new UnavailableError(`cannot reach ${c.url}: ${code}`, options);
+  if (code === 'ENOTFOUND') return new ConfigError(`host of ${c.url} not found (DNS)`, options);
+  if (isCertificateProblem(code)) {
+    return new ConfigError(
+      `TLS certificate verification failed for ${c.url}: ${message} (${code}); check tls.caPem (the CA that signed the server certificate) and that the URL host matches the certificate`,
+      options,
+    );
+  }
+  if (code === 'EPROTO' || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) {
+    return new ConfigError(`TLS handshake with ${c.url} failed: ${message}; check the TLS mode and port`, options);
+  }
+  return new UnavailableError(`${c.operation} of ${where(c)} failed: ${message}`, options);
+}

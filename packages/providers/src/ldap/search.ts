@@ -1,0 +1,234 @@
+import { type Control, type Filter, PagedResultsControl } from 'ldapts';
+import { ConfigError } from '../errors.ts';
+import type { LdapConnection } from './connection.ts';
+import { type LdapErrorContext, resultError } from './errors.ts';
+import { parseFilter } from './filter.ts';
+import { type LdapEntry, type LdapResponse, ResultCode, pagedResultsCookie } from './protocol.ts';
+
+/** OID of the simple paged results control (RFC 2696). */
+export const pagedResultsOid = '1.2.840.113556.1.4.319';
+/** OID of Active Directory's Show Deleted control (tombstones). */
+export const showDeletedOid = '1.2.840.113556.1.4.417';
+
+/** Default page size of paged searches. */
+export const defaultPageSize = 1000;
+/** Default server-side time limit per search request, in seconds (never left implicit). */
+export const defaultTimeLimitSeconds = 600;
+
+/** A search, paged or not. */
+export interface SearchOptions {
+  readonly base: string;
+  /** Default `sub`. */
+  readonly scope?: 'base' | 'one' | 'sub';
+  /** RFC 4515 string or an ldapts filter. Default `(objectClass=*)`. */
+  readonly filter?: string | Filter;
+  /** Attributes to return; request only what is used, it is the main cost of a read. */
+  readonly attributes: readonly string[];
+  /** Attributes returned as Buffers (e.g. objectGUID, objectSid); case-insensitive. */
+  readonly binaryAttributes?: readonly string[];
+  /** Entries per page; 0 turns paging off. Default {@link defaultPageSize}. */
+  readonly pageSize?: number;
+  /** Server-side time limit per request in seconds; 0 means none. Default {@link defaultTimeLimitSeconds}. */
+  readonly timeLimitSeconds?: number;
+  /** Client-requested size limit (0: none). */
+  readonly sizeLimit?: number;
+  /**
+   * Extra request controls (e.g. `new Control(showDeletedOid, { critical: true })`). The paged
+   * results control is added by {@link pagedSearch} itself.
+   */
+  readonly controls?: readonly Control[];
+  /** Mark the paged results control critical (fail rather than get an unpaged answer). */
+  readonly pagingCritical?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** A page of entries and the response controls of its SearchResultDone. */
+export interface SearchPage {
+  readonly entries: LdapEntry[];
+  readonly response: LdapResponse;
+}
+
+function toFilter(filter: string | Filter | undefined): Filter {
+  if (filter === undefined) return parseFilter('(objectClass=*)');
+  if (typeof filter !== 'string') return filter;
+  try {
+    return parseFilter(filter);
+  } catch (error) {
+    throw new ConfigError(error instanceof Error ? error.message : String(error), { cause: error });
+  }
+}
+
+/**
+ * Runs a search with the simple paged results control and yields one page of entries at a time:
+ * memory is bounded by the page size, whatever the directory size. Continuation references are
+ * ignored. A server that ignores paging yields everything as one page. Any failure is a typed
+ * ProviderError (a broken connection mid-way is UnavailableError, so the run is retried, and
+ * the caller has not completed, so nothing is deleted).
+ */
+export async function* pagedSearchPages(connection: LdapConnection, options: SearchOptions): AsyncGenerator<SearchPage> {
+  const filter = toFilter(options.filter);
+  const pageSize = options.pageSize ?? defaultPageSize;
+  const binary = options.binaryAttributes?.length ? new Set(options.binaryAttributes.map((a) => a.toLowerCase())) : undefined;
+  const context: LdapErrorContext = { url: connection.url, operation: 'search', base: options.base };
+  let cookie: Buffer | undefined;
+  for (;;) {
+    const controls = [...(options.controls ?? [])];
+    if (pageSize > 0) {
+      controls.push(
+        new PagedResultsControl({
+          critical: options.pagingCritical === true,
+          value: { size: pageSize, ...(cookie ? { cookie } : {}) },
+        }),
+      );
+    }
+    const entries: LdapEntry[] = [];
+    const response = await connection.search(
+      {
+        base: options.base,
+        scope: options.scope ?? 'sub',
+        filter,
+        attributes: options.attributes,
+        binary,
+        sizeLimit: options.sizeLimit,
+        timeLimitSeconds: options.timeLimitSeconds ?? defaultTimeLimitSeconds,
+        controls,
+        signal: options.signal,
+      },
+      (entry) => entries.push(entry),
+    );
+    const result = response.result;
+    const sizeLimited = result?.resultCode === ResultCode.sizeLimitExceeded && (options.sizeLimit ?? 0) > 0;
+    if (result && result.resultCode !== ResultCode.success && !sizeLimited) throw resultError(result, context);
+    cookie = pageSize > 0 ? pagedResultsCookie(response.controls.find((c) => c.oid === pagedResultsOid)?.value) : undefined;
+    yield { entries, response };
+    if (!cookie) return;
+  }
+}
+
+/** {@link pagedSearchPages} without the response controls: pages of entries. */
+export async function* pagedSearch(connection: LdapConnection, options: SearchOptions): AsyncGenerator<LdapEntry[]> {
+  for await (const page of pagedSearchPages(connection, options)) yield page.entries;
+}
+
+/** All entries of a (small) search in one array. */
+export async function searchAll(connection: LdapConnection, options: SearchOptions): Promise<LdapEntry[]> {
+  const all: LdapEntry[] = [];
+  for await (const page of pagedSearch(connection, options)) for (const entry of page) all.push(entry);
+  return all;
+}
+
+/** Reads one entry by DN (base search); undefined when the filter does not match it. */
+export async function readEntry(
+  connection: LdapConnection,
+  dn: string,
+  attributes: readonly string[],
+  options: Omit<SearchOptions, 'base' | 'scope' | 'attributes' | 'pageSize'> = {},
+): Promise<LdapEntry | undefined> {
+  const entries = await searchAll(connection, { ...options, base: dn, scope: 'base', attributes, pageSize: 0 });
+  return entries[0];
+}
+
+/** Reads the root DSE (naming contexts, supported controls, AD's currentTime, ...). */
+export async function readRootDse(
+  connection: LdapConnection,
+  attributes: readonly string[] = ['namingContexts', 'supportedControl', 'supportedExtension', 'supportedLDAPVersion', 'vendorName', 'vendorVersion', 'currentTime'],
+  signal?: AbortSignal,
+): Promise<LdapEntry | undefined> {
+  return readEntry(connection, '', attributes, { filter: '(objectClass=*)', ...(signal ? { signal } : {}) });
+}
+
+const rangePattern = /^(.+);range=(\d+)-(\d+|\*)$/;
+
+/** A ranged attribute key such as `member;range=0-1499`, parsed. */
+export interface RangeKey {
+  readonly attribute: string;
+  readonly low: number;
+  /** Undefined for `*` (the last range). */
+  readonly high: number | undefined;
+}
+
+/** Parses `attr;range=low-high` (lower-cased key); undefined for anything else. */
+export function parseRangeKey(key: string): RangeKey | undefined {
+  const m = rangePattern.exec(key);
+  if (!m) return undefined;
+  return { attribute: m[1] as string, low: Number(m[2]), high: m[3] === '*' ? undefined : Number(m[3]) };
+}
+
+function findRange(entry: LdapEntry, attribute: string): { key: string; range: RangeKey } | undefined {
+  for (const key of Object.keys(entry.attributes)) {
+    const range = parseRangeKey(key);
+    if (range && range.attribute === attribute) return { key, range };
+  }
+  return undefined;
+}
+
+/** Options of range retrieval. */
+export interface RangeOptions {
+  /** Values per request; absent: ask for `low-*` and let the server cap it (AD: MaxValRange). */
+  readonly rangeSize?: number;
+  readonly timeLimitSeconds?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Reads every value of a multi-valued attribute of one entry with range retrieval
+ * (`member;range=0-1499`, then the following ranges until the server answers `…-*`). Works
+ * unchanged against servers that return every value unranged.
+ */
+export async function readRangedValues(
+  connection: LdapConnection,
+  dn: string,
+  attribute: string,
+  options: RangeOptions & { readonly start?: number } = {},
+): Promise<string[]> {
+  const name = attribute.toLowerCase();
+  const values: string[] = [];
+  let low = options.start ?? 0;
+  for (let guard = 0; guard < 1_000_000; guard++) {
+    const request = `${attribute};range=${low}-${options.rangeSize ? low + options.rangeSize - 1 : '*'}`;
+    const entry = await readEntry(connection, dn, [request], {
+      ...(options.timeLimitSeconds !== undefined ? { timeLimitSeconds: options.timeLimitSeconds } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (!entry) return values;
+    const found = findRange(entry, name);
+    if (!found) {
+      // The server ignored the range option and answered with every value.
+      const all = entry.attributes[name];
+      if (all && low === 0) values.push(...all);
+      return values;
+    }
+    values.push(...(entry.attributes[found.key] ?? []));
+    if (found.range.high === undefined) return values;
+    low = found.range.high + 1;
+  }
+  return values;
+}
+
+/**
+ * Completes ranged attributes of an entry returned by a search: when the server sent only the
+ * first range (`member;range=0-1499`), fetches the rest and returns an entry whose plain key
+ * (`member`) holds every value. Entries without ranged keys are returned unchanged.
+ */
+export async function completeRangedAttributes(
+  connection: LdapConnection,
+  entry: LdapEntry,
+  attributes: readonly string[],
+  options: RangeOptions = {},
+): Promise<LdapEntry> {
+  let updated: Record<string, readonly string[]> | undefined;
+  for (const attribute of attributes) {
+    const name = attribute.toLowerCase();
+    const found = findRange(entry, name);
+    if (!found) continue;
+    updated ??= { ...entry.attributes };
+    const first = entry.attributes[found.key] ?? [];
+    delete updated[found.key];
+    const rest =
+      found.range.high === undefined
+        ? []
+        : await readRangedValues(connection, entry.dn, attribute, { ...options, start: found.range.high + 1 });
+    updated[name] = [...first, ...rest];
+  }
+  return updated ? { dn: entry.dn, attributes: updated, buffers: entry.buffers } : entry;
+}
