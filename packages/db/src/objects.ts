@@ -12,6 +12,11 @@ export type ObjectSql = Db | postgres.Sql | postgres.TransactionSql;
 
 type RawSql = postgres.Sql | postgres.TransactionSql;
 
+// Arrays are passed as plain parameters with an explicit `::text[]` cast, never through
+// `sql.array()`: postgres.js takes a plain parameter's type from the prepared statement's
+// description, whereas `sql.array()` relies on an array type map that a fresh pool has not
+// loaded yet (its first query would then send the array as a scalar and fail).
+
 function raw(handle: ObjectSql): RawSql {
   return '$client' in handle ? handle.$client : handle;
 }
@@ -56,7 +61,7 @@ export async function loadObjectStates(
   const rows = await sql<StateRow[]>`
     select external_id, content_hash, dn, members_hash, deleted_at is not null as deleted
     from directory_objects
-    where integration_id = ${integrationId} and external_id = any(${sql.array([...externalIds])}::text[])`;
+    where integration_id = ${integrationId} and external_id = any(${externalIds}::text[])`;
   return toStates(rows);
 }
 
@@ -75,7 +80,7 @@ export async function stampObjects(
   const sql = raw(handle);
   const rows = await sql<StateRow[]>`
     update directory_objects set last_seen_run_id = ${runId}
-    where integration_id = ${integrationId} and external_id = any(${sql.array([...externalIds])}::text[])
+    where integration_id = ${integrationId} and external_id = any(${externalIds}::text[])
     returning external_id, content_hash, dn, members_hash, deleted_at is not null as deleted`;
   return toStates(rows);
 }
@@ -118,8 +123,8 @@ export async function writeObjects(
     insert into directory_objects (integration_id, external_id, type, dn, attributes, content_hash, last_seen_run_id)
     select ${integrationId}, u.external_id, u.type, u.dn, u.attributes::jsonb, u.content_hash, ${runId}
     from unnest(
-      ${sql.array(ids)}::text[], ${sql.array(types)}::text[], ${sql.array(dns as string[])}::text[],
-      ${sql.array(attributes)}::text[], ${sql.array(hashes)}::text[]
+      ${ids}::text[], ${types}::text[], ${dns}::text[],
+      ${attributes}::text[], ${hashes}::text[]
     ) as u(external_id, type, dn, attributes, content_hash)
     on conflict (integration_id, external_id) do update set
       type = excluded.type,
@@ -148,7 +153,7 @@ export async function resolveDns(
   const rows = await sql<{ dn: string; external_id: string }[]>`
     select distinct on (dn) dn, external_id
     from directory_objects
-    where integration_id = ${integrationId} and dn = any(${sql.array([...dns])}::text[]) and deleted_at is null
+    where integration_id = ${integrationId} and dn = any(${dns}::text[]) and deleted_at is null
     order by dn, (last_seen_run_id is not distinct from ${runId}) desc, updated_at desc`;
   for (const row of rows) resolved.set(row.dn, row.external_id);
   return resolved;
@@ -199,7 +204,7 @@ export async function replaceMemberships(
   // statement, so it never touches what `added` inserts or restores.
   const [row] = await sql<{ added: number; removed: number }[]>`
     with desired as (
-      select * from unnest(${sql.array(edgeGroups)}::text[], ${sql.array(edgeMembers)}::text[]) as d(g, m)
+      select * from unnest(${edgeGroups}::text[], ${edgeMembers}::text[]) as d(g, m)
     ),
     added as (
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
@@ -212,14 +217,14 @@ export async function replaceMemberships(
     removed as (
       update memberships e set deleted_at = now(), updated_at = now()
       where e.integration_id = ${integrationId}
-        and e.group_external_id = any(${sql.array(groupIds)}::text[])
+        and e.group_external_id = any(${groupIds}::text[])
         and e.deleted_at is null
         and not exists (select 1 from desired d where d.g = e.group_external_id and d.m = e.member_external_id)
       returning 1
     ),
     hashed as (
       update directory_objects o set members_hash = h.hash
-      from unnest(${sql.array(groupIds)}::text[], ${sql.array(hashes)}::text[]) as h(id, hash)
+      from unnest(${groupIds}::text[], ${hashes}::text[]) as h(id, hash)
       where o.integration_id = ${integrationId} and o.external_id = h.id
       returning 1
     )
@@ -255,7 +260,7 @@ export async function applyMembershipChanges(
     with added as (
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
       select distinct ${integrationId}::uuid, g, m, ${runId}::uuid
-      from unnest(${sql.array(addedGroups)}::text[], ${sql.array(addedMembers)}::text[]) as a(g, m)
+      from unnest(${addedGroups}::text[], ${addedMembers}::text[]) as a(g, m)
       on conflict (integration_id, group_external_id, member_external_id) do update set
         deleted_at = null, last_seen_run_id = excluded.last_seen_run_id, updated_at = now()
       where memberships.deleted_at is not null
@@ -263,14 +268,14 @@ export async function applyMembershipChanges(
     ),
     removed as (
       update memberships e set deleted_at = now(), updated_at = now()
-      from unnest(${sql.array(removedGroups)}::text[], ${sql.array(removedMembers)}::text[]) as r(g, m)
+      from unnest(${removedGroups}::text[], ${removedMembers}::text[]) as r(g, m)
       where e.integration_id = ${integrationId} and e.deleted_at is null
         and e.group_external_id = r.g and e.member_external_id = r.m
       returning 1
     ),
     stale as (
       update directory_objects o set members_hash = null
-      where o.integration_id = ${integrationId} and o.external_id = any(${sql.array(touched)}::text[])
+      where o.integration_id = ${integrationId} and o.external_id = any(${touched}::text[])
       returning 1
     )
     select (select count(*) from added)::int as added, (select count(*) from removed)::int as removed`;
@@ -313,7 +318,7 @@ export async function countLiveAmong(
   const [row] = await sql<{ live: number }[]>`
     select count(*)::int as live from directory_objects
     where integration_id = ${integrationId} and deleted_at is null
-      and external_id = any(${sql.array([...externalIds])}::text[])`;
+      and external_id = any(${externalIds}::text[])`;
   return row?.live ?? 0;
 }
 
@@ -376,7 +381,7 @@ export async function deleteObjects(
     integrationId,
     sql`select external_id from directory_objects
         where integration_id = ${integrationId} and deleted_at is null
-          and external_id = any(${sql.array([...externalIds])}::text[])`,
+          and external_id = any(${externalIds}::text[])`,
   );
 }
 

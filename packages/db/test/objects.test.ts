@@ -107,6 +107,21 @@ describe('writeObjects and stampObjects', () => {
     expect(stored.get('b')).toMatchObject({ deleted: false, last_seen_run_id: next });
   });
 
+  test('works as the very first query of a fresh pool', async () => {
+    const integrationId = await newIntegration();
+    const fresh = connect(database.url, { max: 2 });
+    try {
+      const run = randomUUID();
+      await Promise.all([
+        writeObjects(fresh, integrationId, run, [user('p1')]),
+        writeObjects(fresh, integrationId, run, [user('p2')]),
+      ]);
+    } finally {
+      await close(fresh);
+    }
+    expect(await countLiveObjects(db, integrationId)).toBe(2);
+  });
+
   test('keeps integrations apart', async () => {
     const one = await newIntegration();
     const other = await newIntegration();
