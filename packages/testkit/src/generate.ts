@@ -11,6 +11,12 @@ export interface DirectorySpec {
   readonly seed?: number;
   /** Default `dc=example,dc=org`. */
   readonly suffix?: string;
+  /**
+   * `createTimestamp`/`modifyTimestamp` written on users and groups (slapadd keeps them), so
+   * tests can tell bulk-loaded entries from later changes without waiting for the clock.
+   * Default: slapadd stamps the load time.
+   */
+  readonly timestamp?: Date;
 }
 
 /** What a generated LDIF file holds. */
@@ -148,6 +154,10 @@ export function generatedGroup(j: number, spec: DirectorySpec): Record<string, s
 
 const flushAt = 1 << 18;
 
+function generalizedTime(date: Date): string {
+  return `${date.toISOString().replace(/[-:T]/g, '').slice(0, 14)}Z`;
+}
+
 /**
  * Writes a whole directory as LDIF to `path`: the base entries (suffix, `ou=people`,
  * `ou=groups`, the reader account with `readerPassword`), then users, then groups. Output is
@@ -169,14 +179,15 @@ export async function writeDirectoryLdif(
         chunk = '';
       }
     };
+    const stamps = spec.timestamp ? { createTimestamp: generalizedTime(spec.timestamp), modifyTimestamp: generalizedTime(spec.timestamp) } : {};
     for (let i = 0; i < spec.users; i++) {
-      chunk += ldifEntry(userDn(i, suffix), generatedUser(i, seed));
+      chunk += ldifEntry(userDn(i, suffix), { ...generatedUser(i, seed), ...stamps });
       await flush(false);
     }
     for (let j = 0; j < spec.groups; j++) {
       const group = generatedGroup(j, { ...spec, suffix, seed });
       memberships += Math.min(spec.membersPerGroup, spec.users);
-      chunk += ldifEntry(groupDn(j, suffix), group);
+      chunk += ldifEntry(groupDn(j, suffix), { ...group, ...stamps });
       await flush(false);
     }
     await flush(true);

@@ -137,6 +137,10 @@ export function toProviderError(error: unknown, c: LdapErrorContext): ProviderEr
   }
   const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : '';
   const message = error instanceof Error ? error.message : String(error);
+  if (/before secure TLS connection was established/.test(message)) {
+    // Typically LDAPS spoken to a plain LDAP port: the server drops the TLS hello.
+    return new ConfigError(`${c.url} closed the connection during the TLS handshake (${code || 'no code'}); check that the port serves LDAPS, or use StartTLS on the LDAP port`, options);
+  }
   if (unreachableCodes.has(code)) return new UnavailableError(`cannot reach ${c.url}: ${code}`, options);
   if (code === 'ENOTFOUND') return new ConfigError(`host of ${c.url} not found (DNS)`, options);
   if (isCertificateProblem(code)) {

@@ -170,52 +170,44 @@ export interface RangeOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Reads one entry with the given attribute descriptions (a base search in practice). */
+export type EntryReader = (attributes: readonly string[]) => Promise<LdapEntry | undefined>;
+
 /**
- * Reads every value of a multi-valued attribute of one entry with range retrieval
- * (`member;range=0-1499`, then the following ranges until the server answers `…-*`). Works
- * unchanged against servers that return every value unranged.
+ * The range retrieval loop over any reader: asks for `attr;range=low-high` until the server
+ * answers a range ending in `*`. A server that ignores the range option and answers with the
+ * plain attribute, or answers nothing to a ranged request (OpenLDAP), gets one plain read.
  */
-export async function readRangedValues(
-  connection: LdapConnection,
-  dn: string,
+export async function collectRangedValues(
+  read: EntryReader,
   attribute: string,
-  options: RangeOptions & { readonly start?: number } = {},
+  options: { readonly rangeSize?: number; readonly start?: number } = {},
 ): Promise<string[]> {
   const name = attribute.toLowerCase();
   const values: string[] = [];
   let low = options.start ?? 0;
-  for (let guard = 0; guard < 1_000_000; guard++) {
-    const request = `${attribute};range=${low}-${options.rangeSize ? low + options.rangeSize - 1 : '*'}`;
-    const entry = await readEntry(connection, dn, [request], {
-      ...(options.timeLimitSeconds !== undefined ? { timeLimitSeconds: options.timeLimitSeconds } : {}),
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
-    if (!entry) return values;
-    const found = findRange(entry, name);
+  for (;;) {
+    const entry = await read([`${attribute};range=${low}-${options.rangeSize ? low + options.rangeSize - 1 : '*'}`]);
+    const found = entry && findRange(entry, name);
     if (!found) {
-      // The server ignored the range option and answered with every value.
-      const all = entry.attributes[name];
-      if (all && low === 0) values.push(...all);
+      if (low > 0) return values;
+      const plain = entry?.attributes[name] ?? (await read([attribute]))?.attributes[name] ?? [];
+      values.push(...plain);
       return values;
     }
+    if (found.range.low !== low) throw new Error(`the server answered range ${found.key} to a request starting at ${low}`);
     values.push(...(entry.attributes[found.key] ?? []));
     if (found.range.high === undefined) return values;
     low = found.range.high + 1;
   }
-  return values;
 }
 
 /**
- * Completes ranged attributes of an entry returned by a search: when the server sent only the
- * first range (`member;range=0-1499`), fetches the rest and returns an entry whose plain key
- * (`member`) holds every value. Entries without ranged keys are returned unchanged.
+ * Completes ranged attributes of an entry: when it holds only a first range
+ * (`member;range=0-1499`), reads the rest and returns an entry whose plain key (`member`) holds
+ * every value. Entries without ranged keys are returned unchanged.
  */
-export async function completeRangedAttributes(
-  connection: LdapConnection,
-  entry: LdapEntry,
-  attributes: readonly string[],
-  options: RangeOptions = {},
-): Promise<LdapEntry> {
+export async function completeRanges(read: EntryReader, entry: LdapEntry, attributes: readonly string[], rangeSize?: number): Promise<LdapEntry> {
   let updated: Record<string, readonly string[]> | undefined;
   for (const attribute of attributes) {
     const name = attribute.toLowerCase();
@@ -227,8 +219,34 @@ export async function completeRangedAttributes(
     const rest =
       found.range.high === undefined
         ? []
-        : await readRangedValues(connection, entry.dn, attribute, { ...options, start: found.range.high + 1 });
+        : await collectRangedValues(read, attribute, { start: found.range.high + 1, ...(rangeSize ? { rangeSize } : {}) });
     updated[name] = [...first, ...rest];
   }
   return updated ? { dn: entry.dn, attributes: updated, buffers: entry.buffers } : entry;
+}
+
+function entryReader(connection: LdapConnection, dn: string, options: RangeOptions): EntryReader {
+  return (attributes) =>
+    readEntry(connection, dn, attributes, {
+      ...(options.timeLimitSeconds !== undefined ? { timeLimitSeconds: options.timeLimitSeconds } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+}
+
+/**
+ * Reads every value of a multi-valued attribute of one entry with range retrieval
+ * (`member;range=0-1499`, then the following ranges); see {@link collectRangedValues}.
+ */
+export function readRangedValues(connection: LdapConnection, dn: string, attribute: string, options: RangeOptions = {}): Promise<string[]> {
+  return collectRangedValues(entryReader(connection, dn, options), attribute, options.rangeSize ? { rangeSize: options.rangeSize } : {});
+}
+
+/** {@link completeRanges} for an entry returned by a search on `connection`. */
+export function completeRangedAttributes(
+  connection: LdapConnection,
+  entry: LdapEntry,
+  attributes: readonly string[],
+  options: RangeOptions = {},
+): Promise<LdapEntry> {
+  return completeRanges(entryReader(connection, entry.dn, options), entry, attributes, options.rangeSize);
 }
