@@ -133,6 +133,19 @@ describe('full sync', () => {
     expect((await harness.sync('full')).membershipsAdded).toBe(0);
   });
 
+  test('large batches split across connections give the same result', async () => {
+    const users = Array.from({ length: 1500 }, (_, i) => user(`big${i}`));
+    const provider = new ScriptedProvider().put(...users, group('all', users.map((u) => u.dn!)));
+    provider.pageSize = 700;
+    const harness = new PipelineHarness(db, provider, await createIntegrationRow(db));
+    harness.batchSize = 5000;
+    expect(await harness.sync('full')).toMatchObject({ created: 1501, membershipsAdded: 1500, issueCount: 0 });
+    expect(await harness.sync('full')).toMatchObject({ unchanged: 1501, membershipsAdded: 0 });
+    provider.remove('big7');
+    expect(await harness.sync('full')).toMatchObject({ deleted: 1, membershipsRemoved: 1, unchanged: 1500 });
+    expect(await harness.edges()).toHaveLength(1499);
+  });
+
   test('an entry that cannot be mapped is reported, counted, and not swept', async () => {
     const { provider, harness } = await syncedDirectory();
     provider.put({ ...provider.get('u4')!, broken: 'uid has two values' });

@@ -1,6 +1,6 @@
 import { applyMembershipChanges, type MembershipEdge, replaceMemberships, resolveDns, type GroupMemberSet } from '@dirsync/db';
 import type { MemberDelta, MemberRef } from '@dirsync/providers';
-import { chunks, type SyncContext } from './context.ts';
+import { chunks, inParallel, type SyncContext } from './context.ts';
 import { membersHash } from './hash.ts';
 
 /** A group whose complete member list the source reported, with the members hash stored for it. */
@@ -56,7 +56,7 @@ export class MemberSync {
     const { sql, integrationId, runId } = this.#ctx;
     const dns = new Set<string>();
     for (const group of groups) uniqueDns(group.members, dns);
-    const byDn = await resolveDns(sql, integrationId, runId, [...dns]);
+    const byDn = await this.#resolve([...dns]);
     const ready: GroupMemberSet[] = [];
     for (const group of groups) {
       const resolved = new Set<string>();
@@ -94,7 +94,7 @@ export class MemberSync {
       for (const group of part) for (const dn of group.unresolvedDns) dns.add(dn);
       const byDn = new Map<string, string>();
       for (const slice of chunks([...dns], resolveChunk)) {
-        for (const [dn, id] of await resolveDns(sql, integrationId, runId, slice)) byDn.set(dn, id);
+        for (const [dn, id] of await this.#resolve(slice)) byDn.set(dn, id);
       }
       const ready: GroupMemberSet[] = [];
       for (const group of part) {
@@ -126,7 +126,7 @@ export class MemberSync {
       uniqueDns(delta.added, dns);
       uniqueDns(delta.removed, dns);
     }
-    const byDn = await resolveDns(sql, integrationId, runId, [...dns]);
+    const byDn = await this.#resolve([...dns]);
     const added: MembershipEdge[] = [];
     const removed: MembershipEdge[] = [];
     for (const delta of deltas) {
@@ -152,9 +152,21 @@ export class MemberSync {
   async #write(groups: readonly GroupMemberSet[]): Promise<void> {
     if (groups.length === 0) return;
     const { sql, integrationId, runId, counts } = this.#ctx;
-    const result = await replaceMemberships(sql, integrationId, runId, groups);
-    counts.membershipsAdded += result.added;
-    counts.membershipsRemoved += result.removed;
+    // Groups are disjoint across parts, so are their edges and rows.
+    const results = await inParallel(this.#ctx, groups, (part) => replaceMemberships(sql, integrationId, runId, part));
+    for (const result of results) {
+      counts.membershipsAdded += result.added;
+      counts.membershipsRemoved += result.removed;
+    }
+  }
+
+  async #resolve(dns: readonly string[]): Promise<Map<string, string>> {
+    const { sql, integrationId, runId } = this.#ctx;
+    const byDn = new Map<string, string>();
+    for (const part of await inParallel(this.#ctx, dns, (slice) => resolveDns(sql, integrationId, runId, slice))) {
+      for (const [dn, id] of part) byDn.set(dn, id);
+    }
+    return byDn;
   }
 }
 

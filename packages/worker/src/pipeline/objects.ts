@@ -1,6 +1,6 @@
-import { stampObjects, writeObjects, type ObjectWrite } from '@dirsync/db';
+import { stampObjects, type StoredObjectState, writeObjects, type ObjectWrite } from '@dirsync/db';
 import type { CanonicalObject } from '@dirsync/providers';
-import type { SyncContext } from './context.ts';
+import { inParallel, type SyncContext } from './context.ts';
 import { decideObject } from './decide.ts';
 import { contentHash, stableJson } from './hash.ts';
 import type { GroupToSync, MemberSync } from './members.ts';
@@ -49,7 +49,10 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
 
   // Stamping here also protects objects whose entry failed to map: a full sync's sweep must not
   // delete what the source still has just because one record could not be read.
-  const stored = await stampObjects(sql, integrationId, runId, stampIds);
+  const stored = new Map<string, StoredObjectState>();
+  for (const part of await inParallel(ctx, stampIds, (ids) => stampObjects(sql, integrationId, runId, ids))) {
+    for (const [id, state] of part) stored.set(id, state);
+  }
 
   const writes: ObjectWrite[] = [];
   for (const object of prepared) {
@@ -70,7 +73,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     }
     writes.push(object);
   }
-  await writeObjects(sql, integrationId, runId, writes);
+  await inParallel(ctx, writes, (part) => writeObjects(sql, integrationId, runId, part));
 
   const groups: GroupToSync[] = [];
   for (const object of batch.objects) {

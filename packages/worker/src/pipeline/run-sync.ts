@@ -61,6 +61,8 @@ export interface RunSyncOptions<S> {
   readonly batchSize?: number | undefined;
   /** Issues kept in the report (default 1000); the rest are only counted. */
   readonly maxIssues?: number | undefined;
+  /** Connections a batch's statements may use at once (default 2; a dry run always uses 1). */
+  readonly parallelism?: number | undefined;
 }
 
 const defaultBatchSize = 2000;
@@ -89,11 +91,11 @@ class DryRunRollback extends Error {}
  * Throws what the provider or the database throws; the caller records the failure.
  */
 export async function runSync<S>(options: RunSyncOptions<S>): Promise<SyncReport> {
-  if (!options.run.dryRun) return execute(options.db.$client, options);
+  if (!options.run.dryRun) return execute(options.db.$client, Math.max(1, options.parallelism ?? 2), options);
   let report: SyncReport | undefined;
   try {
     await options.db.$client.begin(async (tx) => {
-      report = await execute(tx, options);
+      report = await execute(tx, 1, options);
       throw new DryRunRollback('dry run: rolled back');
     });
   } catch (error) {
@@ -107,7 +109,7 @@ function isCursorRejected(error: unknown): error is ProviderError {
   return error instanceof CursorRejectedError || (error instanceof ProviderError && error.code === 'cursor_rejected');
 }
 
-async function execute<S>(sql: ObjectSql, options: RunSyncOptions<S>): Promise<SyncReport> {
+async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncOptions<S>): Promise<SyncReport> {
   const { provider, integration, run } = options;
   // The fetch gets a signal of its own so that a failure here also stops a read still in flight.
   const controller = new AbortController();
@@ -121,6 +123,7 @@ async function execute<S>(sql: ObjectSql, options: RunSyncOptions<S>): Promise<S
     runId: run.id,
     counts: zeroCounts(),
     issues: new IssueLog(options.maxIssues ?? defaultMaxIssues),
+    parallelism,
   };
   const session = new FetchSession(ctx, provider, options, controller.signal);
   try {
