@@ -76,7 +76,7 @@ export async function tryAcquireLock(
   // The TTL may also run out while renewals fail silently; this check catches it even then.
   const expiryTimer = setInterval(() => {
     if (performance.now() >= validUntil) lose('the integration lock could not be renewed before it expired');
-  }, Math.max(50, Math.floor(timing.renewEveryMs / 2)));
+  }, Math.max(20, Math.floor(Math.min(timing.renewEveryMs, timing.ttlMs) / 4)));
   timer.unref();
   expiryTimer.unref();
 

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
 import { DEFAULT_QUEUE_PREFIX, SYNC_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
+import { createProvider } from '@dirsync/providers';
 import type { LockTiming } from './lock.ts';
 import { createSyncProcessor, type ProviderFactory, type SyncJobResult } from './processor.ts';
 
@@ -18,8 +19,8 @@ export interface CreateWorkerOptions {
   readonly logger: Logger;
   /** Recorded on every run this worker executes. */
   readonly workerId: string;
-  /** Builds providers (the providers package's `createProvider`). */
-  readonly createProvider: ProviderFactory;
+  /** Builds providers; the providers package's `createProvider` unless a test substitutes one. */
+  readonly createProvider?: ProviderFactory | undefined;
   /** BullMQ stalled-job check period (default 30 s): how soon a killed worker's job is taken over. */
   readonly stalledInterval?: number | undefined;
   /** BullMQ job lock duration (default 30 s). */
@@ -57,7 +58,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     keyRing: options.keyRing,
     logger,
     workerId: options.workerId,
-    createProvider: options.createProvider,
+    createProvider: options.createProvider ?? createProvider,
     lockTiming: options.integrationLock,
     lockRetryDelayMs: options.lockRetryDelayMs,
     batchSize: options.batchSize,

@@ -36,6 +36,8 @@ export class ScriptedProvider implements Provider<ScriptedEntry> {
   pageSize = 3;
   /** Throw an UnavailableError before yielding this page (0-based) of the next fetches. */
   failAtPage: number | undefined;
+  /** How many fetches fail at `failAtPage` before they work again. */
+  failures = Number.POSITIVE_INFINITY;
   /** Reject every delta cursor with this reason. */
   rejectCursor: string | undefined;
   /** Make full fetches return nothing (a wrong base DN). */
@@ -151,7 +153,10 @@ export class ScriptedProvider implements Provider<ScriptedEntry> {
     for (let page = 0; page < pageCount; page += 1) {
       signal.throwIfAborted();
       await Promise.resolve();
-      if (page === this.failAtPage) throw new UnavailableError(`scripted server went away at page ${page}`);
+      if (page === this.failAtPage && this.failures > 0) {
+        this.failures -= 1;
+        throw new UnavailableError(`scripted server went away at page ${page}`);
+      }
       const last = page === pageCount - 1;
       yield {
         entries: entries.slice(page * this.pageSize, (page + 1) * this.pageSize),
