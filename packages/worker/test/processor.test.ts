@@ -119,9 +119,11 @@ async function runReaches(runId: string, statuses: RunStatus[]) {
 }
 
 async function jobState(jobId: string): Promise<{ job: Job; state: string }> {
+  // State first: a job read before it finishes would lack what finishing stores (return value).
+  const state = await queue.getJobState(jobId);
   const job = await queue.getJob(jobId);
   if (!job) throw new Error(`job ${jobId} not found`);
-  return { job, state: await job.getState() };
+  return { job, state };
 }
 
 function directory(): ScriptedProvider {
