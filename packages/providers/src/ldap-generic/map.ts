@@ -91,9 +91,9 @@ export function mapGenericLdapEntry(source: GenericLdapEntry, options: GenericLd
     const values = entry.attributes[attribute.toLowerCase()];
     if (!values) continue;
     for (const raw of values) {
-      const value = raw.replace(optionalUid, '').trim();
+      const value = raw.endsWith("'B") ? raw.replace(optionalUid, '') : raw;
       // groupOfNames needs a member: empty DNs are placeholders, not members.
-      if (value === '') continue;
+      if (value.length === 0 || (value.charCodeAt(0) === 32 && value.trim() === '')) continue;
       let member: string;
       try {
         member = normalizeDn(value);

@@ -19,6 +19,14 @@ describe('normalizeDn', () => {
     expect(normalizeDn(input)).toBe(expected);
   });
 
+  it.each(['cn=a,', ',cn=a', 'cn=a,,dc=x', 'garbage', 'cn=a, ,dc=x'])('rejects %j', (input) => {
+    expect(() => normalizeDn(input)).toThrow(DnSyntaxError);
+  });
+
+  it('keeps the root DN empty', () => {
+    expect(normalizeDn('')).toBe('');
+  });
+
   it('gives the same form for equivalent spellings', () => {
     expect(normalizeDn('CN=Smith\\, Ann , OU=People')).toBe(normalizeDn('cn="smith, ann",ou=people'));
   });
