@@ -22,7 +22,7 @@ import {
 } from '@dirsync/db';
 import { createEnqueueClient, type SyncMode } from '@dirsync/jobs';
 import { startSlapd, userDn, waitFor, type SlapdServer } from '@dirsync/testkit';
-import { ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
+import { ldapGroupAttributes, ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
 import { startService } from '../services.ts';
 import { table } from '../format.ts';
 
@@ -74,7 +74,7 @@ async function ldaptsRead(server: SlapdServer): Promise<{ ms: number; entries: n
     const { ms } = await timed(async () => {
       for (const [filter, attributes] of [
         ['(objectClass=inetOrgPerson)', ldapUserAttributes],
-        ['(objectClass=groupOfNames)', ['entryUUID', 'modifyTimestamp', 'cn', 'description', 'mail', 'member']],
+        ['(objectClass=groupOfNames)', [...ldapGroupAttributes, 'member', 'uniqueMember']],
       ] as const) {
         const pages = client.searchPaginated(server.suffix, {
           scope: 'sub',

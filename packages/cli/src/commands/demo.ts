@@ -1,0 +1,154 @@
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { Attribute, Change, type Client } from 'ldapts';
+import {
+  createAccount,
+  createIntegration,
+  ensureDatabase,
+  getAccount,
+  getRun,
+  listIntegrations,
+  listRuns,
+  migrate,
+  removeIntegration,
+  type Run,
+} from '@dirsync/db';
+import { generatedUser, groupDn, startSlapd, userDn, waitFor, type SlapdServer } from '@dirsync/testkit';
+import { createContext, type Context } from '../context.ts';
+import { table } from '../format.ts';
+import { ldapIntegrationSettings } from '../local-directory.ts';
+import { describeRun } from '../report.ts';
+import { startService, type ChildService } from '../services.ts';
+import { requestSync } from './sync.ts';
+
+const logDir = fileURLToPath(new URL('../../../../.tmp', import.meta.url));
+
+const finalStatuses = new Set(['succeeded', 'failed', 'blocked_by_threshold', 'dry_run']);
+
+async function waitForFinishedRun(ctx: Context, find: () => Promise<Run | undefined>, what: string): Promise<Run> {
+  return waitFor(
+    async () => {
+      const run = await find();
+      return run && finalStatuses.has(run.status) ? run : undefined;
+    },
+    { timeoutMs: 5 * 60_000, intervalMs: 200, what },
+  );
+}
+
+/** The directory changes the demo makes between syncs, described as they happen. */
+async function changeDirectory(server: SlapdServer, users: number, say: (line: string) => void): Promise<void> {
+  const client: Client = await server.client();
+  try {
+    for (const i of [1, 2, 3, 4, 5]) {
+      await client.modify(userDn(i, server.suffix), new Change({ operation: 'replace', modification: new Attribute({ type: 'title', values: ['Chief Demo Officer'] }) }));
+    }
+    say('  changed the title of 5 users');
+    for (let k = 0; k < 3; k++) {
+      const i = users + k;
+      const attributes = generatedUser(i);
+      await client.add(userDn(i, server.suffix), attributes);
+    }
+    say('  added 3 users');
+    await client.modify(groupDn(0, server.suffix), new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [userDn(users, server.suffix)] }) }));
+    say('  added one of them to a group');
+    for (const i of [10, 11]) await client.del(userDn(i, server.suffix));
+    say('  deleted 2 users (a delta cannot see deletions in a plain LDAP directory; the full sync finds them)');
+  } finally {
+    await client.unbind();
+  }
+}
+
+/** `dirsync demo`: the end-to-end demonstration behind `npm run demo`. */
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description('sync a throwaway OpenLDAP directory through a real scheduler and worker, and print the reports')
+    .option('--users <n>', 'users in the generated directory', '3000')
+    .option('--groups <n>', 'groups', '40')
+    .option('--members <n>', 'members per group', '60')
+    .action(async (flags: { users: string; groups: string; members: string }) => {
+      const say = (line: string) => console.log(line);
+      const users = Number(flags.users);
+      const ctx = createContext();
+      const services: ChildService[] = [];
+      let server: SlapdServer | undefined;
+      try {
+        await mkdir(logDir, { recursive: true });
+        say(`database ${new URL(ctx.config.DATABASE_URL).pathname.slice(1)}: migrating`);
+        await ensureDatabase(ctx.config.DATABASE_URL);
+        await migrate(ctx.config.DATABASE_URL);
+
+        say(`starting a throwaway slapd with ${users} users and ${flags.groups} groups of ${flags.members} members (StartTLS, test CA)`);
+        server = await startSlapd({ tls: true, data: { users, groups: Number(flags.groups), membersPerGroup: Number(flags.members) } });
+        say(`  ${server.url}`);
+
+        const db = ctx.db();
+        const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
+        for (const old of await listIntegrations(db, { accountId: account.id })) await removeIntegration(db, old.id);
+        const integration = await createIntegration(
+          db,
+          {
+            accountId: account.id,
+            kind: 'ldap',
+            name: 'Demo directory',
+            description: 'generated OpenLDAP directory of the demo',
+            settings: ldapIntegrationSettings(server) as Record<string, unknown>,
+          },
+          { ring: ctx.keyRing(), plaintext: server.readerPassword },
+        );
+        say(`account "demo", integration ${integration.id} (read-only service account ${server.readerDn})`);
+
+        const env = {
+          DATABASE_URL: ctx.config.DATABASE_URL,
+          REDIS_URL: ctx.config.REDIS_URL,
+          DIRSYNC_QUEUE_PREFIX: ctx.config.DIRSYNC_QUEUE_PREFIX,
+          DIRSYNC_SECRET_KEY: ctx.config.DIRSYNC_SECRET_KEY ?? '',
+          DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',
+          LOG_LEVEL: 'info',
+        };
+        services.push(startService('scheduler', ['scheduler'], env, `${logDir}/demo-scheduler.log`));
+        services.push(startService('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: 'demo-worker-1' }, `${logDir}/demo-worker.log`));
+        say(`started a scheduler and a worker (logs in .tmp/demo-*.log)\n`);
+
+        say('1. the scheduler sees the new integration and enqueues its first sync (a full sync: there is no cursor yet)');
+        const first = await waitForFinishedRun(ctx, async () => (await listRuns(db, { integrationId: integration.id, limit: 1 }))[0], 'the first scheduled sync');
+        say(`${describeRun(first)}\n`);
+
+        say('2. changing the directory:');
+        await changeDirectory(server, users, say);
+        say('   asking for a delta sync now (as another service would, through the enqueue client)');
+        const delta = await requestSync(ctx, { integrationId: integration.id, mode: 'delta', trigger: 'manual', dryRun: false, requestedBy: 'demo' });
+        const deltaRun = await waitForFinishedRun(ctx, () => getRun(db, delta.runId), 'the delta sync');
+        say(`${describeRun(deltaRun)}\n`);
+
+        say('3. a full sync (mark and sweep) finds the deleted entries');
+        const full = await requestSync(ctx, { integrationId: integration.id, mode: 'full', trigger: 'manual', dryRun: false, requestedBy: 'demo' });
+        const fullRun = await waitForFinishedRun(ctx, () => getRun(db, full.runId), 'the full sync');
+        say(`${describeRun(fullRun)}\n`);
+
+        const counts = await db.$client<{ type: string; live: number; deleted: number }[]>`
+          select type, count(*) filter (where deleted_at is null)::int as live, count(*) filter (where deleted_at is not null)::int as deleted
+          from directory_objects where integration_id = ${integration.id} group by type order by type`;
+        const [edges] = await db.$client<{ live: number }[]>`
+          select count(*)::int as live from memberships where integration_id = ${integration.id} and deleted_at is null`;
+        say('what PostgreSQL now holds for the integration:');
+        say(table(['type', 'live', 'soft-deleted'], counts.map((c) => [c.type, c.live, c.deleted])));
+        say(`memberships: ${edges?.live ?? 0}`);
+        say('\nall runs:');
+        const runs = await listRuns(db, { integrationId: integration.id, limit: 10 });
+        say(table(['run', 'mode', 'trigger', 'status', 'created', 'updated', 'unchanged', 'deleted'], runs.reverse().map((r) => [r.id, r.mode, r.trigger, r.status, r.created, r.updated, r.unchanged, r.deleted])));
+        const failed = [first, deltaRun, fullRun].filter((r) => r.status !== 'succeeded');
+        if (failed.length > 0) {
+          process.exitCode = 1;
+          say(`\n${failed.length} run(s) did not succeed: see .tmp/demo-worker.log`);
+        } else {
+          say('\ndemo finished: every run succeeded');
+        }
+      } finally {
+        for (const service of services.reverse()) await service.stop();
+        await server?.stop();
+        await ctx.close();
+      }
+    });
+}

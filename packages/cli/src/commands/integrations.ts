@@ -1,0 +1,334 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import {
+  createIntegration,
+  getAccount,
+  getRun,
+  integrationKinds,
+  listIntegrations,
+  recordAudit,
+  removeIntegration,
+  requireIntegration,
+  setIntegrationSecret,
+  updateIntegration,
+  withIntegrationSecret,
+  type Integration,
+  type IntegrationKind,
+  type IntegrationPatch,
+} from '@dirsync/db';
+import { createProvider, validateSettings, type ConnectionReport } from '@dirsync/providers';
+import { validateSchedule } from '@dirsync/scheduler';
+import type { Context } from '../context.ts';
+import { UserError } from '../errors.ts';
+import { keyValues, table } from '../format.ts';
+import { readJsonFile, readSecret } from '../input.ts';
+import { describeRun } from '../report.ts';
+import { requestSync, waitForRun } from './sync.ts';
+
+type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
+
+/** Flags shared by `add` and `update`. */
+interface SettingsFlags {
+  settings?: string;
+  settingsFile?: string;
+  url?: string;
+  bindDn?: string;
+  usersBase?: string[];
+  groupsBase?: string[];
+  usersFilter?: string;
+  groupsFilter?: string;
+  tlsMode?: string;
+  caFile?: string;
+  allowInsecure?: boolean;
+  pageSize?: string;
+  description?: string;
+  deltaCron?: string;
+  fullCron?: string;
+  thresholdCount?: string;
+  thresholdPercent?: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function addSettingsOptions(command: Command): Command {
+  return command
+    .option('--settings <json>', 'provider settings as JSON (merged under the flags below)')
+    .option('--settings-file <path>', 'provider settings from a JSON file')
+    .option('--url <url>', 'LDAP server URL (ldaps://host or ldap://host with StartTLS)')
+    .option('--bind-dn <dn>', 'DN of the read-only service account')
+    .option('--users-base <dn>', 'base DN of users (repeatable)', collect)
+    .option('--groups-base <dn>', 'base DN of groups (repeatable)', collect)
+    .option('--users-filter <filter>', 'extra LDAP filter for users')
+    .option('--groups-filter <filter>', 'extra LDAP filter for groups')
+    .option('--tls-mode <mode>', 'ldaps, starttls or none')
+    .option('--ca-file <path>', 'PEM file of the CA that signed the server certificate')
+    .option('--allow-insecure', 'allow plain LDAP (the password travels unencrypted)')
+    .option('--page-size <n>', 'LDAP page size')
+    .option('--description <text>', 'what this integration is for')
+    .option('--delta-cron <cron>', 'delta schedule (default every 5 minutes)')
+    .option('--full-cron <cron>', 'full schedule (default daily at 02:00 UTC)')
+    .option('--threshold-count <n>', 'most deletions a run may make without approval (default 500)')
+    .option('--threshold-percent <n>', 'most deletions as a percentage of objects (default 20)');
+}
+
+function integer(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UserError(`${flag} must be a whole number ≥ 0`);
+  return n;
+}
+
+/** Builds the settings object from a base (stored or from a file) and the flags, then validates it. */
+async function buildSettings(kind: string, base: Record<string, unknown>, flags: SettingsFlags): Promise<Record<string, unknown>> {
+  let settings: Record<string, unknown> = structuredClone(base);
+  if (flags.settingsFile) settings = { ...settings, ...((await readJsonFile(flags.settingsFile)) as Record<string, unknown>) };
+  if (flags.settings) {
+    try {
+      settings = { ...settings, ...(JSON.parse(flags.settings) as Record<string, unknown>) };
+    } catch (error) {
+      throw new UserError(`--settings is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  const section = (key: string) => ({ ...((settings[key] as Record<string, unknown> | undefined) ?? {}) });
+  if (flags.url !== undefined) settings['url'] = flags.url;
+  if (flags.bindDn !== undefined) settings['bindDn'] = flags.bindDn;
+  if (flags.usersBase || flags.usersFilter !== undefined) {
+    const users = section('users');
+    if (flags.usersBase) users['baseDns'] = flags.usersBase;
+    if (flags.usersFilter !== undefined) users['filter'] = flags.usersFilter;
+    settings['users'] = users;
+  }
+  if (flags.groupsBase || flags.groupsFilter !== undefined) {
+    const groups = section('groups');
+    if (flags.groupsBase) groups['baseDns'] = flags.groupsBase;
+    if (flags.groupsFilter !== undefined) groups['filter'] = flags.groupsFilter;
+    settings['groups'] = groups;
+  }
+  if (flags.tlsMode !== undefined || flags.caFile !== undefined || flags.allowInsecure !== undefined) {
+    const tls = section('tls');
+    if (flags.tlsMode !== undefined) tls['mode'] = flags.tlsMode;
+    if (flags.allowInsecure !== undefined) tls['allowInsecure'] = flags.allowInsecure;
+    if (flags.caFile !== undefined) {
+      try {
+        tls['caPem'] = await readFile(flags.caFile, 'utf8');
+      } catch (error) {
+        throw new UserError(`cannot read --ca-file ${flags.caFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+      }
+    }
+    settings['tls'] = tls;
+  }
+  const pageSize = integer('--page-size', flags.pageSize);
+  if (pageSize !== undefined) settings['pageSize'] = pageSize;
+  const validation = validateSettings(kind, settings);
+  if (!validation.ok) throw new UserError(`invalid ${kind} settings:\n  - ${validation.problems.join('\n  - ')}`);
+  return validation.settings as Record<string, unknown>;
+}
+
+/** Schedule and threshold flags, validated. */
+function buildSchedule(flags: SettingsFlags): IntegrationPatch {
+  const schedule = validateSchedule({
+    ...(flags.deltaCron !== undefined ? { deltaCron: flags.deltaCron } : {}),
+    ...(flags.fullCron !== undefined ? { fullCron: flags.fullCron } : {}),
+  });
+  if (!schedule.ok) throw new UserError(schedule.message);
+  const count = integer('--threshold-count', flags.thresholdCount);
+  const percent = integer('--threshold-percent', flags.thresholdPercent);
+  if (percent !== undefined && percent > 100) throw new UserError('--threshold-percent must be between 0 and 100');
+  return {
+    ...(schedule.deltaCron !== undefined ? { deltaCron: schedule.deltaCron } : {}),
+    ...(schedule.fullCron !== undefined ? { fullCron: schedule.fullCron } : {}),
+    ...(count !== undefined ? { deleteThresholdCount: count } : {}),
+    ...(percent !== undefined ? { deleteThresholdPercent: percent } : {}),
+    ...(flags.description !== undefined ? { description: flags.description } : {}),
+  };
+}
+
+/** Prints a Test Connection report as a checklist. */
+export function formatConnectionReport(report: ConnectionReport): string {
+  const lines = report.checks.map((c) => `${c.ok ? (c.warning ? '!' : '✓') : '✗'} ${c.name}: ${c.detail}`);
+  lines.push(report.ok ? 'connection OK' : 'connection FAILED');
+  return lines.join('\n');
+}
+
+/**
+ * Runs Test Connection for an integration in this process, with the stored secret or a
+ * candidate one (`set-password` tests the new password before storing it).
+ */
+export async function testIntegrationConnection(ctx: Context, integration: Integration, candidateSecret?: string): Promise<ConnectionReport> {
+  const run = async (secret: string | undefined) => {
+    const provider = createProvider(integration.kind, integration.settings, secret);
+    try {
+      return await provider.testConnection(AbortSignal.timeout(60_000));
+    } finally {
+      await provider.close();
+    }
+  };
+  if (candidateSecret !== undefined) return run(candidateSecret);
+  return withIntegrationSecret(ctx.db(), ctx.keyRing(), integration.id, run);
+}
+
+/** `dirsync integrations …`. */
+export function registerIntegrationCommands(program: Command, withContext: WithContext): void {
+  const integrations = program.command('integrations').description('directory integrations of accounts');
+
+  addSettingsOptions(
+    integrations
+      .command('add')
+      .description('create an integration (the service-account password is read from stdin, DIRSYNC_INTEGRATION_SECRET or a prompt)')
+      .requiredOption('--account <account>', 'account id or name')
+      .requiredOption('--kind <kind>', `directory kind (${integrationKinds.join(', ')})`)
+      .requiredOption('--name <name>', 'name shown to administrators')
+      .option('--password-stdin', 'read the password from standard input')
+      .option('--no-password', 'store no password (anonymous bind)')
+      .option('--disabled', 'create it disabled (no scheduled syncs)'),
+  ).action((flags: SettingsFlags & { account: string; kind: string; name: string; passwordStdin?: boolean; password: boolean; disabled?: boolean }) =>
+    withContext(async (ctx) => {
+      if (!(integrationKinds as readonly string[]).includes(flags.kind)) {
+        throw new UserError(`unknown kind "${flags.kind}": use one of ${integrationKinds.join(', ')}`);
+      }
+      const account = await getAccount(ctx.db(), flags.account);
+      if (!account) throw new UserError(`no account "${flags.account}" (create it with \`dirsync accounts add\`)`);
+      const settings = await buildSettings(flags.kind, {}, flags);
+      const schedule = buildSchedule(flags);
+      const secret = flags.password
+        ? await readSecret({ stdin: Boolean(flags.passwordStdin), env: ctx.config.DIRSYNC_INTEGRATION_SECRET, prompt: 'service account password: ' })
+        : undefined;
+      const integration = await createIntegration(
+        ctx.db(),
+        { accountId: account.id, kind: flags.kind as IntegrationKind, name: flags.name, settings, enabled: !flags.disabled, ...schedule },
+        secret === undefined ? undefined : { ring: ctx.keyRing(), plaintext: secret },
+      );
+      await recordAudit(ctx.db(), { accountId: account.id, integrationId: integration.id, actor: 'cli', action: 'integration.created', details: { name: flags.name, kind: flags.kind } });
+      console.log(integration.id);
+    }),
+  );
+
+  integrations
+    .command('list')
+    .description('list integrations')
+    .option('--account <account>', 'only this account (id or name)')
+    .action((flags: { account?: string }) =>
+      withContext(async (ctx) => {
+        let accountId: string | undefined;
+        if (flags.account) {
+          const account = await getAccount(ctx.db(), flags.account);
+          if (!account) throw new UserError(`no account "${flags.account}"`);
+          accountId = account.id;
+        }
+        const rows = await listIntegrations(ctx.db(), accountId ? { accountId } : {});
+        console.log(
+          table(
+            ['id', 'account', 'kind', 'name', 'enabled', 'status', 'last success'],
+            rows.map((i) => [i.id, i.accountId, i.kind, i.name, i.enabled ? 'yes' : 'no', i.status, i.lastSuccessAt]),
+          ),
+        );
+      }),
+    );
+
+  integrations
+    .command('show <integration>')
+    .description('show an integration, its settings (never its secret) and its last run')
+    .action((id: string) =>
+      withContext(async (ctx) => {
+        const i = await requireIntegration(ctx.db(), id);
+        console.log(
+          keyValues([
+            ['id', i.id],
+            ['account', i.accountId],
+            ['kind', i.kind],
+            ['name', i.name],
+            ['description', i.description],
+            ['enabled', i.enabled ? 'yes' : 'no'],
+            ['status', i.status],
+            ['password', i.hasSecret ? 'set (encrypted)' : 'not set'],
+            ['delta schedule', i.deltaCron],
+            ['full schedule', i.fullCron],
+            ['deletion threshold', `${i.deleteThresholdCount} objects or ${i.deleteThresholdPercent}%`],
+            ['delta cursor', i.cursor ? JSON.stringify(i.cursor) : 'none (next delta runs full)'],
+            ['last success', i.lastSuccessAt],
+          ]),
+        );
+        console.log(`\nsettings:\n${JSON.stringify(i.settings, null, 2)}`);
+        if (i.lastRunId) {
+          const run = await getRun(ctx.db(), i.lastRunId);
+          if (run) console.log(`\nlast run:\n${describeRun(run)}`);
+        }
+      }),
+    );
+
+  addSettingsOptions(
+    integrations
+      .command('update <integration>')
+      .description('change settings, schedule or thresholds (the password: `set-password`)')
+      .option('--name <name>', 'new name')
+      .option('--enable', 'enable scheduled syncs')
+      .option('--disable', 'disable scheduled syncs'),
+  ).action((id: string, flags: SettingsFlags & { name?: string; enable?: boolean; disable?: boolean }) =>
+    withContext(async (ctx) => {
+      if (flags.enable && flags.disable) throw new UserError('choose one of --enable and --disable');
+      const current = await requireIntegration(ctx.db(), id);
+      const touchesSettings = Object.keys(flags).some((k) =>
+        ['settings', 'settingsFile', 'url', 'bindDn', 'usersBase', 'groupsBase', 'usersFilter', 'groupsFilter', 'tlsMode', 'caFile', 'allowInsecure', 'pageSize'].includes(k),
+      );
+      const patch: IntegrationPatch = {
+        ...buildSchedule(flags),
+        ...(touchesSettings ? { settings: await buildSettings(current.kind, current.settings, flags) } : {}),
+        ...(flags.name !== undefined ? { name: flags.name } : {}),
+        ...(flags.enable ? { enabled: true } : {}),
+        ...(flags.disable ? { enabled: false } : {}),
+      };
+      if (Object.keys(patch).length === 0) throw new UserError('nothing to change: pass at least one option');
+      await updateIntegration(ctx.db(), id, patch);
+      await recordAudit(ctx.db(), { accountId: current.accountId, integrationId: id, actor: 'cli', action: 'integration.updated', details: { fields: Object.keys(patch) } });
+      console.log('updated');
+    }),
+  );
+
+  integrations
+    .command('remove <integration>')
+    .description('delete an integration and everything synced for it')
+    .option('--yes', 'confirm')
+    .action((id: string, flags: { yes?: boolean }) =>
+      withContext(async (ctx) => {
+        const current = await requireIntegration(ctx.db(), id);
+        if (!flags.yes) throw new UserError(`this deletes "${current.name}" and all its synced objects: repeat with --yes`);
+        await removeIntegration(ctx.db(), id);
+        await recordAudit(ctx.db(), { accountId: current.accountId, actor: 'cli', action: 'integration.removed', details: { integrationId: id, name: current.name } });
+        console.log('removed');
+      }),
+    );
+
+  integrations
+    .command('test <integration>')
+    .description('Test Connection: connect, TLS, bind, and read the configured bases')
+    .action((id: string) =>
+      withContext(async (ctx) => {
+        const integration = await requireIntegration(ctx.db(), id);
+        const report = await testIntegrationConnection(ctx, integration);
+        console.log(formatConnectionReport(report));
+        if (!report.ok) process.exitCode = 1;
+      }),
+    );
+
+  integrations
+    .command('set-password <integration>')
+    .description('replace the service-account password: tests it first, stores it encrypted, then runs a full sync ("Sync All")')
+    .option('--password-stdin', 'read the password from standard input')
+    .option('--wait', 'wait for the full sync and print its report')
+    .action((id: string, flags: { passwordStdin?: boolean; wait?: boolean }) =>
+      withContext(async (ctx) => {
+        const integration = await requireIntegration(ctx.db(), id);
+        const secret = await readSecret({ stdin: Boolean(flags.passwordStdin), env: ctx.config.DIRSYNC_INTEGRATION_SECRET, prompt: 'new service account password: ' });
+        const report = await testIntegrationConnection(ctx, integration, secret);
+        if (!report.ok) {
+          console.log(formatConnectionReport(report));
+          throw new UserError('the new password was not stored: Test Connection failed (the old password stays in use)');
+        }
+        await setIntegrationSecret(ctx.db(), ctx.keyRing(), id, secret);
+        await recordAudit(ctx.db(), { accountId: integration.accountId, integrationId: id, actor: 'cli', action: 'integration.password_updated', details: {} });
+        const job = await requestSync(ctx, { integrationId: id, mode: 'full', trigger: 'password_update', dryRun: false, requestedBy: 'cli' });
+        console.log(`password stored; full sync queued: run ${job.runId}`);
+        if (flags.wait) console.log(describeRun(await waitForRun(ctx, job.runId, job.jobId)));
+      }),
+    );
+}
