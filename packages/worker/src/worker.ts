@@ -21,7 +21,11 @@ export interface CreateWorkerOptions {
   readonly workerId: string;
   /** Builds providers; the providers package's `createProvider` unless a test substitutes one. */
   readonly createProvider?: ProviderFactory | undefined;
-  /** BullMQ stalled-job check period (default 30 s): how soon a killed worker's job is taken over. */
+  /**
+   * BullMQ stalled-job check period (default 30 s): how soon a killed worker's job is taken over.
+   * Give every worker of a queue the same value: the check is shared through a Redis key that
+   * lives this long, so one worker's longer period delays everyone's check.
+   */
   readonly stalledInterval?: number | undefined;
   /** BullMQ job lock duration (default 30 s). */
   readonly jobLockDurationMs?: number | undefined;

@@ -38,6 +38,8 @@ export class ScriptedProvider implements Provider<ScriptedEntry> {
   failAtPage: number | undefined;
   /** How many fetches fail at `failAtPage` before they work again. */
   failures = Number.POSITIVE_INFINITY;
+  /** Stop answering (until aborted) before yielding this page of a full fetch: a hung server. */
+  hangAtPage: number | undefined;
   /** Reject every delta cursor with this reason. */
   rejectCursor: string | undefined;
   /** Make full fetches return nothing (a wrong base DN). */
@@ -153,6 +155,11 @@ export class ScriptedProvider implements Provider<ScriptedEntry> {
     for (let page = 0; page < pageCount; page += 1) {
       signal.throwIfAborted();
       await Promise.resolve();
+      if (page === this.hangAtPage) {
+        await new Promise((_resolve, reject) => {
+          signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        });
+      }
       if (page === this.failAtPage && this.failures > 0) {
         this.failures -= 1;
         throw new UnavailableError(`scripted server went away at page ${page}`);
@@ -186,3 +193,15 @@ export function group(id: string, memberDns: string[], attributes: Record<string
 export const userDn = (id: string) => `uid=${id},ou=people,dc=example`;
 /** DN of a scripted group. */
 export const groupDn = (id: string) => `cn=${id},ou=groups,dc=example`;
+
+/** A directory of `users` users and `groups` groups of `membersPerGroup` members, the same every time. */
+export function fixtureDirectory(users: number, groups: number, membersPerGroup: number): ScriptedProvider {
+  const provider = new ScriptedProvider();
+  const entries: ScriptedEntry[] = [];
+  for (let i = 0; i < users; i += 1) entries.push(user(`u${i}`, { mail: `u${i}@example.com`, index: i }));
+  for (let g = 0; g < groups; g += 1) {
+    const members = Array.from({ length: membersPerGroup }, (_, k) => userDn(`u${(g * 31 + k * 7) % users}`));
+    entries.push(group(`g${g}`, members));
+  }
+  return provider.put(...entries);
+}

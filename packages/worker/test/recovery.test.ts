@@ -1,0 +1,132 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import {
+  close,
+  connect,
+  createAccount,
+  createIntegration,
+  createKeyRing,
+  type Db,
+  generateSecretKey,
+  getRun,
+} from '@dirsync/db';
+import { SYNC_QUEUE } from '@dirsync/jobs';
+import {
+  createTestDatabase,
+  createTestQueuePrefix,
+  testRedisUrl,
+  waitFor,
+  type TestDatabase,
+  type TestQueuePrefix,
+} from '@dirsync/testkit';
+import { integrationLockKey } from '../src/lock.ts';
+import { createWorker, type DirsyncWorker } from '../src/worker.ts';
+import { fixtureDirectory } from './support/scripted-provider.ts';
+
+const childScript = fileURLToPath(new URL('./support/worker-child.ts', import.meta.url));
+
+let database: TestDatabase;
+let db: Db;
+let prefix: TestQueuePrefix;
+let queue: Queue;
+let child: ChildProcess | undefined;
+let rescuer: DirsyncWorker | undefined;
+
+beforeAll(async () => {
+  database = await createTestDatabase('recovery');
+  db = connect(database.url, { max: 6 });
+  prefix = createTestQueuePrefix('recovery');
+  queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
+});
+
+afterAll(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await rescuer?.close();
+  await queue.close();
+  await prefix.cleanup();
+  await close(db);
+  await database.drop();
+});
+
+/** What a sync left in the database, without ids, times or run stamps. */
+async function stored(integrationId: string) {
+  const objects = await db.$client`
+    select external_id, type, dn, attributes, content_hash, members_hash, deleted_at is null as live
+    from directory_objects where integration_id = ${integrationId} order by external_id`;
+  const edges = await db.$client`
+    select group_external_id, member_external_id, deleted_at is null as live
+    from memberships where integration_id = ${integrationId} order by 1, 2`;
+  return { objects: [...objects], edges: [...edges] };
+}
+
+test('a worker killed with SIGKILL mid-sync leaves no lock behind; another finishes to the same state', async () => {
+  const secretKey = generateSecretKey();
+  const ring = createKeyRing({ current: secretKey });
+  const accountId = (await createAccount(db, { name: 'recovery' })).id;
+  const newIntegration = async (name: string) =>
+    (await createIntegration(db, { accountId, kind: 'ldap', name, settings: {} }, { ring, plaintext: 'pw' })).id;
+  const interrupted = await newIntegration('interrupted');
+  const clean = await newIntegration('clean');
+
+  child = spawn(
+    process.execPath,
+    [childScript, JSON.stringify({ databaseUrl: database.url, redisUrl: testRedisUrl, prefix: prefix.prefix, secretKey, hangAtPage: 3 })],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await once(child.stdout!, 'data');
+
+  const runId = randomUUID();
+  await queue.add(
+    'sync',
+    { integrationId: interrupted, runId, mode: 'full', trigger: 'manual', dryRun: false },
+    { jobId: `run.${runId}`, attempts: 3 },
+  );
+  // Three pages (150 users) are written, then the directory stops answering.
+  await waitFor(async () => {
+    const [row] = await db.$client<{ n: number }[]>`
+      select count(*)::int as n from directory_objects where integration_id = ${interrupted}`;
+    return (row?.n ?? 0) >= 150;
+  }, { timeoutMs: 30_000, what: 'the doomed worker to write its first pages' });
+  expect((await getRun(db, runId))?.workerId).toBe('doomed-worker');
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+
+  rescuer = createWorker({
+    db,
+    redisUrl: testRedisUrl,
+    prefix: prefix.prefix,
+    concurrency: 1,
+    keyRing: ring,
+    logger: pino({ level: 'silent' }),
+    workerId: 'rescuer',
+    createProvider: () => fixtureDirectory(300, 10, 30),
+    stalledInterval: 300,
+    lockRetryDelayMs: 100,
+  });
+  const run = await waitFor(async () => {
+    const found = await getRun(db, runId);
+    return found?.status === 'succeeded' ? found : undefined;
+  }, { timeoutMs: 60_000, what: 'another worker to finish the interrupted sync' });
+  expect(run).toMatchObject({ workerId: 'rescuer', fetched: 310, deleted: 0 });
+
+  const redis = new Redis(testRedisUrl);
+  try {
+    expect(await redis.exists(integrationLockKey(prefix.prefix, interrupted))).toBe(0);
+  } finally {
+    redis.disconnect();
+  }
+
+  const cleanRun = randomUUID();
+  await queue.add('sync', { integrationId: clean, runId: cleanRun, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${cleanRun}` });
+  await waitFor(async () => (await getRun(db, cleanRun))?.status === 'succeeded', { timeoutMs: 30_000, what: 'the clean sync' });
+
+  const recovered = await stored(interrupted);
+  expect(recovered.objects).toHaveLength(310);
+  expect(recovered.edges).toHaveLength(300);
+  expect(recovered).toEqual(await stored(clean));
+}, 120_000);
