@@ -27,6 +27,11 @@ export interface SlapdOptions {
   readonly data?: DirectorySpec | { readonly ldifPath: string };
   /** Server-side size limit for every search; default unlimited. */
   readonly sizeLimit?: number;
+  /**
+   * `false` refuses the paged results control (adminLimitExceeded), like directories that cap
+   * answers and cannot page. slapd still lists the control in the root DSE. Default true.
+   */
+  readonly pagedResults?: boolean;
   /** Serve TLS too: StartTLS on the ldap:// port and ldaps:// on a second port. */
   readonly tls?: boolean;
   /** Extra schema files to include after core, cosine, inetorgperson and nis. */
@@ -100,6 +105,7 @@ interface ConfigInput {
   adminPassword: string;
   readerDn: string;
   sizeLimit: number | undefined;
+  pagedResults: boolean;
   tls: TestCertificates | undefined;
   extraSchemaFiles: readonly string[];
   extraDatabaseConfig: readonly string[];
@@ -143,6 +149,9 @@ function slapdConf(c: ConfigInput): string {
     'access to dn.base="cn=Subschema" by * read',
     'access to attrs=userPassword by anonymous auth by * none',
     `access to * by dn.exact="${c.readerDn}" read by * none`,
+    ...(c.pagedResults
+      ? []
+      : [`limits * size.soft=${c.sizeLimit ?? 'unlimited'} size.hard=${c.sizeLimit ?? 'unlimited'} size.prtotal=disabled`]),
     ...c.extraDatabaseConfig,
     '',
   );
@@ -176,6 +185,7 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<SlapdServe
         adminPassword,
         readerDn,
         sizeLimit: options.sizeLimit,
+        pagedResults: options.pagedResults ?? true,
         tls,
         extraSchemaFiles: options.extraSchemaFiles ?? [],
         extraDatabaseConfig: options.extraDatabaseConfig ?? [],

@@ -92,6 +92,29 @@ describe('startSlapd with generated data', () => {
   });
 });
 
+describe('startSlapd with a size limit and without paging', () => {
+  let server: SlapdServer;
+  beforeAll(async () => {
+    server = await startSlapd({ data: { users: 30, groups: 1, membersPerGroup: 2 }, sizeLimit: 10, pagedResults: false });
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('caps plain searches and refuses paged ones', async () => {
+    const client = new Client({ url: server.url });
+    try {
+      await client.bind(server.readerDn, server.readerPassword);
+      await expect(client.search(server.suffix, { filter: '(objectClass=*)', attributes: ['cn'] })).rejects.toThrow(/0x4\b/);
+      const narrow = await client.search(`ou=groups,${server.suffix}`, { filter: '(objectClass=*)', attributes: ['cn'] });
+      expect(narrow.searchEntries).toHaveLength(2);
+      await expect(client.search(server.suffix, { attributes: ['cn'], paged: { pageSize: 5 } })).rejects.toThrow(/0xb\b/);
+    } finally {
+      await client.unbind();
+    }
+  });
+});
+
 describe('startSlapd with TLS', () => {
   let server: SlapdServer;
   let otherCaDir: string;
