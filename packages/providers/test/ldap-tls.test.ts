@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type SlapdServer, type TestCertificates, createTestCertificates, startSlapd } from '@dirsync/testkit';
 import { ConfigError } from '../src/errors.ts';
+import { createProvider } from '../src/index.ts';
 import { LdapConnection, type LdapTlsOptions, readEntry } from '../src/ldap/index.ts';
 
 let server: SlapdServer;
@@ -74,5 +75,32 @@ describe('TLS', () => {
     const error = await openWith(url, { mode: 'ldaps', caPem: server.tls?.caPem }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/TLS/);
+  });
+
+  it('shows a TLS failure as the failed line of Test Connection', async () => {
+    const settings = (caPem: string) => ({
+      url: server.ldapsUrl,
+      bindDn: server.readerDn,
+      tls: { caPem },
+      users: { baseDns: [`ou=people,${server.suffix}`] },
+      groups: { baseDns: [`ou=groups,${server.suffix}`] },
+    });
+    const good = createProvider('ldap', settings(server.tls?.caPem as string), server.readerPassword);
+    const bad = createProvider('ldap', settings(other.caPem), server.readerPassword);
+    try {
+      const ok = await good.testConnection();
+      expect(ok.ok).toBe(true);
+      expect(ok.checks.find((c) => c.name === 'tls')).toEqual({ name: 'tls', ok: true, detail: 'LDAPS, certificate verified against the configured CA' });
+      const failed = await bad.testConnection();
+      expect(failed.ok).toBe(false);
+      expect(failed.checks.map((c) => [c.name, c.ok])).toEqual([
+        ['connect', true],
+        ['tls', false],
+      ]);
+      expect(failed.checks[1]?.detail).toMatch(/TLS certificate verification failed/);
+    } finally {
+      await good.close();
+      await bad.close();
+    }
   });
 });

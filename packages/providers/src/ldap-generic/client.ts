@@ -76,6 +76,11 @@ async function countEntries(connection: LdapConnection, options: SearchOptions):
   return count;
 }
 
+// The layer words every TLS failure this way (see ldap/errors.ts and connection.ts).
+function isTlsProblem(error: unknown): boolean {
+  return error instanceof ConfigError && /^TLS |refused StartTLS|during the TLS handshake/.test(error.message);
+}
+
 function describe(error: unknown): string {
   return error instanceof ProviderError ? error.message : error instanceof Error ? error.message : String(error);
 }
@@ -117,6 +122,9 @@ export async function testGenericLdapConnection(
       checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
       checks.push(tlsCheck(mode, settings));
       checks.push({ name: 'bind', ok: false, detail: describe(error) });
+    } else if (isTlsProblem(error)) {
+      checks.push({ name: 'connect', ok: true, detail: `reached ${target.normalized}` });
+      checks.push({ name: 'tls', ok: false, detail: describe(error) });
     } else {
       checks.push({ name: 'connect', ok: false, detail: describe(error) });
     }
