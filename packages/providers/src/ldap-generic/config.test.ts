@@ -1,4 +1,5 @@
-import { validateSettings } from '../index.ts';
+import { inspect } from 'node:util';
+import { createProvider, validateSettings } from '../index.ts';
 import { effectiveTlsMode, genericLdapSettingsSchema } from './config.ts';
 
 const valid = {
@@ -81,5 +82,11 @@ describe('generic LDAP settings', () => {
 
   it('refuses an unknown provider kind', () => {
     expect(validateSettings('nis', valid)).toEqual({ ok: false, problems: ['unknown provider kind "nis" (known: ldap)'] });
+  });
+
+  it('keeps the bind password out of the provider object\'s serialised and inspected forms', () => {
+    const provider = createProvider('ldap', valid, 'hunter2-secret');
+    expect(JSON.stringify(provider)).not.toContain('hunter2-secret');
+    expect(inspect(provider, { depth: 5, showHidden: true })).not.toContain('hunter2-secret');
   });
 });

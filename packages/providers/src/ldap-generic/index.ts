@@ -20,18 +20,19 @@ export type { GenericLdapCursor } from './fetch.ts';
 export class GenericLdapProvider implements Provider<GenericLdapEntry> {
   readonly kind = 'ldap';
   private readonly settings: GenericLdapSettings;
-  private readonly password: string | undefined;
+  // An ES private field: never serialised or shown by util.inspect, unlike a TS `private`.
+  readonly #password: string | undefined;
   private readonly mapOptions: GenericLdapMapOptions;
   private readonly open = new Set<LdapConnection>();
 
   constructor(settings: GenericLdapSettings, password: string | undefined) {
     this.settings = settings;
-    this.password = password;
+    this.#password = password;
     this.mapOptions = { memberAttributes: settings.groups.memberAttributes };
   }
 
   testConnection(signal?: AbortSignal): Promise<ConnectionReport> {
-    return testGenericLdapConnection(this.settings, this.password, signal);
+    return testGenericLdapConnection(this.settings, this.#password, signal);
   }
 
   async *fetchFull(signal: AbortSignal): AsyncIterable<FetchPage<GenericLdapEntry>> {
@@ -65,7 +66,7 @@ export class GenericLdapProvider implements Provider<GenericLdapEntry> {
   }
 
   private async connect(signal: AbortSignal): Promise<LdapConnection> {
-    const connection = await openConnection(this.settings, this.password, signal);
+    const connection = await openConnection(this.settings, this.#password, signal);
     this.open.add(connection);
     return connection;
   }
