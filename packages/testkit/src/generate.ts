@@ -12,8 +12,10 @@ export interface DirectorySpec {
   /** Default `dc=example,dc=org`. */
   readonly suffix?: string;
   /**
-   * `createTimestamp`/`modifyTimestamp` written on users and groups (slapadd keeps them), so
-   * tests can tell bulk-loaded entries from later changes without waiting for the clock.
+   * Latest `createTimestamp`/`modifyTimestamp` written on users and groups (slapadd keeps them),
+   * so tests can tell bulk-loaded entries from later changes without waiting for the clock. Like
+   * a directory that grew over time, entries are one second apart, the last one (the last group)
+   * at exactly this time: a delta's overlap window then covers a few hundred entries, not all.
    * Default: slapadd stamps the load time.
    */
   readonly timestamp?: Date;
@@ -179,15 +181,20 @@ export async function writeDirectoryLdif(
         chunk = '';
       }
     };
-    const stamps = spec.timestamp ? { createTimestamp: generalizedTime(spec.timestamp), modifyTimestamp: generalizedTime(spec.timestamp) } : {};
+    const last = spec.users + spec.groups - 1;
+    const stamps = (k: number) => {
+      if (!spec.timestamp) return {};
+      const at = generalizedTime(new Date(spec.timestamp.getTime() - (last - k) * 1000));
+      return { createTimestamp: at, modifyTimestamp: at };
+    };
     for (let i = 0; i < spec.users; i++) {
-      chunk += ldifEntry(userDn(i, suffix), { ...generatedUser(i, seed), ...stamps });
+      chunk += ldifEntry(userDn(i, suffix), { ...generatedUser(i, seed), ...stamps(i) });
       await flush(false);
     }
     for (let j = 0; j < spec.groups; j++) {
       const group = generatedGroup(j, { ...spec, suffix, seed });
       memberships += Math.min(spec.membersPerGroup, spec.users);
-      chunk += ldifEntry(groupDn(j, suffix), { ...group, ...stamps });
+      chunk += ldifEntry(groupDn(j, suffix), { ...group, ...stamps(spec.users + j) });
       await flush(false);
     }
     await flush(true);
