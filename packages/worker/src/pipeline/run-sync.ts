@@ -8,7 +8,6 @@ import {
   sweepUnseenObjects,
 } from '@dirsync/db';
 import {
-  type CanonicalObject,
   type Cursor,
   CursorRejectedError,
   type FetchPage,
@@ -18,7 +17,7 @@ import {
 import { chunks, type SyncContext } from './context.ts';
 import { MemberSync } from './members.ts';
 import { fallbackToFull, type ModePlan, planMode, type SyncMode } from './mode.ts';
-import { syncObjectBatch } from './objects.ts';
+import { type PreparedObject, prepareObject, syncObjectBatch } from './objects.ts';
 import { readAhead } from './read-ahead.ts';
 import { IssueLog, type SyncReport, zeroCounts } from './report.ts';
 import { type DeletionApproval, deletionVerdict } from './threshold.ts';
@@ -59,6 +58,11 @@ export interface RunSyncOptions<S> {
   readonly approval?: DeletionApproval | undefined;
   /** Objects per write batch (default 2000). */
   readonly batchSize?: number | undefined;
+  /**
+   * Member references per batch (default 25,000): a batch of large groups is cut earlier, so
+   * memory follows the number of edges in flight, not the size of the groups.
+   */
+  readonly batchMemberRefs?: number | undefined;
   /** Issues kept in the report (default 1000); the rest are only counted. */
   readonly maxIssues?: number | undefined;
   /** Connections a batch's statements may use at once (default 2; a dry run always uses 1). */
@@ -66,6 +70,7 @@ export interface RunSyncOptions<S> {
 }
 
 const defaultBatchSize = 2000;
+const defaultBatchMemberRefs = 25_000;
 const defaultMaxIssues = 1000;
 /** Ids per statement when a delta's deletions are counted and applied. */
 const deletionChunk = 5000;
@@ -219,6 +224,7 @@ class FetchSession<S> {
   readonly #options: RunSyncOptions<S>;
   readonly #signal: AbortSignal;
   readonly #batchSize: number;
+  readonly #batchMemberRefs: number;
 
   constructor(ctx: SyncContext, provider: Provider<S>, options: RunSyncOptions<S>, signal: AbortSignal) {
     this.#ctx = ctx;
@@ -226,6 +232,7 @@ class FetchSession<S> {
     this.#options = options;
     this.#signal = signal;
     this.#batchSize = Math.max(1, options.batchSize ?? defaultBatchSize);
+    this.#batchMemberRefs = Math.max(1, options.batchMemberRefs ?? defaultBatchMemberRefs);
     this.members = new MemberSync(ctx);
   }
 
@@ -240,50 +247,83 @@ class FetchSession<S> {
     let cursor: Cursor | undefined;
     // Keyed by external id so that an object listed twice is written once (the later copy wins,
     // at the later position, which keeps members after the objects they reference).
-    let objects = new Map<string, CanonicalObject>();
+    let objects = new Map<string, PreparedObject>();
     let failedIds: string[] = [];
+    let memberRefs = 0;
+    // One batch is written while the next is fetched, mapped and hashed; batches still start in
+    // order, each after the previous one finished, so DNs are stored before members resolve.
+    let writing: Promise<void> | undefined;
+    const drain = async () => {
+      const pending = writing;
+      writing = undefined;
+      await pending;
+    };
     const flush = async () => {
+      await drain();
       if (objects.size === 0 && failedIds.length === 0) return;
       const batch = { objects: [...objects.values()], failedIds };
       objects = new Map();
       failedIds = [];
-      await syncObjectBatch(this.#ctx, this.members, batch);
-      this.#signal.throwIfAborted();
-      await this.#options.onProgress?.({ processed: counts.fetched });
+      memberRefs = 0;
+      const processed = counts.fetched;
+      writing = (async () => {
+        await syncObjectBatch(this.#ctx, this.members, batch);
+        this.#signal.throwIfAborted();
+        await this.#options.onProgress?.({ processed });
+      })();
+      // Observed at the next drain; this only keeps a failure from counting as unhandled meanwhile.
+      writing.catch(() => undefined);
+    };
+    const fail = (reason: string, externalId?: string, dn?: string) => {
+      counts.failed += 1;
+      issues.add({
+        ...(externalId === undefined ? {} : { externalId }),
+        ...(dn === undefined ? {} : { dn }),
+        reason,
+      });
+      if (externalId !== undefined) failedIds.push(externalId);
     };
 
-    for await (const page of readAhead(pages)) {
-      this.#signal.throwIfAborted();
-      counts.fetched += page.entries.length;
-      for (const entry of page.entries) {
-        const result = this.#provider.map(entry);
-        if (!result.ok) {
-          counts.failed += 1;
-          issues.add({
-            ...(result.externalId === undefined ? {} : { externalId: result.externalId }),
-            ...(result.dn === undefined ? {} : { dn: result.dn }),
-            reason: result.reason,
-          });
-          if (result.externalId !== undefined) failedIds.push(result.externalId);
-          continue;
+    try {
+      for await (const page of readAhead(pages)) {
+        this.#signal.throwIfAborted();
+        counts.fetched += page.entries.length;
+        for (const entry of page.entries) {
+          const result = this.#provider.map(entry);
+          if (!result.ok) {
+            fail(result.reason, result.externalId, result.dn);
+            continue;
+          }
+          const object = result.object;
+          if (mode === 'delta') this.pendingDeletions.delete(object.externalId);
+          const prepared = prepareObject(object);
+          if ('rejected' in prepared) {
+            fail(prepared.rejected, object.externalId, object.dn);
+            continue;
+          }
+          objects.delete(object.externalId);
+          objects.set(object.externalId, prepared);
+          memberRefs += object.members?.length ?? 0;
+          if (objects.size >= this.#batchSize || memberRefs >= this.#batchMemberRefs) await flush();
         }
-        const object = result.object;
-        objects.delete(object.externalId);
-        objects.set(object.externalId, object);
-        if (mode === 'delta') this.pendingDeletions.delete(object.externalId);
-        if (objects.size >= this.#batchSize) await flush();
+        if (page.memberDeltas !== undefined && page.memberDeltas.length > 0) {
+          // Edges name objects of this page: those must be stored first.
+          await flush();
+          await drain();
+          await this.members.applyDeltas(page.memberDeltas);
+        }
+        // Held until the fetch is complete: the threshold needs their number first. A full sync
+        // needs none: its sweep finds every object the source no longer has.
+        if (mode === 'delta') for (const id of page.deletions ?? []) this.pendingDeletions.add(id);
+        if (page.cursor !== undefined) cursor = page.cursor;
       }
-      if (page.memberDeltas !== undefined && page.memberDeltas.length > 0) {
-        // Edges name objects of this page: those must be stored first.
-        await flush();
-        await this.members.applyDeltas(page.memberDeltas);
-      }
-      // Held until the fetch is complete: the threshold needs their number first. A full sync
-      // needs none: its sweep finds every object the source no longer has.
-      if (mode === 'delta') for (const id of page.deletions ?? []) this.pendingDeletions.add(id);
-      if (page.cursor !== undefined) cursor = page.cursor;
+      await flush();
+      await drain();
+    } catch (error) {
+      // Nothing may still be writing when the run reports its failure (or a dry run rolls back).
+      await writing?.catch(() => undefined);
+      throw error;
     }
-    await flush();
     return cursor;
   }
 }
