@@ -80,7 +80,7 @@ export function registerDemoCommand(program: Command): void {
         await migrate(ctx.config.DATABASE_URL);
 
         say(`starting a throwaway slapd with ${users} users and ${flags.groups} groups of ${flags.members} members (StartTLS, test CA)`);
-        server = await startSlapd({ tls: true, data: { users, groups: Number(flags.groups), membersPerGroup: Number(flags.members) } });
+        server = await startSlapd({ tls: true, data: { users, groups: Number(flags.groups), membersPerGroup: Number(flags.members), timestamp: new Date(Date.now() - 86_400_000) } });
         say(`  ${server.url}`);
 
         const db = ctx.db();
