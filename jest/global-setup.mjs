@@ -5,6 +5,7 @@ import net from 'node:net';
 import postgres from 'postgres';
 import { migrate } from '../packages/db/src/client.ts';
 import { dropTestDatabases, templateDatabase, testPgServerUrl } from '../packages/testkit/src/pg.ts';
+import { startRunSamba } from './samba.mjs';
 
 function reachable(host, port) {
   return new Promise((resolve) => {
@@ -15,7 +16,10 @@ function reachable(host, port) {
   });
 }
 
-export default async function globalSetup() {
+export default async function globalSetup(globalConfig) {
+  // Provisioning Samba takes seconds: it overlaps with the database preparation below.
+  const samba = startRunSamba(globalConfig);
+  samba.catch(() => {});
   const pg = new URL(testPgServerUrl);
   if (!(await reachable(pg.hostname, Number(pg.port || 5432)))) {
     throw new Error(`PostgreSQL does not answer at ${pg.host}: run the tests with \`npm test\`, which starts it`);
@@ -33,4 +37,5 @@ export default async function globalSetup() {
     await admin.end({ timeout: 5 });
   }
   await migrate(`${testPgServerUrl}/${templateDatabase()}`);
+  await samba;
 }

@@ -4,3 +4,4 @@ export * from './wait.ts';
 export * from './ldif.ts';
 export * from './generate.ts';
 export * from './slapd.ts';
+export * from './samba.ts';
