@@ -143,6 +143,22 @@ function buildSchedule(flags: SettingsFlags): IntegrationPatch {
   };
 }
 
+/**
+ * Runs the settings and the schedule checks both, so that one attempt lists every problem to fix
+ * (each check's own problems stay one line each).
+ */
+async function checkSettingsAndSchedule(settings: () => Promise<Record<string, unknown>>, flags: SettingsFlags) {
+  const [checked, schedule] = await Promise.allSettled([settings(), Promise.resolve().then(() => buildSchedule(flags))]);
+  const failures = [checked, schedule].flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
+  const unexpected = failures.find((failure) => !(failure instanceof UserError));
+  if (unexpected !== undefined) throw unexpected;
+  if (failures.length > 0) throw new UserError(failures.map((failure) => (failure as UserError).message).join('\n'));
+  return {
+    settings: (checked as PromiseFulfilledResult<Record<string, unknown>>).value,
+    schedule: (schedule as PromiseFulfilledResult<IntegrationPatch>).value,
+  };
+}
+
 /** Prints a Test Connection report as a checklist. */
 export function formatConnectionReport(report: ConnectionReport): string {
   const lines = report.checks.map((c) => `${c.ok ? (c.warning ? '!' : '✓') : '✗'} ${c.name}: ${c.detail}`);
@@ -188,8 +204,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       }
       const account = await getAccount(ctx.db(), flags.account);
       if (!account) throw new UserError(`no account "${flags.account}" (create it with \`dirsync accounts add\`)`);
-      const settings = await buildSettings(flags.kind, {}, flags);
-      const schedule = buildSchedule(flags);
+      const { settings, schedule } = await checkSettingsAndSchedule(() => buildSettings(flags.kind, {}, flags), flags);
       const secret = flags.password
         ? await readSecret({ stdin: Boolean(flags.passwordStdin), env: ctx.config.DIRSYNC_INTEGRATION_SECRET, prompt: 'service account password: ' })
         : undefined;
@@ -270,9 +285,13 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       const touchesSettings = Object.keys(flags).some((k) =>
         ['settings', 'settingsFile', 'url', 'bindDn', 'usersBase', 'groupsBase', 'usersFilter', 'groupsFilter', 'tlsMode', 'caFile', 'allowInsecure', 'pageSize'].includes(k),
       );
+      const checked = await checkSettingsAndSchedule(
+        async () => (touchesSettings ? buildSettings(current.kind, current.settings, flags) : current.settings),
+        flags,
+      );
       const patch: IntegrationPatch = {
-        ...buildSchedule(flags),
-        ...(touchesSettings ? { settings: await buildSettings(current.kind, current.settings, flags) } : {}),
+        ...checked.schedule,
+        ...(touchesSettings ? { settings: checked.settings } : {}),
         ...(flags.name !== undefined ? { name: flags.name } : {}),
         ...(flags.enable ? { enabled: true } : {}),
         ...(flags.disable ? { enabled: false } : {}),
