@@ -5,3 +5,4 @@ export * from './ldif.ts';
 export * from './generate.ts';
 export * from './slapd.ts';
 export * from './samba.ts';
+export * from './entra/index.ts';

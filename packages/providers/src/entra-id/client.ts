@@ -1,0 +1,435 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
+import { Agent, request as undiciRequest } from 'undici';
+import { AuthError, ConfigError, ProviderError, UnavailableError } from '../errors.ts';
+import type { EntraIdSettings } from './config.ts';
+
+/** How an Entra app proves who it is: a certificate (connectors) or a client secret (legacy). */
+export type EntraCredential =
+  | { readonly kind: 'certificate'; readonly clientId: string; readonly certificatePem: string; readonly privateKeyPem: string }
+  | { readonly kind: 'secret'; readonly clientId: string; readonly clientSecret: string };
+
+/** What went wrong with Entra ID authentication. */
+export type EntraAuthProblem =
+  /** The tenant has not granted (or has revoked) consent, or Graph refuses the app's access. */
+  | 'consent'
+  /** The app's own credential (certificate or client secret) was refused. */
+  | 'credential';
+
+/**
+ * Entra ID refused the app: retrying cannot help. `problem: 'consent'` means an administrator of
+ * the tenant must grant consent (again); nothing may be deleted because of it.
+ */
+export class EntraAuthError extends AuthError {
+  readonly problem: EntraAuthProblem;
+  readonly tenantId: string;
+  constructor(problem: EntraAuthProblem, tenantId: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.problem = problem;
+    this.tenantId = tenantId;
+  }
+}
+
+/** Graph no longer knows the delta or skip token (410 Gone, `syncStateNotFound`): start over. */
+export class DeltaTokenExpiredError extends ProviderError {
+  constructor(message: string) {
+    super('delta_token_expired', message, false);
+  }
+}
+
+/** The parts of the settings token acquisition and Graph requests use. */
+export type GraphConnectionSettings = Pick<
+  EntraIdSettings,
+  'tenantId' | 'authorityHost' | 'graphBaseUrl' | 'caPem' | 'retry' | 'requestTimeoutMs'
+>;
+
+// ---- tokens ----
+
+function credentialKey(settings: GraphConnectionSettings, credential: EntraCredential): string {
+  // The secret part is hashed so the key itself (a Map key) never holds it.
+  const material = credential.kind === 'certificate' ? credential.certificatePem : credential.clientSecret;
+  const fingerprint = createHash('sha256').update(material).digest('hex');
+  return [settings.authorityHost, settings.tenantId.toLowerCase(), credential.clientId.toLowerCase(), credential.kind, fingerprint, settings.caPem ?? ''].join('\n');
+}
+
+/**
+ * Token credentials (`@azure/identity`) per authority, tenant, app and credential, kept so that
+ * MSAL's in-memory token cache serves repeated syncs of the same tenant without a token request.
+ * A new certificate (after a rotation) is a new key, so acquisition switches to it at once.
+ */
+export class EntraTokenCache {
+  readonly #entries = new Map<string, TokenCredential>();
+  readonly #maxEntries: number;
+
+  constructor(maxEntries = 1000) {
+    this.#maxEntries = maxEntries;
+  }
+
+  /** Number of credentials held. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The credential for these settings, created on first use. */
+  credentialFor(settings: GraphConnectionSettings, credential: EntraCredential): TokenCredential {
+    const key = credentialKey(settings, credential);
+    const found = this.#entries.get(key);
+    if (found) {
+      // Least recently used goes first: re-insert to mark as used.
+      this.#entries.delete(key);
+      this.#entries.set(key, found);
+      return found;
+    }
+    const created = createTokenCredential(settings, credential);
+    this.#entries.set(key, created);
+    if (this.#entries.size > this.#maxEntries) {
+      const oldest = this.#entries.keys().next().value;
+      if (oldest !== undefined) this.#entries.delete(oldest);
+    }
+    return created;
+  }
+
+  /** Forgets the credential (and its cached tokens), so the next token is requested anew. */
+  evict(settings: GraphConnectionSettings, credential: EntraCredential): void {
+    this.#entries.delete(credentialKey(settings, credential));
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+}
+
+/** The process-wide token cache providers use unless given another. */
+export const sharedTokenCache = new EntraTokenCache();
+
+function createTokenCredential(settings: GraphConnectionSettings, credential: EntraCredential): TokenCredential {
+  const options = {
+    authorityHost: settings.authorityHost,
+    // Instance discovery asks Microsoft's public cloud about the authority; other hosts (national
+    // clouds behind a proxy, the test emulator) are trusted as configured.
+    disableInstanceDiscovery: settings.authorityHost !== 'https://login.microsoftonline.com',
+    // Trust of a private CA stays with this credential's own connections.
+    ...(settings.caPem === undefined ? {} : { tlsOptions: { ca: settings.caPem } }),
+  };
+  try {
+    if (credential.kind === 'certificate') {
+      return new ClientCertificateCredential(
+        settings.tenantId,
+        credential.clientId,
+        { certificate: `${credential.certificatePem.trim()}\n${credential.privateKeyPem.trim()}\n` },
+        options,
+      );
+    }
+    return new ClientSecretCredential(settings.tenantId, credential.clientId, credential.clientSecret, options);
+  } catch (error) {
+    throw new ConfigError(`cannot use the app credential: ${describeCause(error)}`);
+  }
+}
+
+function describeCause(error: unknown): string {
+  return error instanceof Error ? error.message.split('\n')[0] ?? error.name : String(error);
+}
+
+/** The AADSTS sentence of an MSAL error message, without trace ids and timestamps. */
+function aadstsSentence(message: string): string | undefined {
+  const match = /AADSTS\d+:[^]*?(?=\s+Trace ID:|$)/.exec(message);
+  return match?.[0]?.replace(/\s+/g, ' ').trim();
+}
+
+interface MsalServerError {
+  errorCode?: unknown;
+  errorNo?: unknown;
+  status?: unknown;
+  errorMessage?: unknown;
+}
+
+/** What the token endpoint said, read from `@azure/identity`'s error or its MSAL cause. */
+function tokenFailure(error: unknown): { code: string; status: number | undefined; text: string } | undefined {
+  const candidates: unknown[] = [error, (error as { cause?: unknown } | undefined)?.cause];
+  for (const candidate of candidates) {
+    if (typeof candidate !== 'object' || candidate === null) continue;
+    const msal = candidate as MsalServerError & { errorResponse?: { error?: unknown; errorDescription?: unknown }; statusCode?: unknown };
+    const code = typeof msal.errorCode === 'string' && msal.errorCode !== '' ? msal.errorCode : typeof msal.errorResponse?.error === 'string' ? msal.errorResponse.error : undefined;
+    if (code === undefined) continue;
+    const status = typeof msal.status === 'number' ? msal.status : typeof msal.statusCode === 'number' ? msal.statusCode : undefined;
+    const message = candidate instanceof Error ? candidate.message : '';
+    const description = typeof msal.errorResponse?.errorDescription === 'string' ? msal.errorResponse.errorDescription : message;
+    return { code, status, text: aadstsSentence(description) ?? aadstsSentence(message) ?? code };
+  }
+  return undefined;
+}
+
+const consentCodes = new Set(['unauthorized_client', 'consent_required', 'interaction_required']);
+
+/**
+ * Translates a token acquisition failure into a typed error. Refused consent or credentials are
+ * not retried; an unreachable authority or a busy one is.
+ */
+export async function mapTokenError(error: unknown, settings: GraphConnectionSettings, credential: EntraCredential): Promise<ProviderError> {
+  if (error instanceof ProviderError) return error;
+  const failure = tokenFailure(error);
+  const who = `app ${credential.clientId} in tenant ${settings.tenantId}`;
+  if (failure) {
+    if (consentCodes.has(failure.code) || (failure.code === 'invalid_grant' && /AADSTS65001/.test(failure.text))) {
+      return new EntraAuthError(
+        'consent',
+        settings.tenantId,
+        `Entra ID refused a token for ${who}: consent is missing or was revoked; an administrator of the tenant must grant admin consent again (${failure.text})`,
+      );
+    }
+    if (failure.code === 'invalid_client') {
+      const what = credential.kind === 'certificate' ? 'certificate' : 'client secret';
+      return new EntraAuthError('credential', settings.tenantId, `Entra ID refused the ${what} of ${who} (${failure.text})`);
+    }
+    if (failure.code === 'invalid_request' && /AADSTS90002/.test(failure.text)) {
+      return new ConfigError(`tenant ${settings.tenantId} does not exist at ${settings.authorityHost} (${failure.text})`);
+    }
+    if (failure.code === 'temporarily_unavailable' || (failure.status !== undefined && (failure.status >= 500 || failure.status === 429))) {
+      return new UnavailableError(`the token endpoint of ${settings.authorityHost} is unavailable (${failure.text})`);
+    }
+    return new ConfigError(`Entra ID refused a token for ${who}: ${failure.code} (${failure.text})`);
+  }
+  // MSAL reports every transport failure as an endpoint resolution error; a probe of the
+  // authority's metadata tells an untrusted certificate (settings) from an unreachable host.
+  const probe = await probeAuthority(settings);
+  if (probe) return probe;
+  return new UnavailableError(`could not get a token for ${who} from ${settings.authorityHost}: ${describeCause(error)}`);
+}
+
+const tlsCodes = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED',
+]);
+
+function errorCodeOf(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}
+
+/** Typed error for a transport failure: TLS verification → settings; anything else → unavailable. */
+export function transportError(error: unknown, target: string): ProviderError {
+  const code = errorCodeOf(error);
+  if (code !== undefined && tlsCodes.has(code)) {
+    return new ConfigError(`TLS verification of ${target} failed (${code}): trust its CA with the caPem setting`);
+  }
+  return new UnavailableError(`${target} is unreachable (${code ?? describeCause(error)})`);
+}
+
+async function probeAuthority(settings: GraphConnectionSettings): Promise<ProviderError | undefined> {
+  const agent = new Agent({ connect: settings.caPem === undefined ? {} : { ca: settings.caPem }, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  try {
+    const url = `${settings.authorityHost}/${encodeURIComponent(settings.tenantId)}/v2.0/.well-known/openid-configuration`;
+    const response = await undiciRequest(url, { dispatcher: agent, signal: AbortSignal.timeout(10_000) });
+    await response.body.dump();
+    if (response.statusCode === 400 || response.statusCode === 404) {
+      return new ConfigError(`tenant ${settings.tenantId} is unknown to ${settings.authorityHost} (HTTP ${response.statusCode})`);
+    }
+    return undefined;
+  } catch (error) {
+    return transportError(error, settings.authorityHost);
+  } finally {
+    await agent.close().catch(() => undefined);
+  }
+}
+
+// ---- Graph requests ----
+
+/** Options of {@link GraphClient}. */
+export interface GraphClientOptions {
+  readonly tokenCache?: EntraTokenCache | undefined;
+  /** Waits between retries; tests may shorten it. Rejects when `signal` aborts. */
+  readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
+}
+
+/** A Graph error answer: status, `error.code` and `error.message`. */
+interface GraphFailure {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
+  readonly retryAfterMs: number | undefined;
+}
+
+const syncStateCodes = new Set(['syncStateNotFound', 'syncStateInvalid', 'resyncRequired']);
+
+/** `Retry-After` in milliseconds (delta-seconds or an HTTP date), or undefined. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || text.trim() === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(text.trim())) return Math.round(Number(text) * 1000);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Exponential backoff ceiling for attempt `n` (1-based), with the delay drawn from its upper half. */
+export function backoffDelay(n: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(30, n - 1));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+/**
+ * Talks to Microsoft Graph for one integration: tokens from the token cache, TLS trust scoped to
+ * this client's own connections, throttling honoured (Retry-After, else exponential backoff) and
+ * answers translated into typed errors.
+ */
+export class GraphClient {
+  readonly settings: GraphConnectionSettings;
+  readonly #credential: EntraCredential;
+  readonly #tokens: EntraTokenCache;
+  readonly #agent: Agent;
+  readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  readonly #origin: string;
+  /** Total time spent waiting on throttling answers by this client. */
+  throttledMs = 0;
+  /** Number of throttling answers (429/503/504) this client waited out. */
+  throttledCount = 0;
+
+  constructor(settings: GraphConnectionSettings, credential: EntraCredential, options: GraphClientOptions = {}) {
+    this.settings = settings;
+    this.#credential = credential;
+    this.#tokens = options.tokenCache ?? sharedTokenCache;
+    this.#origin = new URL(settings.graphBaseUrl).origin;
+    this.#agent = new Agent({
+      connect: settings.caPem === undefined ? {} : { ca: settings.caPem },
+      headersTimeout: settings.requestTimeoutMs,
+      bodyTimeout: settings.requestTimeoutMs,
+      keepAliveTimeout: 30_000,
+    });
+    this.#sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
+  }
+
+  /** The app's client id. */
+  get clientId(): string {
+    return this.#credential.clientId;
+  }
+
+  /** An access token for Graph (`{graphBaseUrl}/.default`), from the cache while it is valid. */
+  async token(signal?: AbortSignal): Promise<string> {
+    const credential = this.#tokens.credentialFor(this.settings, this.#credential);
+    try {
+      const token = await credential.getToken(`${this.settings.graphBaseUrl}/.default`, signal ? { abortSignal: signal } : {});
+      if (!token) throw new UnavailableError(`no token was returned by ${this.settings.authorityHost}`);
+      return token.token;
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw await mapTokenError(error, this.settings, this.#credential);
+    }
+  }
+
+  /** GET a Graph URL (absolute, on the Graph origin) and parse its JSON. */
+  getJson(url: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<unknown> {
+    return this.send('GET', url, undefined, signal, headers);
+  }
+
+  /** POST JSON to a Graph URL; resolves to the parsed answer, or undefined for 204. */
+  postJson(url: string, body: unknown, signal: AbortSignal): Promise<unknown> {
+    return this.send('POST', url, JSON.stringify(body), signal, { 'content-type': 'application/json' });
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close().catch(() => undefined);
+  }
+
+  private async send(method: 'GET' | 'POST', url: string, body: string | undefined, signal: AbortSignal, headers: Record<string, string>): Promise<unknown> {
+    if (new URL(url).origin !== this.#origin) {
+      // A link pointing elsewhere would carry our token to another host.
+      throw new ConfigError(`Graph answered with a link outside ${this.#origin}; refusing to follow it`);
+    }
+    const { retry } = this.settings;
+    let failures = 0;
+    let throttledWait = 0;
+    let throttles = 0;
+    let tokenRenewed = false;
+    for (;;) {
+      signal.throwIfAborted();
+      const token = await this.token(signal);
+      let status: number;
+      let text: string;
+      let retryAfter: string | string[] | undefined;
+      try {
+        const response = await undiciRequest(url, {
+          method,
+          dispatcher: this.#agent,
+          signal,
+          headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...headers },
+          ...(body === undefined ? {} : { body }),
+        });
+        status = response.statusCode;
+        retryAfter = response.headers['retry-after'];
+        text = await response.body.text();
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        const typed = transportError(error, this.#origin);
+        failures += 1;
+        if (!typed.retryable || failures >= retry.maxAttempts) throw typed;
+        await this.#sleep(backoffDelay(failures, retry.baseDelayMs, retry.maxDelayMs), signal);
+        continue;
+      }
+      if (status >= 200 && status < 300) {
+        if (status === 204 || text === '') return undefined;
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          throw new UnavailableError(`Graph answered ${method} ${new URL(url).pathname} with a body that is not JSON`);
+        }
+      }
+      const failure = graphFailure(status, text, retryAfter);
+      if (status === 429 || status === 503 || status === 504) {
+        throttles += 1;
+        const wait = failure.retryAfterMs ?? backoffDelay(throttles, retry.baseDelayMs, retry.maxDelayMs);
+        if (throttledWait + wait > retry.maxWaitMs) {
+          throw new UnavailableError(
+            `Graph kept throttling ${new URL(url).pathname} (${status} ${failure.code}) for ${Math.round(throttledWait / 1000)} s`,
+            { retryAfterMs: wait },
+          );
+        }
+        await this.#sleep(wait, signal);
+        throttledWait += wait;
+        this.throttledMs += wait;
+        this.throttledCount += 1;
+        continue;
+      }
+      if (status === 401 && !tokenRenewed) {
+        // A token expired or revoked between acquisition and use: one fresh token, then judge.
+        tokenRenewed = true;
+        this.#tokens.evict(this.settings, this.#credential);
+        continue;
+      }
+      if (status === 401 || status === 403) {
+        throw new EntraAuthError(
+          'consent',
+          this.settings.tenantId,
+          `Graph refused ${method} ${new URL(url).pathname} for app ${this.clientId} in tenant ${this.settings.tenantId} (${status} ${failure.code}: ${failure.message}); consent may have been revoked or lack a permission: an administrator must grant admin consent again`,
+        );
+      }
+      if (status === 410 || (status === 400 && syncStateCodes.has(failure.code))) {
+        throw new DeltaTokenExpiredError(`Graph no longer knows the delta state (${status} ${failure.code}: ${failure.message})`);
+      }
+      if (status >= 500) {
+        failures += 1;
+        if (failures >= retry.maxAttempts) {
+          throw new UnavailableError(`Graph failed ${method} ${new URL(url).pathname} ${failures} times (${status} ${failure.code}: ${failure.message})`);
+        }
+        await this.#sleep(failure.retryAfterMs ?? backoffDelay(failures, retry.baseDelayMs, retry.maxDelayMs), signal);
+        continue;
+      }
+      throw new ConfigError(`Graph refused ${method} ${new URL(url).pathname} (${status} ${failure.code}: ${failure.message})`);
+    }
+  }
+}
+
+function graphFailure(status: number, text: string, retryAfter: string | string[] | undefined): GraphFailure {
+  let code = `HTTP${status}`;
+  let message = '';
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    if (typeof parsed.error?.code === 'string') code = parsed.error.code;
+    if (typeof parsed.error?.message === 'string') message = parsed.error.message;
+  } catch {
+    message = text.slice(0, 200);
+  }
+  return { status, code, message: message.replace(/\s+/g, ' ').slice(0, 300), retryAfterMs: parseRetryAfter(retryAfter) };
+}

@@ -1,0 +1,125 @@
+import { X509Certificate } from 'node:crypto';
+import { z } from 'zod';
+
+/** Microsoft's public cloud: where tokens come from unless the settings name another host. */
+export const defaultAuthorityHost = 'https://login.microsoftonline.com';
+/** Microsoft Graph in the public cloud. */
+export const defaultGraphBaseUrl = 'https://graph.microsoft.com';
+
+const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const domainPattern = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+
+/** True for a GUID in its usual 8-4-4-4-12 form. */
+export function isGuid(value: string): boolean {
+  return guidPattern.test(value);
+}
+
+const guid = (what: string) =>
+  z.string({ error: `${what} must be a string` }).refine((v) => isGuid(v), `${what} must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)`);
+
+const tenant = z
+  .string({ error: 'tenantId must be a string' })
+  .refine((v) => isGuid(v) || domainPattern.test(v), 'tenantId must be the tenant GUID or its domain (contoso.onmicrosoft.com)');
+
+/** An https:// origin with an optional path and no query; trailing slashes are removed. */
+export const httpsBaseUrl = (what: string) =>
+  z
+    .string({ error: `${what} must be a string` })
+    .superRefine((value, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `${what} is not a valid URL` });
+        return;
+      }
+      // The Azure SDK refuses anything but HTTPS for an authority, and tokens must never cross plain HTTP.
+      if (url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `${what} must be an https:// URL` });
+      if (url.search !== '' || url.hash !== '') ctx.addIssue({ code: 'custom', message: `${what} must not have a query or fragment` });
+      if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', message: `${what} must not hold credentials` });
+    })
+    .transform((value) => value.replace(/\/+$/, ''));
+
+/** One or more PEM certificates that parse. */
+export const pemCertificates = (what: string) =>
+  z.string().superRefine((value, ctx) => {
+    const blocks = value.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length === 0) {
+      ctx.addIssue({ code: 'custom', message: `${what} must hold one or more PEM certificates (-----BEGIN CERTIFICATE-----)` });
+      return;
+    }
+    blocks.forEach((block, i) => {
+      try {
+        new X509Certificate(block);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: `${what} certificate ${i + 1} cannot be read: ${error instanceof Error ? error.message : String(error)}` });
+      }
+    });
+  });
+
+const int = (what: string, min: number, max: number) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be a whole number`)
+    .min(min, `${what} must be at least ${min}`)
+    .max(max, `${what} must be at most ${max}`);
+
+const retrySchema = z
+  .object({
+    /** First backoff delay when the server gives no Retry-After; doubles per attempt. */
+    baseDelayMs: int('retry.baseDelayMs', 1, 600_000).default(1_000),
+    maxDelayMs: int('retry.maxDelayMs', 1, 3_600_000).default(60_000),
+    /**
+     * Longest total wait for throttling (429/503/504) within one request before the run gives up
+     * as unavailable (and the job is retried later). Throttling alone never fails a run sooner.
+     */
+    maxWaitMs: int('retry.maxWaitMs', 0, 24 * 3_600_000).default(30 * 60_000),
+    /** Attempts of a request failing with a network error or another 5xx. */
+    maxAttempts: int('retry.maxAttempts', 1, 100).default(6),
+  })
+  .strict();
+
+const defaultRetry = { baseDelayMs: 1_000, maxDelayMs: 60_000, maxWaitMs: 30 * 60_000, maxAttempts: 6 };
+
+/**
+ * Settings of a Microsoft Entra ID integration (`integrations.settings`). The integration names
+ * either a connector (the platform's app registration, whose certificate the worker loads) or,
+ * for legacy integrations, the customer's own app registration whose client secret is the
+ * integration's encrypted secret. No credential is ever part of the settings.
+ */
+export const entraIdSettingsSchema = z
+  .object({
+    /** The customer's tenant: GUID or verified domain. */
+    tenantId: tenant,
+    /** Connector the integration authenticates with (after the tenant's admin consent). */
+    connectorId: z.uuid({ error: 'connectorId must be a UUID' }).optional(),
+    /** Legacy: the customer's own app registration (client secret = the integration secret). */
+    legacyApp: z.object({ clientId: guid('legacyApp.clientId') }).strict().optional(),
+    /** Token authority; connectors override it with their own cloud's. */
+    authorityHost: httpsBaseUrl('authorityHost').default(defaultAuthorityHost),
+    graphBaseUrl: httpsBaseUrl('graphBaseUrl').default(defaultGraphBaseUrl),
+    /** Extra CA trusted for the authority and Graph connections only (private clouds, test emulators). */
+    caPem: pemCertificates('caPem').optional(),
+    /** Records per Graph page (`Prefer: odata.maxpagesize`). */
+    pageSize: int('pageSize', 1, 999).default(999),
+    retry: retrySchema.default(defaultRetry),
+    /** Longest silence while a Graph request waits for its answer. */
+    requestTimeoutMs: int('requestTimeoutMs', 1_000, 3_600_000).default(120_000),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const hasConnector = s.connectorId !== undefined;
+    const hasLegacy = s.legacyApp !== undefined;
+    if (hasConnector === hasLegacy) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['connectorId'],
+        message: 'name exactly one of connectorId (a connector) and legacyApp.clientId (a legacy app registration)',
+      });
+    }
+  });
+
+/** Validated Entra ID settings (defaults applied). */
+export type EntraIdSettings = z.output<typeof entraIdSettingsSchema>;
+/** Entra ID settings as written (defaults optional). */
+export type EntraIdSettingsInput = z.input<typeof entraIdSettingsSchema>;

@@ -1,0 +1,262 @@
+import { createHash } from 'node:crypto';
+import { CursorRejectedError, UnavailableError } from '../errors.ts';
+import type { Cursor, FetchPage, MemberDelta, MemberRef } from '../types.ts';
+import { DeltaTokenExpiredError, type GraphClient } from './client.ts';
+import type { EntraIdSettings } from './config.ts';
+import { type EntraEntry, type GraphRecord, groupProperties, recordId, userProperties } from './map.ts';
+
+/** The delta cursor of an Entra ID integration: one Graph delta link per resource. */
+export interface EntraCursor {
+  readonly kind: 'entra_id';
+  readonly tenantId: string;
+  /** Fingerprint of what was selected: a different selection needs a new initial round. */
+  readonly selection: string;
+  readonly users: string;
+  readonly groups: string;
+}
+
+/** One page of a delta round as Graph sent it. */
+interface RoundPage {
+  readonly value: readonly GraphRecord[];
+  /** Set on the round's last page. */
+  readonly deltaLink?: string;
+}
+
+/** Member types synced as edges; devices, service principals and contacts are left out. */
+const memberTypes = new Set(['#microsoft.graph.user', '#microsoft.graph.group']);
+
+const userSelect = ['id', ...userProperties].join(',');
+const groupSelect = ['id', ...groupProperties, 'members'].join(',');
+
+/** Fingerprint of the `$select` lists, stored in the cursor. */
+export const selectionFingerprint = createHash('sha1').update(`${userSelect}|${groupSelect}`).digest('hex').slice(0, 12);
+
+/** A full fetch restarts a round whose skip token expired at most this often. */
+const maxRoundRestarts = 2;
+
+function initialUrl(settings: Pick<EntraIdSettings, 'graphBaseUrl'>, resource: 'users' | 'groups'): string {
+  const select = resource === 'users' ? userSelect : groupSelect;
+  return `${settings.graphBaseUrl}/v1.0/${resource}/delta?$select=${select}`;
+}
+
+function isRecord(value: unknown): value is GraphRecord {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Follows a delta round page by page from `url`: `@odata.nextLink` until `@odata.deltaLink`.
+ * Each page is handed on as it arrives; nothing is kept.
+ */
+async function* readRound(client: GraphClient, url: string, pageSize: number, signal: AbortSignal): AsyncGenerator<RoundPage> {
+  let next: string | undefined = url;
+  while (next !== undefined) {
+    const body = await client.getJson(next, signal, { prefer: `odata.maxpagesize=${pageSize}` });
+    if (!isRecord(body) || !Array.isArray(body['value'])) {
+      throw new UnavailableError('Graph answered a delta request without a value array');
+    }
+    const nextLink = body['@odata.nextLink'];
+    const deltaLink = body['@odata.deltaLink'];
+    const value = (body['value'] as unknown[]).filter(isRecord);
+    if (typeof nextLink === 'string') {
+      next = nextLink;
+      yield { value };
+    } else if (typeof deltaLink === 'string') {
+      next = undefined;
+      yield { value, deltaLink };
+    } else {
+      throw new UnavailableError('Graph answered a delta page with neither @odata.nextLink nor @odata.deltaLink');
+    }
+  }
+}
+
+function isRemoved(record: GraphRecord): boolean {
+  return isRecord(record['@removed']);
+}
+
+/** Properties beyond `id` and annotations: a record that has them describes the object itself. */
+function hasProperties(record: GraphRecord): boolean {
+  for (const key of Object.keys(record)) if (key !== 'id' && !key.includes('@')) return true;
+  return false;
+}
+
+/** The `members@delta` entries of a group record, split into added and removed member ids. */
+function memberChanges(record: GraphRecord): { added: string[]; removed: string[] } {
+  const added: string[] = [];
+  const removed: string[] = [];
+  const list = record['members@delta'];
+  if (!Array.isArray(list)) return { added, removed };
+  for (const item of list) {
+    if (!isRecord(item)) continue;
+    const id = recordId(item);
+    if (id === undefined) continue;
+    const type = item['@odata.type'];
+    if (typeof type === 'string' && !memberTypes.has(type)) continue;
+    (isRemoved(item) ? removed : added).push(id);
+  }
+  return { added, removed };
+}
+
+const toRefs = (ids: readonly string[]): MemberRef[] => ids.map((value) => ({ by: 'externalId', value }));
+
+/**
+ * Reads a round from the start for a full sync, restarting it when Graph drops its skip token
+ * midway (what was already handed on stays true; the restart sees every object again).
+ */
+async function* fullRound(
+  client: GraphClient,
+  settings: EntraIdSettings,
+  resource: 'users' | 'groups',
+  signal: AbortSignal,
+  onRestart: () => void,
+  state: { deltaLink?: string },
+): AsyncGenerator<RoundPage> {
+  for (let restarts = 0; ; restarts++) {
+    try {
+      for await (const page of readRound(client, initialUrl(settings, resource), settings.pageSize, signal)) {
+        if (page.deltaLink !== undefined) state.deltaLink = page.deltaLink;
+        yield page;
+      }
+      return;
+    } catch (error) {
+      if (!(error instanceof DeltaTokenExpiredError) || restarts >= maxRoundRestarts) throw error;
+      onRestart();
+    }
+  }
+}
+
+/**
+ * Full sync: the initial rounds of `users/delta` and `groups/delta`. Each group is handed on once,
+ * as an entry with the members of its first record(s) on the page; members Graph spreads over
+ * later records (a large group appears again with more `members@delta`) follow as member
+ * additions, so the stored edges end up as the complete list. `@removed` entries are ignored: a
+ * full sync's sweep finds deletions. The final page carries the cursor (both delta links).
+ */
+export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSettings, signal: AbortSignal): AsyncGenerator<FetchPage<EntraEntry>> {
+  const users: { deltaLink?: string } = {};
+  for await (const page of fullRound(client, settings, 'users', signal, () => undefined, users)) {
+    const entries: EntraEntry[] = [];
+    for (const record of page.value) if (!isRemoved(record)) entries.push({ type: 'user', record });
+    yield { entries };
+  }
+
+  let seen = new Set<string>();
+  const groups: { deltaLink?: string } = {};
+  // A restarted round lists every group again: each is handed on again with its member list.
+  for await (const page of fullRound(client, settings, 'groups', signal, () => (seen = new Set()), groups)) {
+    const entries: EntraEntry[] = [];
+    const onPage = new Map<string, { record: GraphRecord; members: string[] }>();
+    const later = new Map<string, string[]>();
+    for (const record of page.value) {
+      if (isRemoved(record)) continue;
+      const id = recordId(record);
+      if (id === undefined) {
+        entries.push({ type: 'group', record });
+        continue;
+      }
+      const { added } = memberChanges(record);
+      const first = onPage.get(id);
+      if (first) first.members.push(...added);
+      else if (!seen.has(id)) {
+        seen.add(id);
+        onPage.set(id, { record, members: added });
+      } else if (added.length > 0) later.set(id, [...(later.get(id) ?? []), ...added]);
+    }
+    for (const { record, members } of onPage.values()) entries.push({ type: 'group', record, members });
+    const memberDeltas: MemberDelta[] = [...later].map(([groupExternalId, added]) => ({ groupExternalId, added: toRefs(added), removed: [] }));
+    yield memberDeltas.length > 0 ? { entries, memberDeltas } : { entries };
+  }
+  if (users.deltaLink === undefined || groups.deltaLink === undefined) {
+    throw new UnavailableError('a delta round ended without a delta link');
+  }
+  const cursor: EntraCursor = {
+    kind: 'entra_id',
+    tenantId: settings.tenantId.toLowerCase(),
+    selection: selectionFingerprint,
+    users: users.deltaLink,
+    groups: groups.deltaLink,
+  };
+  yield { entries: [], cursor: { ...cursor } };
+}
+
+/**
+ * Checks that a stored cursor belongs to these settings. Throws {@link CursorRejectedError} with
+ * the reason otherwise.
+ */
+export function parseCursor(cursor: Cursor, settings: Pick<EntraIdSettings, 'tenantId' | 'graphBaseUrl'>): EntraCursor {
+  const { kind, tenantId, selection, users, groups } = cursor as Partial<Record<keyof EntraCursor, unknown>>;
+  if (kind !== 'entra_id' || typeof users !== 'string' || typeof groups !== 'string') {
+    throw new CursorRejectedError('the stored cursor is not an Entra ID delta cursor');
+  }
+  if (tenantId !== settings.tenantId.toLowerCase()) {
+    throw new CursorRejectedError(`the cursor was made for tenant ${String(tenantId)}, not ${settings.tenantId}`);
+  }
+  if (selection !== selectionFingerprint) {
+    throw new CursorRejectedError('the selected attributes changed since the cursor was made');
+  }
+  for (const link of [users, groups]) {
+    if (!link.startsWith(`${settings.graphBaseUrl}/`)) {
+      throw new CursorRejectedError(`the cursor's delta links do not point to ${settings.graphBaseUrl}`);
+    }
+  }
+  return { kind, tenantId, selection, users, groups };
+}
+
+/**
+ * Delta sync from the cursor's delta links: changed users and groups as entries (a group whose
+ * record holds only membership changes is not an entry), `@removed` users and groups as
+ * deletions (`changed`: soft-deleted, `deleted`: gone for good; both soft-delete here), and
+ * `members@delta` as member additions and removals. An expired delta token becomes
+ * {@link CursorRejectedError}, which makes the pipeline run a full sync and say why.
+ */
+export async function* fetchChangedEntries(
+  client: GraphClient,
+  settings: EntraIdSettings,
+  cursor: EntraCursor,
+  signal: AbortSignal,
+): AsyncGenerator<FetchPage<EntraEntry>> {
+  let usersLink: string | undefined;
+  let groupsLink: string | undefined;
+  try {
+    for await (const page of readRound(client, cursor.users, settings.pageSize, signal)) {
+      const entries: EntraEntry[] = [];
+      const deletions: string[] = [];
+      for (const record of page.value) {
+        if (isRemoved(record)) {
+          const id = recordId(record);
+          if (id !== undefined) deletions.push(id);
+        } else entries.push({ type: 'user', record });
+      }
+      if (page.deltaLink !== undefined) usersLink = page.deltaLink;
+      yield deletions.length > 0 ? { entries, deletions } : { entries };
+    }
+    for await (const page of readRound(client, cursor.groups, settings.pageSize, signal)) {
+      const entries: EntraEntry[] = [];
+      const deletions: string[] = [];
+      const memberDeltas: MemberDelta[] = [];
+      for (const record of page.value) {
+        const id = recordId(record);
+        if (isRemoved(record)) {
+          if (id !== undefined) deletions.push(id);
+          continue;
+        }
+        if (hasProperties(record) || id === undefined) entries.push({ type: 'group', record });
+        const { added, removed } = memberChanges(record);
+        if (id !== undefined && (added.length > 0 || removed.length > 0)) {
+          memberDeltas.push({ groupExternalId: id, added: toRefs(added), removed: toRefs(removed) });
+        }
+      }
+      if (page.deltaLink !== undefined) groupsLink = page.deltaLink;
+      yield {
+        entries,
+        ...(deletions.length > 0 ? { deletions } : {}),
+        ...(memberDeltas.length > 0 ? { memberDeltas } : {}),
+      };
+    }
+  } catch (error) {
+    if (error instanceof DeltaTokenExpiredError) throw new CursorRejectedError(`Graph expired the delta token: ${error.message}`);
+    throw error;
+  }
+  if (usersLink === undefined || groupsLink === undefined) throw new UnavailableError('a delta round ended without a delta link');
+  const next: EntraCursor = { ...cursor, users: usersLink, groups: groupsLink };
+  yield { entries: [], cursor: { ...next } };
+}

@@ -1,0 +1,109 @@
+import type { JsonValue, MapResult, MemberRef } from '../types.ts';
+
+/** A user or group record of a Graph delta page (the properties selected, plus `id`). */
+export type GraphRecord = { readonly id?: unknown } & { readonly [property: string]: unknown };
+
+/**
+ * A source entry of the Entra ID provider. A group's `members` is its complete member list (ids),
+ * set only when the fetch saw the group whole; absent when membership arrives as changes.
+ */
+export type EntraEntry =
+  | { readonly type: 'user'; readonly record: GraphRecord }
+  | { readonly type: 'group'; readonly record: GraphRecord; readonly members?: readonly string[] };
+
+/** User properties requested with `$select` (besides `id`). */
+export const userProperties = [
+  'userPrincipalName', 'mail', 'displayName', 'givenName', 'surname', 'accountEnabled', 'department', 'jobTitle',
+  'proxyAddresses', 'onPremisesImmutableId', 'employeeId',
+] as const;
+
+/** Group properties requested with `$select` (besides `id`; `members` brings `members@delta`). */
+export const groupProperties = [
+  'displayName', 'description', 'mail', 'mailEnabled', 'mailNickname', 'securityEnabled', 'groupTypes',
+] as const;
+
+const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+type Kind = 'string' | 'boolean' | 'strings';
+
+const userKinds: Record<(typeof userProperties)[number], Kind> = {
+  userPrincipalName: 'string',
+  mail: 'string',
+  displayName: 'string',
+  givenName: 'string',
+  surname: 'string',
+  accountEnabled: 'boolean',
+  department: 'string',
+  jobTitle: 'string',
+  proxyAddresses: 'strings',
+  onPremisesImmutableId: 'string',
+  employeeId: 'string',
+};
+
+const groupKinds: Record<(typeof groupProperties)[number], Kind> = {
+  displayName: 'string',
+  description: 'string',
+  mail: 'string',
+  mailEnabled: 'boolean',
+  mailNickname: 'string',
+  securityEnabled: 'boolean',
+  groupTypes: 'strings',
+};
+
+/** The record's id as an external id (lower-cased GUID), or undefined when it is not one. */
+export function recordId(record: GraphRecord): string | undefined {
+  const id = typeof record.id === 'string' ? record.id.trim().toLowerCase() : undefined;
+  return id !== undefined && guidPattern.test(id) ? id : undefined;
+}
+
+function copy(record: GraphRecord, kinds: Record<string, Kind>): { attributes: Record<string, JsonValue> } | { problem: string } {
+  const attributes: Record<string, JsonValue> = {};
+  for (const [name, kind] of Object.entries(kinds)) {
+    const value = record[name];
+    // Null and absent mean "not set": left out, like an absent LDAP attribute.
+    if (value === null || value === undefined) continue;
+    if (kind === 'string') {
+      if (typeof value !== 'string') return { problem: `${name} is not a string` };
+      if (value !== '') attributes[name] = value;
+    } else if (kind === 'boolean') {
+      if (typeof value !== 'boolean') return { problem: `${name} is not a boolean` };
+      attributes[name] = value;
+    } else {
+      if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) return { problem: `${name} is not a list of strings` };
+      // Graph does not promise an order; a stable one keeps the content hash stable.
+      if (value.length > 0) attributes[name] = [...(value as string[])].sort();
+    }
+  }
+  return { attributes };
+}
+
+/**
+ * Maps a Graph user or group to the canonical shape. Pure. The external id is the object `id`
+ * (immutable GUID, lower-cased); there is no DN. Unset (null) properties are left out; lists
+ * are sorted. A group carries `members` (by external id) only when the fetch saw its complete
+ * member list.
+ */
+export function mapEntraEntry(entry: EntraEntry): MapResult {
+  const externalId = recordId(entry.record);
+  if (externalId === undefined) {
+    const raw = entry.record.id;
+    return {
+      ok: false,
+      ...(typeof raw === 'string' ? { externalId: raw } : {}),
+      reason: `the ${entry.type} has no valid object id (got ${JSON.stringify(raw ?? null)})`,
+    };
+  }
+  const copied = copy(entry.record, entry.type === 'user' ? userKinds : groupKinds);
+  if ('problem' in copied) return { ok: false, externalId, reason: `${entry.type} property ${copied.problem}` };
+  if (entry.type === 'user') return { ok: true, object: { externalId, type: 'user', attributes: copied.attributes } };
+  if (entry.members === undefined) return { ok: true, object: { externalId, type: 'group', attributes: copied.attributes } };
+  const members: MemberRef[] = [];
+  const seen = new Set<string>();
+  for (const id of entry.members) {
+    const value = id.toLowerCase();
+    if (seen.has(value)) continue;
+    seen.add(value);
+    members.push({ by: 'externalId', value });
+  }
+  return { ok: true, object: { externalId, type: 'group', attributes: copied.attributes, members } };
+}

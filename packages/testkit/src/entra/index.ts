@@ -1,0 +1,11 @@
+export { EntraEmulator, startEntraEmulator, defaultConnectorRoles } from './server.ts';
+export type { ConsentDecision, EmulatorRequest, EntraEmulatorOptions, NewEmulatedApplication } from './server.ts';
+export { EmulatedTenantDirectory, EmulatorControlError } from './directory.ts';
+export type { EmulatedGroup, EmulatedUser, MemberKind, NewEmulatedGroup, NewEmulatedUser, RemovalReason } from './directory.ts';
+export type { FaultRule, EmulatedService } from './faults.ts';
+export { proofAudience, maxProofLifetimeSeconds } from './applications.ts';
+export type { EmulatedApplication, EmulatedKeyCredential } from './applications.ts';
+export { populateEntraTenant, generatedObjectId, generatedEntraUser } from './generate.ts';
+export type { EntraTenantSpec, GeneratedEntraTenant } from './generate.ts';
+export { createEmulatorTls } from './tls.ts';
+export type { EmulatorTls } from './tls.ts';

@@ -1,0 +1,741 @@
+import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  addPasswordCredential,
+  checkClientSecret,
+  type EmulatedApplication,
+  GraphRequestError,
+  keyCredentialFrom,
+  keyCredentialJson,
+  keyIsValid,
+  verifyProof,
+} from './applications.ts';
+import { computePage, decodeState, encodeState, type DeltaResource, type RoundState, selectableProperties } from './delta.ts';
+import { EmulatedTenantDirectory, EmulatorControlError } from './directory.ts';
+import { FaultPlan, faultCode, type EmulatedService, type FaultRule } from './faults.ts';
+import { decodeJwt, JwtError, numericClaim, signJwt, verifyJwtSignature } from './jwt.ts';
+import { createEmulatorTls, type EmulatorTls } from './tls.ts';
+
+/** Options of {@link startEntraEmulator}. */
+export interface EntraEmulatorOptions {
+  /** Records per delta page when the client sends no `Prefer: odata.maxpagesize` (default 100). */
+  readonly defaultPageSize?: number;
+  /** Largest page a client may ask for (default 999, Graph's limit for directory objects). */
+  readonly maxPageSize?: number;
+  /** Members per group record of `groups/delta` (default 20): larger groups span records and pages. */
+  readonly membersPerRecord?: number;
+  /** Access token lifetime (default 3600 s). */
+  readonly accessTokenLifetimeSeconds?: number;
+  /** Clock skew tolerated on assertions and proofs (default 60 s). */
+  readonly clockSkewSeconds?: number;
+  /** Clock (epoch ms); tests may move it. */
+  readonly now?: () => number;
+}
+
+/** One request the emulator answered, for assertions about what a client did. */
+export interface EmulatorRequest {
+  readonly service: EmulatedService;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  /** Client id of the token request, or of the token that authorised a Graph call. */
+  readonly clientId?: string;
+  readonly tenantId?: string;
+}
+
+/** Input of {@link EntraEmulator.registerApplication}. */
+export interface NewEmulatedApplication {
+  readonly homeTenantId: string;
+  readonly displayName: string;
+  readonly appId?: string;
+  readonly objectId?: string;
+  /** PEM certificates registered at creation. */
+  readonly certificates?: readonly string[];
+  /** A client secret registered at creation (legacy apps). */
+  readonly clientSecret?: string;
+  readonly redirectUris?: readonly string[];
+  /** Application permissions the app asks for (default: users, group members, own keys). */
+  readonly roles?: readonly string[];
+}
+
+/** What an administrator of a tenant answers on the admin-consent page. */
+export type ConsentDecision = 'approve' | 'deny';
+
+/** Default permissions of a connector app: least privilege for directory sync and own-key rolling. */
+export const defaultConnectorRoles = ['User.Read.All', 'GroupMember.Read.All', 'Application.ReadWrite.OwnedBy'] as const;
+
+interface TenantRecord {
+  readonly id: string;
+  readonly domain: string;
+  readonly directory: EmulatedTenantDirectory;
+  /** App id → roles granted by the tenant's administrator. */
+  readonly consents: Map<string, string[]>;
+  decision: ConsentDecision;
+}
+
+interface AccessClaims {
+  readonly tid: string;
+  readonly appid: string;
+  readonly roles: readonly string[];
+}
+
+class HttpError extends Error {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  readonly headers: Record<string, string>;
+  constructor(status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) {
+    super(`HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
+const maxBody = 1024 * 1024;
+const maxRecorded = 20_000;
+
+async function readBody(request: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > maxBody) throw new HttpError(413, { error: { code: 'RequestTooLarge', message: 'body too large' } });
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function graphError(status: number, code: string, message: string, headers: Record<string, string> = {}): HttpError {
+  return new HttpError(
+    status,
+    { error: { code, message, innerError: { date: new Date().toISOString(), 'request-id': randomUUID(), 'client-request-id': randomUUID() } } },
+    headers,
+  );
+}
+
+/**
+ * An emulator of Microsoft Entra ID's v2.0 endpoints and the parts of Microsoft Graph dirsync
+ * uses, over HTTPS on loopback with a throwaway CA (clients trust `caPem`, scoped to their own
+ * connections). Two listeners: `authorityHost` (OpenID configuration, token endpoint, admin
+ * consent) and `graphBaseUrl` (users/groups delta, applications addKey/removeKey). Tests drive
+ * it through the methods below: tenants, apps and their certificates, consent, directory
+ * changes, expired delta tokens and injected faults.
+ */
+export class EntraEmulator {
+  readonly authorityHost: string;
+  readonly graphBaseUrl: string;
+  /** CA certificate the emulator's server certificate chains to. */
+  readonly caPem: string;
+  /** Requests answered, oldest first (the latest 20,000). */
+  readonly requests: EmulatorRequest[] = [];
+  readonly faults = new FaultPlan();
+  private readonly loginServer: Server;
+  private readonly graphServer: Server;
+  private readonly tenants = new Map<string, TenantRecord>();
+  private readonly applications = new Map<string, EmulatedApplication>();
+  private readonly signingKey: KeyObject;
+  private readonly signingKid = randomUUID();
+  private readonly options: Required<Omit<EntraEmulatorOptions, 'now'>>;
+  private readonly now: () => number;
+
+  private constructor(tls: EmulatorTls, loginServer: Server, graphServer: Server, options: EntraEmulatorOptions) {
+    this.caPem = tls.caPem;
+    this.loginServer = loginServer;
+    this.graphServer = graphServer;
+    this.authorityHost = `https://127.0.0.1:${(loginServer.address() as AddressInfo).port}`;
+    this.graphBaseUrl = `https://127.0.0.1:${(graphServer.address() as AddressInfo).port}`;
+    this.signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    this.now = options.now ?? Date.now;
+    this.options = {
+      defaultPageSize: options.defaultPageSize ?? 100,
+      maxPageSize: options.maxPageSize ?? 999,
+      membersPerRecord: options.membersPerRecord ?? 20,
+      accessTokenLifetimeSeconds: options.accessTokenLifetimeSeconds ?? 3600,
+      clockSkewSeconds: options.clockSkewSeconds ?? 60,
+    };
+  }
+
+  /** Starts both listeners on ephemeral loopback ports. */
+  static async start(options: EntraEmulatorOptions = {}): Promise<EntraEmulator> {
+    const tls = await createEmulatorTls();
+    let emulator: EntraEmulator | undefined;
+    const handler = (service: EmulatedService) => (request: IncomingMessage, response: ServerResponse) => {
+      if (!emulator) {
+        response.writeHead(503).end();
+        return;
+      }
+      void emulator.handle(service, request, response);
+    };
+    const loginServer = createServer({ cert: tls.certPem, key: tls.keyPem }, handler('login'));
+    const graphServer = createServer({ cert: tls.certPem, key: tls.keyPem }, handler('graph'));
+    for (const server of [loginServer, graphServer]) {
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+    }
+    emulator = new EntraEmulator(tls, loginServer, graphServer, options);
+    return emulator;
+  }
+
+  /** Stops both listeners and drops their connections. */
+  async close(): Promise<void> {
+    for (const server of [this.loginServer, this.graphServer]) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  // ---- control API: tenants, applications, consent ----
+
+  /** Creates a tenant (a GUID id and an `onmicrosoft.com` domain) and returns its directory. */
+  createTenant(input: { id?: string; domain?: string } = {}): EmulatedTenantDirectory {
+    const id = input.id ?? randomUUID();
+    if (this.tenants.has(id)) throw new EmulatorControlError(`tenant ${id} exists`);
+    const domain = (input.domain ?? `tenant-${id.slice(0, 8)}.onmicrosoft.com`).toLowerCase();
+    const directory = new EmulatedTenantDirectory(id);
+    this.tenants.set(id, { id, domain, directory, consents: new Map(), decision: 'approve' });
+    return directory;
+  }
+
+  /** The directory of a tenant (by id or domain). */
+  tenant(idOrDomain: string): EmulatedTenantDirectory {
+    return this.requireTenant(idOrDomain).directory;
+  }
+
+  /** Registers an application in its home tenant, consented there for its roles. */
+  registerApplication(input: NewEmulatedApplication): EmulatedApplication {
+    const home = this.requireTenant(input.homeTenantId);
+    const app: EmulatedApplication = {
+      appId: input.appId ?? randomUUID(),
+      objectId: input.objectId ?? randomUUID(),
+      homeTenantId: home.id,
+      displayName: input.displayName,
+      keyCredentials: (input.certificates ?? []).map((pem) => keyCredentialFrom(pem)),
+      passwordCredentials: [],
+      redirectUris: [...(input.redirectUris ?? [])],
+      roles: [...(input.roles ?? defaultConnectorRoles)],
+    };
+    if (input.clientSecret !== undefined) {
+      addPasswordCredential(app, input.clientSecret, new Date(this.now() + 365 * 24 * 3600_000));
+    }
+    this.applications.set(app.appId, app);
+    home.consents.set(app.appId, [...app.roles]);
+    return app;
+  }
+
+  /** The application with this client id (its credentials as the emulator holds them). */
+  application(appId: string): EmulatedApplication {
+    const app = this.applications.get(appId);
+    if (!app) throw new EmulatorControlError(`no application ${appId}`);
+    return app;
+  }
+
+  /** Registers another certificate on an application (what an administrator uploads). */
+  addApplicationCertificate(appId: string, certificatePem: string): string {
+    const key = keyCredentialFrom(certificatePem);
+    this.application(appId).keyCredentials.push(key);
+    return key.keyId;
+  }
+
+  /** Removes a certificate by SHA-1 thumbprint (hex) or key id. Returns whether one was removed. */
+  removeApplicationCertificate(appId: string, thumbprintOrKeyId: string): boolean {
+    const keys = this.application(appId).keyCredentials;
+    const at = keys.findIndex(
+      (k) => k.keyId === thumbprintOrKeyId || k.customKeyIdentifier === thumbprintOrKeyId.replace(/:/g, '').toUpperCase(),
+    );
+    if (at < 0) return false;
+    keys.splice(at, 1);
+    return true;
+  }
+
+  /** Grants an application's roles in a tenant, as an administrator's consent does. */
+  grantConsent(tenant: string, appId: string): void {
+    const app = this.application(appId);
+    this.requireTenant(tenant).consents.set(app.appId, [...app.roles]);
+  }
+
+  /** Revokes consent (removes the app's service principal from the tenant). */
+  revokeConsent(tenant: string, appId: string): void {
+    this.requireTenant(tenant).consents.delete(appId);
+  }
+
+  /** Whether the tenant has consented to the app. */
+  hasConsent(tenant: string, appId: string): boolean {
+    return this.requireTenant(tenant).consents.has(appId);
+  }
+
+  /** What the tenant's administrator answers on the admin-consent page from now on. */
+  setConsentDecision(tenant: string, decision: ConsentDecision): void {
+    this.requireTenant(tenant).decision = decision;
+  }
+
+  /** Makes every delta and skip token issued so far for the tenant expire. */
+  expireDeltaTokens(tenant: string): void {
+    this.requireTenant(tenant).directory.tokenGeneration += 1;
+  }
+
+  /** Injects a fault (see {@link FaultRule}). */
+  injectFault(rule: FaultRule): void {
+    this.faults.add(rule);
+  }
+
+  /** Requests answered by one service, optionally only those whose path contains `path`. */
+  requestsTo(service: EmulatedService, path?: string): EmulatorRequest[] {
+    return this.requests.filter((r) => r.service === service && (path === undefined || r.path.includes(path)));
+  }
+
+  // ---- HTTP ----
+
+  private requireTenant(idOrDomain: string): TenantRecord {
+    const found = this.findTenant(idOrDomain);
+    if (!found) throw new EmulatorControlError(`no tenant ${idOrDomain}`);
+    return found;
+  }
+
+  private findTenant(idOrDomain: string): TenantRecord | undefined {
+    const direct = this.tenants.get(idOrDomain);
+    if (direct) return direct;
+    const lower = idOrDomain.toLowerCase();
+    for (const tenant of this.tenants.values()) if (tenant.domain === lower) return tenant;
+    return undefined;
+  }
+
+  private async handle(service: EmulatedService, request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', service === 'login' ? this.authorityHost : this.graphBaseUrl);
+    const method = (request.method ?? 'GET').toUpperCase();
+    const record: { status: number; clientId?: string; tenantId?: string } = { status: 500 };
+    try {
+      const fault = this.faults.take(service, method, url.pathname);
+      if (fault?.delayMs !== undefined) await delay(fault.delayMs);
+      if (fault?.status !== undefined) throw this.faultAnswer(fault);
+      const body = method === 'POST' ? await readBody(request) : '';
+      const answer =
+        service === 'login' ? await this.login(method, url, body, record) : await this.graph(method, url, body, request, record);
+      record.status = answer.status;
+      response.writeHead(answer.status, { 'content-type': 'application/json; charset=utf-8', ...(answer.headers ?? {}) });
+      response.end(answer.body === undefined ? undefined : JSON.stringify(answer.body));
+    } catch (error) {
+      const http =
+        error instanceof HttpError
+          ? error
+          : error instanceof GraphRequestError
+            ? graphError(error.status, error.code, error.message)
+            : graphError(500, 'InternalServerError', error instanceof Error ? error.message : String(error));
+      record.status = http.status;
+      if (!response.headersSent) {
+        response.writeHead(http.status, { 'content-type': 'application/json; charset=utf-8', ...http.headers });
+        response.end(JSON.stringify(http.body));
+      } else {
+        response.destroy();
+      }
+    } finally {
+      this.requests.push({ service, method, path: url.pathname, ...record });
+      if (this.requests.length > maxRecorded) this.requests.splice(0, this.requests.length - maxRecorded);
+    }
+  }
+
+  private faultAnswer(fault: FaultRule): HttpError {
+    const status = fault.status ?? 500;
+    const headers: Record<string, string> = fault.retryAfterSeconds === undefined ? {} : { 'retry-after': String(fault.retryAfterSeconds) };
+    if (fault.service === 'login') {
+      return new HttpError(status, { error: fault.code ?? 'temporarily_unavailable', error_description: `AADSTS90033: injected ${status}` }, headers);
+    }
+    return graphError(status, faultCode(fault), `injected ${status}`, headers);
+  }
+
+  // ---- login.microsoftonline.com ----
+
+  private async login(
+    method: string,
+    url: URL,
+    body: string,
+    record: { clientId?: string; tenantId?: string },
+  ): Promise<{ status: number; body?: unknown; headers?: Record<string, string> }> {
+    const parts = url.pathname.split('/').filter(Boolean);
+    const tenantSegment = parts[0] ?? '';
+    const rest = parts.slice(1).join('/');
+    if (method === 'GET' && tenantSegment === 'common' && rest === 'discovery/instance') {
+      return { status: 200, body: { tenant_discovery_endpoint: `${this.authorityHost}/common/v2.0/.well-known/openid-configuration`, 'api-version': '1.1', metadata: [] } };
+    }
+    const tenant = this.findTenant(tenantSegment);
+    if (method === 'GET' && (rest === 'v2.0/.well-known/openid-configuration' || rest === '.well-known/openid-configuration')) {
+      if (!tenant) throw this.aadError(400, 'invalid_tenant', 90002, `Tenant '${tenantSegment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`);
+      return { status: 200, body: this.openIdConfiguration(tenant.id) };
+    }
+    if (method === 'GET' && rest === 'discovery/v2.0/keys') return { status: 200, body: this.jwks() };
+    if (method === 'POST' && rest === 'oauth2/v2.0/token') {
+      if (!tenant) throw this.aadError(400, 'invalid_request', 90002, `Tenant '${tenantSegment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`);
+      record.tenantId = tenant.id;
+      return this.token(tenant, tenantSegment, url, body, record);
+    }
+    if (method === 'GET' && (rest === 'adminconsent' || rest === 'v2.0/adminconsent')) {
+      return this.adminConsent(tenantSegment, tenant, url);
+    }
+    throw this.aadError(404, 'invalid_request', 900561, `The endpoint ${url.pathname} does not exist.`);
+  }
+
+  private openIdConfiguration(tenantId: string): Record<string, unknown> {
+    const base = `${this.authorityHost}/${tenantId}`;
+    return {
+      token_endpoint: `${base}/oauth2/v2.0/token`,
+      token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+      jwks_uri: `${base}/discovery/v2.0/keys`,
+      response_modes_supported: ['query', 'fragment', 'form_post'],
+      subject_types_supported: ['pairwise'],
+      id_token_signing_alg_values_supported: ['RS256'],
+      response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
+      scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
+      issuer: `${this.authorityHost}/${tenantId}/v2.0`,
+      request_uri_parameter_supported: false,
+      authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
+      device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
+      http_logout_supported: true,
+      frontchannel_logout_supported: true,
+      end_session_endpoint: `${base}/oauth2/v2.0/logout`,
+      claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'tid'],
+      tenant_region_scope: 'EU',
+      cloud_instance_name: 'microsoftonline.com',
+    };
+  }
+
+  private jwks(): Record<string, unknown> {
+    const jwk = this.signingKey.export({ format: 'jwk' });
+    return { keys: [{ kty: 'RSA', use: 'sig', kid: this.signingKid, n: jwk.n, e: jwk.e }] };
+  }
+
+  private aadError(status: number, error: string, code: number, description: string): HttpError {
+    const traceId = randomUUID();
+    const correlationId = randomUUID();
+    const timestamp = new Date(this.now()).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+    return new HttpError(status, {
+      error,
+      error_description: `AADSTS${code}: ${description} Trace ID: ${traceId} Correlation ID: ${correlationId} Timestamp: ${timestamp}`,
+      error_codes: [code],
+      timestamp,
+      trace_id: traceId,
+      correlation_id: correlationId,
+      error_uri: `${this.authorityHost}/error?code=${code}`,
+    });
+  }
+
+  private async token(
+    tenant: TenantRecord,
+    tenantSegment: string,
+    url: URL,
+    body: string,
+    record: { clientId?: string },
+  ): Promise<{ status: number; body: unknown }> {
+    const form = new URLSearchParams(body);
+    const grant = form.get('grant_type');
+    if (grant !== 'client_credentials') {
+      throw this.aadError(400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grant ?? ''}'.`);
+    }
+    const clientId = form.get('client_id') ?? '';
+    record.clientId = clientId;
+    const scope = form.get('scope') ?? '';
+    const resources = scope.split(' ').filter(Boolean);
+    const graphScopes = [`${this.graphBaseUrl}/.default`, 'https://graph.microsoft.com/.default'];
+    if (resources.length !== 1 || !graphScopes.includes(resources[0] as string)) {
+      throw this.aadError(400, 'invalid_scope', 1002012, `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`);
+    }
+    const app = this.applications.get(clientId);
+    const roles = app ? tenant.consents.get(app.appId) : undefined;
+    if (!app || !roles) {
+      throw this.aadError(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant.domain}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`);
+    }
+    const now = this.now();
+    const assertionType = form.get('client_assertion_type');
+    const assertion = form.get('client_assertion');
+    const secret = form.get('client_secret');
+    if (assertion !== null) {
+      if (assertionType !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
+        throw this.aadError(400, 'invalid_request', 50027, 'Invalid client_assertion_type.');
+      }
+      this.checkAssertion(app, assertion, [url.href, `${this.authorityHost}/${tenant.id}/oauth2/v2.0/token`, `${this.authorityHost}/${tenantSegment}/oauth2/v2.0/token`], now);
+    } else if (secret !== null) {
+      const problem = checkClientSecret(app, secret, now);
+      if (problem === 'invalid') {
+        throw this.aadError(401, 'invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.');
+      }
+      if (problem === 'expired') {
+        throw this.aadError(401, 'invalid_client', 7000222, `The provided client secret keys for app '${app.appId}' are expired.`);
+      }
+    } else {
+      throw this.aadError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    }
+    const issuedAt = Math.floor(now / 1000);
+    const lifetime = this.options.accessTokenLifetimeSeconds;
+    const accessToken = signJwt(
+      {
+        aud: this.graphBaseUrl,
+        iss: `https://sts.windows.net/${tenant.id}/`,
+        iat: issuedAt,
+        nbf: issuedAt,
+        exp: issuedAt + lifetime,
+        appid: app.appId,
+        idtyp: 'app',
+        oid: randomUUID(),
+        roles,
+        sub: app.appId,
+        tid: tenant.id,
+        ver: '1.0',
+      },
+      this.signingKey,
+      { kid: this.signingKid },
+    );
+    return { status: 200, body: { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken } };
+  }
+
+  /** Verifies a client assertion as Entra does: registered certificate, signature, claims, time. */
+  private checkAssertion(app: EmulatedApplication, assertion: string, audiences: readonly string[], now: number): void {
+    let jwt;
+    try {
+      jwt = decodeJwt(assertion);
+    } catch (error) {
+      throw this.aadError(401, 'invalid_client', 50027, `JWT token is invalid or malformed: ${error instanceof JwtError ? error.message : 'unreadable'}.`);
+    }
+    const x5tS256 = jwt.header['x5t#S256'];
+    const x5t = jwt.header['x5t'];
+    if (typeof x5tS256 !== 'string' && typeof x5t !== 'string') {
+      throw this.aadError(401, 'invalid_client', 700027, 'Client assertion failed signature validation. [Reason - The key was not found. x5t or x5t#S256 header is missing.]');
+    }
+    const key = app.keyCredentials.find((k) => (typeof x5tS256 === 'string' ? k.x5tS256 === x5tS256 : k.x5t === x5t));
+    if (!key) {
+      const print = typeof x5tS256 === 'string' ? x5tS256 : String(x5t);
+      throw this.aadError(401, 'invalid_client', 700027, `The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '${print}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '${app.appId}'.]`);
+    }
+    if (!keyIsValid(key, now)) {
+      throw this.aadError(401, 'invalid_client', 700027, `The certificate used to sign the client assertion is expired or not yet valid for app '${app.appId}'.`);
+    }
+    let valid: boolean;
+    try {
+      valid = verifyJwtSignature(jwt, key.publicKey);
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      throw this.aadError(401, 'invalid_client', 700027, 'Client assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value.]');
+    }
+    const { claims } = jwt;
+    if (claims['iss'] !== app.appId || claims['sub'] !== app.appId) {
+      throw this.aadError(401, 'invalid_client', 700023, "Client assertion contains an invalid 'iss' or 'sub' claim: both must be the client id.");
+    }
+    if (typeof claims['aud'] !== 'string' || !audiences.includes(claims['aud'])) {
+      throw this.aadError(401, 'invalid_client', 700021, `Client assertion audience claim does not match the token endpoint. [Audience: '${String(claims['aud'])}']`);
+    }
+    const exp = numericClaim(claims, 'exp');
+    const nbf = numericClaim(claims, 'nbf') ?? numericClaim(claims, 'iat');
+    const seconds = now / 1000;
+    const skew = this.options.clockSkewSeconds;
+    if (exp === undefined || exp < seconds - skew || (nbf !== undefined && nbf > seconds + skew)) {
+      throw this.aadError(401, 'invalid_client', 700024, `Client assertion is not within its valid time range. Current time: ${new Date(now).toISOString()}.`);
+    }
+  }
+
+  private adminConsent(tenantSegment: string, tenant: TenantRecord | undefined, url: URL): { status: number; body?: unknown; headers?: Record<string, string> } {
+    const clientId = url.searchParams.get('client_id') ?? '';
+    const redirectUri = url.searchParams.get('redirect_uri') ?? '';
+    const state = url.searchParams.get('state');
+    const app = this.applications.get(clientId);
+    if (!app) {
+      throw this.aadError(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory.`);
+    }
+    if (!app.redirectUris.includes(redirectUri)) {
+      throw this.aadError(400, 'invalid_request', 50011, `The redirect URI '${redirectUri}' specified in the request does not match the redirect URIs configured for the application '${clientId}'.`);
+    }
+    const target = new URL(redirectUri);
+    if (!tenant) {
+      target.searchParams.set('error', 'invalid_request');
+      target.searchParams.set('error_description', `AADSTS90002: Tenant '${tenantSegment}' not found.`);
+    } else if (tenant.decision === 'deny') {
+      target.searchParams.set('error', 'access_denied');
+      target.searchParams.set('error_description', 'AADSTS65004: User declined to consent to access the app.');
+    } else {
+      tenant.consents.set(app.appId, [...app.roles]);
+      target.searchParams.set('admin_consent', 'True');
+      target.searchParams.set('tenant', tenant.id);
+    }
+    if (state !== null) target.searchParams.set('state', state);
+    return { status: 302, headers: { location: target.href } };
+  }
+
+  // ---- graph.microsoft.com ----
+
+  private authorize(request: IncomingMessage, record: { clientId?: string; tenantId?: string }): AccessClaims {
+    const header = request.headers['authorization'] ?? '';
+    const match = /^Bearer (.+)$/i.exec(header);
+    if (!match) throw graphError(401, 'InvalidAuthenticationToken', 'Access token is empty.');
+    let claims: Record<string, unknown>;
+    try {
+      const jwt = decodeJwt(match[1] as string);
+      if (!verifyJwtSignature(jwt, this.signingKey)) throw new JwtError('bad signature');
+      claims = jwt.claims;
+    } catch {
+      throw graphError(401, 'InvalidAuthenticationToken', 'Access token validation failure. Invalid audience or signature.');
+    }
+    const exp = numericClaim(claims, 'exp') ?? 0;
+    if (exp * 1000 < this.now()) throw graphError(401, 'InvalidAuthenticationToken', 'Lifetime validation failed, the token is expired.');
+    if (claims['aud'] !== this.graphBaseUrl) throw graphError(401, 'InvalidAuthenticationToken', 'Invalid audience.');
+    const tid = String(claims['tid']);
+    const appid = String(claims['appid']);
+    record.clientId = appid;
+    record.tenantId = tid;
+    const tenant = this.tenants.get(tid);
+    const roles = tenant?.consents.get(appid);
+    if (!tenant || !roles) {
+      throw graphError(401, 'InvalidAuthenticationToken', 'The identity of the calling application could not be established: its service principal is not present in the tenant.');
+    }
+    return { tid, appid, roles };
+  }
+
+  private requireRole(claims: AccessClaims, anyOf: readonly string[]): void {
+    if (!anyOf.some((role) => claims.roles.includes(role))) {
+      throw graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+    }
+  }
+
+  private async graph(
+    method: string,
+    url: URL,
+    body: string,
+    request: IncomingMessage,
+    record: { clientId?: string; tenantId?: string },
+  ): Promise<{ status: number; body?: unknown; headers?: Record<string, string> }> {
+    const claims = this.authorize(request, record);
+    const path = url.pathname.replace(/\/microsoft\.graph\.delta$/, '/delta');
+    const tenant = this.tenants.get(claims.tid) as TenantRecord;
+    let match: RegExpExecArray | null;
+    if (method === 'GET' && (match = /^\/v1\.0\/(users|groups)\/delta$/.exec(path))) {
+      const resource = match[1] as DeltaResource;
+      this.requireRole(claims, resource === 'users' ? ['User.Read.All', 'Directory.Read.All'] : ['GroupMember.Read.All', 'Group.Read.All', 'Directory.Read.All']);
+      return { status: 200, body: this.delta(tenant, resource, url, request) };
+    }
+    if (method === 'GET' && (match = /^\/v1\.0\/(users|groups)$/.exec(path))) {
+      const resource = match[1] as DeltaResource;
+      this.requireRole(claims, resource === 'users' ? ['User.Read.All', 'Directory.Read.All'] : ['GroupMember.Read.All', 'Group.Read.All', 'Directory.Read.All']);
+      return { status: 200, body: this.list(tenant, resource, url) };
+    }
+    if ((match = /^\/v1\.0\/applications\/([^/]+)(\/addKey|\/removeKey)?$/.exec(path))) {
+      const app = [...this.applications.values()].find((a) => a.objectId === match?.[1]);
+      if (!app || app.homeTenantId !== claims.tid) {
+        throw graphError(404, 'Request_ResourceNotFound', `Resource '${match[1] ?? ''}' does not exist or one of its queried reference-property objects are not present.`);
+      }
+      // Application.ReadWrite.OwnedBy: an app manages only what it owns; here, itself.
+      this.requireRole(claims, ['Application.ReadWrite.OwnedBy', 'Application.ReadWrite.All']);
+      if (app.appId !== claims.appid && !claims.roles.includes('Application.ReadWrite.All')) {
+        throw graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+      }
+      if (method === 'GET' && match[2] === undefined) return { status: 200, body: this.applicationJson(app) };
+      if (method === 'POST' && match[2] === '/addKey') return { status: 200, body: this.addKey(app, body) };
+      if (method === 'POST' && match[2] === '/removeKey') {
+        this.removeKey(app, body);
+        return { status: 204 };
+      }
+    }
+    throw graphError(400, 'BadRequest', `Resource not found for the segment '${path}'.`);
+  }
+
+  private delta(tenant: TenantRecord, resource: DeltaResource, url: URL, request: IncomingMessage): Record<string, unknown> {
+    const directory = tenant.directory;
+    const skip = url.searchParams.get('$skiptoken');
+    const deltaToken = url.searchParams.get('$deltatoken');
+    const token = skip ?? deltaToken;
+    let state: RoundState;
+    if (token !== null) {
+      const decoded = decodeState(token);
+      if (!decoded || decoded.r !== resource || decoded.t !== tenant.id || decoded.g !== directory.tokenGeneration) {
+        throw graphError(400, 'syncStateNotFound', 'The sync state generation is not found. The delta token is expired and data must be synchronized again.');
+      }
+      // A delta link starts a new round from where the previous one ended.
+      state = skip !== null ? decoded : { ...decoded, since: decoded.upTo, upTo: directory.seq, after: null, part: null };
+    } else {
+      const select = url.searchParams.get('$select');
+      let sel: string[] | null = null;
+      if (select !== null) {
+        sel = select.split(',').map((s) => s.trim()).filter((s) => s !== '' && s !== 'id');
+        const unknown = sel.find((s) => !selectableProperties[resource].includes(s));
+        if (unknown !== undefined) {
+          throw graphError(400, 'Request_BadRequest', `Could not find a property named '${unknown}' on type 'microsoft.graph.${resource === 'users' ? 'user' : 'group'}'.`);
+        }
+      }
+      state = { r: resource, t: tenant.id, g: directory.tokenGeneration, sel, since: null, upTo: directory.seq, after: null, part: null };
+    }
+    const prefer = /odata\.maxpagesize=(\d+)/.exec(String(request.headers['prefer'] ?? ''));
+    const pageSize = Math.max(1, Math.min(this.options.maxPageSize, prefer ? Number(prefer[1]) : this.options.defaultPageSize));
+    const page = computePage(directory, state, { pageSize, membersPerRecord: this.options.membersPerRecord });
+    const base = `${this.graphBaseUrl}/v1.0/${resource}/delta`;
+    const context = `${this.graphBaseUrl}/v1.0/$metadata#${resource}${state.sel ? `(${state.sel.join(',')})` : ''}`;
+    return page.next === null
+      ? { '@odata.context': context, '@odata.deltaLink': `${base}?$deltatoken=${encodeState({ ...state, after: null, part: null })}`, value: page.value }
+      : { '@odata.context': context, '@odata.nextLink': `${base}?$skiptoken=${encodeState(page.next)}`, value: page.value };
+  }
+
+  private list(tenant: TenantRecord, resource: DeltaResource, url: URL): Record<string, unknown> {
+    const top = Math.max(1, Math.min(999, Number(url.searchParams.get('$top') ?? 100) || 100));
+    const directory = tenant.directory;
+    const ids = (resource === 'users' ? directory.userIds.ids : directory.groupIds.ids).slice(0, top);
+    const value = ids.map((id) => {
+      const source = resource === 'users' ? directory.users.get(id)?.data : directory.groups.get(id)?.data;
+      return { id, displayName: source?.displayName ?? null };
+    });
+    return { '@odata.context': `${this.graphBaseUrl}/v1.0/$metadata#${resource}(id,displayName)`, value };
+  }
+
+  private applicationJson(app: EmulatedApplication): Record<string, unknown> {
+    return {
+      id: app.objectId,
+      appId: app.appId,
+      displayName: app.displayName,
+      keyCredentials: app.keyCredentials.map(keyCredentialJson),
+      passwordCredentials: app.passwordCredentials.map((p) => ({ keyId: p.keyId, hint: p.hint, endDateTime: p.endDateTime.toISOString(), secretText: null })),
+      web: { redirectUris: [...app.redirectUris] },
+    };
+  }
+
+  private parseJson(body: string): Record<string, unknown> {
+    try {
+      const value = JSON.parse(body) as unknown;
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+    } catch {
+      // fall through
+    }
+    throw graphError(400, 'BadRequest', 'The request body is not a JSON object.');
+  }
+
+  private addKey(app: EmulatedApplication, body: string): Record<string, unknown> {
+    const input = this.parseJson(body);
+    verifyProof(app, input['proof'], this.now(), this.options.clockSkewSeconds);
+    const credential = input['keyCredential'] as Record<string, unknown> | undefined;
+    if (!credential || credential['type'] !== 'AsymmetricX509Cert' || credential['usage'] !== 'Verify' || typeof credential['key'] !== 'string') {
+      throw graphError(400, 'Request_BadRequest', "keyCredential must have type 'AsymmetricX509Cert', usage 'Verify' and a base64 'key'.");
+    }
+    const key = keyCredentialFrom(Buffer.from(credential['key'], 'base64'));
+    if (app.keyCredentials.some((k) => k.customKeyIdentifier === key.customKeyIdentifier)) {
+      throw graphError(400, 'Request_BadRequest', 'A key credential with the same thumbprint already exists on the application.');
+    }
+    app.keyCredentials.push(key);
+    return keyCredentialJson(key);
+  }
+
+  private removeKey(app: EmulatedApplication, body: string): void {
+    const input = this.parseJson(body);
+    verifyProof(app, input['proof'], this.now(), this.options.clockSkewSeconds);
+    const keyId = input['keyId'];
+    const at = app.keyCredentials.findIndex((k) => k.keyId === keyId);
+    if (at < 0) throw graphError(404, 'Request_ResourceNotFound', `No key credential with keyId '${String(keyId)}' exists on the application.`);
+    const now = this.now();
+    const remainingValid = app.keyCredentials.filter((k, i) => i !== at && keyIsValid(k, now)).length;
+    if (remainingValid === 0) {
+      throw graphError(400, 'Request_BadRequest', 'Removing this key would leave the application without a valid certificate.');
+    }
+    app.keyCredentials.splice(at, 1);
+  }
+}
+
+/** Starts an {@link EntraEmulator}; close it with `close()`. */
+export function startEntraEmulator(options: EntraEmulatorOptions = {}): Promise<EntraEmulator> {
+  return EntraEmulator.start(options);
+}
