@@ -1,0 +1,141 @@
+import { sql } from 'drizzle-orm';
+import { check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+
+// Microsoft Entra ID connectors: the platform's own app registrations, their certificate
+// credentials (private keys encrypted) with history, tenants' admin consent, and platform-wide
+// settings such as the legacy migration deadline. Unqualified tables, like schema.ts.
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
+
+/** Lifecycle of a connector certificate. */
+export const credentialStatuses = ['pending', 'current', 'previous', 'retired', 'removed', 'abandoned'] as const;
+/** State of a tenant's admin consent for a connector. */
+export const consentStatuses = ['pending', 'granted', 'denied', 'revoked'] as const;
+
+const inList = (column: string, values: readonly string[]) =>
+  sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(', ')})`);
+
+/** The least-privilege application permissions a connector asks tenants for. */
+export const connectorPermissions = ['User.Read.All', 'GroupMember.Read.All', 'Application.ReadWrite.OwnedBy'] as const;
+
+/** An Entra app registration of the platform, used by customers' integrations after consent. */
+export const connectors = pgTable(
+  'connectors',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    description: text('description').notNull(),
+    /** Application (client) id. */
+    clientId: text('client_id').notNull(),
+    /** Application object id: `iss` of addKey/removeKey proofs. */
+    applicationObjectId: text('application_object_id').notNull(),
+    /** The platform's own tenant, where the app registration lives. */
+    homeTenantId: text('home_tenant_id').notNull(),
+    authorityHost: text('authority_host').notNull().default('https://login.microsoftonline.com'),
+    graphBaseUrl: text('graph_base_url').notNull().default('https://graph.microsoft.com'),
+    /** Extra CA trusted for this connector's authority and Graph (private clouds, emulators). */
+    tlsCaPem: text('tls_ca_pem'),
+    /** Where the admin-consent page sends the administrator back. */
+    redirectUri: text('redirect_uri').notNull(),
+    permissions: jsonb('permissions').notNull().$type<string[]>().default(sql`'["User.Read.All","GroupMember.Read.All","Application.ReadWrite.OwnedBy"]'::jsonb`),
+    /** When the credential rotation runs (five-field cron, UTC). */
+    rotationCron: text('rotation_cron').notNull().default('0 3 * * *'),
+    certificateValidityDays: integer('certificate_validity_days').notNull().default(30),
+    /** Latest rotation slot claimed by a scheduler (exactly-once across replicas). */
+    rotationScheduledFor: timestamp('rotation_scheduled_for', { withTimezone: true }),
+    /** Latest slot whose rotation succeeded: a second job for it does nothing. */
+    rotatedSlot: timestamp('rotated_slot', { withTimezone: true }),
+    /** One rotation at a time: held until this instant by the running one. */
+    rotationLeaseUntil: timestamp('rotation_lease_until', { withTimezone: true }),
+    lastRotationAt: timestamp('last_rotation_at', { withTimezone: true }),
+    lastRotationStatus: text('last_rotation_status'),
+    lastRotationError: text('last_rotation_error'),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    uniqueIndex('connectors_name_uq').on(t.name),
+    uniqueIndex('connectors_client_id_uq').on(t.clientId),
+    check('connectors_description_ck', sql`length(btrim(description)) > 0`),
+    check('connectors_validity_ck', sql`certificate_validity_days between 2 and 730`),
+  ],
+);
+
+/** A certificate credential of a connector: current, previous and the history of the others. */
+export const connectorCredentials = pgTable(
+  'connector_credentials',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    connectorId: uuid('connector_id')
+      .notNull()
+      .references(() => connectors.id, { onDelete: 'cascade' }),
+    /** SHA-1 thumbprint, upper-case hex (Graph's customKeyIdentifier). */
+    thumbprint: text('thumbprint').notNull(),
+    thumbprintSha256: text('thumbprint_sha256').notNull(),
+    certificatePem: text('certificate_pem').notNull(),
+    /** AES-256-GCM ciphertext of the PKCS#8 private key, bound to this row, and its key id. */
+    privateKeyCiphertext: text('private_key_ciphertext').notNull(),
+    privateKeyKeyId: text('private_key_key_id').notNull(),
+    status: text('status', { enum: credentialStatuses }).notNull(),
+    /** keyCredential id on the app registration, once known. */
+    graphKeyId: text('graph_key_id'),
+    notBefore: timestamp('not_before', { withTimezone: true }).notNull(),
+    notAfter: timestamp('not_after', { withTimezone: true }).notNull(),
+    /** The rotation slot that made it (scheduled rotations). */
+    rotationSlot: timestamp('rotation_slot', { withTimezone: true }),
+    createdAt: createdAt(),
+    activatedAt: timestamp('activated_at', { withTimezone: true }),
+    retiredAt: timestamp('retired_at', { withTimezone: true }),
+    removedAt: timestamp('removed_at', { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex('connector_credentials_thumbprint_uq').on(t.connectorId, t.thumbprint),
+    uniqueIndex('connector_credentials_current_uq').on(t.connectorId).where(sql`status = 'current'`),
+    index('connector_credentials_connector_idx').on(t.connectorId, t.createdAt),
+    check('connector_credentials_status_ck', inList('status', credentialStatuses)),
+  ],
+);
+
+/** A tenant administrator's admin consent to a connector (or its refusal or revocation). */
+export const entraConsents = pgTable(
+  'entra_consents',
+  {
+    connectorId: uuid('connector_id')
+      .notNull()
+      .references(() => connectors.id, { onDelete: 'cascade' }),
+    /** The tenant as integrations name it (GUID or domain), lower-case. */
+    tenantId: text('tenant_id').notNull(),
+    /** The tenant GUID Entra reported on the consent redirect. */
+    tenantGuid: text('tenant_guid'),
+    status: text('status', { enum: consentStatuses }).notNull(),
+    error: text('error'),
+    errorDescription: text('error_description'),
+    grantedAt: timestamp('granted_at', { withTimezone: true }),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    updatedAt: updatedAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.connectorId, t.tenantId], name: 'entra_consents_pk' }),
+    check('entra_consents_status_ck', inList('status', consentStatuses)),
+  ],
+);
+
+/** Single-use `state` values of admin-consent URLs. */
+export const entraConsentStates = pgTable('entra_consent_states', {
+  nonce: text('nonce').primaryKey(),
+  connectorId: uuid('connector_id')
+    .notNull()
+    .references(() => connectors.id, { onDelete: 'cascade' }),
+  tenantId: text('tenant_id').notNull(),
+  createdAt: createdAt(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true }),
+});
+
+/** Platform-wide settings (for example the legacy Entra migration deadline), by key. */
+export const platformSettings = pgTable('platform_settings', {
+  key: text('key').primaryKey(),
+  value: jsonb('value').notNull().$type<unknown>(),
+  updatedAt: updatedAt(),
+});
