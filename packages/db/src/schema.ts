@@ -197,3 +197,4 @@ export const auditEvents = pgTable(
   (t) => [index('audit_events_integration_idx').on(t.integrationId, t.createdAt)],
 );
 export * from './schema-entra.ts';
+export * from './schema-api.ts';
