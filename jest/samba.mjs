@@ -39,7 +39,8 @@ const key = Symbol.for('dirsync.test.samba');
 
 /** Starts the shared DC when needed and describes it to test workers through the environment. */
 export async function startRunSamba(globalConfig) {
-  if (!runNeedsSamba(globalConfig)) return;
+  // A DC described by the caller's environment (a long-lived one while developing) is used as is.
+  if (process.env[sharedSambaEnv] || !runNeedsSamba(globalConfig)) return;
   const { server, info } = await startSharedSamba();
   globalThis[key] = server;
   process.env[sharedSambaEnv] = JSON.stringify(info);

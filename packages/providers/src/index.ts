@@ -1,6 +1,8 @@
 import type { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { activeDirectoryKind } from './active-directory/index.ts';
 import { genericLdapKind } from './ldap-generic/index.ts';
+import { entraIdKind } from './entra-id/index.ts';
 import { formatSettingsIssues } from './settings.ts';
 import type { Provider } from './types.ts';
 
@@ -8,6 +10,8 @@ export * from './types.ts';
 export * from './errors.ts';
 export * as ldap from './ldap/index.ts';
 export * from './ldap-generic/index.ts';
+export * from './entra-id/index.ts';
+export * from './active-directory/index.ts';
 export { formatSettingsIssues } from './settings.ts';
 
 /** What the registry knows about one provider kind. */
@@ -23,6 +27,8 @@ export interface ProviderKind<Settings> {
 /** Every provider kind dirsync can sync from, by kind name (the `integrations.kind` column). */
 export const providerKinds = {
   ldap: genericLdapKind as ProviderKind<z.output<typeof genericLdapKind.settingsSchema>>,
+  active_directory: activeDirectoryKind as ProviderKind<z.output<typeof activeDirectoryKind.settingsSchema>>,
+  entra_id: entraIdKind as ProviderKind<z.output<typeof entraIdKind.settingsSchema>>,
 } as const;
 
 /** A kind name of {@link providerKinds}. */
@@ -59,7 +65,8 @@ export function createProvider(kind: string, settings: unknown, secret: string |
   if (!isProviderKind(kind)) {
     throw new ConfigError(`unknown provider kind "${kind}" (known: ${Object.keys(providerKinds).join(', ')})`);
   }
-  const entry = providerKinds[kind];
+  // Each kind checks its own settings: widened so one call covers every kind of the registry.
+  const entry: ProviderKind<unknown> = providerKinds[kind];
   const parsed = entry.settingsSchema.safeParse(settings);
   if (!parsed.success) {
     throw new ConfigError(`invalid ${kind} settings: ${formatSettingsIssues(parsed.error).join('; ')}`);

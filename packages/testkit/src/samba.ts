@@ -5,7 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Client } from 'ldapts';
+import { Attribute, Change, Client } from 'ldapts';
 
 const execFileAsync = promisify(execFile);
 
@@ -771,4 +771,63 @@ export async function sharedSamba(): Promise<SharedSamba> {
     },
     release,
   };
+}
+
+type AdAttributes = Record<string, string | string[]>;
+
+/** A sAMAccountName unique in the domain (at most 20 characters), for objects tests create. */
+export function uniqueSam(prefix = 't'): string {
+  return `${prefix.slice(0, 8)}-${randomBytes(5).toString('hex')}`;
+}
+
+/**
+ * Adds an enabled user `CN=<cn>,<parentDn>` and returns its DN: with `password` an ordinary
+ * account that can bind (userAccountControl 512), without one an account that needs none (544).
+ * `attributes` are added as given (sAMAccountName defaults to a unique one).
+ */
+export async function addAdUser(
+  client: Client,
+  parentDn: string,
+  cn: string,
+  attributes: AdAttributes = {},
+  options: { readonly password?: string } = {},
+): Promise<string> {
+  const dn = `CN=${cn},${parentDn}`;
+  const values: AdAttributes = { objectClass: 'user', sAMAccountName: uniqueSam('u'), userAccountControl: options.password ? '512' : '544', ...attributes };
+  const list = Object.entries(values).map(([type, value]) => new Attribute({ type, values: Array.isArray(value) ? value : [value] }));
+  if (options.password) list.push(new Attribute({ type: 'unicodePwd', values: [unicodePwd(options.password)] }));
+  await client.add(dn, list);
+  return dn;
+}
+
+/** Sets a user's password (the DC requires LDAPS for it, as the admin client uses). */
+export async function setAdPassword(client: Client, dn: string, password: string): Promise<void> {
+  await client.modify(dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'unicodePwd', values: [unicodePwd(password)] }) }));
+}
+
+/** Adds a global security group with the given member DNs and returns its DN. */
+export async function addAdGroup(client: Client, parentDn: string, cn: string, members: readonly string[] = [], attributes: AdAttributes = {}): Promise<string> {
+  const dn = `CN=${cn},${parentDn}`;
+  await client.add(dn, {
+    objectClass: 'group',
+    sAMAccountName: uniqueSam('g'),
+    groupType: '-2147483646',
+    ...(members.length > 0 ? { member: [...members] } : {}),
+    ...attributes,
+  });
+  return dn;
+}
+
+/** Adds a contact and returns its DN. */
+export async function addAdContact(client: Client, parentDn: string, cn: string, attributes: AdAttributes = {}): Promise<string> {
+  const dn = `CN=${cn},${parentDn}`;
+  await client.add(dn, { objectClass: 'contact', ...attributes });
+  return dn;
+}
+
+/** Adds an organizational unit and returns its DN. */
+export async function addAdOu(client: Client, parentDn: string, name: string): Promise<string> {
+  const dn = `OU=${name},${parentDn}`;
+  await client.add(dn, { objectClass: 'organizationalUnit' });
+  return dn;
 }

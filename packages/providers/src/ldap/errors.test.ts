@@ -34,6 +34,15 @@ describe('resultError', () => {
     expect(error.message).toContain('closest existing entry: dc=x');
     expect(error.message).toContain('server says: not here');
   });
+
+  it.each([
+    ['52e', 'wrong password'],
+    ['533', 'the account is disabled'],
+    ['775', 'the account is locked out'],
+  ])('explains Active Directory bind sub-code %s', (code, text) => {
+    const diagnostic = `80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, data ${code}, v1db1`;
+    expect(resultError(result(49, diagnostic), context).message).toMatch(new RegExp(`invalid credentials as cn=reader,dc=x on ldaps://ldap.example.com:636: ${text} \\(server says`));
+  });
 });
 
 describe('toProviderError', () => {

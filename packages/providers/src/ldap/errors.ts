@@ -57,6 +57,25 @@ function diag(result: LdapResult): string {
   return text ? ` (server says: ${text})` : '';
 }
 
+// Active Directory (and Samba) explain a refused bind with a Win32 code: "…, data 52e, v1db1".
+const adBindReasons: Readonly<Record<string, string>> = {
+  '525': 'no such account',
+  '52e': 'wrong password',
+  '530': 'the account may not log on at this time',
+  '531': 'the account may not log on from this workstation',
+  '532': 'the password has expired',
+  '533': 'the account is disabled',
+  '701': 'the account has expired',
+  '773': 'the password must be changed before the account can bind',
+  '775': 'the account is locked out',
+};
+
+function activeDirectoryBindReason(diagnostic: string): string {
+  const code = /\bdata ([0-9a-f]{3,4})\b/i.exec(diagnostic)?.[1]?.toLowerCase();
+  const text = code === undefined ? undefined : adBindReasons[code];
+  return text ? `: ${text}` : '';
+}
+
 /** Maps a non-success LDAP result to the typed error that decides whether to retry. */
 export function resultError(result: LdapResult, c: LdapErrorContext): ProviderError {
   const cause = new LdapResultError(result);
@@ -65,7 +84,7 @@ export function resultError(result: LdapResult, c: LdapErrorContext): ProviderEr
   const who = c.bindDn ? ` as ${c.bindDn}` : '';
   switch (result.resultCode) {
     case 49:
-      return new AuthError(`invalid credentials${who} on ${c.url}${d}`, options);
+      return new AuthError(`invalid credentials${who} on ${c.url}${activeDirectoryBindReason(result.diagnosticMessage)}${d}`, options);
     case 50:
       return new AuthError(`insufficient access rights${who} to ${c.operation} ${where(c)}${d}`, options);
     case 7:

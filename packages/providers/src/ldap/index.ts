@@ -10,3 +10,6 @@ export * from './filter.ts';
 export * from './protocol.ts';
 export * from './search.ts';
 export * from './time.ts';
+export * from './controls.ts';
+export * from './settings.ts';
+export * from './check.ts';
