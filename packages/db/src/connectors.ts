@@ -1,0 +1,753 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { and, asc, desc, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
+import type { Db } from './client.ts';
+import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError, pgCodes, pgErrorOf, SecretDecryptError } from './errors.ts';
+import { isUuid } from './ids.ts';
+import type { Integration } from './integrations.ts';
+import { auditEvents, integrations } from './schema.ts';
+import {
+  connectorCredentials,
+  connectors,
+  type consentStatuses,
+  type credentialStatuses,
+  entraConsents,
+  entraConsentStates,
+  platformSettings,
+} from './schema-entra.ts';
+import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
+
+/** A connector (an Entra app registration of the platform), as stored. */
+export type Connector = typeof connectors.$inferSelect;
+
+/** Lifecycle state of a connector certificate. */
+export type CredentialStatus = (typeof credentialStatuses)[number];
+/** State of a tenant's consent. */
+export type ConsentStatus = (typeof consentStatuses)[number];
+
+/** A connector certificate as every reader sees it: never its private key. */
+export type ConnectorCredential = Omit<typeof connectorCredentials.$inferSelect, 'privateKeyCiphertext' | 'privateKeyKeyId'>;
+
+/** A certificate credential with its decrypted private key (PEM), for the one caller that signs with it. */
+export interface ConnectorCredentialWithKey extends ConnectorCredential {
+  readonly privateKeyPem: string;
+}
+
+/** A tenant's consent to a connector, as stored. */
+export type EntraConsent = typeof entraConsents.$inferSelect;
+
+/** A generated certificate to store (the private key is encrypted on the way in). */
+export interface NewCertificateCredential {
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+  readonly thumbprint: string;
+  readonly thumbprintSha256: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+/** Input of {@link createConnector}. */
+export interface NewConnector {
+  readonly name: string;
+  readonly description: string;
+  readonly clientId: string;
+  readonly applicationObjectId: string;
+  readonly homeTenantId: string;
+  readonly redirectUri: string;
+  readonly authorityHost?: string;
+  readonly graphBaseUrl?: string;
+  readonly tlsCaPem?: string | null;
+  readonly rotationCron?: string;
+  readonly certificateValidityDays?: number;
+}
+
+/** Fields {@link updateConnector} may change. */
+export type ConnectorPatch = Partial<Pick<NewConnector, 'description' | 'redirectUri' | 'rotationCron' | 'certificateValidityDays' | 'tlsCaPem'>>;
+
+const { privateKeyCiphertext: _ciphertext, privateKeyKeyId: _keyId, ...credentialColumns } = getTableColumns(connectorCredentials);
+
+/** Associated data binding a private key ciphertext to its credential row. */
+function keyAad(credentialId: string): string {
+  return `connector-credential:${credentialId}`;
+}
+
+function requireText(value: string, what: string): string {
+  const trimmed = value.trim();
+  if (trimmed === '') throw new InvalidInputError(`${what} must not be empty`);
+  return trimmed;
+}
+
+function translateConnectorError(error: unknown, name: string | undefined): never {
+  const pg = pgErrorOf(error);
+  if (pg?.code === pgCodes.uniqueViolation) {
+    if (pg.constraint === 'connectors_client_id_uq') throw new ConflictError('a connector for this application (client id) already exists');
+    throw new ConflictError(`a connector named "${name ?? ''}" already exists`);
+  }
+  if (pg?.code === pgCodes.checkViolation) {
+    throw new InvalidInputError('connector refused: the description is required and the certificate validity must be 2–730 days');
+  }
+  throw error;
+}
+
+function credentialValues(ring: KeyRing, connectorId: string, id: string, certificate: NewCertificateCredential) {
+  const sealed = encryptSecret(ring, certificate.privateKeyPem, keyAad(id));
+  return {
+    id,
+    connectorId,
+    thumbprint: certificate.thumbprint.toUpperCase(),
+    thumbprintSha256: certificate.thumbprintSha256.toUpperCase(),
+    certificatePem: certificate.certificatePem,
+    privateKeyCiphertext: sealed.ciphertext,
+    privateKeyKeyId: sealed.keyId,
+    notBefore: certificate.notBefore,
+    notAfter: certificate.notAfter,
+  };
+}
+
+// ---- connectors ----
+
+/**
+ * Creates a connector with its first certificate as the current credential, in one transaction.
+ * Name and description are required. Throws {@link ConflictError} for a taken name or client id.
+ */
+export async function createConnector(db: Db, ring: KeyRing, input: NewConnector, certificate: NewCertificateCredential): Promise<Connector> {
+  const name = requireText(input.name, 'connector name');
+  const description = requireText(input.description, 'connector description');
+  try {
+    return await db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(connectors)
+        .values({
+          name,
+          description,
+          clientId: requireText(input.clientId, 'client id').toLowerCase(),
+          applicationObjectId: requireText(input.applicationObjectId, 'application object id').toLowerCase(),
+          homeTenantId: requireText(input.homeTenantId, 'home tenant id').toLowerCase(),
+          redirectUri: requireText(input.redirectUri, 'redirect URI'),
+          ...(input.authorityHost === undefined ? {} : { authorityHost: input.authorityHost }),
+          ...(input.graphBaseUrl === undefined ? {} : { graphBaseUrl: input.graphBaseUrl }),
+          ...(input.tlsCaPem === undefined ? {} : { tlsCaPem: input.tlsCaPem }),
+          ...(input.rotationCron === undefined ? {} : { rotationCron: input.rotationCron }),
+          ...(input.certificateValidityDays === undefined ? {} : { certificateValidityDays: input.certificateValidityDays }),
+        })
+        .returning();
+      if (!row) throw new Error('insert returned no row');
+      const id = randomUUID();
+      await tx.insert(connectorCredentials).values({ ...credentialValues(ring, row.id, id, certificate), status: 'current', activatedAt: sql`now()` });
+      return row;
+    });
+  } catch (error) {
+    translateConnectorError(error, name);
+  }
+}
+
+/** The connector with this id, or else this name. */
+export async function getConnector(db: Db, idOrName: string): Promise<Connector | undefined> {
+  if (isUuid(idOrName)) {
+    const [byId] = await db.select().from(connectors).where(eq(connectors.id, idOrName));
+    if (byId) return byId;
+  }
+  const [byName] = await db.select().from(connectors).where(eq(connectors.name, idOrName));
+  return byName;
+}
+
+/** Like {@link getConnector}; throws {@link NotFoundError} when there is none. */
+export async function requireConnector(db: Db, idOrName: string): Promise<Connector> {
+  const found = await getConnector(db, idOrName);
+  if (!found) throw new NotFoundError(`connector ${idOrName} not found`);
+  return found;
+}
+
+/** Every connector, by name. */
+export async function listConnectors(db: Db): Promise<Connector[]> {
+  return db.select().from(connectors).orderBy(asc(connectors.name));
+}
+
+/** Changes a connector's description, redirect URI, rotation schedule or certificate validity. */
+export async function updateConnector(db: Db, id: string, patch: ConnectorPatch): Promise<Connector> {
+  if (!isUuid(id)) throw new NotFoundError(`connector ${id} not found`);
+  const values: Record<string, unknown> = {};
+  if (patch.description !== undefined) values['description'] = requireText(patch.description, 'connector description');
+  if (patch.redirectUri !== undefined) values['redirectUri'] = requireText(patch.redirectUri, 'redirect URI');
+  if (patch.rotationCron !== undefined) values['rotationCron'] = patch.rotationCron;
+  if (patch.certificateValidityDays !== undefined) values['certificateValidityDays'] = patch.certificateValidityDays;
+  if (patch.tlsCaPem !== undefined) values['tlsCaPem'] = patch.tlsCaPem;
+  let row: Connector | undefined;
+  try {
+    [row] = await db.update(connectors).set({ ...values, updatedAt: sql`now()` }).where(eq(connectors.id, id)).returning();
+  } catch (error) {
+    translateConnectorError(error, undefined);
+  }
+  if (!row) throw new NotFoundError(`connector ${id} not found`);
+  return row;
+}
+
+// ---- credentials ----
+
+/** The connector's certificates, newest first, without private keys: its credential history. */
+export async function listConnectorCredentials(db: Db, connectorId: string): Promise<ConnectorCredential[]> {
+  if (!isUuid(connectorId)) return [];
+  return db
+    .select(credentialColumns)
+    .from(connectorCredentials)
+    .where(eq(connectorCredentials.connectorId, connectorId))
+    .orderBy(desc(connectorCredentials.createdAt), desc(connectorCredentials.id));
+}
+
+async function openCredential(db: Db, ring: KeyRing, where: ReturnType<typeof and>): Promise<ConnectorCredentialWithKey | undefined> {
+  const [row] = await db.select().from(connectorCredentials).where(where).orderBy(desc(connectorCredentials.createdAt)).limit(1);
+  if (!row) return undefined;
+  const { privateKeyCiphertext, privateKeyKeyId, ...rest } = row;
+  let privateKeyPem: string;
+  try {
+    privateKeyPem = decryptSecret(ring, { ciphertext: privateKeyCiphertext, keyId: privateKeyKeyId }, keyAad(row.id));
+  } catch (error) {
+    if (error instanceof SecretDecryptError) throw new SecretDecryptError(error.reason, `connector credential ${row.id}: ${error.message}`);
+    throw error;
+  }
+  return { ...rest, privateKeyPem };
+}
+
+/**
+ * Decrypts the connector's current certificate credential and hands it to `fn`, the only place
+ * the private key goes. Throws {@link NotFoundError} when the connector has no current credential.
+ */
+export async function withCurrentCredential<T>(db: Db, ring: KeyRing, connectorId: string, fn: (credential: ConnectorCredentialWithKey) => Promise<T>): Promise<T> {
+  if (!isUuid(connectorId)) throw new NotFoundError(`connector ${connectorId} not found`);
+  const credential = await openCredential(db, ring, and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'current')));
+  if (!credential) throw new NotFoundError(`connector ${connectorId} has no current certificate`);
+  return fn(credential);
+}
+
+/** The connector's pending credential (a rotation that did not finish) with its private key, if any. */
+export async function openPendingCredential(db: Db, ring: KeyRing, connectorId: string): Promise<ConnectorCredentialWithKey | undefined> {
+  if (!isUuid(connectorId)) return undefined;
+  return openCredential(db, ring, and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'pending')));
+}
+
+/** Stores a new certificate as the connector's pending credential (private key encrypted). */
+export async function addPendingCredential(
+  db: Db,
+  ring: KeyRing,
+  connectorId: string,
+  certificate: NewCertificateCredential,
+  rotationSlot: Date | null,
+): Promise<ConnectorCredential> {
+  const id = randomUUID();
+  const [row] = await db
+    .insert(connectorCredentials)
+    .values({ ...credentialValues(ring, connectorId, id, certificate), status: 'pending', rotationSlot })
+    .returning(credentialColumns);
+  if (!row) throw new Error('insert returned no row');
+  return row;
+}
+
+/** Records the Graph key id of a credential once the app registration lists it. */
+export async function setCredentialGraphKeyId(db: Db, credentialId: string, graphKeyId: string): Promise<void> {
+  await db.update(connectorCredentials).set({ graphKeyId }).where(eq(connectorCredentials.id, credentialId));
+}
+
+/**
+ * Makes the pending credential current, in one transaction: the current one becomes previous
+ * (kept on the app as the overlap), the previous one becomes retired (to be removed from the
+ * app). Returns the credentials now retired and not yet removed.
+ */
+export async function activateCredential(db: Db, connectorId: string, credentialId: string): Promise<ConnectorCredential[]> {
+  return db.transaction(async (tx) => {
+    const [pending] = await tx
+      .select({ id: connectorCredentials.id })
+      .from(connectorCredentials)
+      .where(and(eq(connectorCredentials.id, credentialId), eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'pending')))
+      .for('update');
+    if (!pending) throw new InvalidStateError(`credential ${credentialId} is not pending on connector ${connectorId}`);
+    await tx
+      .update(connectorCredentials)
+      .set({ status: 'retired' })
+      .where(and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'previous')));
+    await tx
+      .update(connectorCredentials)
+      .set({ status: 'previous', retiredAt: sql`now()` })
+      .where(and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'current')));
+    await tx.update(connectorCredentials).set({ status: 'current', activatedAt: sql`now()` }).where(eq(connectorCredentials.id, credentialId));
+    return tx
+      .select(credentialColumns)
+      .from(connectorCredentials)
+      .where(and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'retired')))
+      .orderBy(asc(connectorCredentials.createdAt));
+  });
+}
+
+/** Credentials retired from use but still to be removed from the app registration. */
+export async function listRetiredCredentials(db: Db, connectorId: string): Promise<ConnectorCredential[]> {
+  if (!isUuid(connectorId)) return [];
+  return db
+    .select(credentialColumns)
+    .from(connectorCredentials)
+    .where(and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'retired')))
+    .orderBy(asc(connectorCredentials.createdAt));
+}
+
+/** Marks a credential as removed from the app registration (its key stays in the history). */
+export async function markCredentialRemoved(db: Db, credentialId: string): Promise<void> {
+  await db.update(connectorCredentials).set({ status: 'removed', removedAt: sql`now()` }).where(eq(connectorCredentials.id, credentialId));
+}
+
+// ---- rotation bookkeeping ----
+
+/**
+ * Takes the connector's rotation lease for `ms` (one rotation at a time across workers). Returns
+ * false when another rotation holds it.
+ */
+export async function acquireRotationLease(db: Db, connectorId: string, ms: number): Promise<boolean> {
+  const rows = await db.$client`
+    update connectors set rotation_lease_until = now() + ${`${Math.max(1, Math.round(ms))} milliseconds`}::interval
+    where id = ${connectorId} and (rotation_lease_until is null or rotation_lease_until < now())
+    returning id`;
+  return rows.length === 1;
+}
+
+/** Gives the rotation lease back. */
+export async function releaseRotationLease(db: Db, connectorId: string): Promise<void> {
+  await db.update(connectors).set({ rotationLeaseUntil: null }).where(eq(connectors.id, connectorId));
+}
+
+/** Records how a rotation ended; a success also records its slot (a second job for it does nothing). */
+export async function recordRotationOutcome(
+  db: Db,
+  connectorId: string,
+  outcome: { status: 'succeeded' | 'failed'; error?: string | null; slot?: Date | null },
+): Promise<void> {
+  await db
+    .update(connectors)
+    .set({
+      lastRotationAt: sql`now()`,
+      lastRotationStatus: outcome.status,
+      lastRotationError: outcome.status === 'failed' ? (outcome.error ?? 'rotation failed') : null,
+      ...(outcome.status === 'succeeded' && outcome.slot ? { rotatedSlot: outcome.slot } : {}),
+      updatedAt: sql`now()`,
+    })
+    .where(eq(connectors.id, connectorId));
+}
+
+/** What the scheduler needs to decide whether a connector's rotation is due. */
+export interface RotationSchedule {
+  readonly id: string;
+  readonly rotationCron: string;
+  readonly rotationScheduledFor: Date | null;
+}
+
+/** Every connector's rotation schedule. */
+export async function listRotationSchedules(db: Db): Promise<RotationSchedule[]> {
+  return db
+    .select({ id: connectors.id, rotationCron: connectors.rotationCron, rotationScheduledFor: connectors.rotationScheduledFor })
+    .from(connectors)
+    .orderBy(asc(connectors.id));
+}
+
+/**
+ * Claims a rotation slot: succeeds for exactly one of any number of racing schedulers, and only
+ * when the stored slot is older. Returns the slot it replaced (or null), or undefined when the
+ * claim failed.
+ */
+export async function claimRotationSlot(db: Db, connectorId: string, slot: Date): Promise<{ previous: Date | null } | undefined> {
+  const rows = await db.$client<{ previous: string | Date | null }[]>`
+    with current_slot as (
+      select id, rotation_scheduled_for as previous from connectors where id = ${connectorId} for update
+    )
+    update connectors c set rotation_scheduled_for = ${slot.toISOString()}::timestamptz
+    from current_slot s
+    where c.id = s.id and (s.previous is null or s.previous < ${slot.toISOString()}::timestamptz)
+    returning s.previous`;
+  const row = rows[0];
+  if (!row) return undefined;
+  return { previous: row.previous === null ? null : new Date(row.previous) };
+}
+
+/** Undoes a claim whose job could not be enqueued (only while it still holds the claimed slot). */
+export async function releaseRotationSlot(db: Db, connectorId: string, slot: Date, previous: Date | null): Promise<void> {
+  await db.$client`
+    update connectors set rotation_scheduled_for = ${previous === null ? null : previous.toISOString()}::timestamptz
+    where id = ${connectorId} and rotation_scheduled_for = ${slot.toISOString()}::timestamptz`;
+}
+
+// ---- consent ----
+
+const consentStateAad = 'entra-consent-state';
+
+/** Input of {@link createConsentRequest}. */
+export interface ConsentRequestInput {
+  readonly connectorId: string;
+  /** The customer's tenant (GUID or domain). */
+  readonly tenantId: string;
+  /** How long the URL can be used (default 1 hour). */
+  readonly ttlMs?: number;
+}
+
+/** An admin-consent URL and the state it carries. */
+export interface ConsentRequest {
+  readonly url: string;
+  readonly state: string;
+  readonly expiresAt: Date;
+}
+
+/**
+ * Makes the admin-consent URL for a tenant:
+ * `{authority}/{tenant}/adminconsent?client_id=…&redirect_uri=…&state=…`. The state is an
+ * authenticated encryption (under the secret key ring) of a random nonce, the connector, the
+ * tenant and an expiry, so it cannot be forged or altered; the nonce is stored and can be used
+ * once. The tenant's consent is recorded as pending until the redirect comes back.
+ */
+export async function createConsentRequest(db: Db, ring: KeyRing, input: ConsentRequestInput): Promise<ConsentRequest> {
+  const connector = await requireConnector(db, input.connectorId);
+  const tenantId = requireText(input.tenantId, 'tenant').toLowerCase();
+  const nonce = randomBytes(24).toString('base64url');
+  const expiresAt = new Date(Date.now() + (input.ttlMs ?? 3600_000));
+  const sealed = encryptSecret(ring, JSON.stringify({ n: nonce, c: connector.id, t: tenantId, e: expiresAt.getTime() }), consentStateAad);
+  const state = `${sealed.keyId}.${Buffer.from(sealed.ciphertext, 'base64').toString('base64url')}`;
+  await db.transaction(async (tx) => {
+    await tx.insert(entraConsentStates).values({ nonce, connectorId: connector.id, tenantId, expiresAt });
+    await tx
+      .insert(entraConsents)
+      .values({ connectorId: connector.id, tenantId, status: 'pending' })
+      .onConflictDoNothing();
+  });
+  const url = new URL(`${connector.authorityHost}/${encodeURIComponent(tenantId)}/adminconsent`);
+  url.searchParams.set('client_id', connector.clientId);
+  url.searchParams.set('redirect_uri', connector.redirectUri);
+  url.searchParams.set('state', state);
+  return { url: url.href, state, expiresAt };
+}
+
+/** What a consent redirect recorded. */
+export interface ConsentOutcome {
+  readonly connectorId: string;
+  readonly tenantId: string;
+  readonly status: 'granted' | 'denied';
+  readonly tenantGuid: string | null;
+  readonly error: string | null;
+  readonly errorDescription: string | null;
+}
+
+/**
+ * Handles the redirect back from the admin-consent page (`admin_consent=True&tenant=…&state=…` or
+ * `error=…&error_description=…&state=…`): checks the state (authentic, unexpired, unused — it is
+ * used up here), then records the consent or the error. Throws {@link InvalidInputError} for a
+ * state that is forged, expired or already used.
+ */
+export async function completeConsent(db: Db, ring: KeyRing, params: URLSearchParams): Promise<ConsentOutcome> {
+  const state = params.get('state') ?? '';
+  const dot = state.indexOf('.');
+  let payload: { n?: unknown; c?: unknown; t?: unknown; e?: unknown };
+  try {
+    if (dot <= 0) throw new Error('malformed');
+    const ciphertext = Buffer.from(state.slice(dot + 1), 'base64url').toString('base64');
+    payload = JSON.parse(decryptSecret(ring, { keyId: state.slice(0, dot), ciphertext }, consentStateAad)) as typeof payload;
+  } catch {
+    throw new InvalidInputError('the consent state is not one this installation issued');
+  }
+  const { n: nonce, c: connectorId, t: tenantId, e: expires } = payload;
+  if (typeof nonce !== 'string' || typeof connectorId !== 'string' || typeof tenantId !== 'string' || typeof expires !== 'number') {
+    throw new InvalidInputError('the consent state is not one this installation issued');
+  }
+  if (expires < Date.now()) throw new InvalidInputError('the consent state has expired: create a new consent URL');
+  const granted = params.get('admin_consent')?.toLowerCase() === 'true' && !params.has('error');
+  const tenantGuid = params.get('tenant')?.toLowerCase() ?? null;
+  const error = granted ? null : (params.get('error') ?? 'access_denied');
+  const errorDescription = granted ? null : (params.get('error_description') ?? null);
+  await db.transaction(async (tx) => {
+    const used = await tx
+      .update(entraConsentStates)
+      .set({ usedAt: sql`now()` })
+      .where(and(eq(entraConsentStates.nonce, nonce), sql`${entraConsentStates.usedAt} is null`))
+      .returning({ nonce: entraConsentStates.nonce });
+    if (used.length === 0) throw new InvalidInputError('the consent state was already used (or never issued): create a new consent URL');
+    const values = granted
+      ? { status: 'granted' as const, tenantGuid, error: null, errorDescription: null, grantedAt: sql`now()`, revokedAt: null }
+      : { status: 'denied' as const, error, errorDescription };
+    await tx
+      .insert(entraConsents)
+      .values({ connectorId, tenantId, ...values })
+      .onConflictDoUpdate({ target: [entraConsents.connectorId, entraConsents.tenantId], set: { ...values, updatedAt: sql`now()` } });
+    await tx.insert(auditEvents).values({
+      actor: 'consent-redirect',
+      action: granted ? 'connector.consent.granted' : 'connector.consent.denied',
+      details: { connectorId, tenantId, ...(granted ? { tenantGuid } : { error, errorDescription }) },
+    });
+    if (granted) {
+      // Integrations waiting for this consent may sync again.
+      await tx
+        .update(integrations)
+        .set({ status: 'new', updatedAt: sql`now()` })
+        .where(and(matchesConnectorTenant(connectorId, tenantId, tenantGuid), eq(integrations.status, 'needs_consent')));
+    }
+  });
+  return { connectorId, tenantId, status: granted ? 'granted' : 'denied', tenantGuid, error, errorDescription };
+}
+
+function matchesConnectorTenant(connectorId: string, tenantId: string, tenantGuid: string | null) {
+  return sql`${integrations.kind} = 'entra_id'
+    and ${integrations.settings}->>'connectorId' = ${connectorId}
+    and lower(${integrations.settings}->>'tenantId') in (${tenantId}, ${tenantGuid ?? tenantId})`;
+}
+
+/** A tenant's consent to a connector (the tenant as GUID or domain). */
+export async function getConsent(db: Db, connectorId: string, tenantId: string): Promise<EntraConsent | undefined> {
+  if (!isUuid(connectorId)) return undefined;
+  const tenant = tenantId.toLowerCase();
+  const rows = await db
+    .select()
+    .from(entraConsents)
+    .where(and(eq(entraConsents.connectorId, connectorId), sql`(${entraConsents.tenantId} = ${tenant} or ${entraConsents.tenantGuid} = ${tenant})`))
+    .orderBy(desc(entraConsents.updatedAt));
+  return rows[0];
+}
+
+/** Every tenant's consent to a connector. */
+export async function listConsents(db: Db, connectorId: string): Promise<EntraConsent[]> {
+  if (!isUuid(connectorId)) return [];
+  return db.select().from(entraConsents).where(eq(entraConsents.connectorId, connectorId)).orderBy(asc(entraConsents.tenantId));
+}
+
+/**
+ * Records that Entra ID or Graph refused the connector in a tenant (consent revoked): the consent
+ * becomes `revoked` with the reason, and the tenant's integrations on this connector are marked
+ * `needs_consent`. Returns how many integrations were marked.
+ */
+export async function markConsentRevoked(db: Db, connectorId: string, tenantId: string, reason: string): Promise<number> {
+  const tenant = tenantId.toLowerCase();
+  return db.transaction(async (tx) => {
+    const updated = await tx
+      .update(entraConsents)
+      .set({ status: 'revoked', error: 'consent_revoked', errorDescription: reason, revokedAt: sql`now()`, updatedAt: sql`now()` })
+      .where(and(eq(entraConsents.connectorId, connectorId), sql`(${entraConsents.tenantId} = ${tenant} or ${entraConsents.tenantGuid} = ${tenant})`))
+      .returning({ tenantGuid: entraConsents.tenantGuid });
+    if (updated.length === 0) {
+      await tx.insert(entraConsents).values({ connectorId, tenantId: tenant, status: 'revoked', error: 'consent_revoked', errorDescription: reason, revokedAt: sql`now()` });
+    }
+    const marked = await tx
+      .update(integrations)
+      .set({ status: 'needs_consent', updatedAt: sql`now()` })
+      .where(matchesConnectorTenant(connectorId, tenant, updated[0]?.tenantGuid ?? null))
+      .returning({ id: integrations.id });
+    await tx.insert(auditEvents).values({ actor: 'worker', action: 'connector.consent.revoked', details: { connectorId, tenantId: tenant, reason } });
+    return marked.length;
+  });
+}
+
+/**
+ * Sets an Entra integration's status to `needs_consent` when its connector's consent in its
+ * tenant is not granted (a failed run writes `failed` first; this keeps the cause visible).
+ * Returns whether it did.
+ */
+export async function reflectConsentStatus(db: Db, integrationId: string): Promise<boolean> {
+  if (!isUuid(integrationId)) return false;
+  const rows = await db.$client`
+    update integrations i set status = 'needs_consent', updated_at = now()
+    where i.id = ${integrationId} and i.kind = 'entra_id' and i.settings ? 'connectorId'
+      and not exists (
+        select 1 from entra_consents c
+        where c.connector_id::text = i.settings->>'connectorId'
+          and (c.tenant_id = lower(i.settings->>'tenantId') or c.tenant_guid = lower(i.settings->>'tenantId'))
+          and c.status = 'granted')
+    returning i.id`;
+  return rows.length === 1;
+}
+
+// ---- legacy integrations and their migration ----
+
+const deadlineKey = 'entra.legacyMigrationDeadline';
+
+/** The date after which legacy Entra integrations stop syncing; null when none is set. */
+export async function getLegacyMigrationDeadline(db: Db): Promise<Date | null> {
+  const [row] = await db.select().from(platformSettings).where(eq(platformSettings.key, deadlineKey));
+  if (!row || typeof row.value !== 'string') return null;
+  const at = Date.parse(row.value);
+  return Number.isNaN(at) ? null : new Date(at);
+}
+
+/** Sets (or with null clears) the legacy migration deadline. */
+export async function setLegacyMigrationDeadline(db: Db, deadline: Date | null): Promise<void> {
+  if (deadline === null) {
+    await db.delete(platformSettings).where(eq(platformSettings.key, deadlineKey));
+    return;
+  }
+  if (Number.isNaN(deadline.getTime())) throw new InvalidInputError('the migration deadline is not a valid date');
+  const value = deadline.toISOString();
+  await db
+    .insert(platformSettings)
+    .values({ key: deadlineKey, value })
+    .onConflictDoUpdate({ target: platformSettings.key, set: { value, updatedAt: sql`now()` } });
+}
+
+/** True for an Entra integration that still uses its own app registration and secret. */
+export function isLegacyEntraIntegration(integration: Pick<Integration, 'kind' | 'settings'>): boolean {
+  return integration.kind === 'entra_id' && typeof integration.settings['legacyApp'] === 'object' && integration.settings['legacyApp'] !== null;
+}
+
+/** A legacy Entra integration, as the actions-needed list shows it. */
+export interface LegacyEntraIntegration {
+  readonly id: string;
+  readonly accountId: string;
+  readonly name: string;
+  readonly tenantId: string;
+  readonly legacyClientId: string;
+  readonly status: string;
+}
+
+/** Legacy Entra integrations (own app registration with a client secret), by name. */
+export async function listLegacyEntraIntegrations(db: Db): Promise<LegacyEntraIntegration[]> {
+  const rows = await db
+    .select({ id: integrations.id, accountId: integrations.accountId, name: integrations.name, settings: integrations.settings, status: integrations.status })
+    .from(integrations)
+    .where(and(eq(integrations.kind, 'entra_id'), sql`${integrations.settings} ? 'legacyApp'`))
+    .orderBy(asc(integrations.name));
+  return rows.map((row) => ({
+    id: row.id,
+    accountId: row.accountId,
+    name: row.name,
+    tenantId: String(row.settings['tenantId'] ?? ''),
+    legacyClientId: String((row.settings['legacyApp'] as { clientId?: unknown } | undefined)?.clientId ?? ''),
+    status: row.status,
+  }));
+}
+
+/** Input of {@link migrateLegacyIntegration}. */
+export interface LegacyMigration {
+  readonly integrationId: string;
+  readonly connectorId: string;
+  /** Required: a migrated integration must be described (the name is carried over). */
+  readonly description: string;
+  /** Who migrated it, for the audit log. */
+  readonly actor: string;
+}
+
+/** What a migration did. */
+export interface LegacyMigrationResult {
+  readonly integrationId: string;
+  readonly name: string;
+  readonly connectorId: string;
+  readonly tenantId: string;
+  /** Client id of the old app registration, which the administrator should now delete. */
+  readonly legacyClientId: string;
+}
+
+/**
+ * Switches a legacy Entra integration to a connector: refused without a description, for a
+ * non-legacy integration, or before the tenant granted consent to the connector. The name is
+ * kept, the description set, the old client secret erased, and the cursor cleared so that the
+ * first run afterwards is a full sync. Audited.
+ */
+export async function migrateLegacyIntegration(db: Db, input: LegacyMigration): Promise<LegacyMigrationResult> {
+  const description = input.description.trim();
+  if (description === '') throw new InvalidInputError('a description is required to migrate an integration to a connector');
+  if (!isUuid(input.integrationId)) throw new NotFoundError(`integration ${input.integrationId} not found`);
+  const connector = await requireConnector(db, input.connectorId);
+  return db.transaction(async (tx) => {
+    const [row] = await tx.select().from(integrations).where(eq(integrations.id, input.integrationId)).for('update');
+    if (!row) throw new NotFoundError(`integration ${input.integrationId} not found`);
+    if (!isLegacyEntraIntegration(row)) throw new InvalidStateError(`integration "${row.name}" is not a legacy Entra ID integration`);
+    const settings = row.settings;
+    const tenantId = String(settings['tenantId'] ?? '').toLowerCase();
+    const legacyClientId = String((settings['legacyApp'] as { clientId?: unknown }).clientId ?? '');
+    const [consent] = await tx
+      .select()
+      .from(entraConsents)
+      .where(and(eq(entraConsents.connectorId, connector.id), sql`(${entraConsents.tenantId} = ${tenantId} or ${entraConsents.tenantGuid} = ${tenantId})`, eq(entraConsents.status, 'granted')));
+    if (!consent) {
+      throw new InvalidStateError(
+        `tenant ${tenantId} has not granted consent to connector "${connector.name}": send its administrator the consent URL (dirsync connectors consent-url ${connector.name} --tenant ${tenantId}) first`,
+      );
+    }
+    const { legacyApp: _legacy, authorityHost: _a, graphBaseUrl: _g, caPem: _c, ...kept } = settings;
+    const migrated = { ...kept, connectorId: connector.id, migratedFrom: { legacyClientId, at: new Date().toISOString() } };
+    await tx
+      .update(integrations)
+      .set({ settings: migrated, description, cursor: null, secretCiphertext: null, secretKeyId: null, status: 'new', updatedAt: sql`now()` })
+      .where(eq(integrations.id, row.id));
+    await tx.insert(auditEvents).values({
+      accountId: row.accountId,
+      integrationId: row.id,
+      actor: input.actor,
+      action: 'integration.migrated_to_connector',
+      details: { connectorId: connector.id, connector: connector.name, tenantId, legacyClientId },
+    });
+    return { integrationId: row.id, name: row.name, connectorId: connector.id, tenantId, legacyClientId };
+  });
+}
+
+// ---- actions needed ----
+
+/** Something an administrator has to do. */
+export type ActionNeeded =
+  | { readonly kind: 'migrate_legacy_integration'; readonly integrationId: string; readonly accountId: string; readonly name: string; readonly tenantId: string; readonly deadline: Date | null; readonly overdue: boolean }
+  | { readonly kind: 'grant_consent'; readonly integrationId: string; readonly accountId: string; readonly name: string; readonly connectorId: string; readonly tenantId: string; readonly consentStatus: ConsentStatus | 'none'; readonly detail: string | null }
+  | { readonly kind: 'rotation_failed'; readonly connectorId: string; readonly connector: string; readonly at: Date | null; readonly error: string }
+  | { readonly kind: 'certificate_expiring'; readonly connectorId: string; readonly connector: string; readonly notAfter: Date }
+  | { readonly kind: 'delete_old_app_registration'; readonly integrationId: string; readonly accountId: string; readonly name: string; readonly tenantId: string; readonly legacyClientId: string; readonly migratedAt: Date };
+
+/** How long after a migration the reminder to delete the old app registration is shown. */
+const reminderMs = 30 * 24 * 3600_000;
+/** A current certificate expiring sooner than this needs attention (rotation should have replaced it). */
+const expiryWarningMs = 7 * 24 * 3600_000;
+
+/**
+ * What administrators must do about Entra ID: migrate legacy integrations (with the deadline),
+ * grant consent where it is missing or revoked, look at failed rotations and expiring
+ * certificates, and delete old app registrations of migrated integrations.
+ */
+export async function listActionsNeeded(db: Db, now: Date = new Date()): Promise<ActionNeeded[]> {
+  const actions: ActionNeeded[] = [];
+  const deadline = await getLegacyMigrationDeadline(db);
+  const entra = await db.select().from(integrations).where(eq(integrations.kind, 'entra_id')).orderBy(asc(integrations.name));
+  const consents = await db.select().from(entraConsents);
+  for (const row of entra) {
+    const settings = row.settings;
+    const tenantId = String(settings['tenantId'] ?? '').toLowerCase();
+    if (isLegacyEntraIntegration(row)) {
+      actions.push({
+        kind: 'migrate_legacy_integration',
+        integrationId: row.id,
+        accountId: row.accountId,
+        name: row.name,
+        tenantId,
+        deadline,
+        overdue: deadline !== null && now.getTime() > deadline.getTime(),
+      });
+      continue;
+    }
+    const connectorId = typeof settings['connectorId'] === 'string' ? settings['connectorId'] : undefined;
+    if (connectorId === undefined) continue;
+    const consent = consents.find((c) => c.connectorId === connectorId && (c.tenantId === tenantId || c.tenantGuid === tenantId));
+    if (consent?.status !== 'granted') {
+      actions.push({
+        kind: 'grant_consent',
+        integrationId: row.id,
+        accountId: row.accountId,
+        name: row.name,
+        connectorId,
+        tenantId,
+        consentStatus: consent?.status ?? 'none',
+        detail: consent?.errorDescription ?? consent?.error ?? null,
+      });
+    }
+    const from = settings['migratedFrom'] as { legacyClientId?: unknown; at?: unknown } | undefined;
+    if (from && typeof from.legacyClientId === 'string' && typeof from.at === 'string') {
+      const migratedAt = new Date(from.at);
+      if (now.getTime() - migratedAt.getTime() < reminderMs) {
+        actions.push({ kind: 'delete_old_app_registration', integrationId: row.id, accountId: row.accountId, name: row.name, tenantId, legacyClientId: from.legacyClientId, migratedAt });
+      }
+    }
+  }
+  for (const connector of await listConnectors(db)) {
+    if (connector.lastRotationStatus === 'failed') {
+      actions.push({ kind: 'rotation_failed', connectorId: connector.id, connector: connector.name, at: connector.lastRotationAt, error: connector.lastRotationError ?? 'rotation failed' });
+    }
+    const [current] = await db
+      .select({ notAfter: connectorCredentials.notAfter })
+      .from(connectorCredentials)
+      .where(and(eq(connectorCredentials.connectorId, connector.id), inArray(connectorCredentials.status, ['current'])));
+    if (current && current.notAfter.getTime() - now.getTime() < expiryWarningMs) {
+      actions.push({ kind: 'certificate_expiring', connectorId: connector.id, connector: connector.name, notAfter: current.notAfter });
+    }
+  }
+  return actions;
+}
