@@ -3,7 +3,6 @@ import { ConfigError } from './errors.ts';
 import { activeDirectoryKind } from './active-directory/index.ts';
 import { genericLdapKind } from './ldap-generic/index.ts';
 import { entraIdKind } from './entra-id/index.ts';
-import { entraIdKind } from './entra-id/index.ts';
 import { formatSettingsIssues } from './settings.ts';
 import type { Provider } from './types.ts';
 
@@ -11,7 +10,6 @@ export * from './types.ts';
 export * from './errors.ts';
 export * as ldap from './ldap/index.ts';
 export * from './ldap-generic/index.ts';
-export * from './entra-id/index.ts';
 export * from './entra-id/index.ts';
 export * from './active-directory/index.ts';
 export { formatSettingsIssues } from './settings.ts';
@@ -30,7 +28,6 @@ export interface ProviderKind<Settings> {
 export const providerKinds = {
   ldap: genericLdapKind as ProviderKind<z.output<typeof genericLdapKind.settingsSchema>>,
   active_directory: activeDirectoryKind as ProviderKind<z.output<typeof activeDirectoryKind.settingsSchema>>,
-  entra_id: entraIdKind as ProviderKind<z.output<typeof entraIdKind.settingsSchema>>,
   entra_id: entraIdKind as ProviderKind<z.output<typeof entraIdKind.settingsSchema>>,
 } as const;
 
