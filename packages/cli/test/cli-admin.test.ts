@@ -6,15 +6,18 @@ import { type CliEnvironment, type CliResult, createCliEnvironment } from './sup
 // The administration commands as the platform team runs them: `bin/dirsync` in a child process,
 // configured only through the environment, against the machine's PostgreSQL and Redis.
 
+// Each command is a new process (about a second); jest's 5 s default is too short for a few of them.
+const timeoutMs = 60_000;
+
 let cli: CliEnvironment;
 
 beforeAll(async () => {
   cli = await createCliEnvironment('cliadmin');
-});
+}, timeoutMs);
 
 afterAll(async () => {
   await cli?.cleanup();
-});
+}, timeoutMs);
 
 /** A user mistake: a non-zero exit, nothing on stdout, short lines on stderr and no stack trace. */
 function expectRefused(result: CliResult): string {
@@ -52,7 +55,7 @@ test('db migrate creates a missing database and is idempotent', async () => {
     await admin.unsafe(`drop database if exists "${name}" with (force)`);
     await admin.end({ timeout: 5 });
   }
-});
+}, timeoutMs);
 
 test('accounts add prints the new id; accounts list shows it; a duplicate name is refused', async () => {
   const added = await cli.run(['accounts', 'add', 'acme']);
@@ -69,7 +72,7 @@ test('accounts add prints the new id; accounts list shows it; a duplicate name i
   expect(rows[0]).toMatch(new RegExp(`^${id}\\s+acme\\s+\\d{4}-\\d\\d-\\d\\d `));
 
   expect(expectRefused(await cli.run(['accounts', 'add', 'acme']))).toBe('dirsync: an account named "acme" already exists\n');
-});
+}, timeoutMs);
 
 describe('integrations add refuses bad input with one clear line per problem', () => {
   const valid = [
@@ -89,7 +92,7 @@ describe('integrations add refuses bad input with one clear line per problem', (
     return args;
   }
   // A password source, so that only the problem under test can stop the command.
-  const secret = { DIRSYNC_INTEGRATION_SECRET: 'not-used-here' };
+  const secret = { DIRSYNC_INTEGRATION_SECRET: `pw-${randomBytes(8).toString('hex')}` };
 
   test.each([
     ['an invalid cron', { '--delta-cron': 'every 5 minutes' }, /^dirsync: delta schedule: "every 5 minutes" has 3 fields; a schedule needs 5/],
@@ -104,7 +107,7 @@ describe('integrations add refuses bad input with one clear line per problem', (
     expect(stderr).toMatch(expected);
     // One line per problem: a heading and the problem, or the problem alone.
     expect(stderr.trim().split('\n').length).toBeLessThanOrEqual(2);
-  });
+  }, timeoutMs);
 
   test('several problems are reported together, one line each', async () => {
     const stderr = expectRefused(
@@ -131,7 +134,7 @@ describe('integrations add refuses bad input with one clear line per problem', (
       ]),
     );
     expect(lines).toHaveLength(6);
-  });
+  }, timeoutMs);
 
   test('a valid command then succeeds, and none of the refused ones stored anything', async () => {
     const added = await cli.run(valid, { env: secret });
@@ -141,14 +144,15 @@ describe('integrations add refuses bad input with one clear line per problem', (
     const rows = listed.stdout.trim().split('\n').slice(2);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatch(new RegExp(`^${id}\\s`));
-  });
+    expect(cli.transcript()).not.toContain(secret.DIRSYNC_INTEGRATION_SECRET);
+  }, timeoutMs);
 });
 
 test('runs show and runs approve of an unknown run say so in one line', async () => {
   const unknown = randomUUID();
   expect(expectRefused(await cli.run(['runs', 'show', unknown]))).toBe(`dirsync: no run ${unknown}\n`);
   expect(expectRefused(await cli.run(['runs', 'approve', unknown]))).toBe(`dirsync: run ${unknown} not found\n`);
-});
+}, timeoutMs);
 
 test('a command without DIRSYNC_SECRET_KEY that needs it explains what to do', async () => {
   const stderr = expectRefused(
@@ -157,4 +161,4 @@ test('a command without DIRSYNC_SECRET_KEY that needs it explains what to do', a
     { env: { DIRSYNC_SECRET_KEY: '', DIRSYNC_INTEGRATION_SECRET: 'x' } }),
   );
   expect(stderr).toMatch(/DIRSYNC_SECRET_KEY/);
-});
+}, timeoutMs);

@@ -6,6 +6,9 @@ import { type CliEnvironment, createCliEnvironment, parseRunReports } from './su
 // runs. The expected counts follow from what the demo changes (see src/commands/demo.ts): five
 // titles, three users added (one of them to group 0), users 10 and 11 deleted.
 
+// The demo starts a slapd, a scheduler and a worker, and waits for three runs.
+const timeoutMs = 180_000;
+
 const users = 300;
 const groups = 5;
 const members = 20;
@@ -14,11 +17,11 @@ let cli: CliEnvironment;
 
 beforeAll(async () => {
   cli = await createCliEnvironment('clidemo');
-});
+}, timeoutMs);
 
 afterAll(async () => {
   await cli?.cleanup();
-});
+}, timeoutMs);
 
 test('the demo syncs, changes and syncs again, and prints three reports with the expected counts', async () => {
   const result = await cli.run(['demo', '--users', String(users), '--groups', String(groups), '--members', String(members)]);
@@ -62,4 +65,4 @@ test('the demo syncs, changes and syncs again, and prints three reports with the
   } finally {
     await close(db);
   }
-});
+}, timeoutMs);

@@ -8,6 +8,9 @@ import { type CliEnvironment, type CliResult, type CliWorker, createCliEnvironme
 // the password on standard input, tested, synced by a separate `dirsync worker` process, its runs
 // listed, its password replaced. The directory is a throwaway slapd with StartTLS and a test CA.
 
+// Each command is a new process (about a second); jest's 5 s default is too short for a few of them.
+const timeoutMs = 60_000;
+
 const users = 40;
 const groups = 3;
 const membersPerGroup = 8;
@@ -27,14 +30,14 @@ beforeAll(async () => {
   cli = await createCliEnvironment('cliladp');
   db = connect(cli.database.url, { max: 2 });
   expect((await cli.run(['accounts', 'add', 'acme'])).code).toBe(0);
-});
+}, timeoutMs);
 
 afterAll(async () => {
   if (worker && worker.child.exitCode === null) await worker.stop();
   if (db) await close(db);
   await cli?.cleanup();
   await server?.stop();
-});
+}, timeoutMs);
 
 function addArgs(name: string): string[] {
   return [
@@ -63,7 +66,7 @@ test('integrations add reads the password from standard input and stores it encr
   const secret = await storedSecret(integrationId);
   expect(secret).toBeTruthy();
   expect(secret).not.toContain(server.readerPassword);
-});
+}, timeoutMs);
 
 test('integrations show prints settings and status but never the password', async () => {
   const out = expectOk(await cli.run(['integrations', 'show', integrationId]));
@@ -74,7 +77,7 @@ test('integrations show prints settings and status but never the password', asyn
   expect(out).toContain('"allowInsecure": false');
   expect(out).toMatch(/^delta cursor:\s+none \(next delta runs full\)$/m);
   expect(out).not.toContain(server.readerPassword);
-});
+}, timeoutMs);
 
 test('integrations test prints the checklist and exits 0; with a wrong password it fails on bind', async () => {
   const out = expectOk(await cli.run(['integrations', 'test', integrationId]));
@@ -91,7 +94,7 @@ test('integrations test prints the checklist and exits 0; with a wrong password 
   expect(failed.stdout).toMatch(/^✓ connect: /m);
   expect(failed.stdout).toMatch(/^✗ bind: /m);
   expect(failed.stdout.trim().split('\n').at(-1)).toBe('connection FAILED');
-});
+}, timeoutMs);
 
 test('sync --full --wait runs on a worker process and prints the report', async () => {
   worker = await cli.startWorker('cli-worker-1');
@@ -112,7 +115,7 @@ test('sync --full --wait runs on a worker process and prints the report', async 
     failed: 0,
     'members +': groups * membersPerGroup,
   });
-});
+}, timeoutMs);
 
 test('runs list and runs show describe the run', async () => {
   const listed = expectOk(await cli.run(['runs', 'list', '--integration', integrationId]));
@@ -125,7 +128,7 @@ test('runs list and runs show describe the run', async () => {
   expect(shown).toHaveLength(1);
   expect(shown[0]?.fields).toMatchObject({ run: firstRunId, status: 'succeeded', 'dry run': 'no' });
   expect(shown[0]?.counts).toMatchObject({ fetched: objects, created: objects });
-});
+}, timeoutMs);
 
 test('runs approve of a run that was not blocked is refused with the reason', async () => {
   const result = await cli.run(['runs', 'approve', firstRunId]);
@@ -134,7 +137,7 @@ test('runs approve of a run that was not blocked is refused with the reason', as
   expect(result.stderr).toBe(
     `dirsync: run ${firstRunId} is succeeded: only a run blocked by the deletion threshold can be approved\n`,
   );
-});
+}, timeoutMs);
 
 test('set-password with a wrong password keeps the old one and says why', async () => {
   const before = await storedSecret(integrationId);
@@ -144,7 +147,7 @@ test('set-password with a wrong password keeps the old one and says why', async 
   expect(result.stderr).toBe('dirsync: the new password was not stored: Test Connection failed (the old password stays in use)\n');
   expect(await storedSecret(integrationId)).toBe(before);
   expect((await cli.run(['integrations', 'test', integrationId])).code).toBe(0);
-});
+}, timeoutMs);
 
 test('set-password with the right password stores it, audits it and runs a full sync', async () => {
   // The directory administrator changes the service account's password: the stored one stops working.
@@ -170,11 +173,40 @@ test('set-password with the right password stores it, audits it and runs a full 
   const audit = await db.$client<{ action: string; actor: string }[]>`
     select action, actor from audit_events where integration_id = ${integrationId} order by id`;
   expect(audit.map((a) => a.action)).toEqual(['integration.created', 'integration.password_updated']);
+  expect(audit[1]?.actor).toBe('cli');
   const [run] = await db.$client<{ trigger: string; mode_requested: string }[]>`
     select trigger, mode_requested from sync_runs where id = ${runId!}`;
   expect(run).toEqual({ trigger: 'password_update', mode_requested: 'full' });
   expect((await cli.run(['integrations', 'test', integrationId])).code).toBe(0);
-});
+}, timeoutMs);
+
+test('a wrong base DN blocks the sync until runs approve lets the next one delete', async () => {
+  const admin = await server.client();
+  try {
+    await admin.add(`ou=empty,${server.suffix}`, { objectClass: ['organizationalUnit'], ou: 'empty' });
+  } finally {
+    await admin.unbind();
+  }
+  const empty = `ou=empty,${server.suffix}`;
+  expect(expectOk(await cli.run(['integrations', 'update', integrationId, '--users-base', empty, '--groups-base', empty]))).toBe('updated\n');
+
+  const blockedOut = expectOk(await cli.run(['sync', integrationId, '--full', '--wait']));
+  const [blocked] = parseRunReports(blockedOut);
+  expect(blocked?.fields).toMatchObject({ status: 'blocked_by_threshold' });
+  expect(blocked?.counts).toMatchObject({ fetched: 0, deleted: 0, 'would delete': objects });
+  const blockedRun = blocked!.fields['run']!;
+  expect(blocked?.fields['blocked']).toBe(`${objects} deletions exceed the threshold; \`dirsync runs approve ${blockedRun}\` allows them`);
+
+  expect(expectOk(await cli.run(['runs', 'approve', blockedRun, '--by', 'alice']))).toBe(
+    `approved: the next full run of ${integrationId} may delete up to ${objects} objects\n`,
+  );
+  const [approved] = parseRunReports(expectOk(await cli.run(['sync', integrationId, '--full', '--wait'])));
+  expect(approved?.fields).toMatchObject({ status: 'succeeded' });
+  expect(approved?.counts).toMatchObject({ deleted: objects, 'members -': groups * membersPerGroup });
+  const [audit] = await db.$client<{ actor: string }[]>`
+    select actor from audit_events where action = 'run.approved' and integration_id = ${integrationId}`;
+  expect(audit?.actor).toBe('alice');
+}, timeoutMs);
 
 test('the worker stops cleanly on SIGTERM, and no output or log holds a password', async () => {
   const current = worker!;
@@ -185,4 +217,4 @@ test('the worker stops cleanly on SIGTERM, and no output or log holds a password
   const transcript = cli.transcript();
   expect(transcript).toContain(integrationId);
   for (const secret of [server.readerPassword, newPassword, wrongPassword]) expect(transcript).not.toContain(secret);
-});
+}, timeoutMs);

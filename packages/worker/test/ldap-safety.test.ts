@@ -9,6 +9,9 @@ import { type LdapSyncFixture, startLdapSyncFixture } from './support/ldap-fixtu
 // server that dies mid-paging fails the run and deletes nothing, and a source that suddenly
 // returns nothing is blocked until an administrator approves. Tests run in order on one directory.
 
+// Starting slapd and syncing take seconds on a busy machine: more than jest's 5 s default.
+const timeoutMs = 60_000;
+
 const users = 60;
 const groups = 4;
 const membersPerGroup = 10;
@@ -78,11 +81,11 @@ beforeAll(async () => {
   });
   const first = await f.sync('full');
   expect(first).toMatchObject({ status: 'succeeded', created: users + groups });
-});
+}, timeoutMs);
 
 afterAll(async () => {
   await f?.close();
-});
+}, timeoutMs);
 
 test('a dry run reports what the real run then does, and writes nothing', async () => {
   const s = f.server.suffix;
@@ -118,7 +121,7 @@ test('a dry run reports what the real run then does, and writes nothing', async 
   expect(real.status).toBe('succeeded');
   expect(counts(real)).toEqual(counts(dry));
   expect(await tables()).not.toEqual(before);
-});
+}, timeoutMs);
 
 test('a server killed mid-paging fails the run with a clear reason and deletes nothing', async () => {
   const before = await f.snapshot();
@@ -151,7 +154,7 @@ test('a server killed mid-paging fails the run with a clear reason and deletes n
   expect(JSON.parse(await f.snapshot()).objects.map((o: { external_id: string; deleted_at: unknown }) => [o.external_id, o.deleted_at])).toEqual(
     JSON.parse(before).objects.map((o: { external_id: string; deleted_at: unknown }) => [o.external_id, o.deleted_at]),
   );
-});
+}, timeoutMs);
 
 test('a source that suddenly returns nothing is blocked until approved; fixing the base DN restores the same rows', async () => {
   const c = await f.server.client();
@@ -186,4 +189,4 @@ test('a source that suddenly returns nothing is blocked until approved; fixing t
     select id, external_id from directory_objects where integration_id = ${f.integrationId} and deleted_at is null order by id`;
   expect(rowsAfter).toEqual(rowsBefore);
   expect(await f.liveEdges()).toHaveLength(groups * membersPerGroup + 1 - groupsOf(2).length);
-});
+}, timeoutMs);

@@ -7,6 +7,9 @@ import { type LdapSyncFixture, startLdapSyncFixture } from './support/ldap-fixtu
 // built from stored settings and the decrypted bind password, the BullMQ worker and its processor,
 // Redis and PostgreSQL. Each test continues from the state the previous one left.
 
+// Starting slapd and syncing take seconds on a busy machine: more than jest's 5 s default.
+const timeoutMs = 60_000;
+
 const users = 120;
 const groups = 8;
 const membersPerGroup = 20;
@@ -64,11 +67,11 @@ const deleteValue = (type: string, value: string) => new Change({ operation: 'de
 
 beforeAll(async () => {
   f = await startLdapSyncFixture({ label: 'ldapsync', data: { users, groups, membersPerGroup, seed, timestamp: loadedAt } });
-});
+}, timeoutMs);
 
 afterAll(async () => {
   await f?.close();
-});
+}, timeoutMs);
 
 test('the first full sync creates every user, group and membership, as the directory holds them', async () => {
   const run = await f.sync('delta');
@@ -103,7 +106,7 @@ test('the first full sync creates every user, group and membership, as the direc
     const edges = (await f.liveEdges()).filter((edge) => edge.startsWith(`${stored?.external_id}>`));
     expect(edges).toEqual(expectedEdges.sort());
   }
-});
+}, timeoutMs);
 
 test('an attribute change updates exactly that object; every other row stays untouched', async () => {
   const before = await f.db.$client<{ external_id: string; updated_at: string }[]>`
@@ -124,7 +127,7 @@ test('an attribute change updates exactly that object; every other row stays unt
   );
   const touched = before.filter((row) => after.get(row.external_id) !== row.updated_at).map((row) => row.external_id);
   expect(touched).toEqual([changed]);
-});
+}, timeoutMs);
 
 // Who the delta and the following full sync act on, chosen from the generated membership so that
 // the counts below are exact.
@@ -196,7 +199,7 @@ test('a delta picks up changes, an addition, a move, a rename and member changes
   expect((await f.object(ids.doomed))?.deleted).toBe(false);
   expect(edges.filter((edge) => edge.endsWith(`>${ids.doomed}`))).toHaveLength(groupsOf(doomed()).length);
   expect(await f.liveCount('user')).toBe(users + 1);
-});
+}, timeoutMs);
 
 test('the next full sync soft-deletes the removed entry and its edges, though its groups never changed', async () => {
   const s = f.server.suffix;
@@ -239,7 +242,7 @@ test('the next full sync soft-deletes the removed entry and its edges, though it
   );
   expect(still.searchEntries).toHaveLength(itsGroups.length);
   expect(still.searchEntries.every((entry) => String(entry['modifyTimestamp']) <= loadedStamp)).toBe(true);
-});
+}, timeoutMs);
 
 test('an entry that comes back with the same entryUUID restores the same row and its edges', async () => {
   const s = f.server.suffix;
@@ -263,4 +266,4 @@ test('an entry that comes back with the same entryUUID restores the same row and
   expect(back).toMatchObject({ id: row!.id, deleted: false, attributes: expectedUserAttributes(doomed()) });
   expect((await f.liveEdges()).filter((edge) => edge.endsWith(`>${row!.external_id}`))).toHaveLength(groupsOf(doomed()).length);
   expect(await f.liveCount('user')).toBe(users + 1);
-});
+}, timeoutMs);

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { generateSecretKey } from '@dirsync/db';
 import {
   createTestDatabase,
@@ -33,9 +35,10 @@ export interface CliEnvironment {
 }
 
 // Only what the launcher needs from the test runner's environment: nothing of jest's (no
-// NODE_OPTIONS) and no DIRSYNC_* setting the machine may carry.
+// NODE_OPTIONS) and no DIRSYNC_* setting the machine may carry. Node's compile cache (keyed by
+// file content, so edited sources are recompiled) saves about a third of every command's start.
 function baseEnv(): Record<string, string> {
-  const keep: Record<string, string> = {};
+  const keep: Record<string, string> = { NODE_COMPILE_CACHE: join(tmpdir(), 'dirsync-test-compile-cache') };
   for (const name of ['PATH', 'HOME', 'LANG', 'TMPDIR']) {
     const value = process.env[name];
     if (value !== undefined) keep[name] = value;
