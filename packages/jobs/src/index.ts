@@ -3,3 +3,4 @@ export * from './payloads.ts';
 export * from './backoff.ts';
 export * from './job-options.ts';
 export * from './enqueue.ts';
+export * from './control.ts';
