@@ -203,9 +203,12 @@ const tlsCodes = new Set([
 ]);
 
 function errorCodeOf(error: unknown): string | undefined {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+  // Duck-typed: errors raised by Node's sockets need not be instances of this realm's Error.
+  let current: unknown = error;
+  for (let depth = 0; typeof current === 'object' && current !== null && depth < 5; depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string') return code;
+    current = (current as { cause?: unknown }).cause;
   }
   return undefined;
 }

@@ -1,0 +1,47 @@
+import { validateSettings } from '../index.ts';
+import { entraIdSettingsSchema } from './config.ts';
+
+const tenant = '0a5c6d3e-1111-4222-8333-444455556666';
+const connectorId = '3f1e2d3c-4b5a-4697-8877-665544332211';
+
+function problems(settings: unknown): readonly string[] {
+  const result = validateSettings('entra_id', settings);
+  return result.ok ? [] : result.problems;
+}
+
+describe('Entra ID settings', () => {
+  it('fills defaults: the public cloud, large pages, patient throttling', () => {
+    expect(entraIdSettingsSchema.parse({ tenantId: tenant, connectorId })).toEqual({
+      tenantId: tenant,
+      connectorId,
+      authorityHost: 'https://login.microsoftonline.com',
+      graphBaseUrl: 'https://graph.microsoft.com',
+      pageSize: 999,
+      retry: { baseDelayMs: 1000, maxDelayMs: 60_000, maxWaitMs: 1_800_000, maxAttempts: 6 },
+      requestTimeoutMs: 120_000,
+    });
+  });
+
+  it('accepts a tenant domain and a legacy app, and trims trailing slashes of hosts', () => {
+    const settings = entraIdSettingsSchema.parse({
+      tenantId: 'contoso.onmicrosoft.com',
+      legacyApp: { clientId: '77777777-2222-4333-8444-555555555555' },
+      graphBaseUrl: 'https://graph.microsoft.us/',
+    });
+    expect(settings.graphBaseUrl).toBe('https://graph.microsoft.us');
+  });
+
+  it.each([
+    ['neither connector nor legacy app', { tenantId: tenant }, /^connectorId: name exactly one of connectorId/],
+    ['both', { tenantId: tenant, connectorId, legacyApp: { clientId: '77777777-2222-4333-8444-555555555555' } }, /^connectorId: name exactly one/],
+    ['a tenant that is neither GUID nor domain', { tenantId: 'not a tenant', connectorId }, /^tenantId: tenantId must be the tenant GUID or its domain/],
+    ['a plain-HTTP authority', { tenantId: tenant, connectorId, authorityHost: 'http://login.example' }, /^authorityHost: authorityHost must be an https:\/\/ URL/],
+    ['a Graph URL with a query', { tenantId: tenant, connectorId, graphBaseUrl: 'https://graph.example/?x=1' }, /^graphBaseUrl: .*query/],
+    ['a legacy client id that is not a GUID', { tenantId: tenant, legacyApp: { clientId: 'app' } }, /^legacyApp\.clientId: .*GUID/],
+    ['a CA that is not PEM', { tenantId: tenant, connectorId, caPem: 'hello' }, /^caPem: .*PEM/],
+    ['a page size above Graph\'s limit', { tenantId: tenant, connectorId, pageSize: 1000 }, /^pageSize: pageSize must be at most 999/],
+    ['an unknown key (a secret, say)', { tenantId: tenant, connectorId, clientSecret: 'x' }, /unknown setting "clientSecret"/],
+  ])('reports %s', (_name, settings, message) => {
+    expect(problems(settings)).toEqual(expect.arrayContaining([expect.stringMatching(message)]));
+  });
+});
