@@ -1,4 +1,4 @@
-import { Attribute, Change, Control } from 'ldapts';
+import { Attribute, Change, type Client, Control } from 'ldapts';
 import { getIntegration } from '@dirsync/db';
 import { generatedGroup, generatedUser, groupDn, groupMemberIndexes, userDn } from '@dirsync/testkit';
 import { type LdapSyncFixture, startLdapSyncFixture } from './support/ldap-fixture.ts';
@@ -52,7 +52,7 @@ async function externalIdOf(dn: string): Promise<string> {
   return row.external_id;
 }
 
-async function admin<T>(change: (client: Awaited<ReturnType<LdapSyncFixture['server']['client']>>) => Promise<T>): Promise<T> {
+async function admin<T>(change: (client: Client) => Promise<T>): Promise<T> {
   const client = await f.server.client();
   try {
     return await change(client);
