@@ -4,3 +4,4 @@ export * from './backoff.ts';
 export * from './job-options.ts';
 export * from './enqueue.ts';
 export * from './control.ts';
+export * from './rotation.ts';
