@@ -93,7 +93,7 @@ export interface SambaServer extends SambaInfo {
   client(): Promise<Client>;
   /** Loads entries and accounts offline: stops the DC, loads in one transaction, starts it again. */
   load(entries: readonly SambaEntry[], accounts?: readonly SambaAccountSpec[]): Promise<void>;
-  /** `samba-tool domain backup offline` into a temp file; returns the .tar.bz2 path. */
+  /** `samba-tool domain backup offline` into a temp dir; returns the .tar.bz2 path. */
   backup(): Promise<string>;
   /** Stops the DC (stdin closed, then signals), removes its directory. Safe to call twice. */
   stop(): Promise<void>;
@@ -336,7 +336,7 @@ export async function restoreSamba(backupFile: string, options: SambaRestoreOpti
     const realm = /^\s*realm\s*=\s*(\S+)/im.exec(conf)?.[1]?.toUpperCase() ?? 'DIRSYNC.TEST';
     const domain = /^\s*workgroup\s*=\s*(\S+)/im.exec(conf)?.[1] ?? 'DIRSYNC';
     // The backup carries the old DC's certificate; Samba makes one for the new name when missing.
-    await rm(join(dir, 'private', 'tls'), { recursive: true, force: true });
+    for (const file of ['ca.pem', 'cert.pem', 'key.pem']) await rm(join(dir, 'private', 'tls', file), { force: true });
     const layout: DcLayout = {
       dir,
       confPath: join(dir, 'etc', 'smb.conf'),
@@ -454,13 +454,7 @@ async function launch(layout: DcLayout, startTimeoutMs: number): Promise<SambaSe
       await loadOffline(dir, confPath, entries, accounts);
       await start();
     },
-    async backup() {
-      const target = await mkdtemp(join(tmpdir(), 'dirsync-samba-backup-'));
-      await run('samba-tool', ['domain', 'backup', 'offline', `--targetdir=${target}`, '-s', confPath], 'samba-tool domain backup offline');
-      const file = (await readdir(target)).find((name) => name.endsWith('.tar.bz2'));
-      if (!file) throw new Error(`samba-tool wrote no backup into ${target}`);
-      return join(target, file);
-    },
+    backup: () => backupSamba(server),
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -477,6 +471,18 @@ async function launch(layout: DcLayout, startTimeoutMs: number): Promise<SambaSe
     },
   };
   return server;
+}
+
+/**
+ * `samba-tool domain backup offline` of a DC (running or not) into a new temp dir; returns the
+ * .tar.bz2 path (the caller removes its directory).
+ */
+export async function backupSamba(info: Pick<SambaInfo, 'confPath'>): Promise<string> {
+  const target = await mkdtemp(join(tmpdir(), 'dirsync-samba-backup-'));
+  await run('samba-tool', ['domain', 'backup', 'offline', `--targetdir=${target}`, '-s', info.confPath], 'samba-tool domain backup offline');
+  const file = (await readdir(target)).find((name) => name.endsWith('.tar.bz2'));
+  if (!file) throw new Error(`samba-tool wrote no backup into ${target}`);
+  return join(target, file);
 }
 
 async function waitForRootDse(url: string, timeoutMs: number, exited: () => string | undefined): Promise<void> {
