@@ -1,9 +1,14 @@
 import { sql } from 'drizzle-orm';
 import { check, index, pgTable, text, timestamp, uuid } from 'drizzle-orm/pg-core';
-import { accounts, integrations } from './schema.ts';
 
 // Tables of the HTTP API. Kept apart from schema.ts so the API's storage reads on its own; both
 // files feed the same migrations (schema.ts re-exports this one).
+
+// schema.ts re-exports this file, so importing its tables here would be an import cycle. The
+// foreign keys name them through stand-ins of their key columns instead: same table and column
+// names, not exported, so drizzle-kit sees only the references, never a second definition.
+const accounts = pgTable('accounts', { id: uuid('id').primaryKey() });
+const integrations = pgTable('integrations', { id: uuid('id').primaryKey() });
 
 /** Permissions an API key can carry. `admin` includes the other two. */
 export const apiScopes = ['read', 'sync', 'admin'] as const;

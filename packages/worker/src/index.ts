@@ -10,3 +10,5 @@ export {
   type HeldLock,
   type LockTiming,
 } from './lock.ts';
+export { createControlProcessor, createControlWorker, type ControlProcessorOptions, type ControlWorker, type ControlWorkerOptions } from './control/index.ts';
+export * from './ops/index.ts';

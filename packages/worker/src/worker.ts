@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
 import { DEFAULT_QUEUE_PREFIX, SYNC_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
 import { createProvider } from '@dirsync/providers';
+import { createControlWorker, type ControlWorker } from './control/index.ts';
 import type { LockTiming } from './lock.ts';
+import type { WorkerMetrics } from './ops/metrics.ts';
 import { createSyncProcessor, type ProviderFactory, type SyncJobResult } from './processor.ts';
 
 /** Options of {@link createWorker}. */
@@ -35,12 +37,21 @@ export interface CreateWorkerOptions {
   readonly lockRetryDelayMs?: number | undefined;
   /** Pipeline batch size. */
   readonly batchSize?: number | undefined;
+  /**
+   * Control-queue jobs (Test Connection, new-secret checks) this process runs at once beside its
+   * syncs; 0 runs no control worker. Default 4.
+   */
+  readonly controlConcurrency?: number | undefined;
+  /** Records every finished sync job (see `createWorkerMetrics`). */
+  readonly metrics?: WorkerMetrics | undefined;
 }
 
 /** A running worker. */
 export interface DirsyncWorker {
   /** The BullMQ worker (for events in tests and tooling). */
   readonly worker: Worker<unknown, SyncJobResult>;
+  /** The control-queue worker, unless `controlConcurrency` is 0. */
+  readonly control: ControlWorker | undefined;
   /**
    * Stops taking jobs, waits for the running ones to finish, then closes the Redis connection.
    * Call it on SIGTERM. (After SIGKILL the job and integration locks expire, and BullMQ's
@@ -77,13 +88,28 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     ...(options.jobLockDurationMs === undefined ? {} : { lockDuration: options.jobLockDurationMs }),
   });
   worker.on('error', (error) => logger.error({ error: error.message }, 'worker error'));
+  options.metrics?.attach(worker);
+  const control =
+    options.controlConcurrency === 0
+      ? undefined
+      : createControlWorker({
+          db: options.db,
+          keyRing: options.keyRing,
+          logger,
+          createProvider: options.createProvider ?? createProvider,
+          redisUrl: options.redisUrl,
+          prefix,
+          concurrency: options.controlConcurrency,
+          name: options.workerId,
+        });
 
   let closing: Promise<void> | undefined;
   return {
     worker,
+    control,
     close() {
       closing ??= (async () => {
-        await worker.close();
+        await Promise.all([worker.close(), control?.close()]);
         await connection.quit().catch(() => connection.disconnect());
       })();
       return closing;

@@ -1,0 +1,50 @@
+import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { ConnectionReportResult } from '@dirsync/jobs';
+import { CONTROL_QUEUE } from '@dirsync/jobs';
+import { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
+
+export { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
+
+/** Options of {@link createControlWorker}. */
+export interface ControlWorkerOptions extends ControlProcessorOptions {
+  readonly redisUrl: string;
+  readonly prefix: string;
+  /** Control jobs run at once (they are short and mostly wait on the network). Default 4. */
+  readonly concurrency?: number | undefined;
+  /** Worker name shown in BullMQ. */
+  readonly name?: string | undefined;
+}
+
+/** A running control-queue worker. */
+export interface ControlWorker {
+  readonly worker: Worker<unknown, ConnectionReportResult>;
+  /** Stops taking jobs, lets running ones finish, closes the connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a BullMQ worker on the control queue, beside the sync worker of the same process: Test
+ * Connection requests never wait behind long syncs.
+ */
+export function createControlWorker(options: ControlWorkerOptions): ControlWorker {
+  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
+  const worker = new Worker<unknown, ConnectionReportResult>(CONTROL_QUEUE, createControlProcessor(options), {
+    connection,
+    prefix: options.prefix,
+    concurrency: Math.max(1, options.concurrency ?? 4),
+    ...(options.name === undefined ? {} : { name: options.name }),
+  });
+  worker.on('error', (error) => options.logger.error({ error: error.message }, 'control worker error'));
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    close() {
+      closing ??= (async () => {
+        await worker.close();
+        await connection.quit().catch(() => connection.disconnect());
+      })();
+      return closing;
+    },
+  };
+}

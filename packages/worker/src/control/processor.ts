@@ -1,0 +1,98 @@
+import { type Job, UnrecoverableError } from 'bullmq';
+import type { Logger } from 'pino';
+import { type Db, deleteSecretCandidate, getIntegration, type Integration, type KeyRing, withIntegrationSecret, withSecretCandidate } from '@dirsync/db';
+import { CONTROL_JOB_NAMES, type ConnectionReportResult, parseCheckSecretJob, parseTestConnectionJob } from '@dirsync/jobs';
+import { ProviderError } from '@dirsync/providers';
+import { classifyFailure } from '../failure.ts';
+import type { ProviderFactory } from '../processor.ts';
+
+/** Dependencies of {@link createControlProcessor}. */
+export interface ControlProcessorOptions {
+  readonly db: Db;
+  readonly keyRing: KeyRing;
+  readonly logger: Logger;
+  readonly createProvider: ProviderFactory;
+  /** Longest a Test Connection may take on this side (default 60 s). */
+  readonly testTimeoutMs?: number | undefined;
+}
+
+/** A provider error as a failed checklist line: the report is the answer, not a job failure. */
+function failedCheck(name: string, error: ProviderError): ConnectionReportResult {
+  return { ok: false, checks: [{ name, ok: false, detail: classifyFailure(error).message }] };
+}
+
+async function testWith(
+  options: ControlProcessorOptions,
+  integration: Integration,
+  secret: string | undefined,
+): Promise<ConnectionReportResult> {
+  let provider;
+  try {
+    provider = await options.createProvider(integration.kind, integration.settings, secret);
+  } catch (error) {
+    if (error instanceof ProviderError) return failedCheck('settings', error);
+    throw error;
+  }
+  try {
+    const report = await provider.testConnection(AbortSignal.timeout(options.testTimeoutMs ?? 60_000));
+    return { ok: report.ok, checks: report.checks.map((check) => ({ ...check })) };
+  } catch (error) {
+    if (error instanceof ProviderError) return failedCheck('connect', error);
+    throw error;
+  } finally {
+    await provider.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The BullMQ processor of the control queue: Test Connection with the stored secret
+ * (`test-connection`) or with a candidate secret (`check-secret`), answered with the checklist.
+ * A directory that refuses is a failed checklist, not a failed job; the job fails (once, one
+ * line, no secret) only when the request cannot be carried out: integration gone, secret
+ * unusable, payload invalid. A checked candidate is deleted whatever the outcome.
+ */
+export function createControlProcessor(options: ControlProcessorOptions) {
+  const { db, keyRing } = options;
+
+  async function integrationOf(id: string): Promise<Integration> {
+    const integration = await getIntegration(db, id);
+    if (!integration) throw new UnrecoverableError(`integration ${id} not found`);
+    return integration;
+  }
+
+  async function run(job: Job): Promise<ConnectionReportResult> {
+    switch (job.name) {
+      case CONTROL_JOB_NAMES.testConnection: {
+        const data = parseTestConnectionJob(job.data);
+        const integration = await integrationOf(data.integrationId);
+        return withIntegrationSecret(db, keyRing, integration.id, (secret) => testWith(options, integration, secret));
+      }
+      case CONTROL_JOB_NAMES.checkSecret: {
+        const data = parseCheckSecretJob(job.data);
+        try {
+          const integration = await integrationOf(data.integrationId);
+          return await withSecretCandidate(db, keyRing, integration.id, data.candidateId, (secret) => testWith(options, integration, secret));
+        } finally {
+          await deleteSecretCandidate(db, data.candidateId);
+        }
+      }
+      default:
+        throw new UnrecoverableError(`unknown control job "${job.name}"`);
+    }
+  }
+
+  return async function processControlJob(job: Job): Promise<ConnectionReportResult> {
+    const data = (job.data ?? {}) as { integrationId?: unknown; requestId?: unknown };
+    const log = options.logger.child({ jobId: job.id, job: job.name, integrationId: data.integrationId, requestId: data.requestId });
+    try {
+      const report = await run(job);
+      log.info({ ok: report.ok, failedChecks: report.checks.filter((c) => !c.ok).map((c) => c.name) }, 'control job answered');
+      return report;
+    } catch (error) {
+      const message = classifyFailure(error).message;
+      log.warn({ error: message }, 'control job failed');
+      // One attempt only: the caller is waiting and asks again if it wants to.
+      throw new UnrecoverableError(message);
+    }
+  };
+}
