@@ -102,7 +102,7 @@ export function generatedUser(i: number, seed = 1): Record<string, string | stri
   const sn = pick(surnames, r);
   const mail = [`${uid}@example.org`];
   // Every tenth user has an alias, so multi-valued mail is exercised.
-  if (i % 10 === 0) mail.push(`${givenName.toLowerCase()}.${uid}@alias.example.org`);
+  if (i % 10 === 0) mail.push(`${asciiLower(givenName)}.${uid}@alias.example.org`);
   return {
     objectClass: ['top', 'person', 'organizationalPerson', 'inetOrgPerson'],
     uid,
@@ -116,6 +116,11 @@ export function generatedUser(i: number, seed = 1): Record<string, string | stri
     telephoneNumber: `+1 555 ${String(Math.floor(r() * 10_000_000)).padStart(7, '0')}`,
     employeeNumber: String(100_000 + i),
   };
+}
+
+// Mail addresses must be IA5 (ASCII) for a live LDAP add; slapadd alone would accept more.
+function asciiLower(name: string): string {
+  return name.normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/[^A-Za-z0-9-]/g, '').toLowerCase();
 }
 
 function gcd(a: number, b: number): number {
