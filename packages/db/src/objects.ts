@@ -90,8 +90,44 @@ export interface ObjectWrite {
   readonly externalId: string;
   readonly type: string;
   readonly dn: string | null;
+  /** Canonical JSON of the attributes; must be valid JSON (it is sent as part of a JSON document). */
   readonly attributesJson: string;
   readonly contentHash: string;
+}
+
+// Rows travel as one JSON document rather than one text[] per column: PostgreSQL parses it
+// faster than escaped array literals, and the attributes, already JSON, are embedded as they are
+// instead of being escaped again (measured: a fifth less database time, half the client time).
+function objectsDocument(rows: readonly ObjectWrite[]): string {
+  let out = '[';
+  for (let i = 0; i < rows.length; i += 1) {
+    const row = rows[i] as ObjectWrite;
+    if (i > 0) out += ',';
+    out += `[${JSON.stringify(row.externalId)},${JSON.stringify(row.type)},${row.dn === null ? 'null' : JSON.stringify(row.dn)},${row.attributesJson},${JSON.stringify(row.contentHash)}]`;
+  }
+  return `${out}]`;
+}
+
+/**
+ * Inserts objects known to be absent (not even soft-deleted), stamped with the run: a plain
+ * insert, with none of the upsert's conflict handling. The caller must know they are absent (the
+ * stamp of this batch did not find them, and the integration lock keeps other writers out); an
+ * object that exists anyway fails the statement with a unique violation rather than being
+ * overwritten. External ids must be unique within `rows`. Returns the number of rows inserted.
+ */
+export async function insertObjects(
+  handle: ObjectSql,
+  integrationId: string,
+  runId: string,
+  rows: readonly ObjectWrite[],
+): Promise<number> {
+  if (rows.length === 0) return 0;
+  const sql = raw(handle);
+  const result = await sql`
+    insert into directory_objects (integration_id, external_id, type, dn, attributes, content_hash, last_seen_run_id)
+    select ${integrationId}, e->>0, e->>1, e->>2, e->3, e->>4, ${runId}
+    from jsonb_array_elements((${objectsDocument(rows)}::text)::jsonb) as e`;
+  return result.count;
 }
 
 /**
@@ -107,25 +143,10 @@ export async function writeObjects(
 ): Promise<number> {
   if (rows.length === 0) return 0;
   const sql = raw(handle);
-  const ids: string[] = [];
-  const types: string[] = [];
-  const dns: (string | null)[] = [];
-  const attributes: string[] = [];
-  const hashes: string[] = [];
-  for (const row of rows) {
-    ids.push(row.externalId);
-    types.push(row.type);
-    dns.push(row.dn);
-    attributes.push(row.attributesJson);
-    hashes.push(row.contentHash);
-  }
   const result = await sql`
     insert into directory_objects (integration_id, external_id, type, dn, attributes, content_hash, last_seen_run_id)
-    select ${integrationId}, u.external_id, u.type, u.dn, u.attributes::jsonb, u.content_hash, ${runId}
-    from unnest(
-      ${ids}::text[], ${types}::text[], ${dns}::text[],
-      ${attributes}::text[], ${hashes}::text[]
-    ) as u(external_id, type, dn, attributes, content_hash)
+    select ${integrationId}, e->>0, e->>1, e->>2, e->3, e->>4, ${runId}
+    from jsonb_array_elements((${objectsDocument(rows)}::text)::jsonb) as e
     on conflict (integration_id, external_id) do update set
       type = excluded.type,
       dn = excluded.dn,
@@ -135,6 +156,55 @@ export async function writeObjects(
       deleted_at = null,
       updated_at = now()`;
   return result.count;
+}
+
+/** Whether an integration has any stored object or edge, live or soft-deleted. */
+export async function hasStoredRows(handle: ObjectSql, integrationId: string): Promise<{ objects: boolean; memberships: boolean }> {
+  const sql = raw(handle);
+  const [row] = await sql<{ objects: boolean; memberships: boolean }[]>`
+    select exists (select 1 from directory_objects where integration_id = ${integrationId}) as objects,
+           exists (select 1 from memberships where integration_id = ${integrationId}) as memberships`;
+  return { objects: row?.objects ?? false, memberships: row?.memberships ?? false };
+}
+
+/** Objects whose DN just changed hands: what {@link clearMemberHashesAround} looks at. */
+export interface DnChanges {
+  /** Objects just written with a DN they did not have (created, restored or renamed). */
+  readonly writtenIds: readonly string[];
+  /** Their new DNs. */
+  readonly dns: readonly string[];
+  /** Those of them that had another DN before (renamed or moved). */
+  readonly renamedIds: readonly string[];
+}
+
+/**
+ * Clears the members hash of the groups whose edges a DN change may have made wrong: groups with
+ * a live edge to a renamed object (they may list its old DN), and groups with a live edge to
+ * another live object holding one of the new DNs (they may list that DN, which now resolves to
+ * the object just written). Their next complete member list is then resolved again. Returns the
+ * groups whose hash was cleared.
+ */
+export async function clearMemberHashesAround(handle: ObjectSql, integrationId: string, changes: DnChanges): Promise<string[]> {
+  if (changes.dns.length === 0 && changes.renamedIds.length === 0) return [];
+  const sql = raw(handle);
+  const rows = await sql<{ external_id: string }[]>`
+    with holders as (
+      select external_id from directory_objects
+      where integration_id = ${integrationId} and deleted_at is null
+        and dn = any(${changes.dns}::text[]) and not (external_id = any(${changes.writtenIds}::text[]))
+      union
+      select unnest(${changes.renamedIds}::text[])
+    ),
+    affected as (
+      select distinct m.group_external_id from memberships m
+      where m.integration_id = ${integrationId} and m.deleted_at is null
+        and m.member_external_id in (select external_id from holders)
+    )
+    update directory_objects o set members_hash = null
+    where o.integration_id = ${integrationId} and o.members_hash is not null
+      and o.external_id in (select group_external_id from affected)
+    returning o.external_id`;
+  return rows.map((row) => row.external_id);
 }
 
 /**
@@ -159,12 +229,13 @@ export async function resolveDns(
   return resolved;
 }
 
-/** The complete, resolved member set of one group and the hash that summarises it. */
+/** The complete, resolved member set of one group and the hash to record for it. */
 export interface GroupMemberSet {
   readonly groupExternalId: string;
   /** Unique member external ids. */
   readonly memberExternalIds: readonly string[];
-  readonly membersHash: string;
+  /** Recorded on the group (null clears it): the pipeline's proof that the edges are current. */
+  readonly membersHash: string | null;
 }
 
 /** Edge changes made by a membership write. */
@@ -173,6 +244,16 @@ export interface MembershipCounts {
   readonly added: number;
   /** Edges soft-deleted. */
   readonly removed: number;
+}
+
+function groupsDocument(groups: readonly GroupMemberSet[]): string {
+  let out = '[';
+  for (let i = 0; i < groups.length; i += 1) {
+    const group = groups[i] as GroupMemberSet;
+    if (i > 0) out += ',';
+    out += `[${JSON.stringify(group.groupExternalId)},${group.membersHash === null ? 'null' : JSON.stringify(group.membersHash)},${JSON.stringify(group.memberExternalIds)}]`;
+  }
+  return `${out}]`;
 }
 
 /**
@@ -188,29 +269,21 @@ export async function replaceMemberships(
 ): Promise<MembershipCounts> {
   if (groups.length === 0) return { added: 0, removed: 0 };
   const sql = raw(handle);
-  const groupIds: string[] = [];
-  const hashes: string[] = [];
-  const edgeGroups: string[] = [];
-  const edgeMembers: string[] = [];
-  for (const group of groups) {
-    groupIds.push(group.groupExternalId);
-    hashes.push(group.membersHash);
-    for (const member of group.memberExternalIds) {
-      edgeGroups.push(group.groupExternalId);
-      edgeMembers.push(member);
-    }
-  }
   // Data-modifying CTEs share one snapshot: `removed` only sees edges that were live before this
   // statement, so it never touches what the inserts add or restore. Groups without any stored
   // edge (the common case on a first sync) take a plain insert, a fifth cheaper than the upsert
   // (no speculative insertion); the lock on the integration means nobody else adds edges meanwhile.
   const [row] = await sql<{ added: number; removed: number }[]>`
-    with desired as (
-      select * from unnest(${edgeGroups}::text[], ${edgeMembers}::text[]) as d(g, m)
+    with input as materialized (
+      select e->>0 as g, e->>1 as hash, e->2 as members
+      from jsonb_array_elements((${groupsDocument(groups)}::text)::jsonb) as e
     ),
-    known as (
-      select distinct group_external_id as g from memberships
-      where integration_id = ${integrationId} and group_external_id = any(${groupIds}::text[])
+    desired as materialized (
+      select i.g, m from input i, jsonb_array_elements_text(i.members) as m
+    ),
+    known as materialized (
+      select i.g from input i
+      where exists (select 1 from memberships e where e.integration_id = ${integrationId} and e.group_external_id = i.g)
     ),
     fresh as (
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
@@ -236,9 +309,9 @@ export async function replaceMemberships(
       returning 1
     ),
     hashed as (
-      update directory_objects o set members_hash = h.hash
-      from unnest(${groupIds}::text[], ${hashes}::text[]) as h(id, hash)
-      where o.integration_id = ${integrationId} and o.external_id = h.id
+      update directory_objects o set members_hash = i.hash
+      from input i
+      where o.integration_id = ${integrationId} and o.external_id = i.g and o.members_hash is distinct from i.hash
       returning 1
     )
     select ((select count(*) from fresh) + (select count(*) from upserted))::int as added,

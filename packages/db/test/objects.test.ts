@@ -3,10 +3,13 @@ import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { close, connect, type Db } from '../src/client.ts';
 import {
   applyMembershipChanges,
+  clearMemberHashesAround,
   countLiveAmong,
   countLiveObjects,
   countSweep,
   deleteObjects,
+  hasStoredRows,
+  insertObjects,
   loadObjectStates,
   type ObjectWrite,
   replaceMemberships,
@@ -132,6 +135,80 @@ describe('writeObjects and stampObjects', () => {
   });
 });
 
+describe('insertObjects', () => {
+  test('inserts absent objects with their run, attributes and hash', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    const odd = { ...user('odd', 'h-odd', 'cn=a\\, "quoted"\ttab,dc=x'), attributesJson: JSON.stringify({ note: 'back\\slash "q" \u00e9' }) };
+    expect(await insertObjects(db, integrationId, run, [user('a'), user('b', 'hb', null), odd])).toBe(3);
+    const stored = await objects(integrationId);
+    expect(stored.get('a')).toMatchObject({ content_hash: 'h-a', dn: 'uid=a,dc=x', last_seen_run_id: run, deleted: false });
+    expect(stored.get('b')?.dn).toBeNull();
+    expect(stored.get('odd')).toMatchObject({ dn: 'cn=a\\, "quoted"\ttab,dc=x', attributes: { note: 'back\\slash "q" \u00e9' } });
+  });
+
+  test('refuses to overwrite an object that exists, even soft-deleted', async () => {
+    const integrationId = await newIntegration();
+    await insertObjects(db, integrationId, randomUUID(), [user('a')]);
+    await deleteObjects(db, integrationId, ['a']);
+    await expect(insertObjects(db, integrationId, randomUUID(), [user('a', 'other')])).rejects.toMatchObject({ code: '23505' });
+    expect((await objects(integrationId)).get('a')).toMatchObject({ content_hash: 'h-a', deleted: true });
+  });
+});
+
+describe('hasStoredRows', () => {
+  test('tells whether an integration has objects and edges, soft-deleted ones included', async () => {
+    const integrationId = await newIntegration();
+    expect(await hasStoredRows(db, integrationId)).toEqual({ objects: false, memberships: false });
+    await insertObjects(db, integrationId, randomUUID(), [user('a')]);
+    await deleteObjects(db, integrationId, ['a']);
+    expect(await hasStoredRows(db, integrationId)).toEqual({ objects: true, memberships: false });
+    await replaceMemberships(db, integrationId, randomUUID(), [{ groupExternalId: 'g', memberExternalIds: ['a'], membersHash: null }]);
+    expect(await hasStoredRows(db, integrationId)).toEqual({ objects: true, memberships: true });
+  });
+});
+
+describe('clearMemberHashesAround', () => {
+  async function twoGroups() {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await writeObjects(db, integrationId, run, [user('u1'), user('u2'), group('g1'), group('g2'), group('g3')]);
+    await replaceMemberships(db, integrationId, run, [
+      { groupExternalId: 'g1', memberExternalIds: ['u1'], membersHash: 'm1' },
+      { groupExternalId: 'g2', memberExternalIds: ['u2'], membersHash: 'm2' },
+      { groupExternalId: 'g3', memberExternalIds: [], membersHash: 'm3' },
+    ]);
+    return integrationId;
+  }
+
+  const hashes = async (integrationId: string) =>
+    Object.fromEntries([...(await objects(integrationId))].filter(([id]) => id.startsWith('g')).map(([id, row]) => [id, row.members_hash]));
+
+  test('clears the groups of a renamed object', async () => {
+    const integrationId = await twoGroups();
+    const cleared = await clearMemberHashesAround(db, integrationId, { writtenIds: ['u1'], dns: ['uid=new,dc=x'], renamedIds: ['u1'] });
+    expect(cleared).toEqual(['g1']);
+    expect(await hashes(integrationId)).toEqual({ g1: null, g2: 'm2', g3: 'm3' });
+  });
+
+  test('clears the groups of another live object holding a DN just taken', async () => {
+    const integrationId = await twoGroups();
+    await insertObjects(db, integrationId, randomUUID(), [user('u2-again', 'h', 'uid=u2,dc=x')]);
+    const cleared = await clearMemberHashesAround(db, integrationId, { writtenIds: ['u2-again'], dns: ['uid=u2,dc=x'], renamedIds: [] });
+    expect(cleared).toEqual(['g2']);
+    expect(await hashes(integrationId)).toEqual({ g1: 'm1', g2: null, g3: 'm3' });
+  });
+
+  test('leaves every hash alone when no other object holds the DN', async () => {
+    const integrationId = await twoGroups();
+    expect(await clearMemberHashesAround(db, integrationId, { writtenIds: ['u1'], dns: ['uid=u1,dc=x'], renamedIds: [] })).toEqual([]);
+    await deleteObjects(db, integrationId, ['u2']);
+    // A soft-deleted holder has no live edge left to be wrong about.
+    expect(await clearMemberHashesAround(db, integrationId, { writtenIds: ['n'], dns: ['uid=u2,dc=x'], renamedIds: [] })).toEqual([]);
+    expect(await hashes(integrationId)).toEqual({ g1: 'm1', g2: null, g3: 'm3' });
+  });
+});
+
 describe('resolveDns', () => {
   test('resolves live objects only', async () => {
     const integrationId = await newIntegration();
@@ -186,6 +263,19 @@ describe('replaceMemberships', () => {
       { groupExternalId: 'g', memberExternalIds: [], membersHash: 'empty' },
     ])).toEqual({ added: 0, removed: 3 });
     expect(await liveEdges(integrationId)).toEqual([]);
+  });
+
+  test('a null members hash clears the stored one and keeps the edges it was given', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await writeObjects(db, integrationId, run, [group('g')]);
+    await replaceMemberships(db, integrationId, run, [{ groupExternalId: 'g', memberExternalIds: ['u1'], membersHash: 'm1' }]);
+    expect(await replaceMemberships(db, integrationId, run, [{ groupExternalId: 'g', memberExternalIds: ['u1', 'u2'], membersHash: null }])).toEqual({
+      added: 1,
+      removed: 0,
+    });
+    expect((await objects(integrationId)).get('g')?.members_hash).toBeNull();
+    expect(await liveEdges(integrationId)).toEqual(['g>u1', 'g>u2']);
   });
 
   test('writes several groups in one call without touching other groups', async () => {

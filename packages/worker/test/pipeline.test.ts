@@ -174,6 +174,80 @@ describe('full sync', () => {
   });
 });
 
+/**
+ * The test database behind a handle that records the first words of every tagged statement the
+ * pipeline sends, to check which statements a run needed.
+ */
+function recordingDb(log: string[]): Db {
+  const client = new Proxy(db.$client, {
+    apply(target, thisArg, args) {
+      const strings = args[0] as unknown;
+      if (Array.isArray(strings) && 'raw' in strings) log.push(String(strings[0]).trim().replace(/\s+/g, ' '));
+      return Reflect.apply(target as unknown as (...a: unknown[]) => unknown, thisArg, args);
+    },
+  });
+  return Object.assign(Object.create(db) as Db, { $client: client });
+}
+
+describe('member references', () => {
+  test('an unchanged member list is neither resolved nor written again', async () => {
+    const { provider, harness } = await syncedDirectory();
+    const log: string[] = [];
+    const recorded = new PipelineHarness(recordingDb(log), provider, harness.integrationId);
+    recorded.cursor = harness.cursor;
+    expect(await recorded.sync('full')).toMatchObject({ unchanged: 7, membershipsAdded: 0, membershipsRemoved: 0 });
+    expect(log.filter((statement) => /distinct on \(dn\)|memberships/.test(statement))).toEqual([]);
+  });
+
+  test('a member deleted and back in the next run gets its edges back', async () => {
+    const { provider, harness } = await syncedDirectory();
+    const entry = provider.get('u2')!;
+    provider.remove('u2');
+    expect(await harness.sync('full')).toMatchObject({ deleted: 1, membershipsRemoved: 2 });
+    provider.put(entry);
+    expect(await harness.sync('full')).toMatchObject({ restored: 1, membershipsAdded: 2, issueCount: 0 });
+    expect(await harness.edges()).toEqual(['g1>u1', 'g1>u2', 'g2>u2', 'g2>u3', 'g2>u4']);
+  });
+
+  test('a dangling DN becomes an edge once its object appears, though the group did not change', async () => {
+    const provider = new ScriptedProvider().put(user('u1'), group('g', [userDn('u1'), userDn('later')]));
+    const harness = new PipelineHarness(db, provider, await createIntegrationRow(db));
+    const first = await harness.sync('full');
+    expect(first).toMatchObject({ membershipsAdded: 1, issueCount: 1 });
+    expect(first.issues[0]?.reason).toContain(userDn('later'));
+    // Still dangling: reported again, nothing rewritten.
+    expect(await harness.sync('full')).toMatchObject({ membershipsAdded: 0, membershipsRemoved: 0, issueCount: 1 });
+
+    provider.put(user('later'));
+    expect(await harness.sync('full')).toMatchObject({ created: 1, membershipsAdded: 1, issueCount: 0 });
+    expect(await harness.edges()).toEqual(['g>later', 'g>u1']);
+    expect(await harness.sync('full')).toMatchObject({ unchanged: 3, membershipsAdded: 0, issueCount: 0 });
+  });
+
+  test.each([
+    ['in another batch than its group', 2],
+    ['in the same batch as its group', 100],
+  ])('a member renamed while its group still lists the old DN loses the edge (%s)', async (_name, batchSize) => {
+    const { provider, harness } = await syncedDirectory();
+    harness.batchSize = batchSize;
+    provider.put({ ...provider.get('u1')!, dn: 'uid=u1-moved,ou=elsewhere,dc=example' });
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ updated: 1, membershipsRemoved: 1, issueCount: 1 });
+    expect(report.issues[0]).toMatchObject({ externalId: 'g1' });
+    expect(await harness.edges()).toEqual(['g1>u2', 'g2>u2', 'g2>u3', 'g2>u4']);
+  });
+
+  test('an object recreated under the same DN takes over the edges in the same run', async () => {
+    const { provider, harness } = await syncedDirectory();
+    provider.remove('u2');
+    provider.put({ ...user('u2-new'), dn: userDn('u2') });
+    const report = await harness.sync('full');
+    expect(report).toMatchObject({ created: 1, deleted: 1, membershipsAdded: 2, membershipsRemoved: 2, issueCount: 0 });
+    expect(await harness.edges()).toEqual(['g1>u1', 'g1>u2-new', 'g2>u2-new', 'g2>u3', 'g2>u4']);
+    expect(await harness.sync('full')).toMatchObject({ unchanged: 7, membershipsAdded: 0, membershipsRemoved: 0 });
+  });
+});
+
 describe('delta sync', () => {
   test('without a cursor a delta runs as full and says why', async () => {
     const provider = new ScriptedProvider().put(user('u1'));

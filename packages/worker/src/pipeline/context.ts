@@ -15,6 +15,12 @@ export interface SyncContext {
    * across connections uses more.
    */
   readonly parallelism: number;
+  /**
+   * Whether the integration had any stored object when the run started. When it had none (a
+   * first sync), no stored object can hold the DN of an object the run creates, so the run need
+   * not look for one.
+   */
+  readonly storedAtStart: boolean;
 }
 
 /** Splits `items` into slices of at most `size`, so no single statement grows without bound. */

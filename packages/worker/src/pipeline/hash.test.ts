@@ -1,4 +1,4 @@
-import { contentHash, membersHash, stableJson } from './hash.ts';
+import { contentHash, memberRefsHash, stableJson } from './hash.ts';
 
 describe('stableJson', () => {
   test.each([
@@ -35,17 +35,25 @@ describe('contentHash', () => {
   });
 });
 
-describe('membersHash', () => {
+describe('memberRefsHash', () => {
+  const dn = (value: string) => ({ by: 'dn' as const, value });
+  const id = (value: string) => ({ by: 'externalId' as const, value });
+
   test('ignores order and duplicates', () => {
-    expect(membersHash(['b', 'a', 'a'])).toBe(membersHash(['a', 'b']));
+    expect(memberRefsHash([dn('b'), id('x'), dn('a'), dn('a')])).toBe(memberRefsHash([id('x'), dn('a'), dn('b')]));
   });
 
-  test('differs for different sets, including the empty set', () => {
-    expect(membersHash(['a'])).not.toBe(membersHash(['a', 'b']));
-    expect(membersHash([])).not.toBe(membersHash(['']));
+  test('differs for different lists, including the empty list', () => {
+    expect(memberRefsHash([dn('a')])).not.toBe(memberRefsHash([dn('a'), dn('b')]));
+    expect(memberRefsHash([])).not.toBe(memberRefsHash([dn('')]));
   });
-});
 
-test('membersHash cannot be fooled by separators inside ids', () => {
-  expect(membersHash(['a\nb', 'c'])).not.toBe(membersHash(['a', 'b\nc']));
+  test('tells a DN from an external id with the same text', () => {
+    expect(memberRefsHash([dn('a')])).not.toBe(memberRefsHash([id('a')]));
+  });
+
+  test('cannot be fooled by separators inside references', () => {
+    expect(memberRefsHash([dn('a\nb'), dn('c')])).not.toBe(memberRefsHash([dn('a'), dn('b\nc')]));
+    expect(memberRefsHash([dn('a","b')])).not.toBe(memberRefsHash([dn('a'), dn('b')]));
+  });
 });

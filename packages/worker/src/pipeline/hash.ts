@@ -1,5 +1,5 @@
 import { hash } from 'node:crypto';
-import type { JsonValue, ObjectType } from '@dirsync/providers';
+import type { JsonValue, MemberRef, ObjectType } from '@dirsync/providers';
 
 /**
  * Canonical JSON: object keys sorted at every level, array order kept, `undefined` members
@@ -40,9 +40,27 @@ export function contentHash(type: ObjectType, attributesJson: string): string {
   return digest(`${type}\n${attributesJson}`);
 }
 
-/** Hash of a group's resolved member set, independent of order and duplicates. */
-export function membersHash(memberExternalIds: Iterable<string>): string {
-  const sorted = [...new Set(memberExternalIds)].sort();
-  // JSON keeps the encoding unambiguous whatever characters an id holds.
-  return digest(`members\n${JSON.stringify(sorted)}`);
+/**
+ * Hash of a group's member references as the source listed them (before DN resolution),
+ * independent of order and duplicates. An equal hash means the source's member list did not
+ * change, which lets the pipeline skip resolving it (see members.ts for when that is safe).
+ */
+export function memberRefsHash(refs: readonly MemberRef[]): string {
+  // Two plain string arrays sort faster than concatenated keys or a comparator over objects.
+  const dns: string[] = [];
+  const ids: string[] = [];
+  for (const ref of refs) (ref.by === 'dn' ? dns : ids).push(ref.value);
+  // JSON keeps the encoding unambiguous whatever characters a reference holds.
+  return digest(`refs\n${JSON.stringify([uniqueSorted(dns), uniqueSorted(ids)])}`);
+}
+
+function uniqueSorted(values: string[]): string[] {
+  values.sort();
+  let kept = 0;
+  for (let i = 0; i < values.length; i += 1) {
+    const value = values[i] as string;
+    if (kept === 0 || values[kept - 1] !== value) values[kept++] = value;
+  }
+  values.length = kept;
+  return values;
 }

@@ -9,5 +9,5 @@ export {
   type DeletionVerdict,
   type ThresholdInput,
 } from './threshold.ts';
-export { contentHash, membersHash, stableJson } from './hash.ts';
+export { contentHash, memberRefsHash, stableJson } from './hash.ts';
 export { decideObject, type ObjectDecision } from './decide.ts';

@@ -1,9 +1,13 @@
-import { applyMembershipChanges, type MembershipEdge, replaceMemberships, resolveDns, type GroupMemberSet } from '@dirsync/db';
+import { applyMembershipChanges, type GroupMemberSet, type MembershipEdge, replaceMemberships, resolveDns } from '@dirsync/db';
 import type { MemberDelta, MemberRef } from '@dirsync/providers';
 import { chunks, inParallel, type SyncContext } from './context.ts';
-import { membersHash } from './hash.ts';
+import { DnCache } from './dn-cache.ts';
+import { memberRefsHash } from './hash.ts';
 
-/** A group whose complete member list the source reported, with the members hash stored for it. */
+/**
+ * A group whose complete member list the source reported, with the members hash stored for it
+ * (null when none is stored, or when this run cleared it).
+ */
 export interface GroupToSync {
   readonly externalId: string;
   readonly members: readonly MemberRef[];
@@ -13,15 +17,20 @@ export interface GroupToSync {
 /** A group with DN references not resolvable yet (a nested group that comes later in the fetch). */
 interface DeferredGroup {
   readonly externalId: string;
+  readonly refsHash: string;
   readonly resolved: Set<string>;
   readonly unresolvedDns: string[];
-  readonly storedMembersHash: string | null;
 }
 
 /** Largest number of DNs sent to one resolution query at the end of a run. */
 const resolveChunk = 10_000;
 /** Largest number of groups written by one statement at the end of a run. */
 const groupChunk = 500;
+/**
+ * DNs of stored objects kept in memory for resolution (about 150 bytes each): enough for the
+ * objects of a large directory, small enough to keep a worker's memory flat beyond that.
+ */
+const defaultDnCacheEntries = 150_000;
 
 function uniqueDns(refs: Iterable<MemberRef>, into: Set<string>): void {
   for (const ref of refs) if (ref.by === 'dn') into.add(ref.value);
@@ -31,13 +40,30 @@ function uniqueDns(refs: Iterable<MemberRef>, into: Set<string>): void {
  * Membership stage of the pipeline. Groups are written batch by batch, right after the objects of
  * their batch (whose DNs must be stored first). Only groups with references that cannot be
  * resolved yet are kept in memory, and resolved once more when the fetch is over.
+ *
+ * A group's `members_hash` is the hash of the member references it was last written from
+ * ({@link memberRefsHash}), stored only when every reference resolved. Invariant: while a group
+ * has a members hash, its live edges are exactly what its references resolve to now. A group
+ * whose references hash to its stored hash is therefore skipped without resolving anything
+ * (the unchanged full sync's 500,000 references cost nothing). Everything that can change what
+ * references resolve to clears the hash of the groups concerned, in the same run:
+ * - a group with an unresolved reference keeps no hash, so it is resolved again every run until
+ *   the object appears (created, restored or renamed into that DN);
+ * - deleting an object clears the hash of every group that loses an edge to it (`softDelete`), so
+ *   a restore is picked up the same way;
+ * - writing an object under a DN it did not have (created, restored, renamed) clears the hash of
+ *   groups with an edge to it if it was renamed, and of groups with an edge to another live
+ *   object holding that DN (`clearMemberHashesAround`);
+ * - incremental member changes clear the touched groups' hash (`applyMembershipChanges`).
  */
 export class MemberSync {
   readonly #ctx: SyncContext;
+  readonly #dns: DnCache;
   #deferred: DeferredGroup[] = [];
 
-  constructor(ctx: SyncContext) {
+  constructor(ctx: SyncContext, dnCacheEntries = defaultDnCacheEntries) {
     this.#ctx = ctx;
+    this.#dns = new DnCache(dnCacheEntries);
   }
 
   /** Groups waiting for the end of the fetch. */
@@ -50,15 +76,28 @@ export class MemberSync {
     this.#deferred = [];
   }
 
-  /** Resolves and writes the complete member lists of a batch's groups. */
+  /**
+   * Records the DN of an object this run has just stored (written or found unchanged), and
+   * forgets the DN it had before when it was renamed.
+   */
+  remember(externalId: string, dn: string | null, previousDn: string | null): void {
+    if (previousDn !== null && previousDn !== dn) this.#dns.forget(previousDn, externalId);
+    if (dn !== null) this.#dns.set(dn, externalId);
+  }
+
+  /** Resolves and writes the complete member lists of a batch's groups whose references changed. */
   async syncGroups(groups: readonly GroupToSync[]): Promise<void> {
-    if (groups.length === 0) return;
-    const { sql, integrationId, runId } = this.#ctx;
-    const dns = new Set<string>();
-    for (const group of groups) uniqueDns(group.members, dns);
-    const byDn = await this.#resolve([...dns]);
-    const ready: GroupMemberSet[] = [];
+    const changed: { readonly group: GroupToSync; readonly refsHash: string }[] = [];
     for (const group of groups) {
+      const refsHash = memberRefsHash(group.members);
+      if (refsHash !== group.storedMembersHash) changed.push({ group, refsHash });
+    }
+    if (changed.length === 0) return;
+    const dns = new Set<string>();
+    for (const { group } of changed) uniqueDns(group.members, dns);
+    const byDn = await this.#resolve(dns);
+    const ready: GroupMemberSet[] = [];
+    for (const { group, refsHash } of changed) {
       const resolved = new Set<string>();
       const unresolvedDns: string[] = [];
       for (const ref of group.members) {
@@ -71,11 +110,10 @@ export class MemberSync {
         else resolved.add(id);
       }
       if (unresolvedDns.length > 0) {
-        this.#deferred.push({ externalId: group.externalId, resolved, unresolvedDns, storedMembersHash: group.storedMembersHash });
+        this.#deferred.push({ externalId: group.externalId, refsHash, resolved, unresolvedDns });
         continue;
       }
-      const set = memberSet(group.externalId, resolved, group.storedMembersHash);
-      if (set) ready.push(set);
+      ready.push({ groupExternalId: group.externalId, memberExternalIds: [...resolved], membersHash: refsHash });
     }
     await this.#write(ready);
   }
@@ -83,19 +121,16 @@ export class MemberSync {
   /**
    * Second and last attempt for deferred groups, once every object of the fetch is stored.
    * References still unresolved (members outside the synced scope) become issues; the group keeps
-   * the members that did resolve.
+   * the members that did resolve, and no members hash, so it is resolved again next time.
    */
   async resolveDeferred(): Promise<void> {
     const deferred = this.#deferred;
     this.#deferred = [];
-    const { sql, integrationId, runId, issues } = this.#ctx;
+    const { issues } = this.#ctx;
     for (const part of chunks(deferred, groupChunk)) {
       const dns = new Set<string>();
       for (const group of part) for (const dn of group.unresolvedDns) dns.add(dn);
-      const byDn = new Map<string, string>();
-      for (const slice of chunks([...dns], resolveChunk)) {
-        for (const [dn, id] of await this.#resolve(slice)) byDn.set(dn, id);
-      }
+      const byDn = await this.#resolve(dns);
       const ready: GroupMemberSet[] = [];
       for (const group of part) {
         const missing: string[] = [];
@@ -110,8 +145,11 @@ export class MemberSync {
             reason: `${missing.length} member reference(s) match no synced object and were skipped (first: ${missing[0]})`,
           });
         }
-        const set = memberSet(group.externalId, group.resolved, group.storedMembersHash);
-        if (set) ready.push(set);
+        ready.push({
+          groupExternalId: group.externalId,
+          memberExternalIds: [...group.resolved],
+          membersHash: missing.length === 0 ? group.refsHash : null,
+        });
       }
       await this.#write(ready);
     }
@@ -126,7 +164,7 @@ export class MemberSync {
       uniqueDns(delta.added, dns);
       uniqueDns(delta.removed, dns);
     }
-    const byDn = await this.#resolve([...dns]);
+    const byDn = await this.#resolve(dns);
     const added: MembershipEdge[] = [];
     const removed: MembershipEdge[] = [];
     for (const delta of deltas) {
@@ -160,19 +198,21 @@ export class MemberSync {
     }
   }
 
-  async #resolve(dns: readonly string[]): Promise<Map<string, string>> {
+  /** DN → external id: from memory first, the rest from the database. */
+  async #resolve(dns: Iterable<string>): Promise<Map<string, string>> {
     const { sql, integrationId, runId } = this.#ctx;
     const byDn = new Map<string, string>();
-    for (const part of await inParallel(this.#ctx, dns, (slice) => resolveDns(sql, integrationId, runId, slice))) {
-      for (const [dn, id] of part) byDn.set(dn, id);
+    const misses: string[] = [];
+    for (const dn of dns) {
+      const id = this.#dns.get(dn);
+      if (id === undefined) misses.push(dn);
+      else byDn.set(dn, id);
+    }
+    for (const slice of chunks(misses, resolveChunk)) {
+      for (const part of await inParallel(this.#ctx, slice, (dnPart) => resolveDns(sql, integrationId, runId, dnPart))) {
+        for (const [dn, id] of part) byDn.set(dn, id);
+      }
     }
     return byDn;
   }
-}
-
-/** The member set to write, or undefined when its hash equals the stored one (nothing changed). */
-function memberSet(groupExternalId: string, members: Set<string>, stored: string | null): GroupMemberSet | undefined {
-  const hash = membersHash(members);
-  if (hash === stored) return undefined;
-  return { groupExternalId, memberExternalIds: [...members], membersHash: hash };
 }

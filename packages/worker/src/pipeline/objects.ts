@@ -1,4 +1,11 @@
-import { stampObjects, type StoredObjectState, writeObjects, type ObjectWrite } from '@dirsync/db';
+import {
+  clearMemberHashesAround,
+  insertObjects,
+  type ObjectWrite,
+  stampObjects,
+  type StoredObjectState,
+  writeObjects,
+} from '@dirsync/db';
 import type { CanonicalObject, MemberRef } from '@dirsync/providers';
 import { inParallel, type SyncContext } from './context.ts';
 import { decideObject } from './decide.ts';
@@ -39,9 +46,10 @@ export function prepareObject(object: CanonicalObject): PreparedObject | { reado
 }
 
 /**
- * Object stage for one batch, four statements at most whatever its size (each possibly split
- * across connections): stamp every fetched id with the run while reading the stored hashes,
- * write what is new, changed or back, then the members of the batch's groups (after their
+ * Object stage for one batch, a handful of statements whatever its size (each possibly split
+ * across connections): stamp every fetched id with the run while reading the stored state,
+ * insert what is new, rewrite what changed or came back, clear the members hash of groups whose
+ * edges a DN change may have made wrong, then the members of the batch's groups (after their
  * members' DNs are stored).
  */
 export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, batch: ObjectBatch): Promise<void> {
@@ -57,33 +65,52 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     for (const [id, state] of part) stored.set(id, state);
   }
 
-  const writes: ObjectWrite[] = [];
+  const inserts: ObjectWrite[] = [];
+  const rewrites: ObjectWrite[] = [];
+  const dnChanges = { writtenIds: [] as string[], dns: [] as string[], renamedIds: [] as string[] };
   for (const object of batch.objects) {
-    switch (decideObject(stored.get(object.externalId), object)) {
+    const state = stored.get(object.externalId);
+    switch (decideObject(state, object)) {
       case 'create':
         counts.created += 1;
+        inserts.push(object);
         break;
       case 'update':
         counts.updated += 1;
+        rewrites.push(object);
         break;
       case 'restore':
         counts.restored += 1;
+        rewrites.push(object);
         break;
       case 'unchanged':
         counts.unchanged += 1;
         continue;
     }
-    writes.push(object);
+    const gainedDn = object.dn !== null && (state === undefined || state.deleted || state.dn !== object.dn);
+    if (gainedDn && ctx.storedAtStart) {
+      dnChanges.writtenIds.push(object.externalId);
+      dnChanges.dns.push(object.dn as string);
+    }
+    if (state !== undefined && !state.deleted && state.dn !== null && state.dn !== object.dn) dnChanges.renamedIds.push(object.externalId);
   }
-  await inParallel(ctx, writes, (part) => writeObjects(sql, integrationId, runId, part));
+  // Objects of one batch are disjoint, so inserts and rewrites cannot wait on each other.
+  await Promise.all([
+    inParallel(ctx, inserts, (part) => insertObjects(sql, integrationId, runId, part)),
+    inParallel(ctx, rewrites, (part) => writeObjects(sql, integrationId, runId, part)),
+  ]);
+  const cleared = new Set(await clearMemberHashesAround(sql, integrationId, dnChanges));
 
   const groups: GroupToSync[] = [];
   for (const object of batch.objects) {
+    const state = stored.get(object.externalId);
+    members.remember(object.externalId, object.dn, state?.dn ?? null);
     if (object.members === undefined) continue;
     groups.push({
       externalId: object.externalId,
       members: object.members,
-      storedMembersHash: stored.get(object.externalId)?.membersHash ?? null,
+      // A restored group's hash was cleared when it was deleted; a cleared one was read before.
+      storedMembersHash: state === undefined || state.deleted || cleared.has(object.externalId) ? null : state.membersHash,
     });
   }
   await members.syncGroups(groups);

@@ -4,6 +4,7 @@ import {
   countSweep,
   type Db,
   deleteObjects,
+  hasStoredRows,
   type ObjectSql,
   sweepUnseenObjects,
 } from '@dirsync/db';
@@ -116,6 +117,7 @@ function isCursorRejected(error: unknown): error is ProviderError {
 
 async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncOptions<S>): Promise<SyncReport> {
   const { provider, integration, run } = options;
+  const stored = await hasStoredRows(sql, integration.id);
   // The fetch gets a signal of its own so that a failure here also stops a read still in flight.
   const controller = new AbortController();
   const stop = () => controller.abort(options.signal.reason);
@@ -129,6 +131,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
     counts: zeroCounts(),
     issues: new IssueLog(options.maxIssues ?? defaultMaxIssues),
     parallelism,
+    storedAtStart: stored.objects,
   };
   const session = new FetchSession(ctx, provider, options, controller.signal);
   try {
