@@ -28,8 +28,6 @@ export interface SambaAccountSpec {
   readonly password: string;
   /** Parent of the account; default `CN=Users,<base>`. */
   readonly parentDn?: string;
-  /** Grant List Contents + Read Property on `CN=Deleted Objects` (what a delta needs for tombstones). */
-  readonly readTombstones?: boolean;
 }
 
 /** How to provision and start a throwaway Samba AD domain controller. */
@@ -187,6 +185,9 @@ export function editSmbConf(text: string, settings: { readonly dir: string; read
     ['ntp signd socket directory', join(dir, 'run', 'ntp_signd')],
     ['winbindd socket directory', join(dir, 'run', 'winbindd')],
     ['ldap server require strong auth', settings.allowPlainLdap ? 'no' : 'yes'],
+    // Samba accepts a replaced password for an hour (NTLM's grace period), LDAP binds included;
+    // Active Directory refuses it to simple binds at once.
+    ['old password allowed period', '0'],
   ];
   let out = text;
   for (const [key, value] of values) {
@@ -202,8 +203,6 @@ const loadScript = String.raw`
 import json, sys
 import ldb
 from samba.auth import system_session
-from samba.dcerpc import security
-from samba.ndr import ndr_pack, ndr_unpack
 from samba.param import LoadParm
 from samba.samdb import SamDB
 
@@ -228,17 +227,6 @@ try:
         db.setpassword('(distinguishedName=%s)' % ldb.binary_encode(dn), account['password'],
                        force_change_at_next_login=False)
         db.modify_ldif('dn: %s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n' % dn)
-        if account.get('readTombstones'):
-            sid = str(ndr_unpack(security.dom_sid, db.search(base=dn, scope=ldb.SCOPE_BASE, attrs=['objectSid'])[0]['objectSid'][0]))
-            deleted = 'CN=Deleted Objects,' + base
-            controls = ['show_deleted:1', 'sd_flags:1:4']
-            res = db.search(base=deleted, scope=ldb.SCOPE_BASE, attrs=['nTSecurityDescriptor'], controls=controls)
-            sd = ndr_unpack(security.descriptor, res[0]['nTSecurityDescriptor'][0])
-            sd.dacl_add(security.descriptor.from_sddl('D:(A;;LCRP;;;%s)' % sid, security.dom_sid(sid)).dacl.aces[0])
-            m = ldb.Message()
-            m.dn = ldb.Dn(db, deleted)
-            m['nTSecurityDescriptor'] = ldb.MessageElement(ndr_pack(sd), ldb.FLAG_MOD_REPLACE, 'nTSecurityDescriptor')
-            db.modify(m, controls=controls)
     db.transaction_commit()
 except Exception:
     db.transaction_cancel()
@@ -527,6 +515,38 @@ export function sambaPassword(): string {
   return randomPassword();
 }
 
+// Grants List Contents + Read Property on CN=Deleted Objects, which Samba (like AD) cannot do
+// over LDAP without the Show Deleted control on the modify.
+const grantTombstonesScript = String.raw`
+import sys
+import ldb
+from samba.auth import system_session
+from samba.dcerpc import security
+from samba.ndr import ndr_pack, ndr_unpack
+from samba.param import LoadParm
+from samba.samdb import SamDB
+
+conf, account = sys.argv[1], sys.argv[2]
+lp = LoadParm()
+lp.load(conf)
+db = SamDB(url=lp.private_path('sam.ldb'), session_info=system_session(), lp=lp)
+sid = str(ndr_unpack(security.dom_sid, db.search(base=account, scope=ldb.SCOPE_BASE, attrs=['objectSid'])[0]['objectSid'][0]))
+deleted = 'CN=Deleted Objects,' + str(db.domain_dn())
+controls = ['show_deleted:1', 'sd_flags:1:4']
+res = db.search(base=deleted, scope=ldb.SCOPE_BASE, attrs=['nTSecurityDescriptor'], controls=controls)
+sd = ndr_unpack(security.descriptor, res[0]['nTSecurityDescriptor'][0])
+sd.dacl_add(security.descriptor.from_sddl('D:(A;;LCRP;;;%s)' % sid, security.dom_sid(sid)).dacl.aces[0])
+m = ldb.Message()
+m.dn = ldb.Dn(db, deleted)
+m['nTSecurityDescriptor'] = ldb.MessageElement(ndr_pack(sd), ldb.FLAG_MOD_REPLACE, 'nTSecurityDescriptor')
+db.modify(m, controls=controls)
+`;
+
+/** Lets an account read tombstones (what the delta of a service account needs), on a running DC. */
+export async function grantTombstoneRead(info: Pick<SambaInfo, 'confPath' | 'dir'>, accountDn: string): Promise<void> {
+  await sambaPython(info, grantTombstonesScript, [accountDn]);
+}
+
 /** Runs a Python snippet against a DC's database with Samba's bindings (`conf` as argv[1]). */
 export async function sambaPython(info: Pick<SambaInfo, 'confPath' | 'dir'>, script: string, args: readonly string[] = []): Promise<string> {
   const path = join(info.dir, `snippet-${randomBytes(4).toString('hex')}.py`);
@@ -717,11 +737,13 @@ export async function startSharedSamba(options: Pick<SambaOptions, 'host'> = {})
     ...options,
     realm,
     entries: seed.entries,
-    accounts: [{ name: 'dirsync-reader', password: readerPassword, readTombstones: true }],
+    accounts: [{ name: 'dirsync-reader', password: readerPassword }],
   });
+  const readerDn = `CN=dirsync-reader,CN=Users,${server.baseDn}`;
+  await grantTombstoneRead(server, readerDn);
   const info: SharedSambaInfo = {
     ...describeSamba(server),
-    reader: { dn: `CN=dirsync-reader,CN=Users,${server.baseDn}`, password: readerPassword },
+    reader: { dn: readerDn, password: readerPassword },
     seed: { ouDn: seed.ouDn, spec: sharedSeedSpec },
   };
   return { server, info };
