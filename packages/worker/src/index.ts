@@ -12,3 +12,5 @@ export {
 } from './lock.ts';
 export { createControlProcessor, createControlWorker, type ControlProcessorOptions, type ControlWorker, type ControlWorkerOptions } from './control/index.ts';
 export * from './ops/index.ts';
+export * from './entra/index.ts';
+export * from './rotation/index.ts';

@@ -3,11 +3,12 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
 import { DEFAULT_QUEUE_PREFIX, SYNC_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
-import { createProvider } from '@dirsync/providers';
 import { createControlWorker, type ControlWorker } from './control/index.ts';
+import { createEntraAwareProviderFactory, withConsentStatus } from './entra/index.ts';
 import type { LockTiming } from './lock.ts';
 import type { WorkerMetrics } from './ops/metrics.ts';
 import { createSyncProcessor, type ProviderFactory, type SyncJobResult } from './processor.ts';
+import { createRotationWorker, type RotationJobResult } from './rotation/index.ts';
 
 /** Options of {@link createWorker}. */
 export interface CreateWorkerOptions {
@@ -21,7 +22,10 @@ export interface CreateWorkerOptions {
   readonly logger: Logger;
   /** Recorded on every run this worker executes. */
   readonly workerId: string;
-  /** Builds providers; the providers package's `createProvider` unless a test substitutes one. */
+  /**
+   * Builds providers; by default the providers registry, with Entra ID integrations given their
+   * connector's current certificate (see `createEntraAwareProviderFactory`).
+   */
   readonly createProvider?: ProviderFactory | undefined;
   /**
    * BullMQ stalled-job check period (default 30 s): how soon a killed worker's job is taken over.
@@ -37,6 +41,8 @@ export interface CreateWorkerOptions {
   readonly lockRetryDelayMs?: number | undefined;
   /** Pipeline batch size. */
   readonly batchSize?: number | undefined;
+  /** Runs connector credential rotations (the rotation queue) in this process too. Default true. */
+  readonly runRotations?: boolean | undefined;
   /**
    * Control-queue jobs (Test Connection, new-secret checks) this process runs at once beside its
    * syncs; 0 runs no control worker. Default 4.
@@ -50,6 +56,8 @@ export interface CreateWorkerOptions {
 export interface DirsyncWorker {
   /** The BullMQ worker (for events in tests and tooling). */
   readonly worker: Worker<unknown, SyncJobResult>;
+  /** The rotation-queue worker, unless `runRotations` is false. */
+  readonly rotation: Worker<unknown, RotationJobResult> | undefined;
   /** The control-queue worker, unless `controlConcurrency` is 0. */
   readonly control: ControlWorker | undefined;
   /**
@@ -66,6 +74,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
   // BullMQ needs `maxRetriesPerRequest: null` on worker connections (blocking commands).
   const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
   const logger = options.logger.child({ workerId: options.workerId });
+  const providerFactory = options.createProvider ?? createEntraAwareProviderFactory({ db: options.db, keyRing: options.keyRing });
   const processor = createSyncProcessor({
     db: options.db,
     redis: connection,
@@ -73,12 +82,12 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     keyRing: options.keyRing,
     logger,
     workerId: options.workerId,
-    createProvider: options.createProvider ?? createProvider,
+    createProvider: providerFactory,
     lockTiming: options.integrationLock,
     lockRetryDelayMs: options.lockRetryDelayMs,
     batchSize: options.batchSize,
   });
-  const worker = new Worker<unknown, SyncJobResult>(SYNC_QUEUE, processor, {
+  const worker = new Worker<unknown, SyncJobResult>(SYNC_QUEUE, withConsentStatus(processor, options.db, logger), {
     connection,
     prefix,
     name: options.workerId,
@@ -88,6 +97,10 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     ...(options.jobLockDurationMs === undefined ? {} : { lockDuration: options.jobLockDurationMs }),
   });
   worker.on('error', (error) => logger.error({ error: error.message }, 'worker error'));
+  const rotation =
+    options.runRotations === false
+      ? undefined
+      : createRotationWorker({ db: options.db, keyRing: options.keyRing, logger, connection, prefix, name: options.workerId });
   options.metrics?.attach(worker);
   const control =
     options.controlConcurrency === 0
@@ -96,7 +109,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
           db: options.db,
           keyRing: options.keyRing,
           logger,
-          createProvider: options.createProvider ?? createProvider,
+          createProvider: providerFactory,
           redisUrl: options.redisUrl,
           prefix,
           concurrency: options.controlConcurrency,
@@ -106,10 +119,11 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
   let closing: Promise<void> | undefined;
   return {
     worker,
+    rotation,
     control,
     close() {
       closing ??= (async () => {
-        await Promise.all([worker.close(), control?.close()]);
+        await Promise.all([worker.close(), control?.close(), rotation?.close()]);
         await connection.quit().catch(() => connection.disconnect());
       })();
       return closing;

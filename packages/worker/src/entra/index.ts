@@ -1,0 +1,2 @@
+export { createEntraAwareProviderFactory, type EntraProviderFactoryOptions } from './provider-factory.ts';
+export { withConsentStatus } from './consent-status.ts';

@@ -1,0 +1,148 @@
+import {
+  type Db,
+  getConnector,
+  getConsent,
+  getLegacyMigrationDeadline,
+  type KeyRing,
+  markConsentRevoked,
+  withCurrentCredential,
+} from '@dirsync/db';
+import {
+  ConfigError,
+  type ConnectionReport,
+  type Cursor,
+  createProvider,
+  createEntraIdProvider,
+  EntraAuthError,
+  entraIdSettingsSchema,
+  type EntraIdSettings,
+  type EntraTokenCache,
+  encodeCertificateSecret,
+  type FetchPage,
+  formatSettingsIssues,
+  type MapResult,
+  type Provider,
+} from '@dirsync/providers';
+import type { ProviderFactory } from '../processor.ts';
+
+/** Dependencies of {@link createEntraAwareProviderFactory}. */
+export interface EntraProviderFactoryOptions {
+  readonly db: Db;
+  readonly keyRing: KeyRing;
+  /** Token cache shared by this process's Entra providers (default: the providers package's). */
+  readonly tokenCache?: EntraTokenCache | undefined;
+  /** Builds providers of every other kind (default: the providers package's registry). */
+  readonly fallback?: ProviderFactory | undefined;
+  /** Clock for the legacy migration deadline. */
+  readonly now?: (() => Date) | undefined;
+  /** Waits between Graph retries (tests shorten them). */
+  readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
+}
+
+/**
+ * The worker's provider factory. Every kind but `entra_id` goes to the registry. An Entra
+ * integration on a connector gets the connector's cloud (authority, Graph, trusted CA) and its
+ * current certificate, decrypted here and handed to the provider only, after checking that the
+ * tenant granted consent; a consent problem found while syncing is recorded (the tenant's
+ * integrations then show `needs_consent`). A legacy integration uses its own client secret until
+ * the migration deadline, after which it is refused with a clear error before anything is read.
+ */
+export function createEntraAwareProviderFactory(options: EntraProviderFactoryOptions): ProviderFactory {
+  const fallback = options.fallback ?? createProvider;
+  const now = options.now ?? (() => new Date());
+  return async (kind, settings, secret) => {
+    if (kind !== 'entra_id') return fallback(kind, settings, secret);
+    const parsed = entraIdSettingsSchema.safeParse(settings);
+    if (!parsed.success) throw new ConfigError(`invalid entra_id settings: ${formatSettingsIssues(parsed.error).join('; ')}`);
+    const providerOptions = { tokenCache: options.tokenCache, sleep: options.sleep };
+    if (parsed.data.legacyApp !== undefined) {
+      const deadline = await getLegacyMigrationDeadline(options.db);
+      if (deadline !== null && now().getTime() > deadline.getTime()) {
+        throw new ConfigError(
+          `this legacy Entra ID integration (own app registration ${parsed.data.legacyApp.clientId}) passed its migration deadline of ${deadline.toISOString().slice(0, 10)} and no longer syncs: migrate it to a connector (dirsync integrations migrate <integration> --connector <connector> --description "…")`,
+        );
+      }
+      return createEntraIdProvider(parsed.data, secret, providerOptions);
+    }
+    const connectorId = parsed.data.connectorId as string;
+    const connector = await getConnector(options.db, connectorId);
+    if (!connector) throw new ConfigError(`connector ${connectorId} of this integration does not exist`);
+    const consent = await getConsent(options.db, connector.id, parsed.data.tenantId);
+    if (consent?.status !== 'granted') {
+      const state = consent === undefined ? 'has not been requested' : `is ${consent.status}${consent.errorDescription ? ` (${consent.errorDescription})` : ''}`;
+      throw new EntraAuthError(
+        'consent',
+        parsed.data.tenantId,
+        `admin consent of tenant ${parsed.data.tenantId} to connector "${connector.name}" ${state}: send its administrator the consent URL (dirsync connectors consent-url ${connector.name} --tenant ${parsed.data.tenantId})`,
+      );
+    }
+    // The connector's cloud, never the integration's: its certificate must not go anywhere else.
+    const { caPem: _integrationCa, ...rest } = parsed.data;
+    const effective: EntraIdSettings = {
+      ...rest,
+      authorityHost: connector.authorityHost,
+      graphBaseUrl: connector.graphBaseUrl,
+      ...(connector.tlsCaPem === null ? {} : { caPem: connector.tlsCaPem }),
+    };
+    const provider = await withCurrentCredential(options.db, options.keyRing, connector.id, async (credential) =>
+      createEntraIdProvider(
+        effective,
+        encodeCertificateSecret({ clientId: connector.clientId, certificatePem: credential.certificatePem, privateKeyPem: credential.privateKeyPem }),
+        providerOptions,
+      ),
+    );
+    return new ConsentTrackingProvider(provider, (reason) => markConsentRevoked(options.db, connector.id, parsed.data.tenantId, reason));
+  };
+}
+
+/**
+ * Passes everything to the Entra provider and, when it fails for lack of consent, records that
+ * before the failure goes on (nothing is deleted: the run fails as a whole).
+ */
+class ConsentTrackingProvider<S> implements Provider<S> {
+  readonly kind: string;
+  readonly #inner: Provider<S>;
+  readonly #onConsentProblem: (reason: string) => Promise<unknown>;
+
+  constructor(inner: Provider<S>, onConsentProblem: (reason: string) => Promise<unknown>) {
+    this.kind = inner.kind;
+    this.#inner = inner;
+    this.#onConsentProblem = onConsentProblem;
+  }
+
+  private async noted(error: unknown): Promise<never> {
+    if (error instanceof EntraAuthError && error.problem === 'consent') await this.#onConsentProblem(error.message);
+    throw error;
+  }
+
+  async testConnection(signal?: AbortSignal): Promise<ConnectionReport> {
+    const report = await this.#inner.testConnection(signal);
+    const consent = report.checks.find((check) => check.name === 'consent' && !check.ok);
+    if (consent) await this.#onConsentProblem(consent.detail);
+    return report;
+  }
+
+  async *fetchFull(signal: AbortSignal): AsyncIterable<FetchPage<S>> {
+    try {
+      yield* this.#inner.fetchFull(signal);
+    } catch (error) {
+      await this.noted(error);
+    }
+  }
+
+  async *fetchDelta(cursor: Cursor, signal: AbortSignal): AsyncIterable<FetchPage<S>> {
+    try {
+      yield* this.#inner.fetchDelta(cursor, signal);
+    } catch (error) {
+      await this.noted(error);
+    }
+  }
+
+  map(entry: S): MapResult {
+    return this.#inner.map(entry);
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
