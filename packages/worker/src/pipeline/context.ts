@@ -28,19 +28,50 @@ export function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
   for (let start = 0; start < items.length; start += size) yield items.slice(start, start + size);
 }
 
-/** Below this many items a batch is not worth splitting across connections. */
-const minPartSize = 500;
+/** Below this much work (items, or their weight) a part is not worth a connection of its own. */
+const minPartWeight = 500;
 
 /**
- * Runs `fn` over `items` split into at most `ctx.parallelism` disjoint parts at once. Callers pass
- * only items that touch disjoint rows, so the parts cannot wait on each other's locks.
+ * Runs `fn` over `items` split into at most `ctx.parallelism` contiguous parts at once, each of
+ * about the same total `weight` (default 1 per item: a group weighs its member count, so 250
+ * groups of 100 members are split like 25,000 rows). Callers pass only items that touch disjoint
+ * rows, so the parts cannot wait on each other's locks.
  */
 export async function inParallel<T, R>(
   ctx: Pick<SyncContext, 'parallelism'>,
   items: readonly T[],
   fn: (part: T[]) => Promise<R>,
+  weight?: (item: T) => number,
 ): Promise<R[]> {
-  const parts = Math.min(ctx.parallelism, Math.floor(items.length / minPartSize));
+  let total = items.length;
+  if (weight !== undefined) {
+    total = 0;
+    for (const item of items) total += Math.max(1, weight(item));
+  }
+  const parts = Math.min(ctx.parallelism, items.length, Math.floor(total / minPartWeight));
   if (parts <= 1) return [await fn([...items])];
-  return Promise.all([...chunks(items, Math.ceil(items.length / parts))].map(fn));
+  if (weight === undefined) return Promise.all([...chunks(items, Math.ceil(items.length / parts))].map(fn));
+  const slices: T[][] = [];
+  let current: T[] = [];
+  let sum = 0;
+  for (const item of items) {
+    const w = Math.max(1, weight(item));
+    const target = (total * (slices.length + 1)) / parts;
+    if (slices.length < parts - 1 && sum + w >= target) {
+      // Cut before or after this item, whichever lands nearer the target.
+      if (current.length > 0 && target - sum < sum + w - target) {
+        slices.push(current);
+        current = [item];
+      } else {
+        current.push(item);
+        slices.push(current);
+        current = [];
+      }
+    } else {
+      current.push(item);
+    }
+    sum += w;
+  }
+  if (current.length > 0) slices.push(current);
+  return Promise.all(slices.map(fn));
 }

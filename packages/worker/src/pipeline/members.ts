@@ -191,7 +191,12 @@ export class MemberSync {
     if (groups.length === 0) return;
     const { sql, integrationId, runId, counts } = this.#ctx;
     // Groups are disjoint across parts, so are their edges and rows.
-    const results = await inParallel(this.#ctx, groups, (part) => replaceMemberships(sql, integrationId, runId, part));
+    const results = await inParallel(
+      this.#ctx,
+      groups,
+      (part) => replaceMemberships(sql, integrationId, runId, part),
+      (group) => group.memberExternalIds.length,
+    );
     for (const result of results) {
       counts.membershipsAdded += result.added;
       counts.membershipsRemoved += result.removed;
