@@ -28,13 +28,14 @@ export const dnString = (what: string) =>
     }
   });
 
-/** An RFC 4515 filter string. */
+/** An RFC 4515 filter string (`what` names it when it is not a string at all). */
 export const filterString = (what: string) =>
   z.string({ error: `${what} must be a string` }).superRefine((value, ctx) => {
     try {
       parseFilter(value);
     } catch (error) {
-      ctx.addIssue({ code: 'custom', message: `${what}: ${reason(error)}` });
+      // The issue's path names the field already.
+      ctx.addIssue({ code: 'custom', message: reason(error) });
     }
   });
 
