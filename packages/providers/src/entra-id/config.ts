@@ -95,6 +95,11 @@ export const entraIdSettingsSchema = z
     connectorId: z.uuid({ error: 'connectorId must be a UUID' }).optional(),
     /** Legacy: the customer's own app registration (client secret = the integration secret). */
     legacyApp: z.object({ clientId: guid('legacyApp.clientId') }).strict().optional(),
+    /** Set when a legacy integration was migrated to a connector: its old app, to be deleted. */
+    migratedFrom: z
+      .object({ legacyClientId: guid('migratedFrom.legacyClientId'), at: z.iso.datetime({ offset: true, message: 'migratedFrom.at must be an ISO 8601 date-time' }) })
+      .strict()
+      .optional(),
     /** Token authority; connectors override it with their own cloud's. */
     authorityHost: httpsBaseUrl('authorityHost').default(defaultAuthorityHost),
     graphBaseUrl: httpsBaseUrl('graphBaseUrl').default(defaultGraphBaseUrl),

@@ -126,9 +126,9 @@ async function* fullRound(
 
 /**
  * Full sync: the initial rounds of `users/delta` and `groups/delta`. Each group is handed on once,
- * as an entry with the members of its first record(s) on the page; members Graph spreads over
- * later records (a large group appears again with more `members@delta`) follow as member
- * additions, so the stored edges end up as the complete list. `@removed` entries are ignored: a
+ * as an entry with the members of its consecutive records (a large group appears again with more
+ * `members@delta`, possibly on the next page); members Graph gives in records further apart
+ * follow as member additions, so the stored edges end up as the complete list either way. `@removed` entries are ignored: a
  * full sync's sweep finds deletions. The final page carries the cursor (both delta links).
  */
 export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSettings, signal: AbortSignal): AsyncGenerator<FetchPage<EntraEntry>> {
@@ -140,11 +140,21 @@ export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSet
   }
 
   let seen = new Set<string>();
+  // The group of a page's last record may go on in the next page's first records: it is held
+  // back one page so that it is handed on whole, which keeps a full sync of unchanged groups
+  // from rewriting their edges. Groups Graph spreads further apart come as member additions.
+  let carry: { readonly id: string; readonly record: GraphRecord; readonly members: string[] } | undefined;
   const groups: { deltaLink?: string } = {};
-  // A restarted round lists every group again: each is handed on again with its member list.
-  for await (const page of fullRound(client, settings, 'groups', signal, () => (seen = new Set()), groups)) {
+  const restart = () => {
+    // A restarted round lists every group again: each is handed on again with its member list.
+    seen = new Set();
+    carry = undefined;
+  };
+  for await (const page of fullRound(client, settings, 'groups', signal, restart, groups)) {
     const entries: EntraEntry[] = [];
-    const onPage = new Map<string, { record: GraphRecord; members: string[] }>();
+    const onPage = new Map<string, { id: string; record: GraphRecord; members: string[] }>();
+    if (carry) onPage.set(carry.id, carry);
+    carry = undefined;
     const later = new Map<string, string[]>();
     for (const record of page.value) {
       if (isRemoved(record)) continue;
@@ -158,8 +168,14 @@ export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSet
       if (first) first.members.push(...added);
       else if (!seen.has(id)) {
         seen.add(id);
-        onPage.set(id, { record, members: added });
+        onPage.set(id, { id, record, members: added });
       } else if (added.length > 0) later.set(id, [...(later.get(id) ?? []), ...added]);
+    }
+    const last = page.value.at(-1);
+    const lastId = last === undefined ? undefined : recordId(last);
+    if (page.deltaLink === undefined && lastId !== undefined && onPage.has(lastId)) {
+      carry = onPage.get(lastId);
+      onPage.delete(lastId);
     }
     for (const { record, members } of onPage.values()) entries.push({ type: 'group', record, members });
     const memberDeltas: MemberDelta[] = [...later].map(([groupExternalId, added]) => ({ groupExternalId, added: toRefs(added), removed: [] }));

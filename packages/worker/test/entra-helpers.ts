@@ -1,0 +1,129 @@
+import { request } from 'node:https';
+import {
+  close,
+  completeConsent,
+  connect,
+  type Connector,
+  createAccount,
+  createConnector,
+  createConsentRequest,
+  createKeyRing,
+  type Db,
+  generateSecretKey,
+  type KeyRing,
+} from '@dirsync/db';
+import { generateCertificate } from '@dirsync/providers';
+import {
+  createTestDatabase,
+  type EmulatedApplication,
+  type EmulatedTenantDirectory,
+  type EntraEmulator,
+  type EntraEmulatorOptions,
+  startEntraEmulator,
+  type TestDatabase,
+} from '@dirsync/testkit';
+
+/** Where the emulated admin-consent page sends administrators back. */
+export const redirectUri = 'https://dirsync.test/entra/consent';
+
+/**
+ * An Entra emulator with the platform's home tenant and connector app (certificate registered),
+ * a fresh database holding that connector, and the secret key ring: what Entra tests share.
+ */
+export interface EntraWorld {
+  readonly emulator: EntraEmulator;
+  readonly home: EmulatedTenantDirectory;
+  readonly app: EmulatedApplication;
+  readonly db: Db;
+  readonly ring: KeyRing;
+  readonly accountId: string;
+  readonly connector: Connector;
+  /** A customer tenant whose administrator granted consent through the real consent flow. */
+  consentedTenant(): Promise<EmulatedTenantDirectory>;
+  /** Runs the admin-consent flow for a tenant: URL → emulated consent page → redirect handled. */
+  grantConsent(tenantId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** GETs a URL of the emulator without following redirects; resolves to the Location header. */
+function followConsentPage(url: string, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request(url, { ca, method: 'GET' }, (response) => {
+      response.resume();
+      const location = response.headers.location;
+      if (response.statusCode === 302 && location) resolve(location);
+      else reject(new Error(`the consent page answered ${response.statusCode ?? '?'}`));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+/** Starts an {@link EntraWorld}. */
+export async function startEntraWorld(label: string, emulatorOptions: EntraEmulatorOptions = {}): Promise<EntraWorld> {
+  const emulator = await startEntraEmulator(emulatorOptions);
+  let database: TestDatabase | undefined;
+  let db: Db | undefined;
+  try {
+    database = await createTestDatabase(label);
+    db = connect(database.url, { max: 6 });
+    const ring = createKeyRing({ current: generateSecretKey() });
+    const home = emulator.createTenant({ domain: 'platform.onmicrosoft.com' });
+    const certificate = await generateCertificate({ subject: 'dirsync connector', validityDays: 30 });
+    const app = emulator.registerApplication({
+      homeTenantId: home.tenantId,
+      displayName: 'dirsync directory sync',
+      certificates: [certificate.certificatePem],
+      redirectUris: [redirectUri],
+    });
+    const connector = await createConnector(
+      db,
+      ring,
+      {
+        name: 'dirsync',
+        description: 'Directory sync connector',
+        clientId: app.appId,
+        applicationObjectId: app.objectId,
+        homeTenantId: home.tenantId,
+        redirectUri,
+        authorityHost: emulator.authorityHost,
+        graphBaseUrl: emulator.graphBaseUrl,
+        tlsCaPem: emulator.caPem,
+      },
+      certificate,
+    );
+    const accountId = (await createAccount(db, { name: `entra-${label}` })).id;
+    const handle = db;
+    const grantConsent = async (tenantId: string) => {
+      const consent = await createConsentRequest(handle, ring, { connectorId: connector.id, tenantId });
+      const location = new URL(await followConsentPage(consent.url, emulator.caPem));
+      await completeConsent(handle, ring, location.searchParams);
+    };
+    const drop = database;
+    return {
+      emulator,
+      home,
+      app,
+      db,
+      ring,
+      accountId,
+      connector,
+      grantConsent,
+      async consentedTenant() {
+        const tenant = emulator.createTenant();
+        await grantConsent(tenant.tenantId);
+        return tenant;
+      },
+      async close() {
+        await close(handle);
+        await drop.drop();
+        await emulator.close();
+      },
+    };
+  } catch (error) {
+    if (db) await close(db);
+    await database?.drop();
+    await emulator.close();
+    throw error;
+  }
+}

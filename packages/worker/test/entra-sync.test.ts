@@ -1,0 +1,268 @@
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { pino } from 'pino';
+import {
+  createIntegration,
+  getConsent,
+  getIntegration,
+  getRun,
+  migrateLegacyIntegration,
+  type Run,
+  setLegacyMigrationDeadline,
+} from '@dirsync/db';
+import { SYNC_QUEUE } from '@dirsync/jobs';
+import { createTestQueuePrefix, type EmulatedTenantDirectory, populateEntraTenant, testRedisUrl, type TestQueuePrefix, waitFor } from '@dirsync/testkit';
+import { createEntraAwareProviderFactory } from '../src/entra/index.ts';
+import { createWorker, type DirsyncWorker } from '../src/worker.ts';
+import { type EntraWorld, startEntraWorld } from './entra-helpers.ts';
+
+// One customer tenant through the whole sync path: the emulator, the Entra-aware provider factory
+// (connector certificate from the encrypted store, consent check), the BullMQ worker and its
+// processor, Redis and PostgreSQL. Tests continue from the state the previous one left.
+
+const timeoutMs = 60_000;
+let world: EntraWorld;
+let prefix: TestQueuePrefix;
+let queue: Queue;
+let worker: DirsyncWorker;
+let tenant: EmulatedTenantDirectory;
+let integrationId: string;
+let userIds: string[];
+let groupIds: string[];
+/** What the providers asked to wait (Retry-After, backoff); nothing actually waits. */
+const waits: number[] = [];
+let clock = new Date();
+
+async function sync(mode: 'full' | 'delta', id = integrationId, attempts = 1): Promise<Run & { attemptsMade: number }> {
+  const runId = randomUUID();
+  const job = await queue.add('sync', { integrationId: id, runId, mode, trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts, backoff: { type: 'fixed', delay: 10 } });
+  const run = await waitFor(
+    async () => {
+      const found = await getRun(world.db, runId);
+      if (!found || ['queued', 'running'].includes(found.status)) return undefined;
+      // A failure is final once BullMQ gave up on the job (or will not retry it).
+      if (found.status === 'failed' && !(await job.isFailed())) return undefined;
+      return found;
+    },
+    { timeoutMs: 60_000, what: `the ${mode} run to end` },
+  );
+  const state = await queue.getJob(job.id as string);
+  return { ...run, attemptsMade: state?.attemptsMade ?? 0 };
+}
+
+async function live(type: 'user' | 'group', id = integrationId): Promise<string[]> {
+  const rows = await world.db.$client<{ external_id: string }[]>`
+    select external_id from directory_objects where integration_id = ${id} and type = ${type} and deleted_at is null order by 1`;
+  return rows.map((r) => r.external_id);
+}
+
+async function edges(id = integrationId): Promise<string[]> {
+  const rows = await world.db.$client<{ edge: string }[]>`
+    select group_external_id || '>' || member_external_id as edge from memberships
+    where integration_id = ${id} and deleted_at is null order by 1`;
+  return rows.map((r) => r.edge);
+}
+
+function expectedEdges(directory: EmulatedTenantDirectory, groups: readonly string[]): string[] {
+  return groups.flatMap((g) => directory.membersOf(g).map((m) => `${g}>${m}`)).sort();
+}
+
+async function snapshot(id = integrationId): Promise<string> {
+  const objects = await world.db.$client`select * from directory_objects where integration_id = ${id} order by external_id`;
+  const memberships = await world.db.$client`select * from memberships where integration_id = ${id} order by group_external_id, member_external_id`;
+  return JSON.stringify({ objects, memberships });
+}
+
+beforeAll(async () => {
+  world = await startEntraWorld('entrasync', { membersPerRecord: 3 });
+  prefix = createTestQueuePrefix('entrasync');
+  queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
+  worker = createWorker({
+    db: world.db,
+    redisUrl: testRedisUrl,
+    prefix: prefix.prefix,
+    concurrency: 1,
+    keyRing: world.ring,
+    logger: pino({ level: 'silent' }),
+    workerId: 'e2e-entra',
+    controlConcurrency: 0,
+    runRotations: false,
+    createProvider: createEntraAwareProviderFactory({
+      db: world.db,
+      keyRing: world.ring,
+      now: () => clock,
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+    }),
+  });
+  tenant = await world.consentedTenant();
+  ({ userIds, groupIds } = populateEntraTenant(tenant, { users: 60, groups: 6, membersPerGroup: 10 }) as { userIds: string[]; groupIds: string[] });
+  integrationId = (
+    await createIntegration(world.db, {
+      accountId: world.accountId,
+      kind: 'entra_id',
+      name: 'Contoso',
+      settings: { tenantId: tenant.tenantId, connectorId: world.connector.id, pageSize: 7 },
+    })
+  ).id;
+}, timeoutMs);
+
+afterAll(async () => {
+  await worker?.close();
+  await queue?.close();
+  await prefix?.cleanup();
+  await world?.close();
+}, timeoutMs);
+
+test('the first sync runs full and stores every user, group and membership', async () => {
+  const run = await sync('delta');
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'full', created: 66, deleted: 0, failed: 0 });
+  expect(run.reason).toMatch(/no cursor/);
+  expect(await live('user')).toEqual([...userIds].sort());
+  expect(await live('group')).toEqual([...groupIds].sort());
+  expect(await edges()).toEqual(expectedEdges(tenant, groupIds));
+  expect((await getIntegration(world.db, integrationId))?.cursor).toMatchObject({ kind: 'entra_id' });
+  // The connector's app got the token, in the customer's tenant.
+  const tokenRequests = world.emulator.requestsTo('login', '/token').filter((r) => r.tenantId === tenant.tenantId);
+  expect(tokenRequests.at(-1)).toMatchObject({ status: 200, clientId: world.app.appId });
+}, timeoutMs);
+
+test('a delta applies changes, deletions both ways and membership changes spread over pages', async () => {
+  const [u0, u1, u2, u3] = userIds as [string, string, string, string];
+  const [g0, g1, g2] = groupIds as [string, string, string];
+  tenant.updateUser(u0, { displayName: 'Renamed User', department: null });
+  tenant.deleteUser(u1);
+  tenant.deleteUser(u2, { permanent: true });
+  const hire = tenant.addUser({ userPrincipalName: 'hire@contoso.example', displayName: 'New Hire', accountEnabled: true });
+  // More new members than fit on one page (page size 7, 3 members per record).
+  const joining = userIds.slice(20, 50).filter((id) => !tenant.membersOf(g1).includes(id));
+  tenant.addMembers(g1, [...joining, hire.id]);
+  tenant.removeMembers(g0, tenant.membersOf(g0).slice(0, 2));
+  tenant.addMembers(g0, [u3]);
+  tenant.deleteGroup(g2);
+
+  const run = await sync('delta');
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', created: 1, deleted: 3, failed: 0 });
+  expect(run.updated).toBeGreaterThanOrEqual(1);
+  expect(await live('user')).toEqual([...userIds.filter((id) => id !== u1 && id !== u2), hire.id].sort());
+  expect(await live('group')).toEqual(groupIds.filter((id) => id !== g2).sort());
+  expect(await edges()).toEqual(expectedEdges(tenant, groupIds.filter((id) => id !== g2)));
+  const [renamed] = await world.db.$client<{ attributes: Record<string, unknown> }[]>`
+    select attributes from directory_objects where integration_id = ${integrationId} and external_id = ${u0}`;
+  expect(renamed?.attributes).toMatchObject({ displayName: 'Renamed User' });
+  expect(renamed?.attributes).not.toHaveProperty('department');
+}, timeoutMs);
+
+test('a delta with nothing new changes nothing', async () => {
+  const before = await snapshot();
+  const run = await sync('delta');
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', created: 0, updated: 0, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 });
+  expect(await snapshot()).toBe(before);
+}, timeoutMs);
+
+test('an expired delta token (410) turns the delta into a full sync that says why', async () => {
+  world.emulator.injectFault({ service: 'graph', path: '/users/delta', status: 410 });
+  tenant.addUser({ userPrincipalName: 'late@contoso.example', displayName: 'Late' });
+  const run = await sync('delta');
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'full', created: 1, deleted: 0 });
+  expect(run.reason).toMatch(/delta cursor rejected \(Graph expired the delta token: .*410 resyncRequired/);
+  world.emulator.expireDeltaTokens(tenant.tenantId);
+  const again = await sync('delta');
+  // Unchanged groups, even those spread over pages, keep their edges untouched.
+  expect(again).toMatchObject({ status: 'succeeded', mode: 'full', created: 0, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 });
+  expect(again.reason).toMatch(/syncStateNotFound/);
+  expect(await edges()).toEqual(expectedEdges(tenant, tenant.groupIds.ids));
+}, timeoutMs);
+
+test('a full sync finds deletions by absence; a storm of 429s and 503s does not fail it', async () => {
+  const gone = userIds[10] as string;
+  tenant.deleteUser(gone, { permanent: true });
+  waits.length = 0;
+  world.emulator.injectFault({ service: 'graph', path: '/users/delta', status: 429, retryAfterSeconds: 3, times: 8 });
+  world.emulator.injectFault({ service: 'graph', path: '/groups/delta', status: 503, times: 4 });
+  const run = await sync('full', integrationId, 3);
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'full', deleted: 1, attemptsMade: 1 });
+  expect(await live('user')).not.toContain(gone);
+  expect(waits.filter((w) => w === 3000)).toHaveLength(8);
+  expect(waits.length).toBe(12);
+}, timeoutMs);
+
+test('revoked consent fails the run at once, deletes nothing and marks the integration as needing consent', async () => {
+  const before = await snapshot();
+  world.emulator.revokeConsent(tenant.tenantId, world.app.appId);
+  tenant.deleteUser(userIds[11] as string);
+  const run = await sync('delta', integrationId, 3);
+  expect(run.status).toBe('failed');
+  expect(run.error).toMatch(/^auth: .*consent/);
+  expect(run.attemptsMade).toBe(1);
+  expect(await snapshot()).toBe(before);
+  expect((await getIntegration(world.db, integrationId))?.status).toBe('needs_consent');
+  expect((await getConsent(world.db, world.connector.id, tenant.tenantId))?.status).toBe('revoked');
+
+  // Until consent is granted again, runs stop before calling Entra ID.
+  const tokensBefore = world.emulator.requestsTo('login', '/token').length;
+  const refused = await sync('delta', integrationId, 3);
+  expect(refused).toMatchObject({ status: 'failed', attemptsMade: 1 });
+  expect(refused.error).toMatch(/admin consent of tenant .* is revoked/);
+  expect(world.emulator.requestsTo('login', '/token').length).toBe(tokensBefore);
+
+  await world.grantConsent(tenant.tenantId);
+  expect((await getIntegration(world.db, integrationId))?.status).toBe('new');
+  const resumed = await sync('delta');
+  expect(resumed).toMatchObject({ status: 'succeeded', mode: 'delta', deleted: 1 });
+}, timeoutMs);
+
+describe('legacy integrations', () => {
+  let legacyTenant: EmulatedTenantDirectory;
+  let legacyId: string;
+  let legacyAppId: string;
+
+  beforeAll(async () => {
+    legacyTenant = world.emulator.createTenant();
+    legacyAppId = world.emulator.registerApplication({ homeTenantId: legacyTenant.tenantId, displayName: 'old sync app', clientSecret: 'old-app-secret-1' }).appId;
+    populateEntraTenant(legacyTenant, { users: 12, groups: 2, membersPerGroup: 4, seed: 9 });
+    legacyId = (
+      await createIntegration(
+        world.db,
+        {
+          accountId: world.accountId,
+          kind: 'entra_id',
+          name: 'Fabrikam (legacy)',
+          settings: {
+            tenantId: legacyTenant.tenantId,
+            legacyApp: { clientId: legacyAppId },
+            authorityHost: world.emulator.authorityHost,
+            graphBaseUrl: world.emulator.graphBaseUrl,
+            caPem: world.emulator.caPem,
+          },
+        },
+        { ring: world.ring, plaintext: 'old-app-secret-1' },
+      )
+    ).id;
+  });
+
+  test('sync with their own app until the migration deadline, then fail clearly and change nothing', async () => {
+    await setLegacyMigrationDeadline(world.db, new Date(clock.getTime() + 24 * 3600_000));
+    expect(await sync('full', legacyId)).toMatchObject({ status: 'succeeded', created: 14 });
+    const before = await snapshot(legacyId);
+    clock = new Date(clock.getTime() + 2 * 24 * 3600_000);
+    legacyTenant.deleteUser(legacyTenant.userIds.ids[0] as string);
+    const run = await sync('delta', legacyId, 3);
+    expect(run).toMatchObject({ status: 'failed', attemptsMade: 1 });
+    expect(run.error).toMatch(/passed its migration deadline .* migrate it to a connector/);
+    expect(await snapshot(legacyId)).toBe(before);
+  }, timeoutMs);
+
+  test('after migration to the connector the first run is a full sync with the connector app', async () => {
+    await world.grantConsent(legacyTenant.tenantId);
+    await migrateLegacyIntegration(world.db, { integrationId: legacyId, connectorId: world.connector.id, description: 'Fabrikam staff', actor: 'test' });
+    const run = await sync('delta', legacyId);
+    expect(run).toMatchObject({ status: 'succeeded', mode: 'full', deleted: 1 });
+    expect(run.reason).toMatch(/no cursor/);
+    const last = world.emulator.requestsTo('login', '/token').filter((r) => r.tenantId === legacyTenant.tenantId).at(-1);
+    expect(last).toMatchObject({ status: 200, clientId: world.app.appId });
+    expect((await getIntegration(world.db, legacyId))?.name).toBe('Fabrikam (legacy)');
+    expect((await sync('delta', legacyId)).mode).toBe('delta');
+  }, timeoutMs);
+});
