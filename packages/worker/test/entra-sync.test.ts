@@ -27,8 +27,8 @@ let queue: Queue;
 let worker: DirsyncWorker;
 let tenant: EmulatedTenantDirectory;
 let integrationId: string;
-let userIds: string[];
-let groupIds: string[];
+let userIds: readonly string[];
+let groupIds: readonly string[];
 /** What the providers asked to wait (Retry-After, backoff); nothing actually waits. */
 const waits: number[] = [];
 let clock = new Date();
@@ -97,7 +97,7 @@ beforeAll(async () => {
     }),
   });
   tenant = await world.consentedTenant();
-  ({ userIds, groupIds } = populateEntraTenant(tenant, { users: 60, groups: 6, membersPerGroup: 10 }) as { userIds: string[]; groupIds: string[] });
+  ({ userIds, groupIds } = populateEntraTenant(tenant, { users: 60, groups: 6, membersPerGroup: 10 }));
   integrationId = (
     await createIntegration(world.db, {
       accountId: world.accountId,

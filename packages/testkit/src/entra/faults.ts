@@ -20,10 +20,13 @@ export interface FaultRule {
   readonly delayMs?: number;
   /** How many matching requests the fault applies to (default 1; Infinity for every one). */
   readonly times?: number;
+  /** Matching requests to let through untouched before the fault applies (default 0). */
+  readonly skip?: number;
 }
 
 interface ActiveFault extends FaultRule {
   remaining: number;
+  toSkip: number;
 }
 
 /** Default error codes per status, as Graph words them. */
@@ -50,7 +53,7 @@ export class FaultPlan {
   private readonly faults: ActiveFault[] = [];
 
   add(rule: FaultRule): void {
-    this.faults.push({ ...rule, remaining: rule.times ?? 1 });
+    this.faults.push({ ...rule, remaining: rule.times ?? 1, toSkip: rule.skip ?? 0 });
   }
 
   clear(): void {
@@ -68,6 +71,10 @@ export class FaultPlan {
       if (fault.remaining <= 0 || fault.service !== service) continue;
       if (fault.method !== undefined && fault.method.toUpperCase() !== method) continue;
       if (fault.path !== undefined && !(typeof fault.path === 'string' ? path.includes(fault.path) : fault.path.test(path))) continue;
+      if (fault.toSkip > 0) {
+        fault.toSkip -= 1;
+        continue;
+      }
       fault.remaining -= 1;
       return fault;
     }
