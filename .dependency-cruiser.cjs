@@ -10,6 +10,7 @@ const allowed = {
   worker: ['db', 'providers', 'jobs'],
   scheduler: ['db', 'jobs'],
   cli: ['scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit'],
+  client: ['jobs'],
 };
 const all = Object.keys(allowed);
 

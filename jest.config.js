@@ -3,7 +3,7 @@
  * `pnpm --filter <pkg> test` runs only its own files. Servers are started once per run by the
  * global setup and described to test files through a JSON file (see packages/testkit).
  */
-const packages = ['db', 'providers', 'jobs', 'worker', 'scheduler', 'cli', 'testkit'];
+const packages = ['db', 'providers', 'jobs', 'worker', 'scheduler', 'cli', 'testkit', 'client'];
 
 const swc = {
   jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },
@@ -12,11 +12,12 @@ const swc = {
 };
 
 export default {
+  // A global option: jest ignores it inside a project.
+  testTimeout: 120_000,
   globalSetup: '<rootDir>/jest/global-setup.mjs',
   globalTeardown: '<rootDir>/jest/global-teardown.mjs',
   projects: packages.map((name) => ({
     displayName: name,
-    testTimeout: 120_000,
     rootDir: `<rootDir>/packages/${name}`,
     testEnvironment: 'node',
     extensionsToTreatAsEsm: ['.ts'],

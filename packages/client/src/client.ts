@@ -1,1 +1,170 @@
-export {};
+import type {
+  Action,
+  ConnectionReport,
+  DirectoryObject,
+  DirectoryQuery,
+  Integration,
+  IntegrationUpdate,
+  Membership,
+  NewIntegration,
+  Page,
+  PageQuery,
+  Problem,
+  Run,
+  RunChange,
+  RunIssue,
+  RunQuery,
+  SecretAccepted,
+  SyncAccepted,
+  SyncMode,
+} from './types.ts';
+
+/** An error answer of the API, with its problem details. */
+export class DirsyncApiError extends Error {
+  readonly status: number;
+  readonly problem: Problem;
+  constructor(problem: Problem) {
+    super(`${problem.status} ${problem.title}: ${problem.detail}`);
+    this.name = 'DirsyncApiError';
+    this.status = problem.status;
+    this.problem = problem;
+  }
+}
+
+/** Options of {@link createDirsyncClient}. */
+export interface DirsyncClientOptions {
+  /** Where the API is served, e.g. `http://dirsync:8080`. */
+  readonly baseUrl: string;
+  /** An API key (`dsk_…`). */
+  readonly apiKey: string;
+  /** Per-request deadline (default 60 s; Test Connection and setSecret wait for a worker). */
+  readonly timeoutMs?: number;
+  /** Another fetch (tests, proxies). */
+  readonly fetch?: typeof fetch;
+}
+
+/** Typed access to the dirsync API; every method throws {@link DirsyncApiError} for an error answer. */
+export interface DirsyncClient {
+  listIntegrations(): Promise<Integration[]>;
+  createIntegration(input: NewIntegration): Promise<Integration>;
+  getIntegration(id: string): Promise<Integration>;
+  updateIntegration(id: string, update: IntegrationUpdate): Promise<Integration>;
+  disableIntegration(id: string): Promise<Integration>;
+  enableIntegration(id: string): Promise<Integration>;
+  removeIntegration(id: string): Promise<void>;
+  /** Tests the new secret on a worker, stores it, queues a full sync. */
+  setSecret(id: string, secret: string): Promise<SecretAccepted>;
+  testConnection(id: string): Promise<ConnectionReport>;
+  requestSync(id: string, request?: { mode?: SyncMode; dryRun?: boolean }): Promise<SyncAccepted>;
+  listRuns(query?: RunQuery): Promise<Page<Run>>;
+  getRun(id: string): Promise<Run>;
+  listRunChanges(id: string, query?: PageQuery): Promise<Page<RunChange>>;
+  listRunIssues(id: string, query?: PageQuery): Promise<Page<RunIssue>>;
+  approveRun(id: string): Promise<Run>;
+  listActions(): Promise<Action[]>;
+  listUsers(integrationId: string, query?: DirectoryQuery): Promise<Page<DirectoryObject>>;
+  listGroups(integrationId: string, query?: DirectoryQuery): Promise<Page<DirectoryObject>>;
+  listMemberships(integrationId: string, query?: DirectoryQuery): Promise<Page<Membership>>;
+}
+
+/** The API operation (OpenAPI `operationId`) behind each client method. */
+export const clientOperations = {
+  listIntegrations: 'listIntegrations',
+  createIntegration: 'createIntegration',
+  getIntegration: 'getIntegration',
+  updateIntegration: 'updateIntegration',
+  disableIntegration: 'disableIntegration',
+  enableIntegration: 'enableIntegration',
+  removeIntegration: 'removeIntegration',
+  setSecret: 'setSecret',
+  testConnection: 'testConnection',
+  requestSync: 'requestSync',
+  listRuns: 'listRuns',
+  getRun: 'getRun',
+  listRunChanges: 'listRunChanges',
+  listRunIssues: 'listRunIssues',
+  approveRun: 'approveRun',
+  listActions: 'listActions',
+  listUsers: 'listUsers',
+  listGroups: 'listGroups',
+  listMemberships: 'listMemberships',
+} as const satisfies Record<keyof DirsyncClient, string>;
+
+type Query = Record<string, string | number | boolean | undefined>;
+
+/** Builds `path?query` with only the defined parameters. */
+export function buildPath(path: string, query: Query = {}): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+  const text = params.toString();
+  return text === '' ? path : `${path}?${text}`;
+}
+
+const id = (value: string) => encodeURIComponent(value);
+
+/**
+ * Reads every page of a list, one item at a time:
+ * `for await (const user of allPages((cursor) => client.listUsers(id, { cursor }))) …`.
+ */
+export async function* allPages<T>(fetchPage: (cursor: string | undefined) => Promise<Page<T>>): AsyncGenerator<T> {
+  let cursor: string | undefined;
+  do {
+    const page = await fetchPage(cursor);
+    yield* page.items;
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor !== undefined);
+}
+
+/** Creates a client for the dirsync API. */
+export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClient {
+  const base = options.baseUrl.replace(/\/+$/, '');
+  const doFetch = options.fetch ?? fetch;
+  const timeoutMs = options.timeoutMs ?? 60_000;
+
+  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}`, accept: 'application/json, application/problem+json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const response = await doFetch(`${base}${path}`, {
+      method,
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    const parsed: unknown = text === '' ? undefined : JSON.parse(text);
+    if (!response.ok) {
+      const problem =
+        typeof parsed === 'object' && parsed !== null && 'detail' in parsed
+          ? (parsed as Problem)
+          : { type: 'about:blank', title: response.statusText, status: response.status, detail: text.slice(0, 200) };
+      throw new DirsyncApiError(problem);
+    }
+    return parsed as T;
+  }
+
+  const directory = (kind: string) => (integrationId: string, query: DirectoryQuery = {}) =>
+    call<Page<never>>('GET', buildPath(`/v1/integrations/${id(integrationId)}/${kind}`, { ...query }));
+
+  return {
+    listIntegrations: async () => (await call<{ items: Integration[] }>('GET', '/v1/integrations')).items,
+    createIntegration: (input) => call('POST', '/v1/integrations', input),
+    getIntegration: (integrationId) => call('GET', `/v1/integrations/${id(integrationId)}`),
+    updateIntegration: (integrationId, update) => call('PATCH', `/v1/integrations/${id(integrationId)}`, update),
+    disableIntegration: (integrationId) => call('POST', `/v1/integrations/${id(integrationId)}/disable`),
+    enableIntegration: (integrationId) => call('POST', `/v1/integrations/${id(integrationId)}/enable`),
+    removeIntegration: (integrationId) => call('DELETE', `/v1/integrations/${id(integrationId)}`),
+    setSecret: (integrationId, secret) => call('PUT', `/v1/integrations/${id(integrationId)}/secret`, { secret }),
+    testConnection: (integrationId) => call('POST', `/v1/integrations/${id(integrationId)}/test-connection`),
+    requestSync: (integrationId, request = {}) => call('POST', `/v1/integrations/${id(integrationId)}/syncs`, request),
+    listRuns: (query = {}) => call('GET', buildPath('/v1/runs', { ...query })),
+    getRun: (runId) => call('GET', `/v1/runs/${id(runId)}`),
+    listRunChanges: (runId, query = {}) => call('GET', buildPath(`/v1/runs/${id(runId)}/changes`, { ...query })),
+    listRunIssues: (runId, query = {}) => call('GET', buildPath(`/v1/runs/${id(runId)}/issues`, { ...query })),
+    approveRun: (runId) => call('POST', `/v1/runs/${id(runId)}/approve`),
+    listActions: async () => (await call<{ items: Action[] }>('GET', '/v1/actions')).items,
+    listUsers: directory('users'),
+    listGroups: directory('groups'),
+    listMemberships: directory('memberships'),
+  };
+}

@@ -1,1 +1,210 @@
-export {};
+// Wire types of the dirsync API (`/v1`), as its OpenAPI document (`/v1/openapi.json`) describes
+// them. Dates are RFC 3339 strings.
+
+/** Directory kinds. */
+export type IntegrationKind = 'ldap' | 'active_directory' | 'domino' | 'entra_id';
+/** Sync modes. */
+export type SyncMode = 'full' | 'delta';
+/** Run lifecycle states. */
+export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'blocked_by_threshold' | 'dry_run';
+/** What asked for a run. */
+export type SyncTrigger = 'schedule' | 'manual' | 'api' | 'password_update' | 'recovery';
+
+/** An integration (never its secret: only whether one is stored). */
+export interface Integration {
+  id: string;
+  accountId: string;
+  kind: IntegrationKind;
+  name: string;
+  description: string;
+  enabled: boolean;
+  settings: Record<string, unknown>;
+  hasSecret: boolean;
+  deltaCron: string;
+  fullCron: string;
+  deleteThresholdCount: number;
+  deleteThresholdPercent: number;
+  status: string;
+  lastRunId: string | null;
+  lastSuccessRunId: string | null;
+  lastSuccessAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Input of `createIntegration`. */
+export interface NewIntegration {
+  kind: IntegrationKind;
+  name: string;
+  description?: string;
+  enabled?: boolean;
+  settings: Record<string, unknown>;
+  /** Stored encrypted without a test; prefer `setSecret`, which tests and resyncs. */
+  secret?: string;
+  deltaCron?: string;
+  fullCron?: string;
+  deleteThresholdCount?: number;
+  deleteThresholdPercent?: number;
+}
+
+/** Input of `updateIntegration` (settings replace the stored ones whole). */
+export type IntegrationUpdate = Partial<Omit<NewIntegration, 'kind' | 'secret'>>;
+
+/** One line of a Test Connection checklist. */
+export interface ConnectionCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  warning?: boolean;
+}
+
+/** A Test Connection checklist. */
+export interface ConnectionReport {
+  ok: boolean;
+  checks: ConnectionCheck[];
+}
+
+/** Answer to a sync request. */
+export interface SyncAccepted {
+  jobId: string;
+  runId: string;
+  mode: SyncMode;
+  dryRun: boolean;
+  /** A sync was already waiting: this is that job and run. */
+  deduplicated: boolean;
+  /** The waiting delta now runs full. */
+  upgraded: boolean;
+}
+
+/** Answer to `setSecret`. */
+export interface SecretAccepted {
+  connection: ConnectionReport;
+  /** The full sync queued after the change; null for a disabled integration. */
+  sync: SyncAccepted | null;
+}
+
+/** Counts of a run report. */
+export interface RunCounts {
+  fetched: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  deleted: number;
+  restored: number;
+  failed: number;
+  membershipsAdded: number;
+  membershipsRemoved: number;
+  wouldDelete: number;
+}
+
+/** A run report. */
+export interface Run {
+  id: string;
+  integrationId: string;
+  jobId: string | null;
+  modeRequested: SyncMode;
+  mode: SyncMode | null;
+  trigger: SyncTrigger;
+  reason: string | null;
+  dryRun: boolean;
+  status: RunStatus;
+  requestedBy: string | null;
+  counts: RunCounts;
+  issueCount: number;
+  workerId: string | null;
+  error: string | null;
+  approvedAt: string | null;
+  approvedBy: string | null;
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+}
+
+/** A page of a list; pass `nextCursor` back as `cursor` for the next one. */
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+/** Paging of lists. */
+export interface PageQuery {
+  limit?: number;
+  cursor?: string;
+}
+
+/** Filter of `listRuns`. */
+export interface RunQuery extends PageQuery {
+  integrationId?: string;
+  status?: RunStatus;
+  trigger?: SyncTrigger;
+  /** Only runs queued at or after this time. */
+  since?: string;
+}
+
+/** Filter of the synced-data lists. */
+export interface DirectoryQuery extends PageQuery {
+  /** Only what changed at or after this time, deletions included. */
+  updatedSince?: string;
+  /** Default: true with `updatedSince`, false without. */
+  includeDeleted?: boolean;
+}
+
+/** A per-object issue of a run. */
+export interface RunIssue {
+  externalId?: string;
+  dn?: string;
+  reason: string;
+}
+
+/** An object a run changed. */
+export interface RunChange {
+  externalId: string;
+  type: string;
+  dn: string | null;
+  deleted: boolean;
+  updatedAt: string;
+  change: 'created' | 'updated' | 'deleted';
+}
+
+/** A synced user or group. */
+export interface DirectoryObject {
+  externalId: string;
+  type: string;
+  dn: string | null;
+  attributes: Record<string, unknown>;
+  deleted: boolean;
+  deletedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A membership edge by external ids. */
+export interface Membership {
+  groupExternalId: string;
+  memberExternalId: string;
+  deleted: boolean;
+  deletedAt: string | null;
+  updatedAt: string;
+}
+
+/** Something an administrator should do. */
+export interface Action {
+  type: 'blocked_run' | 'failing' | 'credential_failed' | 'missing_secret' | 'legacy_integration' | 'never_synced';
+  integrationId: string;
+  integrationName: string;
+  detail: string;
+  runId: string | null;
+  since: string | null;
+}
+
+/** RFC 9457 problem details of an error answer. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  errors?: Array<{ in: string; path: string; message: string }>;
+  [extension: string]: unknown;
+}

@@ -1,0 +1,33 @@
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Db, KeyRing } from '@dirsync/db';
+import type { ControlClient, EnqueueClient } from '@dirsync/jobs';
+
+/** The Fastify instance routes are registered on (zod schemas for validation and answers). */
+export type ApiApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+
+/** Outcome of a settings check: the settings to store (defaults filled in), or every problem. */
+export type SettingsValidation =
+  | { readonly ok: true; readonly settings: unknown }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+/**
+ * Checks an integration's settings for its kind. The scheduler package may not import the
+ * providers (they are the workers' concern), so the process that starts the API passes the
+ * providers' own `validateSettings` in: the same check as the CLI, in-process, with no worker.
+ */
+export type SettingsValidator = (kind: string, settings: unknown) => SettingsValidation;
+
+/** What the route handlers use. */
+export interface ApiDeps {
+  readonly db: Db;
+  readonly logger: Logger;
+  readonly enqueue: EnqueueClient;
+  readonly control: ControlClient;
+  /** Needed to store secrets; without it secret routes answer 503. */
+  readonly keyRing: KeyRing | undefined;
+  readonly validateSettings: SettingsValidator;
+  /** How long Test Connection waits for a worker's answer. */
+  readonly controlTimeoutMs: number;
+}

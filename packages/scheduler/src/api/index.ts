@@ -1,0 +1,5 @@
+export { createApiServer, type ApiServer, type ApiServerOptions } from './server.ts';
+export type { SettingsValidation, SettingsValidator } from './context.ts';
+export { problemContentType, type Problem } from './problems.ts';
+export { dashboardPath } from './routes/dashboard.ts';
+export { actionsFor, type Action } from './routes/actions.ts';

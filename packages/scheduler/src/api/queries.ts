@@ -1,0 +1,277 @@
+import type { Db, RunIssue } from '@dirsync/db';
+import { ProblemError } from './problems.ts';
+
+// Account-scoped reads of the API in SQL: every statement names the account (or an integration
+// already checked to belong to it), so isolation does not depend on a check a handler might
+// forget. Timestamps travel as ISO text with microseconds, which is also what cursors carry:
+// a JavaScript Date would round them to milliseconds and a page boundary could skip rows.
+
+const isoText = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** A page of rows and the cursor of the next page. */
+export interface Page<T> {
+  readonly items: T[];
+  readonly nextCursor: string | null;
+}
+
+/** Keyset position: a timestamp (ISO text) and a tie-breaking id. */
+type Position = readonly [string, string];
+
+function encodeCursor(position: Position): string {
+  return Buffer.from(JSON.stringify(position)).toString('base64url');
+}
+
+function decodeCursor(cursor: string | undefined): Position | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === 'string' &&
+      !Number.isNaN(Date.parse(value[0])) &&
+      typeof value[1] === 'string' &&
+      value[1].length <= 100
+    ) {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // reported below
+  }
+  throw new ProblemError(400, 'invalid-cursor', 'cursor is not one this API returned: start again without it');
+}
+
+function paged<R, T>(rows: readonly R[], limit: number, position: (row: R) => Position, map: (row: R) => T): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return { items: items.map(map), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(position(last)) : null };
+}
+
+/** A run row as the API reads it (timestamps as ISO text). */
+export interface RunRow {
+  id: string;
+  integrationId: string;
+  jobId: string | null;
+  modeRequested: 'full' | 'delta';
+  mode: 'full' | 'delta' | null;
+  trigger: 'schedule' | 'manual' | 'api' | 'password_update' | 'recovery';
+  reason: string | null;
+  dryRun: boolean;
+  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'blocked_by_threshold' | 'dry_run';
+  requestedBy: string | null;
+  fetched: number;
+  created: number;
+  updated: number;
+  unchanged: number;
+  deleted: number;
+  restored: number;
+  failed: number;
+  membershipsAdded: number;
+  membershipsRemoved: number;
+  wouldDelete: number;
+  issueCount: number;
+  workerId: string | null;
+  error: string | null;
+  approvedAt: string | null;
+  approvedBy: string | null;
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+}
+
+const runColumns = `
+  r.id, r.integration_id as "integrationId", r.job_id as "jobId", r.mode_requested as "modeRequested", r.mode,
+  r.trigger, r.reason, r.dry_run as "dryRun", r.status, r.requested_by as "requestedBy", r.fetched, r.created,
+  r.updated, r.unchanged, r.deleted, r.restored, r.failed, r.memberships_added as "membershipsAdded",
+  r.memberships_removed as "membershipsRemoved", r.would_delete as "wouldDelete", r.issue_count as "issueCount",
+  r.worker_id as "workerId", r.error, ${isoText('r.approved_at')} as "approvedAt", r.approved_by as "approvedBy",
+  ${isoText('r.queued_at')} as "queuedAt", ${isoText('r.started_at')} as "startedAt",
+  ${isoText('r.finished_at')} as "finishedAt", r.duration_ms as "durationMs"`;
+
+/** Filter of {@link listAccountRuns}. */
+export interface AccountRunFilter {
+  integrationId?: string | undefined;
+  status?: string | undefined;
+  trigger?: string | undefined;
+  since?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+/** Runs of the account's integrations, newest first. */
+export async function listAccountRuns(db: Db, accountId: string, filter: AccountRunFilter): Promise<Page<RunRow>> {
+  const after = decodeCursor(filter.cursor);
+  const sql = db.$client;
+  const rows = await sql.unsafe<RunRow[]>(
+    `select ${runColumns}
+     from sync_runs r join integrations i on i.id = r.integration_id
+     where i.account_id = $1
+       and ($2::uuid is null or r.integration_id = $2::uuid)
+       and ($3::text is null or r.status = $3::text)
+       and ($4::text is null or r.trigger = $4::text)
+       and ($5::timestamptz is null or r.queued_at >= $5::timestamptz)
+       and ($6::timestamptz is null or (r.queued_at, r.id) < ($6::timestamptz, $7::uuid))
+     order by r.queued_at desc, r.id desc
+     limit $8`,
+    [accountId, filter.integrationId ?? null, filter.status ?? null, filter.trigger ?? null, filter.since ?? null, after?.[0] ?? null, after?.[1] ?? null, filter.limit + 1],
+  );
+  return paged(rows, filter.limit, (row) => [row.queuedAt, row.id], (row) => row);
+}
+
+/** One run of the account, or undefined (another account's run reads as absent). */
+export async function getAccountRun(db: Db, accountId: string, runId: string): Promise<RunRow | undefined> {
+  const rows = await db.$client.unsafe<RunRow[]>(
+    `select ${runColumns} from sync_runs r join integrations i on i.id = r.integration_id
+     where i.account_id = $1 and r.id = $2::uuid`,
+    [accountId, runId],
+  );
+  return rows[0];
+}
+
+/** A page of a run's stored issues, in the order the run found them. */
+export async function listRunIssues(db: Db, runId: string, limit: number, cursor: string | undefined): Promise<Page<RunIssue>> {
+  const after = decodeCursor(cursor);
+  const offset = after === undefined ? 0 : Number(after[1]);
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new ProblemError(400, 'invalid-cursor', 'cursor is not one this API returned: start again without it');
+  const rows = await db.$client<{ issue: RunIssue; n: number }[]>`
+    select e.issue, e.n::int as n from sync_runs r, jsonb_array_elements(r.issues) with ordinality as e(issue, n)
+    where r.id = ${runId} and e.n > ${offset}
+    order by e.n limit ${limit + 1}`;
+  return paged(rows, limit, (row) => ['1970-01-01T00:00:00Z', String(row.n)], (row) => row.issue);
+}
+
+/** An object a run changed. */
+export interface RunChangeRow {
+  externalId: string;
+  type: string;
+  dn: string | null;
+  deleted: boolean;
+  updatedAt: string;
+  change: 'created' | 'updated' | 'deleted';
+  rowId: string;
+}
+
+/**
+ * Objects whose latest change happened while the run was writing (between its start and its
+ * end): what it created, updated or deleted, unless a later run changed them again. A dry run
+ * writes nothing, so it has none.
+ */
+export async function listRunChanges(db: Db, run: RunRow, limit: number, cursor: string | undefined): Promise<Page<Omit<RunChangeRow, 'rowId'>>> {
+  if (run.startedAt === null || run.dryRun) return { items: [], nextCursor: null };
+  const after = decodeCursor(cursor);
+  const rows = await db.$client.unsafe<RunChangeRow[]>(
+    `select o.external_id as "externalId", o.type, o.dn, o.deleted_at is not null as deleted,
+       ${isoText('o.updated_at')} as "updatedAt", o.id::text as "rowId",
+       case when o.deleted_at is not null and o.deleted_at >= $2::timestamptz then 'deleted'
+            when o.created_at >= $2::timestamptz then 'created' else 'updated' end as change
+     from directory_objects o
+     where o.integration_id = $1::uuid
+       and o.updated_at >= $2::timestamptz and o.updated_at <= coalesce($3::timestamptz, now())
+       and ($4::timestamptz is null or (o.updated_at, o.id) > ($4::timestamptz, $5::bigint))
+     order by o.updated_at, o.id
+     limit $6`,
+    [run.integrationId, run.startedAt, run.finishedAt, after?.[0] ?? null, after?.[1] ?? null, limit + 1],
+  );
+  return paged(rows, limit, (row) => [row.updatedAt, row.rowId], ({ rowId: _rowId, ...row }) => row);
+}
+
+/** Filter of the synced-data lists. */
+export interface DirectoryFilter {
+  updatedSince?: string | undefined;
+  includeDeleted?: boolean | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+/** A synced object as the API reads it. */
+export interface ObjectRow {
+  externalId: string;
+  type: string;
+  dn: string | null;
+  attributes: Record<string, unknown>;
+  deleted: boolean;
+  deletedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  rowId: string;
+}
+
+/** Synced objects of one type of an integration, oldest change first (a feed with `updatedSince`). */
+export async function listObjects(db: Db, integrationId: string, type: 'user' | 'group', filter: DirectoryFilter): Promise<Page<Omit<ObjectRow, 'rowId'>>> {
+  const after = decodeCursor(filter.cursor);
+  const includeDeleted = filter.includeDeleted ?? filter.updatedSince !== undefined;
+  const rows = await db.$client.unsafe<ObjectRow[]>(
+    `select o.external_id as "externalId", o.type, o.dn, o.attributes, o.deleted_at is not null as deleted,
+       ${isoText('o.deleted_at')} as "deletedAt", ${isoText('o.created_at')} as "createdAt",
+       ${isoText('o.updated_at')} as "updatedAt", o.id::text as "rowId"
+     from directory_objects o
+     where o.integration_id = $1::uuid and o.type = $2
+       and ($3::boolean or o.deleted_at is null)
+       and ($4::timestamptz is null or o.updated_at >= $4::timestamptz)
+       and ($5::timestamptz is null or (o.updated_at, o.id) > ($5::timestamptz, $6::bigint))
+     order by o.updated_at, o.id
+     limit $7`,
+    [integrationId, type, includeDeleted, filter.updatedSince ?? null, after?.[0] ?? null, after?.[1] ?? null, filter.limit + 1],
+  );
+  return paged(rows, filter.limit, (row) => [row.updatedAt, row.rowId], ({ rowId: _rowId, ...row }) => row);
+}
+
+/** A membership edge as the API reads it. */
+export interface MembershipRow {
+  groupExternalId: string;
+  memberExternalId: string;
+  deleted: boolean;
+  deletedAt: string | null;
+  updatedAt: string;
+  rowId: string;
+}
+
+/** Membership edges of an integration, oldest change first. */
+export async function listMemberships(db: Db, integrationId: string, filter: DirectoryFilter): Promise<Page<Omit<MembershipRow, 'rowId'>>> {
+  const after = decodeCursor(filter.cursor);
+  const includeDeleted = filter.includeDeleted ?? filter.updatedSince !== undefined;
+  const rows = await db.$client.unsafe<MembershipRow[]>(
+    `select m.group_external_id as "groupExternalId", m.member_external_id as "memberExternalId",
+       m.deleted_at is not null as deleted, ${isoText('m.deleted_at')} as "deletedAt",
+       ${isoText('m.updated_at')} as "updatedAt", m.id::text as "rowId"
+     from memberships m
+     where m.integration_id = $1::uuid
+       and ($2::boolean or m.deleted_at is null)
+       and ($3::timestamptz is null or m.updated_at >= $3::timestamptz)
+       and ($4::timestamptz is null or (m.updated_at, m.id) > ($4::timestamptz, $5::bigint))
+     order by m.updated_at, m.id
+     limit $6`,
+    [integrationId, includeDeleted, filter.updatedSince ?? null, after?.[0] ?? null, after?.[1] ?? null, filter.limit + 1],
+  );
+  return paged(rows, filter.limit, (row) => [row.updatedAt, row.rowId], ({ rowId: _rowId, ...row }) => row);
+}
+
+/** What the actions list needs to know about an integration and its last run. */
+export interface IntegrationHealthRow {
+  id: string;
+  name: string;
+  kind: string;
+  enabled: boolean;
+  status: string;
+  settings: Record<string, unknown>;
+  hasSecret: boolean;
+  lastRunId: string | null;
+  lastRunError: string | null;
+  lastRunFinishedAt: string | null;
+  lastSuccessAt: string | null;
+  createdAt: string;
+}
+
+/** Every integration of the account with its last run's outcome. */
+export async function listIntegrationHealth(db: Db, accountId: string): Promise<IntegrationHealthRow[]> {
+  return db.$client.unsafe<IntegrationHealthRow[]>(
+    `select i.id, i.name, i.kind, i.enabled, i.status, i.settings, i.secret_ciphertext is not null as "hasSecret",
+       i.last_run_id as "lastRunId", r.error as "lastRunError", ${isoText('r.finished_at')} as "lastRunFinishedAt",
+       ${isoText('i.last_success_at')} as "lastSuccessAt", ${isoText('i.created_at')} as "createdAt"
+     from integrations i left join sync_runs r on r.id = i.last_run_id
+     where i.account_id = $1
+     order by i.name`,
+    [accountId],
+  );
+}

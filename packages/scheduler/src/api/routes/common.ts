@@ -1,0 +1,47 @@
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { createRun, getIntegration, type Integration } from '@dirsync/db';
+import type { EnqueueSyncResult, SyncMode, SyncTrigger } from '@dirsync/jobs';
+import { accountOf } from '../auth.ts';
+import type { ApiDeps } from '../context.ts';
+import { notFound, problemSchema } from '../problems.ts';
+
+/** The integration `id` of the caller's account; 404 for any other (another account's reads as absent). */
+export async function ownIntegration(deps: ApiDeps, request: FastifyRequest, id: string): Promise<Integration> {
+  const accountId = accountOf(request);
+  const integration = await getIntegration(deps.db, id);
+  if (!integration || integration.accountId !== accountId) throw notFound(`integration ${id}`);
+  return integration;
+}
+
+/**
+ * Enqueues a sync (deduplicated by the enqueue client) and records its queued run, unless a
+ * waiting job absorbed the request (its run exists already).
+ */
+export async function requestSync(
+  deps: ApiDeps,
+  integration: Integration,
+  request: { mode: SyncMode; dryRun: boolean; trigger: SyncTrigger; requestedBy: string },
+): Promise<EnqueueSyncResult> {
+  const result = await deps.enqueue.enqueueSync({ integrationId: integration.id, ...request });
+  if (!result.deduplicated) {
+    await createRun(deps.db, {
+      id: result.runId,
+      integrationId: integration.id,
+      jobId: result.jobId,
+      modeRequested: result.mode,
+      trigger: request.trigger,
+      dryRun: request.dryRun,
+      requestedBy: request.requestedBy,
+    });
+  }
+  return result;
+}
+
+/** Error answers every authenticated route may give, for the OpenAPI document. */
+export function withProblems<R extends Record<number, z.ZodType>>(responses: R) {
+  return { ...responses, 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 429: problemSchema };
+}
+
+/** OpenAPI security requirement of authenticated routes. */
+export const bearer = [{ apiKey: [] }];

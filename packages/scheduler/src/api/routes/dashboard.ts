@@ -1,0 +1,51 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { scopeAllows, type Db } from '@dirsync/db';
+import { DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, type RedisConnection } from '@dirsync/jobs';
+import { openRedis } from '../../ops/redis.ts';
+import { authenticate, dashboardRealm } from '../auth.ts';
+import { ProblemError } from '../problems.ts';
+
+/** Where the queue dashboard is served. */
+export const dashboardPath = '/admin/queues';
+
+/**
+ * Mounts Bull Board for every dirsync queue at {@link dashboardPath}. It shows every account's
+ * jobs, so only platform keys (no account) with the `admin` scope may open it; a browser is asked
+ * for the key with a Basic challenge (any user name, the key as password). Returns a function
+ * that closes its queue connections.
+ */
+export async function registerDashboard(
+  app: FastifyInstance,
+  deps: { db: Db; connection: RedisConnection; prefix?: string | undefined },
+): Promise<() => Promise<void>> {
+  const redis = openRedis(deps.connection);
+  const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection: redis, prefix: deps.prefix ?? DEFAULT_QUEUE_PREFIX }));
+  for (const queue of queues) queue.on('error', () => {});
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(dashboardPath);
+  createBullBoard({
+    queues: queues.map((queue) => new BullMQAdapter(queue)),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'dirsync queues' } },
+  });
+  await app.register(
+    async (scope) => {
+      scope.addHook('onRequest', async (request) => {
+        const caller = await authenticate(deps.db, request, 'basic');
+        if (caller.accountId !== undefined || !scopeAllows(caller.key.scopes, 'admin')) {
+          throw new ProblemError(403, 'platform-admin-required', `the queue dashboard shows every account's jobs: it needs a platform key with the admin scope (${dashboardRealm})`);
+        }
+        request.caller = caller;
+      });
+      await scope.register(serverAdapter.registerPlugin(), { prefix: dashboardPath });
+    },
+  );
+  return async () => {
+    await Promise.all(queues.map((queue) => queue.close()));
+    await redis.quit().catch(() => redis.disconnect());
+  };
+}

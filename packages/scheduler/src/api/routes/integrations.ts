@@ -1,0 +1,277 @@
+import { z } from 'zod';
+import {
+  createIntegration,
+  deleteSecretCandidate,
+  type IntegrationKind,
+  type IntegrationPatch,
+  listIntegrations,
+  recordAudit,
+  removeIntegration,
+  setIntegrationSecret,
+  storeSecretCandidate,
+  updateIntegration,
+} from '@dirsync/db';
+import { validateSchedule } from '../../cron.ts';
+import { accountOf, callerOf, requireScope } from '../auth.ts';
+import type { ApiApp, ApiDeps } from '../context.ts';
+import { presentIntegration } from '../present.ts';
+import { ProblemError, problemSchema } from '../problems.ts';
+import {
+  connectionReport,
+  createIntegrationBody,
+  idParams,
+  integrationSchema,
+  secretAcceptedSchema,
+  setSecretBody,
+  syncAcceptedSchema,
+  syncRequestBody,
+  updateIntegrationBody,
+} from '../schemas.ts';
+import { bearer, ownIntegration, requestSync, withProblems } from './common.ts';
+
+const tags = ['integrations'];
+
+/** Settings and schedule checked together, so one answer lists every problem (422). */
+function checkConfiguration(
+  deps: ApiDeps,
+  kind: string,
+  input: { settings?: Record<string, unknown> | undefined; deltaCron?: string | undefined; fullCron?: string | undefined },
+): { settings: Record<string, unknown> | undefined; schedule: { deltaCron?: string; fullCron?: string } } {
+  const errors: Array<{ in: string; path: string; message: string }> = [];
+  let settings: Record<string, unknown> | undefined;
+  if (input.settings !== undefined) {
+    const checked = deps.validateSettings(kind, input.settings);
+    if (checked.ok) settings = checked.settings as Record<string, unknown>;
+    else
+      for (const line of checked.problems) {
+        const colon = line.indexOf(': ');
+        errors.push(
+          colon > 0 && !line.slice(0, colon).includes(' ')
+            ? { in: 'body', path: `settings.${line.slice(0, colon)}`, message: line.slice(colon + 2) }
+            : { in: 'body', path: 'settings', message: line },
+        );
+      }
+  }
+  const schedule = validateSchedule({
+    ...(input.deltaCron === undefined ? {} : { deltaCron: input.deltaCron }),
+    ...(input.fullCron === undefined ? {} : { fullCron: input.fullCron }),
+  });
+  if (!schedule.ok) for (const problem of schedule.problems) errors.push({ in: 'body', path: problem.field, message: problem.message });
+  if (errors.length > 0) {
+    const detail = errors.map((e) => `${e.path}: ${e.message}`).join('; ');
+    throw new ProblemError(422, 'invalid-configuration', `invalid ${kind} integration: ${detail}`, { extensions: { errors } });
+  }
+  return {
+    settings,
+    schedule: schedule.ok
+      ? {
+          ...(schedule.deltaCron === undefined ? {} : { deltaCron: schedule.deltaCron }),
+          ...(schedule.fullCron === undefined ? {} : { fullCron: schedule.fullCron }),
+        }
+      : {},
+  };
+}
+
+function requireKeyRing(deps: ApiDeps) {
+  if (!deps.keyRing) throw new ProblemError(503, 'secrets-unavailable', 'this API server has no secret key configured (DIRSYNC_SECRET_KEY): secrets cannot be stored');
+  return deps.keyRing;
+}
+
+/** Integrations of the caller's account: CRUD, secret, Test Connection, sync requests. */
+export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
+  const { db } = deps;
+
+  app.get('/integrations', {
+    schema: { tags, operationId: 'listIntegrations', summary: "The account's integrations", security: bearer, response: withProblems({ 200: z.object({ items: z.array(integrationSchema) }) }) },
+    preHandler: requireScope('read'),
+    handler: async (request) => {
+      const rows = await listIntegrations(db, { accountId: accountOf(request) });
+      return { items: rows.map(presentIntegration) };
+    },
+  });
+
+  app.post('/integrations', {
+    schema: {
+      tags,
+      operationId: 'createIntegration',
+      summary: 'Create an integration (settings validated for its kind)',
+      security: bearer,
+      body: createIntegrationBody,
+      response: withProblems({ 201: integrationSchema, 409: problemSchema, 422: problemSchema, 503: problemSchema }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request, reply) => {
+      const accountId = accountOf(request);
+      const { actor } = callerOf(request);
+      const body = request.body;
+      const { settings, schedule } = checkConfiguration(deps, body.kind, body);
+      const ring = body.secret === undefined ? undefined : requireKeyRing(deps);
+      const integration = await createIntegration(
+        db,
+        {
+          accountId,
+          kind: body.kind as IntegrationKind,
+          name: body.name,
+          settings: settings ?? {},
+          ...schedule,
+          ...(body.description === undefined ? {} : { description: body.description }),
+          ...(body.enabled === undefined ? {} : { enabled: body.enabled }),
+          ...(body.deleteThresholdCount === undefined ? {} : { deleteThresholdCount: body.deleteThresholdCount }),
+          ...(body.deleteThresholdPercent === undefined ? {} : { deleteThresholdPercent: body.deleteThresholdPercent }),
+        },
+        ring === undefined || body.secret === undefined ? undefined : { ring, plaintext: body.secret },
+      );
+      await recordAudit(db, { accountId, integrationId: integration.id, actor, action: 'integration.created', details: { name: integration.name, kind: integration.kind } });
+      return reply.code(201).header('location', `/v1/integrations/${integration.id}`).send(presentIntegration(integration));
+    },
+  });
+
+  app.get('/integrations/:id', {
+    schema: { tags, operationId: 'getIntegration', summary: 'One integration (never its secret)', security: bearer, params: idParams, response: withProblems({ 200: integrationSchema }) },
+    preHandler: requireScope('read'),
+    handler: async (request) => presentIntegration(await ownIntegration(deps, request, request.params.id)),
+  });
+
+  app.patch('/integrations/:id', {
+    schema: {
+      tags,
+      operationId: 'updateIntegration',
+      summary: 'Change configuration (settings are replaced whole and validated); the secret: PUT …/secret',
+      security: bearer,
+      params: idParams,
+      body: updateIntegrationBody,
+      response: withProblems({ 200: integrationSchema, 409: problemSchema, 422: problemSchema }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request) => {
+      const current = await ownIntegration(deps, request, request.params.id);
+      const body = request.body;
+      const { settings, schedule } = checkConfiguration(deps, current.kind, body);
+      const patch: IntegrationPatch = {
+        ...schedule,
+        ...(settings === undefined ? {} : { settings }),
+        ...(body.name === undefined ? {} : { name: body.name }),
+        ...(body.description === undefined ? {} : { description: body.description }),
+        ...(body.enabled === undefined ? {} : { enabled: body.enabled }),
+        ...(body.deleteThresholdCount === undefined ? {} : { deleteThresholdCount: body.deleteThresholdCount }),
+        ...(body.deleteThresholdPercent === undefined ? {} : { deleteThresholdPercent: body.deleteThresholdPercent }),
+      };
+      if (Object.keys(patch).length === 0) throw new ProblemError(400, 'invalid-request', 'nothing to change: send at least one field');
+      const updated = await updateIntegration(db, current.id, patch);
+      await recordAudit(db, { accountId: current.accountId, integrationId: current.id, actor: callerOf(request).actor, action: 'integration.updated', details: { fields: Object.keys(patch) } });
+      return presentIntegration(updated);
+    },
+  });
+
+  for (const [action, enabled] of [['disable', false], ['enable', true]] as const) {
+    app.post(`/integrations/:id/${action}`, {
+      schema: {
+        tags,
+        operationId: `${action}Integration`,
+        summary: enabled ? 'Enable scheduled syncs' : 'Disable: no scheduled or requested syncs until enabled again',
+        security: bearer,
+        params: idParams,
+        response: withProblems({ 200: integrationSchema }),
+      },
+      preHandler: requireScope('admin'),
+      handler: async (request) => {
+        const current = await ownIntegration(deps, request, request.params.id);
+        const updated = await updateIntegration(db, current.id, { enabled });
+        await recordAudit(db, { accountId: current.accountId, integrationId: current.id, actor: callerOf(request).actor, action: `integration.${action}d` });
+        return presentIntegration(updated);
+      },
+    });
+  }
+
+  app.delete('/integrations/:id', {
+    schema: {
+      tags,
+      operationId: 'removeIntegration',
+      summary: 'Delete an integration with its runs and synced data',
+      security: bearer,
+      params: idParams,
+      response: withProblems({ 204: z.null().describe('removed') }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request, reply) => {
+      const current = await ownIntegration(deps, request, request.params.id);
+      await removeIntegration(db, current.id);
+      await recordAudit(db, { accountId: current.accountId, actor: callerOf(request).actor, action: 'integration.removed', details: { integrationId: current.id, name: current.name } });
+      return reply.code(204).send(null);
+    },
+  });
+
+  app.post('/integrations/:id/test-connection', {
+    schema: {
+      tags,
+      operationId: 'testConnection',
+      summary: 'Test Connection on a worker with the stored secret: connect, TLS, bind, bases',
+      security: bearer,
+      params: idParams,
+      response: withProblems({ 200: connectionReport, 502: problemSchema, 504: problemSchema }),
+    },
+    preHandler: requireScope('sync'),
+    handler: async (request) => {
+      const integration = await ownIntegration(deps, request, request.params.id);
+      return deps.control.testConnection(integration.id, { timeoutMs: deps.controlTimeoutMs, requestedBy: callerOf(request).actor });
+    },
+  });
+
+  app.put('/integrations/:id/secret', {
+    schema: {
+      tags,
+      operationId: 'setSecret',
+      summary: 'Replace the service-account password: tested on a worker, stored encrypted, then a full sync ("Sync All")',
+      description: 'When Test Connection fails with the new secret, nothing changes (the old secret stays in use) and the answer is 422 with the checklist in `checks`.',
+      security: bearer,
+      params: idParams,
+      body: setSecretBody,
+      response: withProblems({ 202: secretAcceptedSchema, 422: problemSchema, 502: problemSchema, 503: problemSchema, 504: problemSchema }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request, reply) => {
+      const integration = await ownIntegration(deps, request, request.params.id);
+      const ring = requireKeyRing(deps);
+      const { actor } = callerOf(request);
+      const candidateId = await storeSecretCandidate(db, ring, integration.id, request.body.secret);
+      let connection;
+      try {
+        connection = await deps.control.checkSecret(integration.id, candidateId, { timeoutMs: deps.controlTimeoutMs, requestedBy: actor });
+      } finally {
+        // The worker deletes it after the check; this covers a check that never ran.
+        await deleteSecretCandidate(db, candidateId);
+      }
+      if (!connection.ok) {
+        throw new ProblemError(422, 'connection-failed', 'the new secret was not stored: Test Connection failed with it (the old secret stays in use)', {
+          extensions: { checks: connection.checks },
+        });
+      }
+      await setIntegrationSecret(db, ring, integration.id, request.body.secret);
+      await recordAudit(db, { accountId: integration.accountId, integrationId: integration.id, actor, action: 'integration.password_updated' });
+      const sync = integration.enabled
+        ? await requestSync(deps, integration, { mode: 'full', dryRun: false, trigger: 'password_update', requestedBy: actor })
+        : null;
+      return reply.code(202).send({ connection, sync });
+    },
+  });
+
+  app.post('/integrations/:id/syncs', {
+    schema: {
+      tags: ['syncs'],
+      operationId: 'requestSync',
+      summary: 'Ask for a sync now; a sync already waiting for the integration absorbs the request',
+      security: bearer,
+      params: idParams,
+      body: syncRequestBody.optional(),
+      response: withProblems({ 202: syncAcceptedSchema, 409: problemSchema }),
+    },
+    preHandler: requireScope('sync'),
+    handler: async (request, reply) => {
+      const integration = await ownIntegration(deps, request, request.params.id);
+      if (!integration.enabled) throw new ProblemError(409, 'integration-disabled', `integration ${integration.id} is disabled: enable it first`);
+      const body = syncRequestBody.parse(request.body ?? {});
+      const result = await requestSync(deps, integration, { mode: body.mode, dryRun: body.dryRun, trigger: 'api', requestedBy: callerOf(request).actor });
+      return reply.code(202).header('location', `/v1/runs/${result.runId}`).send(result);
+    },
+  });
+}

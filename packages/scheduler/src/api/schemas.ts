@@ -1,0 +1,195 @@
+import { z } from 'zod';
+import { integrationKinds, runStatuses, syncModes, syncTriggers } from '@dirsync/db';
+import { connectionReportSchema } from '@dirsync/jobs';
+
+// Wire shapes of the API. Responses are serialised through these schemas, so a field that is not
+// listed here (a secret column, say) can never reach an answer.
+
+const isoDate = z.iso.datetime({ offset: true }).describe('RFC 3339 date-time');
+const nullableDate = isoDate.nullable();
+const cron = z.string().trim().min(1).max(100);
+
+/** `{ id }` path parameter. */
+export const idParams = z.object({ id: z.string().min(1).max(100).describe('uuid') });
+
+/** Page of a list: opaque cursor of the next page, null on the last. */
+export function pageOf<T extends z.ZodType>(item: T) {
+  return z.object({ items: z.array(item), nextCursor: z.string().nullable() });
+}
+
+/** `limit` and `cursor` query parameters of lists. */
+export const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  cursor: z.string().max(500).optional(),
+});
+
+/** An integration as the API shows it: configuration and state, never its secret. */
+export const integrationSchema = z.object({
+  id: z.uuid(),
+  accountId: z.uuid(),
+  kind: z.enum(integrationKinds),
+  name: z.string(),
+  description: z.string(),
+  enabled: z.boolean(),
+  settings: z.record(z.string(), z.unknown()),
+  hasSecret: z.boolean().describe('whether a service-account password (or app secret) is stored; the secret itself is never returned'),
+  deltaCron: z.string(),
+  fullCron: z.string(),
+  deleteThresholdCount: z.number().int(),
+  deleteThresholdPercent: z.number().int(),
+  status: z.string(),
+  lastRunId: z.uuid().nullable(),
+  lastSuccessRunId: z.uuid().nullable(),
+  lastSuccessAt: nullableDate,
+  createdAt: isoDate,
+  updatedAt: isoDate,
+});
+
+/** Body of `POST /v1/integrations`. */
+export const createIntegrationBody = z.strictObject({
+  kind: z.enum(integrationKinds),
+  name: z.string().trim().min(1).max(200),
+  description: z.string().max(2000).optional(),
+  enabled: z.boolean().optional(),
+  settings: z.record(z.string(), z.unknown()).describe('per-kind settings, validated by the kind'),
+  secret: z
+    .string()
+    .min(1)
+    .max(4096)
+    .optional()
+    .describe('service-account password, stored encrypted without a test; use PUT …/secret to test, store and resync'),
+  deltaCron: cron.optional(),
+  fullCron: cron.optional(),
+  deleteThresholdCount: z.number().int().min(0).optional(),
+  deleteThresholdPercent: z.number().int().min(0).max(100).optional(),
+});
+
+/** Body of `PATCH /v1/integrations/{id}`: every field optional; settings replace the stored ones whole. */
+export const updateIntegrationBody = createIntegrationBody.omit({ kind: true, secret: true }).partial();
+
+/** Body of `PUT /v1/integrations/{id}/secret`. */
+export const setSecretBody = z.strictObject({
+  secret: z.string().min(1).max(4096).describe('the new service-account password'),
+});
+
+/** Body of `POST /v1/integrations/{id}/syncs`. */
+export const syncRequestBody = z.strictObject({
+  mode: z.enum(syncModes).default('delta'),
+  dryRun: z.boolean().default(false).describe('compute the report and write nothing'),
+});
+
+/** What `POST /v1/integrations/{id}/syncs` answers (202). */
+export const syncAcceptedSchema = z.object({
+  jobId: z.string(),
+  runId: z.uuid(),
+  mode: z.enum(syncModes),
+  dryRun: z.boolean(),
+  deduplicated: z.boolean().describe('a sync of this integration was already waiting: this is that job and run'),
+  upgraded: z.boolean().describe('the waiting job was a delta and now runs full'),
+});
+
+/** A Test Connection checklist. */
+export const connectionReport = connectionReportSchema;
+
+/** What `PUT /v1/integrations/{id}/secret` answers (202). */
+export const secretAcceptedSchema = z.object({
+  connection: connectionReportSchema,
+  sync: syncAcceptedSchema.nullable().describe('the full sync ("Sync All") queued after the change; null for a disabled integration'),
+});
+
+/** Counts of a run report. */
+const countsSchema = z.object({
+  fetched: z.number().int(),
+  created: z.number().int(),
+  updated: z.number().int(),
+  unchanged: z.number().int(),
+  deleted: z.number().int(),
+  restored: z.number().int(),
+  failed: z.number().int(),
+  membershipsAdded: z.number().int(),
+  membershipsRemoved: z.number().int(),
+  wouldDelete: z.number().int(),
+});
+
+/** A run report (without its issues, which are paged). */
+export const runSchema = z.object({
+  id: z.uuid(),
+  integrationId: z.uuid(),
+  jobId: z.string().nullable(),
+  modeRequested: z.enum(syncModes),
+  mode: z.enum(syncModes).nullable(),
+  trigger: z.enum(syncTriggers),
+  reason: z.string().nullable(),
+  dryRun: z.boolean(),
+  status: z.enum(runStatuses),
+  requestedBy: z.string().nullable(),
+  counts: countsSchema,
+  issueCount: z.number().int(),
+  workerId: z.string().nullable(),
+  error: z.string().nullable(),
+  approvedAt: nullableDate,
+  approvedBy: z.string().nullable(),
+  queuedAt: isoDate,
+  startedAt: nullableDate,
+  finishedAt: nullableDate,
+  durationMs: z.number().int().nullable(),
+});
+
+/** Query of `GET /v1/runs`. */
+export const runsQuery = pageQuery.extend({
+  integrationId: z.uuid().optional(),
+  status: z.enum(runStatuses).optional(),
+  trigger: z.enum(syncTriggers).optional(),
+  since: isoDate.optional().describe('only runs queued at or after this time'),
+});
+
+/** One per-object issue of a run. */
+export const runIssueSchema = z.object({ externalId: z.string().optional(), dn: z.string().optional(), reason: z.string() });
+
+/** A synced user or group. */
+export const directoryObjectSchema = z.object({
+  externalId: z.string(),
+  type: z.string(),
+  dn: z.string().nullable(),
+  attributes: z.record(z.string(), z.unknown()),
+  deleted: z.boolean(),
+  deletedAt: nullableDate,
+  createdAt: isoDate,
+  updatedAt: isoDate,
+});
+
+/** A membership edge. */
+export const membershipSchema = z.object({
+  groupExternalId: z.string(),
+  memberExternalId: z.string(),
+  deleted: z.boolean(),
+  deletedAt: nullableDate,
+  updatedAt: isoDate,
+});
+
+/** Query of the synced-data lists. */
+export const directoryQuery = pageQuery.extend({
+  updatedSince: isoDate
+    .optional()
+    .describe('only what changed at or after this time, deletions included (read a little overlap: changes commit in batches)'),
+  includeDeleted: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional()
+    .describe('include soft-deleted entries; default true with updatedSince, false without'),
+});
+
+/** An object a run changed. */
+export const runChangeSchema = directoryObjectSchema.pick({ externalId: true, type: true, dn: true, deleted: true, updatedAt: true }).extend({
+  change: z.enum(['created', 'updated', 'deleted']),
+});
+
+/** Something an administrator of the account should do. */
+export const actionSchema = z.object({
+  type: z.enum(['blocked_run', 'failing', 'credential_failed', 'missing_secret', 'legacy_integration', 'never_synced']),
+  integrationId: z.uuid(),
+  integrationName: z.string(),
+  detail: z.string(),
+  runId: z.uuid().nullable(),
+  since: nullableDate,
+});

@@ -1,0 +1,201 @@
+import { Queue } from 'bullmq';
+import { CronExpressionParser } from 'cron-parser';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { Db } from '@dirsync/db';
+import { DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, type RedisConnection } from '@dirsync/jobs';
+import { openRedis } from './redis.ts';
+
+/** Options of {@link createServiceMetrics}. */
+export interface ServiceMetricsOptions {
+  readonly db: Db;
+  readonly connection: RedisConnection;
+  readonly prefix?: string;
+  /** Default: a new registry with the process metrics. */
+  readonly registry?: Registry;
+  readonly onError?: (error: Error) => void;
+}
+
+/** Metrics of the scheduler / API process, read from Redis and Postgres at scrape time. */
+export interface ServiceMetrics {
+  readonly registry: Registry;
+  close(): Promise<void>;
+}
+
+const queueStates = ['waiting', 'prioritized', 'active', 'delayed', 'failed'] as const;
+
+interface IntegrationRow {
+  id: string;
+  account_id: string;
+  kind: string;
+  status: string;
+  enabled: boolean;
+  since_success: number | null;
+  secret_age: number | null;
+}
+
+interface RunCountRow {
+  status: string;
+  n: number;
+}
+
+interface ConnectorRow {
+  name: string;
+  rotation_cron: string;
+  credential_age: number | null;
+  expires_in: number | null;
+}
+
+/**
+ * Registers the installation-wide gauges, all computed when Prometheus scrapes (so any number of
+ * replicas report the same values and nothing drifts): queue job counts by queue and state; per
+ * integration the seconds since its last successful sync and the age of its stored secret;
+ * integrations by kind and status; runs queued and running; per Entra connector the age and
+ * remaining validity of its current certificate and the seconds until its next rotation.
+ */
+export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMetrics {
+  const registry = options.registry ?? new Registry();
+  if (!options.registry) collectDefaultMetrics({ register: registry });
+  const { db } = options;
+  const redis = openRedis(options.connection, {}, options.onError);
+  const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection: redis, prefix: options.prefix ?? DEFAULT_QUEUE_PREFIX }));
+  for (const queue of queues) queue.on('error', options.onError ?? (() => {}));
+
+  new Gauge({
+    name: 'dirsync_queue_jobs',
+    help: 'Jobs in each BullMQ queue by state',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await Promise.all(queues.map(async (queue) => [queue.name, await queue.getJobCounts(...queueStates)] as const));
+      for (const [queue, byState] of counts) for (const state of queueStates) this.set({ queue, state }, byState[state] ?? 0);
+    },
+  });
+
+  // One query feeds the per-integration gauges; each gauge's collect awaits the same promise.
+  let integrations: Promise<IntegrationRow[]> | undefined;
+  const integrationRows = () => {
+    integrations ??= db.$client<IntegrationRow[]>`
+      select i.id, i.account_id, i.kind, i.status, i.enabled,
+        extract(epoch from now() - i.last_success_at)::float8 as since_success,
+        case when i.secret_ciphertext is null then null else extract(epoch from now() - coalesce(
+          (select max(a.created_at) from audit_events a where a.integration_id = i.id and a.action = 'integration.password_updated'),
+          i.created_at))::float8 end as secret_age
+      from integrations i`.finally(() => {
+      // Fresh data for the next scrape.
+      setImmediate(() => (integrations = undefined));
+    });
+    return integrations;
+  };
+
+  new Gauge({
+    name: 'dirsync_integration_seconds_since_last_success',
+    help: 'Seconds since the last successful sync of each enabled integration (absent until one succeeds)',
+    labelNames: ['integration_id', 'account_id', 'kind'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await integrationRows()) {
+        if (row.enabled && row.since_success !== null) this.set({ integration_id: row.id, account_id: row.account_id, kind: row.kind }, row.since_success);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'dirsync_credential_age_seconds',
+    help: "Age of each integration's stored secret (service-account password or app secret)",
+    labelNames: ['integration_id', 'account_id', 'kind'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await integrationRows()) {
+        if (row.secret_age !== null) this.set({ integration_id: row.id, account_id: row.account_id, kind: row.kind }, row.secret_age);
+      }
+    },
+  });
+
+  new Gauge({
+    name: 'dirsync_integrations',
+    help: 'Integrations by kind, status and whether they are enabled',
+    labelNames: ['kind', 'status', 'enabled'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await integrationRows()) this.inc({ kind: row.kind, status: row.status, enabled: String(row.enabled) });
+    },
+  });
+
+  new Gauge({
+    name: 'dirsync_runs',
+    help: 'Sync runs waiting or running now, by status',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const rows = await db.$client<RunCountRow[]>`
+        select s.status, count(r.id)::int as n
+        from (values ('queued'), ('running')) as s(status) left join sync_runs r on r.status = s.status
+        group by s.status`;
+      for (const row of rows) this.set({ status: row.status }, row.n);
+    },
+  });
+
+  const connectorLabels = ['connector'] as const;
+  let connectors: Promise<ConnectorRow[]> | undefined;
+  const connectorRows = () => {
+    connectors ??= db.$client<ConnectorRow[]>`
+      select c.name, c.rotation_cron,
+        extract(epoch from now() - coalesce(k.activated_at, k.created_at))::float8 as credential_age,
+        extract(epoch from k.not_after - now())::float8 as expires_in
+      from connectors c left join connector_credentials k on k.connector_id = c.id and k.status = 'current'`.finally(() => {
+      setImmediate(() => (connectors = undefined));
+    });
+    return connectors;
+  };
+  new Gauge({
+    name: 'dirsync_connector_credential_age_seconds',
+    help: "Age of each connector's current certificate",
+    labelNames: connectorLabels,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await connectorRows()) if (row.credential_age !== null) this.set({ connector: row.name }, row.credential_age);
+    },
+  });
+  new Gauge({
+    name: 'dirsync_connector_credential_expires_in_seconds',
+    help: "Seconds until each connector's current certificate expires",
+    labelNames: connectorLabels,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await connectorRows()) if (row.expires_in !== null) this.set({ connector: row.name }, row.expires_in);
+    },
+  });
+  new Gauge({
+    name: 'dirsync_connector_next_rotation_seconds',
+    help: "Seconds until each connector's next scheduled certificate rotation",
+    labelNames: connectorLabels,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const now = new Date();
+      for (const row of await connectorRows()) {
+        try {
+          const next = CronExpressionParser.parse(row.rotation_cron, { currentDate: now, tz: 'UTC' }).next().toDate();
+          this.set({ connector: row.name }, (next.getTime() - now.getTime()) / 1000);
+        } catch {
+          // An invalid stored cron is the rotation scheduler's to report; no value is better than a wrong one.
+        }
+      }
+    },
+  });
+
+  return {
+    registry,
+    async close() {
+      await Promise.all(queues.map((queue) => queue.close()));
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
