@@ -4,6 +4,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError } from './cron.ts';
 import { dueSlots, planSync, type DueSlots } from './plan.ts';
+import { createRotationScheduler, type RotationTickResult } from './rotation.ts';
 import { claimDueSlots, markRunUpgradedToFull, releaseClaimedSlots } from './slots.ts';
 
 /** Every 30 seconds (node-cron's six-field form, seconds first). */
@@ -29,6 +30,8 @@ export interface SchedulerOptions {
   readonly now?: () => Date;
   /** Integrations scheduled in parallel within one tick. Default 4. */
   readonly concurrency?: number;
+  /** Also enqueue connectors' daily credential rotations (default true). */
+  readonly rotations?: boolean;
 }
 
 /** One job the tick enqueued (or found already standing for the slot). */
@@ -59,6 +62,8 @@ export interface TickResult {
   readonly considered: number;
   readonly enqueued: ScheduledSync[];
   readonly failed: TickFailure[];
+  /** Connector credential rotations enqueued (empty when rotations are off). */
+  readonly rotations: RotationTickResult;
 }
 
 /** A scheduler replica. Any number may run: each due slot is enqueued once among them. */
@@ -103,6 +108,10 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
     onError: (error) => logger.warn({ err: error }, 'redis connection error'),
   });
+  const rotations =
+    options.rotations === false
+      ? undefined
+      : createRotationScheduler({ db, connection: options.connection, prefix: options.prefix, timezone: tz, logger });
   const inFlight = new Set<Promise<unknown>>();
   // Bad schedules are reported once per expression, not every 30 seconds.
   const reportedBadSchedules = new Map<string, string>();
@@ -197,8 +206,14 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         }
       }
     });
+    const rotated: RotationTickResult = rotations
+      ? await rotations.tick(now).catch((error: unknown) => {
+          logger.error({ err: error }, 'could not schedule connector rotations');
+          return { enqueued: [], failed: [] };
+        })
+      : { enqueued: [], failed: [] };
     logger.debug({ now: now.toISOString(), considered: rows.length, enqueued: enqueued.length, failed: failed.length }, 'tick done');
-    return { now, considered: rows.length, enqueued, failed };
+    return { now, considered: rows.length, enqueued, failed, rotations: rotated };
   }
 
   function tickInBackground(): void {
@@ -234,6 +249,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       if (task !== undefined) await task.destroy();
       await Promise.allSettled([...inFlight]);
       await enqueue.close();
+      await rotations?.close();
       logger.info('scheduler stopped');
     },
   };
