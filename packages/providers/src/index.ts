@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { activeDirectoryKind } from './active-directory/index.ts';
+import { dominoKind } from './domino/index.ts';
 import { genericLdapKind } from './ldap-generic/index.ts';
 import { entraIdKind } from './entra-id/index.ts';
 import { formatSettingsIssues } from './settings.ts';
@@ -12,6 +13,7 @@ export * as ldap from './ldap/index.ts';
 export * from './ldap-generic/index.ts';
 export * from './entra-id/index.ts';
 export * from './active-directory/index.ts';
+export * from './domino/index.ts';
 export { formatSettingsIssues } from './settings.ts';
 
 /** What the registry knows about one provider kind. */
@@ -28,6 +30,7 @@ export interface ProviderKind<Settings> {
 export const providerKinds = {
   ldap: genericLdapKind as ProviderKind<z.output<typeof genericLdapKind.settingsSchema>>,
   active_directory: activeDirectoryKind as ProviderKind<z.output<typeof activeDirectoryKind.settingsSchema>>,
+  domino: dominoKind as ProviderKind<z.output<typeof dominoKind.settingsSchema>>,
   entra_id: entraIdKind as ProviderKind<z.output<typeof entraIdKind.settingsSchema>>,
 } as const;
 

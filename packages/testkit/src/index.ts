@@ -6,3 +6,4 @@ export * from './generate.ts';
 export * from './slapd.ts';
 export * from './samba.ts';
 export * from './entra/index.ts';
+export * from './domino.ts';
