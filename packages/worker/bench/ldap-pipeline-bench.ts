@@ -33,8 +33,8 @@ const { values } = parseArgs({
 
 const users = Number(values.users);
 const groups = Number(values.groups);
-const name = `dirsync_bench_ldap_pipeline_${process.pid}`;
-const url = `${values.server}/${name}`;
+const databaseName = `dirsync_bench_ldap_pipeline_${process.pid}`;
+const url = `${values.server}/${databaseName}`;
 
 let peakRss = 0;
 let peakDetail = '';
@@ -48,33 +48,39 @@ const sampler = setInterval(() => {
 }, 20);
 sampler.unref();
 
-/** CPU seconds used so far by every process with the given command name (Linux /proc). */
-async function processCpu(names: readonly string[]): Promise<Record<string, number>> {
-  const totals: Record<string, number> = Object.fromEntries(names.map((name) => [name, 0]));
+/**
+ * CPU seconds used so far by slapd and by the PostgreSQL backends serving this benchmark's
+ * database (their process title names it), from Linux /proc; other databases' work is left out.
+ */
+async function serverCpu(): Promise<{ postgres: number; slapd: number }> {
+  const totals = { postgres: 0, slapd: 0 };
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const stat = (await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')).trim();
     const match = /^\d+ \((.*)\) (.*)$/.exec(stat);
-    if (!match || !names.includes(match[1] as string)) continue;
+    if (!match) continue;
+    const name = match[1] as string;
+    if (name !== 'slapd' && name !== 'postgres') continue;
+    if (name === 'postgres' && !(await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).includes(databaseName)) continue;
     const fields = (match[2] as string).split(' ');
     // utime and stime are fields 14 and 15 of the stat line (clock ticks, 100 per second here).
-    totals[match[1] as string]! += (Number(fields[11]) + Number(fields[12])) / 100;
+    totals[name] += (Number(fields[11]) + Number(fields[12])) / 100;
   }
   return totals;
 }
 
 async function measure<T>(label: string, fn: () => Promise<T>, describe: (value: T) => string): Promise<T> {
-  const servers = await processCpu(['postgres', 'slapd']);
+  const servers = await serverCpu();
   const start = performance.now();
   const cpu = process.cpuUsage();
   const value = await fn();
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
-  const after = await processCpu(['postgres', 'slapd']);
+  const after = await serverCpu();
   const objects = users + groups;
   console.log(
     `${label.padEnd(22)} ${seconds.toFixed(2).padStart(6)} s  cpu ${((used.user + used.system) / 1e6).toFixed(2).padStart(5)} s  ` +
-      `postgres ${(after['postgres']! - servers['postgres']!).toFixed(2).padStart(5)} s  slapd ${(after['slapd']! - servers['slapd']!).toFixed(2).padStart(5)} s  ` +
+      `postgres ${(after.postgres - servers.postgres).toFixed(2).padStart(5)} s  slapd ${(after.slapd - servers.slapd).toFixed(2).padStart(5)} s  ` +
       `${Math.round(objects / seconds).toString().padStart(7)} objects/s  ${describe(value)}`,
   );
   for (const [shape, t] of statementTimes) console.log(`   ${t.ms.toFixed(0).padStart(6)} ms ${String(t.count).padStart(4)}× ${shape}`);
@@ -164,7 +170,7 @@ try {
     } finally {
       await close(db);
       const admin = connect(`${values.server}/postgres`, { max: 1 });
-      await admin.$client.unsafe(`drop database if exists "${name}" with (force)`);
+      await admin.$client.unsafe(`drop database if exists "${databaseName}" with (force)`);
       await close(admin);
     }
   }

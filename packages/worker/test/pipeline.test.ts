@@ -146,6 +146,26 @@ describe('full sync', () => {
     expect(await harness.edges()).toHaveLength(1499);
   });
 
+  test('an object listed twice by the first fetch is created once, in small and in split batches', async () => {
+    const small = new ScriptedProvider().put(user('u1'), user('u2'), group('g', [userDn('u1')]));
+    small.fullOrder = ['u1', 'u2', 'u1', 'g'];
+    const smallHarness = new PipelineHarness(db, small, await createIntegrationRow(db));
+    smallHarness.batchSize = 1;
+    expect(await smallHarness.sync('full')).toMatchObject({ fetched: 4, created: 3, unchanged: 1, membershipsAdded: 1 });
+
+    // 1,200 users per batch are inserted as two parts: the part holding the repeated user is
+    // refused whole and goes through the stamp, the other part stays inserted.
+    const users = Array.from({ length: 2400 }, (_, i) => user(`dup${i}`));
+    const large = new ScriptedProvider().put(...users);
+    large.fullOrder = [...users.slice(0, 1200).map((u) => u.id), 'dup5', ...users.slice(1200).map((u) => u.id)];
+    large.pageSize = 1201;
+    const largeHarness = new PipelineHarness(db, large, await createIntegrationRow(db));
+    largeHarness.batchSize = 1200;
+    expect(await largeHarness.sync('full')).toMatchObject({ fetched: 2401, created: 2400, unchanged: 1, updated: 0 });
+    expect(await largeHarness.live()).toHaveLength(2400);
+    expect(await largeHarness.sync('full')).toMatchObject({ unchanged: 2401, created: 0 });
+  });
+
   test('an entry that cannot be mapped is reported, counted, and not swept', async () => {
     const { provider, harness } = await syncedDirectory();
     provider.put({ ...provider.get('u4')!, broken: 'uid has two values' });

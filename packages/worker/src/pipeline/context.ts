@@ -21,6 +21,13 @@ export interface SyncContext {
    * not look for one.
    */
   readonly storedAtStart: boolean;
+  /**
+   * Insert objects without stamping them first, because none can be stored yet: true from the
+   * start of a run on an empty integration (never in a dry run, whose single transaction a
+   * refused insert would abort), false from the first object found stored after all (one the
+   * fetch listed twice).
+   */
+  assumeAbsent: boolean;
 }
 
 /** Splits `items` into slices of at most `size`, so no single statement grows without bound. */

@@ -45,6 +45,38 @@ export function prepareObject(object: CanonicalObject): PreparedObject | { reado
   };
 }
 
+/** The unique index of stored objects: what an insert of an object that exists runs into. */
+const objectKey = 'directory_objects_integration_external_uq';
+
+function isStoredAlready(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint_name?: unknown } | null;
+  return e?.code === '23505' && e.constraint_name === objectKey;
+}
+
+/**
+ * First sync of an empty integration: inserts the batch without stamping it first (nothing can be
+ * stored yet, so the stamp would find nothing). An object the fetch listed twice makes its part's
+ * insert fail whole; those objects are returned, and the run stops assuming (see
+ * {@link SyncContext.assumeAbsent}).
+ */
+async function insertAssumingAbsent(ctx: SyncContext, objects: readonly PreparedObject[]): Promise<PreparedObject[]> {
+  const { sql, integrationId, runId, counts } = ctx;
+  const refused = await inParallel(ctx, objects, async (part) => {
+    try {
+      const inserted = await insertObjects(sql, integrationId, runId, part);
+      // Added after the await: `counts.created += await …` would read the count before it.
+      counts.created += inserted;
+      return [];
+    } catch (error) {
+      if (!isStoredAlready(error)) throw error;
+      return part;
+    }
+  });
+  const rest = refused.flat();
+  if (rest.length > 0) ctx.assumeAbsent = false;
+  return rest;
+}
+
 /**
  * Object stage for one batch, a handful of statements whatever its size (each possibly split
  * across connections): stamp every fetched id with the run while reading the stored state,
@@ -54,21 +86,23 @@ export function prepareObject(object: CanonicalObject): PreparedObject | { reado
  */
 export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, batch: ObjectBatch): Promise<void> {
   const { sql, integrationId, runId, counts } = ctx;
-  // Stamping the failed ids protects them too: a full sync's sweep must not delete what the
-  // source still has just because one record could not be read.
-  const stampIds = batch.failedIds.length === 0 ? batch.objects.map((o) => o.externalId) : [
-    ...batch.failedIds,
-    ...batch.objects.map((o) => o.externalId),
-  ];
+  const optimistic = ctx.assumeAbsent;
+  const candidates = optimistic ? await insertAssumingAbsent(ctx, batch.objects) : batch.objects;
   const stored = new Map<string, StoredObjectState>();
-  for (const part of await inParallel(ctx, stampIds, (ids) => stampObjects(sql, integrationId, runId, ids))) {
-    for (const [id, state] of part) stored.set(id, state);
+  if (!optimistic || candidates.length > 0) {
+    // Stamping the failed ids protects them too: a full sync's sweep must not delete what the
+    // source still has just because one record could not be read.
+    const stampIds = [...batch.failedIds];
+    for (const object of candidates) stampIds.push(object.externalId);
+    for (const part of await inParallel(ctx, stampIds, (ids) => stampObjects(sql, integrationId, runId, ids))) {
+      for (const [id, state] of part) stored.set(id, state);
+    }
   }
 
   const inserts: ObjectWrite[] = [];
   const rewrites: ObjectWrite[] = [];
   const dnChanges = { writtenIds: [] as string[], dns: [] as string[], renamedIds: [] as string[] };
-  for (const object of batch.objects) {
+  for (const object of candidates) {
     const state = stored.get(object.externalId);
     switch (decideObject(state, object)) {
       case 'create':

@@ -132,6 +132,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
     issues: new IssueLog(options.maxIssues ?? defaultMaxIssues),
     parallelism,
     storedAtStart: stored.objects,
+    assumeAbsent: !stored.objects && !run.dryRun,
   };
   const session = new FetchSession(ctx, provider, options, controller.signal);
   try {
