@@ -25,4 +25,11 @@ describe('loadConfig', () => {
   test('splits previous secret keys', () => {
     expect(loadConfig({ DIRSYNC_SECRET_KEYS_PREVIOUS: 'a, b,' }).DIRSYNC_SECRET_KEYS_PREVIOUS).toEqual(['a', 'b']);
   });
+
+  test('API and operations settings have defaults and are checked', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ PORT: 8080, DIRSYNC_SCHEDULER_API: true, DIRSYNC_METRICS_PORT: 9464, DIRSYNC_API_RATE_LIMIT: 600, DIRSYNC_CONTROL_TIMEOUT_SECONDS: 30 });
+    expect(loadConfig({ DIRSYNC_SCHEDULER_API: 'off', PORT: '9000' })).toMatchObject({ DIRSYNC_SCHEDULER_API: false, PORT: 9000 });
+    expect(() => loadConfig({ PORT: '70000', DIRSYNC_SCHEDULER_API: 'maybe' })).toThrow(/PORT must be 0–65535[\s\S]*DIRSYNC_SCHEDULER_API must be true or false/);
+  });
 });

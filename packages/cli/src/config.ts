@@ -34,6 +34,21 @@ export const configSchema = z.object({
   /** Integration secret for `integrations add`/`set-password` without a prompt (never a flag). */
   DIRSYNC_INTEGRATION_SECRET: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Port of the HTTP API (`dirsync api`, and `dirsync scheduler` unless its API is off). */
+  PORT: z.coerce.number().int().min(0, 'PORT must be 0–65535').max(65535, 'PORT must be 0–65535').default(8080),
+  /** Address the API listens on. */
+  DIRSYNC_API_HOST: z.string().trim().min(1).default('0.0.0.0'),
+  /** `false` stops `dirsync scheduler` from serving the API (it still answers /healthz, /readyz, /metrics on PORT). */
+  DIRSYNC_SCHEDULER_API: z
+    .enum(['true', 'false', '1', '0', 'on', 'off'], { message: 'DIRSYNC_SCHEDULER_API must be true or false' })
+    .default('true')
+    .transform((v) => ['true', '1', 'on'].includes(v)),
+  /** Requests one API key may make per minute (per-key rate limit, shared by every API replica). */
+  DIRSYNC_API_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /** How long the API waits for a worker to answer Test Connection or a new password's check. */
+  DIRSYNC_CONTROL_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
+  /** Port of a worker's /healthz, /readyz and /metrics; 0 serves none. */
+  DIRSYNC_METRICS_PORT: z.coerce.number().int().min(0, 'DIRSYNC_METRICS_PORT must be 0–65535').max(65535, 'DIRSYNC_METRICS_PORT must be 0–65535').default(9464),
 });
 
 /** Parsed configuration. */

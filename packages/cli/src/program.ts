@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAdminCommands } from './commands/admin.ts';
+import { registerApiCommands } from './commands/api.ts';
 import { registerIntegrationCommands } from './commands/integrations.ts';
 import { registerProcessCommands } from './commands/processes.ts';
 import { registerSyncCommand } from './commands/sync.ts';
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerIntegrationCommands(program, withContext);
   registerSyncCommand(program, withContext);
   registerProcessCommands(program, withContext);
+  registerApiCommands(program, withContext);
   registerDemoCommand(program);
   registerBenchCommand(program);
   return program;

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { createProvider } from '@dirsync/providers';
+import { Redis } from 'ioredis';
 import { createScheduler } from '@dirsync/scheduler';
-import { createWorker } from '@dirsync/worker';
+import { createReadinessProbe, createWorker, createWorkerMetrics, startOpsServer, type OpsServer } from '@dirsync/worker';
 import type { Context } from '../context.ts';
+import { startHttpServer } from './api.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -22,6 +24,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
     .action(() =>
       withContext(async (ctx) => {
         const logger = ctx.logger('worker');
+        const metrics = createWorkerMetrics({ db: ctx.db() });
         const worker = createWorker({
           db: ctx.db(),
           redisUrl: ctx.config.REDIS_URL,
@@ -31,11 +34,33 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           logger,
           workerId: ctx.config.DIRSYNC_WORKER_ID,
           createProvider,
+          metrics,
         });
+        // /healthz, /readyz and /metrics for the orchestrator and Prometheus.
+        let stopping = false;
+        const probeRedis = new Redis(ctx.config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+        probeRedis.on('error', () => {});
+        let ops: OpsServer | undefined;
+        if (ctx.config.DIRSYNC_METRICS_PORT > 0) {
+          // Syncing matters more than being scraped: a port already taken (several workers on one
+          // host) is reported, and the worker works on without its ops endpoints.
+          ops = await startOpsServer({
+            port: ctx.config.DIRSYNC_METRICS_PORT,
+            registry: metrics.registry,
+            readiness: createReadinessProbe({ db: ctx.db(), redis: probeRedis, stopping: () => stopping }),
+            logger,
+          }).catch((error: unknown) => {
+            logger.error({ port: ctx.config.DIRSYNC_METRICS_PORT, error: (error as NodeJS.ErrnoException).code ?? String(error) }, 'ops endpoints not served: cannot listen on DIRSYNC_METRICS_PORT');
+            return undefined;
+          });
+        }
         logger.info({ concurrency: ctx.config.DIRSYNC_WORKER_CONCURRENCY }, 'worker started');
         const signal = await shutdownSignal();
+        stopping = true;
         logger.info({ signal }, 'worker stopping: finishing running jobs');
         await worker.close();
+        await ops?.close();
+        probeRedis.disconnect();
         logger.info('worker stopped');
       }),
     );
@@ -54,9 +79,15 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           logger,
         });
         scheduler.start();
+        // The API (unless DIRSYNC_SCHEDULER_API=false) and the ops endpoints, on PORT.
+        const http = await startHttpServer(ctx, ctx.logger('api'), { serveApi: ctx.config.DIRSYNC_SCHEDULER_API }).catch(async (error: unknown) => {
+          await scheduler.stop();
+          throw error;
+        });
         logger.info({ tick: ctx.config.DIRSYNC_SCHEDULER_TICK }, 'scheduler started');
         const signal = await shutdownSignal();
         logger.info({ signal }, 'scheduler stopping');
+        await http.close();
         await scheduler.stop();
         logger.info('scheduler stopped');
       }),

@@ -80,7 +80,7 @@ const redactPaths = [
  */
 export async function createApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
-  const logger = options.logger.child({ component: 'api' }, { redact: { paths: redactPaths, censor: '[redacted]' } });
+  const logger = options.logger.child({}, { redact: { paths: redactPaths, censor: '[redacted]' } });
   const onRedisError = (error: Error) => logger.warn({ error: error.message }, 'redis connection error');
   let stopping = false;
 

@@ -1,0 +1,128 @@
+import type { Command } from 'commander';
+import type { Logger } from 'pino';
+import { createApiKey, getAccount, listApiKeys, parseApiScopes, recordAudit, revokeApiKey } from '@dirsync/db';
+import { validateSettings } from '@dirsync/providers';
+import { createApiServer, type ApiServer } from '@dirsync/scheduler';
+import type { Context } from '../context.ts';
+import { UserError } from '../errors.ts';
+import { table } from '../format.ts';
+
+type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
+
+/** Resolves on the first SIGTERM or SIGINT. */
+function shutdownSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+}
+
+/**
+ * Starts the HTTP server on PORT from the context's configuration: the API (unless `serveApi` is
+ * false, then only /healthz, /readyz and /metrics). Settings of integrations created through the
+ * API are checked with the providers' own `validateSettings`, wired here because the scheduler
+ * package may not import the providers.
+ */
+export async function startHttpServer(ctx: Context, logger: Logger, options: { serveApi: boolean }): Promise<ApiServer> {
+  const { config } = ctx;
+  const server = await createApiServer({
+    db: ctx.db(),
+    connection: config.REDIS_URL,
+    prefix: config.DIRSYNC_QUEUE_PREFIX,
+    logger,
+    keyRing: config.DIRSYNC_SECRET_KEY ? ctx.keyRing() : undefined,
+    validateSettings,
+    controlTimeoutMs: config.DIRSYNC_CONTROL_TIMEOUT_SECONDS * 1000,
+    rateLimit: { max: config.DIRSYNC_API_RATE_LIMIT, timeWindowMs: 60_000 },
+    serveApi: options.serveApi,
+  });
+  try {
+    const port = await server.listen(config.PORT, config.DIRSYNC_API_HOST);
+    logger.info({ port, api: options.serveApi }, options.serveApi ? 'api listening' : 'ops endpoints listening (api disabled)');
+  } catch (error) {
+    await server.close();
+    throw error;
+  }
+  return server;
+}
+
+/** `dirsync api` and `dirsync api-keys …`. */
+export function registerApiCommands(program: Command, withContext: WithContext): void {
+  program
+    .command('api')
+    .description('serve the HTTP API on PORT until SIGTERM (finishes requests in flight first)')
+    .action(() =>
+      withContext(async (ctx) => {
+        const logger = ctx.logger('api');
+        const server = await startHttpServer(ctx, logger, { serveApi: true });
+        logger.info('api started');
+        const signal = await shutdownSignal();
+        logger.info({ signal }, 'api stopping: finishing requests in flight');
+        await server.close();
+        logger.info('api stopped');
+      }),
+    );
+
+  const keys = program.command('api-keys').description('API keys of accounts (and platform keys for the queue dashboard)');
+  keys
+    .command('create')
+    .description('create an API key; its token is printed once and never stored')
+    .option('--account <account>', 'account id or name the key acts for')
+    .option('--platform', 'a platform key (no account): for the queue dashboard')
+    .requiredOption('--scopes <scopes>', 'comma-separated: read, sync, admin')
+    .option('--name <name>', 'what the key is for', 'api key')
+    .action((flags: { account?: string; platform?: boolean; scopes: string; name: string }) =>
+      withContext(async (ctx) => {
+        if (Boolean(flags.account) === Boolean(flags.platform)) throw new UserError('choose one of --account <account> and --platform');
+        let accountId: string | null = null;
+        if (flags.account) {
+          const account = await getAccount(ctx.db(), flags.account);
+          if (!account) throw new UserError(`no account "${flags.account}"`);
+          accountId = account.id;
+        }
+        const scopes = parseApiScopes(flags.scopes);
+        const { apiKey, token } = await createApiKey(ctx.db(), { accountId, name: flags.name, scopes, createdBy: 'cli' });
+        await recordAudit(ctx.db(), {
+          ...(accountId === null ? {} : { accountId }),
+          actor: 'cli',
+          action: 'api_key.created',
+          details: { keyId: apiKey.id, name: apiKey.name, scopes },
+        });
+        process.stderr.write(`API key ${apiKey.id} (${scopes.join(', ')}) created: store the token now, it is not shown again\n`);
+        console.log(token);
+      }),
+    );
+  keys
+    .command('list')
+    .description('list API keys (never their tokens)')
+    .option('--account <account>', 'only this account (id or name)')
+    .option('--platform', 'only platform keys')
+    .action((flags: { account?: string; platform?: boolean }) =>
+      withContext(async (ctx) => {
+        let filter: { accountId?: string | null } = {};
+        if (flags.platform) filter = { accountId: null };
+        if (flags.account) {
+          const account = await getAccount(ctx.db(), flags.account);
+          if (!account) throw new UserError(`no account "${flags.account}"`);
+          filter = { accountId: account.id };
+        }
+        const rows = await listApiKeys(ctx.db(), filter);
+        console.log(
+          table(
+            ['id', 'account', 'name', 'scopes', 'created', 'last used', 'revoked'],
+            rows.map((k) => [k.id, k.accountId ?? '(platform)', k.name, k.scopes.join(','), k.createdAt, k.lastUsedAt, k.revokedAt]),
+          ),
+        );
+      }),
+    );
+  keys
+    .command('revoke <key>')
+    .description('revoke an API key at once')
+    .action((id: string) =>
+      withContext(async (ctx) => {
+        const key = await revokeApiKey(ctx.db(), id);
+        await recordAudit(ctx.db(), { ...(key.accountId === null ? {} : { accountId: key.accountId }), actor: 'cli', action: 'api_key.revoked', details: { keyId: key.id } });
+        console.log('revoked');
+      }),
+    );
+}
