@@ -6,6 +6,8 @@ import { registerProcessCommands } from './commands/processes.ts';
 import { registerSyncCommand } from './commands/sync.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerBenchCommand } from './commands/bench.ts';
+import { registerConnectorCommands } from './commands/connectors.ts';
+import { registerActionCommands } from './commands/actions.ts';
 import { createContext, type Context } from './context.ts';
 
 /** Runs a command body with a context that is closed afterwards, whatever happens. */
@@ -32,6 +34,8 @@ export function buildProgram(): Command {
   registerAdminCommands(program, withContext);
   registerIntegrationCommands(program, withContext);
   registerSyncCommand(program, withContext);
+  registerConnectorCommands(program, withContext);
+  registerActionCommands(program, withContext);
   registerProcessCommands(program, withContext);
   registerApiCommands(program, withContext);
   registerDemoCommand(program);

@@ -3,7 +3,10 @@ import type { Command } from 'commander';
 import {
   createIntegration,
   getAccount,
+  getConsent,
   getRun,
+  migrateLegacyIntegration,
+  requireConnector,
   integrationKinds,
   listIntegrations,
   recordAudit,
@@ -16,8 +19,9 @@ import {
   type IntegrationKind,
   type IntegrationPatch,
 } from '@dirsync/db';
-import { createProvider, validateSettings, type ConnectionReport } from '@dirsync/providers';
+import { validateSettings, type ConnectionReport } from '@dirsync/providers';
 import { validateSchedule } from '@dirsync/scheduler';
+import { createEntraAwareProviderFactory } from '@dirsync/worker';
 import type { Context } from '../context.ts';
 import { UserError } from '../errors.ts';
 import { keyValues, table } from '../format.ts';
@@ -46,6 +50,12 @@ interface SettingsFlags {
   fullCron?: string;
   thresholdCount?: string;
   thresholdPercent?: string;
+  /** Entra ID: the customer's tenant, and a connector or (legacy) the tenant's own app. */
+  tenant?: string;
+  connector?: string;
+  legacyClientId?: string;
+  authorityHost?: string;
+  graphUrl?: string;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -63,7 +73,12 @@ function addSettingsOptions(command: Command): Command {
     .option('--tls-mode <mode>', 'ldaps, starttls or none')
     .option('--ca-file <path>', 'PEM file of the CA that signed the server certificate')
     .option('--allow-insecure', 'allow plain LDAP (the password travels unencrypted)')
-    .option('--page-size <n>', 'LDAP page size')
+    .option('--page-size <n>', 'LDAP page size (Entra ID: Graph page size, at most 999)')
+    .option('--tenant <tenant>', 'Entra ID: the customer\'s tenant (GUID or domain)')
+    .option('--connector <connector>', 'Entra ID: connector (id or name) the integration authenticates with, after consent')
+    .option('--legacy-client-id <guid>', 'Entra ID, legacy: the tenant\'s own app registration (its client secret is read like a password)')
+    .option('--authority-host <url>', 'Entra ID, legacy: token authority (default the public cloud)')
+    .option('--graph-url <url>', 'Entra ID, legacy: Microsoft Graph (default the public cloud)')
     .option('--description <text>', 'what this integration is for')
     .option('--delta-cron <cron>', 'delta schedule (default every 5 minutes)')
     .option('--full-cron <cron>', 'full schedule (default daily at 02:00 UTC)')
@@ -76,6 +91,14 @@ function integer(flag: string, value: string | undefined): number | undefined {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new UserError(`${flag} must be a whole number ≥ 0`);
   return n;
+}
+
+async function readCaFile(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UserError(`cannot read --ca-file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
 }
 
 /** Builds the settings object from a base (stored or from a file) and the flags, then validates it. */
@@ -104,17 +127,18 @@ async function buildSettings(kind: string, base: Record<string, unknown>, flags:
     if (flags.groupsFilter !== undefined) groups['filter'] = flags.groupsFilter;
     settings['groups'] = groups;
   }
-  if (flags.tlsMode !== undefined || flags.caFile !== undefined || flags.allowInsecure !== undefined) {
+  if (kind === 'entra_id') {
+    if (flags.tenant !== undefined) settings['tenantId'] = flags.tenant;
+    if (flags.connector !== undefined) settings['connectorId'] = flags.connector;
+    if (flags.legacyClientId !== undefined) settings['legacyApp'] = { clientId: flags.legacyClientId };
+    if (flags.authorityHost !== undefined) settings['authorityHost'] = flags.authorityHost;
+    if (flags.graphUrl !== undefined) settings['graphBaseUrl'] = flags.graphUrl;
+    if (flags.caFile !== undefined) settings['caPem'] = await readCaFile(flags.caFile);
+  } else if (flags.tlsMode !== undefined || flags.caFile !== undefined || flags.allowInsecure !== undefined) {
     const tls = section('tls');
     if (flags.tlsMode !== undefined) tls['mode'] = flags.tlsMode;
     if (flags.allowInsecure !== undefined) tls['allowInsecure'] = flags.allowInsecure;
-    if (flags.caFile !== undefined) {
-      try {
-        tls['caPem'] = await readFile(flags.caFile, 'utf8');
-      } catch (error) {
-        throw new UserError(`cannot read --ca-file ${flags.caFile}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-      }
-    }
+    if (flags.caFile !== undefined) tls['caPem'] = await readCaFile(flags.caFile);
     settings['tls'] = tls;
   }
   const pageSize = integer('--page-size', flags.pageSize);
@@ -171,8 +195,10 @@ export function formatConnectionReport(report: ConnectionReport): string {
  * candidate one (`set-password` tests the new password before storing it).
  */
 export async function testIntegrationConnection(ctx: Context, integration: Integration, candidateSecret?: string): Promise<ConnectionReport> {
+  // Entra ID integrations on a connector need its certificate: the worker's factory loads it.
+  const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing() });
   const run = async (secret: string | undefined) => {
-    const provider = createProvider(integration.kind, integration.settings, secret);
+    const provider = await factory(integration.kind, integration.settings, secret);
     try {
       return await provider.testConnection(AbortSignal.timeout(60_000));
     } finally {
@@ -204,10 +230,20 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       }
       const account = await getAccount(ctx.db(), flags.account);
       if (!account) throw new UserError(`no account "${flags.account}" (create it with \`dirsync accounts add\`)`);
-      const { settings, schedule } = await checkSettingsAndSchedule(() => buildSettings(flags.kind, {}, flags), flags);
-      const secret = flags.password
-        ? await readSecret({ stdin: Boolean(flags.passwordStdin), env: ctx.config.DIRSYNC_INTEGRATION_SECRET, prompt: 'service account password: ' })
-        : undefined;
+      const connector = flags.connector === undefined ? undefined : await requireConnector(ctx.db(), flags.connector);
+      const { settings, schedule } = await checkSettingsAndSchedule(
+        () => buildSettings(flags.kind, {}, { ...flags, ...(connector ? { connector: connector.id } : {}) }),
+        flags,
+      );
+      // A connector integration has no secret of its own: it uses the connector's certificate.
+      const secret =
+        flags.password && connector === undefined
+          ? await readSecret({
+              stdin: Boolean(flags.passwordStdin),
+              env: ctx.config.DIRSYNC_INTEGRATION_SECRET,
+              prompt: flags.kind === 'entra_id' ? 'client secret of the app registration: ' : 'service account password: ',
+            })
+          : undefined;
       const integration = await createIntegration(
         ctx.db(),
         { accountId: account.id, kind: flags.kind as IntegrationKind, name: flags.name, settings, enabled: !flags.disabled, ...schedule },
@@ -215,6 +251,13 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       );
       await recordAudit(ctx.db(), { accountId: account.id, integrationId: integration.id, actor: 'cli', action: 'integration.created', details: { name: flags.name, kind: flags.kind } });
       console.log(integration.id);
+      const tenant = String(settings['tenantId']);
+      if (connector && (await getConsent(ctx.db(), connector.id, tenant))?.status !== 'granted') {
+        console.error(`tenant ${tenant} has not granted consent to "${connector.name}" yet: dirsync connectors consent-url ${connector.name} --tenant ${tenant}`);
+      }
+      if (settings['legacyApp'] !== undefined) {
+        console.error('this is a legacy integration (own app registration and client secret): migrate it to a connector (dirsync integrations migrate)');
+      }
     }),
   );
 
@@ -283,7 +326,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       if (flags.enable && flags.disable) throw new UserError('choose one of --enable and --disable');
       const current = await requireIntegration(ctx.db(), id);
       const touchesSettings = Object.keys(flags).some((k) =>
-        ['settings', 'settingsFile', 'url', 'bindDn', 'usersBase', 'groupsBase', 'usersFilter', 'groupsFilter', 'tlsMode', 'caFile', 'allowInsecure', 'pageSize'].includes(k),
+        ['settings', 'settingsFile', 'url', 'bindDn', 'usersBase', 'groupsBase', 'usersFilter', 'groupsFilter', 'tlsMode', 'caFile', 'allowInsecure', 'pageSize', 'tenant', 'legacyClientId', 'authorityHost', 'graphUrl'].includes(k),
       );
       const checked = await checkSettingsAndSchedule(
         async () => (touchesSettings ? buildSettings(current.kind, current.settings, flags) : current.settings),
@@ -348,6 +391,35 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         const job = await requestSync(ctx, { integrationId: id, mode: 'full', trigger: 'password_update', dryRun: false, requestedBy: 'cli' });
         console.log(`password stored; full sync queued: run ${job.runId}`);
         if (flags.wait) console.log(describeRun(await waitForRun(ctx, job.runId, job.jobId)));
+      }),
+    );
+
+  integrations
+    .command('migrate <integration>')
+    .description('move a legacy Entra ID integration to a connector (after the tenant\'s consent); the next run is a full sync')
+    .requiredOption('--connector <connector>', 'connector (id or name)')
+    .requiredOption('--description <text>', 'description of the migrated integration (required; the name is carried over)')
+    .option('--no-sync', 'do not queue the full sync now (the next run is a full sync anyway)')
+    .action((id: string, flags: { connector: string; description: string; sync: boolean }) =>
+      withContext(async (ctx) => {
+        const result = await migrateLegacyIntegration(ctx.db(), { integrationId: id, connectorId: flags.connector, description: flags.description, actor: 'cli' });
+        const connector = await requireConnector(ctx.db(), result.connectorId);
+        console.log(
+          keyValues([
+            ['integration', `${result.name} (${result.integrationId}), name carried over`],
+            ['description', flags.description.trim()],
+            ['connector', `${connector.name} (${connector.clientId})`],
+            ['tenant', result.tenantId],
+            ['old client secret', 'erased'],
+          ]),
+        );
+        if (flags.sync) {
+          const job = await requestSync(ctx, { integrationId: result.integrationId, mode: 'full', trigger: 'manual', dryRun: false, requestedBy: 'cli' });
+          console.log(`full sync queued: run ${job.runId}`);
+        } else {
+          console.log('the next run of this integration is a full sync');
+        }
+        console.log(`\nreminder: delete the old app registration ${result.legacyClientId} from tenant ${result.tenantId}: dirsync no longer uses it`);
       }),
     );
 }

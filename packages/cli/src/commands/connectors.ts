@@ -1,0 +1,297 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import {
+  completeConsent,
+  createConnector,
+  createConsentRequest,
+  type Connector,
+  type Db,
+  listConnectorCredentials,
+  listConnectors,
+  listConsents,
+  recordAudit,
+  requireConnector,
+  updateConnector,
+} from '@dirsync/db';
+import { createRotationEnqueueClient } from '@dirsync/jobs';
+import { defaultAuthorityHost, defaultGraphBaseUrl, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
+import { validateCron } from '@dirsync/scheduler';
+import { rotateConnectorCredential } from '@dirsync/worker';
+import type { Context } from '../context.ts';
+import { UserError } from '../errors.ts';
+import { keyValues, table } from '../format.ts';
+
+type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
+
+/** Flags of `connectors add`. */
+interface AddFlags {
+  name: string;
+  description: string;
+  clientId: string;
+  objectId: string;
+  homeTenant: string;
+  redirectUri: string;
+  authorityHost?: string;
+  graphUrl?: string;
+  caFile?: string;
+  rotationCron?: string;
+  validityDays?: string;
+  certificateOut?: string;
+}
+
+function guid(flag: string, value: string): string {
+  if (!isGuid(value)) throw new UserError(`${flag} must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)`);
+  return value.toLowerCase();
+}
+
+function httpsUrl(flag: string, value: string): string {
+  const parsed = httpsBaseUrl(flag).safeParse(value);
+  if (!parsed.success) throw new UserError(parsed.error.issues.map((i) => i.message).join('; '));
+  return parsed.data;
+}
+
+/** Entra ID accepts https:// redirect URIs, and http:// only for localhost. */
+function redirectUrl(flag: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UserError(`${flag} is not a valid URL`);
+  }
+  const local = url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !local) throw new UserError(`${flag} must be an https:// URL (http:// only for localhost)`);
+  // Kept as typed: Entra ID compares redirect URIs exactly.
+  return value;
+}
+
+function validityDays(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 2 || n > 730) throw new UserError('--validity-days must be a whole number of days between 2 and 730');
+  return n;
+}
+
+function rotationCron(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const checked = validateCron(value);
+  if (!checked.ok) throw new UserError(`--rotation-cron: ${checked.message}`);
+  return checked.expression;
+}
+
+async function caFile(path: string | undefined): Promise<string | undefined> {
+  if (path === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new UserError(`cannot read --ca-file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+  }
+  const checked = pemCertificates('--ca-file').safeParse(pem);
+  if (!checked.success) throw new UserError(checked.error.issues.map((i) => i.message).join('; '));
+  return pem;
+}
+
+async function currentCertificate(db: Db, connector: Connector) {
+  return (await listConnectorCredentials(db, connector.id)).find((c) => c.status === 'current');
+}
+
+/** `dirsync connectors …`: the platform's Entra app registrations, their certificates and consents. */
+export function registerConnectorCommands(program: Command, withContext: WithContext): void {
+  const connectors = program.command('connectors').description('Microsoft Entra ID connectors (app registrations with a rotating certificate)');
+
+  connectors
+    .command('add')
+    .description('register a connector: generates its first certificate (the private key is stored encrypted, never shown)')
+    .requiredOption('--name <name>', 'name shown to administrators')
+    .requiredOption('--description <text>', 'what the connector is for (required)')
+    .requiredOption('--client-id <guid>', 'application (client) id of the app registration')
+    .requiredOption('--object-id <guid>', 'object id of the app registration (it rolls its own keys)')
+    .requiredOption('--home-tenant <guid>', 'tenant the app registration lives in')
+    .requiredOption('--redirect-uri <url>', 'where the admin-consent page sends administrators back')
+    .option('--authority-host <url>', `token authority (default ${defaultAuthorityHost})`)
+    .option('--graph-url <url>', `Microsoft Graph (default ${defaultGraphBaseUrl})`)
+    .option('--ca-file <path>', 'PEM of an extra CA to trust for this connector\'s authority and Graph only')
+    .option('--rotation-cron <cron>', 'when the certificate rotates (default daily at 03:00 UTC)')
+    .option('--validity-days <n>', 'validity of each certificate (default 30)')
+    .option('--certificate-out <path>', 'also write the public certificate (PEM) to this file')
+    .action((flags: AddFlags) =>
+      withContext(async (ctx) => {
+        const days = validityDays(flags.validityDays) ?? 30;
+        const certificate = await generateCertificate({ subject: `dirsync connector ${flags.name}`, validityDays: days });
+        const connector = await createConnector(
+          ctx.db(),
+          ctx.keyRing(),
+          {
+            name: flags.name,
+            description: flags.description,
+            clientId: guid('--client-id', flags.clientId),
+            applicationObjectId: guid('--object-id', flags.objectId),
+            homeTenantId: guid('--home-tenant', flags.homeTenant),
+            redirectUri: redirectUrl('--redirect-uri', flags.redirectUri),
+            ...(flags.authorityHost === undefined ? {} : { authorityHost: httpsUrl('--authority-host', flags.authorityHost) }),
+            ...(flags.graphUrl === undefined ? {} : { graphBaseUrl: httpsUrl('--graph-url', flags.graphUrl) }),
+            ...(flags.caFile === undefined ? {} : { tlsCaPem: (await caFile(flags.caFile)) ?? null }),
+            ...(flags.rotationCron === undefined ? {} : { rotationCron: rotationCron(flags.rotationCron) as string }),
+            certificateValidityDays: days,
+          },
+          certificate,
+        );
+        await recordAudit(ctx.db(), {
+          actor: 'cli',
+          action: 'connector.created',
+          details: { connectorId: connector.id, name: connector.name, clientId: connector.clientId, thumbprint: certificate.thumbprint },
+        });
+        if (flags.certificateOut !== undefined) await writeFile(flags.certificateOut, certificate.certificatePem, { mode: 0o644 });
+        console.log(
+          keyValues([
+            ['connector', connector.id],
+            ['name', connector.name],
+            ['certificate', `${certificate.thumbprint} (valid until ${certificate.notAfter.toISOString().slice(0, 10)})`],
+          ]),
+        );
+        console.log(`\nUpload this certificate to the app registration ${connector.clientId} (Certificates & secrets); later ones are rotated in by dirsync:\n`);
+        console.log(certificate.certificatePem.trimEnd());
+      }),
+    );
+
+  connectors
+    .command('list')
+    .description('list connectors with their current certificate and last rotation')
+    .action(() =>
+      withContext(async (ctx) => {
+        const rows = [];
+        for (const c of await listConnectors(ctx.db())) {
+          const current = await currentCertificate(ctx.db(), c);
+          rows.push([c.id, c.name, c.clientId, current?.thumbprint ?? 'none', current?.notAfter, c.lastRotationAt, c.lastRotationStatus ?? '']);
+        }
+        console.log(table(['id', 'name', 'client id', 'certificate', 'expires', 'last rotation', 'status'], rows));
+      }),
+    );
+
+  connectors
+    .command('show <connector>')
+    .description('a connector, its certificate history and its tenants\' consents (never a private key)')
+    .action((idOrName: string) =>
+      withContext(async (ctx) => {
+        const c = await requireConnector(ctx.db(), idOrName);
+        console.log(
+          keyValues([
+            ['id', c.id],
+            ['name', c.name],
+            ['description', c.description],
+            ['client id', c.clientId],
+            ['object id', c.applicationObjectId],
+            ['home tenant', c.homeTenantId],
+            ['authority', c.authorityHost],
+            ['graph', c.graphBaseUrl],
+            ['extra CA', c.tlsCaPem ? 'configured' : 'none'],
+            ['redirect URI', c.redirectUri],
+            ['permissions', c.permissions.join(', ')],
+            ['rotation', `${c.rotationCron} (certificates valid ${c.certificateValidityDays} days)`],
+            ['last rotation', c.lastRotationAt ? `${c.lastRotationAt.toISOString()} ${c.lastRotationStatus ?? ''}` : 'never'],
+            ...(c.lastRotationError ? ([['rotation error', c.lastRotationError]] as const) : []),
+          ]),
+        );
+        const history = await listConnectorCredentials(ctx.db(), c.id);
+        console.log('\ncertificates:');
+        console.log(table(['thumbprint', 'status', 'valid from', 'valid until', 'created', 'removed'], history.map((h) => [h.thumbprint, h.status, h.notBefore, h.notAfter, h.createdAt, h.removedAt])));
+        const consents = await listConsents(ctx.db(), c.id);
+        console.log('\nconsents:');
+        console.log(table(['tenant', 'status', 'granted', 'detail'], consents.map((x) => [x.tenantGuid && x.tenantGuid !== x.tenantId ? `${x.tenantId} (${x.tenantGuid})` : x.tenantId, x.status, x.grantedAt, x.errorDescription ?? x.error ?? ''])));
+      }),
+    );
+
+  connectors
+    .command('update <connector>')
+    .description('change the description, redirect URI, rotation schedule or certificate validity')
+    .option('--description <text>', 'new description (not empty)')
+    .option('--redirect-uri <url>', 'new redirect URI of the consent flow')
+    .option('--rotation-cron <cron>', 'when the certificate rotates')
+    .option('--validity-days <n>', 'validity of new certificates')
+    .action((idOrName: string, flags: { description?: string; redirectUri?: string; rotationCron?: string; validityDays?: string }) =>
+      withContext(async (ctx) => {
+        const c = await requireConnector(ctx.db(), idOrName);
+        const days = validityDays(flags.validityDays);
+        const cron = rotationCron(flags.rotationCron);
+        const patch = {
+          ...(flags.description === undefined ? {} : { description: flags.description }),
+          ...(flags.redirectUri === undefined ? {} : { redirectUri: redirectUrl('--redirect-uri', flags.redirectUri) }),
+          ...(cron === undefined ? {} : { rotationCron: cron }),
+          ...(days === undefined ? {} : { certificateValidityDays: days }),
+        };
+        if (Object.keys(patch).length === 0) throw new UserError('nothing to change: pass at least one option');
+        await updateConnector(ctx.db(), c.id, patch);
+        await recordAudit(ctx.db(), { actor: 'cli', action: 'connector.updated', details: { connectorId: c.id, fields: Object.keys(patch) } });
+        console.log('updated');
+      }),
+    );
+
+  connectors
+    .command('consent-url <connector>')
+    .description('the admin-consent URL to send a tenant\'s administrator (single use, expires)')
+    .requiredOption('--tenant <tenant>', 'the customer\'s tenant (GUID or domain)')
+    .option('--ttl-hours <n>', 'how long the URL can be used', '24')
+    .action((idOrName: string, flags: { tenant: string; ttlHours: string }) =>
+      withContext(async (ctx) => {
+        const hours = Number(flags.ttlHours);
+        if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 30) throw new UserError('--ttl-hours must be between 0 and 720');
+        const c = await requireConnector(ctx.db(), idOrName);
+        const request = await createConsentRequest(ctx.db(), ctx.keyRing(), { connectorId: c.id, tenantId: flags.tenant, ttlMs: hours * 3600_000 });
+        console.log(request.url);
+        console.error(`(valid until ${request.expiresAt.toISOString()}; the administrator grants ${c.permissions.join(', ')} to "${c.name}")`);
+      }),
+    );
+
+  connectors
+    .command('consent-complete <redirect-url>')
+    .description('record the answer of the admin-consent page (the URL the administrator was sent back to)')
+    .action((redirect: string) =>
+      withContext(async (ctx) => {
+        let url: URL;
+        try {
+          url = new URL(redirect);
+        } catch {
+          throw new UserError('the argument must be the whole URL the consent page redirected to');
+        }
+        const outcome = await completeConsent(ctx.db(), ctx.keyRing(), url.searchParams);
+        if (outcome.status === 'granted') console.log(`consent granted by tenant ${outcome.tenantId}${outcome.tenantGuid ? ` (${outcome.tenantGuid})` : ''}`);
+        else {
+          console.log(`consent refused by tenant ${outcome.tenantId}: ${outcome.error ?? ''} ${outcome.errorDescription ?? ''}`.trimEnd());
+          process.exitCode = 1;
+        }
+      }),
+    );
+
+  connectors
+    .command('rotate <connector>')
+    .description('rotate the certificate now (the daily job, on demand): add a new key, switch to it, remove old ones')
+    .option('--queue', 'enqueue the rotation job for a worker instead of running it here')
+    .action((idOrName: string, flags: { queue?: boolean }) =>
+      withContext(async (ctx) => {
+        const c = await requireConnector(ctx.db(), idOrName);
+        if (flags.queue) {
+          const client = createRotationEnqueueClient({ connection: ctx.config.REDIS_URL, prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
+          try {
+            const job = await client.enqueueRotation({ connectorId: c.id, trigger: 'manual', requestedBy: 'cli' });
+            console.log(`rotation queued: job ${job.jobId}`);
+          } finally {
+            await client.close();
+          }
+          return;
+        }
+        const result = await rotateConnectorCredential({ db: ctx.db(), keyRing: ctx.keyRing(), connectorId: c.id, actor: 'cli' });
+        if (result.status === 'skipped') {
+          console.log(`nothing done: ${result.reason}`);
+          return;
+        }
+        console.log(
+          keyValues([
+            ['connector', c.name],
+            ['new certificate', `${result.thumbprint} (valid until ${result.notAfter.toISOString().slice(0, 10)})`],
+            ['removed', result.removed.length > 0 ? result.removed.join(', ') : 'none (the previous certificate stays as the overlap)'],
+            ...(result.removalErrors.length > 0 ? ([['not removed yet', result.removalErrors.join('; ')]] as const) : []),
+          ]),
+        );
+      }),
+    );
+}
