@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../config.ts';
 import { UserError } from '../errors.ts';
 import { runLdapBench } from '../bench/ldap-bench.ts';
+import { runEntraBench } from '../bench/entra-bench.ts';
 
 const resultsDir = fileURLToPath(new URL('../../../../bench/results', import.meta.url));
 
@@ -22,12 +23,14 @@ export function registerBenchCommand(program: Command): void {
     .option('--members <n>', 'members per group', '100')
     .option('--changes <n>', 'users changed before the delta', '100')
     .option('--database <url>', 'database to use (dropped and recreated)', 'postgres://postgres@127.0.0.1:5432/dirsync_bench')
-    .action(async (options: { objects: string; groups: string; members: string; changes: string; database: string }) => {
+    .option('--entra', 'benchmark an emulated Microsoft Entra ID tenant (Graph delta over HTTPS) instead of slapd')
+    .action(async (options: { objects: string; groups: string; members: string; changes: string; database: string; entra?: boolean }) => {
       const config = loadConfig();
       if (!/\/dirsync_bench[\w-]*$/.test(options.database)) {
         throw new UserError('the benchmark drops its database: --database must name a database called dirsync_bench…');
       }
-      await runLdapBench({
+      const run = options.entra ? runEntraBench : runLdapBench;
+      await run({
         users: positive('--objects', options.objects),
         groups: positive('--groups', options.groups),
         membersPerGroup: positive('--members', options.members),

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createProvider } from '@dirsync/providers';
 import { Redis } from 'ioredis';
 import { createScheduler } from '@dirsync/scheduler';
 import { createReadinessProbe, createWorker, createWorkerMetrics, startOpsServer, type OpsServer } from '@dirsync/worker';
@@ -33,7 +32,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           keyRing: ctx.keyRing(),
           logger,
           workerId: ctx.config.DIRSYNC_WORKER_ID,
-          createProvider,
+          // The worker's default provider factory: the registry, plus connector certificates for Entra ID.
           metrics,
         });
         // /healthz, /readyz and /metrics for the orchestrator and Prometheus.

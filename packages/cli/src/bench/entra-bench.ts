@@ -1,0 +1,221 @@
+import { request } from 'node:https';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import {
+  close,
+  completeConsent,
+  connect,
+  createAccount,
+  createConnector,
+  createConsentRequest,
+  createIntegration,
+  createKeyRing,
+  createRun,
+  type Db,
+  ensureDatabase,
+  generateSecretKey,
+  getRun,
+  type KeyRing,
+  migrate,
+  type Run,
+} from '@dirsync/db';
+import { Queue } from 'bullmq';
+import { createEnqueueClient, QUEUE_NAMES, type SyncMode } from '@dirsync/jobs';
+import { generateCertificate } from '@dirsync/providers';
+import { type EntraEmulator, populateEntraTenant, startEntraEmulator, waitFor } from '@dirsync/testkit';
+import { table } from '../format.ts';
+import { startService } from '../services.ts';
+
+/** Size of the emulated tenant and where results go. */
+export interface EntraBenchOptions {
+  users: number;
+  groups: number;
+  membersPerGroup: number;
+  changes: number;
+  databaseUrl: string;
+  redisUrl: string;
+  resultsDir: string;
+  log: (line: string) => void;
+}
+
+const seconds = (ms: number) => Math.round(ms) / 1000;
+const consentRedirect = 'https://dirsync.invalid/entra/consent';
+
+/** Follows the emulated admin-consent page as an administrator who approves, returning the redirect. */
+function approveConsent(url: string, ca: string): Promise<URL> {
+  return new Promise((resolve, reject) => {
+    request(url, { ca }, (response) => {
+      response.resume();
+      const location = response.headers.location;
+      if (response.statusCode === 302 && location) resolve(new URL(location));
+      else reject(new Error(`the consent page answered ${response.statusCode ?? '?'}`));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+/**
+ * A connector registered in the emulator (certificate uploaded) and in the database, and a
+ * customer tenant that granted consent through the admin-consent flow. Shared by the benchmark
+ * and the demo.
+ */
+export async function setUpEmulatedConnector(
+  db: Db,
+  ring: KeyRing,
+  emulator: EntraEmulator,
+  name: string,
+): Promise<{ connectorId: string; appId: string; customerTenantId: string; consentUrl: string }> {
+  const home = emulator.createTenant({ domain: 'dirsync-platform.onmicrosoft.com' });
+  const certificate = await generateCertificate({ subject: `dirsync connector ${name}`, validityDays: 30 });
+  const app = emulator.registerApplication({
+    homeTenantId: home.tenantId,
+    displayName: 'dirsync directory sync',
+    certificates: [certificate.certificatePem],
+    redirectUris: [consentRedirect],
+  });
+  const connector = await createConnector(
+    db,
+    ring,
+    {
+      name,
+      description: 'Directory sync connector (emulated Entra ID)',
+      clientId: app.appId,
+      applicationObjectId: app.objectId,
+      homeTenantId: home.tenantId,
+      redirectUri: consentRedirect,
+      authorityHost: emulator.authorityHost,
+      graphBaseUrl: emulator.graphBaseUrl,
+      tlsCaPem: emulator.caPem,
+    },
+    certificate,
+  );
+  const customer = emulator.createTenant({ domain: 'contoso.onmicrosoft.com' });
+  const consent = await createConsentRequest(db, ring, { connectorId: connector.id, tenantId: customer.tenantId });
+  const redirect = await approveConsent(consent.url, emulator.caPem);
+  const outcome = await completeConsent(db, ring, redirect.searchParams);
+  if (outcome.status !== 'granted') throw new Error(`consent was not granted: ${outcome.error ?? ''}`);
+  return { connectorId: connector.id, appId: app.appId, customerTenantId: customer.tenantId, consentUrl: consent.url };
+}
+
+async function runSync(db: Db, enqueue: ReturnType<typeof createEnqueueClient>, integrationId: string, mode: SyncMode): Promise<Run> {
+  const job = await enqueue.enqueueSync({ integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
+  await createRun(db, { id: job.runId, integrationId, jobId: job.jobId, modeRequested: mode, trigger: 'manual', requestedBy: 'bench' });
+  return waitFor(
+    async () => {
+      const run = await getRun(db, job.runId);
+      if (run?.status === 'failed') throw new Error(`${mode} sync failed: ${run.error ?? 'unknown error'}`);
+      return run?.status === 'succeeded' ? run : undefined;
+    },
+    { timeoutMs: 30 * 60_000, intervalMs: 100, what: `${mode} sync` },
+  );
+}
+
+/**
+ * The Entra ID benchmark: a worker process syncs an emulated tenant (HTTPS Graph delta from the
+ * emulator in this process) into a clean database: full sync, unchanged full sync, and a delta of
+ * `changes` user changes. Prints objects per second and writes `entra-latest.json`.
+ */
+export async function runEntraBench(options: EntraBenchOptions): Promise<Record<string, unknown>> {
+  const { log } = options;
+  const objects = options.users + options.groups;
+  const dir = await mkdtemp(join(tmpdir(), 'dirsync-entra-bench-'));
+  const emulator = await startEntraEmulator();
+  const redisPrefix = `dirsync-entra-bench-${process.pid}`;
+  await ensureDatabase(options.databaseUrl);
+  const admin = postgres(options.databaseUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe('drop schema if exists public cascade; drop schema if exists drizzle cascade; create schema public;');
+  await admin.end();
+  await migrate(options.databaseUrl);
+  const db = connect(options.databaseUrl, { max: 2 });
+  const secretKey = generateSecretKey();
+  const ring = createKeyRing({ current: secretKey });
+  const enqueue = createEnqueueClient({ connection: options.redisUrl, prefix: redisPrefix });
+  const worker = startService(
+    'worker',
+    ['worker'],
+    {
+      DATABASE_URL: options.databaseUrl,
+      REDIS_URL: options.redisUrl,
+      DIRSYNC_SECRET_KEY: secretKey,
+      DIRSYNC_QUEUE_PREFIX: redisPrefix,
+      DIRSYNC_WORKER_CONCURRENCY: '1',
+      LOG_LEVEL: 'warn',
+    },
+    join(dir, 'worker.log'),
+  );
+  try {
+    const setup = await setUpEmulatedConnector(db, ring, emulator, 'bench');
+    log(`generating an emulated tenant of ${options.users.toLocaleString('en-US')} users and ${options.groups.toLocaleString('en-US')} groups of ${options.membersPerGroup} members…`);
+    const tenant = emulator.tenant(setup.customerTenantId);
+    const generated = populateEntraTenant(tenant, { users: options.users, groups: options.groups, membersPerGroup: options.membersPerGroup });
+    const account = await createAccount(db, { name: 'entra bench' });
+    const integration = await createIntegration(db, {
+      accountId: account.id,
+      kind: 'entra_id',
+      name: 'emulated tenant',
+      settings: { tenantId: setup.customerTenantId, connectorId: setup.connectorId },
+      deleteThresholdCount: objects,
+      deleteThresholdPercent: 100,
+    });
+
+    log('full sync…');
+    const full = await runSync(db, enqueue, integration.id, 'full');
+    if (full.created !== objects) throw new Error(`full sync created ${full.created} objects, expected ${objects}`);
+    log('unchanged full sync…');
+    const unchanged = await runSync(db, enqueue, integration.id, 'full');
+    if (unchanged.unchanged !== objects) throw new Error(`unchanged full sync found ${unchanged.unchanged} unchanged, expected ${objects}`);
+    log(`changing ${options.changes} users, delta sync…`);
+    const step = Math.max(1, Math.floor(options.users / options.changes));
+    for (let i = 0; i < options.changes; i++) tenant.updateUser(generated.userIds[(i * step) % options.users] as string, { jobTitle: `Benchmark ${i}` });
+    const delta = await runSync(db, enqueue, integration.id, 'delta');
+    if (delta.updated !== options.changes) throw new Error(`delta updated ${delta.updated} objects, expected ${options.changes}`);
+    const peakRssMB = (await worker.peakRssMB()) ?? Number.NaN;
+
+    const graphPages = emulator.requestsTo('graph', '/delta').length;
+    const fullSeconds = seconds(full.durationMs ?? 0);
+    const results = {
+      date: new Date().toISOString(),
+      directory: 'entra_id (emulated Graph over HTTPS)',
+      objects,
+      users: options.users,
+      groups: options.groups,
+      membersPerGroup: options.membersPerGroup,
+      memberships: generated.memberships,
+      machine: { cpus: cpus().length, node: process.version },
+      fullSync: { seconds: fullSeconds, objectsPerSecond: Math.round(objects / fullSeconds) },
+      unchangedFullSync: { seconds: seconds(unchanged.durationMs ?? 0), objectsPerSecond: Math.round(objects / seconds(unchanged.durationMs ?? 1)) },
+      deltaSync: { seconds: seconds(delta.durationMs ?? 0), changes: options.changes, objectsPerSecond: Math.round(options.changes / seconds(delta.durationMs ?? 1)) },
+      graphDeltaRequests: graphPages,
+      worker: { peakRssMB: Math.round(peakRssMB) },
+    };
+    const rows: [string, string, string][] = [
+      ['first full sync', `${fullSeconds}s`, `${results.fullSync.objectsPerSecond} objects/s`],
+      ['unchanged full sync', `${results.unchangedFullSync.seconds}s`, `${results.unchangedFullSync.objectsPerSecond} objects/s`],
+      [`delta, ${options.changes} changes`, `${results.deltaSync.seconds}s`, `${results.deltaSync.objectsPerSecond} objects/s`],
+      ['Graph delta pages served', String(graphPages), ''],
+      ['worker peak RSS', `${results.worker.peakRssMB} MB`, ''],
+    ];
+    log(`\n${table(['measure', 'time', 'rate'], rows)}\n`);
+    await mkdir(options.resultsDir, { recursive: true });
+    const body = `${JSON.stringify(results, null, 2)}\n`;
+    await writeFile(join(options.resultsDir, `entra-${results.date.slice(0, 10)}.json`), body);
+    await writeFile(join(options.resultsDir, 'entra-latest.json'), body);
+    log(`results written to ${join(options.resultsDir, 'entra-latest.json')}`);
+    return results;
+  } finally {
+    await worker.stop();
+    await enqueue.close();
+    await close(db);
+    await emulator.close();
+    await rm(dir, { recursive: true, force: true });
+    // Leave no bench queue keys behind.
+    for (const name of QUEUE_NAMES) {
+      const queue = new Queue(name, { connection: { url: options.redisUrl }, prefix: redisPrefix });
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+    }
+  }
+}
