@@ -5,6 +5,9 @@ import { Attribute, Change, type Client } from 'ldapts';
 import {
   createAccount,
   createIntegration,
+  getConnector,
+  listConnectorCredentials,
+  listActionsNeeded,
   ensureDatabase,
   getAccount,
   getRun,
@@ -14,7 +17,9 @@ import {
   removeIntegration,
   type Run,
 } from '@dirsync/db';
-import { generatedUser, groupDn, startSlapd, userDn, waitFor, type SlapdServer } from '@dirsync/testkit';
+import { generatedUser, groupDn, populateEntraTenant, startEntraEmulator, startSlapd, userDn, waitFor, type EntraEmulator, type SlapdServer } from '@dirsync/testkit';
+import { setUpEmulatedConnector } from '../bench/entra-bench.ts';
+import { describeAction } from './actions.ts';
 import { createContext, type Context } from '../context.ts';
 import { table } from '../format.ts';
 import { ldapIntegrationSettings } from '../local-directory.ts';
@@ -67,8 +72,13 @@ export function registerDemoCommand(program: Command): void {
     .option('--users <n>', 'users in the generated directory', '3000')
     .option('--groups <n>', 'groups', '40')
     .option('--members <n>', 'members per group', '60')
-    .action(async (flags: { users: string; groups: string; members: string }) => {
+    .option('--entra', 'sync an emulated Microsoft Entra ID tenant through a connector instead (consent, Graph delta, certificate rotation)')
+    .action(async (flags: { users: string; groups: string; members: string; entra?: boolean }) => {
       const say = (line: string) => console.log(line);
+      if (flags.entra) {
+        await entraDemo({ users: Number(flags.users), groups: Number(flags.groups), members: Number(flags.members) }, say);
+        return;
+      }
       const users = Number(flags.users);
       const ctx = createContext();
       const services: ChildService[] = [];
@@ -151,4 +161,109 @@ export function registerDemoCommand(program: Command): void {
         await ctx.close();
       }
     });
+}
+
+/** `dirsync demo --entra`: an emulated tenant synced through a connector by real processes. */
+async function entraDemo(size: { users: number; groups: number; members: number }, say: (line: string) => void): Promise<void> {
+  const ctx = createContext();
+  const services: ChildService[] = [];
+  let emulator: EntraEmulator | undefined;
+  try {
+    await mkdir(logDir, { recursive: true });
+    say(`database ${new URL(ctx.config.DATABASE_URL).pathname.slice(1)}: migrating`);
+    await ensureDatabase(ctx.config.DATABASE_URL);
+    await migrate(ctx.config.DATABASE_URL);
+    const db = ctx.db();
+    emulator = await startEntraEmulator();
+    say(`started the Entra ID / Microsoft Graph emulator: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS, its own CA, trusted by this connector only)`);
+    const connectorName = `demo-${Date.now().toString(36)}`;
+    const setup = await setUpEmulatedConnector(db, ctx.keyRing(), emulator, connectorName);
+    say(`connector "${connectorName}": app ${setup.appId}, certificate generated (private key stored encrypted)`);
+    say(`the customer's administrator opened the admin-consent URL and approved:\n  ${setup.consentUrl.replace(/state=[^&]+/, 'state=…')}`);
+    const tenant = emulator.tenant(setup.customerTenantId);
+    const generated = populateEntraTenant(tenant, { users: size.users, groups: size.groups, membersPerGroup: size.members });
+    say(`emulated tenant ${setup.customerTenantId}: ${size.users} users, ${size.groups} groups of ${size.members} members`);
+
+    const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
+    for (const old of await listIntegrations(db, { accountId: account.id })) await removeIntegration(db, old.id);
+    const integration = await createIntegration(db, {
+      accountId: account.id,
+      kind: 'entra_id',
+      name: 'Contoso (Entra ID)',
+      description: 'emulated Microsoft Entra ID tenant of the demo',
+      settings: { tenantId: setup.customerTenantId, connectorId: setup.connectorId },
+    });
+    say(`account "demo", integration ${integration.id}`);
+
+    const env = {
+      DATABASE_URL: ctx.config.DATABASE_URL,
+      REDIS_URL: ctx.config.REDIS_URL,
+      DIRSYNC_QUEUE_PREFIX: ctx.config.DIRSYNC_QUEUE_PREFIX,
+      DIRSYNC_SECRET_KEY: ctx.config.DIRSYNC_SECRET_KEY ?? '',
+      DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',
+      LOG_LEVEL: 'info',
+    };
+    services.push(startService('scheduler', ['scheduler'], env, `${logDir}/demo-entra-scheduler.log`));
+    services.push(startService('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: 'demo-entra-worker' }, `${logDir}/demo-entra-worker.log`));
+    say('started a scheduler and a worker (logs in .tmp/demo-entra-*.log)\n');
+
+    say('1. the scheduler enqueues the first sync (full: the initial Graph delta rounds) and the connector\'s first daily certificate rotation');
+    const first = await waitForFinishedRun(ctx, async () => (await listRuns(db, { integrationId: integration.id, limit: 1 }))[0], 'the first scheduled sync');
+    say(`${describeRun(first)}\n`);
+    const rotated = await waitFor(async () => {
+      const connector = await getConnector(db, setup.connectorId);
+      return connector?.lastRotationStatus ? connector : undefined;
+    }, { timeoutMs: 2 * 60_000, intervalMs: 200, what: 'the scheduled certificate rotation' });
+    say(`certificate rotation: ${rotated.lastRotationStatus}${rotated.lastRotationError ? ` (${rotated.lastRotationError})` : ''}; certificates of the connector:`);
+    const history = await listConnectorCredentials(db, setup.connectorId);
+    say(table(['thumbprint', 'status', 'valid until'], history.map((h) => [h.thumbprint, h.status, h.notAfter])));
+    say(`the app registration now holds ${emulator.application(setup.appId).keyCredentials.length} certificates (current and previous)\n`);
+
+    say('2. changing the tenant:');
+    const [u0, u1, u2, u3] = generated.userIds as [string, string, string, string];
+    for (const id of generated.userIds.slice(0, 5)) tenant.updateUser(id, { jobTitle: 'Chief Demo Officer' });
+    say('  changed the job title of 5 users');
+    const hires = [1, 2, 3].map((n) => tenant.addUser({ userPrincipalName: `new.hire${n}@contoso.example`, displayName: `New Hire ${n}` }));
+    say('  added 3 users');
+    tenant.addMembers(generated.groupIds[0] as string, hires.map((h) => h.id));
+    tenant.removeMembers(generated.groupIds[1] as string, tenant.membersOf(generated.groupIds[1] as string).slice(0, 2));
+    say('  added them to a group and removed 2 members from another');
+    tenant.deleteUser(u1);
+    tenant.deleteUser(u2, { permanent: true });
+    say('  deleted 2 users (one to the recycle bin, one for good): Graph reports both as @removed, so the delta deletes them');
+    void u0;
+    void u3;
+    const delta = await requestSync(ctx, { integrationId: integration.id, mode: 'delta', trigger: 'manual', dryRun: false, requestedBy: 'demo' });
+    const deltaRun = await waitForFinishedRun(ctx, () => getRun(db, delta.runId), 'the delta sync');
+    say(`${describeRun(deltaRun)}\n`);
+
+    say('3. Graph forgets the delta token (as after 7 days): the next delta runs as a full sync and says why');
+    emulator.expireDeltaTokens(setup.customerTenantId);
+    const expired = await requestSync(ctx, { integrationId: integration.id, mode: 'delta', trigger: 'manual', dryRun: false, requestedBy: 'demo' });
+    const expiredRun = await waitForFinishedRun(ctx, () => getRun(db, expired.runId), 'the delta sync after expiry');
+    say(`${describeRun(expiredRun)}\n`);
+
+    const counts = await db.$client<{ type: string; live: number; deleted: number }[]>`
+      select type, count(*) filter (where deleted_at is null)::int as live, count(*) filter (where deleted_at is not null)::int as deleted
+      from directory_objects where integration_id = ${integration.id} group by type order by type`;
+    const [edges] = await db.$client<{ live: number }[]>`
+      select count(*)::int as live from memberships where integration_id = ${integration.id} and deleted_at is null`;
+    say('what PostgreSQL now holds for the integration:');
+    say(table(['type', 'live', 'soft-deleted'], counts.map((c) => [c.type, c.live, c.deleted])));
+    say(`memberships: ${edges?.live ?? 0}`);
+    const actions = await listActionsNeeded(db);
+    say(`\nactions needed: ${actions.length === 0 ? 'none' : ''}`);
+    for (const action of actions) say(`- ${describeAction(action)}`);
+    const failed = [first, deltaRun, expiredRun].filter((r) => r.status !== 'succeeded');
+    if (failed.length > 0 || rotated.lastRotationStatus !== 'succeeded') {
+      process.exitCode = 1;
+      say('\nsomething did not succeed: see .tmp/demo-entra-worker.log');
+    } else {
+      say('\ndemo finished: every run and the certificate rotation succeeded');
+    }
+  } finally {
+    for (const service of services.reverse()) await service.stop();
+    await emulator?.close();
+    await ctx.close();
+  }
 }
