@@ -1,0 +1,165 @@
+import { request } from 'node:https';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type EmulatedTenantDirectory, type EntraEmulator, populateEntraTenant, startEntraEmulator } from '@dirsync/testkit';
+import { type CliEnvironment, type CliResult, createCliEnvironment, parseRunReports } from './support/run-cli.ts';
+
+// The Entra ID commands as an administrator runs them: `bin/dirsync` child processes against the
+// emulator, the machine's PostgreSQL and Redis, and a `dirsync worker` for the syncs.
+
+const timeoutMs = 120_000;
+const redirectUri = 'https://dirsync.test/entra/consent';
+
+let cli: CliEnvironment;
+let emulator: EntraEmulator;
+let dir: string;
+let caFile: string;
+let home: EmulatedTenantDirectory;
+let customer: EmulatedTenantDirectory;
+let appId: string;
+let objectId: string;
+
+function ok(result: CliResult): string {
+  if (result.code !== 0) throw new Error(`dirsync failed (${String(result.code)}): ${result.stderr}${result.stdout}`);
+  return result.stdout;
+}
+
+/** The administrator opens the consent URL and approves; returns where the page sent them. */
+function approve(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request(url, { ca: emulator.caPem }, (response) => {
+      response.resume();
+      if (response.statusCode === 302 && response.headers.location) resolve(response.headers.location);
+      else reject(new Error(`consent page answered ${response.statusCode ?? '?'}`));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+beforeAll(async () => {
+  cli = await createCliEnvironment('entracli');
+  emulator = await startEntraEmulator({ membersPerRecord: 5 });
+  dir = await mkdtemp(join(tmpdir(), 'dirsync-entra-cli-'));
+  caFile = join(dir, 'emulator-ca.pem');
+  await writeFile(caFile, emulator.caPem);
+  home = emulator.createTenant({ domain: 'platform.onmicrosoft.com' });
+  customer = emulator.createTenant({ domain: 'contoso.onmicrosoft.com' });
+  populateEntraTenant(customer, { users: 40, groups: 4, membersPerGroup: 12 });
+  const app = emulator.registerApplication({ homeTenantId: home.tenantId, displayName: 'dirsync', redirectUris: [redirectUri] });
+  appId = app.appId;
+  objectId = app.objectId;
+}, timeoutMs);
+
+afterAll(async () => {
+  await cli?.cleanup();
+  await emulator?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+}, timeoutMs);
+
+test('connectors add generates the certificate, shows only its public part, and refuses a missing description', async () => {
+  const refused = await cli.run(['connectors', 'add', '--name', 'x', '--description', '  ', '--client-id', appId, '--object-id', objectId, '--home-tenant', home.tenantId, '--redirect-uri', redirectUri]);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/^dirsync: connector description must not be empty/);
+
+  const certificateOut = join(dir, 'connector.pem');
+  const out = ok(
+    await cli.run([
+      'connectors', 'add', '--name', 'dirsync', '--description', 'Directory sync for customers',
+      '--client-id', appId, '--object-id', objectId, '--home-tenant', home.tenantId, '--redirect-uri', redirectUri,
+      '--authority-host', emulator.authorityHost, '--graph-url', emulator.graphBaseUrl, '--ca-file', caFile,
+      '--certificate-out', certificateOut,
+    ]),
+  );
+  expect(out).toMatch(/-----BEGIN CERTIFICATE-----/);
+  expect(out).not.toMatch(/PRIVATE KEY/);
+  const pem = await readFile(certificateOut, 'utf8');
+  expect(out).toContain(pem.trim());
+  // What an administrator does next: upload the certificate to the app registration.
+  emulator.addApplicationCertificate(appId, pem);
+
+  const list = ok(await cli.run(['connectors', 'list']));
+  expect(list).toMatch(/dirsync\s+.*\s+[0-9A-F]{40}/);
+  const show = ok(await cli.run(['connectors', 'show', 'dirsync']));
+  expect(show).toMatch(/permissions:\s+User\.Read\.All, GroupMember\.Read\.All, Application\.ReadWrite\.OwnedBy/);
+  expect(show).toMatch(/current/);
+  expect(show).not.toMatch(/PRIVATE KEY/);
+}, timeoutMs);
+
+test('the consent URL is signed and single use; the redirect records the consent', async () => {
+  const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--tenant', 'contoso.onmicrosoft.com'])).trim();
+  const parsed = new URL(url);
+  expect(`${parsed.origin}${parsed.pathname}`).toBe(`${emulator.authorityHost}/contoso.onmicrosoft.com/adminconsent`);
+  expect(parsed.searchParams.get('client_id')).toBe(appId);
+  const location = await approve(url);
+  expect(ok(await cli.run(['connectors', 'consent-complete', location]))).toMatch(/consent granted by tenant contoso\.onmicrosoft\.com/);
+  const replay = await cli.run(['connectors', 'consent-complete', location]);
+  expect(replay.code).not.toBe(0);
+  expect(replay.stderr).toMatch(/already used/);
+}, timeoutMs);
+
+test('an Entra integration on the connector passes Test Connection and syncs through a worker', async () => {
+  ok(await cli.run(['accounts', 'add', 'contoso']));
+  const id = ok(await cli.run(['integrations', 'add', '--account', 'contoso', '--kind', 'entra_id', '--name', 'Contoso', '--tenant', 'contoso.onmicrosoft.com', '--connector', 'dirsync', '--page-size', '9'])).trim();
+  expect(ok(await cli.run(['integrations', 'test', id]))).toMatch(/✓ token: .*\n✓ users: .*\n✓ groups: .*\nconnection OK/);
+  await cli.startWorker('entra-cli-worker');
+  const sync = ok(await cli.run(['sync', id, '--wait']));
+  const [report] = parseRunReports(sync);
+  expect(report?.fields['status']).toBe('succeeded');
+  expect(report?.counts['created']).toBe(44);
+  expect(report?.counts['members +']).toBe(48);
+}, timeoutMs);
+
+test('connectors rotate adds a new certificate and keeps the previous one', async () => {
+  const out = ok(await cli.run(['connectors', 'rotate', 'dirsync']));
+  expect(out).toMatch(/new certificate:\s+[0-9A-F]{40}/);
+  expect(out).not.toMatch(/PRIVATE KEY/);
+  const show = ok(await cli.run(['connectors', 'show', 'dirsync']));
+  expect(show).toMatch(/current/);
+  expect(show).toMatch(/previous/);
+  expect(emulator.application(appId).keyCredentials).toHaveLength(2);
+}, timeoutMs);
+
+test('a legacy integration is listed with the deadline, migrates only with a description, and is reminded', async () => {
+  const legacyTenant = emulator.createTenant({ domain: 'fabrikam.onmicrosoft.com' });
+  const legacyApp = emulator.registerApplication({ homeTenantId: legacyTenant.tenantId, displayName: 'old sync app', clientSecret: 'fabrikam-old-secret' });
+  populateEntraTenant(legacyTenant, { users: 5, groups: 1, membersPerGroup: 2, seed: 3 });
+  const id = ok(
+    await cli.run(
+      ['integrations', 'add', '--account', 'contoso', '--kind', 'entra_id', '--name', 'Fabrikam', '--tenant', legacyTenant.tenantId,
+        '--legacy-client-id', legacyApp.appId, '--authority-host', emulator.authorityHost, '--graph-url', emulator.graphBaseUrl, '--ca-file', caFile, '--password-stdin'],
+      { input: 'fabrikam-old-secret\n' },
+    ),
+  ).trim();
+  ok(await cli.run(['migration-deadline', '2024-08-18']));
+  const actions = ok(await cli.run(['actions-needed']));
+  expect(actions).toMatch(new RegExp(`migrate legacy Entra ID integration "Fabrikam" \\(${id}.*deadline 2024-08-18 PASSED`));
+  const json = JSON.parse(ok(await cli.run(['actions-needed', '--json']))) as { kind: string; integrationId?: string }[];
+  expect(json).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'migrate_legacy_integration', integrationId: id })]));
+
+  const noDescription = await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', '']);
+  expect(noDescription.code).not.toBe(0);
+  expect(noDescription.stderr).toMatch(/description is required/);
+  const noConsent = await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff']);
+  expect(noConsent.stderr).toMatch(/has not granted consent .* consent-url dirsync --tenant/);
+
+  const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--tenant', legacyTenant.tenantId])).trim();
+  ok(await cli.run(['connectors', 'consent-complete', await approve(url)]));
+  const migrated = ok(await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff']));
+  expect(migrated).toMatch(/integration:\s+Fabrikam \(.*\), name carried over/);
+  expect(migrated).toMatch(/full sync queued: run /);
+  expect(migrated).toMatch(new RegExp(`reminder: delete the old app registration ${legacyApp.appId}`));
+  const after = ok(await cli.run(['actions-needed']));
+  expect(after).not.toMatch(/migrate legacy Entra ID integration "Fabrikam"/);
+  expect(after).toMatch(new RegExp(`delete its old app registration ${legacyApp.appId}`));
+  const runs = ok(await cli.run(['runs', 'list', '--integration', id]));
+  expect(runs).toMatch(/full/);
+}, timeoutMs);
+
+test('nothing printed or logged by any command or the worker holds a private key or a secret', () => {
+  const transcript = cli.transcript();
+  expect(transcript).not.toMatch(/PRIVATE KEY/);
+  expect(transcript).not.toContain('fabrikam-old-secret');
+  expect(transcript).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}/);
+});
