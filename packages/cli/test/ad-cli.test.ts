@@ -88,7 +88,7 @@ test('integrations test prints the Active Directory checklist', async () => {
   expect(lines.map((line) => /^(.) ([^:]+):/.exec(line)?.slice(1, 3).join(' '))).toEqual([
     '✓ connect', '✓ tls', '✓ bind', '✓ domain controller', '✓ naming context', '✓ base', '✓ tombstones', '✓ read-only', '✓ delta', undefined,
   ]);
-  expect(lines).toContain(`✓ base: ${ou}: 3 users, 1 groups, 0 contacts visible`);
+  expect(lines).toContain(`✓ base: ${ou}: 3 users, 1 group, 0 contacts visible`);
   expect(lines).toContain('✓ tls: LDAPS, certificate verified against the configured CA');
   expect(lines.at(-1)).toBe('connection OK');
 }, timeoutMs);

@@ -191,7 +191,7 @@ async function count(connection: LdapConnection, options: SearchOptions): Promis
   return n;
 }
 
-const plural: Readonly<Record<AdObjectType, string>> = { user: 'users', group: 'groups', contact: 'contacts' };
+const counted = (n: number, type: AdObjectType) => `${n} ${type}${n === 1 ? '' : 's'}`;
 
 /**
  * Test Connection for Active Directory: connect, TLS, bind, the DC answering, the naming
@@ -240,7 +240,7 @@ export async function testAdConnection(
         for (const type of settings.objectTypes) {
           const n = await count(connection, objectSearch(settings, type, base, undefined, signal));
           total += n;
-          counts.push(`${n} ${plural[type]}`);
+          counts.push(counted(n, type));
         }
         return { name: 'base', ok: true, detail: `${base}: ${counts.join(', ')} visible`, ...(total === 0 ? { warning: true } : {}) };
       });
