@@ -91,6 +91,7 @@ ensure_redis() {
 ensure_node
 ensure_pnpm
 apt_install slapd ldap-utils
+apt_install chromium
 apt_install samba samba-ad-dc samba-ad-provision ldb-tools
 ensure_postgres
 ensure_redis

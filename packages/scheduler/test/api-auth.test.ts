@@ -123,3 +123,22 @@ test('health, readiness and metrics answer without a key', async () => {
   expect(metrics).toMatch(/dirsync_queue_jobs\{queue="dirsync-sync",state="waiting"\} 0/);
   expect(metrics).toMatch(/dirsync_runs\{status="queued"\} 0/);
 });
+
+test('the queue dashboard asks for a platform admin key with a Basic challenge', async () => {
+  const none = await api.request('GET', '/admin/queues');
+  expect(none.status).toBe(401);
+  expect(none.headers.get('www-authenticate')).toMatch(/^Basic realm="dirsync queue dashboard"/);
+  const platform = await api.key(null, ['admin'], 'dashboard');
+  const basic = `Basic ${Buffer.from(`anyone:${platform}`).toString('base64')}`;
+  const page = await api.request('GET', '/admin/queues', { headers: { authorization: basic } });
+  expect(page.status).toBe(200);
+  expect(await page.text()).toMatch(/<html/i);
+  const queues = await api.request('GET', '/admin/queues/api/queues', { headers: { authorization: basic } });
+  expect(queues.status).toBe(200);
+  expect(JSON.stringify(await queues.json())).toContain('dirsync-sync');
+
+  const accountAdmin = await api.key(accountId, ['admin'], 'account-admin');
+  expect((await api.request('GET', '/admin/queues', { token: accountAdmin })).status).toBe(403);
+  const platformReader = await api.key(null, ['read'], 'platform-reader');
+  expect((await api.request('GET', '/admin/queues', { token: platformReader })).status).toBe(403);
+});

@@ -183,7 +183,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       { prefix: '/v1' },
     );
 
-    closers.push(await registerDashboard(app, { db: options.db, connection: options.connection, prefix }));
+    closers.push(await registerDashboard(app, { db: options.db, connection: options.connection, prefix, logger }));
   }
 
   let closing: Promise<void> | undefined;
@@ -196,7 +196,14 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     close() {
       closing ??= (async () => {
         stopping = true;
-        await app.close();
+        // A connection whose request finishes during the close turns idle afterwards; without
+        // closing those too, keep-alive would hold the close for its whole timeout.
+        const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(sweep);
+        }
         await Promise.allSettled(closers.map((close) => close()));
       })();
       return closing;

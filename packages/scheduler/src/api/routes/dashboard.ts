@@ -3,11 +3,12 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
 import { scopeAllows, type Db } from '@dirsync/db';
 import { DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, type RedisConnection } from '@dirsync/jobs';
 import { openRedis } from '../../ops/redis.ts';
 import { authenticate, dashboardRealm } from '../auth.ts';
-import { ProblemError } from '../problems.ts';
+import { ProblemError, sendProblem } from '../problems.ts';
 
 /** Where the queue dashboard is served. */
 export const dashboardPath = '/admin/queues';
@@ -20,7 +21,7 @@ export const dashboardPath = '/admin/queues';
  */
 export async function registerDashboard(
   app: FastifyInstance,
-  deps: { db: Db; connection: RedisConnection; prefix?: string | undefined },
+  deps: { db: Db; connection: RedisConnection; prefix?: string | undefined; logger: Logger },
 ): Promise<() => Promise<void>> {
   const redis = openRedis(deps.connection);
   const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection: redis, prefix: deps.prefix ?? DEFAULT_QUEUE_PREFIX }));
@@ -34,12 +35,19 @@ export async function registerDashboard(
   });
   await app.register(
     async (scope) => {
-      scope.addHook('onRequest', async (request) => {
-        const caller = await authenticate(deps.db, request, 'basic');
-        if (caller.accountId !== undefined || !scopeAllows(caller.key.scopes, 'admin')) {
-          throw new ProblemError(403, 'platform-admin-required', `the queue dashboard shows every account's jobs: it needs a platform key with the admin scope (${dashboardRealm})`);
+      // Answered here rather than thrown: Bull Board's plugin has an error handler of its own,
+      // which would drop the problem body and the Basic challenge.
+      scope.addHook('onRequest', async (request, reply) => {
+        try {
+          const caller = await authenticate(deps.db, request, 'basic');
+          if (caller.accountId !== undefined || !scopeAllows(caller.key.scopes, 'admin')) {
+            throw new ProblemError(403, 'platform-admin-required', `the queue dashboard shows every account's jobs: it needs a platform key with the admin scope (${dashboardRealm})`);
+          }
+          request.caller = caller;
+        } catch (error) {
+          return sendProblem(error, request, reply, deps.logger);
         }
-        request.caller = caller;
+        return undefined;
       });
       await scope.register(serverAdapter.registerPlugin(), { prefix: dashboardPath });
     },
