@@ -36,15 +36,14 @@ let clock = new Date();
 async function sync(mode: 'full' | 'delta', id = integrationId, attempts = 1): Promise<Run & { attemptsMade: number }> {
   const runId = randomUUID();
   const job = await queue.add('sync', { integrationId: id, runId, mode, trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts, backoff: { type: 'fixed', delay: 10 } });
+  // The job ends after its run row is written: wait for the job, then read both.
+  await waitFor(async () => (await job.isCompleted()) || (await job.isFailed()), { timeoutMs: 60_000, what: `the ${mode} job to end` });
   const run = await waitFor(
     async () => {
       const found = await getRun(world.db, runId);
-      if (!found || ['queued', 'running'].includes(found.status)) return undefined;
-      // A failure is final once BullMQ gave up on the job (or will not retry it).
-      if (found.status === 'failed' && !(await job.isFailed())) return undefined;
-      return found;
+      return found && !['queued', 'running'].includes(found.status) ? found : undefined;
     },
-    { timeoutMs: 60_000, what: `the ${mode} run to end` },
+    { timeoutMs: 10_000, what: `the ${mode} run to end` },
   );
   const state = await queue.getJob(job.id as string);
   return { ...run, attemptsMade: state?.attemptsMade ?? 0 };
