@@ -81,7 +81,9 @@ describe('generic LDAP settings', () => {
   });
 
   it('refuses an unknown provider kind', () => {
-    expect(validateSettings('nis', valid)).toEqual({ ok: false, problems: ['unknown provider kind "nis" (known: ldap)'] });
+    const result = validateSettings('nis', valid);
+    expect(result.ok).toBe(false);
+    expect(result.ok ? [] : result.problems).toEqual([expect.stringMatching(/^unknown provider kind "nis" \(known: ldap\b/)]);
   });
 
   it('keeps the bind password out of the provider object\'s serialised and inspected forms', () => {
