@@ -99,13 +99,13 @@ export interface ObjectWrite {
 // faster than escaped array literals, and the attributes, already JSON, are embedded as they are
 // instead of being escaped again (measured: a fifth less database time, half the client time).
 function objectsDocument(rows: readonly ObjectWrite[]): string {
-  let out = '[';
+  const parts = new Array<string>(rows.length);
   for (let i = 0; i < rows.length; i += 1) {
     const row = rows[i] as ObjectWrite;
-    if (i > 0) out += ',';
-    out += `[${JSON.stringify(row.externalId)},${JSON.stringify(row.type)},${row.dn === null ? 'null' : JSON.stringify(row.dn)},${row.attributesJson},${JSON.stringify(row.contentHash)}]`;
+    parts[i] = `[${JSON.stringify(row.externalId)},${JSON.stringify(row.type)},${row.dn === null ? 'null' : JSON.stringify(row.dn)},${row.attributesJson},${JSON.stringify(row.contentHash)}]`;
   }
-  return `${out}]`;
+  // One join: a flat string, where `+=` would leave a tree of pieces for the sender to flatten.
+  return `[${parts.join(',')}]`;
 }
 
 /**
@@ -247,13 +247,12 @@ export interface MembershipCounts {
 }
 
 function groupsDocument(groups: readonly GroupMemberSet[]): string {
-  let out = '[';
+  const parts = new Array<string>(groups.length);
   for (let i = 0; i < groups.length; i += 1) {
     const group = groups[i] as GroupMemberSet;
-    if (i > 0) out += ',';
-    out += `[${JSON.stringify(group.groupExternalId)},${group.membersHash === null ? 'null' : JSON.stringify(group.membersHash)},${JSON.stringify(group.memberExternalIds)}]`;
+    parts[i] = `[${JSON.stringify(group.groupExternalId)},${group.membersHash === null ? 'null' : JSON.stringify(group.membersHash)},${JSON.stringify(group.memberExternalIds)}]`;
   }
-  return `${out}]`;
+  return `[${parts.join(',')}]`;
 }
 
 /**

@@ -2,7 +2,8 @@
  * The generic LDAP provider and the pipeline in one process against a throwaway slapd: where the
  * time of a sync goes, without the queue and child process of `dirsync bench`. Usage:
  *   node --max-semi-space-size=8 packages/worker/bench/ldap-pipeline-bench.ts [--users 100000]
- *     [--groups 5000] [--members 100] [--read-only] [--statements]
+ *     [--groups 5000] [--members 100] [--batch 2000] [--member-refs 25000]
+ *     [--read-only | --skip-read] [--statements]
  * Prints the provider's read (fetch + map + hash, no database) and a first, an unchanged and a
  * delta sync, each with wall time, this process's CPU time and the peak RSS. `--statements`
  * prints the time spent per statement shape. Needs PostgreSQL at `--server`; it works in a
@@ -25,7 +26,10 @@ const { values } = parseArgs({
     groups: { type: 'string', default: '5000' },
     members: { type: 'string', default: '100' },
     changes: { type: 'string', default: '100' },
+    batch: { type: 'string' },
+    'member-refs': { type: 'string' },
     'read-only': { type: 'boolean', default: false },
+    'skip-read': { type: 'boolean', default: false },
     statements: { type: 'boolean', default: false },
     server: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432' },
   },
@@ -102,7 +106,7 @@ try {
   const provider = createGenericLdapProvider(settings, server.readerPassword);
   console.log(`ldap pipeline benchmark: ${users} users, ${groups} groups × ${values.members} members`);
 
-  await measure(
+  if (!values['skip-read']) await measure(
     'provider read',
     async () => {
       let entries = 0;
@@ -143,6 +147,8 @@ try {
               integration: { id: integration!.id, cursor, deleteThresholdCount: 500, deleteThresholdPercent: 20 },
               run: { id: randomUUID(), modeRequested: mode, dryRun: false },
               signal: new AbortController().signal,
+              batchSize: values.batch === undefined ? undefined : Number(values.batch),
+              batchMemberRefs: values['member-refs'] === undefined ? undefined : Number(values['member-refs']),
             });
             if (report.cursor) cursor = report.cursor;
             if (usersDoneAt !== undefined) console.log(`   users written after ${((usersDoneAt - started) / 1000).toFixed(2)} s`);

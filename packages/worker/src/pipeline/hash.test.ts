@@ -19,6 +19,36 @@ describe('stableJson', () => {
   });
 });
 
+describe('stableJson keys that look like array indexes', () => {
+  test.each([
+    ['numeric keys sort as text, not as numbers', { '10': 'a', '9': 'b', x: 1 }, '{"10":"a","9":"b","x":1}'],
+    ['nested numeric keys', { a: { '2': true, '1': false } }, '{"a":{"1":false,"2":true}}'],
+    ['numbers with leading zeros or signs are plain keys', { '01': 1, '-1': 2, '1.5': 3 }, '{"-1":2,"01":1,"1.5":3}'],
+  ])('%s', (_name, value, expected) => {
+    expect(stableJson(value)).toBe(expected);
+  });
+
+  test('equals a plain reference implementation, whatever order the object was built in', () => {
+    const reference = (value: unknown): string => {
+      if (value === null || typeof value !== 'object') return JSON.stringify(value);
+      if (Array.isArray(value)) return `[${value.map(reference).join(',')}]`;
+      const record = value as Record<string, unknown>;
+      return `{${Object.keys(record).sort().map((key) => `${JSON.stringify(key)}:${reference(record[key])}`).join(',')}}`;
+    };
+    const values = ['x', 1, null, true, [2, 'y'], { z: 1, a: [{ q: 1, b: 2 }], '3': 'n' }, 'é\u2028"\\'];
+    const keys = ['b', 'a', '10', '2', 'Z', 'é', ''];
+    for (let seed = 0; seed < 64; seed += 1) {
+      const picked = keys.filter((_, i) => (seed >> i) % 2 === 0);
+      const forward: Record<string, unknown> = {};
+      const backward: Record<string, unknown> = {};
+      for (const key of picked) forward[key] = values[(seed + key.length) % values.length];
+      for (const key of [...picked].reverse()) backward[key] = forward[key];
+      expect(stableJson(forward as never)).toBe(reference(forward));
+      expect(stableJson(backward as never)).toBe(reference(forward));
+    }
+  });
+});
+
 describe('contentHash', () => {
   const json = stableJson({ mail: 'a@example.com' });
 

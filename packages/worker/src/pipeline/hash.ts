@@ -7,12 +7,48 @@ import type { JsonValue, MemberRef, ObjectType } from '@dirsync/providers';
  * them in, so the text is both what is hashed and what is stored.
  */
 export function stableJson(value: JsonValue | undefined): string {
+  // A key-sorted copy through the native JSON.stringify: twice as fast as assembling the text,
+  // and the result is one flat string instead of a tree of concatenations that a batch would
+  // keep alive (and the young generation would promote) until the batch is written.
+  try {
+    return JSON.stringify(sortedCopy(value ?? null));
+  } catch (error) {
+    if (error !== indexKeyFound) throw error;
+    return assembledJson(value);
+  }
+}
+
+// Engines enumerate array-index keys ("0", "42") first in numeric order whatever the insertion
+// order, so a copy cannot put them in sorted place; such objects take the slower path.
+const indexKeyFound = new Error('array-index key');
+const indexKey = /^(?:0|[1-9][0-9]*)$/;
+
+function sortedCopy(value: JsonValue): JsonValue {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    const out = new Array<JsonValue>(value.length);
+    for (let i = 0; i < value.length; i += 1) out[i] = sortedCopy(value[i] ?? null);
+    return out;
+  }
+  const keys = Object.keys(value).sort();
+  const out: { [key: string]: JsonValue } = {};
+  for (const key of keys) {
+    const member = value[key];
+    if (member === undefined) continue;
+    const first = key.charCodeAt(0);
+    if (first >= 48 && first <= 57 && indexKey.test(key)) throw indexKeyFound;
+    out[key] = sortedCopy(member);
+  }
+  return out;
+}
+
+function assembledJson(value: JsonValue | undefined): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
   if (Array.isArray(value)) {
     let out = '[';
     for (let i = 0; i < value.length; i += 1) {
       if (i > 0) out += ',';
-      out += stableJson(value[i]);
+      out += assembledJson(value[i]);
     }
     return `${out}]`;
   }
@@ -24,7 +60,7 @@ export function stableJson(value: JsonValue | undefined): string {
     if (member === undefined) continue;
     if (!first) out += ',';
     first = false;
-    out += `${JSON.stringify(key)}:${stableJson(member)}`;
+    out += `${JSON.stringify(key)}:${assembledJson(member)}`;
   }
   return `${out}}`;
 }
