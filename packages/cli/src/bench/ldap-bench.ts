@@ -181,6 +181,7 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       DIRSYNC_SECRET_KEY: secretKey,
       DIRSYNC_QUEUE_PREFIX: redisPrefix,
       DIRSYNC_WORKER_CONCURRENCY: '1',
+      DIRSYNC_METRICS_PORT: '0',
       LOG_LEVEL: 'warn',
     },
     join(dir, 'worker.log'),

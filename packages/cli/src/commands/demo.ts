@@ -31,6 +31,25 @@ const logDir = fileURLToPath(new URL('../../../../.tmp', import.meta.url));
 
 const finalStatuses = new Set(['succeeded', 'failed', 'blocked_by_threshold', 'dry_run']);
 
+/**
+ * Environment of the demo's scheduler and worker processes: the demo's database, queues and key,
+ * a fast scheduler tick, and no listening ports (the demo needs neither the API nor metrics, and
+ * must not collide with a running installation).
+ */
+function demoServiceEnv(ctx: Context): Record<string, string> {
+  return {
+    DATABASE_URL: ctx.config.DATABASE_URL,
+    REDIS_URL: ctx.config.REDIS_URL,
+    DIRSYNC_QUEUE_PREFIX: ctx.config.DIRSYNC_QUEUE_PREFIX,
+    DIRSYNC_SECRET_KEY: ctx.config.DIRSYNC_SECRET_KEY ?? '',
+    DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',
+    DIRSYNC_SCHEDULER_API: 'false',
+    DIRSYNC_METRICS_PORT: '0',
+    LOG_LEVEL: 'info',
+  };
+}
+
+
 async function waitForFinishedRun(ctx: Context, find: () => Promise<Run | undefined>, what: string): Promise<Run> {
   return waitFor(
     async () => {
@@ -109,14 +128,7 @@ export function registerDemoCommand(program: Command): void {
         );
         say(`account "demo", integration ${integration.id} (read-only service account ${server.readerDn})`);
 
-        const env = {
-          DATABASE_URL: ctx.config.DATABASE_URL,
-          REDIS_URL: ctx.config.REDIS_URL,
-          DIRSYNC_QUEUE_PREFIX: ctx.config.DIRSYNC_QUEUE_PREFIX,
-          DIRSYNC_SECRET_KEY: ctx.config.DIRSYNC_SECRET_KEY ?? '',
-          DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',
-          LOG_LEVEL: 'info',
-        };
+        const env = demoServiceEnv(ctx);
         services.push(startService('scheduler', ['scheduler'], env, `${logDir}/demo-scheduler.log`));
         services.push(startService('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: 'demo-worker-1' }, `${logDir}/demo-worker.log`));
         say(`started a scheduler and a worker (logs in .tmp/demo-*.log)\n`);
@@ -195,14 +207,7 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     });
     say(`account "demo", integration ${integration.id}`);
 
-    const env = {
-      DATABASE_URL: ctx.config.DATABASE_URL,
-      REDIS_URL: ctx.config.REDIS_URL,
-      DIRSYNC_QUEUE_PREFIX: ctx.config.DIRSYNC_QUEUE_PREFIX,
-      DIRSYNC_SECRET_KEY: ctx.config.DIRSYNC_SECRET_KEY ?? '',
-      DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',
-      LOG_LEVEL: 'info',
-    };
+    const env = demoServiceEnv(ctx);
     services.push(startService('scheduler', ['scheduler'], env, `${logDir}/demo-entra-scheduler.log`));
     services.push(startService('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: 'demo-entra-worker' }, `${logDir}/demo-entra-worker.log`));
     say('started a scheduler and a worker (logs in .tmp/demo-entra-*.log)\n');

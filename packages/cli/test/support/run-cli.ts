@@ -56,6 +56,9 @@ export async function createCliEnvironment(label: string): Promise<CliEnvironmen
     REDIS_URL: testRedisUrl,
     DIRSYNC_QUEUE_PREFIX: prefix.prefix,
     DIRSYNC_SECRET_KEY: generateSecretKey(),
+    // Test files run side by side: no process may claim a fixed port.
+    DIRSYNC_METRICS_PORT: '0',
+    DIRSYNC_SCHEDULER_API: 'false',
   };
   const lines: string[] = [];
   const workers: CliWorker[] = [];
