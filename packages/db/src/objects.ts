@@ -318,6 +318,41 @@ export async function replaceMemberships(
   return { added: row?.added ?? 0, removed: row?.removed ?? 0 };
 }
 
+/**
+ * Inserts the edges of groups known to have none stored (not even soft-deleted: groups created
+ * by this run) and records their members hash, in one statement: a plain insert, a third cheaper
+ * in database time than {@link replaceMemberships}, which must compare with what is stored. An
+ * edge that exists anyway fails the whole statement with a unique violation (nothing written),
+ * after which the caller can use {@link replaceMemberships}. Returns the edges inserted.
+ */
+export async function insertMemberships(
+  handle: ObjectSql,
+  integrationId: string,
+  runId: string,
+  groups: readonly GroupMemberSet[],
+): Promise<number> {
+  if (groups.length === 0) return 0;
+  const sql = raw(handle);
+  const [row] = await sql<{ added: number }[]>`
+    with input as materialized (
+      select e->>0 as g, e->>1 as hash, e->2 as members
+      from jsonb_array_elements((${groupsDocument(groups)}::text)::jsonb) as e
+    ),
+    inserted as (
+      insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
+      select ${integrationId}, i.g, m, ${runId} from input i, jsonb_array_elements_text(i.members) as m
+      returning 1
+    ),
+    hashed as (
+      update directory_objects o set members_hash = i.hash
+      from input i
+      where o.integration_id = ${integrationId} and o.external_id = i.g and o.members_hash is distinct from i.hash
+      returning 1
+    )
+    select (select count(*) from inserted)::int as added`;
+  return row?.added ?? 0;
+}
+
 /** One membership edge by external ids. */
 export interface MembershipEdge {
   readonly groupExternalId: string;

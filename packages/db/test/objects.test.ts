@@ -9,6 +9,7 @@ import {
   countSweep,
   deleteObjects,
   hasStoredRows,
+  insertMemberships,
   insertObjects,
   loadObjectStates,
   type ObjectWrite,
@@ -307,6 +308,37 @@ describe('replaceMemberships', () => {
     ]);
     await replaceMemberships(db, integrationId, run, [{ groupExternalId: 'g1', memberExternalIds: ['b'], membersHash: 'z' }]);
     expect(await liveEdges(integrationId)).toEqual(['g1>b', 'g2>a', 'g2>b']);
+  });
+});
+
+describe('insertMemberships', () => {
+  test('inserts the edges of new groups and records their hash', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await insertObjects(db, integrationId, run, [group('g1'), group('g2')]);
+    expect(
+      await insertMemberships(db, integrationId, run, [
+        { groupExternalId: 'g1', memberExternalIds: ['u1', 'u2'], membersHash: 'm1' },
+        { groupExternalId: 'g2', memberExternalIds: [], membersHash: null },
+      ]),
+    ).toBe(2);
+    expect(await liveEdges(integrationId)).toEqual(['g1>u1', 'g1>u2']);
+    const stored = await objects(integrationId);
+    expect(stored.get('g1')?.members_hash).toBe('m1');
+    expect(stored.get('g2')?.members_hash).toBeNull();
+  });
+
+  test('writes nothing when one edge is stored already, soft-deleted or not', async () => {
+    const integrationId = await newIntegration();
+    const run = randomUUID();
+    await insertObjects(db, integrationId, run, [group('g')]);
+    await insertMemberships(db, integrationId, run, [{ groupExternalId: 'g', memberExternalIds: ['u1'], membersHash: 'm1' }]);
+    await replaceMemberships(db, integrationId, run, [{ groupExternalId: 'g', memberExternalIds: [], membersHash: 'm0' }]);
+    await expect(
+      insertMemberships(db, integrationId, run, [{ groupExternalId: 'g', memberExternalIds: ['u2', 'u1'], membersHash: 'm2' }]),
+    ).rejects.toMatchObject({ code: '23505', constraint_name: 'memberships_edge_uq' });
+    expect(await liveEdges(integrationId)).toEqual([]);
+    expect((await objects(integrationId)).get('g')?.members_hash).toBe('m0');
   });
 });
 

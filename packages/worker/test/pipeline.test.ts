@@ -166,6 +166,19 @@ describe('full sync', () => {
     expect(await largeHarness.sync('full')).toMatchObject({ unchanged: 2401, created: 0 });
   });
 
+  test('a new group that already has edges stored gets the complete comparison', async () => {
+    const { provider, harness } = await syncedDirectory();
+    // Edges of a group the pipeline never stored as an object (an incremental member change).
+    provider.scriptedDelta = [
+      { entries: [], memberDeltas: [{ groupExternalId: 'g3', added: [{ by: 'externalId', value: 'u1' }], removed: [] }], cursor: { version: 9 } },
+    ];
+    expect(await harness.sync('delta')).toMatchObject({ membershipsAdded: 1 });
+    provider.put(group('g3', [userDn('u1'), userDn('u5')]));
+    expect(await harness.sync('full')).toMatchObject({ created: 1, membershipsAdded: 1, membershipsRemoved: 0 });
+    expect((await harness.edges()).filter((edge) => edge.startsWith('g3>'))).toEqual(['g3>u1', 'g3>u5']);
+    expect(await harness.sync('full')).toMatchObject({ unchanged: 8, membershipsAdded: 0 });
+  });
+
   test('an entry that cannot be mapped is reported, counted, and not swept', async () => {
     const { provider, harness } = await syncedDirectory();
     provider.put({ ...provider.get('u4')!, broken: 'uid has two values' });

@@ -16,6 +16,11 @@ export interface SyncContext {
    */
   readonly parallelism: number;
   /**
+   * True in a dry run: every statement runs in one transaction, which a refused statement would
+   * abort, so nothing may be tried in the hope that it succeeds.
+   */
+  readonly singleTransaction: boolean;
+  /**
    * Whether the integration had any stored object when the run started. When it had none (a
    * first sync), no stored object can hold the DN of an object the run creates, so the run need
    * not look for one.
@@ -23,9 +28,8 @@ export interface SyncContext {
   readonly storedAtStart: boolean;
   /**
    * Insert objects without stamping them first, because none can be stored yet: true from the
-   * start of a run on an empty integration (never in a dry run, whose single transaction a
-   * refused insert would abort), false from the first object found stored after all (one the
-   * fetch listed twice).
+   * start of a run on an empty integration (never in a single transaction), false from the first
+   * object found stored after all (one the fetch listed twice).
    */
   assumeAbsent: boolean;
 }

@@ -1,4 +1,11 @@
-import { applyMembershipChanges, type GroupMemberSet, type MembershipEdge, replaceMemberships, resolveDns } from '@dirsync/db';
+import {
+  applyMembershipChanges,
+  type GroupMemberSet,
+  insertMemberships,
+  type MembershipEdge,
+  replaceMemberships,
+  resolveDns,
+} from '@dirsync/db';
 import type { MemberDelta, MemberRef } from '@dirsync/providers';
 import { chunks, inParallel, type SyncContext } from './context.ts';
 import { DnCache } from './dn-cache.ts';
@@ -12,11 +19,19 @@ export interface GroupToSync {
   readonly externalId: string;
   readonly members: readonly MemberRef[];
   readonly storedMembersHash: string | null;
+  /** The group had no stored row before this run wrote it, so it should have no stored edges. */
+  readonly isNew: boolean;
+}
+
+/** A member set ready to write, and whether its group should have no stored edges yet. */
+interface ReadyGroup extends GroupMemberSet {
+  readonly isNew: boolean;
 }
 
 /** A group with DN references not resolvable yet (a nested group that comes later in the fetch). */
 interface DeferredGroup {
   readonly externalId: string;
+  readonly isNew: boolean;
   readonly refsHash: string;
   readonly resolved: Set<string>;
   readonly unresolvedDns: string[];
@@ -31,6 +46,11 @@ const groupChunk = 500;
  * objects of a large directory, small enough to keep a worker's memory flat beyond that.
  */
 const defaultDnCacheEntries = 150_000;
+
+function isStoredEdge(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint_name?: unknown } | null;
+  return e?.code === '23505' && e.constraint_name === 'memberships_edge_uq';
+}
 
 function uniqueDns(refs: Iterable<MemberRef>, into: Set<string>): void {
   for (const ref of refs) if (ref.by === 'dn') into.add(ref.value);
@@ -96,7 +116,7 @@ export class MemberSync {
     const dns = new Set<string>();
     for (const { group } of changed) uniqueDns(group.members, dns);
     const byDn = await this.#resolve(dns);
-    const ready: GroupMemberSet[] = [];
+    const ready: ReadyGroup[] = [];
     for (const { group, refsHash } of changed) {
       const resolved = new Set<string>();
       const unresolvedDns: string[] = [];
@@ -110,10 +130,10 @@ export class MemberSync {
         else resolved.add(id);
       }
       if (unresolvedDns.length > 0) {
-        this.#deferred.push({ externalId: group.externalId, refsHash, resolved, unresolvedDns });
+        this.#deferred.push({ externalId: group.externalId, isNew: group.isNew, refsHash, resolved, unresolvedDns });
         continue;
       }
-      ready.push({ groupExternalId: group.externalId, memberExternalIds: [...resolved], membersHash: refsHash });
+      ready.push({ groupExternalId: group.externalId, memberExternalIds: [...resolved], membersHash: refsHash, isNew: group.isNew });
     }
     await this.#write(ready);
   }
@@ -131,7 +151,7 @@ export class MemberSync {
       const dns = new Set<string>();
       for (const group of part) for (const dn of group.unresolvedDns) dns.add(dn);
       const byDn = await this.#resolve(dns);
-      const ready: GroupMemberSet[] = [];
+      const ready: ReadyGroup[] = [];
       for (const group of part) {
         const missing: string[] = [];
         for (const dn of group.unresolvedDns) {
@@ -149,6 +169,7 @@ export class MemberSync {
           groupExternalId: group.externalId,
           memberExternalIds: [...group.resolved],
           membersHash: missing.length === 0 ? group.refsHash : null,
+          isNew: group.isNew,
         });
       }
       await this.#write(ready);
@@ -187,16 +208,35 @@ export class MemberSync {
     counts.membershipsRemoved += result.removed;
   }
 
-  async #write(groups: readonly GroupMemberSet[]): Promise<void> {
+  /**
+   * Writes member sets: new groups by a plain insert, falling back to the full comparison for a
+   * part that meets a stored edge after all (a group the fetch listed twice); the others by
+   * {@link replaceMemberships}. Groups are disjoint across parts, so are their edges and rows.
+   */
+  async #write(groups: readonly ReadyGroup[]): Promise<void> {
     if (groups.length === 0) return;
     const { sql, integrationId, runId, counts } = this.#ctx;
-    // Groups are disjoint across parts, so are their edges and rows.
-    const results = await inParallel(
+    const edges = (group: GroupMemberSet) => group.memberExternalIds.length;
+    const tryInsert = this.#ctx.singleTransaction ? [] : groups.filter((group) => group.isNew);
+    const compare = tryInsert.length === 0 ? [...groups] : groups.filter((group) => !group.isNew);
+    const refused = await inParallel(
       this.#ctx,
-      groups,
-      (part) => replaceMemberships(sql, integrationId, runId, part),
-      (group) => group.memberExternalIds.length,
+      tryInsert,
+      async (part) => {
+        try {
+          const added = await insertMemberships(sql, integrationId, runId, part);
+          counts.membershipsAdded += added;
+          return [];
+        } catch (error) {
+          if (!isStoredEdge(error)) throw error;
+          return part;
+        }
+      },
+      edges,
     );
+    for (const part of refused) compare.push(...part);
+    if (compare.length === 0) return;
+    const results = await inParallel(this.#ctx, compare, (part) => replaceMemberships(sql, integrationId, runId, part), edges);
     for (const result of results) {
       counts.membershipsAdded += result.added;
       counts.membershipsRemoved += result.removed;

@@ -143,6 +143,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     groups.push({
       externalId: object.externalId,
       members: object.members,
+      isNew: state === undefined,
       // A restored group's hash was cleared when it was deleted; a cleared one was read before.
       storedMembersHash: state === undefined || state.deleted || cleared.has(object.externalId) ? null : state.membersHash,
     });

@@ -131,6 +131,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
     counts: zeroCounts(),
     issues: new IssueLog(options.maxIssues ?? defaultMaxIssues),
     parallelism,
+    singleTransaction: run.dryRun,
     storedAtStart: stored.objects,
     assumeAbsent: !stored.objects && !run.dryRun,
   };
