@@ -1,32 +1,18 @@
 import { request } from 'node:https';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import postgres from 'postgres';
+import { cpus } from 'node:os';
 import {
-  close,
   completeConsent,
-  connect,
   createAccount,
   createConnector,
   createConsentRequest,
   createIntegration,
-  createKeyRing,
-  createRun,
   type Db,
-  ensureDatabase,
-  generateSecretKey,
-  getRun,
   type KeyRing,
-  migrate,
-  type Run,
 } from '@dirsync/db';
-import { Queue } from 'bullmq';
-import { createEnqueueClient, QUEUE_NAMES, type SyncMode } from '@dirsync/jobs';
 import { generateCertificate } from '@dirsync/providers';
-import { type EntraEmulator, populateEntraTenant, startEntraEmulator, waitFor } from '@dirsync/testkit';
+import { type EntraEmulator, populateEntraTenant, startEntraEmulator } from '@dirsync/testkit';
 import { table } from '../format.ts';
-import { startService } from '../services.ts';
+import { seconds, startBenchHarness } from './harness.ts';
 
 /** Size of the emulated tenant and where results go. */
 export interface EntraBenchOptions {
@@ -40,7 +26,6 @@ export interface EntraBenchOptions {
   log: (line: string) => void;
 }
 
-const seconds = (ms: number) => Math.round(ms) / 1000;
 const consentRedirect = 'https://dirsync.invalid/entra/consent';
 
 /** Follows the emulated admin-consent page as an administrator who approves, returning the redirect. */
@@ -100,18 +85,6 @@ export async function setUpEmulatedConnector(
   return { connectorId: connector.id, appId: app.appId, customerTenantId: customer.tenantId, consentUrl: consent.url };
 }
 
-async function runSync(db: Db, enqueue: ReturnType<typeof createEnqueueClient>, integrationId: string, mode: SyncMode): Promise<Run> {
-  const job = await enqueue.enqueueSync({ integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
-  await createRun(db, { id: job.runId, integrationId, jobId: job.jobId, modeRequested: mode, trigger: 'manual', requestedBy: 'bench' });
-  return waitFor(
-    async () => {
-      const run = await getRun(db, job.runId);
-      if (run?.status === 'failed') throw new Error(`${mode} sync failed: ${run.error ?? 'unknown error'}`);
-      return run?.status === 'succeeded' ? run : undefined;
-    },
-    { timeoutMs: 30 * 60_000, intervalMs: 100, what: `${mode} sync` },
-  );
-}
 
 /**
  * The Entra ID benchmark: a worker process syncs an emulated tenant (HTTPS Graph delta from the
@@ -121,31 +94,9 @@ async function runSync(db: Db, enqueue: ReturnType<typeof createEnqueueClient>, 
 export async function runEntraBench(options: EntraBenchOptions): Promise<Record<string, unknown>> {
   const { log } = options;
   const objects = options.users + options.groups;
-  const dir = await mkdtemp(join(tmpdir(), 'dirsync-entra-bench-'));
   const emulator = await startEntraEmulator();
-  const redisPrefix = `dirsync-entra-bench-${process.pid}`;
-  await ensureDatabase(options.databaseUrl);
-  const admin = postgres(options.databaseUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe('drop schema if exists public cascade; drop schema if exists drizzle cascade; create schema public;');
-  await admin.end();
-  await migrate(options.databaseUrl);
-  const db = connect(options.databaseUrl, { max: 2 });
-  const secretKey = generateSecretKey();
-  const ring = createKeyRing({ current: secretKey });
-  const enqueue = createEnqueueClient({ connection: options.redisUrl, prefix: redisPrefix });
-  const worker = startService(
-    'worker',
-    ['worker'],
-    {
-      DATABASE_URL: options.databaseUrl,
-      REDIS_URL: options.redisUrl,
-      DIRSYNC_SECRET_KEY: secretKey,
-      DIRSYNC_QUEUE_PREFIX: redisPrefix,
-      DIRSYNC_WORKER_CONCURRENCY: '1',
-      LOG_LEVEL: 'warn',
-    },
-    join(dir, 'worker.log'),
-  );
+  const bench = await startBenchHarness({ label: 'entra-bench', databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, resultsDir: options.resultsDir });
+  const { db, ring, worker } = bench;
   try {
     const setup = await setUpEmulatedConnector(db, ring, emulator, 'bench');
     log(`generating an emulated tenant of ${options.users.toLocaleString('en-US')} users and ${options.groups.toLocaleString('en-US')} groups of ${options.membersPerGroup} members…`);
@@ -162,15 +113,15 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
     });
 
     log('full sync…');
-    const full = await runSync(db, enqueue, integration.id, 'full');
+    const full = await bench.runSync(integration.id, 'full');
     if (full.created !== objects) throw new Error(`full sync created ${full.created} objects, expected ${objects}`);
     log('unchanged full sync…');
-    const unchanged = await runSync(db, enqueue, integration.id, 'full');
+    const unchanged = await bench.runSync(integration.id, 'full');
     if (unchanged.unchanged !== objects) throw new Error(`unchanged full sync found ${unchanged.unchanged} unchanged, expected ${objects}`);
     log(`changing ${options.changes} users, delta sync…`);
     const step = Math.max(1, Math.floor(options.users / options.changes));
     for (let i = 0; i < options.changes; i++) tenant.updateUser(generated.userIds[(i * step) % options.users] as string, { jobTitle: `Benchmark ${i}` });
-    const delta = await runSync(db, enqueue, integration.id, 'delta');
+    const delta = await bench.runSync(integration.id, 'delta');
     if (delta.updated !== options.changes) throw new Error(`delta updated ${delta.updated} objects, expected ${options.changes}`);
     const peakRssMB = (await worker.peakRssMB()) ?? Number.NaN;
 
@@ -199,23 +150,10 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
       ['worker peak RSS', `${results.worker.peakRssMB} MB`, ''],
     ];
     log(`\n${table(['measure', 'time', 'rate'], rows)}\n`);
-    await mkdir(options.resultsDir, { recursive: true });
-    const body = `${JSON.stringify(results, null, 2)}\n`;
-    await writeFile(join(options.resultsDir, `entra-${results.date.slice(0, 10)}.json`), body);
-    await writeFile(join(options.resultsDir, 'entra-latest.json'), body);
-    log(`results written to ${join(options.resultsDir, 'entra-latest.json')}`);
+    log(`results written to ${await bench.writeResults('entra-', results)}`);
     return results;
   } finally {
-    await worker.stop();
-    await enqueue.close();
-    await close(db);
+    await bench.close();
     await emulator.close();
-    await rm(dir, { recursive: true, force: true });
-    // Leave no bench queue keys behind.
-    for (const name of QUEUE_NAMES) {
-      const queue = new Queue(name, { connection: { url: options.redisUrl }, prefix: redisPrefix });
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close();
-    }
   }
 }

@@ -1,32 +1,14 @@
-import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { promisify } from 'node:util';
 import { Attribute, Change, Client } from 'ldapts';
 import postgres from 'postgres';
-import {
-  close,
-  connect,
-  createAccount,
-  createIntegration,
-  createKeyRing,
-  ensureDatabase,
-  generateSecretKey,
-  createRun,
-  getRun,
-  migrate,
-  type Db,
-  type Run,
-} from '@dirsync/db';
-import { createEnqueueClient, type SyncMode } from '@dirsync/jobs';
-import { startSlapd, userDn, waitFor, type SlapdServer } from '@dirsync/testkit';
+import { createAccount, createIntegration } from '@dirsync/db';
+import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import { ldapGroupAttributes, ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
-import { startService } from '../services.ts';
+import { seconds, startBenchHarness } from './harness.ts';
 import { table } from '../format.ts';
-
-const execFileAsync = promisify(execFile);
 
 /** Size of the benchmark directory and where results go. */
 export interface LdapBenchOptions {
@@ -39,8 +21,6 @@ export interface LdapBenchOptions {
   resultsDir: string;
   log: (line: string) => void;
 }
-
-const seconds = (ms: number) => Math.round(ms) / 1000;
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const start = performance.now();
@@ -136,56 +116,22 @@ async function changeUsers(server: SlapdServer, count: number, users: number): P
   }
 }
 
-async function runSync(db: Db, enqueue: ReturnType<typeof createEnqueueClient>, integrationId: string, mode: SyncMode): Promise<Run> {
-  const job = await enqueue.enqueueSync({ integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
-  await createRun(db, { id: job.runId, integrationId, jobId: job.jobId, modeRequested: mode, trigger: 'manual', requestedBy: 'bench' });
-  return waitFor(
-    async () => {
-      const run = await getRun(db, job.runId);
-      if (run?.status === 'failed') throw new Error(`${mode} sync failed: ${run.error ?? 'unknown error'}`);
-      return run && ['succeeded', 'blocked_by_threshold'].includes(run.status) ? run : undefined;
-    },
-    { timeoutMs: 30 * 60_000, intervalMs: 100, what: `${mode} sync` },
-  );
-}
 
 /** Runs the LDAP benchmark, prints the table and writes the JSON results. */
 export async function runLdapBench(options: LdapBenchOptions): Promise<Record<string, unknown>> {
   const { log } = options;
   const objects = options.users + options.groups;
-  const dir = await mkdtemp(join(tmpdir(), 'dirsync-bench-'));
   log(`generating and loading ${options.users.toLocaleString('en-US')} users and ${options.groups.toLocaleString('en-US')} groups of ${options.membersPerGroup} members…`);
-  const load = await timed(() => startSlapd({
-      // Entries stamped a day back, as in a directory that was not bulk-loaded a moment ago: the delta
-      // must then read only what changed.
+  const load = await timed(() =>
+    startSlapd({
+      // Entries stamped a day back, as in a directory that was not bulk-loaded a moment ago: the
+      // delta must then read only what changed.
       data: { users: options.users, groups: options.groups, membersPerGroup: options.membersPerGroup, timestamp: new Date(Date.now() - 86_400_000) },
-    }));
-  const server = load.value;
-  const redisPrefix = `dirsync-bench-${process.pid}`;
-  await ensureDatabase(options.databaseUrl);
-  // A clean database every time: the figures must not depend on an earlier run.
-  const admin = postgres(options.databaseUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe('drop schema if exists public cascade; drop schema if exists drizzle cascade; create schema public;');
-  await admin.end();
-  await migrate(options.databaseUrl);
-  const db = connect(options.databaseUrl, { max: 2 });
-  const secretKey = generateSecretKey();
-  const ring = createKeyRing({ current: secretKey });
-  const enqueue = createEnqueueClient({ connection: options.redisUrl, prefix: redisPrefix });
-  const worker = startService(
-    'worker',
-    ['worker'],
-    {
-      DATABASE_URL: options.databaseUrl,
-      REDIS_URL: options.redisUrl,
-      DIRSYNC_SECRET_KEY: secretKey,
-      DIRSYNC_QUEUE_PREFIX: redisPrefix,
-      DIRSYNC_WORKER_CONCURRENCY: '1',
-      DIRSYNC_METRICS_PORT: '0',
-      LOG_LEVEL: 'warn',
-    },
-    join(dir, 'worker.log'),
+    }),
   );
+  const server = load.value;
+  const bench = await startBenchHarness({ label: 'bench', databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, resultsDir: options.resultsDir });
+  const { db, ring, dir, worker } = bench;
   try {
     log('measuring floors: ldapsearch, ldapts, COPY…');
     const ldapsearchMs = await ldapsearchDump(server, dir);
@@ -207,14 +153,14 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     const copyMs = await copyFloor(options.databaseUrl, integration.id, objects);
 
     log('full sync…');
-    const full = await runSync(db, enqueue, integration.id, 'full');
+    const full = await bench.runSync(integration.id, 'full');
     if (full.created !== objects) throw new Error(`full sync created ${full.created} objects, expected ${objects}`);
     log('unchanged full sync…');
-    const unchanged = await runSync(db, enqueue, integration.id, 'full');
+    const unchanged = await bench.runSync(integration.id, 'full');
     if (unchanged.unchanged !== objects) throw new Error(`unchanged full sync found ${unchanged.unchanged} unchanged, expected ${objects}`);
     log(`changing ${options.changes} users, delta sync…`);
     await changeUsers(server, options.changes, options.users);
-    const delta = await runSync(db, enqueue, integration.id, 'delta');
+    const delta = await bench.runSync(integration.id, 'delta');
     if (delta.updated !== options.changes) throw new Error(`delta updated ${delta.updated} objects, expected ${options.changes}`);
     const peakRssMB = (await worker.peakRssMB()) ?? Number.NaN;
 
@@ -259,22 +205,10 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       ['(b) / ldapsearch', String(results.fullSync.ratioToLdapsearch), ''],
     ];
     log(`\n${table(['measure', 'time', 'rate'], rows)}\n`);
-    await mkdir(options.resultsDir, { recursive: true });
-    const body = `${JSON.stringify(results, null, 2)}\n`;
-    await writeFile(join(options.resultsDir, `${results.date.slice(0, 10)}.json`), body);
-    await writeFile(join(options.resultsDir, 'latest.json'), body);
-    log(`results written to ${join(options.resultsDir, 'latest.json')}`);
+    log(`results written to ${await bench.writeResults('', results)}`);
     return results;
   } finally {
-    await worker.stop();
-    await enqueue.close();
-    await close(db);
+    await bench.close();
     await server.stop();
-    await rm(dir, { recursive: true, force: true });
-    // Leave no bench queue keys behind.
-    await execFileAsync('redis-cli', ['-u', options.redisUrl, '--scan', '--pattern', `${redisPrefix}:*`]).then(async ({ stdout }) => {
-      const keys = stdout.split('\n').filter(Boolean);
-      for (let i = 0; i < keys.length; i += 500) await execFileAsync('redis-cli', ['-u', options.redisUrl, 'del', ...keys.slice(i, i + 500)]);
-    }).catch(() => {});
   }
 }

@@ -1,0 +1,116 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import postgres from 'postgres';
+import {
+  close,
+  connect,
+  createKeyRing,
+  createRun,
+  ensureDatabase,
+  generateSecretKey,
+  getRun,
+  migrate,
+  type Db,
+  type KeyRing,
+  type Run,
+} from '@dirsync/db';
+import { createEnqueueClient, QUEUE_NAMES, type EnqueueClient, type SyncMode } from '@dirsync/jobs';
+import { waitFor } from '@dirsync/testkit';
+import { startService, type ChildService } from '../services.ts';
+
+/** What every benchmark runs against: a clean database, its own queues and a real worker process. */
+export interface BenchHarness {
+  readonly db: Db;
+  readonly ring: KeyRing;
+  /** Scratch folder (worker log, password files), removed by {@link BenchHarness.close}. */
+  readonly dir: string;
+  readonly worker: ChildService;
+  /** Enqueues a sync like any other service would and waits for its run to succeed. */
+  runSync(integrationId: string, mode: SyncMode): Promise<Run>;
+  /** Writes `<prefix><date>.json` and `<prefix>latest.json` into the results folder. */
+  writeResults(prefix: string, results: { date: string }): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Where and how a benchmark runs. */
+export interface BenchHarnessOptions {
+  label: string;
+  databaseUrl: string;
+  redisUrl: string;
+  resultsDir: string;
+}
+
+/**
+ * Resets the benchmark database (the figures must not depend on an earlier run), migrates it and
+ * starts one `dirsync worker` child process on a queue prefix of its own.
+ */
+export async function startBenchHarness(options: BenchHarnessOptions): Promise<BenchHarness> {
+  const dir = await mkdtemp(join(tmpdir(), `dirsync-${options.label}-`));
+  const prefix = `dirsync-${options.label}-${process.pid}`;
+  await ensureDatabase(options.databaseUrl);
+  const admin = postgres(options.databaseUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe('drop schema if exists public cascade; drop schema if exists drizzle cascade; create schema public;');
+  await admin.end();
+  await migrate(options.databaseUrl);
+  const db = connect(options.databaseUrl, { max: 2 });
+  const secretKey = generateSecretKey();
+  const ring = createKeyRing({ current: secretKey });
+  const enqueue: EnqueueClient = createEnqueueClient({ connection: options.redisUrl, prefix });
+  const worker = startService(
+    'worker',
+    ['worker'],
+    {
+      DATABASE_URL: options.databaseUrl,
+      REDIS_URL: options.redisUrl,
+      DIRSYNC_SECRET_KEY: secretKey,
+      DIRSYNC_QUEUE_PREFIX: prefix,
+      DIRSYNC_WORKER_CONCURRENCY: '1',
+      DIRSYNC_METRICS_PORT: '0',
+      LOG_LEVEL: 'warn',
+    },
+    join(dir, 'worker.log'),
+  );
+  return {
+    db,
+    ring,
+    dir,
+    worker,
+    async runSync(integrationId, mode) {
+      const job = await enqueue.enqueueSync({ integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
+      await createRun(db, { id: job.runId, integrationId, jobId: job.jobId, modeRequested: mode, trigger: 'manual', requestedBy: 'bench' });
+      return waitFor(
+        async () => {
+          const run = await getRun(db, job.runId);
+          if (run?.status === 'failed') throw new Error(`${mode} sync failed: ${run.error ?? 'unknown error'}`);
+          return run?.status === 'succeeded' || run?.status === 'blocked_by_threshold' ? run : undefined;
+        },
+        { timeoutMs: 30 * 60_000, intervalMs: 100, what: `${mode} sync` },
+      );
+    },
+    async writeResults(resultPrefix, results) {
+      await mkdir(options.resultsDir, { recursive: true });
+      const body = `${JSON.stringify(results, null, 2)}\n`;
+      await writeFile(join(options.resultsDir, `${resultPrefix}${results.date.slice(0, 10)}.json`), body);
+      const latest = join(options.resultsDir, `${resultPrefix}latest.json`);
+      await writeFile(latest, body);
+      return latest;
+    },
+    async close() {
+      await worker.stop();
+      await enqueue.close();
+      await close(db);
+      await rm(dir, { recursive: true, force: true });
+      // Leave no benchmark queue keys behind.
+      for (const name of QUEUE_NAMES) {
+        const queue = new Queue(name, { connection: { url: options.redisUrl }, prefix });
+        await queue.obliterate({ force: true }).catch(() => undefined);
+        await queue.close();
+      }
+    },
+  };
+}
+
+/** Seconds with millisecond precision. */
+export const seconds = (ms: number) => Math.round(ms) / 1000;
