@@ -1,6 +1,8 @@
 import type {
   Action,
   ConnectionReport,
+  Connector,
+  ConsentUrl,
   DirectoryObject,
   DirectoryQuery,
   Integration,
@@ -65,6 +67,10 @@ export interface DirsyncClient {
   listUsers(integrationId: string, query?: DirectoryQuery): Promise<Page<DirectoryObject>>;
   listGroups(integrationId: string, query?: DirectoryQuery): Promise<Page<DirectoryObject>>;
   listMemberships(integrationId: string, query?: DirectoryQuery): Promise<Page<Membership>>;
+  listConnectors(): Promise<Connector[]>;
+  getConnector(id: string): Promise<Connector>;
+  /** Admin-consent URL for the tenant of one of the account's Entra ID integrations. */
+  createConsentUrl(connectorId: string, tenantId: string): Promise<ConsentUrl>;
 }
 
 /** The API operation (OpenAPI `operationId`) behind each client method. */
@@ -88,6 +94,9 @@ export const clientOperations = {
   listUsers: 'listUsers',
   listGroups: 'listGroups',
   listMemberships: 'listMemberships',
+  listConnectors: 'listConnectors',
+  getConnector: 'getConnector',
+  createConsentUrl: 'createConsentUrl',
 } as const satisfies Record<keyof DirsyncClient, string>;
 
 type Query = Record<string, string | number | boolean | undefined>;
@@ -166,5 +175,8 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
     listUsers: directory('users'),
     listGroups: directory('groups'),
     listMemberships: directory('memberships'),
+    listConnectors: async () => (await call<{ items: Connector[] }>('GET', '/v1/connectors')).items,
+    getConnector: (connectorId) => call('GET', `/v1/connectors/${id(connectorId)}`),
+    createConsentUrl: (connectorId, tenantId) => call('POST', `/v1/connectors/${id(connectorId)}/consent-url`, { tenantId }),
   };
 }

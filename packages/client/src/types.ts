@@ -190,12 +190,75 @@ export interface Membership {
 
 /** Something an administrator should do. */
 export interface Action {
-  type: 'blocked_run' | 'failing' | 'credential_failed' | 'missing_secret' | 'legacy_integration' | 'never_synced';
+  type:
+    | 'blocked_run'
+    | 'failing'
+    | 'credential_failed'
+    | 'missing_secret'
+    | 'legacy_integration'
+    | 'never_synced'
+    | 'grant_consent'
+    | 'connector_rotation_failed'
+    | 'certificate_expiring'
+    | 'delete_old_app_registration';
   integrationId: string;
   integrationName: string;
   detail: string;
   runId: string | null;
   since: string | null;
+  /** The Entra ID connector concerned (connector and consent actions). */
+  connectorId?: string;
+  /** Legacy integrations: when they stop syncing; null when no deadline is set. */
+  deadline?: string | null;
+  /** Legacy integrations: the deadline has passed. */
+  overdue?: boolean;
+}
+
+/** A connector certificate: public facts only. */
+export interface ConnectorCertificate {
+  id: string;
+  status: 'pending' | 'current' | 'previous' | 'retired' | 'removed' | 'abandoned';
+  thumbprint: string;
+  thumbprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  activatedAt: string | null;
+  retiredAt: string | null;
+  removedAt: string | null;
+}
+
+/** Consent of the tenant of one of the account's integrations on a connector. */
+export interface ConnectorTenant {
+  integrationId: string;
+  integrationName: string;
+  tenantId: string;
+  consentStatus: 'none' | 'pending' | 'granted' | 'denied' | 'revoked';
+  grantedAt: string | null;
+  error: string | null;
+  errorDescription: string | null;
+}
+
+/** An Entra ID connector (a platform app registration); never a key or secret. */
+export interface Connector {
+  id: string;
+  name: string;
+  description: string;
+  clientId: string;
+  redirectUri: string;
+  permissions: string[];
+  rotationCron: string;
+  certificateValidityDays: number;
+  lastRotation: { at: string | null; status: string | null; error: string | null };
+  /** Credential history, newest first. */
+  certificates: ConnectorCertificate[];
+  /** Consent of the tenants of the account's integrations on this connector. */
+  tenants: ConnectorTenant[];
+}
+
+/** An admin-consent URL; its state works once. */
+export interface ConsentUrl {
+  url: string;
+  expiresAt: string;
 }
 
 /** RFC 9457 problem details of an error answer. */

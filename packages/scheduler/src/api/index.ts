@@ -2,4 +2,5 @@ export { createApiServer, type ApiServer, type ApiServerOptions } from './server
 export type { SettingsValidation, SettingsValidator } from './context.ts';
 export { problemContentType, type Problem } from './problems.ts';
 export { dashboardPath } from './routes/dashboard.ts';
-export { actionsFor, type Action } from './routes/actions.ts';
+export { actionsFor, withEntraActions, type Action } from './routes/actions.ts';
+export { consentCallbackPath } from './routes/connectors.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { integrationKinds, runStatuses, syncModes, syncTriggers } from '@dirsync/db';
+import { consentStatuses, credentialStatuses, integrationKinds, runStatuses, syncModes, syncTriggers } from '@dirsync/db';
 import { connectionReportSchema } from '@dirsync/jobs';
 
 // Wire shapes of the API. Responses are serialised through these schemas, so a field that is not
@@ -186,10 +186,78 @@ export const runChangeSchema = directoryObjectSchema.pick({ externalId: true, ty
 
 /** Something an administrator of the account should do. */
 export const actionSchema = z.object({
-  type: z.enum(['blocked_run', 'failing', 'credential_failed', 'missing_secret', 'legacy_integration', 'never_synced']),
+  type: z.enum([
+    'blocked_run',
+    'failing',
+    'credential_failed',
+    'missing_secret',
+    'legacy_integration',
+    'never_synced',
+    'grant_consent',
+    'connector_rotation_failed',
+    'certificate_expiring',
+    'delete_old_app_registration',
+  ]),
   integrationId: z.uuid(),
   integrationName: z.string(),
   detail: z.string(),
   runId: z.uuid().nullable(),
   since: nullableDate,
+  connectorId: z.uuid().optional().describe('the Entra ID connector concerned (connector and consent actions)'),
+  deadline: nullableDate.optional().describe('legacy integrations: the date after which they stop syncing; null when none is set'),
+  overdue: z.boolean().optional().describe('legacy integrations: the migration deadline has passed'),
+});
+
+/** A connector certificate: public facts only (the private key never leaves the database). */
+export const connectorCertificateSchema = z.object({
+  id: z.uuid(),
+  status: z.enum(credentialStatuses),
+  thumbprint: z.string().describe('SHA-1 thumbprint, as the Entra admin center shows it'),
+  thumbprintSha256: z.string(),
+  notBefore: isoDate,
+  notAfter: isoDate,
+  activatedAt: nullableDate,
+  retiredAt: nullableDate,
+  removedAt: nullableDate,
+});
+
+/** Consent of the tenant of one of the account's integrations on a connector. */
+export const connectorTenantSchema = z.object({
+  integrationId: z.uuid(),
+  integrationName: z.string(),
+  tenantId: z.string(),
+  consentStatus: z.enum(['none', ...consentStatuses]),
+  grantedAt: nullableDate,
+  error: z.string().nullable(),
+  errorDescription: z.string().nullable(),
+});
+
+/** An Entra ID connector (a platform app registration) as an account sees it: never a key or secret. */
+export const connectorSchema = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  description: z.string(),
+  clientId: z.string().describe('application (client) id the customer administrator consents to'),
+  redirectUri: z.string(),
+  permissions: z.array(z.string()).describe('Graph application permissions the consent grants'),
+  rotationCron: z.string(),
+  certificateValidityDays: z.number().int(),
+  lastRotation: z.object({
+    at: nullableDate,
+    status: z.string().nullable().describe('succeeded or failed; null before the first rotation'),
+    error: z.string().nullable(),
+  }),
+  certificates: z.array(connectorCertificateSchema).describe('credential history, newest first'),
+  tenants: z.array(connectorTenantSchema).describe("consent of the tenants of this account's integrations on the connector"),
+});
+
+/** Body of `POST /v1/connectors/{id}/consent-url`. */
+export const consentUrlBody = z.strictObject({
+  tenantId: z.string().trim().min(1).max(255).describe("the customer's tenant (GUID or domain) of one of the account's Entra ID integrations"),
+});
+
+/** What `POST /v1/connectors/{id}/consent-url` answers. */
+export const consentUrlSchema = z.object({
+  url: z.url().describe("admin-consent URL to send to the tenant's administrator; its state works once"),
+  expiresAt: isoDate,
 });

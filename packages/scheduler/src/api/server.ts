@@ -14,6 +14,7 @@ import { authenticate, callerOf } from './auth.ts';
 import type { ApiDeps, SettingsValidator } from './context.ts';
 import { ProblemError, sendProblem } from './problems.ts';
 import { registerActionRoutes } from './routes/actions.ts';
+import { registerConnectorRoutes, registerConsentCallback } from './routes/connectors.ts';
 import { registerDashboard } from './routes/dashboard.ts';
 import { registerDirectoryRoutes } from './routes/directory.ts';
 import { registerIntegrationRoutes } from './routes/integrations.ts';
@@ -173,15 +174,21 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
           // Integration and run ids in every log line of the request.
           const id = (request.params as { id?: unknown } | undefined)?.id;
           const route = request.routeOptions.url ?? '';
-          if (typeof id === 'string') request.log = request.log.child(route.startsWith('/v1/runs/') ? { runId: id } : { integrationId: id });
+          if (typeof id === 'string') {
+            const field = route.startsWith('/v1/runs/') ? 'runId' : route.startsWith('/v1/connectors/') ? 'connectorId' : 'integrationId';
+            request.log = request.log.child({ [field]: id });
+          }
         });
         registerIntegrationRoutes(v1, deps);
         registerRunRoutes(v1, deps);
         registerDirectoryRoutes(v1, deps);
         registerActionRoutes(v1, deps);
+        registerConnectorRoutes(v1, deps);
       },
       { prefix: '/v1' },
     );
+    // Outside the authenticated routes: the customer's administrator's browser lands here.
+    registerConsentCallback(app, deps);
 
     closers.push(await registerDashboard(app, { db: options.db, connection: options.connection, prefix, logger }));
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type ActionNeeded, listActionsNeeded } from '@dirsync/db';
 import { accountOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { type IntegrationHealthRow, listIntegrationHealth } from '../queries.ts';
@@ -44,21 +45,106 @@ export function actionsFor(row: IntegrationHealthRow, now: Date): Action[] {
   return actions;
 }
 
+const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
+
+/**
+ * Adds to an account's actions its share of the installation's Entra ID actions
+ * (`listActionsNeeded`): the migration deadline on its legacy integrations, consent its tenants
+ * have not granted, old app registrations to delete, and the failed rotations and expiring
+ * certificates of the connectors its integrations use (one entry per such integration). Other
+ * accounts' entries are dropped. Pure: tested with rows.
+ */
+export function withEntraActions(accountId: string, rows: readonly IntegrationHealthRow[], actions: readonly Action[], needed: readonly ActionNeeded[]): Action[] {
+  const merged = actions.map((action) => {
+    if (action.type !== 'legacy_integration') return action;
+    const legacy = needed.find((n) => n.kind === 'migrate_legacy_integration' && n.integrationId === action.integrationId);
+    if (legacy?.kind !== 'migrate_legacy_integration') return action;
+    const deadline = iso(legacy.deadline);
+    const detail =
+      deadline === null
+        ? action.detail
+        : legacy.overdue
+          ? `${action.detail}: the migration deadline ${deadline} has passed, it no longer syncs`
+          : `${action.detail} before ${deadline}, when it stops syncing`;
+    return { ...action, detail, deadline, overdue: legacy.overdue };
+  });
+  const usersOf = (connectorId: string) => rows.filter((row) => row.kind === 'entra_id' && row.settings['connectorId'] === connectorId);
+  for (const item of needed) {
+    switch (item.kind) {
+      case 'grant_consent':
+        if (item.accountId !== accountId) break;
+        merged.push({
+          type: 'grant_consent',
+          integrationId: item.integrationId,
+          integrationName: item.name,
+          detail: `tenant ${item.tenantId} has not granted consent to the connector (${item.consentStatus}${item.detail === null ? '' : `: ${item.detail}`}): send its administrator a consent URL (POST /v1/connectors/${item.connectorId}/consent-url)`,
+          runId: null,
+          since: null,
+          connectorId: item.connectorId,
+        });
+        break;
+      case 'delete_old_app_registration':
+        if (item.accountId !== accountId) break;
+        merged.push({
+          type: 'delete_old_app_registration',
+          integrationId: item.integrationId,
+          integrationName: item.name,
+          detail: `migrated to a connector: delete the old app registration (client id ${item.legacyClientId}) in tenant ${item.tenantId}`,
+          runId: null,
+          since: item.migratedAt.toISOString(),
+        });
+        break;
+      case 'rotation_failed':
+        for (const row of usersOf(item.connectorId)) {
+          merged.push({
+            type: 'connector_rotation_failed',
+            integrationId: row.id,
+            integrationName: row.name,
+            detail: `the certificate rotation of connector "${item.connector}" failed (${item.error}); the platform team has to look at it before the current certificate expires`,
+            runId: null,
+            since: iso(item.at),
+            connectorId: item.connectorId,
+          });
+        }
+        break;
+      case 'certificate_expiring':
+        for (const row of usersOf(item.connectorId)) {
+          merged.push({
+            type: 'certificate_expiring',
+            integrationId: row.id,
+            integrationName: row.name,
+            detail: `the current certificate of connector "${item.connector}" expires at ${item.notAfter.toISOString()} and has not been rotated; syncs fail after that`,
+            runId: null,
+            since: null,
+            connectorId: item.connectorId,
+          });
+        }
+        break;
+      case 'migrate_legacy_integration':
+        // Already an entry of its own integration (legacy_integration), given its deadline above.
+        break;
+    }
+  }
+  return merged;
+}
+
 /** `GET /v1/actions`: what the account's administrators should do. */
 export function registerActionRoutes(app: ApiApp, deps: ApiDeps): void {
   app.get('/actions', {
     schema: {
       tags: ['actions'],
       operationId: 'listActions',
-      summary: 'Actions needed: blocked or failing integrations, refused or missing credentials, legacy integrations',
+      summary: 'Actions needed: blocked or failing integrations, refused or missing credentials, legacy integrations and their deadline, missing consent, connector certificates',
       security: bearer,
       response: withProblems({ 200: z.object({ items: z.array(actionSchema) }) }),
     },
     preHandler: requireScope('read'),
     handler: async (request) => {
-      const rows = await listIntegrationHealth(deps.db, accountOf(request));
+      const accountId = accountOf(request);
+      const rows = await listIntegrationHealth(deps.db, accountId);
       const now = new Date();
-      return { items: rows.flatMap((row) => actionsFor(row, now)) };
+      const needed = await listActionsNeeded(deps.db, now);
+      return { items: withEntraActions(accountId, rows, rows.flatMap((row) => actionsFor(row, now)), needed) };
     },
   });
 }

@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { createRun, getIntegration, type Integration } from '@dirsync/db';
+import { createRun, getIntegration, type Integration, type KeyRing } from '@dirsync/db';
 import type { EnqueueSyncResult, SyncMode, SyncTrigger } from '@dirsync/jobs';
 import { accountOf } from '../auth.ts';
 import type { ApiDeps } from '../context.ts';
-import { notFound, problemSchema } from '../problems.ts';
+import { notFound, ProblemError, problemSchema } from '../problems.ts';
 
 /** The integration `id` of the caller's account; 404 for any other (another account's reads as absent). */
 export async function ownIntegration(deps: ApiDeps, request: FastifyRequest, id: string): Promise<Integration> {
@@ -45,3 +45,9 @@ export function withProblems<R extends Record<number, z.ZodType>>(responses: R) 
 
 /** OpenAPI security requirement of authenticated routes. */
 export const bearer = [{ apiKey: [] }];
+
+/** The server's key ring; 503 when it has none (secrets, and signed consent states, need it). */
+export function requireKeyRing(deps: ApiDeps, consequence = 'secrets cannot be stored'): KeyRing {
+  if (!deps.keyRing) throw new ProblemError(503, 'secrets-unavailable', `this API server has no secret key configured (DIRSYNC_SECRET_KEY): ${consequence}`);
+  return deps.keyRing;
+}

@@ -27,7 +27,7 @@ import {
   syncRequestBody,
   updateIntegrationBody,
 } from '../schemas.ts';
-import { bearer, ownIntegration, requestSync, withProblems } from './common.ts';
+import { bearer, ownIntegration, requestSync, requireKeyRing, withProblems } from './common.ts';
 
 const tags = ['integrations'];
 
@@ -70,11 +70,6 @@ function checkConfiguration(
         }
       : {},
   };
-}
-
-function requireKeyRing(deps: ApiDeps) {
-  if (!deps.keyRing) throw new ProblemError(503, 'secrets-unavailable', 'this API server has no secret key configured (DIRSYNC_SECRET_KEY): secrets cannot be stored');
-  return deps.keyRing;
 }
 
 /** Integrations of the caller's account: CRUD, secret, Test Connection, sync requests. */
