@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
-import { createRun, finishRun, getIntegration, listAudit, startRun, withIntegrationSecret, writeObjects } from '@dirsync/db';
+import { createConnector, createIntegration, createRun, finishRun, getIntegration, listAudit, startRun, withIntegrationSecret, writeObjects } from '@dirsync/db';
+import { generateCertificate } from '@dirsync/providers';
 import { allPages, DirsyncApiError, type DirsyncClient } from '@dirsync/client';
 import { SYNC_QUEUE } from '@dirsync/jobs';
 import { testRedisUrl } from '@dirsync/testkit';
@@ -189,6 +190,15 @@ test("account isolation: a key never sees or touches another account's data, on 
   const runId = job.runId;
   await api.db.$client`update sync_runs set status = 'blocked_by_threshold', would_delete = 9 where id = ${runId}`;
   const i = integration.id;
+  // Connectors are shared by every account; A's tenant on one must stay A's.
+  const certificate = await generateCertificate({ subject: 'dirsync connector', validityDays: 30 });
+  const connector = await createConnector(
+    api.db,
+    api.ring,
+    { name: 'shared', description: 'shared connector', clientId: randomUUID(), applicationObjectId: randomUUID(), homeTenantId: randomUUID(), redirectUri: `${api.baseUrl}/v1/consent/callback` },
+    certificate,
+  );
+  await createIntegration(api.db, { accountId: accountA, kind: 'entra_id', name: 'isolated entra', settings: { tenantId: 'isolated.onmicrosoft.com', connectorId: connector.id } });
   // Every operation of the OpenAPI document, called with account B's admin key on A's resources.
   const calls: Record<string, { method: string; path: string; body?: unknown }> = {
     getIntegration: { method: 'GET', path: `/v1/integrations/${i}` },
@@ -206,7 +216,10 @@ test("account isolation: a key never sees or touches another account's data, on 
     listUsers: { method: 'GET', path: `/v1/integrations/${i}/users` },
     listGroups: { method: 'GET', path: `/v1/integrations/${i}/groups` },
     listMemberships: { method: 'GET', path: `/v1/integrations/${i}/memberships` },
+    createConsentUrl: { method: 'POST', path: `/v1/connectors/${connector.id}/consent-url`, body: { tenantId: 'isolated.onmicrosoft.com' } },
   };
+  // Shared by every account: B sees them, but nothing of A's on them.
+  const shared: Record<string, string> = { listConnectors: '/v1/connectors', getConnector: `/v1/connectors/${connector.id}` };
   const lists: Record<string, string> = {
     listIntegrations: '/v1/integrations',
     listRuns: `/v1/runs?integrationId=${i}`,
@@ -215,7 +228,12 @@ test("account isolation: a key never sees or touches another account's data, on 
   };
   const document = (await (await api.request('GET', '/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
   const operations = Object.values(document.paths).flatMap((methods) => Object.values(methods).map((op) => op.operationId));
-  expect(operations.filter((op) => !(op in calls) && !(op in lists))).toEqual([]);
+  expect(operations.filter((op) => !(op in calls) && !(op in lists) && !(op in shared))).toEqual([]);
+  for (const [operation, path] of Object.entries(shared)) {
+    const response = await api.request('GET', path, { token: tokenB });
+    expect([operation, response.status]).toEqual([operation, 200]);
+    expect(await response.text()).not.toContain('isolated');
+  }
 
   for (const [operation, call] of Object.entries(calls)) {
     const response = await api.request(call.method, call.path, { token: tokenB, ...(call.body === undefined ? {} : { body: call.body }) });
