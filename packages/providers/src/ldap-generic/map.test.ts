@@ -124,3 +124,12 @@ describe('mapGenericLdapEntry', () => {
     expect(after.object.dn).not.toBe(before.object.dn);
   });
 });
+
+test('attributes come out with their keys in sorted order', () => {
+  for (const [, source] of cases) {
+    const result = mapGenericLdapEntry(source, options);
+    if (!result.ok) continue;
+    const keys = Object.keys(result.object.attributes);
+    expect(keys).toEqual([...keys].sort());
+  }
+});

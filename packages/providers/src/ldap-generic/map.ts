@@ -25,21 +25,30 @@ export const groupAttributes = ['entryUUID', 'modifyTimestamp', 'cn', 'descripti
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-// Canonical name ← source attribute (lower-cased), single-valued in the canonical shape.
-const userSingle: readonly (readonly [string, string])[] = [
-  ['uid', 'uid'],
-  ['cn', 'cn'],
-  ['sn', 'sn'],
-  ['givenName', 'givenname'],
-  ['displayName', 'displayname'],
-  ['title', 'title'],
-  ['department', 'departmentnumber'],
-  ['telephoneNumber', 'telephonenumber'],
-  ['employeeNumber', 'employeenumber'],
+/**
+ * Canonical name ← source attribute (lower-cased): single-valued in the canonical shape, except
+ * `mail` (the first address) and `otherMails` (the others, users only). Listed in sorted order of
+ * the canonical names, so mapped attributes come out with sorted keys: the pipeline's canonical
+ * JSON then needs no sorted copy.
+ */
+type Field = readonly [canonical: string, source: string, kind: 'single' | 'mail' | 'otherMails'];
+const userFields: readonly Field[] = [
+  ['cn', 'cn', 'single'],
+  ['department', 'departmentnumber', 'single'],
+  ['displayName', 'displayname', 'single'],
+  ['employeeNumber', 'employeenumber', 'single'],
+  ['givenName', 'givenname', 'single'],
+  ['mail', 'mail', 'mail'],
+  ['otherMails', 'mail', 'otherMails'],
+  ['sn', 'sn', 'single'],
+  ['telephoneNumber', 'telephonenumber', 'single'],
+  ['title', 'title', 'single'],
+  ['uid', 'uid', 'single'],
 ];
-const groupSingle: readonly (readonly [string, string])[] = [
-  ['cn', 'cn'],
-  ['description', 'description'],
+const groupFields: readonly Field[] = [
+  ['cn', 'cn', 'single'],
+  ['description', 'description', 'single'],
+  ['mail', 'mail', 'mail'],
 ];
 
 function first(entry: LdapEntry, name: string): string | undefined {
@@ -74,14 +83,14 @@ export function mapGenericLdapEntry(source: GenericLdapEntry, options: GenericLd
   if (!uuidPattern.test(externalId)) return { ok: false, dn, externalId: rawId, reason: `entryUUID "${rawId}" is not a UUID` };
 
   const attributes: Record<string, JsonValue> = {};
-  for (const [canonical, source] of type === 'user' ? userSingle : groupSingle) {
+  for (const [canonical, source, kind] of type === 'user' ? userFields : groupFields) {
+    if (kind === 'otherMails') {
+      const values = entry.attributes[source];
+      if (values && values.length > 1) attributes[canonical] = values.slice(1);
+      continue;
+    }
     const value = first(entry, source);
     if (value !== undefined) attributes[canonical] = value;
-  }
-  const mails = entry.attributes['mail'];
-  if (mails && mails.length > 0) {
-    attributes['mail'] = mails[0] as string;
-    if (type === 'user' && mails.length > 1) attributes['otherMails'] = mails.slice(1);
   }
   if (type === 'user') return { ok: true, object: { externalId, type, dn, attributes } };
 

@@ -208,20 +208,23 @@ export function decodeEntry(buf: Buffer, opStart: number, binary: ReadonlySet<st
     const name = attributeName(buf, typeStart, typeStart + lengthOut);
     let valuePos = readLength(buf, typeStart + lengthOut + 1);
     const setEnd = valuePos + lengthOut;
+    // Arrays of the exact size: grown by push, each would reserve room for 17 values, which made
+    // arrays most of a decoded entry's memory.
+    const count = countValues(buf, valuePos, setEnd);
     if (binary !== undefined && (binary.has(name) || name.endsWith(';binary'))) {
-      const values: Buffer[] = [];
-      while (valuePos < setEnd) {
+      const values = new Array<Buffer>(count);
+      for (let i = 0; i < count; i++) {
         const v = readLength(buf, valuePos + 1);
         // Copied: a view would pin the whole socket chunk in memory for as long as the value lives.
-        values.push(Buffer.from(buf.subarray(v, v + lengthOut)));
+        values[i] = Buffer.from(buf.subarray(v, v + lengthOut));
         valuePos = v + lengthOut;
       }
       (buffers ??= {})[name] = values;
     } else {
-      const values: string[] = [];
-      while (valuePos < setEnd) {
+      const values = new Array<string>(count);
+      for (let i = 0; i < count; i++) {
         const v = readLength(buf, valuePos + 1);
-        values.push(utf8(buf, v, v + lengthOut));
+        values[i] = utf8(buf, v, v + lengthOut);
         valuePos = v + lengthOut;
       }
       attributes[name] = values;
@@ -232,6 +235,17 @@ export function decodeEntry(buf: Buffer, opStart: number, binary: ReadonlySet<st
 }
 
 const noBuffers: Readonly<Record<string, readonly Buffer[]>> = Object.freeze({});
+
+/** Number of values in the value set spanning [pos, end). */
+function countValues(buf: Buffer, pos: number, end: number): number {
+  let count = 0;
+  while (pos < end) {
+    const v = readLength(buf, pos + 1);
+    pos = v + lengthOut;
+    count++;
+  }
+  return count;
+}
 
 function readOctets(buf: Buffer, pos: number, tag: number): [string, number] {
   if (buf[pos] !== tag) throw new ProtocolDecodeError(`expected tag 0x${tag.toString(16)}, got 0x${(buf[pos] ?? 0).toString(16)}`);

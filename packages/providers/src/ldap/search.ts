@@ -156,6 +156,9 @@ export function parseRangeKey(key: string): RangeKey | undefined {
 
 function findRange(entry: LdapEntry, attribute: string): { key: string; range: RangeKey } | undefined {
   for (const key of Object.keys(entry.attributes)) {
+    // Only `attribute;…` keys can be its range; the others skip the pattern (every group entry
+    // of a sync comes through here).
+    if (key.length <= attribute.length || key.charCodeAt(attribute.length) !== 59 || !key.startsWith(attribute)) continue;
     const range = parseRangeKey(key);
     if (range && range.attribute === attribute) return { key, range };
   }

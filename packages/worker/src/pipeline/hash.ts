@@ -7,11 +7,12 @@ import type { JsonValue, MemberRef, ObjectType } from '@dirsync/providers';
  * them in, so the text is both what is hashed and what is stored.
  */
 export function stableJson(value: JsonValue | undefined): string {
-  // A key-sorted copy through the native JSON.stringify: twice as fast as assembling the text,
-  // and the result is one flat string instead of a tree of concatenations that a batch would
-  // keep alive (and the young generation would promote) until the batch is written.
+  // The native JSON.stringify over the value itself when its keys are in order already (mappers
+  // build attributes that way), over a key-sorted copy otherwise: twice as fast as assembling the
+  // text, and the result is one flat string instead of a tree of concatenations that a batch
+  // would keep alive (and the young generation would promote) until the batch is written.
   try {
-    return JSON.stringify(sortedCopy(value ?? null));
+    return JSON.stringify(canonical(value ?? null));
   } catch (error) {
     if (error !== indexKeyFound) throw error;
     return assembledJson(value);
@@ -19,25 +20,44 @@ export function stableJson(value: JsonValue | undefined): string {
 }
 
 // Engines enumerate array-index keys ("0", "42") first in numeric order whatever the insertion
-// order, so a copy cannot put them in sorted place; such objects take the slower path.
+// order, so an object cannot hold them in sorted place; such objects take the slower path.
 const indexKeyFound = new Error('array-index key');
 const indexKey = /^(?:0|[1-9][0-9]*)$/;
 
-function sortedCopy(value: JsonValue): JsonValue {
+/** `value` itself when its object keys are sorted at every level, else a key-sorted copy. */
+function canonical(value: JsonValue): JsonValue {
   if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) {
-    const out = new Array<JsonValue>(value.length);
-    for (let i = 0; i < value.length; i += 1) out[i] = sortedCopy(value[i] ?? null);
-    return out;
+    let out: JsonValue[] | undefined;
+    for (let i = 0; i < value.length; i += 1) {
+      const member = value[i] ?? null;
+      const copy = canonical(member);
+      if (copy !== member && out === undefined) out = value.slice(0, i);
+      out?.push(copy);
+    }
+    return out ?? value;
   }
-  const keys = Object.keys(value).sort();
-  const out: { [key: string]: JsonValue } = {};
-  for (const key of keys) {
-    const member = value[key];
-    if (member === undefined) continue;
+  const keys = Object.keys(value);
+  let sorted = true;
+  let changed = false;
+  const members = new Array<JsonValue | undefined>(keys.length);
+  for (let i = 0; i < keys.length; i += 1) {
+    const key = keys[i] as string;
     const first = key.charCodeAt(0);
     if (first >= 48 && first <= 57 && indexKey.test(key)) throw indexKeyFound;
-    out[key] = sortedCopy(member);
+    if (i > 0 && (keys[i - 1] as string) > key) sorted = false;
+    const member = value[key];
+    const copy = member === undefined ? undefined : canonical(member);
+    if (copy !== member) changed = true;
+    members[i] = copy;
+  }
+  if (sorted && !changed) return value;
+  const order = keys.map((_, i) => i);
+  if (!sorted) order.sort((a, b) => ((keys[a] as string) < (keys[b] as string) ? -1 : 1));
+  const out: { [key: string]: JsonValue } = {};
+  for (const i of order) {
+    const member = members[i];
+    if (member !== undefined) out[keys[i] as string] = member;
   }
   return out;
 }
