@@ -4,7 +4,7 @@ import { type LdapConnection, parseLdapUrl } from '../ldap/connection.ts';
 import { normalizeDn } from '../ldap/dn.ts';
 import { escapeFilterValue } from '../ldap/filter.ts';
 import type { LdapEntry } from '../ldap/protocol.ts';
-import { type SearchOptions, completeRangedAttributes, pagedSearch } from '../ldap/search.ts';
+import { type SearchOptions, completeRangedAttributes, pagedSearchRawPages } from '../ldap/search.ts';
 import { formatGeneralizedTime, parseGeneralizedTime } from '../ldap/time.ts';
 import type { Cursor, FetchPage } from '../types.ts';
 import { groupSearch, userSearch } from './client.ts';
@@ -108,20 +108,36 @@ async function* readAll(
   ];
   for (const [type, bases, search] of passes) {
     for (const base of bases) {
-      for await (const page of pagedSearch(connection, search(settings, base, extra, signal))) {
-        const entries = new Array<GenericLdapEntry>(page.length);
-        for (let i = 0; i < page.length; i++) {
-          let entry = page[i] as LdapEntry;
-          mark.see(entry);
-          // Servers with a value cap (AD behind a generic integration) send member;range=…
-          if (type === 'group') entry = await completeRangedAttributes(connection, entry, settings.groups.memberAttributes, { signal });
-          entries[i] = { type, entry };
+      for await (const page of pagedSearchRawPages(connection, search(settings, base, extra, signal))) {
+        // Each server page is handed on in slices of about `sliceBytes`, decoded only when the
+        // consumer asks for the slice: a page of large groups never exists decoded all at once.
+        const raw = page.entries;
+        let next = 0;
+        while (next < raw.length) {
+          const entries: GenericLdapEntry[] = [];
+          let bytes = 0;
+          while (next < raw.length && (entries.length === 0 || bytes < sliceBytes)) {
+            bytes += raw.size(next);
+            let entry = raw.entry(next);
+            next += 1;
+            mark.see(entry);
+            // Servers with a value cap (AD behind a generic integration) send member;range=…
+            if (type === 'group') entry = await completeRangedAttributes(connection, entry, settings.groups.memberAttributes, { signal });
+            entries.push({ type, entry });
+          }
+          yield { entries };
         }
-        yield { entries };
       }
     }
   }
 }
+
+/**
+ * Bytes of server data decoded per page handed to the pipeline: about 200 users or 15 groups of
+ * 100 members, small enough to be processed and dropped before the garbage collector's young
+ * generation fills up.
+ */
+const sliceBytes = 64 * 1024;
 
 /** Every user, then every group; the last page carries the cursor. Never reports deletions. */
 export async function* fetchAllEntries(

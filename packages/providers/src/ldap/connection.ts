@@ -233,6 +233,16 @@ export class LdapConnection {
    * failure, timeout or abort (after sending an Abandon). Continuation references are ignored.
    */
   search(options: SearchRequestOptions, onEntry: (entry: LdapEntry) => void): Promise<LdapResponse> {
+    const binary = options.binary;
+    return this.searchRaw(options, (buf, opStart) => onEntry(decodeEntry(buf, opStart, binary)));
+  }
+
+  /**
+   * {@link search} without decoding: `onEntry` receives each SearchResultEntry as the server's
+   * bytes (`decodeEntry(buf, opStart, binary)` decodes it). The connection never writes into
+   * `buf` again, so the caller may keep it and decode later.
+   */
+  searchRaw(options: SearchRequestOptions, onEntry: (buf: Buffer, opStart: number) => void): Promise<LdapResponse> {
     const context: LdapErrorContext = {
       url: this.url,
       operation: 'search',
@@ -251,8 +261,7 @@ export class LdapConnection {
       returnAttributeValues: options.typesOnly !== true,
       ...(options.controls?.length ? { controls: [...options.controls] } : {}),
     });
-    const binary = options.binary;
-    return this.request(request, context, (buf, opStart) => onEntry(decodeEntry(buf, opStart, binary)), options.signal);
+    return this.request(request, context, onEntry, options.signal);
   }
 
   /** Unbinds and closes; pending operations fail. Never throws. */

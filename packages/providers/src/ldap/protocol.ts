@@ -192,6 +192,12 @@ export function messageHeader(buf: Buffer, start: number): { messageId: number; 
   return { messageId, op, opStart };
 }
 
+/** Length in bytes of the SearchResultEntry operation starting at `opStart` (tag and length included). */
+export function entryLength(buf: Buffer, opStart: number): number {
+  const contents = readLength(buf, opStart + 1);
+  return contents + lengthOut - opStart;
+}
+
 /** Decodes a SearchResultEntry whose operation starts at `opStart`. */
 export function decodeEntry(buf: Buffer, opStart: number, binary: ReadonlySet<string> | undefined): LdapEntry {
   let pos = readLength(buf, opStart + 1);

@@ -1,5 +1,7 @@
-import type { LdapEntry } from './protocol.ts';
-import { type EntryReader, collectRangedValues, completeRanges, parseRangeKey } from './search.ts';
+import { BerWriter } from 'ldapts';
+import { ProviderError } from '../errors.ts';
+import { type LdapEntry, messageHeader } from './protocol.ts';
+import { type EntryReader, RawEntries, collectRangedValues, completeRanges, parseRangeKey } from './search.ts';
 
 const dn = 'cn=big,ou=groups,dc=x';
 const members = Array.from({ length: 3210 }, (_, i) => `uid=u${i},ou=people,dc=x`);
@@ -58,5 +60,55 @@ describe('range retrieval', () => {
     expect(parseRangeKey('member;range=0-1499')).toEqual({ attribute: 'member', low: 0, high: 1499 });
     expect(parseRangeKey('member;range=1500-*')).toEqual({ attribute: 'member', low: 1500, high: undefined });
     expect(parseRangeKey('member')).toBeUndefined();
+  });
+});
+
+describe('RawEntries', () => {
+  // A SearchResultEntry as sent: message id 7, `uid=a,dc=x`, mail with two values, a binary value.
+  function entryBytes(): { buf: Buffer; opStart: number } {
+    const w = new BerWriter();
+    w.startSequence();
+    w.writeInt(7);
+    w.startSequence(0x64);
+    w.writeString('uid=a,dc=x');
+    w.startSequence();
+    for (const [type, values] of [['mail', ['a@x', 'b@x']], ['objectGUID', ['\u0001\u0002']]] as const) {
+      w.startSequence();
+      w.writeString(type);
+      w.startSequence(0x31);
+      for (const v of values) w.writeString(v);
+      w.endSequence();
+      w.endSequence();
+    }
+    w.endSequence();
+    w.endSequence();
+    w.endSequence();
+    const padded = Buffer.concat([Buffer.from([9, 9, 9]), w.buffer, Buffer.from([9])]);
+    return { buf: padded, opStart: 3 + messageHeader(w.buffer, 0).opStart };
+  }
+  const context = { url: 'ldap://x:389', operation: 'search' as const };
+
+  test('decodes each kept entry on demand, every time the same', () => {
+    const { buf, opStart } = entryBytes();
+    const page = new RawEntries(new Set(['objectguid']), context);
+    page.add(buf, opStart);
+    page.add(buf, opStart);
+    expect(page.length).toBe(2);
+    const first = page.entry(0);
+    expect(first.dn).toBe('uid=a,dc=x');
+    expect(first.attributes['mail']).toEqual(['a@x', 'b@x']);
+    expect(first.buffers['objectguid']).toEqual([Buffer.from([1, 2])]);
+    expect(page.entry(1)).toEqual(first);
+    // The entry ends one byte before the end of the padded buffer.
+    expect(page.size(0)).toBe(buf.length - 1 - opStart);
+  });
+
+  test('a malformed entry is a typed provider error, an absent one a range error', () => {
+    const { buf, opStart } = entryBytes();
+    const page = new RawEntries(undefined, context);
+    const truncated = Buffer.from(buf.subarray(0, buf.length - 12));
+    page.add(truncated, opStart);
+    expect(() => page.entry(0)).toThrow(ProviderError);
+    expect(() => page.entry(1)).toThrow(RangeError);
   });
 });

@@ -1,9 +1,9 @@
 import { type Control, type Filter, PagedResultsControl } from 'ldapts';
 import { ConfigError } from '../errors.ts';
-import type { LdapConnection } from './connection.ts';
-import { type LdapErrorContext, resultError } from './errors.ts';
+import type { LdapConnection, SearchRequestOptions } from './connection.ts';
+import { type LdapErrorContext, resultError, toProviderError } from './errors.ts';
 import { parseFilter } from './filter.ts';
-import { type LdapEntry, type LdapResponse, ResultCode, pagedResultsCookie } from './protocol.ts';
+import { type LdapEntry, type LdapResponse, ResultCode, decodeEntry, entryLength, pagedResultsCookie } from './protocol.ts';
 
 /** OID of the simple paged results control (RFC 2696). */
 export const pagedResultsOid = '1.2.840.113556.1.4.319';
@@ -59,13 +59,69 @@ function toFilter(filter: string | Filter | undefined): Filter {
 }
 
 /**
- * Runs a search with the simple paged results control and yields one page of entries at a time:
- * memory is bounded by the page size, whatever the directory size. Continuation references are
- * ignored. A server that ignores paging yields everything as one page. Any failure is a typed
- * ProviderError (a broken connection mid-way is UnavailableError, so the run is retried, and
- * the caller has not completed, so nothing is deleted).
+ * The entries of one page as the server sent them, decoded one at a time on demand: a page waits
+ * as its bytes (a fraction of its decoded size, and outside the JavaScript heap) instead of as
+ * thousands of strings decoded at once, which matters for large groups and for the garbage
+ * collector (decoded pages outlived the young generation and were promoted wholesale).
  */
-export async function* pagedSearchPages(connection: LdapConnection, options: SearchOptions): AsyncGenerator<SearchPage> {
+export class RawEntries {
+  readonly #buffers: Buffer[] = [];
+  readonly #starts: number[] = [];
+  readonly #binary: ReadonlySet<string> | undefined;
+  readonly #context: LdapErrorContext;
+
+  constructor(binary: ReadonlySet<string> | undefined, context: LdapErrorContext) {
+    this.#binary = binary;
+    this.#context = context;
+  }
+
+  /** Keeps one entry (see `LdapConnection.searchRaw`). */
+  add(buf: Buffer, opStart: number): void {
+    this.#buffers.push(buf);
+    this.#starts.push(opStart);
+  }
+
+  get length(): number {
+    return this.#starts.length;
+  }
+
+  /** Size in bytes of entry `i` as sent: a measure of what decoding it will cost. */
+  size(i: number): number {
+    return entryLength(this.#at(i), this.#starts[i] as number);
+  }
+
+  /** Decodes entry `i` (each call decodes again). A malformed entry is a ProviderError. */
+  entry(i: number): LdapEntry {
+    const buf = this.#at(i);
+    try {
+      return decodeEntry(buf, this.#starts[i] as number, this.#binary);
+    } catch (error) {
+      throw toProviderError(error, this.#context);
+    }
+  }
+
+  #at(i: number): Buffer {
+    const buf = this.#buffers[i];
+    if (buf === undefined) throw new RangeError(`no entry ${i} in a page of ${this.length}`);
+    return buf;
+  }
+}
+
+/** A page of undecoded entries and the response controls of its SearchResultDone. */
+export interface RawSearchPage {
+  readonly entries: RawEntries;
+  readonly response: LdapResponse;
+}
+
+/**
+ * The paging loop: sends the request page after page with the cookie of the previous answer,
+ * `run` collecting each page's entries as it likes. Any failure is a typed ProviderError.
+ */
+async function* pagedRequests<P>(
+  connection: LdapConnection,
+  options: SearchOptions,
+  run: (request: SearchRequestOptions, context: LdapErrorContext) => Promise<[P, LdapResponse]>,
+): AsyncGenerator<[P, LdapResponse]> {
   const filter = toFilter(options.filter);
   const pageSize = options.pageSize ?? defaultPageSize;
   const binary = options.binaryAttributes?.length ? new Set(options.binaryAttributes.map((a) => a.toLowerCase())) : undefined;
@@ -81,8 +137,7 @@ export async function* pagedSearchPages(connection: LdapConnection, options: Sea
         }),
       );
     }
-    const entries: LdapEntry[] = [];
-    const response = await connection.search(
+    const [page, response] = await run(
       {
         base: options.base,
         scope: options.scope ?? 'sub',
@@ -94,15 +149,41 @@ export async function* pagedSearchPages(connection: LdapConnection, options: Sea
         controls,
         signal: options.signal,
       },
-      (entry) => entries.push(entry),
+      context,
     );
     const result = response.result;
     const sizeLimited = result?.resultCode === ResultCode.sizeLimitExceeded && (options.sizeLimit ?? 0) > 0;
     if (result && result.resultCode !== ResultCode.success && !sizeLimited) throw resultError(result, context);
     cookie = pageSize > 0 ? pagedResultsCookie(response.controls.find((c) => c.oid === pagedResultsOid)?.value) : undefined;
-    yield { entries, response };
+    yield [page, response];
     if (!cookie) return;
   }
+}
+
+/**
+ * Runs a search with the simple paged results control and yields one page of entries at a time:
+ * memory is bounded by the page size, whatever the directory size. Continuation references are
+ * ignored. A server that ignores paging yields everything as one page. Any failure is a typed
+ * ProviderError (a broken connection mid-way is UnavailableError, so the run is retried, and
+ * the caller has not completed, so nothing is deleted).
+ */
+export async function* pagedSearchPages(connection: LdapConnection, options: SearchOptions): AsyncGenerator<SearchPage> {
+  const pages = pagedRequests(connection, options, async (request): Promise<[LdapEntry[], LdapResponse]> => {
+    const entries: LdapEntry[] = [];
+    const response = await connection.search(request, (entry) => entries.push(entry));
+    return [entries, response];
+  });
+  for await (const [entries, response] of pages) yield { entries, response };
+}
+
+/** {@link pagedSearchPages} with each page's entries left undecoded ({@link RawEntries}). */
+export async function* pagedSearchRawPages(connection: LdapConnection, options: SearchOptions): AsyncGenerator<RawSearchPage> {
+  const pages = pagedRequests(connection, options, async (request, context): Promise<[RawEntries, LdapResponse]> => {
+    const entries = new RawEntries(request.binary, context);
+    const response = await connection.searchRaw(request, (buf, opStart) => entries.add(buf, opStart));
+    return [entries, response];
+  });
+  for await (const [entries, response] of pages) yield { entries, response };
 }
 
 /** {@link pagedSearchPages} without the response controls: pages of entries. */
