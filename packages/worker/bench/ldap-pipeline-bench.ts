@@ -2,7 +2,7 @@
  * The generic LDAP provider and the pipeline in one process against a throwaway slapd: where the
  * time of a sync goes, without the queue and child process of `dirsync bench`. Usage:
  *   node --max-semi-space-size=8 packages/worker/bench/ldap-pipeline-bench.ts [--users 100000]
- *     [--groups 5000] [--members 100] [--batch 2000] [--member-refs 25000]
+ *     [--groups 5000] [--members 100] [--batch 2000] [--member-refs 25000] [--parallelism 2]
  *     [--read-only | --skip-read] [--statements]
  * Prints the provider's read (fetch + map + hash, no database) and a first, an unchanged and a
  * delta sync, each with wall time, this process's CPU time and the peak RSS. `--statements`
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     changes: { type: 'string', default: '100' },
     batch: { type: 'string' },
     'member-refs': { type: 'string' },
+    parallelism: { type: 'string' },
     'read-only': { type: 'boolean', default: false },
     'skip-read': { type: 'boolean', default: false },
     statements: { type: 'boolean', default: false },
@@ -73,7 +74,16 @@ async function serverCpu(): Promise<{ postgres: number; slapd: number }> {
   return totals;
 }
 
+/** WAL written by the whole server so far (other databases' work included): bytes and full-page images. */
+async function walWritten(): Promise<{ bytes: number; fpi: number }> {
+  if (walSql === undefined) return { bytes: 0, fpi: 0 };
+  const [row] = await walSql<{ bytes: string; fpi: string }[]>`select wal_bytes::text as bytes, wal_fpi::text as fpi from pg_stat_wal`;
+  return { bytes: Number(row?.bytes ?? 0), fpi: Number(row?.fpi ?? 0) };
+}
+let walSql: Db['$client'] | undefined;
+
 async function measure<T>(label: string, fn: () => Promise<T>, describe: (value: T) => string): Promise<T> {
+  const wal = await walWritten();
   const servers = await serverCpu();
   const start = performance.now();
   const cpu = process.cpuUsage();
@@ -81,12 +91,16 @@ async function measure<T>(label: string, fn: () => Promise<T>, describe: (value:
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
   const after = await serverCpu();
+  const walAfter = await walWritten();
   const objects = users + groups;
   console.log(
     `${label.padEnd(22)} ${seconds.toFixed(2).padStart(6)} s  cpu ${((used.user + used.system) / 1e6).toFixed(2).padStart(5)} s  ` +
       `postgres ${(after.postgres - servers.postgres).toFixed(2).padStart(5)} s  slapd ${(after.slapd - servers.slapd).toFixed(2).padStart(5)} s  ` +
       `${Math.round(objects / seconds).toString().padStart(7)} objects/s  ${describe(value)}`,
   );
+  if (walSql !== undefined) {
+    console.log(`   WAL ${((walAfter.bytes - wal.bytes) / 1048576).toFixed(0)} MB, ${walAfter.fpi - wal.fpi} full-page images`);
+  }
   for (const [shape, t] of statementTimes) console.log(`   ${t.ms.toFixed(0).padStart(6)} ms ${String(t.count).padStart(4)}× ${shape}`);
   statementTimes.clear();
   return value;
@@ -126,6 +140,7 @@ try {
     await ensureDatabase(url);
     await migrate(url);
     const db = connect(url, { max: 4 });
+    walSql = db.$client;
     try {
       const sql = db.$client;
       const [account] = await sql<{ id: string }[]>`insert into accounts (name) values ('bench') returning id`;
@@ -149,6 +164,7 @@ try {
               signal: new AbortController().signal,
               batchSize: values.batch === undefined ? undefined : Number(values.batch),
               batchMemberRefs: values['member-refs'] === undefined ? undefined : Number(values['member-refs']),
+              parallelism: values.parallelism === undefined ? undefined : Number(values.parallelism),
             });
             if (report.cursor) cursor = report.cursor;
             if (usersDoneAt !== undefined) console.log(`   users written after ${((usersDoneAt - started) / 1000).toFixed(2)} s`);

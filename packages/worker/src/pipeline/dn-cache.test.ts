@@ -16,16 +16,30 @@ describe('DnCache', () => {
     expect(cache.size).toBe(1);
   });
 
-  test('drops the oldest entries past its capacity', () => {
-    const cache = new DnCache(2);
+  test('keeps at least the latest half of its capacity and never more than its capacity', () => {
+    const cache = new DnCache(4);
+    for (const name of ['a', 'b', 'c', 'd', 'e']) {
+      cache.set(`uid=${name}`, name.toUpperCase());
+      expect(cache.size).toBeLessThanOrEqual(4);
+    }
+    expect(['a', 'b', 'c', 'd', 'e'].map((name) => cache.get(`uid=${name}`))).toEqual([undefined, undefined, 'C', 'D', 'E']);
+  });
+
+  test('a DN set again answers its latest object, from whichever generation held it', () => {
+    const cache = new DnCache(4);
     cache.set('uid=a', 'A');
     cache.set('uid=b', 'B');
-    cache.set('uid=a', 'A');
-    cache.set('uid=c', 'C');
-    expect(cache.size).toBe(2);
-    expect(cache.get('uid=b')).toBeUndefined();
-    expect(cache.get('uid=a')).toBe('A');
-    expect(cache.get('uid=c')).toBe('C');
+    cache.set('uid=a', 'A2');
+    expect(cache.get('uid=a')).toBe('A2');
+    cache.forget('uid=a', 'A2');
+    expect(cache.get('uid=a')).toBeUndefined();
+  });
+
+  test('holds no more than its capacity after many times as many insertions', () => {
+    const cache = new DnCache(1000);
+    for (let i = 0; i < 200_000; i += 1) cache.set(`uid=u${i}`, `U${i}`);
+    expect(cache.size).toBeLessThanOrEqual(1000);
+    expect(cache.get('uid=u199999')).toBe('U199999');
   });
 
   test('forgets a DN only for the object that held it', () => {

@@ -5,39 +5,43 @@
  * the ones the database's resolution prefers (see `resolveDns`), so a hit gives the answer the
  * database would give; a miss falls back to the database.
  *
- * Bounded: past `capacity` entries the oldest are dropped (insertion order), so memory stays
- * flat whatever the directory's size; a large directory then resolves more in the database.
+ * Bounded: entries live in two generations of `capacity / 2`; when the young one is full it
+ * becomes the old one and the previous old one is dropped whole. Memory stays flat whatever the
+ * directory's size (a large directory then resolves more in the database), and every operation
+ * is constant time (evicting one entry at a time from a Map's front costs a scan over the holes
+ * earlier deletions left, which made a million-object sync spend minutes here).
  */
 export class DnCache {
-  readonly #capacity: number;
-  readonly #ids = new Map<string, string>();
+  readonly #generation: number;
+  #young = new Map<string, string>();
+  #old = new Map<string, string>();
 
   constructor(capacity: number) {
-    this.#capacity = Math.max(0, capacity);
+    this.#generation = Math.max(0, Math.floor(capacity / 2));
   }
 
   get size(): number {
-    return this.#ids.size;
+    return this.#young.size + this.#old.size;
   }
 
   get(dn: string): string | undefined {
-    return this.#ids.get(dn);
+    return this.#young.get(dn) ?? this.#old.get(dn);
   }
 
   /** Records that `dn` now names `externalId` (the latest object stored with a DN wins). */
   set(dn: string, externalId: string): void {
-    if (this.#capacity === 0) return;
-    // Re-inserted, so a refreshed entry counts as the newest.
-    this.#ids.delete(dn);
-    if (this.#ids.size >= this.#capacity) {
-      const oldest = this.#ids.keys().next();
-      if (oldest.done !== true) this.#ids.delete(oldest.value);
+    if (this.#generation === 0) return;
+    this.#old.delete(dn);
+    this.#young.set(dn, externalId);
+    if (this.#young.size >= this.#generation) {
+      this.#old = this.#young;
+      this.#young = new Map();
     }
-    this.#ids.set(dn, externalId);
   }
 
   /** Forgets `dn` if it still names `externalId` (the object was renamed away from it). */
   forget(dn: string, externalId: string): void {
-    if (this.#ids.get(dn) === externalId) this.#ids.delete(dn);
+    if (this.#young.get(dn) === externalId) this.#young.delete(dn);
+    if (this.#old.get(dn) === externalId) this.#old.delete(dn);
   }
 }
