@@ -82,6 +82,10 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
       await createRun(db, { id: job.runId, integrationId, jobId: job.jobId, modeRequested: mode, trigger: 'manual', requestedBy: 'bench' });
       return waitFor(
         async () => {
+          // A worker that died leaves the run queued for ever: fail now instead of waiting.
+          if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
+            throw new Error(`the worker process exited (${worker.child.exitCode ?? worker.child.signalCode}); see its log`);
+          }
           const run = await getRun(db, job.runId);
           if (run?.status === 'failed') throw new Error(`${mode} sync failed: ${run.error ?? 'unknown error'}`);
           return run?.status === 'succeeded' || run?.status === 'blocked_by_threshold' ? run : undefined;
