@@ -60,6 +60,27 @@ async function waitForFinishedRun(ctx: Context, find: () => Promise<Run | undefi
   );
 }
 
+/** Asks for a sync as another service would (enqueue client) and waits for its run to end. */
+async function requestAndWait(ctx: Context, integrationId: string, mode: 'full' | 'delta', what: string): Promise<Run> {
+  const job = await requestSync(ctx, { integrationId, mode, trigger: 'manual', dryRun: false, requestedBy: 'demo' });
+  return waitForFinishedRun(ctx, () => getRun(ctx.db(), job.runId), what);
+}
+
+/** What PostgreSQL holds for an integration: live and soft-deleted objects by type, live edges. */
+async function describeHoldings(ctx: Context, integrationId: string): Promise<string> {
+  const sql = ctx.db().$client;
+  const counts = await sql<{ type: string; live: number; deleted: number }[]>`
+    select type, count(*) filter (where deleted_at is null)::int as live, count(*) filter (where deleted_at is not null)::int as deleted
+    from directory_objects where integration_id = ${integrationId} group by type order by type`;
+  const [edges] = await sql<{ live: number }[]>`
+    select count(*)::int as live from memberships where integration_id = ${integrationId} and deleted_at is null`;
+  return [
+    'what PostgreSQL now holds for the integration:',
+    table(['type', 'live', 'soft-deleted'], counts.map((c) => [c.type, c.live, c.deleted])),
+    `memberships: ${edges?.live ?? 0}`,
+  ].join('\n');
+}
+
 /** The directory changes the demo makes between syncs, described as they happen. */
 async function changeDirectory(server: SlapdServer, users: number, say: (line: string) => void): Promise<void> {
   const client: Client = await server.client();
@@ -140,23 +161,14 @@ export function registerDemoCommand(program: Command): void {
         say('2. changing the directory:');
         await changeDirectory(server, users, say);
         say('   asking for a delta sync now (as another service would, through the enqueue client)');
-        const delta = await requestSync(ctx, { integrationId: integration.id, mode: 'delta', trigger: 'manual', dryRun: false, requestedBy: 'demo' });
-        const deltaRun = await waitForFinishedRun(ctx, () => getRun(db, delta.runId), 'the delta sync');
+        const deltaRun = await requestAndWait(ctx, integration.id, 'delta', 'the delta sync');
         say(`${describeRun(deltaRun)}\n`);
 
         say('3. a full sync (mark and sweep) finds the deleted entries');
-        const full = await requestSync(ctx, { integrationId: integration.id, mode: 'full', trigger: 'manual', dryRun: false, requestedBy: 'demo' });
-        const fullRun = await waitForFinishedRun(ctx, () => getRun(db, full.runId), 'the full sync');
+        const fullRun = await requestAndWait(ctx, integration.id, 'full', 'the full sync');
         say(`${describeRun(fullRun)}\n`);
 
-        const counts = await db.$client<{ type: string; live: number; deleted: number }[]>`
-          select type, count(*) filter (where deleted_at is null)::int as live, count(*) filter (where deleted_at is not null)::int as deleted
-          from directory_objects where integration_id = ${integration.id} group by type order by type`;
-        const [edges] = await db.$client<{ live: number }[]>`
-          select count(*)::int as live from memberships where integration_id = ${integration.id} and deleted_at is null`;
-        say('what PostgreSQL now holds for the integration:');
-        say(table(['type', 'live', 'soft-deleted'], counts.map((c) => [c.type, c.live, c.deleted])));
-        say(`memberships: ${edges?.live ?? 0}`);
+        say(await describeHoldings(ctx, integration.id));
         say('\nall runs:');
         const runs = await listRuns(db, { integrationId: integration.id, limit: 10 });
         say(table(['run', 'mode', 'trigger', 'status', 'created', 'updated', 'unchanged', 'deleted'], runs.reverse().map((r) => [r.id, r.mode, r.trigger, r.status, r.created, r.updated, r.unchanged, r.deleted])));
@@ -225,7 +237,7 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     say(`the app registration now holds ${emulator.application(setup.appId).keyCredentials.length} certificates (current and previous)\n`);
 
     say('2. changing the tenant:');
-    const [u0, u1, u2, u3] = generated.userIds as [string, string, string, string];
+    const [u0, u1, u2] = generated.userIds as [string, string, string];
     for (const id of generated.userIds.slice(0, 5)) tenant.updateUser(id, { jobTitle: 'Chief Demo Officer' });
     say('  changed the job title of 5 users');
     const hires = [1, 2, 3].map((n) => tenant.addUser({ userPrincipalName: `new.hire${n}@contoso.example`, displayName: `New Hire ${n}` }));
@@ -237,25 +249,15 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     tenant.deleteUser(u2, { permanent: true });
     say('  deleted 2 users (one to the recycle bin, one for good): Graph reports both as @removed, so the delta deletes them');
     void u0;
-    void u3;
-    const delta = await requestSync(ctx, { integrationId: integration.id, mode: 'delta', trigger: 'manual', dryRun: false, requestedBy: 'demo' });
-    const deltaRun = await waitForFinishedRun(ctx, () => getRun(db, delta.runId), 'the delta sync');
+    const deltaRun = await requestAndWait(ctx, integration.id, 'delta', 'the delta sync');
     say(`${describeRun(deltaRun)}\n`);
 
     say('3. Graph forgets the delta token (as after 7 days): the next delta runs as a full sync and says why');
     emulator.expireDeltaTokens(setup.customerTenantId);
-    const expired = await requestSync(ctx, { integrationId: integration.id, mode: 'delta', trigger: 'manual', dryRun: false, requestedBy: 'demo' });
-    const expiredRun = await waitForFinishedRun(ctx, () => getRun(db, expired.runId), 'the delta sync after expiry');
+    const expiredRun = await requestAndWait(ctx, integration.id, 'delta', 'the delta sync after expiry');
     say(`${describeRun(expiredRun)}\n`);
 
-    const counts = await db.$client<{ type: string; live: number; deleted: number }[]>`
-      select type, count(*) filter (where deleted_at is null)::int as live, count(*) filter (where deleted_at is not null)::int as deleted
-      from directory_objects where integration_id = ${integration.id} group by type order by type`;
-    const [edges] = await db.$client<{ live: number }[]>`
-      select count(*)::int as live from memberships where integration_id = ${integration.id} and deleted_at is null`;
-    say('what PostgreSQL now holds for the integration:');
-    say(table(['type', 'live', 'soft-deleted'], counts.map((c) => [c.type, c.live, c.deleted])));
-    say(`memberships: ${edges?.live ?? 0}`);
+    say(await describeHoldings(ctx, integration.id));
     const actions = await listActionsNeeded(db);
     say(`\nactions needed: ${actions.length === 0 ? 'none' : ''}`);
     for (const action of actions) say(`- ${describeAction(action)}`);
