@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError, pgCodes, pgErrorOf, SecretDecryptError } from './errors.ts';
+import { connectorPrivateKeyAad } from './encrypted-columns.ts';
 import { isUuid } from './ids.ts';
 import type { Integration } from './integrations.ts';
 import { auditEvents, integrations } from './schema.ts';
@@ -65,10 +66,8 @@ export type ConnectorPatch = Partial<Pick<NewConnector, 'description' | 'redirec
 
 const { privateKeyCiphertext: _ciphertext, privateKeyKeyId: _keyId, ...credentialColumns } = getTableColumns(connectorCredentials);
 
-/** Associated data binding a private key ciphertext to its credential row. */
-function keyAad(credentialId: string): string {
-  return `connector-credential:${credentialId}`;
-}
+// Binds a private key ciphertext to its credential row (shared with key rotation).
+const keyAad = connectorPrivateKeyAad;
 
 function requireText(value: string, what: string): string {
   const trimmed = value.trim();

@@ -12,3 +12,4 @@ export * from './connectors.ts';
 export * from './api-keys.ts';
 export * from './secret-candidates.ts';
 export * from './readiness.ts';
+export * from './encrypted-columns.ts';

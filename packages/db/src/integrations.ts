@@ -9,6 +9,7 @@ import {
   pgErrorOf,
   SecretDecryptError,
 } from './errors.ts';
+import { integrationSecretAad } from './encrypted-columns.ts';
 import { isUuid } from './ids.ts';
 import { integrations, type integrationKinds, type syncModes } from './schema.ts';
 import { decryptSecret, encryptSecret, type EncryptedSecret, type KeyRing } from './secrets.ts';
@@ -78,10 +79,8 @@ const integrationColumns = {
   hasSecret: sql<boolean>`${integrations.secretCiphertext} is not null`,
 };
 
-/** Associated data binding a ciphertext to its integration: it cannot be copied to another row. */
-function secretAad(integrationId: string): string {
-  return `integration:${integrationId}`;
-}
+// Bound to the integration: a ciphertext copied to another row cannot be opened.
+const secretAad = integrationSecretAad;
 
 function translateWriteError(error: unknown, name: string | undefined): never {
   const pg = pgErrorOf(error);
@@ -247,38 +246,6 @@ export async function withIntegrationSecret<T>(
       ? undefined
       : openSecret(ring, id, { ciphertext: row.ciphertext, keyId: row.keyId });
   return fn(secret);
-}
-
-/**
- * Re-encrypts under the current key every secret made with another key, in one transaction:
- * if any cannot be decrypted (its key is missing from the ring) nothing changes and the error
- * names the integration. Returns how many secrets were re-encrypted.
- */
-export async function rotateSecretKeys(db: Db, ring: KeyRing): Promise<number> {
-  return db.transaction(async (tx) => {
-    const stale = await tx
-      .select({ id: integrations.id, ciphertext: integrations.secretCiphertext, keyId: integrations.secretKeyId })
-      .from(integrations)
-      .where(
-        and(
-          isNotNull(integrations.secretCiphertext),
-          or(isNull(integrations.secretKeyId), ne(integrations.secretKeyId, ring.currentKeyId)),
-        ),
-      )
-      .orderBy(asc(integrations.id))
-      .for('update');
-    const resealed = stale.map((row) => {
-      const plaintext = openSecret(ring, row.id, { ciphertext: row.ciphertext ?? '', keyId: row.keyId ?? '' });
-      return { id: row.id, ...encryptSecret(ring, plaintext, secretAad(row.id)) };
-    });
-    for (const row of resealed) {
-      await tx
-        .update(integrations)
-        .set({ secretCiphertext: row.ciphertext, secretKeyId: row.keyId })
-        .where(eq(integrations.id, row.id));
-    }
-    return resealed.length;
-  });
 }
 
 /** Stores the provider cursor for the next delta; `null` makes the next delta run as full. */

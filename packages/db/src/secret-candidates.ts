@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { and, eq, lt, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { NotFoundError, pgCodes, pgErrorOf, SecretDecryptError } from './errors.ts';
+import { secretCandidateAad } from './encrypted-columns.ts';
 import { isUuid } from './ids.ts';
 import { integrationSecretCandidates } from './schema-api.ts';
 import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
@@ -10,9 +11,7 @@ import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
 export const secretCandidateTtlMs = 10 * 60_000;
 
 // Bound to the integration and the candidate: a ciphertext copied to another row cannot be opened.
-function candidateAad(integrationId: string, candidateId: string): string {
-  return `secret-candidate:${integrationId}:${candidateId}`;
-}
+const candidateAad = secretCandidateAad;
 
 /**
  * Stores a secret that a worker should check (Test Connection with it) before it replaces the

@@ -124,8 +124,8 @@ test('rotation re-encrypts every secret under the new key; old ciphertexts still
   await expect(reveal(newOnly, a.id)).rejects.toThrow(oldRing.currentKeyId);
 
   const withSecrets = (await listIntegrations(db)).filter((i) => i.hasSecret).length;
-  expect(await rotateSecretKeys(db, newRing)).toBe(withSecrets);
-  expect(await rotateSecretKeys(db, newRing)).toBe(0);
+  expect((await rotateSecretKeys(db, newRing)).reencrypted).toBe(withSecrets);
+  expect((await rotateSecretKeys(db, newRing)).reencrypted).toBe(0);
 
   const after = await rawSecret(a.id);
   expect(after?.keyId).toBe(newRing.currentKeyId);
@@ -141,7 +141,7 @@ test('rotation re-encrypts every secret under the new key; old ciphertexts still
     .set({ secretCiphertext: before?.ciphertext ?? null, secretKeyId: before?.keyId ?? null })
     .where(eq(integrations.id, a.id));
   expect(await reveal(newRing, a.id)).toBe('alpha');
-  expect(await rotateSecretKeys(db, newRing)).toBe(1);
+  expect((await rotateSecretKeys(db, newRing)).reencrypted).toBe(1);
 });
 
 test('rotation refuses to change anything when a key is missing', async () => {

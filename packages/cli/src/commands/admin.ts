@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import {
   approveRun,
+  countSecretsByKey,
   createAccount,
   ensureDatabase,
   generateSecretKey,
-
   getRun,
   listAccounts,
   listRuns,
@@ -134,9 +134,21 @@ export function registerAdminCommands(program: Command, withContext: WithContext
     .description('re-encrypt every stored secret under DIRSYNC_SECRET_KEY (old keys in DIRSYNC_SECRET_KEYS_PREVIOUS)')
     .action(() =>
       withContext(async (ctx) => {
-        const count = await rotateSecretKeys(ctx.db(), ctx.keyRing());
-        await recordAudit(ctx.db(), { actor: 'cli', action: 'secrets.key_rotated', details: { reencrypted: count, keyId: ctx.keyRing().currentKeyId } });
-        console.log(`re-encrypted ${count} secret(s) under key ${ctx.keyRing().currentKeyId}`);
+        const ring = ctx.keyRing();
+        const report = await rotateSecretKeys(ctx.db(), ring);
+        const byColumn = Object.fromEntries(report.columns.map((c) => [c.column, c.reencrypted]));
+        await recordAudit(ctx.db(), { actor: 'cli', action: 'secrets.key_rotated', details: { reencrypted: report.reencrypted, keyId: ring.currentKeyId, columns: byColumn } });
+        console.log(`re-encrypted ${report.reencrypted} secret(s) under key ${ring.currentKeyId}`);
+        console.log(table(['column', 're-encrypted'], report.columns.map((c) => [c.column, String(c.reencrypted)])));
+        // A process still running with the old key as its current one may have written since:
+        // the old key may go only once nothing is left under it.
+        const others = (await countSecretsByKey(ctx.db())).filter((c) => c.keyId !== ring.currentKeyId);
+        if (others.length === 0) {
+          console.log('every stored secret is under the current key: the previous keys can be removed once every process runs with it');
+        } else {
+          const left = others.map((c) => `${c.count} in ${c.column} under key ${c.keyId ?? '(none)'}`).join(', ');
+          throw new UserError(`secrets were written under another key during the rotation (${left}): give every process the new DIRSYNC_SECRET_KEY, then run rotate-key again`);
+        }
       }),
     );
 
