@@ -27,6 +27,17 @@ export class ConfigError extends ProviderError {
   }
 }
 
+/**
+ * The server broke the LDAP protocol or a client-side bound (message size, bytes or entries per
+ * page). Not retried: the same server would send the same bytes, and each attempt would buffer
+ * them again.
+ */
+export class ProtocolError extends ProviderError {
+  constructor(message: string, options?: ErrorOptions) {
+    super('protocol', message, false, options);
+  }
+}
+
 /** Server busy, unavailable, throttling or timing out: retry with backoff. */
 export class UnavailableError extends ProviderError {
   /** Server-advised delay before the next attempt, when it gave one. */

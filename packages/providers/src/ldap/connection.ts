@@ -7,13 +7,17 @@ import {
   ExtendedRequest,
   type Filter,
   type Message,
+  PresenceFilter,
   SearchRequest,
   UnbindRequest,
 } from 'ldapts';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, ProviderError } from '../errors.ts';
+import { DestinationPolicy, UnexpectedPeerError } from '../net/destination.ts';
+import { refuseUnsafeSecret } from '../net/secrets.ts';
 import {
   LdapConnectionClosedError,
   type LdapErrorContext,
+  LdapProtocolError,
   LdapTimeoutError,
   resultError,
   toProviderError,
@@ -26,6 +30,7 @@ import {
   ResultCode,
   decodeEntry,
   decodeResponse,
+  defaultMaxMessageBytes,
   messageHeader,
 } from './protocol.ts';
 
@@ -53,8 +58,42 @@ export interface LdapConnectOptions {
   readonly connectTimeoutMs?: number | undefined;
   /** Longest silence tolerated while an operation waits for its next response. Default 120 s. */
   readonly operationTimeoutMs?: number | undefined;
+  /**
+   * Where this connection may go (checked on the resolved addresses before connecting).
+   * Default: the strict policy (public addresses only).
+   */
+  readonly destinations?: DestinationPolicy | undefined;
+  /** Bounds on what the server may make this connection hold; see {@link LdapReadLimits}. */
+  readonly limits?: LdapReadLimits | undefined;
+  /**
+   * Told each step of opening as it starts (`TCP connect`, `StartTLS`, `bind`, ...), so that a
+   * caller whose own deadline fires (Test Connection) can say which step hung.
+   */
+  readonly onStep?: ((step: string) => void) | undefined;
   readonly signal?: AbortSignal | undefined;
 }
+
+/**
+ * What a server's answers may make one connection hold. The server is untrusted: without these a
+ * single header claiming gigabytes, or a "page" that never ends, grows a worker that serves
+ * every customer until it dies.
+ */
+export interface LdapReadLimits {
+  /** Largest message accepted (refused from its header). Default {@link defaultMaxMessageBytes} (64 MiB). */
+  readonly maxMessageBytes?: number | undefined;
+  /**
+   * Bytes held at once for one search request: the entries of its page received so far plus a
+   * message still arriving. Default {@link defaultMaxBufferedBytes} (128 MiB).
+   */
+  readonly maxBufferedBytes?: number | undefined;
+}
+
+/**
+ * Default bound on bytes held per search request: 128 MiB, room for a page of 1,000 groups of
+ * about 2,000 members each, or two messages of the largest size allowed. A page needing more
+ * must be asked for in smaller pages (lower the page size).
+ */
+export const defaultMaxBufferedBytes = 128 * 1024 * 1024;
 
 /** One search request as sent on the wire (paging is handled by `pagedSearch`). */
 export interface SearchRequestOptions {
@@ -69,15 +108,31 @@ export interface SearchRequestOptions {
   readonly timeLimitSeconds: number;
   readonly typesOnly?: boolean | undefined;
   readonly controls?: readonly Control[] | undefined;
+  /**
+   * Most entries this one request may return (the page size of a paged request): a server that
+   * sends more ignores the page size, and the request fails instead of buffering without end.
+   */
+  readonly maxEntries?: number | undefined;
+  /**
+   * Longest the whole request may take, however steadily entries arrive (the silence timeout
+   * alone restarts with every entry); the connection is closed when it passes.
+   */
+  readonly deadlineMs?: number | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
 interface Pending {
   readonly context: LdapErrorContext;
-  readonly onEntry: ((buf: Buffer, opStart: number) => void) | undefined;
+  readonly onEntry: ((buf: Buffer, opStart: number, end: number) => void) | undefined;
   readonly resolve: (response: LdapResponse) => void;
   readonly reject: (error: unknown) => void;
   timer: NodeJS.Timeout | undefined;
+  /** Whole-request deadline, when the request has one. */
+  deadline: NodeJS.Timeout | undefined;
+  readonly maxEntries: number;
+  entries: number;
+  /** Bytes of this request's entries received so far (held by the caller until the page ends). */
+  bytes: number;
 }
 
 const startTlsOid = '1.3.6.1.4.1.1466.20037';
@@ -124,7 +179,10 @@ export class LdapConnection {
   readonly url: string;
   readonly operationTimeoutMs: number;
   private socket: net.Socket | tls.TLSSocket;
-  private readonly framer = new MessageFramer();
+  private readonly framer: MessageFramer;
+  private readonly maxBufferedBytes: number;
+  /** Bytes of entries of pending requests, which their callers may still hold. */
+  private heldBytes = 0;
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   /** Why the connection ended; mapped per operation so each message names its own context. */
@@ -134,13 +192,29 @@ export class LdapConnection {
   private readonly onData = (chunk: Buffer) => {
     try {
       this.framer.push(chunk, this.dispatch);
+      // A message still arriving counts too: one that claims 60 MB must not wait for its bytes
+      // on top of a page that already holds the bound.
+      if (this.heldBytes + this.framer.pendingBytes > this.maxBufferedBytes) {
+        throw new LdapProtocolError(
+          `the server sent more than ${this.maxBufferedBytes} bytes for one request; ask for smaller pages (lower the page size)`,
+          'limit',
+        );
+      }
     } catch (error) {
       this.fail(error);
       this.socket.destroy();
     }
   };
 
-  private constructor(socket: net.Socket | tls.TLSSocket, url: string, bindDn: string | undefined, operationTimeoutMs: number) {
+  private constructor(
+    socket: net.Socket | tls.TLSSocket,
+    url: string,
+    bindDn: string | undefined,
+    operationTimeoutMs: number,
+    limits: LdapReadLimits = {},
+  ) {
+    this.framer = new MessageFramer(limits.maxMessageBytes ?? defaultMaxMessageBytes);
+    this.maxBufferedBytes = limits.maxBufferedBytes ?? defaultMaxBufferedBytes;
     this.socket = socket;
     this.url = url;
     this.bindDn = bindDn;
@@ -170,8 +244,16 @@ export class LdapConnection {
     if (mode === 'none' && options.tls.allowInsecure !== true) {
       throw new ConfigError(`plain LDAP to ${target.normalized} would send the bind password unencrypted; use ldaps or StartTLS, or set tls.allowInsecure`);
     }
+    if (options.bindDn !== undefined && options.password !== undefined) refuseUnsafeSecret(options.password, `the bind password of ${options.bindDn}`);
     const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     const context: LdapErrorContext = { url: target.normalized, operation: 'connect' };
+    // The step under way, so that a timeout (or the caller's own deadline) says where it hung.
+    let step = target.secure ? 'TCP connect and TLS handshake' : 'TCP connect';
+    const enter = (next: string) => {
+      step = next;
+      options.onStep?.(next);
+    };
+    options.onStep?.(step);
     const deadline = AbortSignal.timeout(connectTimeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
     const tlsOptions = (): tls.ConnectionOptions => ({
@@ -185,15 +267,27 @@ export class LdapConnection {
 
     let socket: net.Socket | tls.TLSSocket | undefined;
     try {
+      // Resolved once and checked address by address; the socket goes to those addresses only.
+      const policy = options.destinations ?? DestinationPolicy.strict();
+      const destination = await untilAborted(policy.check({ host: target.host, port: target.port, label: target.normalized }), signal);
       socket = target.secure
-        ? await connectSocket(() => tls.connect(tlsOptions()), true, signal)
-        : await connectSocket(() => net.connect(target.port, target.host), false, signal);
-      const connection = new LdapConnection(socket, target.normalized, options.bindDn, options.operationTimeoutMs ?? 120_000);
+        ? await connectSocket(() => tls.connect({ ...tlsOptions(), lookup: destination.lookup }), true, signal)
+        : await connectSocket(() => net.connect({ host: target.host, port: target.port, lookup: destination.lookup }), false, signal);
+      const connection = new LdapConnection(socket, target.normalized, options.bindDn, options.operationTimeoutMs ?? 120_000, options.limits);
       socket = undefined;
       try {
         if (target.secure) connection.tlsMode = 'ldaps';
-        if (mode === 'starttls') await connection.startTls(tlsOptions(), signal);
-        if (options.bindDn !== undefined) await connection.bind(options.bindDn, options.password ?? '', signal);
+        if (mode === 'starttls') {
+          enter('StartTLS');
+          await connection.startTls(tlsOptions(), signal);
+        }
+        // Before any credential: the peer must answer as an LDAP server does (an ldap:// URL aimed
+        // at Redis or a web server gets this anonymous read and nothing else).
+        await connection.probeRootDse(signal);
+        if (options.bindDn !== undefined) {
+          enter('bind');
+          await connection.bind(options.bindDn, options.password ?? '', signal);
+        }
         return connection;
       } catch (error) {
         connection.destroy();
@@ -203,9 +297,41 @@ export class LdapConnection {
       socket?.destroy();
       if (options.signal?.aborted) throw options.signal.reason;
       if (deadline.aborted) {
-        throw toProviderError(new LdapTimeoutError(`no answer within ${connectTimeoutMs} ms`), context);
+        throw toProviderError(new LdapTimeoutError(`no answer within ${connectTimeoutMs} ms`), { ...context, step });
       }
       throw toProviderError(error, context);
+    }
+  }
+
+  /**
+   * Reads the root DSE anonymously and checks that the answer is LDAP. A peer sending bytes that
+   * are not LDAP is refused with {@link UnexpectedPeerError}; silence and a closed connection
+   * stay what they are (retryable), since a busy directory shows the same. Either way the caller
+   * sends nothing more.
+   */
+  private async probeRootDse(signal: AbortSignal): Promise<void> {
+    const request: SearchRequestOptions = {
+      base: '',
+      scope: 'base',
+      filter: new PresenceFilter({ attribute: 'objectClass' }),
+      attributes: ['supportedLDAPVersion'],
+      sizeLimit: 1,
+      timeLimitSeconds: 10,
+      signal,
+    };
+    try {
+      // Any result code will do (a server may refuse anonymous reads): it answered as LDAP.
+      await this.searchRaw(request, () => undefined);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      if (error instanceof ProviderError && (error.code === 'protocol' || (error.code === 'config' && /not LDAP|not valid LDAP/.test(error.message)))) {
+        throw new UnexpectedPeerError(
+          this.url,
+          `${this.url} did not answer as an LDAP server (an anonymous read of its root DSE got: ${error.message}); no credentials were sent; check the URL, port and TLS mode`,
+          { cause: error },
+        );
+      }
+      throw error;
     }
   }
 
@@ -213,6 +339,7 @@ export class LdapConnection {
   async bind(dn: string, password: string, signal?: AbortSignal): Promise<void> {
     const context: LdapErrorContext = { url: this.url, operation: 'bind', bindDn: dn };
     if (password === '') throw new ConfigError(`no password for ${dn}: an empty password would bind anonymously`);
+    refuseUnsafeSecret(password, `the bind password of ${dn}`);
     const id = this.allocateId();
     const response = await this.request(new BindRequest({ messageId: id, dn, password }), context, undefined, signal);
     if (response.result && response.result.resultCode !== ResultCode.success) throw resultError(response.result, context);
@@ -234,15 +361,15 @@ export class LdapConnection {
    */
   search(options: SearchRequestOptions, onEntry: (entry: LdapEntry) => void): Promise<LdapResponse> {
     const binary = options.binary;
-    return this.searchRaw(options, (buf, opStart) => onEntry(decodeEntry(buf, opStart, binary)));
+    return this.searchRaw(options, (buf, opStart, end) => onEntry(decodeEntry(buf, opStart, end, binary)));
   }
 
   /**
    * {@link search} without decoding: `onEntry` receives each SearchResultEntry as the server's
-   * bytes (`decodeEntry(buf, opStart, binary)` decodes it). The connection never writes into
-   * `buf` again, so the caller may keep it and decode later.
+   * bytes, the message ending at `end` (`decodeEntry(buf, opStart, end, binary)` decodes it).
+   * The connection never writes into `buf` again, so the caller may keep it and decode later.
    */
-  searchRaw(options: SearchRequestOptions, onEntry: (buf: Buffer, opStart: number) => void): Promise<LdapResponse> {
+  searchRaw(options: SearchRequestOptions, onEntry: (buf: Buffer, opStart: number, end: number) => void): Promise<LdapResponse> {
     const context: LdapErrorContext = {
       url: this.url,
       operation: 'search',
@@ -261,7 +388,7 @@ export class LdapConnection {
       returnAttributeValues: options.typesOnly !== true,
       ...(options.controls?.length ? { controls: [...options.controls] } : {}),
     });
-    return this.request(request, context, onEntry, options.signal);
+    return this.request(request, context, onEntry, options.signal, { maxEntries: options.maxEntries, deadlineMs: options.deadlineMs });
   }
 
   /** Unbinds and closes; pending operations fail. Never throws. */
@@ -304,8 +431,9 @@ export class LdapConnection {
   private request(
     message: Message,
     context: LdapErrorContext,
-    onEntry: ((buf: Buffer, opStart: number) => void) | undefined,
+    onEntry: ((buf: Buffer, opStart: number, end: number) => void) | undefined,
     signal: AbortSignal | undefined,
+    bounds: { readonly maxEntries?: number | undefined; readonly deadlineMs?: number | undefined } = {},
   ): Promise<LdapResponse> {
     if (this.closed) return Promise.reject(toProviderError(this.closedCause, context));
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -313,13 +441,16 @@ export class LdapConnection {
     return new Promise<LdapResponse>((resolve, reject) => {
       const onAbort = () => {
         if (!this.pending.delete(id)) return;
-        clearTimeout(entry.timer);
+        settle();
         // Tell the server to stop sending; entries already in flight are dropped by id.
         if (!this.closed) this.socket.write(new AbandonRequest({ messageId: this.allocateId(), abandonId: id }).write());
         reject(signal?.reason);
       };
       const settle = () => {
         clearTimeout(entry.timer);
+        clearTimeout(entry.deadline);
+        this.heldBytes -= entry.bytes;
+        entry.bytes = 0;
         signal?.removeEventListener('abort', onAbort);
       };
       const entry: Pending = {
@@ -334,9 +465,24 @@ export class LdapConnection {
           reject(toProviderError(error, context));
         },
         timer: undefined,
+        deadline: undefined,
+        maxEntries: bounds.maxEntries !== undefined && bounds.maxEntries > 0 ? bounds.maxEntries : Number.POSITIVE_INFINITY,
+        entries: 0,
+        bytes: 0,
       };
       this.pending.set(id, entry);
       this.arm(id, entry);
+      const deadlineMs = bounds.deadlineMs;
+      if (deadlineMs !== undefined && deadlineMs > 0) {
+        entry.deadline = setTimeout(() => {
+          if (!this.pending.has(id)) return;
+          // Abandoning would leave whatever the server still streams to be read and dropped; a
+          // server past its own time limit is not trusted to stop, so the connection goes.
+          this.fail(new LdapTimeoutError(`the request did not finish within ${deadlineMs} ms (the search time limit, enforced by the client)`));
+          this.socket.destroy();
+        }, deadlineMs);
+        entry.deadline.unref();
+      }
       signal?.addEventListener('abort', onAbort, { once: true });
       this.socket.write(message.write());
     });
@@ -357,11 +503,27 @@ export class LdapConnection {
   }
 
   private readonly dispatch = (buf: Buffer, start: number, end: number): void => {
-    const { messageId, op, opStart } = messageHeader(buf, start);
+    const { messageId, op, opStart } = messageHeader(buf, start, end);
     const entry = this.pending.get(messageId);
     if (op === Op.searchEntry) {
       if (entry?.onEntry) {
-        entry.onEntry(buf, opStart);
+        // Thrown errors close the connection (see onData) and fail every pending request.
+        if (++entry.entries > entry.maxEntries) {
+          throw new LdapProtocolError(
+            `the server sent more than ${entry.maxEntries} entries in one page although the request asked for at most ${entry.maxEntries}; it ignores the page size`,
+            'limit',
+          );
+        }
+        const size = end - start;
+        entry.bytes += size;
+        this.heldBytes += size;
+        if (this.heldBytes > this.maxBufferedBytes) {
+          throw new LdapProtocolError(
+            `the server sent more than ${this.maxBufferedBytes} bytes for one request; ask for smaller pages (lower the page size)`,
+            'limit',
+          );
+        }
+        entry.onEntry(buf, opStart, end);
         if (entry.timer) entry.timer.refresh();
       }
       return;
@@ -427,5 +589,24 @@ function connectSocket<S extends net.Socket>(create: () => S, secure: boolean, s
     socket.once('error', done);
     if (signal.aborted) onAbort();
     else signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Settles like `promise`, or rejects with the abort reason as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
   });
 }

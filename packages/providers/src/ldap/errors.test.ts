@@ -1,6 +1,5 @@
-import { AuthError, ConfigError, UnavailableError } from '../errors.ts';
-import { LdapConnectionClosedError, LdapTimeoutError, ldapResultCode, resultError, toProviderError } from './errors.ts';
-import { ProtocolDecodeError } from './protocol.ts';
+import { AuthError, ConfigError, ProtocolError, UnavailableError } from '../errors.ts';
+import { LdapConnectionClosedError, LdapProtocolError, LdapTimeoutError, ldapResultCode, resultError, toProviderError } from './errors.ts';
 
 const context = { url: 'ldaps://ldap.example.com:636', operation: 'search', base: 'ou=people,dc=x', bindDn: 'cn=reader,dc=x' } as const;
 const result = (resultCode: number, diagnosticMessage = '') => ({ resultCode, matchedDn: '', diagnosticMessage, referrals: [] });
@@ -58,7 +57,8 @@ describe('toProviderError', () => {
     [sys('ERR_SSL_WRONG_VERSION_NUMBER'), ConfigError, /TLS handshake/],
     [new LdapTimeoutError('no response for 5 ms'), UnavailableError, /timed out/],
     [new LdapConnectionClosedError('the server closed the connection'), UnavailableError, /lost during the search/],
-    [new ProtocolDecodeError('bad tag'), ConfigError, /not LDAP/],
+    [new LdapProtocolError('bad tag'), ProtocolError, /not valid LDAP/],
+    [new LdapProtocolError('too big', 'limit'), ProtocolError, /stopped: too big/],
   ])('maps %p', (error, type, message) => {
     const mapped = toProviderError(error, context);
     expect(mapped).toBeInstanceOf(type);

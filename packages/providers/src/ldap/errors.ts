@@ -1,11 +1,13 @@
 import { SearchResponse, StatusCodeParser } from 'ldapts';
-import { AuthError, ConfigError, ProviderError, UnavailableError } from '../errors.ts';
-import { type LdapResult, ProtocolDecodeError } from './protocol.ts';
+import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError } from '../errors.ts';
+import type { LdapResult } from './protocol.ts';
 
 /** What was being done when an error happened; shapes the message. Never holds a secret. */
 export interface LdapErrorContext {
   readonly url: string;
   readonly operation: 'connect' | 'starttls' | 'bind' | 'search' | 'read' | 'extended';
+  /** The step of `connect` under way (TCP connect, TLS handshake, StartTLS, bind, ...), when known. */
+  readonly step?: string;
   /** Search base or entry DN, when the operation had one. */
   readonly base?: string;
   readonly bindDn?: string;
@@ -14,6 +16,22 @@ export interface LdapErrorContext {
 /** Raised by the connection when the server stays silent past the operation timeout. */
 export class LdapTimeoutError extends Error {
   override readonly name = 'LdapTimeoutError';
+}
+
+/**
+ * The server's bytes break the protocol (a length running past its enclosing element, a wrong
+ * tag, garbage) or exceed a client-side bound (message size, bytes or entries of one page). The
+ * connection that read them is closed; the mapped error is never retried, since a retry would
+ * only read, and buffer, the same answer again.
+ */
+export class LdapProtocolError extends Error {
+  override readonly name = 'LdapProtocolError';
+  /** `malformed`: not valid LDAP; `limit`: valid so far, but over a bound the client enforces. */
+  readonly kind: 'malformed' | 'limit';
+  constructor(message: string, kind: 'malformed' | 'limit' = 'malformed') {
+    super(message);
+    this.kind = kind;
+  }
 }
 
 /** Raised when the server closed the connection (or announced it would) while work was pending. */
@@ -147,12 +165,18 @@ function isCertificateProblem(code: string): boolean {
 export function toProviderError(error: unknown, c: LdapErrorContext): ProviderError {
   if (error instanceof ProviderError) return error;
   const options = { cause: error };
-  if (error instanceof LdapTimeoutError) return new UnavailableError(`${c.operation} of ${where(c)} timed out: ${error.message}`, options);
+  if (error instanceof LdapTimeoutError) {
+    return new UnavailableError(`${c.operation} of ${where(c)} timed out${c.step ? ` during the ${c.step}` : ''}: ${error.message}`, options);
+  }
   if (error instanceof LdapConnectionClosedError) {
     return new UnavailableError(`connection to ${c.url} was lost during the ${c.operation}: ${error.message}`, options);
   }
-  if (error instanceof ProtocolDecodeError) {
-    return new ConfigError(`${c.url} sent data that is not LDAP (${error.message}); check the URL and TLS mode`, options);
+  if (error instanceof LdapProtocolError) {
+    if (error.kind === 'limit') return new ProtocolError(`${c.operation} of ${where(c)} stopped: ${error.message}`, options);
+    return new ProtocolError(
+      `${c.url} sent data that is not valid LDAP during the ${c.operation} (${error.message}); the connection was closed. Check the URL and TLS mode`,
+      options,
+    );
   }
   const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : '';
   const message = error instanceof Error ? error.message : String(error);

@@ -84,15 +84,15 @@ describe('RawEntries', () => {
     w.endSequence();
     w.endSequence();
     const padded = Buffer.concat([Buffer.from([9, 9, 9]), w.buffer, Buffer.from([9])]);
-    return { buf: padded, opStart: 3 + messageHeader(w.buffer, 0).opStart };
+    return { buf: padded, opStart: 3 + messageHeader(w.buffer, 0, w.buffer.length).opStart };
   }
   const context = { url: 'ldap://x:389', operation: 'search' as const };
 
   test('decodes each kept entry on demand, every time the same', () => {
     const { buf, opStart } = entryBytes();
     const page = new RawEntries(new Set(['objectguid']), context);
-    page.add(buf, opStart);
-    page.add(buf, opStart);
+    page.add(buf, opStart, buf.length - 1);
+    page.add(buf, opStart, buf.length - 1);
     expect(page.length).toBe(2);
     const first = page.entry(0);
     expect(first.dn).toBe('uid=a,dc=x');
@@ -107,7 +107,7 @@ describe('RawEntries', () => {
     const { buf, opStart } = entryBytes();
     const page = new RawEntries(undefined, context);
     const truncated = Buffer.from(buf.subarray(0, buf.length - 12));
-    page.add(truncated, opStart);
+    page.add(truncated, opStart, truncated.length);
     expect(() => page.entry(0)).toThrow(ProviderError);
     expect(() => page.entry(1)).toThrow(RangeError);
   });

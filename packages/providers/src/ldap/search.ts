@@ -42,6 +42,15 @@ export interface SearchOptions {
   readonly signal?: AbortSignal;
 }
 
+/**
+ * The client's deadline for one search request sent with a server time limit of `seconds`: the
+ * limit plus a tenth and five seconds, for the answer the server still sends once it stops
+ * (over a slow link, a full page takes a while). Undefined for no limit (0).
+ */
+export function clientDeadlineMs(seconds: number): number | undefined {
+  return seconds > 0 ? Math.ceil(seconds * 1100) + 5_000 : undefined;
+}
+
 /** A page of entries and the response controls of its SearchResultDone. */
 export interface SearchPage {
   readonly entries: LdapEntry[];
@@ -67,6 +76,7 @@ function toFilter(filter: string | Filter | undefined): Filter {
 export class RawEntries {
   readonly #buffers: Buffer[] = [];
   readonly #starts: number[] = [];
+  readonly #ends: number[] = [];
   readonly #binary: ReadonlySet<string> | undefined;
   readonly #context: LdapErrorContext;
 
@@ -75,10 +85,11 @@ export class RawEntries {
     this.#context = context;
   }
 
-  /** Keeps one entry (see `LdapConnection.searchRaw`). */
-  add(buf: Buffer, opStart: number): void {
+  /** Keeps one entry, its message ending at `end` (see `LdapConnection.searchRaw`). */
+  add(buf: Buffer, opStart: number, end: number): void {
     this.#buffers.push(buf);
     this.#starts.push(opStart);
+    this.#ends.push(end);
   }
 
   get length(): number {
@@ -87,14 +98,19 @@ export class RawEntries {
 
   /** Size in bytes of entry `i` as sent: a measure of what decoding it will cost. */
   size(i: number): number {
-    return entryLength(this.#at(i), this.#starts[i] as number);
+    const buf = this.#at(i);
+    try {
+      return entryLength(buf, this.#starts[i] as number, this.#ends[i] as number);
+    } catch (error) {
+      throw toProviderError(error, this.#context);
+    }
   }
 
   /** Decodes entry `i` (each call decodes again). A malformed entry is a ProviderError. */
   entry(i: number): LdapEntry {
     const buf = this.#at(i);
     try {
-      return decodeEntry(buf, this.#starts[i] as number, this.#binary);
+      return decodeEntry(buf, this.#starts[i] as number, this.#ends[i] as number, this.#binary);
     } catch (error) {
       throw toProviderError(error, this.#context);
     }
@@ -126,6 +142,10 @@ async function* pagedRequests<P>(
   const pageSize = options.pageSize ?? defaultPageSize;
   const binary = options.binaryAttributes?.length ? new Set(options.binaryAttributes.map((a) => a.toLowerCase())) : undefined;
   const context: LdapErrorContext = { url: connection.url, operation: 'search', base: options.base };
+  const timeLimit = options.timeLimitSeconds ?? defaultTimeLimitSeconds;
+  // A page holds at most the page size (RFC 2696), an unpaged answer at most the size limit.
+  const bounds = [pageSize, options.sizeLimit ?? 0].filter((n) => n > 0);
+  const maxEntries = bounds.length > 0 ? Math.min(...bounds) : undefined;
   let cookie: Buffer | undefined;
   for (;;) {
     const controls = [...(options.controls ?? [])];
@@ -145,8 +165,10 @@ async function* pagedRequests<P>(
         attributes: options.attributes,
         binary,
         sizeLimit: options.sizeLimit,
-        timeLimitSeconds: options.timeLimitSeconds ?? defaultTimeLimitSeconds,
+        timeLimitSeconds: timeLimit,
         controls,
+        maxEntries,
+        deadlineMs: clientDeadlineMs(timeLimit),
         signal: options.signal,
       },
       context,
@@ -180,7 +202,7 @@ export async function* pagedSearchPages(connection: LdapConnection, options: Sea
 export async function* pagedSearchRawPages(connection: LdapConnection, options: SearchOptions): AsyncGenerator<RawSearchPage> {
   const pages = pagedRequests(connection, options, async (request, context): Promise<[RawEntries, LdapResponse]> => {
     const entries = new RawEntries(request.binary, context);
-    const response = await connection.searchRaw(request, (buf, opStart) => entries.add(buf, opStart));
+    const response = await connection.searchRaw(request, (buf, opStart, end) => entries.add(buf, opStart, end));
     return [entries, response];
   });
   for await (const [entries, response] of pages) yield { entries, response };
