@@ -5,11 +5,12 @@ import { dominoKind } from './domino/index.ts';
 import { genericLdapKind } from './ldap-generic/index.ts';
 import { entraIdKind } from './entra-id/index.ts';
 import { formatSettingsIssues } from './settings.ts';
-import type { Provider } from './types.ts';
+import type { Provider, ProviderOptions } from './types.ts';
 
 export * from './types.ts';
 export * from './errors.ts';
 export * as ldap from './ldap/index.ts';
+export * from './net/index.ts';
 export * from './ldap-generic/index.ts';
 export * from './entra-id/index.ts';
 export * from './active-directory/index.ts';
@@ -22,8 +23,11 @@ export interface ProviderKind<Settings> {
   readonly description: string;
   /** Validates (and fills defaults of) the settings stored for an integration of this kind. */
   readonly settingsSchema: z.ZodType<Settings>;
-  /** Builds a provider from validated settings and the decrypted secret (bind password, key). */
-  create(settings: Settings, secret: string | undefined): Provider;
+  /**
+   * Builds a provider from validated settings and the decrypted secret (bind password, key);
+   * `options.destinations` bounds where it may connect (default: the strict policy).
+   */
+  create(settings: Settings, secret: string | undefined, options?: ProviderOptions): Provider;
 }
 
 /** Every provider kind dirsync can sync from, by kind name (the `integrations.kind` column). */
@@ -62,9 +66,11 @@ export function validateSettings(kind: string, settings: unknown): SettingsValid
 
 /**
  * Builds the provider for an integration from its stored settings JSON and decrypted secret.
- * Throws {@link ConfigError} listing every problem when the settings are invalid.
+ * `options.destinations` is where it may connect: the strict policy (public addresses only)
+ * unless the platform passes its own. Throws {@link ConfigError} listing every problem when the
+ * settings are invalid.
  */
-export function createProvider(kind: string, settings: unknown, secret: string | undefined): Provider {
+export function createProvider(kind: string, settings: unknown, secret: string | undefined, options: ProviderOptions = {}): Provider {
   if (!isProviderKind(kind)) {
     throw new ConfigError(`unknown provider kind "${kind}" (known: ${Object.keys(providerKinds).join(', ')})`);
   }
@@ -74,5 +80,5 @@ export function createProvider(kind: string, settings: unknown, secret: string |
   if (!parsed.success) {
     throw new ConfigError(`invalid ${kind} settings: ${formatSettingsIssues(parsed.error).join('; ')}`);
   }
-  return entry.create(parsed.data, secret);
+  return entry.create(parsed.data, secret, options);
 }

@@ -1,3 +1,4 @@
+import type { DestinationPolicy } from './net/destination.ts';
 /** A JSON value as stored in PostgreSQL `jsonb`. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
@@ -88,4 +89,13 @@ export interface Provider<S = unknown> {
   /** Pure: source entry → canonical object. */
   map(entry: S): MapResult;
   close(): Promise<void>;
+}
+
+/** What the platform decides for every provider it builds, beside settings and secret. */
+export interface ProviderOptions {
+  /**
+   * Where the provider may open connections (checked on every resolved address at connect
+   * time). Default: `DestinationPolicy.strict()`, public addresses only.
+   */
+  readonly destinations?: DestinationPolicy | undefined;
 }

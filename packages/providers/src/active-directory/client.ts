@@ -1,5 +1,6 @@
 import { AndFilter, Control, type Filter } from 'ldapts';
 import { ConfigError, ProviderError } from '../errors.ts';
+import type { DestinationPolicy } from '../net/destination.ts';
 import { connectForCheck, describeError } from '../ldap/check.ts';
 import { LdapConnection } from '../ldap/connection.ts';
 import { DirSyncFlags, dirSyncControl, dirSyncOid, extendedDnControl } from '../ldap/controls.ts';
@@ -12,16 +13,17 @@ import type { ConnectionCheck, ConnectionReport } from '../types.ts';
 import type { ActiveDirectorySettings, AdObjectType } from './config.ts';
 import { adBinaryAttributes, adContactAttributes, adGroupAttributes, adUserAttributes, formatGuid } from './map.ts';
 
-/** Opens a connection secured and bound as the settings say. */
+/** Opens a connection secured and bound as the settings say, where `destinations` allows. */
 export async function openAdConnection(
   settings: ActiveDirectorySettings,
   password: string | undefined,
   signal?: AbortSignal,
+  destinations?: DestinationPolicy,
 ): Promise<LdapConnection> {
   if (password === undefined || password === '') {
     throw new ConfigError(`no bind password is stored for ${settings.bindDn}; set the integration's password`);
   }
-  return LdapConnection.open(connectOptionsOf(settings, password, signal));
+  return LdapConnection.open(connectOptionsOf(settings, password, signal, destinations));
 }
 
 /** What a delta needs to know about the DC answering, read before every fetch. */
@@ -203,8 +205,9 @@ export async function testAdConnection(
   settings: ActiveDirectorySettings,
   password: string | undefined,
   signal?: AbortSignal,
+  destinations?: DestinationPolicy,
 ): Promise<ConnectionReport> {
-  const { connection, checks } = await connectForCheck(settings, password, signal);
+  const { connection, checks } = await connectForCheck(settings, password, signal, destinations);
   if (!connection) return { ok: false, checks };
   const guard = async (name: string, run: () => Promise<ConnectionCheck | ConnectionCheck[]>) => {
     try {

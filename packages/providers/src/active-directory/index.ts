@@ -1,5 +1,6 @@
 import type { LdapConnection } from '../ldap/connection.ts';
-import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider } from '../types.ts';
+import { DestinationPolicy } from '../net/destination.ts';
+import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
 import { openAdConnection, testAdConnection } from './client.ts';
 import { type ActiveDirectorySettings, activeDirectorySettingsSchema } from './config.ts';
 import { fetchAllWithDirSync, fetchChangesWithDirSync } from './dirsync.ts';
@@ -27,15 +28,17 @@ export class ActiveDirectoryProvider implements Provider<AdEntry> {
   private readonly settings: ActiveDirectorySettings;
   // An ES private field: never serialised or shown by util.inspect, unlike a TS `private`.
   readonly #password: string | undefined;
+  readonly #destinations: DestinationPolicy;
   private readonly open = new Set<LdapConnection>();
 
-  constructor(settings: ActiveDirectorySettings, password: string | undefined) {
+  constructor(settings: ActiveDirectorySettings, password: string | undefined, options: ProviderOptions = {}) {
     this.settings = settings;
     this.#password = password;
+    this.#destinations = options.destinations ?? DestinationPolicy.strict();
   }
 
   testConnection(signal?: AbortSignal): Promise<ConnectionReport> {
-    return testAdConnection(this.settings, this.#password, signal);
+    return testAdConnection(this.settings, this.#password, signal, this.#destinations);
   }
 
   async *fetchFull(signal: AbortSignal): AsyncIterable<FetchPage<AdEntry>> {
@@ -71,7 +74,7 @@ export class ActiveDirectoryProvider implements Provider<AdEntry> {
   }
 
   private async connect(signal: AbortSignal): Promise<LdapConnection> {
-    const connection = await openAdConnection(this.settings, this.#password, signal);
+    const connection = await openAdConnection(this.settings, this.#password, signal, this.#destinations);
     this.open.add(connection);
     return connection;
   }
@@ -83,8 +86,8 @@ export class ActiveDirectoryProvider implements Provider<AdEntry> {
 }
 
 /** Validates nothing: `settings` must come from {@link activeDirectorySettingsSchema}. */
-export function createActiveDirectoryProvider(settings: ActiveDirectorySettings, password: string | undefined): ActiveDirectoryProvider {
-  return new ActiveDirectoryProvider(settings, password);
+export function createActiveDirectoryProvider(settings: ActiveDirectorySettings, password: string | undefined, options: ProviderOptions = {}): ActiveDirectoryProvider {
+  return new ActiveDirectoryProvider(settings, password, options);
 }
 
 /** The `active_directory` entry of the provider kind registry. */

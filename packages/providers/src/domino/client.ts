@@ -1,4 +1,5 @@
 import { ConfigError, ProviderError } from '../errors.ts';
+import type { DestinationPolicy } from '../net/destination.ts';
 import { connectForCheck, describeError } from '../ldap/check.ts';
 import { LdapConnection } from '../ldap/connection.ts';
 import { ldapResultCode } from '../ldap/errors.ts';
@@ -10,12 +11,17 @@ import type { ConnectionCheck, ConnectionReport } from '../types.ts';
 import type { DominoSettings } from './config.ts';
 import { dominoGroupAttributes, dominoPersonAttributes, dominoUnidOf } from './map.ts';
 
-/** Opens a connection secured and bound as the settings say. */
-export async function openDominoConnection(settings: DominoSettings, password: string | undefined, signal?: AbortSignal): Promise<LdapConnection> {
+/** Opens a connection secured and bound as the settings say, where `destinations` allows. */
+export async function openDominoConnection(
+  settings: DominoSettings,
+  password: string | undefined,
+  signal?: AbortSignal,
+  destinations?: DestinationPolicy,
+): Promise<LdapConnection> {
   if (password === undefined || password === '') {
     throw new ConfigError(`no bind password is stored for ${settings.bindDn}; set the integration's password`);
   }
-  return LdapConnection.open(connectOptionsOf(settings, password, signal));
+  return LdapConnection.open(connectOptionsOf(settings, password, signal, destinations));
 }
 
 /** Search options for people (`type: 'user'`) or groups under `base`, optionally narrowed. */
@@ -159,8 +165,13 @@ function filterText(options: SearchOptions): string {
  * account sees under each base (read the way a sync reads, splitting when the server caps
  * answers), and how deltas will find changes. Never throws for directory problems.
  */
-export async function testDominoConnection(settings: DominoSettings, password: string | undefined, signal?: AbortSignal): Promise<ConnectionReport> {
-  const { connection, checks } = await connectForCheck(settings, password, signal);
+export async function testDominoConnection(
+  settings: DominoSettings,
+  password: string | undefined,
+  signal?: AbortSignal,
+  destinations?: DestinationPolicy,
+): Promise<ConnectionReport> {
+  const { connection, checks } = await connectForCheck(settings, password, signal, destinations);
   if (!connection) return { ok: false, checks };
   try {
     const reader = new DominoReader(connection, settings, signal);

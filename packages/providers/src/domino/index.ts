@@ -1,5 +1,6 @@
 import type { LdapConnection } from '../ldap/connection.ts';
-import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider } from '../types.ts';
+import { DestinationPolicy } from '../net/destination.ts';
+import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
 import { openDominoConnection, testDominoConnection } from './client.ts';
 import { type DominoSettings, dominoSettingsSchema } from './config.ts';
 import { fetchAllDominoEntries, fetchDominoChanges, parseDominoCursor } from './fetch.ts';
@@ -24,15 +25,17 @@ export class DominoProvider implements Provider<DominoEntry> {
   private readonly settings: DominoSettings;
   // An ES private field: never serialised or shown by util.inspect, unlike a TS `private`.
   readonly #password: string | undefined;
+  readonly #destinations: DestinationPolicy;
   private readonly open = new Set<LdapConnection>();
 
-  constructor(settings: DominoSettings, password: string | undefined) {
+  constructor(settings: DominoSettings, password: string | undefined, options: ProviderOptions = {}) {
     this.settings = settings;
     this.#password = password;
+    this.#destinations = options.destinations ?? DestinationPolicy.strict();
   }
 
   testConnection(signal?: AbortSignal): Promise<ConnectionReport> {
-    return testDominoConnection(this.settings, this.#password, signal);
+    return testDominoConnection(this.settings, this.#password, signal, this.#destinations);
   }
 
   async *fetchFull(signal: AbortSignal): AsyncIterable<FetchPage<DominoEntry>> {
@@ -66,7 +69,7 @@ export class DominoProvider implements Provider<DominoEntry> {
   }
 
   private async connect(signal: AbortSignal): Promise<LdapConnection> {
-    const connection = await openDominoConnection(this.settings, this.#password, signal);
+    const connection = await openDominoConnection(this.settings, this.#password, signal, this.#destinations);
     this.open.add(connection);
     return connection;
   }
@@ -78,8 +81,8 @@ export class DominoProvider implements Provider<DominoEntry> {
 }
 
 /** Validates nothing: `settings` must come from {@link dominoSettingsSchema}. */
-export function createDominoProvider(settings: DominoSettings, password: string | undefined): DominoProvider {
-  return new DominoProvider(settings, password);
+export function createDominoProvider(settings: DominoSettings, password: string | undefined, options: ProviderOptions = {}): DominoProvider {
+  return new DominoProvider(settings, password, options);
 }
 
 /** The `domino` entry of the provider kind registry. */

@@ -1,4 +1,6 @@
 import { ConfigError, ProviderError } from '../errors.ts';
+import { destinationCheck } from '../ldap/check.ts';
+import type { DestinationPolicy } from '../net/destination.ts';
 import { type LdapConnectOptions, LdapConnection, parseLdapUrl } from '../ldap/connection.ts';
 import { andFilters, objectClassFilter } from '../ldap/filter.ts';
 import { type SearchOptions, pagedSearch } from '../ldap/search.ts';
@@ -6,19 +8,25 @@ import type { ConnectionCheck, ConnectionReport } from '../types.ts';
 import { type GenericLdapSettings, effectiveTlsMode } from './config.ts';
 import { groupAttributes, userAttributes } from './map.ts';
 
-/** Opens a connection secured and bound as the settings say. */
+/** Opens a connection secured and bound as the settings say, where `destinations` allows. */
 export async function openConnection(
   settings: GenericLdapSettings,
   password: string | undefined,
   signal?: AbortSignal,
+  destinations?: DestinationPolicy,
 ): Promise<LdapConnection> {
   if (password === undefined || password === '') {
     throw new ConfigError(`no bind password is stored for ${settings.bindDn}; set the integration's password`);
   }
-  return LdapConnection.open(connectOptions(settings, password, signal));
+  return LdapConnection.open(connectOptions(settings, password, signal, destinations));
 }
 
-function connectOptions(settings: GenericLdapSettings, password: string | undefined, signal: AbortSignal | undefined): LdapConnectOptions {
+function connectOptions(
+  settings: GenericLdapSettings,
+  password: string | undefined,
+  signal: AbortSignal | undefined,
+  destinations: DestinationPolicy | undefined,
+): LdapConnectOptions {
   return {
     url: settings.url,
     tls: {
@@ -32,6 +40,7 @@ function connectOptions(settings: GenericLdapSettings, password: string | undefi
     connectTimeoutMs: settings.timeouts.connectMs,
     operationTimeoutMs: settings.timeouts.operationMs,
     signal,
+    ...(destinations ? { destinations } : {}),
   };
 }
 
@@ -93,6 +102,7 @@ export async function testGenericLdapConnection(
   settings: GenericLdapSettings,
   password: string | undefined,
   signal?: AbortSignal,
+  destinations?: DestinationPolicy,
 ): Promise<ConnectionReport> {
   const checks: ConnectionCheck[] = [];
   const target = parseLdapUrl(settings.url);
@@ -100,13 +110,13 @@ export async function testGenericLdapConnection(
   if (password === undefined || password === '') {
     // Still worth knowing whether the server and TLS work: connect without binding.
     try {
-      const anonymous = await LdapConnection.open({ ...connectOptions(settings, undefined, signal), bindDn: undefined });
+      const anonymous = await LdapConnection.open({ ...connectOptions(settings, undefined, signal, destinations), bindDn: undefined });
       checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
       checks.push(tlsCheck(mode, settings, anonymous.tlsInUse));
       await anonymous.close();
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      checks.push({ name: 'connect', ok: false, detail: describe(error) });
+      checks.push(destinationCheck(error) ?? { name: 'connect', ok: false, detail: describe(error) });
       return { ok: false, checks };
     }
     checks.push({ name: 'bind', ok: false, detail: `no bind password is stored for ${settings.bindDn}` });
@@ -114,10 +124,13 @@ export async function testGenericLdapConnection(
   }
   let connection: LdapConnection;
   try {
-    connection = await openConnection(settings, password, signal);
+    connection = await openConnection(settings, password, signal, destinations);
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
-    if (error instanceof ProviderError && error.code === 'auth') {
+    const refused = destinationCheck(error);
+    if (refused) {
+      checks.push(refused);
+    } else if (error instanceof ProviderError && error.code === 'auth') {
       // Bind comes after connect and TLS, so both worked.
       checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
       checks.push(tlsCheck(mode, settings));

@@ -1,5 +1,6 @@
 import type { LdapConnection } from '../ldap/connection.ts';
-import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider } from '../types.ts';
+import { DestinationPolicy } from '../net/destination.ts';
+import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
 import { openConnection, testGenericLdapConnection } from './client.ts';
 import { type GenericLdapSettings, genericLdapSettingsSchema } from './config.ts';
 import { fetchAllEntries, fetchChangedEntries, parseCursor } from './fetch.ts';
@@ -22,17 +23,19 @@ export class GenericLdapProvider implements Provider<GenericLdapEntry> {
   private readonly settings: GenericLdapSettings;
   // An ES private field: never serialised or shown by util.inspect, unlike a TS `private`.
   readonly #password: string | undefined;
+  readonly #destinations: DestinationPolicy;
   private readonly mapOptions: GenericLdapMapOptions;
   private readonly open = new Set<LdapConnection>();
 
-  constructor(settings: GenericLdapSettings, password: string | undefined) {
+  constructor(settings: GenericLdapSettings, password: string | undefined, options: ProviderOptions = {}) {
     this.settings = settings;
     this.#password = password;
+    this.#destinations = options.destinations ?? DestinationPolicy.strict();
     this.mapOptions = { memberAttributes: settings.groups.memberAttributes };
   }
 
   testConnection(signal?: AbortSignal): Promise<ConnectionReport> {
-    return testGenericLdapConnection(this.settings, this.#password, signal);
+    return testGenericLdapConnection(this.settings, this.#password, signal, this.#destinations);
   }
 
   async *fetchFull(signal: AbortSignal): AsyncIterable<FetchPage<GenericLdapEntry>> {
@@ -66,7 +69,7 @@ export class GenericLdapProvider implements Provider<GenericLdapEntry> {
   }
 
   private async connect(signal: AbortSignal): Promise<LdapConnection> {
-    const connection = await openConnection(this.settings, this.#password, signal);
+    const connection = await openConnection(this.settings, this.#password, signal, this.#destinations);
     this.open.add(connection);
     return connection;
   }
@@ -78,8 +81,8 @@ export class GenericLdapProvider implements Provider<GenericLdapEntry> {
 }
 
 /** Validates nothing: `settings` must come from {@link genericLdapSettingsSchema}. */
-export function createGenericLdapProvider(settings: GenericLdapSettings, password: string | undefined): GenericLdapProvider {
-  return new GenericLdapProvider(settings, password);
+export function createGenericLdapProvider(settings: GenericLdapSettings, password: string | undefined, options: ProviderOptions = {}): GenericLdapProvider {
+  return new GenericLdapProvider(settings, password, options);
 }
 
 /** The `ldap` entry of the provider kind registry. */

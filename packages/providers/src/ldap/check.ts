@@ -1,4 +1,5 @@
 import { ConfigError, ProviderError } from '../errors.ts';
+import { type DestinationPolicy, DestinationRefusedError, UnexpectedPeerError } from '../net/destination.ts';
 import type { ConnectionCheck } from '../types.ts';
 import { LdapConnection, parseLdapUrl } from './connection.ts';
 import { type LdapConnectionSettings, connectOptionsOf, tlsModeOf } from './settings.ts';
@@ -11,6 +12,17 @@ export function describeError(error: unknown): string {
 // The layer words every TLS failure this way (see errors.ts and connection.ts).
 function isTlsProblem(error: unknown): boolean {
   return error instanceof ConfigError && /^TLS |refused StartTLS|during the TLS handshake/.test(error.message);
+}
+
+/**
+ * The `destination` line of a connection the destination policy refused (the address is not
+ * allowed, or the peer did not answer as LDAP): nothing was sent, so no later line applies.
+ */
+export function destinationCheck(error: unknown): ConnectionCheck | undefined {
+  if (error instanceof DestinationRefusedError || error instanceof UnexpectedPeerError) {
+    return { name: 'destination', ok: false, detail: `refused: ${error.message}` };
+  }
+  return undefined;
 }
 
 /** The `tls` line: how the connection is secured and against what the certificate was verified. */
@@ -41,32 +53,36 @@ export async function connectForCheck(
   settings: LdapConnectionSettings,
   password: string | undefined,
   signal?: AbortSignal,
+  destinations?: DestinationPolicy,
 ): Promise<CheckedConnection> {
   const checks: ConnectionCheck[] = [];
   const target = parseLdapUrl(settings.url).normalized;
   if (password === undefined || password === '') {
     try {
-      const anonymous = await LdapConnection.open({ ...connectOptionsOf(settings, undefined, signal), bindDn: undefined });
+      const anonymous = await LdapConnection.open({ ...connectOptionsOf(settings, undefined, signal, destinations), bindDn: undefined });
       checks.push({ name: 'connect', ok: true, detail: `connected to ${target}` });
       checks.push(tlsCheck(settings, anonymous.tlsInUse));
       await anonymous.close();
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      checks.push({ name: 'connect', ok: false, detail: describeError(error) });
+      checks.push(destinationCheck(error) ?? { name: 'connect', ok: false, detail: describeError(error) });
       return { connection: undefined, checks };
     }
     checks.push({ name: 'bind', ok: false, detail: `no bind password is stored for ${settings.bindDn}` });
     return { connection: undefined, checks };
   }
   try {
-    const connection = await LdapConnection.open(connectOptionsOf(settings, password, signal));
+    const connection = await LdapConnection.open(connectOptionsOf(settings, password, signal, destinations));
     checks.push({ name: 'connect', ok: true, detail: `connected to ${target}` });
     checks.push(tlsCheck(settings, connection.tlsInUse));
     checks.push({ name: 'bind', ok: true, detail: `bound as ${settings.bindDn}` });
     return { connection, checks };
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
-    if (error instanceof ProviderError && error.code === 'auth') {
+    const refused = destinationCheck(error);
+    if (refused) {
+      checks.push(refused);
+    } else if (error instanceof ProviderError && error.code === 'auth') {
       // Bind comes after connect and TLS, so both worked.
       checks.push({ name: 'connect', ok: true, detail: `connected to ${target}` });
       checks.push(tlsCheck(settings));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { DestinationPolicy } from '../net/destination.ts';
 import type { LdapConnectOptions } from './connection.ts';
 import { parseLdapUrl } from './connection.ts';
 import { isDnWithin, normalizeDn, parseDn } from './dn.ts';
@@ -130,11 +131,12 @@ export function tlsModeOf(settings: Pick<LdapConnectionSettings, 'url' | 'tls'>)
   return settings.tls.mode ?? (parseLdapUrl(settings.url).secure ? 'ldaps' : 'starttls');
 }
 
-/** Connection options from validated settings. */
+/** Connection options from validated settings, going only where `destinations` allows (default: the strict policy). */
 export function connectOptionsOf(
   settings: LdapConnectionSettings,
   password: string | undefined,
   signal: AbortSignal | undefined,
+  destinations?: DestinationPolicy,
 ): LdapConnectOptions {
   return {
     url: settings.url,
@@ -149,5 +151,6 @@ export function connectOptionsOf(
     connectTimeoutMs: settings.timeouts.connectMs,
     operationTimeoutMs: settings.timeouts.operationMs,
     signal,
+    ...(destinations ? { destinations } : {}),
   };
 }
