@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { parseCidrList } from '@dirsync/providers';
 
 const cronish = z.string().trim().min(1);
 
@@ -49,6 +50,20 @@ export const configSchema = z.object({
   DIRSYNC_CONTROL_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
   /** Port of a worker's /healthz, /readyz and /metrics; 0 serves none. */
   DIRSYNC_METRICS_PORT: z.coerce.number().int().min(0, 'DIRSYNC_METRICS_PORT must be 0–65535').max(65535, 'DIRSYNC_METRICS_PORT must be 0–65535').default(9464),
+  /**
+   * Networks where customers' directories may be reached although the addresses are private,
+   * loopback or link-local (a VPN, a private link): comma-separated CIDRs. Everything else but
+   * public addresses is refused, and the platform's own Redis and PostgreSQL always are.
+   */
+  DIRSYNC_ALLOWED_NETWORKS: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      const parsed = parseCidrList(value ?? '');
+      if (parsed.ok) return parsed.networks;
+      for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: `DIRSYNC_ALLOWED_NETWORKS: ${problem}` });
+      return z.NEVER;
+    }),
 });
 
 /** Parsed configuration. */

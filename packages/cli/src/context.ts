@@ -1,5 +1,6 @@
 import { close, connect, createKeyRing, type Db, type KeyRing } from '@dirsync/db';
 import { createEnqueueClient, type EnqueueClient } from '@dirsync/jobs';
+import { DestinationPolicy, platformEndpointsOf } from '@dirsync/providers';
 import pino, { type Logger } from 'pino';
 import { loadConfig, type Config } from './config.ts';
 import { UserError } from './errors.ts';
@@ -13,6 +14,11 @@ export interface Context {
   db(): Db;
   keyRing(): KeyRing;
   enqueue(): EnqueueClient;
+  /**
+   * Where this process may connect to customers' systems: public addresses, the networks of
+   * DIRSYNC_ALLOWED_NETWORKS, never this installation's own Redis and PostgreSQL.
+   */
+  destinations(): DestinationPolicy;
   logger(name: string): Logger;
   close(): Promise<void>;
 }
@@ -23,6 +29,7 @@ export function createContext(env: Record<string, string | undefined> = process.
   let db: Db | undefined;
   let ring: KeyRing | undefined;
   let enqueue: EnqueueClient | undefined;
+  let destinations: DestinationPolicy | undefined;
   const root = pino({
     level: config.LOG_LEVEL,
     // Secrets never reach the logs, even when an object carrying one is logged by mistake.
@@ -44,6 +51,13 @@ export function createContext(env: Record<string, string | undefined> = process.
     enqueue() {
       enqueue ??= createEnqueueClient({ connection: config.REDIS_URL, prefix: config.DIRSYNC_QUEUE_PREFIX });
       return enqueue;
+    },
+    destinations() {
+      destinations ??= new DestinationPolicy({
+        allowedNetworks: config.DIRSYNC_ALLOWED_NETWORKS,
+        platformEndpoints: platformEndpointsOf({ redisUrl: config.REDIS_URL, databaseUrl: config.DATABASE_URL }),
+      });
+      return destinations;
     },
     logger(name) {
       return root.child({ component: name });

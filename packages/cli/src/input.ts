@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { unsafeSecretProblem } from '@dirsync/providers';
 import { UserError } from './errors.ts';
 
 /** Reads all of standard input (for `--password-stdin`), without the trailing newline. */
@@ -39,6 +40,8 @@ export interface SecretSources {
 export async function readSecret(sources: SecretSources): Promise<string> {
   const secret = sources.stdin ? await readStdin() : sources.env ?? (sources.prompt ? await promptSecret(sources.prompt) : undefined);
   if (secret === undefined || secret.length === 0) throw new UserError('the password is empty');
+  const problem = unsafeSecretProblem(secret, 'the password');
+  if (problem !== undefined) throw new UserError(problem);
   return secret;
 }
 

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type SharedSamba, type TestCertificates, addAdUser, createTestCertificates, sambaPassword, sharedSamba } from '@dirsync/testkit';
+import { type SharedSamba, type TestCertificates, addAdUser, createTestCertificates, sambaPassword, sharedSamba, testDestinations } from '@dirsync/testkit';
 import { AuthError, ConfigError } from '../src/errors.ts';
 import { type ActiveDirectorySettingsInput, createProvider } from '../src/index.ts';
 import type { ConnectionReport } from '../src/types.ts';
@@ -47,7 +47,7 @@ function settings(change: Partial<ActiveDirectorySettingsInput> = {}): ActiveDir
 }
 
 async function testConnection(change: Partial<ActiveDirectorySettingsInput> = {}, password = dc.reader.password): Promise<ConnectionReport> {
-  const provider = createProvider('active_directory', settings(change), password);
+  const provider = createProvider('active_directory', settings(change), password, { destinations: testDestinations });
   try {
     return await provider.testConnection(AbortSignal.timeout(60_000));
   } finally {
@@ -132,7 +132,7 @@ describe('Active Directory Test Connection', () => {
 
 describe('Active Directory connection errors during a sync', () => {
   it('fails a fetch with a non-retryable AuthError naming the account, never the password', async () => {
-    const provider = createProvider('active_directory', settings(), 'Wrong-Passw0rd!');
+    const provider = createProvider('active_directory', settings(), 'Wrong-Passw0rd!', { destinations: testDestinations });
     try {
       const pages = provider.fetchFull(AbortSignal.timeout(30_000))[Symbol.asyncIterator]();
       const error = await pages.next().catch((e: unknown) => e);
@@ -146,7 +146,7 @@ describe('Active Directory connection errors during a sync', () => {
   });
 
   it('fails a fetch with a ConfigError when the CA is wrong', async () => {
-    const provider = createProvider('active_directory', settings({ tls: { caPem: other.caPem, serverName: dc.dnsHostName } }), dc.reader.password);
+    const provider = createProvider('active_directory', settings({ tls: { caPem: other.caPem, serverName: dc.dnsHostName } }), dc.reader.password, { destinations: testDestinations });
     try {
       const error = await provider.fetchFull(AbortSignal.timeout(30_000))[Symbol.asyncIterator]().next().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);

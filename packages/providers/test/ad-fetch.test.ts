@@ -1,5 +1,5 @@
 import { Attribute, Change, type Client } from 'ldapts';
-import { type SharedSamba, addAdContact, addAdGroup, addAdOu, addAdUser, adNames, sharedSamba } from '@dirsync/testkit';
+import { type SharedSamba, addAdContact, addAdGroup, addAdOu, addAdUser, adNames, sharedSamba, testDestinations } from '@dirsync/testkit';
 import { CursorRejectedError } from '../src/errors.ts';
 import { type ActiveDirectorySettingsInput, type CanonicalObject, type Cursor, type Provider, createProvider } from '../src/index.ts';
 
@@ -53,7 +53,7 @@ async function drain(provider: Provider, pages: AsyncIterable<{ entries: readonl
 }
 
 async function withProvider<T>(change: Partial<ActiveDirectorySettingsInput>, run: (provider: Provider) => Promise<T>): Promise<T> {
-  const provider = createProvider('active_directory', settings(change), dc.reader.password);
+  const provider = createProvider('active_directory', settings(change), dc.reader.password, { destinations: testDestinations });
   try {
     return await run(provider);
   } finally {
@@ -280,7 +280,7 @@ describe('cursors that cannot be continued', () => {
     ['another scope', { objectTypes: ['user'] as ('user')[] }, /base DNs, filters or object types changed/],
     ['another delta method', { objectTypes: ['contact'] as ('contact')[], deltaMethod: 'dirsync' as const }, /delta method changed from "usn" to "dirsync"/],
   ])('rejects %s before connecting', async (_name, change, reason) => {
-    const provider = createProvider('active_directory', settings({ ...change, url: 'ldaps://127.0.0.1:1' }), 'x');
+    const provider = createProvider('active_directory', settings({ ...change, url: 'ldaps://127.0.0.1:1' }), 'x', { destinations: testDestinations });
     try {
       const error = await drain(provider, provider.fetchDelta(cursor, AbortSignal.timeout(5_000))).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(CursorRejectedError);

@@ -1,5 +1,5 @@
 import { Attribute, Change } from 'ldapts';
-import { type DominoDirectorySpec, type DominoServer, dominoNames, dominoUnid, startDomino } from '@dirsync/testkit';
+import { type DominoDirectorySpec, type DominoServer, dominoNames, dominoUnid, startDomino, testDestinations } from '@dirsync/testkit';
 import { ConfigError, CursorRejectedError } from '../src/errors.ts';
 import { type CanonicalObject, type ConnectionReport, type Cursor, type DominoSettingsInput, type Provider, createProvider } from '../src/index.ts';
 
@@ -41,7 +41,7 @@ interface Fetched {
 }
 
 async function withProvider<T>(server: DominoServer, change: Partial<DominoSettingsInput>, run: (p: Provider) => Promise<T>): Promise<T> {
-  const provider = createProvider('domino', settings(server, change), server.readerPassword);
+  const provider = createProvider('domino', settings(server, change), server.readerPassword, { destinations: testDestinations });
   try {
     return await run(provider);
   } finally {

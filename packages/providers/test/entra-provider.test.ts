@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { type EmulatedTenantDirectory, type EntraEmulator, populateEntraTenant, startEntraEmulator } from '@dirsync/testkit';
+import { type EmulatedTenantDirectory, type EntraEmulator, populateEntraTenant, startEntraEmulator, testDestinations } from '@dirsync/testkit';
 import {
   AuthError,
   ConfigError,
@@ -61,6 +61,7 @@ function provider(tenantId: string, options: { tokenCache?: EntraTokenCache; pag
   return createEntraIdProvider(settings, encodeCertificateSecret({ clientId: appId, certificatePem: cert.certificatePem, privateKeyPem: cert.privateKeyPem }), {
     tokenCache: options.tokenCache ?? new EntraTokenCache(),
     sleep: recordWait,
+    destinations: testDestinations,
   });
 }
 
@@ -160,7 +161,7 @@ describe('tokens', () => {
       authorityHost: emulator.authorityHost,
       graphBaseUrl: emulator.graphBaseUrl,
     });
-    const untrusting = createEntraIdProvider(settings, encodeCertificateSecret({ clientId: appId, ...certificate }), { tokenCache: new EntraTokenCache() });
+    const untrusting = createEntraIdProvider(settings, encodeCertificateSecret({ clientId: appId, ...certificate }), { tokenCache: new EntraTokenCache(), destinations: testDestinations });
     const error = await untrusting.client.token().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/TLS verification of .* failed/);
@@ -359,11 +360,11 @@ describe('registry', () => {
     const legacy = emulator.registerApplication({ homeTenantId: tenant.tenantId, displayName: 'old sync app', clientSecret: 'legacy-secret-value-1' });
     tenant.addUser({ userPrincipalName: 'ann@contoso.example', displayName: 'Ann' });
     const settings = { tenantId: tenant.tenantId, legacyApp: { clientId: legacy.appId }, authorityHost: emulator.authorityHost, graphBaseUrl: emulator.graphBaseUrl, caPem: emulator.caPem };
-    const p = createProvider('entra_id', entraIdSettingsSchema.parse(settings), 'legacy-secret-value-1') as EntraIdProvider;
+    const p = createProvider('entra_id', entraIdSettingsSchema.parse(settings), 'legacy-secret-value-1', { destinations: testDestinations }) as EntraIdProvider;
     expect((await p.testConnection()).ok).toBe(true);
     expect((await collect(p, p.fetchFull(signal()))).users.size).toBe(1);
     await p.close();
-    const wrong = createProvider('entra_id', settings, 'not-the-secret') as EntraIdProvider;
+    const wrong = createProvider('entra_id', settings, 'not-the-secret', { destinations: testDestinations }) as EntraIdProvider;
     await expect(wrong.client.token()).rejects.toMatchObject({ problem: 'credential', message: expect.stringMatching(/AADSTS7000215/) });
     expect(() => createProvider('entra_id', { ...settings, legacyApp: undefined, connectorId: '3f1e2d3c-4b5a-4697-8877-665544332211' }, undefined)).toThrow(
       /loaded by the worker/,

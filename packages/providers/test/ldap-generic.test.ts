@@ -1,5 +1,5 @@
 import { Attribute, Change } from 'ldapts';
-import { type SlapdServer, groupDn, startSlapd, userDn } from '@dirsync/testkit';
+import { type SlapdServer, groupDn, startSlapd, testDestinations, userDn } from '@dirsync/testkit';
 import { AuthError, ConfigError, CursorRejectedError, UnavailableError } from '../src/errors.ts';
 import {
   type CanonicalObject,
@@ -30,7 +30,7 @@ function settings(overrides: Record<string, unknown> = {}): Record<string, unkno
 }
 
 function provider(overrides: Record<string, unknown> = {}, password: string | undefined = server.readerPassword): Provider<GenericLdapEntry> {
-  const p = createProvider('ldap', settings(overrides), password) as Provider<GenericLdapEntry>;
+  const p = createProvider('ldap', settings(overrides), password, { destinations: testDestinations }) as Provider<GenericLdapEntry>;
   providers.push(p);
   return p;
 }
@@ -216,7 +216,7 @@ describe('generic LDAP provider against slapd', () => {
     expect(refused.checks.find((c) => c.name === 'bind')).toMatchObject({ ok: false, detail: expect.stringContaining('invalid credentials') });
     expect(JSON.stringify(refused)).not.toContain('bad-password');
 
-    const withoutPassword = createProvider('ldap', settings(), undefined);
+    const withoutPassword = createProvider('ldap', settings(), undefined, { destinations: testDestinations });
     providers.push(withoutPassword);
     const noPassword = await withoutPassword.testConnection();
     expect(noPassword.checks.map((c) => [c.name, c.ok])).toEqual([

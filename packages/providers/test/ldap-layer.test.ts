@@ -1,5 +1,5 @@
 import { Attribute, Change } from 'ldapts';
-import { type SlapdServer, startSlapd, userDn } from '@dirsync/testkit';
+import { type SlapdServer, startSlapd, testDestinations, userDn } from '@dirsync/testkit';
 import { AuthError, ConfigError, UnavailableError } from '../src/errors.ts';
 import {
   type LdapConnectOptions,
@@ -23,6 +23,7 @@ function options(overrides: Partial<LdapConnectOptions> = {}): LdapConnectOption
     tls: { mode: 'none', allowInsecure: true },
     bindDn: server.readerDn,
     password: server.readerPassword,
+    destinations: testDestinations,
     ...overrides,
   };
 }

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type SlapdServer, type TestCertificates, createTestCertificates, startSlapd } from '@dirsync/testkit';
+import { type SlapdServer, type TestCertificates, createTestCertificates, startSlapd, testDestinations } from '@dirsync/testkit';
 import { ConfigError } from '../src/errors.ts';
 import { createProvider } from '../src/index.ts';
 import { LdapConnection, type LdapTlsOptions, readEntry } from '../src/ldap/index.ts';
@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 async function openWith(url: string, tls: LdapTlsOptions): Promise<LdapConnection> {
-  return LdapConnection.open({ url, tls, bindDn: server.readerDn, password: server.readerPassword, connectTimeoutMs: 5_000 });
+  return LdapConnection.open({ url, tls, bindDn: server.readerDn, password: server.readerPassword, connectTimeoutMs: 5_000, destinations: testDestinations });
 }
 
 describe('TLS', () => {
@@ -85,8 +85,8 @@ describe('TLS', () => {
       users: { baseDns: [`ou=people,${server.suffix}`] },
       groups: { baseDns: [`ou=groups,${server.suffix}`] },
     });
-    const good = createProvider('ldap', settings(server.tls?.caPem as string), server.readerPassword);
-    const bad = createProvider('ldap', settings(other.caPem), server.readerPassword);
+    const good = createProvider('ldap', settings(server.tls?.caPem as string), server.readerPassword, { destinations: testDestinations });
+    const bad = createProvider('ldap', settings(other.caPem), server.readerPassword, { destinations: testDestinations });
     try {
       const ok = await good.testConnection();
       expect(ok.ok).toBe(true);

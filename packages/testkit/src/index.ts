@@ -7,3 +7,4 @@ export * from './slapd.ts';
 export * from './samba.ts';
 export * from './entra/index.ts';
 export * from './domino.ts';
+export * from './destinations.ts';

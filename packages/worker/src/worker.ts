@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
 import { DEFAULT_QUEUE_PREFIX, SYNC_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
+import type { DestinationPolicy } from '@dirsync/providers';
 import { createControlWorker, type ControlWorker } from './control/index.ts';
 import { createEntraAwareProviderFactory, withConsentStatus } from './entra/index.ts';
 import type { LockTiming } from './lock.ts';
@@ -50,6 +51,12 @@ export interface CreateWorkerOptions {
   readonly controlConcurrency?: number | undefined;
   /** Records every finished sync job (see `createWorkerMetrics`). */
   readonly metrics?: WorkerMetrics | undefined;
+  /**
+   * Where this worker may connect when it reaches customers' systems (syncs, Test Connection,
+   * credential rotation). Default: the strict policy (public addresses only); the platform's
+   * allowed networks and own endpoints come from its configuration.
+   */
+  readonly destinations?: DestinationPolicy | undefined;
 }
 
 /** A running worker. */
@@ -74,7 +81,8 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
   // BullMQ needs `maxRetriesPerRequest: null` on worker connections (blocking commands).
   const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
   const logger = options.logger.child({ workerId: options.workerId });
-  const providerFactory = options.createProvider ?? createEntraAwareProviderFactory({ db: options.db, keyRing: options.keyRing });
+  const providerFactory =
+    options.createProvider ?? createEntraAwareProviderFactory({ db: options.db, keyRing: options.keyRing, destinations: options.destinations });
   const processor = createSyncProcessor({
     db: options.db,
     redis: connection,
@@ -100,7 +108,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
   const rotation =
     options.runRotations === false
       ? undefined
-      : createRotationWorker({ db: options.db, keyRing: options.keyRing, logger, connection, prefix, name: options.workerId });
+      : createRotationWorker({ db: options.db, keyRing: options.keyRing, logger, connection, prefix, name: options.workerId, destinations: options.destinations });
   options.metrics?.attach(worker);
   const control =
     options.controlConcurrency === 0
@@ -110,6 +118,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
           keyRing: options.keyRing,
           logger,
           createProvider: providerFactory,
+          destinations: options.destinations,
           redisUrl: options.redisUrl,
           prefix,
           concurrency: options.controlConcurrency,

@@ -196,7 +196,7 @@ export function formatConnectionReport(report: ConnectionReport): string {
  */
 export async function testIntegrationConnection(ctx: Context, integration: Integration, candidateSecret?: string): Promise<ConnectionReport> {
   // Entra ID integrations on a connector need its certificate: the worker's factory loads it.
-  const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing() });
+  const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() });
   const run = async (secret: string | undefined) => {
     const provider = await factory(integration.kind, integration.settings, secret);
     try {

@@ -32,6 +32,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           keyRing: ctx.keyRing(),
           logger,
           workerId: ctx.config.DIRSYNC_WORKER_ID,
+          destinations: ctx.destinations(),
           // The worker's default provider factory: the registry, plus connector certificates for Entra ID.
           metrics,
         });

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
 import { Agent, request as undiciRequest } from 'undici';
 import { AuthError, ConfigError, ProviderError, UnavailableError } from '../errors.ts';
+import { DestinationPolicy, checkedUndiciConnector, findDestinationRefusal } from '../net/destination.ts';
 import type { EntraIdSettings } from './config.ts';
 
 /** How an Entra app proves who it is: a certificate (connectors) or a client secret (legacy). */
@@ -46,11 +47,12 @@ export type GraphConnectionSettings = Pick<
 
 // ---- tokens ----
 
-function credentialKey(settings: GraphConnectionSettings, credential: EntraCredential): string {
+function credentialKey(settings: GraphConnectionSettings, credential: EntraCredential, destinations: DestinationPolicy): string {
   // The secret part is hashed so the key itself (a Map key) never holds it.
   const material = credential.kind === 'certificate' ? credential.certificatePem : credential.clientSecret;
   const fingerprint = createHash('sha256').update(material).digest('hex');
-  return [settings.authorityHost, settings.tenantId.toLowerCase(), credential.clientId.toLowerCase(), credential.kind, fingerprint, settings.caPem ?? ''].join('\n');
+  // A credential's connections pass the policy it was built with: another policy, another credential.
+  return [settings.authorityHost, settings.tenantId.toLowerCase(), credential.clientId.toLowerCase(), credential.kind, fingerprint, settings.caPem ?? '', destinations.id].join('\n');
 }
 
 /**
@@ -71,9 +73,12 @@ export class EntraTokenCache {
     return this.#entries.size;
   }
 
-  /** The credential for these settings, created on first use. */
-  credentialFor(settings: GraphConnectionSettings, credential: EntraCredential): TokenCredential {
-    const key = credentialKey(settings, credential);
+  /**
+   * The credential for these settings, created on first use; its token requests go only where
+   * `destinations` allows (default: the strict policy).
+   */
+  credentialFor(settings: GraphConnectionSettings, credential: EntraCredential, destinations: DestinationPolicy = DestinationPolicy.strict()): TokenCredential {
+    const key = credentialKey(settings, credential, destinations);
     const found = this.#entries.get(key);
     if (found) {
       // Least recently used goes first: re-insert to mark as used.
@@ -81,7 +86,7 @@ export class EntraTokenCache {
       this.#entries.set(key, found);
       return found;
     }
-    const created = createTokenCredential(settings, credential);
+    const created = createTokenCredential(settings, credential, destinations);
     this.#entries.set(key, created);
     if (this.#entries.size > this.#maxEntries) {
       const oldest = this.#entries.keys().next().value;
@@ -91,8 +96,8 @@ export class EntraTokenCache {
   }
 
   /** Forgets the credential (and its cached tokens), so the next token is requested anew. */
-  evict(settings: GraphConnectionSettings, credential: EntraCredential): void {
-    this.#entries.delete(credentialKey(settings, credential));
+  evict(settings: GraphConnectionSettings, credential: EntraCredential, destinations: DestinationPolicy = DestinationPolicy.strict()): void {
+    this.#entries.delete(credentialKey(settings, credential, destinations));
   }
 
   clear(): void {
@@ -103,14 +108,15 @@ export class EntraTokenCache {
 /** The process-wide token cache providers use unless given another. */
 export const sharedTokenCache = new EntraTokenCache();
 
-function createTokenCredential(settings: GraphConnectionSettings, credential: EntraCredential): TokenCredential {
+function createTokenCredential(settings: GraphConnectionSettings, credential: EntraCredential, destinations: DestinationPolicy): TokenCredential {
   const options = {
     authorityHost: settings.authorityHost,
     // Instance discovery asks Microsoft's public cloud about the authority; other hosts (national
     // clouds behind a proxy, the test emulator) are trusted as configured.
     disableInstanceDiscovery: settings.authorityHost !== 'https://login.microsoftonline.com',
-    // Trust of a private CA stays with this credential's own connections.
-    ...(settings.caPem === undefined ? {} : { tlsOptions: { ca: settings.caPem } }),
+    // Every token request (redirects included) connects through the policy; trust of a private
+    // CA stays with this credential's own connections.
+    agent: destinations.httpsAgent({ keepAlive: true, ...(settings.caPem === undefined ? {} : { ca: settings.caPem }) }),
   };
   try {
     if (credential.kind === 'certificate') {
@@ -166,8 +172,15 @@ const consentCodes = new Set(['unauthorized_client', 'consent_required', 'intera
  * Translates a token acquisition failure into a typed error. Refused consent or credentials are
  * not retried; an unreachable authority or a busy one is.
  */
-export async function mapTokenError(error: unknown, settings: GraphConnectionSettings, credential: EntraCredential): Promise<ProviderError> {
+export async function mapTokenError(
+  error: unknown,
+  settings: GraphConnectionSettings,
+  credential: EntraCredential,
+  destinations: DestinationPolicy = DestinationPolicy.strict(),
+): Promise<ProviderError> {
   if (error instanceof ProviderError) return error;
+  const refused = findDestinationRefusal(error);
+  if (refused) return refused;
   const failure = tokenFailure(error);
   const who = `app ${credential.clientId} in tenant ${settings.tenantId}`;
   if (failure) {
@@ -192,7 +205,7 @@ export async function mapTokenError(error: unknown, settings: GraphConnectionSet
   }
   // MSAL reports every transport failure as an endpoint resolution error; a probe of the
   // authority's metadata tells an untrusted certificate (settings) from an unreachable host.
-  const probe = await probeAuthority(settings);
+  const probe = await probeAuthority(settings, destinations);
   if (probe) return probe;
   return new UnavailableError(`could not get a token for ${who} from ${settings.authorityHost}: ${describeCause(error)}`);
 }
@@ -215,6 +228,8 @@ function errorCodeOf(error: unknown): string | undefined {
 
 /** Typed error for a transport failure: TLS verification → settings; anything else → unavailable. */
 export function transportError(error: unknown, target: string): ProviderError {
+  const refused = findDestinationRefusal(error);
+  if (refused) return refused;
   const code = errorCodeOf(error);
   if (code !== undefined && tlsCodes.has(code)) {
     return new ConfigError(`TLS verification of ${target} failed (${code}): trust its CA with the caPem setting`);
@@ -222,8 +237,12 @@ export function transportError(error: unknown, target: string): ProviderError {
   return new UnavailableError(`${target} is unreachable (${code ?? describeCause(error)})`);
 }
 
-async function probeAuthority(settings: GraphConnectionSettings): Promise<ProviderError | undefined> {
-  const agent = new Agent({ connect: settings.caPem === undefined ? {} : { ca: settings.caPem }, headersTimeout: 10_000, bodyTimeout: 10_000 });
+async function probeAuthority(settings: GraphConnectionSettings, destinations: DestinationPolicy): Promise<ProviderError | undefined> {
+  const agent = new Agent({
+    connect: checkedUndiciConnector(destinations, settings.caPem === undefined ? {} : { ca: settings.caPem }),
+    headersTimeout: 10_000,
+    bodyTimeout: 10_000,
+  });
   try {
     const url = `${settings.authorityHost}/${encodeURIComponent(settings.tenantId)}/v2.0/.well-known/openid-configuration`;
     const response = await undiciRequest(url, { dispatcher: agent, signal: AbortSignal.timeout(10_000) });
@@ -246,6 +265,8 @@ export interface GraphClientOptions {
   readonly tokenCache?: EntraTokenCache | undefined;
   /** Waits between retries; tests may shorten it. Rejects when `signal` aborts. */
   readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
+  /** Where token and Graph requests may connect (default: the strict policy). */
+  readonly destinations?: DestinationPolicy | undefined;
 }
 
 /** A Graph error answer: status, `error.code` and `error.message`. */
@@ -285,6 +306,9 @@ export class GraphClient {
   readonly #agent: Agent;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #origin: string;
+  readonly #destinations: DestinationPolicy;
+  /** The up-front check of the authority and Graph hosts, for a clear refusal before MSAL wraps it. */
+  #hostsChecked: Promise<void> | undefined;
   /** Total time spent waiting on throttling answers by this client. */
   throttledMs = 0;
   /** Number of throttling answers (429/503/504) this client waited out. */
@@ -295,8 +319,10 @@ export class GraphClient {
     this.#credential = credential;
     this.#tokens = options.tokenCache ?? sharedTokenCache;
     this.#origin = new URL(settings.graphBaseUrl).origin;
+    this.#destinations = options.destinations ?? DestinationPolicy.strict();
     this.#agent = new Agent({
-      connect: settings.caPem === undefined ? {} : { ca: settings.caPem },
+      // Checked at connect time on the resolved address, whatever was checked before.
+      connect: checkedUndiciConnector(this.#destinations, settings.caPem === undefined ? {} : { ca: settings.caPem }),
       headersTimeout: settings.requestTimeoutMs,
       bodyTimeout: settings.requestTimeoutMs,
       keepAliveTimeout: 30_000,
@@ -311,15 +337,34 @@ export class GraphClient {
 
   /** An access token for Graph (`{graphBaseUrl}/.default`), from the cache while it is valid. */
   async token(signal?: AbortSignal): Promise<string> {
-    const credential = this.#tokens.credentialFor(this.settings, this.#credential);
+    await this.checkHosts();
+    const credential = this.#tokens.credentialFor(this.settings, this.#credential, this.#destinations);
     try {
       const token = await credential.getToken(`${this.settings.graphBaseUrl}/.default`, signal ? { abortSignal: signal } : {});
       if (!token) throw new UnavailableError(`no token was returned by ${this.settings.authorityHost}`);
       return token.token;
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      throw await mapTokenError(error, this.settings, this.#credential);
+      throw await mapTokenError(error, this.settings, this.#credential, this.#destinations);
     }
+  }
+
+  /**
+   * Checks the authority and Graph hosts against the destination policy once, so a refused
+   * destination is reported as such. Connections are checked again when they are opened.
+   */
+  checkHosts(): Promise<void> {
+    this.#hostsChecked ??= (async () => {
+      for (const text of [this.settings.authorityHost, this.settings.graphBaseUrl]) {
+        const url = new URL(text);
+        const host = url.hostname.replace(/^\[|\]$/g, '');
+        await this.#destinations.check({ host, port: Number(url.port) || 443, label: url.origin });
+      }
+    })().catch((error: unknown) => {
+      this.#hostsChecked = undefined;
+      throw findDestinationRefusal(error) ?? transportError(error, this.settings.authorityHost);
+    });
+    return this.#hostsChecked;
   }
 
   /** GET a Graph URL (absolute, on the Graph origin) and parse its JSON. */
@@ -398,7 +443,7 @@ export class GraphClient {
       if (status === 401 && !tokenRenewed) {
         // A token expired or revoked between acquisition and use: one fresh token, then judge.
         tokenRenewed = true;
-        this.#tokens.evict(this.settings, this.#credential);
+        this.#tokens.evict(this.settings, this.#credential, this.#destinations);
         continue;
       }
       if (status === 401 || status === 403) {

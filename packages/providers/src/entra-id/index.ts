@@ -1,5 +1,6 @@
 import { ConfigError, ProviderError } from '../errors.ts';
-import type { ConnectionCheck, ConnectionReport, Cursor, FetchPage, MapResult, Provider } from '../types.ts';
+import { type DestinationPolicy, DestinationRefusedError } from '../net/destination.ts';
+import type { ConnectionCheck, ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
 import { type EntraCredential, EntraAuthError, type EntraTokenCache, GraphClient } from './client.ts';
 import { type EntraIdSettings, entraIdSettingsSchema } from './config.ts';
 import { fetchAllEntries, fetchChangedEntries, parseCursor } from './fetch.ts';
@@ -40,6 +41,8 @@ export interface EntraIdProviderOptions {
   readonly tokenCache?: EntraTokenCache | undefined;
   /** Waits between retries (tests shorten them). */
   readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
+  /** Where token and Graph requests may connect (default: the strict policy, public addresses only). */
+  readonly destinations?: DestinationPolicy | undefined;
 }
 
 /**
@@ -54,7 +57,7 @@ export class EntraIdProvider implements Provider<EntraEntry> {
 
   constructor(settings: EntraIdSettings, credential: EntraCredential, options: EntraIdProviderOptions = {}) {
     this.settings = settings;
-    this.#client = new GraphClient(settings, credential, { tokenCache: options.tokenCache, sleep: options.sleep });
+    this.#client = new GraphClient(settings, credential, { tokenCache: options.tokenCache, sleep: options.sleep, destinations: options.destinations });
   }
 
   /** Throttling answers waited out so far, and for how long in total (for reports and tests). */
@@ -75,6 +78,10 @@ export class EntraIdProvider implements Provider<EntraEntry> {
       checks.push({ name: 'token', ok: true, detail: `token issued by ${this.settings.authorityHost} for app ${this.#client.clientId} in tenant ${this.settings.tenantId}` });
     } catch (error) {
       if (abort.aborted) throw abort.reason;
+      if (error instanceof DestinationRefusedError) {
+        checks.push({ name: 'destination', ok: false, detail: `refused: ${error.message}` });
+        return { ok: false, checks };
+      }
       const name = error instanceof EntraAuthError && error.problem === 'consent' ? 'consent' : 'token';
       checks.push({ name, ok: false, detail: describe(error) });
       return { ok: false, checks };
@@ -167,5 +174,6 @@ export const entraIdKind = {
   kind: 'entra_id',
   description: 'Microsoft Entra ID through Microsoft Graph delta queries (connector certificate or legacy app secret)',
   settingsSchema: entraIdSettingsSchema,
-  create: (settings: EntraIdSettings, secret: string | undefined) => createEntraIdProvider(settings, secret),
+  create: (settings: EntraIdSettings, secret: string | undefined, options: ProviderOptions = {}) =>
+    createEntraIdProvider(settings, secret, options.destinations ? { destinations: options.destinations } : {}),
 } as const;

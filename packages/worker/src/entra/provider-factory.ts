@@ -11,6 +11,7 @@ import {
   ConfigError,
   type ConnectionReport,
   type Cursor,
+  type DestinationPolicy,
   createProvider,
   createEntraIdProvider,
   EntraAuthError,
@@ -37,6 +38,8 @@ export interface EntraProviderFactoryOptions {
   readonly now?: (() => Date) | undefined;
   /** Waits between Graph retries (tests shorten them). */
   readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
+  /** Where providers may connect (default: the strict policy, public addresses only). */
+  readonly destinations?: DestinationPolicy | undefined;
 }
 
 /**
@@ -48,13 +51,13 @@ export interface EntraProviderFactoryOptions {
  * the migration deadline, after which it is refused with a clear error before anything is read.
  */
 export function createEntraAwareProviderFactory(options: EntraProviderFactoryOptions): ProviderFactory {
-  const fallback = options.fallback ?? createProvider;
+  const fallback: ProviderFactory = options.fallback ?? ((kind, settings, secret) => createProvider(kind, settings, secret, { destinations: options.destinations }));
   const now = options.now ?? (() => new Date());
   return async (kind, settings, secret) => {
     if (kind !== 'entra_id') return fallback(kind, settings, secret);
     const parsed = entraIdSettingsSchema.safeParse(settings);
     if (!parsed.success) throw new ConfigError(`invalid entra_id settings: ${formatSettingsIssues(parsed.error).join('; ')}`);
-    const providerOptions = { tokenCache: options.tokenCache, sleep: options.sleep };
+    const providerOptions = { tokenCache: options.tokenCache, sleep: options.sleep, destinations: options.destinations };
     if (parsed.data.legacyApp !== undefined) {
       const deadline = await getLegacyMigrationDeadline(options.db);
       if (deadline !== null && now().getTime() > deadline.getTime()) {

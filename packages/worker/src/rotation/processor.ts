@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
 import { parseRotateConnectorJob, ROTATION_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
-import type { EntraTokenCache } from '@dirsync/providers';
+import type { DestinationPolicy, EntraTokenCache } from '@dirsync/providers';
 import { classifyFailure } from '../failure.ts';
 import { rotateConnectorCredential, type RotationResult } from './rotate.ts';
 
@@ -14,6 +14,8 @@ export interface RotationProcessorOptions {
   readonly logger: Logger;
   readonly tokenCache?: EntraTokenCache | undefined;
   readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
+  /** Where Graph requests may connect (default: the strict policy). */
+  readonly destinations?: DestinationPolicy | undefined;
 }
 
 /** What a rotation job returns (stored by BullMQ); never a key. */
@@ -51,6 +53,7 @@ export function createRotationProcessor(options: RotationProcessorOptions) {
         actor: data.requestedBy ?? (data.trigger === 'schedule' ? 'scheduler' : 'worker'),
         tokenCache: options.tokenCache,
         sleep: options.sleep,
+        destinations: options.destinations,
       });
       log.info(summary(result), result.status === 'rotated' ? 'connector certificate rotated' : 'rotation skipped');
       return summary(result);

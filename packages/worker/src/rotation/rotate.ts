@@ -18,6 +18,7 @@ import {
 } from '@dirsync/db';
 import {
   ApplicationKeys,
+  type DestinationPolicy,
   type EntraCredential,
   EntraTokenCache,
   generateCertificate,
@@ -42,6 +43,8 @@ export interface RotationOptions {
   readonly tokenCache?: EntraTokenCache | undefined;
   /** Waits between Graph retries (tests shorten them). */
   readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
+  /** Where Graph requests may connect (default: the strict policy). */
+  readonly destinations?: DestinationPolicy | undefined;
   /** How long the rotation holds its lease (default 10 minutes). */
   readonly leaseMs?: number | undefined;
 }
@@ -141,7 +144,7 @@ async function rotateWith(
 ): Promise<RotationResult> {
   const { db, keyRing } = options;
   const settings = homeSettings(connector);
-  const client = new GraphClient(settings, certificateOf(connector, current), { tokenCache: options.tokenCache ?? new EntraTokenCache(4), sleep: options.sleep });
+  const client = new GraphClient(settings, certificateOf(connector, current), { tokenCache: options.tokenCache ?? new EntraTokenCache(4), sleep: options.sleep, destinations: options.destinations });
   try {
     const keys = new ApplicationKeys(client, connector.applicationObjectId);
     let pending = await openPendingCredential(db, keyRing, connector.id);
@@ -157,7 +160,7 @@ async function rotateWith(
     await setCredentialGraphKeyId(db, pending.id, keyId);
 
     // Entra ID must accept the new key before anything switches to it.
-    const probe = new GraphClient(settings, certificateOf(connector, pending), { tokenCache: new EntraTokenCache(1), sleep: options.sleep });
+    const probe = new GraphClient(settings, certificateOf(connector, pending), { tokenCache: new EntraTokenCache(1), sleep: options.sleep, destinations: options.destinations });
     try {
       await probe.token(signal);
     } catch (error) {
@@ -181,7 +184,7 @@ async function rotateWith(
         ...(slot ? { slot: slot.toISOString() } : {}),
       },
     });
-    const removal = await removeRetired(options, connector, new GraphClient(settings, certificateOf(connector, pending), { tokenCache: new EntraTokenCache(1), sleep: options.sleep }), pending, signal);
+    const removal = await removeRetired(options, connector, new GraphClient(settings, certificateOf(connector, pending), { tokenCache: new EntraTokenCache(1), sleep: options.sleep, destinations: options.destinations }), pending, signal);
     return {
       status: 'rotated',
       connectorId: connector.id,
