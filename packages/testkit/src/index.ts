@@ -8,3 +8,4 @@ export * from './samba.ts';
 export * from './entra/index.ts';
 export * from './domino.ts';
 export * from './destinations.ts';
+export * from './hostile-ldap.ts';

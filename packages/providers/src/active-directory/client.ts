@@ -1,7 +1,7 @@
 import { AndFilter, Control, type Filter } from 'ldapts';
 import { ConfigError, ProviderError } from '../errors.ts';
 import type { DestinationPolicy } from '../net/destination.ts';
-import { connectForCheck, describeError } from '../ldap/check.ts';
+import { StepHung, connectForCheck, describeError, hungCheck } from '../ldap/check.ts';
 import { LdapConnection } from '../ldap/connection.ts';
 import { DirSyncFlags, dirSyncControl, dirSyncOid, extendedDnControl } from '../ldap/controls.ts';
 import { isDnWithin, normalizeDn } from '../ldap/dn.ts';
@@ -214,7 +214,12 @@ export async function testAdConnection(
       const result = await run();
       checks.push(...(Array.isArray(result) ? result : [result]));
     } catch (error) {
-      if (signal?.aborted) throw signal.reason;
+      if (signal?.aborted) {
+        const line = hungCheck(name, `the ${name} step`, signal);
+        if (!line) throw signal.reason;
+        checks.push(line);
+        throw new StepHung();
+      }
       checks.push({ name, ok: false, detail: describeError(error) });
     }
   };
@@ -251,6 +256,10 @@ export async function testAdConnection(
     await guard('tombstones', () => tombstoneCheck(connection, settings, state, signal));
     await guard('read-only', () => writeCheck(connection, settings, signal));
     await guard('delta', () => deltaCheck(connection, settings, state, signal));
+  } catch (error) {
+    // A step hung past the deadline: its line says so, and the checklist ends there.
+    if (error instanceof StepHung) return { ok: false, checks };
+    throw error;
   } finally {
     await connection.close();
   }

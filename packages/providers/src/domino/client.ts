@@ -1,6 +1,6 @@
 import { ConfigError, ProviderError } from '../errors.ts';
 import type { DestinationPolicy } from '../net/destination.ts';
-import { connectForCheck, describeError } from '../ldap/check.ts';
+import { connectForCheck, describeError, hungReport } from '../ldap/check.ts';
 import { LdapConnection } from '../ldap/connection.ts';
 import { ldapResultCode } from '../ldap/errors.ts';
 import { andFilters, escapeFilterValue, objectClassFilter } from '../ldap/filter.ts';
@@ -181,7 +181,7 @@ export async function testDominoConnection(
       const pages = await reader.paging();
       checks.push({ name: 'server', ok: true, detail: `${vendor || 'LDAP server'}; paged results ${pages ? 'offered' : 'not offered: searches the size limit cuts short are split'}` });
     } catch (error) {
-      if (signal?.aborted) throw signal.reason;
+      if (signal?.aborted) return hungReport(checks, 'server', 'the RootDSE read', signal);
       checks.push({ name: 'server', ok: false, detail: describeError(error) });
     }
     let stamps = false;
@@ -198,7 +198,7 @@ export async function testDominoConnection(
           const how = parts > 1 ? ` (read in ${parts} parts: ${reader.pagingNote ?? 'the server caps answers'})` : '';
           checks.push({ name: `${name} base`, ok: true, detail: `${base}: ${count} ${name} visible${how}`, ...(count === 0 ? { warning: true } : {}) });
         } catch (error) {
-          if (signal?.aborted) throw signal.reason;
+          if (signal?.aborted) return hungReport(checks, `${name} base`, `the search of ${base}`, signal);
           checks.push({ name: `${name} base`, ok: false, detail: `${base}: ${describeError(error)}` });
         }
       }

@@ -1,10 +1,10 @@
 import { ConfigError, ProviderError } from '../errors.ts';
-import { destinationCheck } from '../ldap/check.ts';
+import { connectForCheck, hungReport } from '../ldap/check.ts';
 import type { DestinationPolicy } from '../net/destination.ts';
-import { type LdapConnectOptions, LdapConnection, parseLdapUrl } from '../ldap/connection.ts';
+import { type LdapConnectOptions, LdapConnection } from '../ldap/connection.ts';
 import { andFilters, objectClassFilter } from '../ldap/filter.ts';
 import { type SearchOptions, pagedSearch } from '../ldap/search.ts';
-import type { ConnectionCheck, ConnectionReport } from '../types.ts';
+import type { ConnectionReport } from '../types.ts';
 import { type GenericLdapSettings, effectiveTlsMode } from './config.ts';
 import { groupAttributes, userAttributes } from './map.ts';
 
@@ -85,11 +85,6 @@ async function countEntries(connection: LdapConnection, options: SearchOptions):
   return count;
 }
 
-// The layer words every TLS failure this way (see ldap/errors.ts and connection.ts).
-function isTlsProblem(error: unknown): boolean {
-  return error instanceof ConfigError && /^TLS |refused StartTLS|during the TLS handshake/.test(error.message);
-}
-
 function describe(error: unknown): string {
   return error instanceof ProviderError ? error.message : error instanceof Error ? error.message : String(error);
 }
@@ -104,49 +99,9 @@ export async function testGenericLdapConnection(
   signal?: AbortSignal,
   destinations?: DestinationPolicy,
 ): Promise<ConnectionReport> {
-  const checks: ConnectionCheck[] = [];
-  const target = parseLdapUrl(settings.url);
-  const mode = effectiveTlsMode(settings);
-  if (password === undefined || password === '') {
-    // Still worth knowing whether the server and TLS work: connect without binding.
-    try {
-      const anonymous = await LdapConnection.open({ ...connectOptions(settings, undefined, signal, destinations), bindDn: undefined });
-      checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
-      checks.push(tlsCheck(mode, settings, anonymous.tlsInUse));
-      await anonymous.close();
-    } catch (error) {
-      if (signal?.aborted) throw signal.reason;
-      checks.push(destinationCheck(error) ?? { name: 'connect', ok: false, detail: describe(error) });
-      return { ok: false, checks };
-    }
-    checks.push({ name: 'bind', ok: false, detail: `no bind password is stored for ${settings.bindDn}` });
-    return { ok: false, checks };
-  }
-  let connection: LdapConnection;
+  const { connection, checks } = await connectForCheck(settings, password, signal, destinations);
+  if (!connection) return { ok: false, checks };
   try {
-    connection = await openConnection(settings, password, signal, destinations);
-  } catch (error) {
-    if (signal?.aborted) throw signal.reason;
-    const refused = destinationCheck(error);
-    if (refused) {
-      checks.push(refused);
-    } else if (error instanceof ProviderError && error.code === 'auth') {
-      // Bind comes after connect and TLS, so both worked.
-      checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
-      checks.push(tlsCheck(mode, settings));
-      checks.push({ name: 'bind', ok: false, detail: describe(error) });
-    } else if (isTlsProblem(error)) {
-      checks.push({ name: 'connect', ok: true, detail: `reached ${target.normalized}` });
-      checks.push({ name: 'tls', ok: false, detail: describe(error) });
-    } else {
-      checks.push({ name: 'connect', ok: false, detail: describe(error) });
-    }
-    return { ok: false, checks };
-  }
-  try {
-    checks.push({ name: 'connect', ok: true, detail: `connected to ${target.normalized}` });
-    checks.push(tlsCheck(mode, settings, connection.tlsInUse));
-    checks.push({ name: 'bind', ok: true, detail: `bound as ${settings.bindDn}` });
     for (const [name, bases, search] of [
       ['users', settings.users.baseDns, userSearch],
       ['groups', settings.groups.baseDns, groupSearch],
@@ -161,7 +116,7 @@ export async function testGenericLdapConnection(
             ...(count === 0 ? { warning: true } : {}),
           });
         } catch (error) {
-          if (signal?.aborted) throw signal.reason;
+          if (signal?.aborted) return hungReport(checks, `${name} base`, `the search of ${base}`, signal);
           checks.push({ name: `${name} base`, ok: false, detail: `${base}: ${describe(error)}` });
         }
       }
@@ -170,13 +125,4 @@ export async function testGenericLdapConnection(
     await connection.close();
   }
   return { ok: checks.every((c) => c.ok), checks };
-}
-
-function tlsCheck(mode: 'ldaps' | 'starttls' | 'none', settings: GenericLdapSettings, inUse?: 'ldaps' | 'starttls'): ConnectionCheck {
-  if (mode === 'none') {
-    return { name: 'tls', ok: true, warning: true, detail: 'not in use: plain LDAP allowed by tls.allowInsecure; the bind password crosses the network unencrypted' };
-  }
-  const trust = settings.tls.caPem ? 'the configured CA' : 'the system CAs';
-  const how = (inUse ?? mode) === 'ldaps' ? 'LDAPS' : 'StartTLS';
-  return { name: 'tls', ok: true, detail: `${how}, certificate verified against ${trust}` };
 }

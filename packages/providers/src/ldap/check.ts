@@ -25,6 +25,46 @@ export function destinationCheck(error: unknown): ConnectionCheck | undefined {
   return undefined;
 }
 
+/** True when `signal` ended because its deadline passed (AbortSignal.timeout), not by a caller's abort. */
+export function deadlinePassed(signal: AbortSignal | undefined): boolean {
+  const reason: unknown = signal?.aborted ? signal.reason : undefined;
+  // By name: the DOMException may come from another realm than this module's Error.
+  return typeof reason === 'object' && reason !== null && (reason as { name?: unknown }).name === 'TimeoutError';
+}
+
+/**
+ * The checklist line for a step still waiting when Test Connection's deadline passed, naming the
+ * step instead of a bare "operation was aborted"; undefined when the signal was aborted for
+ * another reason (the caller rethrows that).
+ */
+export function hungCheck(name: string, what: string, signal: AbortSignal | undefined): ConnectionCheck | undefined {
+  if (!deadlinePassed(signal)) return undefined;
+  return { name, ok: false, detail: `${what} did not answer before the Test Connection deadline (the server hung at this step)` };
+}
+
+/**
+ * Ends a checklist whose step hung past the deadline with that step's line; rethrows the abort
+ * reason when the signal was aborted for another reason.
+ */
+export function hungReport(checks: ConnectionCheck[], name: string, what: string, signal: AbortSignal): { ok: false; checks: ConnectionCheck[] } {
+  const line = hungCheck(name, what, signal);
+  if (!line) throw signal.reason;
+  checks.push(line);
+  return { ok: false, checks };
+}
+
+/** Thrown inside a Test Connection once a step hung past the deadline: the checklist ends there. */
+export class StepHung extends Error {
+  override readonly name = 'StepHung';
+}
+
+/** The checklist line a step of opening a connection belongs to. */
+function checkNameOf(step: string): 'connect' | 'tls' | 'bind' {
+  if (step === 'bind') return 'bind';
+  if (step === 'StartTLS') return 'tls';
+  return 'connect';
+}
+
 /** The `tls` line: how the connection is secured and against what the certificate was verified. */
 export function tlsCheck(settings: Pick<LdapConnectionSettings, 'url' | 'tls'>, inUse?: 'ldaps' | 'starttls'): ConnectionCheck {
   const mode = tlsModeOf(settings);
@@ -57,14 +97,28 @@ export async function connectForCheck(
 ): Promise<CheckedConnection> {
   const checks: ConnectionCheck[] = [];
   const target = parseLdapUrl(settings.url).normalized;
+  let step = 'TCP connect';
+  const onStep = (next: string) => {
+    step = next;
+  };
+  // Lines of the steps before `step`, which all worked, then the line of the one that hung.
+  const hung = (): CheckedConnection | undefined => {
+    const name = checkNameOf(step);
+    const line = hungCheck(name, `${target} (${step})`, signal);
+    if (!line) return undefined;
+    if (name !== 'connect') checks.push({ name: 'connect', ok: true, detail: `connected to ${target}` });
+    if (name === 'bind') checks.push(tlsCheck(settings));
+    checks.push(line);
+    return { connection: undefined, checks };
+  };
   if (password === undefined || password === '') {
     try {
-      const anonymous = await LdapConnection.open({ ...connectOptionsOf(settings, undefined, signal, destinations), bindDn: undefined });
+      const anonymous = await LdapConnection.open({ ...connectOptionsOf(settings, undefined, signal, destinations), bindDn: undefined, onStep });
       checks.push({ name: 'connect', ok: true, detail: `connected to ${target}` });
       checks.push(tlsCheck(settings, anonymous.tlsInUse));
       await anonymous.close();
     } catch (error) {
-      if (signal?.aborted) throw signal.reason;
+      if (signal?.aborted) return hung() ?? Promise.reject(signal.reason);
       checks.push(destinationCheck(error) ?? { name: 'connect', ok: false, detail: describeError(error) });
       return { connection: undefined, checks };
     }
@@ -72,13 +126,13 @@ export async function connectForCheck(
     return { connection: undefined, checks };
   }
   try {
-    const connection = await LdapConnection.open(connectOptionsOf(settings, password, signal, destinations));
+    const connection = await LdapConnection.open({ ...connectOptionsOf(settings, password, signal, destinations), onStep });
     checks.push({ name: 'connect', ok: true, detail: `connected to ${target}` });
     checks.push(tlsCheck(settings, connection.tlsInUse));
     checks.push({ name: 'bind', ok: true, detail: `bound as ${settings.bindDn}` });
     return { connection, checks };
   } catch (error) {
-    if (signal?.aborted) throw signal.reason;
+    if (signal?.aborted) return hung() ?? Promise.reject(signal.reason);
     const refused = destinationCheck(error);
     if (refused) {
       checks.push(refused);

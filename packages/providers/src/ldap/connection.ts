@@ -248,7 +248,7 @@ export class LdapConnection {
     const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     const context: LdapErrorContext = { url: target.normalized, operation: 'connect' };
     // The step under way, so that a timeout (or the caller's own deadline) says where it hung.
-    let step = target.secure ? 'TCP connect and TLS handshake' : 'TCP connect';
+    let step = 'DNS resolution';
     const enter = (next: string) => {
       step = next;
       options.onStep?.(next);
@@ -270,6 +270,7 @@ export class LdapConnection {
       // Resolved once and checked address by address; the socket goes to those addresses only.
       const policy = options.destinations ?? DestinationPolicy.strict();
       const destination = await untilAborted(policy.check({ host: target.host, port: target.port, label: target.normalized }), signal);
+      enter(target.secure ? 'TCP connect and TLS handshake' : 'TCP connect');
       socket = target.secure
         ? await connectSocket(() => tls.connect({ ...tlsOptions(), lookup: destination.lookup }), true, signal)
         : await connectSocket(() => net.connect({ host: target.host, port: target.port, lookup: destination.lookup }), false, signal);
@@ -283,6 +284,7 @@ export class LdapConnection {
         }
         // Before any credential: the peer must answer as an LDAP server does (an ldap:// URL aimed
         // at Redis or a web server gets this anonymous read and nothing else).
+        enter('RootDSE probe');
         await connection.probeRootDse(signal);
         if (options.bindDn !== undefined) {
           enter('bind');
@@ -388,7 +390,9 @@ export class LdapConnection {
       returnAttributeValues: options.typesOnly !== true,
       ...(options.controls?.length ? { controls: [...options.controls] } : {}),
     });
-    return this.request(request, context, onEntry, options.signal, { maxEntries: options.maxEntries, deadlineMs: options.deadlineMs });
+    // A server returns at most the size limit it was sent (RFC 4511 §4.5.1.5).
+    const maxEntries = options.maxEntries ?? (options.sizeLimit !== undefined && options.sizeLimit > 0 ? options.sizeLimit : undefined);
+    return this.request(request, context, onEntry, options.signal, { maxEntries, deadlineMs: options.deadlineMs });
   }
 
   /** Unbinds and closes; pending operations fail. Never throws. */

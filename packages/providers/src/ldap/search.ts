@@ -1,5 +1,5 @@
 import { type Control, type Filter, PagedResultsControl } from 'ldapts';
-import { ConfigError } from '../errors.ts';
+import { ConfigError, type ProviderError } from '../errors.ts';
 import type { LdapConnection, SearchRequestOptions } from './connection.ts';
 import { type LdapErrorContext, resultError, toProviderError } from './errors.ts';
 import { parseFilter } from './filter.ts';
@@ -79,10 +79,13 @@ export class RawEntries {
   readonly #ends: number[] = [];
   readonly #binary: ReadonlySet<string> | undefined;
   readonly #context: LdapErrorContext;
+  readonly #onViolation: (() => void) | undefined;
 
-  constructor(binary: ReadonlySet<string> | undefined, context: LdapErrorContext) {
+  /** `onViolation` runs when an entry turns out malformed (the connection that sent it is closed). */
+  constructor(binary: ReadonlySet<string> | undefined, context: LdapErrorContext, onViolation?: () => void) {
     this.#binary = binary;
     this.#context = context;
+    this.#onViolation = onViolation;
   }
 
   /** Keeps one entry, its message ending at `end` (see `LdapConnection.searchRaw`). */
@@ -102,7 +105,7 @@ export class RawEntries {
     try {
       return entryLength(buf, this.#starts[i] as number, this.#ends[i] as number);
     } catch (error) {
-      throw toProviderError(error, this.#context);
+      throw this.#violation(error);
     }
   }
 
@@ -112,8 +115,13 @@ export class RawEntries {
     try {
       return decodeEntry(buf, this.#starts[i] as number, this.#ends[i] as number, this.#binary);
     } catch (error) {
-      throw toProviderError(error, this.#context);
+      throw this.#violation(error);
     }
+  }
+
+  #violation(error: unknown): ProviderError {
+    this.#onViolation?.();
+    return toProviderError(error, this.#context);
   }
 
   #at(i: number): Buffer {
@@ -201,7 +209,9 @@ export async function* pagedSearchPages(connection: LdapConnection, options: Sea
 /** {@link pagedSearchPages} with each page's entries left undecoded ({@link RawEntries}). */
 export async function* pagedSearchRawPages(connection: LdapConnection, options: SearchOptions): AsyncGenerator<RawSearchPage> {
   const pages = pagedRequests(connection, options, async (request, context): Promise<[RawEntries, LdapResponse]> => {
-    const entries = new RawEntries(request.binary, context);
+    // Entries are decoded after the page arrived: one found malformed then still closes the
+    // connection that sent it, as a violation found on arrival does.
+    const entries = new RawEntries(request.binary, context, () => connection.destroy());
     const response = await connection.searchRaw(request, (buf, opStart, end) => entries.add(buf, opStart, end));
     return [entries, response];
   });
