@@ -33,6 +33,7 @@ import {
   type TestDatabase,
   type TestQueuePrefix,
   waitFor,
+  testDestinations,
 } from '@dirsync/testkit';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
 
@@ -78,7 +79,7 @@ beforeAll(async () => {
   integrationId = (
     await createIntegration(db, { accountId: account.id, kind: 'active_directory', name: 'dc change', settings: settings(dc) }, { ring, plaintext: dc.reader.password })
   ).id;
-  worker = createWorker({ db, redisUrl: testRedisUrl, prefix: prefix.prefix, concurrency: 1, keyRing: ring, logger: pino({ level: 'silent' }), workerId: 'ad-dc' });
+  worker = createWorker({ db, destinations: testDestinations, redisUrl: testRedisUrl, prefix: prefix.prefix, concurrency: 1, keyRing: ring, logger: pino({ level: 'silent' }), workerId: 'ad-dc' });
 }, timeoutMs);
 
 afterAll(async () => {

@@ -35,6 +35,7 @@ import {
   type TestDatabase,
   type TestQueuePrefix,
   waitFor,
+  testDestinations,
 } from '@dirsync/testkit';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
 
@@ -82,7 +83,7 @@ beforeAll(async () => {
   queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
   ring = createKeyRing({ current: generateSecretKey() });
   accountId = (await createAccount(db, { name: 'ad-e2e' })).id;
-  worker = createWorker({ db, redisUrl: testRedisUrl, prefix: prefix.prefix, concurrency: 1, keyRing: ring, logger: pino({ level: 'silent' }), workerId: 'ad-e2e' });
+  worker = createWorker({ db, destinations: testDestinations, redisUrl: testRedisUrl, prefix: prefix.prefix, concurrency: 1, keyRing: ring, logger: pino({ level: 'silent' }), workerId: 'ad-e2e' });
 
   root = await dc.createOu('adsync');
   scope = await addAdOu(admin, root, 'Staff');

@@ -24,6 +24,7 @@ import {
   type SlapdServer,
   type TestDatabase,
   type TestQueuePrefix,
+  testDestinations,
 } from '@dirsync/testkit';
 import { createReadinessProbe, createWorkerMetrics, startOpsServer, type WorkerMetrics } from '../src/ops/index.ts';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
@@ -56,6 +57,7 @@ beforeAll(async () => {
     keyRing: ring,
     logger: pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) }),
     workerId: 'control-test',
+    destinations: testDestinations,
     metrics,
   });
   control = createControlClient({ connection: testRedisUrl, prefix: prefix.prefix });

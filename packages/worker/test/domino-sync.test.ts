@@ -15,6 +15,7 @@ import {
   type TestDatabase,
   type TestQueuePrefix,
   waitFor,
+  testDestinations,
 } from '@dirsync/testkit';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
 
@@ -68,7 +69,7 @@ beforeAll(async () => {
     ).id;
   stamped = await add('stamped', {});
   hashed = await add('hashed', { deltaMethod: 'hash' });
-  worker = createWorker({ db, redisUrl: testRedisUrl, prefix: prefix.prefix, concurrency: 1, keyRing: ring, logger: pino({ level: 'silent' }), workerId: 'domino-e2e' });
+  worker = createWorker({ db, destinations: testDestinations, redisUrl: testRedisUrl, prefix: prefix.prefix, concurrency: 1, keyRing: ring, logger: pino({ level: 'silent' }), workerId: 'domino-e2e' });
 }, timeoutMs);
 
 afterAll(async () => {

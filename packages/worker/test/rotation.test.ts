@@ -8,7 +8,7 @@ import {
 } from '@dirsync/db';
 import { createRotationEnqueueClient } from '@dirsync/jobs';
 import { EntraTokenCache, GraphClient } from '@dirsync/providers';
-import { createTestQueuePrefix, testRedisUrl, waitFor } from '@dirsync/testkit';
+import { createTestQueuePrefix, testDestinations, testRedisUrl, waitFor } from '@dirsync/testkit';
 import { createEntraAwareProviderFactory } from '../src/entra/index.ts';
 import { rotateConnectorCredential } from '../src/rotation/index.ts';
 import { createWorker } from '../src/worker.ts';
@@ -38,7 +38,7 @@ async function thumbprints(status: string): Promise<string[]> {
 
 /** A token for the customer tenant through the worker's provider factory (the current certificate). */
 async function syncToken(tenantId: string): Promise<string> {
-  const factory = createEntraAwareProviderFactory({ db: world.db, keyRing: world.ring, tokenCache: new EntraTokenCache() });
+  const factory = createEntraAwareProviderFactory({ db: world.db, keyRing: world.ring, tokenCache: new EntraTokenCache(), destinations: testDestinations });
   const provider = await factory('entra_id', { tenantId, connectorId: world.connector.id }, undefined);
   try {
     const report = await provider.testConnection();
@@ -50,7 +50,7 @@ async function syncToken(tenantId: string): Promise<string> {
 }
 
 function rotate(slot: Date | null) {
-  return rotateConnectorCredential({ db: world.db, keyRing: world.ring, connectorId: world.connector.id, slot, actor: 'test', sleep: noWait });
+  return rotateConnectorCredential({ db: world.db, keyRing: world.ring, connectorId: world.connector.id, slot, actor: 'test', sleep: noWait, destinations: testDestinations });
 }
 
 let customer: string;
@@ -170,6 +170,7 @@ test('the rotation queue worker runs scheduled and on-demand jobs; a slot enqueu
     keyRing: world.ring,
     logger: pino({ level: 'silent' }),
     workerId: 'rotation-test',
+    destinations: testDestinations,
     controlConcurrency: 0,
   });
   try {
@@ -216,7 +217,7 @@ test('every key left on the app is valid, and the current key can still manage t
         requestTimeoutMs: 10_000,
       },
       { kind: 'certificate', clientId: connector.clientId, certificatePem: c.certificatePem, privateKeyPem: c.privateKeyPem },
-      { tokenCache: new EntraTokenCache() },
+      { tokenCache: new EntraTokenCache(), destinations: testDestinations },
     );
     try {
       expect(await client.getJson(`${connector.graphBaseUrl}/v1.0/applications/${connector.applicationObjectId}`, new AbortController().signal)).toMatchObject({

@@ -24,6 +24,7 @@ import {
   type SlapdServer,
   type TestDatabase,
   type TestQueuePrefix,
+  testDestinations,
 } from '@dirsync/testkit';
 import type { ProviderFactory } from '../../src/processor.ts';
 import { createWorker, type DirsyncWorker } from '../../src/worker.ts';
@@ -118,7 +119,7 @@ export async function startLdapSyncFixture(options: LdapSyncFixtureOptions): Pro
         { ring, plaintext: server.readerPassword },
       )
     ).id;
-    const real: ProviderFactory = (kind, stored, secret) => createProvider(kind, stored, secret);
+    const real: ProviderFactory = (kind, stored, secret) => createProvider(kind, stored, secret, { destinations: testDestinations });
     worker = createWorker({
       db,
       redisUrl: testRedisUrl,
@@ -127,6 +128,7 @@ export async function startLdapSyncFixture(options: LdapSyncFixtureOptions): Pro
       keyRing: ring,
       logger: pino({ level: 'silent' }),
       workerId: `e2e-${options.label}`,
+      destinations: testDestinations,
       createProvider: options.wrapProvider ? options.wrapProvider(real) : real,
     });
 
