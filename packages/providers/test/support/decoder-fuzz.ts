@@ -223,7 +223,7 @@ export function streamProperty(corpus: readonly Buffer[], tally: FuzzTally) {
       tally.cases += 1;
       const parts: Buffer[] = [];
       for (let i = 0; i < count; i++) parts.push(corpus[(pick + i) % corpus.length] as Buffer);
-      let stream = Buffer.concat(parts);
+      let stream: Buffer = Buffer.concat(parts);
       for (const m of mutations) stream = apply(stream, m, corpus);
       stream = Buffer.concat([stream, marker, marker]);
       const framer = new MessageFramer(64 * 1024);
