@@ -1,6 +1,6 @@
 import { NotFoundError, SecretDecryptError } from '@dirsync/db';
 import { InvalidJobPayloadError, parseSyncJob } from '@dirsync/jobs';
-import { AuthError, ConfigError, CursorRejectedError, UnavailableError } from '@dirsync/providers';
+import { AuthError, ConfigError, CursorRejectedError, ProtocolError, UnavailableError } from '@dirsync/providers';
 import { classifyFailure } from './failure.ts';
 import { LockLostError } from './lock.ts';
 
@@ -17,6 +17,7 @@ test.each([
   ['bad credentials', new AuthError('invalid credentials for cn=reader'), false, 'auth: invalid credentials for cn=reader'],
   ['bad settings', new ConfigError('base DN ou=nowhere does not exist'), false, 'config: base DN ou=nowhere does not exist'],
   ['a busy server', new UnavailableError('server busy'), true, 'unavailable: server busy'],
+  ['a server breaking the protocol', new ProtocolError('a message claims 2147483654 bytes'), false, 'protocol: a message claims 2147483654 bytes'],
   ['a rejected cursor that escaped the pipeline', new CursorRejectedError('expired'), false, 'cursor_rejected: expired'],
   ['an undecryptable secret', new SecretDecryptError('tampered', 'stored secret failed authentication'), false, 'stored secret failed authentication'],
   ['a missing record', new NotFoundError('run x not found'), false, 'run x not found'],

@@ -1,0 +1,182 @@
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { pino } from 'pino';
+import { close, connect, createAccount, createIntegration, createKeyRing, type Db, generateSecretKey, getRun, type Run } from '@dirsync/db';
+import { SYNC_QUEUE } from '@dirsync/jobs';
+import { createProvider } from '@dirsync/providers';
+import {
+  type HostileBehaviour,
+  type HostileLdapServer,
+  type TestDatabase,
+  type TestQueuePrefix,
+  createTestDatabase,
+  createTestQueuePrefix,
+  hostileMarker,
+  startHostileLdap,
+  testDestinations,
+  testRedisUrl,
+  waitFor,
+} from '@dirsync/testkit';
+import { createWorker, type DirsyncWorker } from '../src/worker.ts';
+
+// A hostile LDAP server behind a real integration, through the whole worker: queue, processor,
+// provider, pipeline, PostgreSQL. The directory is synced once while the server behaves; then
+// each misbehaviour must end the run in a clean typed failure, with bounded memory, nothing
+// deleted or changed in PostgreSQL, and no retry when the server broke the protocol (a retry
+// would read, and buffer, the same answer again).
+
+const timeoutMs = 90_000;
+const users = 30;
+const groups = 3;
+/**
+ * Bound on the worker process's RSS growth during one hostile run. The jest process hosts the
+ * worker, so the figure includes the test's own allocations; the unbounded decoder grew by
+ * 470 MB on the 2 GiB header alone.
+ */
+const rssBoundBytes = 64 * 1024 * 1024;
+
+let server: HostileLdapServer;
+let database: TestDatabase;
+let db: Db;
+let prefix: TestQueuePrefix;
+let queue: Queue;
+let worker: DirsyncWorker;
+let integrationId: string;
+
+beforeAll(async () => {
+  server = await startHostileLdap({ users, groups });
+  database = await createTestDatabase('hostileldap');
+  db = connect(database.url, { max: 4 });
+  prefix = createTestQueuePrefix('hostileldap');
+  queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
+  const ring = createKeyRing({ current: generateSecretKey() });
+  const account = await createAccount(db, { name: 'hostile' });
+  const settings = {
+    url: server.url,
+    bindDn: server.bindDn,
+    tls: { mode: 'none', allowInsecure: true },
+    users: { baseDns: [server.usersBase] },
+    groups: { baseDns: [server.groupsBase] },
+    pageSize: 10,
+    // Sent to the server and enforced by the client: 1 s, plus a tenth and 5 s of grace.
+    timeouts: { connectMs: 5_000, operationMs: 60_000, searchTimeLimitSeconds: 1 },
+  };
+  integrationId = (await createIntegration(db, { accountId: account.id, kind: 'ldap', name: 'hostile', settings }, { ring, plaintext: server.password })).id;
+  worker = createWorker({
+    db,
+    redisUrl: testRedisUrl,
+    prefix: prefix.prefix,
+    concurrency: 1,
+    keyRing: ring,
+    logger: pino({ level: 'silent' }),
+    workerId: 'e2e-hostile',
+    destinations: testDestinations,
+    createProvider: (kind, stored, secret) => createProvider(kind, stored, secret, { destinations: testDestinations }),
+  });
+  const first = await sync(1);
+  expect(first.run).toMatchObject({ status: 'succeeded', created: users + groups });
+}, timeoutMs);
+
+afterAll(async () => {
+  await worker?.close();
+  await queue?.close();
+  await prefix?.cleanup();
+  if (db) await close(db);
+  await database?.drop();
+  await server?.close();
+}, timeoutMs);
+
+/** Runs a full sync to the end of its job (every attempt); returns the run, attempts and peak RSS growth. */
+async function sync(attempts: number): Promise<{ run: Run; attemptsMade: number; rssGrowth: number }> {
+  const runId = randomUUID();
+  const baseline = process.memoryUsage().rss;
+  let peak = baseline;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 20);
+  try {
+    await queue.add(
+      'sync',
+      { integrationId, runId, mode: 'full', trigger: 'manual', dryRun: false },
+      { jobId: `run.${runId}`, attempts, backoff: { type: 'fixed', delay: 10 } },
+    );
+    const job = await waitFor(
+      async () => {
+        const j = await queue.getJob(`run.${runId}`);
+        return j && j.finishedOn !== undefined ? j : undefined;
+      },
+      { timeoutMs: 60_000, what: 'the sync job to finish' },
+    );
+    const run = await getRun(db, runId);
+    if (!run) throw new Error('no run recorded');
+    return { run, attemptsMade: job.attemptsMade, rssGrowth: peak - baseline };
+  } finally {
+    clearInterval(sampler);
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }
+}
+
+/** Every stored object and edge of the integration, deletion stamps included. */
+async function stored(): Promise<string> {
+  const objects = await db.$client`
+    select external_id, type, dn, attributes, deleted_at from directory_objects where integration_id = ${integrationId} order by external_id`;
+  const edges = await db.$client`
+    select group_external_id, member_external_id, deleted_at from memberships where integration_id = ${integrationId} order by 1, 2`;
+  return JSON.stringify({ objects, edges });
+}
+
+test.each<[HostileBehaviour, RegExp, boolean]>([
+  ['overflowing-length', /^protocol: .*not valid LDAP.*enclosing element/, false],
+  ['huge-header', /^protocol: .*message claims 2147483654 bytes, over the limit of 67108864/, false],
+  ['garbage', /^protocol: .*not valid LDAP.*expected an LDAPMessage/, false],
+  ['wrong-tags', /^protocol: .*expected an attribute value set/, false],
+  ['endless', /^protocol: .*more than 10 entries in one page/, false],
+  ['ignore-page-size', /^protocol: .*ignores the page size/, false],
+  ['slow', /^unavailable: search of ou=people,dc=hostile,dc=test .*timed out: the request did not finish within 6100 ms/, true],
+  ['truncated', /^unavailable: connection to ldap:\/\/127\.0\.0\.1:\d+ was lost during the search/, true],
+])(
+  '%s: the run fails cleanly, memory stays bounded, nothing stored changes',
+  async (behaviour, error, retryable) => {
+    const before = await stored();
+    server.behave(behaviour);
+    let outcome: Awaited<ReturnType<typeof sync>>;
+    try {
+      outcome = await sync(retryable ? 2 : 3);
+    } finally {
+      server.behave('normal');
+    }
+    const { run, attemptsMade, rssGrowth } = outcome;
+    expect(run.status).toBe('failed');
+    expect(run.error).toMatch(error);
+    expect(run.error).not.toContain(server.password);
+    expect(run.deleted).toBe(0);
+    // Protocol violations fail at once; a slow or lost connection may heal and is retried.
+    expect(attemptsMade).toBe(retryable ? 2 : 1);
+    expect(rssGrowth).toBeLessThan(rssBoundBytes);
+    expect(await stored()).toBe(before);
+    const [leak] = await db.$client<{ n: number }[]>`
+      select count(*)::int as n from directory_objects where attributes::text like ${`%${hostileMarker}%`}`;
+    expect(leak?.n).toBe(0);
+    // The worker takes the next job: the same integration syncs again at once.
+    const next = await sync(1);
+    expect(next.run).toMatchObject({ status: 'succeeded', created: 0, updated: 0, deleted: 0 });
+  },
+  timeoutMs,
+);
+
+test('a legitimate 10 MB group entry is synced', async () => {
+  server.behave('large-group');
+  let outcome: Awaited<ReturnType<typeof sync>>;
+  try {
+    outcome = await sync(1);
+  } finally {
+    server.behave('normal');
+  }
+  expect(outcome.run).toMatchObject({ status: 'succeeded', created: 1, deleted: 0 });
+  const [edges] = await db.$client<{ n: number }[]>`
+    select count(*)::int as n from memberships m join directory_objects g
+      on g.integration_id = m.integration_id and g.external_id = m.group_external_id
+    where m.integration_id = ${integrationId} and g.dn like 'cn=everyone,%' and m.deleted_at is null`;
+  // Every synced user; the 100,000 members outside the synced scope are one issue of the run.
+  expect(edges?.n).toBe(users);
+}, timeoutMs);
