@@ -32,4 +32,20 @@ describe('loadConfig', () => {
     expect(loadConfig({ DIRSYNC_SCHEDULER_API: 'off', PORT: '9000' })).toMatchObject({ DIRSYNC_SCHEDULER_API: false, PORT: 9000 });
     expect(() => loadConfig({ PORT: '70000', DIRSYNC_SCHEDULER_API: 'maybe' })).toThrow(/PORT must be 0–65535[\s\S]*DIRSYNC_SCHEDULER_API must be true or false/);
   });
+
+  test('allowed networks are parsed as CIDRs and reported with the other problems', () => {
+    expect(loadConfig({}).DIRSYNC_ALLOWED_NETWORKS).toEqual([]);
+    expect(loadConfig({ DIRSYNC_ALLOWED_NETWORKS: '10.20.0.0/16, fd12:3456::/48' }).DIRSYNC_ALLOWED_NETWORKS.map((n) => n.text)).toEqual(['10.20.0.0/16', 'fd12:3456::/48']);
+    let message = '';
+    try {
+      loadConfig({ DIRSYNC_ALLOWED_NETWORKS: '10.20.0.0/16,10.1.0.0/8,vpn,0.0.0.0/0', REDIS_URL: 'nope' });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigurationError);
+      message = (error as Error).message;
+    }
+    expect(message).toContain('REDIS_URL');
+    expect(message).toContain('DIRSYNC_ALLOWED_NETWORKS: "10.1.0.0/8" has host bits set; did you mean 10.0.0.0/8?');
+    expect(message).toContain('DIRSYNC_ALLOWED_NETWORKS: "vpn" is not a network in CIDR notation');
+    expect(message).toContain('DIRSYNC_ALLOWED_NETWORKS: "0.0.0.0/0" would allow every address');
+  });
 });

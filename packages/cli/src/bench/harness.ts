@@ -68,6 +68,8 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
       DIRSYNC_QUEUE_PREFIX: prefix,
       DIRSYNC_WORKER_CONCURRENCY: '1',
       DIRSYNC_METRICS_PORT: '0',
+      // The benchmark's directories listen on loopback: allowed explicitly.
+      DIRSYNC_ALLOWED_NETWORKS: '127.0.0.0/8,::1/128',
       LOG_LEVEL: 'warn',
     },
     join(dir, 'worker.log'),

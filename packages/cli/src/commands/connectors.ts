@@ -279,7 +279,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
           }
           return;
         }
-        const result = await rotateConnectorCredential({ db: ctx.db(), keyRing: ctx.keyRing(), connectorId: c.id, actor: 'cli' });
+        const result = await rotateConnectorCredential({ db: ctx.db(), keyRing: ctx.keyRing(), connectorId: c.id, actor: 'cli', destinations: ctx.destinations() });
         if (result.status === 'skipped') {
           console.log(`nothing done: ${result.reason}`);
           return;

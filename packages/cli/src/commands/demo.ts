@@ -31,6 +31,9 @@ const logDir = fileURLToPath(new URL('../../../../.tmp', import.meta.url));
 
 const finalStatuses = new Set(['succeeded', 'failed', 'blocked_by_threshold', 'dry_run']);
 
+/** Where the demo's own servers listen. */
+const demoNetworks = ['127.0.0.0/8', '::1/128'];
+
 /**
  * Environment of the demo's scheduler and worker processes: the demo's database, queues and key,
  * a fast scheduler tick, and no listening ports (the demo needs neither the API nor metrics, and
@@ -45,6 +48,8 @@ function demoServiceEnv(ctx: Context): Record<string, string> {
     DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',
     DIRSYNC_SCHEDULER_API: 'false',
     DIRSYNC_METRICS_PORT: '0',
+    // The demo's directories (slapd, the Entra emulator) listen on loopback: allowed explicitly.
+    DIRSYNC_ALLOWED_NETWORKS: [...ctx.config.DIRSYNC_ALLOWED_NETWORKS.map((n) => n.text), ...demoNetworks].join(','),
     LOG_LEVEL: 'info',
   };
 }

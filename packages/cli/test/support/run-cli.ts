@@ -6,6 +6,7 @@ import { generateSecretKey } from '@dirsync/db';
 import {
   createTestDatabase,
   createTestQueuePrefix,
+  testAllowedNetworksSetting,
   testRedisUrl,
   waitFor,
   type TestDatabase,
@@ -59,6 +60,8 @@ export async function createCliEnvironment(label: string): Promise<CliEnvironmen
     // Test files run side by side: no process may claim a fixed port.
     DIRSYNC_METRICS_PORT: '0',
     DIRSYNC_SCHEDULER_API: 'false',
+    // Every test server (slapd, Samba, the Entra emulator) listens on loopback.
+    DIRSYNC_ALLOWED_NETWORKS: testAllowedNetworksSetting,
   };
   const lines: string[] = [];
   const workers: CliWorker[] = [];

@@ -9,6 +9,14 @@ const isoDate = z.iso.datetime({ offset: true }).describe('RFC 3339 date-time');
 const nullableDate = isoDate.nullable();
 const cron = z.string().trim().min(1).max(100);
 
+// A secret goes to a customer's server as is: CR, LF or NUL would let it carry commands to a
+// server that is not the directory (a URL aimed at Redis), and are never part of a real password.
+const secretText = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine((value) => !/[\r\n\0]/.test(value), 'must not contain a carriage return, line feed or NUL character');
+
 /** `{ id }` path parameter. */
 export const idParams = z.object({ id: z.string().min(1).max(100).describe('uuid') });
 
@@ -52,10 +60,7 @@ export const createIntegrationBody = z.strictObject({
   description: z.string().max(2000).optional(),
   enabled: z.boolean().optional(),
   settings: z.record(z.string(), z.unknown()).describe('per-kind settings, validated by the kind'),
-  secret: z
-    .string()
-    .min(1)
-    .max(4096)
+  secret: secretText
     .optional()
     .describe('service-account password, stored encrypted without a test; use PUT …/secret to test, store and resync'),
   deltaCron: cron.optional(),
@@ -69,7 +74,7 @@ export const updateIntegrationBody = createIntegrationBody.omit({ kind: true, se
 
 /** Body of `PUT /v1/integrations/{id}/secret`. */
 export const setSecretBody = z.strictObject({
-  secret: z.string().min(1).max(4096).describe('the new service-account password'),
+  secret: secretText.describe('the new service-account password'),
 });
 
 /** Body of `POST /v1/integrations/{id}/syncs`. */
