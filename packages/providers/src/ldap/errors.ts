@@ -1,6 +1,9 @@
 import { SearchResponse, StatusCodeParser } from 'ldapts';
 import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError } from '../errors.ts';
 import type { LdapResult } from './protocol.ts';
+import { LdapProtocolError } from './protocol-error.ts';
+
+export { LdapProtocolError };
 
 /** What was being done when an error happened; shapes the message. Never holds a secret. */
 export interface LdapErrorContext {
@@ -16,22 +19,6 @@ export interface LdapErrorContext {
 /** Raised by the connection when the server stays silent past the operation timeout. */
 export class LdapTimeoutError extends Error {
   override readonly name = 'LdapTimeoutError';
-}
-
-/**
- * The server's bytes break the protocol (a length running past its enclosing element, a wrong
- * tag, garbage) or exceed a client-side bound (message size, bytes or entries of one page). The
- * connection that read them is closed; the mapped error is never retried, since a retry would
- * only read, and buffer, the same answer again.
- */
-export class LdapProtocolError extends Error {
-  override readonly name = 'LdapProtocolError';
-  /** `malformed`: not valid LDAP; `limit`: valid so far, but over a bound the client enforces. */
-  readonly kind: 'malformed' | 'limit';
-  constructor(message: string, kind: 'malformed' | 'limit' = 'malformed') {
-    super(message);
-    this.kind = kind;
-  }
 }
 
 /** Raised when the server closed the connection (or announced it would) while work was pending. */

@@ -13,7 +13,7 @@
  * violation is an {@link LdapProtocolError}; no decoded value ever holds a byte from outside its
  * own element.
  */
-import { LdapProtocolError } from './errors.ts';
+import { LdapProtocolError } from './protocol-error.ts';
 
 /** A search result entry. Attribute names are lower-cased; values are always arrays. */
 export interface LdapEntry {
