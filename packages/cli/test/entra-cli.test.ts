@@ -87,20 +87,45 @@ test('connectors add generates the certificate, shows only its public part, and 
   expect(show).not.toMatch(/PRIVATE KEY/);
 }, timeoutMs);
 
-test('the consent URL is signed and single use; the redirect records the consent', async () => {
-  const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--tenant', 'contoso.onmicrosoft.com'])).trim();
+test('the consent URL is signed and single use; the redirect records the consent after a token check', async () => {
+  ok(await cli.run(['accounts', 'add', 'contoso']));
+  const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--account', 'contoso', '--tenant', 'contoso.onmicrosoft.com'])).trim();
   const parsed = new URL(url);
   expect(`${parsed.origin}${parsed.pathname}`).toBe(`${emulator.authorityHost}/contoso.onmicrosoft.com/adminconsent`);
   expect(parsed.searchParams.get('client_id')).toBe(appId);
   const location = await approve(url);
-  expect(ok(await cli.run(['connectors', 'consent-complete', location]))).toMatch(/consent granted by tenant contoso\.onmicrosoft\.com/);
+  const tokensBefore = emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId).length;
+  expect(ok(await cli.run(['connectors', 'consent-complete', location]))).toMatch(/consent granted by tenant contoso\.onmicrosoft\.com \(.*\): the token carries the required permissions/);
+  // The grant rests on a token Entra ID issued for the tenant, not on the redirect's words.
+  expect(emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId).length).toBe(tokensBefore + 1);
   const replay = await cli.run(['connectors', 'consent-complete', location]);
   expect(replay.code).not.toBe(0);
   expect(replay.stderr).toMatch(/already used/);
 }, timeoutMs);
 
+test("another account cannot add an integration on a tenant it holds no consent of, nor grant itself one by forging the redirect", async () => {
+  ok(await cli.run(['accounts', 'add', 'fabrikam']));
+  const refused = await cli.run(['integrations', 'add', '--account', 'fabrikam', '--kind', 'entra_id', '--name', 'Not mine', '--tenant', 'contoso.onmicrosoft.com', '--connector', 'dirsync']);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/^dirsync: the account holds no granted consent of tenant contoso\.onmicrosoft\.com to connector "dirsync": an Entra ID integration may use a tenant only through its own account's consent/);
+  expect(ok(await cli.run(['integrations', 'list', '--account', 'fabrikam']))).not.toMatch(/Not mine/);
+
+  // admin_consent=True typed by hand for a tenant that never consented: the token check says no.
+  const lonely = emulator.createTenant({ domain: 'lonely.onmicrosoft.com' });
+  const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--account', 'fabrikam', '--tenant', lonely.tenantId])).trim();
+  const forged = new URL(redirectUri);
+  forged.searchParams.set('admin_consent', 'True');
+  forged.searchParams.set('tenant', lonely.tenantId);
+  forged.searchParams.set('state', new URL(url).searchParams.get('state') ?? '');
+  const answer = await cli.run(['connectors', 'consent-complete', forged.href]);
+  expect(answer.code).toBe(1);
+  expect(answer.stdout).toMatch(/not recorded as granted \(not_granted\): .*AADSTS700016/);
+  const add = await cli.run(['integrations', 'add', '--account', 'fabrikam', '--kind', 'entra_id', '--name', 'Lonely', '--tenant', lonely.tenantId, '--connector', 'dirsync']);
+  expect(add.code).not.toBe(0);
+  expect(add.stderr).toMatch(/holds no granted consent/);
+}, timeoutMs);
+
 test('an Entra integration on the connector passes Test Connection and syncs through a worker', async () => {
-  ok(await cli.run(['accounts', 'add', 'contoso']));
   const id = ok(await cli.run(['integrations', 'add', '--account', 'contoso', '--kind', 'entra_id', '--name', 'Contoso', '--tenant', 'contoso.onmicrosoft.com', '--connector', 'dirsync', '--page-size', '9'])).trim();
   expect(ok(await cli.run(['integrations', 'test', id]))).toMatch(/✓ token: .*\n✓ users: .*\n✓ groups: .*\nconnection OK/);
   await cli.startWorker('entra-cli-worker');
@@ -142,9 +167,9 @@ test('a legacy integration is listed with the deadline, migrates only with a des
   expect(noDescription.code).not.toBe(0);
   expect(noDescription.stderr).toMatch(/description is required/);
   const noConsent = await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff']);
-  expect(noConsent.stderr).toMatch(/has not granted consent .* consent-url dirsync --tenant/);
+  expect(noConsent.stderr).toMatch(/account holds no granted consent of tenant .* consent-url dirsync --account <account> --tenant/);
 
-  const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--tenant', legacyTenant.tenantId])).trim();
+  const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--account', 'contoso', '--tenant', legacyTenant.tenantId])).trim();
   ok(await cli.run(['connectors', 'consent-complete', await approve(url)]));
   const migrated = ok(await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff']));
   expect(migrated).toMatch(/integration:\s+Fabrikam \(.*\), name carried over/);

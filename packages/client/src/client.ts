@@ -69,8 +69,10 @@ export interface DirsyncClient {
   listMemberships(integrationId: string, query?: DirectoryQuery): Promise<Page<Membership>>;
   listConnectors(): Promise<Connector[]>;
   getConnector(id: string): Promise<Connector>;
-  /** Admin-consent URL for the tenant of one of the account's Entra ID integrations. */
+  /** Admin-consent URL for a tenant; the consent, once granted, is the account's own. */
   createConsentUrl(connectorId: string, tenantId: string): Promise<ConsentUrl>;
+  /** Gives up the account's consent of a tenant (other accounts' consents are not touched). */
+  revokeConsent(connectorId: string, tenantId: string): Promise<void>;
 }
 
 /** The API operation (OpenAPI `operationId`) behind each client method. */
@@ -97,6 +99,7 @@ export const clientOperations = {
   listConnectors: 'listConnectors',
   getConnector: 'getConnector',
   createConsentUrl: 'createConsentUrl',
+  revokeConsent: 'revokeConsent',
 } as const satisfies Record<keyof DirsyncClient, string>;
 
 type Query = Record<string, string | number | boolean | undefined>;
@@ -178,5 +181,8 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
     listConnectors: async () => (await call<{ items: Connector[] }>('GET', '/v1/connectors')).items,
     getConnector: (connectorId) => call('GET', `/v1/connectors/${id(connectorId)}`),
     createConsentUrl: (connectorId, tenantId) => call('POST', `/v1/connectors/${id(connectorId)}/consent-url`, { tenantId }),
+    revokeConsent: async (connectorId, tenantId) => {
+      await call('DELETE', `/v1/connectors/${id(connectorId)}/consents/${encodeURIComponent(tenantId)}`);
+    },
   };
 }

@@ -1,8 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError, pgCodes, pgErrorOf, SecretDecryptError } from './errors.ts';
 import { connectorPrivateKeyAad } from './encrypted-columns.ts';
+import { displayText } from './consents.ts';
 import { isUuid } from './ids.ts';
 import type { Integration } from './integrations.ts';
 import { auditEvents, integrations } from './schema.ts';
@@ -12,7 +13,6 @@ import {
   type consentStatuses,
   type credentialStatuses,
   entraConsents,
-  entraConsentStates,
   platformSettings,
 } from './schema-entra.ts';
 import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
@@ -32,9 +32,6 @@ export type ConnectorCredential = Omit<typeof connectorCredentials.$inferSelect,
 export interface ConnectorCredentialWithKey extends ConnectorCredential {
   readonly privateKeyPem: string;
 }
-
-/** A tenant's consent to a connector, as stored. */
-export type EntraConsent = typeof entraConsents.$inferSelect;
 
 /** A generated certificate to store (the private key is encrypted on the way in). */
 export interface NewCertificateCredential {
@@ -368,189 +365,6 @@ export async function releaseRotationSlot(db: Db, connectorId: string, slot: Dat
     where id = ${connectorId} and rotation_scheduled_for = ${slot.toISOString()}::timestamptz`;
 }
 
-// ---- consent ----
-
-const consentStateAad = 'entra-consent-state';
-
-/** Input of {@link createConsentRequest}. */
-export interface ConsentRequestInput {
-  readonly connectorId: string;
-  /** The customer's tenant (GUID or domain). */
-  readonly tenantId: string;
-  /** How long the URL can be used (default 1 hour). */
-  readonly ttlMs?: number;
-}
-
-/** An admin-consent URL and the state it carries. */
-export interface ConsentRequest {
-  readonly url: string;
-  readonly state: string;
-  readonly expiresAt: Date;
-}
-
-/**
- * Makes the admin-consent URL for a tenant:
- * `{authority}/{tenant}/adminconsent?client_id=…&redirect_uri=…&state=…`. The state is an
- * authenticated encryption (under the secret key ring) of a random nonce, the connector, the
- * tenant and an expiry, so it cannot be forged or altered; the nonce is stored and can be used
- * once. The tenant's consent is recorded as pending until the redirect comes back.
- */
-export async function createConsentRequest(db: Db, ring: KeyRing, input: ConsentRequestInput): Promise<ConsentRequest> {
-  const connector = await requireConnector(db, input.connectorId);
-  const tenantId = requireText(input.tenantId, 'tenant').toLowerCase();
-  const nonce = randomBytes(24).toString('base64url');
-  const expiresAt = new Date(Date.now() + (input.ttlMs ?? 3600_000));
-  const sealed = encryptSecret(ring, JSON.stringify({ n: nonce, c: connector.id, t: tenantId, e: expiresAt.getTime() }), consentStateAad);
-  const state = `${sealed.keyId}.${Buffer.from(sealed.ciphertext, 'base64').toString('base64url')}`;
-  await db.transaction(async (tx) => {
-    await tx.insert(entraConsentStates).values({ nonce, connectorId: connector.id, tenantId, expiresAt });
-    await tx
-      .insert(entraConsents)
-      .values({ connectorId: connector.id, tenantId, status: 'pending' })
-      .onConflictDoNothing();
-  });
-  const url = new URL(`${connector.authorityHost}/${encodeURIComponent(tenantId)}/adminconsent`);
-  url.searchParams.set('client_id', connector.clientId);
-  url.searchParams.set('redirect_uri', connector.redirectUri);
-  url.searchParams.set('state', state);
-  return { url: url.href, state, expiresAt };
-}
-
-/** What a consent redirect recorded. */
-export interface ConsentOutcome {
-  readonly connectorId: string;
-  readonly tenantId: string;
-  readonly status: 'granted' | 'denied';
-  readonly tenantGuid: string | null;
-  readonly error: string | null;
-  readonly errorDescription: string | null;
-}
-
-/**
- * Handles the redirect back from the admin-consent page (`admin_consent=True&tenant=…&state=…` or
- * `error=…&error_description=…&state=…`): checks the state (authentic, unexpired, unused — it is
- * used up here), then records the consent or the error. Throws {@link InvalidInputError} for a
- * state that is forged, expired or already used.
- */
-export async function completeConsent(db: Db, ring: KeyRing, params: URLSearchParams): Promise<ConsentOutcome> {
-  const state = params.get('state') ?? '';
-  const dot = state.indexOf('.');
-  let payload: { n?: unknown; c?: unknown; t?: unknown; e?: unknown };
-  try {
-    if (dot <= 0) throw new Error('malformed');
-    const ciphertext = Buffer.from(state.slice(dot + 1), 'base64url').toString('base64');
-    payload = JSON.parse(decryptSecret(ring, { keyId: state.slice(0, dot), ciphertext }, consentStateAad)) as typeof payload;
-  } catch {
-    throw new InvalidInputError('the consent state is not one this installation issued');
-  }
-  const { n: nonce, c: connectorId, t: tenantId, e: expires } = payload;
-  if (typeof nonce !== 'string' || typeof connectorId !== 'string' || typeof tenantId !== 'string' || typeof expires !== 'number') {
-    throw new InvalidInputError('the consent state is not one this installation issued');
-  }
-  if (expires < Date.now()) throw new InvalidInputError('the consent state has expired: create a new consent URL');
-  const granted = params.get('admin_consent')?.toLowerCase() === 'true' && !params.has('error');
-  const tenantGuid = params.get('tenant')?.toLowerCase() ?? null;
-  const error = granted ? null : (params.get('error') ?? 'access_denied');
-  const errorDescription = granted ? null : (params.get('error_description') ?? null);
-  await db.transaction(async (tx) => {
-    const used = await tx
-      .update(entraConsentStates)
-      .set({ usedAt: sql`now()` })
-      .where(and(eq(entraConsentStates.nonce, nonce), sql`${entraConsentStates.usedAt} is null`))
-      .returning({ nonce: entraConsentStates.nonce });
-    if (used.length === 0) throw new InvalidInputError('the consent state was already used (or never issued): create a new consent URL');
-    const values = granted
-      ? { status: 'granted' as const, tenantGuid, error: null, errorDescription: null, grantedAt: sql`now()`, revokedAt: null }
-      : { status: 'denied' as const, error, errorDescription };
-    await tx
-      .insert(entraConsents)
-      .values({ connectorId, tenantId, ...values })
-      .onConflictDoUpdate({ target: [entraConsents.connectorId, entraConsents.tenantId], set: { ...values, updatedAt: sql`now()` } });
-    await tx.insert(auditEvents).values({
-      actor: 'consent-redirect',
-      action: granted ? 'connector.consent.granted' : 'connector.consent.denied',
-      details: { connectorId, tenantId, ...(granted ? { tenantGuid } : { error, errorDescription }) },
-    });
-    if (granted) {
-      // Integrations waiting for this consent may sync again.
-      await tx
-        .update(integrations)
-        .set({ status: 'new', updatedAt: sql`now()` })
-        .where(and(matchesConnectorTenant(connectorId, tenantId, tenantGuid), eq(integrations.status, 'needs_consent')));
-    }
-  });
-  return { connectorId, tenantId, status: granted ? 'granted' : 'denied', tenantGuid, error, errorDescription };
-}
-
-function matchesConnectorTenant(connectorId: string, tenantId: string, tenantGuid: string | null) {
-  return sql`${integrations.kind} = 'entra_id'
-    and ${integrations.settings}->>'connectorId' = ${connectorId}
-    and lower(${integrations.settings}->>'tenantId') in (${tenantId}, ${tenantGuid ?? tenantId})`;
-}
-
-/** A tenant's consent to a connector (the tenant as GUID or domain). */
-export async function getConsent(db: Db, connectorId: string, tenantId: string): Promise<EntraConsent | undefined> {
-  if (!isUuid(connectorId)) return undefined;
-  const tenant = tenantId.toLowerCase();
-  const rows = await db
-    .select()
-    .from(entraConsents)
-    .where(and(eq(entraConsents.connectorId, connectorId), sql`(${entraConsents.tenantId} = ${tenant} or ${entraConsents.tenantGuid} = ${tenant})`))
-    .orderBy(desc(entraConsents.updatedAt));
-  return rows[0];
-}
-
-/** Every tenant's consent to a connector. */
-export async function listConsents(db: Db, connectorId: string): Promise<EntraConsent[]> {
-  if (!isUuid(connectorId)) return [];
-  return db.select().from(entraConsents).where(eq(entraConsents.connectorId, connectorId)).orderBy(asc(entraConsents.tenantId));
-}
-
-/**
- * Records that Entra ID or Graph refused the connector in a tenant (consent revoked): the consent
- * becomes `revoked` with the reason, and the tenant's integrations on this connector are marked
- * `needs_consent`. Returns how many integrations were marked.
- */
-export async function markConsentRevoked(db: Db, connectorId: string, tenantId: string, reason: string): Promise<number> {
-  const tenant = tenantId.toLowerCase();
-  return db.transaction(async (tx) => {
-    const updated = await tx
-      .update(entraConsents)
-      .set({ status: 'revoked', error: 'consent_revoked', errorDescription: reason, revokedAt: sql`now()`, updatedAt: sql`now()` })
-      .where(and(eq(entraConsents.connectorId, connectorId), sql`(${entraConsents.tenantId} = ${tenant} or ${entraConsents.tenantGuid} = ${tenant})`))
-      .returning({ tenantGuid: entraConsents.tenantGuid });
-    if (updated.length === 0) {
-      await tx.insert(entraConsents).values({ connectorId, tenantId: tenant, status: 'revoked', error: 'consent_revoked', errorDescription: reason, revokedAt: sql`now()` });
-    }
-    const marked = await tx
-      .update(integrations)
-      .set({ status: 'needs_consent', updatedAt: sql`now()` })
-      .where(matchesConnectorTenant(connectorId, tenant, updated[0]?.tenantGuid ?? null))
-      .returning({ id: integrations.id });
-    await tx.insert(auditEvents).values({ actor: 'worker', action: 'connector.consent.revoked', details: { connectorId, tenantId: tenant, reason } });
-    return marked.length;
-  });
-}
-
-/**
- * Sets an Entra integration's status to `needs_consent` when its connector's consent in its
- * tenant is not granted (a failed run writes `failed` first; this keeps the cause visible).
- * Returns whether it did.
- */
-export async function reflectConsentStatus(db: Db, integrationId: string): Promise<boolean> {
-  if (!isUuid(integrationId)) return false;
-  const rows = await db.$client`
-    update integrations i set status = 'needs_consent', updated_at = now()
-    where i.id = ${integrationId} and i.kind = 'entra_id' and i.settings ? 'connectorId'
-      and not exists (
-        select 1 from entra_consents c
-        where c.connector_id::text = i.settings->>'connectorId'
-          and (c.tenant_id = lower(i.settings->>'tenantId') or c.tenant_guid = lower(i.settings->>'tenantId'))
-          and c.status = 'granted')
-    returning i.id`;
-  return rows.length === 1;
-}
-
 // ---- legacy integrations and their migration ----
 
 const deadlineKey = 'entra.legacyMigrationDeadline';
@@ -647,13 +461,22 @@ export async function migrateLegacyIntegration(db: Db, input: LegacyMigration): 
     const settings = row.settings;
     const tenantId = String(settings['tenantId'] ?? '').toLowerCase();
     const legacyClientId = String((settings['legacyApp'] as { clientId?: unknown }).clientId ?? '');
+    // The integration's own account must hold the grant: another account's consent of the same
+    // tenant is not this account's to use.
     const [consent] = await tx
       .select()
       .from(entraConsents)
-      .where(and(eq(entraConsents.connectorId, connector.id), sql`(${entraConsents.tenantId} = ${tenantId} or ${entraConsents.tenantGuid} = ${tenantId})`, eq(entraConsents.status, 'granted')));
+      .where(
+        and(
+          eq(entraConsents.accountId, row.accountId),
+          eq(entraConsents.connectorId, connector.id),
+          sql`(${entraConsents.tenantId} = ${tenantId} or ${entraConsents.tenantGuid} = ${tenantId})`,
+          eq(entraConsents.status, 'granted'),
+        ),
+      );
     if (!consent) {
       throw new InvalidStateError(
-        `tenant ${tenantId} has not granted consent to connector "${connector.name}": send its administrator the consent URL (dirsync connectors consent-url ${connector.name} --tenant ${tenantId}) first`,
+        `this integration's account holds no granted consent of tenant ${tenantId} to connector "${connector.name}": send the tenant's administrator a consent URL of this account (dirsync connectors consent-url ${connector.name} --account <account> --tenant ${tenantId}) first`,
       );
     }
     const { legacyApp: _legacy, authorityHost: _a, graphBaseUrl: _g, caPem: _c, ...kept } = settings;
@@ -715,7 +538,9 @@ export async function listActionsNeeded(db: Db, now: Date = new Date()): Promise
     }
     const connectorId = typeof settings['connectorId'] === 'string' ? settings['connectorId'] : undefined;
     if (connectorId === undefined) continue;
-    const consent = consents.find((c) => c.connectorId === connectorId && (c.tenantId === tenantId || c.tenantGuid === tenantId));
+    // Only the integration's own account's consent counts (a grant first, under either tenant name).
+    const own = consents.filter((c) => c.accountId === row.accountId && c.connectorId === connectorId && (c.tenantId === tenantId || c.tenantGuid === tenantId));
+    const consent = own.find((c) => c.status === 'granted') ?? own[0];
     if (consent?.status !== 'granted') {
       actions.push({
         kind: 'grant_consent',
@@ -725,7 +550,8 @@ export async function listActionsNeeded(db: Db, now: Date = new Date()): Promise
         connectorId,
         tenantId,
         consentStatus: consent?.status ?? 'none',
-        detail: consent?.errorDescription ?? consent?.error ?? null,
+        // Text that came from outside (a redirect's error description): shown sanitised and capped.
+        detail: consent === undefined ? null : displayText(consent.errorDescription ?? consent.error ?? '') || null,
       });
     }
     const from = settings['migratedFrom'] as { legacyClientId?: unknown; at?: unknown } | undefined;
@@ -738,7 +564,7 @@ export async function listActionsNeeded(db: Db, now: Date = new Date()): Promise
   }
   for (const connector of await listConnectors(db)) {
     if (connector.lastRotationStatus === 'failed') {
-      actions.push({ kind: 'rotation_failed', connectorId: connector.id, connector: connector.name, at: connector.lastRotationAt, error: connector.lastRotationError ?? 'rotation failed' });
+      actions.push({ kind: 'rotation_failed', connectorId: connector.id, connector: connector.name, at: connector.lastRotationAt, error: displayText(connector.lastRotationError ?? 'rotation failed') });
     }
     const [current] = await db
       .select({ notAfter: connectorCredentials.notAfter })

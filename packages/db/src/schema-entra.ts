@@ -13,6 +13,10 @@ export const credentialStatuses = ['pending', 'current', 'previous', 'retired', 
 /** State of a tenant's admin consent for a connector. */
 export const consentStatuses = ['pending', 'granted', 'denied', 'revoked'] as const;
 
+// schema.ts re-exports this file, so importing its tables here would be an import cycle: the
+// foreign key names accounts through a stand-in of its key column (as schema-api.ts does).
+const accounts = pgTable('accounts', { id: uuid('id').primaryKey() });
+
 const inList = (column: string, values: readonly string[]) =>
   sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(', ')})`);
 
@@ -97,18 +101,24 @@ export const connectorCredentials = pgTable(
   ],
 );
 
-/** A tenant administrator's admin consent to a connector (or its refusal or revocation). */
+/** A tenant administrator's admin consent to a connector, held by the account that asked for it. */
 export const entraConsents = pgTable(
   'entra_consents',
   {
+    /** The account that requested the consent: only its integrations may use it. */
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
     connectorId: uuid('connector_id')
       .notNull()
       .references(() => connectors.id, { onDelete: 'cascade' }),
     /** The tenant as integrations name it (GUID or domain), lower-case. */
     tenantId: text('tenant_id').notNull(),
-    /** The tenant GUID Entra reported on the consent redirect. */
+    /** The tenant GUID, from the `tid` claim of the token that verified the grant. */
     tenantGuid: text('tenant_guid'),
     status: text('status', { enum: consentStatuses }).notNull(),
+    /** Application permissions (`roles` claim) the verifying token carried. */
+    roles: jsonb('roles').$type<string[]>(),
     error: text('error'),
     errorDescription: text('error_description'),
     grantedAt: timestamp('granted_at', { withTimezone: true }),
@@ -116,22 +126,41 @@ export const entraConsents = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    primaryKey({ columns: [t.connectorId, t.tenantId], name: 'entra_consents_pk' }),
+    primaryKey({ columns: [t.accountId, t.connectorId, t.tenantId], name: 'entra_consents_pk' }),
+    index('entra_consents_connector_tenant_idx').on(t.connectorId, t.tenantId),
     check('entra_consents_status_ck', inList('status', consentStatuses)),
   ],
 );
 
-/** Single-use `state` values of admin-consent URLs. */
-export const entraConsentStates = pgTable('entra_consent_states', {
-  nonce: text('nonce').primaryKey(),
-  connectorId: uuid('connector_id')
-    .notNull()
-    .references(() => connectors.id, { onDelete: 'cascade' }),
-  tenantId: text('tenant_id').notNull(),
-  createdAt: createdAt(),
-  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
-  usedAt: timestamp('used_at', { withTimezone: true }),
-});
+/** How a consent request ended (null while it waits for the redirect or its verification). */
+export const consentRequestOutcomes = ['granted', 'denied', 'not_granted', 'confirmation_required', 'failed'] as const;
+
+/** Single-use `state` values of admin-consent URLs: one pending request of one account each. */
+export const entraConsentStates = pgTable(
+  'entra_consent_states',
+  {
+    nonce: text('nonce').primaryKey(),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id, { onDelete: 'cascade' }),
+    connectorId: uuid('connector_id')
+      .notNull()
+      .references(() => connectors.id, { onDelete: 'cascade' }),
+    tenantId: text('tenant_id').notNull(),
+    createdAt: createdAt(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    /** When the redirect used the state up: never accepted again after this. */
+    usedAt: timestamp('used_at', { withTimezone: true }),
+    outcome: text('outcome', { enum: consentRequestOutcomes }),
+    /** Why the request ended as it did (already sanitised and capped). */
+    detail: text('detail'),
+    completedAt: timestamp('completed_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('entra_consent_states_account_idx').on(t.accountId, t.connectorId, t.tenantId),
+    check('entra_consent_states_outcome_ck', sql`outcome is null or ${inList('outcome', consentRequestOutcomes)}`),
+  ],
+);
 
 /** Platform-wide settings (for example the legacy Entra migration deadline), by key. */
 export const platformSettings = pgTable('platform_settings', {

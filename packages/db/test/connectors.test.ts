@@ -6,8 +6,10 @@ import {
   activateCredential,
   addPendingCredential,
   claimRotationSlot,
+  displayText,
+  acceptConsentRedirect,
   close,
-  completeConsent,
+  confirmConsent,
   connect,
   connectorCredentials,
   createAccount,
@@ -30,9 +32,11 @@ import {
   migrateLegacyIntegration,
   openPendingCredential,
   recordRotationOutcome,
+  recordConsentVerification,
   reflectConsentStatus,
   releaseRotationLease,
   releaseRotationSlot,
+  revokeConsent,
   setCursor,
   setLegacyMigrationDeadline,
   withCurrentCredential,
@@ -84,9 +88,14 @@ async function connector(overrides: Partial<Parameters<typeof createConnector>[2
   );
 }
 
-async function grant(connectorId: string, tenantId = tenant): Promise<void> {
-  const request = await createConsentRequest(db, ring, { connectorId, tenantId });
-  await completeConsent(db, ring, new URLSearchParams({ admin_consent: 'True', tenant: tenantId, state: request.state }));
+const roles = ['GroupMember.Read.All', 'User.Read.All'];
+
+/** The whole consent flow for `account`: URL, redirect, and the token a worker would have found. */
+async function grant(connectorId: string, tenantId = tenant, account = accountId) {
+  const request = await createConsentRequest(db, ring, { accountId: account, connectorId, tenantId });
+  const redirect = await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', tenant: tenantId, state: request.state }));
+  if (redirect.kind !== 'verify') throw new Error('expected a verification');
+  return recordConsentVerification(db, redirect.request.nonce, { ok: true, tenantGuid: tenant, roles });
 }
 
 beforeAll(async () => {
@@ -160,61 +169,116 @@ describe('connectors', () => {
 });
 
 describe('consent', () => {
-  it('builds the admin-consent URL with a signed single-use state and records the grant', async () => {
+  it('builds the admin-consent URL with a signed single-use state and grants only after the token check', async () => {
     const c = await connector();
-    const request = await createConsentRequest(db, ring, { connectorId: c.id, tenantId: tenant });
+    const request = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant });
     const url = new URL(request.url);
     expect(`${url.origin}${url.pathname}`).toBe(`https://login.example/${tenant}/adminconsent`);
     expect(url.searchParams.get('client_id')).toBe(c.clientId);
     expect(url.searchParams.get('redirect_uri')).toBe(c.redirectUri);
     expect(url.searchParams.get('state')).toBe(request.state);
-    expect((await getConsent(db, c.id, tenant))?.status).toBe('pending');
+    expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('pending');
 
-    const redirect = new URLSearchParams({ admin_consent: 'True', tenant, state: request.state });
-    const outcome = await completeConsent(db, ring, redirect);
-    expect(outcome).toMatchObject({ connectorId: c.id, tenantId: tenant, status: 'granted' });
-    expect((await getConsent(db, c.id, tenant))?.status).toBe('granted');
-    await expect(completeConsent(db, ring, redirect)).rejects.toThrow(/already used/);
+    const query = new URLSearchParams({ admin_consent: 'True', tenant, state: request.state });
+    const redirect = await acceptConsentRedirect(db, ring, query);
+    expect(redirect).toMatchObject({ kind: 'verify', request: { accountId, connectorId: c.id, tenantId: tenant } });
+    // admin_consent=True alone records nothing.
+    expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('pending');
+    await expect(acceptConsentRedirect(db, ring, query)).rejects.toThrow(/already used/);
+    if (redirect.kind !== 'verify') throw new Error('expected a verification');
+
+    const outcome = await recordConsentVerification(db, redirect.request.nonce, { ok: true, tenantGuid: tenant.toUpperCase(), roles: [...roles, 'Application.ReadWrite.OwnedBy'] });
+    expect(outcome).toMatchObject({ accountId, connectorId: c.id, tenantId: tenant, outcome: 'granted', tenantGuid: tenant });
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', tenantGuid: tenant, roles: ['Application.ReadWrite.OwnedBy', ...roles] });
+    // A worker answering late changes nothing: the first result stays.
+    expect((await recordConsentVerification(db, redirect.request.nonce, { ok: false, outcome: 'failed', detail: 'late' })).outcome).toBe('granted');
+    expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('granted');
     const audit = await listAudit(db, { limit: 5 });
-    expect(audit.some((e) => e.action === 'connector.consent.granted')).toBe(true);
+    expect(audit.some((e) => e.action === 'connector.consent.granted' && e.accountId === accountId)).toBe(true);
   });
 
   it('refuses forged, altered and expired states', async () => {
     const c = await connector();
-    const request = await createConsentRequest(db, ring, { connectorId: c.id, tenantId: tenant });
+    const request = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant });
     const altered = `${request.state.slice(0, -4)}AAAA`;
-    await expect(completeConsent(db, ring, new URLSearchParams({ admin_consent: 'True', state: altered }))).rejects.toThrow(/not one this installation issued/);
-    await expect(completeConsent(db, ring, new URLSearchParams({ admin_consent: 'True', state: 'abc.def' }))).rejects.toThrow(InvalidInputError);
-    const expired = await createConsentRequest(db, ring, { connectorId: c.id, tenantId: tenant, ttlMs: -1 });
-    await expect(completeConsent(db, ring, new URLSearchParams({ admin_consent: 'True', state: expired.state }))).rejects.toThrow(/expired/);
+    await expect(acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: altered }))).rejects.toThrow(/not one this installation issued/);
+    await expect(acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: 'abc.def' }))).rejects.toThrow(InvalidInputError);
+    const expired = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant, ttlMs: -1 });
+    await expect(acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: expired.state }))).rejects.toThrow(/expired/);
+    await expect(createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: 'bad tenant/../x' })).rejects.toThrow(InvalidInputError);
   });
 
-  it('records a refusal with the error and its description', async () => {
+  it('records a refusal sanitised and capped, and a refusal never takes a grant away', async () => {
     const c = await connector();
-    const request = await createConsentRequest(db, ring, { connectorId: c.id, tenantId: 'contoso.onmicrosoft.com' });
-    const outcome = await completeConsent(
-      db,
-      ring,
-      new URLSearchParams({ error: 'access_denied', error_description: 'AADSTS65004: User declined to consent', state: request.state }),
-    );
-    expect(outcome.status).toBe('denied');
-    expect(await getConsent(db, c.id, 'Contoso.onmicrosoft.com')).toMatchObject({ status: 'denied', error: 'access_denied', errorDescription: 'AADSTS65004: User declined to consent' });
+    const request = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: 'contoso.onmicrosoft.com' });
+    const hostile = `AADSTS65004: User declined\u001b[31m <script>alert(1)</script>\u202e ${'x'.repeat(5000)}`;
+    const outcome = await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', error: 'access_denied', error_description: hostile, state: request.state }));
+    expect(outcome).toMatchObject({ kind: 'refused', error: 'access_denied', grantKept: false });
+    const denied = await getConsent(db, accountId, c.id, 'Contoso.onmicrosoft.com');
+    expect(denied).toMatchObject({ status: 'denied', error: 'access_denied' });
+    expect(denied?.errorDescription).toBe(displayText(hostile));
+    expect(Array.from(denied?.errorDescription ?? '').length).toBeLessThanOrEqual(300);
+    expect(denied?.errorDescription).not.toMatch(/[\u0000-\u001f\u202e]/);
+
+    await grant(c.id);
+    const again = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant });
+    const refusal = await acceptConsentRedirect(db, ring, new URLSearchParams({ error: 'access_denied', error_description: 'no', state: again.state }));
+    expect(refusal).toMatchObject({ kind: 'refused', grantKept: true });
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', error: null, errorDescription: null });
   });
 
-  it('marks the tenant\'s integrations as needing consent when it is revoked', async () => {
+  it('does not grant on a token without the required roles, nor without a token', async () => {
+    const c = await connector();
+    const verify = async (result: Parameters<typeof recordConsentVerification>[2]) => {
+      const request = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant });
+      const redirect = await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: request.state }));
+      if (redirect.kind !== 'verify') throw new Error('expected a verification');
+      return recordConsentVerification(db, redirect.request.nonce, result);
+    };
+    expect(await verify({ ok: true, tenantGuid: tenant, roles: [] })).toMatchObject({ outcome: 'not_granted', detail: expect.stringMatching(/no application permissions; missing User\.Read\.All, GroupMember\.Read\.All/) });
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'denied', error: 'permissions_missing' });
+    expect((await verify({ ok: true, tenantGuid: tenant, roles: ['User.Read.All'] })).outcome).toBe('not_granted');
+    expect((await verify({ ok: false, outcome: 'not_granted', detail: 'AADSTS700016: Application not found in the directory' })).outcome).toBe('not_granted');
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'denied', error: 'consent_not_verified' });
+  });
+
+  it('keeps each account\'s consent of a shared tenant apart', async () => {
+    const c = await connector();
+    const other = (await createAccount(db, { name: `fabrikam ${c.id}` })).id;
+    await grant(c.id);
+    expect(await getConsent(db, other, c.id, tenant)).toBeUndefined();
+    // The tenant consented for the first account already: the second account's redirect cannot be
+    // tied to the tenant's administrator and waits for a platform administrator.
+    expect((await grant(c.id, tenant, other)).outcome).toBe('confirmation_required');
+    expect(await getConsent(db, other, c.id, tenant)).toMatchObject({ status: 'pending', error: 'confirmation_required' });
+    await expect(confirmConsent(db, { accountId, connectorId: c.id, tenantId: tenant, actor: 'test' })).rejects.toThrow(InvalidStateError);
+    await confirmConsent(db, { accountId: other, connectorId: c.id, tenantId: tenant, actor: 'test' });
+    expect((await getConsent(db, other, c.id, tenant))?.status).toBe('granted');
+
+    const mine = await createIntegration(db, { accountId, kind: 'entra_id', name: `shared ${c.id}`, settings: { tenantId: tenant, connectorId: c.id } });
+    const theirs = await createIntegration(db, { accountId: other, kind: 'entra_id', name: `shared ${c.id}`, settings: { tenantId: tenant, connectorId: c.id } });
+    expect(await revokeConsent(db, { accountId, connectorId: c.id, tenantId: tenant, actor: 'test' })).toBe(true);
+    expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('revoked');
+    expect((await getConsent(db, other, c.id, tenant))?.status).toBe('granted');
+    expect((await getIntegration(db, mine.id))?.status).toBe('needs_consent');
+    expect((await getIntegration(db, theirs.id))?.status).toBe('new');
+    expect(await reflectConsentStatus(db, theirs.id)).toBe(false);
+  });
+
+  it('marks the account\'s integrations as needing consent when it is revoked', async () => {
     const c = await connector();
     await grant(c.id);
     const integration = await createIntegration(db, { accountId, kind: 'entra_id', name: `entra ${c.id}`, settings: { tenantId: tenant, connectorId: c.id } });
     expect(await reflectConsentStatus(db, integration.id)).toBe(false);
-    expect(await markConsentRevoked(db, c.id, tenant, 'AADSTS700016: not found in the directory')).toBe(1);
+    expect(await markConsentRevoked(db, accountId, c.id, tenant, 'AADSTS700016: not found in the directory')).toBe(1);
     expect((await getIntegration(db, integration.id))?.status).toBe('needs_consent');
-    expect((await getConsent(db, c.id, tenant))?.status).toBe('revoked');
+    expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('revoked');
     // A failed run writes its own status; reflecting the consent puts the cause back.
     await markIntegrationRun(db, integration.id, { status: 'failed', lastRunId: integration.id });
     expect(await reflectConsentStatus(db, integration.id)).toBe(true);
     expect((await getIntegration(db, integration.id))?.status).toBe('needs_consent');
-    // Consent granted again: the integration may sync.
-    await grant(c.id);
+    // Consent granted again (no other account holds one): the integration may sync.
+    expect((await grant(c.id)).outcome).toBe('granted');
     expect((await getIntegration(db, integration.id))?.status).toBe('new');
   });
 });
@@ -239,7 +303,7 @@ describe('legacy integrations', () => {
       /description is required/,
     );
     await expect(migrateLegacyIntegration(db, { integrationId: integration.id, connectorId: c.id, description: 'Staff', actor: 'test' })).rejects.toThrow(
-      /has not granted consent/,
+      /account holds no granted consent of tenant/,
     );
     await grant(c.id);
     const result = await migrateLegacyIntegration(db, { integrationId: integration.id, connectorId: c.name, description: 'Staff directory', actor: 'test' });

@@ -12,6 +12,8 @@ export const CONTROL_JOB_NAMES = {
   testConnection: JOB_NAMES.testConnection,
   /** Test Connection with a new secret waiting in `integration_secret_candidates`. */
   checkSecret: 'check-secret',
+  /** Obtain a token for the tenant of an answered admin-consent request and record what it carries. */
+  verifyConsent: 'verify-consent',
 } as const;
 
 /**
@@ -34,6 +36,34 @@ export function parseCheckSecretJob(data: unknown): CheckSecretJobData {
   if (!result.success) throw new InvalidJobPayloadError('check-secret job', result.error);
   return result.data;
 }
+
+/**
+ * Data of a `verify-consent` job: the consent request is named by its nonce, which the redirect
+ * has already used up (it can no longer answer a consent page).
+ */
+export const verifyConsentJobSchema = z.strictObject({
+  requestId: z.uuid(),
+  nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/),
+});
+
+/** Data of a `verify-consent` job. */
+export type VerifyConsentJobData = z.infer<typeof verifyConsentJobSchema>;
+
+/** Validates the data of a `verify-consent` job. Throws {@link InvalidJobPayloadError}. */
+export function parseVerifyConsentJob(data: unknown): VerifyConsentJobData {
+  const result = verifyConsentJobSchema.safeParse(data);
+  if (!result.success) throw new InvalidJobPayloadError('verify-consent job', result.error);
+  return result.data;
+}
+
+/** What a `verify-consent` job returns: the outcome it recorded (the worker writes it itself). */
+export const consentVerificationResultSchema = z.object({
+  outcome: z.enum(['granted', 'denied', 'not_granted', 'confirmation_required', 'failed']),
+  detail: z.string().nullable(),
+});
+
+/** Result of a `verify-consent` job. */
+export type ConsentVerificationResult = z.infer<typeof consentVerificationResultSchema>;
 
 /** One line of a Test Connection checklist, as a control job returns it. */
 export const connectionCheckSchema = z.object({
@@ -115,6 +145,8 @@ export interface ControlClient {
   testConnection(integrationId: string, options: ControlRequestOptions): Promise<ConnectionReportResult>;
   /** Test Connection with the candidate secret `candidateId` (see `storeSecretCandidate`). */
   checkSecret(integrationId: string, candidateId: string, options: ControlRequestOptions): Promise<ConnectionReportResult>;
+  /** Token check of an answered admin-consent request (see `acceptConsentRedirect`). */
+  verifyConsent(nonce: string, options: ControlRequestOptions): Promise<ConsentVerificationResult>;
   /** Closes the client's connections. */
   close(): Promise<void>;
 }
@@ -144,7 +176,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
   events.on('error', onError);
   let closed = false;
 
-  async function request(name: string, data: Record<string, unknown>, what: string, timeoutMs: number): Promise<ConnectionReportResult> {
+  async function request<T>(name: string, data: Record<string, unknown>, what: string, timeoutMs: number, schema: z.ZodType<T>): Promise<T> {
     if (closed) throw new Error('the control client is closed');
     await events.waitUntilReady();
     const job: Job = await queue.add(name, data, { ...controlJobOptions, jobId: controlJobId(String(data['requestId'])) });
@@ -162,7 +194,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         }
         throw new ControlTimeoutError(what, timeoutMs, true);
       }
-      const parsed = connectionReportSchema.safeParse(outcome.value);
+      const parsed = schema.safeParse(outcome.value);
       if (!parsed.success) throw new ControlJobFailedError(`${what}: the worker returned an answer of the wrong shape`);
       return parsed.data;
     } catch (error) {
@@ -181,7 +213,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         requestId: randomUUID(),
         ...(requestOptions.requestedBy === undefined ? {} : { requestedBy: requestOptions.requestedBy }),
       });
-      return request(CONTROL_JOB_NAMES.testConnection, data, 'Test Connection', requestOptions.timeoutMs);
+      return request(CONTROL_JOB_NAMES.testConnection, data, 'Test Connection', requestOptions.timeoutMs, connectionReportSchema);
     },
     async checkSecret(integrationId, candidateId, requestOptions) {
       const data = parseCheckSecretJob({
@@ -190,7 +222,11 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         requestId: randomUUID(),
         ...(requestOptions.requestedBy === undefined ? {} : { requestedBy: requestOptions.requestedBy }),
       });
-      return request(CONTROL_JOB_NAMES.checkSecret, data, 'Test Connection with the new secret', requestOptions.timeoutMs);
+      return request(CONTROL_JOB_NAMES.checkSecret, data, 'Test Connection with the new secret', requestOptions.timeoutMs, connectionReportSchema);
+    },
+    async verifyConsent(nonce, requestOptions) {
+      const data = parseVerifyConsentJob({ requestId: randomUUID(), nonce });
+      return request(CONTROL_JOB_NAMES.verifyConsent, data, 'Consent verification', requestOptions.timeoutMs, consentVerificationResultSchema);
     },
     async close() {
       if (closed) return;

@@ -216,11 +216,13 @@ test("account isolation: a key never sees or touches another account's data, on 
     listUsers: { method: 'GET', path: `/v1/integrations/${i}/users` },
     listGroups: { method: 'GET', path: `/v1/integrations/${i}/groups` },
     listMemberships: { method: 'GET', path: `/v1/integrations/${i}/memberships` },
-    createConsentUrl: { method: 'POST', path: `/v1/connectors/${connector.id}/consent-url`, body: { tenantId: 'isolated.onmicrosoft.com' } },
+    revokeConsent: { method: 'DELETE', path: `/v1/connectors/${connector.id}/consents/isolated.onmicrosoft.com` },
   };
   // Shared by every account: B sees them, but nothing of A's on them.
   const shared: Record<string, string> = { listConnectors: '/v1/connectors', getConnector: `/v1/connectors/${connector.id}` };
   const lists: Record<string, string> = {
+    // B may ask for a consent URL of any tenant: the consent would be B's own, never A's (below).
+    createConsentUrl: '',
     listIntegrations: '/v1/integrations',
     listRuns: `/v1/runs?integrationId=${i}`,
     listActions: '/v1/actions',
@@ -238,7 +240,8 @@ test("account isolation: a key never sees or touches another account's data, on 
   for (const [operation, call] of Object.entries(calls)) {
     const response = await api.request(call.method, call.path, { token: tokenB, ...(call.body === undefined ? {} : { body: call.body }) });
     expect([operation, response.status]).toEqual([operation, 404]);
-    const text = await response.text();
+    // The problem's `instance` repeats the caller's own path; nothing else may name A's data.
+    const text = (await response.text()).replace(call.path, '');
     expect(text).not.toContain('isolated');
   }
   for (const [operation, path] of Object.entries(lists)) {
@@ -250,6 +253,12 @@ test("account isolation: a key never sees or touches another account's data, on 
   // createIntegration always acts on the key's own account, whatever the body says.
   const created = await api.client(tokenB).createIntegration({ kind: 'ldap', name: 'isolated', settings: ldapSettings() });
   expect(created.accountId).toBe(accountB);
+  // A consent URL for A's tenant is B's own request; an integration of B on that tenant is refused.
+  const consentUrl = await api.request('POST', `/v1/connectors/${connector.id}/consent-url`, { token: tokenB, body: { tenantId: 'isolated.onmicrosoft.com' } });
+  expect(consentUrl.status).toBe(200);
+  const onTenant = await api.request('POST', '/v1/integrations', { token: tokenB, body: { kind: 'entra_id', name: 'entra of A', settings: { tenantId: 'isolated.onmicrosoft.com', connectorId: connector.id } } });
+  expect(onTenant.status).toBe(403);
+  expect(await onTenant.json()).toMatchObject({ type: '/v1/problems/tenant-consent-required' });
 
   // Nothing of A's changed.
   const after = await getIntegration(api.db, i);

@@ -1,5 +1,5 @@
 export * from './pipeline/index.ts';
-export { createSyncProcessor, type ProviderFactory, type SyncJobResult, type SyncProcessorOptions } from './processor.ts';
+export { createSyncProcessor, type ProviderFactory, type ProviderOwner, type SyncJobResult, type SyncProcessorOptions } from './processor.ts';
 export { createWorker, type CreateWorkerOptions, type DirsyncWorker } from './worker.ts';
 export { classifyFailure, type FailureVerdict } from './failure.ts';
 export {

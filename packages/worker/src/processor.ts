@@ -19,11 +19,18 @@ import { classifyFailure } from './failure.ts';
 import { DEFAULT_LOCK_TIMING, integrationLockKey, type LockTiming, tryAcquireLock } from './lock.ts';
 import { planMode, runSync, type SyncOutcome, type SyncReport } from './pipeline/index.ts';
 
+/** Whose integration a provider is built for: the Entra factory checks the account's own consent. */
+export interface ProviderOwner {
+  readonly accountId: string;
+  readonly integrationId: string;
+}
+
 /** Builds the provider of an integration from its kind, validated settings and decrypted secret. */
 export type ProviderFactory = (
   kind: string,
   settings: Record<string, unknown>,
   secret: string | undefined,
+  owner?: ProviderOwner,
 ) => Provider | Promise<Provider>;
 
 /** Dependencies of {@link createSyncProcessor}. */
@@ -160,7 +167,7 @@ async function runLocked(
     if (!integration.enabled) throw new UnrecoverableError('integration is disabled');
     const approvalRun = await findApproval(db, integration.id, { mode: plan.mode });
     const report = await withIntegrationSecret(db, options.keyRing, integration.id, async (secret) => {
-      const provider = await options.createProvider(integration.kind, integration.settings, secret);
+      const provider = await options.createProvider(integration.kind, integration.settings, secret, { accountId: integration.accountId, integrationId: integration.id });
       try {
         return await runSync({
           db,

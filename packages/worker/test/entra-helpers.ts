@@ -1,8 +1,9 @@
 import { request } from 'node:https';
 import {
+  acceptConsentRedirect,
   close,
-  completeConsent,
   connect,
+  type ConsentOutcome,
   type Connector,
   createAccount,
   createConnector,
@@ -13,6 +14,7 @@ import {
   type KeyRing,
 } from '@dirsync/db';
 import { generateCertificate } from '@dirsync/providers';
+import { verifyTenantConsent } from '../src/entra/index.ts';
 import {
   createTestDatabase,
   type EmulatedApplication,
@@ -21,6 +23,7 @@ import {
   type EntraEmulatorOptions,
   startEntraEmulator,
   type TestDatabase,
+  testDestinations,
 } from '@dirsync/testkit';
 
 /** Where the emulated admin-consent page sends administrators back. */
@@ -40,8 +43,11 @@ export interface EntraWorld {
   readonly connector: Connector;
   /** A customer tenant whose administrator granted consent through the real consent flow. */
   consentedTenant(): Promise<EmulatedTenantDirectory>;
-  /** Runs the admin-consent flow for a tenant: URL → emulated consent page → redirect handled. */
-  grantConsent(tenantId: string): Promise<void>;
+  /**
+   * Runs the admin-consent flow for a tenant and an account (default: the world's): URL →
+   * emulated consent page → redirect handled → token check against the emulator.
+   */
+  grantConsent(tenantId: string, accountId?: string): Promise<ConsentOutcome | 'refused'>;
   close(): Promise<void>;
 }
 
@@ -94,10 +100,12 @@ export async function startEntraWorld(label: string, emulatorOptions: EntraEmula
     );
     const accountId = (await createAccount(db, { name: `entra-${label}` })).id;
     const handle = db;
-    const grantConsent = async (tenantId: string) => {
-      const consent = await createConsentRequest(handle, ring, { connectorId: connector.id, tenantId });
+    const grantConsent = async (tenantId: string, account = accountId) => {
+      const consent = await createConsentRequest(handle, ring, { accountId: account, connectorId: connector.id, tenantId });
       const location = new URL(await followConsentPage(consent.url, emulator.caPem));
-      await completeConsent(handle, ring, location.searchParams);
+      const redirect = await acceptConsentRedirect(handle, ring, location.searchParams);
+      if (redirect.kind === 'refused') return 'refused' as const;
+      return verifyTenantConsent({ db: handle, keyRing: ring, destinations: testDestinations }, redirect.request.nonce);
     };
     const drop = database;
     return {

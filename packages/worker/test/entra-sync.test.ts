@@ -2,16 +2,27 @@ import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { pino } from 'pino';
 import {
+  confirmConsent,
+  createAccount,
   createIntegration,
   getConsent,
   getIntegration,
   getRun,
   migrateLegacyIntegration,
+  revokeConsent,
   type Run,
   setLegacyMigrationDeadline,
 } from '@dirsync/db';
 import { SYNC_QUEUE } from '@dirsync/jobs';
-import { createTestQueuePrefix, type EmulatedTenantDirectory, populateEntraTenant, testRedisUrl, type TestQueuePrefix, waitFor } from '@dirsync/testkit';
+import {
+  createTestQueuePrefix,
+  type EmulatedTenantDirectory,
+  populateEntraTenant,
+  testDestinations,
+  testRedisUrl,
+  type TestQueuePrefix,
+  waitFor,
+} from '@dirsync/testkit';
 import { createEntraAwareProviderFactory } from '../src/entra/index.ts';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
 import { type EntraWorld, startEntraWorld } from './entra-helpers.ts';
@@ -89,6 +100,7 @@ beforeAll(async () => {
     createProvider: createEntraAwareProviderFactory({
       db: world.db,
       keyRing: world.ring,
+      destinations: testDestinations,
       now: () => clock,
       sleep: async (ms) => {
         waits.push(ms);
@@ -197,13 +209,13 @@ test('revoked consent fails the run at once, deletes nothing and marks the integ
   expect(run.attemptsMade).toBe(1);
   expect(await snapshot()).toBe(before);
   expect((await getIntegration(world.db, integrationId))?.status).toBe('needs_consent');
-  expect((await getConsent(world.db, world.connector.id, tenant.tenantId))?.status).toBe('revoked');
+  expect((await getConsent(world.db, world.accountId, world.connector.id, tenant.tenantId))?.status).toBe('revoked');
 
   // Until consent is granted again, runs stop before calling Entra ID.
   const tokensBefore = world.emulator.requestsTo('login', '/token').length;
   const refused = await sync('delta', integrationId, 3);
   expect(refused).toMatchObject({ status: 'failed', attemptsMade: 1 });
-  expect(refused.error).toMatch(/admin consent of tenant .* is revoked/);
+  expect(refused.error).toMatch(/account holds no granted consent of tenant .*: its consent is revoked/);
   expect(world.emulator.requestsTo('login', '/token').length).toBe(tokensBefore);
 
   await world.grantConsent(tenant.tenantId);
@@ -211,6 +223,68 @@ test('revoked consent fails the run at once, deletes nothing and marks the integ
   const resumed = await sync('delta');
   expect(resumed).toMatchObject({ status: 'succeeded', mode: 'delta', deleted: 1 });
 }, timeoutMs);
+
+describe('tenant ownership', () => {
+  let otherAccount: string;
+
+  beforeAll(async () => {
+    otherAccount = (await createAccount(world.db, { name: 'another customer' })).id;
+  });
+
+  test("another account's integration naming a consented tenant is refused before anything is read", async () => {
+    // Stored directly, as an integration made before creation checked ownership would be.
+    const foreign = (
+      await createIntegration(world.db, {
+        accountId: otherAccount,
+        kind: 'entra_id',
+        name: 'Not my tenant',
+        settings: { tenantId: tenant.tenantId, connectorId: world.connector.id },
+      })
+    ).id;
+    const requestsBefore = world.emulator.requests.length;
+    const run = await sync('full', foreign, 3);
+    expect(run).toMatchObject({ status: 'failed', attemptsMade: 1, fetched: 0 });
+    expect(run.error).toMatch(/^auth: this integration's account holds no granted consent of tenant .*: its consent has not been requested by this account/);
+    // Nothing reached Entra ID or Graph: no token, no page.
+    expect(world.emulator.requests.length).toBe(requestsBefore);
+    expect(await live('user', foreign)).toEqual([]);
+    expect((await getIntegration(world.db, foreign))?.status).toBe('needs_consent');
+    // The owner's consent is untouched.
+    expect((await getConsent(world.db, world.accountId, world.connector.id, tenant.tenantId))?.status).toBe('granted');
+  }, timeoutMs);
+
+  test("an account that revokes its consent stops syncing; another account's consent of the same tenant is its own", async () => {
+    // The second account's administrator consents too: the tenant had consented already, so the
+    // redirect alone is not enough and a platform administrator confirms it.
+    expect(await world.grantConsent(tenant.tenantId, otherAccount)).toMatchObject({ outcome: 'confirmation_required' });
+    await confirmConsent(world.db, { accountId: otherAccount, connectorId: world.connector.id, tenantId: tenant.tenantId, actor: 'test' });
+    const theirs = (
+      await createIntegration(world.db, {
+        accountId: otherAccount,
+        kind: 'entra_id',
+        name: 'Shared tenant',
+        settings: { tenantId: tenant.tenantId, connectorId: world.connector.id },
+      })
+    ).id;
+
+    expect(await revokeConsent(world.db, { accountId: world.accountId, connectorId: world.connector.id, tenantId: tenant.tenantId, actor: 'test' })).toBe(true);
+    const before = await snapshot();
+    const requestsBefore = world.emulator.requests.length;
+    const refused = await sync('delta', integrationId, 3);
+    expect(refused).toMatchObject({ status: 'failed', attemptsMade: 1 });
+    expect(refused.error).toMatch(/its consent is revoked/);
+    expect(world.emulator.requests.length).toBe(requestsBefore);
+    expect(await snapshot()).toBe(before);
+
+    const other = await sync('full', theirs);
+    expect(other).toMatchObject({ status: 'succeeded', mode: 'full' });
+    expect(await live('user', theirs)).toEqual(await live('user'));
+
+    expect(await world.grantConsent(tenant.tenantId)).toMatchObject({ outcome: 'confirmation_required' });
+    await confirmConsent(world.db, { accountId: world.accountId, connectorId: world.connector.id, tenantId: tenant.tenantId, actor: 'test' });
+    expect((await sync('delta')).status).toBe('succeeded');
+  }, timeoutMs);
+});
 
 describe('legacy integrations', () => {
   let legacyTenant: EmulatedTenantDirectory;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import {
   getConnector,
@@ -39,7 +40,7 @@ async function thumbprints(status: string): Promise<string[]> {
 /** A token for the customer tenant through the worker's provider factory (the current certificate). */
 async function syncToken(tenantId: string): Promise<string> {
   const factory = createEntraAwareProviderFactory({ db: world.db, keyRing: world.ring, tokenCache: new EntraTokenCache(), destinations: testDestinations });
-  const provider = await factory('entra_id', { tenantId, connectorId: world.connector.id }, undefined);
+  const provider = await factory('entra_id', { tenantId, connectorId: world.connector.id }, undefined, { accountId: world.accountId, integrationId: randomUUID() });
   try {
     const report = await provider.testConnection();
     if (!report.ok) throw new Error(report.checks.map((c) => c.detail).join('; '));

@@ -1,7 +1,7 @@
 import { request } from 'node:https';
 import { cpus } from 'node:os';
 import {
-  completeConsent,
+  acceptConsentRedirect,
   createAccount,
   createConnector,
   createConsentRequest,
@@ -10,7 +10,8 @@ import {
   type KeyRing,
 } from '@dirsync/db';
 import { generateCertificate } from '@dirsync/providers';
-import { type EntraEmulator, populateEntraTenant, startEntraEmulator } from '@dirsync/testkit';
+import { type EntraEmulator, populateEntraTenant, startEntraEmulator, testDestinations } from '@dirsync/testkit';
+import { verifyTenantConsent } from '@dirsync/worker';
 import { table } from '../format.ts';
 import { seconds, startBenchHarness } from './harness.ts';
 
@@ -44,14 +45,15 @@ function approveConsent(url: string, ca: string): Promise<URL> {
 
 /**
  * A connector registered in the emulator (certificate uploaded) and in the database, and a
- * customer tenant that granted consent through the admin-consent flow. Shared by the benchmark
- * and the demo.
+ * customer tenant that granted consent to `accountId` through the admin-consent flow (redirect,
+ * then the token check a worker makes). Shared by the benchmark and the demo.
  */
 export async function setUpEmulatedConnector(
   db: Db,
   ring: KeyRing,
   emulator: EntraEmulator,
   name: string,
+  accountId: string,
 ): Promise<{ connectorId: string; appId: string; customerTenantId: string; consentUrl: string }> {
   const home = emulator.createTenant({ domain: 'dirsync-platform.onmicrosoft.com' });
   const certificate = await generateCertificate({ subject: `dirsync connector ${name}`, validityDays: 30 });
@@ -78,10 +80,12 @@ export async function setUpEmulatedConnector(
     certificate,
   );
   const customer = emulator.createTenant({ domain: 'contoso.onmicrosoft.com' });
-  const consent = await createConsentRequest(db, ring, { connectorId: connector.id, tenantId: customer.tenantId });
-  const redirect = await approveConsent(consent.url, emulator.caPem);
-  const outcome = await completeConsent(db, ring, redirect.searchParams);
-  if (outcome.status !== 'granted') throw new Error(`consent was not granted: ${outcome.error ?? ''}`);
+  const consent = await createConsentRequest(db, ring, { accountId, connectorId: connector.id, tenantId: customer.tenantId });
+  const redirect = await acceptConsentRedirect(db, ring, (await approveConsent(consent.url, emulator.caPem)).searchParams);
+  if (redirect.kind === 'refused') throw new Error(`consent was refused: ${redirect.error}`);
+  // The emulator listens on loopback, which only the test destination policy allows.
+  const outcome = await verifyTenantConsent({ db, keyRing: ring, destinations: testDestinations }, redirect.request.nonce);
+  if (outcome.outcome !== 'granted') throw new Error(`consent was not granted: ${outcome.outcome} ${outcome.detail ?? ''}`);
   return { connectorId: connector.id, appId: app.appId, customerTenantId: customer.tenantId, consentUrl: consent.url };
 }
 
@@ -98,11 +102,11 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
   const bench = await startBenchHarness({ label: 'entra-bench', databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, resultsDir: options.resultsDir });
   const { db, ring, worker } = bench;
   try {
-    const setup = await setUpEmulatedConnector(db, ring, emulator, 'bench');
+    const account = await createAccount(db, { name: 'entra bench' });
+    const setup = await setUpEmulatedConnector(db, ring, emulator, 'bench', account.id);
     log(`generating an emulated tenant of ${options.users.toLocaleString('en-US')} users and ${options.groups.toLocaleString('en-US')} groups of ${options.membersPerGroup} members…`);
     const tenant = emulator.tenant(setup.customerTenantId);
     const generated = populateEntraTenant(tenant, { users: options.users, groups: options.groups, membersPerGroup: options.membersPerGroup });
-    const account = await createAccount(db, { name: 'entra bench' });
     const integration = await createIntegration(db, {
       accountId: account.id,
       kind: 'entra_id',

@@ -20,7 +20,7 @@ export function describeAction(action: ActionNeeded): string {
       return `migrate legacy Entra ID integration "${action.name}" (${action.integrationId}, tenant ${action.tenantId}) to a connector, ${when}: dirsync integrations migrate ${action.integrationId} --connector <connector> --description "…"`;
     }
     case 'grant_consent':
-      return `tenant ${action.tenantId} must grant admin consent (${action.consentStatus}${action.detail ? `: ${action.detail}` : ''}) for integration "${action.name}" (${action.integrationId}): dirsync connectors consent-url ${action.connectorId} --tenant ${action.tenantId}`;
+      return `tenant ${action.tenantId} must grant admin consent (${action.consentStatus}${action.detail ? `: ${action.detail}` : ''}) for integration "${action.name}" (${action.integrationId}): dirsync connectors consent-url ${action.connectorId} --account ${action.accountId} --tenant ${action.tenantId}`;
     case 'rotation_failed':
       return `certificate rotation of connector "${action.connector}" failed${action.at ? ` at ${action.at.toISOString()}` : ''} (${action.error}); the current certificate keeps working until it expires: dirsync connectors rotate ${action.connectorId}`;
     case 'certificate_expiring':

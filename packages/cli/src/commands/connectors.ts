@@ -1,27 +1,37 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
-  completeConsent,
+  acceptConsentRedirect,
+  confirmConsent,
   createConnector,
   createConsentRequest,
   type Connector,
   type Db,
+  displayText,
+  getAccount,
   listConnectorCredentials,
   listConnectors,
   listConsents,
   recordAudit,
   requireConnector,
+  revokeConsent,
   updateConnector,
 } from '@dirsync/db';
 import { createRotationEnqueueClient } from '@dirsync/jobs';
 import { defaultAuthorityHost, defaultGraphBaseUrl, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
 import { validateCron } from '@dirsync/scheduler';
-import { rotateConnectorCredential } from '@dirsync/worker';
+import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker';
 import type { Context } from '../context.ts';
 import { UserError } from '../errors.ts';
 import { keyValues, table } from '../format.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
+
+async function requireAccount(ctx: Context, idOrName: string) {
+  const account = await getAccount(ctx.db(), idOrName);
+  if (!account) throw new UserError(`no account "${idOrName}"`);
+  return account;
+}
 
 /** Flags of `connectors add`. */
 interface AddFlags {
@@ -197,7 +207,19 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         console.log(table(['thumbprint', 'status', 'valid from', 'valid until', 'created', 'removed'], history.map((h) => [h.thumbprint, h.status, h.notBefore, h.notAfter, h.createdAt, h.removedAt])));
         const consents = await listConsents(ctx.db(), c.id);
         console.log('\nconsents:');
-        console.log(table(['tenant', 'status', 'granted', 'detail'], consents.map((x) => [x.tenantGuid && x.tenantGuid !== x.tenantId ? `${x.tenantId} (${x.tenantGuid})` : x.tenantId, x.status, x.grantedAt, x.errorDescription ?? x.error ?? ''])));
+        // Each account's consent is its own: the same tenant may appear once per account.
+        console.log(
+          table(
+            ['account', 'tenant', 'status', 'granted', 'detail'],
+            consents.map((x) => [
+              x.accountId,
+              x.tenantGuid && x.tenantGuid !== x.tenantId ? `${x.tenantId} (${x.tenantGuid})` : x.tenantId,
+              x.status,
+              x.grantedAt,
+              displayText(x.errorDescription ?? x.error ?? ''),
+            ]),
+          ),
+        );
       }),
     );
 
@@ -228,23 +250,26 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
 
   connectors
     .command('consent-url <connector>')
-    .description('the admin-consent URL to send a tenant\'s administrator (single use, expires)')
-    .requiredOption('--tenant <tenant>', 'the customer\'s tenant (GUID or domain)')
+    .description("the admin-consent URL to send a tenant's administrator (single use, expires); the consent will be the account's own")
+    .requiredOption('--account <account>', 'the account asking (id or name): only its integrations may use the consent')
+    .requiredOption('--tenant <tenant>', "the customer's tenant (GUID or domain)")
     .option('--ttl-hours <n>', 'how long the URL can be used', '24')
-    .action((idOrName: string, flags: { tenant: string; ttlHours: string }) =>
+    .action((idOrName: string, flags: { account: string; tenant: string; ttlHours: string }) =>
       withContext(async (ctx) => {
         const hours = Number(flags.ttlHours);
         if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 30) throw new UserError('--ttl-hours must be between 0 and 720');
         const c = await requireConnector(ctx.db(), idOrName);
-        const request = await createConsentRequest(ctx.db(), ctx.keyRing(), { connectorId: c.id, tenantId: flags.tenant, ttlMs: hours * 3600_000 });
+        const account = await requireAccount(ctx, flags.account);
+        const request = await createConsentRequest(ctx.db(), ctx.keyRing(), { accountId: account.id, connectorId: c.id, tenantId: flags.tenant, ttlMs: hours * 3600_000 });
+        await recordAudit(ctx.db(), { accountId: account.id, actor: 'cli', action: 'connector.consent.requested', details: { connectorId: c.id, tenantId: request.tenantId } });
         console.log(request.url);
-        console.error(`(valid until ${request.expiresAt.toISOString()}; the administrator grants ${c.permissions.join(', ')} to "${c.name}")`);
+        console.error(`(valid until ${request.expiresAt.toISOString()}; the administrator grants ${c.permissions.join(', ')} to "${c.name}" for account "${account.name}")`);
       }),
     );
 
   connectors
     .command('consent-complete <redirect-url>')
-    .description('record the answer of the admin-consent page (the URL the administrator was sent back to)')
+    .description('record the answer of the admin-consent page (the URL the administrator was sent back to); a grant is checked with a token for the tenant first')
     .action((redirect: string) =>
       withContext(async (ctx) => {
         let url: URL;
@@ -253,12 +278,52 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         } catch {
           throw new UserError('the argument must be the whole URL the consent page redirected to');
         }
-        const outcome = await completeConsent(ctx.db(), ctx.keyRing(), url.searchParams);
-        if (outcome.status === 'granted') console.log(`consent granted by tenant ${outcome.tenantId}${outcome.tenantGuid ? ` (${outcome.tenantGuid})` : ''}`);
-        else {
-          console.log(`consent refused by tenant ${outcome.tenantId}: ${outcome.error ?? ''} ${outcome.errorDescription ?? ''}`.trimEnd());
+        const answer = await acceptConsentRedirect(ctx.db(), ctx.keyRing(), url.searchParams);
+        const { tenantId } = answer.request;
+        if (answer.kind === 'refused') {
+          const kept = answer.grantKept ? ' (the consent granted earlier stays in force)' : '';
+          console.log(displayText(`consent refused by tenant ${tenantId}: ${answer.error} ${answer.errorDescription ?? ''}`.trimEnd()) + kept);
           process.exitCode = 1;
+          return;
         }
+        // This process sits above the worker package: it asks the tenant for a token itself.
+        const outcome = await verifyTenantConsent({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() }, answer.request.nonce);
+        if (outcome.outcome === 'granted') {
+          console.log(`consent granted by tenant ${tenantId}${outcome.tenantGuid ? ` (${outcome.tenantGuid})` : ''}: the token carries the required permissions`);
+          return;
+        }
+        console.log(displayText(`consent of tenant ${tenantId} not recorded as granted (${outcome.outcome}): ${outcome.detail ?? ''}`));
+        process.exitCode = 1;
+      }),
+    );
+
+  connectors
+    .command('consent-confirm <connector>')
+    .description("confirm an account's consent that waits for a platform administrator (the tenant had consented for another account first)")
+    .requiredOption('--account <account>', 'account id or name')
+    .requiredOption('--tenant <tenant>', 'the tenant as the consent was asked for')
+    .action((idOrName: string, flags: { account: string; tenant: string }) =>
+      withContext(async (ctx) => {
+        const c = await requireConnector(ctx.db(), idOrName);
+        const account = await requireAccount(ctx, flags.account);
+        await confirmConsent(ctx.db(), { accountId: account.id, connectorId: c.id, tenantId: flags.tenant, actor: 'cli' });
+        console.log(`consent of tenant ${flags.tenant.toLowerCase()} to "${c.name}" granted for account "${account.name}"`);
+      }),
+    );
+
+  connectors
+    .command('consent-revoke <connector>')
+    .description("revoke an account's consent of a tenant (its integrations there stop syncing; other accounts' consents are not touched)")
+    .requiredOption('--account <account>', 'account id or name')
+    .requiredOption('--tenant <tenant>', 'the tenant as the consent was asked for')
+    .action((idOrName: string, flags: { account: string; tenant: string }) =>
+      withContext(async (ctx) => {
+        const c = await requireConnector(ctx.db(), idOrName);
+        const account = await requireAccount(ctx, flags.account);
+        if (!(await revokeConsent(ctx.db(), { accountId: account.id, connectorId: c.id, tenantId: flags.tenant, actor: 'cli' }))) {
+          throw new UserError(`account "${account.name}" holds no consent of tenant ${flags.tenant} to "${c.name}"`);
+        }
+        console.log('revoked');
       }),
     );
 

@@ -206,14 +206,14 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     emulator = await startEntraEmulator();
     say(`started the Entra ID / Microsoft Graph emulator: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS, its own CA, trusted by this connector only)`);
     const connectorName = `demo-${Date.now().toString(36)}`;
-    const setup = await setUpEmulatedConnector(db, ctx.keyRing(), emulator, connectorName);
+    const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
+    const setup = await setUpEmulatedConnector(db, ctx.keyRing(), emulator, connectorName, account.id);
     say(`connector "${connectorName}": app ${setup.appId}, certificate generated (private key stored encrypted)`);
     say(`the customer's administrator opened the admin-consent URL and approved:\n  ${setup.consentUrl.replace(/state=[^&]+/, 'state=…')}`);
     const tenant = emulator.tenant(setup.customerTenantId);
     const generated = populateEntraTenant(tenant, { users: size.users, groups: size.groups, membersPerGroup: size.members });
     say(`emulated tenant ${setup.customerTenantId}: ${size.users} users, ${size.groups} groups of ${size.members} members`);
 
-    const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
     for (const old of await listIntegrations(db, { accountId: account.id })) await removeIntegration(db, old.id);
     const integration = await createIntegration(db, {
       accountId: account.id,

@@ -3,8 +3,9 @@ import type { Command } from 'commander';
 import {
   createIntegration,
   getAccount,
-  getConsent,
+  getConnector,
   getRun,
+  hasGrantedConsent,
   migrateLegacyIntegration,
   requireConnector,
   integrationKinds,
@@ -183,6 +184,21 @@ async function checkSettingsAndSchedule(settings: () => Promise<Record<string, u
   };
 }
 
+/**
+ * Refuses an `entra_id` integration on a connector whose account holds no granted consent of
+ * the tenant: an integration may use a tenant only through its own account's consent.
+ */
+export async function requireAccountConsent(ctx: Context, accountId: string, kind: string, settings: Record<string, unknown>): Promise<void> {
+  const connectorId = settings['connectorId'];
+  const tenant = settings['tenantId'];
+  if (kind !== 'entra_id' || typeof connectorId !== 'string' || typeof tenant !== 'string') return;
+  if (await hasGrantedConsent(ctx.db(), accountId, connectorId, tenant)) return;
+  const name = (await getConnector(ctx.db(), connectorId))?.name ?? connectorId;
+  throw new UserError(
+    `the account holds no granted consent of tenant ${tenant} to connector "${name}": an Entra ID integration may use a tenant only through its own account's consent (dirsync connectors consent-url ${name} --account <account> --tenant ${tenant}, then have the tenant's administrator grant it)`,
+  );
+}
+
 /** Prints a Test Connection report as a checklist. */
 export function formatConnectionReport(report: ConnectionReport): string {
   const lines = report.checks.map((c) => `${c.ok ? (c.warning ? '!' : '✓') : '✗'} ${c.name}: ${c.detail}`);
@@ -198,7 +214,7 @@ export async function testIntegrationConnection(ctx: Context, integration: Integ
   // Entra ID integrations on a connector need its certificate: the worker's factory loads it.
   const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() });
   const run = async (secret: string | undefined) => {
-    const provider = await factory(integration.kind, integration.settings, secret);
+    const provider = await factory(integration.kind, integration.settings, secret, { accountId: integration.accountId, integrationId: integration.id });
     try {
       return await provider.testConnection(AbortSignal.timeout(60_000));
     } finally {
@@ -235,6 +251,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         () => buildSettings(flags.kind, {}, { ...flags, ...(connector ? { connector: connector.id } : {}) }),
         flags,
       );
+      await requireAccountConsent(ctx, account.id, flags.kind, settings);
       // A connector integration has no secret of its own: it uses the connector's certificate.
       const secret =
         flags.password && connector === undefined
@@ -251,10 +268,6 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       );
       await recordAudit(ctx.db(), { accountId: account.id, integrationId: integration.id, actor: 'cli', action: 'integration.created', details: { name: flags.name, kind: flags.kind } });
       console.log(integration.id);
-      const tenant = String(settings['tenantId']);
-      if (connector && (await getConsent(ctx.db(), connector.id, tenant))?.status !== 'granted') {
-        console.error(`tenant ${tenant} has not granted consent to "${connector.name}" yet: dirsync connectors consent-url ${connector.name} --tenant ${tenant}`);
-      }
       if (settings['legacyApp'] !== undefined) {
         console.error('this is a legacy integration (own app registration and client secret): migrate it to a connector (dirsync integrations migrate)');
       }
@@ -332,6 +345,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         async () => (touchesSettings ? buildSettings(current.kind, current.settings, flags) : current.settings),
         flags,
       );
+      if (touchesSettings) await requireAccountConsent(ctx, current.accountId, current.kind, checked.settings);
       const patch: IntegrationPatch = {
         ...checked.schedule,
         ...(touchesSettings ? { settings: checked.settings } : {}),

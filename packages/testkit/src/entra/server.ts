@@ -65,6 +65,11 @@ export interface NewEmulatedApplication {
 /** What an administrator of a tenant answers on the admin-consent page. */
 export type ConsentDecision = 'approve' | 'deny';
 
+/** The app's roles an administrator grants: all it asks for, or the approved ones among them. */
+function grantedRoles(app: EmulatedApplication, approved: readonly string[] | undefined): string[] {
+  return approved === undefined ? [...app.roles] : app.roles.filter((role) => approved.includes(role));
+}
+
 /** Default permissions of a connector app: least privilege for directory sync and own-key rolling. */
 export const defaultConnectorRoles = ['User.Read.All', 'GroupMember.Read.All', 'Application.ReadWrite.OwnedBy'] as const;
 
@@ -72,9 +77,11 @@ interface TenantRecord {
   readonly id: string;
   readonly domain: string;
   readonly directory: EmulatedTenantDirectory;
-  /** App id → roles granted by the tenant's administrator. */
+  /** App id → roles granted by the tenant's administrator (an app present with none: empty). */
   readonly consents: Map<string, string[]>;
   decision: ConsentDecision;
+  /** Which of an app's roles the administrator approves on the consent page (default: all). */
+  approvedRoles: readonly string[] | undefined;
 }
 
 interface AccessClaims {
@@ -196,7 +203,7 @@ export class EntraEmulator {
     if (this.tenants.has(id)) throw new EmulatorControlError(`tenant ${id} exists`);
     const domain = (input.domain ?? `tenant-${id.slice(0, 8)}.onmicrosoft.com`).toLowerCase();
     const directory = new EmulatedTenantDirectory(id);
-    this.tenants.set(id, { id, domain, directory, consents: new Map(), decision: 'approve' });
+    this.tenants.set(id, { id, domain, directory, consents: new Map(), decision: 'approve', approvedRoles: undefined });
     return directory;
   }
 
@@ -251,10 +258,13 @@ export class EntraEmulator {
     return true;
   }
 
-  /** Grants an application's roles in a tenant, as an administrator's consent does. */
-  grantConsent(tenant: string, appId: string): void {
+  /**
+   * Grants an application's roles in a tenant, as an administrator's consent does; `roles`
+   * grants only those (an administrator who approved fewer permissions than the app asks for).
+   */
+  grantConsent(tenant: string, appId: string, roles?: readonly string[]): void {
     const app = this.application(appId);
-    this.requireTenant(tenant).consents.set(app.appId, [...app.roles]);
+    this.requireTenant(tenant).consents.set(app.appId, grantedRoles(app, roles));
   }
 
   /** Revokes consent (removes the app's service principal from the tenant). */
@@ -267,9 +277,14 @@ export class EntraEmulator {
     return this.requireTenant(tenant).consents.has(appId);
   }
 
-  /** What the tenant's administrator answers on the admin-consent page from now on. */
-  setConsentDecision(tenant: string, decision: ConsentDecision): void {
-    this.requireTenant(tenant).decision = decision;
+  /**
+   * What the tenant's administrator answers on the admin-consent page from now on; with
+   * `approve`, `roles` limits the permissions granted (default: every role the app asks for).
+   */
+  setConsentDecision(tenant: string, decision: ConsentDecision, roles?: readonly string[]): void {
+    const record = this.requireTenant(tenant);
+    record.decision = decision;
+    record.approvedRoles = roles === undefined ? undefined : [...roles];
   }
 
   /** Makes every delta and skip token issued so far for the tenant expire. */
@@ -372,7 +387,7 @@ export class EntraEmulator {
       return this.token(tenant, tenantSegment, url, body, record);
     }
     if (method === 'GET' && (rest === 'adminconsent' || rest === 'v2.0/adminconsent')) {
-      return this.adminConsent(tenantSegment, tenant, url);
+      return this.adminConsent(tenantSegment, tenant, url, rest === 'v2.0/adminconsent');
     }
     throw this.aadError(404, 'invalid_request', 900561, `The endpoint ${url.pathname} does not exist.`);
   }
@@ -441,6 +456,10 @@ export class EntraEmulator {
     if (resources.length !== 1 || !graphScopes.includes(resources[0] as string)) {
       throw this.aadError(400, 'invalid_scope', 1002012, `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`);
     }
+    // No service principal in the tenant (never consented, or consent revoked): no token at all,
+    // AADSTS700016 UnauthorizedClient_DoesNotMatchRequest, "the application wasn't found in the
+    // directory/tenant ... if the application has not been installed by the administrator of the
+    // tenant" (entra-docs: docs/identity-platform/reference-error-codes.md).
     const app = this.applications.get(clientId);
     const roles = app ? tenant.consents.get(app.appId) : undefined;
     if (!app || !roles) {
@@ -468,6 +487,10 @@ export class EntraEmulator {
     }
     const issuedAt = Math.floor(now / 1000);
     const lifetime = this.options.accessTokenLifetimeSeconds;
+    // The `roles` claim lists the application permissions the tenant's administrator granted,
+    // and is left out when none were: "app-only tokens can be issued without a `roles` claim"
+    // (entra-docs: docs/identity-platform/v2-oauth2-client-creds-grant-flow.md, "Controlling
+    // tokens without the roles claim"; access-token-claims-reference.md, `roles`).
     const accessToken = signJwt(
       {
         aud: this.graphBaseUrl,
@@ -478,7 +501,7 @@ export class EntraEmulator {
         appid: app.appId,
         idtyp: 'app',
         oid: randomUUID(),
-        roles,
+        ...(roles.length === 0 ? {} : { roles: [...roles] }),
         sub: app.appId,
         tid: tenant.id,
         ver: '1.0',
@@ -535,7 +558,17 @@ export class EntraEmulator {
     }
   }
 
-  private adminConsent(tenantSegment: string, tenant: TenantRecord | undefined, url: URL): { status: number; body?: unknown; headers?: Record<string, string> } {
+  /**
+   * The admin-consent page, answered at once as the tenant's administrator decided. Redirect
+   * parameters as documented: `/{tenant}/adminconsent` sends `tenant`, `state` and
+   * `admin_consent=True`, or `error=permission_denied&error_description=…` (entra-docs:
+   * docs/identity-platform/v2-oauth2-client-creds-grant-flow.md, "Request the permissions from a
+   * directory admin"); `/{tenant}/v2.0/adminconsent` adds `scope` to a success and keeps
+   * `admin_consent=True` beside `error=consent_required&error_description=AADSTS65004…` on a
+   * refusal (docs/identity-platform/v2-admin-consent.md). Nothing here authenticates the
+   * redirect: the same documents warn that `tenant` can be sent by anyone.
+   */
+  private adminConsent(tenantSegment: string, tenant: TenantRecord | undefined, url: URL, v2: boolean): { status: number; body?: unknown; headers?: Record<string, string> } {
     const clientId = url.searchParams.get('client_id') ?? '';
     const redirectUri = url.searchParams.get('redirect_uri') ?? '';
     const state = url.searchParams.get('state');
@@ -551,12 +584,20 @@ export class EntraEmulator {
       target.searchParams.set('error', 'invalid_request');
       target.searchParams.set('error_description', `AADSTS90002: Tenant '${tenantSegment}' not found.`);
     } else if (tenant.decision === 'deny') {
-      target.searchParams.set('error', 'access_denied');
-      target.searchParams.set('error_description', 'AADSTS65004: User declined to consent to access the app.');
+      if (v2) {
+        target.searchParams.set('admin_consent', 'True');
+        target.searchParams.set('error', 'consent_required');
+        target.searchParams.set('error_description', 'AADSTS65004: The resource owner or authorization server denied the request.');
+      } else {
+        target.searchParams.set('error', 'permission_denied');
+        target.searchParams.set('error_description', 'The admin canceled the request');
+      }
     } else {
-      tenant.consents.set(app.appId, [...app.roles]);
+      const granted = grantedRoles(app, tenant.approvedRoles);
+      tenant.consents.set(app.appId, granted);
       target.searchParams.set('admin_consent', 'True');
       target.searchParams.set('tenant', tenant.id);
+      if (v2) target.searchParams.set('scope', granted.map((role) => `https://graph.microsoft.com/${role}`).join(' '));
     }
     if (state !== null) target.searchParams.set('state', state);
     return { status: 302, headers: { location: target.href } };
@@ -584,10 +625,13 @@ export class EntraEmulator {
     record.clientId = appid;
     record.tenantId = tid;
     const tenant = this.tenants.get(tid);
-    const roles = tenant?.consents.get(appid);
-    if (!tenant || !roles) {
+    if (!tenant?.consents.has(appid)) {
       throw graphError(401, 'InvalidAuthenticationToken', 'The identity of the calling application could not be established: its service principal is not present in the tenant.');
     }
+    // Graph authorises app-only calls by the token's `roles` claim, a snapshot of what was
+    // granted when the token was issued (entra-docs: access-token-claims-reference.md, `roles`).
+    const claimed = claims['roles'];
+    const roles = Array.isArray(claimed) ? claimed.filter((r): r is string => typeof r === 'string') : [];
     return { tid, appid, roles };
   }
 

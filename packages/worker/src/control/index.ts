@@ -1,6 +1,6 @@
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { ConnectionReportResult } from '@dirsync/jobs';
+import type { ConnectionReportResult, ConsentVerificationResult } from '@dirsync/jobs';
 import { CONTROL_QUEUE } from '@dirsync/jobs';
 import { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
 
@@ -18,7 +18,7 @@ export interface ControlWorkerOptions extends ControlProcessorOptions {
 
 /** A running control-queue worker. */
 export interface ControlWorker {
-  readonly worker: Worker<unknown, ConnectionReportResult>;
+  readonly worker: Worker<unknown, ConnectionReportResult | ConsentVerificationResult>;
   /** Stops taking jobs, lets running ones finish, closes the connection. */
   close(): Promise<void>;
 }
@@ -29,7 +29,7 @@ export interface ControlWorker {
  */
 export function createControlWorker(options: ControlWorkerOptions): ControlWorker {
   const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
-  const worker = new Worker<unknown, ConnectionReportResult>(CONTROL_QUEUE, createControlProcessor(options), {
+  const worker = new Worker<unknown, ConnectionReportResult | ConsentVerificationResult>(CONTROL_QUEUE, createControlProcessor(options), {
     connection,
     prefix: options.prefix,
     concurrency: Math.max(1, options.concurrency ?? 4),

@@ -1,8 +1,16 @@
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { type Db, deleteSecretCandidate, getIntegration, type Integration, type KeyRing, withIntegrationSecret, withSecretCandidate } from '@dirsync/db';
-import { CONTROL_JOB_NAMES, type ConnectionReportResult, parseCheckSecretJob, parseTestConnectionJob } from '@dirsync/jobs';
-import { ProviderError } from '@dirsync/providers';
+import {
+  CONTROL_JOB_NAMES,
+  type ConnectionReportResult,
+  type ConsentVerificationResult,
+  parseCheckSecretJob,
+  parseTestConnectionJob,
+  parseVerifyConsentJob,
+} from '@dirsync/jobs';
+import { type DestinationPolicy, ProviderError } from '@dirsync/providers';
+import { verifyTenantConsent } from '../entra/consent-verification.ts';
 import { classifyFailure } from '../failure.ts';
 import type { ProviderFactory } from '../processor.ts';
 
@@ -14,6 +22,8 @@ export interface ControlProcessorOptions {
   readonly createProvider: ProviderFactory;
   /** Longest a Test Connection may take on this side (default 60 s). */
   readonly testTimeoutMs?: number | undefined;
+  /** Where the consent verification's token request may connect (default: the strict policy). */
+  readonly destinations?: DestinationPolicy | undefined;
 }
 
 /** A provider error as a failed checklist line: the report is the answer, not a job failure. */
@@ -28,7 +38,7 @@ async function testWith(
 ): Promise<ConnectionReportResult> {
   let provider;
   try {
-    provider = await options.createProvider(integration.kind, integration.settings, secret);
+    provider = await options.createProvider(integration.kind, integration.settings, secret, { accountId: integration.accountId, integrationId: integration.id });
   } catch (error) {
     if (error instanceof ProviderError) return failedCheck('settings', error);
     throw error;
@@ -46,7 +56,9 @@ async function testWith(
 
 /**
  * The BullMQ processor of the control queue: Test Connection with the stored secret
- * (`test-connection`) or with a candidate secret (`check-secret`), answered with the checklist.
+ * (`test-connection`) or with a candidate secret (`check-secret`), answered with the checklist,
+ * and the token check of an answered admin-consent request (`verify-consent`), which records the
+ * outcome itself so that it stands even when the caller stopped waiting.
  * A directory that refuses is a failed checklist, not a failed job; the job fails (once, one
  * line, no secret) only when the request cannot be carried out: integration gone, secret
  * unusable, payload invalid. A checked candidate is deleted whatever the outcome.
@@ -60,7 +72,7 @@ export function createControlProcessor(options: ControlProcessorOptions) {
     return integration;
   }
 
-  async function run(job: Job): Promise<ConnectionReportResult> {
+  async function run(job: Job): Promise<ConnectionReportResult | ConsentVerificationResult> {
     switch (job.name) {
       case CONTROL_JOB_NAMES.testConnection: {
         const data = parseTestConnectionJob(job.data);
@@ -76,17 +88,23 @@ export function createControlProcessor(options: ControlProcessorOptions) {
           await deleteSecretCandidate(db, data.candidateId);
         }
       }
+      case CONTROL_JOB_NAMES.verifyConsent: {
+        const data = parseVerifyConsentJob(job.data);
+        const outcome = await verifyTenantConsent({ db, keyRing, timeoutMs: options.testTimeoutMs, destinations: options.destinations }, data.nonce);
+        return { outcome: outcome.outcome, detail: outcome.detail };
+      }
       default:
         throw new UnrecoverableError(`unknown control job "${job.name}"`);
     }
   }
 
-  return async function processControlJob(job: Job): Promise<ConnectionReportResult> {
+  return async function processControlJob(job: Job): Promise<ConnectionReportResult | ConsentVerificationResult> {
     const data = (job.data ?? {}) as { integrationId?: unknown; requestId?: unknown };
     const log = options.logger.child({ jobId: job.id, job: job.name, integrationId: data.integrationId, requestId: data.requestId });
     try {
       const report = await run(job);
-      log.info({ ok: report.ok, failedChecks: report.checks.filter((c) => !c.ok).map((c) => c.name) }, 'control job answered');
+      if ('checks' in report) log.info({ ok: report.ok, failedChecks: report.checks.filter((c) => !c.ok).map((c) => c.name) }, 'control job answered');
+      else log.info({ outcome: report.outcome }, 'control job answered');
       return report;
     } catch (error) {
       const message = classifyFailure(error).message;

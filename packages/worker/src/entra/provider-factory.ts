@@ -1,5 +1,6 @@
 import {
   type Db,
+  displayText,
   getConnector,
   getConsent,
   getLegacyMigrationDeadline,
@@ -46,15 +47,16 @@ export interface EntraProviderFactoryOptions {
  * The worker's provider factory. Every kind but `entra_id` goes to the registry. An Entra
  * integration on a connector gets the connector's cloud (authority, Graph, trusted CA) and its
  * current certificate, decrypted here and handed to the provider only, after checking that the
- * tenant granted consent; a consent problem found while syncing is recorded (the tenant's
- * integrations then show `needs_consent`). A legacy integration uses its own client secret until
+ * integration's own account holds a granted consent of the tenant (before anything is read); a
+ * consent problem found while syncing is recorded for that account (its integrations of the
+ * tenant then show `needs_consent`). A legacy integration uses its own client secret until
  * the migration deadline, after which it is refused with a clear error before anything is read.
  */
 export function createEntraAwareProviderFactory(options: EntraProviderFactoryOptions): ProviderFactory {
   const fallback: ProviderFactory = options.fallback ?? ((kind, settings, secret) => createProvider(kind, settings, secret, { destinations: options.destinations }));
   const now = options.now ?? (() => new Date());
-  return async (kind, settings, secret) => {
-    if (kind !== 'entra_id') return fallback(kind, settings, secret);
+  return async (kind, settings, secret, owner) => {
+    if (kind !== 'entra_id') return fallback(kind, settings, secret, owner);
     const parsed = entraIdSettingsSchema.safeParse(settings);
     if (!parsed.success) throw new ConfigError(`invalid entra_id settings: ${formatSettingsIssues(parsed.error).join('; ')}`);
     const providerOptions = { tokenCache: options.tokenCache, sleep: options.sleep, destinations: options.destinations };
@@ -70,13 +72,18 @@ export function createEntraAwareProviderFactory(options: EntraProviderFactoryOpt
     const connectorId = parsed.data.connectorId as string;
     const connector = await getConnector(options.db, connectorId);
     if (!connector) throw new ConfigError(`connector ${connectorId} of this integration does not exist`);
-    const consent = await getConsent(options.db, connector.id, parsed.data.tenantId);
+    // Read again before every run: the integration's account must hold the grant itself (another
+    // account's consent of the same tenant is not its to use), and it may have been revoked since.
+    if (owner === undefined) {
+      throw new ConfigError('an Entra ID integration on a connector is built only for a known account (its consent is checked against that account)');
+    }
+    const consent = await getConsent(options.db, owner.accountId, connector.id, parsed.data.tenantId);
     if (consent?.status !== 'granted') {
-      const state = consent === undefined ? 'has not been requested' : `is ${consent.status}${consent.errorDescription ? ` (${consent.errorDescription})` : ''}`;
+      const state = consent === undefined ? 'has not been requested by this account' : `is ${consent.status}${consent.errorDescription ? ` (${displayText(consent.errorDescription)})` : ''}`;
       throw new EntraAuthError(
         'consent',
         parsed.data.tenantId,
-        `admin consent of tenant ${parsed.data.tenantId} to connector "${connector.name}" ${state}: send its administrator the consent URL (dirsync connectors consent-url ${connector.name} --tenant ${parsed.data.tenantId})`,
+        `this integration's account holds no granted consent of tenant ${parsed.data.tenantId} to connector "${connector.name}": its consent ${state}; send the tenant's administrator a consent URL of this account (dirsync connectors consent-url ${connector.name} --account <account> --tenant ${parsed.data.tenantId})`,
       );
     }
     // The connector's cloud, never the integration's: its certificate must not go anywhere else.
@@ -94,7 +101,7 @@ export function createEntraAwareProviderFactory(options: EntraProviderFactoryOpt
         providerOptions,
       ),
     );
-    return new ConsentTrackingProvider(provider, (reason) => markConsentRevoked(options.db, connector.id, parsed.data.tenantId, reason));
+    return new ConsentTrackingProvider(provider, (reason) => markConsentRevoked(options.db, owner.accountId, connector.id, parsed.data.tenantId, reason));
   };
 }
 

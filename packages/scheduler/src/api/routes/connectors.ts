@@ -1,19 +1,25 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import {
-  completeConsent,
+  acceptConsentRedirect,
   type Connector,
   type ConsentOutcome,
   createConsentRequest,
+  displayText,
   getConnector,
   getConsent,
+  getConsentOutcome,
+  hasGrantedConsent,
   type Integration,
   InvalidInputError,
   listConnectorCredentials,
   listConnectors,
   listIntegrations,
   recordAudit,
+  recordConsentVerification,
+  revokeConsent,
 } from '@dirsync/db';
+import { ControlJobFailedError, ControlTimeoutError } from '@dirsync/jobs';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { notFound, ProblemError } from '../problems.ts';
@@ -21,6 +27,11 @@ import { connectorSchema, consentUrlBody, consentUrlSchema, idParams } from '../
 import { bearer, requireKeyRing, withProblems } from './common.ts';
 
 const tags = ['connectors'];
+
+const consentParams = z.object({
+  id: z.string().min(1).max(100).describe('connector id or name'),
+  tenantId: z.string().min(1).max(255).describe('the tenant (GUID or domain) as the consent was asked for'),
+});
 
 /**
  * Where the customer's administrator lands after the admin-consent page. A connector's redirect
@@ -36,26 +47,22 @@ function tenantOf(integration: Pick<Integration, 'settings'>): string {
   return typeof tenant === 'string' ? tenant.toLowerCase() : '';
 }
 
-function isLegacy(integration: Pick<Integration, 'settings'>): boolean {
-  return typeof integration.settings['legacyApp'] === 'object' && integration.settings['legacyApp'] !== null;
-}
-
 /** The account's Entra ID integrations. */
 async function entraIntegrations(deps: ApiDeps, accountId: string): Promise<Integration[]> {
   return (await listIntegrations(deps.db, { accountId })).filter((integration) => integration.kind === 'entra_id');
 }
 
 /**
- * A connector with its certificate history (public facts only) and the consent of the tenants of
- * the account's own integrations on it: another account's tenants are not shown, even on a
- * connector both use.
+ * A connector with its certificate history (public facts only) and the account's own consent of
+ * the tenants of its integrations on it: another account's tenants and consents are not shown,
+ * even on a connector both use.
  */
-async function presentConnector(deps: ApiDeps, connector: Connector, integrations: readonly Integration[]) {
+async function presentConnector(deps: ApiDeps, accountId: string, connector: Connector, integrations: readonly Integration[]) {
   const certificates = await listConnectorCredentials(deps.db, connector.id);
   const tenants = [];
   for (const integration of integrations.filter((i) => i.settings['connectorId'] === connector.id)) {
     const tenantId = tenantOf(integration);
-    const consent = tenantId === '' ? undefined : await getConsent(deps.db, connector.id, tenantId);
+    const consent = tenantId === '' ? undefined : await getConsent(deps.db, accountId, connector.id, tenantId);
     tenants.push({
       integrationId: integration.id,
       integrationName: integration.name,
@@ -63,7 +70,7 @@ async function presentConnector(deps: ApiDeps, connector: Connector, integration
       consentStatus: consent?.status ?? ('none' as const),
       grantedAt: iso(consent?.grantedAt ?? null),
       error: consent?.error ?? null,
-      errorDescription: consent?.errorDescription ?? null,
+      errorDescription: consent?.errorDescription ? displayText(consent.errorDescription) : null,
     });
   }
   // Built field by field: the connector row also holds the TLS CA and lease bookkeeping, and the
@@ -119,22 +126,62 @@ function sendHtml(reply: FastifyReply, status: number, html: string): FastifyRep
   return reply.code(status).header('content-security-policy', "default-src 'none'").header('cache-control', 'no-store').type('text/html; charset=utf-8').send(html);
 }
 
-function outcomeLines(outcome: ConsentOutcome, connectorName: string): string[] {
-  if (outcome.status === 'granted') {
-    return [`Tenant ${outcome.tenantGuid ?? outcome.tenantId} granted consent to ${connectorName}.`, 'Directory sync can now read this tenant. You can close this page.'];
+/** What the callback page and its JSON say: the request's end, never more than the account's own. */
+interface CallbackAnswer {
+  readonly status: 'granted' | 'denied' | 'not_granted' | 'confirmation_required' | 'failed';
+  readonly connectorId: string;
+  readonly tenantId: string;
+  readonly tenantGuid: string | null;
+  readonly error: string | null;
+  readonly errorDescription: string | null;
+  /** The account kept the grant it already had (an error answer never takes one away). */
+  readonly grantKept: boolean;
+}
+
+function answerLines(answer: CallbackAnswer, connectorName: string): string[] {
+  switch (answer.status) {
+    case 'granted':
+      return [`Tenant ${answer.tenantGuid ?? answer.tenantId} granted consent to ${connectorName}.`, 'Directory sync can now read this tenant. You can close this page.'];
+    case 'confirmation_required':
+      return [`Tenant ${answer.tenantId} has consented to ${connectorName}.`, answer.errorDescription ?? '', 'Directory sync will read it once a platform administrator has confirmed the consent.'];
+    case 'denied':
+      return [
+        `Tenant ${answer.tenantId} did not grant consent to ${connectorName}: ${answer.error ?? 'access_denied'}.`,
+        ...(answer.errorDescription === null ? [] : [answer.errorDescription]),
+        answer.grantKept ? 'The consent granted earlier stays in force.' : 'Ask for a new consent link to try again.',
+      ];
+    default:
+      return [
+        `The consent of tenant ${answer.tenantId} to ${connectorName} was not recorded: ${answer.errorDescription ?? 'it could not be verified'}.`,
+        'Ask for a new consent link to try again.',
+      ];
   }
-  return [
-    `Tenant ${outcome.tenantId} did not grant consent to ${connectorName}: ${outcome.error ?? 'access_denied'}.`,
-    ...(outcome.errorDescription === null ? [] : [outcome.errorDescription]),
-    'Ask for a new consent link to try again.',
-  ];
+}
+
+/**
+ * 403 unless the account may use the tenant an `entra_id` integration's settings name: its own
+ * account must hold a granted consent of that tenant to that connector. Other kinds, and legacy
+ * Entra integrations (the customer's own app registration and secret), pass.
+ */
+export async function requireTenantConsent(deps: ApiDeps, accountId: string, kind: string, settings: Record<string, unknown> | undefined): Promise<void> {
+  if (kind !== 'entra_id' || settings === undefined) return;
+  const connectorId = settings['connectorId'];
+  const tenantId = settings['tenantId'];
+  if (typeof connectorId !== 'string' || typeof tenantId !== 'string') return;
+  if (await hasGrantedConsent(deps.db, accountId, connectorId, tenantId)) return;
+  throw new ProblemError(
+    403,
+    'tenant-consent-required',
+    `this account holds no granted consent of tenant ${displayText(tenantId, 255)} to connector ${connectorId}: an Entra ID integration may use a tenant only through its own account's consent. Ask for a consent URL (POST /v1/connectors/${connectorId}/consent-url) and have the tenant's administrator grant it first`,
+  );
 }
 
 /**
  * Entra ID connectors (the platform's app registrations) and the admin-consent flow:
  * `GET /v1/connectors`, `GET /v1/connectors/{id}`, `POST /v1/connectors/{id}/consent-url`.
- * Every account may use every connector; what is account-specific (tenants and their consent) is
- * shown only for the account's own integrations.
+ * Every account may use every connector; a tenant's consent belongs to the account that asked for
+ * it, and an Entra ID integration may name a tenant only through its own account's granted
+ * consent (see {@link requireTenantConsent}).
  */
 export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
   app.get('/connectors', {
@@ -149,7 +196,7 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
     handler: async (request) => {
       const integrations = await entraIntegrations(deps, accountOf(request));
       const items = [];
-      for (const connector of await listConnectors(deps.db)) items.push(await presentConnector(deps, connector, integrations));
+      for (const connector of await listConnectors(deps.db)) items.push(await presentConnector(deps, accountOf(request), connector, integrations));
       return { items };
     },
   });
@@ -167,7 +214,7 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
     handler: async (request) => {
       const accountId = accountOf(request);
       const connector = await requireConnectorOf(deps, request.params.id);
-      return presentConnector(deps, connector, await entraIntegrations(deps, accountId));
+      return presentConnector(deps, accountId, connector, await entraIntegrations(deps, accountId));
     },
   });
 
@@ -175,7 +222,7 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
     schema: {
       tags,
       operationId: 'createConsentUrl',
-      summary: "Admin-consent URL for the tenant of one of the account's Entra ID integrations (signed state, usable once, valid one hour)",
+      summary: "Admin-consent URL for a tenant, on behalf of the account (signed state, usable once, valid one hour); the consent is the account's own",
       security: bearer,
       params: idParams,
       body: consentUrlBody,
@@ -186,25 +233,36 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
       const accountId = accountOf(request);
       const ring = requireKeyRing(deps, 'consent states cannot be signed');
       const connector = await requireConnectorOf(deps, request.params.id);
-      const tenantId = request.body.tenantId.toLowerCase();
-      // Consent is per tenant and shared by every account on the connector, so an account may
-      // only ask for its own tenants: those of its integrations on this connector, or of its
-      // legacy integrations that are to move onto it. Any other tenant reads as absent.
-      const integration = (await entraIntegrations(deps, accountId)).find(
-        (i) => tenantOf(i) === tenantId && (i.settings['connectorId'] === connector.id || isLegacy(i)),
-      );
-      // The tenant is not echoed: a 404 tells nothing about whose tenant it is.
-      if (!integration) throw notFound(`this tenant among the account's Entra ID integrations on connector "${connector.name}"`);
-      const consent = await createConsentRequest(deps.db, ring, { connectorId: connector.id, tenantId });
+      // Any tenant may be asked for: what the consent grants belongs to this account alone, and
+      // only after a token for the tenant shows the permissions (see the callback).
+      const consent = await createConsentRequest(deps.db, ring, { accountId, connectorId: connector.id, tenantId: request.body.tenantId });
       // The URL carries the state, which works once: it goes to the caller and nowhere else.
       await recordAudit(deps.db, {
         accountId,
-        integrationId: integration.id,
         actor: callerOf(request).actor,
         action: 'connector.consent.requested',
-        details: { connectorId: connector.id, tenantId, expiresAt: consent.expiresAt.toISOString() },
+        details: { connectorId: connector.id, tenantId: consent.tenantId, expiresAt: consent.expiresAt.toISOString() },
       });
       return { url: consent.url, expiresAt: consent.expiresAt.toISOString() };
+    },
+  });
+
+  app.delete('/connectors/:id/consents/:tenantId', {
+    schema: {
+      tags,
+      operationId: 'revokeConsent',
+      summary: "Give up the account's consent of a tenant: its integrations there stop syncing; other accounts' consents of the tenant are not touched",
+      security: bearer,
+      params: consentParams,
+      response: withProblems({ 204: z.null().describe('revoked') }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request, reply) => {
+      const accountId = accountOf(request);
+      const connector = await requireConnectorOf(deps, request.params.id);
+      const revoked = await revokeConsent(deps.db, { accountId, connectorId: connector.id, tenantId: request.params.tenantId, actor: callerOf(request).actor });
+      if (!revoked) throw notFound("this tenant's consent among the account's");
+      return reply.code(204).send(null);
     },
   });
 }
@@ -229,30 +287,57 @@ export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
         if (json) throw new ProblemError(503, 'secrets-unavailable', 'this API server has no secret key configured (DIRSYNC_SECRET_KEY): consent cannot be recorded');
         return sendHtml(reply, 503, page('Consent not recorded', ['This server cannot check consent links right now. Try the link again later.']));
       }
-      let outcome: ConsentOutcome;
+      let redirect;
       try {
-        outcome = await completeConsent(deps.db, deps.keyRing, params);
+        redirect = await acceptConsentRedirect(deps.db, deps.keyRing, params);
       } catch (error) {
         if (!(error instanceof InvalidInputError)) throw error;
         deps.logger.warn({ reason: error.message }, 'consent redirect refused');
         if (json) throw new ProblemError(400, 'invalid-consent-state', error.message);
         return sendHtml(reply, 400, page('Consent link not valid', [error.message, 'Ask for a new consent link.']));
       }
-      deps.logger.info({ connectorId: outcome.connectorId, tenantId: outcome.tenantId, status: outcome.status, error: outcome.error }, 'consent redirect recorded');
-      const connector = await getConnector(deps.db, outcome.connectorId);
-      const connectorName = connector?.name ?? outcome.connectorId;
-      if (json) {
-        return reply.code(200).header('cache-control', 'no-store').send({
-          status: outcome.status,
-          connectorId: outcome.connectorId,
-          connector: connectorName,
-          tenantId: outcome.tenantId,
+      const { connectorId, tenantId, nonce } = redirect.request;
+      let answer: CallbackAnswer;
+      if (redirect.kind === 'refused') {
+        answer = { status: 'denied', connectorId, tenantId, tenantGuid: null, error: redirect.error, errorDescription: redirect.errorDescription, grantKept: redirect.grantKept };
+      } else {
+        const outcome = await verifyOnWorker(deps, nonce);
+        answer = {
+          status: outcome.outcome,
+          connectorId,
+          tenantId,
           tenantGuid: outcome.tenantGuid,
-          error: outcome.error,
-          errorDescription: outcome.errorDescription,
-        });
+          error: outcome.outcome === 'granted' ? null : outcome.outcome,
+          errorDescription: outcome.detail,
+          grantKept: false,
+        };
       }
-      return sendHtml(reply, 200, page(outcome.status === 'granted' ? 'Consent granted' : 'Consent not granted', outcomeLines(outcome, connectorName)));
+      deps.logger.info({ connectorId, tenantId, status: answer.status, error: answer.error }, 'consent redirect recorded');
+      const connector = await getConnector(deps.db, connectorId);
+      const connectorName = connector?.name ?? connectorId;
+      if (json) {
+        return reply.code(200).header('cache-control', 'no-store').send({ ...answer, connector: connectorName });
+      }
+      const title = answer.status === 'granted' ? 'Consent granted' : answer.status === 'confirmation_required' ? 'Consent waiting for confirmation' : 'Consent not granted';
+      return sendHtml(reply, 200, page(title, answerLines(answer, connectorName)));
     },
   });
+}
+
+/**
+ * Has a worker obtain a token for the tenant of an answered consent request and record what its
+ * `roles` claim carries (the control queue, as Test Connection: only workers talk to Entra ID),
+ * waiting up to the control deadline. When no worker answers in time the request ends as `failed`
+ * unless the worker recorded its result first (the first result is the one kept).
+ */
+async function verifyOnWorker(deps: ApiDeps, nonce: string): Promise<ConsentOutcome> {
+  try {
+    await deps.control.verifyConsent(nonce, { timeoutMs: deps.controlTimeoutMs, requestedBy: 'consent-redirect' });
+  } catch (error) {
+    if (!(error instanceof ControlTimeoutError || error instanceof ControlJobFailedError)) throw error;
+    deps.logger.warn({ error: error.message }, 'consent verification did not finish');
+    return recordConsentVerification(deps.db, nonce, { ok: false, outcome: 'failed', detail: `the consent could not be checked (${error.message})` });
+  }
+  // The worker recorded the outcome; this reads it back (and the tenant GUID with it).
+  return (await getConsentOutcome(deps.db, nonce)) ?? recordConsentVerification(deps.db, nonce, { ok: false, outcome: 'failed', detail: 'no verification was recorded' });
 }

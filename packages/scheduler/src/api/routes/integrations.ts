@@ -28,6 +28,7 @@ import {
   updateIntegrationBody,
 } from '../schemas.ts';
 import { bearer, ownIntegration, requestSync, requireKeyRing, withProblems } from './common.ts';
+import { requireTenantConsent } from './connectors.ts';
 
 const tags = ['integrations'];
 
@@ -100,6 +101,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const { actor } = callerOf(request);
       const body = request.body;
       const { settings, schedule } = checkConfiguration(deps, body.kind, body);
+      await requireTenantConsent(deps, accountId, body.kind, settings);
       const ring = body.secret === undefined ? undefined : requireKeyRing(deps);
       const integration = await createIntegration(
         db,
@@ -142,6 +144,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const current = await ownIntegration(deps, request, request.params.id);
       const body = request.body;
       const { settings, schedule } = checkConfiguration(deps, current.kind, body);
+      await requireTenantConsent(deps, current.accountId, current.kind, settings);
       const patch: IntegrationPatch = {
         ...schedule,
         ...(settings === undefined ? {} : { settings }),
