@@ -74,7 +74,9 @@ export async function verifyTenantConsent(options: ConsentVerificationOptions, n
     }
   } catch (error) {
     if (error instanceof EntraAuthError && error.problem === 'consent') {
-      result = { ok: false, outcome: 'not_granted', detail: `no token for tenant ${request.tenantId}: ${error.message}` };
+      // The AADSTS sentence says why in few words; the whole message would be cut by the display cap.
+      const reason = /AADSTS\d+:[^()]*/.exec(error.message)?.[0]?.trim() ?? error.message;
+      result = { ok: false, outcome: 'not_granted', detail: `Entra ID issued no token for the tenant: ${reason}` };
     } else if (error instanceof ProviderError) {
       result = { ok: false, outcome: 'failed', detail: `the consent could not be checked: ${error.message}` };
     } else {
