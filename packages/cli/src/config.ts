@@ -39,16 +39,18 @@ export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0, 'PORT must be 0–65535').max(65535, 'PORT must be 0–65535').default(8080),
   /** Address the API listens on. */
   DIRSYNC_API_HOST: z.string().trim().min(1).default('0.0.0.0'),
-  /** `false` stops `dirsync scheduler` from serving the API (it still answers /healthz, /readyz, /metrics on PORT). */
+  /** `false` stops `dirsync scheduler` from serving the API (it still answers /healthz and /readyz on PORT). */
   DIRSYNC_SCHEDULER_API: z
     .enum(['true', 'false', '1', '0', 'on', 'off'], { message: 'DIRSYNC_SCHEDULER_API must be true or false' })
     .default('true')
     .transform((v) => ['true', '1', 'on'].includes(v)),
   /** Requests one API key may make per minute (per-key rate limit, shared by every API replica). */
   DIRSYNC_API_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /** Requests one client address may make per minute to the routes without a key (probes, docs, consent callback). */
+  DIRSYNC_PUBLIC_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(300),
   /** How long the API waits for a worker to answer Test Connection or a new password's check. */
   DIRSYNC_CONTROL_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
-  /** Port of a worker's /healthz, /readyz and /metrics; 0 serves none. */
+  /** Internal port of /metrics (with /healthz, /readyz) of workers, schedulers and API servers; 0 serves none. */
   DIRSYNC_METRICS_PORT: z.coerce.number().int().min(0, 'DIRSYNC_METRICS_PORT must be 0–65535').max(65535, 'DIRSYNC_METRICS_PORT must be 0–65535').default(9464),
   /**
    * Networks where customers' directories may be reached although the addresses are private,

@@ -114,14 +114,19 @@ test('the OpenAPI document is public and every operation has a client method', a
   expect(await docs.text()).toMatch(/swagger-ui/i);
 });
 
-test('health, readiness and metrics answer without a key', async () => {
+test('health and readiness answer without a key; metrics only on the internal metrics port', async () => {
   expect(await (await api.request('GET', '/healthz')).json()).toEqual({ status: 'ok' });
   const ready = await api.request('GET', '/readyz');
   expect(ready.status).toBe(200);
   expect(await ready.json()).toEqual({ ready: true, checks: { database: { ok: true }, redis: { ok: true } } });
-  const metrics = await (await api.request('GET', '/metrics')).text();
+  // The public port does not serve them, not even to a platform key.
+  expect((await api.request('GET', '/metrics')).status).toBe(404);
+  expect((await api.request('GET', '/metrics', { token: await api.key(null, ['admin'], 'metrics-platform') })).status).toBe(404);
+  const port = await api.server.listenMetrics(0, '127.0.0.1');
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   expect(metrics).toMatch(/dirsync_queue_jobs\{queue="dirsync-sync",state="waiting"\} 0/);
   expect(metrics).toMatch(/dirsync_runs\{status="queued"\} 0/);
+  expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
 });
 
 test('the queue dashboard asks for a platform admin key with a Basic challenge', async () => {

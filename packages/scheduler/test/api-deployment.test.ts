@@ -100,11 +100,12 @@ test("the image's entrypoint runs the compose commands with the compose environm
   const database = await createTestDatabase('deployment');
   const prefix = createTestQueuePrefix('deployment');
   const port = await freePort();
+  const metricsPort = await freePort();
   const environment = (service: ComposeService): Record<string, string> => {
     const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: process.env['HOME'] ?? '/tmp' };
     for (const [name, value] of Object.entries(service.environment ?? {})) env[name] = interpolate(String(value));
     // The compose network's hosts are this machine's servers here.
-    return { ...env, DATABASE_URL: database.url, REDIS_URL: testRedisUrl, DIRSYNC_QUEUE_PREFIX: prefix.prefix, PORT: String(port), DIRSYNC_API_HOST: '127.0.0.1' };
+    return { ...env, DATABASE_URL: database.url, REDIS_URL: testRedisUrl, DIRSYNC_QUEUE_PREFIX: prefix.prefix, PORT: String(port), DIRSYNC_METRICS_PORT: String(metricsPort), DIRSYNC_API_HOST: '127.0.0.1' };
   };
   try {
     const migrate = await execFileAsync(argv[0]!, [...argv.slice(1), ...(services['migrate']!.command as string[])], { cwd: root, env: environment(services['migrate']!) });
@@ -126,6 +127,8 @@ test("the image's entrypoint runs the compose commands with the compose environm
       );
       expect(await ready.json()).toMatchObject({ ready: true });
       expect((await fetch(`http://127.0.0.1:${port}/v1/openapi.json`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
+      expect(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).toMatch(/dirsync_queue_jobs/);
       expect(output).toMatch(/"scheduler started"/);
     } finally {
       scheduler.kill('SIGTERM');
@@ -153,6 +156,29 @@ test('the Kubernetes example scales the worker deployment with KEDA on the sync 
   expect(container.ports[0].containerPort).toBe(Number(env['DIRSYNC_METRICS_PORT']));
   expect(container.readinessProbe.httpGet.path).toBe('/readyz');
   expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+  expect(deployment['spec'].template.spec.securityContext.runAsNonRoot).toBe(true);
+});
+
+test('metrics are never published on the public API port: compose keeps them in its network, the Kubernetes Service exposes only http', async () => {
+  const { services } = await compose();
+  const scheduler = services['scheduler']!;
+  const metricsPort = scheduler.environment!['DIRSYNC_METRICS_PORT']!;
+  expect(Number(metricsPort)).toBeGreaterThan(0);
+  expect(metricsPort).not.toBe(scheduler.environment!['PORT']);
+  for (const service of Object.values(services)) for (const published of service.ports ?? []) expect(published).not.toContain(metricsPort);
+
+  const documents = parseAllDocuments(await readFile(join(dockerDir, 'k8s', 'scheduler.yaml'), 'utf8')).map((doc) => doc.toJSON() as Record<string, any>);
+  const deployment = documents.find((doc) => doc['kind'] === 'Deployment')!;
+  const service = documents.find((doc) => doc['kind'] === 'Service')!;
+  const container = deployment['spec'].template.spec.containers[0];
+  expect(container.args).toEqual(['scheduler']);
+  const env = Object.fromEntries((container.env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value]));
+  const ports = Object.fromEntries((container.ports as Array<{ name: string; containerPort: number }>).map((p) => [p.name, p.containerPort]));
+  expect(ports).toEqual({ http: Number(env['PORT']), metrics: Number(env['DIRSYNC_METRICS_PORT']) });
+  expect(deployment['spec'].template.metadata.annotations['prometheus.io/port']).toBe(env['DIRSYNC_METRICS_PORT']);
+  expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'http' });
+  expect(service['spec'].selector).toEqual(deployment['spec'].selector.matchLabels);
+  expect((service['spec'].ports as Array<{ targetPort: string }>).map((p) => p.targetPort)).toEqual(['http']);
   expect(deployment['spec'].template.spec.securityContext.runAsNonRoot).toBe(true);
 });
 

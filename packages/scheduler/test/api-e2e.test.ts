@@ -76,6 +76,7 @@ let api: Service;
 let worker: Service;
 let baseUrl: string;
 let workerOps: string;
+let apiMetrics: string;
 let client: DirsyncClient;
 let platformToken: string;
 let adminToken: string;
@@ -88,6 +89,7 @@ beforeAll(async () => {
   db = connect(database.url, { max: 2 });
   const apiPort = await freePort();
   const opsPort = await freePort();
+  const apiMetricsPort = await freePort();
   env = {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     HOME: process.env['HOME'] ?? '/tmp',
@@ -104,11 +106,12 @@ beforeAll(async () => {
   };
   baseUrl = `http://127.0.0.1:${apiPort}`;
   workerOps = `http://127.0.0.1:${opsPort}`;
+  apiMetrics = `http://127.0.0.1:${apiMetricsPort}`;
   const account = await createAccount(db, { name: 'acme' });
   adminToken = (await createApiKey(db, { accountId: account.id, name: 'backoffice', scopes: ['admin'] })).token;
   platformToken = (await createApiKey(db, { accountId: null, name: 'ops', scopes: ['admin'] })).token;
   client = createDirsyncClient({ baseUrl, apiKey: adminToken, timeoutMs: 30_000 });
-  api = await start(['api'], env, '"api started"');
+  api = await start(['api'], { ...env, DIRSYNC_METRICS_PORT: String(apiMetricsPort) }, '"api started"');
   worker = await start(['worker'], { ...env, DIRSYNC_WORKER_ID: 'e2e-worker' }, '"worker started"');
   services.push(api, worker);
 });
@@ -166,7 +169,9 @@ test('create, test, set the password (Sync All), read the users; the dashboard s
   // Worker and API operations endpoints.
   expect((await fetch(`${workerOps}/readyz`)).status).toBe(200);
   expect(await (await fetch(`${workerOps}/metrics`)).text()).toMatch(/dirsync_sync_runs_total\{kind="ldap",mode="full",status="succeeded"\} 1/);
-  expect(await (await fetch(`${baseUrl}/metrics`)).text()).toMatch(new RegExp(`dirsync_integration_seconds_since_last_success\\{integration_id="${integration.id}"`));
+  // Per-integration series only on the internal metrics port, never on the public API port.
+  expect(await (await fetch(`${apiMetrics}/metrics`)).text()).toMatch(new RegExp(`dirsync_integration_seconds_since_last_success\\{integration_id="${integration.id}"`));
+  expect((await fetch(`${baseUrl}/metrics`)).status).toBe(404);
 
   // The queue dashboard in a real browser: the key is asked for with a Basic challenge.
   const userDataDir = await mkdtemp(join(tmpdir(), 'dirsync-chromium-'));

@@ -19,7 +19,7 @@ function shutdownSignal(): Promise<NodeJS.Signals> {
 
 /**
  * Starts the HTTP server on PORT from the context's configuration: the API (unless `serveApi` is
- * false, then only /healthz, /readyz and /metrics). Settings of integrations created through the
+ * false, then only /healthz and /readyz), and /metrics on DIRSYNC_METRICS_PORT (0: none). Settings of integrations created through the
  * API are checked with the providers' own `validateSettings`, wired here because the scheduler
  * package may not import the providers.
  */
@@ -34,6 +34,7 @@ export async function startHttpServer(ctx: Context, logger: Logger, options: { s
     validateSettings,
     controlTimeoutMs: config.DIRSYNC_CONTROL_TIMEOUT_SECONDS * 1000,
     rateLimit: { max: config.DIRSYNC_API_RATE_LIMIT, timeWindowMs: 60_000 },
+    publicRateLimit: { max: config.DIRSYNC_PUBLIC_RATE_LIMIT, timeWindowMs: 60_000 },
     serveApi: options.serveApi,
   });
   try {
@@ -42,6 +43,13 @@ export async function startHttpServer(ctx: Context, logger: Logger, options: { s
   } catch (error) {
     await server.close();
     throw error;
+  }
+  if (config.DIRSYNC_METRICS_PORT > 0) {
+    // Metrics name accounts and integrations: only on the internal port, never on PORT. Serving
+    // the API matters more than being scraped, so a port already taken is reported and skipped.
+    await server.listenMetrics(config.DIRSYNC_METRICS_PORT, config.DIRSYNC_API_HOST).catch((error: unknown) => {
+      logger.error({ port: config.DIRSYNC_METRICS_PORT, error: (error as NodeJS.ErrnoException).code ?? String(error) }, 'metrics not served: cannot listen on DIRSYNC_METRICS_PORT');
+    });
   }
   return server;
 }

@@ -79,7 +79,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           logger,
         });
         scheduler.start();
-        // The API (unless DIRSYNC_SCHEDULER_API=false) and the ops endpoints, on PORT.
+        // The API (unless DIRSYNC_SCHEDULER_API=false) and the probes on PORT, metrics on DIRSYNC_METRICS_PORT.
         const http = await startHttpServer(ctx, ctx.logger('api'), { serveApi: ctx.config.DIRSYNC_SCHEDULER_API }).catch(async (error: unknown) => {
           await scheduler.stop();
           throw error;

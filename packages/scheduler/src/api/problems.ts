@@ -2,7 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { DbError } from '@dirsync/db';
+import { DbError, pgErrorOf } from '@dirsync/db';
 import { ControlJobFailedError, ControlTimeoutError, InvalidJobPayloadError } from '@dirsync/jobs';
 
 /** Media type of every error answer (RFC 9457). */
@@ -139,7 +139,15 @@ function translate(error: unknown): { status: number; code: string; detail: stri
 export function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply, logger: Logger): FastifyReply {
   const { status, code, detail, extensions, headers } = translate(error);
   if (status >= 500) {
-    const err = error instanceof Error ? { type: error.name, message: isResponseSerializationError(error) ? 'response did not match its schema' : error.message } : { type: typeof error };
+    // A database error's message (and a wrapped query's parameters) can quote what the request
+    // sent, secrets included: only its SQLSTATE is logged.
+    const pg = pgErrorOf(error);
+    const err =
+      pg !== undefined
+        ? { type: 'DatabaseError', code: pg.code }
+        : error instanceof Error
+          ? { type: error.name, message: isResponseSerializationError(error) ? 'response did not match its schema' : error.message }
+          : { type: typeof error };
     logger.error({ err, reqId: request.id, url: request.routeOptions.url }, 'request failed');
   }
   for (const [name, value] of Object.entries(headers ?? {})) void reply.header(name, value);

@@ -1,4 +1,4 @@
-import type { Db, RunIssue } from '@dirsync/db';
+import { type Db, isUuid, type RunIssue } from '@dirsync/db';
 import { ProblemError } from './problems.ts';
 
 // Account-scoped reads of the API in SQL: every statement names the account (or an integration
@@ -21,18 +21,34 @@ function encodeCursor(position: Position): string {
   return Buffer.from(JSON.stringify(position)).toString('base64url');
 }
 
-function decodeCursor(cursor: string | undefined): Position | undefined {
+// Exactly what isoText produces: the cursor goes back to PostgreSQL, so anything else (year
+// 0000, an odd offset, 24:00) must be refused here rather than fail there.
+const cursorTime = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;
+const uuidText = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const maxBigint = 9_223_372_036_854_775_807n;
+
+function validCursorTime(text: string): boolean {
+  const parts = cursorTime.exec(text);
+  if (!parts) return false;
+  const [year, month, day, hour, minute, second] = parts.slice(1).map(Number) as [number, number, number, number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  // Date.UTC rolls 2024-02-30 over to March: a real date reads back unchanged.
+  return year >= 1 && date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day && date.getUTCHours() === hour && minute < 60 && second < 60;
+}
+
+/** What the tie-breaking half of a cursor holds: a uuid, or a positive row number. */
+type CursorKey = 'uuid' | 'bigint';
+
+function validCursorKey(text: string, kind: CursorKey): boolean {
+  if (kind === 'uuid') return uuidText.test(text);
+  return /^\d{1,19}$/.test(text) && BigInt(text) <= maxBigint;
+}
+
+function decodeCursor(cursor: string | undefined, key: CursorKey): Position | undefined {
   if (cursor === undefined) return undefined;
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      typeof value[0] === 'string' &&
-      !Number.isNaN(Date.parse(value[0])) &&
-      typeof value[1] === 'string' &&
-      value[1].length <= 100
-    ) {
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && validCursorTime(value[0]) && validCursorKey(value[1], key)) {
       return [value[0], value[1]];
     }
   } catch {
@@ -101,7 +117,7 @@ export interface AccountRunFilter {
 
 /** Runs of the account's integrations, newest first. */
 export async function listAccountRuns(db: Db, accountId: string, filter: AccountRunFilter): Promise<Page<RunRow>> {
-  const after = decodeCursor(filter.cursor);
+  const after = decodeCursor(filter.cursor, 'uuid');
   const sql = db.$client;
   const rows = await sql.unsafe<RunRow[]>(
     `select ${runColumns}
@@ -121,6 +137,7 @@ export async function listAccountRuns(db: Db, accountId: string, filter: Account
 
 /** One run of the account, or undefined (another account's run reads as absent). */
 export async function getAccountRun(db: Db, accountId: string, runId: string): Promise<RunRow | undefined> {
+  if (!isUuid(runId)) return undefined;
   const rows = await db.$client.unsafe<RunRow[]>(
     `select ${runColumns} from sync_runs r join integrations i on i.id = r.integration_id
      where i.account_id = $1 and r.id = $2::uuid`,
@@ -131,14 +148,14 @@ export async function getAccountRun(db: Db, accountId: string, runId: string): P
 
 /** A page of a run's stored issues, in the order the run found them. */
 export async function listRunIssues(db: Db, runId: string, limit: number, cursor: string | undefined): Promise<Page<RunIssue>> {
-  const after = decodeCursor(cursor);
+  const after = decodeCursor(cursor, 'bigint');
   const offset = after === undefined ? 0 : Number(after[1]);
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new ProblemError(400, 'invalid-cursor', 'cursor is not one this API returned: start again without it');
+  if (!Number.isSafeInteger(offset)) throw new ProblemError(400, 'invalid-cursor', 'cursor is not one this API returned: start again without it');
   const rows = await db.$client<{ issue: RunIssue; n: number }[]>`
     select e.issue, e.n::int as n from sync_runs r, jsonb_array_elements(r.issues) with ordinality as e(issue, n)
     where r.id = ${runId} and e.n > ${offset}
     order by e.n limit ${limit + 1}`;
-  return paged(rows, limit, (row) => ['1970-01-01T00:00:00Z', String(row.n)], (row) => row.issue);
+  return paged(rows, limit, (row) => ['1970-01-01T00:00:00.000000Z', String(row.n)], (row) => row.issue);
 }
 
 /** An object a run changed. */
@@ -159,7 +176,7 @@ export interface RunChangeRow {
  */
 export async function listRunChanges(db: Db, run: RunRow, limit: number, cursor: string | undefined): Promise<Page<Omit<RunChangeRow, 'rowId'>>> {
   if (run.startedAt === null || run.dryRun) return { items: [], nextCursor: null };
-  const after = decodeCursor(cursor);
+  const after = decodeCursor(cursor, 'bigint');
   const rows = await db.$client.unsafe<RunChangeRow[]>(
     `select o.external_id as "externalId", o.type, o.dn, o.deleted_at is not null as deleted,
        ${isoText('o.updated_at')} as "updatedAt", o.id::text as "rowId",
@@ -199,7 +216,7 @@ export interface ObjectRow {
 
 /** Synced objects of one type of an integration, oldest change first (a feed with `updatedSince`). */
 export async function listObjects(db: Db, integrationId: string, type: 'user' | 'group', filter: DirectoryFilter): Promise<Page<Omit<ObjectRow, 'rowId'>>> {
-  const after = decodeCursor(filter.cursor);
+  const after = decodeCursor(filter.cursor, 'bigint');
   const includeDeleted = filter.includeDeleted ?? filter.updatedSince !== undefined;
   const rows = await db.$client.unsafe<ObjectRow[]>(
     `select o.external_id as "externalId", o.type, o.dn, o.attributes, o.deleted_at is not null as deleted,
@@ -229,7 +246,7 @@ export interface MembershipRow {
 
 /** Membership edges of an integration, oldest change first. */
 export async function listMemberships(db: Db, integrationId: string, filter: DirectoryFilter): Promise<Page<Omit<MembershipRow, 'rowId'>>> {
-  const after = decodeCursor(filter.cursor);
+  const after = decodeCursor(filter.cursor, 'bigint');
   const includeDeleted = filter.includeDeleted ?? filter.updatedSince !== undefined;
   const rows = await db.$client.unsafe<MembershipRow[]>(
     `select m.group_external_id as "groupExternalId", m.member_external_id as "memberExternalId",

@@ -7,6 +7,16 @@ import { connectionReportSchema } from '@dirsync/jobs';
 
 const isoDate = z.iso.datetime({ offset: true }).describe('RFC 3339 date-time');
 const nullableDate = isoDate.nullable();
+
+// What PostgreSQL's timestamptz accepts besides RFC 3339's shape: no year 0000, offsets up to
+// ±15:59. Checked here so that a date in a query is a 400, never a database error.
+const offsetPattern = /([+-])(\d{2}):\d{2}$/;
+
+/** A date-time from a request (query or body): RFC 3339 with an offset, within PostgreSQL's range. */
+export const requestDate = z.iso
+  .datetime({ offset: true })
+  .refine((value) => !value.startsWith('0000-') && Number(offsetPattern.exec(value)?.[2] ?? 0) <= 15, 'must be a date-time from year 0001 with an offset within ±15:59')
+  .describe('RFC 3339 date-time');
 const cron = z.string().trim().min(1).max(100);
 
 // A secret goes to a customer's server as is: CR, LF or NUL would let it carry commands to a
@@ -17,8 +27,8 @@ const secretText = z
   .max(4096)
   .refine((value) => !/[\r\n\0]/.test(value), 'must not contain a carriage return, line feed or NUL character');
 
-/** `{ id }` path parameter. */
-export const idParams = z.object({ id: z.string().min(1).max(100).describe('uuid') });
+/** `{ id }` path parameter: a uuid (anything else is a 400, never a database error). */
+export const idParams = z.object({ id: z.guid({ message: 'must be a uuid' }).describe('uuid') });
 
 /** Page of a list: opaque cursor of the next page, null on the last. */
 export function pageOf<T extends z.ZodType>(item: T) {
@@ -145,7 +155,7 @@ export const runsQuery = pageQuery.extend({
   integrationId: z.uuid().optional(),
   status: z.enum(runStatuses).optional(),
   trigger: z.enum(syncTriggers).optional(),
-  since: isoDate.optional().describe('only runs queued at or after this time'),
+  since: requestDate.optional().describe('only runs queued at or after this time'),
 });
 
 /** One per-object issue of a run. */
@@ -174,7 +184,7 @@ export const membershipSchema = z.object({
 
 /** Query of the synced-data lists. */
 export const directoryQuery = pageQuery.extend({
-  updatedSince: isoDate
+  updatedSince: requestDate
     .optional()
     .describe('only what changed at or after this time, deletions included (read a little overlap: changes commit in batches)'),
   includeDeleted: z

@@ -1,8 +1,8 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type ConnectionError, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
@@ -10,8 +10,9 @@ import { createControlClient, createEnqueueClient, DEFAULT_QUEUE_PREFIX, type Re
 import { createReadinessProbe } from '../ops/readiness.ts';
 import { createServiceMetrics, type ServiceMetrics } from '../ops/metrics.ts';
 import { openRedis } from '../ops/redis.ts';
+import { startOpsServer } from '../ops/server.ts';
 import { authenticate, callerOf } from './auth.ts';
-import type { ApiDeps, SettingsValidator } from './context.ts';
+import type { ApiApp, ApiDeps, SettingsValidator } from './context.ts';
 import { ProblemError, sendProblem } from './problems.ts';
 import { registerActionRoutes } from './routes/actions.ts';
 import { registerConnectorRoutes, registerConsentCallback } from './routes/connectors.ts';
@@ -37,19 +38,40 @@ export interface ApiServerOptions {
   /** Requests per key per window (default 600 per minute). */
   readonly rateLimit?: { readonly max: number; readonly timeWindowMs: number } | undefined;
   /**
-   * False serves only `/healthz`, `/readyz` and `/metrics` (a scheduler with the API turned
-   * off still answers its probes). Default true.
+   * Requests per client address per window on the routes that need no key: `/healthz`,
+   * `/readyz`, the docs, the OpenAPI document and the consent callback (default 300 per minute).
+   */
+  readonly publicRateLimit?: { readonly max: number; readonly timeWindowMs: number } | undefined;
+  /**
+   * False serves only `/healthz` and `/readyz` (a scheduler with the API turned off still
+   * answers its probes). Default true.
    */
   readonly serveApi?: boolean | undefined;
-  /** Extra metrics to serve (the scheduler's own), added to the installation-wide ones. */
+  /** Metrics to serve on the metrics port instead of the installation-wide ones made here. */
   readonly metrics?: ServiceMetrics | undefined;
+}
+
+/** One route the server answers, as registered (`/v1/integrations/:id`). */
+export interface ApiRoute {
+  readonly method: string;
+  readonly url: string;
 }
 
 /** A running API server. */
 export interface ApiServer {
   readonly app: FastifyInstance;
+  /**
+   * Every route registered, API, probes, docs and dashboard alike: what a test must cover
+   * (the OpenAPI document lists only the documented ones).
+   */
+  readonly routes: readonly ApiRoute[];
   /** Starts listening; returns the port (useful with port 0). */
   listen(port: number, host?: string): Promise<number>;
+  /**
+   * Serves `/metrics` (with `/healthz` and `/readyz`) on a separate, internal port: the metrics
+   * name accounts and integrations, so the public port never serves them. Returns the port.
+   */
+  listenMetrics(port: number, host?: string): Promise<number>;
   /**
    * Graceful stop: `/readyz` turns 503, new connections are refused, requests in flight finish,
    * then every connection (Redis, queues) is closed. The database handle stays open (the caller
@@ -75,13 +97,61 @@ const redactPaths = [
 ];
 
 /**
+ * The request as logged: method and path, never the query string, whose values can be
+ * credentials (the consent callback's `code` and `state`, a `key=` someone put in a URL).
+ */
+function requestSummary(request: FastifyRequest): Record<string, unknown> {
+  return { method: request.method, path: (request.url ?? '').split('?')[0], remoteAddress: request.ip };
+}
+
+/** Where `value` holds a NUL character (dotted path, `` for the value itself), or undefined. */
+function nulPath(value: unknown, path = '', depth = 0): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  // Deeper than any body the API accepts: its schema refuses it anyway.
+  if (value === null || typeof value !== 'object' || depth > 64) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const itemPath = Array.isArray(value) ? `${path}[${key}]` : path === '' ? key : `${path}.${key}`;
+    if (key.includes('\u0000')) return itemPath;
+    const found = nulPath(item, itemPath, depth + 1);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
+ * A request Node's HTTP parser refused (head over its size limit, broken syntax): answered as
+ * problem+json, then the connection is closed. After a HEAD no body may follow the head, or the
+ * client would read it as the start of the next answer.
+ */
+function answerMalformedRequest(error: ConnectionError, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, title, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'the request line and headers exceed the size limit']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'the request was not received in time']
+        : [400, 'Bad Request', 'the request is not valid HTTP'];
+  const body = JSON.stringify({ type: `/v1/problems/${status === 431 ? 'request-too-large' : 'invalid-request'}`, title, status, detail });
+  // Typed as a JSON form, given as the Buffer of what was read.
+  const raw: unknown = error.rawPacket;
+  const head = Buffer.isBuffer(raw) && raw.subarray(0, 5).toString('latin1') === 'HEAD ';
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\nConnection: close\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${head ? '' : body}`,
+  );
+}
+
+/**
  * Builds the HTTP server of `dirsync api` (and of `dirsync scheduler` unless disabled): the
  * versioned API under `/v1` (OpenAPI at `/v1/openapi.json`, docs at `/docs`), the queue dashboard
- * at `/admin/queues`, and `/healthz`, `/readyz`, `/metrics`.
+ * at `/admin/queues`, and `/healthz`, `/readyz`; `/metrics` only on the port of
+ * {@link ApiServer.listenMetrics}.
  */
 export async function createApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
-  const logger = options.logger.child({}, { redact: { paths: redactPaths, censor: '[redacted]' } });
+  const logger = options.logger.child({}, { redact: { paths: redactPaths, censor: '[redacted]' }, serializers: { req: requestSummary } });
   const onRedisError = (error: Error) => logger.warn({ error: error.message }, 'redis connection error');
   let stopping = false;
 
@@ -92,37 +162,77 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     bodyLimit: 1024 * 1024,
+    // Malformed percent-encoding and over-long path parameters are refused by the router
+    // before any route: answered as problem+json like every other client error.
+    frameworkErrors: (error, request, reply) => {
+      void sendProblem(error, request, reply, logger);
+    },
+    clientErrorHandler: answerMalformedRequest,
   }).withTypeProvider<ZodTypeProvider>();
+  const routes: ApiRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
+  });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.decorateRequest('caller', null);
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply, logger));
+  // PostgreSQL text cannot hold U+0000, and no identifier, name or setting needs it: refused for
+  // every route at once, before validation, wherever it hides (keys included).
+  app.addHook('preValidation', async (request) => {
+    for (const [part, value] of [['params', request.params], ['querystring', request.query], ['body', request.body]] as const) {
+      const path = nulPath(value);
+      if (path !== undefined) {
+        throw new ProblemError(400, 'invalid-request', `invalid ${part}: NUL characters are not accepted`, { extensions: { errors: [{ in: part, path, message: 'contains a NUL character' }] } });
+      }
+    }
+  });
   app.setNotFoundHandler((request, reply) => sendProblem(new ProblemError(404, 'not-found', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`), request, reply, logger));
 
   const readiness = createReadinessProbe({ db: options.db, connection: options.connection, stopping: () => stopping });
   const metrics = options.metrics ?? createServiceMetrics({ db: options.db, connection: options.connection, prefix, onError: onRedisError });
   const closers: Array<() => Promise<void>> = [() => readiness.close()];
   if (!options.metrics) closers.push(() => metrics.close());
-
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
-    const report = await readiness.check();
-    return reply.code(report.ready ? 200 : 503).send(report);
+  const limiterRedis = openRedis(options.connection, { maxRetriesPerRequest: 1, connectTimeout: 2000 }, onRedisError);
+  closers.push(async () => {
+    await limiterRedis.quit().catch(() => limiterRedis.disconnect());
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
+  const serveApi = options.serveApi !== false;
 
-  if (options.serveApi !== false) {
+  /** Routes that need no key, limited per client address (Redis-backed, shared by every replica). */
+  const publicRoutes = (deps: ApiDeps | undefined) => async (pub: ApiApp) => {
+    await pub.register(rateLimit, {
+      global: true,
+      max: options.publicRateLimit?.max ?? 300,
+      timeWindow: options.publicRateLimit?.timeWindowMs ?? 60_000,
+      redis: limiterRedis,
+      nameSpace: `${prefix}:public-rate:`,
+      // Probes must keep answering when Redis is down (readiness reports it).
+      skipOnError: true,
+      keyGenerator: (request) => request.ip,
+      errorResponseBuilder: (_request, context) =>
+        new ProblemError(429, 'rate-limited', `this address made more than ${context.max} requests in the current window: retry in ${context.after}`),
+    });
+    pub.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+    pub.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+      const report = await readiness.check();
+      return reply.code(report.ready ? 200 : 503).send(report);
+    });
+    if (deps) {
+      await pub.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/v1/openapi.json' } });
+      pub.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+      // The customer's administrator's browser lands here, without a key.
+      registerConsentCallback(pub, deps);
+    }
+  };
+
+  if (!serveApi) await app.register(publicRoutes(undefined));
+  if (serveApi) {
     const enqueue = createEnqueueClient({ connection: options.connection, prefix, onError: onRedisError });
     const control = createControlClient({ connection: options.connection, prefix, onError: onRedisError });
-    const limiterRedis = openRedis(options.connection, { maxRetriesPerRequest: 1, connectTimeout: 2000 }, onRedisError);
     closers.push(
       () => enqueue.close(),
       () => control.close(),
-      async () => {
-        await limiterRedis.quit().catch(() => limiterRedis.disconnect());
-      },
     );
     const deps: ApiDeps = {
       db: options.db,
@@ -149,8 +259,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       },
       transform: jsonSchemaTransform,
     });
-    await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/v1/openapi.json' } });
-    app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    await app.register(publicRoutes(deps));
 
     await app.register(
       async (v1) => {
@@ -187,18 +296,21 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       },
       { prefix: '/v1' },
     );
-    // Outside the authenticated routes: the customer's administrator's browser lands here.
-    registerConsentCallback(app, deps);
-
     closers.push(await registerDashboard(app, { db: options.db, connection: options.connection, prefix, logger }));
   }
 
   let closing: Promise<void> | undefined;
   return {
     app,
+    routes,
     async listen(port, host = '0.0.0.0') {
       await app.listen({ port, host });
       return (app.server.address() as AddressInfo).port;
+    },
+    async listenMetrics(port, host = '0.0.0.0') {
+      const ops = await startOpsServer({ port, host, registry: metrics.registry, readiness: () => readiness.check(), logger });
+      closers.push(() => ops.close());
+      return ops.port;
     },
     close() {
       closing ??= (async () => {
