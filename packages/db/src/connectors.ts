@@ -3,7 +3,7 @@ import { and, asc, desc, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError, pgCodes, pgErrorOf, SecretDecryptError } from './errors.ts';
 import { connectorPrivateKeyAad } from './encrypted-columns.ts';
-import { displayText } from './consents.ts';
+import { displayText } from './display.ts';
 import { isUuid } from './ids.ts';
 import type { Integration } from './integrations.ts';
 import { auditEvents, integrations } from './schema.ts';

@@ -7,6 +7,7 @@ import { auditEvents, integrations } from './schema.ts';
 import { type consentRequestOutcomes, entraConsents, entraConsentStates } from './schema-entra.ts';
 import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
 import { requireConnector } from './connectors.ts';
+import { displayText } from './display.ts';
 
 // Admin consent of customers' tenants to connectors. A consent belongs to the account that asked
 // for it: the same tenant consented through two accounts is two rows, granted, refused and
@@ -27,24 +28,6 @@ export type ConsentRequestRecord = typeof entraConsentStates.$inferSelect;
  * granted: the least-privileged read permissions of the users and groups delta queries.
  */
 export const requiredConsentRoles = ['User.Read.All', 'GroupMember.Read.All'] as const;
-
-/** Longest text kept from an outside source (error descriptions) for later display. */
-export const displayTextLimit = 300;
-
-// C0 and C1 controls (a terminal would obey escape sequences), and the bidirectional overrides
-// and isolates that make text read differently from what it holds.
-const unsafeCharacters = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]+/g;
-
-/**
- * Text from outside (a query string, a directory's error) made safe to show anywhere later: no
- * control or bidirectional-override characters, whitespace collapsed, at most `limit` characters
- * (cut with an ellipsis). HTML and JSON escaping stay with whoever renders it.
- */
-export function displayText(value: string, limit: number = displayTextLimit): string {
-  const clean = value.replace(unsafeCharacters, ' ').replace(/\s+/g, ' ').trim();
-  const chars = Array.from(clean);
-  return chars.length <= limit ? clean : `${chars.slice(0, Math.max(0, limit - 1)).join('')}…`;
-}
 
 /** An OAuth error code as Microsoft sends them (`access_denied`); anything else is replaced. */
 function errorCode(value: string | null): string {
@@ -71,6 +54,9 @@ function integrationsOn(accountId: string, connectorId: string, tenantId: string
     and ${integrations.settings}->>'connectorId' = ${connectorId}
     and lower(${integrations.settings}->>'tenantId') in (${tenantId}, ${tenantGuid ?? tenantId})`;
 }
+
+/** The database or a transaction of it: what the helpers below read and write through. */
+type Queries = Pick<Db, 'select' | 'insert' | 'update'>;
 
 // ---- requests and the redirect ----
 
@@ -263,7 +249,7 @@ export async function recordConsentVerification(db: Db, nonce: string, result: C
     if (request.usedAt === null) throw new InvalidStateError('the consent request has not been answered yet');
     const { accountId, connectorId, tenantId } = request;
     const base = { accountId, connectorId, tenantId };
-    if (request.outcome !== null) return (await outcomeOf(tx as unknown as Db, request)) as ConsentOutcome;
+    if (request.outcome !== null) return (await outcomeOf(tx, request)) as ConsentOutcome;
     const finish = async (outcome: ConsentRequestOutcome, detail: string | null, tenantGuid: string | null): Promise<ConsentOutcome> => {
       const shown = detail === null ? null : displayText(detail);
       await tx.update(entraConsentStates).set({ outcome, detail: shown, completedAt: sql`now()` }).where(eq(entraConsentStates.nonce, nonce));
@@ -308,12 +294,12 @@ export async function recordConsentVerification(db: Db, nonce: string, result: C
         .where(and(own, ne(entraConsents.status, 'granted')));
       return finish('confirmation_required', detail, tenantGuid);
     }
-    await grant(tx as unknown as Db, accountId, connectorId, tenantId, tenantGuid, roles);
+    await grant(tx, accountId, connectorId, tenantId, tenantGuid, roles);
     return finish('granted', null, tenantGuid);
   });
 }
 
-async function outcomeOf(db: Db, request: ConsentRequestRecord): Promise<ConsentOutcome | undefined> {
+async function outcomeOf(db: Queries, request: ConsentRequestRecord): Promise<ConsentOutcome | undefined> {
   if (request.outcome === null) return undefined;
   const [consent] = await db
     .select({ tenantGuid: entraConsents.tenantGuid })
@@ -335,7 +321,7 @@ export async function getConsentOutcome(db: Db, nonce: string): Promise<ConsentO
   return request === undefined ? undefined : outcomeOf(db, request);
 }
 
-async function grant(db: Db, accountId: string, connectorId: string, tenantId: string, tenantGuid: string | null, roles: readonly string[] | null): Promise<void> {
+async function grant(db: Queries, accountId: string, connectorId: string, tenantId: string, tenantGuid: string | null, roles: readonly string[] | null): Promise<void> {
   const values = { status: 'granted' as const, tenantGuid, roles: roles === null ? null : [...roles], error: null, errorDescription: null, grantedAt: sql`now()`, revokedAt: null };
   await db
     .insert(entraConsents)
@@ -373,7 +359,7 @@ export async function confirmConsent(db: Db, input: ConsentConfirmation): Promis
     if (row?.status !== 'pending' || row.error !== 'confirmation_required') {
       throw new InvalidStateError(`the account's consent of tenant ${tenantId} is not waiting for a confirmation (it is ${row?.status ?? 'absent'})`);
     }
-    await grant(tx as unknown as Db, input.accountId, input.connectorId, tenantId, row.tenantGuid, row.roles);
+    await grant(tx, input.accountId, input.connectorId, tenantId, row.tenantGuid, row.roles);
     await tx.insert(auditEvents).values({ accountId: input.accountId, actor: input.actor, action: 'connector.consent.confirmed', details: { connectorId: input.connectorId, tenantId } });
     const [updated] = await tx
       .select()

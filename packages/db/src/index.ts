@@ -10,6 +10,7 @@ export * from './audit.ts';
 export * from './objects.ts';
 export * from './connectors.ts';
 export * from './consents.ts';
+export * from './display.ts';
 export * from './api-keys.ts';
 export * from './secret-candidates.ts';
 export * from './readiness.ts';
