@@ -268,7 +268,7 @@ export const connectorSchema = z.object({
 
 /** Body of `POST /v1/connectors/{id}/consent-url`. */
 export const consentUrlBody = z.strictObject({
-  tenantId: z.string().trim().min(1).max(255).describe("the customer's tenant (GUID or domain) of one of the account's Entra ID integrations"),
+  tenantId: z.string().trim().min(1).max(255).describe("the customer's tenant (GUID or domain); the consent, once its token shows the permissions, is this account's alone"),
 });
 
 /** What `POST /v1/connectors/{id}/consent-url` answers. */
