@@ -12,6 +12,7 @@ import {
   createTestDatabase,
   createTestQueuePrefix,
   startSlapd,
+  testAllowedNetworksSetting,
   testRedisUrl,
   waitFor,
   type SlapdServer,
@@ -99,6 +100,8 @@ beforeAll(async () => {
     DIRSYNC_SECRET_KEY: generateSecretKey(),
     DIRSYNC_CONTROL_TIMEOUT_SECONDS: '5',
     DIRSYNC_METRICS_PORT: String(opsPort),
+    // The test directory is a loopback slapd: allowed explicitly, as the platform would allow a VPN range.
+    DIRSYNC_ALLOWED_NETWORKS: testAllowedNetworksSetting,
     PORT: String(apiPort),
     DIRSYNC_API_HOST: '127.0.0.1',
     // Everything there is to log, so the secret check below reads the most.
