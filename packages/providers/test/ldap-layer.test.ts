@@ -1,5 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { Attribute, Change } from 'ldapts';
-import { type SlapdServer, startSlapd, testDestinations, userDn } from '@dirsync/testkit';
+import { type SlapdServer, startSlapd, testDestinations, userDn, waitFor } from '@dirsync/testkit';
 import { AuthError, ConfigError, UnavailableError } from '../src/errors.ts';
 import {
   type LdapConnectOptions,
@@ -184,6 +185,8 @@ describe('a server dying mid-paging', () => {
     // SIGSTOP freezes slapd: the connection stays open but nothing comes back.
     process.kill(server.pid as number, 'SIGSTOP');
     try {
+      // Stopping is asynchronous: wait until the kernel reports slapd stopped ("T") before asking.
+      await waitFor(async () => /^\d+ \(.*\) T/.test(await readFile(`/proc/${server.pid}/stat`, 'utf8')), { timeoutMs: 5_000, intervalMs: 5, what: 'slapd to stop' });
       const error = await searchAll(connection, { base: server.suffix, attributes: ['cn'] }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(UnavailableError);
       expect((error as Error).message).toContain('timed out');

@@ -231,7 +231,10 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<SlapdServe
           ? `slapd exited (${proc.exitCode ?? proc.signalCode}): ${stderr.trim() || 'no output'}`
           : undefined;
       try {
-        await waitUntilAnswering(url, adminDn, adminPassword, startTimeoutMs, exitReason);
+        // The pid file proves the answering server is this slapd: after a restart on the same port,
+        // another test's server may have taken the port, and this slapd then exits unseen.
+        const ours = async () => (await readFile(join(dir, 'slapd.pid'), 'utf8').catch(() => '')).trim() === String(proc.pid);
+        await waitUntilAnswering(url, adminDn, adminPassword, startTimeoutMs, exitReason, ours);
       } catch (error) {
         child = undefined;
         proc.kill('SIGKILL');
@@ -315,6 +318,7 @@ async function waitUntilAnswering(
   adminPassword: string,
   timeoutMs: number,
   exited: () => string | undefined,
+  ours: () => Promise<boolean>,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -324,7 +328,8 @@ async function waitUntilAnswering(
     const client = new Client({ url, connectTimeout: 1_000, timeout: 2_000 });
     try {
       await client.bind(adminDn, adminPassword);
-      return;
+      if (await ours()) return;
+      last = new Error('another process answers on this address');
     } catch (error) {
       last = error;
     } finally {
