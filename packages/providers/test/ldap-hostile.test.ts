@@ -122,24 +122,54 @@ test('a legitimate 10 MB group entry is read whole', async () => {
   }
 });
 
-describe('Test Connection names the step that hung', () => {
-  function provider(): Provider<GenericLdapEntry> {
-    return createProvider(
-      'ldap',
-      {
-        url: server.url,
-        bindDn: server.bindDn,
-        tls: { mode: 'none', allowInsecure: true },
-        users: { baseDns: [server.usersBase] },
-        groups: { baseDns: [server.groupsBase] },
-        pageSize: 10,
-        timeouts: { connectMs: 60_000, operationMs: 60_000, searchTimeLimitSeconds: 600 },
-      },
-      server.password,
-      { destinations: testDestinations },
-    ) as Provider<GenericLdapEntry>;
+function provider(extra: Record<string, unknown> = {}): Provider<GenericLdapEntry> {
+  return createProvider(
+    'ldap',
+    {
+      url: server.url,
+      bindDn: server.bindDn,
+      tls: { mode: 'none', allowInsecure: true },
+      users: { baseDns: [server.usersBase] },
+      groups: { baseDns: [server.groupsBase] },
+      pageSize: 10,
+      timeouts: { connectMs: 60_000, operationMs: 60_000, searchTimeLimitSeconds: 600 },
+      ...extra,
+    },
+    server.password,
+    { destinations: testDestinations },
+  ) as Provider<GenericLdapEntry>;
+}
+
+describe('the integration setting limits.maxMessageMiB', () => {
+  async function fullSync(p: Provider<GenericLdapEntry>): Promise<number> {
+    let entries = 0;
+    for await (const page of p.fetchFull(AbortSignal.timeout(60_000))) entries += page.entries.length;
+    return entries;
   }
 
+  test('bounds the largest message a sync accepts', async () => {
+    server.behave('large-group');
+    const small = provider({ limits: { maxMessageMiB: 8 } });
+    const roomy = provider({ limits: { maxMessageMiB: 16 } });
+    try {
+      const error = await fullSync(small).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect((error as Error).message).toMatch(/over the limit of 8388608/);
+      // The same answer within a larger bound is read whole: 30 users and 4 groups.
+      expect(await fullSync(roomy)).toBe(34);
+    } finally {
+      server.behave('normal');
+      await small.close();
+      await roomy.close();
+    }
+  });
+
+  test('is bounded itself, so one integration cannot claim a worker', () => {
+    expect(() => provider({ limits: { maxMessageMiB: 4096 } })).toThrow(/limits.maxMessageMiB must be at most 256/);
+  });
+});
+
+describe('Test Connection names the step that hung', () => {
   test.each([
     ['rootdse', 'connect', /RootDSE probe\) did not answer before the Test Connection deadline/],
     ['bind', 'bind', /\(bind\) did not answer before the Test Connection deadline/],

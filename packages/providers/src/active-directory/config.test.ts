@@ -22,6 +22,7 @@ describe('Active Directory settings', () => {
       pageSize: 500,
       deltaMethod: 'usn',
       timeouts: { connectMs: 10_000, operationMs: 120_000, searchTimeLimitSeconds: 600 },
+      limits: { maxMessageMiB: 64 },
     });
   });
 

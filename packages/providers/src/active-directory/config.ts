@@ -45,6 +45,7 @@ export const activeDirectorySettingsSchema = z
      */
     deltaMethod: z.enum(['usn', 'dirsync'], { error: 'deltaMethod must be "usn" or "dirsync"' }).default('usn'),
     timeouts: connection.timeouts,
+    limits: connection.limits,
   })
   .strict()
   .superRefine(

@@ -37,6 +37,7 @@ export const dominoSettingsSchema = z
     /** How far before the last high-water mark a modifyTimestamp delta starts reading again. */
     deltaOverlapSeconds: boundedInt('deltaOverlapSeconds', 0, 86_400).default(300),
     timeouts: generic.timeouts,
+    limits: generic.limits,
   })
   .strict()
   .superRefine(

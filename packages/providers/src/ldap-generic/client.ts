@@ -1,11 +1,12 @@
 import { ConfigError, ProviderError } from '../errors.ts';
 import { connectForCheck, hungReport } from '../ldap/check.ts';
 import type { DestinationPolicy } from '../net/destination.ts';
-import { type LdapConnectOptions, LdapConnection } from '../ldap/connection.ts';
+import { LdapConnection } from '../ldap/connection.ts';
+import { connectOptionsOf } from '../ldap/settings.ts';
 import { andFilters, objectClassFilter } from '../ldap/filter.ts';
 import { type SearchOptions, pagedSearch } from '../ldap/search.ts';
 import type { ConnectionReport } from '../types.ts';
-import { type GenericLdapSettings, effectiveTlsMode } from './config.ts';
+import type { GenericLdapSettings } from './config.ts';
 import { groupAttributes, userAttributes } from './map.ts';
 
 /** Opens a connection secured and bound as the settings say, where `destinations` allows. */
@@ -18,31 +19,9 @@ export async function openConnection(
   if (password === undefined || password === '') {
     throw new ConfigError(`no bind password is stored for ${settings.bindDn}; set the integration's password`);
   }
-  return LdapConnection.open(connectOptions(settings, password, signal, destinations));
+  return LdapConnection.open(connectOptionsOf(settings, password, signal, destinations));
 }
 
-function connectOptions(
-  settings: GenericLdapSettings,
-  password: string | undefined,
-  signal: AbortSignal | undefined,
-  destinations: DestinationPolicy | undefined,
-): LdapConnectOptions {
-  return {
-    url: settings.url,
-    tls: {
-      mode: effectiveTlsMode(settings),
-      caPem: settings.tls.caPem,
-      allowInsecure: settings.tls.allowInsecure,
-      serverName: settings.tls.serverName,
-    },
-    bindDn: settings.bindDn,
-    password,
-    connectTimeoutMs: settings.timeouts.connectMs,
-    operationTimeoutMs: settings.timeouts.operationMs,
-    signal,
-    ...(destinations ? { destinations } : {}),
-  };
-}
 
 /** The filter selecting users (object classes and the optional extra filter). */
 export function usersFilter(settings: GenericLdapSettings): string {

@@ -92,6 +92,17 @@ const timeoutsSchema = z
   })
   .strict();
 
+/**
+ * Bounds on what one server may make a worker hold. The largest message is sized for a big group
+ * read in one entry (a million 60-byte member DNs fit in 64 MiB; AD ranges its values anyway); the
+ * ceiling keeps one integration from claiming most of a worker that serves every customer.
+ */
+const limitsSchema = z
+  .object({
+    maxMessageMiB: int('limits.maxMessageMiB', 1, 256).default(64),
+  })
+  .strict();
+
 function nestedBases(bases: readonly string[]): string[] {
   const problems: string[] = [];
   let normalized: string[];
@@ -129,6 +140,7 @@ export const genericLdapSettingsSchema = z
     groups: groupsSchema,
     pageSize: int('pageSize', 1, 100_000).default(1000),
     timeouts: timeoutsSchema.default({ connectMs: 10_000, operationMs: 120_000, searchTimeLimitSeconds: 600 }),
+    limits: limitsSchema.default({ maxMessageMiB: 64 }),
     /** How far before the last high-water mark a delta starts reading again (in-flight and same-second writes). */
     deltaOverlapSeconds: int('deltaOverlapSeconds', 0, 86_400).default(300),
   })

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { DestinationPolicy } from '../net/destination.ts';
-import type { LdapConnectOptions } from './connection.ts';
-import { parseLdapUrl } from './connection.ts';
+import type { LdapConnectOptions, LdapReadLimits } from './connection.ts';
+import { defaultMaxBufferedBytes, parseLdapUrl } from './connection.ts';
 import { isDnWithin, normalizeDn, parseDn } from './dn.ts';
 import { parseFilter } from './filter.ts';
 
@@ -74,6 +74,7 @@ export interface LdapConnectionSettings {
   readonly bindDn: string;
   readonly tls: TlsSettings;
   readonly timeouts: { readonly connectMs: number; readonly operationMs: number; readonly searchTimeLimitSeconds: number };
+  readonly limits: { readonly maxMessageMiB: number };
 }
 
 /**
@@ -150,7 +151,19 @@ export function connectOptionsOf(
     password,
     connectTimeoutMs: settings.timeouts.connectMs,
     operationTimeoutMs: settings.timeouts.operationMs,
+    limits: readLimitsOf(settings),
     signal,
     ...(destinations ? { destinations } : {}),
   };
+}
+
+const mebibyte = 1024 * 1024;
+
+/**
+ * The read bounds an integration's `limits` setting gives: its largest message, and room to hold
+ * that message beside the page's other entries (never less than the default per-request bound).
+ */
+export function readLimitsOf(settings: Pick<LdapConnectionSettings, 'limits'>): LdapReadLimits {
+  const maxMessageBytes = settings.limits.maxMessageMiB * mebibyte;
+  return { maxMessageBytes, maxBufferedBytes: Math.max(defaultMaxBufferedBytes, maxMessageBytes + 64 * mebibyte) };
 }
