@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, asc, desc, eq, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, isNotNull, ne, or, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { InvalidInputError, InvalidStateError, NotFoundError } from './errors.ts';
 import { isUuid } from './ids.ts';
@@ -235,7 +235,7 @@ export interface ConsentOutcome {
  * wins, a later one (a worker finishing after the caller gave up) returns the recorded outcome.
  * - Every required role in the token → the account's consent is `granted` (with the roles and
  *   the token's tenant GUID) and its integrations waiting for consent may sync again; unless
- *   another account already holds a grant for this tenant and connector: the tenant's consent
+ *   another account holds, or once verified, a consent of this tenant and connector: the tenant's consent
  *   then predates the request and the token cannot tell who answered the redirect, so the
  *   request ends as `confirmation_required` until a platform administrator confirms it
  *   ({@link confirmConsent}).
@@ -284,7 +284,16 @@ export async function recordConsentVerification(db: Db, nonce: string, result: C
     const [other] = await tx
       .select({ accountId: entraConsents.accountId })
       .from(entraConsents)
-      .where(and(eq(entraConsents.connectorId, connectorId), ne(entraConsents.accountId, accountId), eq(entraConsents.status, 'granted'), namesTenant(tenantId, tenantGuid)))
+      // Any other account whose request once got a token for this tenant (granted, revoked since,
+      // or denied for missing roles): the tenant's consent then may predate this request.
+      .where(
+        and(
+          eq(entraConsents.connectorId, connectorId),
+          ne(entraConsents.accountId, accountId),
+          or(eq(entraConsents.status, 'granted'), isNotNull(entraConsents.tenantGuid)),
+          namesTenant(tenantId, tenantGuid),
+        ),
+      )
       .limit(1);
     if (other) {
       const detail = 'this tenant had already consented to the connector before this request, so the answer cannot be tied to its administrator: a platform administrator must confirm the consent (dirsync connectors consent-confirm)';

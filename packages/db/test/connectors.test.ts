@@ -22,6 +22,7 @@ import {
   getIntegration,
   getLegacyMigrationDeadline,
   InvalidInputError,
+  hasGrantedConsent,
   InvalidStateError,
   listActionsNeeded,
   listAudit,
@@ -263,6 +264,17 @@ describe('consent', () => {
     expect((await getIntegration(db, mine.id))?.status).toBe('needs_consent');
     expect((await getIntegration(db, theirs.id))?.status).toBe('new');
     expect(await reflectConsentStatus(db, theirs.id)).toBe(false);
+  });
+
+  it('still asks a platform administrator once the account that held the tenant revoked it', async () => {
+    const c = await connector();
+    const intruder = (await createAccount(db, { name: `intruder ${c.id}` })).id;
+    await grant(c.id);
+    expect(await revokeConsent(db, { accountId, connectorId: c.id, tenantId: tenant, actor: 'test' })).toBe(true);
+    // The tenant's consent in Entra outlives the revocation in dirsync: a token still carries the
+    // roles, so another account's redirect proves nothing about who answered it.
+    expect((await grant(c.id, tenant, intruder)).outcome).toBe('confirmation_required');
+    expect(await hasGrantedConsent(db, intruder, c.id, tenant)).toBe(false);
   });
 
   it('marks the account\'s integrations as needing consent when it is revoked', async () => {
