@@ -122,11 +122,11 @@ test('health and readiness answer without a key; metrics only on the internal me
   // The public port does not serve them, not even to a platform key.
   expect((await api.request('GET', '/metrics')).status).toBe(404);
   expect((await api.request('GET', '/metrics', { token: await api.key(null, ['admin'], 'metrics-platform') })).status).toBe(404);
-  const port = await api.server.listenMetrics(0, '127.0.0.1');
-  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  // What the process's internal operations port serves (packages/cli/src/ops-server.ts).
+  const metrics = await api.server.ops.registry.metrics();
   expect(metrics).toMatch(/dirsync_queue_jobs\{queue="dirsync-sync",state="waiting"\} 0/);
   expect(metrics).toMatch(/dirsync_runs\{status="queued"\} 0/);
-  expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+  expect((await api.server.ops.readiness()).ready).toBe(true);
 });
 
 test('the queue dashboard asks for a platform admin key with a Basic challenge', async () => {

@@ -26,7 +26,7 @@ import {
   type TestQueuePrefix,
   testDestinations,
 } from '@dirsync/testkit';
-import { createReadinessProbe, createWorkerMetrics, startOpsServer, type WorkerMetrics } from '../src/ops/index.ts';
+import { createReadinessProbe, createWorkerMetrics, type WorkerMetrics } from '../src/ops/index.ts';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
 
 let server: SlapdServer;
@@ -144,40 +144,22 @@ test('finished syncs are counted by kind, mode, status and object outcome', asyn
   expect(text).toMatch(/process_cpu_seconds_total/);
 });
 
-test('the ops server answers health, readiness and metrics; readiness names what is missing', async () => {
+test('readiness names what is missing; the registry holds the sync metrics', async () => {
   const redis = new Redis(testRedisUrl);
   const deadRedis = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   deadRedis.on('error', () => {});
-  const ops = await startOpsServer({ port: 0, host: '127.0.0.1', registry: metrics.registry, readiness: createReadinessProbe({ db, redis }), logger: pino({ level: 'silent' }) });
   let stopping = false;
-  const failing = await startOpsServer({
-    port: 0,
-    host: '127.0.0.1',
-    registry: metrics.registry,
-    readiness: createReadinessProbe({ db, redis: deadRedis, stopping: () => stopping }),
-    logger: pino({ level: 'silent' }),
-  });
   try {
-    const base = `http://127.0.0.1:${ops.port}`;
-    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ status: 'ok' });
-    const ready = await fetch(`${base}/readyz`);
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ ready: true, checks: { database: { ok: true }, redis: { ok: true } } });
-    const scraped = await fetch(`${base}/metrics`);
-    expect(scraped.headers.get('content-type')).toMatch(/^text\/plain/);
-    expect(await scraped.text()).toContain('dirsync_sync_runs_total');
-    expect((await fetch(`${base}/nothing`)).status).toBe(404);
+    expect(await createReadinessProbe({ db, redis })()).toEqual({ ready: true, checks: { database: { ok: true }, redis: { ok: true } } });
+    expect(metrics.registry.contentType).toMatch(/^text\/plain/);
+    expect(await metrics.registry.metrics()).toContain('dirsync_sync_runs_total');
 
     stopping = true;
-    const notReady = await fetch(`http://127.0.0.1:${failing.port}/readyz`);
-    expect(notReady.status).toBe(503);
-    expect(await notReady.json()).toEqual({
+    expect(await createReadinessProbe({ db, redis: deadRedis, stopping: () => stopping })()).toEqual({
       ready: false,
       checks: { database: { ok: true }, redis: { ok: false, detail: expect.any(String) }, process: { ok: false, detail: 'shutting down' } },
     });
   } finally {
-    await ops.close();
-    await failing.close();
     redis.disconnect();
     deadRedis.disconnect();
   }

@@ -4,6 +4,7 @@ import { createApiKey, getAccount, listApiKeys, parseApiScopes, recordAudit, rev
 import { validateSettings } from '@dirsync/providers';
 import { createApiServer, type ApiServer } from '@dirsync/scheduler';
 import type { Context } from '../context.ts';
+import { serveOpsPort } from '../ops-server.ts';
 import { UserError } from '../errors.ts';
 import { table } from '../format.ts';
 
@@ -17,13 +18,20 @@ function shutdownSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** The HTTP servers of an API process: the public API port and the internal operations port. */
+export interface HttpServers {
+  readonly server: ApiServer;
+  /** Stops both (requests in flight on the API port finish first). */
+  close(): Promise<void>;
+}
+
 /**
  * Starts the HTTP server on PORT from the context's configuration: the API (unless `serveApi` is
- * false, then only /healthz and /readyz), and /metrics on DIRSYNC_METRICS_PORT (0: none). Settings of integrations created through the
- * API are checked with the providers' own `validateSettings`, wired here because the scheduler
- * package may not import the providers.
+ * false, then only /healthz and /readyz), and /metrics on DIRSYNC_METRICS_PORT (0: none).
+ * Settings of integrations created through the API are checked with the providers' own
+ * `validateSettings`, wired here because the scheduler package may not import the providers.
  */
-export async function startHttpServer(ctx: Context, logger: Logger, options: { serveApi: boolean }): Promise<ApiServer> {
+export async function startHttpServer(ctx: Context, logger: Logger, options: { serveApi: boolean }): Promise<HttpServers> {
   const { config } = ctx;
   const server = await createApiServer({
     db: ctx.db(),
@@ -44,14 +52,15 @@ export async function startHttpServer(ctx: Context, logger: Logger, options: { s
     await server.close();
     throw error;
   }
-  if (config.DIRSYNC_METRICS_PORT > 0) {
-    // Metrics name accounts and integrations: only on the internal port, never on PORT. Serving
-    // the API matters more than being scraped, so a port already taken is reported and skipped.
-    await server.listenMetrics(config.DIRSYNC_METRICS_PORT, config.DIRSYNC_API_HOST).catch((error: unknown) => {
-      logger.error({ port: config.DIRSYNC_METRICS_PORT, error: (error as NodeJS.ErrnoException).code ?? String(error) }, 'metrics not served: cannot listen on DIRSYNC_METRICS_PORT');
-    });
-  }
-  return server;
+  // Metrics name accounts and integrations: only on the internal port, never on PORT.
+  const ops = await serveOpsPort({ port: config.DIRSYNC_METRICS_PORT, host: config.DIRSYNC_API_HOST, ...server.ops, logger });
+  return {
+    server,
+    async close() {
+      await server.close();
+      await ops?.close();
+    },
+  };
 }
 
 /** `dirsync api` and `dirsync api-keys …`. */

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { Redis } from 'ioredis';
 import { createScheduler } from '@dirsync/scheduler';
-import { createReadinessProbe, createWorker, createWorkerMetrics, startOpsServer, type OpsServer } from '@dirsync/worker';
+import { createReadinessProbe, createWorker, createWorkerMetrics } from '@dirsync/worker';
+import { serveOpsPort } from '../ops-server.ts';
 import type { Context } from '../context.ts';
 import { startHttpServer } from './api.ts';
 
@@ -40,20 +41,12 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         let stopping = false;
         const probeRedis = new Redis(ctx.config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
         probeRedis.on('error', () => {});
-        let ops: OpsServer | undefined;
-        if (ctx.config.DIRSYNC_METRICS_PORT > 0) {
-          // Syncing matters more than being scraped: a port already taken (several workers on one
-          // host) is reported, and the worker works on without its ops endpoints.
-          ops = await startOpsServer({
-            port: ctx.config.DIRSYNC_METRICS_PORT,
-            registry: metrics.registry,
-            readiness: createReadinessProbe({ db: ctx.db(), redis: probeRedis, stopping: () => stopping }),
-            logger,
-          }).catch((error: unknown) => {
-            logger.error({ port: ctx.config.DIRSYNC_METRICS_PORT, error: (error as NodeJS.ErrnoException).code ?? String(error) }, 'ops endpoints not served: cannot listen on DIRSYNC_METRICS_PORT');
-            return undefined;
-          });
-        }
+        const ops = await serveOpsPort({
+          port: ctx.config.DIRSYNC_METRICS_PORT,
+          registry: metrics.registry,
+          readiness: createReadinessProbe({ db: ctx.db(), redis: probeRedis, stopping: () => stopping }),
+          logger,
+        });
         logger.info({ concurrency: ctx.config.DIRSYNC_WORKER_CONCURRENCY }, 'worker started');
         const signal = await shutdownSignal();
         stopping = true;

@@ -5,12 +5,12 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type ConnectionError, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Db, KeyRing } from '@dirsync/db';
 import { createControlClient, createEnqueueClient, DEFAULT_QUEUE_PREFIX, type RedisConnection } from '@dirsync/jobs';
-import { createReadinessProbe } from '../ops/readiness.ts';
+import { createReadinessProbe, type ReadinessReport } from '../ops/readiness.ts';
 import { createServiceMetrics, type ServiceMetrics } from '../ops/metrics.ts';
 import { openRedis } from '../ops/redis.ts';
-import { startOpsServer } from '../ops/server.ts';
 import { authenticate, callerOf } from './auth.ts';
 import type { ApiApp, ApiDeps, SettingsValidator } from './context.ts';
 import { ProblemError, sendProblem } from './problems.ts';
@@ -68,10 +68,10 @@ export interface ApiServer {
   /** Starts listening; returns the port (useful with port 0). */
   listen(port: number, host?: string): Promise<number>;
   /**
-   * Serves `/metrics` (with `/healthz` and `/readyz`) on a separate, internal port: the metrics
-   * name accounts and integrations, so the public port never serves them. Returns the port.
+   * What the process's internal operations port serves for this server: its metrics (they name
+   * accounts and integrations, so the public port never serves them) and its readiness.
    */
-  listenMetrics(port: number, host?: string): Promise<number>;
+  readonly ops: { readonly registry: Registry; readiness(): Promise<ReadinessReport> };
   /**
    * Graceful stop: `/readyz` turns 503, new connections are refused, requests in flight finish,
    * then every connection (Redis, queues) is closed. The database handle stays open (the caller
@@ -146,8 +146,8 @@ function answerMalformedRequest(error: ConnectionError, socket: Socket): void {
 /**
  * Builds the HTTP server of `dirsync api` (and of `dirsync scheduler` unless disabled): the
  * versioned API under `/v1` (OpenAPI at `/v1/openapi.json`, docs at `/docs`), the queue dashboard
- * at `/admin/queues`, and `/healthz`, `/readyz`; `/metrics` only on the port of
- * {@link ApiServer.listenMetrics}.
+ * at `/admin/queues`, and `/healthz`, `/readyz`; `/metrics` only through {@link ApiServer.ops},
+ * which the process serves on its internal operations port.
  */
 export async function createApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
@@ -307,11 +307,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       await app.listen({ port, host });
       return (app.server.address() as AddressInfo).port;
     },
-    async listenMetrics(port, host = '0.0.0.0') {
-      const ops = await startOpsServer({ port, host, registry: metrics.registry, readiness: () => readiness.check(), logger });
-      closers.push(() => ops.close());
-      return ops.port;
-    },
+    ops: { registry: metrics.registry, readiness: () => readiness.check() },
     close() {
       closing ??= (async () => {
         stopping = true;

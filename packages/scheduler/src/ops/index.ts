@@ -1,3 +1,2 @@
 export { createServiceMetrics, type ServiceMetrics, type ServiceMetricsOptions } from './metrics.ts';
 export { createReadinessProbe, type ReadinessCheck, type ReadinessProbe, type ReadinessReport } from './readiness.ts';
-export { startOpsServer, type OpsServer, type OpsServerOptions } from './server.ts';

@@ -1,50 +1,16 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
-import { checkDatabaseReady, type Db } from '@dirsync/db';
-
-/** One dependency's state in a readiness answer. */
-export interface ReadinessCheck {
-  readonly ok: boolean;
-  readonly detail?: string;
-}
-
-/** What `/readyz` answers. */
-export interface ReadinessReport {
-  readonly ready: boolean;
-  readonly checks: Readonly<Record<string, ReadinessCheck>>;
-}
-
-const pingTimeoutMs = 2_000;
-
-/**
- * Readiness of a worker: Postgres answers with the current migrations applied, Redis answers,
- * and the process is not shutting down. Never throws.
- */
-export function createReadinessProbe(deps: { db: Db; redis: Redis; stopping?: () => boolean }): () => Promise<ReadinessReport> {
-  return async () => {
-    const [database, redis] = await Promise.all([
-      checkDatabaseReady(deps.db).then((r): ReadinessCheck => (r.ok ? { ok: true } : { ok: false, detail: r.reason })),
-      Promise.race([
-        deps.redis.ping().then((): ReadinessCheck => ({ ok: true })),
-        new Promise<ReadinessCheck>((resolve) => setTimeout(() => resolve({ ok: false, detail: 'redis did not answer PING within 2 s' }), pingTimeoutMs).unref()),
-      ]).catch((): ReadinessCheck => ({ ok: false, detail: 'redis unreachable' })),
-    ]);
-    const checks: Record<string, ReadinessCheck> = { database, redis };
-    if (deps.stopping?.()) checks['process'] = { ok: false, detail: 'shutting down' };
-    return { ready: Object.values(checks).every((c) => c.ok), checks };
-  };
-}
 
 /** Options of {@link startOpsServer}. */
 export interface OpsServerOptions {
   readonly port: number;
   /** Default all interfaces (Prometheus and the orchestrator's probes come from outside). */
   readonly host?: string;
-  readonly registry: Registry;
-  readonly readiness: () => Promise<ReadinessReport>;
+  /** A prom-client registry (only what serving it needs). */
+  readonly registry: { readonly contentType: string; metrics(): Promise<string> };
+  /** `/readyz`: 200 when `ready`, else 503; the report is the body. */
+  readonly readiness: () => Promise<{ readonly ready: boolean }>;
   readonly logger: Logger;
 }
 
@@ -61,8 +27,10 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
 }
 
 /**
- * Serves `/healthz` (the process answers), `/readyz` (dependencies, 503 when one is missing) and
- * `/metrics` (Prometheus text) for a worker, which has no other HTTP server.
+ * The internal operations port (`DIRSYNC_METRICS_PORT`) of every dirsync process: `/healthz` (the
+ * process answers), `/readyz` (dependencies, 503 when one is missing) and `/metrics` (Prometheus
+ * text). Metrics name accounts and integrations, so they are served here only, never on the
+ * public API port: this port is for Prometheus and the orchestrator inside the platform's network.
  */
 export async function startOpsServer(options: OpsServerOptions): Promise<OpsServer> {
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -96,4 +64,17 @@ export async function startOpsServer(options: OpsServerOptions): Promise<OpsServ
         server.closeIdleConnections();
       }),
   };
+}
+
+/**
+ * {@link startOpsServer} on `DIRSYNC_METRICS_PORT` (0: none) for a process whose real work matters
+ * more than being scraped: a port already taken (several processes on one host) is logged, and
+ * the process goes on without its operations port.
+ */
+export async function serveOpsPort(options: OpsServerOptions): Promise<OpsServer | undefined> {
+  if (options.port <= 0) return undefined;
+  return startOpsServer(options).catch((error: unknown) => {
+    options.logger.error({ port: options.port, error: (error as NodeJS.ErrnoException).code ?? String(error) }, 'operations port not served: cannot listen on DIRSYNC_METRICS_PORT');
+    return undefined;
+  });
 }
