@@ -317,6 +317,10 @@ const ipv6Ranges: readonly Range[] = [
   { network: cidr('fc00::/7'), category: 'private', note: 'unique local' },
   { network: cidr('ff00::/8'), category: 'multicast' },
   { network: cidr('100::/64'), category: 'reserved' },
+  // Translation prefixes whose IPv4 address is not at a fixed place (RFC 8215 local-use NAT64,
+  // Teredo's obfuscated server and client): never a directory's address, refused unless allowed.
+  { network: cidr('64:ff9b:1::/48'), category: 'reserved', note: 'local-use NAT64' },
+  { network: cidr('2001::/32'), category: 'reserved', note: 'Teredo' },
   { network: cidr('2001:db8::/32'), category: 'reserved' },
 ];
 
@@ -324,17 +328,20 @@ const ipv6Ranges: readonly Range[] = [
 const neverAllowed: ReadonlySet<AddressCategory> = new Set(['unspecified', 'metadata', 'multicast', 'broadcast']);
 
 const mappedPrefix = cidr('::ffff:0:0/96');
+// RFC 2765 (SIIT) IPv4-translated addresses: a translator delivers them to the IPv4 address.
+const translatedPrefix = cidr('::ffff:0:0:0/96');
 const compatiblePrefix = cidr('::/96');
 const nat64Prefix = cidr('64:ff9b::/96');
 const sixToFourPrefix = cidr('2002::/16');
 
 /**
  * The IPv4 address an IPv6 address carries, when it carries one that decides where the packets
- * go: IPv4-mapped (`::ffff:127.0.0.1` is 127.0.0.1 to the kernel), IPv4-compatible, NAT64 and 6to4.
+ * go: IPv4-mapped (`::ffff:127.0.0.1` is 127.0.0.1 to the kernel), IPv4-translated (SIIT),
+ * IPv4-compatible, NAT64 and 6to4.
  */
 export function embeddedIpv4(ip: IpAddress): IpAddress | undefined {
   if (ip.family !== 6) return undefined;
-  if (inNetwork(ip.bytes, mappedPrefix.bytes, 96) || inNetwork(ip.bytes, nat64Prefix.bytes, 96)) {
+  if (inNetwork(ip.bytes, mappedPrefix.bytes, 96) || inNetwork(ip.bytes, translatedPrefix.bytes, 96) || inNetwork(ip.bytes, nat64Prefix.bytes, 96)) {
     return { family: 4, bytes: ip.bytes.slice(12, 16) };
   }
   if (inNetwork(ip.bytes, compatiblePrefix.bytes, 96)) {
