@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
 import { Agent, request as undiciRequest } from 'undici';
-import { AuthError, ConfigError, ProviderError, UnavailableError } from '../errors.ts';
+import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError } from '../errors.ts';
 import { DestinationPolicy, checkedUndiciConnector, findDestinationRefusal } from '../net/destination.ts';
 import type { EntraIdSettings } from './config.ts';
 
@@ -407,9 +407,10 @@ export class GraphClient {
         });
         status = response.statusCode;
         retryAfter = response.headers['retry-after'];
-        text = await response.body.text();
+        text = await readBoundedText(response.body, maxGraphAnswerBytes, `Graph's answer to ${method} ${new URL(url).pathname}`);
       } catch (error) {
         if (signal.aborted) throw signal.reason;
+        if (error instanceof ProtocolError) throw error;
         const typed = transportError(error, this.#origin);
         failures += 1;
         if (!typed.retryable || failures >= retry.maxAttempts) throw typed;
@@ -480,4 +481,28 @@ function graphFailure(status: number, text: string, retryAfter: string | string[
     message = text.slice(0, 200);
   }
   return { status, code, message: message.replace(/\s+/g, ' ').slice(0, 300), retryAfterMs: parseRetryAfter(retryAfter) };
+}
+
+/**
+ * Largest Graph answer read: a page of 999 records with the selected properties is a few MB, so
+ * this leaves ample room while keeping one answer from growing a worker that serves everyone.
+ */
+export const maxGraphAnswerBytes = 64 * 1024 * 1024;
+
+/**
+ * Reads a response body as UTF-8, refusing (and discarding the rest of) one larger than
+ * `maxBytes` with a non-retryable {@link ProtocolError}: the server is not trusted to be small.
+ */
+export async function readBoundedText(body: AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown }, maxBytes: number, what: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) {
+      body.destroy();
+      throw new ProtocolError(`${what} exceeds ${maxBytes} bytes; refusing to read it`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }

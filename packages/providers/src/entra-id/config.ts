@@ -64,6 +64,8 @@ const int = (what: string, min: number, max: number) =>
     .min(min, `${what} must be at least ${min}`)
     .max(max, `${what} must be at most ${max}`);
 
+// Ceilings keep one integration from holding a worker slot for hours (2 h of throttling, 20
+// attempts, 10 min of silence per request at most).
 const retrySchema = z
   .object({
     /** First backoff delay when the server gives no Retry-After; doubles per attempt. */
@@ -73,9 +75,9 @@ const retrySchema = z
      * Longest total wait for throttling (429/503/504) within one request before the run gives up
      * as unavailable (and the job is retried later). Throttling alone never fails a run sooner.
      */
-    maxWaitMs: int('retry.maxWaitMs', 0, 24 * 3_600_000).default(30 * 60_000),
+    maxWaitMs: int('retry.maxWaitMs', 0, 2 * 3_600_000).default(30 * 60_000),
     /** Attempts of a request failing with a network error or another 5xx. */
-    maxAttempts: int('retry.maxAttempts', 1, 100).default(6),
+    maxAttempts: int('retry.maxAttempts', 1, 20).default(6),
   })
   .strict();
 
@@ -109,7 +111,7 @@ export const entraIdSettingsSchema = z
     pageSize: int('pageSize', 1, 999).default(999),
     retry: retrySchema.default(defaultRetry),
     /** Longest silence while a Graph request waits for its answer. */
-    requestTimeoutMs: int('requestTimeoutMs', 1_000, 3_600_000).default(120_000),
+    requestTimeoutMs: int('requestTimeoutMs', 1_000, 600_000).default(120_000),
   })
   .strict()
   .superRefine((s, ctx) => {

@@ -33,6 +33,28 @@ import { requireTenantConsent } from './connectors.ts';
 const tags = ['integrations'];
 
 /** Settings and schedule checked together, so one answer lists every problem (422). */
+/** Settings of a legacy Entra ID integration that decide where its requests go. */
+const legacyCloudFields = ['legacyApp', 'authorityHost', 'graphBaseUrl', 'caPem'] as const;
+
+/**
+ * Legacy Entra ID integrations (the customer's own app registration) exist only to be migrated
+ * to a connector: none is created through the API, and an existing one keeps the app, authority,
+ * Graph host and CA it has. Otherwise an account could point a worker at hosts of its choosing.
+ */
+function refuseLegacyClouds(deps: ApiDeps, kind: string, settings: Record<string, unknown> | undefined, stored?: Record<string, unknown>): void {
+  if (kind !== 'entra_id' || settings?.['legacyApp'] === undefined) return;
+  // Compared with defaults applied on both sides, as the new settings have them.
+  const checked = stored === undefined ? undefined : deps.validateSettings(kind, stored);
+  const current = checked?.ok ? (checked.settings as Record<string, unknown>) : stored;
+  if (current?.['legacyApp'] === undefined) {
+    throw new ProblemError(422, 'legacy-integration-refused', 'legacy Entra ID integrations (own app registrations) can no longer be created: create the integration with a connector (settings.connectorId) after the tenant\'s consent');
+  }
+  const changed = legacyCloudFields.filter((field) => JSON.stringify(settings[field] ?? null) !== JSON.stringify(current[field] ?? null));
+  if (changed.length > 0) {
+    throw new ProblemError(422, 'legacy-integration-refused', `a legacy Entra ID integration keeps its ${changed.join(', ')}: migrate it to a connector instead`);
+  }
+}
+
 function checkConfiguration(
   deps: ApiDeps,
   kind: string,
@@ -101,6 +123,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const { actor } = callerOf(request);
       const body = request.body;
       const { settings, schedule } = checkConfiguration(deps, body.kind, body);
+      refuseLegacyClouds(deps, body.kind, settings);
       await requireTenantConsent(deps, accountId, body.kind, settings);
       const ring = body.secret === undefined ? undefined : requireKeyRing(deps);
       const integration = await createIntegration(
@@ -144,6 +167,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const current = await ownIntegration(deps, request, request.params.id);
       const body = request.body;
       const { settings, schedule } = checkConfiguration(deps, current.kind, body);
+      refuseLegacyClouds(deps, current.kind, settings, current.settings as Record<string, unknown>);
       await requireTenantConsent(deps, current.accountId, current.kind, settings);
       const patch: IntegrationPatch = {
         ...schedule,
