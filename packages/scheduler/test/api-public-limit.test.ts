@@ -17,10 +17,10 @@ afterAll(async () => {
 });
 
 /** GET from a chosen loopback source address (every 127/8 address is this machine). */
-function getFrom(source: string, path: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function getFrom(source: string, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const url = new URL(api.baseUrl);
   return new Promise((resolve, reject) => {
-    const request = http.request({ host: url.hostname, port: url.port, path, method: 'GET', localAddress: source, agent: false }, (response) => {
+    const request = http.request({ host: url.hostname, port: url.port, path, method: 'GET', localAddress: source, agent: false, headers }, (response) => {
       let body = '';
       response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
       response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body }));
@@ -66,4 +66,16 @@ test('authenticated API routes are not counted against the address, only against
     expect(answer).toBe(200);
   }
   expect((await getFrom(source, '/healthz')).status).toBe(200);
+});
+
+test('requests with unknown keys are counted per address and refused past the limit before any key lookup', async () => {
+  const source = '127.0.0.11';
+  const guess = (i: number) => ({ authorization: `Bearer dsk_guess${i}` });
+  for (let i = 0; i < 4; i++) expect((await getFrom(source, '/v1/integrations', guess(i))).status).toBe(401);
+  const limited = await getFrom(source, '/v1/integrations', guess(5));
+  expect(limited.status).toBe(429);
+  expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+  expect(JSON.parse(limited.body)).toMatchObject({ type: '/v1/problems/rate-limited', detail: expect.stringMatching(/more than 4 requests without a valid key/) });
+  // Another address with a valid key is not affected.
+  expect((await getFrom('127.0.0.12', '/v1/integrations', { authorization: `Bearer ${token}` })).status).toBe(200);
 });

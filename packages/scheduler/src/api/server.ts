@@ -263,8 +263,34 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
 
     await app.register(
       async (v1) => {
+        // Requests without a valid key have no key to be limited by: their failures are counted
+        // per client address, and past the public limit the address is refused before any
+        // database lookup (a Redis outage lets them through, as the other limiters do).
+        const failedAuthMax = options.publicRateLimit?.max ?? 300;
+        const failedAuthWindowMs = options.publicRateLimit?.timeWindowMs ?? 60_000;
+        const failedAuthKey = (ip: string) => `${prefix}:auth-failures:${ip}`;
         v1.addHook('onRequest', async (request) => {
-          request.caller = await authenticate(options.db, request, 'bearer');
+          const failures = Number(await limiterRedis.get(failedAuthKey(request.ip)).catch(() => null));
+          if (failures >= failedAuthMax) {
+            const ttl = await limiterRedis.pttl(failedAuthKey(request.ip)).catch(() => failedAuthWindowMs);
+            const seconds = Math.max(1, Math.ceil((ttl > 0 ? ttl : failedAuthWindowMs) / 1000));
+            throw new ProblemError(429, 'rate-limited', `this address sent more than ${failedAuthMax} requests without a valid key in the current window: retry in ${seconds} seconds`, {
+              headers: { 'retry-after': String(seconds) },
+            });
+          }
+          try {
+            request.caller = await authenticate(options.db, request, 'bearer');
+          } catch (error) {
+            if (error instanceof ProblemError && error.statusCode === 401) {
+              await limiterRedis
+                .multi()
+                .incr(failedAuthKey(request.ip))
+                .pexpire(failedAuthKey(request.ip), failedAuthWindowMs, 'NX')
+                .exec()
+                .catch(() => undefined);
+            }
+            throw error;
+          }
         });
         // Runs after authentication, so the limit is per key, not per address.
         await v1.register(rateLimit, {
