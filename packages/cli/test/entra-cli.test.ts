@@ -93,11 +93,15 @@ test('the consent URL is signed and single use; the redirect records the consent
   const parsed = new URL(url);
   expect(`${parsed.origin}${parsed.pathname}`).toBe(`${emulator.authorityHost}/contoso.onmicrosoft.com/adminconsent`);
   expect(parsed.searchParams.get('client_id')).toBe(appId);
-  const location = await approve(url);
+  const consented = await approve(url);
+  // The consent page's answer only yields the sign-in URL for the tenant's administrator.
+  const signIn = ok(await cli.run(['connectors', 'consent-complete', consented])).trim();
+  expect(signIn).toMatch(new RegExp(`^${emulator.authorityHost}/contoso\\.onmicrosoft\\.com/oauth2/v2\\.0/authorize\\?`));
+  const location = await approve(signIn);
   const tokensBefore = emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId).length;
-  expect(ok(await cli.run(['connectors', 'consent-complete', location]))).toMatch(/consent granted by tenant contoso\.onmicrosoft\.com \(.*\): the token carries the required permissions/);
-  // The grant rests on a token Entra ID issued for the tenant, not on the redirect's words.
-  expect(emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId).length).toBe(tokensBefore + 1);
+  expect(ok(await cli.run(['connectors', 'consent-complete', location]))).toMatch(/consent granted by tenant contoso\.onmicrosoft\.com \(.*\): its administrator signed in and the token carries the required permissions/);
+  // The grant rests on the redeemed sign-in and a token Entra ID issued for the tenant.
+  expect(emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId).length).toBe(tokensBefore + 2);
   const replay = await cli.run(['connectors', 'consent-complete', location]);
   expect(replay.code).not.toBe(0);
   expect(replay.stderr).toMatch(/already used/);
@@ -117,7 +121,8 @@ test("another account cannot add an integration on a tenant it holds no consent 
   forged.searchParams.set('admin_consent', 'True');
   forged.searchParams.set('tenant', lonely.tenantId);
   forged.searchParams.set('state', new URL(url).searchParams.get('state') ?? '');
-  const answer = await cli.run(['connectors', 'consent-complete', forged.href]);
+  const signIn = ok(await cli.run(['connectors', 'consent-complete', forged.href])).trim();
+  const answer = await cli.run(['connectors', 'consent-complete', await approve(signIn)]);
   expect(answer.code).toBe(1);
   expect(answer.stdout).toMatch(/not recorded as granted \(not_granted\): .*AADSTS700016/);
   const add = await cli.run(['integrations', 'add', '--account', 'fabrikam', '--kind', 'entra_id', '--name', 'Lonely', '--tenant', lonely.tenantId, '--connector', 'dirsync']);
@@ -170,7 +175,7 @@ test('a legacy integration is listed with the deadline, migrates only with a des
   expect(noConsent.stderr).toMatch(/account holds no granted consent of tenant .* consent-url dirsync --account <account> --tenant/);
 
   const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--account', 'contoso', '--tenant', legacyTenant.tenantId])).trim();
-  ok(await cli.run(['connectors', 'consent-complete', await approve(url)]));
+  ok(await cli.run(['connectors', 'consent-complete', await approve(ok(await cli.run(['connectors', 'consent-complete', await approve(url)])).trim())]));
   const migrated = ok(await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff']));
   expect(migrated).toMatch(/integration:\s+Fabrikam \(.*\), name carried over/);
   expect(migrated).toMatch(/full sync queued: run /);

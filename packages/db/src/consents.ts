@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { and, asc, desc, eq, isNotNull, ne, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, ne, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { InvalidInputError, InvalidStateError, NotFoundError } from './errors.ts';
 import { isUuid } from './ids.ts';
@@ -8,13 +8,18 @@ import { type consentRequestOutcomes, entraConsents, entraConsentStates } from '
 import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
 import { requireConnector } from './connectors.ts';
 import { displayText } from './display.ts';
+import { consentCodeAad } from './encrypted-columns.ts';
 
 // Admin consent of customers' tenants to connectors. A consent belongs to the account that asked
 // for it: the same tenant consented through two accounts is two rows, granted, refused and
-// revoked independently. The redirect back from Microsoft's admin-consent page is unauthenticated
-// (anyone can type its query string), so it never grants anything by itself: an error answer
-// only ends the pending request it names, and a success answer only asks a worker to obtain a
-// token for the tenant and read its `roles` claim; what the token says is what is recorded.
+// revoked independently. The redirects back from Microsoft are unauthenticated (anyone can type
+// their query string), so they never grant anything by themselves. A request has two steps, each
+// with its own signed single-use state: the admin-consent page, whose success answer only sends
+// the administrator on to sign in (OpenID Connect, with a nonce kept here); and the sign-in,
+// whose authorization code a worker redeems. The grant is recorded only when the worker found
+// the id_token signed by the authority, naming the request's tenant, the connector, the nonce,
+// and a user who holds a directory role that can grant the consent; and the tenant's app-only
+// token carrying the required `roles`. Who answered the consent page is then proven, not assumed.
 
 /** A tenant's consent to a connector, held by one account. */
 export type EntraConsent = typeof entraConsents.$inferSelect;
@@ -28,6 +33,9 @@ export type ConsentRequestRecord = typeof entraConsentStates.$inferSelect;
  * granted: the least-privileged read permissions of the users and groups delta queries.
  */
 export const requiredConsentRoles = ['User.Read.All', 'GroupMember.Read.All'] as const;
+
+/** How long the administrator has to sign in after answering the consent page. */
+const signInTtlMs = 15 * 60_000;
 
 /** An OAuth error code as Microsoft sends them (`access_denied`); anything else is replaced. */
 function errorCode(value: string | null): string {
@@ -94,9 +102,7 @@ export async function createConsentRequest(db: Db, ring: KeyRing, input: Consent
   const tenantId = normaliseTenant(input.tenantId);
   const nonce = randomBytes(24).toString('base64url');
   const expiresAt = new Date(Date.now() + (input.ttlMs ?? 3600_000));
-  const payload = JSON.stringify({ n: nonce, a: input.accountId, c: connector.id, t: tenantId, e: expiresAt.getTime() });
-  const sealed = encryptSecret(ring, payload, consentStateAad);
-  const state = `${sealed.keyId}.${Buffer.from(sealed.ciphertext, 'base64').toString('base64url')}`;
+  const state = sealState(ring, { n: nonce, a: input.accountId, c: connector.id, t: tenantId, e: expiresAt.getTime(), s: 'consent' });
   await db.transaction(async (tx) => {
     await tx.insert(entraConsentStates).values({ nonce, accountId: input.accountId, connectorId: connector.id, tenantId, expiresAt });
     await tx.insert(entraConsents).values({ accountId: input.accountId, connectorId: connector.id, tenantId, status: 'pending' }).onConflictDoNothing();
@@ -108,6 +114,23 @@ export async function createConsentRequest(db: Db, ring: KeyRing, input: Consent
   return { url: url.href, state, expiresAt, tenantId };
 }
 
+/** Which redirect a state is for: the admin-consent page's, or the sign-in's that follows it. */
+type StateStep = 'consent' | 'sign_in';
+
+interface StatePayload {
+  readonly n: string;
+  readonly a: string;
+  readonly c: string;
+  readonly t: string;
+  readonly e: number;
+  readonly s: StateStep;
+}
+
+function sealState(ring: KeyRing, payload: StatePayload): string {
+  const sealed = encryptSecret(ring, JSON.stringify(payload), consentStateAad);
+  return `${sealed.keyId}.${Buffer.from(sealed.ciphertext, 'base64').toString('base64url')}`;
+}
+
 /** The request a redirect's state names: who asked, for which connector and tenant. */
 export interface ConsentRequestRef {
   readonly nonce: string;
@@ -116,7 +139,11 @@ export interface ConsentRequestRef {
   readonly tenantId: string;
 }
 
-/** What a consent redirect did: ended its request with the refusal, or asked for a verification. */
+/**
+ * What a consent redirect did: ended its request with the refusal; sent the administrator on to
+ * sign in (`url`, the authorize URL with the request's second state and its nonce); or, after the
+ * sign-in, kept the authorization code for a worker to redeem (`verify`).
+ */
 export type ConsentRedirect =
   | {
       readonly kind: 'refused';
@@ -126,12 +153,13 @@ export type ConsentRedirect =
       /** The account already held a grant, which the refusal left as it was. */
       readonly grantKept: boolean;
     }
+  | { readonly kind: 'sign_in'; readonly request: ConsentRequestRef; readonly url: string }
   | { readonly kind: 'verify'; readonly request: ConsentRequestRef };
 
-function openState(ring: KeyRing, state: string): { n: string; a: string; c: string; t: string; e: number } {
+function openState(ring: KeyRing, state: string): StatePayload {
   const forged = new InvalidInputError('the consent state is not one this installation issued');
   const dot = state.indexOf('.');
-  let payload: { n?: unknown; a?: unknown; c?: unknown; t?: unknown; e?: unknown };
+  let payload: { n?: unknown; a?: unknown; c?: unknown; t?: unknown; e?: unknown; s?: unknown };
   try {
     if (dot <= 0 || state.length > 2048) throw forged;
     const ciphertext = Buffer.from(state.slice(dot + 1), 'base64url').toString('base64');
@@ -139,47 +167,86 @@ function openState(ring: KeyRing, state: string): { n: string; a: string; c: str
   } catch {
     throw forged;
   }
-  const { n, a, c, t, e } = payload;
+  const { n, a, c, t, e, s } = payload;
   if (typeof n !== 'string' || typeof a !== 'string' || typeof c !== 'string' || typeof t !== 'string' || typeof e !== 'number') throw forged;
-  return { n, a, c, t, e };
+  // States issued before the sign-in step existed are consent-page states.
+  if (s !== undefined && s !== 'consent' && s !== 'sign_in') throw forged;
+  return { n, a, c, t, e, s: s ?? 'consent' };
 }
 
 /**
- * Handles the redirect back from the admin-consent page: checks the state (authentic, unexpired,
- * unused — it is used up here, whatever the answer) and then
- * - for an error answer (`error=…&error_description=…`), ends that request as `denied` and marks
- *   the account's consent `denied` unless it is granted: a refusal never takes a grant away;
- * - for `admin_consent=True`, records nothing yet and returns `verify`: the caller has a worker
- *   obtain a token for the tenant ({@link recordConsentVerification} records what it carries).
+ * Handles a redirect back from Microsoft: checks the state (authentic, unexpired, unused — it is
+ * used up here, whatever the answer) and then, for the admin-consent page's state,
+ * - an error answer (`error=…&error_description=…`) ends the request as `denied` and marks the
+ *   account's consent `denied` unless it is granted: a refusal never takes a grant away;
+ * - `admin_consent=True` records nothing and returns `sign_in`: the administrator must now sign
+ *   in at the tenant's authorize endpoint (OpenID Connect authorization code flow, `openid
+ *   profile`) with the request's second state and a fresh nonce kept here;
+ * and for the sign-in's state,
+ * - an error answer ends the request as above;
+ * - a `code` is sealed into the request and `verify` is returned: the caller has a worker redeem
+ *   it and check the id_token and the tenant's app-only token ({@link recordConsentVerification}).
  *
- * The redirect's own `tenant` parameter is ignored: Microsoft's documentation warns that anyone
+ * The redirects' own `tenant` parameter is ignored: Microsoft's documentation warns that anyone
  * can send it. Throws {@link InvalidInputError} for a state that is forged, expired or used.
  */
 export async function acceptConsentRedirect(db: Db, ring: KeyRing, params: URLSearchParams): Promise<ConsentRedirect> {
   const state = openState(ring, params.get('state') ?? '');
   if (state.e < Date.now()) throw new InvalidInputError('the consent state has expired: create a new consent URL');
   const request: ConsentRequestRef = { nonce: state.n, accountId: state.a, connectorId: state.c, tenantId: state.t };
-  // Microsoft's error answers carry admin_consent=True too: the error decides.
-  const refused = params.has('error') || params.get('admin_consent')?.toLowerCase() !== 'true';
   const error = errorCode(params.get('error'));
   const rawDescription = params.get('error_description');
   const errorDescription = rawDescription === null ? null : displayText(rawDescription);
+  const code = params.get('code');
+  // Microsoft's error answers carry admin_consent=True too: the error decides.
+  const refused =
+    params.has('error') || (state.s === 'consent' ? params.get('admin_consent')?.toLowerCase() !== 'true' : code === null || code === '' || code.length > 4096);
+  const connector = refused || state.s === 'sign_in' ? undefined : await requireConnector(db, request.connectorId);
+  const sameRequest = and(
+    eq(entraConsentStates.nonce, request.nonce),
+    eq(entraConsentStates.accountId, request.accountId),
+    eq(entraConsentStates.connectorId, request.connectorId),
+    eq(entraConsentStates.tenantId, request.tenantId),
+  );
   return db.transaction(async (tx) => {
-    const used = await tx
-      .update(entraConsentStates)
-      .set({ usedAt: sql`now()` })
-      .where(
-        and(
-          eq(entraConsentStates.nonce, request.nonce),
-          eq(entraConsentStates.accountId, request.accountId),
-          eq(entraConsentStates.connectorId, request.connectorId),
-          eq(entraConsentStates.tenantId, request.tenantId),
-          sql`${entraConsentStates.usedAt} is null`,
-        ),
-      )
-      .returning({ nonce: entraConsentStates.nonce });
+    const signInNonce = randomBytes(24).toString('base64url');
+    const sealedCode = state.s === 'sign_in' && !refused && code !== null ? encryptSecret(ring, code, consentCodeAad(request.nonce)) : undefined;
+    const used =
+      state.s === 'consent'
+        ? await tx
+            .update(entraConsentStates)
+            .set({ usedAt: sql`now()`, ...(refused ? {} : { signInNonce }) })
+            .where(and(sameRequest, sql`${entraConsentStates.usedAt} is null`))
+            .returning({ nonce: entraConsentStates.nonce })
+        : await tx
+            .update(entraConsentStates)
+            .set({ signInUsedAt: sql`now()`, ...(sealedCode ? { codeCiphertext: sealedCode.ciphertext, codeKeyId: sealedCode.keyId } : {}) })
+            .where(
+              and(
+                sameRequest,
+                sql`${entraConsentStates.usedAt} is not null and ${entraConsentStates.signInNonce} is not null`,
+                sql`${entraConsentStates.signInUsedAt} is null and ${entraConsentStates.outcome} is null`,
+              ),
+            )
+            .returning({ nonce: entraConsentStates.nonce });
     if (used.length === 0) throw new InvalidInputError('the consent state was already used (or never issued): create a new consent URL');
-    if (!refused) return { kind: 'verify' as const, request };
+    if (!refused && state.s === 'sign_in') return { kind: 'verify' as const, request };
+    if (!refused && connector) {
+      const secondState = sealState(ring, { ...state, e: Math.min(state.e, Date.now() + signInTtlMs), s: 'sign_in' });
+      // The sign-in goes to the tenant of the request, never to `organizations`: the id_token's
+      // `tid` is checked against the same tenant anyway.
+      const url = new URL(`${connector.authorityHost}/${encodeURIComponent(request.tenantId)}/oauth2/v2.0/authorize`);
+      url.searchParams.set('client_id', connector.clientId);
+      url.searchParams.set('response_type', 'code');
+      url.searchParams.set('redirect_uri', connector.redirectUri);
+      url.searchParams.set('response_mode', 'query');
+      url.searchParams.set('scope', 'openid profile');
+      url.searchParams.set('state', secondState);
+      url.searchParams.set('nonce', signInNonce);
+      // The same administrator just answered the consent page: ask who it is again anyway.
+      url.searchParams.set('prompt', 'login');
+      return { kind: 'sign_in' as const, request, url: url.href };
+    }
     const detail = errorDescription === null ? error : `${error}: ${errorDescription}`;
     await tx
       .update(entraConsentStates)
@@ -201,10 +268,35 @@ export async function acceptConsentRedirect(db: Db, ring: KeyRing, params: URLSe
       accountId: request.accountId,
       actor: 'consent-redirect',
       action: 'connector.consent.denied',
-      details: { connectorId: request.connectorId, tenantId: request.tenantId, error, errorDescription, grantKept: changed.length === 0 },
+      details: { connectorId: request.connectorId, tenantId: request.tenantId, step: state.s, error, errorDescription, grantKept: changed.length === 0 },
     });
     return { kind: 'refused' as const, request, error, errorDescription, grantKept: changed.length === 0 };
   });
+}
+
+/** What a worker needs to finish a consent request's sign-in: the code and the nonce to expect. */
+export interface ConsentSignIn {
+  readonly code: string;
+  readonly nonce: string;
+}
+
+/**
+ * Takes the sign-in's authorization code out of a consent request, once: the sealed code is
+ * cleared in the same statement, so a second worker (or a replayed job) finds none. Undefined
+ * when there is none (never signed in, or already taken).
+ */
+export async function takeConsentSignIn(db: Db, ring: KeyRing, nonce: string): Promise<ConsentSignIn | undefined> {
+  const rows = await db.$client<{ ciphertext: string; key_id: string; sign_in_nonce: string }[]>`
+    with taken as (
+      select nonce, code_ciphertext, code_key_id, sign_in_nonce from entra_consent_states
+      where nonce = ${nonce} and code_ciphertext is not null and sign_in_nonce is not null
+      for update)
+    update entra_consent_states s set code_ciphertext = null, code_key_id = null
+    from taken where s.nonce = taken.nonce
+    returning taken.code_ciphertext as ciphertext, taken.code_key_id as key_id, taken.sign_in_nonce`;
+  const [row] = rows;
+  if (!row) return undefined;
+  return { code: decryptSecret(ring, { ciphertext: row.ciphertext, keyId: row.key_id }, consentCodeAad(nonce)), nonce: row.sign_in_nonce };
 }
 
 /** The consent request with this nonce, as stored. */
@@ -213,11 +305,23 @@ export async function getConsentRequest(db: Db, nonce: string): Promise<ConsentR
   return row;
 }
 
-/** What a worker found when it asked for a token for the tenant of a consent request. */
+/**
+ * What a worker found for a consent request: the administrator's verified sign-in and the
+ * tenant's app-only token, or why the request cannot be granted.
+ */
 export type ConsentVerification =
-  /** A token was issued: its `tid` and `roles` claims. */
-  | { readonly ok: true; readonly tenantGuid: string; readonly roles: readonly string[] }
-  /** No token (the tenant has not consented, or the authority could not be reached). */
+  /**
+   * The id_token verified (signature, issuer, audience, nonce, freshness, a directory role that
+   * can grant the consent) and the tenant issued an app-only token: its `tid` and `roles`.
+   */
+  | {
+      readonly ok: true;
+      readonly tenantGuid: string;
+      readonly roles: readonly string[];
+      /** Who signed in: the `oid` and `tid` of the verified id_token. */
+      readonly admin: { readonly objectId: string; readonly tenantGuid: string };
+    }
+  /** No verified sign-in or no token (or the authority could not be reached). */
   | { readonly ok: false; readonly outcome: 'not_granted' | 'failed'; readonly detail: string };
 
 /** How a verified consent request ended. */
@@ -231,16 +335,18 @@ export interface ConsentOutcome {
 }
 
 /**
- * Records what the token obtained for a consent request's tenant says, once: the first result
- * wins, a later one (a worker finishing after the caller gave up) returns the recorded outcome.
- * - Every required role in the token → the account's consent is `granted` (with the roles and
- *   the token's tenant GUID) and its integrations waiting for consent may sync again; unless
- *   another account holds, or once verified, a consent of this tenant and connector: the tenant's consent
- *   then predates the request and the token cannot tell who answered the redirect, so the
- *   request ends as `confirmation_required` until a platform administrator confirms it
- *   ({@link confirmConsent}).
- * - Missing roles or no token → `not_granted` (or `failed` when the authority did not answer);
- *   the account's consent becomes `denied` unless it is granted.
+ * Records what a worker found for a consent request, once: the first result wins, a later one
+ * (a worker finishing after the caller gave up) returns the recorded outcome.
+ * - A verified administrator's sign-in in the request's tenant and every required role in the
+ *   tenant's token → the account's consent is `granted` (with the roles and the tenant GUID) and
+ *   its integrations waiting for consent may sync again. Only a request whose sign-in redirect
+ *   was answered can be granted. When another account currently holds a granted consent of the
+ *   tenant, the request ends as `confirmation_required` until a platform administrator confirms
+ *   it ({@link confirmConsent}): the tenant's administrator did sign in, but serving one tenant
+ *   to a second account is worth a second look (a tenant's administrator lured to another
+ *   account's link). A consent revoked since, or this account's own earlier one, needs nothing.
+ * - No verified sign-in, missing roles or no token → `not_granted` (or `failed` when the
+ *   authority did not answer); the account's consent becomes `denied` unless it is granted.
  */
 export async function recordConsentVerification(db: Db, nonce: string, result: ConsentVerification): Promise<ConsentOutcome> {
   return db.transaction(async (tx) => {
@@ -252,7 +358,7 @@ export async function recordConsentVerification(db: Db, nonce: string, result: C
     if (request.outcome !== null) return (await outcomeOf(tx, request)) as ConsentOutcome;
     const finish = async (outcome: ConsentRequestOutcome, detail: string | null, tenantGuid: string | null): Promise<ConsentOutcome> => {
       const shown = detail === null ? null : displayText(detail);
-      await tx.update(entraConsentStates).set({ outcome, detail: shown, completedAt: sql`now()` }).where(eq(entraConsentStates.nonce, nonce));
+      await tx.update(entraConsentStates).set({ outcome, detail: shown, completedAt: sql`now()`, codeCiphertext: null, codeKeyId: null }).where(eq(entraConsentStates.nonce, nonce));
       await tx.insert(auditEvents).values({
         accountId,
         actor: 'consent-verification',
@@ -272,6 +378,14 @@ export async function recordConsentVerification(db: Db, nonce: string, result: C
     }
     const tenantGuid = result.tenantGuid.toLowerCase();
     const roles = [...new Set(result.roles)].sort();
+    if (request.signInUsedAt === null || result.admin.tenantGuid.toLowerCase() !== tenantGuid) {
+      const detail = request.signInUsedAt === null ? "the tenant's administrator has not signed in" : 'the administrator who signed in belongs to another tenant';
+      await tx
+        .update(entraConsents)
+        .set({ status: 'denied', error: 'admin_not_verified', errorDescription: detail, updatedAt: sql`now()` })
+        .where(and(own, ne(entraConsents.status, 'granted')));
+      return finish('not_granted', detail, null);
+    }
     const missing = requiredConsentRoles.filter((role) => !roles.includes(role));
     if (missing.length > 0) {
       const detail = `the tenant's token carries ${roles.length === 0 ? 'no application permissions' : roles.join(', ')}; missing ${missing.join(', ')}: its administrator must grant admin consent to every permission`;
@@ -284,19 +398,10 @@ export async function recordConsentVerification(db: Db, nonce: string, result: C
     const [other] = await tx
       .select({ accountId: entraConsents.accountId })
       .from(entraConsents)
-      // Any other account whose request once got a token for this tenant (granted, revoked since,
-      // or denied for missing roles): the tenant's consent then may predate this request.
-      .where(
-        and(
-          eq(entraConsents.connectorId, connectorId),
-          ne(entraConsents.accountId, accountId),
-          or(eq(entraConsents.status, 'granted'), isNotNull(entraConsents.tenantGuid)),
-          namesTenant(tenantId, tenantGuid),
-        ),
-      )
+      .where(and(eq(entraConsents.connectorId, connectorId), ne(entraConsents.accountId, accountId), eq(entraConsents.status, 'granted'), namesTenant(tenantId, tenantGuid)))
       .limit(1);
     if (other) {
-      const detail = 'this tenant had already consented to the connector before this request, so the answer cannot be tied to its administrator: a platform administrator must confirm the consent (dirsync connectors consent-confirm)';
+      const detail = "another account already syncs this tenant through the connector: a platform administrator must confirm this account's consent (dirsync connectors consent-confirm)";
       await tx
         .update(entraConsents)
         .set({ status: 'pending', error: 'confirmation_required', errorDescription: detail, tenantGuid, roles, updatedAt: sql`now()` })
@@ -304,6 +409,12 @@ export async function recordConsentVerification(db: Db, nonce: string, result: C
       return finish('confirmation_required', detail, tenantGuid);
     }
     await grant(tx, accountId, connectorId, tenantId, tenantGuid, roles);
+    await tx.insert(auditEvents).values({
+      accountId,
+      actor: 'consent-verification',
+      action: 'connector.consent.admin_signed_in',
+      details: { connectorId, tenantId, tenantGuid, adminObjectId: displayText(result.admin.objectId, 64) },
+    });
     return finish('granted', null, tenantGuid);
   });
 }

@@ -4,7 +4,7 @@ import type { Db } from './client.ts';
 import { SecretDecryptError } from './errors.ts';
 import { integrations } from './schema.ts';
 import { integrationSecretCandidates } from './schema-api.ts';
-import { connectorCredentials } from './schema-entra.ts';
+import { connectorCredentials, entraConsentStates } from './schema-entra.ts';
 import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
 
 // Every column holding a secret sealed with encryptSecret is listed here, with what its
@@ -26,6 +26,11 @@ export function secretCandidateAad(integrationId: string, candidateId: string): 
 /** Associated data of a connector certificate's private key: bound to its credential row. */
 export function connectorPrivateKeyAad(credentialId: string): string {
   return `connector-credential:${credentialId}`;
+}
+
+/** Associated data of a consent sign-in's authorization code: bound to its consent request. */
+export function consentCodeAad(nonce: string): string {
+  return `entra-consent-code:${nonce}`;
 }
 
 /** One encrypted column: where it is, where its key id is, and how its associated data is built. */
@@ -61,6 +66,13 @@ export const encryptedColumns: readonly EncryptedColumn[] = [
     keyId: connectorCredentials.privateKeyKeyId,
     binding: [connectorCredentials.id],
     aad: ([id]) => connectorPrivateKeyAad(id ?? ''),
+  },
+  {
+    table: entraConsentStates,
+    ciphertext: entraConsentStates.codeCiphertext,
+    keyId: entraConsentStates.codeKeyId,
+    binding: [entraConsentStates.nonce],
+    aad: ([nonce]) => consentCodeAad(nonce ?? ''),
   },
 ];
 

@@ -151,6 +151,19 @@ export const entraConsentStates = pgTable(
     expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
     /** When the redirect used the state up: never accepted again after this. */
     usedAt: timestamp('used_at', { withTimezone: true }),
+    /**
+     * The OpenID Connect nonce of the administrator's sign-in that follows the consent: the
+     * id_token must carry it. Set when the consent redirect sends the administrator to sign in.
+     */
+    signInNonce: text('sign_in_nonce'),
+    /** When the sign-in redirect used up the second state of the request. */
+    signInUsedAt: timestamp('sign_in_used_at', { withTimezone: true }),
+    /**
+     * The sign-in's authorization code, sealed (AES-256-GCM, bound to the request), from the
+     * redirect until a worker redeems it; cleared when taken. Never in a job payload.
+     */
+    codeCiphertext: text('code_ciphertext'),
+    codeKeyId: text('code_key_id'),
     outcome: text('outcome', { enum: consentRequestOutcomes }),
     /** Why the request ended as it did (already sanitised and capped). */
     detail: text('detail'),

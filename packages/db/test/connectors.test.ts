@@ -34,6 +34,7 @@ import {
   openPendingCredential,
   recordRotationOutcome,
   recordConsentVerification,
+  takeConsentSignIn,
   reflectConsentStatus,
   releaseRotationLease,
   releaseRotationSlot,
@@ -91,12 +92,23 @@ async function connector(overrides: Partial<Parameters<typeof createConnector>[2
 
 const roles = ['GroupMember.Read.All', 'User.Read.All'];
 
-/** The whole consent flow for `account`: URL, redirect, and the token a worker would have found. */
+const admin = { objectId: '0b6f4b33-5b7e-4f36-9d0b-7c1a0c4c2f11', tenantGuid: tenant };
+
+/** Answers a request's consent page and its sign-in (with a code); returns the sign-in's redirect. */
+async function answer(state: string, code = 'code-1') {
+  const consented = await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state }));
+  if (consented.kind !== 'sign_in') throw new Error('expected a sign-in');
+  const signIn = new URL(consented.url);
+  const redirect = await acceptConsentRedirect(db, ring, new URLSearchParams({ code, state: signIn.searchParams.get('state') ?? '' }));
+  if (redirect.kind !== 'verify') throw new Error('expected a verification');
+  return redirect;
+}
+
+/** The whole consent flow for `account`: URL, consent page, sign-in, and what a worker would have found. */
 async function grant(connectorId: string, tenantId = tenant, account = accountId) {
   const request = await createConsentRequest(db, ring, { accountId: account, connectorId, tenantId });
-  const redirect = await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', tenant: tenantId, state: request.state }));
-  if (redirect.kind !== 'verify') throw new Error('expected a verification');
-  return recordConsentVerification(db, redirect.request.nonce, { ok: true, tenantGuid: tenant, roles });
+  const redirect = await answer(request.state);
+  return recordConsentVerification(db, redirect.request.nonce, { ok: true, tenantGuid: tenant, roles, admin });
 }
 
 beforeAll(async () => {
@@ -181,14 +193,32 @@ describe('consent', () => {
     expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('pending');
 
     const query = new URLSearchParams({ admin_consent: 'True', tenant, state: request.state });
-    const redirect = await acceptConsentRedirect(db, ring, query);
-    expect(redirect).toMatchObject({ kind: 'verify', request: { accountId, connectorId: c.id, tenantId: tenant } });
-    // admin_consent=True alone records nothing.
+    const consented = await acceptConsentRedirect(db, ring, query);
+    if (consented.kind !== 'sign_in') throw new Error('expected a sign-in');
+    expect(consented.request).toMatchObject({ accountId, connectorId: c.id, tenantId: tenant });
+    // admin_consent=True only sends the administrator on to sign in, with a second state.
+    const signIn = new URL(consented.url);
+    expect(`${signIn.origin}${signIn.pathname}`).toBe(`https://login.example/${tenant}/oauth2/v2.0/authorize`);
+    expect(Object.fromEntries(signIn.searchParams)).toMatchObject({ client_id: c.clientId, response_type: 'code', redirect_uri: c.redirectUri, scope: 'openid profile' });
+    const secondState = signIn.searchParams.get('state') ?? '';
+    const signInNonce = signIn.searchParams.get('nonce') ?? '';
+    expect(secondState).not.toBe(request.state);
+    expect(signInNonce.length).toBeGreaterThanOrEqual(32);
     expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('pending');
     await expect(acceptConsentRedirect(db, ring, query)).rejects.toThrow(/already used/);
-    if (redirect.kind !== 'verify') throw new Error('expected a verification');
+    // The consent page's state cannot stand in for the sign-in's, nor the reverse.
+    const signedIn = new URLSearchParams({ code: 'the-code', state: secondState });
+    const redirect = await acceptConsentRedirect(db, ring, signedIn);
+    expect(redirect).toMatchObject({ kind: 'verify', request: { accountId, connectorId: c.id, tenantId: tenant } });
+    await expect(acceptConsentRedirect(db, ring, signedIn)).rejects.toThrow(/already used/);
+    await expect(acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: secondState }))).rejects.toThrow(/already used/);
+    // The code is sealed in the request and taken out once.
+    const [stored] = await db.$client`select code_ciphertext from entra_consent_states where nonce = ${redirect.request.nonce}`;
+    expect(String(stored?.['code_ciphertext'])).not.toContain('the-code');
+    expect(await takeConsentSignIn(db, ring, redirect.request.nonce)).toEqual({ code: 'the-code', nonce: signInNonce });
+    expect(await takeConsentSignIn(db, ring, redirect.request.nonce)).toBeUndefined();
 
-    const outcome = await recordConsentVerification(db, redirect.request.nonce, { ok: true, tenantGuid: tenant.toUpperCase(), roles: [...roles, 'Application.ReadWrite.OwnedBy'] });
+    const outcome = await recordConsentVerification(db, redirect.request.nonce, { ok: true, tenantGuid: tenant.toUpperCase(), roles: [...roles, 'Application.ReadWrite.OwnedBy'], admin });
     expect(outcome).toMatchObject({ accountId, connectorId: c.id, tenantId: tenant, outcome: 'granted', tenantGuid: tenant });
     expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', tenantGuid: tenant, roles: ['Application.ReadWrite.OwnedBy', ...roles] });
     // A worker answering late changes nothing: the first result stays.
@@ -232,13 +262,21 @@ describe('consent', () => {
     const c = await connector();
     const verify = async (result: Parameters<typeof recordConsentVerification>[2]) => {
       const request = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant });
-      const redirect = await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: request.state }));
-      if (redirect.kind !== 'verify') throw new Error('expected a verification');
+      const redirect = await answer(request.state);
       return recordConsentVerification(db, redirect.request.nonce, result);
     };
-    expect(await verify({ ok: true, tenantGuid: tenant, roles: [] })).toMatchObject({ outcome: 'not_granted', detail: expect.stringMatching(/no application permissions; missing User\.Read\.All, GroupMember\.Read\.All/) });
+    expect(await verify({ ok: true, tenantGuid: tenant, roles: [], admin })).toMatchObject({ outcome: 'not_granted', detail: expect.stringMatching(/no application permissions; missing User\.Read\.All, GroupMember\.Read\.All/) });
     expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'denied', error: 'permissions_missing' });
-    expect((await verify({ ok: true, tenantGuid: tenant, roles: ['User.Read.All'] })).outcome).toBe('not_granted');
+    expect((await verify({ ok: true, tenantGuid: tenant, roles: ['User.Read.All'], admin })).outcome).toBe('not_granted');
+    // An administrator of another tenant proves nothing about this one.
+    const elsewhere = { objectId: admin.objectId, tenantGuid: '11111111-2222-4333-8444-555555555555' };
+    expect(await verify({ ok: true, tenantGuid: tenant, roles, admin: elsewhere })).toMatchObject({ outcome: 'not_granted', detail: expect.stringMatching(/another tenant/) });
+    // Without the sign-in's redirect, even a complete result grants nothing.
+    const unsigned = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant });
+    const consented = await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: unsigned.state }));
+    expect(consented.kind).toBe('sign_in');
+    expect(await recordConsentVerification(db, consented.request.nonce, { ok: true, tenantGuid: tenant, roles, admin })).toMatchObject({ outcome: 'not_granted', detail: expect.stringMatching(/has not signed in/) });
+    expect(await hasGrantedConsent(db, accountId, c.id, tenant)).toBe(false);
     expect((await verify({ ok: false, outcome: 'not_granted', detail: 'AADSTS700016: Application not found in the directory' })).outcome).toBe('not_granted');
     expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'denied', error: 'consent_not_verified' });
   });
@@ -248,8 +286,8 @@ describe('consent', () => {
     const other = (await createAccount(db, { name: `fabrikam ${c.id}` })).id;
     await grant(c.id);
     expect(await getConsent(db, other, c.id, tenant)).toBeUndefined();
-    // The tenant consented for the first account already: the second account's redirect cannot be
-    // tied to the tenant's administrator and waits for a platform administrator.
+    // Another account syncs the tenant already: even with its administrator signed in, a second
+    // account's consent waits for a platform administrator.
     expect((await grant(c.id, tenant, other)).outcome).toBe('confirmation_required');
     expect(await getConsent(db, other, c.id, tenant)).toMatchObject({ status: 'pending', error: 'confirmation_required' });
     await expect(confirmConsent(db, { accountId, connectorId: c.id, tenantId: tenant, actor: 'test' })).rejects.toThrow(InvalidStateError);
@@ -266,15 +304,21 @@ describe('consent', () => {
     expect(await reflectConsentStatus(db, theirs.id)).toBe(false);
   });
 
-  it('still asks a platform administrator once the account that held the tenant revoked it', async () => {
+  it('grants a signed-in administrator\'s consent without a platform administrator once no other account holds the tenant', async () => {
     const c = await connector();
-    const intruder = (await createAccount(db, { name: `intruder ${c.id}` })).id;
+    const successor = (await createAccount(db, { name: `successor ${c.id}` })).id;
     await grant(c.id);
     expect(await revokeConsent(db, { accountId, connectorId: c.id, tenantId: tenant, actor: 'test' })).toBe(true);
-    // The tenant's consent in Entra outlives the revocation in dirsync: a token still carries the
-    // roles, so another account's redirect proves nothing about who answered it.
-    expect((await grant(c.id, tenant, intruder)).outcome).toBe('confirmation_required');
-    expect(await hasGrantedConsent(db, intruder, c.id, tenant)).toBe(false);
+    // The tenant's administrator signing in is the proof: a consent revoked elsewhere is no reason to wait.
+    expect((await grant(c.id, tenant, successor)).outcome).toBe('granted');
+    expect(await hasGrantedConsent(db, successor, c.id, tenant)).toBe(true);
+    // The account's own re-consent after its revocation needs nobody either (the successor's
+    // grant now makes it a second account of the tenant, which does wait).
+    expect((await grant(c.id)).outcome).toBe('confirmation_required');
+    expect(await revokeConsent(db, { accountId: successor, connectorId: c.id, tenantId: tenant, actor: 'test' })).toBe(true);
+    expect((await grant(c.id)).outcome).toBe('granted');
+    const audit = await listAudit(db, { limit: 20 });
+    expect(audit.some((e) => e.action === 'connector.consent.admin_signed_in' && e.accountId === successor && e.details['adminObjectId'] === admin.objectId)).toBe(true);
   });
 
   it('marks the account\'s integrations as needing consent when it is revoked', async () => {

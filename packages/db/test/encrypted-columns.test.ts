@@ -26,6 +26,9 @@ import {
   withSecretCandidate,
   type Db,
   type NewCertificateCredential,
+  acceptConsentRedirect,
+  createConsentRequest,
+  takeConsentSignIn,
 } from '../src/index.ts';
 
 // Key rotation must visit every encrypted column. The registry (encryptedColumns) is checked
@@ -180,6 +183,12 @@ test('rotation re-encrypts every encrypted column; afterwards the new key alone 
   const { connector, current } = await newConnector('a');
   const pending = certificate();
   await addPendingCredential(db, oldRing, connector.id, pending, null);
+  // A consent request whose administrator signed in: its code waits, sealed, for a worker.
+  const consent = await createConsentRequest(db, oldRing, { accountId, connectorId: connector.id, tenantId: 'f1f1f1f1-2222-4333-8444-555555555555' });
+  const consented = await acceptConsentRedirect(db, oldRing, new URLSearchParams({ admin_consent: 'True', state: consent.state }));
+  if (consented.kind !== 'sign_in') throw new Error('expected a sign-in');
+  const signIn = await acceptConsentRedirect(db, oldRing, new URLSearchParams({ code: 'authorization-code', state: new URL(consented.url).searchParams.get('state') ?? '' }));
+  if (signIn.kind !== 'verify') throw new Error('expected a verification');
 
   // The seed covers every registered column: one added to the registry must be seeded above.
   const before = await countSecretsByKey(db);
@@ -198,6 +207,7 @@ test('rotation re-encrypts every encrypted column; afterwards the new key alone 
 
   // Every row of every registered column opens with the new key alone…
   const opened = await openEverything(newOnlyRing);
+  expect((await takeConsentSignIn(db, newOnlyRing, signIn.request.nonce))?.code).toBe('authorization-code');
   for (const name of registered()) expect(opened.get(name)).toBeGreaterThan(0);
   // …and so does every reader the product uses.
   expect(await withIntegrationSecret(db, newOnlyRing, integration.id, async (s) => s)).toBe('service-password');

@@ -14,10 +14,11 @@ import {
   listAudit,
   recordRotationOutcome,
   setLegacyMigrationDeadline,
+  hasGrantedConsent,
 } from '@dirsync/db';
 import { DirsyncApiError, type DirsyncClient } from '@dirsync/client';
 import { generateCertificate } from '@dirsync/providers';
-import { type EntraEmulator, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
+import { type EntraEmulator, globalAdministratorRoleId, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
 import { startApiHarness, type ApiHarness } from './api-harness.ts';
 
 // The consent flow as deployed: this API, the emulated admin-consent page and token endpoint,
@@ -135,10 +136,25 @@ function followConsentPage(url: string): Promise<URL> {
   });
 }
 
-/** The callback as a program reads it (JSON). */
+/**
+ * The callback as a program reads it (JSON). A consent page's answer redirects to the sign-in,
+ * which is followed (as the emulator's signed-in user) back to the callback.
+ */
 async function callback(url: URL): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(url, { headers: { accept: 'application/json' } });
+  const response = await fetch(url, { headers: { accept: 'application/json' }, redirect: 'manual' });
+  const location = response.headers.get('location');
+  if (response.status === 302 && location !== null) {
+    expect(new URL(location).pathname).toMatch(/\/oauth2\/v2\.0\/authorize$/);
+    return callback(await followConsentPage(location));
+  }
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** The sign-in URL the callback sends a consent page's answer to. */
+async function signInUrl(url: URL): Promise<URL> {
+  const response = await fetch(url, { headers: { accept: 'application/json' }, redirect: 'manual' });
+  expect(response.status).toBe(302);
+  return new URL(response.headers.get('location') ?? '');
 }
 
 /** Consent URL of `client`'s account, approved by the tenant's administrator, then the callback. */
@@ -205,16 +221,24 @@ test('a consent URL round trip grants consent only after a worker obtained a tok
   expect(new URL(url).searchParams.get('redirect_uri')).toBe(redirectUri);
   expect((await getConsent(api.db, accountA, connectorId, customer.tenantId))?.status).toBe('pending');
 
-  const redirect = await followConsentPage(url);
-  expect(redirect.href.startsWith(redirectUri)).toBe(true);
+  const consented = await followConsentPage(url);
+  expect(consented.href.startsWith(redirectUri)).toBe(true);
+  // The consent page's answer sends the administrator on to sign in; nothing is granted yet.
+  const signIn = await signInUrl(consented);
+  expect(`${signIn.origin}${signIn.pathname}`).toBe(`${emulator.authorityHost}/${customer.tenantId}/oauth2/v2.0/authorize`);
+  expect(Object.fromEntries(signIn.searchParams)).toMatchObject({ client_id: (await adminA.getConnector(connectorId)).clientId, response_type: 'code', scope: 'openid profile', redirect_uri: redirectUri });
+  expect((await getConsent(api.db, accountA, connectorId, customer.tenantId))?.status).toBe('pending');
+  const redirect = await followConsentPage(signIn.href);
+  expect(redirect.searchParams.get('code')).toEqual(expect.any(String));
   const tokensBefore = emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId).length;
   const page = await fetch(redirect);
   expect(page.status).toBe(200);
   expect(page.headers.get('content-type')).toMatch(/^text\/html/);
   expect(page.headers.get('content-security-policy')).toBe("default-src 'none'");
   expect(await page.text()).toMatch(/<h1>Consent granted<\/h1>[\s\S]*granted consent to primary/);
-  // The worker asked the tenant's token endpoint: the grant rests on the token, not the query string.
-  expect(emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId && r.status === 200)).toHaveLength(tokensBefore + 1);
+  // The worker redeemed the code and asked for the tenant's token: the grant rests on them, not
+  // on any query string.
+  expect(emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId && r.status === 200)).toHaveLength(tokensBefore + 2);
   expect(await getConsent(api.db, accountA, connectorId, customer.tenantId)).toMatchObject({ status: 'granted', roles: expect.arrayContaining(['User.Read.All', 'GroupMember.Read.All']) });
 
   const integration = await adminA.createIntegration({ kind: 'entra_id', name: 'contoso', settings: entraSettings(customer.tenantId) });
@@ -233,6 +257,8 @@ test('a consent URL round trip grants consent only after a worker obtained a tok
   expect(await replayJson.json()).toMatchObject({ type: '/v1/problems/invalid-consent-state', status: 400, detail: expect.stringMatching(/already used/) });
   // Neither the state nor the request line reached the logs.
   expect(api.logs.join('\n')).not.toContain(redirect.searchParams.get('state') ?? 'no state');
+  expect(api.logs.join('\n')).not.toContain(redirect.searchParams.get('code') ?? 'no code');
+  expect(api.logs.join('\n')).not.toContain(signIn.searchParams.get('state') ?? 'no state');
 }, timeoutMs);
 
 test("attack 1: another account cannot create or move an integration onto a tenant it holds no consent of", async () => {
@@ -277,11 +303,21 @@ test("attack 2: a forged refusal ends only the forger's own request; A's grant a
   expect(own.body).toMatchObject({ status: 'denied', grantKept: true });
   expect((await getConsent(api.db, accountA, connectorId, customer.tenantId))?.status).toBe('granted');
 
-  // admin_consent=True typed by B: the tenant did consent (for A), so the token says yes, but it
-  // cannot tell who answered: B's consent waits for a platform administrator, B still cannot sync.
-  const claimed = await callback(await forgedRedirect(adminB, customer.tenantId, { admin_consent: 'True', tenant: customer.tenantId }));
-  expect(claimed.body).toMatchObject({ status: 'confirmation_required' });
-  expect((await getConsent(api.db, accountB, connectorId, customer.tenantId))?.status).toBe('pending');
+  // admin_consent=True typed by B only leads to A's tenant's sign-in, where B is nobody; B signing
+  // in as its own tenant's administrator instead proves nothing about A's tenant.
+  const attacker = emulator.createTenant({ domain: 'attacker.onmicrosoft.com' });
+  emulator.signInAs({ tenant: attacker.tenantId, roles: [globalAdministratorRoleId] });
+  try {
+    const signIn = await signInUrl(await forgedRedirect(adminB, customer.tenantId, { admin_consent: 'True', tenant: customer.tenantId }));
+    await expect(followConsentPage(signIn.href)).rejects.toThrow(/answered 400/);
+    const own = await signInUrl(await forgedRedirect(adminB, customer.tenantId, { admin_consent: 'True', tenant: customer.tenantId }));
+    own.pathname = own.pathname.replace(customer.tenantId, attacker.tenantId);
+    const claimed = await callback(await followConsentPage(own.href));
+    expect(claimed.body).toMatchObject({ status: 'not_granted', errorDescription: expect.stringMatching(/signed in to tenant .* not to the tenant of the request/) });
+  } finally {
+    emulator.signInAs(undefined);
+  }
+  expect(await hasGrantedConsent(api.db, accountB, connectorId, customer.tenantId)).toBe(false);
   await expectProblem(adminB.createIntegration({ kind: 'entra_id', name: 'still not mine', settings: entraSettings(customer.tenantId) }), 403, 'tenant-consent-required');
 }, timeoutMs);
 
@@ -394,8 +430,8 @@ test('scopes: a read key reads connectors but cannot create consent URLs; the ca
 
   // The callback is not behind the key check: it answers on the state alone.
   const { url } = await adminA.createConsentUrl(connectorId, customer.tenantId);
-  const landed = await fetch(await followConsentPage(url));
-  expect(landed.status).toBe(200);
+  const landed = await fetch(await followConsentPage(url), { redirect: 'manual' });
+  expect(landed.status).toBe(302);
 }, timeoutMs);
 
 test('actions include the legacy deadline, failed rotations and expiring certificates of the connectors the account uses', async () => {

@@ -45,7 +45,8 @@ export interface EntraWorld {
   consentedTenant(): Promise<EmulatedTenantDirectory>;
   /**
    * Runs the admin-consent flow for a tenant and an account (default: the world's): URL →
-   * emulated consent page → redirect handled → token check against the emulator.
+   * emulated consent page → redirect handled → administrator's sign-in → code redeemed, id_token
+   * and token checked against the emulator.
    */
   grantConsent(tenantId: string, accountId?: string): Promise<ConsentOutcome | 'refused'>;
   close(): Promise<void>;
@@ -103,8 +104,12 @@ export async function startEntraWorld(label: string, emulatorOptions: EntraEmula
     const grantConsent = async (tenantId: string, account = accountId) => {
       const consent = await createConsentRequest(handle, ring, { accountId: account, connectorId: connector.id, tenantId });
       const location = new URL(await followConsentPage(consent.url, emulator.caPem));
-      const redirect = await acceptConsentRedirect(handle, ring, location.searchParams);
-      if (redirect.kind === 'refused') return 'refused' as const;
+      const consented = await acceptConsentRedirect(handle, ring, location.searchParams);
+      if (consented.kind !== 'sign_in') return 'refused' as const;
+      // The emulator's signed-in user (default: a Global Administrator of the tenant) answers.
+      const signedIn = new URL(await followConsentPage(consented.url, emulator.caPem));
+      const redirect = await acceptConsentRedirect(handle, ring, signedIn.searchParams);
+      if (redirect.kind !== 'verify') return 'refused' as const;
       return verifyTenantConsent({ db: handle, keyRing: ring, destinations: testDestinations }, redirect.request.nonce);
     };
     const drop = database;

@@ -29,7 +29,7 @@ export interface EntraBenchOptions {
 
 const consentRedirect = 'https://dirsync.invalid/entra/consent';
 
-/** Follows the emulated admin-consent page as an administrator who approves, returning the redirect. */
+/** Follows an emulated page (admin consent, sign-in) as an administrator who approves, returning the redirect. */
 function approveConsent(url: string, ca: string): Promise<URL> {
   return new Promise((resolve, reject) => {
     request(url, { ca }, (response) => {
@@ -45,8 +45,8 @@ function approveConsent(url: string, ca: string): Promise<URL> {
 
 /**
  * A connector registered in the emulator (certificate uploaded) and in the database, and a
- * customer tenant that granted consent to `accountId` through the admin-consent flow (redirect,
- * then the token check a worker makes). Shared by the benchmark and the demo.
+ * customer tenant that granted consent to `accountId` through the admin-consent flow (consent
+ * page, the administrator's sign-in, then the checks a worker makes). Shared by the benchmark and the demo.
  */
 export async function setUpEmulatedConnector(
   db: Db,
@@ -81,8 +81,11 @@ export async function setUpEmulatedConnector(
   );
   const customer = emulator.createTenant({ domain: 'contoso.onmicrosoft.com' });
   const consent = await createConsentRequest(db, ring, { accountId, connectorId: connector.id, tenantId: customer.tenantId });
-  const redirect = await acceptConsentRedirect(db, ring, (await approveConsent(consent.url, emulator.caPem)).searchParams);
-  if (redirect.kind === 'refused') throw new Error(`consent was refused: ${redirect.error}`);
+  const consented = await acceptConsentRedirect(db, ring, (await approveConsent(consent.url, emulator.caPem)).searchParams);
+  if (consented.kind !== 'sign_in') throw new Error(`consent was not answered with a sign-in: ${consented.kind}`);
+  // The emulator signs in a Global Administrator of the tenant the sign-in URL names.
+  const redirect = await acceptConsentRedirect(db, ring, (await approveConsent(consented.url, emulator.caPem)).searchParams);
+  if (redirect.kind !== 'verify') throw new Error(`the administrator's sign-in was not answered with a code: ${redirect.kind}`);
   // The emulator listens on loopback, which only the test destination policy allows.
   const outcome = await verifyTenantConsent({ db, keyRing: ring, destinations: testDestinations }, redirect.request.nonce);
   if (outcome.outcome !== 'granted') throw new Error(`consent was not granted: ${outcome.outcome} ${outcome.detail ?? ''}`);

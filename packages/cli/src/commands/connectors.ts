@@ -269,7 +269,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
 
   connectors
     .command('consent-complete <redirect-url>')
-    .description('record the answer of the admin-consent page (the URL the administrator was sent back to); a grant is checked with a token for the tenant first')
+    .description("record an answer of the consent flow (the whole URL the administrator was sent back to): after the admin-consent page it prints the sign-in URL the tenant's administrator must open next; after the sign-in it verifies the administrator and the tenant's token")
     .action((redirect: string) =>
       withContext(async (ctx) => {
         let url: URL;
@@ -286,10 +286,19 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
           process.exitCode = 1;
           return;
         }
-        // This process sits above the worker package: it asks the tenant for a token itself.
+        if (answer.kind === 'sign_in') {
+          // The sign-in URL carries the request's second state: it goes to the administrator only.
+          console.log(answer.url);
+          console.error(
+            `(the consent page's answer for tenant ${tenantId} is noted; a Global Administrator or Privileged Role Administrator of the tenant must now sign in at this URL, then run "dirsync connectors consent-complete" with the URL the sign-in redirects to)`,
+          );
+          return;
+        }
+        // This process sits above the worker package: it redeems the sign-in and asks the tenant
+        // for a token itself.
         const outcome = await verifyTenantConsent({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() }, answer.request.nonce);
         if (outcome.outcome === 'granted') {
-          console.log(`consent granted by tenant ${tenantId}${outcome.tenantGuid ? ` (${outcome.tenantGuid})` : ''}: the token carries the required permissions`);
+          console.log(`consent granted by tenant ${tenantId}${outcome.tenantGuid ? ` (${outcome.tenantGuid})` : ''}: its administrator signed in and the token carries the required permissions`);
           return;
         }
         console.log(displayText(`consent of tenant ${tenantId} not recorded as granted (${outcome.outcome}): ${outcome.detail ?? ''}`));

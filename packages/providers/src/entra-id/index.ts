@@ -33,6 +33,8 @@ export type { EntraCursor } from './fetch.ts';
 export { generateCertificate, certificateInfo } from './certificate.ts';
 export type { GeneratedCertificate, CertificateInfo } from './certificate.ts';
 export { ApplicationKeys, createProofJwt, proofAudience } from './applications.ts';
+export { AdminSignInRefusedError, consentGrantingRoles, maxSignInAgeSeconds, verifyAdminSignIn } from './sign-in.ts';
+export type { AdminSignInInput, VerifiedAdminSignIn } from './sign-in.ts';
 export type { AppKeyCredential, CertificateKeyPair } from './applications.ts';
 
 /** Options of {@link EntraIdProvider} beyond settings and credential. */

@@ -38,6 +38,12 @@ export interface EmulatedApplication {
   readonly redirectUris: string[];
   /** Application permissions an administrator's consent grants. */
   readonly roles: string[];
+  /**
+   * The manifest's `groupMembershipClaims`: `DirectoryRole` or `All` make tokens carry the
+   * signed-in user's directory roles in `wids` (entra-docs: access-token-claims-reference.md,
+   * `wids`: "configured on a per-application basis through the groupMembershipClaims property").
+   */
+  groupMembershipClaims: 'None' | 'SecurityGroup' | 'DirectoryRole' | 'All';
 }
 
 /** The audience every addKey/removeKey proof must carry (the Azure AD Graph resource id). */

@@ -1,5 +1,5 @@
-export { EntraEmulator, startEntraEmulator, defaultConnectorRoles } from './server.ts';
-export type { ConsentDecision, EmulatorRequest, EntraEmulatorOptions, NewEmulatedApplication } from './server.ts';
+export { EntraEmulator, startEntraEmulator, defaultConnectorRoles, globalAdministratorRoleId } from './server.ts';
+export type { ConsentDecision, EmulatedSignIn, EmulatorRequest, EntraEmulatorOptions, IdTokenTampering, NewEmulatedApplication } from './server.ts';
 export { EmulatedTenantDirectory, EmulatorControlError } from './directory.ts';
 export type { EmulatedGroup, EmulatedUser, MemberKind, NewEmulatedGroup, NewEmulatedUser, RemovalReason } from './directory.ts';
 export type { FaultRule, EmulatedService } from './faults.ts';

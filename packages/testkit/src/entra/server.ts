@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -60,7 +60,47 @@ export interface NewEmulatedApplication {
   readonly redirectUris?: readonly string[];
   /** Application permissions the app asks for (default: users, group members, own keys). */
   readonly roles?: readonly string[];
+  /**
+   * The manifest's `groupMembershipClaims` (default `DirectoryRole`, as a connector's registration
+   * must set it so that id_tokens carry `wids`).
+   */
+  readonly groupMembershipClaims?: EmulatedApplication['groupMembershipClaims'];
 }
+
+/** Directory role template id of Global Administrator (permissions-reference.md). */
+export const globalAdministratorRoleId = '62e90394-69f5-4237-9190-012177145e10';
+
+/**
+ * Who signs in at the authorize endpoint: a user of `tenant` holding the directory roles
+ * `roles` (role template ids, as `wids` carries them).
+ */
+export interface EmulatedSignIn {
+  readonly tenant: string;
+  readonly roles: readonly string[];
+  readonly objectId?: string;
+  readonly userPrincipalName?: string;
+}
+
+/** Changes the emulator makes to the id_tokens it issues, for tests of a client's checks. */
+export interface IdTokenTampering {
+  /** Sign with a key the JWKS endpoint does not publish (under the published `kid`). */
+  readonly foreignKey?: boolean;
+  /** Claims replacing the real ones (`nonce`, `aud`, `exp`, `iat`, `tid`…); `undefined` removes one. */
+  readonly claims?: Readonly<Record<string, unknown>>;
+}
+
+interface IssuedCode {
+  readonly clientId: string;
+  readonly redirectUri: string;
+  readonly tenantId: string;
+  readonly user: Required<EmulatedSignIn>;
+  readonly nonce: string | null;
+  readonly expiresAt: number;
+  redeemed: boolean;
+}
+
+/** Lifetime of an authorization code: "typically ... about 10 minutes" (v2-oauth2-auth-code-flow.md). */
+const codeLifetimeMs = 10 * 60_000;
 
 /** What an administrator of a tenant answers on the admin-consent page. */
 export type ConsentDecision = 'approve' | 'deny';
@@ -146,6 +186,9 @@ export class EntraEmulator {
   private readonly applications = new Map<string, EmulatedApplication>();
   private readonly signingKey: KeyObject;
   private readonly signingKid = randomUUID();
+  private readonly codes = new Map<string, IssuedCode>();
+  private signIn: EmulatedSignIn | undefined;
+  private tampering: IdTokenTampering | undefined;
   private readonly options: Required<Omit<EntraEmulatorOptions, 'now'>>;
   private readonly now: () => number;
 
@@ -224,6 +267,7 @@ export class EntraEmulator {
       passwordCredentials: [],
       redirectUris: [...(input.redirectUris ?? [])],
       roles: [...(input.roles ?? defaultConnectorRoles)],
+      groupMembershipClaims: input.groupMembershipClaims ?? 'DirectoryRole',
     };
     if (input.clientSecret !== undefined) {
       addPasswordCredential(app, input.clientSecret, new Date(this.now() + 365 * 24 * 3600_000));
@@ -285,6 +329,20 @@ export class EntraEmulator {
     const record = this.requireTenant(tenant);
     record.decision = decision;
     record.approvedRoles = roles === undefined ? undefined : [...roles];
+  }
+
+  /**
+   * Who signs in at the authorize endpoint from now on. Undefined (the default): a Global
+   * Administrator of the tenant the authorize URL names.
+   */
+  signInAs(user: EmulatedSignIn | undefined): void {
+    if (user !== undefined) this.requireTenant(user.tenant);
+    this.signIn = user;
+  }
+
+  /** Alters the id_tokens issued from now on (undefined: issue them as Entra does). */
+  tamperIdTokens(tampering: IdTokenTampering | undefined): void {
+    this.tampering = tampering;
   }
 
   /** Makes every delta and skip token issued so far for the tenant expire. */
@@ -386,6 +444,7 @@ export class EntraEmulator {
       record.tenantId = tenant.id;
       return this.token(tenant, tenantSegment, url, body, record);
     }
+    if (method === 'GET' && rest === 'oauth2/v2.0/authorize') return this.authorizeEndpoint(tenantSegment, tenant, url);
     if (method === 'GET' && (rest === 'adminconsent' || rest === 'v2.0/adminconsent')) {
       return this.adminConsent(tenantSegment, tenant, url, rest === 'v2.0/adminconsent');
     }
@@ -445,6 +504,7 @@ export class EntraEmulator {
   ): Promise<{ status: number; body: unknown }> {
     const form = new URLSearchParams(body);
     const grant = form.get('grant_type');
+    if (grant === 'authorization_code') return this.redeemCode(tenant, tenantSegment, url, form, record);
     if (grant !== 'client_credentials') {
       throw this.aadError(400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grant ?? ''}'.`);
     }
@@ -510,6 +570,115 @@ export class EntraEmulator {
       { kid: this.signingKid },
     );
     return { status: 200, body: { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken } };
+  }
+
+  /**
+   * The OpenID Connect authorize endpoint, answered at once as the test's signed-in user
+   * ({@link signInAs}). Checked as documented (entra-docs: docs/identity-platform/
+   * v2-protocols-oidc.md, "Send the sign-in request"; v2-oauth2-auth-code-flow.md, "Request an
+   * authorization code"): `client_id` of a registered app, `response_type=code`, `scope` with
+   * `openid`, `redirect_uri` among the app's registered redirect URIs (AADSTS50011). A user of
+   * another tenant than the one the URL names cannot sign in there (AADSTS50020, shown on the
+   * page, not redirected). Success redirects with `code`, `state` and `session_state`.
+   */
+  private authorizeEndpoint(tenantSegment: string, tenant: TenantRecord | undefined, url: URL): { status: number; body?: unknown; headers?: Record<string, string> } {
+    const clientId = url.searchParams.get('client_id') ?? '';
+    const redirectUri = url.searchParams.get('redirect_uri') ?? '';
+    const app = this.applications.get(clientId);
+    if (!app) throw this.aadError(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory.`);
+    if (!app.redirectUris.includes(redirectUri)) {
+      throw this.aadError(400, 'invalid_request', 50011, `The redirect URI '${redirectUri}' specified in the request does not match the redirect URIs configured for the application '${clientId}'.`);
+    }
+    if (url.searchParams.get('response_type') !== 'code') {
+      throw this.aadError(400, 'unsupported_response_type', 700054, "The app requested a response_type that is not enabled: this emulator issues only 'code'.");
+    }
+    const scopes = (url.searchParams.get('scope') ?? '').split(' ').filter(Boolean);
+    if (!scopes.includes('openid')) throw this.aadError(400, 'invalid_scope', 90014, "The required field 'scope' must include 'openid' for a sign-in.");
+    if (!tenant) throw this.aadError(400, 'invalid_tenant', 90002, `Tenant '${tenantSegment}' not found.`);
+    const chosen = this.signIn ?? { tenant: tenant.id, roles: [globalAdministratorRoleId] };
+    const home = this.requireTenant(chosen.tenant);
+    if (home.id !== tenant.id) {
+      throw this.aadError(400, 'invalid_request', 50020, `User account from identity provider does not exist in tenant '${tenant.domain}' and cannot access the application '${clientId}' in that tenant.`);
+    }
+    const user: Required<EmulatedSignIn> = {
+      tenant: home.id,
+      roles: [...chosen.roles],
+      objectId: chosen.objectId ?? randomUUID(),
+      userPrincipalName: chosen.userPrincipalName ?? `admin@${home.domain}`,
+    };
+    const code = randomBytes(32).toString('base64url');
+    this.codes.set(code, { clientId, redirectUri, tenantId: home.id, user, nonce: url.searchParams.get('nonce'), expiresAt: this.now() + codeLifetimeMs, redeemed: false });
+    const target = new URL(redirectUri);
+    target.searchParams.set('code', code);
+    const state = url.searchParams.get('state');
+    if (state !== null) target.searchParams.set('state', state);
+    target.searchParams.set('session_state', randomUUID());
+    return { status: 302, headers: { location: target.href } };
+  }
+
+  /**
+   * `grant_type=authorization_code`: the client authenticates as for client credentials; the code
+   * is single-use (AADSTS54005 "OAuth2 Authorization code was already redeemed"), bound to the
+   * client and the redirect URI it was issued for, and short-lived (AADSTS70008 expired) —
+   * entra-docs: docs/identity-platform/reference-error-codes.md, v2-oauth2-auth-code-flow.md
+   * ("Redeem a code for an access token"). The answer carries an id_token (RS256, this
+   * emulator's key, published at `/{tenant}/discovery/v2.0/keys`) with the claims of
+   * id-token-claims-reference.md, and `wids` when the app's `groupMembershipClaims` asks for
+   * directory roles. The code is not tied to the tenant of the token URL: a client's own `tid`
+   * check is what decides in tests.
+   */
+  private redeemCode(
+    tenant: TenantRecord,
+    tenantSegment: string,
+    url: URL,
+    form: URLSearchParams,
+    record: { clientId?: string },
+  ): { status: number; body: unknown } {
+    const clientId = form.get('client_id') ?? '';
+    record.clientId = clientId;
+    const app = this.applications.get(clientId);
+    if (!app) throw this.aadError(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant.domain}'.`);
+    const now = this.now();
+    const assertion = form.get('client_assertion');
+    if (assertion === null || form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
+      throw this.aadError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+    }
+    this.checkAssertion(app, assertion, [url.href, `${this.authorityHost}/${tenant.id}/oauth2/v2.0/token`, `${this.authorityHost}/${tenantSegment}/oauth2/v2.0/token`], now);
+    const issued = this.codes.get(form.get('code') ?? '');
+    if (!issued || issued.clientId !== app.appId) {
+      throw this.aadError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid: the authorization code is not valid.');
+    }
+    if (issued.redeemed) throw this.aadError(400, 'invalid_grant', 54005, 'OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.');
+    issued.redeemed = true;
+    if (issued.expiresAt < now) throw this.aadError(400, 'invalid_grant', 70008, 'The provided authorization code or refresh token has expired due to inactivity.');
+    if (form.get('redirect_uri') !== issued.redirectUri) {
+      throw this.aadError(400, 'invalid_grant', 50148, 'The redirect_uri does not match the one the authorization code was requested with.');
+    }
+    const issuedAt = Math.floor(now / 1000);
+    const { user } = issued;
+    const directoryRoles = app.groupMembershipClaims === 'DirectoryRole' || app.groupMembershipClaims === 'All';
+    const claims: Record<string, unknown> = {
+      aud: app.appId,
+      iss: `${this.authorityHost}/${user.tenant}/v2.0`,
+      iat: issuedAt,
+      nbf: issuedAt,
+      exp: issuedAt + 3600,
+      name: user.userPrincipalName,
+      ...(issued.nonce === null ? {} : { nonce: issued.nonce }),
+      oid: user.objectId,
+      preferred_username: user.userPrincipalName,
+      sub: createHash('sha256').update(`${user.objectId}:${app.appId}`).digest('base64url'),
+      tid: user.tenant,
+      ver: '2.0',
+      ...(directoryRoles && user.roles.length > 0 ? { wids: [...user.roles] } : {}),
+    };
+    for (const [name, value] of Object.entries(this.tampering?.claims ?? {})) {
+      if (value === undefined) delete claims[name];
+      else claims[name] = value;
+    }
+    const key = this.tampering?.foreignKey ? generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey : this.signingKey;
+    const idToken = signJwt(claims, key, { kid: this.signingKid });
+    return { status: 200, body: { token_type: 'Bearer', scope: 'openid profile', expires_in: 3600, ext_expires_in: 3600, id_token: idToken } };
   }
 
   /** Verifies a client assertion as Entra does: registered certificate, signature, claims, time. */

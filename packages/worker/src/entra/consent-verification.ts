@@ -6,9 +6,21 @@ import {
   getConsentRequest,
   type KeyRing,
   recordConsentVerification,
+  takeConsentSignIn,
   withCurrentCredential,
 } from '@dirsync/db';
-import { type DestinationPolicy, EntraAuthError, EntraTokenCache, entraIdSettingsSchema, type EntraIdSettings, GraphClient, ProviderError } from '@dirsync/providers';
+import {
+  AdminSignInRefusedError,
+  DestinationPolicy,
+  EntraAuthError,
+  EntraTokenCache,
+  entraIdSettingsSchema,
+  type EntraIdSettings,
+  GraphClient,
+  ProviderError,
+  type VerifiedAdminSignIn,
+  verifyAdminSignIn,
+} from '@dirsync/providers';
 
 /** Dependencies of {@link verifyTenantConsent}. */
 export interface ConsentVerificationOptions {
@@ -28,12 +40,17 @@ function tokenClaims(token: string): { tid: unknown; roles: unknown; appid: unkn
 }
 
 /**
- * Checks an answered admin-consent request against Entra ID itself and records the result: the
- * connector's current certificate asks the tenant's token endpoint for a Graph token (never from
- * a cache: the consent may have changed a moment ago), and the token's `tid` and `roles` claims
- * are what {@link recordConsentVerification} decides on. A tenant that has not consented gets no
- * token (AADSTS700016) or one without the roles; only then is the redirect's `admin_consent=True`
- * believed. Runs on a worker (the only processes that talk to Entra ID); the CLI may run it too.
+ * Checks an answered consent request against Entra ID itself and records the result, in two
+ * steps with the connector's current certificate:
+ * 1. the administrator's sign-in: its authorization code (taken out of the request, once) is
+ *    redeemed and the id_token verified ({@link verifyAdminSignIn}: the authority's keys, the
+ *    connector as audience, the request's tenant and nonce, freshness, a directory role that can
+ *    grant the consent) — this is what ties the consent page's answer to the tenant's
+ *    administrator, which no query string can;
+ * 2. the tenant's token endpoint is asked for an app-only Graph token (never from a cache: the
+ *    consent may have changed a moment ago): its `tid` must be the tenant the administrator
+ *    signed in to, and its `roles` are what {@link recordConsentVerification} decides on.
+ * Runs on a worker (the only processes that talk to Entra ID); the CLI may run it too.
  */
 export async function verifyTenantConsent(options: ConsentVerificationOptions, nonce: string): Promise<ConsentOutcome> {
   const { db } = options;
@@ -49,14 +66,31 @@ export async function verifyTenantConsent(options: ConsentVerificationOptions, n
     graphBaseUrl: connector.graphBaseUrl,
     ...(connector.tlsCaPem === null ? {} : { caPem: connector.tlsCaPem }),
   };
+  const signIn = await takeConsentSignIn(db, options.keyRing, nonce);
+  if (!signIn) return recordConsentVerification(db, nonce, { ok: false, outcome: 'not_granted', detail: "the tenant's administrator has not signed in (no authorization code to redeem)" });
+  const destinations = options.destinations ?? DestinationPolicy.strict();
   let result: ConsentVerification;
   try {
+    let admin: VerifiedAdminSignIn | undefined;
     const token = await withCurrentCredential(db, options.keyRing, connector.id, async (credential) => {
+      admin = await verifyAdminSignIn({
+        authorityHost: connector.authorityHost,
+        tenantId: request.tenantId,
+        clientId: connector.clientId,
+        certificatePem: credential.certificatePem,
+        privateKeyPem: credential.privateKeyPem,
+        redirectUri: connector.redirectUri,
+        code: signIn.code,
+        nonce: signIn.nonce,
+        caPem: connector.tlsCaPem ?? undefined,
+        destinations,
+        signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+      });
       const client = new GraphClient(
         settings,
         { kind: 'certificate', clientId: connector.clientId, certificatePem: credential.certificatePem, privateKeyPem: credential.privateKeyPem },
         // A cache of its own: this answer must come from the token endpoint now.
-        { tokenCache: new EntraTokenCache(1), destinations: options.destinations },
+        { tokenCache: new EntraTokenCache(1), destinations },
       );
       try {
         return await client.token(AbortSignal.timeout(options.timeoutMs ?? 30_000));
@@ -66,14 +100,21 @@ export async function verifyTenantConsent(options: ConsentVerificationOptions, n
     });
     const claims = tokenClaims(token);
     const appId = typeof claims.appid === 'string' ? claims.appid : claims.azp;
+    if (!admin) throw new Error('the sign-in was not verified');
     if (typeof claims.tid !== 'string' || (typeof appId === 'string' && appId.toLowerCase() !== connector.clientId.toLowerCase())) {
       result = { ok: false, outcome: 'not_granted', detail: 'the token issued for the tenant does not name the tenant or the connector' };
+    } else if (claims.tid.toLowerCase() !== admin.tenantGuid) {
+      // A request by domain learns the tenant's GUID from the app-only token (issued by the
+      // domain's own authority): the administrator must have signed in to that very tenant.
+      result = { ok: false, outcome: 'not_granted', detail: `the administrator signed in to tenant ${admin.tenantGuid}, not to the tenant of the request` };
     } else {
       const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [];
-      result = { ok: true, tenantGuid: claims.tid, roles };
+      result = { ok: true, tenantGuid: claims.tid, roles, admin: { objectId: admin.objectId, tenantGuid: admin.tenantGuid } };
     }
   } catch (error) {
-    if (error instanceof EntraAuthError && error.problem === 'consent') {
+    if (error instanceof AdminSignInRefusedError) {
+      result = { ok: false, outcome: 'not_granted', detail: `the administrator's sign-in was refused: ${error.message}` };
+    } else if (error instanceof EntraAuthError && error.problem === 'consent') {
       // The AADSTS sentence says why in few words; the whole message would be cut by the display cap.
       const reason = /AADSTS\d+:[^()]*/.exec(error.message)?.[0]?.trim() ?? error.message;
       result = { ok: false, outcome: 'not_granted', detail: `Entra ID issued no token for the tenant: ${reason}` };

@@ -268,10 +268,13 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
 }
 
 /**
- * `GET /v1/consent/callback`: the redirect back from the admin-consent page. Registered outside
- * the authenticated routes (no API key: the administrator's browser lands here) and hidden from
- * the OpenAPI document (no client calls it). Records the consent or the error with
- * `completeConsent`, which uses the state up; a forged, expired or replayed state is a 400.
+ * `GET /v1/consent/callback`: the redirects back from the admin-consent page and from the
+ * administrator's sign-in that follows it. Registered outside the authenticated routes (no API
+ * key: the administrator's browser lands here) and hidden from the OpenAPI document (no client
+ * calls it). The consent page's `admin_consent=True` answers 302 to the tenant's sign-in page;
+ * the sign-in's `code` has a worker redeem it and verify the administrator and the tenant's
+ * token (see `acceptConsentRedirect`). Every state is used up on arrival; a forged, expired or
+ * replayed one is a 400.
  */
 export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
   app.get(consentCallbackPath, {
@@ -297,6 +300,12 @@ export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
         return sendHtml(reply, 400, page('Consent link not valid', [error.message, 'Ask for a new consent link.']));
       }
       const { connectorId, tenantId, nonce } = redirect.request;
+      if (redirect.kind === 'sign_in') {
+        // The consent page's answer proves nothing by itself: the tenant's administrator signs in
+        // next, and that sign-in comes back here with a code.
+        deps.logger.info({ connectorId, tenantId }, 'consent redirect answered: administrator sign-in next');
+        return reply.code(302).header('cache-control', 'no-store').header('location', redirect.url).send();
+      }
       let answer: CallbackAnswer;
       if (redirect.kind === 'refused') {
         answer = { status: 'denied', connectorId, tenantId, tenantGuid: null, error: redirect.error, errorDescription: redirect.errorDescription, grantKept: redirect.grantKept };
@@ -325,8 +334,9 @@ export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
 }
 
 /**
- * Has a worker obtain a token for the tenant of an answered consent request and record what its
- * `roles` claim carries (the control queue, as Test Connection: only workers talk to Entra ID),
+ * Has a worker redeem the administrator's sign-in and obtain a token for the tenant of an
+ * answered consent request, and record what they show (the control queue, as Test Connection:
+ * only workers talk to Entra ID),
  * waiting up to the control deadline. When no worker answers in time the request ends as `failed`
  * unless the worker recorded its result first (the first result is the one kept).
  */
