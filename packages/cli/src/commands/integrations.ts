@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
   createIntegration,
+  displayText,
   getAccount,
   getConnector,
   getRun,
@@ -199,9 +200,15 @@ export async function requireAccountConsent(ctx: Context, accountId: string, kin
   );
 }
 
-/** Prints a Test Connection report as a checklist. */
+/** Longest check detail printed: room for dirsync's own words around a server's capped text. */
+const detailDisplayLimit = 1000;
+
+/**
+ * Prints a Test Connection report as a checklist. Details quote the directory server, and the
+ * report may come from another process: what reaches the terminal passes the display sanitiser.
+ */
 export function formatConnectionReport(report: ConnectionReport): string {
-  const lines = report.checks.map((c) => `${c.ok ? (c.warning ? '!' : '✓') : '✗'} ${c.name}: ${c.detail}`);
+  const lines = report.checks.map((c) => `${c.ok ? (c.warning ? '!' : '✓') : '✗'} ${displayText(c.name, 100)}: ${displayText(c.detail, detailDisplayLimit)}`);
   lines.push(report.ok ? 'connection OK' : 'connection FAILED');
   return lines.join('\n');
 }

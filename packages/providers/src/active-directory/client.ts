@@ -1,5 +1,6 @@
 import { AndFilter, Control, type Filter } from 'ldapts';
 import { ConfigError, ProviderError } from '../errors.ts';
+import { serverText } from '../text.ts';
 import type { DestinationPolicy } from '../net/destination.ts';
 import { StepHung, connectForCheck, describeError, hungCheck } from '../ldap/check.ts';
 import { LdapConnection } from '../ldap/connection.ts';
@@ -73,7 +74,7 @@ export async function readDcState(connection: LdapConnection, signal?: AbortSign
   const invocationBytes = ntds?.buffers['invocationid']?.[0];
   const invocationId = invocationBytes ? formatGuid(invocationBytes) : undefined;
   if (invocationId === undefined) {
-    throw new ConfigError(`cannot read the invocationId of ${dsServiceName} on ${connection.url}; may the service account read the Configuration partition?`);
+    throw new ConfigError(`cannot read the invocationId of ${serverText(dsServiceName)} on ${connection.url}; may the service account read the Configuration partition?`);
   }
   let tombstoneLifetimeDays = defaultTombstoneLifetimeDays;
   try {
@@ -85,7 +86,8 @@ export async function readDcState(connection: LdapConnection, signal?: AbortSign
     // Unreadable: the forest default applies.
   }
   return {
-    dnsHostName: dnsHostName.toLowerCase(),
+    // Shown in checks and messages; a real host name is short and plain, so nothing is lost.
+    dnsHostName: serverText(dnsHostName).toLowerCase(),
     invocationId,
     highestCommittedUsn: usn,
     currentTimeMs: parseGeneralizedTime(one('currenttime') ?? '') ?? Date.now(),
@@ -94,7 +96,7 @@ export async function readDcState(connection: LdapConnection, signal?: AbortSign
     configurationNamingContext,
     supportedControls: new Set(a['supportedcontrol'] ?? []),
     tombstoneLifetimeDays,
-    vendor: one('vendorname') ?? 'Microsoft Active Directory',
+    vendor: serverText(one('vendorname') ?? 'Microsoft Active Directory'),
   };
 }
 
@@ -238,8 +240,12 @@ export async function testAdConnection(
     const outside = settings.baseDns.filter((base) => namingContextOf(state, base) === undefined);
     checks.push(
       outside.length === 0
-        ? { name: 'naming context', ok: true, detail: `${state.defaultNamingContext} (tombstone lifetime ${state.tombstoneLifetimeDays} days)` }
-        : { name: 'naming context', ok: false, detail: `${outside.join('; ')} lies outside the naming contexts of ${state.dnsHostName} (${state.namingContexts.join('; ')})` },
+        ? { name: 'naming context', ok: true, detail: `${serverText(state.defaultNamingContext)} (tombstone lifetime ${state.tombstoneLifetimeDays} days)` }
+        : {
+            name: 'naming context',
+            ok: false,
+            detail: `${outside.join('; ')} lies outside the naming contexts of ${serverText(state.dnsHostName)} (${serverText(state.namingContexts.join('; '), 500)})`,
+          },
     );
     for (const base of settings.baseDns) {
       await guard('base', async () => {

@@ -1,4 +1,5 @@
 import { ConfigError, ProviderError } from '../errors.ts';
+import { serverText } from '../text.ts';
 import type { DestinationPolicy } from '../net/destination.ts';
 import { connectForCheck, describeError, hungReport } from '../ldap/check.ts';
 import { LdapConnection } from '../ldap/connection.ts';
@@ -177,7 +178,7 @@ export async function testDominoConnection(
     const reader = new DominoReader(connection, settings, signal);
     try {
       const root = await readRootDse(connection, ['vendorName', 'vendorVersion'], signal);
-      const vendor = [root?.attributes['vendorname']?.[0], root?.attributes['vendorversion']?.[0]].filter(Boolean).join(' ');
+      const vendor = serverText([root?.attributes['vendorname']?.[0], root?.attributes['vendorversion']?.[0]].filter(Boolean).join(' '));
       const pages = await reader.paging();
       checks.push({ name: 'server', ok: true, detail: `${vendor || 'LDAP server'}; paged results ${pages ? 'offered' : 'not offered: searches the size limit cuts short are split'}` });
     } catch (error) {

@@ -1,5 +1,5 @@
-import { ConfigError, ProviderError } from '../errors.ts';
-import { connectForCheck, hungReport } from '../ldap/check.ts';
+import { ConfigError } from '../errors.ts';
+import { connectForCheck, describeError, hungReport } from '../ldap/check.ts';
 import type { DestinationPolicy } from '../net/destination.ts';
 import { LdapConnection } from '../ldap/connection.ts';
 import { connectOptionsOf } from '../ldap/settings.ts';
@@ -64,10 +64,6 @@ async function countEntries(connection: LdapConnection, options: SearchOptions):
   return count;
 }
 
-function describe(error: unknown): string {
-  return error instanceof ProviderError ? error.message : error instanceof Error ? error.message : String(error);
-}
-
 /**
  * Test Connection: connect, TLS, bind, and whether each users/groups base can be read (with
  * counts). Never throws for directory problems: each becomes a failed line of the checklist.
@@ -96,7 +92,7 @@ export async function testGenericLdapConnection(
           });
         } catch (error) {
           if (signal?.aborted) return hungReport(checks, `${name} base`, `the search of ${base}`, signal);
-          checks.push({ name: `${name} base`, ok: false, detail: `${base}: ${describe(error)}` });
+          checks.push({ name: `${name} base`, ok: false, detail: `${base}: ${describeError(error)}` });
         }
       }
     }

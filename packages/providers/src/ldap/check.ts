@@ -1,12 +1,20 @@
 import { ConfigError, ProviderError } from '../errors.ts';
 import { type DestinationPolicy, DestinationRefusedError, UnexpectedPeerError } from '../net/destination.ts';
+import { serverText } from '../text.ts';
 import type { ConnectionCheck } from '../types.ts';
 import { LdapConnection, parseLdapUrl } from './connection.ts';
 import { type LdapConnectionSettings, connectOptionsOf, tlsModeOf } from './settings.ts';
 
-/** The message of any error, for a checklist line (provider errors never hold secrets). */
+/** Longest error message shown on a checklist line. */
+const describedErrorLimit = 1000;
+
+/**
+ * The message of any error, for a checklist line (provider errors never hold secrets). Server
+ * text in it was sanitised where it was read; an error from elsewhere may quote a server too, so
+ * every message is sanitised and capped again here.
+ */
 export function describeError(error: unknown): string {
-  return error instanceof ProviderError ? error.message : error instanceof Error ? error.message : String(error);
+  return serverText(error instanceof Error ? error.message : String(error), describedErrorLimit);
 }
 
 // The layer words every TLS failure this way (see errors.ts and connection.ts).

@@ -14,6 +14,7 @@ import {
 import { ConfigError, ProviderError } from '../errors.ts';
 import { DestinationPolicy, UnexpectedPeerError } from '../net/destination.ts';
 import { refuseUnsafeSecret } from '../net/secrets.ts';
+import { serverText } from '../text.ts';
 import {
   LdapConnectionClosedError,
   type LdapErrorContext,
@@ -181,6 +182,7 @@ export class LdapConnection {
   private socket: net.Socket | tls.TLSSocket;
   private readonly framer: MessageFramer;
   private readonly maxBufferedBytes: number;
+  private readonly maxMessageBytes: number;
   /** Bytes of entries of pending requests, which their callers may still hold. */
   private heldBytes = 0;
   private readonly pending = new Map<number, Pending>();
@@ -215,6 +217,7 @@ export class LdapConnection {
   ) {
     this.framer = new MessageFramer(limits.maxMessageBytes ?? defaultMaxMessageBytes);
     this.maxBufferedBytes = limits.maxBufferedBytes ?? defaultMaxBufferedBytes;
+    this.maxMessageBytes = limits.maxMessageBytes ?? defaultMaxMessageBytes;
     this.socket = socket;
     this.url = url;
     this.bindDn = bindDn;
@@ -225,6 +228,11 @@ export class LdapConnection {
   /** TLS in use on this connection, if any. */
   get tlsInUse(): 'ldaps' | 'starttls' | undefined {
     return this.tlsMode;
+  }
+
+  /** The read bounds of this connection (its integration's `limits`), defaults filled in. */
+  get limits(): { readonly maxMessageBytes: number; readonly maxBufferedBytes: number } {
+    return { maxMessageBytes: this.maxMessageBytes, maxBufferedBytes: this.maxBufferedBytes };
   }
 
   /** True once the connection failed or was closed. */
@@ -534,7 +542,7 @@ export class LdapConnection {
     }
     const response = decodeResponse(buf, start, end);
     if (messageId === 0 && response.responseName === noticeOfDisconnectionOid) {
-      const why = response.result?.diagnosticMessage || 'notice of disconnection';
+      const why = serverText(response.result?.diagnosticMessage ?? '') || 'notice of disconnection';
       this.fail(new LdapConnectionClosedError(`the server is closing the connection: ${why}`));
       this.socket.destroy();
       return;

@@ -1,5 +1,6 @@
 import { SearchResponse, StatusCodeParser } from 'ldapts';
 import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError } from '../errors.ts';
+import { serverText } from '../text.ts';
 import type { LdapResult } from './protocol.ts';
 import { LdapProtocolError } from './protocol-error.ts';
 
@@ -33,12 +34,13 @@ export class LdapResultError extends Error {
   readonly matchedDn: string;
   constructor(result: LdapResult) {
     // ldapts knows the RFC 4511 names of the codes; reuse its wording as the cause.
+    // The diagnostic is the server's text: only its sanitised head reaches any message.
     const named = StatusCodeParser.parse(
-      new SearchResponse({ messageId: 0, status: result.resultCode, errorMessage: result.diagnosticMessage }),
+      new SearchResponse({ messageId: 0, status: result.resultCode, errorMessage: serverText(result.diagnosticMessage) }),
     );
     super(named.message, { cause: named });
     this.resultCode = result.resultCode;
-    this.matchedDn = result.matchedDn;
+    this.matchedDn = serverText(result.matchedDn);
   }
 }
 
@@ -57,8 +59,10 @@ function where(c: LdapErrorContext): string {
   return c.base === undefined ? c.url : `${c.base} on ${c.url}`;
 }
 
+// The diagnostic message is whatever the server chose to send (megabytes, terminal escapes):
+// taken sanitised and capped, as is every other server string that reaches a message.
 function diag(result: LdapResult): string {
-  const text = result.diagnosticMessage.trim();
+  const text = serverText(result.diagnosticMessage);
   return text ? ` (server says: ${text})` : '';
 }
 
@@ -100,14 +104,14 @@ export function resultError(result: LdapResult, c: LdapErrorContext): ProviderEr
       return new ConfigError(`${c.url} requires a confidential (TLS) connection; use ldaps or StartTLS${d}`, options);
     case 32:
       return new ConfigError(
-        `${c.base ?? 'the entry'} does not exist on ${c.url}${result.matchedDn ? ` (closest existing entry: ${result.matchedDn})` : ''}${d}`,
+        `${c.base ?? 'the entry'} does not exist on ${c.url}${result.matchedDn ? ` (closest existing entry: ${serverText(result.matchedDn)})` : ''}${d}`,
         options,
       );
     case 34:
       return new ConfigError(`invalid DN syntax in ${c.operation} of ${where(c)}${d}`, options);
     case 10:
       return new ConfigError(
-        `${where(c)} is held by another server (referral${result.referrals.length ? ` to ${result.referrals.join(', ')}` : ''}); point the settings at that server`,
+        `${where(c)} is held by another server (referral${result.referrals.length ? ` to ${serverText(result.referrals.slice(0, 5).join(', '))}` : ''}); point the settings at that server`,
         options,
       );
     case 4:
@@ -166,7 +170,8 @@ export function toProviderError(error: unknown, c: LdapErrorContext): ProviderEr
     );
   }
   const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : '';
-  const message = error instanceof Error ? error.message : String(error);
+  // Node's socket and TLS messages can quote the peer (a certificate's names): sanitised too.
+  const message = serverText(error instanceof Error ? error.message : String(error), 500);
   if (/before secure TLS connection was established/.test(message)) {
     // Typically LDAPS spoken to a plain LDAP port: the server drops the TLS hello.
     return new ConfigError(`${c.url} closed the connection during the TLS handshake (${code || 'no code'}); check that the port serves LDAPS, or use StartTLS on the LDAP port`, options);

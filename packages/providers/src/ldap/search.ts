@@ -1,9 +1,10 @@
 import { type Control, type Filter, PagedResultsControl } from 'ldapts';
+import { createHash } from 'node:crypto';
 import { ConfigError, type ProviderError } from '../errors.ts';
 import type { LdapConnection, SearchRequestOptions } from './connection.ts';
-import { type LdapErrorContext, resultError, toProviderError } from './errors.ts';
+import { type LdapErrorContext, LdapProtocolError, resultError, toProviderError } from './errors.ts';
 import { parseFilter } from './filter.ts';
-import { type LdapEntry, type LdapResponse, ResultCode, decodeEntry, entryLength, pagedResultsCookie } from './protocol.ts';
+import { type LdapEntry, type LdapResponse, ResultCode, decodeEntry, defaultMaxMessageBytes, entryLength, pagedResultsCookie } from './protocol.ts';
 
 /** OID of the simple paged results control (RFC 2696). */
 export const pagedResultsOid = '1.2.840.113556.1.4.319';
@@ -138,10 +139,24 @@ export interface RawSearchPage {
 }
 
 /**
+ * Consecutive empty pages carrying a cookie accepted before the paged read is refused. A server
+ * may hand back an empty page now and then (a slice of its scan matched nothing), never for ever:
+ * one did so half a million times in 16 s.
+ */
+export const maxEmptyPagesInARow = 10;
+
+/**
  * The paging loop: sends the request page after page with the cookie of the previous answer,
  * `run` collecting each page's entries as it likes. Any failure is a typed ProviderError.
+ *
+ * Paging the server never ends is refused (ProtocolError, the connection closed): a cookie that
+ * returns after others (the same cookie page after page is allowed: Samba keeps one per search),
+ * more than {@link maxEmptyPagesInARow} empty pages in a row that still carry a cookie,
+ * and more time waiting for the server's pages, all together, than one request may take under
+ * the search time limit ({@link clientDeadlineMs}); the consumer's own time between pages does
+ * not count.
  */
-async function* pagedRequests<P>(
+async function* pagedRequests<P extends { readonly length: number }>(
   connection: LdapConnection,
   options: SearchOptions,
   run: (request: SearchRequestOptions, context: LdapErrorContext) => Promise<[P, LdapResponse]>,
@@ -151,10 +166,22 @@ async function* pagedRequests<P>(
   const binary = options.binaryAttributes?.length ? new Set(options.binaryAttributes.map((a) => a.toLowerCase())) : undefined;
   const context: LdapErrorContext = { url: connection.url, operation: 'search', base: options.base };
   const timeLimit = options.timeLimitSeconds ?? defaultTimeLimitSeconds;
+  const budgetMs = clientDeadlineMs(timeLimit);
   // A page holds at most the page size (RFC 2696), an unpaged answer at most the size limit.
   const bounds = [pageSize, options.sizeLimit ?? 0].filter((n) => n > 0);
   const maxEntries = bounds.length > 0 ? Math.min(...bounds) : undefined;
   let cookie: Buffer | undefined;
+  // Digests, not the cookies: a server picks their size.
+  const cookiesSeen = new Set<string>();
+  let lastCookie: string | undefined;
+  let emptyInARow = 0;
+  let pages = 0;
+  let entries = 0;
+  let waitedMs = 0;
+  const refuse = (why: string): never => {
+    connection.destroy();
+    throw toProviderError(new LdapProtocolError(why, 'limit'), context);
+  };
   for (;;) {
     const controls = [...(options.controls ?? [])];
     if (pageSize > 0) {
@@ -165,6 +192,7 @@ async function* pagedRequests<P>(
         }),
       );
     }
+    const started = performance.now();
     const [page, response] = await run(
       {
         base: options.base,
@@ -181,10 +209,30 @@ async function* pagedRequests<P>(
       },
       context,
     );
+    waitedMs += performance.now() - started;
+    pages += 1;
+    entries += page.length;
     const result = response.result;
     const sizeLimited = result?.resultCode === ResultCode.sizeLimitExceeded && (options.sizeLimit ?? 0) > 0;
     if (result && result.resultCode !== ResultCode.success && !sizeLimited) throw resultError(result, context);
     cookie = pageSize > 0 ? pagedResultsCookie(response.controls.find((c) => c.oid === pagedResultsOid)?.value) : undefined;
+    if (cookie) {
+      const digest = createHash('sha256').update(cookie).digest('base64');
+      if (digest !== lastCookie && cookiesSeen.has(digest)) {
+        refuse(`the server sent again, on page ${pages}, a paged results cookie of an earlier page: its paging would go round for ever`);
+      }
+      cookiesSeen.add(digest);
+      lastCookie = digest;
+      emptyInARow = page.length === 0 ? emptyInARow + 1 : 0;
+      if (emptyInARow > maxEmptyPagesInARow) {
+        refuse(`the server sent ${emptyInARow} empty pages in a row, each with a paged results cookie asking for more: its paging would never end`);
+      }
+      if (budgetMs !== undefined && waitedMs > budgetMs) {
+        refuse(
+          `the paged search took more than ${budgetMs} ms of the server's time over ${pages} pages (${entries} entries), past the search time limit of ${timeLimit} s; raise timeouts.searchTimeLimitSeconds if the directory really needs longer`,
+        );
+      }
+    }
     yield [page, response];
     if (!cookie) return;
   }
@@ -290,29 +338,127 @@ export interface RangeOptions {
 export type EntryReader = (attributes: readonly string[]) => Promise<LdapEntry | undefined>;
 
 /**
+ * Most values gathered for one attribute of one entry across its range reads: far above the
+ * largest groups seen in practice, and with the byte bound it keeps a group's value array within
+ * a few hundred MB of heap even for values of a few bytes.
+ */
+export const maxRangedValues = 5_000_000;
+
+/**
+ * Fewest range reads allowed for one attribute, whatever the range size: at AD's default of 1500
+ * values a range, enough for three times {@link maxRangedValues}.
+ */
+export const minRangeRequests = 10_000;
+
+/** Bounds of the values gathered for one attribute across its range reads. */
+export interface RangeLimits {
+  /** Values, first range included. Default {@link maxRangedValues}. */
+  readonly maxValues?: number;
+  /**
+   * UTF-8 bytes of the values. Default: the largest message (`limits.maxMessageMiB`, 64 MiB by
+   * default), since that is all the same attribute could have held had the server sent it whole.
+   */
+  readonly maxBytes?: number;
+  /** Range reads. Default: {@link minRangeRequests}, or more when a small range size needs them. */
+  readonly maxRequests?: number;
+}
+
+/**
+ * Counts what range retrieval has gathered for one attribute and refuses a server that sends
+ * more than the bounds allow: each range read is a request of its own, so the per-request byte
+ * bound of the connection never sees the total.
+ */
+class RangeBudget {
+  #values = 0;
+  #bytes = 0;
+  #requests = 0;
+  readonly #attribute: string;
+  readonly #maxValues: number;
+  readonly #maxBytes: number;
+  readonly #maxRequests: number;
+
+  constructor(attribute: string, limits: RangeLimits, rangeSize: number | undefined) {
+    this.#attribute = attribute;
+    this.#maxValues = limits.maxValues ?? maxRangedValues;
+    this.#maxBytes = limits.maxBytes ?? defaultMaxMessageBytes;
+    this.#maxRequests = limits.maxRequests ?? Math.max(minRangeRequests, rangeSize ? Math.ceil(this.#maxValues / rangeSize) + 1 : 0);
+  }
+
+  request(): void {
+    this.#requests += 1;
+    if (this.#requests > this.#maxRequests) {
+      throw new LdapProtocolError(`the server sent ${this.#attribute} in more than ${this.#maxRequests} ranges; its range retrieval would never end`, 'limit');
+    }
+  }
+
+  add(values: readonly string[]): void {
+    this.#values += values.length;
+    for (const value of values) this.#bytes += Buffer.byteLength(value);
+    if (this.#values > this.#maxValues) {
+      throw new LdapProtocolError(`the server sent more than ${this.#maxValues} values of ${this.#attribute} for one entry`, 'limit');
+    }
+    if (this.#bytes > this.#maxBytes) {
+      throw new LdapProtocolError(
+        `the server sent more than ${this.#maxBytes} bytes of ${this.#attribute} values for one entry (the bound is limits.maxMessageMiB)`,
+        'limit',
+      );
+    }
+  }
+}
+
+/** Refuses a range that cannot be the answer to a request starting at `low`. */
+function checkRange(key: string, range: RangeKey, low: number, count: number): void {
+  if (range.low !== low) {
+    throw new LdapProtocolError(`the server answered range ${key} to a request starting at ${low}`, 'limit');
+  }
+  if (range.high === undefined) return;
+  if (range.high < range.low) {
+    throw new LdapProtocolError(`the server answered range ${key}, which ends before it starts: its range retrieval would never advance`, 'limit');
+  }
+  if (count > range.high - range.low + 1) {
+    throw new LdapProtocolError(`the server sent ${count} values in range ${key}, more than the range holds`, 'limit');
+  }
+}
+
+/**
  * The range retrieval loop over any reader: asks for `attr;range=low-high` until the server
  * answers a range ending in `*`. A server that ignores the range option and answers with the
  * plain attribute, or answers nothing to a ranged request (OpenLDAP), gets one plain read.
+ *
+ * Each answer must start where asked and end no earlier than it starts (so ranges strictly
+ * rise), and the values, bytes and requests of the whole loop are bounded ({@link RangeLimits});
+ * a violation is an {@link LdapProtocolError} of kind `limit`.
  */
 export async function collectRangedValues(
   read: EntryReader,
   attribute: string,
-  options: { readonly rangeSize?: number; readonly start?: number } = {},
+  options: { readonly rangeSize?: number; readonly start?: number; readonly limits?: RangeLimits } = {},
 ): Promise<string[]> {
+  return collect(read, attribute, options.start ?? 0, options.rangeSize, new RangeBudget(attribute, options.limits ?? {}, options.rangeSize));
+}
+
+async function collect(read: EntryReader, attribute: string, start: number, rangeSize: number | undefined, budget: RangeBudget): Promise<string[]> {
   const name = attribute.toLowerCase();
   const values: string[] = [];
-  let low = options.start ?? 0;
+  let low = start;
   for (;;) {
-    const entry = await read([`${attribute};range=${low}-${options.rangeSize ? low + options.rangeSize - 1 : '*'}`]);
+    budget.request();
+    const entry = await read([`${attribute};range=${low}-${rangeSize ? low + rangeSize - 1 : '*'}`]);
     const found = entry && findRange(entry, name);
     if (!found) {
       if (low > 0) return values;
-      const plain = entry?.attributes[name] ?? (await read([attribute]))?.attributes[name] ?? [];
-      values.push(...plain);
-      return values;
+      let plain = entry?.attributes[name];
+      if (plain === undefined) {
+        budget.request();
+        plain = (await read([attribute]))?.attributes[name] ?? [];
+      }
+      budget.add(plain);
+      return [...plain];
     }
-    if (found.range.low !== low) throw new Error(`the server answered range ${found.key} to a request starting at ${low}`);
-    values.push(...(entry.attributes[found.key] ?? []));
+    const got = entry.attributes[found.key] ?? [];
+    checkRange(found.key, found.range, low, got.length);
+    budget.add(got);
+    for (const value of got) values.push(value);
     if (found.range.high === undefined) return values;
     low = found.range.high + 1;
   }
@@ -321,9 +467,16 @@ export async function collectRangedValues(
 /**
  * Completes ranged attributes of an entry: when it holds only a first range
  * (`member;range=0-1499`), reads the rest and returns an entry whose plain key (`member`) holds
- * every value. Entries without ranged keys are returned unchanged.
+ * every value. Entries without ranged keys are returned unchanged. The first range counts
+ * toward the bounds of {@link collectRangedValues} like the others.
  */
-export async function completeRanges(read: EntryReader, entry: LdapEntry, attributes: readonly string[], rangeSize?: number): Promise<LdapEntry> {
+export async function completeRanges(
+  read: EntryReader,
+  entry: LdapEntry,
+  attributes: readonly string[],
+  rangeSize?: number,
+  limits: RangeLimits = {},
+): Promise<LdapEntry> {
   let updated: Record<string, readonly string[]> | undefined;
   for (const attribute of attributes) {
     const name = attribute.toLowerCase();
@@ -331,12 +484,12 @@ export async function completeRanges(read: EntryReader, entry: LdapEntry, attrib
     if (!found) continue;
     updated ??= { ...entry.attributes };
     const first = entry.attributes[found.key] ?? [];
+    checkRange(found.key, found.range, 0, first.length);
+    const budget = new RangeBudget(attribute, limits, rangeSize);
+    budget.add(first);
     delete updated[found.key];
-    const rest =
-      found.range.high === undefined
-        ? []
-        : await collectRangedValues(read, attribute, { start: found.range.high + 1, ...(rangeSize ? { rangeSize } : {}) });
-    updated[name] = [...first, ...rest];
+    const rest = found.range.high === undefined ? [] : await collect(read, attribute, found.range.high + 1, rangeSize, budget);
+    updated[name] = first.concat(rest);
   }
   return updated ? { dn: entry.dn, attributes: updated, buffers: entry.buffers } : entry;
 }
@@ -349,12 +502,36 @@ function entryReader(connection: LdapConnection, dn: string, options: RangeOptio
     });
 }
 
+/** The range bounds of a connection: bytes from its integration's largest message. */
+function rangeLimitsOf(connection: LdapConnection): RangeLimits {
+  return { maxBytes: connection.limits.maxMessageBytes };
+}
+
+/**
+ * Range retrieval on `connection`: a server breaking its rules or bounds gets its connection
+ * closed (it may still be sending) and the run a non-retryable ProtocolError.
+ */
+async function onConnection<T>(connection: LdapConnection, dn: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!(error instanceof LdapProtocolError)) throw error;
+    connection.destroy();
+    throw toProviderError(error, { url: connection.url, operation: 'read', base: dn });
+  }
+}
+
 /**
  * Reads every value of a multi-valued attribute of one entry with range retrieval
  * (`member;range=0-1499`, then the following ranges); see {@link collectRangedValues}.
  */
 export function readRangedValues(connection: LdapConnection, dn: string, attribute: string, options: RangeOptions = {}): Promise<string[]> {
-  return collectRangedValues(entryReader(connection, dn, options), attribute, options.rangeSize ? { rangeSize: options.rangeSize } : {});
+  return onConnection(connection, dn, () =>
+    collectRangedValues(entryReader(connection, dn, options), attribute, {
+      ...(options.rangeSize ? { rangeSize: options.rangeSize } : {}),
+      limits: rangeLimitsOf(connection),
+    }),
+  );
 }
 
 /** {@link completeRanges} for an entry returned by a search on `connection`. */
@@ -364,5 +541,7 @@ export function completeRangedAttributes(
   attributes: readonly string[],
   options: RangeOptions = {},
 ): Promise<LdapEntry> {
-  return completeRanges(entryReader(connection, entry.dn, options), entry, attributes, options.rangeSize);
+  return onConnection(connection, entry.dn, () =>
+    completeRanges(entryReader(connection, entry.dn, options), entry, attributes, options.rangeSize, rangeLimitsOf(connection)),
+  );
 }
