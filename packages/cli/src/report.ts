@@ -1,7 +1,10 @@
-import type { Run } from '@dirsync/db';
+import { displayText, type Run } from '@dirsync/db';
 import { duration, keyValues, table } from './format.ts';
 
-/** A run report as administrators read it: what ran, why, and what changed. */
+/**
+ * A run report as administrators read it: what ran, why, and what changed. Text that came from a
+ * directory (errors, DNs, reasons) is printed without control characters and capped.
+ */
 export function describeRun(run: Run): string {
   const header = keyValues([
     ['run', run.id],
@@ -16,7 +19,7 @@ export function describeRun(run: Run): string {
     ['started', run.startedAt],
     ['finished', run.finishedAt],
     ['took', duration(run.durationMs)],
-    ...(run.error ? ([['error', run.error]] as const) : []),
+    ...(run.error ? ([['error', displayText(run.error, 1_000)]] as const) : []),
     ...(run.status === 'blocked_by_threshold'
       ? ([['blocked', `${run.wouldDelete} deletions exceed the threshold; \`dirsync runs approve ${run.id}\` allows them`]] as const)
       : []),
@@ -27,7 +30,7 @@ export function describeRun(run: Run): string {
     [[run.fetched, run.created, run.updated, run.unchanged, run.deleted, run.restored, run.failed, run.wouldDelete, run.membershipsAdded, run.membershipsRemoved]],
   );
   const issues = run.issues.length
-    ? `\nissues (${run.issueCount}):\n${table(['object', 'reason'], run.issues.slice(0, 20).map((i) => [i.externalId ?? i.dn ?? '', i.reason]))}`
+    ? `\nissues (${run.issueCount}):\n${table(['object', 'reason'], run.issues.slice(0, 20).map((i) => [displayText(i.externalId ?? i.dn ?? ''), displayText(i.reason)]))}`
     : '';
   return `${header}\n\n${counts}${issues}`;
 }

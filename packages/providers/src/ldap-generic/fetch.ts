@@ -122,7 +122,7 @@ async function* readAll(
             next += 1;
             mark.see(entry);
             // Servers with a value cap (AD behind a generic integration) send member;range=…
-            if (type === 'group') entry = await completeRangedAttributes(connection, entry, settings.groups.memberAttributes, { signal });
+            if (type === 'group') entry = await completeRangedAttributes(connection, entry, settings.groups.memberAttributes, { signal, timeLimitSeconds: settings.timeouts.searchTimeLimitSeconds });
             entries.push({ type, entry });
           }
           yield { entries };
