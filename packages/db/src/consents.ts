@@ -299,6 +299,16 @@ export async function takeConsentSignIn(db: Db, ring: KeyRing, nonce: string): P
   return { code: decryptSecret(ring, { ciphertext: row.ciphertext, keyId: row.key_id }, consentCodeAad(nonce)), nonce: row.sign_in_nonce };
 }
 
+/**
+ * Whether another verification holds a consent request's code: the sign-in was answered with a
+ * code, the code has been taken, and no outcome is recorded yet. A verification that finds no
+ * code to take must then leave the outcome to the one that took it, whose result is the real one.
+ */
+export async function consentSignInInFlight(db: Db, nonce: string): Promise<boolean> {
+  const request = await getConsentRequest(db, nonce);
+  return request !== undefined && request.signInUsedAt !== null && request.codeCiphertext === null && request.outcome === null;
+}
+
 /** The consent request with this nonce, as stored. */
 export async function getConsentRequest(db: Db, nonce: string): Promise<ConsentRequestRecord | undefined> {
   const [row] = await db.select().from(entraConsentStates).where(eq(entraConsentStates.nonce, nonce));

@@ -11,6 +11,7 @@ import {
   close,
   confirmConsent,
   connect,
+  consentSignInInFlight,
   connectorCredentials,
   createAccount,
   createConnector,
@@ -215,11 +216,15 @@ describe('consent', () => {
     // The code is sealed in the request and taken out once.
     const [stored] = await db.$client`select code_ciphertext from entra_consent_states where nonce = ${redirect.request.nonce}`;
     expect(String(stored?.['code_ciphertext'])).not.toContain('the-code');
+    expect(await consentSignInInFlight(db, redirect.request.nonce)).toBe(false);
     expect(await takeConsentSignIn(db, ring, redirect.request.nonce)).toEqual({ code: 'the-code', nonce: signInNonce });
     expect(await takeConsentSignIn(db, ring, redirect.request.nonce)).toBeUndefined();
+    // Taken and not yet recorded: a second verification must leave the outcome to the first.
+    expect(await consentSignInInFlight(db, redirect.request.nonce)).toBe(true);
 
     const outcome = await recordConsentVerification(db, redirect.request.nonce, { ok: true, tenantGuid: tenant.toUpperCase(), roles: [...roles, 'Application.ReadWrite.OwnedBy'], admin });
     expect(outcome).toMatchObject({ accountId, connectorId: c.id, tenantId: tenant, outcome: 'granted', tenantGuid: tenant });
+    expect(await consentSignInInFlight(db, redirect.request.nonce)).toBe(false);
     expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', tenantGuid: tenant, roles: ['Application.ReadWrite.OwnedBy', ...roles] });
     // A worker answering late changes nothing: the first result stays.
     expect((await recordConsentVerification(db, redirect.request.nonce, { ok: false, outcome: 'failed', detail: 'late' })).outcome).toBe('granted');
@@ -275,6 +280,7 @@ describe('consent', () => {
     const unsigned = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant });
     const consented = await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: unsigned.state }));
     expect(consented.kind).toBe('sign_in');
+    expect(await consentSignInInFlight(db, consented.request.nonce)).toBe(false);
     expect(await recordConsentVerification(db, consented.request.nonce, { ok: true, tenantGuid: tenant, roles, admin })).toMatchObject({ outcome: 'not_granted', detail: expect.stringMatching(/has not signed in/) });
     expect(await hasGrantedConsent(db, accountId, c.id, tenant)).toBe(false);
     expect((await verify({ ok: false, outcome: 'not_granted', detail: 'AADSTS700016: Application not found in the directory' })).outcome).toBe('not_granted');

@@ -1,8 +1,11 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import {
+  consentSignInInFlight,
   type ConsentOutcome,
   type ConsentVerification,
   type Db,
   getConnector,
+  getConsentOutcome,
   getConsentRequest,
   type KeyRing,
   recordConsentVerification,
@@ -30,6 +33,32 @@ export interface ConsentVerificationOptions {
   readonly timeoutMs?: number | undefined;
   /** Where the token request may connect (default: the strict policy, public addresses only). */
   readonly destinations?: DestinationPolicy | undefined;
+}
+
+/** How much longer than its own deadline a run waits for another run's result (database writes). */
+const otherRunGraceMs = 5_000;
+const otherRunPollMs = 200;
+
+/** Another run of the same request took the code and has not recorded its result in time. */
+export class ConsentVerificationInFlightError extends Error {
+  constructor() {
+    super('another verification of this consent request took its authorization code and has not recorded a result');
+    this.name = 'ConsentVerificationInFlightError';
+  }
+}
+
+/**
+ * Waits for the result of the run that took the request's code. Nothing is recorded here: if
+ * that run died, the caller's own deadline ends the request (as when no worker answers).
+ */
+async function outcomeOfOtherRun(db: Db, nonce: string, waitMs: number): Promise<ConsentOutcome> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const outcome = await getConsentOutcome(db, nonce);
+    if (outcome) return outcome;
+    if (Date.now() >= deadline) throw new ConsentVerificationInFlightError();
+    await delay(otherRunPollMs);
+  }
 }
 
 /** The claims of an access token this check reads; the token came straight from the authority over TLS. */
@@ -67,7 +96,12 @@ export async function verifyTenantConsent(options: ConsentVerificationOptions, n
     ...(connector.tlsCaPem === null ? {} : { caPem: connector.tlsCaPem }),
   };
   const signIn = await takeConsentSignIn(db, options.keyRing, nonce);
-  if (!signIn) return recordConsentVerification(db, nonce, { ok: false, outcome: 'not_granted', detail: "the tenant's administrator has not signed in (no authorization code to redeem)" });
+  if (!signIn) {
+    // A second run of the same request (a replayed job, two workers) must not record "not signed
+    // in" over the first run's result: the first result recorded is the one kept.
+    if (await consentSignInInFlight(db, nonce)) return outcomeOfOtherRun(db, nonce, (options.timeoutMs ?? 30_000) + otherRunGraceMs);
+    return recordConsentVerification(db, nonce, { ok: false, outcome: 'not_granted', detail: "the tenant's administrator has not signed in (no authorization code to redeem)" });
+  }
   const destinations = options.destinations ?? DestinationPolicy.strict();
   let result: ConsentVerification;
   try {
