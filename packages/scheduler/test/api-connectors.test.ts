@@ -434,6 +434,160 @@ test('scopes: a read key reads connectors but cannot create consent URLs; the ca
   expect(landed.status).toBe(302);
 }, timeoutMs);
 
+/** Opens a sign-in page as a browser would: where it redirects, or the error page it shows. */
+function openSignIn(url: URL | string): Promise<{ status: number; location: URL | undefined; text: string }> {
+  return new Promise((resolve, reject) => {
+    httpsRequest(url, { ca: emulator.caPem }, (response) => {
+      let text = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => {
+        const location = response.headers.location;
+        resolve({ status: response.statusCode ?? 0, location: location === undefined ? undefined : new URL(location), text });
+      });
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+/** The same URL with its first path segment (the tenant) replaced. */
+function withTenant(url: URL, tenantId: string): URL {
+  const changed = new URL(url);
+  changed.pathname = changed.pathname.replace(/^\/[^/]+\//, `/${tenantId}/`);
+  return changed;
+}
+
+/**
+ * An attacker's forged flow: `state` (of the attacker's own consent URL) with `admin_consent=True`
+ * typed by hand; the callback's sign-in page is then opened in the attacker's own tenant, whose
+ * administrator the attacker is. Returns the callback's answer to that sign-in.
+ */
+async function forgedSignIn(state: string, tenantId: string, attackerTenant: string): Promise<Record<string, unknown>> {
+  const forged = new URL(redirectUri);
+  forged.searchParams.set('admin_consent', 'True');
+  forged.searchParams.set('tenant', tenantId);
+  forged.searchParams.set('state', state);
+  const signIn = await signInUrl(forged);
+  expect(signIn.pathname).toBe(`/${tenantId}/oauth2/v2.0/authorize`);
+  const signedIn = await openSignIn(withTenant(signIn, attackerTenant));
+  expect(signedIn.status).toBe(302);
+  return (await callback(signedIn.location ?? new URL(redirectUri))).body;
+}
+
+function stateOf(url: string): string {
+  return new URL(url).searchParams.get('state') ?? '';
+}
+
+test("attack 3: B's forged answer landing before A's own reaches only the tenant's sign-in, where B proves nothing; A's consent then goes through", async () => {
+  const customer = emulator.createTenant();
+  const attackerHome = emulator.createTenant();
+  const fromA = await adminA.createConsentUrl(connectorId, customer.tenantId);
+  const fromB = await adminB.createConsentUrl(connectorId, customer.tenantId);
+  // The tenant's administrator approves A's link; B learns of it and types its own answer first.
+  const answeredA = await followConsentPage(fromA.url);
+  expect(answeredA.searchParams.get('admin_consent')).toBe('True');
+  const forged = new URL(redirectUri);
+  forged.searchParams.set('admin_consent', 'True');
+  forged.searchParams.set('tenant', customer.tenantId);
+  forged.searchParams.set('state', stateOf(fromB.url));
+  const signIn = await signInUrl(forged);
+  expect(`${signIn.origin}${signIn.pathname}`).toBe(`${emulator.authorityHost}/${customer.tenantId}/oauth2/v2.0/authorize`);
+  expect(await getConsent(api.db, accountB, connectorId, customer.tenantId)).toMatchObject({ status: 'pending' });
+
+  // B is nobody in the tenant: its own account cannot sign in there.
+  emulator.signInAs({ tenant: attackerHome.tenantId, roles: [globalAdministratorRoleId] });
+  try {
+    const page = await openSignIn(signIn);
+    expect(page.status).toBe(400);
+    expect(page.text).toMatch(/AADSTS50020/);
+    expect(page.location).toBeUndefined();
+  } finally {
+    emulator.signInAs(undefined);
+  }
+  // B signs in to its own tenant instead, as its administrator, and brings that code back.
+  const signedIn = await openSignIn(withTenant(signIn, attackerHome.tenantId));
+  expect(signedIn.location?.searchParams.get('code')).toEqual(expect.any(String));
+  const answerB = (await callback(signedIn.location ?? new URL(redirectUri))).body;
+  expect(answerB).toMatchObject({ status: 'not_granted', errorDescription: expect.stringContaining(`signed in to tenant ${attackerHome.tenantId}, not to the tenant of the request`) });
+  expect(await hasGrantedConsent(api.db, accountB, connectorId, customer.tenantId)).toBe(false);
+  expect(await getConsent(api.db, accountB, connectorId, customer.tenantId)).toMatchObject({ status: 'denied', error: 'consent_not_verified' });
+  await expectProblem(adminB.createIntegration({ kind: 'entra_id', name: 'stolen', settings: entraSettings(customer.tenantId) }), 403, 'tenant-consent-required');
+
+  // A's administrator now signs in through A's flow: granted without anyone's confirmation.
+  expect((await callback(answeredA)).body).toMatchObject({ status: 'granted', tenantGuid: customer.tenantId });
+  const ada = customer.addUser({ displayName: 'Ada Lovelace', userPrincipalName: 'ada@customer.example' });
+  const integration = await adminA.createIntegration({ kind: 'entra_id', name: 'landed-first', settings: entraSettings(customer.tenantId) });
+  const { runId } = await adminA.requestSync(integration.id, { mode: 'full' });
+  const run = await waitFor(
+    async () => {
+      const current = await adminA.getRun(runId);
+      return current.status === 'queued' || current.status === 'running' ? undefined : current;
+    },
+    { timeoutMs: 30_000, what: "A's first sync of the tenant" },
+  );
+  expect(run.status).toBe('succeeded');
+  expect((await adminA.listUsers(integration.id)).items.map((u) => u.externalId)).toContain(ada.id);
+  await expectProblem(adminB.createIntegration({ kind: 'entra_id', name: 'stolen', settings: entraSettings(customer.tenantId) }), 403, 'tenant-consent-required');
+}, timeoutMs);
+
+test("attack 4: A's real flow and B's forged one racing, round after round, grant only A", async () => {
+  const attackerHome = emulator.createTenant();
+  for (let round = 0; round < 3; round += 1) {
+    const customer = emulator.createTenant();
+    const fromB = await adminB.createConsentUrl(connectorId, customer.tenantId);
+    const [answerA, answerB] = await Promise.all([consent(adminA, customer.tenantId), forgedSignIn(stateOf(fromB.url), customer.tenantId, attackerHome.tenantId)]);
+    expect(answerA).toMatchObject({ status: 'granted', tenantGuid: customer.tenantId });
+    expect(answerB).toMatchObject({ status: 'not_granted', errorDescription: expect.stringMatching(/not to the tenant of the request/) });
+    expect(await hasGrantedConsent(api.db, accountA, connectorId, customer.tenantId)).toBe(true);
+    expect(await hasGrantedConsent(api.db, accountB, connectorId, customer.tenantId)).toBe(false);
+    await expectProblem(adminB.createIntegration({ kind: 'entra_id', name: `race ${round}`, settings: entraSettings(customer.tenantId) }), 403, 'tenant-consent-required');
+  }
+  const granted = (await listAudit(api.db, { accountId: accountB })).filter((e) => e.action === 'connector.consent.granted' || e.action === 'connector.consent.admin_signed_in');
+  expect(granted).toEqual([]);
+}, timeoutMs);
+
+test("attack 5: once A revoked, B's forged flow still grants nothing; A's administrator re-consents without a platform operator", async () => {
+  const customer = emulator.createTenant();
+  const attackerHome = emulator.createTenant();
+  expect(await consent(adminA, customer.tenantId)).toMatchObject({ status: 'granted' });
+  const integration = await adminA.createIntegration({ kind: 'entra_id', name: 'revoked-then-back', settings: entraSettings(customer.tenantId) });
+  const revoked = await api.request('DELETE', `/v1/connectors/${connectorId}/consents/${customer.tenantId}`, { token: tokenA });
+  expect(revoked.status).toBe(204);
+  expect((await getIntegration(api.db, integration.id))?.status).toBe('needs_consent');
+
+  // No other account holds the tenant now: B's forged answer must still prove nothing.
+  const fromB = await adminB.createConsentUrl(connectorId, customer.tenantId);
+  expect(await forgedSignIn(stateOf(fromB.url), customer.tenantId, attackerHome.tenantId)).toMatchObject({ status: 'not_granted' });
+  expect(await hasGrantedConsent(api.db, accountB, connectorId, customer.tenantId)).toBe(false);
+  await expectProblem(adminB.createIntegration({ kind: 'entra_id', name: 'after revoke', settings: entraSettings(customer.tenantId) }), 403, 'tenant-consent-required');
+
+  expect(await consent(adminA, customer.tenantId)).toMatchObject({ status: 'granted', tenantGuid: customer.tenantId });
+  expect(await getConsent(api.db, accountA, connectorId, customer.tenantId)).toMatchObject({ status: 'granted', revokedAt: null });
+  expect((await getIntegration(api.db, integration.id))?.status).toBe('new');
+}, timeoutMs);
+
+test("a user of the tenant who is not an administrator cannot grant the consent", async () => {
+  const customer = emulator.createTenant();
+  // Cloud Application Administrator may not grant Graph application permissions.
+  emulator.signInAs({ tenant: customer.tenantId, roles: ['158c047a-c907-4556-b7ef-446551a6b5f7'] });
+  try {
+    expect(await consent(adminA, customer.tenantId)).toMatchObject({
+      status: 'not_granted',
+      errorDescription: expect.stringMatching(/holds no directory role that can grant admin consent.*Global Administrator or Privileged Role Administrator/),
+    });
+  } finally {
+    emulator.signInAs(undefined);
+  }
+  expect(await hasGrantedConsent(api.db, accountA, connectorId, customer.tenantId)).toBe(false);
+  // The same tenant, its Privileged Role Administrator signing in: granted.
+  emulator.signInAs({ tenant: customer.tenantId, roles: ['e8611ab8-c189-46e8-94e1-60213ab1f814'] });
+  try {
+    expect(await consent(adminA, customer.tenantId)).toMatchObject({ status: 'granted' });
+  } finally {
+    emulator.signInAs(undefined);
+  }
+}, timeoutMs);
+
 test('actions include the legacy deadline, failed rotations and expiring certificates of the connectors the account uses', async () => {
   const legacy = await createIntegration(api.db, {
     accountId: accountA,

@@ -13,6 +13,8 @@ let objectId: string;
 let key: KeyObject;
 let certDer: Buffer;
 let certPem: string;
+/** How far the emulator's clock is ahead of the real one (code expiry). */
+let clockOffsetMs = 0;
 
 /** A certificate with its RSA-2048 key to register on an app (any X.509 certificate serves). */
 async function clientCertificate(): Promise<{ pem: string; key: KeyObject }> {
@@ -65,7 +67,7 @@ function requestToken(clientAssertion: string) {
 }
 
 beforeAll(async () => {
-  emulator = await startEntraEmulator({ membersPerRecord: 2, defaultPageSize: 3 });
+  emulator = await startEntraEmulator({ membersPerRecord: 2, defaultPageSize: 3, now: () => Date.now() + clockOffsetMs });
   const tenant = emulator.createTenant();
   tenantId = tenant.tenantId;
   const client = await clientCertificate();
@@ -120,6 +122,144 @@ describe('token endpoint', () => {
     const body = new URLSearchParams({ client_id: appId, grant_type: 'client_credentials', scope: `${emulator.graphBaseUrl}/.default`, client_secret: 'x' }).toString();
     const answer = await send(`${emulator.authorityHost}/${other.tenantId}/oauth2/v2.0/token`, { method: 'POST', body });
     expect(answer).toMatchObject({ status: 400, body: { error: 'unauthorized_client', error_codes: [700016] } });
+  });
+});
+
+describe('sign-in: authorize endpoint and authorization code grant', () => {
+  const redirectUri = 'https://dirsync.test/v1/consent/callback';
+  let signInAppId: string;
+  let otherAppId: string;
+
+  beforeAll(() => {
+    signInAppId = emulator.registerApplication({ homeTenantId: tenantId, displayName: 'sign-in app', certificates: [certPem], redirectUris: [redirectUri] }).appId;
+    otherAppId = emulator.registerApplication({ homeTenantId: tenantId, displayName: 'another app', certificates: [certPem], redirectUris: [redirectUri] }).appId;
+  });
+
+  afterEach(() => {
+    clockOffsetMs = 0;
+    emulator.signInAs(undefined);
+  });
+
+  function authorizeUrl(overrides: Record<string, string | undefined> = {}, tenant = tenantId): string {
+    const url = new URL(`${emulator.authorityHost}/${tenant}/oauth2/v2.0/authorize`);
+    const params: Record<string, string | undefined> = {
+      client_id: signInAppId,
+      response_type: 'code',
+      redirect_uri: redirectUri,
+      response_mode: 'query',
+      scope: 'openid profile',
+      state: 'state-1',
+      nonce: 'nonce-1',
+      ...overrides,
+    };
+    for (const [name, value] of Object.entries(params)) if (value !== undefined) url.searchParams.set(name, value);
+    return url.href;
+  }
+
+  /** Signs in (as the emulator's current user); the code the redirect carries. */
+  async function code(overrides: Record<string, string | undefined> = {}): Promise<string> {
+    const answer = await send(authorizeUrl(overrides));
+    expect(answer.status).toBe(302);
+    return new URL(String(answer.headers['location'])).searchParams.get('code') ?? '';
+  }
+
+  function redeem(value: string, options: { clientId?: string; redirectUri?: string } = {}) {
+    const clientId = options.clientId ?? signInAppId;
+    const at = Math.floor((Date.now() + clockOffsetMs) / 1000);
+    const body = new URLSearchParams({
+      client_id: clientId,
+      grant_type: 'authorization_code',
+      code: value,
+      redirect_uri: options.redirectUri ?? redirectUri,
+      scope: 'openid profile',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion({ claims: { iss: clientId, sub: clientId, nbf: at, exp: at + 600 } }),
+    }).toString();
+    return send(tokenUrl(), { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  }
+
+  it('redirects to the registered redirect URI with a code, the state and a session state', async () => {
+    const answer = await send(authorizeUrl());
+    expect(answer.status).toBe(302);
+    const location = new URL(String(answer.headers['location']));
+    expect(`${location.origin}${location.pathname}`).toBe(redirectUri);
+    expect(location.searchParams.get('code')).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    expect(location.searchParams.get('state')).toBe('state-1');
+    expect(location.searchParams.get('session_state')).toEqual(expect.any(String));
+  });
+
+  it.each([
+    ['another host', 'https://attacker.test/v1/consent/callback'],
+    ['another path', 'https://dirsync.test/v1/consent/callback/x'],
+    ['a trailing slash', 'https://dirsync.test/v1/consent/callback/'],
+    ['plain http', 'http://dirsync.test/v1/consent/callback'],
+  ])('refuses a redirect URI on %s with AADSTS50011 and sends nobody there', async (_name, uri) => {
+    const answer = await send(authorizeUrl({ redirect_uri: uri }));
+    expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_request', error_codes: [50011] } });
+    expect(answer.headers['location']).toBeUndefined();
+    expect(answer.body.error_description).toMatch(/^AADSTS50011: The redirect URI/);
+  });
+
+  it('refuses a sign-in whose scope lacks openid, and a response type other than code', async () => {
+    for (const scope of ['profile', 'User.Read', undefined]) {
+      const answer = await send(authorizeUrl({ scope }));
+      expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_scope', error_codes: [90014] } });
+      expect(answer.headers['location']).toBeUndefined();
+    }
+    expect(await send(authorizeUrl({ response_type: 'token' }))).toMatchObject({ status: 400, body: { error: 'unsupported_response_type' } });
+    expect(await send(authorizeUrl({ client_id: randomUUID() }))).toMatchObject({ status: 400, body: { error: 'unauthorized_client', error_codes: [700016] } });
+  });
+
+  it('does not sign a user of another tenant in (AADSTS50020)', async () => {
+    const other = emulator.createTenant();
+    emulator.signInAs({ tenant: other.tenantId, roles: [] });
+    const answer = await send(authorizeUrl());
+    expect(answer).toMatchObject({ status: 400, body: { error_codes: [50020] } });
+    expect(answer.headers['location']).toBeUndefined();
+  });
+
+  it('redeems a code once for an RS256 id_token naming the user, the tenant and the nonce; a replay is AADSTS54005', async () => {
+    emulator.signInAs({ tenant: tenantId, roles: ['62e90394-69f5-4237-9190-012177145e10'], objectId: 'a5b1c2d3-0000-4000-8000-000000000001' });
+    const value = await code({ nonce: 'nonce-of-this-request' });
+    const first = await redeem(value);
+    expect(first.status).toBe(200);
+    const { header, claims } = decodeJwt(first.body.id_token as string);
+    expect(header).toMatchObject({ alg: 'RS256', kid: expect.any(String) });
+    expect(claims).toMatchObject({
+      aud: signInAppId,
+      iss: `${emulator.authorityHost}/${tenantId}/v2.0`,
+      tid: tenantId,
+      oid: 'a5b1c2d3-0000-4000-8000-000000000001',
+      nonce: 'nonce-of-this-request',
+      wids: ['62e90394-69f5-4237-9190-012177145e10'],
+    });
+    const keys = await send(`${emulator.authorityHost}/${tenantId}/discovery/v2.0/keys`);
+    expect(keys.body.keys.map((k: { kid: string }) => k.kid)).toContain(header['kid']);
+
+    const replay = await redeem(value);
+    expect(replay).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_codes: [54005] } });
+    expect(replay.body.id_token).toBeUndefined();
+  });
+
+  it('binds a code to the client and the redirect URI it was issued for', async () => {
+    const forOther = await redeem(await code(), { clientId: otherAppId });
+    expect(forOther).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_codes: [9002313] } });
+    expect(forOther.body.id_token).toBeUndefined();
+    const elsewhere = await redeem(await code(), { redirectUri: 'https://attacker.test/v1/consent/callback' });
+    expect(elsewhere).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_codes: [50148] } });
+    expect(elsewhere.body.id_token).toBeUndefined();
+    expect(await redeem('not-a-code-this-emulator-issued')).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_codes: [9002313] } });
+  });
+
+  it('lets a code expire after ten minutes (AADSTS70008)', async () => {
+    const fresh = await code();
+    const stale = await code();
+    clockOffsetMs = 9 * 60_000;
+    expect((await redeem(fresh)).status).toBe(200);
+    clockOffsetMs = 11 * 60_000;
+    const answer = await redeem(stale);
+    expect(answer).toMatchObject({ status: 400, body: { error: 'invalid_grant', error_codes: [70008] } });
+    expect(answer.body.id_token).toBeUndefined();
   });
 });
 

@@ -53,7 +53,7 @@ export interface EntraWorld {
 }
 
 /** GETs a URL of the emulator without following redirects; resolves to the Location header. */
-function followConsentPage(url: string, ca: string): Promise<string> {
+export function followConsentPage(url: string, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
     request(url, { ca, method: 'GET' }, (response) => {
       response.resume();
