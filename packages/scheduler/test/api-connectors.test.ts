@@ -606,26 +606,33 @@ test('actions include the legacy deadline, failed rotations and expiring certifi
   // Rotation normally replaces the current certificate well before it expires; this one expires soon.
   const expiring = await generateCertificate({ subject: 'dirsync connector expiring', validityDays: 2 });
   const pending = await addPendingCredential(api.db, api.ring, connectorId, expiring, null);
+  const [original] = await api.db.$client<{ id: string }[]>`select id from connector_credentials where connector_id = ${connectorId} and status = 'current'`;
   await api.db.$client`update connector_credentials set status = 'previous' where connector_id = ${connectorId} and status = 'current'`;
   await api.db.$client`update connector_credentials set status = 'current' where id = ${pending.id}`;
+  try {
+    const actions = await adminA.listActions();
+    expect(actions.find((a) => a.integrationId === legacy.id)).toMatchObject({
+      type: 'legacy_integration',
+      deadline: deadline.toISOString(),
+      overdue: false,
+      detail: expect.stringContaining(`before ${deadline.toISOString()}`),
+    });
+    const mine = actions.filter((a) => a.integrationId === integration.id);
+    expect(mine.map((a) => a.type).sort()).toEqual(['certificate_expiring', 'connector_rotation_failed']);
+    expect(mine.find((a) => a.type === 'connector_rotation_failed')).toMatchObject({ connectorId, detail: expect.stringMatching(/Authorization_RequestDenied/) });
 
-  const actions = await adminA.listActions();
-  expect(actions.find((a) => a.integrationId === legacy.id)).toMatchObject({
-    type: 'legacy_integration',
-    deadline: deadline.toISOString(),
-    overdue: false,
-    detail: expect.stringContaining(`before ${deadline.toISOString()}`),
-  });
-  const mine = actions.filter((a) => a.integrationId === integration.id);
-  expect(mine.map((a) => a.type).sort()).toEqual(['certificate_expiring', 'connector_rotation_failed']);
-  expect(mine.find((a) => a.type === 'connector_rotation_failed')).toMatchObject({ connectorId, detail: expect.stringMatching(/Authorization_RequestDenied/) });
-
-  // Account B has no integration on the connector: none of this is its business.
-  const actionsB = await api.client(tokenB).listActions();
-  expect(actionsB).toEqual([]);
-  // The connector shows the failed rotation and the new certificate.
-  const connector = await adminA.getConnector(connectorId);
-  expect(connector.lastRotation).toMatchObject({ status: 'failed', error: expect.stringMatching(/Authorization_RequestDenied/) });
-  expect(connector.certificates.map((c) => c.status)).toEqual(['current', 'previous']);
-  await setLegacyMigrationDeadline(api.db, null);
+    // Account B has no integration on the connector: none of this is its business.
+    const actionsB = await api.client(tokenB).listActions();
+    expect(actionsB).toEqual([]);
+    // The connector shows the failed rotation and the new certificate.
+    const connector = await adminA.getConnector(connectorId);
+    expect(connector.lastRotation).toMatchObject({ status: 'failed', error: expect.stringMatching(/Authorization_RequestDenied/) });
+    expect(connector.certificates.map((c) => c.status)).toEqual(['current', 'previous']);
+  } finally {
+    // The expiring certificate exists only in this database (the worker process and the
+    // emulator do not know it): put the connector's real one back for whatever runs next.
+    await api.db.$client`update connector_credentials set status = 'previous' where id = ${pending.id}`;
+    if (original) await api.db.$client`update connector_credentials set status = 'current' where id = ${original.id}`;
+    await setLegacyMigrationDeadline(api.db, null);
+  }
 }, timeoutMs);
