@@ -19,6 +19,18 @@ export const configSchema = z.object({
     .url('REDIS_URL must be a redis:// URL')
     .refine((v) => /^rediss?:\/\//.test(v), 'REDIS_URL must be a redis:// or rediss:// URL')
     .default('redis://127.0.0.1:6379'),
+  /** Connections each process keeps at most in its PostgreSQL pool. */
+  DIRSYNC_DB_POOL_MAX: z.coerce.number().int().min(1, 'DIRSYNC_DB_POOL_MAX must be 1–1000').max(1000, 'DIRSYNC_DB_POOL_MAX must be 1–1000').default(10),
+  /** Seconds an unused PostgreSQL connection stays open before the pool closes it (0: never). */
+  DIRSYNC_DB_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
+  /** Seconds to wait for a new PostgreSQL connection before the query fails. */
+  DIRSYNC_DB_CONNECT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(5),
+  /**
+   * What the API's per-key and per-address rate limiters do while Redis cannot be reached:
+   * `closed` answers 503 with Retry-After (the default: no request passes unlimited), `open` lets
+   * requests through unlimited. The probes and the docs are never refused for it.
+   */
+  DIRSYNC_RATE_LIMIT_ON_REDIS_DOWN: z.enum(['open', 'closed'], { message: 'DIRSYNC_RATE_LIMIT_ON_REDIS_DOWN must be open or closed' }).default('closed'),
   /** Base64 of 32 random bytes (`dirsync secrets generate-key`). Needed by commands that touch secrets. */
   DIRSYNC_SECRET_KEY: z.string().optional(),
   /** Older keys still accepted for decryption while `dirsync secrets rotate-key` re-encrypts. */

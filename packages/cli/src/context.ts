@@ -20,8 +20,16 @@ export interface Context {
    */
   destinations(): DestinationPolicy;
   logger(name: string): Logger;
+  /**
+   * Names the process in PostgreSQL's `pg_stat_activity` (`application_name`): a long-running
+   * process calls it before its first use of {@link Context.db}; commands stay `dirsync-cli`.
+   */
+  setRole(role: ProcessRole): void;
   close(): Promise<void>;
 }
+
+/** What a dirsync process is, as `application_name` shows it. */
+export type ProcessRole = 'dirsync-worker' | 'dirsync-scheduler' | 'dirsync-api' | 'dirsync-cli';
 
 /** Creates the command context from the environment (parsed once here). */
 export function createContext(env: Record<string, string | undefined> = process.env): Context {
@@ -30,6 +38,7 @@ export function createContext(env: Record<string, string | undefined> = process.
   let ring: KeyRing | undefined;
   let enqueue: EnqueueClient | undefined;
   let destinations: DestinationPolicy | undefined;
+  let role: ProcessRole = 'dirsync-cli';
   const root = pino({
     level: config.LOG_LEVEL,
     // Secrets never reach the logs, even when an object carrying one is logged by mistake.
@@ -38,7 +47,12 @@ export function createContext(env: Record<string, string | undefined> = process.
   return {
     config,
     db() {
-      db ??= connect(config.DATABASE_URL, { applicationName: 'dirsync-cli' });
+      db ??= connect(config.DATABASE_URL, {
+        applicationName: role,
+        max: config.DIRSYNC_DB_POOL_MAX,
+        idleTimeoutSeconds: config.DIRSYNC_DB_IDLE_TIMEOUT_SECONDS,
+        connectTimeoutSeconds: config.DIRSYNC_DB_CONNECT_TIMEOUT_SECONDS,
+      });
       return db;
     },
     keyRing() {
@@ -61,6 +75,11 @@ export function createContext(env: Record<string, string | undefined> = process.
     },
     logger(name) {
       return root.child({ component: name });
+    },
+    setRole(next) {
+      // The pool is opened once; a name given afterwards would silently not apply.
+      if (db) throw new Error('setRole must be called before the database is first used');
+      role = next;
     },
     async close() {
       await enqueue?.close();

@@ -12,16 +12,29 @@ export const migrationsFolder = fileURLToPath(new URL('../migrations', import.me
 
 /** Options for {@link connect}. */
 export interface ConnectOptions {
-  /** Pool size; the pipeline needs few connections, the API more. */
-  max?: number;
-  /** Tag shown in pg_stat_activity. */
-  applicationName?: string;
+  /** Pool size; the pipeline needs few connections, the API more. Default 10. */
+  max?: number | undefined;
+  /**
+   * Seconds an unused connection stays open (0: forever). Default 60, so a quiet replica gives
+   * its connections back and many replicas fit under the server's `max_connections`.
+   */
+  idleTimeoutSeconds?: number | undefined;
+  /**
+   * Seconds to wait for a new connection to open before the query fails. Default 5: a request
+   * must fail quickly while the server cannot be reached, not hang.
+   */
+  connectTimeoutSeconds?: number | undefined;
+  /** Tag shown in pg_stat_activity (`dirsync-worker`, `dirsync-api`, …). */
+  applicationName?: string | undefined;
 }
 
 /** Opens a pooled connection. Close it with {@link close}. */
 export function connect(url: string, options: ConnectOptions = {}): Db {
+  const idle = options.idleTimeoutSeconds ?? 60;
   const client = postgres(url, {
     max: options.max ?? 10,
+    ...(idle > 0 ? { idle_timeout: idle } : {}),
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
     onnotice: () => {},
     connection: { application_name: options.applicationName ?? 'dirsync' },
   });

@@ -70,6 +70,7 @@ export function registerApiCommands(program: Command, withContext: WithContext):
     .description('serve the HTTP API on PORT until SIGTERM (finishes requests in flight first)')
     .action(() =>
       withContext(async (ctx) => {
+        ctx.setRole('dirsync-api');
         const logger = ctx.logger('api');
         const server = await startHttpServer(ctx, logger, { serveApi: true });
         logger.info('api started');

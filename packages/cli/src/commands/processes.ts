@@ -23,6 +23,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
     .description('run a sync worker until SIGTERM (finishes its running jobs first)')
     .action(() =>
       withContext(async (ctx) => {
+        ctx.setRole('dirsync-worker');
         const logger = ctx.logger('worker');
         const metrics = createWorkerMetrics({ db: ctx.db() });
         const worker = createWorker({
@@ -63,6 +64,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
     .description('run the scheduler until SIGTERM (replicas are safe: each due sync is enqueued once)')
     .action(() =>
       withContext(async (ctx) => {
+        ctx.setRole('dirsync-scheduler');
         const logger = ctx.logger('scheduler');
         const scheduler = createScheduler({
           db: ctx.db(),
