@@ -8,6 +8,7 @@ export * from './integrations.ts';
 export * from './runs.ts';
 export * from './audit.ts';
 export * from './objects.ts';
+export * from './references.ts';
 export * from './connectors.ts';
 export * from './consents.ts';
 export * from './display.ts';

@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import type { Db } from './client.ts';
+import { clearedHash } from './references.ts';
 
 /**
  * Set-based SQL for the sync pipeline: every function handles a whole batch in one statement
@@ -449,14 +450,21 @@ export interface DeletionCounts {
   readonly deleted: number;
   /** Edges soft-deleted because one of their ends was. */
   readonly membershipsRemoved: number;
+  /** Live objects whose `manager` was cleared because the manager was deleted. */
+  readonly managersCleared: number;
 }
 
 async function softDelete(sql: RawSql, integrationId: string, target: postgres.PendingQuery<postgres.Row[]>) {
   // One statement: the targets' edges go whichever end they are (a directory need not report the
   // group when a member is deleted); surviving groups that lost a member get their members hash
   // cleared so the next complete member list rewrites (and, on a return, restores) their edges.
-  const [row] = await sql<{ deleted: number; removed: number }[]>`
-    with target as (${target}),
+  // Until then such a group still lists the member's DN as far as dirsync knows, so the DN is kept
+  // as a dangling member reference: an object that appears there, in any run, gets the edge back.
+  // Objects managed by a target lose their `manager` (kept, with their content hash, so that a
+  // restore of the manager gives it back); their content hash is marked so the next read of the
+  // object from the source rewrites it.
+  const [row] = await sql<{ deleted: number; removed: number; cleared: number }[]>`
+    with target as materialized (${target}),
     edges as (
       update memberships e set deleted_at = now(), updated_at = now()
       where e.id in (
@@ -468,7 +476,7 @@ async function softDelete(sql: RawSql, integrationId: string, target: postgres.P
         where integration_id = ${integrationId} and deleted_at is null
           and member_external_id in (select external_id from target)
       )
-      returning e.group_external_id
+      returning e.group_external_id, e.member_external_id
     ),
     stale as (
       update directory_objects o set members_hash = null
@@ -477,13 +485,48 @@ async function softDelete(sql: RawSql, integrationId: string, target: postgres.P
         and o.external_id not in (select external_id from target)
       returning 1
     ),
+    orphaned as (
+      insert into dangling_references (integration_id, attribute, target, source_external_id)
+      select distinct ${integrationId}::uuid, 'member', o.dn, e.group_external_id
+      from edges e
+      join directory_objects o on o.integration_id = ${integrationId} and o.external_id = e.member_external_id
+      where o.dn is not null and e.group_external_id not in (select external_id from target)
+      on conflict do nothing
+      returning 1
+    ),
+    forgotten as (
+      delete from dangling_references r
+      where r.integration_id = ${integrationId} and r.source_external_id in (select external_id from target)
+      returning 1
+    ),
+    reports as materialized (
+      select o.external_id, o.attributes ->> 'manager' as manager, o.content_hash
+      from directory_objects o
+      where o.integration_id = ${integrationId} and o.deleted_at is null and o.attributes ? 'manager'
+        and (o.attributes ->> 'manager') in (select external_id from target)
+        and o.external_id not in (select external_id from target)
+    ),
+    unmanaged as (
+      update directory_objects o set attributes = o.attributes - 'manager',
+        content_hash = ${clearedHash('')}::text || r.content_hash, updated_at = now()
+      from reports r
+      where o.integration_id = ${integrationId} and o.external_id = r.external_id
+      returning 1
+    ),
+    remembered as (
+      insert into dangling_references (integration_id, attribute, target, source_external_id, restore_hash)
+      select ${integrationId}, 'manager', r.manager, r.external_id, r.content_hash from reports r
+      on conflict (integration_id, attribute, target, source_external_id) do update set restore_hash = excluded.restore_hash
+      returning 1
+    ),
     gone as (
       update directory_objects o set deleted_at = now(), updated_at = now(), members_hash = null
       where o.integration_id = ${integrationId} and o.external_id in (select external_id from target)
       returning 1
     )
-    select (select count(*) from gone)::int as deleted, (select count(*) from edges)::int as removed`;
-  return { deleted: row?.deleted ?? 0, membershipsRemoved: row?.removed ?? 0 };
+    select (select count(*) from gone)::int as deleted, (select count(*) from edges)::int as removed,
+           (select count(*) from unmanaged)::int as cleared`;
+  return { deleted: row?.deleted ?? 0, membershipsRemoved: row?.removed ?? 0, managersCleared: row?.cleared ?? 0 };
 }
 
 /**
@@ -495,7 +538,7 @@ export async function deleteObjects(
   integrationId: string,
   externalIds: readonly string[],
 ): Promise<DeletionCounts> {
-  if (externalIds.length === 0) return { deleted: 0, membershipsRemoved: 0 };
+  if (externalIds.length === 0) return { deleted: 0, membershipsRemoved: 0, managersCleared: 0 };
   const sql = raw(handle);
   return softDelete(
     sql,

@@ -7,6 +7,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -106,6 +107,10 @@ export const directoryObjects = pgTable(
     uniqueIndex('directory_objects_integration_external_uq').on(t.integrationId, t.externalId),
     index('directory_objects_integration_dn_idx').on(t.integrationId, t.dn),
     index('directory_objects_integration_updated_idx').on(t.integrationId, t.updatedAt),
+    // Finds the objects whose manager is being deleted (their attribute is cleared in that run).
+    index('directory_objects_integration_manager_idx')
+      .on(t.integrationId, sql`(${t.attributes} ->> 'manager')`)
+      .where(sql`${t.attributes} ? 'manager'`),
   ],
 );
 
@@ -127,6 +132,31 @@ export const memberships = pgTable(
   (t) => [
     uniqueIndex('memberships_edge_uq').on(t.integrationId, t.groupExternalId, t.memberExternalId),
     index('memberships_member_idx').on(t.integrationId, t.memberExternalId),
+  ],
+);
+
+/**
+ * References the source makes to objects that are not stored, kept so the reference is made the
+ * moment such an object appears, in whatever run: a group's member DN that matched no synced
+ * object (`attribute` `member`, `target` the DN), and a `manager` cleared because the manager was
+ * deleted (`target` its external id, `restoreHash` the holder's content hash before the clearing).
+ */
+export const danglingReferences = pgTable(
+  'dangling_references',
+  {
+    integrationId: uuid('integration_id')
+      .notNull()
+      .references(() => integrations.id, { onDelete: 'cascade' }),
+    attribute: text('attribute', { enum: ['member', 'manager'] }).notNull(),
+    target: text('target').notNull(),
+    /** The group (for `member`) or the object holding the attribute (for `manager`). */
+    sourceExternalId: text('source_external_id').notNull(),
+    restoreHash: text('restore_hash'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.integrationId, t.attribute, t.target, t.sourceExternalId] }),
+    index('dangling_references_source_idx').on(t.integrationId, t.sourceExternalId),
   ],
 );
 

@@ -379,7 +379,7 @@ describe('deleteObjects', () => {
       { groupExternalId: 'parent', memberExternalIds: ['g', 'u2'], membersHash: 'mp' },
     ]);
 
-    expect(await deleteObjects(db, integrationId, ['u1', 'g', 'unknown'])).toEqual({ deleted: 2, membershipsRemoved: 3 });
+    expect(await deleteObjects(db, integrationId, ['u1', 'g', 'unknown'])).toEqual({ deleted: 2, membershipsRemoved: 3, managersCleared: 0 });
     expect(await liveEdges(integrationId)).toEqual(['parent>u2']);
     const stored = await objects(integrationId);
     expect(stored.get('u1')?.deleted).toBe(true);
@@ -392,7 +392,7 @@ describe('deleteObjects', () => {
     expect(stamp?.recent).toBe(true);
 
     // Deleting again changes nothing.
-    expect(await deleteObjects(db, integrationId, ['u1'])).toEqual({ deleted: 0, membershipsRemoved: 0 });
+    expect(await deleteObjects(db, integrationId, ['u1'])).toEqual({ deleted: 0, membershipsRemoved: 0, managersCleared: 0 });
   });
 
   test('counts what would be deleted among given ids', async () => {
@@ -418,7 +418,7 @@ describe('sweep', () => {
     await stampObjects(db, integrationId, second, ['u1', 'g']);
     expect(await countSweep(db, integrationId, second)).toEqual({ live: 3, unseen: 1 });
 
-    expect(await sweepUnseenObjects(db, integrationId, second)).toEqual({ deleted: 1, membershipsRemoved: 1 });
+    expect(await sweepUnseenObjects(db, integrationId, second)).toEqual({ deleted: 1, membershipsRemoved: 1, managersCleared: 0 });
     expect(await liveEdges(integrationId)).toEqual(['g>u1']);
     const stored = await objects(integrationId);
     expect(stored.get('gone')?.deleted).toBe(true);

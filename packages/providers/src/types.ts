@@ -28,6 +28,13 @@ export interface CanonicalObject {
   readonly attributes: { readonly [key: string]: JsonValue };
   /** For groups: the complete member list. Absent when the source did not report membership. */
   readonly members?: readonly MemberRef[];
+  /**
+   * The groups this object is a direct member of, when the source reports them with the object
+   * (AD `memberOf`, read by deltas). The pipeline adds the edges from synced groups when the
+   * object comes into scope (created, moved in or restored), since those groups did not change
+   * and are not read again. Not part of the content hash.
+   */
+  readonly memberOf?: readonly MemberRef[];
 }
 
 /** Membership changes reported incrementally by a source (Graph `members@delta`). */

@@ -260,6 +260,32 @@ describe('deltas', () => {
   });
 });
 
+describe('objects that come into scope', () => {
+  it('come with every group they belong to (memberOf over ranges), though those groups are not read again', async () => {
+    const scope = await addAdOu(admin, root, 'JoinIn');
+    const away = await addAdOu(admin, root, 'JoinOut');
+    const jo = await addAdUser(admin, away, 'Jo');
+    const g1 = await addAdGroup(admin, scope, 'Crew1', [jo]);
+    const g2 = await addAdGroup(admin, scope, 'Crew2', [jo]);
+    const far = await addAdGroup(admin, away, 'Far', [jo]);
+    const nested = await addAdGroup(admin, away, 'Nest');
+    await admin.modify(g1, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [nested] }) }));
+    const start = await full({ baseDns: [scope], rangeSize: 2 });
+    expect(start.objects.map((o) => o.dn).sort()).toEqual([g1, g2].map((d) => d.toLowerCase()).sort());
+    // A full fetch reads the groups' members instead.
+    expect(start.objects.every((o) => o.memberOf === undefined)).toBe(true);
+
+    await admin.modifyDN(jo, `CN=Jo,${scope}`);
+    await admin.modifyDN(nested, `CN=Nest,${scope}`);
+    const result = await delta(start.cursor as Cursor, { baseDns: [scope], rangeSize: 2 });
+    const moved = byDn(result.objects, `CN=Jo,${scope}`);
+    expect(moved?.memberOf?.map((m) => m.value).sort()).toEqual([g1, g2, far].map((d) => d.toLowerCase()).sort());
+    expect(byDn(result.objects, `CN=Nest,${scope}`)?.memberOf).toEqual([{ by: 'dn', value: g1.toLowerCase() }]);
+    // The groups' uSNChanged did not move: only the moved objects are read.
+    expect(result.objects.map((o) => o.dn).sort()).toEqual([`CN=Jo,${scope}`, `CN=Nest,${scope}`].map((d) => d.toLowerCase()).sort());
+  });
+});
+
 describe('cursors that cannot be continued', () => {
   let cursor: Cursor;
   beforeAll(async () => {

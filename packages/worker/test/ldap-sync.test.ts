@@ -267,3 +267,78 @@ test('an entry that comes back with the same entryUUID restores the same row and
   expect((await f.liveEdges()).filter((edge) => edge.endsWith(`>${row!.external_id}`))).toHaveLength(groupsOf(doomed()).length);
   expect(await f.liveCount('user')).toBe(users + 1);
 }, timeoutMs);
+
+// A group that names an entry before the entry exists: the reference is an issue, is kept, and the
+// run that stores an entry at that DN makes the edge, though the group itself is not read again.
+const late = users + 2;
+
+/** Gives a group its bulk-load stamp back, so a delta's window does not reach it any more. */
+async function backdate(dn: string): Promise<void> {
+  await admin((c) => c.modify(dn, replace('modifyTimestamp', [loadedStamp]), relaxControl));
+  const [entry] = (await admin((c) => c.search(dn, { scope: 'base', attributes: ['modifyTimestamp'] }))).searchEntries;
+  expect(String(entry?.['modifyTimestamp'])).toBe(loadedStamp);
+}
+
+async function group6Edges(): Promise<string[]> {
+  const group6 = await externalIdOf(groupDn(6, f.server.suffix));
+  return (await f.liveEdges()).filter((edge) => edge.startsWith(`${group6}>`));
+}
+
+test('a member DN that matches nothing is an issue; the entry created there later gets its edge in a delta that does not read the group', async () => {
+  const s = f.server.suffix;
+  const group6 = await externalIdOf(groupDn(6, s));
+  await admin((c) => c.modify(groupDn(6, s), addValue('member', userDn(late, s))));
+  const first = await f.sync('delta');
+  expect(first).toMatchObject({ status: 'succeeded', mode: 'delta', created: 0, membershipsAdded: 0 });
+  expect(first.issues).toContainEqual(expect.objectContaining({ externalId: group6, reason: expect.stringContaining(userDn(late, s).toLowerCase()) }));
+  const before = await group6Edges();
+
+  await backdate(groupDn(6, s));
+  await admin((c) => c.add(userDn(late, s), generatedUser(late, seed)));
+  const run = await f.sync('delta');
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', created: 1, deleted: 0, membershipsAdded: 1, membershipsRemoved: 0 });
+  expect(run.issues.filter((issue) => issue.externalId === group6)).toEqual([]);
+  const lateId = await externalIdOf(userDn(late, s));
+  expect(await group6Edges()).toEqual([...before, `${group6}>${lateId}`].sort());
+}, timeoutMs);
+
+test('an entry deleted and added back with the same entryUUID gets its edge back in a delta that does not read the group', async () => {
+  const s = f.server.suffix;
+  const group6 = await externalIdOf(groupDn(6, s));
+  const lateId = await externalIdOf(userDn(late, s));
+  await admin((c) => c.del(userDn(late, s)));
+  const sweep = await f.sync('full');
+  expect(sweep).toMatchObject({ status: 'succeeded', deleted: 1 });
+  expect(await group6Edges()).not.toContain(`${group6}>${lateId}`);
+
+  await admin((c) => c.add(userDn(late, s), { ...generatedUser(late, seed), entryUUID: lateId }, relaxControl));
+  const run = await f.sync('delta');
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', created: 0, restored: 1, membershipsAdded: 1 });
+  expect(await group6Edges()).toContain(`${group6}>${lateId}`);
+}, timeoutMs);
+
+test('an entry deleted and added back with a new entryUUID gets the edge under its new id in a delta', async () => {
+  const s = f.server.suffix;
+  const group6 = await externalIdOf(groupDn(6, s));
+  const oldId = await externalIdOf(userDn(late, s));
+  await admin((c) => c.del(userDn(late, s)));
+  expect(await f.sync('full')).toMatchObject({ status: 'succeeded', deleted: 1 });
+
+  await admin((c) => c.add(userDn(late, s), generatedUser(late, seed)));
+  const run = await f.sync('delta');
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', created: 1, restored: 0, membershipsAdded: 1 });
+  // The old row keeps the DN too, soft-deleted: the new object is the live one.
+  const [live] = await f.db.$client<{ external_id: string }[]>`
+    select external_id from directory_objects
+    where integration_id = ${f.integrationId} and dn = ${userDn(late, s).toLowerCase()} and deleted_at is null`;
+  const newId = live?.external_id;
+  expect(newId).toBeDefined();
+  expect(newId).not.toBe(oldId);
+  expect((await f.object(oldId))?.deleted).toBe(true);
+  const edges = await group6Edges();
+  expect(edges).toContain(`${group6}>${newId}`);
+  expect(edges).not.toContain(`${group6}>${oldId}`);
+
+  // A full sync finds nothing left to do: the delta's edges are what the directory says.
+  expect(await f.sync('full')).toMatchObject({ status: 'succeeded', created: 0, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 });
+}, timeoutMs);

@@ -142,9 +142,16 @@ export function memberAttribute(settings: ActiveDirectorySettings): string {
   return settings.rangeSize ? `member;range=0-${settings.rangeSize - 1}` : 'member';
 }
 
+/** The memberOf attribute description to request: the first range when a range size is set. */
+export function memberOfAttribute(settings: ActiveDirectorySettings): string {
+  return settings.rangeSize ? `memberOf;range=0-${settings.rangeSize - 1}` : 'memberOf';
+}
+
 /**
  * Search options for objects of one type under `base`, optionally narrowed by `extra` (a filter
  * object when it holds binary values: ldapts re-encodes escaped bytes of a filter string as UTF-8).
+ * `withMemberOf` also reads the groups each object belongs to (what deltas need for objects that
+ * come into scope).
  */
 export function objectSearch(
   settings: ActiveDirectorySettings,
@@ -152,11 +159,14 @@ export function objectSearch(
   base: string,
   extra?: string | Filter,
   signal?: AbortSignal,
+  withMemberOf = false,
 ): SearchOptions {
+  const attributes: string[] = type === 'group' ? [...attributesByType.group, memberAttribute(settings)] : [...attributesByType[type]];
+  if (withMemberOf) attributes.push(memberOfAttribute(settings));
   return {
     base,
     filter: typeof extra === 'object' ? new AndFilter({ filters: [parseFilter(scopeFilter(settings, type)), extra] }) : scopeFilter(settings, type, extra),
-    attributes: type === 'group' ? [...attributesByType.group, memberAttribute(settings)] : attributesByType[type],
+    attributes,
     binaryAttributes: adBinaryAttributes,
     pageSize: settings.pageSize,
     timeLimitSeconds: settings.timeouts.searchTimeLimitSeconds,

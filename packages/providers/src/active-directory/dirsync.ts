@@ -159,7 +159,7 @@ export async function* fetchChangesWithDirSync(
   const ids = [...changed];
   const inScope = new Set<string>();
   for (let i = 0; i < ids.length; i += guidsPerSearch) {
-    yield* readScope(connection, settings, guidFilter(ids.slice(i, i + guidsPerSearch)), signal, inScope);
+    yield* readScope(connection, settings, guidFilter(ids.slice(i, i + guidsPerSearch)), signal, inScope, true);
   }
   // Changed but not found by the scoped searches: moved out of the bases or filtered out.
   const gone = [...deleted];

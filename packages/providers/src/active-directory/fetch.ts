@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Filter } from 'ldapts';
 import { CursorRejectedError } from '../errors.ts';
 import type { LdapConnection } from '../ldap/connection.ts';
+import { parseExtendedDn } from '../ldap/controls.ts';
 import { normalizeDn } from '../ldap/dn.ts';
 import type { LdapEntry } from '../ldap/protocol.ts';
 import { completeRangedAttributes, pagedSearch } from '../ldap/search.ts';
@@ -111,7 +112,9 @@ const typeOrder: readonly AdObjectType[] = ['user', 'contact', 'group'];
 /**
  * Reads every in-scope object (narrowed by `extra`), type by type, base by base. Groups come with
  * every member: ranged `member` values are completed with further range reads. `seen` collects
- * the objectGUIDs read.
+ * the objectGUIDs read. With `withMemberOf` (deltas), every object also comes with every group it
+ * belongs to (`memberOf`, completed the same way): an object moved into the scope or restored
+ * joins groups whose uSNChanged did not move, so they are not read again.
  */
 export async function* readScope(
   connection: LdapConnection,
@@ -119,26 +122,33 @@ export async function* readScope(
   extra: string | Filter | undefined,
   signal: AbortSignal,
   seen?: Set<string>,
+  withMemberOf = false,
 ): AsyncGenerator<FetchPage<AdEntry>> {
   for (const type of typeOrder) {
     if (!settings.objectTypes.includes(type)) continue;
+    const ranged = type === 'group' ? ['member'] : [];
+    if (withMemberOf) ranged.push('memberOf');
     for (const base of settings.baseDns) {
-      for await (const page of pagedSearch(connection, objectSearch(settings, type, base, extra, signal))) {
+      for await (const page of pagedSearch(connection, objectSearch(settings, type, base, extra, signal, withMemberOf))) {
         const entries = new Array<AdEntry>(page.length);
         for (let i = 0; i < page.length; i++) {
           let entry = page[i] as LdapEntry;
-          if (type === 'group') {
-            entry = await completeRangedAttributes(connection, entry, ['member'], {
+          if (ranged.length > 0) {
+            // Users come in extended DN form (for their manager's GUID), which is no search base.
+            const dn = entry.dn;
+            const plain = parseExtendedDn(dn).dn;
+            const completed = await completeRangedAttributes(connection, plain === dn ? entry : { ...entry, dn: plain }, ranged, {
               ...(settings.rangeSize ? { rangeSize: settings.rangeSize } : {}),
               timeLimitSeconds: settings.timeouts.searchTimeLimitSeconds,
               signal,
             });
+            entry = completed.dn === dn ? completed : { ...completed, dn };
           }
           if (seen) {
             const guid = entry.buffers['objectguid']?.[0];
             if (guid) seen.add(guid.toString('hex'));
           }
-          entries[i] = { type, entry };
+          entries[i] = withMemberOf ? { type, entry, withMemberOf } : { type, entry };
         }
         yield { entries };
       }
@@ -172,7 +182,8 @@ function namingContexts(settings: ActiveDirectorySettings, dc: DcState): string[
 
 /**
  * Changes since the cursor's USN: in-scope objects with a higher uSNChanged (a group whose
- * membership changed comes back with every member), then deletions: objects changed but no
+ * membership changed comes back with every member; every object with the groups it belongs to),
+ * then deletions: objects changed but no
  * longer in scope (moved out of the bases, or no longer matching the filters), and tombstones
  * (Show Deleted). A deleted user's groups keep their uSNChanged, so the deletion itself must
  * remove its edges (the pipeline does). Throws {@link CursorRejectedError} when the cursor
@@ -189,7 +200,7 @@ export async function* fetchAdChanges(
   if (rejection) throw new CursorRejectedError(rejection);
   const changed = `(uSNChanged>=${cursor.usn + 1})`;
   const inScope = new Set<string>();
-  yield* readScope(connection, settings, changed, signal, inScope);
+  yield* readScope(connection, settings, changed, signal, inScope, true);
 
   const deletions: string[] = [];
   const flush = function* (final: boolean): Generator<FetchPage<AdEntry>> {

@@ -149,6 +149,54 @@ const cases: [string, AdEntry, MapResult][] = [
     { ok: true, object: { externalId: guid, type: 'group', dn: 'cn=local,dc=x', attributes: { objectSid: sid, groupCategory: 'security', groupScope: 'domainLocal' }, members: [] } },
   ],
   [
+    'a user read by a delta with its groups (memberOf in extended and plain form, duplicates), not part of its attributes',
+    {
+      ...entry('user', 'CN=Moved,OU=Staff,DC=x', {
+        useraccountcontrol: ['512'],
+        memberof: [`<GUID=${managerGuid}>;CN=Team,OU=Groups,DC=x`, 'CN=Team, OU=Groups, DC=x', 'CN=Outside,OU=Other,DC=x'],
+      }),
+      withMemberOf: true,
+    },
+    {
+      ok: true,
+      object: {
+        externalId: guid,
+        type: 'user',
+        dn: 'cn=moved,ou=staff,dc=x',
+        attributes: { objectSid: sid, enabled: true },
+        memberOf: [
+          { by: 'dn', value: 'cn=team,ou=groups,dc=x' },
+          { by: 'dn', value: 'cn=outside,ou=other,dc=x' },
+        ],
+      },
+    },
+  ],
+  [
+    'a contact read with memberOf that belongs to no group (AD omits it: no groups, not unknown)',
+    { ...entry('contact', 'CN=Kit,DC=x', {}, false), withMemberOf: true },
+    { ok: true, object: { externalId: guid, type: 'contact', dn: 'cn=kit,dc=x', attributes: {}, memberOf: [] } },
+  ],
+  [
+    'a nested group read with memberOf: its own members and its groups',
+    { ...entry('group', 'CN=Sub,DC=x', { grouptype: ['-2147483646'], member: ['CN=Ann,DC=x'], memberof: ['CN=All,DC=x'] }), withMemberOf: true },
+    {
+      ok: true,
+      object: {
+        externalId: guid,
+        type: 'group',
+        dn: 'cn=sub,dc=x',
+        attributes: { objectSid: sid, groupCategory: 'security', groupScope: 'global' },
+        members: [{ by: 'dn', value: 'cn=ann,dc=x' }],
+        memberOf: [{ by: 'dn', value: 'cn=all,dc=x' }],
+      },
+    },
+  ],
+  [
+    'memberOf values a full read was not asked for are left alone (the groups carry the members)',
+    entry('user', 'CN=Full,DC=x', { memberof: ['CN=All,DC=x'] }),
+    { ok: true, object: { externalId: guid, type: 'user', dn: 'cn=full,dc=x', attributes: { objectSid: sid } } },
+  ],
+  [
     'an entry without objectGUID',
     { type: 'user', entry: { dn: 'CN=Ghost,DC=x', attributes: {}, buffers: {} } },
     { ok: false, dn: 'cn=ghost,dc=x', reason: 'the entry has no objectGUID (may the service account read it?)' },

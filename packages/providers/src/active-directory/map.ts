@@ -9,6 +9,11 @@ import type { AdObjectType } from './config.ts';
 export interface AdEntry {
   readonly type: AdObjectType;
   readonly entry: LdapEntry;
+  /**
+   * `memberOf` was read (completed over its ranges): the object's groups are reported, an absent
+   * attribute meaning none. Deltas read it; full syncs read every group's members instead.
+   */
+  readonly withMemberOf?: boolean;
 }
 
 /** Attributes returned as Buffers. */
@@ -149,7 +154,8 @@ function proxies(values: readonly string[] | undefined, into: Record<string, Jso
  * Maps an AD entry to the canonical shape. Pure. External id: objectGUID as the canonical GUID
  * string; `dn`: the canonical lower-cased DN (a rename or move changes only `dn`). `manager` is
  * the manager's objectGUID (from the extended DN form). Groups always carry `members` (AD omits
- * an empty `member`), as DN references the pipeline resolves against synced objects.
+ * an empty `member`), as DN references the pipeline resolves against synced objects. An entry
+ * read with `memberOf` carries `memberOf` the same way (its groups, as DN references).
  */
 export function mapAdEntry(source: AdEntry): MapResult {
   const { entry, type } = source;
@@ -199,9 +205,9 @@ export function mapAdEntry(source: AdEntry): MapResult {
     const lockoutTime = integer(first(entry, 'lockouttime'));
     if (computed !== undefined) attributes['lockedOut'] = (computed & lockout) !== 0;
     else if (lockoutTime !== undefined) attributes['lockedOut'] = lockoutTime > 0;
-    return { ok: true, object: { externalId, type, dn, attributes } };
+    return { ok: true, object: { externalId, type, dn, attributes, ...memberOf(source) } };
   }
-  if (type === 'contact') return { ok: true, object: { externalId, type, dn, attributes } };
+  if (type === 'contact') return { ok: true, object: { externalId, type, dn, attributes, ...memberOf(source) } };
 
   const groupType = integer(first(entry, 'grouptype'));
   if (groupType !== undefined) {
@@ -209,7 +215,11 @@ export function mapAdEntry(source: AdEntry): MapResult {
     const scope = groupScopes.find(([bit]) => (groupType & bit) !== 0);
     if (scope) attributes['groupScope'] = scope[1];
   }
-  return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry.attributes['member']) } };
+  return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry.attributes['member']), ...memberOf(source) } };
+}
+
+function memberOf(source: AdEntry): { memberOf?: MemberRef[] } {
+  return source.withMemberOf === true ? { memberOf: memberRefs(source.entry.attributes['memberof']) } : {};
 }
 
 function safeNormalize(dn: string): string {

@@ -1,8 +1,10 @@
 import {
   applyMembershipChanges,
+  type GroupDanglingMembers,
   type GroupMemberSet,
   insertMemberships,
   type MembershipEdge,
+  replaceDanglingMembers,
   replaceMemberships,
   resolveDns,
 } from '@dirsync/db';
@@ -26,6 +28,12 @@ export interface GroupToSync {
 /** A member set ready to write, and whether its group should have no stored edges yet. */
 interface ReadyGroup extends GroupMemberSet {
   readonly isNew: boolean;
+}
+
+/** An object that just came into scope, with the groups the source says it is a direct member of. */
+export interface MemberOfToLink {
+  readonly externalId: string;
+  readonly memberOf: readonly MemberRef[];
 }
 
 /** A group with DN references not resolvable yet (a nested group that comes later in the fetch). */
@@ -67,10 +75,16 @@ function uniqueDns(refs: Iterable<MemberRef>, into: Set<string>): void {
  * whose references hash to its stored hash is therefore skipped without resolving anything
  * (the unchanged full sync's 500,000 references cost nothing). Everything that can change what
  * references resolve to clears the hash of the groups concerned, in the same run:
- * - a group with an unresolved reference keeps no hash, so it is resolved again every run until
- *   the object appears (created, restored or renamed into that DN);
- * - deleting an object clears the hash of every group that loses an edge to it (`softDelete`), so
- *   a restore is picked up the same way;
+ * - a group with an unresolved reference keeps no hash, so its next complete member list is
+ *   resolved again; the unresolved DNs are stored as dangling member references, and the run that
+ *   stores an object at such a DN (created, restored, renamed or moved in, by a delta or a full
+ *   sync) adds the edge, even when the group itself is not read again (`linkArrivedObjects`);
+ * - deleting an object clears the hash of every group that loses an edge to it and keeps its DN as
+ *   a dangling member reference of those groups (`softDelete`), so a restore is picked up the
+ *   same way;
+ * - an object that comes into scope with its own group list (AD `memberOf`, read by deltas)
+ *   gets the edges to the synced groups it names ({@link MemberSync.linkMemberOf}): those groups
+ *   did not change, so they are not read again;
  * - writing an object under a DN it did not have (created, restored, renamed) clears the hash of
  *   groups with an edge to it if it was renamed, and of groups with an edge to another live
  *   object holding that DN (`clearMemberHashesAround`);
@@ -136,12 +150,15 @@ export class MemberSync {
       ready.push({ groupExternalId: group.externalId, memberExternalIds: [...resolved], membersHash: refsHash, isNew: group.isNew });
     }
     await this.#write(ready);
+    // A group created by this run has no dangling references yet; a stored one may have some.
+    await this.#replaceDangling(ready.filter((group) => !group.isNew).map((group) => ({ groupExternalId: group.groupExternalId, dns: [] })));
   }
 
   /**
    * Second and last attempt for deferred groups, once every object of the fetch is stored.
-   * References still unresolved (members outside the synced scope) become issues; the group keeps
-   * the members that did resolve, and no members hash, so it is resolved again next time.
+   * References still unresolved (members outside the synced scope, or not created yet) become
+   * issues and dangling member references; the group keeps the members that did resolve, and no
+   * members hash, so its next complete member list is resolved again.
    */
   async resolveDeferred(): Promise<void> {
     const deferred = this.#deferred;
@@ -152,6 +169,7 @@ export class MemberSync {
       for (const group of part) for (const dn of group.unresolvedDns) dns.add(dn);
       const byDn = await this.#resolve(dns);
       const ready: ReadyGroup[] = [];
+      const dangling: GroupDanglingMembers[] = [];
       for (const group of part) {
         const missing: string[] = [];
         for (const dn of group.unresolvedDns) {
@@ -171,9 +189,40 @@ export class MemberSync {
           membersHash: missing.length === 0 ? group.refsHash : null,
           isNew: group.isNew,
         });
+        if (missing.length > 0 || !group.isNew) dangling.push({ groupExternalId: group.externalId, dns: missing });
       }
       await this.#write(ready);
+      await this.#replaceDangling(dangling);
     }
+  }
+
+  /**
+   * Adds the edges from synced groups to objects that just came into scope (created or
+   * restored) with the list of groups they belong to. The groups did not change, so the source
+   * does not report them again. Groups that are not synced (outside the scope) resolve to
+   * nothing and are left out; a group that comes later in the same fetch brings its complete
+   * member list itself.
+   */
+  async linkMemberOf(objects: readonly MemberOfToLink[]): Promise<void> {
+    if (objects.length === 0) return;
+    const { sql, integrationId, runId, counts } = this.#ctx;
+    const dns = new Set<string>();
+    for (const object of objects) uniqueDns(object.memberOf, dns);
+    const byDn = await this.#resolve(dns);
+    const added: MembershipEdge[] = [];
+    for (const object of objects) {
+      for (const ref of object.memberOf) {
+        const group = ref.by === 'externalId' ? ref.value : byDn.get(ref.value);
+        if (group !== undefined && group !== object.externalId) added.push({ groupExternalId: group, memberExternalId: object.externalId });
+      }
+    }
+    const result = await applyMembershipChanges(sql, integrationId, runId, { added, removed: [] });
+    counts.membershipsAdded += result.added;
+  }
+
+  async #replaceDangling(groups: readonly GroupDanglingMembers[]): Promise<void> {
+    const { sql, integrationId } = this.#ctx;
+    for (const part of chunks(groups, groupChunk)) await replaceDanglingMembers(sql, integrationId, part);
   }
 
   /** Applies incremental membership changes (after the objects of their page are stored). */

@@ -1,7 +1,10 @@
 import {
+  type ArrivedObject,
   clearMemberHashesAround,
   insertObjects,
+  linkArrivedObjects,
   type ObjectWrite,
+  relinkManagers,
   stampObjects,
   type StoredObjectState,
   writeObjects,
@@ -10,12 +13,14 @@ import type { CanonicalObject, MemberRef } from '@dirsync/providers';
 import { inParallel, type SyncContext } from './context.ts';
 import { decideObject } from './decide.ts';
 import { contentHash, stableJson } from './hash.ts';
-import type { GroupToSync, MemberSync } from './members.ts';
+import type { GroupToSync, MemberOfToLink, MemberSync } from './members.ts';
 
 /** A mapped object with its canonical attribute text and content hash, ready to compare and write. */
 export interface PreparedObject extends ObjectWrite {
   /** The group's complete member list, when the source reported one. */
   readonly members: readonly MemberRef[] | undefined;
+  /** The groups the object is a direct member of, when the source reported them. */
+  readonly memberOf: readonly MemberRef[] | undefined;
 }
 
 /** One batch of prepared objects, and the ids of entries that failed (kept from the sweep). */
@@ -42,6 +47,7 @@ export function prepareObject(object: CanonicalObject): PreparedObject | { reado
     attributesJson,
     contentHash: contentHash(object.type, attributesJson),
     members: object.members,
+    memberOf: object.memberOf,
   };
 }
 
@@ -81,8 +87,9 @@ async function insertAssumingAbsent(ctx: SyncContext, objects: readonly Prepared
  * Object stage for one batch, a handful of statements whatever its size (each possibly split
  * across connections): stamp every fetched id with the run while reading the stored state,
  * insert what is new, rewrite what changed or came back, clear the members hash of groups whose
- * edges a DN change may have made wrong, then the members of the batch's groups (after their
- * members' DNs are stored).
+ * edges a DN change may have made wrong, make the references that waited for the objects that
+ * arrived (dangling member DNs, cleared managers, the groups a moved-in object belongs to), then
+ * the members of the batch's groups (after their members' DNs are stored).
  */
 export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, batch: ObjectBatch): Promise<void> {
   const { sql, integrationId, runId, counts } = ctx;
@@ -101,6 +108,9 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
 
   const inserts: ObjectWrite[] = [];
   const rewrites: ObjectWrite[] = [];
+  const arrived: ArrivedObject[] = [];
+  const restoredIds: string[] = [];
+  const joined: MemberOfToLink[] = [];
   const dnChanges = { writtenIds: [] as string[], dns: [] as string[], renamedIds: [] as string[] };
   for (const object of candidates) {
     const state = stored.get(object.externalId);
@@ -116,6 +126,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
       case 'restore':
         counts.restored += 1;
         rewrites.push(object);
+        restoredIds.push(object.externalId);
         break;
       case 'unchanged':
         counts.unchanged += 1;
@@ -125,6 +136,10 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     if (gainedDn && ctx.storedAtStart) {
       dnChanges.writtenIds.push(object.externalId);
       dnChanges.dns.push(object.dn as string);
+      arrived.push({ externalId: object.externalId, dn: object.dn as string, link: object.memberOf === undefined });
+    }
+    if (object.memberOf !== undefined && (state === undefined || state.deleted)) {
+      joined.push({ externalId: object.externalId, memberOf: object.memberOf });
     }
     if (state !== undefined && !state.deleted && state.dn !== null && state.dn !== object.dn) dnChanges.renamedIds.push(object.externalId);
   }
@@ -134,6 +149,11 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     inParallel(ctx, rewrites, (part) => writeObjects(sql, integrationId, runId, part)),
   ]);
   const cleared = new Set(await clearMemberHashesAround(sql, integrationId, dnChanges));
+  // Groups that listed a DN nobody held, and objects whose manager was deleted, were waiting for
+  // exactly these objects; the source will not report those groups or holders again.
+  counts.membershipsAdded += await linkArrivedObjects(sql, integrationId, runId, arrived);
+  if (ctx.storedAtStart) counts.updated += await relinkManagers(sql, integrationId, restoredIds);
+  await members.linkMemberOf(joined);
 
   const groups: GroupToSync[] = [];
   for (const object of batch.objects) {

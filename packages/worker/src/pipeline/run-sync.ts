@@ -209,11 +209,14 @@ async function applyDeletions<S>(
     const result = await sweepUnseenObjects(sql, integrationId, runId);
     counts.deleted += result.deleted;
     counts.membershipsRemoved += result.membershipsRemoved;
+    // Objects whose manager was deleted lose the attribute: updated by this run.
+    counts.updated += result.managersCleared;
   } else {
     for (const slice of chunks(ids, deletionChunk)) {
       const result = await deleteObjects(sql, integrationId, slice);
       counts.deleted += result.deleted;
       counts.membershipsRemoved += result.membershipsRemoved;
+      counts.updated += result.managersCleared;
     }
   }
   return verdict;

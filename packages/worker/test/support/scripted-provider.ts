@@ -19,6 +19,8 @@ export interface ScriptedEntry {
   readonly dn?: string;
   readonly attributes: { readonly [key: string]: JsonValue };
   readonly members?: readonly MemberRef[];
+  /** The groups the entry belongs to, as a source reporting them with the entry (AD memberOf). */
+  readonly memberOf?: readonly MemberRef[];
   /** Makes `map` refuse the entry with this reason. */
   readonly broken?: string;
 }
@@ -129,6 +131,7 @@ export class ScriptedProvider implements Provider<ScriptedEntry> {
         ...(entry.dn === undefined ? {} : { dn: entry.dn }),
         attributes: entry.attributes,
         ...(entry.members === undefined ? {} : { members: entry.members }),
+        ...(entry.memberOf === undefined ? {} : { memberOf: entry.memberOf }),
       },
     };
   }
