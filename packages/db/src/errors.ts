@@ -89,3 +89,35 @@ export const pgCodes = {
   foreignKeyViolation: '23503',
   checkViolation: '23514',
 } as const;
+
+/**
+ * A write of a sync attempt that no longer owns its integration's lock (or its run) was refused:
+ * another attempt took over. The attempt must stop without writing anything else.
+ */
+export class FencedOutError extends DbError {
+  constructor(message: string) {
+    super('fenced_out', message, false);
+  }
+}
+
+// postgres.js codes for a connection that could not be made or was lost, and the SQLSTATEs of a
+// server that refuses work for now (shutting down, starting, out of connections).
+const unavailableCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006']);
+
+/**
+ * True when `error` (or what it wraps) means PostgreSQL cannot be used right now: nothing
+ * listens, the connection broke or timed out, or the server refuses connections for the moment.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  // Duck-typed: socket errors may come from another realm (a test runner's), where
+  // `instanceof Error` is false.
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth += 1) {
+    const { code, errors, cause } = current as { code?: unknown; errors?: unknown; cause?: unknown };
+    if (typeof code === 'string' && unavailableCodes.has(code)) return true;
+    // An AggregateError (every address of a host refused) carries the reasons in `errors`.
+    if (Array.isArray(errors) && errors.some((inner) => isDatabaseUnavailable(inner))) return true;
+    current = cause;
+  }
+  return false;
+}

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { RedisConnection } from './enqueue.ts';
 import { InvalidJobPayloadError, testConnectionJobSchema, type TestConnectionJobData } from './payloads.ts';
 import { CONTROL_QUEUE, DEFAULT_QUEUE_PREFIX, JOB_NAMES } from './queues.ts';
+import { failFastRedisOptions, requireReady } from './unavailable.ts';
 
 /** Job names on {@link CONTROL_QUEUE}. */
 export const CONTROL_JOB_NAMES = {
@@ -130,6 +131,11 @@ export interface ControlClientOptions {
   /** BullMQ key prefix; must match the workers'. */
   readonly prefix?: string;
   readonly onError?: (error: Error) => void;
+  /**
+   * Fail at once with `QueueUnavailableError` while Redis is not connected, instead of waiting
+   * for a reconnect. Default false.
+   */
+  readonly failFast?: boolean;
 }
 
 /** Per-request options. */
@@ -162,7 +168,8 @@ const waitingStates = new Set(['waiting', 'prioritized', 'delayed', 'waiting-chi
 export function createControlClient(options: ControlClientOptions): ControlClient {
   const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
   const onError = options.onError ?? (() => {});
-  const redis = typeof options.connection === 'string' ? new Redis(options.connection) : new Redis(options.connection);
+  const extra = options.failFast === true ? failFastRedisOptions : {};
+  const redis = typeof options.connection === 'string' ? new Redis(options.connection, extra) : new Redis({ ...options.connection, ...extra });
   // Queue events block on a stream read: they need a connection of their own.
   const eventsRedis =
     typeof options.connection === 'string'
@@ -178,6 +185,10 @@ export function createControlClient(options: ControlClientOptions): ControlClien
 
   async function request<T>(name: string, data: Record<string, unknown>, what: string, timeoutMs: number, schema: z.ZodType<T>): Promise<T> {
     if (closed) throw new Error('the control client is closed');
+    if (options.failFast === true) {
+      requireReady(redis);
+      requireReady(eventsRedis);
+    }
     await events.waitUntilReady();
     const job: Job = await queue.add(name, data, { ...controlJobOptions, jobId: controlJobId(String(data['requestId'])) });
     let timer: NodeJS.Timeout | undefined;
@@ -231,8 +242,12 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     async close() {
       if (closed) return;
       closed = true;
-      await events.close();
-      await queue.close();
+      // After an outage BullMQ's close can wait for a stream read that never returns: each close
+      // gets a bound, and the connections are ended below either way.
+      const bounded = (closing: Promise<void>) =>
+        Promise.race([closing.catch(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 3_000).unref())]);
+      await bounded(events.close());
+      await bounded(queue.close());
       for (const connection of [redis, eventsRedis]) {
         if (connection.status !== 'end') await connection.quit().catch(() => connection.disconnect());
       }

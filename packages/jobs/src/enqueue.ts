@@ -4,6 +4,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { defaultSyncJobOptions, runJobId, scheduledJobId, syncDeduplicationId } from './job-options.ts';
 import { parseSyncRequest, syncJobSchema, type SyncJobData, type SyncMode, type SyncRequest } from './payloads.ts';
 import { DEFAULT_QUEUE_PREFIX, JOB_NAMES, SYNC_QUEUE } from './queues.ts';
+import { failFastRedisOptions, requireReady } from './unavailable.ts';
 import { inspectWaitingJob, type WaitingJobState } from './waiting-slot.ts';
 
 /**
@@ -22,6 +23,11 @@ export interface EnqueueClientOptions {
    * affect; without a handler they are dropped rather than printed.
    */
   readonly onError?: (error: Error) => void;
+  /**
+   * Fail at once with `QueueUnavailableError` while Redis is not connected, instead of waiting
+   * for a reconnect (what a server answering requests wants). Default false.
+   */
+  readonly failFast?: boolean;
 }
 
 /** Outcome of {@link EnqueueClient.enqueueSync}. */
@@ -73,8 +79,9 @@ const maxRounds = 5;
  * started is dropped so the request adds a fresh job.
  */
 export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClient {
+  const extra = options.failFast === true ? failFastRedisOptions : {};
   const redis =
-    typeof options.connection === 'string' ? new Redis(options.connection) : new Redis(options.connection);
+    typeof options.connection === 'string' ? new Redis(options.connection, extra) : new Redis({ ...options.connection, ...extra });
   const queue = new Queue(SYNC_QUEUE, { connection: redis, prefix: options.prefix ?? DEFAULT_QUEUE_PREFIX });
   // Both emit 'error' on connection trouble; an EventEmitter without a listener would print or
   // throw it.
@@ -94,6 +101,7 @@ export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClien
 
   async function enqueueSync(request: SyncRequest): Promise<EnqueueSyncResult> {
     const parsed = parseSyncRequest(request);
+    if (options.failFast === true) requireReady(redis);
     const runId = parsed.runId ?? randomUUID();
     const data: SyncJobData = {
       integrationId: parsed.integrationId,

@@ -5,3 +5,4 @@ export * from './job-options.ts';
 export * from './enqueue.ts';
 export * from './control.ts';
 export * from './rotation.ts';
+export * from './unavailable.ts';

@@ -43,6 +43,7 @@ export async function startHttpServer(ctx: Context, logger: Logger, options: { s
     controlTimeoutMs: config.DIRSYNC_CONTROL_TIMEOUT_SECONDS * 1000,
     rateLimit: { max: config.DIRSYNC_API_RATE_LIMIT, timeWindowMs: 60_000 },
     publicRateLimit: { max: config.DIRSYNC_PUBLIC_RATE_LIMIT, timeWindowMs: 60_000 },
+    rateLimitOnRedisDown: config.DIRSYNC_RATE_LIMIT_ON_REDIS_DOWN,
     serveApi: options.serveApi,
   });
   try {

@@ -2,8 +2,14 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { DbError, pgErrorOf } from '@dirsync/db';
-import { ControlJobFailedError, ControlTimeoutError, InvalidJobPayloadError } from '@dirsync/jobs';
+import { DbError, isDatabaseUnavailable, pgErrorOf } from '@dirsync/db';
+import { ControlJobFailedError, ControlTimeoutError, InvalidJobPayloadError, isQueueUnavailable } from '@dirsync/jobs';
+
+/**
+ * Seconds a client is asked to wait (`Retry-After`) when a dependency is down: long enough not
+ * to hammer a recovering server, short enough that a blip costs little.
+ */
+export const unavailableRetryAfterSeconds = 5;
 
 /** Media type of every error answer (RFC 9457). */
 export const problemContentType = 'application/problem+json';
@@ -122,6 +128,12 @@ function translate(error: unknown): { status: number; code: string; detail: stri
     };
     const [status, code] = byCode[error.code] ?? [500, 'internal'];
     return status === 500 ? { status, code, detail: 'internal error' } : { status, code, detail: error.message };
+  }
+  if (isDatabaseUnavailable(error)) {
+    return { status: 503, code: 'database-unavailable', detail: 'the database cannot be reached right now: retry later', headers: { 'retry-after': String(unavailableRetryAfterSeconds) } };
+  }
+  if (isQueueUnavailable(error)) {
+    return { status: 503, code: 'queue-unavailable', detail: 'the queue (Redis) cannot be reached right now: retry later', headers: { 'retry-after': String(unavailableRetryAfterSeconds) } };
   }
   if (error instanceof InvalidJobPayloadError) return { status: 400, code: 'invalid-request', detail: error.message };
   if (error instanceof ControlTimeoutError) return { status: 504, code: 'worker-timeout', detail: error.message };

@@ -7,8 +7,8 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Db, KeyRing } from '@dirsync/db';
-import { createControlClient, createEnqueueClient, DEFAULT_QUEUE_PREFIX, type RedisConnection } from '@dirsync/jobs';
-import { createReadinessProbe, type ReadinessReport } from '../ops/readiness.ts';
+import { createControlClient, createEnqueueClient, DEFAULT_QUEUE_PREFIX, failFastRedisOptions, type RedisConnection } from '@dirsync/jobs';
+import { createReadinessProbe, type ReadinessCheck, type ReadinessReport } from '../ops/readiness.ts';
 import { createServiceMetrics, type ServiceMetrics } from '../ops/metrics.ts';
 import { openRedis } from '../ops/redis.ts';
 import { authenticate, callerOf } from './auth.ts';
@@ -47,6 +47,17 @@ export interface ApiServerOptions {
    * answers its probes). Default true.
    */
   readonly serveApi?: boolean | undefined;
+  /**
+   * What the per-key and per-address rate limiters do while Redis cannot be reached: `closed`
+   * (default) answers 503 with Retry-After, `open` lets requests through unlimited. The probes
+   * and the docs are never refused for it.
+   */
+  readonly rateLimitOnRedisDown?: 'open' | 'closed' | undefined;
+  /**
+   * More readiness checks of the process serving this API (a scheduler's enqueues), reported
+   * beside the database and the queue.
+   */
+  readonly readinessChecks?: Readonly<Record<string, () => ReadinessCheck>> | undefined;
   /** Metrics to serve on the metrics port instead of the installation-wide ones made here. */
   readonly metrics?: ServiceMetrics | undefined;
 }
@@ -189,11 +200,19 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   });
   app.setNotFoundHandler((request, reply) => sendProblem(new ProblemError(404, 'not-found', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`), request, reply, logger));
 
-  const readiness = createReadinessProbe({ db: options.db, connection: options.connection, stopping: () => stopping });
+  const readiness = createReadinessProbe({
+    db: options.db,
+    connection: options.connection,
+    prefix,
+    stopping: () => stopping,
+    ...(options.readinessChecks === undefined ? {} : { extra: options.readinessChecks }),
+  });
   const metrics = options.metrics ?? createServiceMetrics({ db: options.db, connection: options.connection, prefix, onError: onRedisError });
   const closers: Array<() => Promise<void>> = [() => readiness.close()];
   if (!options.metrics) closers.push(() => metrics.close());
-  const limiterRedis = openRedis(options.connection, { maxRetriesPerRequest: 1, connectTimeout: 2000 }, onRedisError);
+  // Fails at once while Redis is down, so a request never waits for a reconnect here.
+  const limiterRedis = openRedis(options.connection, { ...failFastRedisOptions }, onRedisError);
+  const failClosed = options.rateLimitOnRedisDown !== 'open';
   closers.push(async () => {
     await limiterRedis.quit().catch(() => limiterRedis.disconnect());
   });
@@ -228,8 +247,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
 
   if (!serveApi) await app.register(publicRoutes(undefined));
   if (serveApi) {
-    const enqueue = createEnqueueClient({ connection: options.connection, prefix, onError: onRedisError });
-    const control = createControlClient({ connection: options.connection, prefix, onError: onRedisError });
+    const enqueue = createEnqueueClient({ connection: options.connection, prefix, onError: onRedisError, failFast: true });
+    const control = createControlClient({ connection: options.connection, prefix, onError: onRedisError, failFast: true });
     closers.push(
       () => enqueue.close(),
       () => control.close(),
@@ -270,7 +289,12 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
         const failedAuthWindowMs = options.publicRateLimit?.timeWindowMs ?? 60_000;
         const failedAuthKey = (ip: string) => `${prefix}:auth-failures:${ip}`;
         v1.addHook('onRequest', async (request) => {
-          const failures = Number(await limiterRedis.get(failedAuthKey(request.ip)).catch(() => null));
+          const failures = Number(
+            await limiterRedis.get(failedAuthKey(request.ip)).catch((error: unknown) => {
+              if (failClosed) throw error;
+              return null;
+            }),
+          );
           if (failures >= failedAuthMax) {
             const ttl = await limiterRedis.pttl(failedAuthKey(request.ip)).catch(() => failedAuthWindowMs);
             const seconds = Math.max(1, Math.ceil((ttl > 0 ? ttl : failedAuthWindowMs) / 1000));
@@ -300,7 +324,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
           timeWindow: options.rateLimit?.timeWindowMs ?? 60_000,
           redis: limiterRedis,
           nameSpace: `${prefix}:api-rate:`,
-          skipOnError: true,
+          skipOnError: !failClosed,
           keyGenerator: (request) => callerOf(request).key.id,
           errorResponseBuilder: (_request, context) =>
             new ProblemError(429, 'rate-limited', `this key made more than ${context.max} requests in the current window: retry in ${context.after}`),
