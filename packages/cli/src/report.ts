@@ -19,8 +19,10 @@ export function describeRun(run: Run): string {
     ['started', run.startedAt],
     ['finished', run.finishedAt],
     ['took', duration(run.durationMs)],
+    ...(run.attempt > 0 ? ([['attempt', `${run.attempt} of ${run.maxAttempts ?? '?'}`]] as const) : []),
     ...(run.error ? ([['error', displayText(run.error, 1_000)]] as const) : []),
-    ...(run.status === 'blocked_by_threshold'
+    ...(run.status === 'retrying' && run.lastError ? ([['last error', displayText(run.lastError, 1_000)]] as const) : []),
+    ...(run.status === 'blocked'
       ? ([['blocked', `${run.wouldDelete} deletions exceed the threshold; \`dirsync runs approve ${run.id}\` allows them`]] as const)
       : []),
     ...(run.approvedAt ? ([['approved', `${run.approvedAt.toISOString()} by ${run.approvedBy ?? ''}`]] as const) : []),

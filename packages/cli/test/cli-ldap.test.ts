@@ -192,7 +192,7 @@ test('a wrong base DN blocks the sync until runs approve lets the next one delet
 
   const blockedOut = expectOk(await cli.run(['sync', integrationId, '--full', '--wait']));
   const [blocked] = parseRunReports(blockedOut);
-  expect(blocked?.fields).toMatchObject({ status: 'blocked_by_threshold' });
+  expect(blocked?.fields).toMatchObject({ status: 'blocked' });
   expect(blocked?.counts).toMatchObject({ fetched: 0, deleted: 0, 'would delete': objects });
   const blockedRun = blocked!.fields['run']!;
   expect(blocked?.fields['blocked']).toBe(`${objects} deletions exceed the threshold; \`dirsync runs approve ${blockedRun}\` allows them`);

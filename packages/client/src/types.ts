@@ -6,7 +6,7 @@ export type IntegrationKind = 'ldap' | 'active_directory' | 'domino' | 'entra_id
 /** Sync modes. */
 export type SyncMode = 'full' | 'delta';
 /** Run lifecycle states. */
-export type RunStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'blocked_by_threshold' | 'dry_run';
+export type RunStatus = 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'blocked' | 'dry_run';
 /** What asked for a run. */
 export type SyncTrigger = 'schedule' | 'manual' | 'api' | 'password_update' | 'recovery';
 

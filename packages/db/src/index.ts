@@ -16,3 +16,4 @@ export * from './api-keys.ts';
 export * from './secret-candidates.ts';
 export * from './readiness.ts';
 export * from './encrypted-columns.ts';
+export * from './run-lifecycle.ts';

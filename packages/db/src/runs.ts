@@ -16,7 +16,7 @@ export type RunStatus = (typeof runStatuses)[number];
 export type SyncTrigger = (typeof syncTriggers)[number];
 
 /** States a run can end in. */
-export type FinalRunStatus = Exclude<RunStatus, 'queued' | 'running'>;
+export type FinalRunStatus = Exclude<RunStatus, 'queued' | 'running' | 'retrying'>;
 
 /** Issues kept in a run row; the rest are only counted (`issueCount`). */
 export const maxStoredRunIssues = 1000;
@@ -243,7 +243,7 @@ export async function approveRun(db: Db, runId: string, approvedBy: string): Pro
     .where(
       and(
         eq(syncRuns.id, runId),
-        eq(syncRuns.status, 'blocked_by_threshold'),
+        eq(syncRuns.status, 'blocked'),
         isNull(syncRuns.approvedAt),
         not(superseded(db)),
       ),
@@ -252,7 +252,7 @@ export async function approveRun(db: Db, runId: string, approvedBy: string): Pro
   if (row) return row;
 
   const run = await requireRun(db, runId);
-  if (run.status !== 'blocked_by_threshold') {
+  if (run.status !== 'blocked') {
     throw new InvalidStateError(
       `run ${runId} is ${run.status}: only a run blocked by the deletion threshold can be approved`,
     );
@@ -281,7 +281,7 @@ export async function findApproval(
     .where(
       and(
         eq(syncRuns.integrationId, integrationId),
-        eq(syncRuns.status, 'blocked_by_threshold'),
+        eq(syncRuns.status, 'blocked'),
         isNotNull(syncRuns.approvedAt),
         options.mode === undefined ? undefined : eq(syncRuns.mode, options.mode),
         not(superseded(db)),

@@ -26,8 +26,14 @@ export const integrationKinds = ['ldap', 'active_directory', 'domino', 'entra_id
 export const syncModes = ['full', 'delta'] as const;
 /** What asked for a run. */
 export const syncTriggers = ['schedule', 'manual', 'api', 'password_update', 'recovery'] as const;
-/** Lifecycle of a run report. */
-export const runStatuses = ['queued', 'running', 'succeeded', 'failed', 'blocked_by_threshold', 'dry_run'] as const;
+/**
+ * Lifecycle of a run report: `queued` → `running` → (`retrying` → `running`)* → one final status
+ * (`succeeded`, `failed`, `blocked` by the deletion threshold, `dry_run`). A failed attempt that
+ * will be tried again reads `retrying`, never `failed`.
+ */
+export const runStatuses = ['queued', 'running', 'retrying', 'succeeded', 'failed', 'blocked', 'dry_run'] as const;
+/** Run statuses nothing changes any more. */
+export const finalRunStatuses = ['succeeded', 'failed', 'blocked', 'dry_run'] as const;
 
 const inList = (column: string, values: readonly string[]) =>
   sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(', ')})`);
@@ -63,6 +69,11 @@ export const integrations = pgTable(
     /** Provider cursor for the next delta (null: next delta runs as full). */
     cursor: jsonb('cursor').$type<Record<string, unknown>>(),
     status: text('status').notNull().default('new'),
+    /**
+     * Fencing token of the sync attempt that holds the integration's lock (attempt number and
+     * lock token). Directory writes and run-state writes of any other attempt are refused.
+     */
+    syncFence: text('sync_fence'),
     lastRunId: uuid('last_run_id'),
     lastSuccessRunId: uuid('last_success_run_id'),
     lastSuccessAt: timestamp('last_success_at', { withTimezone: true }),
@@ -200,6 +211,18 @@ export const syncRuns = pgTable(
     /** Issues the run found; `issues` keeps only the first ones so a bad run cannot bloat its row. */
     issueCount: integer('issue_count').notNull().default(0),
     workerId: text('worker_id'),
+    /** Attempt now running or last run (1-based; 0 before the first). */
+    attempt: integer('attempt').notNull().default(0),
+    /** Attempts the queue allows the job. */
+    maxAttempts: integer('max_attempts'),
+    /** Fencing token of the attempt that owns the run (see `integrations.sync_fence`). */
+    fence: text('fence'),
+    /** Error of the latest failed attempt (kept while the run is `retrying`). */
+    lastError: text('last_error'),
+    /** Last time the owning attempt wrote a batch or changed the run's state. */
+    heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }),
+    /** When the reconciler put the run's lost job back on the queue (done once). */
+    requeuedAt: timestamp('requeued_at', { withTimezone: true }),
     error: text('error'),
     approvedAt: timestamp('approved_at', { withTimezone: true }),
     approvedBy: text('approved_by'),

@@ -165,9 +165,9 @@ describe('approval of threshold-blocked runs', () => {
     await expect(approveRun(db, queued.id, 'alice')).rejects.toThrow(InvalidStateError);
     await expect(approveRun(db, randomUUID(), 'alice')).rejects.toThrow(NotFoundError);
 
-    const blocked = await completedRun(integration.id, 'full', { status: 'blocked_by_threshold', wouldDelete: 800 });
+    const blocked = await completedRun(integration.id, 'full', { status: 'blocked', wouldDelete: 800 });
     const approved = await approveRun(db, blocked.id, 'alice');
-    expect(approved).toMatchObject({ status: 'blocked_by_threshold', approvedBy: 'alice', wouldDelete: 800 });
+    expect(approved).toMatchObject({ status: 'blocked', approvedBy: 'alice', wouldDelete: 800 });
     expect(approved.approvedAt).toBeInstanceOf(Date);
     await expect(approveRun(db, blocked.id, 'bob')).rejects.toThrow('already approved by alice');
     expect((await requireRun(db, blocked.id)).approvedBy).toBe('alice');
@@ -178,9 +178,9 @@ describe('approval of threshold-blocked runs', () => {
     await completedRun(integration.id, 'full', { status: 'succeeded' });
     expect(await findApproval(db, integration.id)).toBeUndefined();
 
-    const first = await completedRun(integration.id, 'full', { status: 'blocked_by_threshold', wouldDelete: 600 });
+    const first = await completedRun(integration.id, 'full', { status: 'blocked', wouldDelete: 600 });
     expect(await findApproval(db, integration.id)).toBeUndefined();
-    const second = await completedRun(integration.id, 'full', { status: 'blocked_by_threshold', wouldDelete: 650 });
+    const second = await completedRun(integration.id, 'full', { status: 'blocked', wouldDelete: 650 });
     await approveRun(db, first.id, 'alice');
     expect((await findApproval(db, integration.id))?.id).toBe(first.id);
     await approveRun(db, second.id, 'alice');
@@ -197,7 +197,7 @@ describe('approval of threshold-blocked runs', () => {
     // The full sync that used it succeeds: the approval lapses, and the stale run cannot be approved again.
     await completedRun(integration.id, 'full', { status: 'succeeded', deleted: 650 });
     expect(await findApproval(db, integration.id)).toBeUndefined();
-    const stale = await completedRun(integration.id, 'full', { status: 'blocked_by_threshold', wouldDelete: 1 });
+    const stale = await completedRun(integration.id, 'full', { status: 'blocked', wouldDelete: 1 });
     await completedRun(integration.id, 'full', { status: 'succeeded' });
     await expect(approveRun(db, stale.id, 'alice')).rejects.toThrow('superseded');
   });
@@ -205,7 +205,7 @@ describe('approval of threshold-blocked runs', () => {
   test('approvals are per integration', async () => {
     const one = await newIntegration();
     const two = await newIntegration();
-    const blocked = await completedRun(one.id, 'full', { status: 'blocked_by_threshold', wouldDelete: 900 });
+    const blocked = await completedRun(one.id, 'full', { status: 'blocked', wouldDelete: 900 });
     await approveRun(db, blocked.id, 'alice');
     expect((await findApproval(db, one.id))?.id).toBe(blocked.id);
     expect(await findApproval(db, two.id)).toBeUndefined();

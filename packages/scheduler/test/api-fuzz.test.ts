@@ -59,7 +59,7 @@ beforeAll(async () => {
     await startRun(api.db, runId, { mode: 'full', workerId: 'fuzz' });
     const write = (externalId: string, type: string) => ({ externalId, type, dn: null, attributesJson: JSON.stringify({ name: externalId }), contentHash: externalId });
     await writeObjects(api.db, integration.id, runId, [write('a', 'user'), write('b', 'user'), write('g', 'group'), write('h', 'group')]);
-    await finishRun(api.db, runId, { status: 'blocked_by_threshold', fetched: 4, created: 4, wouldDelete: 9, issues: [{ reason: 'one' }, { reason: 'two' }] });
+    await finishRun(api.db, runId, { status: 'blocked', fetched: 4, created: 4, wouldDelete: 9, issues: [{ reason: 'one' }, { reason: 'two' }] });
     ids.run.push(runId);
   }
   const certificate = await generateCertificate({ subject: 'dirsync fuzz connector', validityDays: 30 });

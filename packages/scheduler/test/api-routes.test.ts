@@ -129,10 +129,10 @@ test('runs: filters, pages, changed objects, issues and approval of a blocked ru
   }));
   await writeObjects(api.db, integration.id, runId, rows);
   const issues = Array.from({ length: 3 }, (_, i) => ({ externalId: `bad${i}`, reason: `no entryUUID ${i}` }));
-  await finishRun(api.db, runId, { status: 'blocked_by_threshold', fetched: 5, created: 5, wouldDelete: 700, issues });
+  await finishRun(api.db, runId, { status: 'blocked', fetched: 5, created: 5, wouldDelete: 700, issues });
 
   const shown = await adminA.getRun(runId);
-  expect(shown).toMatchObject({ status: 'blocked_by_threshold', counts: expect.objectContaining({ created: 5, wouldDelete: 700 }), issueCount: 3 });
+  expect(shown).toMatchObject({ status: 'blocked', counts: expect.objectContaining({ created: 5, wouldDelete: 700 }), issueCount: 3 });
   const changes = [];
   for await (const change of allPages((cursor) => adminA.listRunChanges(runId, { limit: 2, ...(cursor ? { cursor } : {}) }))) changes.push(change);
   expect(changes.map((c) => [c.externalId, c.change])).toEqual(rows.map((r) => [r.externalId, 'created']));
@@ -141,12 +141,12 @@ test('runs: filters, pages, changed objects, issues and approval of a blocked ru
   expect((await adminA.listRunIssues(runId, { limit: 2, cursor: firstIssues.nextCursor ?? '' })).items).toEqual(issues.slice(2));
   await expectProblem(adminA.listRunIssues(runId, { cursor: 'garbage' }), 400, 'invalid-cursor');
 
-  expect((await adminA.listRuns({ status: 'blocked_by_threshold' })).items.map((r) => r.id)).toEqual([runId]);
+  expect((await adminA.listRuns({ status: 'blocked' })).items.map((r) => r.id)).toEqual([runId]);
   const page1 = await adminA.listRuns({ limit: 1 });
   expect(page1.items).toHaveLength(1);
   expect(page1.nextCursor).not.toBeNull();
 
-  await api.db.$client`update integrations set status = 'blocked_by_threshold', last_run_id = ${runId} where id = ${integration.id}`;
+  await api.db.$client`update integrations set status = 'blocked', last_run_id = ${runId} where id = ${integration.id}`;
   const actions = (await adminA.listActions()).filter((a) => a.integrationId === integration.id);
   expect(actions.map((a) => [a.type, a.runId])).toEqual([
     ['missing_secret', null],
@@ -188,7 +188,7 @@ test("account isolation: a key never sees or touches another account's data, on 
   const integration = await adminA.createIntegration({ kind: 'ldap', name: 'isolated', settings: ldapSettings(), secret: 'iso-secret-7', enabled: true });
   const job = await adminA.requestSync(integration.id, { mode: 'full' });
   const runId = job.runId;
-  await api.db.$client`update sync_runs set status = 'blocked_by_threshold', would_delete = 9 where id = ${runId}`;
+  await api.db.$client`update sync_runs set status = 'blocked', would_delete = 9 where id = ${runId}`;
   const i = integration.id;
   // Connectors are shared by every account; A's tenant on one must stay A's.
   const certificate = await generateCertificate({ subject: 'dirsync connector', validityDays: 30 });

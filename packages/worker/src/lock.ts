@@ -15,6 +15,8 @@ export const DEFAULT_LOCK_TIMING: LockTiming = { ttlMs: 30_000, renewEveryMs: 10
 /** A lock this process holds. */
 export interface HeldLock {
   readonly key: string;
+  /** The random value stored in the key: part of the holder's fencing token. */
+  readonly token: string;
   /** Aborted when the lock is lost (taken over after expiry, or not renewable in time). */
   readonly lost: AbortSignal;
   /** Stops renewing and deletes the key if it is still ours. Idempotent. */
@@ -82,6 +84,7 @@ export async function tryAcquireLock(
 
   return {
     key,
+    token,
     lost: controller.signal,
     async release() {
       if (released) return;

@@ -2,22 +2,20 @@ import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
-  createRun,
   type Db,
+  FencedOutError,
   findApproval,
-  finishRun,
   getIntegration,
   type KeyRing,
-  markIntegrationRun,
-  setCursor,
-  startRun,
+  type Run,
   withIntegrationSecret,
 } from '@dirsync/db';
 import { parseSyncJob, releaseWaitingSlot, type SyncJobData } from '@dirsync/jobs';
 import type { Cursor, Provider } from '@dirsync/providers';
 import { classifyFailure } from './failure.ts';
-import { DEFAULT_LOCK_TIMING, integrationLockKey, type LockTiming, tryAcquireLock } from './lock.ts';
-import { planMode, runSync, type SyncOutcome, type SyncReport } from './pipeline/index.ts';
+import { DEFAULT_LOCK_TIMING, type HeldLock, integrationLockKey, type LockTiming, tryAcquireLock } from './lock.ts';
+import { type ModePlan, runSync, type SyncOutcome, type SyncReport } from './pipeline/index.ts';
+import { RunRecorder } from './run-recorder.ts';
 
 /** Whose integration a provider is built for: the Entra factory checks the account's own consent. */
 export interface ProviderOwner {
@@ -71,23 +69,24 @@ export interface SyncJobResult {
   readonly issueCount: number;
 }
 
-function summary(payload: SyncJobData, report: SyncReport): SyncJobResult {
+/** The job's result: the run as stored, whose write counts cover every attempt of the run. */
+function summary(payload: SyncJobData, report: SyncReport, run: Run): SyncJobResult {
   return {
     runId: payload.runId,
     integrationId: payload.integrationId,
     status: report.status,
     mode: report.mode,
     reason: report.reason,
-    fetched: report.fetched,
-    created: report.created,
-    updated: report.updated,
-    unchanged: report.unchanged,
-    deleted: report.deleted,
-    restored: report.restored,
-    failed: report.failed,
-    membershipsAdded: report.membershipsAdded,
-    membershipsRemoved: report.membershipsRemoved,
-    wouldDelete: report.wouldDelete,
+    fetched: run.fetched,
+    created: run.created,
+    updated: run.updated,
+    unchanged: run.unchanged,
+    deleted: run.deleted,
+    restored: run.restored,
+    failed: run.failed,
+    membershipsAdded: run.membershipsAdded,
+    membershipsRemoved: run.membershipsRemoved,
+    wouldDelete: run.wouldDelete,
     issueCount: report.issueCount,
   };
 }
@@ -125,7 +124,7 @@ export function createSyncProcessor(options: SyncProcessorOptions) {
     }
     try {
       await releaseWaitingSlot(job);
-      return await runLocked(options, job, payload, lock.lost, log);
+      return await runLocked(options, job, payload, lock, log);
     } finally {
       await lock.release().catch((error: unknown) => {
         log.warn({ error: classifyFailure(error).message }, 'could not release the integration lock; it expires by itself');
@@ -138,34 +137,36 @@ async function runLocked(
   options: SyncProcessorOptions,
   job: Job,
   payload: SyncJobData,
-  lockLost: AbortSignal,
+  lock: HeldLock,
   log: Logger,
 ): Promise<SyncJobResult> {
   const { db } = options;
   const integration = await getIntegration(db, payload.integrationId);
   if (!integration) throw new UnrecoverableError(`integration ${payload.integrationId} not found`);
 
-  await createRun(db, {
-    id: payload.runId,
-    integrationId: payload.integrationId,
-    ...(job.id === undefined ? {} : { jobId: job.id }),
-    modeRequested: payload.mode,
-    trigger: payload.trigger,
-    dryRun: payload.dryRun,
-    ...(payload.requestedBy === undefined ? {} : { requestedBy: payload.requestedBy }),
+  const attempt = job.attemptsMade + 1;
+  const maxAttempts = job.opts.attempts ?? 1;
+  const recorder = await RunRecorder.begin(db, {
+    runId: payload.runId,
+    integrationId: integration.id,
+    jobId: job.id,
+    payload,
+    fence: `${attempt}:${lock.token}`,
+    attempt,
+    maxAttempts,
+    workerId: options.workerId,
+  }).catch((error: unknown) => {
+    // The run ended already (another attempt finished it): nothing is left to do for this job.
+    if (error instanceof FencedOutError) throw new UnrecoverableError(error.message);
+    throw error;
   });
-  // Stored as JSON by the provider that made it; only that provider interprets it.
-  const cursor = (integration.cursor ?? null) as Cursor | null;
-  const plan = planMode(payload.mode, cursor);
-  await startRun(db, payload.runId, { mode: plan.mode, reason: plan.reason, workerId: options.workerId });
-  if (!payload.dryRun) await markIntegrationRun(db, integration.id, { status: 'running', lastRunId: payload.runId });
 
   const started = performance.now();
-  let mode = plan.mode;
-  let reason = plan.reason;
+  let plan: ModePlan | undefined;
   try {
     if (!integration.enabled) throw new UnrecoverableError('integration is disabled');
-    const approvalRun = await findApproval(db, integration.id, { mode: plan.mode });
+    // Stored as JSON by the provider that made it; only that provider interprets it.
+    const cursor = (integration.cursor ?? null) as Cursor | null;
     const report = await withIntegrationSecret(db, options.keyRing, integration.id, async (secret) => {
       const provider = await options.createProvider(integration.kind, integration.settings, secret, { accountId: integration.accountId, integrationId: integration.id });
       try {
@@ -179,80 +180,49 @@ async function runLocked(
             deleteThresholdPercent: integration.deleteThresholdPercent,
           },
           run: { id: payload.runId, modeRequested: payload.mode, dryRun: payload.dryRun },
-          signal: lockLost,
+          signal: lock.lost,
           onProgress: (progress) => job.updateProgress({ processed: progress.processed }),
-          approval: approvalRun ? { maxDeletions: approvalRun.wouldDelete } : undefined,
+          onPlan: (decided) => {
+            plan = decided;
+          },
+          // Looked up for the mode the pipeline decides, before any deletion is weighed.
+          approvalFor: async (mode) => {
+            const approvalRun = await findApproval(db, integration.id, { mode });
+            return approvalRun ? { maxDeletions: approvalRun.wouldDelete } : undefined;
+          },
           batchSize: options.batchSize,
+          fence: recorder.fence,
         });
       } finally {
         await provider.close().catch(() => undefined);
       }
     });
-    mode = report.mode;
-    reason = report.reason;
-
-    if (report.status === 'succeeded' && report.cursor !== undefined) {
-      await setCursor(db, integration.id, report.cursor as Record<string, unknown>);
-    }
-    await finishRun(db, payload.runId, {
-      status: report.status,
-      fetched: report.fetched,
-      created: report.created,
-      updated: report.updated,
-      unchanged: report.unchanged,
-      deleted: report.deleted,
-      restored: report.restored,
-      failed: report.failed,
-      membershipsAdded: report.membershipsAdded,
-      membershipsRemoved: report.membershipsRemoved,
-      wouldDelete: report.wouldDelete,
-      issues: report.issues,
-      issueCount: report.issueCount,
-      error: null,
-      mode: report.mode,
-      reason: report.reason,
-      durationMs: performance.now() - started,
-    });
-    if (!payload.dryRun) {
-      await markIntegrationRun(db, integration.id, {
-        status: report.status,
-        lastRunId: payload.runId,
-        success: report.status === 'succeeded',
-      });
-    }
-    log.info(summary(payload, report), 'sync finished');
-    return summary(payload, report);
+    const run = await recorder.complete(report, performance.now() - started);
+    const result = summary(payload, report, run);
+    log.info(result, 'sync finished');
+    return result;
   } catch (error) {
+    if (error instanceof FencedOutError && lock.lost.aborted === false) {
+      // Our own run may still be ours: only the integration moved on (it cannot while we hold
+      // the lock, unless the lock expired unnoticed). Treat it like a lost lock.
+      log.warn({ error: error.message }, 'sync attempt fenced out');
+    }
     const verdict = error instanceof UnrecoverableError ? { retry: false, message: error.message } : classifyFailure(error);
-    const attemptsLeft = (job.opts.attempts ?? 1) - (job.attemptsMade + 1);
-    const willRetry = verdict.retry && attemptsLeft > 0;
-    const message = willRetry ? `${verdict.message} (will retry)` : verdict.message;
-    await recordFailure(options, payload, { mode, reason, message, durationMs: performance.now() - started }, log);
-    log.warn({ error: verdict.message, retry: willRetry }, 'sync failed');
+    const willRetry = verdict.retry && attempt < maxAttempts;
+    try {
+      await recorder.fail({ message: verdict.message, willRetry, plan, durationMs: performance.now() - started });
+    } catch (recordError) {
+      if (recordError instanceof FencedOutError) {
+        // A newer attempt owns the run: this one stops here, without touching it or the job's
+        // outcome (the newer attempt reports it).
+        log.warn({ error: recordError.message }, 'stale sync attempt stopped');
+        throw new UnrecoverableError(`stale attempt ${attempt} stopped: ${recordError.message}`);
+      }
+      // The database may be what failed; the reconciler fixes the run from the job's outcome.
+      log.error({ error: classifyFailure(recordError).message }, 'could not record the failed attempt');
+    }
+    log.warn({ error: verdict.message, retry: willRetry, attempt, maxAttempts }, 'sync attempt failed');
     if (!verdict.retry) throw error instanceof UnrecoverableError ? error : new UnrecoverableError(verdict.message);
     throw error;
-  }
-}
-
-async function recordFailure(
-  options: SyncProcessorOptions,
-  payload: SyncJobData,
-  failure: { mode: SyncReport['mode']; reason: string; message: string; durationMs: number },
-  log: Logger,
-): Promise<void> {
-  try {
-    await finishRun(options.db, payload.runId, {
-      status: 'failed',
-      error: failure.message,
-      mode: failure.mode,
-      reason: failure.reason,
-      durationMs: failure.durationMs,
-    });
-    if (!payload.dryRun) {
-      await markIntegrationRun(options.db, payload.integrationId, { status: 'failed', lastRunId: payload.runId });
-    }
-  } catch (error) {
-    // The database may be what failed; the job's own failure is what matters to BullMQ.
-    log.error({ error: classifyFailure(error).message }, 'could not record the failed run');
   }
 }

@@ -169,11 +169,11 @@ test('a source that suddenly returns nothing is blocked until approved; fixing t
   await updateIntegration(f.db, f.integrationId, { settings: f.settings('ou=empty', 'ou=empty') });
 
   const blocked = await f.sync('full');
-  expect(blocked).toMatchObject({ status: 'blocked_by_threshold', fetched: 0, deleted: 0, wouldDelete: liveBefore });
-  expect((await getIntegration(f.db, f.integrationId))?.status).toBe('blocked_by_threshold');
+  expect(blocked).toMatchObject({ status: 'blocked', fetched: 0, deleted: 0, wouldDelete: liveBefore });
+  expect((await getIntegration(f.db, f.integrationId))?.status).toBe('blocked');
   // Nothing changes until someone decides: the next run is blocked the same way.
   const again = await f.sync('full');
-  expect(again).toMatchObject({ status: 'blocked_by_threshold', deleted: 0, wouldDelete: liveBefore });
+  expect(again).toMatchObject({ status: 'blocked', deleted: 0, wouldDelete: liveBefore });
   expect((await f.liveCount('user')) + (await f.liveCount('group'))).toBe(liveBefore);
 
   await approveRun(f.db, again.id, 'tester');

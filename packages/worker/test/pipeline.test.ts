@@ -80,7 +80,7 @@ describe('full sync', () => {
     const entry = provider.get('u2');
     provider.remove('u2');
     const removal = await harness.sync('full');
-    expect(removal).toMatchObject({ status: 'succeeded', deleted: 1, wouldDelete: 1, membershipsRemoved: 2 });
+    expect(removal).toMatchObject({ status: 'succeeded', deleted: 1, wouldDelete: 0, membershipsRemoved: 2 });
     expect(await harness.deleted()).toEqual(['u2']);
     expect(await harness.edges()).toEqual(['g1>u1', 'g2>u3', 'g2>u4']);
 
@@ -356,7 +356,7 @@ describe('delta sync', () => {
       created: 1,
       updated: 1,
       deleted: 1,
-      wouldDelete: 1,
+      wouldDelete: 0,
     });
     // Everything the delta did not mention is still there.
     expect(await harness.live()).toEqual(['g1', 'g2', 'u1', 'u2', 'u3', 'u4', 'u6']);
@@ -454,13 +454,13 @@ describe('deletion threshold', () => {
     const { provider, harness } = await syncedDirectory({ count: 500, percent: 20 });
     provider.returnNothing = true;
     const blocked = await harness.sync('full');
-    expect(blocked).toMatchObject({ status: 'blocked_by_threshold', wouldDelete: 7, deleted: 0, thresholdExceeded: true });
+    expect(blocked).toMatchObject({ status: 'blocked', wouldDelete: 7, deleted: 0, thresholdExceeded: true });
     expect(blocked.cursor).toBeUndefined();
     expect(await harness.live()).toHaveLength(7);
     expect(await harness.edges()).toHaveLength(5);
 
     const again = await harness.sync('full');
-    expect(again).toMatchObject({ status: 'blocked_by_threshold', wouldDelete: 7, deleted: 0 });
+    expect(again).toMatchObject({ status: 'blocked', wouldDelete: 7, deleted: 0 });
 
     // Once the source is right again, nothing was lost and nothing needs restoring.
     provider.returnNothing = false;
@@ -475,7 +475,7 @@ describe('deletion threshold', () => {
     provider.remove('u1', 'u2');
     provider.change('u3', { title: 'new' });
     const report = await harness.sync('full');
-    expect(report).toMatchObject({ status: 'blocked_by_threshold', updated: 1, wouldDelete: 2, deleted: 0 });
+    expect(report).toMatchObject({ status: 'blocked', updated: 1, wouldDelete: 2, deleted: 0 });
     expect(await harness.attributes('u3')).toEqual({ name: 'u3', title: 'new' });
   });
 
@@ -483,10 +483,10 @@ describe('deletion threshold', () => {
     const { provider, harness } = await syncedDirectory({ count: 1, percent: 100 });
     provider.remove('u1', 'u2', 'u3');
     const blocked = await harness.sync('full');
-    expect(blocked.status).toBe('blocked_by_threshold');
+    expect(blocked.status).toBe('blocked');
 
     const tooSmall = await harness.sync('full', { approval: { maxDeletions: 2 } });
-    expect(tooSmall).toMatchObject({ status: 'blocked_by_threshold', deleted: 0 });
+    expect(tooSmall).toMatchObject({ status: 'blocked', deleted: 0 });
 
     const approved = await harness.sync('full', { approval: { maxDeletions: blocked.wouldDelete } });
     expect(approved).toMatchObject({ status: 'succeeded', deleted: 3, approvalUsed: true });
@@ -497,7 +497,7 @@ describe('deletion threshold', () => {
     const { provider, harness } = await syncedDirectory({ count: 1, percent: 100 });
     provider.remove('u1', 'u2');
     const blocked = await harness.sync('delta');
-    expect(blocked).toMatchObject({ mode: 'delta', status: 'blocked_by_threshold', wouldDelete: 2, deleted: 0 });
+    expect(blocked).toMatchObject({ mode: 'delta', status: 'blocked', wouldDelete: 2, deleted: 0 });
     expect(harness.cursor).toEqual({ version: 1 });
 
     // The kept cursor makes the next delta see the same deletions.
@@ -510,7 +510,7 @@ describe('deletion threshold', () => {
     provider.remove('u5');
     expect(await harness.sync('full')).toMatchObject({ status: 'succeeded', deleted: 1 });
     provider.remove('u4', 'u3');
-    expect(await harness.sync('full')).toMatchObject({ status: 'blocked_by_threshold', wouldDelete: 2 });
+    expect(await harness.sync('full')).toMatchObject({ status: 'blocked', wouldDelete: 2 });
   });
 });
 
@@ -536,9 +536,11 @@ describe('dry run', () => {
     expect(await harness.snapshot()).toBe(before);
 
     const real = await harness.sync('full');
-    const { status: _dry, cursor: _none, ...dryCounts } = dry;
-    const { status: _real, cursor: _cursor, ...realCounts } = real;
+    const { status: _dry, cursor: _none, wouldDelete: dryWouldDelete, ...dryCounts } = dry;
+    const { status: _real, cursor: _cursor, wouldDelete: realWouldDelete, ...realCounts } = real;
     expect(realCounts).toEqual(dryCounts);
+    // "would delete" belongs to dry and blocked runs; the real run reports what it deleted.
+    expect([dryWouldDelete, realWouldDelete, real.deleted]).toEqual([1, 0, 1]);
   });
 
   test('a dry run over the threshold says it would be blocked', async () => {

@@ -237,7 +237,8 @@ test('a dry run records its report and leaves the integration as it was', async 
   startWorker('w-dry');
   const { runId } = await addSync(integrationId, { dryRun: true });
   const run = await runReaches(runId, ['dry_run', 'failed']);
-  expect(run).toMatchObject({ status: 'dry_run', created: 3, dryRun: true });
+  expect(run.error).toBeNull();
+  expect(run).toMatchObject({ status: 'dry_run', created: 3, dryRun: true, error: null });
   expect(await getIntegration(db, integrationId)).toMatchObject({ status: 'new', cursor: null, lastRunId: null });
   const [objects] = await db.$client<{ n: number }[]>`
     select count(*)::int as n from directory_objects where integration_id = ${integrationId}`;

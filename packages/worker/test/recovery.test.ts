@@ -16,6 +16,7 @@ import {
   getRun,
 } from '@dirsync/db';
 import { SYNC_QUEUE } from '@dirsync/jobs';
+import { getIntegration } from '@dirsync/db';
 import {
   createTestDatabase,
   createTestQueuePrefix,
@@ -112,7 +113,9 @@ test('a worker killed with SIGKILL mid-sync leaves no lock behind; another finis
     const found = await getRun(db, runId);
     return found?.status === 'succeeded' ? found : undefined;
   }, { timeoutMs: 60_000, what: 'another worker to finish the interrupted sync' });
-  expect(run).toMatchObject({ workerId: 'rescuer', fetched: 310, deleted: 0 });
+  // Write counts cover both attempts: the 150 users the killed attempt stored were created by this
+  // run, even though the second attempt found them already stored.
+  expect(run).toMatchObject({ workerId: 'rescuer', fetched: 310, deleted: 0, created: 310, unchanged: 150, wouldDelete: 0 });
 
   const redis = new Redis(testRedisUrl);
   try {
@@ -129,4 +132,63 @@ test('a worker killed with SIGKILL mid-sync leaves no lock behind; another finis
   expect(recovered.objects).toHaveLength(310);
   expect(recovered.edges).toHaveLength(300);
   expect(recovered).toEqual(await stored(clean));
+}, 120_000);
+
+test('a worker frozen past its lock (SIGSTOP) cannot overwrite the run another worker finished', async () => {
+  await rescuer?.close();
+  rescuer = undefined;
+  const secretKey = generateSecretKey();
+  const ring = createKeyRing({ current: secretKey });
+  const accountId = (await createAccount(db, { name: 'frozen' })).id;
+  const integrationId = (await createIntegration(db, { accountId, kind: 'ldap', name: 'frozen', settings: {} }, { ring, plaintext: 'pw' })).id;
+
+  const frozen = spawn(
+    process.execPath,
+    [childScript, JSON.stringify({ databaseUrl: database.url, redisUrl: testRedisUrl, prefix: prefix.prefix, secretKey, hangAtPage: 3 })],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  child = frozen;
+  let output = '';
+  frozen.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  await waitFor(() => output.includes('ready'), { what: 'the worker to start' });
+
+  const runId = randomUUID();
+  await queue.add('sync', { integrationId, runId, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts: 3 });
+  await waitFor(async () => {
+    const [row] = await db.$client<{ n: number }[]>`select count(*)::int as n from directory_objects where integration_id = ${integrationId}`;
+    return (row?.n ?? 0) >= 150;
+  }, { timeoutMs: 30_000, what: 'the first worker to write its first pages' });
+  frozen.kill('SIGSTOP');
+
+  rescuer = createWorker({
+    db,
+    redisUrl: testRedisUrl,
+    prefix: prefix.prefix,
+    concurrency: 1,
+    keyRing: ring,
+    logger: pino({ level: 'silent' }),
+    workerId: 'rescuer',
+    createProvider: () => fixtureDirectory(300, 10, 30),
+    stalledInterval: 300,
+    lockRetryDelayMs: 100,
+  });
+  const finished = await waitFor(async () => {
+    const found = await getRun(db, runId);
+    return found?.status === 'succeeded' ? found : undefined;
+  }, { timeoutMs: 60_000, what: 'the second worker to finish the run' });
+  const integrationAfter = await getIntegration(db, integrationId);
+  expect(integrationAfter).toMatchObject({ status: 'succeeded', lastRunId: runId });
+  const dataAfter = await stored(integrationId);
+  expect(dataAfter.objects).toHaveLength(310);
+
+  frozen.kill('SIGCONT');
+  // On resume its lock has expired: it stops, and every write it tries is refused.
+  await waitFor(() => output.includes('stale sync attempt stopped'), { timeoutMs: 30_000, what: 'the resumed worker to stop' });
+  expect(await getRun(db, runId)).toEqual(finished);
+  expect(await getIntegration(db, integrationId)).toEqual(integrationAfter);
+  expect(await stored(integrationId)).toEqual(dataAfter);
+  frozen.kill('SIGKILL');
+  await once(frozen, 'exit');
 }, 120_000);

@@ -90,7 +90,7 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
           }
           const run = await getRun(db, job.runId);
           if (run?.status === 'failed') throw new Error(`${mode} sync failed: ${run.error ?? 'unknown error'}`);
-          return run?.status === 'succeeded' || run?.status === 'blocked_by_threshold' ? run : undefined;
+          return run?.status === 'succeeded' || run?.status === 'blocked' ? run : undefined;
         },
         { timeoutMs: 30 * 60_000, intervalMs: 100, what: `${mode} sync` },
       );

@@ -29,7 +29,7 @@ import { requestSync } from './sync.ts';
 
 const logDir = fileURLToPath(new URL('../../../../.tmp', import.meta.url));
 
-const finalStatuses = new Set(['succeeded', 'failed', 'blocked_by_threshold', 'dry_run']);
+const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
 
 /** Where the demo's own servers listen. */
 const demoNetworks = ['127.0.0.0/8', '::1/128'];

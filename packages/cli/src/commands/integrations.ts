@@ -411,7 +411,10 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         await recordAudit(ctx.db(), { accountId: integration.accountId, integrationId: id, actor: 'cli', action: 'integration.password_updated', details: {} });
         const job = await requestSync(ctx, { integrationId: id, mode: 'full', trigger: 'password_update', dryRun: false, requestedBy: 'cli' });
         console.log(`password stored; full sync queued: run ${job.runId}`);
-        if (flags.wait) console.log(describeRun(await waitForRun(ctx, job.runId, job.jobId)));
+        if (flags.wait) {
+          const run = await waitForRun(ctx, job.runId, job.jobId);
+          if (run) console.log(describeRun(run));
+        }
       }),
     );
 

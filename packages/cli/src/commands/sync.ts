@@ -9,7 +9,10 @@ import { describeRun } from '../report.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
-const finalStatuses = new Set(['succeeded', 'failed', 'blocked_by_threshold', 'dry_run']);
+const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
+
+/** Exit codes of `dirsync sync --wait` (documented in the README). */
+export const syncExitCodes = { succeeded: 0, dry_run: 0, failed: 2, blocked: 3, timedOut: 4 } as const;
 
 /** Options of {@link requestSync}. */
 export interface SyncRequestOptions {
@@ -53,7 +56,13 @@ export async function requestSync(ctx: Context, options: SyncRequestOptions) {
  * run row (the source of truth) and the job's progress, with no deadline: Ctrl-C leaves the run
  * going.
  */
-export async function waitForRun(ctx: Context, runId: string, jobId: string, options: { quiet?: boolean } = {}): Promise<Run> {
+export async function waitForRun(
+  ctx: Context,
+  runId: string,
+  jobId: string,
+  options: { quiet?: boolean; timeoutMs?: number } = {},
+): Promise<Run | undefined> {
+  const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
   const queue = new Queue(SYNC_QUEUE, { connection: { url: ctx.config.REDIS_URL }, prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
   const tty = process.stderr.isTTY && !options.quiet;
   try {
@@ -66,8 +75,12 @@ export async function waitForRun(ctx: Context, runId: string, jobId: string, opt
       if (tty) {
         const job = await queue.getJob(jobId);
         const progress = job?.progress as { processed?: number; total?: number } | undefined;
-        const state = run?.status ?? 'queued';
+        const state = run?.status === 'retrying' ? `retrying (attempt ${run.attempt} of ${run.maxAttempts ?? '?'})` : (run?.status ?? 'queued');
         process.stderr.write(`\r\x1b[K${state} ${progressBar(progress?.processed ?? 0, progress?.total)}`);
+      }
+      if (Date.now() >= deadline) {
+        if (tty) process.stderr.write('\r\x1b[K');
+        return undefined;
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
@@ -85,9 +98,10 @@ export function registerSyncCommand(program: Command, withContext: WithContext):
     .option('--delta', 'delta sync (changes since the last run; the default)')
     .option('--dry-run', 'compute the report without writing directory data')
     .option('--recovery', 'mark the run as a recovery after an interruption (trigger "recovery")')
-    .option('--wait', 'wait for the run to finish and print its report')
+    .option('--wait', 'wait for the run to end (succeeded, failed, blocked, dry_run) and print its report')
+    .option('--timeout <seconds>', 'with --wait: give up waiting after this long (exit code 4)')
     .option('--by <name>', 'who asks', 'cli')
-    .action((id: string, options: { full?: boolean; delta?: boolean; dryRun?: boolean; recovery?: boolean; wait?: boolean; by: string }) =>
+    .action((id: string, options: { full?: boolean; delta?: boolean; dryRun?: boolean; recovery?: boolean; wait?: boolean; timeout?: string; by: string }) =>
       withContext(async (ctx) => {
         if (options.full && options.delta) throw new UserError('choose one of --full and --delta');
         const result = await requestSync(ctx, {
@@ -102,9 +116,17 @@ export function registerSyncCommand(program: Command, withContext: WithContext):
             (result.upgraded ? ' — a waiting delta was upgraded to full' : ''),
         );
         if (!options.wait) return;
-        const run = await waitForRun(ctx, result.runId, result.jobId);
+        const timeoutSeconds = options.timeout === undefined ? undefined : Number(options.timeout);
+        if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new UserError('--timeout must be a positive number of seconds');
+        const run = await waitForRun(ctx, result.runId, result.jobId, timeoutSeconds === undefined ? {} : { timeoutMs: timeoutSeconds * 1000 });
+        if (!run) {
+          console.log(`timed out: run ${result.runId} has not ended yet (it goes on)`);
+          process.exitCode = syncExitCodes.timedOut;
+          return;
+        }
         console.log(describeRun(run));
-        if (run.status === 'failed') process.exitCode = 2;
+        if (run.status === 'failed') process.exitCode = syncExitCodes.failed;
+        if (run.status === 'blocked') process.exitCode = syncExitCodes.blocked;
       }),
     );
 }

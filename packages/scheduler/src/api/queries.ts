@@ -73,7 +73,7 @@ export interface RunRow {
   trigger: 'schedule' | 'manual' | 'api' | 'password_update' | 'recovery';
   reason: string | null;
   dryRun: boolean;
-  status: 'queued' | 'running' | 'succeeded' | 'failed' | 'blocked_by_threshold' | 'dry_run';
+  status: 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'blocked' | 'dry_run';
   requestedBy: string | null;
   fetched: number;
   created: number;

@@ -3,8 +3,11 @@ import type { IssueLog, SyncCounts } from './report.ts';
 
 /** What the stages of one run share: where to write, which run it is, and what it has counted. */
 export interface SyncContext {
-  /** The pool, or the transaction a dry run rolls back. */
-  readonly sql: ObjectSql;
+  /**
+   * The pool, the transaction a dry run rolls back, or, while a fenced step runs, that step's
+   * transaction (see `runSync`'s `fence`).
+   */
+  sql: ObjectSql;
   readonly integrationId: string;
   readonly runId: string;
   readonly counts: SyncCounts;
@@ -14,12 +17,12 @@ export interface SyncContext {
    * transaction). PostgreSQL runs each statement on one core; splitting a batch's disjoint rows
    * across connections uses more.
    */
-  readonly parallelism: number;
+  parallelism: number;
   /**
    * True in a dry run: every statement runs in one transaction, which a refused statement would
    * abort, so nothing may be tried in the hope that it succeeds.
    */
-  readonly singleTransaction: boolean;
+  singleTransaction: boolean;
   /**
    * Whether the integration had any stored object when the run started. When it had none (a
    * first sync), no stored object can hold the DN of an object the run creates, so the run need

@@ -3,7 +3,7 @@ import type { Cursor } from '@dirsync/providers';
 import type { SyncMode } from './mode.ts';
 
 /** How a pipeline run ended (a failed run throws instead). */
-export type SyncOutcome = 'succeeded' | 'blocked_by_threshold' | 'dry_run';
+export type SyncOutcome = 'succeeded' | 'blocked' | 'dry_run';
 
 /** Object and edge counts of a run. */
 export interface SyncCounts {

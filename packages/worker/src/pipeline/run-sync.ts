@@ -1,4 +1,6 @@
 import {
+  addRunProgress,
+  inFencedTransaction,
   countLiveAmong,
   countLiveObjects,
   countSweep,
@@ -57,6 +59,11 @@ export interface RunSyncOptions<S> {
   readonly onProgress?: ((progress: SyncProgress) => void | Promise<void>) | undefined;
   /** An administrator's approval of an earlier blocked run (see the runs repository's `findApproval`). */
   readonly approval?: DeletionApproval | undefined;
+  /**
+   * Looks up the approval for the mode the pipeline decided (used when `approval` is not given),
+   * so that only the pipeline decides the mode.
+   */
+  readonly approvalFor?: ((mode: SyncMode) => Promise<DeletionApproval | undefined>) | undefined;
   /** Objects per write batch (default 2000). */
   readonly batchSize?: number | undefined;
   /**
@@ -68,6 +75,16 @@ export interface RunSyncOptions<S> {
   readonly maxIssues?: number | undefined;
   /** Connections a batch's statements may use at once (default 2; a dry run always uses 1). */
   readonly parallelism?: number | undefined;
+  /**
+   * The attempt's fencing token. When set (real runs), every write step (a batch, the member
+   * deltas, the deferred members, the deletions) runs in one transaction that first checks the
+   * token is still the integration's and ends by adding the step's counts to the run: a stale
+   * attempt's step is refused whole (`FencedOutError`) and the run stops. The run's stored
+   * write counts then cover every attempt.
+   */
+  readonly fence?: string | undefined;
+  /** Told the mode the pipeline runs in as soon as it is decided (and again when it changes). */
+  readonly onPlan?: ((plan: ModePlan) => void) | undefined;
 }
 
 const defaultBatchSize = 2000;
@@ -88,7 +105,7 @@ class DryRunRollback extends Error {}
  *   never infers any from absence.
  * - Over the deletion threshold the run deletes nothing but keeps its creates and updates (they
  *   were written as the fetch streamed, and they are true whatever the deletions turn out to be),
- *   reports `blocked_by_threshold` with `wouldDelete`, and returns no cursor: the stored cursor
+ *   reports `blocked` with `wouldDelete`, and returns no cursor: the stored cursor
  *   stays, so the next delta reports the same deletions again and is blocked the same way until
  *   an approval covers them.
  * - A dry run executes exactly the same statements inside a transaction that is rolled back, so
@@ -138,6 +155,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
   const session = new FetchSession(ctx, provider, options, controller.signal);
   try {
     let plan: ModePlan = planMode(run.modeRequested, integration.cursor);
+    options.onPlan?.(plan);
     let cursor: Cursor | undefined;
     if (plan.mode === 'delta' && integration.cursor !== null) {
       try {
@@ -145,6 +163,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
       } catch (error) {
         if (!isCursorRejected(error)) throw error;
         plan = fallbackToFull(error);
+        options.onPlan?.(plan);
         // What the delta wrote stays (it is true); what it still held back is replaced by the
         // full fetch, which sees every object and whose sweep finds every deletion.
         session.reset();
@@ -153,13 +172,16 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
     if (plan.mode === 'full') cursor = await session.consume(provider.fetchFull(controller.signal), 'full');
     controller.signal.throwIfAborted();
 
-    await session.members.resolveDeferred();
+    await session.step(() => session.members.resolveDeferred());
     controller.signal.throwIfAborted();
 
-    const deletion = await applyDeletions(ctx, plan.mode, session.pendingDeletions, options);
-    const status = run.dryRun ? 'dry_run' : deletion.allowed ? 'succeeded' : 'blocked_by_threshold';
+    const mode = plan.mode;
+    const deletion = await session.step(() => applyDeletions(ctx, mode, session.pendingDeletions, options));
+    const status = run.dryRun ? 'dry_run' : deletion.allowed ? 'succeeded' : 'blocked';
     return {
       ...ctx.counts,
+      // Meant for blocked and dry runs: a run that deleted what it found reports only `deleted`.
+      wouldDelete: status === 'succeeded' ? 0 : ctx.counts.wouldDelete,
       mode: plan.mode,
       reason: plan.reason,
       status,
@@ -201,7 +223,7 @@ async function applyDeletions<S>(
     live,
     count: options.integration.deleteThresholdCount,
     percent: options.integration.deleteThresholdPercent,
-    approval: options.approval,
+    approval: options.approval ?? (await options.approvalFor?.(mode)),
   });
   if (!verdict.allowed || wouldDelete === 0) return verdict;
   options.signal.throwIfAborted();
@@ -233,6 +255,50 @@ class FetchSession<S> {
   readonly #signal: AbortSignal;
   readonly #batchSize: number;
   readonly #batchMemberRefs: number;
+
+  /**
+   * Runs one write step. Fenced (a real run with a token): in a transaction on one connection that
+   * checks the token first and adds the step's write counts to the run last, so the step lands
+   * whole from the attempt that owns the integration, or not at all.
+   */
+  async step<T>(fn: () => Promise<T>): Promise<T> {
+    const fence = this.#options.fence;
+    const ctx = this.#ctx;
+    if (fence === undefined || this.#options.run.dryRun) return fn();
+    const pool = ctx.sql;
+    const before = { ...ctx.counts };
+    const { parallelism, singleTransaction } = ctx;
+    try {
+      return await inFencedTransaction(pool, ctx.integrationId, fence, async (tx) => {
+        ctx.sql = tx;
+        ctx.parallelism = 1;
+        // In one transaction a refused statement would abort it: nothing is tried on hope.
+        ctx.singleTransaction = true;
+        ctx.assumeAbsent = false;
+        const result = await fn();
+        const now = ctx.counts;
+        await addRunProgress(tx, ctx.runId, fence, {
+          created: now.created - before.created,
+          updated: now.updated - before.updated,
+          restored: now.restored - before.restored,
+          deleted: now.deleted - before.deleted,
+          membershipsAdded: now.membershipsAdded - before.membershipsAdded,
+          membershipsRemoved: now.membershipsRemoved - before.membershipsRemoved,
+        });
+        return result;
+      });
+    } catch (error) {
+      // A step that rolled back wrote nothing: its counts must not stay in the attempt's report.
+      for (const key of ['created', 'updated', 'restored', 'deleted', 'membershipsAdded', 'membershipsRemoved'] as const) {
+        ctx.counts[key] = before[key];
+      }
+      throw error;
+    } finally {
+      ctx.sql = pool;
+      ctx.parallelism = parallelism;
+      ctx.singleTransaction = singleTransaction;
+    }
+  }
 
   constructor(ctx: SyncContext, provider: Provider<S>, options: RunSyncOptions<S>, signal: AbortSignal) {
     this.#ctx = ctx;
@@ -275,7 +341,7 @@ class FetchSession<S> {
       memberRefs = 0;
       const processed = counts.fetched;
       writing = (async () => {
-        await syncObjectBatch(this.#ctx, this.members, batch);
+        await this.step(() => syncObjectBatch(this.#ctx, this.members, batch));
         this.#signal.throwIfAborted();
         await this.#options.onProgress?.({ processed });
       })();
@@ -318,7 +384,8 @@ class FetchSession<S> {
           // Edges name objects of this page: those must be stored first.
           await flush();
           await drain();
-          await this.members.applyDeltas(page.memberDeltas);
+          const deltas = page.memberDeltas;
+          await this.step(() => this.members.applyDeltas(deltas));
         }
         // Held until the fetch is complete: the threshold needs their number first. A full sync
         // needs none: its sweep finds every object the source no longer has.

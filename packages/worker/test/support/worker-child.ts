@@ -24,7 +24,8 @@ createWorker({
   prefix: config.prefix,
   concurrency: 1,
   keyRing: createKeyRing({ current: config.secretKey }),
-  logger: pino({ level: 'silent' }),
+  // Warnings go to stdout so that a test can see a stale attempt stop.
+  logger: pino({ level: 'warn' }),
   workerId: 'doomed-worker',
   createProvider: () => {
     const provider = fixtureDirectory(300, 10, 30);

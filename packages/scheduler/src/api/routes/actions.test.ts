@@ -19,7 +19,7 @@ const base: IntegrationHealthRow = {
 
 test.each<[string, Partial<IntegrationHealthRow>, string[]]>([
   ['a healthy integration needs nothing', {}, []],
-  ['a blocked run needs an approval', { status: 'blocked_by_threshold' }, ['blocked_run']],
+  ['a blocked run needs an approval', { status: 'blocked' }, ['blocked_run']],
   ['a failed run is failing', { status: 'failed', lastRunError: 'unavailable: ldap.example.com did not answer' }, ['failing']],
   ['a refused bind is a credential problem', { status: 'failed', lastRunError: 'auth: invalid credentials for cn=reader' }, ['credential_failed']],
   ['a bind DN without a password', { hasSecret: false }, ['missing_secret']],

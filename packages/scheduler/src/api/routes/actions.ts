@@ -26,7 +26,7 @@ export function actionsFor(row: IntegrationHealthRow, now: Date): Action[] {
   if (passwordKinds.has(row.kind) && !row.hasSecret && typeof row.settings['bindDn'] === 'string') {
     actions.push({ ...base, type: 'missing_secret', detail: 'no service-account password is stored: set one (PUT …/secret)', runId: null, since: row.createdAt });
   }
-  if (row.status === 'blocked_by_threshold') {
+  if (row.status === 'blocked') {
     actions.push({ ...base, type: 'blocked_run', detail: 'the last run would delete more objects than the threshold allows: approve it or raise the threshold', runId: row.lastRunId, since: row.lastRunFinishedAt });
   } else if (row.status === 'failed') {
     const credential = row.lastRunError?.startsWith('auth:') === true;
