@@ -44,6 +44,10 @@ export const configSchema = z.object({
   DIRSYNC_WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   /** How often the scheduler looks for due syncs (cron with seconds). */
   DIRSYNC_SCHEDULER_TICK: cronish.default('*/30 * * * * *'),
+  /** Seconds between the scheduler's reconciler passes (runs whose queue job was lost or failed). */
+  DIRSYNC_RECONCILE_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
+  /** Seconds a running run whose queue job is gone may stay silent before the reconciler fails it. */
+  DIRSYNC_RUN_STALL_SECONDS: z.coerce.number().int().min(30).max(7 * 86_400).default(600),
   /** Integration secret for `integrations add`/`set-password` without a prompt (never a flag). */
   DIRSYNC_INTEGRATION_SECRET: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

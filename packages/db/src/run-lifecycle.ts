@@ -248,3 +248,134 @@ export async function inFencedTransaction<T>(
     return fn(tx);
   })) as T;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reconciler: runs the queue lost track of (a job gone, failed for good, a worker killed twice).
+
+/** A run not yet final, as the reconciler sees it (see {@link withReconcileLock}). */
+export interface UnfinishedRun {
+  readonly id: string;
+  readonly integrationId: string;
+  readonly jobId: string | null;
+  readonly status: 'queued' | 'running' | 'retrying';
+  /** Fencing token of the attempt that owns the run; null before any attempt started. */
+  readonly fence: string | null;
+  readonly modeRequested: SyncMode;
+  readonly trigger: string;
+  readonly dryRun: boolean;
+  readonly requestedBy: string | null;
+  readonly requeuedAt: Date | null;
+  /**
+   * Milliseconds (by the database's clock, so replicas agree) since the run's last sign of life:
+   * its heartbeat, else its start, its re-enqueue or its creation.
+   */
+  readonly idleMs: number;
+}
+
+/** What a reconcile pass may do, inside the transaction that holds the reconciler lock. */
+export interface ReconcileSession {
+  /** Runs `queued`, `running` or `retrying`, oldest sign of life first. */
+  listUnfinishedRuns(limit: number): Promise<UnfinishedRun[]>;
+  /**
+   * Ends `run` as `failed` with `error`, provided it is still in the status and owned by the
+   * fence it was read with (else false: an attempt moved it on meanwhile). The run and, when that
+   * attempt still holds it, the integration get a new fence, so a resumed stale attempt can
+   * write nothing more. The integration follows (status `failed`, last run) unless a newer
+   * attempt holds it or the run is a dry run.
+   */
+  failLostRun(run: Pick<UnfinishedRun, 'id' | 'status' | 'fence'>, error: string): Promise<boolean>;
+  /** Marks a queued run re-enqueued (once: false when it already was, or is no longer queued). */
+  markRunRequeued(runId: string): Promise<boolean>;
+}
+
+/** Advisory lock key of the reconciler (any constant; one pass at a time across replicas). */
+const reconcileLockKey = 0x64697273; // 'dirs'
+
+/**
+ * Runs `fn` in a transaction holding the reconciler's transaction-level advisory lock, so one
+ * replica reconciles at a time; returns `{ acquired: false }` at once when another holds it.
+ * The lock ends with the transaction, even when the process dies.
+ */
+export async function withReconcileLock<T>(
+  db: Db,
+  fn: (session: ReconcileSession) => Promise<T>,
+): Promise<{ acquired: true; value: T } | { acquired: false }> {
+  return (await db.$client.begin(async (tx) => {
+    const [lock] = await tx<{ ok: boolean }[]>`select pg_try_advisory_xact_lock(${reconcileLockKey}) as ok`;
+    if (lock?.ok !== true) return { acquired: false };
+    const session: ReconcileSession = {
+      async listUnfinishedRuns(limit) {
+        const rows = await tx<
+          {
+            id: string;
+            integration_id: string;
+            job_id: string | null;
+            status: UnfinishedRun['status'];
+            fence: string | null;
+            mode_requested: SyncMode;
+            trigger: string;
+            dry_run: boolean;
+            requested_by: string | null;
+            requeued_at: Date | null;
+            idle_ms: number;
+          }[]
+        >`
+          select id, integration_id, job_id, status, fence, mode_requested, trigger, dry_run, requested_by, requeued_at,
+            (extract(epoch from now() - coalesce(heartbeat_at, started_at, requeued_at, queued_at)) * 1000)::float8 as idle_ms
+          from sync_runs
+          where status in ('queued', 'running', 'retrying')
+          order by coalesce(heartbeat_at, started_at, requeued_at, queued_at)
+          limit ${limit}`;
+        return rows.map((row) => ({
+          id: row.id,
+          integrationId: row.integration_id,
+          jobId: row.job_id,
+          status: row.status,
+          fence: row.fence,
+          modeRequested: row.mode_requested,
+          trigger: row.trigger,
+          dryRun: row.dry_run,
+          requestedBy: row.requested_by,
+          requeuedAt: row.requeued_at,
+          idleMs: Number(row.idle_ms),
+        }));
+      },
+      async failLostRun(run, error) {
+        const message = clip(error);
+        const newFence = `reconciled:${run.id}`;
+        const [ended] = await tx<{ integration_id: string; dry_run: boolean }[]>`
+          update sync_runs set
+            status = 'failed', error = ${message}, last_error = ${message}, fence = ${newFence},
+            finished_at = now(),
+            duration_ms = case when started_at is null then null
+              else (extract(epoch from now() - started_at) * 1000)::int end
+          where id = ${run.id} and status = ${run.status} and fence is not distinct from ${run.fence}
+          returning integration_id, dry_run`;
+        if (!ended) return false;
+        if (ended.dry_run) return true;
+        // The integration is this run's when its attempt still holds the fence, or when the run
+        // never started and no other run of the integration is under way.
+        await tx`
+          update integrations i set
+            status = 'failed', last_run_id = ${run.id},
+            sync_fence = case when i.sync_fence is not distinct from ${run.fence}::text then ${newFence} else i.sync_fence end
+          where i.id = ${ended.integration_id}
+            and (
+              (${run.fence}::text is not null and i.sync_fence = ${run.fence}::text)
+              or (${run.fence}::text is null and not exists (
+                select 1 from sync_runs o
+                where o.integration_id = i.id and o.id <> ${run.id} and o.status in ('running', 'retrying')))
+            )`;
+        return true;
+      },
+      async markRunRequeued(runId) {
+        const rows = await tx`
+          update sync_runs set requeued_at = now()
+          where id = ${runId} and status = 'queued' and requeued_at is null
+          returning id`;
+        return rows.length > 0;
+      },
+    };
+    return { acquired: true, value: await fn(session) };
+  })) as { acquired: true; value: T } | { acquired: false };
+}

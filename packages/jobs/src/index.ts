@@ -6,3 +6,4 @@ export * from './enqueue.ts';
 export * from './control.ts';
 export * from './rotation.ts';
 export * from './unavailable.ts';
+export * from './sync-job-state.ts';

@@ -4,6 +4,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError } from './cron.ts';
 import { dueSlots, planSync, type DueSlots } from './plan.ts';
+import { createReconciler, type Reconciler, type ReconcilerOptions } from './reconciler.ts';
 import { createRotationScheduler, type RotationTickResult } from './rotation.ts';
 import { claimDueSlots, markRunUpgradedToFull, releaseClaimedSlots } from './slots.ts';
 
@@ -32,6 +33,11 @@ export interface SchedulerOptions {
   readonly concurrency?: number;
   /** Also enqueue connectors' daily credential rotations (default true). */
   readonly rotations?: boolean;
+  /**
+   * The run reconciler `start()` runs beside the ticks (see `createReconciler`): its timings, or
+   * false for none. Default: on, with its default timings.
+   */
+  readonly reconcile?: false | Pick<ReconcilerOptions, 'intervalMs' | 'stallLimitMs' | 'queuedGraceMs'>;
 }
 
 /** One job the tick enqueued (or found already standing for the slot). */
@@ -116,6 +122,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   // Bad schedules are reported once per expression, not every 30 seconds.
   const reportedBadSchedules = new Map<string, string>();
   let task: ScheduledTask | undefined;
+  let reconciler: Reconciler | undefined;
   let stopped = false;
 
   async function scheduleIntegration(row: SchedulableIntegration, now: Date): Promise<ScheduledSync | undefined> {
@@ -242,12 +249,16 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
       );
       logger.info({ tickCron, timezone: tz }, 'scheduler started');
       tickInBackground();
+      if (options.reconcile !== false) {
+        reconciler = createReconciler({ db, connection: options.connection, prefix: options.prefix, logger, ...options.reconcile });
+        reconciler.start();
+      }
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       if (task !== undefined) await task.destroy();
-      await Promise.allSettled([...inFlight]);
+      await Promise.allSettled([...inFlight, reconciler?.stop()]);
       await enqueue.close();
       await rotations?.close();
       logger.info('scheduler stopped');

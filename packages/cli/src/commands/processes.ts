@@ -72,6 +72,10 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           prefix: ctx.config.DIRSYNC_QUEUE_PREFIX,
           tickCron: ctx.config.DIRSYNC_SCHEDULER_TICK,
           logger,
+          reconcile: {
+            intervalMs: ctx.config.DIRSYNC_RECONCILE_SECONDS * 1000,
+            stallLimitMs: ctx.config.DIRSYNC_RUN_STALL_SECONDS * 1000,
+          },
         });
         scheduler.start();
         // The API (unless DIRSYNC_SCHEDULER_API=false) and the probes on PORT, metrics on DIRSYNC_METRICS_PORT.
