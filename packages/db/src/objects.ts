@@ -1,6 +1,6 @@
 import type postgres from 'postgres';
 import type { Db } from './client.ts';
-import { clearedHash } from './references.ts';
+import { type ContentHasher, type HeldAttributes, setContentHashes } from './references.ts';
 
 /**
  * Set-based SQL for the sync pipeline: every function handles a whole batch in one statement
@@ -454,16 +454,20 @@ export interface DeletionCounts {
   readonly managersCleared: number;
 }
 
-async function softDelete(sql: RawSql, integrationId: string, target: postgres.PendingQuery<postgres.Row[]>) {
+async function softDelete(
+  sql: RawSql,
+  integrationId: string,
+  target: postgres.PendingQuery<postgres.Row[]>,
+  contentHashOf: ContentHasher,
+): Promise<DeletionCounts> {
   // One statement: the targets' edges go whichever end they are (a directory need not report the
   // group when a member is deleted); surviving groups that lost a member get their members hash
   // cleared so the next complete member list rewrites (and, on a return, restores) their edges.
   // Until then such a group still lists the member's DN as far as dirsync knows, so the DN is kept
   // as a dangling member reference: an object that appears there, in any run, gets the edge back.
-  // Objects managed by a target lose their `manager` (kept, with their content hash, so that a
-  // restore of the manager gives it back); their content hash is marked so the next read of the
-  // object from the source rewrites it.
-  const [row] = await sql<{ deleted: number; removed: number; cleared: number }[]>`
+  // Objects managed by a target lose their `manager`, as the directory itself drops the link
+  // (AD removes it without changing the objects, so no delta would report them).
+  const rows = await sql<{ deleted: number; removed: number; unmanaged: HeldAttributes[] | null }[]>`
     with target as materialized (${target}),
     edges as (
       update memberships e set deleted_at = now(), updated_at = now()
@@ -499,25 +503,12 @@ async function softDelete(sql: RawSql, integrationId: string, target: postgres.P
       where r.integration_id = ${integrationId} and r.source_external_id in (select external_id from target)
       returning 1
     ),
-    reports as materialized (
-      select o.external_id, o.attributes ->> 'manager' as manager, o.content_hash
-      from directory_objects o
+    unmanaged as (
+      update directory_objects o set attributes = o.attributes - 'manager', updated_at = now()
       where o.integration_id = ${integrationId} and o.deleted_at is null and o.attributes ? 'manager'
         and (o.attributes ->> 'manager') in (select external_id from target)
         and o.external_id not in (select external_id from target)
-    ),
-    unmanaged as (
-      update directory_objects o set attributes = o.attributes - 'manager',
-        content_hash = ${clearedHash('')}::text || r.content_hash, updated_at = now()
-      from reports r
-      where o.integration_id = ${integrationId} and o.external_id = r.external_id
-      returning 1
-    ),
-    remembered as (
-      insert into dangling_references (integration_id, attribute, target, source_external_id, restore_hash)
-      select ${integrationId}, 'manager', r.manager, r.external_id, r.content_hash from reports r
-      on conflict (integration_id, attribute, target, source_external_id) do update set restore_hash = excluded.restore_hash
-      returning 1
+      returning o.external_id, o.type, o.attributes
     ),
     gone as (
       update directory_objects o set deleted_at = now(), updated_at = now(), members_hash = null
@@ -525,18 +516,23 @@ async function softDelete(sql: RawSql, integrationId: string, target: postgres.P
       returning 1
     )
     select (select count(*) from gone)::int as deleted, (select count(*) from edges)::int as removed,
-           (select count(*) from unmanaged)::int as cleared`;
-  return { deleted: row?.deleted ?? 0, membershipsRemoved: row?.removed ?? 0, managersCleared: row?.cleared ?? 0 };
+           (select jsonb_agg(jsonb_build_object('externalId', external_id, 'type', type, 'attributes', attributes)) from unmanaged) as unmanaged`;
+  const row = rows[0];
+  const unmanaged = row?.unmanaged ?? [];
+  await setContentHashes(sql, integrationId, unmanaged, contentHashOf);
+  return { deleted: row?.deleted ?? 0, membershipsRemoved: row?.removed ?? 0, managersCleared: unmanaged.length };
 }
 
 /**
  * Soft-deletes the live objects among `externalIds` (a delta's reported deletions) and every live
- * edge where one of them is the group or the member.
+ * edge where one of them is the group or the member, and clears the `manager` of the objects they
+ * managed (their content hash recomputed with `contentHashOf`).
  */
 export async function deleteObjects(
   handle: ObjectSql,
   integrationId: string,
   externalIds: readonly string[],
+  contentHashOf: ContentHasher,
 ): Promise<DeletionCounts> {
   if (externalIds.length === 0) return { deleted: 0, membershipsRemoved: 0, managersCleared: 0 };
   const sql = raw(handle);
@@ -546,6 +542,7 @@ export async function deleteObjects(
     sql`select external_id from directory_objects
         where integration_id = ${integrationId} and deleted_at is null
           and external_id = any(${externalIds}::text[])`,
+    contentHashOf,
   );
 }
 
@@ -558,6 +555,7 @@ export async function sweepUnseenObjects(
   handle: ObjectSql,
   integrationId: string,
   runId: string,
+  contentHashOf: ContentHasher,
 ): Promise<DeletionCounts> {
   const sql = raw(handle);
   return softDelete(
@@ -566,5 +564,6 @@ export async function sweepUnseenObjects(
     sql`select external_id from directory_objects
         where integration_id = ${integrationId} and deleted_at is null
           and last_seen_run_id is distinct from ${runId}`,
+    contentHashOf,
   );
 }

@@ -2,12 +2,13 @@ import type postgres from 'postgres';
 import type { Db } from './client.ts';
 
 /**
- * Dangling references: what the source refers to but dirsync cannot store as a reference yet.
- * - `member`: a group lists a member DN that matches no synced object (not yet created, outside
- *   the scope, deleted). Kept per group while the group's last complete member list says so;
- *   the edge is made by whichever run stores an object at that DN.
- * - `manager`: an object's manager was deleted, so the attribute was cleared; it comes back when
- *   the manager is restored, as long as the holder was not rewritten from the source meanwhile.
+ * References between stored objects that the pipeline keeps right between full syncs.
+ * - Dangling member references: a group lists a member DN that matches no synced object (not yet
+ *   created, outside the scope, deleted). Kept per group while the group's last complete member
+ *   list says so; the edge is made by whichever run stores an object at that DN.
+ * - Managers: a deleted manager is cleared from its reports (see the objects repository's
+ *   deletions), and a restored one given back to the reports the directory names
+ *   ({@link linkManagers}).
  * Set-based like the rest of the pipeline's SQL: one statement per batch.
  */
 
@@ -19,16 +20,35 @@ function raw(handle: ObjectSql): RawSql {
   return '$client' in handle ? handle.$client : handle;
 }
 
-/** Prefix of the content hash of an object whose manager was cleared (see {@link clearedHash}). */
-const clearedPrefix = 'cleared:';
-
 /**
- * The content hash stored on an object whose manager was cleared: never a real hash, so the next
- * read of the object from the source rewrites it, and recognisable, so a restore can tell that the
- * object was not rewritten since.
+ * The pipeline's content hash of an object from its type and attributes: objects whose attributes
+ * the database changes itself (a manager cleared or given back) get the hash a read of the same
+ * content from the source would have, so the next read finds them unchanged.
  */
-export function clearedHash(contentHash: string): string {
-  return `${clearedPrefix}${contentHash}`;
+export type ContentHasher = (type: string, attributes: Record<string, unknown>) => string;
+
+/** An object whose attributes were just changed by the database, as it now stands. */
+export interface HeldAttributes {
+  readonly externalId: string;
+  readonly type: string;
+  readonly attributes: Record<string, unknown>;
+}
+
+/** Stores the content hashes of objects whose attributes were rewritten in place. */
+export async function setContentHashes(
+  handle: ObjectSql,
+  integrationId: string,
+  objects: readonly HeldAttributes[],
+  contentHashOf: ContentHasher,
+): Promise<void> {
+  if (objects.length === 0) return;
+  const sql = raw(handle);
+  const ids = objects.map((o) => o.externalId);
+  const hashes = objects.map((o) => contentHashOf(o.type, o.attributes));
+  await sql`
+    update directory_objects o set content_hash = u.hash
+    from unnest(${ids}::text[], ${hashes}::text[]) as u(id, hash)
+    where o.integration_id = ${integrationId} and o.external_id = u.id`;
 }
 
 /** The member DNs of one group that matched no synced object when its member list was written. */
@@ -129,27 +149,38 @@ export async function linkArrivedObjects(
   return row?.added ?? 0;
 }
 
+/** An object the directory says is managed by another one (AD `directReports`, read back). */
+export interface ManagerLink {
+  readonly holderExternalId: string;
+  readonly managerExternalId: string;
+}
+
 /**
- * Gives restored objects back as manager to the objects whose `manager` was cleared when they
- * were deleted, unless such an object was rewritten from the source since (then the source's
- * value stands). The holders get their content hash from before the clearing back. Returns the
- * objects relinked.
+ * Sets `manager` on live objects whose stored manager differs from what the directory says (a
+ * restored manager's reports, whose own entries did not change), with their content hash
+ * recomputed. Returns the objects changed.
  */
-export async function relinkManagers(handle: ObjectSql, integrationId: string, restoredIds: readonly string[]): Promise<number> {
-  if (restoredIds.length === 0) return 0;
+export async function linkManagers(
+  handle: ObjectSql,
+  integrationId: string,
+  links: readonly ManagerLink[],
+  contentHashOf: ContentHasher,
+): Promise<number> {
+  if (links.length === 0) return 0;
   const sql = raw(handle);
-  const result = await sql`
-    with hits as (
-      delete from dangling_references r
-      where r.integration_id = ${integrationId} and r.attribute = 'manager' and r.target = any(${restoredIds}::text[])
-      returning r.source_external_id, r.target, r.restore_hash
-    )
-    update directory_objects o set
-      attributes = jsonb_set(o.attributes, '{manager}', to_jsonb(h.target)),
-      content_hash = h.restore_hash,
-      updated_at = now()
-    from hits h
-    where o.integration_id = ${integrationId} and o.external_id = h.source_external_id
-      and o.deleted_at is null and o.content_hash = ${clearedPrefix} || h.restore_hash`;
-  return result.count;
+  const holders = links.map((l) => l.holderExternalId);
+  const managers = links.map((l) => l.managerExternalId);
+  const rows = await sql<{ external_id: string; type: string; attributes: Record<string, unknown> }[]>`
+    update directory_objects o set attributes = jsonb_set(o.attributes, '{manager}', to_jsonb(l.manager)), updated_at = now()
+    from (select distinct on (holder) holder, manager from unnest(${holders}::text[], ${managers}::text[]) as u(holder, manager)) as l
+    where o.integration_id = ${integrationId} and o.external_id = l.holder and o.deleted_at is null
+      and (o.attributes ->> 'manager') is distinct from l.manager
+    returning o.external_id, o.type, o.attributes`;
+  await setContentHashes(
+    sql,
+    integrationId,
+    rows.map((row) => ({ externalId: row.external_id, type: row.type, attributes: row.attributes })),
+    contentHashOf,
+  );
+  return rows.length;
 }

@@ -148,9 +148,9 @@ export const memberships = pgTable(
 
 /**
  * References the source makes to objects that are not stored, kept so the reference is made the
- * moment such an object appears, in whatever run: a group's member DN that matched no synced
- * object (`attribute` `member`, `target` the DN), and a `manager` cleared because the manager was
- * deleted (`target` its external id, `restoreHash` the holder's content hash before the clearing).
+ * moment such an object appears, in whatever run. `attribute` `member`: a group's member DN
+ * (`target`) that matched no synced object when the group's complete member list was written, or
+ * whose object was deleted while the group still listed it.
  */
 export const danglingReferences = pgTable(
   'dangling_references',
@@ -158,11 +158,10 @@ export const danglingReferences = pgTable(
     integrationId: uuid('integration_id')
       .notNull()
       .references(() => integrations.id, { onDelete: 'cascade' }),
-    attribute: text('attribute', { enum: ['member', 'manager'] }).notNull(),
+    attribute: text('attribute', { enum: ['member'] }).notNull(),
     target: text('target').notNull(),
-    /** The group (for `member`) or the object holding the attribute (for `manager`). */
+    /** The object holding the reference (the group, for `member`). */
     sourceExternalId: text('source_external_id').notNull(),
-    restoreHash: text('restore_hash'),
     createdAt: createdAt(),
   },
   (t) => [

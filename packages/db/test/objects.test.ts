@@ -23,6 +23,9 @@ import {
 let database: TestDatabase;
 let db: Db;
 
+/** Stands in for the pipeline's content hash. */
+const hashOf = (type: string, attributes: Record<string, unknown>) => `${type}:${JSON.stringify(attributes)}`;
+
 beforeAll(async () => {
   database = await createTestDatabase('objects');
   db = connect(database.url, { max: 2 });
@@ -101,7 +104,7 @@ describe('writeObjects and stampObjects', () => {
     const integrationId = await newIntegration();
     const run = randomUUID();
     await writeObjects(db, integrationId, run, [user('a'), user('b')]);
-    await deleteObjects(db, integrationId, ['b']);
+    await deleteObjects(db, integrationId, ['b'], hashOf);
     expect((await loadObjectStates(db, integrationId, ['b'])).get('b')?.deleted).toBe(true);
 
     const next = randomUUID();
@@ -171,7 +174,7 @@ describe('insertObjects', () => {
   test('refuses to overwrite an object that exists, even soft-deleted', async () => {
     const integrationId = await newIntegration();
     await insertObjects(db, integrationId, randomUUID(), [user('a')]);
-    await deleteObjects(db, integrationId, ['a']);
+    await deleteObjects(db, integrationId, ['a'], hashOf);
     await expect(insertObjects(db, integrationId, randomUUID(), [user('a', 'other')])).rejects.toMatchObject({ code: '23505' });
     expect((await objects(integrationId)).get('a')).toMatchObject({ content_hash: 'h-a', deleted: true });
   });
@@ -182,7 +185,7 @@ describe('hasStoredRows', () => {
     const integrationId = await newIntegration();
     expect(await hasStoredRows(db, integrationId)).toEqual({ objects: false, memberships: false });
     await insertObjects(db, integrationId, randomUUID(), [user('a')]);
-    await deleteObjects(db, integrationId, ['a']);
+    await deleteObjects(db, integrationId, ['a'], hashOf);
     expect(await hasStoredRows(db, integrationId)).toEqual({ objects: true, memberships: false });
     await replaceMemberships(db, integrationId, randomUUID(), [{ groupExternalId: 'g', memberExternalIds: ['a'], membersHash: null }]);
     expect(await hasStoredRows(db, integrationId)).toEqual({ objects: true, memberships: true });
@@ -223,7 +226,7 @@ describe('clearMemberHashesAround', () => {
   test('leaves every hash alone when no other object holds the DN', async () => {
     const integrationId = await twoGroups();
     expect(await clearMemberHashesAround(db, integrationId, { writtenIds: ['u1'], dns: ['uid=u1,dc=x'], renamedIds: [] })).toEqual([]);
-    await deleteObjects(db, integrationId, ['u2']);
+    await deleteObjects(db, integrationId, ['u2'], hashOf);
     // A soft-deleted holder has no live edge left to be wrong about.
     expect(await clearMemberHashesAround(db, integrationId, { writtenIds: ['n'], dns: ['uid=u2,dc=x'], renamedIds: [] })).toEqual([]);
     expect(await hashes(integrationId)).toEqual({ g1: 'm1', g2: null, g3: 'm3' });
@@ -234,7 +237,7 @@ describe('resolveDns', () => {
   test('resolves live objects only', async () => {
     const integrationId = await newIntegration();
     await writeObjects(db, integrationId, randomUUID(), [user('a'), user('b')]);
-    await deleteObjects(db, integrationId, ['b']);
+    await deleteObjects(db, integrationId, ['b'], hashOf);
     const resolved = await resolveDns(db, integrationId, randomUUID(), ['uid=a,dc=x', 'uid=b,dc=x', 'uid=zz,dc=x']);
     expect([...resolved]).toEqual([['uid=a,dc=x', 'a']]);
   });
@@ -379,7 +382,7 @@ describe('deleteObjects', () => {
       { groupExternalId: 'parent', memberExternalIds: ['g', 'u2'], membersHash: 'mp' },
     ]);
 
-    expect(await deleteObjects(db, integrationId, ['u1', 'g', 'unknown'])).toEqual({ deleted: 2, membershipsRemoved: 3, managersCleared: 0 });
+    expect(await deleteObjects(db, integrationId, ['u1', 'g', 'unknown'], hashOf)).toEqual({ deleted: 2, membershipsRemoved: 3, managersCleared: 0 });
     expect(await liveEdges(integrationId)).toEqual(['parent>u2']);
     const stored = await objects(integrationId);
     expect(stored.get('u1')?.deleted).toBe(true);
@@ -392,13 +395,13 @@ describe('deleteObjects', () => {
     expect(stamp?.recent).toBe(true);
 
     // Deleting again changes nothing.
-    expect(await deleteObjects(db, integrationId, ['u1'])).toEqual({ deleted: 0, membershipsRemoved: 0, managersCleared: 0 });
+    expect(await deleteObjects(db, integrationId, ['u1'], hashOf)).toEqual({ deleted: 0, membershipsRemoved: 0, managersCleared: 0 });
   });
 
   test('counts what would be deleted among given ids', async () => {
     const integrationId = await newIntegration();
     await writeObjects(db, integrationId, randomUUID(), [user('a'), user('b'), user('c')]);
-    await deleteObjects(db, integrationId, ['c']);
+    await deleteObjects(db, integrationId, ['c'], hashOf);
     expect(await countLiveAmong(db, integrationId, ['a', 'c', 'zz'])).toBe(1);
     expect(await countLiveObjects(db, integrationId)).toBe(2);
   });
@@ -412,13 +415,13 @@ describe('sweep', () => {
     await replaceMemberships(db, integrationId, first, [
       { groupExternalId: 'g', memberExternalIds: ['u1', 'gone'], membersHash: 'mg' },
     ]);
-    await deleteObjects(db, integrationId, ['u2']);
+    await deleteObjects(db, integrationId, ['u2'], hashOf);
 
     const second = randomUUID();
     await stampObjects(db, integrationId, second, ['u1', 'g']);
     expect(await countSweep(db, integrationId, second)).toEqual({ live: 3, unseen: 1 });
 
-    expect(await sweepUnseenObjects(db, integrationId, second)).toEqual({ deleted: 1, membershipsRemoved: 1, managersCleared: 0 });
+    expect(await sweepUnseenObjects(db, integrationId, second, hashOf)).toEqual({ deleted: 1, membershipsRemoved: 1, managersCleared: 0 });
     expect(await liveEdges(integrationId)).toEqual(['g>u1']);
     const stored = await objects(integrationId);
     expect(stored.get('gone')?.deleted).toBe(true);

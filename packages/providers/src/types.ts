@@ -35,6 +35,13 @@ export interface CanonicalObject {
    * and are not read again. Not part of the content hash.
    */
   readonly memberOf?: readonly MemberRef[];
+  /**
+   * The objects whose `manager` is this object, when the source reports them with it (AD
+   * `directReports`, read by deltas). When the object comes into scope or is restored, the
+   * pipeline sets their `manager` to it: their own entries did not change, so they are not read
+   * again. Not part of the content hash.
+   */
+  readonly directReports?: readonly MemberRef[];
 }
 
 /** Membership changes reported incrementally by a source (Graph `members@delta`). */

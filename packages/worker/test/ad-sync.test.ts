@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { Attribute, Change, type Client } from 'ldapts';
+import { Attribute, Change, type Client, Control } from 'ldapts';
 import { pino } from 'pino';
 import {
   close,
@@ -338,5 +338,96 @@ describe('an OU through its changes', () => {
     expect(run).toMatchObject({ status: 'succeeded', mode: 'full', created: 0, updated: 0, deleted: 0 });
     expect(run.reason).toMatch(/invocationId of dc1\.dirsync\.test changed .*restored from backup/);
     expect((await getIntegration(db, integration))?.cursor).toMatchObject({ invocationId: stored['invocationId'] });
+  }, timeoutMs);
+});
+
+/** Reanimates a tombstone under `dn`, the way AD tools restore a deleted object (Show Deleted). */
+async function restoreTombstone(externalId: string, cn: string, dn: string): Promise<void> {
+  const showDeleted = new Control('1.2.840.113556.1.4.417', { critical: true });
+  // A tombstone is renamed "<cn>\nDEL:<objectGUID>" under CN=Deleted Objects.
+  const { searchEntries } = await admin.search(
+    `CN=Deleted Objects,${dc.baseDn}`,
+    { filter: `(&(isDeleted=TRUE)(cn=${cn}*))`, attributes: ['cn'] },
+    showDeleted,
+  );
+  const tombstone = searchEntries.find((entry) => entry.dn.toLowerCase().includes(externalId));
+  if (!tombstone) throw new Error(`no tombstone of ${externalId}`);
+  await admin.modify(
+    tombstone.dn,
+    [
+      new Change({ operation: 'delete', modification: new Attribute({ type: 'isDeleted' }) }),
+      new Change({ operation: 'replace', modification: new Attribute({ type: 'distinguishedName', values: [dn] }) }),
+    ],
+    showDeleted,
+  );
+}
+
+describe('memberships and references after deltas', () => {
+  test('users moved into the scope from outside, new or known before, get their edges to the synced groups in the next delta', async () => {
+    const [team, sub, dee] = (await Promise.all(['Team', 'Sub', 'Dee'].map(idOf))) as [string, string, string];
+    // Dee left for the Leavers OU earlier and is still a member of Team there.
+    const deeOutside = `CN=Dee,${outside}`;
+    const ivyOutside = await addAdUser(admin, outside, 'Ivy');
+    await addAdGroup(admin, outside, 'Far', [ivyOutside]);
+    await admin.modify(dns['Team'] as string, addMember(ivyOutside));
+    await admin.modify(dns['Sub'] as string, addMember(ivyOutside));
+    // Team and Sub are read again: they name members outside the scope.
+    const before = await sync(integration, 'delta');
+    expect(before).toMatchObject({ status: 'succeeded', created: 0 });
+    expect(await edges(integration)).not.toContain(`${team}>${dee}`);
+
+    await admin.modifyDN(ivyOutside, `CN=Ivy,${scope}`);
+    await admin.modifyDN(deeOutside, `CN=Dee,${scope}`);
+    dns['Ivy'] = `CN=Ivy,${scope}`;
+    dns['Dee'] = `CN=Dee,${scope}`;
+    const run = await sync(integration, 'delta');
+    // Only the two users are read: the groups' uSNChanged did not move.
+    expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', fetched: 2, created: 1, restored: 1, deleted: 0, membershipsAdded: 3, membershipsRemoved: 0 });
+    const ivy = await idOf('Ivy');
+    expect((await byId(dee))?.deleted).toBe(false);
+    const joined = (await edges(integration)).filter((edge) => edge.endsWith(`>${ivy}`) || edge.endsWith(`>${dee}`));
+    expect(joined).toEqual([`${sub}>${ivy}`, `${team}>${dee}`, `${team}>${ivy}`].sort());
+
+    // A full sync finds the same edges.
+    expect(await sync(integration, 'full')).toMatchObject({ status: 'succeeded', created: 0, updated: 0, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 });
+  }, timeoutMs);
+
+  test('a manager moved out or deleted is cleared from its reports in that delta, and re-linked as the directory says when it comes back', async () => {
+    dns['Max'] = await addAdUser(admin, scope, 'Max');
+    dns['Nia'] = await addAdUser(admin, scope, 'Nia', { manager: dns['Max'] as string });
+    dns['Ona'] = await addAdUser(admin, scope, 'Ona', { manager: dns['Max'] as string });
+    expect(await sync(integration, 'delta')).toMatchObject({ status: 'succeeded', created: 3 });
+    const max = await idOf('Max');
+    const managers = async () => Promise.all(['Nia', 'Ona'].map(async (name) => (await object(integration, dns[name] as string))?.attributes['manager']));
+    const inDirectory = async () => {
+      const { searchEntries } = await admin.search(dns['Nia'] as string, { scope: 'base', attributes: ['manager'] });
+      return searchEntries[0]?.['manager'];
+    };
+    expect(await managers()).toEqual([max, max]);
+
+    // Moved out of the scope: deleted for this integration, its reports keep it in the directory.
+    await admin.modifyDN(dns['Max'] as string, `CN=Max,${outside}`);
+    expect(await sync(integration, 'delta')).toMatchObject({ status: 'succeeded', fetched: 0, deleted: 1, updated: 2 });
+    expect(await managers()).toEqual([undefined, undefined]);
+    // Back in: its reports did not change, it names them (directReports).
+    await admin.modifyDN(`CN=Max,${outside}`, dns['Max'] as string);
+    expect(await sync(integration, 'delta')).toMatchObject({ status: 'succeeded', fetched: 1, restored: 1, updated: 2 });
+    expect(await managers()).toEqual([max, max]);
+
+    // Deleted: the DC drops the links without changing the reports, the delta clears them itself.
+    await admin.del(dns['Max'] as string);
+    expect(await sync(integration, 'delta')).toMatchObject({ status: 'succeeded', fetched: 0, deleted: 1, updated: 2 });
+    expect((await byId(max))?.deleted).toBe(true);
+    expect(await managers()).toEqual([undefined, undefined]);
+    // Restored from its tombstone: the DC does not give the links back (no Recycle Bin), and
+    // neither does the delta.
+    await restoreTombstone(max, 'Max', dns['Max'] as string);
+    expect(await sync(integration, 'delta')).toMatchObject({ status: 'succeeded', mode: 'delta', restored: 1, updated: 0, deleted: 0 });
+    expect((await byId(max))?.deleted).toBe(false);
+    expect(await inDirectory()).toEqual([]);
+    expect(await managers()).toEqual([undefined, undefined]);
+
+    // What the deltas hold is what the directory says, down to the content hashes.
+    expect(await sync(integration, 'full')).toMatchObject({ status: 'succeeded', created: 0, updated: 0, deleted: 0, restored: 0 });
   }, timeoutMs);
 });

@@ -156,3 +156,38 @@ test('deletions are found by full syncs, with their memberships', async () => {
   expect(full.membershipsRemoved).toBeGreaterThan(0);
   expect(await liveEdges(stamped)).toBe(edgesBefore - full.membershipsRemoved);
 }, timeoutMs);
+
+test('a person added back, with its UNID or a new one, gets its memberships in the delta that brings it back, though its groups are not read', async () => {
+  const gone = 4;
+  const dn = dominoNames.personDn(gone, server.suffix);
+  const itsGroups = Array.from({ length: spec.groups }, (_, j) => j).filter((j) =>
+    Array.from({ length: spec.membersPerGroup }, (_, m) => (j * 3 + m) % spec.people).includes(gone),
+  ).length;
+  expect(itsGroups).toBeGreaterThan(0);
+  const person = (unid: string) => ({
+    objectClass: ['top', 'person', 'organizationalPerson', 'inetOrgPerson', 'dominoPerson'],
+    cn: dominoNames.personCn(gone),
+    sn: 'Back',
+    dominoUNID: unid,
+  });
+  const edges = await liveEdges(stamped);
+
+  await admin((c) => c.add(dn, person(dominoUnid('person', gone))));
+  const restored = await sync(stamped, 'delta');
+  expect(restored).toMatchObject({ status: 'succeeded', mode: 'delta', created: 0, restored: 1, updated: 0, membershipsAdded: itsGroups });
+  expect((await stored(stamped, dominoUnid('person', gone)))?.deleted).toBe(false);
+  expect(await liveEdges(stamped)).toBe(edges + itsGroups);
+
+  await admin((c) => c.del(dn));
+  expect(await sync(stamped, 'full')).toMatchObject({ status: 'succeeded', deleted: 1, membershipsRemoved: itsGroups });
+  const unid = 'BB00000000000000000000000000CAFE';
+  await admin((c) => c.add(dn, person(unid)));
+  const recreated = await sync(stamped, 'delta');
+  expect(recreated).toMatchObject({ status: 'succeeded', mode: 'delta', created: 1, restored: 0, updated: 0, membershipsAdded: itsGroups });
+  expect(await liveEdges(stamped)).toBe(edges + itsGroups);
+  const [edge] = await db.$client<{ n: number }[]>`
+    select count(*)::int as n from memberships where integration_id = ${stamped} and deleted_at is null and member_external_id = ${unid}`;
+  expect(edge?.n).toBe(itsGroups);
+  // The full sync that follows has nothing to add.
+  expect(await sync(stamped, 'full')).toMatchObject({ status: 'succeeded', created: 0, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 });
+}, timeoutMs);

@@ -383,7 +383,7 @@ describe('delta sync', () => {
     expect(await harness.edges()).toEqual(['g1>u1', 'g1>u2', 'g2>u2', 'g2>u3', 'g2>u4']);
   });
 
-  test('a deleted manager is cleared from its reports in the same run, and given back when it is restored', async () => {
+  test('a deleted manager is cleared from its reports in the same run, and given back to the reports it names when restored', async () => {
     const { provider, harness } = await syncedDirectory();
     provider.change('u1', { manager: 'u5' }).change('u2', { manager: 'u5' }).change('u3', { manager: 'u4' });
     await harness.sync('delta');
@@ -392,15 +392,15 @@ describe('delta sync', () => {
     expect(await harness.attributes('u1')).toEqual({ name: 'u1' });
     expect(await harness.attributes('u3')).toEqual({ name: 'u3', manager: 'u4' });
 
-    // u2 is read again meanwhile (with another manager): the source's value stands.
-    provider.change('u2', { manager: 'u4' });
-    await harness.sync('delta');
-    provider.put(user('u5'));
-    expect(await harness.sync('delta')).toMatchObject({ fetched: 1, restored: 1, updated: 1 });
+    // u5 comes back managing u1 only; u2's own entry now names no manager.
+    provider.put({ ...user('u2') });
+    provider.put({ ...user('u5'), directReports: [{ by: 'dn', value: userDn('u1') }, { by: 'dn', value: 'uid=elsewhere,dc=example' }] });
+    // u2 is read and found unchanged: its cleared row has the hash of what the source now says.
+    expect(await harness.sync('delta')).toMatchObject({ fetched: 2, restored: 1, updated: 1, unchanged: 1 });
     expect(await harness.attributes('u1')).toEqual({ name: 'u1', manager: 'u5' });
-    expect(await harness.attributes('u2')).toEqual({ name: 'u2', manager: 'u4' });
-    // What the relink wrote is what the source says, down to the content hash.
-    expect(await harness.sync('full')).toMatchObject({ updated: 0, created: 0, deleted: 0 });
+    expect(await harness.attributes('u2')).toEqual({ name: 'u2' });
+    // What the deltas wrote is what the source says, down to the content hashes.
+    expect(await harness.sync('full')).toMatchObject({ created: 0, updated: 0, deleted: 0, restored: 0 });
   });
 
   test('a report read from the source while its manager is deleted is rewritten, not left cleared', async () => {

@@ -142,16 +142,21 @@ export function memberAttribute(settings: ActiveDirectorySettings): string {
   return settings.rangeSize ? `member;range=0-${settings.rangeSize - 1}` : 'member';
 }
 
-/** The memberOf attribute description to request: the first range when a range size is set. */
-export function memberOfAttribute(settings: ActiveDirectorySettings): string {
-  return settings.rangeSize ? `memberOf;range=0-${settings.rangeSize - 1}` : 'memberOf';
+/** A backlink attribute description to request: the first range when a range size is set. */
+function rangedAttribute(settings: ActiveDirectorySettings, name: string): string {
+  return settings.rangeSize ? `${name};range=0-${settings.rangeSize - 1}` : name;
+}
+
+/** The backlinks read with objects of a type: the groups they belong to, and whom they manage. */
+export function backlinksOf(type: AdObjectType): readonly string[] {
+  return type === 'group' ? ['memberOf'] : ['memberOf', 'directReports'];
 }
 
 /**
  * Search options for objects of one type under `base`, optionally narrowed by `extra` (a filter
  * object when it holds binary values: ldapts re-encodes escaped bytes of a filter string as UTF-8).
- * `withMemberOf` also reads the groups each object belongs to (what deltas need for objects that
- * come into scope).
+ * `withBacklinks` also reads the groups each object belongs to and the objects it manages (what
+ * deltas need for objects that come into scope).
  */
 export function objectSearch(
   settings: ActiveDirectorySettings,
@@ -159,10 +164,10 @@ export function objectSearch(
   base: string,
   extra?: string | Filter,
   signal?: AbortSignal,
-  withMemberOf = false,
+  withBacklinks = false,
 ): SearchOptions {
   const attributes: string[] = type === 'group' ? [...attributesByType.group, memberAttribute(settings)] : [...attributesByType[type]];
-  if (withMemberOf) attributes.push(memberOfAttribute(settings));
+  if (withBacklinks) for (const name of backlinksOf(type)) attributes.push(rangedAttribute(settings, name));
   return {
     base,
     filter: typeof extra === 'object' ? new AndFilter({ filters: [parseFilter(scopeFilter(settings, type)), extra] }) : scopeFilter(settings, type, extra),

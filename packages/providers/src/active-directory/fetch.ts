@@ -10,6 +10,7 @@ import type { Cursor, FetchPage } from '../types.ts';
 import {
   type DcState,
   anyTypeFilter,
+  backlinksOf,
   namingContextOf,
   objectSearch,
   readDcState,
@@ -112,9 +113,10 @@ const typeOrder: readonly AdObjectType[] = ['user', 'contact', 'group'];
 /**
  * Reads every in-scope object (narrowed by `extra`), type by type, base by base. Groups come with
  * every member: ranged `member` values are completed with further range reads. `seen` collects
- * the objectGUIDs read. With `withMemberOf` (deltas), every object also comes with every group it
- * belongs to (`memberOf`, completed the same way): an object moved into the scope or restored
- * joins groups whose uSNChanged did not move, so they are not read again.
+ * the objectGUIDs read. With `withBacklinks` (deltas), every object also comes with every group it
+ * belongs to (`memberOf`) and every object it manages (`directReports`), completed the same way:
+ * an object moved into the scope or restored is linked to groups and reports whose uSNChanged
+ * did not move, so they are not read again.
  */
 export async function* readScope(
   connection: LdapConnection,
@@ -122,14 +124,14 @@ export async function* readScope(
   extra: string | Filter | undefined,
   signal: AbortSignal,
   seen?: Set<string>,
-  withMemberOf = false,
+  withBacklinks = false,
 ): AsyncGenerator<FetchPage<AdEntry>> {
   for (const type of typeOrder) {
     if (!settings.objectTypes.includes(type)) continue;
     const ranged = type === 'group' ? ['member'] : [];
-    if (withMemberOf) ranged.push('memberOf');
+    if (withBacklinks) ranged.push(...backlinksOf(type));
     for (const base of settings.baseDns) {
-      for await (const page of pagedSearch(connection, objectSearch(settings, type, base, extra, signal, withMemberOf))) {
+      for await (const page of pagedSearch(connection, objectSearch(settings, type, base, extra, signal, withBacklinks))) {
         const entries = new Array<AdEntry>(page.length);
         for (let i = 0; i < page.length; i++) {
           let entry = page[i] as LdapEntry;
@@ -148,7 +150,7 @@ export async function* readScope(
             const guid = entry.buffers['objectguid']?.[0];
             if (guid) seen.add(guid.toString('hex'));
           }
-          entries[i] = withMemberOf ? { type, entry, withMemberOf } : { type, entry };
+          entries[i] = withBacklinks ? { type, entry, withBacklinks } : { type, entry };
         }
         yield { entries };
       }
@@ -182,7 +184,8 @@ function namingContexts(settings: ActiveDirectorySettings, dc: DcState): string[
 
 /**
  * Changes since the cursor's USN: in-scope objects with a higher uSNChanged (a group whose
- * membership changed comes back with every member; every object with the groups it belongs to),
+ * membership changed comes back with every member; every object with the groups it belongs to
+ * and the objects it manages),
  * then deletions: objects changed but no
  * longer in scope (moved out of the bases, or no longer matching the filters), and tombstones
  * (Show Deleted). A deleted user's groups keep their uSNChanged, so the deletion itself must

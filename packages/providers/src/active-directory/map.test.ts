@@ -149,13 +149,14 @@ const cases: [string, AdEntry, MapResult][] = [
     { ok: true, object: { externalId: guid, type: 'group', dn: 'cn=local,dc=x', attributes: { objectSid: sid, groupCategory: 'security', groupScope: 'domainLocal' }, members: [] } },
   ],
   [
-    'a user read by a delta with its groups (memberOf in extended and plain form, duplicates), not part of its attributes',
+    'a user read by a delta with its groups and reports (extended and plain DNs, duplicates), not part of its attributes',
     {
       ...entry('user', 'CN=Moved,OU=Staff,DC=x', {
         useraccountcontrol: ['512'],
         memberof: [`<GUID=${managerGuid}>;CN=Team,OU=Groups,DC=x`, 'CN=Team, OU=Groups, DC=x', 'CN=Outside,OU=Other,DC=x'],
+        directreports: ['CN=Nia,OU=Staff,DC=x', `<GUID=${managerGuid}>;CN=Ona,OU=Staff,DC=x`],
       }),
-      withMemberOf: true,
+      withBacklinks: true,
     },
     {
       ok: true,
@@ -168,17 +169,21 @@ const cases: [string, AdEntry, MapResult][] = [
           { by: 'dn', value: 'cn=team,ou=groups,dc=x' },
           { by: 'dn', value: 'cn=outside,ou=other,dc=x' },
         ],
+        directReports: [
+          { by: 'dn', value: 'cn=nia,ou=staff,dc=x' },
+          { by: 'dn', value: 'cn=ona,ou=staff,dc=x' },
+        ],
       },
     },
   ],
   [
-    'a contact read with memberOf that belongs to no group (AD omits it: no groups, not unknown)',
-    { ...entry('contact', 'CN=Kit,DC=x', {}, false), withMemberOf: true },
-    { ok: true, object: { externalId: guid, type: 'contact', dn: 'cn=kit,dc=x', attributes: {}, memberOf: [] } },
+    'a contact read with its backlinks that belongs to no group and manages nobody (AD omits them: none, not unknown)',
+    { ...entry('contact', 'CN=Kit,DC=x', {}, false), withBacklinks: true },
+    { ok: true, object: { externalId: guid, type: 'contact', dn: 'cn=kit,dc=x', attributes: {}, memberOf: [], directReports: [] } },
   ],
   [
-    'a nested group read with memberOf: its own members and its groups',
-    { ...entry('group', 'CN=Sub,DC=x', { grouptype: ['-2147483646'], member: ['CN=Ann,DC=x'], memberof: ['CN=All,DC=x'] }), withMemberOf: true },
+    'a nested group read with its backlinks: its own members and its groups (groups manage nobody)',
+    { ...entry('group', 'CN=Sub,DC=x', { grouptype: ['-2147483646'], member: ['CN=Ann,DC=x'], memberof: ['CN=All,DC=x'] }), withBacklinks: true },
     {
       ok: true,
       object: {
@@ -192,8 +197,8 @@ const cases: [string, AdEntry, MapResult][] = [
     },
   ],
   [
-    'memberOf values a full read was not asked for are left alone (the groups carry the members)',
-    entry('user', 'CN=Full,DC=x', { memberof: ['CN=All,DC=x'] }),
+    'backlinks a full read was not asked for are left alone (groups carry members, reports their manager)',
+    entry('user', 'CN=Full,DC=x', { memberof: ['CN=All,DC=x'], directreports: ['CN=Nia,DC=x'] }),
     { ok: true, object: { externalId: guid, type: 'user', dn: 'cn=full,dc=x', attributes: { objectSid: sid } } },
   ],
   [

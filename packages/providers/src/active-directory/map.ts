@@ -10,10 +10,11 @@ export interface AdEntry {
   readonly type: AdObjectType;
   readonly entry: LdapEntry;
   /**
-   * `memberOf` was read (completed over its ranges): the object's groups are reported, an absent
-   * attribute meaning none. Deltas read it; full syncs read every group's members instead.
+   * `memberOf` and, for users and contacts, `directReports` were read (completed over their
+   * ranges): the object's groups and reports are reported, an absent attribute meaning none.
+   * Deltas read them; full syncs read every group's members and every object's manager instead.
    */
-  readonly withMemberOf?: boolean;
+  readonly withBacklinks?: boolean;
 }
 
 /** Attributes returned as Buffers. */
@@ -155,7 +156,8 @@ function proxies(values: readonly string[] | undefined, into: Record<string, Jso
  * string; `dn`: the canonical lower-cased DN (a rename or move changes only `dn`). `manager` is
  * the manager's objectGUID (from the extended DN form). Groups always carry `members` (AD omits
  * an empty `member`), as DN references the pipeline resolves against synced objects. An entry
- * read with `memberOf` carries `memberOf` the same way (its groups, as DN references).
+ * read with its backlinks carries `memberOf` (its groups) and, for users and contacts,
+ * `directReports` (whom it manages) the same way, as DN references.
  */
 export function mapAdEntry(source: AdEntry): MapResult {
   const { entry, type } = source;
@@ -205,9 +207,9 @@ export function mapAdEntry(source: AdEntry): MapResult {
     const lockoutTime = integer(first(entry, 'lockouttime'));
     if (computed !== undefined) attributes['lockedOut'] = (computed & lockout) !== 0;
     else if (lockoutTime !== undefined) attributes['lockedOut'] = lockoutTime > 0;
-    return { ok: true, object: { externalId, type, dn, attributes, ...memberOf(source) } };
+    return { ok: true, object: { externalId, type, dn, attributes, ...backlinks(source) } };
   }
-  if (type === 'contact') return { ok: true, object: { externalId, type, dn, attributes, ...memberOf(source) } };
+  if (type === 'contact') return { ok: true, object: { externalId, type, dn, attributes, ...backlinks(source) } };
 
   const groupType = integer(first(entry, 'grouptype'));
   if (groupType !== undefined) {
@@ -215,11 +217,14 @@ export function mapAdEntry(source: AdEntry): MapResult {
     const scope = groupScopes.find(([bit]) => (groupType & bit) !== 0);
     if (scope) attributes['groupScope'] = scope[1];
   }
-  return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry.attributes['member']), ...memberOf(source) } };
+  return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry.attributes['member']), ...backlinks(source) } };
 }
 
-function memberOf(source: AdEntry): { memberOf?: MemberRef[] } {
-  return source.withMemberOf === true ? { memberOf: memberRefs(source.entry.attributes['memberof']) } : {};
+function backlinks(source: AdEntry): { memberOf?: MemberRef[]; directReports?: MemberRef[] } {
+  if (source.withBacklinks !== true) return {};
+  const memberOf = memberRefs(source.entry.attributes['memberof']);
+  if (source.type === 'group') return { memberOf };
+  return { memberOf, directReports: memberRefs(source.entry.attributes['directreports']) };
 }
 
 function safeNormalize(dn: string): string {

@@ -97,6 +97,14 @@ export function contentHash(type: ObjectType, attributesJson: string): string {
 }
 
 /**
+ * Content hash of an object whose attributes the database rewrote in place (a manager cleared or
+ * given back): the hash a read of the same content from the source gives.
+ */
+export function contentHashOf(type: string, attributes: Record<string, unknown>): string {
+  return contentHash(type as ObjectType, stableJson(attributes as JsonValue));
+}
+
+/**
  * Hash of a group's member references as the source listed them (before DN resolution),
  * independent of order and duplicates. An equal hash means the source's member list did not
  * change, which lets the pipeline skip resolving it (see members.ts for when that is safe).

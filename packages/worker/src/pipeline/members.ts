@@ -220,6 +220,11 @@ export class MemberSync {
     counts.membershipsAdded += result.added;
   }
 
+  /** DN → external id of the live objects holding those DNs (what member references resolve to). */
+  resolveDns(dns: Iterable<string>): Promise<Map<string, string>> {
+    return this.#resolve(dns);
+  }
+
   async #replaceDangling(groups: readonly GroupDanglingMembers[]): Promise<void> {
     const { sql, integrationId } = this.#ctx;
     for (const part of chunks(groups, groupChunk)) await replaceDanglingMembers(sql, integrationId, part);

@@ -3,8 +3,9 @@ import {
   clearMemberHashesAround,
   insertObjects,
   linkArrivedObjects,
+  linkManagers,
+  type ManagerLink,
   type ObjectWrite,
-  relinkManagers,
   stampObjects,
   type StoredObjectState,
   writeObjects,
@@ -12,7 +13,7 @@ import {
 import type { CanonicalObject, MemberRef } from '@dirsync/providers';
 import { inParallel, type SyncContext } from './context.ts';
 import { decideObject } from './decide.ts';
-import { contentHash, stableJson } from './hash.ts';
+import { contentHash, contentHashOf, stableJson } from './hash.ts';
 import type { GroupToSync, MemberOfToLink, MemberSync } from './members.ts';
 
 /** A mapped object with its canonical attribute text and content hash, ready to compare and write. */
@@ -21,6 +22,8 @@ export interface PreparedObject extends ObjectWrite {
   readonly members: readonly MemberRef[] | undefined;
   /** The groups the object is a direct member of, when the source reported them. */
   readonly memberOf: readonly MemberRef[] | undefined;
+  /** The objects it manages, when the source reported them. */
+  readonly directReports: readonly MemberRef[] | undefined;
 }
 
 /** One batch of prepared objects, and the ids of entries that failed (kept from the sweep). */
@@ -48,7 +51,26 @@ export function prepareObject(object: CanonicalObject): PreparedObject | { reado
     contentHash: contentHash(object.type, attributesJson),
     members: object.members,
     memberOf: object.memberOf,
+    directReports: object.directReports,
   };
+}
+
+/** The stored objects the directory names as managed by each of `managers`. */
+async function managerLinks(
+  members: MemberSync,
+  managers: readonly { readonly externalId: string; readonly reports: readonly MemberRef[] }[],
+): Promise<ManagerLink[]> {
+  const dns = new Set<string>();
+  for (const manager of managers) for (const ref of manager.reports) if (ref.by === 'dn') dns.add(ref.value);
+  const byDn = await members.resolveDns(dns);
+  const links: ManagerLink[] = [];
+  for (const manager of managers) {
+    for (const ref of manager.reports) {
+      const holder = ref.by === 'externalId' ? ref.value : byDn.get(ref.value);
+      if (holder !== undefined && holder !== manager.externalId) links.push({ holderExternalId: holder, managerExternalId: manager.externalId });
+    }
+  }
+  return links;
 }
 
 /** The unique index of stored objects: what an insert of an object that exists runs into. */
@@ -88,7 +110,8 @@ async function insertAssumingAbsent(ctx: SyncContext, objects: readonly Prepared
  * across connections): stamp every fetched id with the run while reading the stored state,
  * insert what is new, rewrite what changed or came back, clear the members hash of groups whose
  * edges a DN change may have made wrong, make the references that waited for the objects that
- * arrived (dangling member DNs, cleared managers, the groups a moved-in object belongs to), then
+ * arrived (dangling member DNs, the groups a moved-in object belongs to, the reports of a
+ * restored manager), then
  * the members of the batch's groups (after their members' DNs are stored).
  */
 export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, batch: ObjectBatch): Promise<void> {
@@ -109,7 +132,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
   const inserts: ObjectWrite[] = [];
   const rewrites: ObjectWrite[] = [];
   const arrived: ArrivedObject[] = [];
-  const restoredIds: string[] = [];
+  const managers: { readonly externalId: string; readonly reports: readonly MemberRef[] }[] = [];
   const joined: MemberOfToLink[] = [];
   const dnChanges = { writtenIds: [] as string[], dns: [] as string[], renamedIds: [] as string[] };
   for (const object of candidates) {
@@ -126,7 +149,6 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
       case 'restore':
         counts.restored += 1;
         rewrites.push(object);
-        restoredIds.push(object.externalId);
         break;
       case 'unchanged':
         counts.unchanged += 1;
@@ -138,8 +160,11 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
       dnChanges.dns.push(object.dn as string);
       arrived.push({ externalId: object.externalId, dn: object.dn as string, link: object.memberOf === undefined });
     }
-    if (object.memberOf !== undefined && (state === undefined || state.deleted)) {
-      joined.push({ externalId: object.externalId, memberOf: object.memberOf });
+    if (state === undefined || state.deleted) {
+      if (object.memberOf !== undefined) joined.push({ externalId: object.externalId, memberOf: object.memberOf });
+      if (object.directReports !== undefined && object.directReports.length > 0) {
+        managers.push({ externalId: object.externalId, reports: object.directReports });
+      }
     }
     if (state !== undefined && !state.deleted && state.dn !== null && state.dn !== object.dn) dnChanges.renamedIds.push(object.externalId);
   }
@@ -149,11 +174,12 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     inParallel(ctx, rewrites, (part) => writeObjects(sql, integrationId, runId, part)),
   ]);
   const cleared = new Set(await clearMemberHashesAround(sql, integrationId, dnChanges));
-  // Groups that listed a DN nobody held, and objects whose manager was deleted, were waiting for
-  // exactly these objects; the source will not report those groups or holders again.
+  // Groups that listed a DN nobody held, the groups an object says it belongs to and the objects
+  // it says it manages were waiting for exactly these objects; the source will not report those
+  // groups or reports again, their entries did not change.
   counts.membershipsAdded += await linkArrivedObjects(sql, integrationId, runId, arrived);
-  if (ctx.storedAtStart) counts.updated += await relinkManagers(sql, integrationId, restoredIds);
   await members.linkMemberOf(joined);
+  if (managers.length > 0) counts.updated += await linkManagers(sql, integrationId, await managerLinks(members, managers), contentHashOf);
 
   const groups: GroupToSync[] = [];
   for (const object of batch.objects) {

@@ -18,6 +18,7 @@ import {
   ProviderError,
 } from '@dirsync/providers';
 import { chunks, type SyncContext } from './context.ts';
+import { contentHashOf } from './hash.ts';
 import { MemberSync } from './members.ts';
 import { fallbackToFull, type ModePlan, planMode, type SyncMode } from './mode.ts';
 import { type PreparedObject, prepareObject, syncObjectBatch } from './objects.ts';
@@ -228,14 +229,14 @@ async function applyDeletions<S>(
   if (!verdict.allowed || wouldDelete === 0) return verdict;
   options.signal.throwIfAborted();
   if (mode === 'full') {
-    const result = await sweepUnseenObjects(sql, integrationId, runId);
+    const result = await sweepUnseenObjects(sql, integrationId, runId, contentHashOf);
     counts.deleted += result.deleted;
     counts.membershipsRemoved += result.membershipsRemoved;
     // Objects whose manager was deleted lose the attribute: updated by this run.
     counts.updated += result.managersCleared;
   } else {
     for (const slice of chunks(ids, deletionChunk)) {
-      const result = await deleteObjects(sql, integrationId, slice);
+      const result = await deleteObjects(sql, integrationId, slice, contentHashOf);
       counts.deleted += result.deleted;
       counts.membershipsRemoved += result.membershipsRemoved;
       counts.updated += result.managersCleared;

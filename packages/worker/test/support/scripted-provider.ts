@@ -21,6 +21,8 @@ export interface ScriptedEntry {
   readonly members?: readonly MemberRef[];
   /** The groups the entry belongs to, as a source reporting them with the entry (AD memberOf). */
   readonly memberOf?: readonly MemberRef[];
+  /** The entries it manages, as a source reporting them with the entry (AD directReports). */
+  readonly directReports?: readonly MemberRef[];
   /** Makes `map` refuse the entry with this reason. */
   readonly broken?: string;
 }
@@ -132,6 +134,7 @@ export class ScriptedProvider implements Provider<ScriptedEntry> {
         attributes: entry.attributes,
         ...(entry.members === undefined ? {} : { members: entry.members }),
         ...(entry.memberOf === undefined ? {} : { memberOf: entry.memberOf }),
+        ...(entry.directReports === undefined ? {} : { directReports: entry.directReports }),
       },
     };
   }
