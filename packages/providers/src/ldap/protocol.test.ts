@@ -1,6 +1,6 @@
 import { BerWriter } from 'ldapts';
 import { LdapProtocolError } from './errors.ts';
-import { MessageFramer, Op, decodeEntry, decodeResponse, entryLength, messageHeader, pagedResultsCookie } from './protocol.ts';
+import { MessageFramer, Op, decodeEntry, decodeResponse, entryLength, maxAttributesPerEntry, messageHeader, pagedResultsCookie } from './protocol.ts';
 
 function entryMessage(id: number, dn: string, attributes: [string, (string | Buffer)[]][]): Buffer {
   const w = new BerWriter();
@@ -91,6 +91,23 @@ describe('decodeEntry', () => {
     expect(entry.buffers['objectguid']).toEqual([guid]);
     expect(entry.buffers['usercertificate;binary']).toEqual([Buffer.from([1, 2])]);
     expect(entry.attributes).toEqual({ cn: ['a'] });
+  });
+
+  it('reads up to the attribute limit and refuses an entry with more attributes', () => {
+    const attributes = (n: number): [string, string[]][] => Array.from({ length: n }, (_, i) => [`a${i}`, []]);
+    const atLimit = entryMessage(3, 'cn=a', attributes(maxAttributesPerEntry));
+    expect(Object.keys(decodeEntry(atLimit, messageHeader(atLimit, 0, atLimit.length).opStart, atLimit.length, undefined).attributes)).toHaveLength(maxAttributesPerEntry);
+    const over = entryMessage(3, 'cn=a', attributes(maxAttributesPerEntry + 1));
+    const error = (() => {
+      try {
+        decodeEntry(over, messageHeader(over, 0, over.length).opStart, over.length, undefined);
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(LdapProtocolError);
+    expect(error).toMatchObject({ kind: 'limit', message: `an entry has more than ${maxAttributesPerEntry} attributes, over the limit this client reads` });
   });
 
   it('handles long-form lengths (values over 127 and 65535 bytes)', () => {

@@ -286,6 +286,13 @@ export function entryLength(buf: Buffer, opStart: number, end: number): number {
 }
 
 /**
+ * Attributes decoded from one entry at most. Searches ask for a few dozen; a directory entry with
+ * every operational attribute has a few hundred. Each attribute costs a name and an array, so a
+ * server sending hundreds of thousands of empty ones would cost far more memory than its bytes.
+ */
+export const maxAttributesPerEntry = 4096;
+
+/**
  * Decodes a SearchResultEntry whose operation starts at `opStart` in a message ending at `end`.
  * Throws {@link LdapProtocolError} for any element that does not fit its enclosing one.
  */
@@ -300,7 +307,11 @@ export function decodeEntry(buf: Buffer, opStart: number, end: number, binary: R
   if (listEnd !== entryEnd) throw new LdapProtocolError('unexpected bytes after the attribute list of an entry');
   const attributes: Record<string, string[]> = {};
   let buffers: Record<string, Buffer[]> | undefined;
+  let attributeCount = 0;
   while (pos < listEnd) {
+    if (++attributeCount > maxAttributesPerEntry) {
+      throw new LdapProtocolError(`an entry has more than ${maxAttributesPerEntry} attributes, over the limit this client reads`, 'limit');
+    }
     const attrStart = element(buf, pos, listEnd, tagSequence, 'an attribute');
     const attrEnd = attrStart + lengthOut;
     const typeStart = element(buf, attrStart, attrEnd, tagOctets, 'an attribute description');
