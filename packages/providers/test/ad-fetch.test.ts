@@ -261,7 +261,7 @@ describe('deltas', () => {
 });
 
 describe('objects that come into scope', () => {
-  it('come with every group they belong to (memberOf over ranges), though those groups are not read again', async () => {
+  it('come with every group they belong to and every report they manage (over ranges), though those are not read again', async () => {
     const scope = await addAdOu(admin, root, 'JoinIn');
     const away = await addAdOu(admin, root, 'JoinOut');
     const jo = await addAdUser(admin, away, 'Jo');
@@ -270,19 +270,24 @@ describe('objects that come into scope', () => {
     const far = await addAdGroup(admin, away, 'Far', [jo]);
     const nested = await addAdGroup(admin, away, 'Nest');
     await admin.modify(g1, new Change({ operation: 'add', modification: new Attribute({ type: 'member', values: [nested] }) }));
+    const lead = await addAdUser(admin, away, 'Lead');
+    const reports = [await addAdUser(admin, scope, 'Rep1', { manager: lead }), await addAdUser(admin, scope, 'Rep2', { manager: lead }), await addAdUser(admin, scope, 'Rep3', { manager: lead })];
     const start = await full({ baseDns: [scope], rangeSize: 2 });
-    expect(start.objects.map((o) => o.dn).sort()).toEqual([g1, g2].map((d) => d.toLowerCase()).sort());
+    expect(start.objects.map((o) => o.dn).sort()).toEqual([g1, g2, ...reports].map((d) => d.toLowerCase()).sort());
     // A full fetch reads the groups' members instead.
     expect(start.objects.every((o) => o.memberOf === undefined)).toBe(true);
 
     await admin.modifyDN(jo, `CN=Jo,${scope}`);
     await admin.modifyDN(nested, `CN=Nest,${scope}`);
+    await admin.modifyDN(lead, `CN=Lead,${scope}`);
     const result = await delta(start.cursor as Cursor, { baseDns: [scope], rangeSize: 2 });
     const moved = byDn(result.objects, `CN=Jo,${scope}`);
     expect(moved?.memberOf?.map((m) => m.value).sort()).toEqual([g1, g2, far].map((d) => d.toLowerCase()).sort());
+    expect(moved?.directReports).toEqual([]);
     expect(byDn(result.objects, `CN=Nest,${scope}`)?.memberOf).toEqual([{ by: 'dn', value: g1.toLowerCase() }]);
-    // The groups' uSNChanged did not move: only the moved objects are read.
-    expect(result.objects.map((o) => o.dn).sort()).toEqual([`CN=Jo,${scope}`, `CN=Nest,${scope}`].map((d) => d.toLowerCase()).sort());
+    expect(byDn(result.objects, `CN=Lead,${scope}`)?.directReports?.map((m) => m.value).sort()).toEqual(reports.map((d) => d.toLowerCase()).sort());
+    // The groups' and the reports' uSNChanged did not move: only the moved objects are read.
+    expect(result.objects.map((o) => o.dn).sort()).toEqual([`CN=Jo,${scope}`, `CN=Nest,${scope}`, `CN=Lead,${scope}`].map((d) => d.toLowerCase()).sort());
   });
 });
 
