@@ -111,8 +111,8 @@ async function insertAssumingAbsent(ctx: SyncContext, objects: readonly Prepared
  * insert what is new, rewrite what changed or came back, clear the members hash of groups whose
  * edges a DN change may have made wrong, make the references that waited for the objects that
  * arrived (dangling member DNs, the groups a moved-in object belongs to, the reports of a
- * restored manager), then
- * the members of the batch's groups (after their members' DNs are stored).
+ * restored manager), then the members of the batch's groups (after their members' DNs are
+ * stored).
  */
 export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, batch: ObjectBatch): Promise<void> {
   const { sql, integrationId, runId, counts } = ctx;
