@@ -14,7 +14,7 @@ import { parseSyncJob, releaseWaitingSlot, type SyncJobData } from '@dirsync/job
 import type { Cursor, Provider } from '@dirsync/providers';
 import { classifyFailure } from './failure.ts';
 import { DEFAULT_LOCK_TIMING, type HeldLock, integrationLockKey, type LockTiming, tryAcquireLock } from './lock.ts';
-import { type ModePlan, runSync, type SyncOutcome, type SyncReport } from './pipeline/index.ts';
+import { type ModePlan, type RunLimits, runSync, type SyncOutcome, type SyncReport } from './pipeline/index.ts';
 import { RunRecorder } from './run-recorder.ts';
 
 /** Whose integration a provider is built for: the Entra factory checks the account's own consent. */
@@ -47,6 +47,8 @@ export interface SyncProcessorOptions {
   readonly lockRetryDelayMs?: number | undefined;
   /** Pipeline batch size (default: the pipeline's). */
   readonly batchSize?: number | undefined;
+  /** What one run may cost (default: the pipeline's `defaultRunLimits`). */
+  readonly runLimits?: Partial<RunLimits> | undefined;
 }
 
 /** What a completed sync job returns (stored by BullMQ as the job's return value). */
@@ -192,6 +194,7 @@ async function runLocked(
           },
           batchSize: options.batchSize,
           fence: recorder.fence,
+          limits: options.runLimits,
         });
       } finally {
         await provider.close().catch(() => undefined);

@@ -11,6 +11,7 @@ import {
   sweepUnseenObjects,
 } from '@dirsync/db';
 import {
+  ConfigError,
   type Cursor,
   CursorRejectedError,
   type FetchPage,
@@ -86,6 +87,34 @@ export interface RunSyncOptions<S> {
   readonly fence?: string | undefined;
   /** Told the mode the pipeline runs in as soon as it is decided (and again when it changes). */
   readonly onPlan?: ((plan: ModePlan) => void) | undefined;
+  /** What one run may cost the installation (defaults: {@link defaultRunLimits}). */
+  readonly limits?: Partial<RunLimits> | undefined;
+}
+
+/**
+ * Bounds on one run, whatever the directory sends. A customer's server is untrusted: one that
+ * answers every page quickly with new entries would otherwise fill the shared database and hold
+ * a worker for as long as it likes.
+ */
+export interface RunLimits {
+  /** Source entries one run may fetch; past it the run fails (nothing is deleted). */
+  readonly maxObjects: number;
+  /** Wall-clock time one run may take, pipeline time included; past it the run fails. */
+  readonly maxDurationMs: number;
+}
+
+/**
+ * Room for the largest directories dirsync is measured with (a million objects, read in well
+ * under an hour); a platform with larger customers raises them.
+ */
+export const defaultRunLimits: RunLimits = { maxObjects: 5_000_000, maxDurationMs: 6 * 3600_000 };
+
+/** A run went past one of its {@link RunLimits}: not retried, since a retry would do the same. */
+export class RunLimitError extends ConfigError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunLimitError';
+  }
 }
 
 const defaultBatchSize = 2000;
@@ -141,6 +170,12 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
   const stop = () => controller.abort(options.signal.reason);
   if (options.signal.aborted) stop();
   else options.signal.addEventListener('abort', stop, { once: true });
+  const limits: RunLimits = { ...defaultRunLimits, ...options.limits };
+  const deadline = setTimeout(() => {
+    const seconds = Math.round(limits.maxDurationMs / 1000);
+    const took = seconds >= 120 ? `${Math.round(seconds / 60)} min` : `${seconds} s`;
+    controller.abort(new RunLimitError(`the run took longer than ${took}, this installation's limit for one run; nothing was deleted`));
+  }, limits.maxDurationMs);
 
   const ctx: SyncContext = {
     sql,
@@ -153,7 +188,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
     storedAtStart: stored.objects,
     assumeAbsent: !stored.objects && !run.dryRun,
   };
-  const session = new FetchSession(ctx, provider, options, controller.signal);
+  const session = new FetchSession(ctx, provider, options, controller.signal, limits.maxObjects);
   try {
     let plan: ModePlan = planMode(run.modeRequested, integration.cursor);
     options.onPlan?.(plan);
@@ -196,6 +231,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
     controller.abort(error);
     throw error;
   } finally {
+    clearTimeout(deadline);
     options.signal.removeEventListener('abort', stop);
   }
 }
@@ -256,6 +292,7 @@ class FetchSession<S> {
   readonly #signal: AbortSignal;
   readonly #batchSize: number;
   readonly #batchMemberRefs: number;
+  readonly #maxObjects: number;
 
   /**
    * Runs one write step. Fenced (a real run with a token): in a transaction on one connection that
@@ -301,8 +338,9 @@ class FetchSession<S> {
     }
   }
 
-  constructor(ctx: SyncContext, provider: Provider<S>, options: RunSyncOptions<S>, signal: AbortSignal) {
+  constructor(ctx: SyncContext, provider: Provider<S>, options: RunSyncOptions<S>, signal: AbortSignal, maxObjects: number) {
     this.#ctx = ctx;
+    this.#maxObjects = maxObjects;
     this.#provider = provider;
     this.#options = options;
     this.#signal = signal;
@@ -363,6 +401,11 @@ class FetchSession<S> {
       for await (const page of readAhead(pages)) {
         this.#signal.throwIfAborted();
         counts.fetched += page.entries.length;
+        if (counts.fetched > this.#maxObjects) {
+          throw new RunLimitError(
+            `the directory sent more than ${this.#maxObjects} entries in one run, this installation's limit for one run; nothing was deleted`,
+          );
+        }
         for (const entry of page.entries) {
           const result = this.#provider.map(entry);
           if (!result.ok) {
