@@ -40,6 +40,19 @@ const forbidden = [
     from: { path: '^packages/(db|providers|jobs)/(test/|src/.*\\.test\\.ts$)' },
     to: { path: '^packages/(worker|scheduler|cli)/' },
   },
+  {
+    name: 'sql-only-in-db',
+    severity: 'error',
+    comment:
+      'Every SQL statement lives in packages/db (DESIGN.md): other packages call its repositories and never open a PostgreSQL client or build queries themselves. Tests, the testkit and the benchmarks (dev-only) may.',
+    from: {
+      path: '^packages/(?!db/)[^/]+/',
+      pathNot: ['^packages/[^/]+/test/', '\\.test\\.ts$', '^packages/testkit/', '^packages/cli/src/bench/'],
+    },
+    // Resolved packages sit under node_modules; a package that does not list the dependency
+    // leaves the bare name unresolved, which must be refused too.
+    to: { path: '(^|node_modules/)(postgres|drizzle-orm|pg)(/|$)' },
+  },
 ];
 
 module.exports = {

@@ -190,7 +190,10 @@ test('a wrong base DN blocks the sync until runs approve lets the next one delet
   const empty = `ou=empty,${server.suffix}`;
   expect(expectOk(await cli.run(['integrations', 'update', integrationId, '--users-base', empty, '--groups-base', empty]))).toBe('updated\n');
 
-  const blockedOut = expectOk(await cli.run(['sync', integrationId, '--full', '--wait']));
+  // A blocked run exits 3 (README, `sync --wait` exit codes) and still prints its report.
+  const blockedResult = await cli.run(['sync', integrationId, '--full', '--wait']);
+  expect(blockedResult).toMatchObject({ code: 3, stderr: '' });
+  const blockedOut = blockedResult.stdout;
   const [blocked] = parseRunReports(blockedOut);
   expect(blocked?.fields).toMatchObject({ status: 'blocked' });
   expect(blocked?.counts).toMatchObject({ fetched: 0, deleted: 0, 'would delete': objects });

@@ -18,7 +18,7 @@ import type {
   RunQuery,
   SecretAccepted,
   SyncAccepted,
-  SyncMode,
+  SyncRequestOptions,
 } from './types.ts';
 
 /** An error answer of the API, with its problem details. */
@@ -57,7 +57,11 @@ export interface DirsyncClient {
   /** Tests the new secret on a worker, stores it, queues a full sync. */
   setSecret(id: string, secret: string): Promise<SecretAccepted>;
   testConnection(id: string): Promise<ConnectionReport>;
-  requestSync(id: string, request?: { mode?: SyncMode; dryRun?: boolean }): Promise<SyncAccepted>;
+  /**
+   * Asks for a sync now. With `wait` the answer comes when the run ends (or the wait runs out):
+   * `run` is then set, and its `status` tells which.
+   */
+  requestSync(id: string, request?: SyncRequestOptions): Promise<SyncAccepted>;
   listRuns(query?: RunQuery): Promise<Page<Run>>;
   getRun(id: string): Promise<Run>;
   listRunChanges(id: string, query?: PageQuery): Promise<Page<RunChange>>;
@@ -133,14 +137,14 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
   const doFetch = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? 60_000;
 
-  async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async function call<T>(method: string, path: string, body?: unknown, extraMs = 0): Promise<T> {
     const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}`, accept: 'application/json, application/problem+json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const response = await doFetch(`${base}${path}`, {
       method,
       headers,
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: AbortSignal.timeout(timeoutMs + extraMs),
     });
     if (response.status === 204) return undefined as T;
     const text = await response.text();
@@ -168,7 +172,8 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
     removeIntegration: (integrationId) => call('DELETE', `/v1/integrations/${id(integrationId)}`),
     setSecret: (integrationId, secret) => call('PUT', `/v1/integrations/${id(integrationId)}/secret`, { secret }),
     testConnection: (integrationId) => call('POST', `/v1/integrations/${id(integrationId)}/test-connection`),
-    requestSync: (integrationId, request = {}) => call('POST', `/v1/integrations/${id(integrationId)}/syncs`, request),
+    // A waiting request is held by the server for up to `wait` seconds on top of the usual time.
+    requestSync: (integrationId, request = {}) => call('POST', `/v1/integrations/${id(integrationId)}/syncs`, request, (request.wait ?? 0) * 1000),
     listRuns: (query = {}) => call('GET', buildPath('/v1/runs', { ...query })),
     getRun: (runId) => call('GET', `/v1/runs/${id(runId)}`),
     listRunChanges: (runId, query = {}) => call('GET', buildPath(`/v1/runs/${id(runId)}/changes`, { ...query })),

@@ -74,6 +74,21 @@ export interface SyncAccepted {
   deduplicated: boolean;
   /** The waiting delta now runs full. */
   upgraded: boolean;
+  /**
+   * With `wait`: the run as it stood when the answer came, final (succeeded, failed, blocked,
+   * dry_run) or, when the wait ran out, still queued, running or retrying.
+   */
+  run?: Run;
+}
+
+/** Options of `requestSync`. */
+export interface SyncRequestOptions {
+  /** Default `delta`; the worker may still run it full (no cursor yet, cursor rejected). */
+  mode?: SyncMode;
+  /** Compute the report and write nothing. */
+  dryRun?: boolean;
+  /** Seconds (at most 300) to wait for the run to end before answering. */
+  wait?: number;
 }
 
 /** Answer to `setSecret`. */
@@ -119,6 +134,12 @@ export interface Run {
   startedAt: string | null;
   finishedAt: string | null;
   durationMs: number | null;
+  /** Attempts started so far (0 while queued). */
+  attempt: number;
+  /** Attempts the queue allows; null until the first starts. */
+  maxAttempts: number | null;
+  /** Error of the latest failed attempt (why a `retrying` run retries). */
+  lastError: string | null;
 }
 
 /** A page of a list; pass `nextCursor` back as `cursor` for the next one. */

@@ -20,6 +20,13 @@ export class InvalidInputError extends DbError {
   }
 }
 
+/** A page cursor that no read of this package produced (garbled, edited or from elsewhere). */
+export class InvalidCursorError extends DbError {
+  constructor() {
+    super('invalid_cursor', 'cursor is not one this API returned: start again without it', false);
+  }
+}
+
 /** The named record does not exist. */
 export class NotFoundError extends DbError {
   constructor(message: string) {

@@ -17,3 +17,6 @@ export * from './secret-candidates.ts';
 export * from './readiness.ts';
 export * from './encrypted-columns.ts';
 export * from './run-lifecycle.ts';
+export * from './schedule-slots.ts';
+export * from './api-reads.ts';
+export * from './metrics.ts';

@@ -1,3 +1,4 @@
+import type { DueSlots } from '@dirsync/db';
 import type { SyncMode } from '@dirsync/jobs';
 import { latestDueSlot } from './cron.ts';
 
@@ -11,11 +12,7 @@ export interface ScheduleState {
   readonly fullScheduledFor: Date | null;
 }
 
-/** Slots newer than the ones claimed, per mode (null: nothing new for that mode). */
-export interface DueSlots {
-  readonly full: Date | null;
-  readonly delta: Date | null;
-}
+export type { DueSlots };
 
 /**
  * Which slots of an integration are due at `now`: for each mode, the latest slot at or before

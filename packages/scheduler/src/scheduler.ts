@@ -1,12 +1,12 @@
-import { createRun, listSchedulable, type Db, type SchedulableIntegration } from '@dirsync/db';
-import { createEnqueueClient, scheduledJobId, type RedisConnection, type SyncMode } from '@dirsync/jobs';
+import { claimDueSlots, listSchedulable, releaseClaimedSlots, type Db, type SchedulableIntegration } from '@dirsync/db';
+import { createEnqueueClient, type RedisConnection, type SyncMode } from '@dirsync/jobs';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError } from './cron.ts';
 import { dueSlots, planSync, type DueSlots } from './plan.ts';
 import { createReconciler, type Reconciler, type ReconcilerOptions } from './reconciler.ts';
+import { requestSync } from './request-sync.ts';
 import { createRotationScheduler, type RotationTickResult } from './rotation.ts';
-import { claimDueSlots, markRunUpgradedToFull, releaseClaimedSlots } from './slots.ts';
 
 /** Every 30 seconds (node-cron's six-field form, seconds first). */
 export const DEFAULT_TICK_CRON = '*/30 * * * * *';
@@ -96,9 +96,9 @@ async function forEachLimited<T>(items: readonly T[], limit: number, run: (item:
 /**
  * Creates a scheduler replica. On each tick it reads the enabled integrations, works out for
  * each the latest due full and delta slot, claims new slots in Postgres (one conditional update,
- * so exactly one replica wins a slot), enqueues one job for them with a job id derived from
- * (integration, mode, slot), and records the queued run. See `dueSlots` and `planSync` for the
- * rules (catch-up after downtime, full supersedes delta, first sight runs full).
+ * so exactly one replica wins a slot), and asks for the sync with {@link requestSync} under a job
+ * id derived from (integration, mode, slot), which also records the queued run. See `dueSlots`
+ * and `planSync` for the rules (catch-up after downtime, full supersedes delta, first sight runs full).
  */
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const { db, logger } = options;
@@ -145,42 +145,23 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     const plan = claimed === null ? null : planSync(claimed);
     if (claimed === null || plan === null) return undefined;
 
-    const slotJobId = scheduledJobId(row.id, plan.mode, plan.slot.getTime());
     let result;
     try {
-      result = await enqueue.enqueueSync({
-        integrationId: row.id,
-        mode: plan.mode,
-        trigger: 'schedule',
-        dryRun: false,
-        requestedBy: SCHEDULER_REQUESTER,
-        scheduledFor: plan.slot.toISOString(),
-      });
+      result = await requestSync(
+        { db, enqueue },
+        { integrationId: row.id, mode: plan.mode, trigger: 'schedule', requestedBy: SCHEDULER_REQUESTER, scheduledFor: plan.slot },
+        {
+          // The job is queued and its slot claimed; the worker records a missing run when it starts.
+          onRunNotRecorded: (error, queued) =>
+            logger.error({ integrationId: row.id, runId: queued.runId, err: error }, 'scheduled sync queued but its run row was not written'),
+        },
+      );
     } catch (error) {
       // Give the slot back so the next tick (of any replica) tries again.
       await releaseClaimedSlots(db, row.id, claimed).catch((releaseError: unknown) =>
         logger.error({ integrationId: row.id, err: releaseError }, 'could not release a claimed schedule slot'),
       );
       throw error;
-    }
-
-    try {
-      if (!result.deduplicated || result.jobId === slotJobId) {
-        // Our own slot job (new, or left by an earlier attempt): it needs its queued run row.
-        await createRun(db, {
-          id: result.runId,
-          integrationId: row.id,
-          jobId: result.jobId,
-          modeRequested: result.mode,
-          trigger: 'schedule',
-          requestedBy: SCHEDULER_REQUESTER,
-        });
-      } else if (result.upgraded) {
-        await markRunUpgradedToFull(db, result.runId);
-      }
-    } catch (error) {
-      // The job is queued and its slot claimed; the worker records a missing run when it starts.
-      logger.error({ integrationId: row.id, runId: result.runId, err: error }, 'scheduled sync queued but its run row was not written');
     }
 
     const scheduled: ScheduledSync = {

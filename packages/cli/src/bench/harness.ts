@@ -7,7 +7,6 @@ import {
   close,
   connect,
   createKeyRing,
-  createRun,
   ensureDatabase,
   generateSecretKey,
   getRun,
@@ -17,6 +16,7 @@ import {
   type Run,
 } from '@dirsync/db';
 import { createEnqueueClient, QUEUE_NAMES, type EnqueueClient, type SyncMode } from '@dirsync/jobs';
+import { requestSync } from '@dirsync/scheduler';
 import { waitFor } from '@dirsync/testkit';
 import { startService, type ChildService } from '../services.ts';
 
@@ -80,8 +80,7 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
     dir,
     worker,
     async runSync(integrationId, mode) {
-      const job = await enqueue.enqueueSync({ integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
-      await createRun(db, { id: job.runId, integrationId, jobId: job.jobId, modeRequested: mode, trigger: 'manual', requestedBy: 'bench' });
+      const job = await requestSync({ db, enqueue }, { integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
       return waitFor(
         async () => {
           // A worker that died leaves the run queued for ever: fail now instead of waiting.

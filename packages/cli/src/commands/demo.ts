@@ -9,6 +9,7 @@ import {
   listConnectorCredentials,
   listActionsNeeded,
   ensureDatabase,
+  countIntegrationHoldings,
   getAccount,
   getRun,
   listIntegrations,
@@ -25,7 +26,7 @@ import { table } from '../format.ts';
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { describeRun } from '../report.ts';
 import { startService, type ChildService } from '../services.ts';
-import { requestSync } from './sync.ts';
+import { requestIntegrationSync } from './sync.ts';
 
 const logDir = fileURLToPath(new URL('../../../../.tmp', import.meta.url));
 
@@ -67,22 +68,17 @@ async function waitForFinishedRun(ctx: Context, find: () => Promise<Run | undefi
 
 /** Asks for a sync as another service would (enqueue client) and waits for its run to end. */
 async function requestAndWait(ctx: Context, integrationId: string, mode: 'full' | 'delta', what: string): Promise<Run> {
-  const job = await requestSync(ctx, { integrationId, mode, trigger: 'manual', dryRun: false, requestedBy: 'demo' });
+  const job = await requestIntegrationSync(ctx, { integrationId, mode, trigger: 'manual', dryRun: false, requestedBy: 'demo' });
   return waitForFinishedRun(ctx, () => getRun(ctx.db(), job.runId), what);
 }
 
 /** What PostgreSQL holds for an integration: live and soft-deleted objects by type, live edges. */
 async function describeHoldings(ctx: Context, integrationId: string): Promise<string> {
-  const sql = ctx.db().$client;
-  const counts = await sql<{ type: string; live: number; deleted: number }[]>`
-    select type, count(*) filter (where deleted_at is null)::int as live, count(*) filter (where deleted_at is not null)::int as deleted
-    from directory_objects where integration_id = ${integrationId} group by type order by type`;
-  const [edges] = await sql<{ live: number }[]>`
-    select count(*)::int as live from memberships where integration_id = ${integrationId} and deleted_at is null`;
+  const holdings = await countIntegrationHoldings(ctx.db(), integrationId);
   return [
     'what PostgreSQL now holds for the integration:',
-    table(['type', 'live', 'soft-deleted'], counts.map((c) => [c.type, c.live, c.deleted])),
-    `memberships: ${edges?.live ?? 0}`,
+    table(['type', 'live', 'soft-deleted'], holdings.objects.map((c) => [c.type, c.live, c.deleted])),
+    `memberships: ${holdings.liveMemberships}`,
   ].join('\n');
 }
 

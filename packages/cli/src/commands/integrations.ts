@@ -29,7 +29,7 @@ import { UserError } from '../errors.ts';
 import { keyValues, table } from '../format.ts';
 import { readJsonFile, readSecret } from '../input.ts';
 import { describeRun } from '../report.ts';
-import { requestSync, waitForRun } from './sync.ts';
+import { requestIntegrationSync, waitForRun } from './sync.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -409,7 +409,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         }
         await setIntegrationSecret(ctx.db(), ctx.keyRing(), id, secret);
         await recordAudit(ctx.db(), { accountId: integration.accountId, integrationId: id, actor: 'cli', action: 'integration.password_updated', details: {} });
-        const job = await requestSync(ctx, { integrationId: id, mode: 'full', trigger: 'password_update', dryRun: false, requestedBy: 'cli' });
+        const job = await requestIntegrationSync(ctx, { integrationId: id, mode: 'full', trigger: 'password_update', dryRun: false, requestedBy: 'cli' });
         console.log(`password stored; full sync queued: run ${job.runId}`);
         if (flags.wait) {
           const run = await waitForRun(ctx, job.runId, job.jobId);
@@ -438,7 +438,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
           ]),
         );
         if (flags.sync) {
-          const job = await requestSync(ctx, { integrationId: result.integrationId, mode: 'full', trigger: 'manual', dryRun: false, requestedBy: 'cli' });
+          const job = await requestIntegrationSync(ctx, { integrationId: result.integrationId, mode: 'full', trigger: 'manual', dryRun: false, requestedBy: 'cli' });
           console.log(`full sync queued: run ${job.runId}`);
         } else {
           console.log('the next run of this integration is a full sync');

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { Queue } from 'bullmq';
-import { createRun, getRun, requireIntegration, type Run } from '@dirsync/db';
+import { getRun, requireIntegration, type Run } from '@dirsync/db';
 import { SYNC_QUEUE, type SyncMode, type SyncTrigger } from '@dirsync/jobs';
+import { requestSync } from '@dirsync/scheduler';
 import type { Context } from '../context.ts';
 import { UserError } from '../errors.ts';
 import { progressBar } from '../format.ts';
@@ -14,7 +15,7 @@ const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
 /** Exit codes of `dirsync sync --wait` (documented in the README). */
 export const syncExitCodes = { succeeded: 0, dry_run: 0, failed: 2, blocked: 3, timedOut: 4 } as const;
 
-/** Options of {@link requestSync}. */
+/** Options of {@link requestIntegrationSync}. */
 export interface SyncRequestOptions {
   integrationId: string;
   mode: SyncMode;
@@ -24,31 +25,14 @@ export interface SyncRequestOptions {
 }
 
 /**
- * Enqueues a sync and records its queued run (unless an equivalent waiting job absorbed the
- * request, whose run already exists). Returns the job and run ids.
+ * Asks for a sync of an enabled integration through the same {@link requestSync} as the
+ * scheduler and the API (job queued, queued run recorded, a waiting sync absorbing the request).
+ * Returns the job and run ids.
  */
-export async function requestSync(ctx: Context, options: SyncRequestOptions) {
+export async function requestIntegrationSync(ctx: Context, options: SyncRequestOptions) {
   const integration = await requireIntegration(ctx.db(), options.integrationId);
   if (!integration.enabled) throw new UserError(`integration ${integration.id} is disabled`);
-  const result = await ctx.enqueue().enqueueSync({
-    integrationId: integration.id,
-    mode: options.mode,
-    trigger: options.trigger,
-    dryRun: options.dryRun,
-    requestedBy: options.requestedBy,
-  });
-  if (!result.deduplicated) {
-    await createRun(ctx.db(), {
-      id: result.runId,
-      integrationId: integration.id,
-      jobId: result.jobId,
-      modeRequested: result.mode,
-      trigger: options.trigger,
-      dryRun: options.dryRun,
-      requestedBy: options.requestedBy,
-    });
-  }
-  return result;
+  return requestSync({ db: ctx.db(), enqueue: ctx.enqueue() }, { ...options, integrationId: integration.id });
 }
 
 /**
@@ -104,7 +88,7 @@ export function registerSyncCommand(program: Command, withContext: WithContext):
     .action((id: string, options: { full?: boolean; delta?: boolean; dryRun?: boolean; recovery?: boolean; wait?: boolean; timeout?: string; by: string }) =>
       withContext(async (ctx) => {
         if (options.full && options.delta) throw new UserError('choose one of --full and --delta');
-        const result = await requestSync(ctx, {
+        const result = await requestIntegrationSync(ctx, {
           integrationId: id,
           mode: options.full ? 'full' : 'delta',
           trigger: options.recovery ? 'recovery' : 'manual',

@@ -1,5 +1,4 @@
-import type { Integration } from '@dirsync/db';
-import type { RunRow } from './queries.ts';
+import type { Integration, RunRow } from '@dirsync/db';
 
 const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
@@ -61,5 +60,8 @@ export function presentRun(run: RunRow) {
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
     durationMs: run.durationMs,
+    attempt: run.attempt,
+    maxAttempts: run.maxAttempts,
+    lastError: run.lastError,
   };
 }

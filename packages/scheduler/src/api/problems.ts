@@ -125,6 +125,7 @@ function translate(error: unknown): { status: number; code: string; detail: stri
       conflict: [409, 'conflict'],
       invalid_state: [409, 'invalid-state'],
       invalid_input: [422, 'invalid-input'],
+      invalid_cursor: [400, 'invalid-cursor'],
     };
     const [status, code] = byCode[error.code] ?? [500, 'internal'];
     return status === 500 ? { status, code, detail: 'internal error' } : { status, code, detail: error.message };

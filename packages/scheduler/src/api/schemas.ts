@@ -88,9 +88,21 @@ export const setSecretBody = z.strictObject({
 });
 
 /** Body of `POST /v1/integrations/{id}/syncs`. */
+/** Longest `wait` a sync request may ask for (a request held longer outlives most proxies' timeouts). */
+export const maxSyncWaitSeconds = 300;
+
 export const syncRequestBody = z.strictObject({
   mode: z.enum(syncModes).default('delta'),
   dryRun: z.boolean().default(false).describe('compute the report and write nothing'),
+  wait: z
+    .number()
+    .int()
+    .min(0)
+    .max(maxSyncWaitSeconds)
+    .optional()
+    .describe(
+      `seconds (at most ${maxSyncWaitSeconds}) to wait for the run to end: 200 with the run when it ends in time (succeeded, failed, blocked or dry_run), else 202 with the run as it stands (queued, running or retrying)`,
+    ),
 });
 
 /** What `POST /v1/integrations/{id}/syncs` answers (202). */
@@ -148,6 +160,14 @@ export const runSchema = z.object({
   startedAt: nullableDate,
   finishedAt: nullableDate,
   durationMs: z.number().int().nullable(),
+  attempt: z.number().int().describe('attempts started so far (0 while queued); a `retrying` run is between attempt `attempt` and the next'),
+  maxAttempts: z.number().int().nullable().describe('attempts the queue allows; null until the first starts'),
+  lastError: z.string().nullable().describe('error of the latest failed attempt (why a `retrying` run retries); `error` is set only on a failed run'),
+});
+
+/** What `POST /v1/integrations/{id}/syncs` answers: 202 (queued, or `wait` ran out) or 200 (ended within `wait`). */
+export const syncAnswerSchema = syncAcceptedSchema.extend({
+  run: runSchema.optional().describe('with `wait`: the run as it stood when the answer was sent'),
 });
 
 /** Query of `GET /v1/runs`. */

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import type { Db } from '@dirsync/db';
+import { countActiveRuns, readConnectorGauges, readIntegrationGauges, type ConnectorGaugeRow, type Db, type IntegrationGaugeRow } from '@dirsync/db';
 import { DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, type RedisConnection } from '@dirsync/jobs';
 import { openRedis } from './redis.ts';
 
@@ -22,28 +22,6 @@ export interface ServiceMetrics {
 }
 
 const queueStates = ['waiting', 'prioritized', 'active', 'delayed', 'failed'] as const;
-
-interface IntegrationRow {
-  id: string;
-  account_id: string;
-  kind: string;
-  status: string;
-  enabled: boolean;
-  since_success: number | null;
-  secret_age: number | null;
-}
-
-interface RunCountRow {
-  status: string;
-  n: number;
-}
-
-interface ConnectorRow {
-  name: string;
-  rotation_cron: string;
-  credential_age: number | null;
-  expires_in: number | null;
-}
 
 /**
  * Registers the installation-wide gauges, all computed when Prometheus scrapes (so any number of
@@ -73,15 +51,9 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   });
 
   // One query feeds the per-integration gauges; each gauge's collect awaits the same promise.
-  let integrations: Promise<IntegrationRow[]> | undefined;
+  let integrations: Promise<IntegrationGaugeRow[]> | undefined;
   const integrationRows = () => {
-    integrations ??= db.$client<IntegrationRow[]>`
-      select i.id, i.account_id, i.kind, i.status, i.enabled,
-        extract(epoch from now() - i.last_success_at)::float8 as since_success,
-        case when i.secret_ciphertext is null then null else extract(epoch from now() - coalesce(
-          (select max(a.created_at) from audit_events a where a.integration_id = i.id and a.action = 'integration.password_updated'),
-          i.created_at))::float8 end as secret_age
-      from integrations i`.finally(() => {
+    integrations ??= readIntegrationGauges(db).finally(() => {
       // Fresh data for the next scrape.
       setImmediate(() => (integrations = undefined));
     });
@@ -132,22 +104,15 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     registers: [registry],
     async collect() {
       this.reset();
-      const rows = await db.$client<RunCountRow[]>`
-        select s.status, count(r.id)::int as n
-        from (values ('queued'), ('running')) as s(status) left join sync_runs r on r.status = s.status
-        group by s.status`;
+      const rows = await countActiveRuns(db);
       for (const row of rows) this.set({ status: row.status }, row.n);
     },
   });
 
   const connectorLabels = ['connector'] as const;
-  let connectors: Promise<ConnectorRow[]> | undefined;
+  let connectors: Promise<ConnectorGaugeRow[]> | undefined;
   const connectorRows = () => {
-    connectors ??= db.$client<ConnectorRow[]>`
-      select c.name, c.rotation_cron,
-        extract(epoch from now() - coalesce(k.activated_at, k.created_at))::float8 as credential_age,
-        extract(epoch from k.not_after - now())::float8 as expires_in
-      from connectors c left join connector_credentials k on k.connector_id = c.id and k.status = 'current'`.finally(() => {
+    connectors ??= readConnectorGauges(db).finally(() => {
       setImmediate(() => (connectors = undefined));
     });
     return connectors;

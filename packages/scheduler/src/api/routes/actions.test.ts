@@ -1,5 +1,5 @@
 import { actionsFor } from './actions.ts';
-import type { IntegrationHealthRow } from '../queries.ts';
+import type { IntegrationHealthRow } from '@dirsync/db';
 
 const now = new Date('2026-05-01T12:00:00Z');
 const base: IntegrationHealthRow = {

@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { type ActionNeeded, listActionsNeeded } from '@dirsync/db';
+import { type ActionNeeded, type IntegrationHealthRow, listActionsNeeded, listIntegrationHealth } from '@dirsync/db';
 import { accountOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
-import { type IntegrationHealthRow, listIntegrationHealth } from '../queries.ts';
 import { actionSchema } from '../schemas.ts';
 import { bearer, withProblems } from './common.ts';
 

@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { createRun, getIntegration, type Integration, type KeyRing } from '@dirsync/db';
-import type { EnqueueSyncResult, SyncMode, SyncTrigger } from '@dirsync/jobs';
+import { getIntegration, type Integration, type KeyRing } from '@dirsync/db';
 import { accountOf } from '../auth.ts';
 import type { ApiDeps } from '../context.ts';
 import { notFound, ProblemError, problemSchema } from '../problems.ts';
@@ -12,30 +11,6 @@ export async function ownIntegration(deps: ApiDeps, request: FastifyRequest, id:
   const integration = await getIntegration(deps.db, id);
   if (!integration || integration.accountId !== accountId) throw notFound(`integration ${id}`);
   return integration;
-}
-
-/**
- * Enqueues a sync (deduplicated by the enqueue client) and records its queued run, unless a
- * waiting job absorbed the request (its run exists already).
- */
-export async function requestSync(
-  deps: ApiDeps,
-  integration: Integration,
-  request: { mode: SyncMode; dryRun: boolean; trigger: SyncTrigger; requestedBy: string },
-): Promise<EnqueueSyncResult> {
-  const result = await deps.enqueue.enqueueSync({ integrationId: integration.id, ...request });
-  if (!result.deduplicated) {
-    await createRun(deps.db, {
-      id: result.runId,
-      integrationId: integration.id,
-      jobId: result.jobId,
-      modeRequested: result.mode,
-      trigger: request.trigger,
-      dryRun: request.dryRun,
-      requestedBy: request.requestedBy,
-    });
-  }
-  return result;
 }
 
 /** Error answers every authenticated route may give, for the OpenAPI document. */

@@ -1,6 +1,6 @@
+import { listMemberships, listObjects } from '@dirsync/db';
 import { requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
-import { listMemberships, listObjects } from '../queries.ts';
 import { directoryObjectSchema, directoryQuery, idParams, membershipSchema, pageOf } from '../schemas.ts';
 import { bearer, ownIntegration, withProblems } from './common.ts';
 

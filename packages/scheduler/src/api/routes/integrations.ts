@@ -12,10 +12,11 @@ import {
   updateIntegration,
 } from '@dirsync/db';
 import { validateSchedule } from '../../cron.ts';
+import { requestSync } from '../../request-sync.ts';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
-import { presentIntegration } from '../present.ts';
-import { ProblemError, problemSchema } from '../problems.ts';
+import { presentIntegration, presentRun } from '../present.ts';
+import { notFound, ProblemError, problemSchema } from '../problems.ts';
 import {
   connectionReport,
   createIntegrationBody,
@@ -23,11 +24,12 @@ import {
   integrationSchema,
   secretAcceptedSchema,
   setSecretBody,
-  syncAcceptedSchema,
+  syncAnswerSchema,
   syncRequestBody,
   updateIntegrationBody,
 } from '../schemas.ts';
-import { bearer, ownIntegration, requestSync, requireKeyRing, withProblems } from './common.ts';
+import { finalRunStatuses, waitForFinalRun } from '../wait-run.ts';
+import { bearer, ownIntegration, requireKeyRing, withProblems } from './common.ts';
 import { requireTenantConsent } from './connectors.ts';
 
 const tags = ['integrations'];
@@ -271,7 +273,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       await setIntegrationSecret(db, ring, integration.id, request.body.secret);
       await recordAudit(db, { accountId: integration.accountId, integrationId: integration.id, actor, action: 'integration.password_updated' });
       const sync = integration.enabled
-        ? await requestSync(deps, integration, { mode: 'full', dryRun: false, trigger: 'password_update', requestedBy: actor })
+        ? await requestSync(deps, { integrationId: integration.id, mode: 'full', trigger: 'password_update', requestedBy: actor })
         : null;
       return reply.code(202).send({ connection, sync });
     },
@@ -282,18 +284,25 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       tags: ['syncs'],
       operationId: 'requestSync',
       summary: 'Ask for a sync now; a sync already waiting for the integration absorbs the request',
+      description:
+        'Answers 202 once the sync is queued. With `wait` (seconds) the answer waits for the run to end: 200 with the final run (succeeded, failed, blocked or dry_run), or 202 with the run still queued, running or retrying when the wait is over (it goes on; follow `Location`).',
       security: bearer,
       params: idParams,
       body: syncRequestBody.optional(),
-      response: withProblems({ 202: syncAcceptedSchema, 409: problemSchema }),
+      response: withProblems({ 200: syncAnswerSchema, 202: syncAnswerSchema, 409: problemSchema }),
     },
     preHandler: requireScope('sync'),
     handler: async (request, reply) => {
+      const accountId = accountOf(request);
       const integration = await ownIntegration(deps, request, request.params.id);
       if (!integration.enabled) throw new ProblemError(409, 'integration-disabled', `integration ${integration.id} is disabled: enable it first`);
       const body = syncRequestBody.parse(request.body ?? {});
-      const result = await requestSync(deps, integration, { mode: body.mode, dryRun: body.dryRun, trigger: 'api', requestedBy: callerOf(request).actor });
-      return reply.code(202).header('location', `/v1/runs/${result.runId}`).send(result);
+      const result = await requestSync(deps, { integrationId: integration.id, mode: body.mode, dryRun: body.dryRun, trigger: 'api', requestedBy: callerOf(request).actor });
+      reply.header('location', `/v1/runs/${result.runId}`);
+      if (body.wait === undefined) return reply.code(202).send(result);
+      const run = await waitForFinalRun(deps.db, accountId, result.runId, body.wait * 1000, () => request.raw.socket.destroyed);
+      if (!run) throw notFound(`run ${result.runId}`);
+      return reply.code(finalRunStatuses.has(run.status) ? 200 : 202).send({ ...result, run: presentRun(run) });
     },
   });
 }

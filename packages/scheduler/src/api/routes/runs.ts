@@ -1,9 +1,8 @@
-import { approveRun, recordAudit } from '@dirsync/db';
+import { approveRun, getAccountRun, listAccountRuns, listRunChanges, listRunIssues, recordAudit } from '@dirsync/db';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { presentRun } from '../present.ts';
 import { notFound, problemSchema } from '../problems.ts';
-import { getAccountRun, listAccountRuns, listRunChanges, listRunIssues } from '../queries.ts';
 import { idParams, pageOf, pageQuery, runChangeSchema, runIssueSchema, runSchema, runsQuery } from '../schemas.ts';
 import { bearer, withProblems } from './common.ts';
 

@@ -1,5 +1,10 @@
-import type { Db } from '@dirsync/db';
-import type { DueSlots } from './plan.ts';
+import type { Db } from './client.ts';
+
+/** Slots newer than the ones claimed, per mode (null: nothing new for that mode). */
+export interface DueSlots {
+  readonly full: Date | null;
+  readonly delta: Date | null;
+}
 
 /** Slots a claim took, with the values they replaced (to undo the claim if enqueueing fails). */
 export interface ClaimedSlots extends DueSlots {
@@ -27,7 +32,7 @@ const date = (value: string | Date | null) => (value === null ? null : new Date(
  * can take the delta slot of a tick whose full slot another replica took. Returns null when
  * nothing was claimed (already claimed, disabled or deleted).
  *
- * (`@dirsync/db` has `claimScheduleSlot` for one mode; this is the two-mode form.)
+ * ({@link claimScheduleSlot} is the one-mode form.)
  */
 export async function claimDueSlots(db: Db, integrationId: string, due: DueSlots): Promise<ClaimedSlots | null> {
   const full = iso(due.full);

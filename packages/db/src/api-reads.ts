@@ -1,5 +1,7 @@
-import { type Db, isUuid, type RunIssue } from '@dirsync/db';
-import { ProblemError } from './problems.ts';
+import type { Db } from './client.ts';
+import { InvalidCursorError } from './errors.ts';
+import { isUuid } from './ids.ts';
+import type { RunIssue } from './schema.ts';
 
 // Account-scoped reads of the API in SQL: every statement names the account (or an integration
 // already checked to belong to it), so isolation does not depend on a check a handler might
@@ -54,7 +56,7 @@ function decodeCursor(cursor: string | undefined, key: CursorKey): Position | un
   } catch {
     // reported below
   }
-  throw new ProblemError(400, 'invalid-cursor', 'cursor is not one this API returned: start again without it');
+  throw new InvalidCursorError();
 }
 
 function paged<R, T>(rows: readonly R[], limit: number, position: (row: R) => Position, map: (row: R) => T): Page<T> {
@@ -94,6 +96,12 @@ export interface RunRow {
   startedAt: string | null;
   finishedAt: string | null;
   durationMs: number | null;
+  /** Attempts started so far (0 while queued). */
+  attempt: number;
+  /** Attempts the queue allows; null until the first starts. */
+  maxAttempts: number | null;
+  /** Error of the latest failed attempt (what a `retrying` run is retrying after). */
+  lastError: string | null;
 }
 
 const runColumns = `
@@ -103,7 +111,8 @@ const runColumns = `
   r.memberships_removed as "membershipsRemoved", r.would_delete as "wouldDelete", r.issue_count as "issueCount",
   r.worker_id as "workerId", r.error, ${isoText('r.approved_at')} as "approvedAt", r.approved_by as "approvedBy",
   ${isoText('r.queued_at')} as "queuedAt", ${isoText('r.started_at')} as "startedAt",
-  ${isoText('r.finished_at')} as "finishedAt", r.duration_ms as "durationMs"`;
+  ${isoText('r.finished_at')} as "finishedAt", r.duration_ms as "durationMs",
+  r.attempt, r.max_attempts as "maxAttempts", r.last_error as "lastError"`;
 
 /** Filter of {@link listAccountRuns}. */
 export interface AccountRunFilter {
@@ -150,7 +159,7 @@ export async function getAccountRun(db: Db, accountId: string, runId: string): P
 export async function listRunIssues(db: Db, runId: string, limit: number, cursor: string | undefined): Promise<Page<RunIssue>> {
   const after = decodeCursor(cursor, 'bigint');
   const offset = after === undefined ? 0 : Number(after[1]);
-  if (!Number.isSafeInteger(offset)) throw new ProblemError(400, 'invalid-cursor', 'cursor is not one this API returned: start again without it');
+  if (!Number.isSafeInteger(offset)) throw new InvalidCursorError();
   const rows = await db.$client<{ issue: RunIssue; n: number }[]>`
     select e.issue, e.n::int as n from sync_runs r, jsonb_array_elements(r.issues) with ordinality as e(issue, n)
     where r.id = ${runId} and e.n > ${offset}

@@ -1,0 +1,69 @@
+import type { Db } from './client.ts';
+
+// The gauges of the scheduler / API process, read at scrape time. Ages are computed by
+// PostgreSQL (its clock), so every replica scraping at once reports the same values.
+
+/** One integration as the per-integration gauges see it. */
+export interface IntegrationGaugeRow {
+  id: string;
+  account_id: string;
+  kind: string;
+  status: string;
+  enabled: boolean;
+  /** Seconds since the last successful sync; null until one succeeds. */
+  since_success: number | null;
+  /** Seconds since the stored secret was set; null without a secret. */
+  secret_age: number | null;
+}
+
+/** Every integration with the ages its gauges report. */
+export async function readIntegrationGauges(db: Db): Promise<IntegrationGaugeRow[]> {
+  return db.$client<IntegrationGaugeRow[]>`
+    select i.id, i.account_id, i.kind, i.status, i.enabled,
+      extract(epoch from now() - i.last_success_at)::float8 as since_success,
+      case when i.secret_ciphertext is null then null else extract(epoch from now() - coalesce(
+        (select max(a.created_at) from audit_events a where a.integration_id = i.id and a.action = 'integration.password_updated'),
+        i.created_at))::float8 end as secret_age
+    from integrations i`;
+}
+
+/** Runs queued and running now (both statuses always present, 0 without runs). */
+export async function countActiveRuns(db: Db): Promise<{ status: 'queued' | 'running'; n: number }[]> {
+  return db.$client<{ status: 'queued' | 'running'; n: number }[]>`
+    select s.status, count(r.id)::int as n
+    from (values ('queued'), ('running')) as s(status) left join sync_runs r on r.status = s.status
+    group by s.status`;
+}
+
+/** A connector and its current certificate's age and remaining validity (seconds). */
+export interface ConnectorGaugeRow {
+  name: string;
+  rotation_cron: string;
+  credential_age: number | null;
+  expires_in: number | null;
+}
+
+/** Every connector with the ages of its current certificate (null without one). */
+export async function readConnectorGauges(db: Db): Promise<ConnectorGaugeRow[]> {
+  return db.$client<ConnectorGaugeRow[]>`
+    select c.name, c.rotation_cron,
+      extract(epoch from now() - coalesce(k.activated_at, k.created_at))::float8 as credential_age,
+      extract(epoch from k.not_after - now())::float8 as expires_in
+    from connectors c left join connector_credentials k on k.connector_id = c.id and k.status = 'current'`;
+}
+
+/** What PostgreSQL holds for an integration: live and soft-deleted objects by type, and live membership edges. */
+export interface IntegrationHoldings {
+  objects: { type: string; live: number; deleted: number }[];
+  liveMemberships: number;
+}
+
+/** Counts {@link IntegrationHoldings} of one integration. */
+export async function countIntegrationHoldings(db: Db, integrationId: string): Promise<IntegrationHoldings> {
+  const objects = await db.$client<{ type: string; live: number; deleted: number }[]>`
+    select type, count(*) filter (where deleted_at is null)::int as live, count(*) filter (where deleted_at is not null)::int as deleted
+    from directory_objects where integration_id = ${integrationId} group by type order by type`;
+  const [edges] = await db.$client<{ live: number }[]>`
+    select count(*)::int as live from memberships where integration_id = ${integrationId} and deleted_at is null`;
+  return { objects: [...objects], liveMemberships: edges?.live ?? 0 };
+}
