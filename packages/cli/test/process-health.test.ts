@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import postgres from 'postgres';
-import { testPgServerUrl, waitFor } from '@dirsync/testkit';
+import { readFileSync } from 'node:fs';
+import { startBrokenRedis, testPgServerUrl, waitFor } from '@dirsync/testkit';
 import { dirsyncBin } from '../src/services.ts';
 import { createCliEnvironment, type CliEnvironment } from './support/run-cli.ts';
 
@@ -89,5 +90,45 @@ test('each process names its role in pg_stat_activity and keeps its pool within 
   } finally {
     await sql.end({ timeout: 5 });
     await Promise.all([worker.stop(), api.stop(), scheduler.stop()]);
+  }
+}, 120_000);
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+test('a worker whose Redis answers MOVED to every queue command backs off: a few log lines, little CPU, /readyz 503', async () => {
+  const broken = await startBrokenRedis();
+  const ops = await freePort();
+  const worker = await startProcess('worker', { REDIS_URL: broken.url, DIRSYNC_METRICS_PORT: String(ops) }, `http://127.0.0.1:${ops}/healthz`);
+  try {
+    await waitFor(() => worker.output().includes('MOVED'), { what: 'the first error line', timeoutMs: 15_000 });
+    const pid = worker.child.pid ?? 0;
+    // Measured over a window: what a process stuck like this costs.
+    const windowMs = 6_000;
+    const linesBefore = worker.output().split('\n').length;
+    const commandsBefore = broken.failed();
+    const cpuBefore = cpuSeconds(pid);
+    const started = performance.now();
+    await waitFor(() => performance.now() - started >= windowMs, { intervalMs: 250, timeoutMs: windowMs + 5_000, what: 'the measuring window' });
+    const seconds = (performance.now() - started) / 1000;
+    const linesPerSecond = (worker.output().split('\n').length - linesBefore) / seconds;
+    const commandsPerSecond = (broken.failed() - commandsBefore) / seconds;
+    const cpuShare = (cpuSeconds(pid) - cpuBefore) / seconds;
+    // Identical errors are summarised every 30 s and each failure pauses fetching for a doubling
+    // pause: a handful of lines and commands where an unguarded loop writes thousands.
+    expect(linesPerSecond).toBeLessThan(2);
+    expect(commandsPerSecond).toBeLessThan(30);
+    expect(cpuShare).toBeLessThan(0.3);
+    const ready = await fetch(`http://127.0.0.1:${ops}/readyz`);
+    expect(ready.status).toBe(503);
+    const report = (await ready.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
+    expect(report.checks['redis']).toEqual({ ok: false, detail: expect.stringMatching(/MOVED/) });
+  } finally {
+    // BullMQ's graceful close waits for commands that keep failing: the process is killed.
+    worker.child.kill('SIGKILL');
+    await broken.close();
   }
 }, 120_000);

@@ -6,4 +6,5 @@ export * from './enqueue.ts';
 export * from './control.ts';
 export * from './rotation.ts';
 export * from './unavailable.ts';
+export * from './health.ts';
 export * from './sync-job-state.ts';

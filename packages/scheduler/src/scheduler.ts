@@ -1,5 +1,5 @@
 import { claimDueSlots, listSchedulable, releaseClaimedSlots, type Db, type SchedulableIntegration } from '@dirsync/db';
-import { createEnqueueClient, type RedisConnection, type SyncMode } from '@dirsync/jobs';
+import { createEnqueueClient, createRepeatedErrorLog, errorText, InvalidJobPayloadError, type QueueCheck, type RedisConnection, type SyncMode } from '@dirsync/jobs';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError } from './cron.ts';
@@ -80,6 +80,11 @@ export interface Scheduler {
   stop(): Promise<void>;
   /** Runs one tick at `now` (default: the clock). Never rejects because of one integration. */
   tick(now?: Date): Promise<TickResult>;
+  /**
+   * Whether its enqueues work: not ok from a failed enqueue until the next one succeeds (a
+   * scheduler whose Redis refuses queue commands cannot do its job). For readiness.
+   */
+  health(): QueueCheck;
 }
 
 async function forEachLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>): Promise<void> {
@@ -109,16 +114,20 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   if (!cron.validate(tickCron)) throw new InvalidCronError(`tick schedule ${JSON.stringify(tickCron)} is not a valid cron expression`);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be a positive integer');
 
+  const redisErrors = createRepeatedErrorLog({ logger, level: 'warn' });
   const enqueue = createEnqueueClient({
     connection: options.connection,
     ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
-    onError: (error) => logger.warn({ err: error }, 'redis connection error'),
+    onError: (error) => redisErrors.report('redis connection error', error),
   });
   const rotations =
     options.rotations === false
       ? undefined
       : createRotationScheduler({ db, connection: options.connection, prefix: options.prefix, timezone: tz, logger });
   const inFlight = new Set<Promise<unknown>>();
+  // Every integration of a tick fails alike while Redis is broken: one line, then a summary.
+  const scheduleErrors = createRepeatedErrorLog({ logger });
+  let enqueueFailure: string | undefined;
   // Bad schedules are reported once per expression, not every 30 seconds.
   const reportedBadSchedules = new Map<string, string>();
   let task: ScheduledTask | undefined;
@@ -156,8 +165,10 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
             logger.error({ integrationId: row.id, runId: queued.runId, err: error }, 'scheduled sync queued but its run row was not written'),
         },
       );
+      enqueueFailure = undefined;
     } catch (error) {
       // Give the slot back so the next tick (of any replica) tries again.
+      if (!(error instanceof InvalidJobPayloadError)) enqueueFailure = errorText(error);
       await releaseClaimedSlots(db, row.id, claimed).catch((releaseError: unknown) =>
         logger.error({ integrationId: row.id, err: releaseError }, 'could not release a claimed schedule slot'),
       );
@@ -190,7 +201,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
         const message = error instanceof Error ? error.message : String(error);
         failed.push({ integrationId: row.id, error: message });
         if (!(error instanceof InvalidCronError)) {
-          logger.error({ integrationId: row.id, err: error }, 'could not schedule integration');
+          scheduleErrors.report('could not schedule integration', error, { integrationId: row.id });
         }
       }
     });
@@ -213,6 +224,9 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   return {
     tick,
+    health() {
+      return enqueueFailure === undefined ? { ok: true } : { ok: false, detail: `enqueueing syncs fails: ${enqueueFailure}` };
+    },
     start() {
       if (stopped) throw new Error('a stopped scheduler cannot be started again');
       if (task !== undefined) return;

@@ -50,7 +50,6 @@ const keylessAnswers: Readonly<Record<string, string>> = {
   PING: '+PONG\r\n',
   CLIENT: '+OK\r\n',
   SELECT: '+OK\r\n',
-  QUIT: '+OK\r\n',
 };
 
 function infoAnswer(): string {
@@ -80,6 +79,8 @@ export async function startBrokenRedis(reply = 'MOVED 1234 127.0.0.1:1'): Promis
         pending = pending.subarray(command.length);
         const name = command.name.toUpperCase();
         if (name === 'INFO') socket.write(infoAnswer());
+        // As Redis does: the answer, then the server closes the connection.
+        else if (name === 'QUIT') socket.end('+OK\r\n');
         else if (keylessAnswers[name] !== undefined) socket.write(keylessAnswers[name]);
         else {
           count += 1;

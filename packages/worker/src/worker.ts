@@ -2,7 +2,7 @@ import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
-import { DEFAULT_QUEUE_PREFIX, SYNC_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
+import { checkQueueCommand, createRepeatedErrorLog, DEFAULT_QUEUE_PREFIX, guardWorker, SYNC_QUEUE, syncBackoffStrategy, type QueueCheck } from '@dirsync/jobs';
 import type { DestinationPolicy } from '@dirsync/providers';
 import { createControlWorker, type ControlWorker } from './control/index.ts';
 import { createEntraAwareProviderFactory, withConsentStatus } from './entra/index.ts';
@@ -68,6 +68,11 @@ export interface DirsyncWorker {
   /** The control-queue worker, unless `controlConcurrency` is 0. */
   readonly control: ControlWorker | undefined;
   /**
+   * Whether this worker can take jobs now: its queue workers are not backing off after errors
+   * and a queue command through its own connection succeeds. For readiness; never throws.
+   */
+  queueState(): Promise<QueueCheck>;
+  /**
    * Stops taking jobs, waits for the running ones to finish, then closes the Redis connection.
    * Call it on SIGTERM. (After SIGKILL the job and integration locks expire, and BullMQ's
    * stalled-job check hands the job to another worker.)
@@ -104,7 +109,8 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     ...(options.stalledInterval === undefined ? {} : { stalledInterval: options.stalledInterval }),
     ...(options.jobLockDurationMs === undefined ? {} : { lockDuration: options.jobLockDurationMs }),
   });
-  worker.on('error', (error) => logger.error({ error: error.message }, 'worker error'));
+  // Errors back off and are logged at a bounded rate (see guardWorker).
+  const guard = guardWorker(worker, { log: createRepeatedErrorLog({ logger }), message: 'worker error' });
   const rotation =
     options.runRotations === false
       ? undefined
@@ -130,8 +136,13 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     worker,
     rotation,
     control,
+    async queueState() {
+      const paused = [guard.state(), control?.state() ?? { ok: true }].find((check) => !check.ok);
+      return paused ?? checkQueueCommand(connection, `${prefix}:${SYNC_QUEUE}:meta`);
+    },
     close() {
       closing ??= (async () => {
+        guard.close();
         await Promise.all([worker.close(), control?.close(), rotation?.close()]);
         await connection.quit().catch(() => connection.disconnect());
       })();

@@ -14,7 +14,7 @@ import {
   setIntegrationSecret,
   storeSecretCandidate,
 } from '@dirsync/db';
-import { ControlJobFailedError, createControlClient, createEnqueueClient, type ControlClient } from '@dirsync/jobs';
+import { checkQueueCommand, ControlJobFailedError, createControlClient, createEnqueueClient, type ControlClient } from '@dirsync/jobs';
 import {
   createTestDatabase,
   createTestQueuePrefix,
@@ -145,22 +145,22 @@ test('finished syncs are counted by kind, mode, status and object outcome', asyn
 });
 
 test('readiness names what is missing; the registry holds the sync metrics', async () => {
-  const redis = new Redis(testRedisUrl);
   const deadRedis = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   deadRedis.on('error', () => {});
   let stopping = false;
   try {
-    expect(await createReadinessProbe({ db, redis })()).toEqual({ ready: true, checks: { database: { ok: true }, redis: { ok: true } } });
+    const queueKey = `${prefix.prefix}:dirsync-sync:meta`;
+    // The worker's own connection, as `dirsync worker` reports it.
+    expect(await createReadinessProbe({ db, queue: () => worker.queueState() })()).toEqual({ ready: true, checks: { database: { ok: true }, redis: { ok: true } } });
     expect(metrics.registry.contentType).toMatch(/^text\/plain/);
     expect(await metrics.registry.metrics()).toContain('dirsync_sync_runs_total');
 
     stopping = true;
-    expect(await createReadinessProbe({ db, redis: deadRedis, stopping: () => stopping })()).toEqual({
+    expect(await createReadinessProbe({ db, queue: () => checkQueueCommand(deadRedis, queueKey), stopping: () => stopping })()).toEqual({
       ready: false,
       checks: { database: { ok: true }, redis: { ok: false, detail: expect.any(String) }, process: { ok: false, detail: 'shutting down' } },
     });
   } finally {
-    redis.disconnect();
     deadRedis.disconnect();
   }
 });

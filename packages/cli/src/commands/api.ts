@@ -31,7 +31,11 @@ export interface HttpServers {
  * Settings of integrations created through the API are checked with the providers' own
  * `validateSettings`, wired here because the scheduler package may not import the providers.
  */
-export async function startHttpServer(ctx: Context, logger: Logger, options: { serveApi: boolean }): Promise<HttpServers> {
+export async function startHttpServer(
+  ctx: Context,
+  logger: Logger,
+  options: { serveApi: boolean; readinessChecks?: Readonly<Record<string, () => { readonly ok: boolean; readonly detail?: string }>> },
+): Promise<HttpServers> {
   const { config } = ctx;
   const server = await createApiServer({
     db: ctx.db(),
@@ -45,6 +49,7 @@ export async function startHttpServer(ctx: Context, logger: Logger, options: { s
     publicRateLimit: { max: config.DIRSYNC_PUBLIC_RATE_LIMIT, timeWindowMs: 60_000 },
     rateLimitOnRedisDown: config.DIRSYNC_RATE_LIMIT_ON_REDIS_DOWN,
     serveApi: options.serveApi,
+    readinessChecks: options.readinessChecks,
   });
   try {
     const port = await server.listen(config.PORT, config.DIRSYNC_API_HOST);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
 import { createScheduler } from '@dirsync/scheduler';
 import { createReadinessProbe, createWorker, createWorkerMetrics } from '@dirsync/worker';
 import { serveOpsPort } from '../ops-server.ts';
@@ -40,12 +39,10 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         });
         // /healthz, /readyz and /metrics for the orchestrator and Prometheus.
         let stopping = false;
-        const probeRedis = new Redis(ctx.config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-        probeRedis.on('error', () => {});
         const ops = await serveOpsPort({
           port: ctx.config.DIRSYNC_METRICS_PORT,
           registry: metrics.registry,
-          readiness: createReadinessProbe({ db: ctx.db(), redis: probeRedis, stopping: () => stopping }),
+          readiness: createReadinessProbe({ db: ctx.db(), queue: () => worker.queueState(), stopping: () => stopping }),
           logger,
         });
         logger.info({ concurrency: ctx.config.DIRSYNC_WORKER_CONCURRENCY }, 'worker started');
@@ -54,7 +51,6 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         logger.info({ signal }, 'worker stopping: finishing running jobs');
         await worker.close();
         await ops?.close();
-        probeRedis.disconnect();
         logger.info('worker stopped');
       }),
     );
@@ -79,7 +75,11 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         });
         scheduler.start();
         // The API (unless DIRSYNC_SCHEDULER_API=false) and the probes on PORT, metrics on DIRSYNC_METRICS_PORT.
-        const http = await startHttpServer(ctx, ctx.logger('api'), { serveApi: ctx.config.DIRSYNC_SCHEDULER_API }).catch(async (error: unknown) => {
+        // Readiness includes the scheduler's own enqueues: failing ones make it not ready.
+        const http = await startHttpServer(ctx, ctx.logger('api'), {
+          serveApi: ctx.config.DIRSYNC_SCHEDULER_API,
+          readinessChecks: { enqueue: () => scheduler.health() },
+        }).catch(async (error: unknown) => {
           await scheduler.stop();
           throw error;
         });

@@ -1,7 +1,7 @@
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { ConnectionReportResult, ConsentVerificationResult } from '@dirsync/jobs';
-import { CONTROL_QUEUE } from '@dirsync/jobs';
+import { CONTROL_QUEUE, createRepeatedErrorLog, guardWorker, type QueueCheck } from '@dirsync/jobs';
 import { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
 
 export { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
@@ -19,6 +19,8 @@ export interface ControlWorkerOptions extends ControlProcessorOptions {
 /** A running control-queue worker. */
 export interface ControlWorker {
   readonly worker: Worker<unknown, ConnectionReportResult | ConsentVerificationResult>;
+  /** Whether its queue commands work (not backing off after errors). */
+  state(): QueueCheck;
   /** Stops taking jobs, lets running ones finish, closes the connection. */
   close(): Promise<void>;
 }
@@ -35,12 +37,15 @@ export function createControlWorker(options: ControlWorkerOptions): ControlWorke
     concurrency: Math.max(1, options.concurrency ?? 4),
     ...(options.name === undefined ? {} : { name: options.name }),
   });
-  worker.on('error', (error) => options.logger.error({ error: error.message }, 'control worker error'));
+  // Errors back off and are logged at a bounded rate (see guardWorker).
+  const guard = guardWorker(worker, { log: createRepeatedErrorLog({ logger: options.logger }), message: 'control worker error' });
   let closing: Promise<void> | undefined;
   return {
     worker,
+    state: () => guard.state(),
     close() {
       closing ??= (async () => {
+        guard.close();
         await worker.close();
         await connection.quit().catch(() => connection.disconnect());
       })();

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import { checkDatabaseReady, type Db } from '@dirsync/db';
 
 /** One dependency's state in a readiness answer. */
@@ -13,22 +12,19 @@ export interface ReadinessReport {
   readonly checks: Readonly<Record<string, ReadinessCheck>>;
 }
 
-const pingTimeoutMs = 2_000;
-
 /**
- * Readiness of a worker: Postgres answers with the current migrations applied, Redis answers,
- * and the process is not shutting down. Never throws.
+ * Readiness of a worker: Postgres answers with the current migrations applied, the worker's own
+ * queue connection answers a queue command and its queue workers are not backing off after
+ * errors (`queue`, e.g. `DirsyncWorker.queueState`), and the process is not shutting down. A
+ * Redis that answers PING but fails queue commands is not ready. Never throws.
  */
-export function createReadinessProbe(deps: { db: Db; redis: Redis; stopping?: () => boolean }): () => Promise<ReadinessReport> {
+export function createReadinessProbe(deps: { db: Db; queue: () => Promise<ReadinessCheck>; stopping?: () => boolean }): () => Promise<ReadinessReport> {
   return async () => {
-    const [database, redis] = await Promise.all([
+    const [database, queue] = await Promise.all([
       checkDatabaseReady(deps.db).then((r): ReadinessCheck => (r.ok ? { ok: true } : { ok: false, detail: r.reason })),
-      Promise.race([
-        deps.redis.ping().then((): ReadinessCheck => ({ ok: true })),
-        new Promise<ReadinessCheck>((resolve) => setTimeout(() => resolve({ ok: false, detail: 'redis did not answer PING within 2 s' }), pingTimeoutMs).unref()),
-      ]).catch((): ReadinessCheck => ({ ok: false, detail: 'redis unreachable' })),
+      deps.queue().catch((): ReadinessCheck => ({ ok: false, detail: 'queue check failed' })),
     ]);
-    const checks: Record<string, ReadinessCheck> = { database, redis };
+    const checks: Record<string, ReadinessCheck> = { database, redis: queue };
     if (deps.stopping?.()) checks['process'] = { ok: false, detail: 'shutting down' };
     return { ready: Object.values(checks).every((c) => c.ok), checks };
   };

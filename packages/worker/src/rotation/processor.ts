@@ -2,7 +2,7 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
-import { parseRotateConnectorJob, ROTATION_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
+import { createRepeatedErrorLog, guardWorker, parseRotateConnectorJob, ROTATION_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
 import type { DestinationPolicy, EntraTokenCache } from '@dirsync/providers';
 import { classifyFailure } from '../failure.ts';
 import { rotateConnectorCredential, type RotationResult } from './rotate.ts';
@@ -83,6 +83,8 @@ export function createRotationWorker(options: RotationWorkerOptions): Worker<unk
     settings: { backoffStrategy: syncBackoffStrategy },
     ...(options.name === undefined ? {} : { name: options.name }),
   });
-  worker.on('error', (error) => options.logger.error({ error: error.message }, 'rotation worker error'));
+  // Errors back off and are logged at a bounded rate; the guard ends with the worker.
+  const guard = guardWorker(worker, { log: createRepeatedErrorLog({ logger: options.logger }), message: 'rotation worker error' });
+  worker.once('closing', () => guard.close());
   return worker;
 }
