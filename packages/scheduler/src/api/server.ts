@@ -7,7 +7,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Db, KeyRing } from '@dirsync/db';
-import { createControlClient, createEnqueueClient, DEFAULT_QUEUE_PREFIX, failFastRedisOptions, type RedisConnection } from '@dirsync/jobs';
+import { createControlClient, createEnqueueClient, createRepeatedErrorLog, DEFAULT_QUEUE_PREFIX, failFastRedisOptions, type RedisConnection } from '@dirsync/jobs';
 import { createReadinessProbe, type ReadinessCheck, type ReadinessReport } from '../ops/readiness.ts';
 import { createServiceMetrics, type ServiceMetrics } from '../ops/metrics.ts';
 import { openRedis } from '../ops/redis.ts';
@@ -163,7 +163,10 @@ function answerMalformedRequest(error: ConnectionError, socket: Socket): void {
 export async function createApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
   const logger = options.logger.child({}, { redact: { paths: redactPaths, censor: '[redacted]' }, serializers: { req: requestSummary } });
-  const onRedisError = (error: Error) => logger.warn({ error: error.message }, 'redis connection error');
+  // Every connection reports each failed reconnect while Redis is down: one line per distinct
+  // error, then a summary per interval.
+  const redisErrors = createRepeatedErrorLog({ logger, level: 'warn' });
+  const onRedisError = (error: Error) => redisErrors.report('redis connection error', error);
   let stopping = false;
 
   const app = Fastify({
