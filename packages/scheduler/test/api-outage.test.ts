@@ -113,3 +113,33 @@ test('with PostgreSQL unreachable, the API answers 503 with Retry-After within a
     await close(db);
   }
 }, 60_000);
+
+test('a failing readiness check of the serving process (a scheduler whose enqueues fail) makes /readyz 503 and names it', async () => {
+  let enqueue = { ok: false, detail: 'enqueueing syncs fails: MOVED 1234 127.0.0.1:1' };
+  const db = connect(api.database.url, { max: 2 });
+  const server = await createApiServer({
+    db,
+    connection: redis.url,
+    prefix: api.prefix.prefix,
+    logger: pino({ level: 'silent' }),
+    validateSettings,
+    serveApi: false,
+    readinessChecks: { enqueue: () => enqueue },
+  });
+  try {
+    const port = await server.listen(0, '127.0.0.1');
+    const failing = await waitFor(async () => {
+      const answer = await fetch(`http://127.0.0.1:${port}/readyz`);
+      const report = (await answer.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
+      // Wait for the probe's own Redis connection; then only the enqueue check fails.
+      return report.checks['redis']?.ok === true ? { status: answer.status, report } : undefined;
+    }, { what: 'the probe to reach Redis' });
+    expect(failing.status).toBe(503);
+    expect(failing.report.checks['enqueue']).toEqual(enqueue);
+    enqueue = { ok: true, detail: '' };
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+  } finally {
+    await server.close();
+    await close(db);
+  }
+}, 60_000);
