@@ -126,9 +126,18 @@ test('a worker whose Redis answers MOVED to every queue command backs off: a few
     expect(ready.status).toBe(503);
     const report = (await ready.json()) as { checks: Record<string, { ok: boolean; detail?: string }> };
     expect(report.checks['redis']).toEqual({ ok: false, detail: expect.stringMatching(/MOVED/) });
+
+    // SIGTERM: BullMQ's graceful close would wait for commands that keep failing; the worker
+    // exits once its queue has refused every command for 15 s.
+    const exited = once(worker.child, 'exit');
+    const stopped = performance.now();
+    worker.child.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(1);
+    expect(performance.now() - stopped).toBeLessThan(60_000);
+    expect(worker.output()).toContain('worker stopped without a graceful close');
   } finally {
-    // BullMQ's graceful close waits for commands that keep failing: the process is killed.
-    worker.child.kill('SIGKILL');
+    if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
     await broken.close();
   }
 }, 120_000);

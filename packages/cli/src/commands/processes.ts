@@ -7,6 +7,30 @@ import { startHttpServer } from './api.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
+/** How long a stopping worker waits while its queue refuses every command before it exits anyway. */
+const unusableQueueExitMs = 15_000;
+
+/**
+ * Resolves with `unusable` once `state` has reported not ok continuously for `ms` (checked
+ * every second); never resolves while the queue works.
+ */
+function queueUnusableFor(state: () => Promise<{ readonly ok: boolean }>, ms: number): Promise<'unusable'> {
+  return new Promise((resolve) => {
+    let failingSince: number | undefined;
+    const timer = setInterval(() => {
+      void state().then((check) => {
+        const now = Date.now();
+        failingSince = check.ok ? undefined : (failingSince ?? now);
+        if (failingSince !== undefined && now - failingSince >= ms) {
+          clearInterval(timer);
+          resolve('unusable');
+        }
+      });
+    }, 1_000);
+    timer.unref();
+  });
+}
+
 /** Resolves on the first SIGTERM or SIGINT: the signal to finish in-flight work and exit. */
 function shutdownSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
@@ -49,8 +73,15 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         const signal = await shutdownSignal();
         stopping = true;
         logger.info({ signal }, 'worker stopping: finishing running jobs');
-        await worker.close();
+        const outcome = await Promise.race([worker.close().then(() => 'closed' as const), queueUnusableFor(() => worker.queueState(), unusableQueueExitMs)]);
         await ops?.close();
+        if (outcome === 'unusable') {
+          // No running job can be finished through a queue that refuses every command, and
+          // BullMQ's close waits for commands that keep failing: the job locks expire and the
+          // stalled-job check hands the jobs to another worker.
+          logger.error({ seconds: unusableQueueExitMs / 1000 }, 'worker stopped without a graceful close: queue commands kept failing');
+          process.exit(1);
+        }
         logger.info('worker stopped');
       }),
     );
