@@ -33,6 +33,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: '70000', DIRSYNC_SCHEDULER_API: 'maybe' })).toThrow(/PORT must be 0–65535[\s\S]*DIRSYNC_SCHEDULER_API must be true or false/);
   });
 
+  test('run limits have defaults and bounds', () => {
+    expect(loadConfig({})).toMatchObject({ DIRSYNC_MAX_OBJECTS_PER_RUN: 5_000_000, DIRSYNC_MAX_RUN_MINUTES: 360 });
+    expect(loadConfig({ DIRSYNC_MAX_OBJECTS_PER_RUN: '20000', DIRSYNC_MAX_RUN_MINUTES: '30' })).toMatchObject({ DIRSYNC_MAX_OBJECTS_PER_RUN: 20_000, DIRSYNC_MAX_RUN_MINUTES: 30 });
+    expect(() => loadConfig({ DIRSYNC_MAX_OBJECTS_PER_RUN: '10', DIRSYNC_MAX_RUN_MINUTES: '0' })).toThrow(
+      /DIRSYNC_MAX_OBJECTS_PER_RUN must be 1000–100000000[\s\S]*DIRSYNC_MAX_RUN_MINUTES must be 1–10080/,
+    );
+  });
+
   test('allowed networks are parsed as CIDRs and reported with the other problems', () => {
     expect(loadConfig({}).DIRSYNC_ALLOWED_NETWORKS).toEqual([]);
     expect(loadConfig({ DIRSYNC_ALLOWED_NETWORKS: '10.20.0.0/16, fd12:3456::/48' }).DIRSYNC_ALLOWED_NETWORKS.map((n) => n.text)).toEqual(['10.20.0.0/16', 'fd12:3456::/48']);

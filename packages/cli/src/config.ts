@@ -41,6 +41,15 @@ export const configSchema = z.object({
   /** BullMQ key prefix, to run several installations on one Redis. */
   DIRSYNC_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'DIRSYNC_QUEUE_PREFIX: letters, digits, _ . - only').default('dirsync'),
   DIRSYNC_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /** Entries one sync run may fetch before it fails (a directory that never stops answering). */
+  DIRSYNC_MAX_OBJECTS_PER_RUN: z.coerce
+    .number()
+    .int()
+    .min(1_000, 'DIRSYNC_MAX_OBJECTS_PER_RUN must be 1000–100000000')
+    .max(100_000_000, 'DIRSYNC_MAX_OBJECTS_PER_RUN must be 1000–100000000')
+    .default(5_000_000),
+  /** Minutes one sync run may take, pipeline time included, before it fails. */
+  DIRSYNC_MAX_RUN_MINUTES: z.coerce.number().int().min(1, 'DIRSYNC_MAX_RUN_MINUTES must be 1–10080').max(10_080, 'DIRSYNC_MAX_RUN_MINUTES must be 1–10080').default(360),
   DIRSYNC_WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   /** How often the scheduler looks for due syncs (cron with seconds). */
   DIRSYNC_SCHEDULER_TICK: cronish.default('*/30 * * * * *'),

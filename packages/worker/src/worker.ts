@@ -8,6 +8,7 @@ import { createControlWorker, type ControlWorker } from './control/index.ts';
 import { createEntraAwareProviderFactory, withConsentStatus } from './entra/index.ts';
 import type { LockTiming } from './lock.ts';
 import type { WorkerMetrics } from './ops/metrics.ts';
+import type { RunLimits } from './pipeline/index.ts';
 import { createSyncProcessor, type ProviderFactory, type SyncJobResult } from './processor.ts';
 import { createRotationWorker, type RotationJobResult } from './rotation/index.ts';
 
@@ -42,6 +43,8 @@ export interface CreateWorkerOptions {
   readonly lockRetryDelayMs?: number | undefined;
   /** Pipeline batch size. */
   readonly batchSize?: number | undefined;
+  /** What one run may cost (default: the pipeline's `defaultRunLimits`). */
+  readonly runLimits?: Partial<RunLimits> | undefined;
   /** Runs connector credential rotations (the rotation queue) in this process too. Default true. */
   readonly runRotations?: boolean | undefined;
   /**
@@ -99,6 +102,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     lockTiming: options.integrationLock,
     lockRetryDelayMs: options.lockRetryDelayMs,
     batchSize: options.batchSize,
+    runLimits: options.runLimits,
   });
   const worker = new Worker<unknown, SyncJobResult>(SYNC_QUEUE, withConsentStatus(processor, options.db, logger), {
     connection,

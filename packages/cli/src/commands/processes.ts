@@ -60,6 +60,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           destinations: ctx.destinations(),
           // The worker's default provider factory: the registry, plus connector certificates for Entra ID.
           metrics,
+          runLimits: { maxObjects: ctx.config.DIRSYNC_MAX_OBJECTS_PER_RUN, maxDurationMs: ctx.config.DIRSYNC_MAX_RUN_MINUTES * 60_000 },
         });
         // /healthz, /readyz and /metrics for the orchestrator and Prometheus.
         let stopping = false;
