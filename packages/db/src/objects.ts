@@ -22,6 +22,18 @@ function raw(handle: ObjectSql): RawSql {
   return '$client' in handle ? handle.$client : handle;
 }
 
+/**
+ * Runs `fn`, whose statement may be refused by a conflict the caller expects and handles, so that
+ * a refusal undoes only that statement: inside a transaction (a fenced step, a dry run) in a
+ * savepoint, since a refused statement would otherwise abort the whole transaction; on a pool as
+ * it is, each statement committing or failing alone.
+ */
+export async function tentatively<T>(handle: ObjectSql, fn: (sql: ObjectSql) => Promise<T>): Promise<T> {
+  const sql = raw(handle);
+  if (!('savepoint' in sql)) return fn(sql);
+  return (await sql.savepoint((savepoint) => fn(savepoint))) as T;
+}
+
 /** What is stored about one object, as far as the pipeline's diff needs it. */
 export interface StoredObjectState {
   readonly contentHash: string;

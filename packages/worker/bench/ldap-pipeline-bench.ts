@@ -3,10 +3,11 @@
  * time of a sync goes, without the queue and child process of `dirsync bench`. Usage:
  *   node --max-semi-space-size=8 packages/worker/bench/ldap-pipeline-bench.ts [--users 100000]
  *     [--groups 5000] [--members 100] [--batch 2000] [--member-refs 25000] [--parallelism 2]
- *     [--read-only | --skip-read] [--statements]
+ *     [--read-only | --skip-read] [--statements] [--fenced]
  * Prints the provider's read (fetch + map + hash, no database) and a first, an unchanged and a
  * delta sync, each with wall time, this process's CPU time and the peak RSS. `--statements`
- * prints the time spent per statement shape. Needs PostgreSQL at `--server`; it works in a
+ * prints the time spent per statement shape; `--fenced` runs each sync as a fenced attempt, as a
+ * worker does. Needs PostgreSQL at `--server`; it works in a
  * database of its own, dropped at the end.
  */
 import { randomUUID } from 'node:crypto';
@@ -15,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { Attribute, Change } from 'ldapts';
 import { close, connect, type Db, ensureDatabase, migrate } from '@dirsync/db';
 import { createGenericLdapProvider, type Cursor, genericLdapSettingsSchema } from '@dirsync/providers';
-import { startSlapd, userDn } from '@dirsync/testkit';
+import { startSlapd, testDestinations, userDn } from '@dirsync/testkit';
 import { runSync } from '../src/pipeline/index.ts';
 import { prepareObject } from '../src/pipeline/objects.ts';
 import { statementTimes, timed } from './statement-timer.ts';
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     'read-only': { type: 'boolean', default: false },
     'skip-read': { type: 'boolean', default: false },
     statements: { type: 'boolean', default: false },
+    fenced: { type: 'boolean', default: false },
     server: { type: 'string', default: 'postgres://postgres@127.0.0.1:5432' },
   },
 });
@@ -117,7 +119,7 @@ try {
     users: { baseDns: [`ou=people,${server.suffix}`] },
     groups: { baseDns: [`ou=groups,${server.suffix}`] },
   });
-  const provider = createGenericLdapProvider(settings, server.readerPassword);
+  const provider = createGenericLdapProvider(settings, server.readerPassword, { destinations: testDestinations });
   console.log(`ldap pipeline benchmark: ${users} users, ${groups} groups × ${values.members} members`);
 
   if (!values['skip-read']) await measure(
@@ -153,14 +155,23 @@ try {
           async () => {
             const started = performance.now();
             let usersDoneAt: number | undefined;
+            const runId = randomUUID();
+            const fence = values.fenced ? randomUUID() : undefined;
+            if (fence !== undefined) {
+              await sql`update integrations set sync_fence = ${fence} where id = ${integration!.id}`;
+              await sql`
+                insert into sync_runs (id, integration_id, mode_requested, trigger, status, fence)
+                values (${runId}, ${integration!.id}, ${mode}, 'manual', 'running', ${fence})`;
+            }
             const report = await runSync({
+              fence,
               onProgress: ({ processed }) => {
                 if (usersDoneAt === undefined && processed >= users) usersDoneAt = performance.now();
               },
               db: values.statements ? Object.assign(Object.create(db) as Db, { $client: timed(db.$client) }) : db,
               provider,
               integration: { id: integration!.id, cursor, deleteThresholdCount: 500, deleteThresholdPercent: 20 },
-              run: { id: randomUUID(), modeRequested: mode, dryRun: false },
+              run: { id: runId, modeRequested: mode, dryRun: false },
               signal: new AbortController().signal,
               batchSize: values.batch === undefined ? undefined : Number(values.batch),
               batchMemberRefs: values['member-refs'] === undefined ? undefined : Number(values['member-refs']),

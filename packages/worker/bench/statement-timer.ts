@@ -13,7 +13,9 @@ export function timed<T extends object>(sql: T): T {
       const query = Reflect.apply(target as (...a: unknown[]) => unknown, thisArg, args) as Promise<unknown>;
       const strings = args[0] as unknown;
       if (Array.isArray(strings) && 'raw' in strings) {
-        const key = String(strings[0]).trim().replace(/\s+/g, ' ').slice(0, 50);
+        // The words after the first parameter tell apart statements that open alike (`with input …`).
+        const words = (text: unknown) => String(text ?? '').trim().replace(/\s+/g, ' ');
+        const key = `${words(strings[0]).slice(0, 50)} … ${words(strings[1]).slice(0, 40)}`;
         const start = performance.now();
         void query.then(
           () => {
@@ -26,6 +28,14 @@ export function timed<T extends object>(sql: T): T {
         );
       }
       return query;
+    },
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      // A fenced step's statements run on the transaction `begin` (or `savepoint`) hands out.
+      if ((property === 'begin' || property === 'savepoint') && typeof value === 'function') {
+        return (fn: (tx: object) => unknown) => (value as (f: (tx: object) => unknown) => unknown).call(target, (tx: object) => fn(timed(tx)));
+      }
+      return value;
     },
   });
 }

@@ -19,10 +19,11 @@ export interface SyncContext {
    */
   parallelism: number;
   /**
-   * True in a dry run: every statement runs in one transaction, which a refused statement would
-   * abort, so nothing may be tried in the hope that it succeeds.
+   * While a fenced step may spread its writes over more connections (see {@link inLanes}): runs
+   * `fn` in a fenced transaction of its own on another connection, committed with the counts `fn`
+   * tallied. Undefined otherwise, and from the moment a step writes rows other than by lane.
    */
-  singleTransaction: boolean;
+  fork: Fork | undefined;
   /**
    * Whether the integration had any stored object when the run started. When it had none (a
    * first sync), no stored object can hold the DN of an object the run creates, so the run need
@@ -31,10 +32,73 @@ export interface SyncContext {
   readonly storedAtStart: boolean;
   /**
    * Insert objects without stamping them first, because none can be stored yet: true from the
-   * start of a run on an empty integration (never in a single transaction), false from the first
-   * object found stored after all (one the fetch listed twice).
+   * start of a real run on an empty integration, false from the first object found stored after
+   * all (one the fetch listed twice). Inside a transaction the insert is tried in a savepoint, so
+   * that refusal does not abort the step.
    */
   assumeAbsent: boolean;
+}
+
+/** The write counts a transaction records in its run (see `addRunProgress`). */
+export type Tally = Pick<SyncCounts, 'created' | 'updated' | 'restored' | 'deleted' | 'membershipsAdded' | 'membershipsRemoved'>;
+
+/** See {@link SyncContext.fork}. */
+export type Fork = <R>(fn: (sql: ObjectSql, tally: Tally) => Promise<R>) => Promise<R>;
+
+/**
+ * The lane of a row's key among `lanes`: a fenced step writes each row on the connection of its
+ * lane only, so a forked transaction never meets a row the step's own transaction wrote and holds
+ * uncommitted (which it would not see, or would wait for until the step ends: forever).
+ */
+export function laneOf(key: string, lanes: number): number {
+  let hash = 2166136261;
+  for (let i = 0; i < key.length; i += 1) hash = Math.imul(hash ^ key.charCodeAt(i), 16777619);
+  return (hash >>> 0) % lanes;
+}
+
+/**
+ * Stops a fenced step from forking: from now on every write of the step runs in its own
+ * transaction, one statement at a time (statements sent together on one transaction would share
+ * its savepoints).
+ */
+export function unfork(ctx: SyncContext): void {
+  if (ctx.fork === undefined) return;
+  ctx.fork = undefined;
+  ctx.parallelism = 1;
+}
+
+/**
+ * Runs `fn` over `items` on separate connections where {@link inParallel} would. Without a fork
+ * it is {@link inParallel}, on the context's handle and counts. With one (a fenced step), items go
+ * to the lane of their `key` ({@link laneOf}; no key: lane 0), lane 0 in the step's own
+ * transaction, the others each in a forked one with a tally of its own.
+ */
+export async function inLanes<T, R>(
+  ctx: SyncContext,
+  items: readonly T[],
+  key: (item: T) => string | undefined,
+  fn: (part: T[], sql: ObjectSql, tally: Tally) => Promise<R>,
+  weight?: (item: T) => number,
+): Promise<R[]> {
+  if (items.length === 0) return [];
+  const { fork, sql, counts } = ctx;
+  if (fork === undefined) return inParallel(ctx, items, (part) => fn(part, sql, counts), weight);
+  const parts: T[][] = Array.from({ length: ctx.parallelism }, () => []);
+  for (const item of items) {
+    const k = key(item);
+    (parts[k === undefined ? 0 : laneOf(k, ctx.parallelism)] as T[]).push(item);
+  }
+  const runs: Promise<R>[] = [];
+  parts.forEach((part, index) => {
+    if (part.length === 0) return;
+    runs.push(index === 0 ? fn(part, sql, counts) : fork((forked, tally) => fn(part, forked, tally)));
+  });
+  // Every part ends before the step goes on or fails: a forked transaction still open when the
+  // step rolls back would commit after it, its counts missing from the report.
+  const settled = await Promise.allSettled(runs);
+  const failure = settled.find((result) => result.status === 'rejected');
+  if (failure !== undefined) throw failure.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<R>).value);
 }
 
 /** Splits `items` into slices of at most `size`, so no single statement grows without bound. */
@@ -43,7 +107,7 @@ export function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
 }
 
 /** Below this much work (items, or their weight) a part is not worth a connection of its own. */
-const minPartWeight = 500;
+export const minPartWeight = 500;
 
 /**
  * Runs `fn` over `items` split into at most `ctx.parallelism` contiguous parts at once, each of

@@ -7,9 +7,10 @@ import {
   replaceDanglingMembers,
   replaceMemberships,
   resolveDns,
+  tentatively,
 } from '@dirsync/db';
 import type { MemberDelta, MemberRef } from '@dirsync/providers';
-import { chunks, inParallel, type SyncContext } from './context.ts';
+import { chunks, inLanes, inParallel, type SyncContext } from './context.ts';
 import { DnCache } from './dn-cache.ts';
 import { memberRefsHash } from './hash.ts';
 
@@ -119,8 +120,11 @@ export class MemberSync {
     if (dn !== null) this.#dns.set(dn, externalId);
   }
 
-  /** Resolves and writes the complete member lists of a batch's groups whose references changed. */
-  async syncGroups(groups: readonly GroupToSync[]): Promise<void> {
+  /**
+   * Resolves and writes the complete member lists of a batch's groups whose references changed.
+   * `pending`: objects the step wrote in its own transaction (see {@link MemberSync.#write}).
+   */
+  async syncGroups(groups: readonly GroupToSync[], pending: ReadonlySet<string> = new Set()): Promise<void> {
     const changed: { readonly group: GroupToSync; readonly refsHash: string }[] = [];
     for (const group of groups) {
       const refsHash = memberRefsHash(group.members);
@@ -149,7 +153,7 @@ export class MemberSync {
       }
       ready.push({ groupExternalId: group.externalId, memberExternalIds: [...resolved], membersHash: refsHash, isNew: group.isNew });
     }
-    await this.#write(ready);
+    await this.#write(ready, pending);
     // A group created by this run has no dangling references yet; a stored one may have some.
     await this.#replaceDangling(ready.filter((group) => !group.isNew).map((group) => ({ groupExternalId: group.groupExternalId, dns: [] })));
   }
@@ -265,21 +269,26 @@ export class MemberSync {
   /**
    * Writes member sets: new groups by a plain insert, falling back to the full comparison for a
    * part that meets a stored edge after all (a group the fetch listed twice); the others by
-   * {@link replaceMemberships}. Groups are disjoint across parts, so are their edges and rows.
+   * {@link replaceMemberships}. Groups are disjoint across parts, so are their edges and rows. A
+   * group with a member in `pending` (written by the step's own transaction, not committed yet)
+   * is written there too, never in a forked transaction that could commit its edges without them.
    */
-  async #write(groups: readonly ReadyGroup[]): Promise<void> {
+  async #write(groups: readonly ReadyGroup[], pending: ReadonlySet<string> = new Set()): Promise<void> {
     if (groups.length === 0) return;
-    const { sql, integrationId, runId, counts } = this.#ctx;
+    const { integrationId, runId } = this.#ctx;
     const edges = (group: GroupMemberSet) => group.memberExternalIds.length;
-    const tryInsert = this.#ctx.singleTransaction ? [] : groups.filter((group) => group.isNew);
+    const lane = (group: GroupMemberSet) =>
+      pending.size > 0 && group.memberExternalIds.some((id) => pending.has(id)) ? undefined : group.groupExternalId;
+    const tryInsert = groups.filter((group) => group.isNew);
     const compare = tryInsert.length === 0 ? [...groups] : groups.filter((group) => !group.isNew);
-    const refused = await inParallel(
+    const refused = await inLanes(
       this.#ctx,
       tryInsert,
-      async (part) => {
+      lane,
+      async (part, sql, tally) => {
         try {
-          const added = await insertMemberships(sql, integrationId, runId, part);
-          counts.membershipsAdded += added;
+          const added = await tentatively(sql, (handle) => insertMemberships(handle, integrationId, runId, part));
+          tally.membershipsAdded += added;
           return [];
         } catch (error) {
           if (!isStoredEdge(error)) throw error;
@@ -290,11 +299,17 @@ export class MemberSync {
     );
     for (const part of refused) compare.push(...part);
     if (compare.length === 0) return;
-    const results = await inParallel(this.#ctx, compare, (part) => replaceMemberships(sql, integrationId, runId, part), edges);
-    for (const result of results) {
-      counts.membershipsAdded += result.added;
-      counts.membershipsRemoved += result.removed;
-    }
+    await inLanes(
+      this.#ctx,
+      compare,
+      lane,
+      async (part, sql, tally) => {
+        const result = await replaceMemberships(sql, integrationId, runId, part);
+        tally.membershipsAdded += result.added;
+        tally.membershipsRemoved += result.removed;
+      },
+      edges,
+    );
   }
 
   /** DN → external id: from memory first, the rest from the database. */

@@ -5,13 +5,15 @@ import {
   linkArrivedObjects,
   linkManagers,
   type ManagerLink,
+  type ObjectSql,
   type ObjectWrite,
   stampObjects,
   type StoredObjectState,
+  tentatively,
   writeObjects,
 } from '@dirsync/db';
 import type { CanonicalObject, MemberRef } from '@dirsync/providers';
-import { inParallel, type SyncContext } from './context.ts';
+import { inLanes, laneOf, minPartWeight, type SyncContext, type Tally, unfork } from './context.ts';
 import { decideObject } from './decide.ts';
 import { contentHash, contentHashOf, stableJson } from './hash.ts';
 import type { GroupToSync, MemberOfToLink, MemberSync } from './members.ts';
@@ -73,6 +75,8 @@ async function managerLinks(
   return links;
 }
 
+const byExternalId = (object: { readonly externalId: string }) => object.externalId;
+
 /** The unique index of stored objects: what an insert of an object that exists runs into. */
 const objectKey = 'directory_objects_integration_external_uq';
 
@@ -88,12 +92,12 @@ function isStoredAlready(error: unknown): boolean {
  * {@link SyncContext.assumeAbsent}).
  */
 async function insertAssumingAbsent(ctx: SyncContext, objects: readonly PreparedObject[]): Promise<PreparedObject[]> {
-  const { sql, integrationId, runId, counts } = ctx;
-  const refused = await inParallel(ctx, objects, async (part) => {
+  const { integrationId, runId } = ctx;
+  const refused = await inLanes(ctx, objects, byExternalId, async (part, sql, tally) => {
     try {
-      const inserted = await insertObjects(sql, integrationId, runId, part);
-      // Added after the await: `counts.created += await …` would read the count before it.
-      counts.created += inserted;
+      const inserted = await tentatively(sql, (handle) => insertObjects(handle, integrationId, runId, part));
+      // Added after the await: `tally.created += await …` would read the count before it.
+      tally.created += inserted;
       return [];
     } catch (error) {
       if (!isStoredAlready(error)) throw error;
@@ -115,7 +119,10 @@ async function insertAssumingAbsent(ctx: SyncContext, objects: readonly Prepared
  * stored).
  */
 export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, batch: ObjectBatch): Promise<void> {
-  const { sql, integrationId, runId, counts } = ctx;
+  const { integrationId, runId, counts } = ctx;
+  let work = batch.objects.length;
+  for (const object of batch.objects) work += object.members?.length ?? 0;
+  if (work < minPartWeight * ctx.parallelism) unfork(ctx);
   const optimistic = ctx.assumeAbsent;
   const candidates = optimistic ? await insertAssumingAbsent(ctx, batch.objects) : batch.objects;
   const stored = new Map<string, StoredObjectState>();
@@ -124,13 +131,14 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     // source still has just because one record could not be read.
     const stampIds = [...batch.failedIds];
     for (const object of candidates) stampIds.push(object.externalId);
-    for (const part of await inParallel(ctx, stampIds, (ids) => stampObjects(sql, integrationId, runId, ids))) {
+    for (const part of await inLanes(ctx, stampIds, (id) => id, (ids, sql) => stampObjects(sql, integrationId, runId, ids))) {
       for (const [id, state] of part) stored.set(id, state);
     }
   }
 
   const inserts: ObjectWrite[] = [];
   const rewrites: ObjectWrite[] = [];
+  const restored = new Set<string>();
   const arrived: ArrivedObject[] = [];
   const managers: { readonly externalId: string; readonly reports: readonly MemberRef[] }[] = [];
   const joined: MemberOfToLink[] = [];
@@ -139,15 +147,13 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     const state = stored.get(object.externalId);
     switch (decideObject(state, object)) {
       case 'create':
-        counts.created += 1;
         inserts.push(object);
         break;
       case 'update':
-        counts.updated += 1;
         rewrites.push(object);
         break;
       case 'restore':
-        counts.restored += 1;
+        restored.add(object.externalId);
         rewrites.push(object);
         break;
       case 'unchanged':
@@ -168,11 +174,36 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
     }
     if (state !== undefined && !state.deleted && state.dn !== null && state.dn !== object.dn) dnChanges.renamedIds.push(object.externalId);
   }
-  // Objects of one batch are disjoint, so inserts and rewrites cannot wait on each other.
-  await Promise.all([
-    inParallel(ctx, inserts, (part) => insertObjects(sql, integrationId, runId, part)),
-    inParallel(ctx, rewrites, (part) => writeObjects(sql, integrationId, runId, part)),
-  ]);
+  // What follows reads and writes rows of any lane: from here the step writes in its own
+  // transaction only, which then holds everything it depends on.
+  if (arrived.length > 0 || dnChanges.renamedIds.length > 0 || joined.length > 0 || managers.length > 0) unfork(ctx);
+  // Counted as written, in the transaction that writes them, so a run's counts cover every attempt.
+  const insert = (part: ObjectWrite[], sql: ObjectSql, tally: Tally) =>
+    insertObjects(sql, integrationId, runId, part).then(() => {
+      tally.created += part.length;
+    });
+  const rewrite = (part: ObjectWrite[], sql: ObjectSql, tally: Tally) =>
+    writeObjects(sql, integrationId, runId, part).then(() => {
+      for (const object of part) {
+        if (restored.has(object.externalId)) tally.restored += 1;
+        else tally.updated += 1;
+      }
+    });
+  if (ctx.fork === undefined) {
+    // Objects of one batch are disjoint, so inserts and rewrites cannot wait on each other.
+    await Promise.all([inLanes(ctx, inserts, byExternalId, insert), inLanes(ctx, rewrites, byExternalId, rewrite)]);
+  } else {
+    // One after the other: each forks a connection per lane.
+    await inLanes(ctx, inserts, byExternalId, insert);
+    await inLanes(ctx, rewrites, byExternalId, rewrite);
+  }
+  const { sql } = ctx;
+  // Members written in this step's own transaction are not committed before it: edges to them are
+  // written there too, so they cannot outlive them.
+  const pending = new Set<string>();
+  if (ctx.fork !== undefined) {
+    for (const object of [...inserts, ...rewrites]) if (laneOf(object.externalId, ctx.parallelism) === 0) pending.add(object.externalId);
+  }
   const cleared = new Set(await clearMemberHashesAround(sql, integrationId, dnChanges));
   // Groups that listed a DN nobody held, the groups an object says it belongs to and the objects
   // it says it manages were waiting for exactly these objects; the source will not report those
@@ -194,5 +225,5 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
       storedMembersHash: state === undefined || state.deleted || cleared.has(object.externalId) ? null : state.membersHash,
     });
   }
-  await members.syncGroups(groups);
+  await members.syncGroups(groups, pending);
 }

@@ -18,7 +18,7 @@ import {
   type Provider,
   ProviderError,
 } from '@dirsync/providers';
-import { chunks, type SyncContext } from './context.ts';
+import { chunks, type SyncContext, type Tally } from './context.ts';
 import { contentHashOf } from './hash.ts';
 import { MemberSync } from './members.ts';
 import { fallbackToFull, type ModePlan, planMode, type SyncMode } from './mode.ts';
@@ -184,9 +184,9 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
     counts: zeroCounts(),
     issues: new IssueLog(options.maxIssues ?? defaultMaxIssues),
     parallelism,
-    singleTransaction: run.dryRun,
     storedAtStart: stored.objects,
     assumeAbsent: !stored.objects && !run.dryRun,
+    fork: undefined,
   };
   const session = new FetchSession(ctx, provider, options, controller.signal, limits.maxObjects);
   try {
@@ -281,6 +281,38 @@ async function applyDeletions<S>(
   return verdict;
 }
 
+const tallyKeys = ['created', 'updated', 'restored', 'deleted', 'membershipsAdded', 'membershipsRemoved'] as const;
+
+function zeroTally(): Tally {
+  return { created: 0, updated: 0, restored: 0, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 };
+}
+
+/** Fenced steps of this process currently allowed to fork, by pool. */
+const forkingSteps = new WeakMap<object, number>();
+
+/**
+ * Lets a fenced step fork `extra` connections when the pool can give them. A forking step holds
+ * its own connection while it waits for the others: if such steps (concurrent runs of a worker)
+ * held every connection of the pool, none would get one. Steps that would reach that share run
+ * on their own connection only. Returns the release, or undefined when refused.
+ */
+function claimForking(pool: ObjectSql, extra: number): (() => void) | undefined {
+  const handle = '$client' in pool ? pool.$client : pool;
+  const max = (handle as { options?: { max?: unknown } }).options?.max;
+  if (typeof max !== 'number') return undefined;
+  const current = forkingSteps.get(handle) ?? 0;
+  // Each forking step holds one connection and needs `extra` more; one spare keeps the rest of
+  // the process (heartbeats, other runs' steps) moving.
+  if ((current + 1) * (1 + extra) + 1 > max) return undefined;
+  forkingSteps.set(handle, current + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    forkingSteps.set(handle, (forkingSteps.get(handle) ?? 1) - 1);
+  };
+}
+
 /** Streams one fetch into the database, batch by batch. */
 class FetchSession<S> {
   readonly members: MemberSync;
@@ -295,9 +327,12 @@ class FetchSession<S> {
   readonly #maxObjects: number;
 
   /**
-   * Runs one write step. Fenced (a real run with a token): in a transaction on one connection that
-   * checks the token first and adds the step's write counts to the run last, so the step lands
-   * whole from the attempt that owns the integration, or not at all.
+   * Runs one write step. Fenced (a real run with a token): in a transaction that checks the token
+   * first and adds the step's write counts to the run last, so the step lands whole from the
+   * attempt that owns the integration, or not at all. Rows the step spreads over more connections
+   * ({@link SyncContext.fork}) are written in transactions that each check the token and record
+   * their own counts: a stale attempt writes nothing anywhere, and the run's counts stay exact
+   * whichever of them commit.
    */
   async step<T>(fn: () => Promise<T>): Promise<T> {
     const fence = this.#options.fence;
@@ -305,37 +340,53 @@ class FetchSession<S> {
     if (fence === undefined || this.#options.run.dryRun) return fn();
     const pool = ctx.sql;
     const before = { ...ctx.counts };
-    const { parallelism, singleTransaction } = ctx;
+    const forked = zeroTally();
+    const { parallelism } = ctx;
+    const release = parallelism > 1 ? claimForking(pool, parallelism - 1) : undefined;
     try {
       return await inFencedTransaction(pool, ctx.integrationId, fence, async (tx) => {
         ctx.sql = tx;
-        ctx.parallelism = 1;
-        // In one transaction a refused statement would abort it: nothing is tried on hope.
-        ctx.singleTransaction = true;
-        ctx.assumeAbsent = false;
+        if (release === undefined) ctx.parallelism = 1;
+        else ctx.fork = (write) => this.#fork(pool, fence, forked, write);
         const result = await fn();
         const now = ctx.counts;
+        const own = (key: keyof Tally) => now[key] - before[key] - forked[key];
         await addRunProgress(tx, ctx.runId, fence, {
-          created: now.created - before.created,
-          updated: now.updated - before.updated,
-          restored: now.restored - before.restored,
-          deleted: now.deleted - before.deleted,
-          membershipsAdded: now.membershipsAdded - before.membershipsAdded,
-          membershipsRemoved: now.membershipsRemoved - before.membershipsRemoved,
+          created: own('created'),
+          updated: own('updated'),
+          restored: own('restored'),
+          deleted: own('deleted'),
+          membershipsAdded: own('membershipsAdded'),
+          membershipsRemoved: own('membershipsRemoved'),
         });
         return result;
       });
     } catch (error) {
-      // A step that rolled back wrote nothing: its counts must not stay in the attempt's report.
-      for (const key of ['created', 'updated', 'restored', 'deleted', 'membershipsAdded', 'membershipsRemoved'] as const) {
-        ctx.counts[key] = before[key];
-      }
+      // The step's own transaction rolled back: only what forked transactions committed stays.
+      for (const key of tallyKeys) ctx.counts[key] = before[key] + forked[key];
       throw error;
     } finally {
+      release?.();
       ctx.sql = pool;
       ctx.parallelism = parallelism;
-      ctx.singleTransaction = singleTransaction;
+      ctx.fork = undefined;
     }
+  }
+
+  /** See {@link SyncContext.fork}: `forked` sums what the step's forked transactions committed. */
+  async #fork<R>(pool: ObjectSql, fence: string, forked: Tally, write: (sql: ObjectSql, tally: Tally) => Promise<R>): Promise<R> {
+    const ctx = this.#ctx;
+    const tally = zeroTally();
+    const result = await inFencedTransaction(pool, ctx.integrationId, fence, async (tx) => {
+      const value = await write(tx, tally);
+      await addRunProgress(tx, ctx.runId, fence, tally);
+      return value;
+    });
+    for (const key of tallyKeys) {
+      ctx.counts[key] += tally[key];
+      forked[key] += tally[key];
+    }
+    return result;
   }
 
   constructor(ctx: SyncContext, provider: Provider<S>, options: RunSyncOptions<S>, signal: AbortSignal, maxObjects: number) {
