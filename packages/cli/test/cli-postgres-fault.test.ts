@@ -13,7 +13,8 @@ import { type CliEnvironment, type CliWorker, createCliEnvironment } from './sup
 //
 // Designed behaviour: the attempt's failure cannot be written, so the run keeps reading `running`
 // (attempt 1) while BullMQ holds the job for its retry; once connections are accepted again, the
-// retry ends the run `succeeded` on attempt 2 with exact data.
+// retry records the queue's reason for attempt 1 as `last_error` and ends the run `succeeded` on
+// attempt 2 with exact data.
 
 const timeoutMs = 60_000;
 const users = 400;
@@ -146,6 +147,8 @@ test('PostgreSQL refuses the worker mid-run: the run reads running until the ret
     return run && run.status !== 'running' && run.status !== 'queued' && run.status !== 'retrying' ? run : undefined;
   }, { timeoutMs: 40_000, what: 'the retry to end the run' });
   expect(finished).toMatchObject({ status: 'succeeded', attempt: 2, maxAttempts: 5, error: null });
+  // The failure attempt 1 could not write is known from the queue: attempt 2 records it.
+  expect(finished.lastError).toMatch(/not currently accepting connections/);
   expect(finished.fence).not.toBe(running.fence);
   expect(finished.finishedAt).not.toBeNull();
   expect(await queue.getJobState(jobId)).toBe('completed');

@@ -85,6 +85,12 @@ export interface RunAttemptStart {
    * the run's own fence guards it.
    */
   readonly dryRun?: boolean | undefined;
+  /**
+   * The queue's reason for the previous attempt's failure (BullMQ's `failedReason`), kept as
+   * `last_error` when the run still reads `running`: that attempt failed without being able to
+   * write it (PostgreSQL refused). A failure the attempt wrote itself is left as written.
+   */
+  readonly previousError?: string | undefined;
 }
 
 /**
@@ -98,7 +104,9 @@ export async function startRunAttempt(db: Db, start: RunAttemptStart): Promise<R
       status = 'running', attempt = ${start.attempt}, max_attempts = ${start.maxAttempts},
       fence = ${start.fence}, worker_id = ${start.workerId},
       started_at = coalesce(r.started_at, now()), heartbeat_at = now(),
-      finished_at = null, duration_ms = null, error = null
+      finished_at = null, duration_ms = null, error = null,
+      -- A run still running was not told how its previous attempt ended: the queue's reason stands.
+      last_error = case when r.status = 'running' then coalesce(${clip(start.previousError)}::text, r.last_error) else r.last_error end
     from integrations i
     where r.id = ${start.runId} and i.id = r.integration_id and i.id = ${start.integrationId}
       and (${start.dryRun === true} or i.sync_fence = ${start.fence})

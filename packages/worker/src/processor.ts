@@ -157,6 +157,7 @@ async function runLocked(
     attempt,
     maxAttempts,
     workerId: options.workerId,
+    previousError: attempt > 1 && job.failedReason ? job.failedReason : undefined,
   }).catch((error: unknown) => {
     // The run ended already (another attempt finished it): nothing is left to do for this job.
     if (error instanceof FencedOutError) throw new UnrecoverableError(error.message);

@@ -21,6 +21,8 @@ export interface RunAttempt {
   readonly attempt: number;
   readonly maxAttempts: number;
   readonly workerId: string;
+  /** Why the queue retries: the previous attempt's error, which that attempt may not have written. */
+  readonly previousError?: string | undefined;
 }
 
 /**
@@ -67,6 +69,7 @@ export class RunRecorder {
       maxAttempts: attempt.maxAttempts,
       workerId: attempt.workerId,
       dryRun: payload.dryRun,
+      previousError: attempt.previousError,
     });
     return new RunRecorder(db, attempt);
   }
