@@ -131,21 +131,7 @@ test('a legitimate 10 MB group entry is read whole', async () => {
 });
 
 function provider(extra: Record<string, unknown> = {}): Provider<GenericLdapEntry> {
-  return createProvider(
-    'ldap',
-    {
-      url: server.url,
-      bindDn: server.bindDn,
-      tls: { mode: 'none', allowInsecure: true },
-      users: { baseDns: [server.usersBase] },
-      groups: { baseDns: [server.groupsBase] },
-      pageSize: 10,
-      timeouts: { connectMs: 60_000, operationMs: 60_000, searchTimeLimitSeconds: 600 },
-      ...extra,
-    },
-    server.password,
-    { destinations: testDestinations },
-  ) as Provider<GenericLdapEntry>;
+  return createProvider('ldap', server.settings(extra), server.password, { destinations: testDestinations }) as Provider<GenericLdapEntry>;
 }
 
 describe('the integration setting limits.maxMessageMiB', () => {

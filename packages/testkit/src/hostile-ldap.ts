@@ -121,6 +121,11 @@ export interface HostileLdapServer {
   userUuid(i: number): string;
   /** entryUUID of group `j`. */
   groupUuid(j: number): string;
+  /**
+   * Settings of a generic `ldap` integration reading this server: plain LDAP allowed, pages of
+   * 10, long timeouts unless `overrides` says otherwise (they replace whole top-level fields).
+   */
+  settings(overrides?: Record<string, unknown>): Record<string, unknown>;
   close(): Promise<void>;
 }
 
@@ -585,13 +590,25 @@ export async function startHostileLdap(options: HostileLdapOptions = {}): Promis
   });
   const port = (server.address() as net.AddressInfo).port;
 
+  const url = `ldap://127.0.0.1:${port}`;
+  const bindDn = `cn=reader,${suffix}`;
   return {
-    url: `ldap://127.0.0.1:${port}`,
+    url,
     suffix,
     usersBase,
     groupsBase,
-    bindDn: `cn=reader,${suffix}`,
+    bindDn,
     password: 'hostile-reader-password',
+    settings: (overrides = {}) => ({
+      url,
+      bindDn,
+      tls: { mode: 'none', allowInsecure: true },
+      users: { baseDns: [usersBase] },
+      groups: { baseDns: [groupsBase] },
+      pageSize: 10,
+      timeouts: { connectMs: 60_000, operationMs: 60_000, searchTimeLimitSeconds: 600 },
+      ...overrides,
+    }),
     behave(next) {
       behaviour = next;
     },

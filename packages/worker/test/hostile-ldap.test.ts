@@ -66,16 +66,10 @@ beforeAll(async () => {
   queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
   const ring = createKeyRing({ current: generateSecretKey() });
   const account = await createAccount(db, { name: 'hostile' });
-  const settings = {
-    url: server.url,
-    bindDn: server.bindDn,
-    tls: { mode: 'none', allowInsecure: true },
-    users: { baseDns: [server.usersBase] },
-    groups: { baseDns: [server.groupsBase] },
-    pageSize: 10,
+  const settings = server.settings({
     // Sent to the server and enforced by the client: 1 s, plus a tenth and 5 s of grace.
     timeouts: { connectMs: 5_000, operationMs: 60_000, searchTimeLimitSeconds: 1 },
-  };
+  });
   integrationId = (await createIntegration(db, { accountId: account.id, kind: 'ldap', name: 'hostile', settings }, { ring, plaintext: server.password })).id;
   worker = createWorker({
     db,

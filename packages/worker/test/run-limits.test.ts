@@ -26,20 +26,7 @@ afterAll(async () => {
 });
 
 function provider(): Provider<unknown> {
-  return createProvider(
-    'ldap',
-    {
-      url: server.url,
-      bindDn: server.bindDn,
-      tls: { mode: 'none', allowInsecure: true },
-      users: { baseDns: [server.usersBase] },
-      groups: { baseDns: [server.groupsBase] },
-      pageSize: 10,
-      timeouts: { connectMs: 5_000, operationMs: 60_000, searchTimeLimitSeconds: 600 },
-    },
-    server.password,
-    { destinations: testDestinations },
-  );
+  return createProvider('ldap', server.settings(), server.password, { destinations: testDestinations });
 }
 
 async function liveObjects(integrationId: string): Promise<number> {
