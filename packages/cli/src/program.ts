@@ -8,6 +8,7 @@ import { registerDemoCommand } from './commands/demo.ts';
 import { registerBenchCommand } from './commands/bench.ts';
 import { registerConnectorCommands } from './commands/connectors.ts';
 import { registerActionCommands } from './commands/actions.ts';
+import { registerObjectCommands } from './commands/objects.ts';
 import { createContext, type Context } from './context.ts';
 
 /** Runs a command body with a context that is closed afterwards, whatever happens. */
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerAdminCommands(program, withContext);
   registerIntegrationCommands(program, withContext);
   registerSyncCommand(program, withContext);
+  registerObjectCommands(program, withContext);
   registerConnectorCommands(program, withContext);
   registerActionCommands(program, withContext);
   registerProcessCommands(program, withContext);

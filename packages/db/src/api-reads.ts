@@ -223,8 +223,16 @@ export interface ObjectRow {
   rowId: string;
 }
 
-/** Synced objects of one type of an integration, oldest change first (a feed with `updatedSince`). */
-export async function listObjects(db: Db, integrationId: string, type: 'user' | 'group', filter: DirectoryFilter): Promise<Page<Omit<ObjectRow, 'rowId'>>> {
+/**
+ * Synced objects of an integration, of one type or (`type` undefined) of every type, oldest change
+ * first (a feed with `updatedSince`).
+ */
+export async function listObjects(
+  db: Db,
+  integrationId: string,
+  type: 'user' | 'group' | 'contact' | undefined,
+  filter: DirectoryFilter,
+): Promise<Page<Omit<ObjectRow, 'rowId'>>> {
   const after = decodeCursor(filter.cursor, 'bigint');
   const includeDeleted = filter.includeDeleted ?? filter.updatedSince !== undefined;
   const rows = await db.$client.unsafe<ObjectRow[]>(
@@ -232,15 +240,76 @@ export async function listObjects(db: Db, integrationId: string, type: 'user' | 
        ${isoText('o.deleted_at')} as "deletedAt", ${isoText('o.created_at')} as "createdAt",
        ${isoText('o.updated_at')} as "updatedAt", o.id::text as "rowId"
      from directory_objects o
-     where o.integration_id = $1::uuid and o.type = $2
+     where o.integration_id = $1::uuid and ($2::text is null or o.type = $2::text)
        and ($3::boolean or o.deleted_at is null)
        and ($4::timestamptz is null or o.updated_at >= $4::timestamptz)
        and ($5::timestamptz is null or (o.updated_at, o.id) > ($5::timestamptz, $6::bigint))
      order by o.updated_at, o.id
      limit $7`,
-    [integrationId, type, includeDeleted, filter.updatedSince ?? null, after?.[0] ?? null, after?.[1] ?? null, filter.limit + 1],
+    [integrationId, type ?? null, includeDeleted, filter.updatedSince ?? null, after?.[0] ?? null, after?.[1] ?? null, filter.limit + 1],
   );
   return paged(rows, filter.limit, (row) => [row.updatedAt, row.rowId], ({ rowId: _rowId, ...row }) => row);
+}
+
+/** One synced object (deleted ones included), by its external id, or undefined. */
+export async function getObject(db: Db, integrationId: string, externalId: string): Promise<Omit<ObjectRow, 'rowId'> | undefined> {
+  const rows = await db.$client.unsafe<Omit<ObjectRow, 'rowId'>[]>(
+    `select o.external_id as "externalId", o.type, o.dn, o.attributes, o.deleted_at is not null as deleted,
+       ${isoText('o.deleted_at')} as "deletedAt", ${isoText('o.created_at')} as "createdAt",
+       ${isoText('o.updated_at')} as "updatedAt"
+     from directory_objects o
+     where o.integration_id = $1::uuid and o.external_id = $2`,
+    [integrationId, externalId],
+  );
+  return rows[0];
+}
+
+/** The other end of a live membership edge, as stored. */
+export interface LinkedObjectRow {
+  externalId: string;
+  type: string;
+  dn: string | null;
+  /** `attributes.displayName` of the object, when it has one. */
+  displayName: string | null;
+}
+
+/** Where an object stands in the synced memberships. */
+export interface ObjectLinks {
+  /** Groups it is a direct member of. */
+  memberOf: LinkedObjectRow[];
+  /** Its direct members (a group's; empty for others). */
+  members: LinkedObjectRow[];
+  /** Member DNs its group lists that match no synced object (yet). */
+  unresolvedMembers: string[];
+}
+
+/** The live memberships of an object in both directions, each list ordered by DN. */
+export async function getObjectLinks(db: Db, integrationId: string, externalId: string): Promise<ObjectLinks> {
+  const sql = db.$client;
+  // A left join: an edge whose other end is gone still shows, with its external id alone.
+  const [memberOf, members, unresolved] = await Promise.all([
+    sql<LinkedObjectRow[]>`
+      select m.group_external_id as "externalId", coalesce(o.type, 'group') as type, o.dn,
+        o.attributes ->> 'displayName' as "displayName"
+      from memberships m
+      left join directory_objects o
+        on o.integration_id = m.integration_id and o.external_id = m.group_external_id and o.deleted_at is null
+      where m.integration_id = ${integrationId} and m.member_external_id = ${externalId} and m.deleted_at is null
+      order by o.dn nulls last, m.group_external_id`,
+    sql<LinkedObjectRow[]>`
+      select m.member_external_id as "externalId", coalesce(o.type, 'unknown') as type, o.dn,
+        o.attributes ->> 'displayName' as "displayName"
+      from memberships m
+      left join directory_objects o
+        on o.integration_id = m.integration_id and o.external_id = m.member_external_id and o.deleted_at is null
+      where m.integration_id = ${integrationId} and m.group_external_id = ${externalId} and m.deleted_at is null
+      order by o.dn nulls last, m.member_external_id`,
+    sql<{ target: string }[]>`
+      select target from dangling_references
+      where integration_id = ${integrationId} and attribute = 'member' and source_external_id = ${externalId}
+      order by target`,
+  ]);
+  return { memberOf: [...memberOf], members: [...members], unresolvedMembers: unresolved.map((row) => row.target) };
 }
 
 /** A membership edge as the API reads it. */
