@@ -21,7 +21,7 @@ import {
   type IntegrationKind,
   type IntegrationPatch,
 } from '@dirsync/db';
-import { validateSettings, type ConnectionReport } from '@dirsync/providers';
+import { dominoGroupAttributes, dominoPersonAttributes, validateSettings, type ConnectionReport } from '@dirsync/providers';
 import { validateSchedule } from '@dirsync/scheduler';
 import { createEntraAwareProviderFactory } from '@dirsync/worker';
 import type { Context } from '../context.ts';
@@ -232,6 +232,32 @@ export async function testIntegrationConnection(ctx: Context, integration: Integ
   return withIntegrationSecret(ctx.db(), ctx.keyRing(), integration.id, run);
 }
 
+/**
+ * What `integrations add --help` says after the flags: the kind-specific settings a
+ * `--settings-file` holds (the README's "Directory kinds" section has an example of each).
+ */
+export const addSettingsHelp = `
+Kind-specific settings go in --settings-file or --settings (JSON; flags are merged over them).
+Examples of each kind: README.md, section "Directory kinds".
+
+Domino (--kind domino), besides url, bindDn, tls, users and groups:
+  paging                "auto" (default): page when the root DSE offers paged results, else split
+                        searches; "never": always split
+  splitAttribute        attribute whose leading characters split a search the server's answer cap
+                        (LDAPMaxEntriesReturned) cuts short (default "cn")
+  deltaMethod           "auto" (default): deltas read entries with a newer modifyTimestamp when the
+                        server shows it, else everything, writing only changes; "hash": always that
+  deltaOverlapSeconds   how far before the last modifyTimestamp a delta reads again (default 300)
+  limits.maxMessageMiB  largest LDAP message accepted (default 64, at most 256)
+  pageSize              entries per page when the server pages (default 500)
+  users.objectClasses   default ["dominoPerson"]; groups.objectClasses default ["dominoGroup"]
+  groups.memberAttributes  default ["member"]
+Attributes read for people: ${dominoPersonAttributes.join(', ')}
+Attributes read for groups: ${dominoGroupAttributes.join(', ')} and the member attributes
+Example: --kind domino --url ldaps://domino.acme.example --bind-dn "CN=dirsync reader,O=Acme"
+  --users-base O=Acme --groups-base O=Acme --settings '{"paging":"never","splitAttribute":"cn"}'
+`;
+
 /** `dirsync integrations …`. */
 export function registerIntegrationCommands(program: Command, withContext: WithContext): void {
   const integrations = program.command('integrations').description('directory integrations of accounts');
@@ -245,7 +271,8 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       .requiredOption('--name <name>', 'name shown to administrators')
       .option('--password-stdin', 'read the password from standard input')
       .option('--no-password', 'store no password (anonymous bind)')
-      .option('--disabled', 'create it disabled (no scheduled syncs)'),
+      .option('--disabled', 'create it disabled (no scheduled syncs)')
+      .addHelpText('after', addSettingsHelp),
   ).action((flags: SettingsFlags & { account: string; kind: string; name: string; passwordStdin?: boolean; password: boolean; disabled?: boolean }) =>
     withContext(async (ctx) => {
       if (!(integrationKinds as readonly string[]).includes(flags.kind)) {
