@@ -26,6 +26,33 @@ export interface DominoDirectorySpec {
    * are the only entries newer than the load. Default: slapadd stamps the load time.
    */
   readonly timestamp?: Date;
+  /**
+   * Common names of people instead of {@link dominoNames.personCn} (kanji, hyphens, long shared
+   * prefixes, the same name many times); entries are then named `dominoUNID=<unid>` in their OU.
+   */
+  readonly personNames?: (i: number) => string;
+  /** Common names of groups instead of {@link dominoNames.groupCn}; DNs as for `personNames`. */
+  readonly groupNames?: (j: number) => string;
+}
+
+/** Common name of generated person `i` of `spec`. */
+export function dominoPersonCn(spec: DominoDirectorySpec, i: number): string {
+  return spec.personNames ? spec.personNames(i) : dominoNames.personCn(i);
+}
+
+/** DN of generated person `i` of `spec` under `suffix`. */
+export function dominoPersonDn(spec: DominoDirectorySpec, i: number, suffix: string): string {
+  return spec.personNames ? `dominoUNID=${dominoUnid('person', i)},ou=${units[i % units.length]},${suffix}` : dominoNames.personDn(i, suffix);
+}
+
+/** Common name of generated group `j` of `spec`. */
+export function dominoGroupCn(spec: DominoDirectorySpec, j: number): string {
+  return spec.groupNames ? spec.groupNames(j) : dominoNames.groupCn(j);
+}
+
+/** DN of generated group `j` of `spec` under `suffix`. */
+export function dominoGroupDn(spec: DominoDirectorySpec, j: number, suffix: string): string {
+  return spec.groupNames ? `dominoUNID=${dominoUnid('group', j)},ou=Groups,${suffix}` : dominoNames.groupDn(j, suffix);
 }
 
 /** Stamps of the `k`-th loaded entry (people first, then groups). */
@@ -74,13 +101,14 @@ export function dominoDirectoryLdif(spec: DominoDirectorySpec, readerPassword: s
   for (const unit of [...units, 'Groups']) out += ldifEntry(`ou=${unit},${suffix}`, { objectClass: ['top', 'organizationalUnit'], ou: unit });
   out += ldifEntry(`${readerRdn},${suffix}`, { objectClass: ['top', 'person'], cn: 'reader', sn: 'reader', userPassword: sshaPassword(readerPassword) });
   for (let i = 0; i < spec.people; i++) {
-    const cn = dominoNames.personCn(i);
-    const [given = '', sn = ''] = cn.split(' ');
+    const cn = dominoPersonCn(spec, i);
+    const [given = '', surname = ''] = cn.split(' ');
+    const sn = surname || cn;
     const unit = units[i % units.length] as string;
-    out += ldifEntry(dominoNames.personDn(i, suffix), {
+    out += ldifEntry(dominoPersonDn(spec, i, suffix), {
       objectClass: ['top', 'person', 'organizationalPerson', 'inetOrgPerson', 'dominoPerson'],
       cn: [cn, `${cn}/${unit}/${org}`],
-      givenName: given,
+      givenName: given || cn,
       sn,
       uid: i % 5 === 0 ? [dominoNames.shortName(i), `${given.toLowerCase()}${pad(i)}`] : dominoNames.shortName(i),
       mail: `${dominoNames.shortName(i)}@${org.toLowerCase()}.example`,
@@ -94,11 +122,11 @@ export function dominoDirectoryLdif(spec: DominoDirectorySpec, readerPassword: s
   const members = Math.min(spec.membersPerGroup, spec.people);
   for (let j = 0; j < spec.groups; j++) {
     const list: string[] = [];
-    for (let m = 0; m < members; m++) list.push(dominoNames.personDn((j * 3 + m) % spec.people, suffix));
-    if (j === 1) list.push(dominoNames.groupDn(0, suffix));
-    out += ldifEntry(dominoNames.groupDn(j, suffix), {
+    for (let m = 0; m < members; m++) list.push(dominoPersonDn(spec, (j * 3 + m) % spec.people, suffix));
+    if (j === 1) list.push(dominoGroupDn(spec, 0, suffix));
+    out += ldifEntry(dominoGroupDn(spec, j, suffix), {
       objectClass: ['top', 'dominoGroup'],
-      cn: dominoNames.groupCn(j),
+      cn: dominoGroupCn(spec, j),
       description: `Group ${j}`,
       mail: `group${pad(j)}@${org.toLowerCase()}.example`,
       dominoUNID: dominoUnid('group', j),

@@ -4,13 +4,15 @@ import type { DestinationPolicy } from '../net/destination.ts';
 import { connectForCheck, describeError, hungReport } from '../ldap/check.ts';
 import { LdapConnection } from '../ldap/connection.ts';
 import { ldapResultCode } from '../ldap/errors.ts';
-import { andFilters, escapeFilterValue, objectClassFilter } from '../ldap/filter.ts';
+import { resultError } from '../ldap/errors.ts';
+import { andFilters, objectClassFilter, parseFilter } from '../ldap/filter.ts';
 import { type LdapEntry, ResultCode } from '../ldap/protocol.ts';
-import { type SearchOptions, pagedResultsOid, pagedSearch, readRootDse, searchAll } from '../ldap/search.ts';
+import { type SearchOptions, clientDeadlineMs, defaultTimeLimitSeconds, pagedResultsOid, pagedSearch, readRootDse } from '../ldap/search.ts';
 import { connectOptionsOf } from '../ldap/settings.ts';
 import type { ConnectionCheck, ConnectionReport } from '../types.ts';
 import type { DominoSettings } from './config.ts';
 import { dominoGroupAttributes, dominoPersonAttributes, dominoUnidOf } from './map.ts';
+import { type SplitReport, describeSplit, emptySplitReport, nextCharacters, prefixFilter, remainderFilter, splitAttributes } from './split.ts';
 
 /** Opens a connection secured and bound as the settings say, where `destinations` allows. */
 export async function openDominoConnection(
@@ -37,22 +39,17 @@ export function dominoSearch(settings: DominoSettings, type: 'user' | 'group', b
   };
 }
 
-// First characters a split tries, in the server's case-insensitive matching (Latin letters
-// with diacritics included: Åsa, Émile, Øystein); names starting with anything else are read by
-// the remainder search of their part. Spaces are left out: substring matching ignores them.
-const alphabet = [...'abcdefghijklmnopqrstuvwxyz0123456789àáâãäåæçèéêëìíîïðñòóôõöøœùúûüýþÿßš'];
-/** Longest prefix a split goes to before giving up. */
-const maxSplitDepth = 6;
-
 // Result codes of a server refusing or cutting short a paged search.
 const pagingRefusals: ReadonlySet<number> = new Set([ResultCode.sizeLimitExceeded, 11, 12]);
 
 /**
  * Reads searches from a server that may cap answers (Domino's LDAPMaxEntriesReturned) and may
  * not page. Pages when the root DSE lists the paged results control; when it does not, or the
- * server refuses paging or cuts it short, splits the search by the first characters of
- * `splitAttribute` until every part fits under the cap. An entry can match several parts (a
- * multi-valued name) or come again after a fallback: each UNID is yielded once per reader.
+ * server refuses paging or cuts it short, splits the search by the characters of
+ * `splitAttribute` the directory uses (see split.ts) until every part fits under the cap, with
+ * no fixed alphabet or depth; entries sharing one value are split by dominoUNID. An entry can
+ * match several parts (a multi-valued name) or come again after a fallback: each UNID is
+ * yielded once per reader.
  */
 export class DominoReader {
   readonly #connection: LdapConnection;
@@ -62,6 +59,8 @@ export class DominoReader {
   #paging: boolean | undefined;
   /** Searches answered through splits (how many parts), for reports. */
   splitParts = 0;
+  /** How the last read was split, when it was. */
+  lastSplit: SplitReport | undefined;
   /** Why paging was given up, when it was. */
   pagingNote: string | undefined;
 
@@ -102,44 +101,95 @@ export class DominoReader {
         this.pagingNote = `the server ${code === ResultCode.sizeLimitExceeded ? 'caps paged results too' : 'refused paged results'} (${describeError(error)})`;
       }
     }
-    yield* this.#split(withSignal, '');
+    this.lastSplit = emptySplitReport();
+    yield* this.#split(withSignal, 0, '', this.lastSplit);
   }
 
-  async *#split(options: SearchOptions, prefix: string): AsyncGenerator<LdapEntry[]> {
-    const attribute = this.#settings.splitAttribute;
-    const narrowed = prefix === '' ? options : { ...options, filter: andFilters(filterText(options), `(${attribute}=${escapeFilterValue(prefix)}*)`) };
-    const whole = await this.#unpaged(narrowed);
-    if (whole !== undefined) {
+  async *#split(options: SearchOptions, level: number, prefix: string, report: SplitReport): AsyncGenerator<LdapEntry[], number> {
+    const attributes = splitAttributes(this.#settings.splitAttribute);
+    const attribute = attributes[level] as string;
+    const part = { ...options, filter: andFilters(filterText(options), prefixFilter(attribute, prefix)) };
+    let answer = await this.#capped(part, report);
+    if (answer.complete) {
+      report.parts += 1;
       this.splitParts += 1;
-      yield this.#fresh(whole);
-      return;
+      yield this.#fresh(answer.entries);
+      return answer.entries.length;
     }
-    if (prefix.length >= maxSplitDepth) {
-      throw new ConfigError(
-        `more entries of ${options.base} have a ${attribute} starting with "${prefix}" than the server returns in one answer; raise the server's limit (LDAPMaxEntriesReturned) or enable paged results`,
-      );
+    let found = 0;
+    report.depth = Math.max(report.depth, [...prefix].length);
+    report.firstAttribute ??= attribute;
+    const first = report.first.length === 0 && prefix === '' && level === 0;
+    const known = new Set<string>();
+    let rest = part;
+    for (;;) {
+      const fresh = nextCharacters(answer.entries, attribute, prefix).filter((c) => !known.has(c));
+      if (fresh.length === 0) {
+        // The entries cut short have no character after the prefix the part does not already
+        // exclude: they share one value. Split them by the next attribute.
+        const next = attributes[level + 1];
+        if (next === undefined) {
+          throw new ConfigError(
+            `more entries of ${options.base} have the ${attribute} "${prefix}" than the server returns in one answer; raise the server's limit (LDAPMaxEntriesReturned) or enable paged results`,
+          );
+        }
+        report.fallbacks += 1;
+        return found + (yield* this.#split(rest, level + 1, '', report));
+      }
+      for (const c of fresh) known.add(c);
+      if (first) report.first.push(...fresh);
+      for (const c of fresh) {
+        const child = yield* this.#split(options, level, prefix + c, report);
+        found += child;
+        // A child learnt from an entry the server returned must find that entry again; when it
+        // does not, the server matches this attribute differently (or not by substrings), and
+        // the remainder of this part could silently miss entries.
+        if (child === 0) {
+          throw new ConfigError(
+            `the server returned no entry for (${attribute}=${prefix + c}*) although one of its answers has such a ${attribute}; it does not match substrings of ${attribute} as expected: set splitAttribute to another attribute, raise the server's limit (LDAPMaxEntriesReturned) or enable paged results`,
+          );
+        }
+      }
+      rest = { ...part, filter: andFilters(filterText(part), remainderFilter(attribute, prefix, [...known])) };
+      answer = await this.#capped(rest, report);
+      if (answer.complete) {
+        report.parts += 1;
+        this.splitParts += 1;
+        yield this.#fresh(answer.entries);
+        return found + answer.entries.length;
+      }
     }
-    for (const c of alphabet) yield* this.#split(options, prefix + c);
-    // The rest of this part: names going on with another character, or ending with the prefix.
-    const others = `(!(|${alphabet.map((c) => `(${attribute}=${escapeFilterValue(prefix + c)}*)`).join('')}))`;
-    const rest = await this.#unpaged({ ...narrowed, filter: andFilters(filterText(narrowed), others) });
-    if (rest === undefined) {
-      throw new ConfigError(
-        `more entries of ${options.base} have a ${attribute} starting with "${prefix}" and another character than the server returns in one answer; raise the server's limit (LDAPMaxEntriesReturned) or enable paged results`,
-      );
-    }
-    this.splitParts += 1;
-    yield this.#fresh(rest);
   }
 
-  /** One unpaged search; undefined when the server's size limit cut it short. */
-  async #unpaged(options: SearchOptions): Promise<LdapEntry[] | undefined> {
-    try {
-      return await searchAll(this.#connection, { ...options, pageSize: 0 });
-    } catch (error) {
-      if (ldapResultCode(error) === ResultCode.sizeLimitExceeded) return undefined;
-      throw error;
+  /**
+   * One unpaged search: every entry and `complete`, or, when the server's size limit cut it
+   * short, the entries it did return (which teach the split the characters in use).
+   */
+  async #capped(options: SearchOptions, report: SplitReport): Promise<{ entries: LdapEntry[]; complete: boolean }> {
+    const entries: LdapEntry[] = [];
+    const timeLimit = options.timeLimitSeconds ?? defaultTimeLimitSeconds;
+    const context = { url: this.#connection.url, operation: 'search' as const, base: options.base };
+    report.searches += 1;
+    const response = await this.#connection.search(
+      {
+        base: options.base,
+        scope: options.scope ?? 'sub',
+        filter: parseFilter(filterText(options)),
+        attributes: options.attributes ?? [],
+        timeLimitSeconds: timeLimit,
+        deadlineMs: clientDeadlineMs(timeLimit),
+        signal: options.signal,
+      },
+      (entry) => entries.push(entry),
+    );
+    const code = response.result?.resultCode;
+    if (code === ResultCode.sizeLimitExceeded) {
+      report.capped += 1;
+      report.cap = Math.max(report.cap ?? 0, entries.length);
+      return { entries, complete: false };
     }
+    if (response.result && code !== ResultCode.success) throw resultError(response.result, context);
+    return { entries, complete: true };
   }
 
   #fresh(entries: readonly LdapEntry[]): LdapEntry[] {
@@ -190,6 +240,7 @@ export async function testDominoConnection(
       for (const base of bases) {
         try {
           const before = reader.splitParts;
+          reader.lastSplit = undefined;
           let count = 0;
           for await (const page of reader.read(dominoSearch(settings, type, base))) {
             count += page.length;
@@ -198,6 +249,8 @@ export async function testDominoConnection(
           const parts = reader.splitParts - before;
           const how = parts > 1 ? ` (read in ${parts} parts: ${reader.pagingNote ?? 'the server caps answers'})` : '';
           checks.push({ name: `${name} base`, ok: true, detail: `${base}: ${count} ${name} visible${how}`, ...(count === 0 ? { warning: true } : {}) });
+          // The split plan: the cap found and how the first split proceeded.
+          if (reader.lastSplit) checks.push({ name: `${name} split`, ok: true, detail: `${base}: ${describeSplit(reader.lastSplit)}` });
         } catch (error) {
           if (signal?.aborted) return hungReport(checks, `${name} base`, `the search of ${base}`, signal);
           checks.push({ name: `${name} base`, ok: false, detail: `${base}: ${describeError(error)}` });
