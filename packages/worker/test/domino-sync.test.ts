@@ -35,6 +35,9 @@ let queue: Queue;
 let worker: DirsyncWorker;
 let stamped: string;
 let hashed: string;
+let ring: ReturnType<typeof createKeyRing>;
+let accountId: string;
+const others: DominoServer[] = [];
 
 beforeAll(async () => {
   server = await startDomino({ data: spec, sizeLimit: 20, paging: false });
@@ -42,8 +45,9 @@ beforeAll(async () => {
   db = connect(database.url, { max: 4 });
   prefix = createTestQueuePrefix('dominosync');
   queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
-  const ring = createKeyRing({ current: generateSecretKey() });
+  ring = createKeyRing({ current: generateSecretKey() });
   const account = await createAccount(db, { name: 'domino-e2e' });
+  accountId = account.id;
   const add = async (name: string, change: Record<string, unknown>) =>
     (
       await createIntegration(
@@ -79,6 +83,7 @@ afterAll(async () => {
   if (db) await close(db);
   await database?.drop();
   await server?.stop();
+  await Promise.all(others.map((s) => s.stop()));
 }, timeoutMs);
 
 async function sync(integrationId: string, mode: 'full' | 'delta'): Promise<Run> {
@@ -190,4 +195,41 @@ test('a person added back, with its UNID or a new one, gets its memberships in t
   expect(edge?.n).toBe(itsGroups);
   // The full sync that follows has nothing to add.
   expect(await sync(stamped, 'full')).toMatchObject({ status: 'succeeded', created: 0, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 });
+}, timeoutMs);
+
+test('full syncs of a capped directory of kanji-only people and hyphenated groups read every entry exactly once and delete nothing', async () => {
+  const digits = (n: number) => [...String(n)].map((d) => '〇一二三四五六七八九'[Number(d)]).join('');
+  const names = { people: 600, groups: 520, membersPerGroup: 2 };
+  const other = await startDomino({
+    data: { ...names, personNames: (i) => `${['山田', '山本', '山口'][i % 3]}${['太郎', '花子', '健'][Math.floor(i / 3) % 3]}${digits(i)}`, groupNames: (j) => `DL-app-${j + 1}` },
+    sizeLimit: 200,
+    paging: false,
+  });
+  others.push(other);
+  const id = (
+    await createIntegration(
+      db,
+      {
+        accountId,
+        kind: 'domino',
+        name: 'kanji',
+        settings: {
+          url: other.url,
+          bindDn: other.readerDn,
+          tls: { mode: 'none', allowInsecure: true },
+          users: { baseDns: [other.suffix] },
+          groups: { baseDns: [`ou=Groups,${other.suffix}`] },
+        },
+      },
+      { ring, plaintext: other.readerPassword },
+    )
+  ).id;
+  const edges = names.groups * names.membersPerGroup + 1;
+  const first = await sync(id, 'full');
+  expect(first).toMatchObject({ status: 'succeeded', created: names.people + names.groups, membershipsAdded: edges, failed: 0, issueCount: 0 });
+  // A second full read is the same union of parts: nothing is missed, so nothing is deleted.
+  const second = await sync(id, 'full');
+  expect(second).toMatchObject({ status: 'succeeded', fetched: names.people + names.groups, created: 0, deleted: 0, membershipsAdded: 0, membershipsRemoved: 0 });
+  expect(await liveEdges(id)).toBe(edges);
+  expect((await stored(id, dominoUnid('person', 4)))?.attributes['displayName']).toBe('山本花子四');
 }, timeoutMs);
