@@ -153,7 +153,7 @@ describe('a server that caps answers and pages', () => {
     const { cursor } = await full(server);
     const other = delta(server, cursor as Cursor, { groups: { baseDns: [server.suffix] } });
     await expect(other).rejects.toThrow(CursorRejectedError);
-    await expect(other).rejects.toThrow(/base DNs, filters, object classes or member attributes changed/);
+    await expect(other).rejects.toThrow(/base DNs, scopes, filters, object classes or member attributes changed/);
     await expect(delta(server, { ...(cursor as object), server: 'ldap://elsewhere:389' } as Cursor)).rejects.toThrow(/taken on ldap:\/\/elsewhere:389/);
   });
 });

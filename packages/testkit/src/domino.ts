@@ -33,6 +33,14 @@ export interface DominoDirectorySpec {
   readonly personNames?: (i: number) => string;
   /** Common names of groups instead of {@link dominoNames.groupCn}; DNs as for `personNames`. */
   readonly groupNames?: (j: number) => string;
+  /**
+   * A root entry above the organisation (e.g. `dc=root`), the database suffix: the organisation
+   * lies under it and the groups directly under it (`cn=Group 00001,dc=root`), as a Domino
+   * server keeps groups beside `O=Acme` at the directory root. slapd then answers one-level and
+   * subtree searches of the empty DN from this entry (`defaultsearchbase`), so a base of `""`
+   * reads it the way it reads a Domino server's root.
+   */
+  readonly root?: string;
 }
 
 /** Common name of generated person `i` of `spec`. */
@@ -52,6 +60,7 @@ export function dominoGroupCn(spec: DominoDirectorySpec, j: number): string {
 
 /** DN of generated group `j` of `spec` under `suffix`. */
 export function dominoGroupDn(spec: DominoDirectorySpec, j: number, suffix: string): string {
+  if (spec.root !== undefined) return spec.groupNames ? `dominoUNID=${dominoUnid('group', j)},${spec.root}` : `cn=${dominoNames.groupCn(j)},${spec.root}`;
   return spec.groupNames ? `dominoUNID=${dominoUnid('group', j)},ou=Groups,${suffix}` : dominoNames.groupDn(j, suffix);
 }
 
@@ -84,9 +93,9 @@ export const dominoNames = {
   groupDn: (j: number, suffix: string) => `cn=${dominoNames.groupCn(j)},ou=Groups,${suffix}`,
 };
 
-/** Suffix of a generated Domino directory. */
-export function dominoSuffix(spec: Pick<DominoDirectorySpec, 'organization'>): string {
-  return `o=${spec.organization ?? 'Acme'}`;
+/** DN of the organisation of a generated Domino directory (its suffix unless it has a `root`). */
+export function dominoSuffix(spec: Pick<DominoDirectorySpec, 'organization' | 'root'>): string {
+  return `o=${spec.organization ?? 'Acme'}${spec.root !== undefined ? `,${spec.root}` : ''}`;
 }
 
 /**
@@ -97,9 +106,11 @@ export function dominoSuffix(spec: Pick<DominoDirectorySpec, 'organization'>): s
 export function dominoDirectoryLdif(spec: DominoDirectorySpec, readerPassword: string): string {
   const suffix = dominoSuffix(spec);
   const org = spec.organization ?? 'Acme';
-  let out = ldifEntry(suffix, { objectClass: ['top', 'organization'], o: org });
+  let out = spec.root !== undefined ? ldifEntry(spec.root, { objectClass: ['top', 'domain'], dc: rootDc(spec.root) }) : '';
+  out += ldifEntry(suffix, { objectClass: ['top', 'organization'], o: org });
   for (const unit of [...units, 'Groups']) out += ldifEntry(`ou=${unit},${suffix}`, { objectClass: ['top', 'organizationalUnit'], ou: unit });
-  out += ldifEntry(`${readerRdn},${suffix}`, { objectClass: ['top', 'person'], cn: 'reader', sn: 'reader', userPassword: sshaPassword(readerPassword) });
+  // The reader lives under the database suffix, where startSlapd names it.
+  out += ldifEntry(`${readerRdn},${spec.root ?? suffix}`, { objectClass: ['top', 'person'], cn: 'reader', sn: 'reader', userPassword: sshaPassword(readerPassword) });
   for (let i = 0; i < spec.people; i++) {
     const cn = dominoPersonCn(spec, i);
     const [given = '', surname = ''] = cn.split(' ');
@@ -137,6 +148,12 @@ export function dominoDirectoryLdif(spec: DominoDirectorySpec, readerPassword: s
   return out;
 }
 
+function rootDc(root: string): string {
+  const match = /^dc=([^,]+)$/i.exec(root);
+  if (!match) throw new Error(`a Domino test directory root must be a single dc= RDN, not "${root}"`);
+  return match[1] as string;
+}
+
 /** How to start a Domino-like test directory. */
 export interface DominoOptions {
   readonly data: DominoDirectorySpec;
@@ -169,11 +186,18 @@ export async function startDomino(options: DominoOptions): Promise<DominoServer>
     const ldifPath = join(dir, 'domino.ldif');
     await writeFile(ldifPath, dominoDirectoryLdif(options.data, readerPassword));
     const paging = options.paging ?? true;
+    const globals: string[] = [];
+    if (options.data.root !== undefined) {
+      // A global directive, included before any database like the schema files.
+      const rootConf = join(dir, 'root.conf');
+      await writeFile(rootConf, `defaultsearchbase "${options.data.root}"\n`);
+      globals.push(rootConf);
+    }
     const server = await startSlapd({
-      suffix: dominoSuffix(options.data),
+      suffix: options.data.root ?? dominoSuffix(options.data),
       readerPassword,
       data: { ldifPath },
-      extraSchemaFiles: [dominoSchemaFile, ...(paging === false ? [noPagingRootDseFile] : [])],
+      extraSchemaFiles: [dominoSchemaFile, ...(paging === false ? [noPagingRootDseFile] : []), ...globals],
       pagedResults: paging === true || paging === 'capped',
       ...(options.sizeLimit !== undefined ? { sizeLimit: options.sizeLimit } : {}),
       ...(options.tls ? { tls: true } : {}),

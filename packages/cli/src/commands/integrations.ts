@@ -252,6 +252,9 @@ Domino (--kind domino), besides url, bindDn, tls, users and groups:
   pageSize              entries per page when the server pages (default 500)
   users.objectClasses   default ["dominoPerson"]; groups.objectClasses default ["dominoGroup"]
   groups.memberAttributes  default ["member"]
+  users.scope, groups.scope  "one" (entries directly under each base) or "sub" (default); a base
+                        may be "" (the directory root, where Domino keeps groups), read "one" level
+                        deep by default ("sub" with the root is refused: it reads everything)
 Attributes read for people: ${dominoPersonAttributes.join(', ')}
 Attributes read for groups: ${dominoGroupAttributes.join(', ')} and the member attributes
 Example: --kind domino --url ldaps://domino.acme.example --bind-dn "CN=dirsync reader,O=Acme"

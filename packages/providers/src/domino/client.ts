@@ -10,7 +10,7 @@ import { type LdapEntry, ResultCode } from '../ldap/protocol.ts';
 import { type SearchOptions, clientDeadlineMs, defaultTimeLimitSeconds, pagedResultsOid, pagedSearch, readRootDse } from '../ldap/search.ts';
 import { connectOptionsOf } from '../ldap/settings.ts';
 import type { ConnectionCheck, ConnectionReport } from '../types.ts';
-import type { DominoSettings } from './config.ts';
+import { type DominoSettings, dominoScopeOf } from './config.ts';
 import { dominoGroupAttributes, dominoPersonAttributes, dominoUnidOf } from './map.ts';
 import { type SplitReport, describeSplit, emptySplitReport, nextCharacters, prefixFilter, remainderFilter, splitAttributes } from './split.ts';
 
@@ -27,11 +27,15 @@ export async function openDominoConnection(
   return LdapConnection.open(connectOptionsOf(settings, password, signal, destinations));
 }
 
-/** Search options for people (`type: 'user'`) or groups under `base`, optionally narrowed. */
+/**
+ * Search options for people (`type: 'user'`) or groups under `base`, in the section's scope
+ * (paged, split and Test Connection reads all start here), optionally narrowed.
+ */
 export function dominoSearch(settings: DominoSettings, type: 'user' | 'group', base: string, extra?: string): SearchOptions {
   const section = type === 'user' ? settings.users : settings.groups;
   return {
     base,
+    scope: dominoScopeOf(section),
     filter: andFilters(objectClassFilter(section.objectClasses), section.filter, extra),
     attributes: type === 'user' ? dominoPersonAttributes : [...dominoGroupAttributes, ...settings.groups.memberAttributes],
     pageSize: settings.pageSize,
@@ -238,6 +242,8 @@ export async function testDominoConnection(
     let stamps = false;
     for (const [type, name, bases] of [['user', 'users', settings.users.baseDns], ['group', 'groups', settings.groups.baseDns]] as const) {
       for (const base of bases) {
+        // The root is the empty DN: named, so a report line never starts with a bare colon.
+        const label = base === '' ? '"" (the directory root)' : base;
         try {
           const before = reader.splitParts;
           reader.lastSplit = undefined;
@@ -248,12 +254,13 @@ export async function testDominoConnection(
           }
           const parts = reader.splitParts - before;
           const how = parts > 1 ? ` (read in ${parts} parts: ${reader.pagingNote ?? 'the server caps answers'})` : '';
-          checks.push({ name: `${name} base`, ok: true, detail: `${base}: ${count} ${name} visible${how}`, ...(count === 0 ? { warning: true } : {}) });
+          const where = `${label}${dominoScopeOf(settings[name]) === 'one' ? ', one level' : ''}`;
+          checks.push({ name: `${name} base`, ok: true, detail: `${where}: ${count} ${name} visible${how}`, ...(count === 0 ? { warning: true } : {}) });
           // The split plan: the cap found and how the first split proceeded.
-          if (reader.lastSplit) checks.push({ name: `${name} split`, ok: true, detail: `${base}: ${describeSplit(reader.lastSplit)}` });
+          if (reader.lastSplit) checks.push({ name: `${name} split`, ok: true, detail: `${label}: ${describeSplit(reader.lastSplit)}` });
         } catch (error) {
           if (signal?.aborted) return hungReport(checks, `${name} base`, `the search of ${base}`, signal);
-          checks.push({ name: `${name} base`, ok: false, detail: `${base}: ${describeError(error)}` });
+          checks.push({ name: `${name} base`, ok: false, detail: `${label}: ${describeError(error)}` });
         }
       }
     }

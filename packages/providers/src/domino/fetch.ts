@@ -6,7 +6,7 @@ import { escapeFilterValue } from '../ldap/filter.ts';
 import { formatGeneralizedTime, parseGeneralizedTime } from '../ldap/time.ts';
 import type { Cursor, FetchPage } from '../types.ts';
 import { DominoReader, dominoSearch } from './client.ts';
-import type { DominoSettings } from './config.ts';
+import { type DominoSettings, dominoScopeOf } from './config.ts';
 import type { DominoEntry } from './map.ts';
 
 /** The delta position of a Domino integration. */
@@ -18,14 +18,17 @@ export interface DominoCursor {
   readonly highWater?: string;
   /** Normalised server URL (stamps of another server do not apply). */
   readonly server: string;
-  /** Fingerprint of bases, filters, object classes and member attributes. */
+  /** Fingerprint of bases, scopes, filters, object classes and member attributes. */
   readonly scope: string;
 }
 
 /** Fingerprint of what the settings select; part of the cursor. */
 export function dominoScopeFingerprint(settings: DominoSettings): string {
-  const section = (s: { baseDns: readonly string[]; filter?: string | undefined; objectClasses: readonly string[] }) => ({
+  const section = (s: { baseDns: readonly string[]; scope?: 'one' | 'sub' | undefined; filter?: string | undefined; objectClasses: readonly string[] }) => ({
     bases: s.baseDns.map((b) => normalizeDn(b)).sort(),
+    // Only a one-level scope is written, so cursors taken before scopes existed (all subtree)
+    // stay valid; a changed scope changes the fingerprint either way.
+    ...(dominoScopeOf(s) === 'one' ? { scope: 'one' } : {}),
     filter: s.filter ?? '',
     classes: s.objectClasses.map((c) => c.toLowerCase()).sort(),
   });
@@ -44,7 +47,7 @@ export function parseDominoCursor(cursor: Cursor, settings: DominoSettings): Dom
   }
   const here = parseLdapUrl(settings.url).normalized;
   if (server !== here) throw new CursorRejectedError(`the cursor was taken on ${String(server)}, but the integration now reads ${here}`);
-  if (scope !== dominoScopeFingerprint(settings)) throw new CursorRejectedError('the base DNs, filters, object classes or member attributes changed since the cursor was taken');
+  if (scope !== dominoScopeFingerprint(settings)) throw new CursorRejectedError('the base DNs, scopes, filters, object classes or member attributes changed since the cursor was taken');
   if (method === 'modifyTimestamp' && settings.deltaMethod === 'hash') throw new CursorRejectedError('the delta method changed to "hash" since the cursor was taken');
   return { kind, method, ...(typeof highWater === 'string' ? { highWater } : {}), server: here, scope };
 }

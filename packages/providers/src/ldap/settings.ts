@@ -107,8 +107,11 @@ export function tlsProblems(settings: { url?: unknown; tls?: unknown } | undefin
   return problems;
 }
 
-/** Base DNs listed twice or nested in one another (their entries would be read twice). */
-export function nestedBaseProblems(bases: readonly unknown[] | undefined): string[] {
+/**
+ * Base DNs listed twice or, for subtree searches, nested in one another (their entries would be
+ * read twice). One-level searches of nested bases read disjoint entries: only repeats count.
+ */
+export function nestedBaseProblems(bases: readonly unknown[] | undefined, scope: 'one' | 'sub' = 'sub'): string[] {
   const strings = (bases ?? []).filter((b): b is string => typeof b === 'string');
   let normalized: string[];
   try {
@@ -119,7 +122,7 @@ export function nestedBaseProblems(bases: readonly unknown[] | undefined): strin
   const problems: string[] = [];
   normalized.forEach((b, i) =>
     normalized.forEach((other, j) => {
-      if (i !== j && isDnWithin(b, other) && (b !== other || i > j)) {
+      if (i !== j && (scope === 'sub' ? isDnWithin(b, other) : b === other) && (b !== other || i > j)) {
         problems.push(`base DN "${strings[i]}" ${b === other ? 'is listed twice' : `lies within "${strings[j]}"`}; entries would be read twice`);
       }
     }),
