@@ -44,6 +44,7 @@ beforeAll(async () => {
   api = await startApiHarness('api_fuzz', {
     // Waiting for a worker that does not exist would only slow the run down.
     controlTimeoutMs: 50,
+    syncWaitLimitMs: 50,
     rateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
     publicRateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
   });

@@ -30,4 +30,6 @@ export interface ApiDeps {
   readonly validateSettings: SettingsValidator;
   /** How long Test Connection waits for a worker's answer. */
   readonly controlTimeoutMs: number;
+  /** Longest a sync request's `wait` is honoured. */
+  readonly syncWaitLimitMs: number;
 }

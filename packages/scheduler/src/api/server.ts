@@ -35,6 +35,8 @@ export interface ApiServerOptions {
   readonly validateSettings: SettingsValidator;
   /** How long Test Connection waits for a worker (default 30 s). */
   readonly controlTimeoutMs?: number | undefined;
+  /** Longest a sync request's `wait` is honoured (default 300 s, the most the API accepts). */
+  readonly syncWaitLimitMs?: number | undefined;
   /** Requests per key per window (default 600 per minute). */
   readonly rateLimit?: { readonly max: number; readonly timeWindowMs: number } | undefined;
   /**
@@ -264,6 +266,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       keyRing: options.keyRing,
       validateSettings: options.validateSettings,
       controlTimeoutMs: options.controlTimeoutMs ?? 30_000,
+      syncWaitLimitMs: options.syncWaitLimitMs ?? 300_000,
     };
 
     await app.register(swagger, {

@@ -300,7 +300,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const result = await requestSync(deps, { integrationId: integration.id, mode: body.mode, dryRun: body.dryRun, trigger: 'api', requestedBy: callerOf(request).actor });
       reply.header('location', `/v1/runs/${result.runId}`);
       if (body.wait === undefined) return reply.code(202).send(result);
-      const run = await waitForFinalRun(deps.db, accountId, result.runId, body.wait * 1000, () => request.raw.socket.destroyed);
+      const run = await waitForFinalRun(deps.db, accountId, result.runId, Math.min(body.wait * 1000, deps.syncWaitLimitMs), () => request.raw.socket.destroyed);
       if (!run) throw notFound(`run ${result.runId}`);
       return reply.code(finalRunStatuses.has(run.status) ? 200 : 202).send({ ...result, run: presentRun(run) });
     },
