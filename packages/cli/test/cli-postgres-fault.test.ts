@@ -151,7 +151,8 @@ test('PostgreSQL refuses the worker mid-run: the run reads running until the ret
   expect(finished.lastError).toMatch(/not currently accepting connections/);
   expect(finished.fence).not.toBe(running.fence);
   expect(finished.finishedAt).not.toBeNull();
-  expect(await queue.getJobState(jobId)).toBe('completed');
+  // The run is recorded before the processor returns; the queue completes the job just after.
+  expect(await waitFor(async () => ((await queue.getJobState(jobId)) === 'completed' ? 'completed' : undefined), { timeoutMs: 10_000, what: 'the job to complete' })).toBe('completed');
   expect(await storedCounts(integrationId)).toEqual(expected);
   const [integration] = await db.$client<{ status: string; last_run_id: string }[]>`
     select status, last_run_id from integrations where id = ${integrationId}`;
