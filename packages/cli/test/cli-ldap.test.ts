@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Attribute, Change } from 'ldapts';
 import { close, connect, type Db } from '@dirsync/db';
 import { startSlapd, type SlapdServer } from '@dirsync/testkit';
-import { type CliEnvironment, type CliResult, type CliWorker, createCliEnvironment, parseRunReports } from './support/run-cli.ts';
+import { type CliEnvironment, type CliResult, type CliWorker, createCliEnvironment, ldapIntegrationArgs, parseRunReports } from './support/run-cli.ts';
 
 // An LDAP integration driven only through `bin/dirsync`, as an administrator would: created with
 // the password on standard input, tested, synced by a separate `dirsync worker` process, its runs
@@ -39,15 +39,6 @@ afterAll(async () => {
   await server?.stop();
 }, timeoutMs);
 
-function addArgs(name: string): string[] {
-  return [
-    'integrations', 'add', '--account', 'acme', '--kind', 'ldap', '--name', name,
-    '--url', server.url, '--ca-file', server.tls!.caFile, '--bind-dn', server.readerDn,
-    '--users-base', `ou=people,${server.suffix}`, '--groups-base', `ou=groups,${server.suffix}`,
-    '--password-stdin',
-  ];
-}
-
 async function storedSecret(id: string): Promise<string | null> {
   const [row] = await db.$client<{ secret_ciphertext: string | null }[]>`
     select secret_ciphertext from integrations where id = ${id}`;
@@ -60,7 +51,7 @@ function expectOk(result: CliResult): string {
 }
 
 test('integrations add reads the password from standard input and stores it encrypted', async () => {
-  const out = expectOk(await cli.run(addArgs('Head office'), { input: `${server.readerPassword}\n` }));
+  const out = expectOk(await cli.run(ldapIntegrationArgs(server, 'Head office'), { input: `${server.readerPassword}\n` }));
   integrationId = out.trim();
   expect(integrationId).toMatch(/^[0-9a-f-]{36}$/);
   const secret = await storedSecret(integrationId);
@@ -88,7 +79,7 @@ test('integrations test prints the checklist and exits 0; with a wrong password 
   expect(lines).not.toContainEqual(expect.stringMatching(/^✗/));
   expect(lines.at(-1)).toBe('connection OK');
 
-  const wrongId = expectOk(await cli.run(addArgs('Wrong password'), { input: wrongPassword })).trim();
+  const wrongId = expectOk(await cli.run(ldapIntegrationArgs(server, 'Wrong password'), { input: wrongPassword })).trim();
   const failed = await cli.run(['integrations', 'test', wrongId]);
   expect(failed.code).toBe(1);
   expect(failed.stdout).toMatch(/^✓ connect: /m);

@@ -1,6 +1,6 @@
 import { Attribute, Change } from 'ldapts';
 import { groupDn, groupMemberIndexes, startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
-import { type CliEnvironment, type CliResult, type CliWorker, createCliEnvironment, parseRunReports } from './support/run-cli.ts';
+import { type CliEnvironment, type CliResult, type CliWorker, createCliEnvironment, ldapIntegrationArgs, parseRunReports } from './support/run-cli.ts';
 
 // What a sync stored, read back with `dirsync objects` as a new user would check it: a slapd
 // directory synced by a `dirsync worker` process, then listed and shown through `bin/dirsync`.
@@ -53,12 +53,7 @@ beforeAll(async () => {
   cli = await createCliEnvironment('cliobjs');
   expect((await cli.run(['accounts', 'add', 'acme'])).code).toBe(0);
   const added = await cli.run(
-    [
-      'integrations', 'add', '--account', 'acme', '--kind', 'ldap', '--name', 'Objects',
-      '--url', server.url, '--ca-file', server.tls!.caFile, '--bind-dn', server.readerDn,
-      '--users-base', `ou=people,${server.suffix}`, '--groups-base', `ou=groups,${server.suffix}`,
-      '--password-stdin',
-    ],
+    ldapIntegrationArgs(server, 'Objects'),
     { input: server.readerPassword },
   );
   integrationId = expectOk(added).trim();

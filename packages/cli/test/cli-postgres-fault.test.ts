@@ -3,7 +3,7 @@ import postgres from 'postgres';
 import { close, connect, type Db, getRun, type Run } from '@dirsync/db';
 import { runJobId, SYNC_QUEUE } from '@dirsync/jobs';
 import { startSlapd, type SlapdServer, testPgServerUrl, testRedisUrl, waitFor } from '@dirsync/testkit';
-import { type CliEnvironment, type CliWorker, createCliEnvironment } from './support/run-cli.ts';
+import { type CliEnvironment, type CliWorker, createCliEnvironment, ldapIntegrationArgs } from './support/run-cli.ts';
 
 // PostgreSQL refuses a worker mid-run: a real `dirsync worker` syncs a slapd into this file's own
 // database; while the run is in flight the database stops accepting connections and the worker's
@@ -80,12 +80,7 @@ async function directoryCounts() {
 
 test('PostgreSQL refuses the worker mid-run: the run reads running until the retry, which ends it succeeded with exact data', async () => {
   const added = await cli.run(
-    [
-      'integrations', 'add', '--account', 'acme', '--kind', 'ldap', '--name', 'Head office',
-      '--url', server.url, '--ca-file', server.tls!.caFile, '--bind-dn', server.readerDn,
-      '--users-base', `ou=people,${server.suffix}`, '--groups-base', `ou=groups,${server.suffix}`,
-      '--password-stdin',
-    ],
+    ldapIntegrationArgs(server, 'Head office'),
     { input: `${server.readerPassword}\n` },
   );
   expect(added).toMatchObject({ code: 0, stderr: '' });
@@ -152,7 +147,7 @@ test('PostgreSQL refuses the worker mid-run: the run reads running until the ret
   expect(finished.fence).not.toBe(running.fence);
   expect(finished.finishedAt).not.toBeNull();
   // The run is recorded before the processor returns; the queue completes the job just after.
-  expect(await waitFor(async () => ((await queue.getJobState(jobId)) === 'completed' ? 'completed' : undefined), { timeoutMs: 10_000, what: 'the job to complete' })).toBe('completed');
+  expect(await waitFor(async () => ((await queue!.getJobState(jobId)) === 'completed' ? 'completed' : undefined), { timeoutMs: 10_000, what: 'the job to complete' })).toBe('completed');
   expect(await storedCounts(integrationId)).toEqual(expected);
   const [integration] = await db.$client<{ status: string; last_run_id: string }[]>`
     select status, last_run_id from integrations where id = ${integrationId}`;

@@ -1,6 +1,6 @@
 import { close, connect, type Db, getRun, type Run } from '@dirsync/db';
 import { startSlapd, type SlapdServer, waitFor } from '@dirsync/testkit';
-import { type CliEnvironment, type CliResult, type CliWorker, createCliEnvironment, parseRunReports } from './support/run-cli.ts';
+import { type CliEnvironment, type CliResult, type CliWorker, createCliEnvironment, ldapIntegrationArgs, parseRunReports } from './support/run-cli.ts';
 
 // A retryable failure seen from the outside: a real `dirsync worker` syncs a slapd that is down
 // for the first attempt and back for the second. In between, the run reads `retrying` (attempt 1
@@ -46,12 +46,7 @@ async function onlyRunOf(integrationId: string): Promise<Run | undefined> {
 
 test('slapd down for the first attempt: the run reads retrying (attempt 1 of 5, last error), sync --wait waits and exits 0', async () => {
   const added = await cli.run(
-    [
-      'integrations', 'add', '--account', 'acme', '--kind', 'ldap', '--name', 'Flaky office',
-      '--url', server.url, '--ca-file', server.tls!.caFile, '--bind-dn', server.readerDn,
-      '--users-base', `ou=people,${server.suffix}`, '--groups-base', `ou=groups,${server.suffix}`,
-      '--password-stdin',
-    ],
+    ldapIntegrationArgs(server, 'Flaky office'),
     { input: `${server.readerPassword}\n` },
   );
   expect(added).toMatchObject({ code: 0, stderr: '' });

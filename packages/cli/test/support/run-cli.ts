@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSecretKey } from '@dirsync/db';
 import {
+  type SlapdServer,
   createTestDatabase,
   createTestQueuePrefix,
   testAllowedNetworksSetting,
@@ -185,4 +186,18 @@ export function parseRunReports(output: string): PrintedReport[] {
     }
   }
   return reports;
+}
+
+/**
+ * `dirsync integrations add` arguments for an `ldap` integration of account "acme" reading a TLS
+ * test slapd's people and groups (the password goes on standard input).
+ */
+export function ldapIntegrationArgs(server: SlapdServer, name: string): string[] {
+  if (!server.tls) throw new Error('ldapIntegrationArgs needs a slapd started with tls: true');
+  return [
+    'integrations', 'add', '--account', 'acme', '--kind', 'ldap', '--name', name,
+    '--url', server.url, '--ca-file', server.tls.caFile, '--bind-dn', server.readerDn,
+    '--users-base', `ou=people,${server.suffix}`, '--groups-base', `ou=groups,${server.suffix}`,
+    '--password-stdin',
+  ];
 }
