@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import postgres from 'postgres';
-import { close, connect, type Db, getRun, type Run } from '@dirsync/db';
+import { close, connect, countIntegrationHoldings, type Db, getRun, type Run } from '@dirsync/db';
 import { runJobId, SYNC_QUEUE } from '@dirsync/jobs';
 import { startSlapd, type SlapdServer, testPgServerUrl, testRedisUrl, waitFor } from '@dirsync/testkit';
 import { type CliEnvironment, type CliWorker, createCliEnvironment, ldapIntegrationArgs } from './support/run-cli.ts';
@@ -55,11 +55,10 @@ afterAll(async () => {
   await server?.stop();
 }, timeoutMs);
 
-async function storedCounts(integrationId: string) {
-  const [row] = await db.$client<{ objects: number; edges: number }[]>`
-    select (select count(*)::int from directory_objects where integration_id = ${integrationId} and deleted_at is null) as objects,
-           (select count(*)::int from memberships where integration_id = ${integrationId} and deleted_at is null) as edges`;
-  return row;
+/** Live objects and edges stored for the integration (the demo's own count of holdings). */
+async function storedCounts(integrationId: string): Promise<{ objects: number; edges: number }> {
+  const holdings = await countIntegrationHoldings(db, integrationId);
+  return { objects: holdings.objects.reduce((n, o) => n + o.live, 0), edges: holdings.liveMemberships };
 }
 
 /** What slapd itself holds: entries under ou=people and ou=groups, and their member values. */

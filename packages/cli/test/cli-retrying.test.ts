@@ -1,4 +1,4 @@
-import { close, connect, type Db, getRun, type Run } from '@dirsync/db';
+import { close, connect, countIntegrationHoldings, type Db, getRun, type Run } from '@dirsync/db';
 import { startSlapd, type SlapdServer, waitFor } from '@dirsync/testkit';
 import { type CliEnvironment, type CliResult, type CliWorker, createCliEnvironment, ldapIntegrationArgs, parseRunReports } from './support/run-cli.ts';
 
@@ -31,11 +31,10 @@ afterAll(async () => {
   await server?.stop();
 }, timeoutMs);
 
-async function storedCounts(integrationId: string) {
-  const [row] = await db.$client<{ objects: number; edges: number }[]>`
-    select (select count(*)::int from directory_objects where integration_id = ${integrationId} and deleted_at is null) as objects,
-           (select count(*)::int from memberships where integration_id = ${integrationId} and deleted_at is null) as edges`;
-  return row;
+/** Live objects and edges stored for the integration (the demo's own count of holdings). */
+async function storedCounts(integrationId: string): Promise<{ objects: number; edges: number }> {
+  const holdings = await countIntegrationHoldings(db, integrationId);
+  return { objects: holdings.objects.reduce((n, o) => n + o.live, 0), edges: holdings.liveMemberships };
 }
 
 async function onlyRunOf(integrationId: string): Promise<Run | undefined> {
