@@ -20,3 +20,4 @@ export * from './run-lifecycle.ts';
 export * from './schedule-slots.ts';
 export * from './api-reads.ts';
 export * from './metrics.ts';
+export * from './contents.ts';
