@@ -25,10 +25,24 @@ export type EntraAuthProblem =
 export class EntraAuthError extends AuthError {
   readonly problem: EntraAuthProblem;
   readonly tenantId: string;
-  constructor(problem: EntraAuthProblem, tenantId: string, message: string, options?: ErrorOptions) {
+  /** HTTP status of the refusal (token endpoint or Graph), when one was received. */
+  readonly status?: number;
+  /**
+   * Entra ID's `AADSTS…` code (token endpoint) or Graph's `error.code`, when one was given. Not
+   * named `code`: that is {@link ProviderError.code}, the error's category (`auth`).
+   */
+  readonly entraCode?: string;
+  constructor(
+    problem: EntraAuthProblem,
+    tenantId: string,
+    message: string,
+    options?: ErrorOptions & { readonly status?: number | undefined; readonly entraCode?: string | undefined },
+  ) {
     super(message, options);
     this.problem = problem;
     this.tenantId = tenantId;
+    if (options?.status !== undefined) this.status = options.status;
+    if (options?.entraCode !== undefined) this.entraCode = options.entraCode;
   }
 }
 
@@ -267,6 +281,13 @@ export interface GraphClientOptions {
   readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
   /** Where token and Graph requests may connect (default: the strict policy). */
   readonly destinations?: DestinationPolicy | undefined;
+  /**
+   * Credentials of the same app tried in order when Entra ID refuses the primary one as a
+   * credential problem (`invalid_client`, e.g. AADSTS700027): a key added by a rotation takes
+   * seconds to minutes to propagate, so the previous key keeps syncs going meanwhile. The first
+   * one that gets a token is used for the rest of the client's life.
+   */
+  readonly fallbackCredentials?: readonly EntraCredential[] | undefined;
 }
 
 /** A Graph error answer: status, `error.code` and `error.message`. */
@@ -301,7 +322,10 @@ export function backoffDelay(n: number, baseMs: number, maxMs: number, random: (
  */
 export class GraphClient {
   readonly settings: GraphConnectionSettings;
-  readonly #credential: EntraCredential;
+  /** The primary credential, then the fallbacks in order. */
+  readonly #credentials: readonly [EntraCredential, ...EntraCredential[]];
+  /** Index in #credentials of the credential tokens are requested with. */
+  #active = 0;
   readonly #tokens: EntraTokenCache;
   readonly #agent: Agent;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -316,7 +340,7 @@ export class GraphClient {
 
   constructor(settings: GraphConnectionSettings, credential: EntraCredential, options: GraphClientOptions = {}) {
     this.settings = settings;
-    this.#credential = credential;
+    this.#credentials = [credential, ...(options.fallbackCredentials ?? [])];
     this.#tokens = options.tokenCache ?? sharedTokenCache;
     this.#origin = new URL(settings.graphBaseUrl).origin;
     this.#destinations = options.destinations ?? DestinationPolicy.strict();
@@ -335,17 +359,55 @@ export class GraphClient {
     return this.#credential.clientId;
   }
 
-  /** An access token for Graph (`{graphBaseUrl}/.default`), from the cache while it is valid. */
+  /**
+   * Which credential tokens are requested with: `'fallback'` once the primary was refused as a
+   * credential problem and one of {@link GraphClientOptions.fallbackCredentials} got a token.
+   */
+  get credentialUsed(): 'primary' | 'fallback' {
+    return this.#active === 0 ? 'primary' : 'fallback';
+  }
+
+  get #credential(): EntraCredential {
+    return this.#credentials[this.#active] ?? this.#credentials[0];
+  }
+
+  /**
+   * An access token for Graph (`{graphBaseUrl}/.default`), from the cache while it is valid. When
+   * Entra ID refuses the primary credential itself, the fallbacks are tried in order; if none
+   * works the primary's refusal is thrown.
+   */
   async token(signal?: AbortSignal): Promise<string> {
     await this.checkHosts();
-    const credential = this.#tokens.credentialFor(this.settings, this.#credential, this.#destinations);
+    const active = this.#active;
     try {
-      const token = await credential.getToken(`${this.settings.graphBaseUrl}/.default`, signal ? { abortSignal: signal } : {});
+      return await this.#tokenWith(this.#credentials[active] ?? this.#credentials[0], signal);
+    } catch (error) {
+      if (!(error instanceof EntraAuthError && error.problem === 'credential') || active !== 0) throw error;
+      for (let i = 1; i < this.#credentials.length; i++) {
+        const fallback = this.#credentials[i];
+        if (fallback === undefined) continue;
+        try {
+          const token = await this.#tokenWith(fallback, signal);
+          this.#active = i;
+          return token;
+        } catch (fallbackError) {
+          // Another kind of failure (authority unavailable, consent) is the answer for now.
+          if (!(fallbackError instanceof EntraAuthError && fallbackError.problem === 'credential')) throw fallbackError;
+        }
+      }
+      throw error;
+    }
+  }
+
+  async #tokenWith(credential: EntraCredential, signal: AbortSignal | undefined): Promise<string> {
+    const tokenCredential = this.#tokens.credentialFor(this.settings, credential, this.#destinations);
+    try {
+      const token = await tokenCredential.getToken(`${this.settings.graphBaseUrl}/.default`, signal ? { abortSignal: signal } : {});
       if (!token) throw new UnavailableError(`no token was returned by ${this.settings.authorityHost}`);
       return token.token;
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
-      throw await mapTokenError(error, this.settings, this.#credential, this.#destinations);
+      throw await mapTokenError(error, this.settings, credential, this.#destinations);
     }
   }
 

@@ -1,7 +1,7 @@
 import { ConfigError, ProviderError } from '../errors.ts';
 import { type DestinationPolicy, DestinationRefusedError } from '../net/destination.ts';
 import type { ConnectionCheck, ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
-import { type EntraCredential, EntraAuthError, type EntraTokenCache, GraphClient } from './client.ts';
+import { type EntraCredential, EntraAuthError, type EntraTokenCache, GraphClient, type GraphClientOptions } from './client.ts';
 import { type EntraIdSettings, entraIdSettingsSchema } from './config.ts';
 import { fetchAllEntries, fetchChangedEntries, parseCursor } from './fetch.ts';
 import { type EntraEntry, mapEntraEntry } from './map.ts';
@@ -45,6 +45,11 @@ export interface EntraIdProviderOptions {
   readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
   /** Where token and Graph requests may connect (default: the strict policy, public addresses only). */
   readonly destinations?: DestinationPolicy | undefined;
+  /**
+   * Other credentials of the same app, tried in order when Entra ID refuses the primary one
+   * (a rotated key still propagating): see {@link GraphClientOptions.fallbackCredentials}.
+   */
+  readonly fallbackCredentials?: readonly EntraCredential[] | undefined;
 }
 
 /**
@@ -59,7 +64,17 @@ export class EntraIdProvider implements Provider<EntraEntry> {
 
   constructor(settings: EntraIdSettings, credential: EntraCredential, options: EntraIdProviderOptions = {}) {
     this.settings = settings;
-    this.#client = new GraphClient(settings, credential, { tokenCache: options.tokenCache, sleep: options.sleep, destinations: options.destinations });
+    this.#client = new GraphClient(settings, credential, {
+      tokenCache: options.tokenCache,
+      sleep: options.sleep,
+      destinations: options.destinations,
+      fallbackCredentials: options.fallbackCredentials,
+    });
+  }
+
+  /** Whether tokens come from the primary credential or one of the fallbacks (see {@link GraphClient.credentialUsed}). */
+  get credentialUsed(): 'primary' | 'fallback' {
+    return this.#client.credentialUsed;
   }
 
   /** Throttling answers waited out so far, and for how long in total (for reports and tests). */
