@@ -9,3 +9,4 @@ export * from './entra/index.ts';
 export * from './domino.ts';
 export * from './destinations.ts';
 export * from './hostile-ldap.ts';
+export * from './entra-contents.ts';
