@@ -56,6 +56,11 @@ export interface NewConnector {
   readonly tlsCaPem?: string | null;
   readonly rotationCron?: string;
   readonly certificateValidityDays?: number;
+  /**
+   * The key id the app registration gave the first certificate (Certificates & secrets, or the
+   * manifest's `keyCredentials`): without it the rotation cannot remove that certificate later.
+   */
+  readonly graphKeyId?: string | null;
 }
 
 /** Fields {@link updateConnector} may change. */
@@ -128,7 +133,12 @@ export async function createConnector(db: Db, ring: KeyRing, input: NewConnector
         .returning();
       if (!row) throw new Error('insert returned no row');
       const id = randomUUID();
-      await tx.insert(connectorCredentials).values({ ...credentialValues(ring, row.id, id, certificate), status: 'current', activatedAt: sql`now()` });
+      await tx.insert(connectorCredentials).values({
+        ...credentialValues(ring, row.id, id, certificate),
+        status: 'current',
+        activatedAt: sql`now()`,
+        ...(input.graphKeyId ? { graphKeyId: input.graphKeyId.trim().toLowerCase() } : {}),
+      });
       return row;
     });
   } catch (error) {
@@ -212,6 +222,43 @@ export async function withCurrentCredential<T>(db: Db, ring: KeyRing, connectorI
   const credential = await openCredential(db, ring, and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'current')));
   if (!credential) throw new NotFoundError(`connector ${connectorId} has no current certificate`);
   return fn(credential);
+}
+
+/**
+ * Decrypts the connector's current certificate credential and, when there is one, its previous
+ * credential (the one a rotation replaced, still registered on the app until the next rotation
+ * removes it) and hands both to `fn`: right after a rotation a tenant may still refuse the new key
+ * for a while, and the previous one keeps working there. Throws {@link NotFoundError} when the
+ * connector has no current credential.
+ */
+export async function withCurrentAndPreviousCredentials<T>(
+  db: Db,
+  ring: KeyRing,
+  connectorId: string,
+  fn: (current: ConnectorCredentialWithKey, previous: ConnectorCredentialWithKey | undefined) => Promise<T>,
+): Promise<T> {
+  if (!isUuid(connectorId)) throw new NotFoundError(`connector ${connectorId} not found`);
+  const current = await openCredential(db, ring, and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'current')));
+  if (!current) throw new NotFoundError(`connector ${connectorId} has no current certificate`);
+  const previous = await openCredential(
+    db,
+    ring,
+    and(eq(connectorCredentials.connectorId, connectorId), eq(connectorCredentials.status, 'previous'), sql`${connectorCredentials.notAfter} > now()`),
+  );
+  return fn(current, previous);
+}
+
+/**
+ * Gives up a credential whose key id on the app registration is unknown (a pending certificate
+ * whose `addKey` answer was lost, or a retired one registered by hand without its key id): the
+ * rotation cannot remove it without reading the app registration, which it has no permission
+ * for, so it stays there until it expires. Its history row is kept.
+ */
+export async function markCredentialAbandoned(db: Db, credentialId: string): Promise<void> {
+  await db
+    .update(connectorCredentials)
+    .set({ status: 'abandoned', retiredAt: sql`coalesce(${connectorCredentials.retiredAt}, now())` })
+    .where(and(eq(connectorCredentials.id, credentialId), inArray(connectorCredentials.status, ['pending', 'retired'])));
 }
 
 /** The connector's pending credential (a rotation that did not finish) with its private key, if any. */

@@ -6,7 +6,7 @@ import { isUuid } from './ids.ts';
 import { auditEvents, integrations } from './schema.ts';
 import { type consentRequestOutcomes, entraConsents, entraConsentStates } from './schema-entra.ts';
 import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
-import { requireConnector } from './connectors.ts';
+import { type Connector, requireConnector } from './connectors.ts';
 import { displayText } from './display.ts';
 import { consentCodeAad } from './encrypted-columns.ts';
 
@@ -90,8 +90,7 @@ export interface ConsentRequest {
 }
 
 /**
- * Makes the admin-consent URL for a tenant:
- * `{authority}/{tenant}/adminconsent?client_id=…&redirect_uri=…&state=…`. The state is an
+ * Makes the admin-consent URL for a tenant ({@link adminConsentUrl}). The state is an
  * authenticated encryption (under the secret key ring) of a random nonce, the account, the
  * connector, the tenant and an expiry, so it cannot be forged or altered; the nonce is stored and
  * can be used once. The account's consent is recorded as pending unless it already has one.
@@ -100,6 +99,8 @@ export async function createConsentRequest(db: Db, ring: KeyRing, input: Consent
   if (!isUuid(input.accountId)) throw new NotFoundError(`account ${input.accountId} not found`);
   const connector = await requireConnector(db, input.connectorId);
   const tenantId = normaliseTenant(input.tenantId);
+  // Requests nobody finished end here rather than waiting forever.
+  await expireConsentRequests(db);
   const nonce = randomBytes(24).toString('base64url');
   const expiresAt = new Date(Date.now() + (input.ttlMs ?? 3600_000));
   const state = sealState(ring, { n: nonce, a: input.accountId, c: connector.id, t: tenantId, e: expiresAt.getTime(), s: 'consent' });
@@ -107,11 +108,22 @@ export async function createConsentRequest(db: Db, ring: KeyRing, input: Consent
     await tx.insert(entraConsentStates).values({ nonce, accountId: input.accountId, connectorId: connector.id, tenantId, expiresAt });
     await tx.insert(entraConsents).values({ accountId: input.accountId, connectorId: connector.id, tenantId, status: 'pending' }).onConflictDoNothing();
   });
-  const url = new URL(`${connector.authorityHost}/${encodeURIComponent(tenantId)}/adminconsent`);
+  return { url: adminConsentUrl(connector, tenantId, state), state, expiresAt, tenantId };
+}
+
+/**
+ * The v2.0 admin-consent URL of a connector for a tenant, on the connector's own authority (its
+ * cloud): `{authority}/{tenant}/v2.0/adminconsent?client_id=…&scope={graph}/.default&redirect_uri=…&state=…`.
+ * v2-admin-consent.md names `scope` required; `/.default` of the connector's Graph asks for the
+ * application permissions the app registration lists (in the national clouds, their own Graph).
+ */
+export function adminConsentUrl(connector: Pick<Connector, 'authorityHost' | 'graphBaseUrl' | 'clientId' | 'redirectUri'>, tenantId: string, state: string): string {
+  const url = new URL(`${connector.authorityHost.replace(/\/+$/, '')}/${encodeURIComponent(tenantId)}/v2.0/adminconsent`);
   url.searchParams.set('client_id', connector.clientId);
+  url.searchParams.set('scope', `${connector.graphBaseUrl.replace(/\/+$/, '')}/.default`);
   url.searchParams.set('redirect_uri', connector.redirectUri);
   url.searchParams.set('state', state);
-  return { url: url.href, state, expiresAt, tenantId };
+  return url.href;
 }
 
 /** Which redirect a state is for: the admin-consent page's, or the sign-in's that follows it. */
@@ -339,7 +351,8 @@ export interface ConsentOutcome {
   readonly accountId: string;
   readonly connectorId: string;
   readonly tenantId: string;
-  readonly outcome: ConsentRequestOutcome;
+  /** An `expired` request reads as `failed` here (its detail says why): a worker never ends one so. */
+  readonly outcome: Exclude<ConsentRequestOutcome, 'expired'>;
   readonly tenantGuid: string | null;
   readonly detail: string | null;
 }
@@ -366,7 +379,7 @@ export async function recordConsentVerification(db: Db, nonce: string, result: C
     const { accountId, connectorId, tenantId } = request;
     const base = { accountId, connectorId, tenantId };
     if (request.outcome !== null) return (await outcomeOf(tx, request)) as ConsentOutcome;
-    const finish = async (outcome: ConsentRequestOutcome, detail: string | null, tenantGuid: string | null): Promise<ConsentOutcome> => {
+    const finish = async (outcome: Exclude<ConsentRequestOutcome, 'expired'>, detail: string | null, tenantGuid: string | null): Promise<ConsentOutcome> => {
       const shown = detail === null ? null : displayText(detail);
       await tx.update(entraConsentStates).set({ outcome, detail: shown, completedAt: sql`now()`, codeCiphertext: null, codeKeyId: null }).where(eq(entraConsentStates.nonce, nonce));
       await tx.insert(auditEvents).values({
@@ -439,7 +452,7 @@ async function outcomeOf(db: Queries, request: ConsentRequestRecord): Promise<Co
     accountId: request.accountId,
     connectorId: request.connectorId,
     tenantId: request.tenantId,
-    outcome: request.outcome,
+    outcome: request.outcome === 'expired' ? 'failed' : request.outcome,
     tenantGuid: request.outcome === 'granted' || request.outcome === 'confirmation_required' ? (consent?.tenantGuid ?? null) : null,
     detail: request.detail,
   };
@@ -452,7 +465,17 @@ export async function getConsentOutcome(db: Db, nonce: string): Promise<ConsentO
 }
 
 async function grant(db: Queries, accountId: string, connectorId: string, tenantId: string, tenantGuid: string | null, roles: readonly string[] | null): Promise<void> {
-  const values = { status: 'granted' as const, tenantGuid, roles: roles === null ? null : [...roles], error: null, errorDescription: null, grantedAt: sql`now()`, revokedAt: null };
+  const values = {
+    status: 'granted' as const,
+    tenantGuid,
+    roles: roles === null ? null : [...roles],
+    error: null,
+    errorDescription: null,
+    grantedAt: sql`now()`,
+    revokedAt: null,
+    authFailures: 0,
+    lastAuthFailureAt: null,
+  };
   await db
     .insert(entraConsents)
     .values({ accountId, connectorId, tenantId, ...values })
@@ -536,22 +559,173 @@ export async function listConsents(db: Db, connectorId: string, filter: { accoun
  * theirs: their own runs find out for themselves. Returns how many integrations were marked.
  */
 export async function markConsentRevoked(db: Db, accountId: string, connectorId: string, tenantId: string, reason: string): Promise<number> {
+  return db.transaction((tx) => revokeFromWorker(tx, accountId, connectorId, tenantId.toLowerCase(), displayText(reason)));
+}
+
+async function revokeFromWorker(tx: Queries, accountId: string, connectorId: string, tenant: string, description: string): Promise<number> {
+  const updated = await tx
+    .update(entraConsents)
+    .set({ status: 'revoked', error: 'consent_revoked', errorDescription: description, revokedAt: sql`now()`, authFailures: 0, updatedAt: sql`now()` })
+    .where(and(eq(entraConsents.accountId, accountId), eq(entraConsents.connectorId, connectorId), namesTenant(tenant)))
+    .returning({ tenantGuid: entraConsents.tenantGuid });
+  const marked = await tx
+    .update(integrations)
+    .set({ status: 'needs_consent', updatedAt: sql`now()` })
+    .where(integrationsOn(accountId, connectorId, tenant, updated[0]?.tenantGuid ?? null))
+    .returning({ id: integrations.id });
+  await tx.insert(auditEvents).values({ accountId, actor: 'worker', action: 'connector.consent.revoked', details: { connectorId, tenantId: tenant, reason: description } });
+  return marked.length;
+}
+
+/** When Entra ID's refusals of a granted consent count as its revocation ({@link recordConsentRefusal}). */
+export interface ConsentRefusalPolicy {
+  /**
+   * How long after the grant refusals are put down to the grant still propagating: Entra ID and
+   * Graph replicas learn of a new consent (and of a new key) some time after it is given.
+   */
+  readonly graceMs: number;
+  /** Refused runs in a row that revoke the consent once the grace is over (at least 1). */
+  readonly failuresToRevoke: number;
+}
+
+/** 30 minutes of grace after the grant, then 3 refused runs in a row. */
+export const defaultConsentRefusalPolicy: ConsentRefusalPolicy = { graceMs: 30 * 60_000, failuresToRevoke: 3 };
+
+/** What {@link recordConsentRefusal} decided. */
+export type ConsentRefusal =
+  /** The consent is (now) revoked: the account's integrations of the tenant show `needs_consent`. */
+  | { readonly revoked: true; readonly failures: number }
+  /** The consent stays granted: the run should be retried later. */
+  | { readonly revoked: false; readonly failures: number; readonly graceEndsAt: Date | null };
+
+/**
+ * Records that Entra ID or Graph refused the connector in a tenant for lack of consent while one
+ * account's integration used it. A granted consent counts one more refused run and stays granted
+ * while it is within `policy.graceMs` of its grant or has fewer than `policy.failuresToRevoke`
+ * refused runs in a row; after that it is revoked as {@link markConsentRevoked} does. A consent
+ * that is no longer granted is revoked at once. {@link clearConsentRefusals} resets the count.
+ */
+export async function recordConsentRefusal(
+  db: Db,
+  accountId: string,
+  connectorId: string,
+  tenantId: string,
+  reason: string,
+  policy: ConsentRefusalPolicy = defaultConsentRefusalPolicy,
+): Promise<ConsentRefusal> {
   const tenant = tenantId.toLowerCase();
   const description = displayText(reason);
+  const graceMs = Math.max(0, Math.floor(policy.graceMs));
   return db.transaction(async (tx) => {
-    const updated = await tx
+    const [counted] = await tx
       .update(entraConsents)
-      .set({ status: 'revoked', error: 'consent_revoked', errorDescription: description, revokedAt: sql`now()`, updatedAt: sql`now()` })
-      .where(and(eq(entraConsents.accountId, accountId), eq(entraConsents.connectorId, connectorId), namesTenant(tenant)))
-      .returning({ tenantGuid: entraConsents.tenantGuid });
-    const marked = await tx
-      .update(integrations)
-      .set({ status: 'needs_consent', updatedAt: sql`now()` })
-      .where(integrationsOn(accountId, connectorId, tenant, updated[0]?.tenantGuid ?? null))
-      .returning({ id: integrations.id });
-    await tx.insert(auditEvents).values({ accountId, actor: 'worker', action: 'connector.consent.revoked', details: { connectorId, tenantId: tenant, reason: description } });
-    return marked.length;
+      .set({ authFailures: sql`${entraConsents.authFailures} + 1`, lastAuthFailureAt: sql`now()`, updatedAt: sql`now()` })
+      .where(and(eq(entraConsents.accountId, accountId), eq(entraConsents.connectorId, connectorId), namesTenant(tenant), eq(entraConsents.status, 'granted')))
+      .returning({
+        failures: entraConsents.authFailures,
+        grantedAt: entraConsents.grantedAt,
+        // The database's clock, as for grantedAt itself.
+        pastGrace: sql<boolean>`coalesce(${entraConsents.grantedAt} <= now() - ${`${graceMs} milliseconds`}::interval, true)`,
+      });
+    if (!counted) {
+      await revokeFromWorker(tx, accountId, connectorId, tenant, description);
+      return { revoked: true as const, failures: 0 };
+    }
+    if (counted.pastGrace && counted.failures >= Math.max(1, policy.failuresToRevoke)) {
+      await revokeFromWorker(tx, accountId, connectorId, tenant, description);
+      return { revoked: true as const, failures: counted.failures };
+    }
+    await tx.insert(auditEvents).values({
+      accountId,
+      actor: 'worker',
+      action: 'connector.consent.refused_in_grace',
+      details: { connectorId, tenantId: tenant, failures: counted.failures, reason: description },
+    });
+    const graceEndsAt = counted.grantedAt === null ? null : new Date(counted.grantedAt.getTime() + graceMs);
+    return { revoked: false as const, failures: counted.failures, graceEndsAt };
   });
+}
+
+/** A run read the tenant: the account's granted consent has no refused runs in a row any more. */
+export async function clearConsentRefusals(db: Db, accountId: string, connectorId: string, tenantId: string): Promise<void> {
+  if (!isUuid(accountId) || !isUuid(connectorId)) return;
+  await db
+    .update(entraConsents)
+    .set({ authFailures: 0, lastAuthFailureAt: null, updatedAt: sql`now()` })
+    .where(
+      and(
+        eq(entraConsents.accountId, accountId),
+        eq(entraConsents.connectorId, connectorId),
+        namesTenant(tenantId.toLowerCase()),
+        eq(entraConsents.status, 'granted'),
+        sql`${entraConsents.authFailures} > 0`,
+      ),
+    );
+}
+
+/** Why {@link expireConsentRequests} ended a request. */
+const expiredDetail = "the consent link expired before the tenant's administrator finished it: ask for a new consent link";
+
+/**
+ * Ends the consent requests that were never finished before their state expired (outcome
+ * `expired`; a sealed code left in one is dropped), and turns the requesting account's
+ * consent from `pending` to `denied` (`consent_request_expired`) when no other request of it is
+ * still open. A request whose sign-in came back a moment ago is left to the worker verifying it.
+ * Returns how many requests ended.
+ */
+export async function expireConsentRequests(db: Db): Promise<number> {
+  return db.transaction(async (tx) => {
+    const ended = await tx
+      .update(entraConsentStates)
+      .set({ outcome: 'expired', detail: expiredDetail, completedAt: sql`now()`, codeCiphertext: null, codeKeyId: null })
+      .where(
+        and(
+          sql`${entraConsentStates.outcome} is null and ${entraConsentStates.expiresAt} < now()`,
+          sql`(${entraConsentStates.signInUsedAt} is null or ${entraConsentStates.signInUsedAt} < now() - interval '10 minutes')`,
+        ),
+      )
+      .returning({ accountId: entraConsentStates.accountId, connectorId: entraConsentStates.connectorId, tenantId: entraConsentStates.tenantId });
+    const seen = new Set<string>();
+    for (const request of ended) {
+      const key = `${request.accountId}/${request.connectorId}/${request.tenantId}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      await tx
+        .update(entraConsents)
+        .set({ status: 'denied', error: 'consent_request_expired', errorDescription: expiredDetail, updatedAt: sql`now()` })
+        .where(
+          and(
+            eq(entraConsents.accountId, request.accountId),
+            eq(entraConsents.connectorId, request.connectorId),
+            eq(entraConsents.tenantId, request.tenantId),
+            eq(entraConsents.status, 'pending'),
+            // A consent waiting for a platform administrator's confirmation is not the request's to end.
+            sql`${entraConsents.error} is null`,
+            sql`not exists (select 1 from entra_consent_states o where o.account_id = ${request.accountId}
+              and o.connector_id = ${request.connectorId} and o.tenant_id = ${request.tenantId} and o.outcome is null)`,
+          ),
+        );
+    }
+    return ended.length;
+  });
+}
+
+/** A consent error redirect's `error` and `error_description`, sanitised for showing. */
+export interface ConsentErrorAnswer {
+  readonly error: string;
+  readonly errorDescription: string | null;
+}
+
+/**
+ * Reads the error of a consent redirect without a usable state (Microsoft sends some error
+ * redirects without `state`): the OAuth error code as Microsoft spells them, anything else
+ * replaced, and the description made safe to show. Undefined when the redirect carries no error.
+ * Nothing is recorded: an unauthenticated redirect without a state names no request.
+ */
+export function consentErrorAnswer(params: URLSearchParams): ConsentErrorAnswer | undefined {
+  if (!params.has('error')) return undefined;
+  const description = params.get('error_description');
+  return { error: errorCode(params.get('error')), errorDescription: description === null || description.trim() === '' ? null : displayText(description, 500) };
 }
 
 /** Input of {@link revokeConsent}. */

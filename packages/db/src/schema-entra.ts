@@ -20,8 +20,13 @@ const accounts = pgTable('accounts', { id: uuid('id').primaryKey() });
 const inList = (column: string, values: readonly string[]) =>
   sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(', ')})`);
 
-/** The least-privilege application permissions a connector asks tenants for. */
-export const connectorPermissions = ['User.Read.All', 'GroupMember.Read.All', 'Application.ReadWrite.OwnedBy'] as const;
+/**
+ * The application permissions a connector asks tenants for: the least-privileged ones Graph's
+ * permission tables name for `users/delta` and `groups/delta` (members included). Rolling the
+ * app's own keys (`addKey`/`removeKey` with a proof of possession) needs none, and the rotation
+ * never reads the app registration, so no `Application.*` permission is asked for.
+ */
+export const connectorPermissions = ['User.Read.All', 'GroupMember.Read.All'] as const;
 
 /** An Entra app registration of the platform, used by customers' integrations after consent. */
 export const connectors = pgTable(
@@ -42,7 +47,7 @@ export const connectors = pgTable(
     tlsCaPem: text('tls_ca_pem'),
     /** Where the admin-consent page sends the administrator back. */
     redirectUri: text('redirect_uri').notNull(),
-    permissions: jsonb('permissions').notNull().$type<string[]>().default(sql`'["User.Read.All","GroupMember.Read.All","Application.ReadWrite.OwnedBy"]'::jsonb`),
+    permissions: jsonb('permissions').notNull().$type<string[]>().default(sql`'["User.Read.All","GroupMember.Read.All"]'::jsonb`),
     /** When the credential rotation runs (five-field cron, UTC). */
     rotationCron: text('rotation_cron').notNull().default('0 3 * * *'),
     certificateValidityDays: integer('certificate_validity_days').notNull().default(30),
@@ -123,6 +128,13 @@ export const entraConsents = pgTable(
     errorDescription: text('error_description'),
     grantedAt: timestamp('granted_at', { withTimezone: true }),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
+    /**
+     * Runs in a row that Entra ID or Graph refused for lack of consent while the consent is
+     * granted; reset by a run that reads the tenant. A grant takes a while to reach every
+     * Entra and Graph replica: the consent is revoked only after enough of these, past a grace.
+     */
+    authFailures: integer('auth_failures').notNull().default(0),
+    lastAuthFailureAt: timestamp('last_auth_failure_at', { withTimezone: true }),
     updatedAt: updatedAt(),
   },
   (t) => [
@@ -133,7 +145,7 @@ export const entraConsents = pgTable(
 );
 
 /** How a consent request ended (null while it waits for the redirect or its verification). */
-export const consentRequestOutcomes = ['granted', 'denied', 'not_granted', 'confirmation_required', 'failed'] as const;
+export const consentRequestOutcomes = ['granted', 'denied', 'not_granted', 'confirmation_required', 'failed', 'expired'] as const;
 
 /** Single-use `state` values of admin-consent URLs: one pending request of one account each. */
 export const entraConsentStates = pgTable(

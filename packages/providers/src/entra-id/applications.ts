@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
-import { UnavailableError } from '../errors.ts';
+import { ConfigError, UnavailableError } from '../errors.ts';
 import { certificateInfo } from './certificate.ts';
 import type { GraphClient } from './client.ts';
 
@@ -60,9 +60,17 @@ function parseKey(value: unknown): AppKeyCredential | undefined {
   };
 }
 
+/** What {@link ApplicationKeys.remove} found. */
+export type KeyRemoval = 'removed' | 'absent';
+
 /**
- * Manages the certificates of the app registration the client authenticates as (Graph
- * `applications/{id}`; permission `Application.ReadWrite.OwnedBy`, the app owning itself).
+ * Rolls the certificates of the app registration the client authenticates as, with Graph's
+ * `addKey` and `removeKey` on `applications/{id}`. Neither needs any permission when an app rolls
+ * its own keys (application-addkey.md, application-removekey.md: "An application does not need
+ * any specific permission to roll its own keys"): possession of a key already on the app is proven
+ * with a signed JWT instead. Nothing here reads the app registration (`GET /applications/{id}`
+ * would need `Application.Read.All` or `Application.ReadWrite.OwnedBy`): callers keep the key ids
+ * `addKey` returns.
  */
 export class ApplicationKeys {
   readonly #client: GraphClient;
@@ -73,18 +81,14 @@ export class ApplicationKeys {
     this.#objectId = applicationObjectId;
   }
 
-  private url(suffix = ''): string {
+  private url(suffix: string): string {
     return `${this.#client.settings.graphBaseUrl}/v1.0/applications/${encodeURIComponent(this.#objectId)}${suffix}`;
   }
 
-  /** The certificates registered on the application. */
-  async list(signal: AbortSignal): Promise<AppKeyCredential[]> {
-    const body = (await this.#client.getJson(this.url('?$select=id,keyCredentials'), signal)) as { keyCredentials?: unknown } | undefined;
-    if (!body || !Array.isArray(body.keyCredentials)) throw new UnavailableError('Graph answered without keyCredentials');
-    return body.keyCredentials.map(parseKey).filter((k): k is AppKeyCredential => k !== undefined);
-  }
-
-  /** Adds `certificatePem` as a verification key, proving possession with `signer`. */
+  /**
+   * Adds `certificatePem` as a verification key, proving possession with `signer`; returns the new
+   * keyCredential (its `keyId` is what {@link remove} needs later).
+   */
   async add(certificatePem: string, signer: CertificateKeyPair, signal: AbortSignal): Promise<AppKeyCredential> {
     const body = await this.#client.postJson(
       this.url('/addKey'),
@@ -100,8 +104,18 @@ export class ApplicationKeys {
     return key;
   }
 
-  /** Removes the key `keyId`, proving possession with `signer` (a key that stays). */
-  async remove(keyId: string, signer: CertificateKeyPair, signal: AbortSignal): Promise<void> {
-    await this.#client.postJson(this.url('/removeKey'), { keyId, proof: createProofJwt(this.#objectId, signer) }, signal);
+  /**
+   * Removes the key `keyId`, proving possession with `signer` (a key that stays). `absent` when
+   * Graph no longer knows the key (404: removed earlier, by hand or by a rotation whose answer
+   * was lost).
+   */
+  async remove(keyId: string, signer: CertificateKeyPair, signal: AbortSignal): Promise<KeyRemoval> {
+    try {
+      await this.#client.postJson(this.url('/removeKey'), { keyId, proof: createProofJwt(this.#objectId, signer) }, signal);
+      return 'removed';
+    } catch (error) {
+      if (error instanceof ConfigError && /\(404 /.test(error.message)) return 'absent';
+      throw error;
+    }
   }
 }

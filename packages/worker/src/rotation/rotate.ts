@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   acquireRotationLease,
   activateCredential,
@@ -7,6 +8,7 @@ import {
   type Db,
   type KeyRing,
   listRetiredCredentials,
+  markCredentialAbandoned,
   markCredentialRemoved,
   openPendingCredential,
   recordAudit,
@@ -19,6 +21,7 @@ import {
 import {
   ApplicationKeys,
   type DestinationPolicy,
+  EntraAuthError,
   type EntraCredential,
   EntraTokenCache,
   generateCertificate,
@@ -47,6 +50,11 @@ export interface RotationOptions {
   readonly destinations?: DestinationPolicy | undefined;
   /** How long the rotation holds its lease (default 10 minutes). */
   readonly leaseMs?: number | undefined;
+  /**
+   * How long the job waits for Entra ID to accept the new key before failing retryably (default
+   * 2 minutes; the next attempt resumes with the same key).
+   */
+  readonly acceptanceWaitMs?: number | undefined;
 }
 
 /** What a rotation did. */
@@ -88,16 +96,27 @@ function certificateOf(connector: Connector, credential: ConnectorCredentialWith
 }
 
 /**
- * The daily credential rotation of a connector, safe to run twice and to resume after a crash:
+ * The daily credential rotation of a connector, safe to run twice and to resume after a crash,
+ * with no Graph permission at all: an app rolling its own keys needs none (application-addkey.md,
+ * application-removekey.md), and nothing here reads the app registration. The key ids `addKey`
+ * returns are stored on the credentials and are all `removeKey` needs.
  *
  * 1. a new RSA-2048 certificate is generated and stored (private key encrypted) as pending — or
- *    the pending one of an interrupted attempt is taken up again;
+ *    the pending one of an interrupted attempt is taken up again when its key id was stored;
+ *    a pending one without a key id (the `addKey` answer was lost, or never asked) is abandoned
+ *    and replaced by a new certificate: Graph documents no way to find out whether it was added
+ *    short of reading the app, so a possibly added one is left to expire;
  * 2. it is added to the app registration with Graph `addKey`, the proof signed by the current
- *    key — unless the app already lists it;
- * 3. a token is acquired with it: only a key Entra ID accepts becomes current;
- * 4. it becomes current (token acquisition switches to it), the current one becomes previous, the
- *    previous one retired — the app keeps two valid keys and is never left without one;
- * 5. retired certificates are removed from the app with `removeKey`, signed by the new key.
+ *    key, and the returned key id stored at once;
+ * 3. a token is acquired with it in the home tenant, retried for up to `acceptanceWaitMs`: a key
+ *    just added is refused (AADSTS700027) until it has reached Entra ID's replicas; after that
+ *    the job fails retryably and the next attempt resumes at this step;
+ * 4. it becomes current (token acquisition switches to it), the current one becomes previous —
+ *    still on the app and used as the fallback credential in tenants the new key has not reached
+ *    yet — and the previous one retired;
+ * 5. retired certificates are removed from the app with `removeKey` by their stored key ids,
+ *    signed by the key just replaced (proven valid; the new one may not have propagated). The
+ *    previous key is never removed: the app keeps current + previous.
  *
  * Every outcome is audited and recorded on the connector; a failure keeps the current key in use
  * (it works until it expires) and is rethrown for the job to be retried.
@@ -135,6 +154,37 @@ export async function rotateConnectorCredential(options: RotationOptions): Promi
   }
 }
 
+/** How long to wait for a new key to be accepted, as Entra ID's replicas learn of it. */
+const defaultAcceptanceWaitMs = 2 * 60_000;
+
+/**
+ * Acquires a token with the new key in the home tenant, retrying while Entra ID refuses it as a
+ * credential (a key it has not propagated yet) for up to `waitMs`. Throws {@link UnavailableError}
+ * after that, so the job is retried and resumes with the same pending key.
+ */
+async function probeNewKey(options: RotationOptions, settings: GraphConnectionSettings, credential: EntraCredential, thumbprint: string, signal: AbortSignal): Promise<void> {
+  const waitMs = options.acceptanceWaitMs ?? defaultAcceptanceWaitMs;
+  const deadline = Date.now() + waitMs;
+  const pause = options.sleep ?? ((ms: number, s: AbortSignal) => delay(ms, undefined, { signal: s }));
+  for (let attempt = 1; ; attempt += 1) {
+    // A cache of its own: the answer must come from the token endpoint now.
+    const probe = new GraphClient(settings, credential, { tokenCache: new EntraTokenCache(1), sleep: options.sleep, destinations: options.destinations });
+    try {
+      await probe.token(signal);
+      return;
+    } catch (error) {
+      const propagating = error instanceof EntraAuthError && error.problem === 'credential';
+      const why = error instanceof ProviderError ? error.message : String(error);
+      if (!propagating || Date.now() >= deadline) {
+        throw new UnavailableError(`the new certificate ${thumbprint} was added but Entra ID does not accept it yet: ${why}`);
+      }
+    } finally {
+      await probe.close();
+    }
+    await pause(Math.min(Math.max(0, deadline - Date.now()), Math.min(30_000, 2_000 * 2 ** Math.min(attempt - 1, 4))), signal);
+  }
+}
+
 async function rotateWith(
   options: RotationOptions,
   connector: Connector,
@@ -148,27 +198,33 @@ async function rotateWith(
   try {
     const keys = new ApplicationKeys(client, connector.applicationObjectId);
     let pending = await openPendingCredential(db, keyRing, connector.id);
+    if (pending && pending.graphKeyId === null) {
+      await markCredentialAbandoned(db, pending.id);
+      await recordAudit(db, {
+        actor: options.actor,
+        action: 'connector.credential.abandoned',
+        details: {
+          connectorId: connector.id,
+          connector: connector.name,
+          thumbprint: pending.thumbprint,
+          reason: 'an interrupted rotation did not record whether addKey added it; if the app registration lists it, it expires on its own or can be deleted there',
+        },
+      });
+      pending = undefined;
+    }
     if (!pending) {
       const generated = await generateCertificate({ subject: `dirsync connector ${connector.name}`, validityDays: connector.certificateValidityDays });
       await addPendingCredential(db, keyRing, connector.id, generated, slot);
-      pending = await openPendingCredential(db, keyRing, connector.id);
-      if (!pending) throw new Error('the new certificate was not stored');
+      const stored = await openPendingCredential(db, keyRing, connector.id);
+      if (!stored) throw new Error('the new certificate was not stored');
+      const added = await keys.add(stored.certificatePem, current, signal);
+      await setCredentialGraphKeyId(db, stored.id, added.keyId);
+      pending = { ...stored, graphKeyId: added.keyId };
     }
-    const listed = await keys.list(signal);
-    let keyId = listed.find((k) => k.thumbprint === pending.thumbprint)?.keyId;
-    if (keyId === undefined) keyId = (await keys.add(pending.certificatePem, current, signal)).keyId;
-    await setCredentialGraphKeyId(db, pending.id, keyId);
+    const keyId = pending.graphKeyId as string;
 
     // Entra ID must accept the new key before anything switches to it.
-    const probe = new GraphClient(settings, certificateOf(connector, pending), { tokenCache: new EntraTokenCache(1), sleep: options.sleep, destinations: options.destinations });
-    try {
-      await probe.token(signal);
-    } catch (error) {
-      const why = error instanceof ProviderError ? error.message : String(error);
-      throw new UnavailableError(`the new certificate ${pending.thumbprint} was added but Entra ID does not accept it yet: ${why}`);
-    } finally {
-      await probe.close();
-    }
+    await probeNewKey(options, settings, certificateOf(connector, pending), pending.thumbprint, signal);
 
     await activateCredential(db, connector.id, pending.id);
     await recordAudit(db, {
@@ -184,7 +240,7 @@ async function rotateWith(
         ...(slot ? { slot: slot.toISOString() } : {}),
       },
     });
-    const removal = await removeRetired(options, connector, new GraphClient(settings, certificateOf(connector, pending), { tokenCache: new EntraTokenCache(1), sleep: options.sleep, destinations: options.destinations }), pending, signal);
+    const removal = await removeRetired(options, connector, keys, current, signal);
     return {
       status: 'rotated',
       connectorId: connector.id,
@@ -199,11 +255,14 @@ async function rotateWith(
   }
 }
 
-/** Removes retired certificates from the app registration, proving possession with the new key. */
+/**
+ * Removes retired certificates from the app registration by their stored key ids, proving
+ * possession with `signer` (the key just made previous, which stays on the app).
+ */
 async function removeRetired(
   options: RotationOptions,
   connector: Connector,
-  client: GraphClient,
+  keys: ApplicationKeys,
   signer: ConnectorCredentialWithKey,
   signal: AbortSignal,
 ): Promise<{ removed: string[]; removalErrors: string[] }> {
@@ -213,19 +272,21 @@ async function removeRetired(
   try {
     // Also those a failed removal left behind in an earlier rotation.
     const retired = await listRetiredCredentials(db, connector.id);
-    if (retired.length === 0) return { removed, removalErrors };
-    const keys = new ApplicationKeys(client, connector.applicationObjectId);
-    const listed = await keys.list(signal);
     for (const credential of retired) {
-      const onApp = listed.find((k) => k.thumbprint === credential.thumbprint);
+      if (credential.graphKeyId === null) {
+        // Registered by hand without its key id: only reading the app could find it.
+        await markCredentialAbandoned(db, credential.id);
+        removalErrors.push(`${credential.thumbprint}: its key id on the app registration is not known; delete it there (Certificates & secrets) or let it expire`);
+        continue;
+      }
       try {
-        if (onApp) await keys.remove(onApp.keyId, signer, signal);
+        const outcome = await keys.remove(credential.graphKeyId, signer, signal);
         await markCredentialRemoved(db, credential.id);
         removed.push(credential.thumbprint);
         await recordAudit(db, {
           actor: options.actor,
           action: 'connector.credential.removed',
-          details: { connectorId: connector.id, connector: connector.name, thumbprint: credential.thumbprint, ...(onApp ? { keyId: onApp.keyId } : { alreadyGone: true }) },
+          details: { connectorId: connector.id, connector: connector.name, thumbprint: credential.thumbprint, keyId: credential.graphKeyId, ...(outcome === 'absent' ? { alreadyGone: true } : {}) },
         });
       } catch (error) {
         removalErrors.push(`${credential.thumbprint}: ${classifyFailure(error).message}`);
@@ -233,8 +294,6 @@ async function removeRetired(
     }
   } catch (error) {
     removalErrors.push(classifyFailure(error).message);
-  } finally {
-    await client.close();
   }
   if (removalErrors.length > 0) {
     await recordAudit(db, { actor: options.actor, action: 'connector.credential.remove_failed', details: { connectorId: connector.id, connector: connector.name, errors: removalErrors } });
