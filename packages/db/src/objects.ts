@@ -79,6 +79,25 @@ export async function loadObjectStates(
 }
 
 /**
+ * Stored attributes of the given objects (live or soft-deleted), in one statement: what a partial
+ * record from the source is merged over. Absent ids are not in the map.
+ */
+export async function loadObjectAttributes(
+  handle: ObjectSql,
+  integrationId: string,
+  externalIds: readonly string[],
+): Promise<Map<string, Record<string, unknown>>> {
+  const attributes = new Map<string, Record<string, unknown>>();
+  if (externalIds.length === 0) return attributes;
+  const sql = raw(handle);
+  const rows = await sql<{ external_id: string; attributes: Record<string, unknown> }[]>`
+    select external_id, attributes from directory_objects
+    where integration_id = ${integrationId} and external_id = any(${externalIds}::text[])`;
+  for (const row of rows) attributes.set(row.external_id, row.attributes);
+  return attributes;
+}
+
+/**
  * Stamps the stored objects among `externalIds` as seen by `runId` (what the sweep of a full sync
  * relies on) and returns their state, in one round trip. `updated_at` is left alone on purpose:
  * being seen is not a change, and leaving the indexed column untouched keeps the write light.

@@ -42,6 +42,18 @@ export interface CanonicalObject {
    * again. Not part of the content hash.
    */
   readonly directReports?: readonly MemberRef[];
+  /**
+   * Set when the source sent only some attributes (a Graph delta record carries "at least the
+   * changed properties"): the pipeline merges `attributes` over the stored ones, an attribute
+   * absent here keeps its stored value and one named in `cleared` is removed. An object not stored
+   * yet is stored with what it carries. Absent: `attributes` is the whole object (LDAP, full syncs).
+   */
+  readonly partial?: { readonly cleared: readonly string[] };
+  /**
+   * The fetch already handed this object on earlier in the same run (Graph may list an object
+   * more than once in a round): the pipeline writes it again if it differs but counts it once.
+   */
+  readonly repeat?: boolean;
 }
 
 /** Membership changes reported incrementally by a source (Graph `members@delta`). */

@@ -3,6 +3,7 @@ import { CursorRejectedError, UnavailableError } from '../errors.ts';
 import type { Cursor, FetchPage, MemberDelta, MemberRef } from '../types.ts';
 import { DeltaTokenExpiredError, type GraphClient } from './client.ts';
 import type { EntraIdSettings } from './config.ts';
+import { GroupAccumulator, hasProperties, SeenIds } from './accumulate.ts';
 import { type EntraEntry, type GraphRecord, groupProperties, recordId, userProperties } from './map.ts';
 
 /** The delta cursor of an Entra ID integration: one Graph delta link per resource. */
@@ -73,12 +74,6 @@ function isRemoved(record: GraphRecord): boolean {
   return isRecord(record['@removed']);
 }
 
-/** Properties beyond `id` and annotations: a record that has them describes the object itself. */
-function hasProperties(record: GraphRecord): boolean {
-  for (const key of Object.keys(record)) if (key !== 'id' && !key.includes('@')) return true;
-  return false;
-}
-
 /** The `members@delta` entries of a group record, split into added and removed member ids. */
 function memberChanges(record: GraphRecord): { added: string[]; removed: string[] } {
   const added: string[] = [];
@@ -97,6 +92,19 @@ function memberChanges(record: GraphRecord): { added: string[]; removed: string[
 }
 
 const toRefs = (ids: readonly string[]): MemberRef[] => ids.map((value) => ({ by: 'externalId', value }));
+
+/**
+ * Whether Graph dropped the round's state token: {@link DeltaTokenExpiredError}, or a 410 Gone
+ * however the client surfaces it (Graph answers `resyncRequired` with a 410 whose `Location`
+ * names where to start over; an error may carry it as `location`).
+ */
+export function isRoundExpired(error: unknown): boolean {
+  if (error instanceof DeltaTokenExpiredError) return true;
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { code?: unknown; status?: unknown; statusCode?: unknown; location?: unknown };
+  if (e.code === 'delta_token_expired') return true;
+  return e.status === 410 || e.statusCode === 410;
+}
 
 /**
  * Reads a round from the start for a full sync, restarting it when Graph drops its skip token
@@ -118,71 +126,62 @@ async function* fullRound(
       }
       return;
     } catch (error) {
-      if (!(error instanceof DeltaTokenExpiredError) || restarts >= maxRoundRestarts) throw error;
+      if (!isRoundExpired(error) || restarts >= maxRoundRestarts) throw error;
       onRestart();
     }
   }
 }
 
 /**
- * Full sync: the initial rounds of `users/delta` and `groups/delta`. Each group is handed on once,
- * as an entry with the members of its consecutive records (a large group appears again with more
- * `members@delta`, possibly on the next page); members Graph gives in records further apart
- * follow as member additions, so the stored edges end up as the complete list either way. `@removed` entries are ignored: a
- * full sync's sweep finds deletions. The final page carries the cursor (both delta links).
+ * Full sync: the initial rounds of `users/delta` and `groups/delta`; the final page carries the
+ * cursor (both delta links). `@removed` entries are ignored: a full sync's sweep finds deletions.
+ *
+ * Users are handed on page by page; one the round lists again is flagged `repeat` (counted once).
+ * Groups are handed on only when their round is complete, each once with its complete member
+ * list: Graph may give a group's `members@delta` in parts anywhere in the round, and a group
+ * handed on with part of its members would have its stored edges removed and added back within
+ * the run. Member lists must be held until the round ends whatever is done with the properties,
+ * and the properties are small beside them (see {@link GroupAccumulator} for the figures), so
+ * holding both keeps the pipeline's contract (a group's `members` is its complete list, which an
+ * unchanged group matches by its members hash, writing nothing). A round restarted after an
+ * expired skip token starts the groups over.
  */
 export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSettings, signal: AbortSignal): AsyncGenerator<FetchPage<EntraEntry>> {
+  // Kept over a restart of the users round: what the first pass handed on is in the run already.
+  const seenUsers = new SeenIds();
   const users: { deltaLink?: string } = {};
   for await (const page of fullRound(client, settings, 'users', signal, () => undefined, users)) {
     const entries: EntraEntry[] = [];
-    for (const record of page.value) if (!isRemoved(record)) entries.push({ type: 'user', record });
-    yield { entries };
-  }
-
-  let seen = new Set<string>();
-  // The group of a page's last record may go on in the next page's first records: it is held
-  // back one page so that it is handed on whole, which keeps a full sync of unchanged groups
-  // from rewriting their edges. Groups Graph spreads further apart come as member additions.
-  let carry: { readonly id: string; readonly record: GraphRecord; readonly members: string[] } | undefined;
-  const groups: { deltaLink?: string } = {};
-  const restart = () => {
-    // A restarted round lists every group again: each is handed on again with its member list.
-    seen = new Set();
-    carry = undefined;
-  };
-  for await (const page of fullRound(client, settings, 'groups', signal, restart, groups)) {
-    const entries: EntraEntry[] = [];
-    const onPage = new Map<string, { id: string; record: GraphRecord; members: string[] }>();
-    if (carry) onPage.set(carry.id, carry);
-    carry = undefined;
-    const later = new Map<string, string[]>();
     for (const record of page.value) {
       if (isRemoved(record)) continue;
       const id = recordId(record);
-      if (id === undefined) {
-        entries.push({ type: 'group', record });
-        continue;
-      }
-      const { added } = memberChanges(record);
-      const first = onPage.get(id);
-      if (first) first.members.push(...added);
-      else if (!seen.has(id)) {
-        seen.add(id);
-        onPage.set(id, { id, record, members: added });
-      } else if (added.length > 0) later.set(id, [...(later.get(id) ?? []), ...added]);
+      entries.push(id !== undefined && seenUsers.add(id) ? { type: 'user', record, repeat: true } : { type: 'user', record });
     }
-    const last = page.value.at(-1);
-    const lastId = last === undefined ? undefined : recordId(last);
-    if (page.deltaLink === undefined && lastId !== undefined && onPage.has(lastId)) {
-      carry = onPage.get(lastId);
-      onPage.delete(lastId);
+    yield { entries };
+  }
+
+  let accumulated = new GroupAccumulator();
+  const groups: { deltaLink?: string } = {};
+  const restart = () => {
+    accumulated = new GroupAccumulator();
+  };
+  for await (const page of fullRound(client, settings, 'groups', signal, restart, groups)) {
+    // Only records without a valid id go on at once (they become issues); the page is still
+    // handed on, empty or not, so the pipeline sees the fetch moving and can stop it.
+    const entries: EntraEntry[] = [];
+    for (const record of page.value) {
+      if (isRemoved(record)) continue;
+      const id = recordId(record);
+      if (id === undefined) entries.push({ type: 'group', record });
+      else accumulated.add(id, record, memberChanges(record));
     }
-    for (const { record, members } of onPage.values()) entries.push({ type: 'group', record, members });
-    const memberDeltas: MemberDelta[] = [...later].map(([groupExternalId, added]) => ({ groupExternalId, added: toRefs(added), removed: [] }));
-    yield memberDeltas.length > 0 ? { entries, memberDeltas } : { entries };
+    yield { entries };
   }
   if (users.deltaLink === undefined || groups.deltaLink === undefined) {
     throw new UnavailableError('a delta round ended without a delta link');
+  }
+  for (const part of accumulated.pages(settings.pageSize)) {
+    yield { entries: part.map(({ record, members }): EntraEntry => ({ type: 'group', record, members })) };
   }
   const cursor: EntraCursor = {
     kind: 'entra_id',
@@ -217,8 +216,15 @@ export function parseCursor(cursor: Cursor, settings: Pick<EntraIdSettings, 'ten
   return { kind, tenantId, selection, users, groups };
 }
 
+/** An entry of a round read from a delta link: partial, and flagged when the round listed it before. */
+function changedEntry(type: 'user' | 'group', record: GraphRecord, repeat: boolean): EntraEntry {
+  return repeat ? { type, record, partial: true, repeat: true } : { type, record, partial: true };
+}
+
 /**
- * Delta sync from the cursor's delta links: changed users and groups as entries (a group whose
+ * Delta sync from the cursor's delta links: changed users and groups as partial entries (a
+ * changed object carries "at least the properties that have been updated",
+ * concepts/delta-query-overview.md, so an absent property keeps its stored value; a group whose
  * record holds only membership changes is not an entry), `@removed` users and groups as
  * deletions (`changed`: soft-deleted, `deleted`: gone for good; both soft-delete here), and
  * `members@delta` as member additions and removals. An expired delta token becomes
@@ -232,15 +238,17 @@ export async function* fetchChangedEntries(
 ): AsyncGenerator<FetchPage<EntraEntry>> {
   let usersLink: string | undefined;
   let groupsLink: string | undefined;
+  // Users and groups have distinct ids: one set serves both rounds.
+  const seen = new SeenIds();
   try {
     for await (const page of readRound(client, cursor.users, settings.pageSize, signal)) {
       const entries: EntraEntry[] = [];
       const deletions: string[] = [];
       for (const record of page.value) {
+        const id = recordId(record);
         if (isRemoved(record)) {
-          const id = recordId(record);
           if (id !== undefined) deletions.push(id);
-        } else entries.push({ type: 'user', record });
+        } else entries.push(changedEntry('user', record, id !== undefined && seen.add(id)));
       }
       if (page.deltaLink !== undefined) usersLink = page.deltaLink;
       yield deletions.length > 0 ? { entries, deletions } : { entries };
@@ -255,7 +263,7 @@ export async function* fetchChangedEntries(
           if (id !== undefined) deletions.push(id);
           continue;
         }
-        if (hasProperties(record) || id === undefined) entries.push({ type: 'group', record });
+        if (hasProperties(record) || id === undefined) entries.push(changedEntry('group', record, id !== undefined && seen.add(id)));
         const { added, removed } = memberChanges(record);
         if (id !== undefined && (added.length > 0 || removed.length > 0)) {
           memberDeltas.push({ groupExternalId: id, added: toRefs(added), removed: toRefs(removed) });
@@ -269,7 +277,7 @@ export async function* fetchChangedEntries(
       };
     }
   } catch (error) {
-    if (error instanceof DeltaTokenExpiredError) throw new CursorRejectedError(`Graph expired the delta token: ${error.message}`);
+    if (isRoundExpired(error)) throw new CursorRejectedError(`Graph expired the delta token: ${(error as Error).message}`);
     throw error;
   }
   if (usersLink === undefined || groupsLink === undefined) throw new UnavailableError('a delta round ended without a delta link');

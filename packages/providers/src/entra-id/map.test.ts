@@ -69,6 +69,38 @@ const cases: [string, EntraEntry, MapResult][] = [
     { type: 'group', record: { id, displayName: 'M365', groupTypes: ['Unified'], mail: 'm365@contoso.example' } },
     { ok: true, object: { externalId: lower, type: 'group', attributes: { displayName: 'M365', groupTypes: ['Unified'], mail: 'm365@contoso.example' } } },
   ],
+  [
+    'a partial user from a delta link (absent kept, null, empty string and empty list cleared)',
+    {
+      type: 'user',
+      partial: true,
+      record: { id, displayName: 'Ann Jones', jobTitle: null, department: '', proxyAddresses: [], accountEnabled: true },
+    },
+    {
+      ok: true,
+      object: {
+        externalId: lower,
+        type: 'user',
+        attributes: { displayName: 'Ann Jones', accountEnabled: true },
+        partial: { cleared: ['department', 'jobTitle', 'proxyAddresses'] },
+      },
+    },
+  ],
+  [
+    'a partial user listed again in its round',
+    { type: 'user', partial: true, repeat: true, record: { id, surname: 'Jones' } },
+    { ok: true, object: { externalId: lower, type: 'user', attributes: { surname: 'Jones' }, partial: { cleared: [] }, repeat: true } },
+  ],
+  [
+    'a partial group (properties only; membership comes as changes)',
+    { type: 'group', partial: true, record: { id, description: null, displayName: 'Staff' } },
+    { ok: true, object: { externalId: lower, type: 'group', attributes: { displayName: 'Staff' }, partial: { cleared: ['description'] } } },
+  ],
+  [
+    'a whole user: null and absent alike are not set, and nothing is flagged',
+    { type: 'user', record: { id, displayName: 'Ann', jobTitle: null } },
+    { ok: true, object: { externalId: lower, type: 'user', attributes: { displayName: 'Ann' } } },
+  ],
   ['a record without id', { type: 'user', record: { displayName: 'x' } }, { ok: false, reason: 'the user has no valid object id (got null)' }],
   ['a record whose id is not a GUID', { type: 'group', record: { id: 'abc' } }, { ok: false, externalId: 'abc', reason: 'the group has no valid object id (got "abc")' }],
   ['a property of the wrong type', { type: 'user', record: { id, accountEnabled: 'yes' } }, { ok: false, externalId: lower, reason: 'user property accountEnabled is not a boolean' }],

@@ -4,12 +4,22 @@ import type { JsonValue, MapResult, MemberRef } from '../types.ts';
 export type GraphRecord = { readonly id?: unknown } & { readonly [property: string]: unknown };
 
 /**
+ * How a record stands in its round. `partial`: read from a delta link, so it carries at least the
+ * changed properties and an absent one keeps its stored value (an explicit `null` clears it).
+ * `repeat`: the round listed the object before (see `CanonicalObject.repeat`).
+ */
+interface RecordFlags {
+  readonly partial?: true;
+  readonly repeat?: true;
+}
+
+/**
  * A source entry of the Entra ID provider. A group's `members` is its complete member list (ids),
  * set only when the fetch saw the group whole; absent when membership arrives as changes.
  */
 export type EntraEntry =
-  | { readonly type: 'user'; readonly record: GraphRecord }
-  | { readonly type: 'group'; readonly record: GraphRecord; readonly members?: readonly string[] };
+  | ({ readonly type: 'user'; readonly record: GraphRecord } & RecordFlags)
+  | ({ readonly type: 'group'; readonly record: GraphRecord; readonly members?: readonly string[] } & RecordFlags);
 
 /** User properties requested with `$select` (besides `id`). */
 export const userProperties = [
@@ -56,15 +66,27 @@ export function recordId(record: GraphRecord): string | undefined {
   return id !== undefined && guidPattern.test(id) ? id : undefined;
 }
 
-function copy(record: GraphRecord, kinds: Record<string, Kind>): { attributes: Record<string, JsonValue> } | { problem: string } {
+type Copied = { attributes: Record<string, JsonValue>; cleared: string[] } | { problem: string };
+
+/**
+ * The record's properties as canonical attributes. A property the record gives as null, `''` or
+ * `[]` is not set: left out, like an absent LDAP attribute, and listed in `cleared` (which only
+ * a partial record's merge reads). A property absent from the record is in neither.
+ */
+function copy(record: GraphRecord, kinds: Record<string, Kind>): Copied {
   const attributes: Record<string, JsonValue> = {};
+  const cleared: string[] = [];
   for (const [name, kind] of Object.entries(kinds)) {
+    if (!Object.hasOwn(record, name)) continue;
     const value = record[name];
-    // Null and absent mean "not set": left out, like an absent LDAP attribute.
-    if (value === null || value === undefined) continue;
+    if (value === null || value === undefined) {
+      cleared.push(name);
+      continue;
+    }
     if (kind === 'string') {
       if (typeof value !== 'string') return { problem: `${name} is not a string` };
       if (value !== '') attributes[name] = value;
+      else cleared.push(name);
     } else if (kind === 'boolean') {
       if (typeof value !== 'boolean') return { problem: `${name} is not a boolean` };
       attributes[name] = value;
@@ -72,16 +94,18 @@ function copy(record: GraphRecord, kinds: Record<string, Kind>): { attributes: R
       if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) return { problem: `${name} is not a list of strings` };
       // Graph does not promise an order; a stable one keeps the content hash stable.
       if (value.length > 0) attributes[name] = [...(value as string[])].sort();
+      else cleared.push(name);
     }
   }
-  return { attributes };
+  return { attributes, cleared };
 }
 
 /**
  * Maps a Graph user or group to the canonical shape. Pure. The external id is the object `id`
  * (immutable GUID, lower-cased); there is no DN. Unset (null) properties are left out; lists
  * are sorted. A group carries `members` (by external id) only when the fetch saw its complete
- * member list.
+ * member list. A partial entry (from a delta link) maps to a partial object naming the
+ * properties the record cleared; the others it does not carry keep their stored values.
  */
 export function mapEntraEntry(entry: EntraEntry): MapResult {
   const externalId = recordId(entry.record);
@@ -95,8 +119,12 @@ export function mapEntraEntry(entry: EntraEntry): MapResult {
   }
   const copied = copy(entry.record, entry.type === 'user' ? userKinds : groupKinds);
   if ('problem' in copied) return { ok: false, externalId, reason: `${entry.type} property ${copied.problem}` };
-  if (entry.type === 'user') return { ok: true, object: { externalId, type: 'user', attributes: copied.attributes } };
-  if (entry.members === undefined) return { ok: true, object: { externalId, type: 'group', attributes: copied.attributes } };
+  const flags = {
+    ...(entry.partial === true ? { partial: { cleared: copied.cleared } } : {}),
+    ...(entry.repeat === true ? { repeat: true } : {}),
+  };
+  if (entry.type === 'user') return { ok: true, object: { externalId, type: 'user', attributes: copied.attributes, ...flags } };
+  if (entry.members === undefined) return { ok: true, object: { externalId, type: 'group', attributes: copied.attributes, ...flags } };
   const members: MemberRef[] = [];
   const seen = new Set<string>();
   for (const id of entry.members) {
@@ -105,5 +133,5 @@ export function mapEntraEntry(entry: EntraEntry): MapResult {
     seen.add(value);
     members.push({ by: 'externalId', value });
   }
-  return { ok: true, object: { externalId, type: 'group', attributes: copied.attributes, members } };
+  return { ok: true, object: { externalId, type: 'group', attributes: copied.attributes, members, ...flags } };
 }

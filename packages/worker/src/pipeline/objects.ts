@@ -3,6 +3,7 @@ import {
   clearMemberHashesAround,
   insertObjects,
   linkArrivedObjects,
+  loadObjectAttributes,
   linkManagers,
   type ManagerLink,
   type ObjectSql,
@@ -12,7 +13,7 @@ import {
   tentatively,
   writeObjects,
 } from '@dirsync/db';
-import type { CanonicalObject, MemberRef } from '@dirsync/providers';
+import type { CanonicalObject, JsonValue, MemberRef } from '@dirsync/providers';
 import { inLanes, laneOf, minPartWeight, type SyncContext, type Tally, unfork } from './context.ts';
 import { decideObject } from './decide.ts';
 import { contentHash, contentHashOf, stableJson } from './hash.ts';
@@ -26,6 +27,20 @@ export interface PreparedObject extends ObjectWrite {
   readonly memberOf: readonly MemberRef[] | undefined;
   /** The objects it manages, when the source reported them. */
   readonly directReports: readonly MemberRef[] | undefined;
+  /**
+   * Set when the source sent only some attributes ({@link CanonicalObject.partial}): what it
+   * carried and cleared, merged over the stored attributes before the object is compared.
+   * `attributesJson` and `contentHash` then cover only what it carried.
+   */
+  readonly partial: PartialAttributes | undefined;
+  /** Listed earlier in the same run ({@link CanonicalObject.repeat}): written if it differs, not counted. */
+  readonly repeat: boolean;
+}
+
+/** The attributes a partial record carried and the ones it cleared. */
+export interface PartialAttributes {
+  readonly attributes: { readonly [key: string]: JsonValue };
+  readonly cleared: readonly string[];
 }
 
 /** One batch of prepared objects, and the ids of entries that failed (kept from the sweep). */
@@ -54,7 +69,72 @@ export function prepareObject(object: CanonicalObject): PreparedObject | { reado
     members: object.members,
     memberOf: object.memberOf,
     directReports: object.directReports,
+    partial: object.partial === undefined ? undefined : { attributes: object.attributes, cleared: object.partial.cleared },
+    repeat: object.repeat === true,
   };
+}
+
+/**
+ * `base` with a partial record's attributes over it: what the record carries replaces, what it
+ * cleared goes, the rest stays. Pure.
+ */
+export function mergeAttributes(
+  base: { readonly [key: string]: unknown },
+  partial: PartialAttributes,
+): { [key: string]: JsonValue } {
+  const merged: { [key: string]: JsonValue } = { ...(base as { [key: string]: JsonValue }), ...partial.attributes };
+  for (const name of partial.cleared) if (!Object.hasOwn(partial.attributes, name)) delete merged[name];
+  return merged;
+}
+
+/** The object as a whole with `attributes`: hashed again, no longer partial. */
+function withAttributes(object: PreparedObject, attributes: { readonly [key: string]: JsonValue }): PreparedObject {
+  const attributesJson = stableJson(attributes);
+  return { ...object, attributesJson, contentHash: contentHash(object.type as CanonicalObject['type'], attributesJson), partial: undefined };
+}
+
+/**
+ * Two records of one object in one batch, `next` the later: the later wins, a partial one merged
+ * over the earlier (which may be partial too). Counted once unless both are repeats.
+ */
+export function combineRecords(previous: PreparedObject, next: PreparedObject): PreparedObject {
+  let combined = next;
+  if (next.partial !== undefined) {
+    if (previous.partial === undefined) {
+      combined = withAttributes(next, mergeAttributes(JSON.parse(previous.attributesJson) as { [key: string]: JsonValue }, next.partial));
+    } else {
+      const attributes = mergeAttributes(previous.partial.attributes, next.partial);
+      const cleared = new Set([...previous.partial.cleared.filter((name) => !Object.hasOwn(next.partial?.attributes ?? {}, name)), ...next.partial.cleared]);
+      const attributesJson = stableJson(attributes);
+      combined = { ...next, attributesJson, contentHash: contentHash(next.type as CanonicalObject['type'], attributesJson), partial: { attributes, cleared: [...cleared] } };
+    }
+  }
+  return previous.repeat || !combined.repeat ? combined : { ...combined, repeat: false };
+}
+
+/**
+ * Partial objects of a batch merged over their stored attributes (one read for the batch), so
+ * that the content hash covers the whole object and a record that changes nothing is unchanged.
+ * An object not stored yet is kept with what it carries. Objects that are whole stay as they are.
+ */
+async function completePartials(ctx: SyncContext, objects: readonly PreparedObject[]): Promise<readonly PreparedObject[]> {
+  const ids: string[] = [];
+  for (const object of objects) if (object.partial !== undefined) ids.push(object.externalId);
+  if (ids.length === 0) return objects;
+  const stored = await loadObjectAttributes(ctx.sql, ctx.integrationId, ids);
+  return objects.map((object) => {
+    if (object.partial === undefined) return object;
+    const base = stored.get(object.externalId);
+    return withAttributes(object, base === undefined ? object.partial.attributes : mergeAttributes(base, object.partial));
+  });
+}
+
+/** How many of `part` are repeats, which a run counts once (at their first listing). */
+function repeatsIn(part: readonly ObjectWrite[], repeats: ReadonlySet<string>): number {
+  if (repeats.size === 0) return 0;
+  let count = 0;
+  for (const object of part) if (repeats.has(object.externalId)) count += 1;
+  return count;
 }
 
 /** The stored objects the directory names as managed by each of `managers`. */
@@ -91,13 +171,13 @@ function isStoredAlready(error: unknown): boolean {
  * insert fail whole; those objects are returned, and the run stops assuming (see
  * {@link SyncContext.assumeAbsent}).
  */
-async function insertAssumingAbsent(ctx: SyncContext, objects: readonly PreparedObject[]): Promise<PreparedObject[]> {
+async function insertAssumingAbsent(ctx: SyncContext, objects: readonly PreparedObject[], repeats: ReadonlySet<string>): Promise<PreparedObject[]> {
   const { integrationId, runId } = ctx;
   const refused = await inLanes(ctx, objects, byExternalId, async (part, sql, tally) => {
     try {
       const inserted = await tentatively(sql, (handle) => insertObjects(handle, integrationId, runId, part));
       // Added after the await: `tally.created += await …` would read the count before it.
-      tally.created += inserted;
+      tally.created += inserted - repeatsIn(part, repeats);
       return [];
     } catch (error) {
       if (!isStoredAlready(error)) throw error;
@@ -123,8 +203,13 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
   let work = batch.objects.length;
   for (const object of batch.objects) work += object.members?.length ?? 0;
   if (work < minPartWeight * ctx.parallelism) unfork(ctx);
+  // Read in the step's transaction, after the previous batch committed: a repeat merges over
+  // what its earlier record wrote.
+  const objects = await completePartials(ctx, batch.objects);
+  const repeats = new Set<string>();
+  for (const object of objects) if (object.repeat) repeats.add(object.externalId);
   const optimistic = ctx.assumeAbsent;
-  const candidates = optimistic ? await insertAssumingAbsent(ctx, batch.objects) : batch.objects;
+  const candidates = optimistic ? await insertAssumingAbsent(ctx, objects, repeats) : objects;
   const stored = new Map<string, StoredObjectState>();
   if (!optimistic || candidates.length > 0) {
     // Stamping the failed ids protects them too: a full sync's sweep must not delete what the
@@ -157,7 +242,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
         rewrites.push(object);
         break;
       case 'unchanged':
-        counts.unchanged += 1;
+        if (!object.repeat) counts.unchanged += 1;
         continue;
     }
     const gainedDn = object.dn !== null && (state === undefined || state.deleted || state.dn !== object.dn);
@@ -180,11 +265,12 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
   // Counted as written, in the transaction that writes them, so a run's counts cover every attempt.
   const insert = (part: ObjectWrite[], sql: ObjectSql, tally: Tally) =>
     insertObjects(sql, integrationId, runId, part).then(() => {
-      tally.created += part.length;
+      tally.created += part.length - repeatsIn(part, repeats);
     });
   const rewrite = (part: ObjectWrite[], sql: ObjectSql, tally: Tally) =>
     writeObjects(sql, integrationId, runId, part).then(() => {
       for (const object of part) {
+        if (repeats.has(object.externalId)) continue;
         if (restored.has(object.externalId)) tally.restored += 1;
         else tally.updated += 1;
       }
@@ -213,7 +299,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
   if (managers.length > 0) counts.updated += await linkManagers(sql, integrationId, await managerLinks(members, managers), contentHashOf);
 
   const groups: GroupToSync[] = [];
-  for (const object of batch.objects) {
+  for (const object of objects) {
     const state = stored.get(object.externalId);
     members.remember(object.externalId, object.dn, state?.dn ?? null);
     if (object.members === undefined) continue;

@@ -22,7 +22,7 @@ import { chunks, type SyncContext, type Tally } from './context.ts';
 import { contentHashOf } from './hash.ts';
 import { MemberSync } from './members.ts';
 import { fallbackToFull, type ModePlan, planMode, type SyncMode } from './mode.ts';
-import { type PreparedObject, prepareObject, syncObjectBatch } from './objects.ts';
+import { combineRecords, type PreparedObject, prepareObject, syncObjectBatch } from './objects.ts';
 import { readAhead } from './read-ahead.ts';
 import { IssueLog, type SyncReport, zeroCounts } from './report.ts';
 import { type DeletionApproval, deletionVerdict } from './threshold.ts';
@@ -470,8 +470,12 @@ class FetchSession<S> {
             fail(prepared.rejected, object.externalId, object.dn);
             continue;
           }
+          // A repeat was counted at its first listing; two records in one batch become one
+          // (a partial later one merged over the earlier).
+          if (prepared.repeat) counts.fetched -= 1;
+          const previous = objects.get(object.externalId);
           objects.delete(object.externalId);
-          objects.set(object.externalId, prepared);
+          objects.set(object.externalId, previous === undefined ? prepared : combineRecords(previous, prepared));
           memberRefs += object.members?.length ?? 0;
           if (objects.size >= this.#batchSize || memberRefs >= this.#batchMemberRefs) await flush();
         }
