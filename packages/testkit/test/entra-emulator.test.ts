@@ -95,7 +95,7 @@ describe('token endpoint', () => {
       const answer = await requestToken(attempt);
       expect(answer.status).toBe(200);
       expect(answer.body).toMatchObject({ token_type: 'Bearer', expires_in: 3600 });
-      expect(decodeJwt(answer.body.access_token as string).claims).toMatchObject({ tid: tenantId, appid: appId, roles: ['User.Read.All', 'GroupMember.Read.All', 'Application.ReadWrite.OwnedBy'] });
+      expect(decodeJwt(answer.body.access_token as string).claims).toMatchObject({ tid: tenantId, appid: appId, roles: ['User.Read.All', 'GroupMember.Read.All'] });
     }
   });
 

@@ -39,6 +39,12 @@ export interface EmulatedApplication {
   /** Application permissions an administrator's consent grants. */
   readonly roles: string[];
   /**
+   * Client ids of the applications whose service principals are owners of this application (none
+   * by default: an application does not own itself). `Application.ReadWrite.OwnedBy` reaches only
+   * applications the caller owns.
+   */
+  readonly owners: string[];
+  /**
    * The manifest's `groupMembershipClaims`: `DirectoryRole` or `All` make tokens carry the
    * signed-in user's directory roles in `wids` (entra-docs: access-token-claims-reference.md,
    * `wids`: "configured on a per-application basis through the groupMembershipClaims property").

@@ -1,3 +1,4 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { EmulatedGroup, EmulatedTenantDirectory, EmulatedUser, MemberKind } from './directory.ts';
 
 /** The two resources the emulator tracks with delta queries. */
@@ -23,6 +24,8 @@ export interface RoundState {
   readonly after: string | null;
   /** A group whose member records were cut by the page end: its id and the next member index. */
   readonly part: { readonly id: string; readonly offset: number } | null;
+  /** Planned round (see `rounds.ts`): its id, the next record's position, the page number, and whether the last page was empty. */
+  readonly plan?: { readonly id: string; readonly pos: number; readonly n: number; readonly empty: boolean };
 }
 
 /** Properties a `$select` may name, per resource (besides `id`). */
@@ -35,7 +38,7 @@ export const selectableProperties: Record<DeltaResource, readonly string[]> = {
 };
 
 // Graph returns a smaller default set when there is no $select.
-const defaultProperties: Record<DeltaResource, readonly string[]> = {
+export const defaultProperties: Record<DeltaResource, readonly string[]> = {
   users: ['userPrincipalName', 'displayName', 'givenName', 'surname', 'mail', 'jobTitle'],
   groups: ['displayName', 'description', 'mail', 'mailEnabled', 'mailNickname', 'securityEnabled', 'groupTypes'],
 };
@@ -57,13 +60,46 @@ export function decodeState(token: string): RoundState | undefined {
   }
 }
 
+/**
+ * Seals round states into tokens a client can neither read nor forge: Graph's state tokens "are
+ * opaque to the client" and a client copies the `@odata.nextLink` / `@odata.deltaLink` URL
+ * "without having to inspect the contents of the URL, including its state token"
+ * (microsoft-graph-docs-contrib: concepts/delta-query-overview.md, "State tokens"). AES-256-GCM
+ * under a key of this emulator: a token edited or made up by a client is not one it issued.
+ */
+export class StateSealer {
+  private readonly key = randomBytes(32);
+
+  seal(state: RoundState): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.key, iv);
+    const body = Buffer.concat([cipher.update(JSON.stringify(state), 'utf8'), cipher.final()]);
+    return Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url');
+  }
+
+  /** The state a token holds; undefined when this emulator did not issue it. */
+  open(token: string): RoundState | undefined {
+    try {
+      const raw = Buffer.from(token, 'base64url');
+      if (raw.length < 29) return undefined;
+      const decipher = createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, 12));
+      decipher.setAuthTag(raw.subarray(12, 28));
+      const text = Buffer.concat([decipher.update(raw.subarray(28)), decipher.final()]).toString('utf8');
+      return decodeState(Buffer.from(text, 'utf8').toString('base64url'));
+    } catch {
+      return undefined;
+    }
+  }
+}
+
 /** One page of a round: the records and the state after them (null: the round is complete). */
 export interface DeltaPage {
   readonly value: Record<string, unknown>[];
   readonly next: RoundState | null;
 }
 
-function project(source: EmulatedUser | EmulatedGroup, properties: readonly string[]): Record<string, unknown> {
+/** The record of an object with these properties (`id` first; arrays copied; absent values null). */
+export function project(source: EmulatedUser | EmulatedGroup, properties: readonly string[]): Record<string, unknown> {
   const record: Record<string, unknown> = { id: source.id };
   const values = source as unknown as Record<string, unknown>;
   for (const property of properties) {
@@ -74,8 +110,8 @@ function project(source: EmulatedUser | EmulatedGroup, properties: readonly stri
   return record;
 }
 
-/** Ids changed after `since`, sorted, from a change log ordered by sequence number. */
-function changedIds(log: readonly { seq: number; id: string }[], since: number): string[] {
+/** Ids changed after `since` (and up to `upTo`), sorted, from a change log ordered by sequence number. */
+export function changedIds(log: readonly { seq: number; id: string }[], since: number, upTo = Infinity): string[] {
   let lo = 0;
   let hi = log.length;
   while (lo < hi) {
@@ -84,7 +120,7 @@ function changedIds(log: readonly { seq: number; id: string }[], since: number):
     else hi = mid;
   }
   const ids = new Set<string>();
-  for (let i = lo; i < log.length; i++) ids.add((log[i] as { id: string }).id);
+  for (let i = lo; i < log.length && (log[i] as { seq: number }).seq <= upTo; i++) ids.add((log[i] as { id: string }).id);
   return [...ids].sort();
 }
 
@@ -100,7 +136,7 @@ function startAfter(ids: readonly string[], after: string | null): number {
   return lo;
 }
 
-const odataType: Record<MemberKind, string> = {
+export const odataType: Record<MemberKind, string> = {
   user: '#microsoft.graph.user',
   group: '#microsoft.graph.group',
   device: '#microsoft.graph.device',

@@ -43,6 +43,10 @@ interface Versioned<T> {
   data: T;
   /** Change sequence of the latest change to the object itself. */
   version: number;
+  /** Change sequence of the object's creation. */
+  readonly created: number;
+  /** Property name → change sequence of its latest change (for partial delta records). */
+  readonly changed: Map<string, number>;
 }
 
 interface Tombstone {
@@ -54,6 +58,8 @@ interface Edge {
   readonly kind: MemberKind;
   present: boolean;
   seq: number;
+  /** Change sequence at which the member was (last) added. */
+  added: number;
 }
 
 interface GroupState extends Versioned<EmulatedGroup> {
@@ -109,6 +115,15 @@ interface Change {
   readonly id: string;
 }
 
+/** Records which properties a patch really changes, at the object's new version. */
+function markChanged<T extends object>(state: Versioned<T>, patch: Partial<T>): void {
+  const current = state.data as Record<string, unknown>;
+  for (const [name, value] of Object.entries(patch)) {
+    if (value === undefined) continue;
+    if (JSON.stringify(current[name] ?? null) !== JSON.stringify(value ?? null)) state.changed.set(name, state.version);
+  }
+}
+
 /** Thrown by the control API for a request that makes no sense (unknown id, duplicate UPN). */
 export class EmulatorControlError extends Error {}
 
@@ -131,11 +146,27 @@ export class EmulatedTenantDirectory {
   readonly groupIds = new SortedIds();
   readonly userChanges: Change[] = [];
   readonly groupChanges: Change[] = [];
+  /** Time (epoch ms of the directory's clock) of each change: `changeTimes[seq - 1]`. */
+  readonly changeTimes: number[] = [];
   private readonly upns = new Map<string, string>();
   private pendingUserIds: string[] | undefined;
+  private readonly now: () => number;
 
-  constructor(tenantId: string) {
+  constructor(tenantId: string, now: () => number = Date.now) {
     this.tenantId = tenantId;
+    this.now = now;
+  }
+
+  /** The latest change sequence made at or before `time` (0 when none). */
+  seqAt(time: number): number {
+    let lo = 0;
+    let hi = this.changeTimes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.changeTimes[mid] as number) <= time) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /**
@@ -174,7 +205,7 @@ export class EmulatedTenantDirectory {
       employeeId: input.employeeId ?? null,
     };
     const seq = this.next();
-    this.users.set(id, { data: user, version: seq });
+    this.users.set(id, { data: user, version: seq, created: seq, changed: new Map() });
     this.userTombstones.delete(id);
     if (this.pendingUserIds) this.pendingUserIds.push(id);
     else this.userIds.insert(id);
@@ -192,8 +223,9 @@ export class EmulatedTenantDirectory {
       this.upns.delete(state.data.userPrincipalName.toLowerCase());
       this.upns.set(key, id);
     }
-    Object.assign(state.data, patch);
     state.version = this.next();
+    markChanged(state, patch);
+    Object.assign(state.data, patch);
     this.userChanges.push({ seq: state.version, id });
     return { ...state.data };
   }
@@ -228,7 +260,7 @@ export class EmulatedTenantDirectory {
       groupTypes: input.groupTypes ?? [],
     };
     const seq = this.next();
-    this.groups.set(id, { data: group, version: seq, edges: new Map(), lastChange: seq });
+    this.groups.set(id, { data: group, version: seq, created: seq, changed: new Map(), edges: new Map(), lastChange: seq });
     this.groupTombstones.delete(id);
     this.groupIds.insert(id);
     this.groupChanges.push({ seq, id });
@@ -238,8 +270,9 @@ export class EmulatedTenantDirectory {
   updateGroup(id: string, patch: Partial<Omit<EmulatedGroup, 'id'>>): EmulatedGroup {
     const state = this.groups.get(id);
     if (!state) throw new EmulatorControlError(`no live group ${id}`);
-    Object.assign(state.data, patch);
     state.version = this.next();
+    markChanged(state, patch);
+    Object.assign(state.data, patch);
     state.lastChange = state.version;
     this.groupChanges.push({ seq: state.version, id });
     return { ...state.data };
@@ -265,7 +298,7 @@ export class EmulatedTenantDirectory {
       if (kind === undefined) throw new EmulatorControlError(`no live user or group ${memberId}`);
       const edge = state.edges.get(memberId);
       if (edge?.present) continue;
-      state.edges.set(memberId, { kind, present: true, seq });
+      state.edges.set(memberId, { kind, present: true, seq, added: seq });
       changed = true;
     }
     if (changed) this.touchGroup(state, seq);
@@ -276,7 +309,7 @@ export class EmulatedTenantDirectory {
     const state = this.groups.get(groupId);
     if (!state) throw new EmulatorControlError(`no live group ${groupId}`);
     const seq = this.next();
-    state.edges.set(deviceId, { kind: 'device', present: true, seq });
+    state.edges.set(deviceId, { kind: 'device', present: true, seq, added: seq });
     this.touchGroup(state, seq);
     return deviceId;
   }
@@ -330,6 +363,7 @@ export class EmulatedTenantDirectory {
 
   private next(): number {
     this.seq += 1;
+    this.changeTimes.push(this.now());
     return this.seq;
   }
 }

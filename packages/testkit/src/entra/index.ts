@@ -9,3 +9,5 @@ export { populateEntraTenant, generatedObjectId, generatedEntraUser } from './ge
 export type { EntraTenantSpec, GeneratedEntraTenant } from './generate.ts';
 export { createEmulatorTls } from './tls.ts';
 export type { EmulatorTls } from './tls.ts';
+export { realisticEntraBehaviour } from './realism.ts';
+export type { EntraRealism } from './realism.ts';

@@ -14,10 +14,12 @@ import {
   keyIsValid,
   verifyProof,
 } from './applications.ts';
-import { computePage, decodeState, encodeState, type DeltaResource, type RoundState, selectableProperties } from './delta.ts';
+import { computePage, type DeltaResource, type RoundState, selectableProperties, StateSealer } from './delta.ts';
 import { EmulatedTenantDirectory, EmulatorControlError } from './directory.ts';
 import { FaultPlan, faultCode, type EmulatedService, type FaultRule } from './faults.ts';
 import { decodeJwt, JwtError, numericClaim, signJwt, verifyJwtSignature } from './jwt.ts';
+import { seededUnit, shapesDeltaRounds, SlidingWindowBudget, type EntraRealism } from './realism.ts';
+import { planRecords, type RoundPlan } from './rounds.ts';
 import { createEmulatorTls, type EmulatorTls } from './tls.ts';
 
 /** Options of {@link startEntraEmulator}. */
@@ -34,6 +36,15 @@ export interface EntraEmulatorOptions {
   readonly clockSkewSeconds?: number;
   /** Clock (epoch ms); tests may move it. */
   readonly now?: () => number;
+  /** Behaviours of a real tenant that make a client's life hard (all off by default); see {@link EntraRealism}. */
+  readonly realism?: EntraRealism;
+  /**
+   * The national cloud the emulator stands for, in messages and the OpenID configuration's
+   * `cloud_instance_name` (default `global`). Whatever the cloud, a token is issued only for this
+   * emulator's own Graph (`{graphBaseUrl}/.default`), as each cloud's token service issues tokens
+   * only for its own Graph endpoint (entra-docs: docs/identity-platform/authentication-national-cloud.md).
+   */
+  readonly cloud?: 'global' | 'usgov' | 'china';
 }
 
 /** One request the emulator answered, for assertions about what a client did. */
@@ -65,6 +76,8 @@ export interface NewEmulatedApplication {
    * must set it so that id_tokens carry `wids`).
    */
   readonly groupMembershipClaims?: EmulatedApplication['groupMembershipClaims'];
+  /** Client ids of applications whose service principals own this one (default none; see {@link EntraEmulator.addApplicationOwner}). */
+  readonly owners?: readonly string[];
 }
 
 /** Directory role template id of Global Administrator (permissions-reference.md). */
@@ -102,16 +115,30 @@ interface IssuedCode {
 /** Lifetime of an authorization code: "typically ... about 10 minutes" (v2-oauth2-auth-code-flow.md). */
 const codeLifetimeMs = 10 * 60_000;
 
-/** What an administrator of a tenant answers on the admin-consent page. */
-export type ConsentDecision = 'approve' | 'deny';
+/**
+ * What an administrator of a tenant answers on the admin-consent page: approve, deny the
+ * permissions, or cancel the sign-in (AADSTS65004 UserDeclinedConsent, entra-docs:
+ * docs/identity-platform/reference-error-codes.md).
+ */
+export type ConsentDecision = 'approve' | 'deny' | 'cancel';
 
 /** The app's roles an administrator grants: all it asks for, or the approved ones among them. */
 function grantedRoles(app: EmulatedApplication, approved: readonly string[] | undefined): string[] {
   return approved === undefined ? [...app.roles] : app.roles.filter((role) => approved.includes(role));
 }
 
-/** Default permissions of a connector app: least privilege for directory sync and own-key rolling. */
-export const defaultConnectorRoles = ['User.Read.All', 'GroupMember.Read.All', 'Application.ReadWrite.OwnedBy'] as const;
+/**
+ * Default permissions of a connector app: least privilege for directory sync. Rolling its own
+ * keys needs none: "An application does not need any specific permission to roll its own keys"
+ * (microsoft-graph-docs-contrib: api-reference/v1.0/api/application-addkey.md, "Permissions").
+ */
+export const defaultConnectorRoles = ['User.Read.All', 'GroupMember.Read.All'] as const;
+
+/** `cloud_instance_name` per national cloud (entra-docs: docs/identity-platform/authentication-national-cloud.md). */
+const cloudInstanceNames = { global: 'microsoftonline.com', usgov: 'microsoftonline.us', china: 'partner.microsoftonline.cn' } as const;
+
+/** Round plans kept for their skip tokens; an older plan's tokens have expired. */
+const maxPlans = 32;
 
 interface TenantRecord {
   readonly id: string;
@@ -122,6 +149,8 @@ interface TenantRecord {
   decision: ConsentDecision;
   /** Which of an app's roles the administrator approves on the consent page (default: all). */
   approvedRoles: readonly string[] | undefined;
+  /** App id → each consent given (time and roles), oldest first: what `consentPropagationMs` reads. */
+  readonly consentHistory: Map<string, { readonly at: number; readonly roles: readonly string[] }[]>;
 }
 
 interface AccessClaims {
@@ -189,8 +218,17 @@ export class EntraEmulator {
   private readonly codes = new Map<string, IssuedCode>();
   private signIn: EmulatedSignIn | undefined;
   private tampering: IdTokenTampering | undefined;
-  private readonly options: Required<Omit<EntraEmulatorOptions, 'now'>>;
+  private readonly options: Required<Omit<EntraEmulatorOptions, 'now' | 'realism' | 'cloud'>>;
   private readonly now: () => number;
+  /** The national cloud named in messages. */
+  readonly cloud: 'global' | 'usgov' | 'china';
+  private realismSettings: EntraRealism;
+  private readonly sealer = new StateSealer();
+  private readonly plans = new Map<string, RoundPlan>();
+  private planCounter = 0;
+  private readonly budgets = new SlidingWindowBudget();
+  /** Key id → when addKey registered it (`keyPropagationMs`). */
+  private readonly keysAddedAt = new Map<string, number>();
 
   private constructor(tls: EmulatorTls, loginServer: Server, graphServer: Server, options: EntraEmulatorOptions) {
     this.caPem = tls.caPem;
@@ -207,6 +245,27 @@ export class EntraEmulator {
       accessTokenLifetimeSeconds: options.accessTokenLifetimeSeconds ?? 3600,
       clockSkewSeconds: options.clockSkewSeconds ?? 60,
     };
+    this.cloud = options.cloud ?? 'global';
+    this.realismSettings = { ...(options.realism ?? {}) };
+  }
+
+  /** The realism behaviours in force (see {@link EntraRealism}). */
+  get realism(): Readonly<EntraRealism> {
+    return this.realismSettings;
+  }
+
+  /**
+   * Changes realism behaviours at run time: the given settings replace the current ones (a
+   * setting given as `undefined` turns that behaviour off); the others stay.
+   */
+  setRealism(partial: Partial<EntraRealism>): void {
+    const next: Record<string, unknown> = { ...this.realismSettings };
+    for (const [name, value] of Object.entries(partial)) {
+      if (value === undefined) delete next[name];
+      else next[name] = value;
+    }
+    this.realismSettings = next as EntraRealism;
+    if (partial.throttle !== undefined || 'throttle' in partial) this.budgets.clear();
   }
 
   /** Starts both listeners on ephemeral loopback ports. */
@@ -245,8 +304,8 @@ export class EntraEmulator {
     const id = input.id ?? randomUUID();
     if (this.tenants.has(id)) throw new EmulatorControlError(`tenant ${id} exists`);
     const domain = (input.domain ?? `tenant-${id.slice(0, 8)}.onmicrosoft.com`).toLowerCase();
-    const directory = new EmulatedTenantDirectory(id);
-    this.tenants.set(id, { id, domain, directory, consents: new Map(), decision: 'approve', approvedRoles: undefined });
+    const directory = new EmulatedTenantDirectory(id, this.now);
+    this.tenants.set(id, { id, domain, directory, consents: new Map(), decision: 'approve', approvedRoles: undefined, consentHistory: new Map() });
     return directory;
   }
 
@@ -267,14 +326,57 @@ export class EntraEmulator {
       passwordCredentials: [],
       redirectUris: [...(input.redirectUris ?? [])],
       roles: [...(input.roles ?? defaultConnectorRoles)],
+      owners: [...(input.owners ?? [])],
       groupMembershipClaims: input.groupMembershipClaims ?? 'DirectoryRole',
     };
     if (input.clientSecret !== undefined) {
       addPasswordCredential(app, input.clientSecret, new Date(this.now() + 365 * 24 * 3600_000));
     }
     this.applications.set(app.appId, app);
+    // Registered in its home tenant long ago: its roles have propagated.
     home.consents.set(app.appId, [...app.roles]);
+    home.consentHistory.set(app.appId, [{ at: -Infinity, roles: [...app.roles] }]);
     return app;
+  }
+
+  /**
+   * Makes the service principal of application `ownerAppId` an owner of application `appId`, so
+   * that `Application.ReadWrite.OwnedBy` reaches it ("Allows the calling app to ... manage ...
+   * applications that it owns", microsoft-graph-docs-contrib: concepts/permissions-reference.md).
+   */
+  addApplicationOwner(appId: string, ownerAppId: string): void {
+    const app = this.application(appId);
+    this.application(ownerAppId);
+    if (!app.owners.includes(ownerAppId)) app.owners.push(ownerAppId);
+  }
+
+  /** Records a consent (roles granted now) for `consentPropagationMs`. */
+  private recordConsent(tenant: TenantRecord, appId: string, roles: readonly string[]): void {
+    tenant.consents.set(appId, [...roles]);
+    const history = tenant.consentHistory.get(appId) ?? [];
+    history.push({ at: this.now(), roles: [...roles] });
+    tenant.consentHistory.set(appId, history);
+  }
+
+  /**
+   * The roles a token issued now carries: the latest consent older than `consentPropagationMs`,
+   * none when every consent is younger. The `roles` claim is fixed when the token is issued
+   * (entra-docs: docs/identity-platform/access-token-claims-reference.md, `roles`), and the
+   * directory replicates a change with a delay ("some requests might have replication delays for
+   * objects that were recently created, updated, or deleted", microsoft-graph-docs-contrib:
+   * concepts/delta-query-overview.md, "Processing delays"); Microsoft gives no figure for a
+   * consent, so the delay is the test's choice.
+   */
+  private propagatedRoles(tenant: TenantRecord, appId: string, granted: readonly string[]): readonly string[] {
+    const delayMs = this.realismSettings.consentPropagationMs ?? 0;
+    if (delayMs <= 0) return granted;
+    const history = tenant.consentHistory.get(appId) ?? [];
+    const cutoff = this.now() - delayMs;
+    for (let i = history.length - 1; i >= 0; i--) {
+      const entry = history[i] as { at: number; roles: readonly string[] };
+      if (entry.at <= cutoff) return entry.roles;
+    }
+    return [];
   }
 
   /** The application with this client id (its credentials as the emulator holds them). */
@@ -308,12 +410,14 @@ export class EntraEmulator {
    */
   grantConsent(tenant: string, appId: string, roles?: readonly string[]): void {
     const app = this.application(appId);
-    this.requireTenant(tenant).consents.set(app.appId, grantedRoles(app, roles));
+    this.recordConsent(this.requireTenant(tenant), app.appId, grantedRoles(app, roles));
   }
 
   /** Revokes consent (removes the app's service principal from the tenant). */
   revokeConsent(tenant: string, appId: string): void {
-    this.requireTenant(tenant).consents.delete(appId);
+    const record = this.requireTenant(tenant);
+    record.consents.delete(appId);
+    record.consentHistory.delete(appId);
   }
 
   /** Whether the tenant has consented to the app. */
@@ -347,7 +451,9 @@ export class EntraEmulator {
 
   /** Makes every delta and skip token issued so far for the tenant expire. */
   expireDeltaTokens(tenant: string): void {
-    this.requireTenant(tenant).directory.tokenGeneration += 1;
+    const record = this.requireTenant(tenant);
+    record.directory.tokenGeneration += 1;
+    for (const [id, plan] of this.plans) if (plan.tenantId === record.id) this.plans.delete(id);
   }
 
   /** Injects a fault (see {@link FaultRule}). */
@@ -471,7 +577,7 @@ export class EntraEmulator {
       end_session_endpoint: `${base}/oauth2/v2.0/logout`,
       claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'tid'],
       tenant_region_scope: 'EU',
-      cloud_instance_name: 'microsoftonline.com',
+      cloud_instance_name: cloudInstanceNames[this.cloud],
     };
   }
 
@@ -512,17 +618,25 @@ export class EntraEmulator {
     record.clientId = clientId;
     const scope = form.get('scope') ?? '';
     const resources = scope.split(' ').filter(Boolean);
-    const graphScopes = [`${this.graphBaseUrl}/.default`, 'https://graph.microsoft.com/.default'];
-    if (resources.length !== 1 || !graphScopes.includes(resources[0] as string)) {
+    if (resources.length !== 1 || !(resources[0] as string).endsWith('/.default')) {
       throw this.aadError(400, 'invalid_scope', 1002012, `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`);
+    }
+    // Each cloud's token service issues tokens for its own Graph only: Microsoft Graph global's
+    // `https://graph.microsoft.com/.default` is refused by a national cloud (entra-docs:
+    // docs/identity-platform/authentication-national-cloud.md), with the client credentials
+    // flow's documented error "AADSTS70011: The provided value for the input parameter 'scope'
+    // is not valid. The scope https://foo.microsoft.com/.default is not valid."
+    // (v2-oauth2-client-creds-grant-flow.md, "Error response").
+    if (resources[0] !== `${this.graphBaseUrl}/.default`) {
+      throw this.aadError(400, 'invalid_scope', 70011, `The provided value for the input parameter 'scope' is not valid. The scope ${scope} is not valid: this is the ${this.cloud} cloud, whose Microsoft Graph is ${this.graphBaseUrl}.`);
     }
     // No service principal in the tenant (never consented, or consent revoked): no token at all,
     // AADSTS700016 UnauthorizedClient_DoesNotMatchRequest, "the application wasn't found in the
     // directory/tenant ... if the application has not been installed by the administrator of the
     // tenant" (entra-docs: docs/identity-platform/reference-error-codes.md).
     const app = this.applications.get(clientId);
-    const roles = app ? tenant.consents.get(app.appId) : undefined;
-    if (!app || !roles) {
+    const granted = app ? tenant.consents.get(app.appId) : undefined;
+    if (!app || !granted) {
       throw this.aadError(400, 'unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenant.domain}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`);
     }
     const now = this.now();
@@ -533,7 +647,7 @@ export class EntraEmulator {
       if (assertionType !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
         throw this.aadError(400, 'invalid_request', 50027, 'Invalid client_assertion_type.');
       }
-      this.checkAssertion(app, assertion, [url.href, `${this.authorityHost}/${tenant.id}/oauth2/v2.0/token`, `${this.authorityHost}/${tenantSegment}/oauth2/v2.0/token`], now);
+      this.checkAssertion(app, assertion, [url.href, `${this.authorityHost}/${tenant.id}/oauth2/v2.0/token`, `${this.authorityHost}/${tenantSegment}/oauth2/v2.0/token`], now, tenant.id);
     } else if (secret !== null) {
       const problem = checkClientSecret(app, secret, now);
       if (problem === 'invalid') {
@@ -545,6 +659,7 @@ export class EntraEmulator {
     } else {
       throw this.aadError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
     }
+    const roles = this.propagatedRoles(tenant, app.appId, granted);
     const issuedAt = Math.floor(now / 1000);
     const lifetime = this.options.accessTokenLifetimeSeconds;
     // The `roles` claim lists the application permissions the tenant's administrator granted,
@@ -643,7 +758,7 @@ export class EntraEmulator {
     if (assertion === null || form.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
       throw this.aadError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
     }
-    this.checkAssertion(app, assertion, [url.href, `${this.authorityHost}/${tenant.id}/oauth2/v2.0/token`, `${this.authorityHost}/${tenantSegment}/oauth2/v2.0/token`], now);
+    this.checkAssertion(app, assertion, [url.href, `${this.authorityHost}/${tenant.id}/oauth2/v2.0/token`, `${this.authorityHost}/${tenantSegment}/oauth2/v2.0/token`], now, tenant.id);
     const issued = this.codes.get(form.get('code') ?? '');
     if (!issued || issued.clientId !== app.appId) {
       throw this.aadError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid: the authorization code is not valid.');
@@ -682,7 +797,7 @@ export class EntraEmulator {
   }
 
   /** Verifies a client assertion as Entra does: registered certificate, signature, claims, time. */
-  private checkAssertion(app: EmulatedApplication, assertion: string, audiences: readonly string[], now: number): void {
+  private checkAssertion(app: EmulatedApplication, assertion: string, audiences: readonly string[], now: number, tenantId: string): void {
     let jwt;
     try {
       jwt = decodeJwt(assertion);
@@ -694,7 +809,14 @@ export class EntraEmulator {
     if (typeof x5tS256 !== 'string' && typeof x5t !== 'string') {
       throw this.aadError(401, 'invalid_client', 700027, 'Client assertion failed signature validation. [Reason - The key was not found. x5t or x5t#S256 header is missing.]');
     }
-    const key = app.keyCredentials.find((k) => (typeof x5tS256 === 'string' ? k.x5tS256 === x5tS256 : k.x5t === x5t));
+    const found = app.keyCredentials.find((k) => (typeof x5tS256 === 'string' ? k.x5tS256 === x5tS256 : k.x5t === x5t));
+    // A key addKey registered only now is unknown to the token service for a while, and each
+    // tenant's token service learns it at its own time (`keyPropagationMs`): until then it is
+    // "not registered on application", AADSTS700027 InvalidClientCredential / "Client assertion
+    // contains an invalid signature ... The key was not found" (entra-docs:
+    // docs/identity-platform/reference-error-codes.md, AADSTS700027; the directory's replication
+    // delay: microsoft-graph-docs-contrib concepts/delta-query-overview.md, "Processing delays").
+    const key = found && this.keyPropagated(found.keyId, tenantId, now) ? found : undefined;
     if (!key) {
       const print = typeof x5tS256 === 'string' ? x5tS256 : String(x5t);
       throw this.aadError(401, 'invalid_client', 700027, `The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '${print}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '${app.appId}'.]`);
@@ -727,6 +849,17 @@ export class EntraEmulator {
     }
   }
 
+  /** Whether a key registered by addKey is known, by now, to the token service of `tenantId`. */
+  private keyPropagated(keyId: string, tenantId: string, now: number): boolean {
+    const addedAt = this.keysAddedAt.get(keyId);
+    const windowMs = this.realismSettings.keyPropagationMs ?? 0;
+    if (addedAt === undefined || windowMs <= 0) return true;
+    // Between half the window and all of it, per key and tenant: refused at first everywhere,
+    // accepted everywhere once the window has passed.
+    const delayMs = windowMs * (0.5 + 0.5 * seededUnit(this.realismSettings.seed ?? 1, 'key', keyId, tenantId));
+    return now >= addedAt + delayMs;
+  }
+
   /**
    * The admin-consent page, answered at once as the tenant's administrator decided. Redirect
    * parameters as documented: `/{tenant}/adminconsent` sends `tenant`, `state` and
@@ -749,9 +882,24 @@ export class EntraEmulator {
       throw this.aadError(400, 'invalid_request', 50011, `The redirect URI '${redirectUri}' specified in the request does not match the redirect URIs configured for the application '${clientId}'.`);
     }
     const target = new URL(redirectUri);
+    const scope = url.searchParams.get('scope');
+    let failed = true;
     if (!tenant) {
       target.searchParams.set('error', 'invalid_request');
       target.searchParams.set('error_description', `AADSTS90002: Tenant '${tenantSegment}' not found.`);
+    } else if (v2 && (scope === null || scope.trim() === '')) {
+      // `scope` is Required on the v2.0 endpoint (v2-admin-consent.md, "Request the permissions
+      // from a directory admin"): a request without it is refused, as any missing parameter is
+      // (AADSTS900144, reference-error-codes.md).
+      target.searchParams.set('admin_consent', 'True');
+      target.searchParams.set('error', 'invalid_request');
+      target.searchParams.set('error_description', "AADSTS900144: The request body must contain the following parameter: 'scope'.");
+    } else if (tenant.decision === 'cancel') {
+      // The administrator closed the consent page: AADSTS65004 UserDeclinedConsent
+      // (reference-error-codes.md), sent as `access_denied`.
+      if (v2) target.searchParams.set('admin_consent', 'True');
+      target.searchParams.set('error', 'access_denied');
+      target.searchParams.set('error_description', 'AADSTS65004: User declined to consent to access the app.');
     } else if (tenant.decision === 'deny') {
       if (v2) {
         target.searchParams.set('admin_consent', 'True');
@@ -762,13 +910,18 @@ export class EntraEmulator {
         target.searchParams.set('error_description', 'The admin canceled the request');
       }
     } else {
+      failed = false;
       const granted = grantedRoles(app, tenant.approvedRoles);
-      tenant.consents.set(app.appId, granted);
+      this.recordConsent(tenant, app.appId, granted);
       target.searchParams.set('admin_consent', 'True');
       target.searchParams.set('tenant', tenant.id);
       if (v2) target.searchParams.set('scope', granted.map((role) => `https://graph.microsoft.com/${role}`).join(' '));
     }
-    if (state !== null) target.searchParams.set('state', state);
+    // `consentErrorsWithoutState`: the documents list `state` among an error redirect's
+    // parameters, but a client must not depend on it to find its request again (an error
+    // redirect that lost it is still an answer to be shown, not a crash).
+    const dropState = failed && this.realismSettings.consentErrorsWithoutState === true;
+    if (state !== null && !dropState) target.searchParams.set('state', state);
     return { status: 302, headers: { location: target.href } };
   }
 
@@ -804,6 +957,30 @@ export class EntraEmulator {
     return { tid, appid, roles };
   }
 
+  /**
+   * `throttle`: budgets of Graph requests per application and tenant, and per tenant across
+   * applications, over sliding windows; over budget, `429 Too Many Requests` with `Retry-After`
+   * (microsoft-graph-docs-contrib: concepts/throttling.md, "What happens when throttling
+   * occurs?"; concepts/throttling-limits.md, "Identity and access service limits": limits per
+   * "application+tenant pair" and per "tenant"). Refused requests are not counted.
+   */
+  private throttle(claims: AccessClaims): void {
+    const budgets = this.realismSettings.throttle;
+    if (!budgets) return;
+    const now = this.now();
+    const checks: [string, { requests: number; windowMs: number }][] = [];
+    if (budgets.perAppPerTenant) checks.push([`app:${claims.appid}:${claims.tid}`, budgets.perAppPerTenant]);
+    if (budgets.perTenant) checks.push([`tenant:${claims.tid}`, budgets.perTenant]);
+    let waitMs = 0;
+    for (const [key, budget] of checks) waitMs = Math.max(waitMs, this.budgets.wouldRefuse(key, budget, now) ?? 0);
+    if (waitMs > 0) {
+      throw graphError(429, 'TooManyRequests', 'Too many requests. Please retry after the time the Retry-After header gives.', {
+        'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))),
+      });
+    }
+    for (const [key] of checks) this.budgets.count(key, now);
+  }
+
   private requireRole(claims: AccessClaims, anyOf: readonly string[]): void {
     if (!anyOf.some((role) => claims.roles.includes(role))) {
       throw graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
@@ -818,6 +995,7 @@ export class EntraEmulator {
     record: { clientId?: string; tenantId?: string },
   ): Promise<{ status: number; body?: unknown; headers?: Record<string, string> }> {
     const claims = this.authorize(request, record);
+    this.throttle(claims);
     const path = url.pathname.replace(/\/microsoft\.graph\.delta$/, '/delta');
     const tenant = this.tenants.get(claims.tid) as TenantRecord;
     let match: RegExpExecArray | null;
@@ -836,14 +1014,22 @@ export class EntraEmulator {
       if (!app || app.homeTenantId !== claims.tid) {
         throw graphError(404, 'Request_ResourceNotFound', `Resource '${match[1] ?? ''}' does not exist or one of its queried reference-property objects are not present.`);
       }
-      // Application.ReadWrite.OwnedBy: an app manages only what it owns; here, itself.
-      this.requireRole(claims, ['Application.ReadWrite.OwnedBy', 'Application.ReadWrite.All']);
-      if (app.appId !== claims.appid && !claims.roles.includes('Application.ReadWrite.All')) {
-        throw graphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+      // `Application.ReadWrite.OwnedBy` reaches only applications whose owners include the
+      // caller's service principal, and an application is not its own owner unless made so
+      // (microsoft-graph-docs-contrib: concepts/permissions-reference.md,
+      // Application.ReadWrite.OwnedBy; api-reference/v1.0/api/application-get.md, "Permissions").
+      const owns = claims.roles.includes('Application.ReadWrite.OwnedBy') && app.owners.includes(claims.appid);
+      if (method === 'GET' && match[2] === undefined) {
+        if (!owns) this.requireRole(claims, ['Application.Read.All', 'Application.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All']);
+        return { status: 200, body: this.applicationJson(app) };
       }
-      if (method === 'GET' && match[2] === undefined) return { status: 200, body: this.applicationJson(app) };
-      if (method === 'POST' && match[2] === '/addKey') return { status: 200, body: this.addKey(app, body) };
-      if (method === 'POST' && match[2] === '/removeKey') {
+      if (method === 'POST' && match[2] !== undefined) {
+        // "An application does not need any specific permission to roll its own keys": on
+        // itself, the proof of possession is the whole check (application-addkey.md and
+        // application-removekey.md, "Permissions"); on another application, the permissions
+        // listed there apply.
+        if (app.appId !== claims.appid && !owns) this.requireRole(claims, ['Application.ReadWrite.All', 'Directory.ReadWrite.All']);
+        if (match[2] === '/addKey') return { status: 200, body: this.addKey(app, body) };
         this.removeKey(app, body);
         return { status: 204 };
       }
@@ -855,15 +1041,19 @@ export class EntraEmulator {
     const directory = tenant.directory;
     const skip = url.searchParams.get('$skiptoken');
     const deltaToken = url.searchParams.get('$deltatoken');
-    const token = skip ?? deltaToken;
+    // An empty `$deltatoken` is the initial query (the Location of a 410, delta-query-overview.md).
+    const token = skip ?? (deltaToken === '' ? null : deltaToken);
+    const base = `${this.graphBaseUrl}/v1.0/${resource}/delta`;
     let state: RoundState;
     if (token !== null) {
-      const decoded = decodeState(token);
-      if (!decoded || decoded.r !== resource || decoded.t !== tenant.id || decoded.g !== directory.tokenGeneration) {
-        throw graphError(400, 'syncStateNotFound', 'The sync state generation is not found. The delta token is expired and data must be synchronized again.');
+      const decoded = this.sealer.open(token);
+      const plan = decoded?.plan ? this.plans.get(decoded.plan.id) : undefined;
+      if (!decoded || decoded.r !== resource || decoded.t !== tenant.id || decoded.g !== directory.tokenGeneration || (decoded.plan && !plan)) {
+        throw this.expiredToken(base, decoded?.r === resource ? decoded.sel : null);
       }
+      if (skip !== null && decoded.plan && plan) return this.plannedPage(plan, decoded, request, base);
       // A delta link starts a new round from where the previous one ended.
-      state = skip !== null ? decoded : { ...decoded, since: decoded.upTo, upTo: directory.seq, after: null, part: null };
+      state = skip !== null ? decoded : { ...decoded, since: decoded.upTo, upTo: this.horizon(directory, decoded.upTo), after: null, part: null };
     } else {
       const select = url.searchParams.get('$select');
       let sel: string[] | null = null;
@@ -874,16 +1064,116 @@ export class EntraEmulator {
           throw graphError(400, 'Request_BadRequest', `Could not find a property named '${unknown}' on type 'microsoft.graph.${resource === 'users' ? 'user' : 'group'}'.`);
         }
       }
-      state = { r: resource, t: tenant.id, g: directory.tokenGeneration, sel, since: null, upTo: directory.seq, after: null, part: null };
+      state = { r: resource, t: tenant.id, g: directory.tokenGeneration, sel, since: null, upTo: this.horizon(directory, 0), after: null, part: null };
     }
-    const prefer = /odata\.maxpagesize=(\d+)/.exec(String(request.headers['prefer'] ?? ''));
-    const pageSize = Math.max(1, Math.min(this.options.maxPageSize, prefer ? Number(prefer[1]) : this.options.defaultPageSize));
-    const page = computePage(directory, state, { pageSize, membersPerRecord: this.options.membersPerRecord });
-    const base = `${this.graphBaseUrl}/v1.0/${resource}/delta`;
-    const context = `${this.graphBaseUrl}/v1.0/$metadata#${resource}${state.sel ? `(${state.sel.join(',')})` : ''}`;
+    if (skip === null && shapesDeltaRounds(this.realismSettings)) {
+      const plan = this.startPlan(tenant, state);
+      return this.plannedPage(plan, { ...state, plan: { id: plan.id, pos: 0, n: 0, empty: false } }, request, base);
+    }
+    const page = computePage(directory, state, { pageSize: this.clientPageSize(request), membersPerRecord: this.options.membersPerRecord });
+    const context = this.deltaContext(resource, state.sel);
     return page.next === null
-      ? { '@odata.context': context, '@odata.deltaLink': `${base}?$deltatoken=${encodeState({ ...state, after: null, part: null })}`, value: page.value }
-      : { '@odata.context': context, '@odata.nextLink': `${base}?$skiptoken=${encodeState(page.next)}`, value: page.value };
+      ? { '@odata.context': context, '@odata.deltaLink': `${base}?$deltatoken=${this.sealer.seal({ ...state, after: null, part: null })}`, value: page.value }
+      : { '@odata.context': context, '@odata.nextLink': `${base}?$skiptoken=${this.sealer.seal(page.next)}`, value: page.value };
+  }
+
+  private deltaContext(resource: DeltaResource, sel: readonly string[] | null): string {
+    return `${this.graphBaseUrl}/v1.0/$metadata#${resource}${sel ? `(${sel.join(',')})` : ''}`;
+  }
+
+  /** The page size the client asks for with `Prefer: odata.maxpagesize`, within the emulator's limits. */
+  private clientPageSize(request: IncomingMessage): number {
+    const prefer = /odata\.maxpagesize=(\d+)/.exec(String(request.headers['prefer'] ?? ''));
+    return Math.max(1, Math.min(this.options.maxPageSize, prefer ? Number(prefer[1]) : this.options.defaultPageSize));
+  }
+
+  /**
+   * The last change a round starting now includes: every change, or with `replicationLagMs` only
+   * those older than the lag ("Expect varying delays between the time a change is made to a
+   * resource instance ... and the time the tracked change is reflected in a delta query
+   * response", microsoft-graph-docs-contrib: concepts/delta-query-overview.md, "Processing
+   * delays"). Never before `floor`, where the previous round ended.
+   */
+  private horizon(directory: EmulatedTenantDirectory, floor: number): number {
+    const lagMs = this.realismSettings.replicationLagMs ?? 0;
+    if (lagMs <= 0) return directory.seq;
+    return Math.max(floor, directory.seqAt(this.now() - lagMs));
+  }
+
+  /**
+   * The answer to an expired or unknown state token: 400 `syncStateNotFound` ("In case of an
+   * expired token, the service should respond with a 40X-series error with error codes such as
+   * syncStateNotFound"), or with `goneWithLocation` the synchronization reset answer "410 (gone)
+   * and a Location header containing a request URL with an empty $deltaToken (same as the
+   * initial query)" (microsoft-graph-docs-contrib: concepts/delta-query-overview.md, "Token
+   * duration", "Synchronization reset").
+   */
+  private expiredToken(base: string, sel: readonly string[] | null): HttpError {
+    if (this.realismSettings.goneWithLocation) {
+      const location = `${base}?$deltatoken=${sel ? `&$select=${sel.join(',')}` : ''}`;
+      return graphError(410, 'resyncRequired', 'The delta token has expired: restart with a full synchronization from the Location URL.', { location });
+    }
+    return graphError(400, 'syncStateNotFound', 'The sync state generation is not found. The delta token is expired and data must be synchronized again.');
+  }
+
+  /** Computes a whole round for the realism behaviours (see `rounds.ts`) and keeps it for its skip tokens. */
+  private startPlan(tenant: TenantRecord, state: RoundState): RoundPlan {
+    this.planCounter += 1;
+    const id = `${state.r}-${this.planCounter}`;
+    const records = planRecords(tenant.directory, {
+      id,
+      resource: state.r,
+      sel: state.sel,
+      since: state.since,
+      upTo: state.upTo,
+      membersPerRecord: this.options.membersPerRecord,
+      realism: this.realismSettings,
+    });
+    const plan: RoundPlan = { id, resource: state.r, tenantId: tenant.id, generation: state.g, sel: state.sel, since: state.since, upTo: state.upTo, records };
+    this.plans.set(id, plan);
+    while (this.plans.size > maxPlans) this.plans.delete(this.plans.keys().next().value as string);
+    return plan;
+  }
+
+  /**
+   * One page of a planned round. `serverPageSize`: the server picks the page size, whatever
+   * `Prefer: odata.maxpagesize` asks ("The number of objects in each page can vary depending on
+   * the resource type and the type of changes made to the resource", delta-query-overview.md,
+   * "Optional query parameters"). `emptyPageRate`: a page with no records that still has a
+   * `@odata.nextLink` ("If an @odata.nextLink URL is returned, there are additional pages of data
+   * to be retrieved in the session. This is true even if the current response may contain an
+   * empty result", delta-query-overview.md, "Use delta query to track changes in a resource
+   * collection"); never two in a row, never the last page.
+   */
+  private plannedPage(plan: RoundPlan, state: RoundState, request: IncomingMessage, base: string): Record<string, unknown> {
+    const at = state.plan as NonNullable<RoundState['plan']>;
+    const seed = this.realismSettings.seed ?? 1;
+    const context = this.deltaContext(plan.resource, plan.sel);
+    const remaining = plan.records.length - at.pos;
+    const emptyRate = this.realismSettings.emptyPageRate ?? 0;
+    if (remaining > 0 && !at.empty && emptyRate > 0 && seededUnit(seed, plan.id, 'empty', at.n) < emptyRate) {
+      const next: RoundState = { ...state, plan: { id: plan.id, pos: at.pos, n: at.n + 1, empty: true } };
+      return { '@odata.context': context, '@odata.nextLink': `${base}?$skiptoken=${this.sealer.seal(next)}`, value: [] };
+    }
+    const size = this.serverPageSize(plan.id, at.n, seed) ?? this.clientPageSize(request);
+    const value = plan.records.slice(at.pos, at.pos + size).map((record) => structuredClone(record));
+    const pos = at.pos + value.length;
+    if (pos >= plan.records.length) {
+      const end: RoundState = { r: plan.resource, t: plan.tenantId, g: plan.generation, sel: plan.sel, since: plan.since, upTo: plan.upTo, after: null, part: null };
+      return { '@odata.context': context, '@odata.deltaLink': `${base}?$deltatoken=${this.sealer.seal(end)}`, value };
+    }
+    const next: RoundState = { ...state, plan: { id: plan.id, pos, n: at.n + 1, empty: false } };
+    return { '@odata.context': context, '@odata.nextLink': `${base}?$skiptoken=${this.sealer.seal(next)}`, value };
+  }
+
+  /** The page size `serverPageSize` chooses for page `n` of a plan; undefined when the client's is used. */
+  private serverPageSize(planId: string, n: number, seed: number): number | undefined {
+    const setting = this.realismSettings.serverPageSize;
+    if (setting === undefined) return undefined;
+    if (typeof setting === 'number') return Math.max(1, Math.floor(setting));
+    const min = Math.max(1, Math.floor(Math.min(setting.min, setting.max)));
+    const max = Math.max(min, Math.floor(Math.max(setting.min, setting.max)));
+    return min + Math.floor(seededUnit(seed, planId, 'size', n) * (max - min + 1));
   }
 
   private list(tenant: TenantRecord, resource: DeltaResource, url: URL): Record<string, unknown> {
