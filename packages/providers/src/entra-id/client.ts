@@ -1,10 +1,20 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
+import { type AccessToken, ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
+import {
+  AuthenticationHandler,
+  AuthenticationHandlerOptions,
+  Client,
+  RedirectHandler,
+  RedirectHandlerOptions,
+  ResponseType,
+} from '@microsoft/microsoft-graph-client';
+import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials/index.js';
 import { Agent, request as undiciRequest } from 'undici';
 import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError } from '../errors.ts';
 import { DestinationPolicy, checkedUndiciConnector, findDestinationRefusal } from '../net/destination.ts';
-import type { EntraIdSettings } from './config.ts';
+import { type EntraIdSettings, isKnownAuthorityHost } from './config.ts';
+import { FailureCapture, GraphRequestState, ThrottleRetryHandler, UndiciSender } from './graph-middleware.ts';
 
 /** How an Entra app proves who it is: a certificate (connectors) or a client secret (legacy). */
 export type EntraCredential =
@@ -48,8 +58,11 @@ export class EntraAuthError extends AuthError {
 
 /** Graph no longer knows the delta or skip token (410 Gone, `syncStateNotFound`): start over. */
 export class DeltaTokenExpiredError extends ProviderError {
-  constructor(message: string) {
+  /** The `Location` of a 410 answer, when Graph named where to start over. */
+  readonly location?: string;
+  constructor(message: string, location?: string) {
     super('delta_token_expired', message, false);
+    if (location !== undefined) this.location = location;
   }
 }
 
@@ -125,9 +138,9 @@ export const sharedTokenCache = new EntraTokenCache();
 function createTokenCredential(settings: GraphConnectionSettings, credential: EntraCredential, destinations: DestinationPolicy): TokenCredential {
   const options = {
     authorityHost: settings.authorityHost,
-    // Instance discovery asks Microsoft's public cloud about the authority; other hosts (national
-    // clouds behind a proxy, the test emulator) are trusted as configured.
-    disableInstanceDiscovery: settings.authorityHost !== 'https://login.microsoftonline.com',
+    // Instance discovery asks Microsoft about the authority, which only Microsoft's own login
+    // hosts can answer; other hosts (a proxy, the test emulator) are trusted as configured.
+    disableInstanceDiscovery: !isKnownAuthorityHost(settings.authorityHost),
     // Every token request (redirects included) connects through the policy; trust of a private
     // CA stays with this credential's own connections.
     agent: destinations.httpsAgent({ keepAlive: true, ...(settings.caPem === undefined ? {} : { ca: settings.caPem }) }),
@@ -182,9 +195,16 @@ function tokenFailure(error: unknown): { code: string; status: number | undefine
 
 const consentCodes = new Set(['unauthorized_client', 'consent_required', 'interaction_required']);
 
+/** The `AADSTS…` code named in Entra ID's error text, e.g. `AADSTS700027`. */
+function aadstsCode(text: string): string | undefined {
+  return /\bAADSTS\d+\b/.exec(text)?.[0];
+}
+
 /**
  * Translates a token acquisition failure into a typed error. Refused consent or credentials are
- * not retried; an unreachable authority or a busy one is.
+ * not retried; an unreachable authority, a busy one, or a clock out of step with Entra ID's is.
+ * Codes as `reference-error-codes.md` (MicrosoftDocs/entra-docs, docs/identity-platform/)
+ * documents them.
  */
 export async function mapTokenError(
   error: unknown,
@@ -198,18 +218,38 @@ export async function mapTokenError(
   const failure = tokenFailure(error);
   const who = `app ${credential.clientId} in tenant ${settings.tenantId}`;
   if (failure) {
+    const aadsts = aadstsCode(failure.text);
+    const details = { status: failure.status, entraCode: aadsts ?? failure.code };
+    // AADSTS7000229 comes as invalid_client, yet no key can cure it: the tenant has no service
+    // principal of the app, which admin consent creates (and removing the app deletes).
+    if (aadsts === 'AADSTS7000229') {
+      return new EntraAuthError(
+        'consent',
+        settings.tenantId,
+        `Entra ID refused a token for ${who}: the tenant has no service principal of the app (admin consent was not granted or the app was removed from the tenant); an administrator of the tenant must grant admin consent (${failure.text})`,
+        details,
+      );
+    }
+    // AADSTS700024: the client assertion is outside its valid time range, i.e. this machine's
+    // clock is off; the certificate itself may be fine, so this is retried rather than refused.
+    if (aadsts === 'AADSTS700024') {
+      return new UnavailableError(
+        `Entra ID refused the client assertion of ${who} as outside its valid time range: the worker's clock differs from Entra ID's; check the machine's time synchronisation (${failure.text})`,
+      );
+    }
     if (consentCodes.has(failure.code) || (failure.code === 'invalid_grant' && /AADSTS65001/.test(failure.text))) {
       return new EntraAuthError(
         'consent',
         settings.tenantId,
         `Entra ID refused a token for ${who}: consent is missing or was revoked; an administrator of the tenant must grant admin consent again (${failure.text})`,
+        details,
       );
     }
     if (failure.code === 'invalid_client') {
       const what = credential.kind === 'certificate' ? 'certificate' : 'client secret';
-      return new EntraAuthError('credential', settings.tenantId, `Entra ID refused the ${what} of ${who} (${failure.text})`);
+      return new EntraAuthError('credential', settings.tenantId, `Entra ID refused the ${what} of ${who} (${failure.text})`, details);
     }
-    if (failure.code === 'invalid_request' && /AADSTS90002/.test(failure.text)) {
+    if (failure.code === 'invalid_request' && aadsts === 'AADSTS90002') {
       return new ConfigError(`tenant ${settings.tenantId} does not exist at ${settings.authorityHost} (${failure.text})`);
     }
     if (failure.code === 'temporarily_unavailable' || (failure.status !== undefined && (failure.status >= 500 || failure.status === 429))) {
@@ -316,9 +356,12 @@ export function backoffDelay(n: number, baseMs: number, maxMs: number, random: (
 }
 
 /**
- * Talks to Microsoft Graph for one integration: tokens from the token cache, TLS trust scoped to
- * this client's own connections, throttling honoured (Retry-After, else exponential backoff) and
- * answers translated into typed errors.
+ * Talks to Microsoft Graph for one integration through `@microsoft/microsoft-graph-client`:
+ * its AuthenticationHandler (token from the token cache's `@azure/identity` credential, through
+ * `TokenCredentialAuthenticationProvider`), RetryHandler (429/503/504, Retry-After honoured,
+ * waits abortable and budgeted) and RedirectHandler (same origin only), ending in an undici
+ * sender with TLS trust scoped to this client and answers read within a bound. On top: other
+ * 5xx and network failures retried, one fresh token after a 401/403, typed errors.
  */
 export class GraphClient {
   readonly settings: GraphConnectionSettings;
@@ -331,6 +374,9 @@ export class GraphClient {
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #origin: string;
   readonly #destinations: DestinationPolicy;
+  readonly #graph: Client;
+  /** The app's token source as the SDK sees it: this client's token logic (fallbacks, typed errors). */
+  readonly #tokenCredential: TokenCredential;
   /** The up-front check of the authority and Graph hosts, for a clear refusal before MSAL wraps it. */
   #hostsChecked: Promise<void> | undefined;
   /** Total time spent waiting on throttling answers by this client. */
@@ -342,7 +388,8 @@ export class GraphClient {
     this.settings = settings;
     this.#credentials = [credential, ...(options.fallbackCredentials ?? [])];
     this.#tokens = options.tokenCache ?? sharedTokenCache;
-    this.#origin = new URL(settings.graphBaseUrl).origin;
+    const base = new URL(settings.graphBaseUrl);
+    this.#origin = base.origin;
     this.#destinations = options.destinations ?? DestinationPolicy.strict();
     this.#agent = new Agent({
       // Checked at connect time on the resolved address, whatever was checked before.
@@ -352,6 +399,41 @@ export class GraphClient {
       keepAliveTimeout: 30_000,
     });
     this.#sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
+    this.#tokenCredential = {
+      getToken: async (_scopes, tokenOptions) => this.#accessToken(tokenOptions?.abortSignal as AbortSignal | undefined),
+    };
+    const { retry } = settings;
+    this.#graph = Client.initWithMiddleware({
+      baseUrl: settings.graphBaseUrl,
+      // AuthenticationHandler attaches the token only to Graph's public hosts or these; the
+      // configured host (a national cloud, the emulator) is the one this client talks to.
+      customHosts: new Set([base.hostname.toLowerCase()]),
+      middleware: [
+        new FailureCapture(),
+        new AuthenticationHandler(new TokenCredentialAuthenticationProvider(this.#tokenCredential, { scopes: [this.#scope] })),
+        new ThrottleRetryHandler({
+          baseDelayMs: retry.baseDelayMs,
+          waitFor: (response, throttles) =>
+            parseRetryAfter(response.headers.get('retry-after') ?? undefined) ?? backoffDelay(throttles + 1, retry.baseDelayMs, retry.maxDelayMs),
+          maxWaitMs: retry.maxWaitMs,
+          sleep: this.#sleep,
+          onWait: (ms) => {
+            this.throttledMs += ms;
+            this.throttledCount += 1;
+          },
+        }),
+        new RedirectHandler(new RedirectHandlerOptions(maxRedirects)),
+        new UndiciSender({
+          origin: this.#origin,
+          dispatcher: this.#agent,
+          readBody: (body, what) => readBoundedText(body, maxGraphAnswerBytes, what),
+        }),
+      ],
+    });
+  }
+
+  get #scope(): string {
+    return `${this.settings.graphBaseUrl}/.default`;
   }
 
   /** The app's client id. */
@@ -377,6 +459,10 @@ export class GraphClient {
    * works the primary's refusal is thrown.
    */
   async token(signal?: AbortSignal): Promise<string> {
+    return (await this.#accessToken(signal)).token;
+  }
+
+  async #accessToken(signal: AbortSignal | undefined): Promise<AccessToken> {
     await this.checkHosts();
     const active = this.#active;
     try {
@@ -399,12 +485,12 @@ export class GraphClient {
     }
   }
 
-  async #tokenWith(credential: EntraCredential, signal: AbortSignal | undefined): Promise<string> {
+  async #tokenWith(credential: EntraCredential, signal: AbortSignal | undefined): Promise<AccessToken> {
     const tokenCredential = this.#tokens.credentialFor(this.settings, credential, this.#destinations);
     try {
-      const token = await tokenCredential.getToken(`${this.settings.graphBaseUrl}/.default`, signal ? { abortSignal: signal } : {});
+      const token = await tokenCredential.getToken(this.#scope, signal ? { abortSignal: signal } : {});
       if (!token) throw new UnavailableError(`no token was returned by ${this.settings.authorityHost}`);
-      return token.token;
+      return token;
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       throw await mapTokenError(error, this.settings, credential, this.#destinations);
@@ -431,108 +517,141 @@ export class GraphClient {
 
   /** GET a Graph URL (absolute, on the Graph origin) and parse its JSON. */
   getJson(url: string, signal: AbortSignal, headers: Record<string, string> = {}): Promise<unknown> {
-    return this.send('GET', url, undefined, signal, headers);
+    return this.#send('GET', url, undefined, signal, headers);
   }
 
   /** POST JSON to a Graph URL; resolves to the parsed answer, or undefined for 204. */
   postJson(url: string, body: unknown, signal: AbortSignal): Promise<unknown> {
-    return this.send('POST', url, JSON.stringify(body), signal, { 'content-type': 'application/json' });
+    return this.#send('POST', url, body, signal, { 'content-type': 'application/json' });
   }
 
   async close(): Promise<void> {
     await this.#agent.close().catch(() => undefined);
   }
 
-  private async send(method: 'GET' | 'POST', url: string, body: string | undefined, signal: AbortSignal, headers: Record<string, string>): Promise<unknown> {
+  /** One call through the SDK's chain; resolves to Graph's answer, whatever its status. */
+  async #request(method: 'GET' | 'POST', url: string, body: unknown, state: GraphRequestState, headers: Record<string, string>): Promise<Response> {
+    const provider = new TokenCredentialAuthenticationProvider(this.#tokenCredential, {
+      scopes: [this.#scope],
+      getTokenOptions: { abortSignal: state.signal },
+    });
+    const request = this.#graph
+      .api(url)
+      .middlewareOptions([state, new AuthenticationHandlerOptions(provider)])
+      .headers({ accept: 'application/json', ...headers })
+      .responseType(ResponseType.RAW);
+    try {
+      return (await (method === 'GET' ? request.get() : request.post(body))) as Response;
+    } catch (error) {
+      // The SDK wraps what a middleware threw into its GraphError; the original is kept aside.
+      throw state.failure ?? error;
+    }
+  }
+
+  async #send(method: 'GET' | 'POST', url: string, body: unknown, signal: AbortSignal, headers: Record<string, string>): Promise<unknown> {
     if (new URL(url).origin !== this.#origin) {
       // A link pointing elsewhere would carry our token to another host.
       throw new ConfigError(`Graph answered with a link outside ${this.#origin}; refusing to follow it`);
     }
+    const path = new URL(url).pathname;
     const { retry } = this.settings;
+    // One state for every attempt: the throttling budget spans them all.
+    let state = new GraphRequestState(signal);
     let failures = 0;
-    let throttledWait = 0;
-    let throttles = 0;
     let tokenRenewed = false;
     for (;;) {
       signal.throwIfAborted();
-      const token = await this.token(signal);
-      let status: number;
-      let text: string;
-      let retryAfter: string | string[] | undefined;
+      let response: Response;
       try {
-        const response = await undiciRequest(url, {
-          method,
-          dispatcher: this.#agent,
-          signal,
-          headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...headers },
-          ...(body === undefined ? {} : { body }),
-        });
-        status = response.statusCode;
-        retryAfter = response.headers['retry-after'];
-        text = await readBoundedText(response.body, maxGraphAnswerBytes, `Graph's answer to ${method} ${new URL(url).pathname}`);
+        response = await this.#request(method, url, body, state, headers);
       } catch (error) {
         if (signal.aborted) throw signal.reason;
-        if (error instanceof ProtocolError) throw error;
+        // Typed already: token refusals, the throttling budget, a link elsewhere, an answer too large.
+        if (error instanceof ProviderError) throw error;
         const typed = transportError(error, this.#origin);
         failures += 1;
         if (!typed.retryable || failures >= retry.maxAttempts) throw typed;
         await this.#sleep(backoffDelay(failures, retry.baseDelayMs, retry.maxDelayMs), signal);
+        state = nextAttempt(state);
         continue;
       }
+      const status = response.status;
+      const text = await response.text();
       if (status >= 200 && status < 300) {
         if (status === 204 || text === '') return undefined;
         try {
           return JSON.parse(text) as unknown;
         } catch {
-          throw new UnavailableError(`Graph answered ${method} ${new URL(url).pathname} with a body that is not JSON`);
+          throw new UnavailableError(`Graph answered ${method} ${path} with a body that is not JSON`);
         }
       }
-      const failure = graphFailure(status, text, retryAfter);
+      const failure = graphFailure(status, text, response.headers.get('retry-after') ?? undefined);
       if (status === 429 || status === 503 || status === 504) {
-        throttles += 1;
-        const wait = failure.retryAfterMs ?? backoffDelay(throttles, retry.baseDelayMs, retry.maxDelayMs);
-        if (throttledWait + wait > retry.maxWaitMs) {
+        // The SDK retried as often as it may; the budget, not a count, ends the wait.
+        const wait = failure.retryAfterMs ?? backoffDelay(state.throttles + 1, retry.baseDelayMs, retry.maxDelayMs);
+        if (state.throttledMs + wait > retry.maxWaitMs) {
           throw new UnavailableError(
-            `Graph kept throttling ${new URL(url).pathname} (${status} ${failure.code}) for ${Math.round(throttledWait / 1000)} s`,
+            `Graph kept throttling ${path} (${status} ${failure.code}) for ${Math.round(state.throttledMs / 1000)} s`,
             { retryAfterMs: wait },
           );
         }
         await this.#sleep(wait, signal);
-        throttledWait += wait;
+        state.throttledMs += wait;
+        state.throttles += 1;
         this.throttledMs += wait;
         this.throttledCount += 1;
+        state = nextAttempt(state);
         continue;
       }
-      if (status === 401 && !tokenRenewed) {
-        // A token expired or revoked between acquisition and use: one fresh token, then judge.
+      if ((status === 401 || status === 403) && !tokenRenewed) {
+        // A token issued before consent, or before granted roles propagated, carries stale
+        // `roles`; an expired or revoked one is refused too: one fresh token, then judge.
         tokenRenewed = true;
         this.#tokens.evict(this.settings, this.#credential, this.#destinations);
+        state = nextAttempt(state);
         continue;
       }
       if (status === 401 || status === 403) {
         throw new EntraAuthError(
           'consent',
           this.settings.tenantId,
-          `Graph refused ${method} ${new URL(url).pathname} for app ${this.clientId} in tenant ${this.settings.tenantId} (${status} ${failure.code}: ${failure.message}); consent may have been revoked or lack a permission: an administrator must grant admin consent again`,
+          `Graph refused ${method} ${path} for app ${this.clientId} in tenant ${this.settings.tenantId} (${status} ${failure.code}: ${failure.message}); consent may have been revoked or lack a permission: an administrator must grant admin consent again`,
+          { status, entraCode: failure.code },
         );
       }
       if (status === 410 || (status === 400 && syncStateCodes.has(failure.code))) {
-        throw new DeltaTokenExpiredError(`Graph no longer knows the delta state (${status} ${failure.code}: ${failure.message})`);
+        const location = status === 410 ? (response.headers.get('location') ?? undefined) : undefined;
+        throw new DeltaTokenExpiredError(`Graph no longer knows the delta state (${status} ${failure.code}: ${failure.message})`, location);
       }
       if (status >= 500) {
         failures += 1;
         if (failures >= retry.maxAttempts) {
-          throw new UnavailableError(`Graph failed ${method} ${new URL(url).pathname} ${failures} times (${status} ${failure.code}: ${failure.message})`);
+          throw new UnavailableError(`Graph failed ${method} ${path} ${failures} times (${status} ${failure.code}: ${failure.message})`);
         }
         await this.#sleep(failure.retryAfterMs ?? backoffDelay(failures, retry.baseDelayMs, retry.maxDelayMs), signal);
+        state = nextAttempt(state);
         continue;
       }
-      throw new ConfigError(`Graph refused ${method} ${new URL(url).pathname} (${status} ${failure.code}: ${failure.message})`);
+      if (status >= 300 && status < 400) {
+        throw new ConfigError(`Graph answered ${method} ${path} with a redirect (${status}) that could not be followed within ${maxRedirects} hops`);
+      }
+      throw new ConfigError(`Graph refused ${method} ${path} (${status} ${failure.code}: ${failure.message})`);
     }
   }
 }
 
-function graphFailure(status: number, text: string, retryAfter: string | string[] | undefined): GraphFailure {
+/** Redirects followed within one call (the SDK's default). */
+const maxRedirects = 5;
+
+/** A fresh state for the next attempt of a call, keeping what counts across attempts. */
+function nextAttempt(previous: GraphRequestState): GraphRequestState {
+  const next = new GraphRequestState(previous.signal);
+  next.throttledMs = previous.throttledMs;
+  next.throttles = previous.throttles;
+  return next;
+}
+
+function graphFailure(status: number, text: string, retryAfter: string | undefined): GraphFailure {
   let code = `HTTP${status}`;
   let message = '';
   try {

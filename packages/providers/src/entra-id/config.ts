@@ -1,10 +1,43 @@
 import { X509Certificate } from 'node:crypto';
 import { z } from 'zod';
+import { ConfigError } from '../errors.ts';
+
+/**
+ * The Microsoft clouds an Entra tenant can live in: token authority and Graph root of each, as
+ * "Microsoft Graph national cloud deployments" (microsoftgraph/microsoft-graph-docs-contrib,
+ * concepts/deployments.md) lists them — its "Microsoft Entra ID endpoint" and "Microsoft Graph"
+ * columns; `authentication-national-cloud.md` (MicrosoftDocs/entra-docs) has the same global
+ * and US Government hosts. US Government is L4 (GCC High); GCC uses the global endpoints.
+ */
+export const entraClouds = {
+  /** Azure global service. */
+  global: { authorityHost: 'https://login.microsoftonline.com', graphBaseUrl: 'https://graph.microsoft.com' },
+  /** Azure US Government (Microsoft Graph for US Government L4). */
+  usgov: { authorityHost: 'https://login.microsoftonline.us', graphBaseUrl: 'https://graph.microsoft.us' },
+  /** Azure China operated by 21Vianet. */
+  china: { authorityHost: 'https://login.chinacloudapi.cn', graphBaseUrl: 'https://microsoftgraph.chinacloudapi.cn' },
+} as const satisfies Record<string, { readonly authorityHost: string; readonly graphBaseUrl: string }>;
+
+/** Name of a cloud of {@link entraClouds}. */
+export type EntraCloud = keyof typeof entraClouds;
+
+/** The hosts of a named cloud; a {@link ConfigError} for a name that is none of {@link entraClouds}. */
+export function entraCloud(name: string): (typeof entraClouds)[EntraCloud] {
+  if (!Object.hasOwn(entraClouds, name)) {
+    throw new ConfigError(`unknown Entra cloud "${name}": use one of ${Object.keys(entraClouds).join(', ')}`);
+  }
+  return entraClouds[name as EntraCloud];
+}
+
+/** True for the authority host of one of the {@link entraClouds} (Microsoft's own login hosts). */
+export function isKnownAuthorityHost(authorityHost: string): boolean {
+  return Object.values(entraClouds).some((cloud) => cloud.authorityHost === authorityHost);
+}
 
 /** Microsoft's public cloud: where tokens come from unless the settings name another host. */
-export const defaultAuthorityHost = 'https://login.microsoftonline.com';
+export const defaultAuthorityHost = entraClouds.global.authorityHost;
 /** Microsoft Graph in the public cloud. */
-export const defaultGraphBaseUrl = 'https://graph.microsoft.com';
+export const defaultGraphBaseUrl = entraClouds.global.graphBaseUrl;
 
 const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const domainPattern = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
