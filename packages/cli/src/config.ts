@@ -50,6 +50,23 @@ export const configSchema = z.object({
     .default(5_000_000),
   /** Minutes one sync run may take, pipeline time included, before it fails. */
   DIRSYNC_MAX_RUN_MINUTES: z.coerce.number().int().min(1, 'DIRSYNC_MAX_RUN_MINUTES must be 1–10080').max(10_080, 'DIRSYNC_MAX_RUN_MINUTES must be 1–10080').default(360),
+  /**
+   * Minutes after a tenant's consent is granted during which Entra ID's refusals are taken for
+   * the grant still propagating: the run is retried, the consent stays granted.
+   */
+  DIRSYNC_CONSENT_GRACE_MINUTES: z.coerce
+    .number()
+    .int()
+    .min(0, 'DIRSYNC_CONSENT_GRACE_MINUTES must be 0–1440')
+    .max(1_440, 'DIRSYNC_CONSENT_GRACE_MINUTES must be 0–1440')
+    .default(30),
+  /** Runs in a row Entra ID must refuse for lack of consent, past the grace, before the consent counts as revoked. */
+  DIRSYNC_CONSENT_FAILURES_TO_REVOKE: z.coerce
+    .number()
+    .int()
+    .min(1, 'DIRSYNC_CONSENT_FAILURES_TO_REVOKE must be 1–100')
+    .max(100, 'DIRSYNC_CONSENT_FAILURES_TO_REVOKE must be 1–100')
+    .default(3),
   DIRSYNC_WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   /** How often the scheduler looks for due syncs (cron with seconds). */
   DIRSYNC_SCHEDULER_TICK: cronish.default('*/30 * * * * *'),

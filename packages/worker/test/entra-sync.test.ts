@@ -43,6 +43,8 @@ let groupIds: readonly string[];
 /** What the providers asked to wait (Retry-After, backoff); nothing actually waits. */
 const waits: number[] = [];
 let clock = new Date();
+/** The worker's consent refusal policy; tests end the grace by setting graceMs to 0. */
+const refusal = { graceMs: 30 * 60_000, failuresToRevoke: 2 };
 
 async function sync(mode: 'full' | 'delta', id = integrationId, attempts = 1): Promise<Run & { attemptsMade: number }> {
   const runId = randomUUID();
@@ -105,6 +107,7 @@ beforeAll(async () => {
       sleep: async (ms) => {
         waits.push(ms);
       },
+      consentRefusal: refusal,
     }),
   });
   tenant = await world.consentedTenant();
@@ -199,10 +202,35 @@ test('a full sync finds deletions by absence; a storm of 429s and 503s does not 
   expect(waits.length).toBe(12);
 }, timeoutMs);
 
-test('revoked consent fails the run at once, deletes nothing and marks the integration as needing consent', async () => {
+test('a refusal within the grace after the grant is retried, waiting for permissions to propagate; the consent stays granted', async () => {
+  const before = await snapshot();
+  world.emulator.revokeConsent(tenant.tenantId, world.app.appId);
+  const run = await sync('delta', integrationId, 3);
+  // Retryable: every attempt was made, none of them revoked anything.
+  expect(run).toMatchObject({ status: 'failed', attemptsMade: 3 });
+  expect(run.error).toMatch(/waiting for permissions to propagate \(within the grace after the grant/);
+  expect(await snapshot()).toBe(before);
+  expect((await getIntegration(world.db, integrationId))?.status).not.toBe('needs_consent');
+  expect(await getConsent(world.db, world.accountId, world.connector.id, tenant.tenantId)).toMatchObject({ status: 'granted', authFailures: 0 });
+}, timeoutMs);
+
+test('past the grace, refusals are counted run by run and a run that reads the tenant resets the count', async () => {
+  refusal.graceMs = 0;
+  const run = await sync('delta', integrationId, 1);
+  expect(run.error).toMatch(/waiting for permissions to propagate \(refused run 1 of 2 /);
+  expect(await getConsent(world.db, world.accountId, world.connector.id, tenant.tenantId)).toMatchObject({ status: 'granted', authFailures: 1 });
+  expect((await getIntegration(world.db, integrationId))?.status).not.toBe('needs_consent');
+
+  world.emulator.grantConsent(tenant.tenantId, world.app.appId);
+  expect(await sync('delta')).toMatchObject({ status: 'succeeded', mode: 'delta' });
+  expect(await getConsent(world.db, world.accountId, world.connector.id, tenant.tenantId)).toMatchObject({ status: 'granted', authFailures: 0, lastAuthFailureAt: null });
+}, timeoutMs);
+
+test('past the grace and enough refused runs, the consent is revoked: nothing deleted, the integration needs consent', async () => {
   const before = await snapshot();
   world.emulator.revokeConsent(tenant.tenantId, world.app.appId);
   tenant.deleteUser(userIds[11] as string);
+  expect((await sync('delta', integrationId, 1)).error).toMatch(/refused run 1 of 2 /);
   const run = await sync('delta', integrationId, 3);
   expect(run.status).toBe('failed');
   expect(run.error).toMatch(/^auth: .*consent/);
@@ -222,6 +250,7 @@ test('revoked consent fails the run at once, deletes nothing and marks the integ
   expect((await getIntegration(world.db, integrationId))?.status).toBe('new');
   const resumed = await sync('delta');
   expect(resumed).toMatchObject({ status: 'succeeded', mode: 'delta', deleted: 1 });
+  refusal.graceMs = 30 * 60_000;
 }, timeoutMs);
 
 describe('tenant ownership', () => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createScheduler } from '@dirsync/scheduler';
-import { createReadinessProbe, createWorker, createWorkerMetrics } from '@dirsync/worker';
+import { createEntraAwareProviderFactory, createReadinessProbe, createWorker, createWorkerMetrics } from '@dirsync/worker';
 import { serveOpsPort } from '../ops-server.ts';
 import type { Context } from '../context.ts';
 import { startHttpServer } from './api.ts';
@@ -58,7 +58,13 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           logger,
           workerId: ctx.config.DIRSYNC_WORKER_ID,
           destinations: ctx.destinations(),
-          // The worker's default provider factory: the registry, plus connector certificates for Entra ID.
+          // The registry, plus connector certificates and the consent grace for Entra ID.
+          createProvider: createEntraAwareProviderFactory({
+            db: ctx.db(),
+            keyRing: ctx.keyRing(),
+            destinations: ctx.destinations(),
+            consentRefusal: { graceMs: ctx.config.DIRSYNC_CONSENT_GRACE_MINUTES * 60_000, failuresToRevoke: ctx.config.DIRSYNC_CONSENT_FAILURES_TO_REVOKE },
+          }),
           metrics,
           runLimits: { maxObjects: ctx.config.DIRSYNC_MAX_OBJECTS_PER_RUN, maxDurationMs: ctx.config.DIRSYNC_MAX_RUN_MINUTES * 60_000 },
         });

@@ -1,12 +1,15 @@
 import {
+  clearConsentRefusals,
+  type ConsentRefusalPolicy,
   type Db,
+  defaultConsentRefusalPolicy,
   displayText,
   getConnector,
   getConsent,
   getLegacyMigrationDeadline,
   type KeyRing,
-  markConsentRevoked,
-  withCurrentCredential,
+  recordConsentRefusal,
+  withCurrentAndPreviousCredentials,
 } from '@dirsync/db';
 import {
   ConfigError,
@@ -24,6 +27,7 @@ import {
   formatSettingsIssues,
   type MapResult,
   type Provider,
+  UnavailableError,
 } from '@dirsync/providers';
 import type { ProviderFactory } from '../processor.ts';
 
@@ -41,6 +45,31 @@ export interface EntraProviderFactoryOptions {
   readonly sleep?: ((ms: number, signal: AbortSignal) => Promise<void>) | undefined;
   /** Where providers may connect (default: the strict policy, public addresses only). */
   readonly destinations?: DestinationPolicy | undefined;
+  /**
+   * When Entra ID's consent refusals in a tenant revoke the account's consent (default
+   * {@link defaultConsentRefusalPolicy}: 30 minutes after the grant, then 3 refused runs in a row).
+   */
+  readonly consentRefusal?: ConsentRefusalPolicy | undefined;
+}
+
+/**
+ * Entra ID or Graph refused the connector for lack of consent while the account's consent is
+ * granted, within the grace after the grant or before enough refused runs: a grant (or a
+ * permission added to it) takes a while to reach every replica. Retryable: the job backs off and
+ * tries again; the consent stays granted and the integration does not show `needs_consent`.
+ */
+export class ConsentPropagationError extends UnavailableError {
+  /** Refused runs in a row past the grace so far (0 within it). */
+  readonly failures: number;
+  constructor(tenantId: string, failures: number, policy: ConsentRefusalPolicy, graceEndsAt: Date | null, reason: string) {
+    const where =
+      failures === 0 && graceEndsAt !== null
+        ? `within the grace after the grant, until ${graceEndsAt.toISOString()}`
+        : `refused run ${failures} of ${policy.failuresToRevoke} before the consent counts as revoked`;
+    super(`Entra ID refused the connector in tenant ${tenantId} after its consent was granted: waiting for permissions to propagate (${where}): ${reason}`);
+    this.name = 'ConsentPropagationError';
+    this.failures = failures;
+  }
 }
 
 /**
@@ -94,41 +123,86 @@ export function createEntraAwareProviderFactory(options: EntraProviderFactoryOpt
       graphBaseUrl: connector.graphBaseUrl,
       ...(connector.tlsCaPem === null ? {} : { caPem: connector.tlsCaPem }),
     };
-    const provider = await withCurrentCredential(options.db, options.keyRing, connector.id, async (credential) =>
-      createEntraIdProvider(
-        effective,
-        encodeCertificateSecret({ clientId: connector.clientId, certificatePem: credential.certificatePem, privateKeyPem: credential.privateKeyPem }),
-        providerOptions,
-      ),
+    const certificate = (credential: { certificatePem: string; privateKeyPem: string }) => ({
+      kind: 'certificate' as const,
+      clientId: connector.clientId,
+      certificatePem: credential.certificatePem,
+      privateKeyPem: credential.privateKeyPem,
+    });
+    // Right after a rotation a tenant may still refuse the new key: the previous one (still on the
+    // app until the next rotation) is the fallback there.
+    const provider = await withCurrentAndPreviousCredentials(options.db, options.keyRing, connector.id, async (current, previous) =>
+      createEntraIdProvider(effective, encodeCertificateSecret(certificate(current)), {
+        ...providerOptions,
+        ...(previous === undefined ? {} : { fallbackCredentials: [certificate(previous)] }),
+      }),
     );
-    return new ConsentTrackingProvider(provider, (reason) => markConsentRevoked(options.db, owner.accountId, connector.id, parsed.data.tenantId, reason));
+    const policy = options.consentRefusal ?? defaultConsentRefusalPolicy;
+    const tenantId = parsed.data.tenantId;
+    return new ConsentTrackingProvider(provider, {
+      refused: async (reason) => {
+        const refusal = await recordConsentRefusal(options.db, owner.accountId, connector.id, tenantId, reason, policy);
+        return refusal.revoked ? undefined : new ConsentPropagationError(tenantId, refusal.failures, policy, refusal.graceEndsAt, reason);
+      },
+      read: () => clearConsentRefusals(options.db, owner.accountId, connector.id, tenantId),
+    });
   };
 }
 
+/** What {@link ConsentTrackingProvider} reports to. */
+interface ConsentTracking {
+  /**
+   * Entra ID refused for lack of consent: records it; returns the error to throw instead while
+   * the consent stays granted (grace), or undefined when it is now revoked.
+   */
+  refused(reason: string): Promise<Error | undefined>;
+  /** A read of the tenant succeeded. */
+  read(): Promise<void>;
+}
+
 /**
- * Passes everything to the Entra provider and, when it fails for lack of consent, records that
- * before the failure goes on (nothing is deleted: the run fails as a whole).
+ * Passes everything to the Entra provider. When it fails for lack of consent the refusal is
+ * recorded for the account's consent before the failure goes on (nothing is deleted: the run
+ * fails as a whole): within the grace after the grant it goes on as a retryable
+ * {@link ConsentPropagationError}, after it the consent is revoked and the original error goes on.
+ * A complete read clears the count of refused runs.
  */
 class ConsentTrackingProvider<S> implements Provider<S> {
   readonly kind: string;
   readonly #inner: Provider<S>;
-  readonly #onConsentProblem: (reason: string) => Promise<unknown>;
+  readonly #tracking: ConsentTracking;
 
-  constructor(inner: Provider<S>, onConsentProblem: (reason: string) => Promise<unknown>) {
+  constructor(inner: Provider<S>, tracking: ConsentTracking) {
     this.kind = inner.kind;
     this.#inner = inner;
-    this.#onConsentProblem = onConsentProblem;
+    this.#tracking = tracking;
+  }
+
+  /** Whether tokens come from the current key or the previous one (see `GraphClient.credentialUsed`). */
+  get credentialUsed(): 'primary' | 'fallback' | undefined {
+    const inner = this.#inner as { credentialUsed?: unknown };
+    return inner.credentialUsed === 'primary' || inner.credentialUsed === 'fallback' ? inner.credentialUsed : undefined;
   }
 
   private async noted(error: unknown): Promise<never> {
-    if (error instanceof EntraAuthError && error.problem === 'consent') await this.#onConsentProblem(error.message);
+    if (error instanceof EntraAuthError && error.problem === 'consent') {
+      const instead = await this.#tracking.refused(error.message);
+      if (instead) throw instead;
+    }
     throw error;
   }
 
   async testConnection(signal?: AbortSignal): Promise<ConnectionReport> {
     const report = await this.#inner.testConnection(signal);
     const consent = report.checks.find((check) => check.name === 'consent' && !check.ok);
-    if (consent) await this.#onConsentProblem(consent.detail);
+    if (consent) {
+      const instead = await this.#tracking.refused(consent.detail);
+      if (instead) {
+        return { ...report, checks: report.checks.map((check) => (check === consent ? { ...check, detail: `${check.detail} — ${instead.message}` } : check)) };
+      }
+    } else if (report.ok) {
+      await this.#tracking.read();
+    }
     return report;
   }
 
@@ -138,6 +212,7 @@ class ConsentTrackingProvider<S> implements Provider<S> {
     } catch (error) {
       await this.noted(error);
     }
+    await this.#tracking.read();
   }
 
   async *fetchDelta(cursor: Cursor, signal: AbortSignal): AsyncIterable<FetchPage<S>> {
@@ -146,6 +221,7 @@ class ConsentTrackingProvider<S> implements Provider<S> {
     } catch (error) {
       await this.noted(error);
     }
+    await this.#tracking.read();
   }
 
   map(entry: S): MapResult {
