@@ -23,6 +23,7 @@ export interface RoundPlan {
 
 /** What a plan is made from. */
 export interface PlanInput {
+  /** What seeded choices (order, duplicates) are keyed on. */
   readonly id: string;
   readonly resource: DeltaResource;
   readonly sel: readonly string[] | null;
@@ -140,9 +141,10 @@ function objectRecords(directory: EmulatedTenantDirectory, id: string, input: Pl
 }
 
 /**
- * Spreads every group's records over the round: the records are ordered by a seeded key, and a
- * group's first record in that order takes its first part (with its properties), the next one the
- * next part, so a large group's parts have other groups' records between them. Graph: "It is best
+ * Spreads every group's records over the round: the records are ordered by a seeded key, a
+ * group's parts evenly over the whole round, and a group's first record in that order takes its
+ * first part (with its properties), the next one the next part, so a large group's parts have
+ * other groups' records between them. Graph: "It is best
  * not to assume a specific sequence of the responses. Assume that the same group could show up
  * anywhere in the nextLink sequence" (delta-query-groups.md, "Paging through members in a large
  * group"); "Assume that the same item can show up anywhere in the @odata.nextLink sequence"
@@ -152,7 +154,12 @@ function spread(perObject: readonly (readonly Record<string, unknown>[])[], inpu
   const seed = input.realism.seed ?? 1;
   const slots: { key: number; object: number }[] = [];
   perObject.forEach((records, object) => {
-    records.forEach((record, part) => slots.push({ key: seededUnit(seed, input.id, String(record['id']), part), object }));
+    records.forEach((record, part) => {
+      const u = seededUnit(seed, input.id, String(record['id']), part);
+      // Part k of n lands in the middle half of the k-th n-th of the round: consecutive parts
+      // are at least half a stratum apart, whatever the seed.
+      slots.push({ key: records.length === 1 ? u : (part + 0.25 + 0.5 * u) / records.length, object });
+    });
   });
   slots.sort((a, b) => a.key - b.key);
   const taken = perObject.map(() => 0);

@@ -258,7 +258,7 @@ export class EntraEmulator {
    * Changes realism behaviours at run time: the given settings replace the current ones (a
    * setting given as `undefined` turns that behaviour off); the others stay.
    */
-  setRealism(partial: Partial<EntraRealism>): void {
+  setRealism(partial: { [K in keyof EntraRealism]?: EntraRealism[K] | undefined }): void {
     const next: Record<string, unknown> = { ...this.realismSettings };
     for (const [name, value] of Object.entries(partial)) {
       if (value === undefined) delete next[name];
@@ -1121,7 +1121,9 @@ export class EntraEmulator {
     this.planCounter += 1;
     const id = `${state.r}-${this.planCounter}`;
     const records = planRecords(tenant.directory, {
-      id,
+      // Seeded choices depend on what the round covers, not on how many rounds came before: the
+      // same round asked for again is the same round.
+      id: `${state.r}:${state.since ?? 'initial'}:${state.upTo}:${(state.sel ?? []).join(',')}`,
       resource: state.r,
       sel: state.sel,
       since: state.since,
@@ -1220,6 +1222,7 @@ export class EntraEmulator {
       throw graphError(400, 'Request_BadRequest', 'A key credential with the same thumbprint already exists on the application.');
     }
     app.keyCredentials.push(key);
+    this.keysAddedAt.set(key.keyId, this.now());
     return keyCredentialJson(key);
   }
 
