@@ -96,6 +96,8 @@ export async function startEntraWorld(label: string, emulatorOptions: EntraEmula
         authorityHost: emulator.authorityHost,
         graphBaseUrl: emulator.graphBaseUrl,
         tlsCaPem: emulator.caPem,
+        // As the operator copies it from the app registration: the rotation removes keys by id.
+        graphKeyId: app.keyCredentials[0]?.keyId ?? null,
       },
       certificate,
     );

@@ -1,14 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import {
+  addPendingCredential,
   getConnector,
   listActionsNeeded,
   listAudit,
   listConnectorCredentials,
+  setCredentialGraphKeyId,
   withCurrentCredential,
 } from '@dirsync/db';
 import { createRotationEnqueueClient } from '@dirsync/jobs';
-import { EntraTokenCache, GraphClient } from '@dirsync/providers';
+import { EntraTokenCache, generateCertificate, GraphClient } from '@dirsync/providers';
 import { createTestQueuePrefix, testDestinations, testRedisUrl, waitFor } from '@dirsync/testkit';
 import { createEntraAwareProviderFactory } from '../src/entra/index.ts';
 import { rotateConnectorCredential } from '../src/rotation/index.ts';
@@ -50,8 +52,13 @@ async function syncToken(tenantId: string): Promise<string> {
   }
 }
 
-function rotate(slot: Date | null) {
-  return rotateConnectorCredential({ db: world.db, keyRing: world.ring, connectorId: world.connector.id, slot, actor: 'test', sleep: noWait, destinations: testDestinations });
+function rotate(slot: Date | null, options: { acceptanceWaitMs?: number } = {}) {
+  return rotateConnectorCredential({ db: world.db, keyRing: world.ring, connectorId: world.connector.id, slot, actor: 'test', sleep: noWait, destinations: testDestinations, ...options });
+}
+
+/** Graph requests that read the app registration (which the connector has no permission for). */
+function applicationReads() {
+  return world.emulator.requestsTo('graph', `/applications/${world.app.objectId}`).filter((r) => r.method === 'GET');
 }
 
 let customer: string;
@@ -80,7 +87,9 @@ test('a rotation adds a new certificate, switches token acquisition to it and ke
   // Syncs now authenticate with the new certificate: remove the old one from the app and sync.
   world.emulator.removeApplicationCertificate(world.app.appId, initial as string);
   expect(await syncToken(customer)).toBe('ok');
-  world.emulator.addApplicationCertificate(world.app.appId, (await credentials()).find((c) => c.thumbprint === initial)?.certificatePem as string);
+  // Registered again by hand, under a new key id, which the operator records.
+  const initialCredential = (await credentials()).find((c) => c.thumbprint === initial);
+  await setCredentialGraphKeyId(world.db, initialCredential?.id as string, world.emulator.addApplicationCertificate(world.app.appId, initialCredential?.certificatePem as string));
   const connector = await getConnector(world.db, world.connector.id);
   expect(connector).toMatchObject({ lastRotationStatus: 'succeeded', lastRotationError: null, rotatedSlot: day(1) });
   const audit = await listAudit(world.db, { limit: 10 });
@@ -129,8 +138,10 @@ test('a failed rotation is recorded and reported, the current key keeps working,
 
   const retried = await rotate(day(3));
   if (retried.status !== 'rotated') throw new Error('expected a rotation');
-  // The certificate made by the failed attempt is the one taken up.
-  expect(retried.thumbprint).toBe(pending[0]);
+  // Whether the failed addKey added it cannot be known without reading the app: the certificate
+  // made by the failed attempt is given up and a new one added.
+  expect(retried.thumbprint).not.toBe(pending[0]);
+  expect((await credentials()).find((c) => c.thumbprint === pending[0])?.status).toBe('abandoned');
   expect((await listActionsNeeded(world.db)).some((a) => a.kind === 'rotation_failed')).toBe(false);
 }, timeoutMs);
 
@@ -139,25 +150,51 @@ test('an attempt interrupted after addKey is resumed without adding the key twic
   // Entra ID does not accept the new key yet (as while a new key propagates), after it was added
   // to the app: the current key's token request goes through, the new key's is refused.
   world.emulator.injectFault({ service: 'login', path: '/token', status: 401, code: 'invalid_client', skip: 1 });
-  await expect(rotate(day(4))).rejects.toThrow(/does not accept it yet/);
+  await expect(rotate(day(4), { acceptanceWaitMs: 0 })).rejects.toThrow(/does not accept it yet/);
   world.emulator.faults.clear();
   const [pending] = await thumbprints('pending');
   expect(appThumbprints()).toContain(pending);
+  // Its key id was stored with it: the resumed attempt needs no listing of the app.
+  expect((await credentials()).find((c) => c.thumbprint === pending)?.graphKeyId).toBe(world.app.keyCredentials.find((k) => k.customKeyIdentifier === pending)?.keyId);
   const resumed = await rotate(day(4));
   expect(resumed).toMatchObject({ status: 'rotated', thumbprint: pending });
   expect(world.emulator.requestsTo('graph', '/addKey').filter((r) => r.status === 200).length).toBe(addKeysBefore + 1);
   expect(appThumbprints()).toHaveLength(2);
 }, timeoutMs);
 
+test('a refused new key is probed again within the job until Entra ID accepts it', async () => {
+  const tokensBefore = world.emulator.requestsTo('login', '/token').length;
+  world.emulator.injectFault({ service: 'login', path: '/token', status: 401, code: 'invalid_client', skip: 1, times: 2 });
+  const result = await rotate(null);
+  world.emulator.faults.clear();
+  expect(result).toMatchObject({ status: 'rotated' });
+  // The current key's token, two refused probes, the accepted one.
+  expect(world.emulator.requestsTo('login', '/token').slice(tokensBefore).map((r) => r.status)).toEqual([200, 401, 401, 200]);
+  expect(appThumbprints()).toHaveLength(2);
+}, timeoutMs);
+
+test("a pending certificate whose addKey answer was lost is abandoned and replaced, without reading the app", async () => {
+  const lost = await generateCertificate({ subject: 'lost addKey answer', validityDays: 30 });
+  await addPendingCredential(world.db, world.ring, world.connector.id, lost, null);
+  const result = await rotate(null);
+  if (result.status !== 'rotated') throw new Error('expected a rotation');
+  expect(result.thumbprint).not.toBe(lost.thumbprint);
+  expect((await credentials()).find((c) => c.thumbprint === lost.thumbprint)?.status).toBe('abandoned');
+  expect(appThumbprints()).not.toContain(lost.thumbprint);
+  expect((await listAudit(world.db, { limit: 10 })).some((e) => e.action === 'connector.credential.abandoned')).toBe(true);
+}, timeoutMs);
+
 test('a rotation that cannot prove possession fails without retry and changes nothing', async () => {
   // The current key is gone from the app (an administrator removed it): Entra refuses it.
   const [current] = await thumbprints('current');
-  const certificatePem = (await credentials()).find((c) => c.thumbprint === current)?.certificatePem as string;
+  const credential = (await credentials()).find((c) => c.thumbprint === current);
   world.emulator.removeApplicationCertificate(world.app.appId, current as string);
   const error = await rotate(day(5)).catch((e: unknown) => e);
-  expect(error).toMatchObject({ code: 'auth', retryable: false });
+  // Tokens still come with the previous key (the fallback), but Graph refuses the proof signed
+  // by a key the app no longer has.
+  expect(error).toMatchObject({ retryable: false, message: expect.stringMatching(/Proof of possession validation failed/) });
   expect(await thumbprints('current')).toEqual([current]);
-  world.emulator.addApplicationCertificate(world.app.appId, certificatePem);
+  await setCredentialGraphKeyId(world.db, credential?.id as string, world.emulator.addApplicationCertificate(world.app.appId, credential?.certificatePem as string));
 }, timeoutMs);
 
 test('the rotation queue worker runs scheduled and on-demand jobs; a slot enqueued twice runs once', async () => {
@@ -200,12 +237,12 @@ test('the rotation queue worker runs scheduled and on-demand jobs; a slot enqueu
   }
 }, timeoutMs);
 
-test('every key left on the app is valid, and the current key can still manage the app', async () => {
+test('every key left on the app is valid, and no rotation read the app registration', async () => {
   const now = Date.now();
   expect(world.app.keyCredentials.every((k) => k.startDateTime.getTime() <= now && now <= k.endDateTime.getTime())).toBe(true);
-  const seen = await withCurrentCredential(world.db, world.ring, world.connector.id, async (c) => c.privateKeyPem.length > 0);
-  expect(seen).toBe(true);
-  // A client built on the current key can still manage the app (it owns itself).
+  expect(applicationReads()).toEqual([]);
+  expect(world.emulator.requestsTo('graph', '/addKey').length).toBeGreaterThan(0);
+  // The connector holds no permission to read it: the emulator refuses, as Graph would.
   const connector = world.connector;
   await withCurrentCredential(world.db, world.ring, connector.id, async (c) => {
     const client = new GraphClient(
@@ -221,9 +258,7 @@ test('every key left on the app is valid, and the current key can still manage t
       { tokenCache: new EntraTokenCache(), destinations: testDestinations },
     );
     try {
-      expect(await client.getJson(`${connector.graphBaseUrl}/v1.0/applications/${connector.applicationObjectId}`, new AbortController().signal)).toMatchObject({
-        appId: connector.clientId,
-      });
+      await expect(client.getJson(`${connector.graphBaseUrl}/v1.0/applications/${connector.applicationObjectId}`, new AbortController().signal)).rejects.toMatchObject({ code: 'auth' });
     } finally {
       await client.close();
     }

@@ -16,7 +16,7 @@ import {
   releaseRotationLease,
   requireConnector,
   setCredentialGraphKeyId,
-  withCurrentCredential,
+  withCurrentAndPreviousCredentials,
 } from '@dirsync/db';
 import {
   ApplicationKeys,
@@ -137,7 +137,7 @@ export async function rotateConnectorCredential(options: RotationOptions): Promi
     if (alreadyDone(connector)) {
       return { status: 'skipped', connectorId: connector.id, reason: `already rotated for the slot of ${slot?.toISOString()}` };
     }
-    const result = await withCurrentCredential(db, keyRing, connector.id, (current) => rotateWith(options, connector, current, slot, signal));
+    const result = await withCurrentAndPreviousCredentials(db, keyRing, connector.id, (current, previous) => rotateWith(options, connector, current, previous, slot, signal));
     await recordRotationOutcome(db, connector.id, { status: 'succeeded', slot });
     return result;
   } catch (error) {
@@ -189,12 +189,21 @@ async function rotateWith(
   options: RotationOptions,
   connector: Connector,
   current: ConnectorCredentialWithKey,
+  previous: ConnectorCredentialWithKey | undefined,
   slot: Date | null,
   signal: AbortSignal,
 ): Promise<RotationResult> {
   const { db, keyRing } = options;
   const settings = homeSettings(connector);
-  const client = new GraphClient(settings, certificateOf(connector, current), { tokenCache: options.tokenCache ?? new EntraTokenCache(4), sleep: options.sleep, destinations: options.destinations });
+  // The previous key is the fallback while the current one has not reached every replica of the
+  // home tenant yet (a rotation soon after another); proofs are signed by the current key, which
+  // is on the app either way.
+  const client = new GraphClient(settings, certificateOf(connector, current), {
+    tokenCache: options.tokenCache ?? new EntraTokenCache(4),
+    sleep: options.sleep,
+    destinations: options.destinations,
+    ...(previous === undefined ? {} : { fallbackCredentials: [certificateOf(connector, previous)] }),
+  });
   try {
     const keys = new ApplicationKeys(client, connector.applicationObjectId);
     let pending = await openPendingCredential(db, keyRing, connector.id);
