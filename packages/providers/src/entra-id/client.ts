@@ -328,6 +328,8 @@ export interface GraphClientOptions {
    * one that gets a token is used for the rest of the client's life.
    */
   readonly fallbackCredentials?: readonly EntraCredential[] | undefined;
+  /** Largest Graph answer read (default {@link maxGraphAnswerBytes}). */
+  readonly maxAnswerBytes?: number | undefined;
 }
 
 /** A Graph error answer: status, `error.code` and `error.message`. */
@@ -403,6 +405,7 @@ export class GraphClient {
       getToken: async (_scopes, tokenOptions) => this.#accessToken(tokenOptions?.abortSignal as AbortSignal | undefined),
     };
     const { retry } = settings;
+    const maxAnswerBytes = options.maxAnswerBytes ?? maxGraphAnswerBytes;
     this.#graph = Client.initWithMiddleware({
       baseUrl: settings.graphBaseUrl,
       // AuthenticationHandler attaches the token only to Graph's public hosts or these; the
@@ -426,7 +429,7 @@ export class GraphClient {
         new UndiciSender({
           origin: this.#origin,
           dispatcher: this.#agent,
-          readBody: (body, what) => readBoundedText(body, maxGraphAnswerBytes, what),
+          readBody: (body, what) => readBoundedText(body, maxAnswerBytes, what),
         }),
       ],
     });

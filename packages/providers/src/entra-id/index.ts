@@ -13,8 +13,11 @@ export {
   isGuid,
   httpsBaseUrl,
   pemCertificates,
+  entraClouds,
+  entraCloud,
+  isKnownAuthorityHost,
 } from './config.ts';
-export type { EntraIdSettings, EntraIdSettingsInput } from './config.ts';
+export type { EntraIdSettings, EntraIdSettingsInput, EntraCloud } from './config.ts';
 export {
   EntraAuthError,
   EntraTokenCache,
@@ -24,6 +27,7 @@ export {
   mapTokenError,
   parseRetryAfter,
   backoffDelay,
+  maxGraphAnswerBytes,
 } from './client.ts';
 export type { EntraCredential, EntraAuthProblem, GraphClientOptions, GraphConnectionSettings } from './client.ts';
 export { mapEntraEntry, userProperties, groupProperties } from './map.ts';
