@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type EmulatedTenantDirectory,
+  type EntraEmulator,
+  type GeneratedEntraTenant,
+  populateEntraTenant,
+  startEntraEmulator,
+  testDestinations,
+} from '@dirsync/testkit';
+import {
+  type CanonicalObject,
+  type Cursor,
+  createEntraIdProvider,
+  encodeCertificateSecret,
+  type EntraEntry,
+  type EntraIdProvider,
+  entraIdSettingsSchema,
+  EntraTokenCache,
+  type FetchPage,
+  generateCertificate,
+} from '../src/index.ts';
+
+// Rounds shaped as a real tenant may shape them (microsoft-graph-docs-contrib concepts/
+// delta-query-groups.md, "Paging through members in a large group"; delta-query-overview.md):
+// a group's parts anywhere in the round, objects listed twice, empty pages with a nextLink,
+// null properties left out, partial records from a delta link, 410 Gone with a Location.
+
+let emulator: EntraEmulator;
+let provider: EntraIdProvider;
+let tenant: EmulatedTenantDirectory;
+let generated: GeneratedEntraTenant;
+
+interface Fetched {
+  /** Every mapped object in the order handed on. */
+  objects: CanonicalObject[];
+  pages: number;
+  memberDeltaPages: number;
+  cursor: Cursor | undefined;
+}
+
+async function read(pages: AsyncIterable<FetchPage<EntraEntry>>, onPage?: () => void): Promise<Fetched> {
+  const out: Fetched = { objects: [], pages: 0, memberDeltaPages: 0, cursor: undefined };
+  for await (const page of pages) {
+    out.pages += 1;
+    for (const entry of page.entries) {
+      const mapped = provider.map(entry);
+      if (!mapped.ok) throw new Error(mapped.reason);
+      out.objects.push(mapped.object);
+    }
+    if ((page.memberDeltas?.length ?? 0) > 0) out.memberDeltaPages += 1;
+    if (page.cursor) out.cursor = page.cursor;
+    onPage?.();
+  }
+  return out;
+}
+
+const signal = () => new AbortController().signal;
+
+function expectWholeGroups(fetched: Fetched): void {
+  const groups = fetched.objects.filter((object) => object.type === 'group');
+  // Each group once, with its complete member list, and no membership handed on as changes.
+  expect(groups.map((group) => group.externalId).sort()).toEqual([...tenant.groupIds.ids].sort());
+  for (const group of groups) {
+    expect(group.members?.map((ref) => ref.value).sort()).toEqual(tenant.membersOf(group.externalId).sort());
+  }
+  expect(fetched.memberDeltaPages).toBe(0);
+}
+
+beforeAll(async () => {
+  emulator = await startEntraEmulator({
+    membersPerRecord: 5,
+    realism: { spreadGroupRecords: true, duplicateRate: 0.2, emptyPageRate: 0.2, omitNulls: true, partialRecords: true, goneWithLocation: true },
+  });
+  const home = emulator.createTenant({ domain: 'platform.onmicrosoft.com' });
+  const certificate = await generateCertificate({ subject: 'dirsync rounds test', validityDays: 3 });
+  const appId = emulator.registerApplication({ homeTenantId: home.tenantId, displayName: 'dirsync connector', certificates: [certificate.certificatePem] }).appId;
+  tenant = emulator.createTenant();
+  emulator.grantConsent(tenant.tenantId, appId);
+  generated = populateEntraTenant(tenant, { users: 60, groups: 5, membersPerGroup: 30 });
+  const settings = entraIdSettingsSchema.parse({
+    tenantId: tenant.tenantId,
+    connectorId: randomUUID(),
+    authorityHost: emulator.authorityHost,
+    graphBaseUrl: emulator.graphBaseUrl,
+    caPem: emulator.caPem,
+    pageSize: 4,
+    retry: { baseDelayMs: 10, maxDelayMs: 200, maxWaitMs: 60_000, maxAttempts: 4 },
+  });
+  const secret = encodeCertificateSecret({ clientId: appId, certificatePem: certificate.certificatePem, privateKeyPem: certificate.privateKeyPem });
+  provider = createEntraIdProvider(settings, secret, { tokenCache: new EntraTokenCache(), sleep: async () => undefined, destinations: testDestinations });
+});
+
+afterAll(async () => {
+  await provider?.close();
+  await emulator?.close();
+});
+
+it('hands each group on once, whole, however its parts are spread; a user listed twice is flagged as a repeat', async () => {
+  const fetched = await read(provider.fetchFull(signal()));
+  expectWholeGroups(fetched);
+  const users = fetched.objects.filter((object) => object.type === 'user');
+  expect(users.filter((user) => user.repeat !== true).map((user) => user.externalId).sort()).toEqual([...generated.userIds].sort());
+  // The round replayed some users (duplicateRate): each replay is flagged, none is new.
+  const repeats = users.filter((user) => user.repeat === true);
+  expect(repeats.length).toBeGreaterThan(0);
+  for (const user of repeats) expect(generated.userIds).toContain(user.externalId);
+  // A full round's objects are whole.
+  expect(fetched.objects.some((object) => object.partial !== undefined)).toBe(false);
+  expect(fetched.cursor).toBeDefined();
+});
+
+it('starts the groups over when the round expires midway (410 Gone with a Location), dropping members removed meanwhile', async () => {
+  const before = emulator.requestsTo('graph', '/groups/delta').length;
+  let expired = false;
+  const fetched = await read(provider.fetchFull(signal()), () => {
+    // Two pages of groups read: the tenant changes and its state tokens expire.
+    if (expired || emulator.requestsTo('graph', '/groups/delta').length - before < 2) return;
+    expired = true;
+    for (const group of tenant.groupIds.ids) tenant.removeMembers(group, tenant.membersOf(group).slice(0, 12));
+    emulator.expireDeltaTokens(tenant.tenantId);
+  });
+  expect(expired).toBe(true);
+  const gone = emulator.requestsTo('graph', '/groups/delta').slice(before).filter((request) => request.status === 410);
+  expect(gone).toHaveLength(1);
+  expectWholeGroups(fetched);
+});
+
+it('reads delta records as partial: what a record leaves out is not cleared, an explicit null is', async () => {
+  const { cursor } = await read(provider.fetchFull(signal()));
+  const [u0, u1] = generated.userIds as [string, string];
+  tenant.updateUser(u0, { jobTitle: 'Lead' });
+  tenant.updateUser(u1, { department: null });
+  const delta = await read(provider.fetchDelta(cursor as Cursor, signal()));
+  const changed = new Map(delta.objects.map((object) => [object.externalId, object]));
+  expect(changed.get(u0)).toMatchObject({ attributes: { jobTitle: 'Lead' }, partial: { cleared: [] } });
+  expect(Object.keys(changed.get(u0)?.attributes ?? {})).toEqual(['jobTitle']);
+  expect(changed.get(u1)).toMatchObject({ attributes: {}, partial: { cleared: ['department'] } });
+});
