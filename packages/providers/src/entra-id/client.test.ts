@@ -1,8 +1,10 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
-import { ProtocolError } from '../errors.ts';
-import { backoffDelay, parseRetryAfter, readBoundedText } from './client.ts';
+import { AuthenticationError } from '@azure/identity';
+import { ProtocolError, UnavailableError } from '../errors.ts';
+import { type EntraCredential, EntraAuthError, backoffDelay, mapTokenError, parseRetryAfter, readBoundedText } from './client.ts';
+import { entraIdSettingsSchema } from './config.ts';
 
 describe('parseRetryAfter', () => {
   it.each([
@@ -56,5 +58,41 @@ describe('readBoundedText', () => {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+});
+
+describe('mapTokenError', () => {
+  const settings = entraIdSettingsSchema.parse({ tenantId: '0a5c6d3e-1111-4222-8333-444455556666', connectorId: '3f1e2d3c-4b5a-4697-8877-665544332211' });
+  const certificate: EntraCredential = { kind: 'certificate', clientId: '77777777-2222-4333-8444-555555555555', certificatePem: 'pem', privateKeyPem: 'key' };
+  const trace = ' Trace ID: 0f6e Correlation ID: 2b1c Timestamp: 2026-12-06 09:00:00Z';
+
+  /** What @azure/identity throws for a token endpoint answer (its AuthenticationError). */
+  const identityError = (status: number, error: string, description: string) =>
+    new AuthenticationError(status, { error, error_description: `${description}${trace}`, error_codes: [Number(/AADSTS(\d+)/.exec(description)?.[1] ?? 0)] });
+  /** What MSAL itself throws (a ServerError: errorCode, errorMessage, status). */
+  const msalError = (status: number, errorCode: string, errorMessage: string) =>
+    Object.assign(new Error(`${errorCode}: ${errorMessage}${trace}`), { name: 'ServerError', errorCode, errorMessage: `${errorMessage}${trace}`, status });
+
+  const noServicePrincipal = "AADSTS7000229: The client application 77777777-2222-4333-8444-555555555555 is missing service principal in the tenant 0a5c6d3e-1111-4222-8333-444455556666.";
+  const clockSkew = 'AADSTS700024: Client assertion is not within its valid time range. Current time: 2026-12-06T09:00:00.000Z, assertion valid from 2026-12-06T09:20:00.000Z.';
+  const unknownKey = "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.";
+  const badSignature = 'AADSTS700027: Client assertion failed signature validation.';
+  const notInTenant = "AADSTS700016: Application with identifier '77777777-2222-4333-8444-555555555555' was not found in the directory 'contoso'.";
+
+  it.each([
+    ['no service principal (identity)', identityError(401, 'invalid_client', noServicePrincipal), EntraAuthError, { problem: 'consent', status: 401, entraCode: 'AADSTS7000229', retryable: false }, /tenant has no service principal of the app \(admin consent was not granted or the app was removed/],
+    ['no service principal (MSAL)', msalError(401, 'invalid_client', noServicePrincipal), EntraAuthError, { problem: 'consent', entraCode: 'AADSTS7000229' }, /no service principal/],
+    ['clock skew (identity)', identityError(401, 'invalid_client', clockSkew), UnavailableError, { retryable: true }, /the worker's clock differs from Entra ID's; check the machine's time synchronisation/],
+    ['clock skew (MSAL)', msalError(401, 'invalid_client', clockSkew), UnavailableError, { retryable: true }, /clock differs/],
+    ['a key not registered (identity)', identityError(401, 'invalid_client', unknownKey), EntraAuthError, { problem: 'credential', status: 401, entraCode: 'AADSTS700027', retryable: false }, /^Entra ID refused the certificate of app /],
+    ['a bad signature (MSAL)', msalError(401, 'invalid_client', badSignature), EntraAuthError, { problem: 'credential', status: 401, entraCode: 'AADSTS700027' }, /refused the certificate/],
+    ['an app not in the tenant', identityError(400, 'unauthorized_client', notInTenant), EntraAuthError, { problem: 'consent', status: 400, entraCode: 'AADSTS700016' }, /consent is missing or was revoked/],
+    ['a busy token endpoint', identityError(503, 'temporarily_unavailable', 'AADSTS90033: MsodsServiceUnavailable.'), UnavailableError, { retryable: true }, /is unavailable/],
+  ])('maps %s', async (_name, error, type, fields, message) => {
+    const mapped = await mapTokenError(error, settings, certificate);
+    expect(mapped).toBeInstanceOf(type);
+    expect(mapped).toMatchObject(fields);
+    expect(mapped.message).toMatch(message);
+    expect(mapped.message).not.toMatch(/certificate refused|Trace ID/);
   });
 });

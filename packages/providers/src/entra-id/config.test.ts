@@ -1,5 +1,6 @@
+import { ConfigError } from '../errors.ts';
 import { validateSettings } from '../index.ts';
-import { entraIdSettingsSchema } from './config.ts';
+import { entraCloud, entraClouds, entraIdSettingsSchema, isKnownAuthorityHost } from './config.ts';
 
 const tenant = '0a5c6d3e-1111-4222-8333-444455556666';
 const connectorId = '3f1e2d3c-4b5a-4697-8877-665544332211';
@@ -43,5 +44,33 @@ describe('Entra ID settings', () => {
     ['an unknown key (a secret, say)', { tenantId: tenant, connectorId, clientSecret: 'x' }, /unknown setting "clientSecret"/],
   ])('reports %s', (_name, settings, message) => {
     expect(problems(settings)).toEqual(expect.arrayContaining([expect.stringMatching(message)]));
+  });
+});
+
+describe('Entra clouds', () => {
+  it('names the global, US Government and China clouds with their token and Graph hosts', () => {
+    expect(entraClouds).toEqual({
+      global: { authorityHost: 'https://login.microsoftonline.com', graphBaseUrl: 'https://graph.microsoft.com' },
+      usgov: { authorityHost: 'https://login.microsoftonline.us', graphBaseUrl: 'https://graph.microsoft.us' },
+      china: { authorityHost: 'https://login.chinacloudapi.cn', graphBaseUrl: 'https://microsoftgraph.chinacloudapi.cn' },
+    });
+    expect(entraCloud('usgov')).toBe(entraClouds.usgov);
+    // Every cloud's hosts pass the settings' own URL checks unchanged.
+    for (const cloud of Object.values(entraClouds)) {
+      const settings = entraIdSettingsSchema.parse({ tenantId: tenant, connectorId, ...cloud });
+      expect([settings.authorityHost, settings.graphBaseUrl]).toEqual([cloud.authorityHost, cloud.graphBaseUrl]);
+    }
+  });
+
+  it('refuses an unknown cloud name, including inherited property names', () => {
+    expect(() => entraCloud('germany')).toThrow(ConfigError);
+    expect(() => entraCloud('toString')).toThrow('unknown Entra cloud "toString": use one of global, usgov, china');
+  });
+
+  it('knows only the three authority hosts (instance discovery is asked of them alone)', () => {
+    expect(Object.values(entraClouds).every((c) => isKnownAuthorityHost(c.authorityHost))).toBe(true);
+    expect(isKnownAuthorityHost('https://login.partner.microsoftonline.cn')).toBe(false);
+    expect(isKnownAuthorityHost('https://127.0.0.1:8443')).toBe(false);
+    expect(isKnownAuthorityHost('https://login.microsoftonline.com/')).toBe(false);
   });
 });
