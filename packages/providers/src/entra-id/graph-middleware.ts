@@ -121,7 +121,7 @@ export class ThrottleRetryHandler extends RetryHandler {
       const ms = Math.max(0, policy.waitFor(response, state.throttles));
       if (state.throttledMs + ms > policy.maxWaitMs) {
         throw new UnavailableError(
-          `Graph kept throttling ${new URL(response.url).pathname} (${response.status}) for ${Math.round(state.throttledMs / 1000)} s`,
+          `Graph kept throttling ${pathOf(state.lastUrl ?? response.url)} (${response.status}) for ${Math.round(state.throttledMs / 1000)} s`,
           { retryAfterMs: ms },
         );
       }
@@ -136,6 +136,14 @@ export class ThrottleRetryHandler extends RetryHandler {
     const state = GraphRequestState.of(context);
     if (state !== undefined && context.options !== undefined) this.#states.set(context.options, state);
     await super.execute(context);
+  }
+}
+
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return 'a Graph URL';
   }
 }
 
