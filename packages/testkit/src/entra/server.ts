@@ -341,8 +341,8 @@ export class EntraEmulator {
 
   /**
    * Makes the service principal of application `ownerAppId` an owner of application `appId`, so
-   * that `Application.ReadWrite.OwnedBy` reaches it ("Allows the calling app to ... manage ...
-   * applications that it owns", microsoft-graph-docs-contrib: concepts/permissions-reference.md).
+   * that `Application.ReadWrite.OwnedBy` reaches it ("It cannot update any apps that it is not an
+   * owner of", microsoft-graph-docs-contrib: concepts/permissions-reference.md).
    */
   addApplicationOwner(appId: string, ownerAppId: string): void {
     const app = this.application(appId);
@@ -917,9 +917,11 @@ export class EntraEmulator {
       target.searchParams.set('tenant', tenant.id);
       if (v2) target.searchParams.set('scope', granted.map((role) => `https://graph.microsoft.com/${role}`).join(' '));
     }
-    // `consentErrorsWithoutState`: the documents list `state` among an error redirect's
-    // parameters, but a client must not depend on it to find its request again (an error
-    // redirect that lost it is still an answer to be shown, not a crash).
+    // `consentErrorsWithoutState`: the client credentials page documents the admin-consent error
+    // redirect as `error` and `error_description` only, with an example without `state`
+    // ("GET http://localhost/myapp/permissions?error=permission_denied&error_description=The+admin+canceled+the+request",
+    // entra-docs: docs/identity-platform/v2-oauth2-client-creds-grant-flow.md, "Error response"),
+    // while v2-admin-consent.md lists `state` among an error's parameters: a client must cope with both.
     const dropState = failed && this.realismSettings.consentErrorsWithoutState === true;
     if (state !== null && !dropState) target.searchParams.set('state', state);
     return { status: 302, headers: { location: target.href } };
@@ -1017,10 +1019,12 @@ export class EntraEmulator {
       // `Application.ReadWrite.OwnedBy` reaches only applications whose owners include the
       // caller's service principal, and an application is not its own owner unless made so
       // (microsoft-graph-docs-contrib: concepts/permissions-reference.md,
-      // Application.ReadWrite.OwnedBy; api-reference/v1.0/api/application-get.md, "Permissions").
+      // Application.ReadWrite.OwnedBy; application-get.md, "Permissions", whose table for
+      // application permissions is api-reference/v1.0/includes/permissions/application-get-permissions.md:
+      // Application.Read.All, or Application.ReadWrite.OwnedBy, Application.ReadWrite.All).
       const owns = claims.roles.includes('Application.ReadWrite.OwnedBy') && app.owners.includes(claims.appid);
       if (method === 'GET' && match[2] === undefined) {
-        if (!owns) this.requireRole(claims, ['Application.Read.All', 'Application.ReadWrite.All', 'Directory.Read.All', 'Directory.ReadWrite.All']);
+        if (!owns) this.requireRole(claims, ['Application.Read.All', 'Application.ReadWrite.All']);
         return { status: 200, body: this.applicationJson(app) };
       }
       if (method === 'POST' && match[2] !== undefined) {
