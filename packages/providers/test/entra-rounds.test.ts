@@ -18,6 +18,7 @@ import {
   EntraTokenCache,
   type FetchPage,
   generateCertificate,
+  type MemberDelta,
 } from '../src/index.ts';
 
 // Rounds shaped as a real tenant may shape them (microsoft-graph-docs-contrib concepts/
@@ -35,11 +36,13 @@ interface Fetched {
   objects: CanonicalObject[];
   pages: number;
   memberDeltaPages: number;
+  /** Member changes in the order handed on. */
+  memberDeltas: MemberDelta[];
   cursor: Cursor | undefined;
 }
 
 async function read(pages: AsyncIterable<FetchPage<EntraEntry>>, onPage?: () => void): Promise<Fetched> {
-  const out: Fetched = { objects: [], pages: 0, memberDeltaPages: 0, cursor: undefined };
+  const out: Fetched = { objects: [], pages: 0, memberDeltaPages: 0, memberDeltas: [], cursor: undefined };
   for await (const page of pages) {
     out.pages += 1;
     for (const entry of page.entries) {
@@ -48,6 +51,7 @@ async function read(pages: AsyncIterable<FetchPage<EntraEntry>>, onPage?: () => 
       out.objects.push(mapped.object);
     }
     if ((page.memberDeltas?.length ?? 0) > 0) out.memberDeltaPages += 1;
+    out.memberDeltas.push(...(page.memberDeltas ?? []));
     if (page.cursor) out.cursor = page.cursor;
     onPage?.();
   }
@@ -125,12 +129,23 @@ it('starts the groups over when the round expires midway (410 Gone with a Locati
   expectWholeGroups(fetched);
 });
 
-it('reads delta records as partial: what a record leaves out is not cleared, an explicit null is', async () => {
+it('reads delta records as partial (what a record leaves out is not cleared, an explicit null is) and member changes once per group', async () => {
   const { cursor } = await read(provider.fetchFull(signal()));
   const [u0, u1] = generated.userIds as [string, string];
   tenant.updateUser(u0, { jobTitle: 'Lead' });
   tenant.updateUser(u1, { department: null });
+  const [g0, g1] = tenant.groupIds.ids as [string, string];
+  const joining = generated.userIds.filter((id) => !tenant.membersOf(g0).includes(id)).slice(0, 12);
+  const leaving = tenant.membersOf(g1).slice(0, 9);
+  tenant.addMembers(g0, joining);
+  tenant.removeMembers(g1, leaving);
   const delta = await read(provider.fetchDelta(cursor as Cursor, signal()));
+  // Spread over records and pages by Graph, merged into one change per group.
+  const byGroup = new Map(delta.memberDeltas.map((change) => [change.groupExternalId, change]));
+  expect(byGroup.size).toBe(delta.memberDeltas.length);
+  expect(byGroup.get(g0)?.added.map((ref) => ref.value).sort()).toEqual([...joining].sort());
+  expect(byGroup.get(g0)?.removed).toEqual([]);
+  expect(byGroup.get(g1)?.removed.map((ref) => ref.value).sort()).toEqual([...leaving].sort());
   const changed = new Map(delta.objects.map((object) => [object.externalId, object]));
   expect(changed.get(u0)).toMatchObject({ attributes: { jobTitle: 'Lead' }, partial: { cleared: [] } });
   expect(Object.keys(changed.get(u0)?.attributes ?? {})).toEqual(['jobTitle']);

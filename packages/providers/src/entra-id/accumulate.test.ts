@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { accumulatedMembersPerPage, GroupAccumulator, SeenIds } from './accumulate.ts';
+import { accumulatedMembersPerPage, GroupAccumulator, MemberChangeAccumulator, SeenIds } from './accumulate.ts';
 
 const g1 = '11111111-1111-4111-8111-111111111111';
 const g2 = '22222222-2222-4222-8222-222222222222';
@@ -83,6 +83,32 @@ describe('GroupAccumulator', () => {
     expect(new Set(pages[0]?.[0]?.members)).toEqual(new Set(members));
     expect(pages[0]?.[0]?.members).toHaveLength(100_000);
     expect(accumulatedMembersPerPage).toBeLessThan(100_000);
+  });
+});
+
+describe('MemberChangeAccumulator (a round from a delta link)', () => {
+  it.each([
+    ['parts of one group far apart', [[g1, [m(1)], []], [g2, [m(5)], []], [g1, [m(2)], [m(3)]]], [
+      { groupExternalId: g1, added: [m(1), m(2)], removed: [m(3)] },
+      { groupExternalId: g2, added: [m(5)], removed: [] },
+    ]],
+    ['a replayed part: once', [[g1, [m(1)], [m(2)]], [g1, [m(1)], [m(2)]]], [{ groupExternalId: g1, added: [m(1)], removed: [m(2)] }]],
+    ['the last change of a member stands', [[g1, [m(1)], []], [g1, [], [m(1)]], [g1, [], [m(2)]], [g1, [m(2)], []]], [
+      { groupExternalId: g1, added: [m(2)], removed: [m(1)] },
+    ]],
+    ['records without member changes: nothing', [[g1, [], []]], []],
+  ] as [string, [string, string[], string[]][], unknown[]][])('merges %s', (_name, steps, expected) => {
+    const changes = new MemberChangeAccumulator();
+    for (const [id, added, removed] of steps) changes.add(id, { added, removed });
+    expect([...changes.pages()].flat()).toEqual(expected);
+    expect(changes.size).toBe(0);
+  });
+
+  it('pages by member ids', () => {
+    const changes = new MemberChangeAccumulator();
+    changes.add(g1, { added: [m(1), m(2)], removed: [m(3)] });
+    changes.add(g2, { added: [m(4), m(5)], removed: [] });
+    expect([...changes.pages(4)].map((page) => page.map((group) => group.groupExternalId))).toEqual([[g1], [g2]]);
   });
 });
 

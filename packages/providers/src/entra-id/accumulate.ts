@@ -58,8 +58,11 @@ class MemberLog {
     return this.#buffer.length;
   }
 
-  /** The members after every change, each once, in the order they first appeared. */
-  members(): string[] {
+  /**
+   * The net effect of the changes: members whose last change added them, and those whose last
+   * change removed them, each once, in the order they first appeared.
+   */
+  net(): { added: string[]; removed: string[] } {
     // The last change of a member decides (a member removed while the round was read, or added
     // back); the map lives only while one group is handed on.
     const state = new Map<string, boolean>();
@@ -67,9 +70,14 @@ class MemberLog {
       const at = i * opBytes;
       state.set(readGuid(this.#buffer, at), this.#buffer[at + guidBytes] === 1);
     }
-    const members: string[] = [];
-    for (const [id, present] of state) if (present) members.push(id);
-    return members;
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const [id, present] of state) (present ? added : removed).push(id);
+    return { added, removed };
+  }
+
+  get count(): number {
+    return this.#count;
   }
 }
 
@@ -140,7 +148,7 @@ export class GroupAccumulator {
     let members = 0;
     for (const [id, group] of this.#groups) {
       this.#groups.delete(id);
-      const list = group.log.members();
+      const list = group.log.net().added;
       if (page.length > 0 && (page.length >= pageSize || members + list.length > membersPerPage)) {
         yield page;
         page = [];
@@ -216,5 +224,58 @@ export class SeenIds {
         this.#find(words[at] as number, words[at + 1] as number, words[at + 2] as number, words[at + 3] as number, true);
       }
     }
+  }
+}
+
+/** The net membership changes of one group over a round. */
+export interface GroupMemberChanges {
+  readonly groupExternalId: string;
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+}
+
+/**
+ * The `members@delta` changes of a round read from a delta link, merged by group in round order
+ * (17 bytes a change, as in {@link GroupAccumulator}), so that parts of one group anywhere in the
+ * round, or replayed, become one net change per member applied once the round is complete.
+ */
+export class MemberChangeAccumulator {
+  readonly #groups = new Map<string, MemberLog>();
+
+  add(id: string, changes: { readonly added: readonly string[]; readonly removed: readonly string[] }): void {
+    if (changes.added.length === 0 && changes.removed.length === 0) return;
+    let log = this.#groups.get(id);
+    if (log === undefined) {
+      log = new MemberLog();
+      this.#groups.set(id, log);
+    }
+    for (const member of changes.added) log.push(member, true);
+    for (const member of changes.removed) log.push(member, false);
+  }
+
+  get size(): number {
+    return this.#groups.size;
+  }
+
+  /**
+   * The net changes by group, in the order groups first appeared, in pages of about `perPage`
+   * member ids (a larger group alone), releasing each group as it goes.
+   */
+  *pages(perPage = accumulatedMembersPerPage): Generator<GroupMemberChanges[]> {
+    let page: GroupMemberChanges[] = [];
+    let members = 0;
+    for (const [id, log] of this.#groups) {
+      this.#groups.delete(id);
+      const { added, removed } = log.net();
+      const size = added.length + removed.length;
+      if (page.length > 0 && members + size > perPage) {
+        yield page;
+        page = [];
+        members = 0;
+      }
+      page.push({ groupExternalId: id, added, removed });
+      members += size;
+    }
+    if (page.length > 0) yield page;
   }
 }

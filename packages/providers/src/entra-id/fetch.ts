@@ -3,7 +3,7 @@ import { CursorRejectedError, UnavailableError } from '../errors.ts';
 import type { Cursor, FetchPage, MemberDelta, MemberRef } from '../types.ts';
 import { DeltaTokenExpiredError, type GraphClient } from './client.ts';
 import type { EntraIdSettings } from './config.ts';
-import { GroupAccumulator, hasProperties, SeenIds } from './accumulate.ts';
+import { GroupAccumulator, hasProperties, MemberChangeAccumulator, SeenIds } from './accumulate.ts';
 import { type EntraEntry, type GraphRecord, groupProperties, recordId, userProperties } from './map.ts';
 
 /** The delta cursor of an Entra ID integration: one Graph delta link per resource. */
@@ -75,7 +75,7 @@ function isRemoved(record: GraphRecord): boolean {
 }
 
 /** The `members@delta` entries of a group record, split into added and removed member ids. */
-function memberChanges(record: GraphRecord): { added: string[]; removed: string[] } {
+function changesOf(record: GraphRecord): { added: string[]; removed: string[] } {
   const added: string[] = [];
   const removed: string[] = [];
   const list = record['members@delta'];
@@ -173,7 +173,7 @@ export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSet
       if (isRemoved(record)) continue;
       const id = recordId(record);
       if (id === undefined) entries.push({ type: 'group', record });
-      else accumulated.add(id, record, memberChanges(record));
+      else accumulated.add(id, record, changesOf(record));
     }
     yield { entries };
   }
@@ -227,7 +227,8 @@ function changedEntry(type: 'user' | 'group', record: GraphRecord, repeat: boole
  * concepts/delta-query-overview.md, so an absent property keeps its stored value; a group whose
  * record holds only membership changes is not an entry), `@removed` users and groups as
  * deletions (`changed`: soft-deleted, `deleted`: gone for good; both soft-delete here), and
- * `members@delta` as member additions and removals. An expired delta token becomes
+ * `members@delta` as member additions and removals, merged over the round and handed on after
+ * its last page. An expired delta token becomes
  * {@link CursorRejectedError}, which makes the pipeline run a full sync and say why.
  */
 export async function* fetchChangedEntries(
@@ -253,10 +254,12 @@ export async function* fetchChangedEntries(
       if (page.deltaLink !== undefined) usersLink = page.deltaLink;
       yield deletions.length > 0 ? { entries, deletions } : { entries };
     }
+    // Membership changes are applied once the round is complete: a group's parts may come
+    // anywhere in it, or twice, and the last change of each member is what stands.
+    const memberChanges = new MemberChangeAccumulator();
     for await (const page of readRound(client, cursor.groups, settings.pageSize, signal)) {
       const entries: EntraEntry[] = [];
       const deletions: string[] = [];
-      const memberDeltas: MemberDelta[] = [];
       for (const record of page.value) {
         const id = recordId(record);
         if (isRemoved(record)) {
@@ -264,17 +267,14 @@ export async function* fetchChangedEntries(
           continue;
         }
         if (hasProperties(record) || id === undefined) entries.push(changedEntry('group', record, id !== undefined && seen.add(id)));
-        const { added, removed } = memberChanges(record);
-        if (id !== undefined && (added.length > 0 || removed.length > 0)) {
-          memberDeltas.push({ groupExternalId: id, added: toRefs(added), removed: toRefs(removed) });
-        }
+        if (id !== undefined) memberChanges.add(id, changesOf(record));
       }
       if (page.deltaLink !== undefined) groupsLink = page.deltaLink;
-      yield {
-        entries,
-        ...(deletions.length > 0 ? { deletions } : {}),
-        ...(memberDeltas.length > 0 ? { memberDeltas } : {}),
-      };
+      yield deletions.length > 0 ? { entries, deletions } : { entries };
+    }
+    for (const part of memberChanges.pages()) {
+      const memberDeltas: MemberDelta[] = part.map(({ groupExternalId, added, removed }) => ({ groupExternalId, added: toRefs(added), removed: toRefs(removed) }));
+      yield { entries: [], memberDeltas };
     }
   } catch (error) {
     if (isRoundExpired(error)) throw new CursorRejectedError(`Graph expired the delta token: ${(error as Error).message}`);
