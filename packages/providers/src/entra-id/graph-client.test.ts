@@ -57,7 +57,7 @@ interface Harness {
   waits: number[];
 }
 
-function harness(tenantId: string, options: GraphClientOptions & { retry?: object; cert?: GeneratedCertificate } = {}): Harness {
+function harness(tenantId: string, { retry, cert, ...options }: GraphClientOptions & { retry?: object; cert?: GeneratedCertificate } = {}): Harness {
   const waits: number[] = [];
   const settings = entraIdSettingsSchema.parse({
     tenantId,
@@ -65,9 +65,9 @@ function harness(tenantId: string, options: GraphClientOptions & { retry?: objec
     authorityHost: emulator.authorityHost,
     graphBaseUrl: emulator.graphBaseUrl,
     caPem: emulator.caPem,
-    retry: { baseDelayMs: 10, maxDelayMs: 200, maxWaitMs: 60_000, maxAttempts: 4, ...options.retry },
+    retry: { baseDelayMs: 10, maxDelayMs: 200, maxWaitMs: 60_000, maxAttempts: 4, ...retry },
   });
-  const client = new GraphClient(settings, credential(options.cert ?? oldCertificate), {
+  const client = new GraphClient(settings, credential(cert ?? oldCertificate), {
     tokenCache: new EntraTokenCache(),
     destinations: testDestinations,
     // Records the wait instead of waiting; still refuses to start once aborted.
