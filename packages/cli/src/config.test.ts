@@ -41,6 +41,14 @@ describe('loadConfig', () => {
     );
   });
 
+  test('the Entra consent grace has defaults and bounds', () => {
+    expect(loadConfig({})).toMatchObject({ DIRSYNC_CONSENT_GRACE_MINUTES: 30, DIRSYNC_CONSENT_FAILURES_TO_REVOKE: 3 });
+    expect(loadConfig({ DIRSYNC_CONSENT_GRACE_MINUTES: '0', DIRSYNC_CONSENT_FAILURES_TO_REVOKE: '1' })).toMatchObject({ DIRSYNC_CONSENT_GRACE_MINUTES: 0, DIRSYNC_CONSENT_FAILURES_TO_REVOKE: 1 });
+    expect(() => loadConfig({ DIRSYNC_CONSENT_GRACE_MINUTES: '-1', DIRSYNC_CONSENT_FAILURES_TO_REVOKE: '0' })).toThrow(
+      /DIRSYNC_CONSENT_GRACE_MINUTES must be 0–1440[\s\S]*DIRSYNC_CONSENT_FAILURES_TO_REVOKE must be 1–100/,
+    );
+  });
+
   test('allowed networks are parsed as CIDRs and reported with the other problems', () => {
     expect(loadConfig({}).DIRSYNC_ALLOWED_NETWORKS).toEqual([]);
     expect(loadConfig({ DIRSYNC_ALLOWED_NETWORKS: '10.20.0.0/16, fd12:3456::/48' }).DIRSYNC_ALLOWED_NETWORKS.map((n) => n.text)).toEqual(['10.20.0.0/16', 'fd12:3456::/48']);

@@ -76,23 +76,51 @@ test('connectors add generates the certificate, shows only its public part, and 
   expect(out).not.toMatch(/PRIVATE KEY/);
   const pem = await readFile(certificateOut, 'utf8');
   expect(out).toContain(pem.trim());
-  // What an administrator does next: upload the certificate to the app registration.
-  emulator.addApplicationCertificate(appId, pem);
+  // What an administrator does next: upload the certificate to the app registration, and record
+  // the key id it shows.
+  expect(out).toMatch(/dirsync connectors set-key-id dirsync <certificate id>/);
+  const keyId = emulator.addApplicationCertificate(appId, pem);
+  expect(ok(await cli.run(['connectors', 'set-key-id', 'dirsync', keyId]))).toMatch(/^key id .* recorded for certificate [0-9A-F]{40}/);
 
   const list = ok(await cli.run(['connectors', 'list']));
   expect(list).toMatch(/dirsync\s+.*\s+[0-9A-F]{40}/);
   const show = ok(await cli.run(['connectors', 'show', 'dirsync']));
-  expect(show).toMatch(/permissions:\s+User\.Read\.All, GroupMember\.Read\.All, Application\.ReadWrite\.OwnedBy/);
-  expect(show).toMatch(/current/);
+  expect(show).toMatch(/permissions:\s+User\.Read\.All, GroupMember\.Read\.All\n/);
+  expect(show).toMatch(/cloud:\s+custom/);
+  expect(show).toMatch(new RegExp(`current\\s+${keyId}`));
   expect(show).not.toMatch(/PRIVATE KEY/);
+}, timeoutMs);
+
+test('connectors add --cloud takes the authority and Graph of a national cloud; consent URLs use them', async () => {
+  const base = ['connectors', 'add', '--description', 'US Government tenants', '--object-id', objectId, '--home-tenant', home.tenantId, '--redirect-uri', redirectUri];
+  const unknown = await cli.run([...base, '--name', 'nowhere', '--client-id', '0f0f0f0f-0000-4000-8000-000000000001', '--cloud', 'mars']);
+  expect(unknown.code).not.toBe(0);
+  expect(unknown.stderr).toMatch(/--cloud must be one of global, usgov, china/);
+  ok(await cli.run([...base, '--name', 'gov', '--client-id', '0f0f0f0f-0000-4000-8000-000000000002', '--cloud', 'usgov']));
+  const show = ok(await cli.run(['connectors', 'show', 'gov']));
+  expect(show).toMatch(/cloud:\s+usgov\n/);
+  expect(show).toMatch(/authority:\s+https:\/\/login\.microsoftonline\.us\n/);
+  expect(show).toMatch(/graph:\s+https:\/\/graph\.microsoft\.us\n/);
+  ok(await cli.run(['accounts', 'add', 'agency']));
+  const url = new URL(ok(await cli.run(['connectors', 'consent-url', 'gov', '--account', 'agency', '--tenant', 'agency.onmicrosoft.us'])).trim());
+  expect(`${url.origin}${url.pathname}`).toBe('https://login.microsoftonline.us/agency.onmicrosoft.us/v2.0/adminconsent');
+  expect(url.searchParams.get('scope')).toBe('https://graph.microsoft.us/.default');
+  // A private endpoint keeps its hand-written host beside the cloud's other one.
+  ok(await cli.run([...base, '--name', 'private', '--client-id', '0f0f0f0f-0000-4000-8000-000000000003', '--cloud', 'china', '--graph-url', 'https://graph.private.example']));
+  const custom = ok(await cli.run(['connectors', 'show', 'private']));
+  expect(custom).toMatch(/cloud:\s+custom\n/);
+  expect(custom).toMatch(/authority:\s+https:\/\/login\.chinacloudapi\.cn\n/);
+  expect(custom).toMatch(/graph:\s+https:\/\/graph\.private\.example\n/);
 }, timeoutMs);
 
 test('the consent URL is signed and single use; the redirect records the consent after a token check', async () => {
   ok(await cli.run(['accounts', 'add', 'contoso']));
   const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--account', 'contoso', '--tenant', 'contoso.onmicrosoft.com'])).trim();
   const parsed = new URL(url);
-  expect(`${parsed.origin}${parsed.pathname}`).toBe(`${emulator.authorityHost}/contoso.onmicrosoft.com/adminconsent`);
+  expect(`${parsed.origin}${parsed.pathname}`).toBe(`${emulator.authorityHost}/contoso.onmicrosoft.com/v2.0/adminconsent`);
   expect(parsed.searchParams.get('client_id')).toBe(appId);
+  // v2-admin-consent.md: `scope` is required; `/.default` of the connector's own Graph.
+  expect(parsed.searchParams.get('scope')).toBe(`${emulator.graphBaseUrl}/.default`);
   const consented = await approve(url);
   // The consent page's answer only yields the sign-in URL for the tenant's administrator.
   const signIn = ok(await cli.run(['connectors', 'consent-complete', consented])).trim();

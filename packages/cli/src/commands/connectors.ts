@@ -15,10 +15,11 @@ import {
   recordAudit,
   requireConnector,
   revokeConsent,
+  setCredentialGraphKeyId,
   updateConnector,
 } from '@dirsync/db';
 import { createRotationEnqueueClient } from '@dirsync/jobs';
-import { defaultAuthorityHost, defaultGraphBaseUrl, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
+import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
 import { validateCron } from '@dirsync/scheduler';
 import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker';
 import type { Context } from '../context.ts';
@@ -41,6 +42,7 @@ interface AddFlags {
   objectId: string;
   homeTenant: string;
   redirectUri: string;
+  cloud?: string;
   authorityHost?: string;
   graphUrl?: string;
   caFile?: string;
@@ -101,6 +103,26 @@ async function caFile(path: string | undefined): Promise<string | undefined> {
   return pem;
 }
 
+/** The hosts of `--cloud` (default global), each replaced by its own flag when given (private endpoints). */
+function cloudHosts(flags: Pick<AddFlags, 'cloud' | 'authorityHost' | 'graphUrl'>): { authorityHost: string; graphBaseUrl: string } {
+  let cloud;
+  try {
+    cloud = entraCloud(flags.cloud ?? 'global');
+  } catch {
+    throw new UserError(`--cloud must be one of ${Object.keys(entraClouds).join(', ')}`);
+  }
+  return {
+    authorityHost: flags.authorityHost === undefined ? cloud.authorityHost : httpsUrl('--authority-host', flags.authorityHost),
+    graphBaseUrl: flags.graphUrl === undefined ? cloud.graphBaseUrl : httpsUrl('--graph-url', flags.graphUrl),
+  };
+}
+
+/** The named cloud whose hosts a connector uses, or `custom`. */
+function cloudOf(connector: Pick<Connector, 'authorityHost' | 'graphBaseUrl'>): string {
+  const named = Object.entries(entraClouds).find(([, hosts]) => hosts.authorityHost === connector.authorityHost && hosts.graphBaseUrl === connector.graphBaseUrl);
+  return named?.[0] ?? 'custom';
+}
+
 async function currentCertificate(db: Db, connector: Connector) {
   return (await listConnectorCredentials(db, connector.id)).find((c) => c.status === 'current');
 }
@@ -118,8 +140,9 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
     .requiredOption('--object-id <guid>', 'object id of the app registration (it rolls its own keys)')
     .requiredOption('--home-tenant <guid>', 'tenant the app registration lives in')
     .requiredOption('--redirect-uri <url>', 'where the admin-consent page sends administrators back')
-    .option('--authority-host <url>', `token authority (default ${defaultAuthorityHost})`)
-    .option('--graph-url <url>', `Microsoft Graph (default ${defaultGraphBaseUrl})`)
+    .option('--cloud <cloud>', `the Microsoft cloud of the app registration: ${Object.keys(entraClouds).join('|')} (default global); sets the token authority and Microsoft Graph`)
+    .option('--authority-host <url>', `token authority, instead of the cloud's (private endpoints; global: ${entraClouds.global.authorityHost})`)
+    .option('--graph-url <url>', `Microsoft Graph, instead of the cloud's (private endpoints; global: ${entraClouds.global.graphBaseUrl})`)
     .option('--ca-file <path>', 'PEM of an extra CA to trust for this connector\'s authority and Graph only')
     .option('--rotation-cron <cron>', 'when the certificate rotates (default daily at 03:00 UTC)')
     .option('--validity-days <n>', 'validity of each certificate (default 30)')
@@ -138,8 +161,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
             applicationObjectId: guid('--object-id', flags.objectId),
             homeTenantId: guid('--home-tenant', flags.homeTenant),
             redirectUri: redirectUrl('--redirect-uri', flags.redirectUri),
-            ...(flags.authorityHost === undefined ? {} : { authorityHost: httpsUrl('--authority-host', flags.authorityHost) }),
-            ...(flags.graphUrl === undefined ? {} : { graphBaseUrl: httpsUrl('--graph-url', flags.graphUrl) }),
+            ...cloudHosts(flags),
             ...(flags.caFile === undefined ? {} : { tlsCaPem: (await caFile(flags.caFile)) ?? null }),
             ...(flags.rotationCron === undefined ? {} : { rotationCron: rotationCron(flags.rotationCron) as string }),
             certificateValidityDays: days,
@@ -161,6 +183,9 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         );
         console.log(`\nUpload this certificate to the app registration ${connector.clientId} (Certificates & secrets); later ones are rotated in by dirsync:\n`);
         console.log(certificate.certificatePem.trimEnd());
+        console.log(
+          `\nThen record the Certificate ID the app registration shows for it, so that the rotation can remove it later without reading the app registration:\n  dirsync connectors set-key-id ${connector.name} <certificate id>`,
+        );
       }),
     );
 
@@ -192,6 +217,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
             ['client id', c.clientId],
             ['object id', c.applicationObjectId],
             ['home tenant', c.homeTenantId],
+            ['cloud', cloudOf(c)],
             ['authority', c.authorityHost],
             ['graph', c.graphBaseUrl],
             ['extra CA', c.tlsCaPem ? 'configured' : 'none'],
@@ -204,7 +230,12 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         );
         const history = await listConnectorCredentials(ctx.db(), c.id);
         console.log('\ncertificates:');
-        console.log(table(['thumbprint', 'status', 'valid from', 'valid until', 'created', 'removed'], history.map((h) => [h.thumbprint, h.status, h.notBefore, h.notAfter, h.createdAt, h.removedAt])));
+        console.log(
+          table(
+            ['thumbprint', 'status', 'key id', 'valid from', 'valid until', 'created', 'removed'],
+            history.map((h) => [h.thumbprint, h.status, h.graphKeyId ?? '', h.notBefore, h.notAfter, h.createdAt, h.removedAt]),
+          ),
+        );
         const consents = await listConsents(ctx.db(), c.id);
         console.log('\nconsents:');
         // Each account's consent is its own: the same tenant may appear once per account.
@@ -245,6 +276,23 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         await updateConnector(ctx.db(), c.id, patch);
         await recordAudit(ctx.db(), { actor: 'cli', action: 'connector.updated', details: { connectorId: c.id, fields: Object.keys(patch) } });
         console.log('updated');
+      }),
+    );
+
+  connectors
+    .command('set-key-id <connector> <key-id>')
+    .description(
+      "record the key id (Certificate ID) the app registration shows for the connector's current certificate, uploaded by hand: the rotation removes old certificates by key id and never reads the app registration",
+    )
+    .action((idOrName: string, keyId: string) =>
+      withContext(async (ctx) => {
+        const c = await requireConnector(ctx.db(), idOrName);
+        const id = guid('<key-id>', keyId);
+        const current = await currentCertificate(ctx.db(), c);
+        if (!current) throw new UserError(`connector "${c.name}" has no current certificate`);
+        await setCredentialGraphKeyId(ctx.db(), current.id, id);
+        await recordAudit(ctx.db(), { actor: 'cli', action: 'connector.credential.key_id_set', details: { connectorId: c.id, thumbprint: current.thumbprint, keyId: id } });
+        console.log(`key id ${id} recorded for certificate ${current.thumbprint}`);
       }),
     );
 
