@@ -137,8 +137,8 @@ export const defaultConnectorRoles = ['User.Read.All', 'GroupMember.Read.All'] a
 /** `cloud_instance_name` per national cloud (entra-docs: docs/identity-platform/authentication-national-cloud.md). */
 const cloudInstanceNames = { global: 'microsoftonline.com', usgov: 'microsoftonline.us', china: 'partner.microsoftonline.cn' } as const;
 
-/** Round plans kept for their skip tokens; an older plan's tokens have expired. */
-const maxPlans = 32;
+/** Round plans kept for their skip tokens (the least recently used go first); a dropped plan's tokens have expired. */
+const maxPlans = 128;
 
 interface TenantRecord {
   readonly id: string;
@@ -1055,7 +1055,11 @@ export class EntraEmulator {
       if (!decoded || decoded.r !== resource || decoded.t !== tenant.id || decoded.g !== directory.tokenGeneration || (decoded.plan && !plan)) {
         throw this.expiredToken(base, decoded?.r === resource ? decoded.sel : null);
       }
-      if (skip !== null && decoded.plan && plan) return this.plannedPage(plan, decoded, request, base);
+      if (skip !== null && decoded.plan && plan) {
+        this.plans.delete(plan.id);
+        this.plans.set(plan.id, plan);
+        return this.plannedPage(plan, decoded, request, base);
+      }
       // A delta link starts a new round from where the previous one ended.
       state = skip !== null ? decoded : { ...decoded, since: decoded.upTo, upTo: this.horizon(directory, decoded.upTo), after: null, part: null };
     } else {
