@@ -584,7 +584,7 @@ export interface ConsentRefusalPolicy {
    * Graph replicas learn of a new consent (and of a new key) some time after it is given.
    */
   readonly graceMs: number;
-  /** Refused runs in a row that revoke the consent once the grace is over (at least 1). */
+  /** Refused runs in a row after the grace that revoke the consent (at least 1). */
   readonly failuresToRevoke: number;
 }
 
@@ -600,9 +600,10 @@ export type ConsentRefusal =
 
 /**
  * Records that Entra ID or Graph refused the connector in a tenant for lack of consent while one
- * account's integration used it. A granted consent counts one more refused run and stays granted
- * while it is within `policy.graceMs` of its grant or has fewer than `policy.failuresToRevoke`
- * refused runs in a row; after that it is revoked as {@link markConsentRevoked} does. A consent
+ * account's integration used it. A granted consent stays granted while it is within
+ * `policy.graceMs` of its grant (such refusals are not counted), and past the grace until
+ * `policy.failuresToRevoke` runs in a row were refused; the last of those revokes it as
+ * {@link markConsentRevoked} does. A consent
  * that is no longer granted is revoked at once. {@link clearConsentRefusals} resets the count.
  */
 export async function recordConsentRefusal(
@@ -616,17 +617,19 @@ export async function recordConsentRefusal(
   const tenant = tenantId.toLowerCase();
   const description = displayText(reason);
   const graceMs = Math.max(0, Math.floor(policy.graceMs));
+  // The database's clock, as for grantedAt itself.
+  const pastGrace = sql<boolean>`coalesce(${entraConsents.grantedAt} <= now() - ${`${graceMs} milliseconds`}::interval, true)`;
   return db.transaction(async (tx) => {
     const [counted] = await tx
       .update(entraConsents)
-      .set({ authFailures: sql`${entraConsents.authFailures} + 1`, lastAuthFailureAt: sql`now()`, updatedAt: sql`now()` })
+      .set({
+        // Only refusals past the grace count towards the revocation.
+        authFailures: sql`case when ${pastGrace} then ${entraConsents.authFailures} + 1 else ${entraConsents.authFailures} end`,
+        lastAuthFailureAt: sql`now()`,
+        updatedAt: sql`now()`,
+      })
       .where(and(eq(entraConsents.accountId, accountId), eq(entraConsents.connectorId, connectorId), namesTenant(tenant), eq(entraConsents.status, 'granted')))
-      .returning({
-        failures: entraConsents.authFailures,
-        grantedAt: entraConsents.grantedAt,
-        // The database's clock, as for grantedAt itself.
-        pastGrace: sql<boolean>`coalesce(${entraConsents.grantedAt} <= now() - ${`${graceMs} milliseconds`}::interval, true)`,
-      });
+      .returning({ failures: entraConsents.authFailures, grantedAt: entraConsents.grantedAt, pastGrace });
     if (!counted) {
       await revokeFromWorker(tx, accountId, connectorId, tenant, description);
       return { revoked: true as const, failures: 0 };

@@ -129,9 +129,9 @@ export const entraConsents = pgTable(
     grantedAt: timestamp('granted_at', { withTimezone: true }),
     revokedAt: timestamp('revoked_at', { withTimezone: true }),
     /**
-     * Runs in a row that Entra ID or Graph refused for lack of consent while the consent is
-     * granted; reset by a run that reads the tenant. A grant takes a while to reach every
-     * Entra and Graph replica: the consent is revoked only after enough of these, past a grace.
+     * Runs in a row, past the grace after the grant, that Entra ID or Graph refused for lack of
+     * consent while the consent is granted; reset by a run that reads the tenant.
+     * A grant takes a while to reach every Entra ID and Graph replica.
      */
     authFailures: integer('auth_failures').notNull().default(0),
     lastAuthFailureAt: timestamp('last_auth_failure_at', { withTimezone: true }),
