@@ -67,6 +67,16 @@ export const configSchema = z.object({
     .min(1, 'DIRSYNC_CONSENT_FAILURES_TO_REVOKE must be 1–100')
     .max(100, 'DIRSYNC_CONSENT_FAILURES_TO_REVOKE must be 1–100')
     .default(3),
+  /**
+   * Seconds a consent verification keeps asking for fresh tokens while they lack the permissions
+   * the administrator just granted, before it records what the tokens carry.
+   */
+  DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0, 'DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS must be 0–900')
+    .max(900, 'DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS must be 0–900')
+    .default(120),
   DIRSYNC_WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   /** How often the scheduler looks for due syncs (cron with seconds). */
   DIRSYNC_SCHEDULER_TICK: cronish.default('*/30 * * * * *'),

@@ -95,6 +95,8 @@ beforeAll(async () => {
       DIRSYNC_SECRET_KEY: secretKey,
       DIRSYNC_METRICS_PORT: '0',
       DIRSYNC_WORKER_ID: 'consent-worker',
+      // A partial consent is recorded after a short wait for permissions to propagate.
+      DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS: '2',
       // The emulator listens on loopback.
       DIRSYNC_ALLOWED_NETWORKS: testAllowedNetworksSetting,
     },

@@ -52,6 +52,11 @@ export interface CreateWorkerOptions {
    * syncs; 0 runs no control worker. Default 4.
    */
   readonly controlConcurrency?: number | undefined;
+  /**
+   * How long a consent verification asks again for tokens that lack the permissions an
+   * administrator just granted (default 120 s).
+   */
+  readonly consentPropagationWaitMs?: number | undefined;
   /** Records every finished sync job (see `createWorkerMetrics`). */
   readonly metrics?: WorkerMetrics | undefined;
   /**
@@ -129,6 +134,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
           logger,
           createProvider: providerFactory,
           destinations: options.destinations,
+          consentPropagationWaitMs: options.consentPropagationWaitMs,
           redisUrl: options.redisUrl,
           prefix,
           concurrency: options.controlConcurrency,

@@ -66,6 +66,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
             consentRefusal: { graceMs: ctx.config.DIRSYNC_CONSENT_GRACE_MINUTES * 60_000, failuresToRevoke: ctx.config.DIRSYNC_CONSENT_FAILURES_TO_REVOKE },
           }),
           metrics,
+          consentPropagationWaitMs: ctx.config.DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS * 1000,
           runLimits: { maxObjects: ctx.config.DIRSYNC_MAX_OBJECTS_PER_RUN, maxDurationMs: ctx.config.DIRSYNC_MAX_RUN_MINUTES * 60_000 },
         });
         // /healthz, /readyz and /metrics for the orchestrator and Prometheus.

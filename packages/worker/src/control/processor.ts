@@ -24,6 +24,8 @@ export interface ControlProcessorOptions {
   readonly testTimeoutMs?: number | undefined;
   /** Where the consent verification's token request may connect (default: the strict policy). */
   readonly destinations?: DestinationPolicy | undefined;
+  /** How long a consent verification asks again for tokens lacking just-granted permissions (default 120 s). */
+  readonly consentPropagationWaitMs?: number | undefined;
 }
 
 /** A provider error as a failed checklist line: the report is the answer, not a job failure. */
@@ -90,7 +92,10 @@ export function createControlProcessor(options: ControlProcessorOptions) {
       }
       case CONTROL_JOB_NAMES.verifyConsent: {
         const data = parseVerifyConsentJob(job.data);
-        const outcome = await verifyTenantConsent({ db, keyRing, timeoutMs: options.testTimeoutMs, destinations: options.destinations }, data.nonce);
+        const outcome = await verifyTenantConsent(
+          { db, keyRing, timeoutMs: options.testTimeoutMs, destinations: options.destinations, propagationWaitMs: options.consentPropagationWaitMs },
+          data.nonce,
+        );
         return { outcome: outcome.outcome, detail: outcome.detail };
       }
       default:

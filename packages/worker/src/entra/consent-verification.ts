@@ -9,6 +9,7 @@ import {
   getConsentRequest,
   type KeyRing,
   recordConsentVerification,
+  requiredConsentRoles,
   takeConsentSignIn,
   withCurrentCredential,
 } from '@dirsync/db';
@@ -33,6 +34,21 @@ export interface ConsentVerificationOptions {
   readonly timeoutMs?: number | undefined;
   /** Where the token request may connect (default: the strict policy, public addresses only). */
   readonly destinations?: DestinationPolicy | undefined;
+  /**
+   * How long fresh tokens are asked for again while they lack permissions the administrator just
+   * granted (default 120 s): Entra ID may take a while to reflect a consent in tokens.
+   */
+  readonly propagationWaitMs?: number | undefined;
+}
+
+/** First pause between token requests waiting for granted permissions; doubles up to the cap. */
+const propagationPollMs = 500;
+const propagationPollCapMs = 8_000;
+
+/** The application permissions a token's `roles` claim carries. */
+function rolesOf(token: string): string[] {
+  const { roles } = tokenClaims(token);
+  return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [];
 }
 
 /** How much longer than its own deadline a run waits for another run's result (database writes). */
@@ -120,16 +136,30 @@ export async function verifyTenantConsent(options: ConsentVerificationOptions, n
         destinations,
         signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
       });
-      const client = new GraphClient(
-        settings,
-        { kind: 'certificate', clientId: connector.clientId, certificatePem: credential.certificatePem, privateKeyPem: credential.privateKeyPem },
-        // A cache of its own: this answer must come from the token endpoint now.
-        { tokenCache: new EntraTokenCache(1), destinations },
-      );
-      try {
-        return await client.token(AbortSignal.timeout(options.timeoutMs ?? 30_000));
-      } finally {
-        await client.close();
+      const appToken = async () => {
+        const client = new GraphClient(
+          settings,
+          { kind: 'certificate', clientId: connector.clientId, certificatePem: credential.certificatePem, privateKeyPem: credential.privateKeyPem },
+          // A cache of its own: this answer must come from the token endpoint now.
+          { tokenCache: new EntraTokenCache(1), destinations },
+        );
+        try {
+          return await client.token(AbortSignal.timeout(options.timeoutMs ?? 30_000));
+        } finally {
+          await client.close();
+        }
+      };
+      // Tokens issued right after a consent can lack its permissions for a while (they are fixed
+      // when a token is issued, and the grant takes time to reach the token service): ask again
+      // before judging, and judge on the last answer.
+      const deadline = Date.now() + (options.propagationWaitMs ?? 120_000);
+      let pause = propagationPollMs;
+      for (;;) {
+        const issued = await appToken();
+        const roles = rolesOf(issued);
+        if (requiredConsentRoles.every((role) => roles.includes(role)) || Date.now() + pause > deadline) return issued;
+        await delay(pause);
+        pause = Math.min(pause * 2, propagationPollCapMs);
       }
     });
     const claims = tokenClaims(token);
@@ -142,7 +172,7 @@ export async function verifyTenantConsent(options: ConsentVerificationOptions, n
       // domain's own authority): the administrator must have signed in to that very tenant.
       result = { ok: false, outcome: 'not_granted', detail: `the administrator signed in to tenant ${admin.tenantGuid}, not to the tenant of the request` };
     } else {
-      const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [];
+      const roles = rolesOf(token);
       result = { ok: true, tenantGuid: claims.tid, roles, admin: { objectId: admin.objectId, tenantGuid: admin.tenantGuid } };
     }
   } catch (error) {
