@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { Attribute, Change, type Client } from 'ldapts';
 import {
   createAccount,
@@ -15,10 +15,25 @@ import {
   listIntegrations,
   listRuns,
   migrate,
+  readIntegrationContents,
   removeIntegration,
   type Run,
 } from '@dirsync/db';
-import { generatedUser, groupDn, populateEntraTenant, startEntraEmulator, startSlapd, userDn, waitFor, type EntraEmulator, type SlapdServer } from '@dirsync/testkit';
+import {
+  diffTenantContents,
+  type EntraEmulator,
+  type EntraRealism,
+  expectedTenantContents,
+  generatedUser,
+  groupDn,
+  populateEntraTenant,
+  realisticEntraBehaviour,
+  type SlapdServer,
+  startEntraEmulator,
+  startSlapd,
+  userDn,
+  waitFor,
+} from '@dirsync/testkit';
 import { setUpEmulatedConnector } from '../bench/entra-bench.ts';
 import { describeAction } from './actions.ts';
 import { createContext, type Context } from '../context.ts';
@@ -114,10 +129,15 @@ export function registerDemoCommand(program: Command): void {
     .option('--groups <n>', 'groups', '40')
     .option('--members <n>', 'members per group', '60')
     .option('--entra', 'sync an emulated Microsoft Entra ID tenant through a connector instead (consent, Graph delta, certificate rotation)')
-    .action(async (flags: { users: string; groups: string; members: string; entra?: boolean }) => {
+    .option(
+      '--realistic',
+      'with --entra: the emulated tenant behaves as a real one at its most difficult (permission and key propagation, replication lag, split groups, partial and repeated records, throttling)',
+    )
+    .action(async (flags: { users: string; groups: string; members: string; entra?: boolean; realistic?: boolean }) => {
       const say = (line: string) => console.log(line);
+      if (flags.realistic && !flags.entra) throw new InvalidArgumentError('--realistic applies to the Entra ID demo: add --entra');
       if (flags.entra) {
-        await entraDemo({ users: Number(flags.users), groups: Number(flags.groups), members: Number(flags.members) }, say);
+        await entraDemo({ users: Number(flags.users), groups: Number(flags.groups), members: Number(flags.members) }, flags.realistic === true, say);
         return;
       }
       const users = Number(flags.users);
@@ -188,8 +208,27 @@ export function registerDemoCommand(program: Command): void {
     });
 }
 
+/** The difficulties a realistic emulated tenant puts on, in words. */
+function describeRealism(realism: EntraRealism): string {
+  const parts: string[] = [];
+  if (realism.consentPropagationMs) parts.push(`permissions reach tokens ${realism.consentPropagationMs / 1000} s after consent`);
+  if (realism.keyPropagationMs) parts.push(`new certificates are accepted up to ${realism.keyPropagationMs / 1000} s after they are added`);
+  if (realism.replicationLagMs) parts.push(`changes reach delta queries ${realism.replicationLagMs / 1000} s late`);
+  if (realism.spreadGroupRecords) parts.push('large groups are split across distant pages');
+  if (realism.continuationWithProperties) parts.push('their continuation records repeat every property');
+  if (realism.duplicateRate) parts.push(`${Math.round(realism.duplicateRate * 100)}% of objects come twice`);
+  if (realism.partialRecords) parts.push('changed objects carry only the changed properties');
+  if (realism.omitNulls) parts.push('null properties are left out');
+  if (realism.emptyPageRate) parts.push('some pages are empty but go on');
+  if (realism.serverPageSize) parts.push('the server chooses page sizes');
+  if (realism.goneWithLocation) parts.push('expired delta tokens answer 410 Gone');
+  if (realism.throttle) parts.push('requests are throttled per app and tenant');
+  if (realism.consentErrorsWithoutState) parts.push('consent errors come back without state');
+  return parts.join('; ');
+}
+
 /** `dirsync demo --entra`: an emulated tenant synced through a connector by real processes. */
-async function entraDemo(size: { users: number; groups: number; members: number }, say: (line: string) => void): Promise<void> {
+async function entraDemo(size: { users: number; groups: number; members: number }, realistic: boolean, say: (line: string) => void): Promise<void> {
   const ctx = createContext();
   const services: ChildService[] = [];
   let emulator: EntraEmulator | undefined;
@@ -199,8 +238,10 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     await ensureDatabase(ctx.config.DATABASE_URL);
     await migrate(ctx.config.DATABASE_URL);
     const db = ctx.db();
-    emulator = await startEntraEmulator();
+    const realism = realistic ? realisticEntraBehaviour() : undefined;
+    emulator = await startEntraEmulator(realism ? { realism } : {});
     say(`started the Entra ID / Microsoft Graph emulator: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS, its own CA, trusted by this connector only)`);
+    if (realism) say(`  behaving as a real tenant at its most difficult: ${describeRealism(realism)}`);
     const connectorName = `demo-${Date.now().toString(36)}`;
     const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
     const setup = await setUpEmulatedConnector(db, ctx.keyRing(), emulator, connectorName, account.id);
@@ -209,6 +250,14 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     const tenant = emulator.tenant(setup.customerTenantId);
     const generated = populateEntraTenant(tenant, { users: size.users, groups: size.groups, membersPerGroup: size.members });
     say(`emulated tenant ${setup.customerTenantId}: ${size.users} users, ${size.groups} groups of ${size.members} members`);
+    if (realistic) {
+      // Groups larger than a page of members: Graph spreads them over several records and pages.
+      const everyone = tenant.addGroup({ displayName: 'All staff', mailNickname: 'allstaff', securityEnabled: true });
+      tenant.addMembers(everyone.id, generated.userIds);
+      const nested = tenant.addGroup({ displayName: 'Everyone and the demo groups', securityEnabled: true });
+      tenant.addMembers(nested.id, [...generated.userIds.slice(0, Math.ceil(generated.userIds.length / 2)), ...generated.groupIds]);
+      say(`  and 2 large groups: "All staff" (${generated.userIds.length} members) and one of ${tenant.membersOf(nested.id).length} users and groups`);
+    }
 
     for (const old of await listIntegrations(db, { accountId: account.id })) await removeIntegration(db, old.id);
     const integration = await createIntegration(db, {
@@ -248,8 +297,10 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     say('  added them to a group and removed 2 members from another');
     tenant.deleteUser(u1);
     tenant.deleteUser(u2, { permanent: true });
+    const changedAt = Date.now();
     say('  deleted 2 users (one to the recycle bin, one for good): Graph reports both as @removed, so the delta deletes them');
-    void u0;
+    tenant.updateUser(u0, { department: null });
+    say('  cleared the department of one user (Graph sends the changed property as null; the others stay)');
     const deltaRun = await requestAndWait(ctx, integration.id, 'delta', 'the delta sync');
     say(`${describeRun(deltaRun)}\n`);
 
@@ -257,17 +308,36 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     emulator.expireDeltaTokens(setup.customerTenantId);
     const expiredRun = await requestAndWait(ctx, integration.id, 'delta', 'the delta sync after expiry');
     say(`${describeRun(expiredRun)}\n`);
+    const runs = [first, deltaRun, expiredRun];
+
+    let differences: string[] = [];
+    if (realism) {
+      say('4. every change is visible to Graph once replication caught up: one more delta, then the copy is compared with the tenant');
+      const replicated = changedAt + (realism.replicationLagMs ?? 0);
+      await waitFor(async () => (Date.now() >= replicated ? true : undefined), { timeoutMs: 60_000, intervalMs: 100, what: 'the emulated replication' });
+      const settledRun = await requestAndWait(ctx, integration.id, 'delta', 'the last delta sync');
+      say(`${describeRun(settledRun)}\n`);
+      runs.push(settledRun);
+    }
+    differences = diffTenantContents(expectedTenantContents(tenant), await readIntegrationContents(db, integration.id));
+    const expected = expectedTenantContents(tenant);
+    say(
+      differences.length === 0
+        ? `the synced copy equals the emulated tenant: ${expected.objects.length} objects and ${expected.edges.length} memberships, every property and edge compared`
+        : `the synced copy differs from the emulated tenant:\n${differences.map((d) => `  ${d}`).join('\n')}`,
+    );
+    if (realism) say(`Graph requests answered by the emulator: ${emulator.requests.length} (${emulator.requests.filter((r) => r.status === 429).length} throttled with 429)`);
 
     say(await describeHoldings(ctx, integration.id));
     const actions = await listActionsNeeded(db);
     say(`\nactions needed: ${actions.length === 0 ? 'none' : ''}`);
     for (const action of actions) say(`- ${describeAction(action)}`);
-    const failed = [first, deltaRun, expiredRun].filter((r) => r.status !== 'succeeded');
-    if (failed.length > 0 || rotated.lastRotationStatus !== 'succeeded') {
+    const failed = runs.filter((r) => r.status !== 'succeeded');
+    if (failed.length > 0 || rotated.lastRotationStatus !== 'succeeded' || differences.length > 0) {
       process.exitCode = 1;
       say('\nsomething did not succeed: see .tmp/demo-entra-worker.log');
     } else {
-      say('\ndemo finished: every run and the certificate rotation succeeded');
+      say('\ndemo finished: every run and the certificate rotation succeeded, and the copy equals the tenant');
     }
   } finally {
     for (const service of services.reverse()) await service.stop();
