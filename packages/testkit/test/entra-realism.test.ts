@@ -202,6 +202,15 @@ describe('records and pages', () => {
     directory.updateUser(userIds[0] as string, { jobTitle: 'Engineer' });
   });
 
+  it('with omitNulls alone, sends whole records in which only a property cleared since the last round is an explicit null', async () => {
+    emulator.setRealism({ omitNulls: true });
+    const first = await round(usersUrl(), token, 100);
+    emulator.tenant(tenantId).updateUser(userIds[2] as string, { jobTitle: null });
+    const changes = await round(first.deltaLink, token);
+    expect(changes.pages.flat()).toEqual([{ id: userIds[2], displayName: 'User 2', jobTitle: null }]);
+    emulator.tenant(tenantId).updateUser(userIds[2] as string, { jobTitle: 'Engineer' });
+  });
+
   it('sends objects twice with duplicateRate', async () => {
     emulator.setRealism({ duplicateRate: 1 });
     const { pages } = await round(usersUrl(), token, 20);

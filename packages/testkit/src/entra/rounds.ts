@@ -61,8 +61,14 @@ function propertiesOf(
   input: PlanInput,
 ): Record<string, unknown> {
   const whole = project(data as never, properties);
-  const partial = input.realism.partialRecords === true && input.since !== null && meta.created <= input.since;
-  if (!partial) return shapeProperties(whole, input.realism.omitNulls === true);
+  const updated = input.since !== null && meta.created <= input.since;
+  if (!updated || input.realism.partialRecords !== true) {
+    // A property cleared since the last round stays an explicit null even in a whole record:
+    // otherwise a client could not tell it from one left out.
+    const since = input.since ?? Infinity;
+    const cleared = new Set(updated ? properties.filter((name) => whole[name] === null && (meta.changed.get(name) ?? 0) > since) : []);
+    return shapeProperties(whole, input.realism.omitNulls === true, cleared);
+  }
   const since = input.since as number;
   const record: Record<string, unknown> = { id: whole['id'] };
   const changedToNull = new Set<string>();
