@@ -1,5 +1,6 @@
 import { CursorRejectedError } from '../errors.ts';
-import { parseCursor, selectionFingerprint } from './fetch.ts';
+import { DeltaTokenExpiredError } from './client.ts';
+import { isRoundExpired, parseCursor, selectionFingerprint } from './fetch.ts';
 
 const settings = { tenantId: 'Contoso.onmicrosoft.com', graphBaseUrl: 'https://graph.example' };
 const good = {
@@ -24,5 +25,18 @@ describe('parseCursor', () => {
   ])('rejects %s', (_name, cursor, reason) => {
     expect(() => parseCursor(cursor as never, settings)).toThrow(CursorRejectedError);
     expect(() => parseCursor(cursor as never, settings)).toThrow(reason);
+  });
+});
+
+describe('isRoundExpired', () => {
+  it.each([
+    ['an expired delta token', new DeltaTokenExpiredError('410 resyncRequired'), true],
+    ['a 410 with a Location, as a plain client error', Object.assign(new Error('Gone'), { statusCode: 410, location: 'https://graph.example/v1.0/users/delta?$deltatoken=' }), true],
+    ['a 410 status field', { status: 410 }, true],
+    ['a throttled request', Object.assign(new Error('Too Many Requests'), { statusCode: 429 }), false],
+    ['an unrelated error', new Error('socket hang up'), false],
+    ['nothing', undefined, false],
+  ])('%s: %s', (_name, error, expected) => {
+    expect(isRoundExpired(error)).toBe(expected);
   });
 });

@@ -95,13 +95,15 @@ const toRefs = (ids: readonly string[]): MemberRef[] => ids.map((value) => ({ by
 
 /**
  * Whether Graph dropped the round's state token: {@link DeltaTokenExpiredError}, or a 410 Gone
- * however the client surfaces it (Graph answers `resyncRequired` with a 410 whose `Location`
- * names where to start over; an error may carry it as `location`).
+ * however a client surfaces it. Graph's synchronization reset answers 410 with a `Location` "same
+ * as the initial query" (concepts/delta-query-overview.md, "Synchronization reset"), which the
+ * error may carry as `location`: a full round starts over from its own initial URL instead, the
+ * same query, built from the settings rather than from what the server named.
  */
 export function isRoundExpired(error: unknown): boolean {
   if (error instanceof DeltaTokenExpiredError) return true;
   if (typeof error !== 'object' || error === null) return false;
-  const e = error as { code?: unknown; status?: unknown; statusCode?: unknown; location?: unknown };
+  const e = error as { code?: unknown; status?: unknown; statusCode?: unknown };
   if (e.code === 'delta_token_expired') return true;
   return e.status === 410 || e.statusCode === 410;
 }
