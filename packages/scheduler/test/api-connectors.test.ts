@@ -6,8 +6,10 @@ import {
   addPendingCredential,
   confirmConsent,
   createConnector,
+  createConsentRequest,
   createIntegration,
   createKeyRing,
+  expireConsentRequests,
   generateSecretKey,
   getConsent,
   getIntegration,
@@ -15,6 +17,7 @@ import {
   recordRotationOutcome,
   setLegacyMigrationDeadline,
   hasGrantedConsent,
+  type KeyRing,
 } from '@dirsync/db';
 import { DirsyncApiError, type DirsyncClient } from '@dirsync/client';
 import { generateCertificate } from '@dirsync/providers';
@@ -41,11 +44,12 @@ let tokenB: string;
 let connectorId: string;
 let privateKeyPem: string;
 let redirectUri: string;
+let ring: KeyRing;
 
 beforeAll(async () => {
   // The worker process decrypts the connector's key with the API's key ring.
   const secretKey = generateSecretKey();
-  const ring = createKeyRing({ current: secretKey });
+  ring = createKeyRing({ current: secretKey });
   api = await startApiHarness('api_connectors', { keyRing: ring, controlTimeoutMs: 30_000 });
   emulator = await startEntraEmulator();
   accountA = await api.account('alpha');
@@ -197,7 +201,11 @@ test('connectors are listed with thumbprints, expiry and rotation status, never 
     id: connectorId,
     name: 'primary',
     redirectUri,
-    permissions: expect.arrayContaining(['User.Read.All']),
+    // The emulator's hosts are none of Microsoft's clouds.
+    cloud: 'custom',
+    authorityHost: emulator.authorityHost,
+    graphBaseUrl: emulator.graphBaseUrl,
+    permissions: ['User.Read.All', 'GroupMember.Read.All'],
     lastRotation: { status: 'succeeded', error: null, at: expect.any(String) },
     certificates: [{ status: 'current', thumbprint: expect.stringMatching(/^[0-9A-F]{40}$/), notAfter: expect.any(String) }],
   });
@@ -219,7 +227,9 @@ test('a consent URL round trip grants consent only after a worker obtained a tok
   await expectProblem(adminA.createIntegration({ kind: 'entra_id', name: 'contoso', settings: entraSettings(customer.tenantId) }), 403, 'tenant-consent-required');
 
   const { url } = await adminA.createConsentUrl(connectorId, customer.tenantId);
-  expect(url).toMatch(new RegExp(`^${emulator.authorityHost}/${customer.tenantId}/adminconsent\\?client_id=`));
+  expect(url).toMatch(new RegExp(`^${emulator.authorityHost}/${customer.tenantId}/v2\\.0/adminconsent\\?client_id=`));
+  // v2-admin-consent.md: `scope` is required; `/.default` of the connector's own Graph.
+  expect(new URL(url).searchParams.get('scope')).toBe(`${emulator.graphBaseUrl}/.default`);
   expect(new URL(url).searchParams.get('redirect_uri')).toBe(redirectUri);
   expect((await getConsent(api.db, accountA, connectorId, customer.tenantId))?.status).toBe('pending');
 
@@ -349,10 +359,12 @@ test('a refusal is recorded with its error, shown escaped and capped; forged sta
   emulator.setConsentDecision(customer.tenantId, 'deny');
   const { url } = await adminA.createConsentUrl(connectorId, customer.tenantId.toUpperCase());
   const redirect = await followConsentPage(url);
-  expect(redirect.searchParams.get('error')).toBe('permission_denied');
-  expect((await callback(redirect)).body).toMatchObject({ status: 'denied', connectorId, tenantId: customer.tenantId, error: 'permission_denied', errorDescription: 'The admin canceled the request' });
+  // The v2.0 endpoint's refusal (v2-admin-consent.md): admin_consent=True beside the error.
+  expect(redirect.searchParams.get('error')).toBe('consent_required');
+  const refusedDescription = 'AADSTS65004: The resource owner or authorization server denied the request.';
+  expect((await callback(redirect)).body).toMatchObject({ status: 'denied', connectorId, tenantId: customer.tenantId, error: 'consent_required', errorDescription: refusedDescription });
   const tenant = (await adminA.getConnector(connectorId)).tenants.find((t) => t.integrationId === integration.id);
-  expect(tenant).toMatchObject({ consentStatus: 'denied', error: 'permission_denied', errorDescription: 'The admin canceled the request' });
+  expect(tenant).toMatchObject({ consentStatus: 'denied', error: 'consent_required', errorDescription: refusedDescription });
 
   // A hostile description: control characters and markup, 5,000 characters long.
   const hostile = `\u001b[2J<script>alert(1)</script>\u202e${'x'.repeat(5000)}`;
@@ -380,6 +392,59 @@ test('a refusal is recorded with its error, shown escaped and capped; forged sta
   expect((await fetch(forged)).status).toBe(400);
   expect((await fetch(`${redirectUri}?admin_consent=True`)).status).toBe(400);
   expect((await getConsent(api.db, accountA, connectorId, customer.tenantId))?.status).toBe('denied');
+}, timeoutMs);
+
+test('an error redirect without a state says consent was not granted and what to do, and changes no consent', async () => {
+  const granted = emulator.createTenant({ domain: 'stateless-granted.onmicrosoft.com' });
+  expect(await consent(adminA, granted.tenantId)).toMatchObject({ status: 'granted' });
+  const refusing = emulator.createTenant({ domain: 'stateless.onmicrosoft.com' });
+  const { url } = await adminA.createConsentUrl(connectorId, refusing.tenantId);
+  emulator.setConsentDecision(refusing.tenantId, 'deny');
+  emulator.setRealism({ consentErrorsWithoutState: true });
+  try {
+    const redirect = await followConsentPage(url);
+    expect(redirect.searchParams.has('state')).toBe(false);
+    const answer = await callback(redirect);
+    expect(answer).toMatchObject({
+      status: 200,
+      body: { status: 'not_granted', recorded: false, error: 'consent_required', errorDescription: expect.stringMatching(/^AADSTS65004/), next: expect.stringMatching(/new one/) },
+    });
+    // The page a browser gets says the same, escaped.
+    const hostile = new URL(redirectUri);
+    hostile.searchParams.set('error', 'access_denied');
+    hostile.searchParams.set('error_description', '<img src=x onerror=alert(1)>\u001b[2J declined');
+    const page = await fetch(hostile);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toMatch(/<h1>Consent not granted<\/h1>/);
+    expect(html).toContain('&#60;img src=x onerror=alert(1)&#62;');
+    expect(html).not.toMatch(/<img|\u001b/);
+    expect(html).toMatch(/Nothing was recorded/);
+    // An error code that is not one is not echoed either.
+    const odd = new URL(redirectUri);
+    odd.searchParams.set('error', '<b>x</b>');
+    expect((await callback(odd)).body).toMatchObject({ status: 'not_granted', error: 'invalid_response' });
+  } finally {
+    emulator.setRealism({ consentErrorsWithoutState: undefined });
+  }
+  // No account's consent moved: the granted one stays, the requested one still waits.
+  expect((await getConsent(api.db, accountA, connectorId, granted.tenantId))?.status).toBe('granted');
+  expect((await getConsent(api.db, accountA, connectorId, refusing.tenantId))?.status).toBe('pending');
+  // Without state and without error it is still no valid consent answer.
+  expect((await fetch(`${redirectUri}?admin_consent=True`)).status).toBe(400);
+}, timeoutMs);
+
+test('a consent request nobody finishes expires: its consent stops reading as pending', async () => {
+  const tenant = emulator.createTenant({ domain: 'abandoned.onmicrosoft.com' });
+  const request = await createConsentRequest(api.db, ring, { accountId: accountA, connectorId, tenantId: tenant.tenantId, ttlMs: 1 });
+  expect((await getConsent(api.db, accountA, connectorId, tenant.tenantId))?.status).toBe('pending');
+  await waitFor(async () => (await expireConsentRequests(api.db)) > 0, { what: 'the consent request to expire' });
+  expect(await getConsent(api.db, accountA, connectorId, tenant.tenantId)).toMatchObject({ status: 'denied', error: 'consent_request_expired' });
+  // Its link is refused when it arrives at last.
+  const late = new URL(redirectUri);
+  late.searchParams.set('admin_consent', 'True');
+  late.searchParams.set('state', request.state);
+  expect((await fetch(late)).status).toBe(400);
 }, timeoutMs);
 
 test("a tenant consented by two accounts is two consents: one account's revocation leaves the other's", async () => {

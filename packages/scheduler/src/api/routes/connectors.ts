@@ -3,9 +3,12 @@ import { z } from 'zod';
 import {
   acceptConsentRedirect,
   type Connector,
+  consentErrorAnswer,
+  type ConsentErrorAnswer,
   type ConsentOutcome,
   createConsentRequest,
   displayText,
+  expireConsentRequests,
   getConnector,
   getConsent,
   getConsentOutcome,
@@ -20,6 +23,7 @@ import {
   revokeConsent,
 } from '@dirsync/db';
 import { ControlJobFailedError, ControlTimeoutError } from '@dirsync/jobs';
+import { entraClouds } from '@dirsync/providers';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { notFound, ProblemError } from '../problems.ts';
@@ -81,6 +85,9 @@ async function presentConnector(deps: ApiDeps, accountId: string, connector: Con
     description: connector.description,
     clientId: connector.clientId,
     redirectUri: connector.redirectUri,
+    cloud: cloudOf(connector),
+    authorityHost: connector.authorityHost,
+    graphBaseUrl: connector.graphBaseUrl,
     permissions: connector.permissions,
     rotationCron: connector.rotationCron,
     certificateValidityDays: connector.certificateValidityDays,
@@ -98,6 +105,14 @@ async function presentConnector(deps: ApiDeps, accountId: string, connector: Con
     })),
     tenants,
   };
+}
+
+/** The named Microsoft cloud whose hosts the connector uses, or `custom` (private endpoints). */
+function cloudOf(connector: Pick<Connector, 'authorityHost' | 'graphBaseUrl'>): keyof typeof entraClouds | 'custom' {
+  for (const [name, hosts] of Object.entries(entraClouds)) {
+    if (hosts.authorityHost === connector.authorityHost && hosts.graphBaseUrl === connector.graphBaseUrl) return name as keyof typeof entraClouds;
+  }
+  return 'custom';
 }
 
 async function requireConnectorOf(deps: ApiDeps, id: string): Promise<Connector> {
@@ -194,6 +209,8 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
     },
     preHandler: requireScope('read'),
     handler: async (request) => {
+      // A consent still pending past its link's expiry reads as such.
+      await expireConsentRequests(deps.db);
       const integrations = await entraIntegrations(deps, accountOf(request));
       const items = [];
       for (const connector of await listConnectors(deps.db)) items.push(await presentConnector(deps, accountOf(request), connector, integrations));
@@ -214,6 +231,7 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
     handler: async (request) => {
       const accountId = accountOf(request);
       const connector = await requireConnectorOf(deps, request.params.id);
+      await expireConsentRequests(deps.db);
       return presentConnector(deps, accountId, connector, await entraIntegrations(deps, accountId));
     },
   });
@@ -274,7 +292,9 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
  * calls it). The consent page's `admin_consent=True` answers 302 to the tenant's sign-in page;
  * the sign-in's `code` has a worker redeem it and verify the administrator and the tenant's
  * token (see `acceptConsentRedirect`). Every state is used up on arrival; a forged, expired or
- * replayed one is a 400.
+ * replayed one is a 400 — except for an error answer (Microsoft sends some without any state),
+ * which is shown as "consent not granted" with its sanitised description and what to do next,
+ * and changes nothing for anyone.
  */
 export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
   app.get(consentCallbackPath, {
@@ -290,12 +310,20 @@ export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
         if (json) throw new ProblemError(503, 'secrets-unavailable', 'this API server has no secret key configured (DIRSYNC_SECRET_KEY): consent cannot be recorded');
         return sendHtml(reply, 503, page('Consent not recorded', ['This server cannot check consent links right now. Try the link again later.']));
       }
+      const refusal = consentErrorAnswer(params);
+      if (refusal && (params.get('state') ?? '') === '') {
+        // Microsoft sends some error redirects without the state: nothing names the request, so
+        // nothing is recorded for anyone; the administrator is told what happened and what next.
+        deps.logger.warn({ error: refusal.error }, 'consent error redirect without a state');
+        return notGranted(reply, json, refusal, null);
+      }
       let redirect;
       try {
         redirect = await acceptConsentRedirect(deps.db, deps.keyRing, params);
       } catch (error) {
         if (!(error instanceof InvalidInputError)) throw error;
         deps.logger.warn({ reason: error.message }, 'consent redirect refused');
+        if (refusal) return notGranted(reply, json, refusal, error.message);
         if (json) throw new ProblemError(400, 'invalid-consent-state', error.message);
         return sendHtml(reply, 400, page('Consent link not valid', [error.message, 'Ask for a new consent link.']));
       }
@@ -331,6 +359,31 @@ export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
       return sendHtml(reply, 200, page(title, answerLines(answer, connectorName)));
     },
   });
+}
+
+/**
+ * The answer to a consent error redirect that names no request this installation can use (no
+ * state, or one that is forged, expired or used): consent was not granted, nothing was recorded,
+ * and what to do next. 200: Microsoft's answer arrived and is shown, not refused.
+ */
+function notGranted(reply: FastifyReply, json: boolean, refusal: ConsentErrorAnswer, stateProblem: string | null): FastifyReply {
+  const next =
+    "Nothing was recorded. Ask whoever sent you the consent link for a new one, and open it signed in as a Global Administrator or Privileged Role Administrator of your tenant; accept every permission it asks for.";
+  if (json) {
+    return reply
+      .code(200)
+      .header('cache-control', 'no-store')
+      .send({ status: 'not_granted', recorded: false, error: refusal.error, errorDescription: refusal.errorDescription, stateProblem, next });
+  }
+  return sendHtml(
+    reply,
+    200,
+    page('Consent not granted', [
+      `Microsoft Entra ID answered: ${refusal.error}${refusal.errorDescription === null ? '' : ` (${refusal.errorDescription})`}.`,
+      ...(stateProblem === null ? [] : [`This answer cannot be matched to a consent request: ${stateProblem}.`]),
+      next,
+    ]),
+  );
 }
 
 /**
