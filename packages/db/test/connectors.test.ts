@@ -4,6 +4,12 @@ import { eq } from 'drizzle-orm';
 import {
   acquireRotationLease,
   activateCredential,
+  clearConsentRefusals,
+  consentErrorAnswer,
+  expireConsentRequests,
+  markCredentialAbandoned,
+  recordConsentRefusal,
+  withCurrentAndPreviousCredentials,
   addPendingCredential,
   claimRotationSlot,
   displayText,
@@ -163,6 +169,21 @@ describe('connectors', () => {
     expect(byId.get(second.id)).toBe('previous');
     expect(byId.get(first?.id ?? '')).toBe('retired');
     await expect(activateCredential(db, c.id, third.id)).rejects.toThrow(InvalidStateError);
+    // The previous certificate comes with the current one (the fallback while a new key propagates).
+    const pair = await withCurrentAndPreviousCredentials(db, ring, c.id, async (current, previous) => [current.id, previous?.id, previous?.privateKeyPem.startsWith('-----BEGIN PRIVATE KEY-----')]);
+    expect(pair).toEqual([third.id, second.id, true]);
+    // A retired one whose key id is unknown can be given up, never a current one.
+    await markCredentialAbandoned(db, first?.id ?? '');
+    await markCredentialAbandoned(db, third.id);
+    const after = new Map((await listConnectorCredentials(db, c.id)).map((r) => [r.id, r.status]));
+    expect([after.get(first?.id ?? ''), after.get(third.id)]).toEqual(['abandoned', 'current']);
+  });
+
+  it('keeps the key id of a hand-registered first certificate, and asks tenants for the read permissions only', async () => {
+    const c = await connector({ graphKeyId: 'A1B2C3D4-0000-4000-8000-000000000001' });
+    expect((await listConnectorCredentials(db, c.id))[0]?.graphKeyId).toBe('a1b2c3d4-0000-4000-8000-000000000001');
+    expect(c.permissions).toEqual(['User.Read.All', 'GroupMember.Read.All']);
+    expect(await withCurrentAndPreviousCredentials(db, ring, c.id, async (_current, previous) => previous)).toBeUndefined();
   });
 
   it('lets one rotation hold the lease and one scheduler claim a slot', async () => {
@@ -187,8 +208,10 @@ describe('consent', () => {
     const c = await connector();
     const request = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant });
     const url = new URL(request.url);
-    expect(`${url.origin}${url.pathname}`).toBe(`https://login.example/${tenant}/adminconsent`);
+    expect(`${url.origin}${url.pathname}`).toBe(`https://login.example/${tenant}/v2.0/adminconsent`);
     expect(url.searchParams.get('client_id')).toBe(c.clientId);
+    // Required on the v2.0 endpoint (v2-admin-consent.md): the static permissions of the connector's Graph.
+    expect(url.searchParams.get('scope')).toBe('https://graph.microsoft.com/.default');
     expect(url.searchParams.get('redirect_uri')).toBe(c.redirectUri);
     expect(url.searchParams.get('state')).toBe(request.state);
     expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('pending');
@@ -325,6 +348,42 @@ describe('consent', () => {
     expect((await grant(c.id)).outcome).toBe('granted');
     const audit = await listAudit(db, { limit: 20 });
     expect(audit.some((e) => e.action === 'connector.consent.admin_signed_in' && e.accountId === successor && e.details['adminObjectId'] === admin.objectId)).toBe(true);
+  });
+
+  it('counts refusals only past the grace after the grant, revokes after enough in a row, and a read resets them', async () => {
+    const c = await connector();
+    await grant(c.id);
+    const integration = await createIntegration(db, { accountId, kind: 'entra_id', name: `grace ${c.id}`, settings: { tenantId: tenant, connectorId: c.id } });
+    const within = await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403)', { graceMs: 3_600_000, failuresToRevoke: 2 });
+    expect(within).toMatchObject({ revoked: false, failures: 0, graceEndsAt: expect.any(Date) });
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', authFailures: 0, lastAuthFailureAt: expect.any(Date) });
+    const past = { graceMs: 0, failuresToRevoke: 2 };
+    expect(await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403)', past)).toMatchObject({ revoked: false, failures: 1 });
+    await clearConsentRefusals(db, accountId, c.id, tenant);
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', authFailures: 0, lastAuthFailureAt: null });
+    expect(await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403)', past)).toMatchObject({ revoked: false, failures: 1 });
+    expect((await getIntegration(db, integration.id))?.status).not.toBe('needs_consent');
+    expect(await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403) \u001b[2J', past)).toMatchObject({ revoked: true, failures: 2 });
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'revoked', authFailures: 0, errorDescription: 'Graph refused (403) [2J' });
+    expect((await getIntegration(db, integration.id))?.status).toBe('needs_consent');
+    // A consent no longer granted is revoked at once.
+    expect(await recordConsentRefusal(db, accountId, c.id, tenant, 'again', past)).toMatchObject({ revoked: true });
+    const audit = await listAudit(db, { limit: 20 });
+    expect(audit.some((e) => e.action === 'connector.consent.refused_in_grace' && e.details['connectorId'] === c.id)).toBe(true);
+  });
+
+  it('ends consent requests nobody finished once their link expired, and tells a stateless error apart', async () => {
+    const c = await connector();
+    const other = await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: 'other.example' });
+    await createConsentRequest(db, ring, { accountId, connectorId: c.id, tenantId: tenant, ttlMs: -1 });
+    expect(await expireConsentRequests(db)).toBeGreaterThanOrEqual(1);
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'denied', error: 'consent_request_expired' });
+    // A request still open keeps its consent pending, and its link works.
+    expect((await getConsent(db, accountId, c.id, 'other.example'))?.status).toBe('pending');
+    expect((await acceptConsentRedirect(db, ring, new URLSearchParams({ admin_consent: 'True', state: other.state }))).kind).toBe('sign_in');
+    expect(consentErrorAnswer(new URLSearchParams({ error: 'access_denied', error_description: 'AADSTS65004: declined\u0007' }))).toEqual({ error: 'access_denied', errorDescription: 'AADSTS65004: declined' });
+    expect(consentErrorAnswer(new URLSearchParams({ error: '<x>' }))).toEqual({ error: 'invalid_response', errorDescription: null });
+    expect(consentErrorAnswer(new URLSearchParams({ admin_consent: 'True' }))).toBeUndefined();
   });
 
   it('marks the account\'s integrations as needing consent when it is revoked', async () => {
