@@ -72,24 +72,6 @@ export function seededUnit(seed: number, ...keys: readonly (string | number)[]):
   return digest.readUInt32BE(0) / 0x1_0000_0000;
 }
 
-/** A deterministic pseudo-random sequence (mulberry32) for choices that follow one another. */
-export class SeededRandom {
-  private state: number;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** The next number in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 0x1_0000_0000;
-  }
-}
-
 /** Whether any behaviour that changes what a delta round returns is on. */
 export function shapesDeltaRounds(realism: EntraRealism): boolean {
   return Boolean(

@@ -78,7 +78,8 @@ function propertiesOf(
     record[name] = whole[name];
     if (whole[name] === null) changedToNull.add(name);
   }
-  // "In partial records a property that changed TO null is sent as explicit null."
+  // A property cleared to null is sent as an explicit null: it is one of "the properties that have
+  // been updated" (delta-query-overview.md), and leaving it out would read as "unchanged".
   return shapeProperties(record, input.realism.omitNulls === true, changedToNull);
 }
 
