@@ -8,6 +8,7 @@ import { isUuid } from './ids.ts';
 import type { Integration } from './integrations.ts';
 import { auditEvents, integrations } from './schema.ts';
 import {
+  type connectorClouds,
   connectorCredentials,
   connectors,
   type consentStatuses,
@@ -19,6 +20,9 @@ import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
 
 /** A connector (an Entra app registration of the platform), as stored. */
 export type Connector = typeof connectors.$inferSelect;
+
+/** The Microsoft cloud of a connector, or `custom` hosts. */
+export type ConnectorCloud = (typeof connectorClouds)[number];
 
 /** Lifecycle state of a connector certificate. */
 export type CredentialStatus = (typeof credentialStatuses)[number];
@@ -51,6 +55,11 @@ export interface NewConnector {
   readonly applicationObjectId: string;
   readonly homeTenantId: string;
   readonly redirectUri: string;
+  /**
+   * The Microsoft cloud the hosts belong to; `custom` for hand-written ones. Default: `global`
+   * when neither host is given (the defaults are the global cloud's), else `custom`.
+   */
+  readonly cloud?: ConnectorCloud;
   readonly authorityHost?: string;
   readonly graphBaseUrl?: string;
   readonly tlsCaPem?: string | null;
@@ -124,6 +133,7 @@ export async function createConnector(db: Db, ring: KeyRing, input: NewConnector
           applicationObjectId: requireText(input.applicationObjectId, 'application object id').toLowerCase(),
           homeTenantId: requireText(input.homeTenantId, 'home tenant id').toLowerCase(),
           redirectUri: requireText(input.redirectUri, 'redirect URI'),
+          cloud: input.cloud ?? (input.authorityHost === undefined && input.graphBaseUrl === undefined ? 'global' : 'custom'),
           ...(input.authorityHost === undefined ? {} : { authorityHost: input.authorityHost }),
           ...(input.graphBaseUrl === undefined ? {} : { graphBaseUrl: input.graphBaseUrl }),
           ...(input.tlsCaPem === undefined ? {} : { tlsCaPem: input.tlsCaPem }),

@@ -28,6 +28,9 @@ const inList = (column: string, values: readonly string[]) =>
  */
 export const connectorPermissions = ['User.Read.All', 'GroupMember.Read.All'] as const;
 
+/** Clouds a connector can be in: Microsoft's named clouds, or `custom` hosts. */
+export const connectorClouds = ['global', 'usgov', 'china', 'custom'] as const;
+
 /** An Entra app registration of the platform, used by customers' integrations after consent. */
 export const connectors = pgTable(
   'connectors',
@@ -41,6 +44,11 @@ export const connectors = pgTable(
     applicationObjectId: text('application_object_id').notNull(),
     /** The platform's own tenant, where the app registration lives. */
     homeTenantId: text('home_tenant_id').notNull(),
+    /**
+     * The Microsoft cloud whose hosts the connector uses (`global`, `usgov`, `china`), or `custom`
+     * for hand-written hosts (private endpoints, emulators). Set with the hosts.
+     */
+    cloud: text('cloud', { enum: connectorClouds }).notNull().default('global'),
     authorityHost: text('authority_host').notNull().default('https://login.microsoftonline.com'),
     graphBaseUrl: text('graph_base_url').notNull().default('https://graph.microsoft.com'),
     /** Extra CA trusted for this connector's authority and Graph (private clouds, emulators). */
@@ -68,6 +76,7 @@ export const connectors = pgTable(
     uniqueIndex('connectors_client_id_uq').on(t.clientId),
     check('connectors_description_ck', sql`length(btrim(description)) > 0`),
     check('connectors_validity_ck', sql`certificate_validity_days between 2 and 730`),
+    check('connectors_cloud_ck', inList('cloud', connectorClouds)),
   ],
 );
 

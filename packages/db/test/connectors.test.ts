@@ -183,6 +183,16 @@ describe('connectors', () => {
     const c = await connector({ graphKeyId: 'A1B2C3D4-0000-4000-8000-000000000001' });
     expect((await listConnectorCredentials(db, c.id))[0]?.graphKeyId).toBe('a1b2c3d4-0000-4000-8000-000000000001');
     expect(c.permissions).toEqual(['User.Read.All', 'GroupMember.Read.All']);
+    // Hand-written hosts are no named cloud; the default hosts are the global cloud's.
+    expect(c.cloud).toBe('custom');
+    const global = await createConnector(
+      db,
+      ring,
+      { name: `global ${c.id}`, description: 'global', clientId: '11111111-2222-4333-8444-999999999999', applicationObjectId: c.applicationObjectId, homeTenantId: c.homeTenantId, redirectUri: c.redirectUri },
+      certificate(),
+    );
+    expect(global).toMatchObject({ cloud: 'global', authorityHost: 'https://login.microsoftonline.com', graphBaseUrl: 'https://graph.microsoft.com' });
+    expect((await connector({ cloud: 'usgov', authorityHost: 'https://login.microsoftonline.us', graphBaseUrl: 'https://graph.microsoft.us' })).cloud).toBe('usgov');
     expect(await withCurrentAndPreviousCredentials(db, ring, c.id, async (_current, previous) => previous)).toBeUndefined();
   });
 

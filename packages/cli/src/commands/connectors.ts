@@ -6,6 +6,7 @@ import {
   createConnector,
   createConsentRequest,
   type Connector,
+  type ConnectorCloud,
   type Db,
   displayText,
   getAccount,
@@ -103,24 +104,22 @@ async function caFile(path: string | undefined): Promise<string | undefined> {
   return pem;
 }
 
-/** The hosts of `--cloud` (default global), each replaced by its own flag when given (private endpoints). */
-function cloudHosts(flags: Pick<AddFlags, 'cloud' | 'authorityHost' | 'graphUrl'>): { authorityHost: string; graphBaseUrl: string } {
-  let cloud;
+/**
+ * The hosts of `--cloud` (default global), each replaced by its own flag when given (private
+ * endpoints): the cloud is then recorded as `custom` unless both hosts are still that cloud's.
+ */
+function cloudHosts(flags: Pick<AddFlags, 'cloud' | 'authorityHost' | 'graphUrl'>): { cloud: ConnectorCloud; authorityHost: string; graphBaseUrl: string } {
+  const name = flags.cloud ?? 'global';
+  let hosts;
   try {
-    cloud = entraCloud(flags.cloud ?? 'global');
+    hosts = entraCloud(name);
   } catch {
     throw new UserError(`--cloud must be one of ${Object.keys(entraClouds).join(', ')}`);
   }
-  return {
-    authorityHost: flags.authorityHost === undefined ? cloud.authorityHost : httpsUrl('--authority-host', flags.authorityHost),
-    graphBaseUrl: flags.graphUrl === undefined ? cloud.graphBaseUrl : httpsUrl('--graph-url', flags.graphUrl),
-  };
-}
-
-/** The named cloud whose hosts a connector uses, or `custom`. */
-function cloudOf(connector: Pick<Connector, 'authorityHost' | 'graphBaseUrl'>): string {
-  const named = Object.entries(entraClouds).find(([, hosts]) => hosts.authorityHost === connector.authorityHost && hosts.graphBaseUrl === connector.graphBaseUrl);
-  return named?.[0] ?? 'custom';
+  const authorityHost = flags.authorityHost === undefined ? hosts.authorityHost : httpsUrl('--authority-host', flags.authorityHost);
+  const graphBaseUrl = flags.graphUrl === undefined ? hosts.graphBaseUrl : httpsUrl('--graph-url', flags.graphUrl);
+  const named = authorityHost === hosts.authorityHost && graphBaseUrl === hosts.graphBaseUrl;
+  return { cloud: named ? (name as ConnectorCloud) : 'custom', authorityHost, graphBaseUrl };
 }
 
 async function currentCertificate(db: Db, connector: Connector) {
@@ -217,7 +216,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
             ['client id', c.clientId],
             ['object id', c.applicationObjectId],
             ['home tenant', c.homeTenantId],
-            ['cloud', cloudOf(c)],
+            ['cloud', c.cloud],
             ['authority', c.authorityHost],
             ['graph', c.graphBaseUrl],
             ['extra CA', c.tlsCaPem ? 'configured' : 'none'],

@@ -23,7 +23,6 @@ import {
   revokeConsent,
 } from '@dirsync/db';
 import { ControlJobFailedError, ControlTimeoutError } from '@dirsync/jobs';
-import { entraClouds } from '@dirsync/providers';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { notFound, ProblemError } from '../problems.ts';
@@ -85,7 +84,7 @@ async function presentConnector(deps: ApiDeps, accountId: string, connector: Con
     description: connector.description,
     clientId: connector.clientId,
     redirectUri: connector.redirectUri,
-    cloud: cloudOf(connector),
+    cloud: connector.cloud,
     authorityHost: connector.authorityHost,
     graphBaseUrl: connector.graphBaseUrl,
     permissions: connector.permissions,
@@ -105,14 +104,6 @@ async function presentConnector(deps: ApiDeps, accountId: string, connector: Con
     })),
     tenants,
   };
-}
-
-/** The named Microsoft cloud whose hosts the connector uses, or `custom` (private endpoints). */
-function cloudOf(connector: Pick<Connector, 'authorityHost' | 'graphBaseUrl'>): keyof typeof entraClouds | 'custom' {
-  for (const [name, hosts] of Object.entries(entraClouds)) {
-    if (hosts.authorityHost === connector.authorityHost && hosts.graphBaseUrl === connector.graphBaseUrl) return name as keyof typeof entraClouds;
-  }
-  return 'custom';
 }
 
 async function requireConnectorOf(deps: ApiDeps, id: string): Promise<Connector> {
