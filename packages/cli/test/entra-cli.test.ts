@@ -133,6 +133,14 @@ test('the consent URL is signed and single use; the redirect records the consent
   const replay = await cli.run(['connectors', 'consent-complete', location]);
   expect(replay.code).not.toBe(0);
   expect(replay.stderr).toMatch(/already used/);
+  // An error answer without any state (Microsoft sends some) names no request: nothing recorded.
+  const stateless = new URL(redirectUri);
+  stateless.searchParams.set('error', 'access_denied');
+  stateless.searchParams.set('error_description', 'AADSTS65004: User declined to consent');
+  const refused = await cli.run(['connectors', 'consent-complete', stateless.href]);
+  expect(refused.code).toBe(1);
+  expect(refused.stdout).toMatch(/^consent not granted: access_denied \(AADSTS65004: User declined to consent\)/);
+  expect(refused.stderr).toMatch(/nothing was recorded/);
 }, timeoutMs);
 
 test("another account cannot add an integration on a tenant it holds no consent of, nor grant itself one by forging the redirect", async () => {

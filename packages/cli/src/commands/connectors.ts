@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import {
   acceptConsentRedirect,
   confirmConsent,
+  consentErrorAnswer,
   createConnector,
   createConsentRequest,
   type Connector,
@@ -324,6 +325,14 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
           url = new URL(redirect);
         } catch {
           throw new UserError('the argument must be the whole URL the consent page redirected to');
+        }
+        const refusal = consentErrorAnswer(url.searchParams);
+        if (refusal && (url.searchParams.get('state') ?? '') === '') {
+          // Microsoft sends some error answers without the state: no request is named, nothing is recorded.
+          console.log(displayText(`consent not granted: ${refusal.error}${refusal.errorDescription === null ? '' : ` (${refusal.errorDescription})`}`));
+          console.error('(the answer names no consent request, so nothing was recorded: create a new consent URL for the tenant\'s administrator)');
+          process.exitCode = 1;
+          return;
         }
         const answer = await acceptConsentRedirect(ctx.db(), ctx.keyRing(), url.searchParams);
         const { tenantId } = answer.request;
