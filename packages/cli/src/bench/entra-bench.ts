@@ -76,6 +76,8 @@ export async function setUpEmulatedConnector(
       authorityHost: emulator.authorityHost,
       graphBaseUrl: emulator.graphBaseUrl,
       tlsCaPem: emulator.caPem,
+      // The key id the registration gave the first certificate: rotations remove it by this id.
+      graphKeyId: app.keyCredentials[0]?.keyId ?? null,
     },
     certificate,
   );
