@@ -1,4 +1,4 @@
-import { withReconcileLock, type Db, type ReconcileSession, type UnfinishedRun } from '@dirsync/db';
+import { expireConsentRequests, withReconcileLock, type Db, type ReconcileSession, type UnfinishedRun } from '@dirsync/db';
 import { createSyncJobInspector, runJobId, type RedisConnection, type SyncJobData, type SyncJobInspector } from '@dirsync/jobs';
 import type { Logger } from 'pino';
 
@@ -40,6 +40,8 @@ export interface ReconcileResult {
   readonly requeued: string[];
   /** Runs whose job could not be read or re-added (Redis trouble); the next pass tries again. */
   readonly errors: { readonly runId: string; readonly error: string }[];
+  /** Admin-consent requests this pass ended because their link expired unanswered. */
+  expiredConsentRequests?: number;
 }
 
 /** Puts runs back in line with the queue; see {@link createReconciler}. */
@@ -149,6 +151,9 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
       return result;
     });
     if (!outcome.acquired) return { skipped: true, examined: 0, failed: [], requeued: [], errors: [] };
+    // A consent link nobody answered must not leave its request pending for ever (the tenant's
+    // administrator may never come back); one replica's pass is enough.
+    outcome.value.expiredConsentRequests = await expireConsentRequests(db);
     return outcome.value;
   }
 

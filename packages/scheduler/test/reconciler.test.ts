@@ -10,6 +10,8 @@ import {
   close,
   connect,
   createAccount,
+  createConnector,
+  createConsentRequest,
   createIntegration,
   createKeyRing,
   createRun,
@@ -17,12 +19,14 @@ import {
   failRunAttempt,
   FencedOutError,
   generateSecretKey,
+  getConsent,
   getIntegration,
   getRun,
   inFencedTransaction,
   startRunAttempt,
 } from '@dirsync/db';
 import { runJobId, SYNC_QUEUE } from '@dirsync/jobs';
+import { generateCertificate } from '@dirsync/providers';
 import {
   createTestDatabase,
   createTestQueuePrefix,
@@ -261,4 +265,35 @@ test('a failure PostgreSQL refused to record (run running, job failed) is reconc
   ).rejects.toBeInstanceOf(FencedOutError);
   await expect(inFencedTransaction(db, integrationId, fence, async () => 'written')).rejects.toBeInstanceOf(FencedOutError);
   expect(await getRun(db, runId)).toEqual(run);
+});
+
+test('a pass ends admin-consent requests whose link expired unanswered, and leaves open ones pending', async () => {
+  const ring = createKeyRing({ current: generateSecretKey() });
+  const accountId = (await createAccount(db, { name: 'consent-expiry' })).id;
+  const certificate = await generateCertificate({ subject: 'consent expiry', validityDays: 2 });
+  const connector = await createConnector(
+    db,
+    ring,
+    {
+      name: 'expiry',
+      description: 'consent requests that expire',
+      clientId: '11111111-2222-4333-8444-000000000abc',
+      applicationObjectId: '99999999-2222-4333-8444-000000000abc',
+      homeTenantId: 'f0f0f0f0-2222-4333-8444-555555555555',
+      redirectUri: 'https://dirsync.example/entra/consent',
+      authorityHost: 'https://login.example',
+    },
+    certificate,
+  );
+  // Creating a request ends those expired before it: the expired one is created last.
+  await createConsentRequest(db, ring, { accountId, connectorId: connector.id, tenantId: 'contoso.onmicrosoft.com' });
+  await createConsentRequest(db, ring, { accountId, connectorId: connector.id, tenantId: 'fabrikam.onmicrosoft.com', ttlMs: -1 });
+  const prefix = createTestQueuePrefix('consent-expiry');
+  cleanups.push(() => prefix.cleanup());
+  const result = await reconcilerFor(testRedisUrl, prefix.prefix).reconcile();
+  expect(result.expiredConsentRequests).toBe(1);
+  expect(await getConsent(db, accountId, connector.id, 'fabrikam.onmicrosoft.com')).toMatchObject({ status: 'denied', error: 'consent_request_expired' });
+  expect((await getConsent(db, accountId, connector.id, 'contoso.onmicrosoft.com'))?.status).toBe('pending');
+  // Nothing left to end: a second pass ends nothing.
+  expect((await reconcilerFor(testRedisUrl, prefix.prefix).reconcile()).expiredConsentRequests).toBe(0);
 });
