@@ -19,6 +19,7 @@ let platformToken: string;
 let agent: http.Agent;
 let openapi: OpenApiDocument;
 const ids: { integration: string[]; run: string[]; connector: string[] } = { integration: [], run: [], connector: [] };
+let accountId: string;
 const cursors: string[] = [];
 let cases = 0;
 
@@ -48,7 +49,7 @@ beforeAll(async () => {
     rateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
     publicRateLimit: { max: 1_000_000, timeWindowMs: 60_000 },
   });
-  const accountId = await api.account('fuzz');
+  accountId = await api.account('fuzz');
   adminToken = await api.key(accountId, ['admin']);
   platformToken = await api.key(null, ['admin']);
   agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
@@ -354,8 +355,10 @@ test('no log line carries a rejected or accepted query string', async () => {
 });
 
 test('the inputs that used to fail are client errors naming the problem', async () => {
-  const runId = ids.run[0] ?? '';
-  const integrationId = ids.integration[0] ?? '';
+  // An integration and a run of its own: the fuzz may have deleted the shared ones.
+  const integrationId = (await createIntegration(api.db, { accountId, kind: 'ldap', name: 'fixed inputs', settings: ldapSettings() }, { ring: api.ring, plaintext: 'fuzz-password' })).id;
+  const runId = randomUUID();
+  await createRun(api.db, { id: runId, integrationId, modeRequested: 'full', trigger: 'schedule' });
   const cursor = (position: unknown) => Buffer.from(JSON.stringify(position)).toString('base64url');
   const cases: Array<[string, string, number, RegExp]> = [
     // A run id that is not a uuid reached a uuid cast in SQL.
