@@ -93,6 +93,8 @@ ensure_pnpm
 apt_install slapd ldap-utils
 apt_install chromium
 apt_install samba samba-ad-dc samba-ad-provision ldb-tools
+# The tests start their own PgBouncer (transaction mode) in front of PostgreSQL; no service runs.
+apt_install pgbouncer
 ensure_postgres
 ensure_redis
 
