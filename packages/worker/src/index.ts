@@ -14,3 +14,14 @@ export { createControlProcessor, createControlWorker, type ControlProcessorOptio
 export * from './ops/index.ts';
 export * from './entra/index.ts';
 export * from './rotation/index.ts';
+export {
+  accountFullLimitKey,
+  accountLimitKey,
+  countSlots,
+  DEFAULT_SYNC_LIMITS,
+  directoryHostOf,
+  hostLimitKey,
+  resolveSyncLimits,
+  type SyncLimitOptions,
+  type SyncLimits,
+} from './limits.ts';

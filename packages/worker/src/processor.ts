@@ -6,6 +6,7 @@ import {
   FencedOutError,
   findApproval,
   getIntegration,
+  type Integration,
   type KeyRing,
   type Run,
   withIntegrationSecret,
@@ -13,8 +14,9 @@ import {
 import { parseSyncJob, releaseWaitingSlot, type SyncJobData } from '@dirsync/jobs';
 import type { Cursor, Provider } from '@dirsync/providers';
 import { classifyFailure } from './failure.ts';
+import { acquireSyncSlots, directoryHostOf, resolveSyncLimits, type SlotsOutcome, slotRetryDelayMs, type SyncLimitOptions } from './limits.ts';
 import { DEFAULT_LOCK_TIMING, type HeldLock, integrationLockKey, type LockTiming, tryAcquireLock } from './lock.ts';
-import { type ModePlan, type RunLimits, runSync, type SyncOutcome, type SyncReport } from './pipeline/index.ts';
+import { type ModePlan, planMode, type RunLimits, runSync, type SyncOutcome, type SyncReport } from './pipeline/index.ts';
 import { RunRecorder } from './run-recorder.ts';
 
 /** Whose integration a provider is built for: the Entra factory checks the account's own consent. */
@@ -49,6 +51,11 @@ export interface SyncProcessorOptions {
   readonly batchSize?: number | undefined;
   /** What one run may cost (default: the pipeline's `defaultRunLimits`). */
   readonly runLimits?: Partial<RunLimits> | undefined;
+  /**
+   * Syncs at once per account, per account for full syncs, and per directory server, across
+   * every worker sharing the Redis (defaults: `DEFAULT_SYNC_LIMITS`).
+   */
+  readonly syncLimits?: SyncLimitOptions | undefined;
 }
 
 /** What a completed sync job returns (stored by BullMQ as the job's return value). */
@@ -104,6 +111,7 @@ export function createSyncProcessor(options: SyncProcessorOptions) {
   const { db, logger } = options;
   const timing = options.lockTiming ?? DEFAULT_LOCK_TIMING;
   const retryDelayMs = options.lockRetryDelayMs ?? 5_000;
+  const limits = resolveSyncLimits(options.syncLimits);
 
   return async function processSyncJob(job: Job, token?: string): Promise<SyncJobResult> {
     let payload: SyncJobData;
@@ -125,8 +133,28 @@ export function createSyncProcessor(options: SyncProcessorOptions) {
       throw new DelayedError();
     }
     try {
-      await releaseWaitingSlot(job);
-      return await runLocked(options, job, payload, lock, log);
+      const integration = await getIntegration(db, payload.integrationId);
+      if (!integration) throw new UnrecoverableError(`integration ${payload.integrationId} not found`);
+      // A delta without a cursor reads the whole directory: it counts as a full sync here too.
+      const full = planMode(payload.mode, integration.cursor as Cursor | null).mode === 'full';
+      const host = directoryHostOf(integration.settings);
+      const outcome: SlotsOutcome = integration.enabled
+        ? await acquireSyncSlots(options.redis, options.prefix, { accountId: integration.accountId, host, full }, limits)
+        : // A disabled integration's run only records its refusal: it takes no slot.
+          { ok: true, slots: { lost: new AbortController().signal, release: async () => undefined } };
+      if (!outcome.ok) {
+        // Its account or directory server is at its limit: hand the job back without spending
+        // an attempt or a worker slot; the jitter spreads the syncs turned away together.
+        log.debug({ blockedBy: outcome.blockedBy, full, host }, 'sync limit reached, job delayed');
+        await job.moveToDelayed(Date.now() + slotRetryDelayMs(limits.retryDelayMs), token);
+        throw new DelayedError();
+      }
+      try {
+        await releaseWaitingSlot(job);
+        return await runLocked(options, job, payload, integration, lock, log);
+      } finally {
+        await outcome.slots.release();
+      }
     } finally {
       await lock.release().catch((error: unknown) => {
         log.warn({ error: classifyFailure(error).message }, 'could not release the integration lock; it expires by itself');
@@ -139,12 +167,11 @@ async function runLocked(
   options: SyncProcessorOptions,
   job: Job,
   payload: SyncJobData,
+  integration: Integration,
   lock: HeldLock,
   log: Logger,
 ): Promise<SyncJobResult> {
   const { db } = options;
-  const integration = await getIntegration(db, payload.integrationId);
-  if (!integration) throw new UnrecoverableError(`integration ${payload.integrationId} not found`);
 
   const attempt = job.attemptsMade + 1;
   const maxAttempts = job.opts.attempts ?? 1;

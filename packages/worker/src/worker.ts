@@ -6,6 +6,7 @@ import { checkQueueCommand, createRepeatedErrorLog, DEFAULT_QUEUE_PREFIX, guardW
 import type { DestinationPolicy } from '@dirsync/providers';
 import { createControlWorker, type ControlWorker } from './control/index.ts';
 import { createEntraAwareProviderFactory, withConsentStatus } from './entra/index.ts';
+import type { SyncLimitOptions } from './limits.ts';
 import type { LockTiming } from './lock.ts';
 import type { WorkerMetrics } from './ops/metrics.ts';
 import type { RunLimits } from './pipeline/index.ts';
@@ -45,6 +46,11 @@ export interface CreateWorkerOptions {
   readonly batchSize?: number | undefined;
   /** What one run may cost (default: the pipeline's `defaultRunLimits`). */
   readonly runLimits?: Partial<RunLimits> | undefined;
+  /**
+   * Syncs at once per account, per account for full syncs, and per directory server, across
+   * every worker sharing the Redis (defaults: `DEFAULT_SYNC_LIMITS`; 0 is unlimited).
+   */
+  readonly syncLimits?: SyncLimitOptions | undefined;
   /** Runs connector credential rotations (the rotation queue) in this process too. Default true. */
   readonly runRotations?: boolean | undefined;
   /**
@@ -108,6 +114,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     lockRetryDelayMs: options.lockRetryDelayMs,
     batchSize: options.batchSize,
     runLimits: options.runLimits,
+    syncLimits: options.syncLimits,
   });
   const worker = new Worker<unknown, SyncJobResult>(SYNC_QUEUE, withConsentStatus(processor, options.db, logger), {
     connection,
