@@ -41,6 +41,32 @@ export const configSchema = z.object({
   /** BullMQ key prefix, to run several installations on one Redis. */
   DIRSYNC_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'DIRSYNC_QUEUE_PREFIX: letters, digits, _ . - only').default('dirsync'),
   DIRSYNC_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  /**
+   * Syncs of one account running at once across every worker (0: unlimited), so one customer's
+   * backlog cannot take every worker slot from the others.
+   */
+  DIRSYNC_ACCOUNT_CONCURRENCY: z.coerce.number().int().min(0, 'DIRSYNC_ACCOUNT_CONCURRENCY must be 0–1000').max(1_000, 'DIRSYNC_ACCOUNT_CONCURRENCY must be 0–1000').default(4),
+  /**
+   * Full syncs of one account running at once (0: one less than DIRSYNC_ACCOUNT_CONCURRENCY).
+   * Kept below the account limit, so the account's deltas always have a slot.
+   */
+  DIRSYNC_ACCOUNT_FULL_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(0, 'DIRSYNC_ACCOUNT_FULL_CONCURRENCY must be 0–1000')
+    .max(1_000, 'DIRSYNC_ACCOUNT_FULL_CONCURRENCY must be 0–1000')
+    .default(1),
+  /**
+   * Syncs against one directory server (host:port of the LDAP URL) at once across every worker
+   * (0: unlimited). Entra ID is exempt: Microsoft Graph throttles per tenant itself.
+   */
+  DIRSYNC_HOST_CONCURRENCY: z.coerce.number().int().min(0, 'DIRSYNC_HOST_CONCURRENCY must be 0–1000').max(1_000, 'DIRSYNC_HOST_CONCURRENCY must be 0–1000').default(4),
+  /** Mean seconds before a sync turned away by a limit tries again (±50 % jitter). */
+  DIRSYNC_LIMIT_RETRY_SECONDS: z.coerce
+    .number()
+    .min(0.1, 'DIRSYNC_LIMIT_RETRY_SECONDS must be 0.1–300')
+    .max(300, 'DIRSYNC_LIMIT_RETRY_SECONDS must be 0.1–300')
+    .default(2),
   /** Entries one sync run may fetch before it fails (a directory that never stops answering). */
   DIRSYNC_MAX_OBJECTS_PER_RUN: z.coerce
     .number()

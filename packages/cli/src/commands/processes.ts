@@ -68,6 +68,12 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           metrics,
           consentPropagationWaitMs: ctx.config.DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS * 1000,
           runLimits: { maxObjects: ctx.config.DIRSYNC_MAX_OBJECTS_PER_RUN, maxDurationMs: ctx.config.DIRSYNC_MAX_RUN_MINUTES * 60_000 },
+          syncLimits: {
+            accountConcurrency: ctx.config.DIRSYNC_ACCOUNT_CONCURRENCY,
+            accountFullConcurrency: ctx.config.DIRSYNC_ACCOUNT_FULL_CONCURRENCY,
+            hostConcurrency: ctx.config.DIRSYNC_HOST_CONCURRENCY,
+            retryDelayMs: ctx.config.DIRSYNC_LIMIT_RETRY_SECONDS * 1000,
+          },
         });
         // /healthz, /readyz and /metrics for the orchestrator and Prometheus.
         let stopping = false;
