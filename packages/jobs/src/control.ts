@@ -1,99 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import { type Job, Queue, QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
-import { z } from 'zod';
-import type { RedisConnection } from './enqueue.ts';
-import { InvalidJobPayloadError, testConnectionJobSchema, type TestConnectionJobData } from './payloads.ts';
-import { CONTROL_QUEUE, DEFAULT_QUEUE_PREFIX, JOB_NAMES } from './queues.ts';
-import { failFastRedisOptions, requireReady } from './unavailable.ts';
+import { type Job, QueueEvents } from 'bullmq';
+import type { z } from 'zod';
+import {
+  CONTROL_JOB_NAMES,
+  connectionReportSchema,
+  consentVerificationResultSchema,
+  controlJobId,
+  parseCheckSecretJob,
+  parseVerifyConsentJob,
+  type ConnectionReportResult,
+  type ConsentVerificationResult,
+} from './control-jobs.ts';
+import type { JobKindName } from './job-table.ts';
+import { testConnectionJobSchema, type TestConnectionJobData } from './payloads.ts';
+import { createQueueClient } from './queue-client.ts';
+import { closeRedis, openRedis, type RedisConnection } from './redis.ts';
+import { requireReady } from './unavailable.ts';
 
-/** Job names on {@link CONTROL_QUEUE}. */
-export const CONTROL_JOB_NAMES = {
-  /** Test Connection with the stored secret. */
-  testConnection: JOB_NAMES.testConnection,
-  /** Test Connection with a new secret waiting in `integration_secret_candidates`. */
-  checkSecret: 'check-secret',
-  /** Obtain a token for the tenant of an answered admin-consent request and record what it carries. */
-  verifyConsent: 'verify-consent',
-} as const;
-
-/**
- * Data of a `check-secret` job: the candidate is named by id only, the secret itself stays
- * encrypted in Postgres (job data is readable by anyone with Redis access).
- */
-export const checkSecretJobSchema = z.strictObject({
-  integrationId: z.uuid(),
-  requestId: z.uuid(),
-  candidateId: z.uuid(),
-  requestedBy: z.string().trim().min(1).max(200).optional(),
-});
-
-/** Data of a `check-secret` job. */
-export type CheckSecretJobData = z.infer<typeof checkSecretJobSchema>;
-
-/** Validates the data of a `check-secret` job. Throws {@link InvalidJobPayloadError}. */
-export function parseCheckSecretJob(data: unknown): CheckSecretJobData {
-  const result = checkSecretJobSchema.safeParse(data);
-  if (!result.success) throw new InvalidJobPayloadError('check-secret job', result.error);
-  return result.data;
-}
-
-/**
- * Data of a `verify-consent` job: the consent request is named by its nonce, which the redirect
- * has already used up (it can no longer answer a consent page).
- */
-export const verifyConsentJobSchema = z.strictObject({
-  requestId: z.uuid(),
-  nonce: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/),
-});
-
-/** Data of a `verify-consent` job. */
-export type VerifyConsentJobData = z.infer<typeof verifyConsentJobSchema>;
-
-/** Validates the data of a `verify-consent` job. Throws {@link InvalidJobPayloadError}. */
-export function parseVerifyConsentJob(data: unknown): VerifyConsentJobData {
-  const result = verifyConsentJobSchema.safeParse(data);
-  if (!result.success) throw new InvalidJobPayloadError('verify-consent job', result.error);
-  return result.data;
-}
-
-/** What a `verify-consent` job returns: the outcome it recorded (the worker writes it itself). */
-export const consentVerificationResultSchema = z.object({
-  outcome: z.enum(['granted', 'denied', 'not_granted', 'confirmation_required', 'failed']),
-  detail: z.string().nullable(),
-});
-
-/** Result of a `verify-consent` job. */
-export type ConsentVerificationResult = z.infer<typeof consentVerificationResultSchema>;
-
-/** One line of a Test Connection checklist, as a control job returns it. */
-export const connectionCheckSchema = z.object({
-  name: z.string(),
-  ok: z.boolean(),
-  detail: z.string(),
-  warning: z.boolean().optional(),
-});
-
-/** What a Test Connection control job returns. */
-export const connectionReportSchema = z.object({
-  ok: z.boolean(),
-  checks: z.array(connectionCheckSchema),
-});
-
-/** Result of a Test Connection control job. */
-export type ConnectionReportResult = z.infer<typeof connectionReportSchema>;
-
-/** Options every control job is added with: one attempt (the caller waits), short retention. */
-export const controlJobOptions = {
-  attempts: 1,
-  removeOnComplete: { age: 3600, count: 1000 },
-  removeOnFail: { age: 24 * 3600, count: 1000 },
-} as const;
-
-/** Id of the control job answering request `requestId`. */
-export function controlJobId(requestId: string): string {
-  return `control.${requestId}`;
-}
+export * from './control-jobs.ts';
 
 /**
  * No answer before the deadline. `taken` tells whether a worker had started the job (it was then
@@ -166,31 +90,29 @@ const waitingStates = new Set(['waiting', 'prioritized', 'delayed', 'waiting-chi
  * removed and {@link ControlTimeoutError} thrown; a failed job throws {@link ControlJobFailedError}.
  */
 export function createControlClient(options: ControlClientOptions): ControlClient {
-  const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
   const onError = options.onError ?? (() => {});
-  const extra = options.failFast === true ? failFastRedisOptions : {};
-  const redis = typeof options.connection === 'string' ? new Redis(options.connection, extra) : new Redis({ ...options.connection, ...extra });
+  const client = createQueueClient({
+    connection: options.connection,
+    prefix: options.prefix,
+    purpose: options.failFast === true ? 'request' : 'client',
+    onError,
+  });
+  const { redis, prefix } = client;
+  const queue = client.queueOf('control');
   // Queue events block on a stream read: they need a connection of their own.
-  const eventsRedis =
-    typeof options.connection === 'string'
-      ? new Redis(options.connection, { maxRetriesPerRequest: null })
-      : new Redis({ ...options.connection, maxRetriesPerRequest: null });
-  redis.on('error', onError);
-  eventsRedis.on('error', onError);
-  const queue = new Queue(CONTROL_QUEUE, { connection: redis, prefix });
-  const events = new QueueEvents(CONTROL_QUEUE, { connection: eventsRedis, prefix });
-  queue.on('error', onError);
+  const eventsRedis = openRedis(options.connection, 'blocking', { onError });
+  const events = new QueueEvents(queue.name, { connection: eventsRedis, prefix });
   events.on('error', onError);
   let closed = false;
 
-  async function request<T>(name: string, data: Record<string, unknown>, what: string, timeoutMs: number, schema: z.ZodType<T>): Promise<T> {
+  async function request<T>(kind: JobKindName & ('testConnection' | 'checkSecret' | 'verifyConsent'), data: Record<string, unknown>, what: string, timeoutMs: number, schema: z.ZodType<T>): Promise<T> {
     if (closed) throw new Error('the control client is closed');
     if (options.failFast === true) {
       requireReady(redis);
       requireReady(eventsRedis);
     }
     await events.waitUntilReady();
-    const job: Job = await queue.add(name, data, { ...controlJobOptions, jobId: controlJobId(String(data['requestId'])) });
+    const job: Job = await client.add(kind, data as never, { jobId: controlJobId(String(data['requestId'])) });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -224,7 +146,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         requestId: randomUUID(),
         ...(requestOptions.requestedBy === undefined ? {} : { requestedBy: requestOptions.requestedBy }),
       });
-      return request(CONTROL_JOB_NAMES.testConnection, data, 'Test Connection', requestOptions.timeoutMs, connectionReportSchema);
+      return request('testConnection', data, 'Test Connection', requestOptions.timeoutMs, connectionReportSchema);
     },
     async checkSecret(integrationId, candidateId, requestOptions) {
       const data = parseCheckSecretJob({
@@ -233,11 +155,11 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         requestId: randomUUID(),
         ...(requestOptions.requestedBy === undefined ? {} : { requestedBy: requestOptions.requestedBy }),
       });
-      return request(CONTROL_JOB_NAMES.checkSecret, data, 'Test Connection with the new secret', requestOptions.timeoutMs, connectionReportSchema);
+      return request('checkSecret', data, 'Test Connection with the new secret', requestOptions.timeoutMs, connectionReportSchema);
     },
     async verifyConsent(nonce, requestOptions) {
       const data = parseVerifyConsentJob({ requestId: randomUUID(), nonce });
-      return request(CONTROL_JOB_NAMES.verifyConsent, data, 'Consent verification', requestOptions.timeoutMs, consentVerificationResultSchema);
+      return request('verifyConsent', data, 'Consent verification', requestOptions.timeoutMs, consentVerificationResultSchema);
     },
     async close() {
       if (closed) return;
@@ -247,10 +169,9 @@ export function createControlClient(options: ControlClientOptions): ControlClien
       const bounded = (closing: Promise<void>) =>
         Promise.race([closing.catch(() => undefined), new Promise<void>((resolve) => setTimeout(resolve, 3_000).unref())]);
       await bounded(events.close());
-      await bounded(queue.close());
-      for (const connection of [redis, eventsRedis]) {
-        if (connection.status !== 'end') await connection.quit().catch(() => connection.disconnect());
-      }
+      await bounded(client.close());
+      await closeRedis(eventsRedis);
+      if (redis.status !== 'end') redis.disconnect();
     },
   };
 }

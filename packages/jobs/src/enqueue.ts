@@ -1,17 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
-import { defaultSyncJobOptions, runJobId, scheduledJobId, syncDeduplicationId } from './job-options.ts';
+import { Job } from 'bullmq';
+import { syncJobPriority } from './job-table.ts';
+import { runJobId, scheduledJobId, syncDeduplicationId } from './job-options.ts';
 import { parseSyncRequest, syncJobSchema, type SyncJobData, type SyncMode, type SyncRequest } from './payloads.ts';
-import { DEFAULT_QUEUE_PREFIX, JOB_NAMES, SYNC_QUEUE } from './queues.ts';
-import { failFastRedisOptions, requireReady } from './unavailable.ts';
+import { createQueueClient } from './queue-client.ts';
+import type { RedisConnection } from './redis.ts';
+import { requireReady } from './unavailable.ts';
 import { inspectWaitingJob, type WaitingJobState } from './waiting-slot.ts';
-
-/**
- * A Redis URL (`redis://host:port/db`) or ioredis options. (`replyMapping` is left out: the
- * client relies on ioredis' default reply shapes.)
- */
-export type RedisConnection = string | Omit<RedisOptions, 'replyMapping'>;
 
 /** Options of {@link createEnqueueClient}. */
 export interface EnqueueClientOptions {
@@ -79,19 +74,17 @@ const maxRounds = 5;
  * started is dropped so the request adds a fresh job.
  */
 export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClient {
-  const extra = options.failFast === true ? failFastRedisOptions : {};
-  const redis =
-    typeof options.connection === 'string' ? new Redis(options.connection, extra) : new Redis({ ...options.connection, ...extra });
-  const queue = new Queue(SYNC_QUEUE, { connection: redis, prefix: options.prefix ?? DEFAULT_QUEUE_PREFIX });
-  // Both emit 'error' on connection trouble; an EventEmitter without a listener would print or
-  // throw it.
-  const onError = options.onError ?? (() => {});
-  redis.on('error', onError);
-  queue.on('error', onError);
+  const client = createQueueClient({
+    connection: options.connection,
+    prefix: options.prefix,
+    purpose: options.failFast === true ? 'request' : 'client',
+    onError: options.onError,
+  });
+  const { redis } = client;
 
   function storedJob(data: string): SyncJobData {
     const parsed = syncJobSchema.safeParse(JSON.parse(data));
-    if (!parsed.success) throw new Error(`a job on ${SYNC_QUEUE} holds data that is not a sync payload`);
+    if (!parsed.success) throw new Error('a job on the sync queue holds data that is not a sync payload');
     return parsed.data;
   }
 
@@ -126,14 +119,14 @@ export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClien
       upgraded: false,
     };
 
+    // The integration's shard: every producer picks the same one, so the deduplication key
+    // below is the only one for the integration.
+    const queue = client.queueOf('sync', parsed.integrationId);
+    const priority = syncJobPriority(parsed.trigger, parsed.mode);
     for (let round = 0; round < maxRounds; round++) {
-      const job = await queue.add(JOB_NAMES.sync, data, {
-        ...defaultSyncJobOptions,
-        jobId,
-        deduplication: { id: deduplicationId },
-      });
+      const job = await client.add('sync', data, { jobId, deduplication: { id: deduplicationId } });
       const foundId = job.id;
-      if (foundId === undefined) throw new Error(`${SYNC_QUEUE}: adding a job returned no id`);
+      if (foundId === undefined) throw new Error(`${queue.name}: adding a job returned no id`);
       let state: WaitingJobState = await inspectWaitingJob(redis, queue, deduplicationId, foundId);
 
       if (foundId === jobId) {
@@ -148,6 +141,8 @@ export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClien
       for (let swap = 0; swap < maxRounds; swap++) {
         if (state.state === 'missing' || state.state === 'not_waiting') break;
         const stored = storedJob(state.data);
+        // A waiting job that now stands for a more urgent request moves up with it.
+        await raisePriority(queue, foundId, priority);
         if (parsed.mode !== 'full' || stored.mode === 'full') return existing(foundId, stored);
         const replacementData = JSON.stringify({ ...stored, mode: 'full' } satisfies SyncJobData);
         state = await inspectWaitingJob(redis, queue, deduplicationId, foundId, {
@@ -165,13 +160,21 @@ export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClien
 
   return {
     enqueueSync,
-    async close() {
-      await queue.close();
-      // A connection that gave up reconnecting is already closed; quitting it would throw.
-      if (redis.status === 'end') return;
-      await redis.quit().catch(() => redis.disconnect());
-    },
+    close: () => client.close(),
   };
+}
+
+/**
+ * Gives waiting job `jobId` the priority `priority` when that is more urgent than its own. A job
+ * that started meanwhile keeps its place (BullMQ refuses the change; nothing to do then).
+ */
+async function raisePriority(queue: Parameters<typeof Job.fromId>[0], jobId: string, priority: number): Promise<void> {
+  const job = await Job.fromId(queue, jobId);
+  if (job === undefined) return;
+  // 0 is a job of an older version without priority: BullMQ already runs those first.
+  const current = job.opts.priority ?? 0;
+  if (current === 0 || current <= priority) return;
+  await job.changePriority({ priority }).catch(() => undefined);
 }
 
 /** The part of a BullMQ job {@link releaseWaitingSlot} needs. */

@@ -1,5 +1,5 @@
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.ts';
 
 /** The part of a pino logger the helpers here use. */
 export interface ErrorLogger {
@@ -159,7 +159,7 @@ export function guardWorker<Result>(worker: Worker<unknown, Result>, options: Wo
  * works with, within `timeoutMs`: a node that answers PING but refuses or redirects key commands
  * fails it. Never throws.
  */
-export async function checkQueueCommand(redis: Redis, key: string, timeoutMs = 2_000): Promise<QueueCheck> {
+export async function checkQueueCommand(redis: RedisClient, key: string, timeoutMs = 2_000): Promise<QueueCheck> {
   if (redis.status !== 'ready') return { ok: false, detail: `queue connection ${redis.status}` };
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -8,3 +8,8 @@ export * from './rotation.ts';
 export * from './unavailable.ts';
 export * from './health.ts';
 export * from './sync-job-state.ts';
+export * from './redis.ts';
+export * from './layout.ts';
+export * from './job-table.ts';
+export * from './queue-client.ts';
+export * from './queue-worker.ts';

@@ -1,9 +1,7 @@
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
-import { defaultSyncJobOptions } from './job-options.ts';
-import type { RedisConnection } from './enqueue.ts';
+import type { Job } from 'bullmq';
 import { syncJobSchema, type SyncJobData } from './payloads.ts';
-import { DEFAULT_QUEUE_PREFIX, JOB_NAMES, SYNC_QUEUE } from './queues.ts';
+import { createQueueClient } from './queue-client.ts';
+import type { RedisConnection } from './redis.ts';
 
 /** Where a sync job stands in the queue, as the reconciler needs it. */
 export type SyncJobState =
@@ -38,18 +36,21 @@ export interface SyncJobInspector {
 /** Creates a {@link SyncJobInspector} with its own Redis connection. */
 export function createSyncJobInspector(options: SyncJobInspectorOptions): SyncJobInspector {
   // Commands fail rather than queue up while Redis is away: a pass is retried by the next one.
-  const extra = { maxRetriesPerRequest: 1 };
-  const redis =
-    typeof options.connection === 'string' ? new Redis(options.connection, extra) : new Redis({ ...options.connection, ...extra });
-  const queue = new Queue(SYNC_QUEUE, { connection: redis, prefix: options.prefix ?? DEFAULT_QUEUE_PREFIX });
-  const onError = options.onError ?? (() => {});
-  redis.on('error', onError);
-  queue.on('error', onError);
+  const client = createQueueClient({ connection: options.connection, prefix: options.prefix, purpose: 'inspector', onError: options.onError });
+
+  // A job id alone does not name its shard: the shards are asked in turn (one key read each).
+  async function findJob(jobId: string): Promise<Job | undefined> {
+    for (const queue of client.syncQueues()) {
+      const job = await queue.getJob(jobId);
+      if (job !== undefined && job !== null) return job;
+    }
+    return undefined;
+  }
 
   return {
     async stateOf(jobId, runId) {
-      const job = await queue.getJob(jobId);
-      if (job === undefined || job === null) return { state: 'missing' };
+      const job = await findJob(jobId);
+      if (job === undefined) return { state: 'missing' };
       const data = syncJobSchema.safeParse(job.data);
       if (!data.success || data.data.runId !== runId) return { state: 'missing' };
       const state = await job.getState();
@@ -60,12 +61,8 @@ export function createSyncJobInspector(options: SyncJobInspectorOptions): SyncJo
       return { state: 'live', detail: state };
     },
     async requeue(jobId, data) {
-      await queue.add(JOB_NAMES.sync, syncJobSchema.parse(data), { ...defaultSyncJobOptions, jobId });
+      await client.add('sync', syncJobSchema.parse(data), { jobId });
     },
-    async close() {
-      await queue.close();
-      if (redis.status === 'end') return;
-      await redis.quit().catch(() => redis.disconnect());
-    },
+    close: () => client.close(),
   };
 }

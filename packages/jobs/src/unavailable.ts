@@ -1,4 +1,4 @@
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 
 /** Thrown instead of waiting when the queue's Redis connection is not up. */
 export class QueueUnavailableError extends Error {
@@ -21,7 +21,7 @@ export const failFastRedisOptions: Readonly<Pick<RedisOptions, 'enableOfflineQue
 };
 
 /** Throws {@link QueueUnavailableError} unless `redis` is connected and ready. */
-export function requireReady(redis: Pick<Redis, 'status'>): void {
+export function requireReady(redis: { readonly status: string }): void {
   if (redis.status !== 'ready') throw new QueueUnavailableError();
 }
 

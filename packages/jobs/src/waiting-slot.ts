@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.ts';
 
 /** What {@link inspectWaitingJob} found. */
 export type WaitingJobState =
@@ -51,7 +51,7 @@ export interface QueueKeyResolver {
  * `expectedData`, replaces the data with `replacementData` (compare-and-set).
  */
 export async function inspectWaitingJob(
-  redis: Redis,
+  redis: RedisClient,
   queue: QueueKeyResolver,
   deduplicationId: string,
   jobId: string,

@@ -5,6 +5,8 @@ import net from 'node:net';
 import { Redis } from 'ioredis';
 import { waitFor } from './wait.ts';
 
+export * from './redis-cluster.ts';
+
 /** Redis URL tests use; the machine's own Redis unless TEST_REDIS_URL names another. */
 export const testRedisUrl = process.env['TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 

@@ -1,0 +1,141 @@
+import { createHash } from 'node:crypto';
+import { CONTROL_QUEUE, ROTATION_QUEUE, SYNC_QUEUE } from './queues.ts';
+import { redisModeOf, syncShardsOf, type RedisConnection, type RedisMode } from './redis.ts';
+
+/** Most sync shards an installation may have (each is a BullMQ queue every worker polls). */
+export const MAX_SYNC_SHARDS = 256;
+
+/** Slots of a Redis Cluster (the key space is split into this many). */
+export const CLUSTER_SLOTS = 16_384;
+
+/** The queues of one installation: their names follow from the Redis mode and the shard count. */
+export interface QueueLayout {
+  readonly mode: RedisMode;
+  /** Sync queue names, index = shard number. */
+  readonly sync: readonly string[];
+  readonly control: string;
+  readonly rotation: string;
+  /** Every queue (sync shards first), for tooling that lists them. */
+  readonly all: readonly string[];
+}
+
+// CRC16-XMODEM, the checksum Redis Cluster maps keys to slots with (cluster spec, "Keys
+// distribution model": HASH_SLOT = CRC16(key) mod 16384).
+const crcTable = (() => {
+  const table = new Uint16Array(256);
+  for (let byte = 0; byte < 256; byte++) {
+    let crc = byte << 8;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+    table[byte] = crc;
+  }
+  return table;
+})();
+
+function crc16(data: Buffer): number {
+  let crc = 0;
+  for (const byte of data) crc = ((crc << 8) & 0xffff) ^ (crcTable[((crc >> 8) ^ byte) & 0xff] as number);
+  return crc;
+}
+
+/**
+ * The cluster slot of `key`. As the cluster spec's hash tags say: when the key holds a `{` with a
+ * `}` after it and at least one character between them, only that first tag is hashed.
+ */
+export function clusterKeySlot(key: string): number {
+  const bytes = Buffer.from(key, 'utf8');
+  const open = bytes.indexOf(0x7b);
+  if (open >= 0) {
+    const close = bytes.indexOf(0x7d, open + 1);
+    if (close > open + 1) return crc16(bytes.subarray(open + 1, close)) % CLUSTER_SLOTS;
+  }
+  return crc16(bytes) % CLUSTER_SLOTS;
+}
+
+/** Whether a key prefix holds a hash tag of its own (then every queue shares that one slot). */
+export function prefixHasHashTag(prefix: string): boolean {
+  return /\{[^}]+\}/.test(prefix);
+}
+
+/**
+ * The hash-tagged name of a queue in cluster mode: `{base}`, or `{base.tK}` with the smallest K
+ * whose slot falls in the middle half of `range` (the shard's share of the slot space). A
+ * cluster made by `redis-cli --cluster create` gives each primary an equal run of slots, so
+ * shards picked this way land on the primaries in turn instead of wherever the names happen to
+ * hash.
+ */
+function taggedName(base: string, range?: { index: number; of: number }): string {
+  if (range === undefined || range.of === 1) return `{${base}}`;
+  const width = CLUSTER_SLOTS / range.of;
+  const low = Math.floor(range.index * width + width / 4);
+  const high = Math.ceil(range.index * width + (3 * width) / 4);
+  for (let k = 0; ; k++) {
+    const tag = k === 0 ? base : `${base}.t${k}`;
+    const slot = clusterKeySlot(`{${tag}}`);
+    if (slot >= low && slot < high) return `{${tag}}`;
+  }
+}
+
+/** Validates a shard count. */
+export function checkShardCount(shards: number): number {
+  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SYNC_SHARDS) {
+    throw new RangeError(`the sync shard count must be an integer 1–${MAX_SYNC_SHARDS}`);
+  }
+  return shards;
+}
+
+/**
+ * The queue names of an installation. Standalone keeps the names of earlier versions
+ * (`dirsync-sync`, `dirsync-control`, `dirsync-rotation`), shards past the first being
+ * `dirsync-sync-1`…; so one shard is exactly the old single queue, and shard 0 keeps it when an
+ * installation starts sharding. Cluster mode wraps every name in a hash tag (BullMQ's "Redis
+ * Cluster" pattern: all keys of one queue in one slot, as its scripts need), picked per sync
+ * shard so the shards spread over the cluster's slots.
+ */
+export function queueLayout(mode: RedisMode, syncShards = 1): QueueLayout {
+  checkShardCount(syncShards);
+  const syncBase = (index: number) => (index === 0 ? SYNC_QUEUE : `${SYNC_QUEUE}-${index}`);
+  const sync = Array.from({ length: syncShards }, (_, index) =>
+    mode === 'cluster' ? taggedName(syncBase(index), { index, of: syncShards }) : syncBase(index),
+  );
+  const control = mode === 'cluster' ? taggedName(CONTROL_QUEUE) : CONTROL_QUEUE;
+  const rotation = mode === 'cluster' ? taggedName(ROTATION_QUEUE) : ROTATION_QUEUE;
+  return { mode, sync, control, rotation, all: [...sync, control, rotation] };
+}
+
+/** The {@link QueueLayout} a connection's settings stand for. */
+export function queueLayoutOf(connection: RedisConnection): QueueLayout {
+  return queueLayout(redisModeOf(connection), syncShardsOf(connection));
+}
+
+/**
+ * The shard of an integration: a stable hash of its id (the first 32 bits of its SHA-256), so
+ * every producer in every process sends an integration's syncs to the same queue, which is what
+ * keeps one waiting sync per integration.
+ */
+export function syncShardOf(integrationId: string, shards: number): number {
+  if (shards === 1) return 0;
+  const digest = createHash('sha256').update(integrationId.toLowerCase()).digest();
+  return digest.readUInt32BE(0) % shards;
+}
+
+/**
+ * Parses a shard selection such as `0-3,7` (`DIRSYNC_WORKER_SHARDS`) against `shards`; empty or
+ * `all` selects every shard. Returns the shard numbers in ascending order; throws a message
+ * naming the bad part.
+ */
+export function parseShardSelection(selection: string | undefined, shards: number): number[] {
+  checkShardCount(shards);
+  const text = (selection ?? '').trim();
+  if (text === '' || text.toLowerCase() === 'all') return Array.from({ length: shards }, (_, index) => index);
+  const chosen = new Set<number>();
+  for (const part of text.split(',').map((p) => p.trim())) {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!match) throw new RangeError(`shard selection: "${part}" is not a shard number or a range like 0-3`);
+    const from = Number(match[1]);
+    const to = match[2] === undefined ? from : Number(match[2]);
+    if (to < from) throw new RangeError(`shard selection: the range ${part} runs backwards`);
+    if (to >= shards) throw new RangeError(`shard selection: ${part} names a shard past the last one (${shards - 1})`);
+    for (let shard = from; shard <= to; shard++) chosen.add(shard);
+  }
+  return [...chosen].sort((a, b) => a - b);
+}
