@@ -172,7 +172,7 @@ async function raisePriority(queue: Parameters<typeof Job.fromId>[0], jobId: str
   const job = await Job.fromId(queue, jobId);
   if (job === undefined) return;
   // 0 is a job of an older version without priority: BullMQ already runs those first.
-  const current = job.opts.priority ?? 0;
+  const current = job.priority;
   if (current === 0 || current <= priority) return;
   await job.changePriority({ priority }).catch(() => undefined);
 }
