@@ -26,6 +26,30 @@ export const configSchema = z.object({
   /** Seconds to wait for a new PostgreSQL connection before the query fails. */
   DIRSYNC_DB_CONNECT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(5),
   /**
+   * Seconds one PostgreSQL statement may run before the server cancels it (0: no limit). The
+   * default is far above the pipeline's largest statements; it ends statements stuck on a lock.
+   */
+  DIRSYNC_DB_STATEMENT_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0, 'DIRSYNC_DB_STATEMENT_TIMEOUT_SECONDS must be 0–86400')
+    .max(86_400, 'DIRSYNC_DB_STATEMENT_TIMEOUT_SECONDS must be 0–86400')
+    .default(300),
+  /**
+   * DATABASE_URL names PgBouncer in transaction mode: no protocol-level prepared statements, and
+   * the statement timeout is left to the server side (PgBouncer refuses it as a startup parameter).
+   */
+  DIRSYNC_DB_PGBOUNCER: z
+    .enum(['true', 'false', '1', '0', 'on', 'off'], { message: 'DIRSYNC_DB_PGBOUNCER must be true or false' })
+    .default('false')
+    .transform((v) => ['true', '1', 'on'].includes(v)),
+  /** Days a finished sync run is kept (0: for ever); the scheduler's reconciler prunes older ones. */
+  DIRSYNC_RUN_RETENTION_DAYS: z.coerce.number().int().min(0, 'DIRSYNC_RUN_RETENTION_DAYS must be 0–36500').max(36_500, 'DIRSYNC_RUN_RETENTION_DAYS must be 0–36500').default(30),
+  /** Latest runs of each integration kept whatever their age. */
+  DIRSYNC_RUN_RETENTION_KEEP: z.coerce.number().int().min(1, 'DIRSYNC_RUN_RETENTION_KEEP must be 1–100000').max(100_000, 'DIRSYNC_RUN_RETENTION_KEEP must be 1–100000').default(50),
+  /** Days an audit event is kept (0: for ever). */
+  DIRSYNC_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0, 'DIRSYNC_AUDIT_RETENTION_DAYS must be 0–36500').max(36_500, 'DIRSYNC_AUDIT_RETENTION_DAYS must be 0–36500').default(365),
+  /**
    * What the API's per-key and per-address rate limiters do while Redis cannot be reached:
    * `closed` answers 503 with Retry-After (the default: no request passes unlimited), `open` lets
    * requests through unlimited. The probes and the docs are never refused for it.
@@ -169,4 +193,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     );
   }
   return parsed.data;
+}
+
+/**
+ * The PostgreSQL pool settings of `config`, as `connect` of @dirsync/db takes them (the context
+ * adds the process's application_name).
+ */
+export function databasePoolOptions(config: Config): {
+  max: number;
+  idleTimeoutSeconds: number;
+  connectTimeoutSeconds: number;
+  statementTimeoutSeconds: number;
+  pgbouncer: boolean;
+} {
+  return {
+    max: config.DIRSYNC_DB_POOL_MAX,
+    idleTimeoutSeconds: config.DIRSYNC_DB_IDLE_TIMEOUT_SECONDS,
+    connectTimeoutSeconds: config.DIRSYNC_DB_CONNECT_TIMEOUT_SECONDS,
+    statementTimeoutSeconds: config.DIRSYNC_DB_STATEMENT_TIMEOUT_SECONDS,
+    pgbouncer: config.DIRSYNC_DB_PGBOUNCER,
+  };
 }

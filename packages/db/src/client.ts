@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { drizzle, type PostgresJsDatabase } from 'drizzle-orm/postgres-js';
-import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
 import postgres from 'postgres';
 import * as schema from './schema.ts';
 
@@ -26,18 +26,52 @@ export interface ConnectOptions {
   connectTimeoutSeconds?: number | undefined;
   /** Tag shown in pg_stat_activity (`dirsync-worker`, `dirsync-api`, …). */
   applicationName?: string | undefined;
+  /**
+   * Seconds any one statement may run before PostgreSQL cancels it (0: no limit). Default
+   * {@link defaultStatementTimeoutSeconds}. Sent as the `statement_timeout` startup parameter, so
+   * it holds for every connection of the pool from its first statement and costs no round trip.
+   * Not sent with {@link ConnectOptions.pgbouncer}: PgBouncer refuses unknown startup parameters.
+   */
+  statementTimeoutSeconds?: number | undefined;
+  /**
+   * The URL names PgBouncer in transaction mode: statements are sent unnamed (PgBouncer before
+   * 1.21 cannot keep protocol-level prepared statements across the server connections it hands
+   * out) and no `statement_timeout` startup parameter is sent (set it on the PostgreSQL role or
+   * database, or with PgBouncer's `connect_query`). Default false.
+   */
+  pgbouncer?: boolean | undefined;
+}
+
+/**
+ * Default statement timeout. The pipeline's largest statements (a batch upsert of objects, the
+ * set-based membership replacement of one batch, a run's sweep of unseen objects) stay far below
+ * it on a 100k-object directory; it exists to end a statement stuck behind a lock or a runaway
+ * plan, not to bound legitimate work.
+ */
+export const defaultStatementTimeoutSeconds = 300;
+
+/** The postgres.js options {@link connect} opens its pool with (exported for tests). */
+export function poolOptions(options: ConnectOptions = {}): postgres.Options<Record<string, postgres.PostgresType>> {
+  const idle = options.idleTimeoutSeconds ?? 60;
+  const timeout = options.statementTimeoutSeconds ?? defaultStatementTimeoutSeconds;
+  const pgbouncer = options.pgbouncer ?? false;
+  return {
+    max: options.max ?? 10,
+    ...(idle > 0 ? { idle_timeout: idle } : {}),
+    connect_timeout: options.connectTimeoutSeconds ?? 5,
+    prepare: !pgbouncer,
+    onnotice: () => {},
+    connection: {
+      application_name: options.applicationName ?? 'dirsync',
+      // Milliseconds; 0 would mean no limit, which is PostgreSQL's own default anyway.
+      ...(!pgbouncer && timeout > 0 ? { statement_timeout: Math.round(timeout * 1000) } : {}),
+    },
+  };
 }
 
 /** Opens a pooled connection. Close it with {@link close}. */
 export function connect(url: string, options: ConnectOptions = {}): Db {
-  const idle = options.idleTimeoutSeconds ?? 60;
-  const client = postgres(url, {
-    max: options.max ?? 10,
-    ...(idle > 0 ? { idle_timeout: idle } : {}),
-    connect_timeout: options.connectTimeoutSeconds ?? 5,
-    onnotice: () => {},
-    connection: { application_name: options.applicationName ?? 'dirsync' },
-  });
+  const client = postgres(url, poolOptions(options));
   return drizzle(client, { schema });
 }
 
@@ -72,14 +106,42 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-/** Applies the checked-in migrations (idempotent; concurrent callers are serialised by Postgres). */
+/** Schema and table of the applied-migrations journal (drizzle's own, so drizzle-kit reads it). */
+const journalSchema = 'drizzle';
+const journalTable = '__drizzle_migrations';
+
+/**
+ * Applies the checked-in migrations (idempotent; concurrent callers are serialised by Postgres).
+ * Everything happens in one transaction holding a transaction-level advisory lock: a session
+ * lock would be taken and released on different server connections behind PgBouncer in
+ * transaction mode, and a second migrator would then wait for ever.
+ */
 export async function migrate(url: string): Promise<void> {
-  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  const migrations = readMigrationFiles({ migrationsFolder });
+  const sql = postgres(url, { max: 1, onnotice: () => {}, prepare: false });
   try {
-    // drizzle's migrator is not safe against two processes migrating at once; an advisory lock is.
-    await sql`select pg_advisory_lock(727162)`;
-    await drizzleMigrate(drizzle(sql), { migrationsFolder });
-    await sql`select pg_advisory_unlock(727162)`;
+    await sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(727162)`;
+      await tx.unsafe(`create schema if not exists "${journalSchema}"`);
+      await tx.unsafe(
+        `create table if not exists "${journalSchema}"."${journalTable}" (id serial primary key, hash text not null, created_at bigint)`,
+      );
+      const [last] = await tx.unsafe<{ created_at: string | null }[]>(
+        `select created_at from "${journalSchema}"."${journalTable}" order by created_at desc limit 1`,
+      );
+      // drizzle's rule: a migration is pending when it is younger than the last one applied.
+      const appliedUntil = last?.created_at == null ? undefined : Number(last.created_at);
+      for (const migration of migrations) {
+        if (appliedUntil !== undefined && appliedUntil >= migration.folderMillis) continue;
+        for (const statement of migration.sql) {
+          if (statement.trim() !== '') await tx.unsafe(statement);
+        }
+        await tx.unsafe(`insert into "${journalSchema}"."${journalTable}" (hash, created_at) values ($1, $2)`, [
+          migration.hash,
+          migration.folderMillis,
+        ]);
+      }
+    });
   } finally {
     await sql.end({ timeout: 5 });
   }

@@ -21,3 +21,4 @@ export * from './schedule-slots.ts';
 export * from './api-reads.ts';
 export * from './metrics.ts';
 export * from './contents.ts';
+export * from './retention.ts';

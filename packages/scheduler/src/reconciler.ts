@@ -1,4 +1,13 @@
-import { expireConsentRequests, withReconcileLock, type Db, type ReconcileSession, type UnfinishedRun } from '@dirsync/db';
+import {
+  expireConsentRequests,
+  pruneHistory,
+  withReconcileLock,
+  type Db,
+  type HistoryRetention,
+  type PrunedHistory,
+  type ReconcileSession,
+  type UnfinishedRun,
+} from '@dirsync/db';
 import { createSyncJobInspector, runJobId, type RedisConnection, type SyncJobData, type SyncJobInspector } from '@dirsync/jobs';
 import type { Logger } from 'pino';
 
@@ -29,6 +38,11 @@ export interface ReconcilerOptions {
   readonly queuedGraceMs?: number | undefined;
   /** Runs looked at per pass (default 1000); the rest wait for the next pass. */
   readonly batchSize?: number | undefined;
+  /**
+   * Old runs and audit events each pass deletes, in bounded batches (see `pruneHistory`), after
+   * the runs are reconciled and only by the replica that reconciled. Omitted: nothing is pruned.
+   */
+  readonly retention?: HistoryRetention | undefined;
 }
 
 /** What one pass did. */
@@ -42,6 +56,8 @@ export interface ReconcileResult {
   readonly errors: { readonly runId: string; readonly error: string }[];
   /** Admin-consent requests this pass ended because their link expired unanswered. */
   expiredConsentRequests?: number;
+  /** Runs and audit events this pass deleted under the retention settings. */
+  pruned?: PrunedHistory;
 }
 
 /** Puts runs back in line with the queue; see {@link createReconciler}. */
@@ -154,6 +170,12 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     // A consent link nobody answered must not leave its request pending for ever (the tenant's
     // administrator may never come back); one replica's pass is enough.
     outcome.value.expiredConsentRequests = await expireConsentRequests(db);
+    // After the runs are put right, so a run this pass failed is final before retention looks at it.
+    if (options.retention !== undefined) {
+      outcome.value.pruned = await pruneHistory(db, options.retention);
+      const { runs, auditEvents, more } = outcome.value.pruned;
+      if (runs > 0 || auditEvents > 0) logger.info({ runs, auditEvents, more }, 'reconciler: pruned old runs and audit events');
+    }
     return outcome.value;
   }
 

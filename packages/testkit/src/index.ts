@@ -10,3 +10,4 @@ export * from './domino.ts';
 export * from './destinations.ts';
 export * from './hostile-ldap.ts';
 export * from './entra-contents.ts';
+export * from './pgbouncer.ts';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { createScheduler } from '@dirsync/scheduler';
+import { createScheduler, type ReconcilerOptions } from '@dirsync/scheduler';
 import { createEntraAwareProviderFactory, createReadinessProbe, createWorker, createWorkerMetrics } from '@dirsync/worker';
 import { serveOpsPort } from '../ops-server.ts';
 import type { Context } from '../context.ts';
@@ -107,16 +107,22 @@ export function registerProcessCommands(program: Command, withContext: WithConte
       withContext(async (ctx) => {
         ctx.setRole('dirsync-scheduler');
         const logger = ctx.logger('scheduler');
+        // The scheduler hands these options on to its reconciler whole, retention included.
+        const reconcile: Pick<ReconcilerOptions, 'intervalMs' | 'stallLimitMs' | 'retention'> = {
+          intervalMs: ctx.config.DIRSYNC_RECONCILE_SECONDS * 1000,
+          stallLimitMs: ctx.config.DIRSYNC_RUN_STALL_SECONDS * 1000,
+          retention: {
+            runs: { days: ctx.config.DIRSYNC_RUN_RETENTION_DAYS, keep: ctx.config.DIRSYNC_RUN_RETENTION_KEEP },
+            audit: { days: ctx.config.DIRSYNC_AUDIT_RETENTION_DAYS },
+          },
+        };
         const scheduler = createScheduler({
           db: ctx.db(),
           connection: ctx.config.REDIS_URL,
           prefix: ctx.config.DIRSYNC_QUEUE_PREFIX,
           tickCron: ctx.config.DIRSYNC_SCHEDULER_TICK,
           logger,
-          reconcile: {
-            intervalMs: ctx.config.DIRSYNC_RECONCILE_SECONDS * 1000,
-            stallLimitMs: ctx.config.DIRSYNC_RUN_STALL_SECONDS * 1000,
-          },
+          reconcile,
         });
         scheduler.start();
         // The API (unless DIRSYNC_SCHEDULER_API=false) and the probes on PORT, metrics on DIRSYNC_METRICS_PORT.
