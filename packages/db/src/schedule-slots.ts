@@ -68,12 +68,15 @@ export async function claimDueSlots(db: Db, integrationId: string, due: DueSlots
 }
 
 /**
- * Undoes a claim whose job could not be enqueued, so the next tick tries again. A slot is only
- * put back while it still holds the claimed value (a later claim is never undone).
+ * Undoes a claim whose job could not be enqueued, so a later tick tries again. A slot is only
+ * put back while it still holds the claimed value (a later claim is never undone). The row falls
+ * due again at `retryAt` (default: at once); a tick passes a time just after its own `now`, so
+ * it does not take the row back itself within the same tick.
  */
-export async function releaseClaimedSlots(db: Db, integrationId: string, claimed: ClaimedSlots): Promise<void> {
+export async function releaseClaimedSlots(db: Db, integrationId: string, claimed: ClaimedSlots, retryAt?: Date): Promise<void> {
   const [full, delta] = [iso(claimed.full), iso(claimed.delta)];
   const [previousFull, previousDelta] = [iso(claimed.previousFull), iso(claimed.previousDelta)];
+  const retry = retryAt === undefined ? '-infinity' : retryAt.toISOString();
   await db.$client`
     update integrations set
       full_scheduled_for = case
@@ -81,8 +84,123 @@ export async function releaseClaimedSlots(db: Db, integrationId: string, claimed
         then ${previousFull}::timestamptz else full_scheduled_for end,
       delta_scheduled_for = case
         when ${delta}::timestamptz is not null and delta_scheduled_for = ${delta}::timestamptz
-        then ${previousDelta}::timestamptz else delta_scheduled_for end
+        then ${previousDelta}::timestamptz else delta_scheduled_for end,
+      next_due_at = least(next_due_at, ${retry}::timestamptz)
     where id = ${integrationId}`;
+}
+
+/** An enabled integration whose next due time has come, as a batch claim reads it (row locked). */
+export interface ScheduleCandidate {
+  readonly id: string;
+  readonly accountId: string;
+  readonly deltaCron: string;
+  readonly fullCron: string;
+  readonly deltaScheduledFor: Date | null;
+  readonly fullScheduledFor: Date | null;
+}
+
+/** What the scheduler decided for one candidate: the slots to claim and when to look again. */
+export interface ScheduleDecision {
+  /** Slots to claim; only ones newer than the candidate's claimed slots are taken. */
+  readonly due: DueSlots;
+  /** When the row is next due for a look; must be later than the claim's `now`. */
+  readonly nextDueAt: Date;
+}
+
+/** One candidate of a batch and the slots claimed for it (null: nothing new, only re-timed). */
+export interface ClaimedCandidate {
+  readonly candidate: ScheduleCandidate;
+  readonly claimed: ClaimedSlots | null;
+}
+
+/** Options of {@link claimDueBatch}. */
+export interface ClaimDueBatchOptions {
+  /** The tick's time: rows whose `next_due_at` is at or before it are due. */
+  readonly now: Date;
+  /** Most rows taken in one batch. */
+  readonly limit: number;
+  /** Works out each candidate's due slots and next due time (called with the row locked). */
+  readonly decide: (candidate: ScheduleCandidate) => ScheduleDecision;
+}
+
+/** What one batch claim did. */
+export interface ClaimedBatch {
+  /** Rows taken into the batch (every one of them was re-timed). */
+  readonly examined: number;
+  readonly claims: ClaimedCandidate[];
+}
+
+interface CandidateRow {
+  id: string;
+  account_id: string;
+  delta_cron: string;
+  full_cron: string;
+  delta_scheduled_for: string | Date | null;
+  full_scheduled_for: string | Date | null;
+}
+
+/**
+ * Claims a batch of due integrations for one scheduler replica. In one transaction it locks up to
+ * `limit` enabled rows whose `next_due_at` has come (`FOR UPDATE SKIP LOCKED`, through the partial
+ * index on enabled rows), lets `decide` work out each row's due slots from the values it locked,
+ * and stores the claimed slots with each row's next due time.
+ *
+ * Replicas split the work this way rather than by hashing integrations to replicas: a batch
+ * locked by one replica is skipped by the others, who take the next rows, so any number of
+ * replicas share a tick with no membership to agree on, and a replica that stops or slows down
+ * leaves its share to the others on their next batch. Exactly-once holds as with
+ * {@link claimDueSlots}: a row is only claimed under its lock, from the slots stored there, and
+ * leaves the batch with a later `next_due_at`, so no other replica reads it as due again; both
+ * modes are claimed in the same statement, which keeps "full supersedes delta" whole.
+ *
+ * A tick with nothing due is one index probe returning no row.
+ */
+export async function claimDueBatch(db: Db, options: ClaimDueBatchOptions): Promise<ClaimedBatch> {
+  const now = options.now.toISOString();
+  return db.$client.begin(async (sql) => {
+    const rows = await sql<CandidateRow[]>`
+      select id, account_id, delta_cron, full_cron, delta_scheduled_for, full_scheduled_for
+      from integrations
+      where enabled and next_due_at <= ${now}::timestamptz
+      order by next_due_at
+      limit ${options.limit}
+      for update skip locked`;
+    if (rows.length === 0) return { examined: 0, claims: [] };
+    const claims: ClaimedCandidate[] = [];
+    const updates: Array<{ id: string; full_slot: string | null; delta_slot: string | null; next_due: string }> = [];
+    for (const row of rows) {
+      const candidate: ScheduleCandidate = {
+        id: row.id,
+        accountId: row.account_id,
+        deltaCron: row.delta_cron,
+        fullCron: row.full_cron,
+        deltaScheduledFor: date(row.delta_scheduled_for),
+        fullScheduledFor: date(row.full_scheduled_for),
+      };
+      const decision = options.decide(candidate);
+      const isNewer = (slot: Date | null, stored: Date | null) => slot !== null && (stored === null || slot.getTime() > stored.getTime());
+      const full = isNewer(decision.due.full, candidate.fullScheduledFor) ? decision.due.full : null;
+      const delta = isNewer(decision.due.delta, candidate.deltaScheduledFor) ? decision.due.delta : null;
+      // Never due again within this claim's own time, whatever `decide` said.
+      const next = Math.max(decision.nextDueAt.getTime(), options.now.getTime() + 1);
+      updates.push({ id: row.id, full_slot: iso(full), delta_slot: iso(delta), next_due: new Date(next).toISOString() });
+      claims.push({
+        candidate,
+        claimed:
+          full === null && delta === null
+            ? null
+            : { full, delta, previousFull: candidate.fullScheduledFor, previousDelta: candidate.deltaScheduledFor },
+      });
+    }
+    await sql`
+      update integrations i set
+        full_scheduled_for = coalesce(v.full_slot, i.full_scheduled_for),
+        delta_scheduled_for = coalesce(v.delta_slot, i.delta_scheduled_for),
+        next_due_at = v.next_due
+      from jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) as v(id uuid, full_slot timestamptz, delta_slot timestamptz, next_due timestamptz)
+      where i.id = v.id`;
+    return { examined: rows.length, claims };
+  });
 }
 
 /**

@@ -1,4 +1,13 @@
-import { DEFAULT_DELTA_CRON, DEFAULT_FULL_CRON, InvalidCronError, latestDueSlot, validateCron, validateSchedule } from './cron.ts';
+import {
+  cronIntervalMs,
+  DEFAULT_DELTA_CRON,
+  DEFAULT_FULL_CRON,
+  InvalidCronError,
+  latestDueSlot,
+  nextSlotAfter,
+  validateCron,
+  validateSchedule,
+} from './cron.ts';
 
 const at = (iso: string) => new Date(iso);
 
@@ -109,5 +118,38 @@ describe('validateSchedule', () => {
     expect(result.problems.map((p) => p.field)).toEqual(['deltaCron', 'fullCron']);
     expect(result.message).toMatch(/^delta schedule: .*4 fields.*; full schedule: .*"daily".*$/);
     expect(result.message).not.toContain('\n');
+  });
+});
+
+describe('nextSlotAfter', () => {
+  test.each([
+    ['*/5 * * * *', '2024-05-01T10:07:30.000Z', 'UTC', '2024-05-01T10:10:00.000Z'],
+    ['*/5 * * * *', '2024-05-01T10:10:00.000Z', 'UTC', '2024-05-01T10:15:00.000Z'], // strictly after
+    ['0 2 * * *', '2024-05-01T02:00:00.001Z', 'UTC', '2024-05-02T02:00:00.000Z'],
+    ['0 2 * * *', '2024-12-31T23:00:00.000Z', 'UTC', '2025-01-01T02:00:00.000Z'],
+    ['0 2 * * *', '2024-05-01T12:00:00.000Z', 'Europe/Berlin', '2024-05-02T00:00:00.000Z'],
+  ])('%s after %s in %s → %s', (cron, after, tz, expected) => {
+    expect(nextSlotAfter(cron, at(after), tz).toISOString()).toBe(expected);
+  });
+
+  test('throws InvalidCronError for a bad expression', () => {
+    expect(() => nextSlotAfter('now and then', at('2024-05-01T10:00:00Z'))).toThrow(InvalidCronError);
+  });
+});
+
+describe('cronIntervalMs', () => {
+  test.each([
+    ['*/5 * * * *', 300_000],
+    ['0 2 * * *', 86_400_000],
+    ['15,45 8-18 * * *', 1_800_000],
+    ['0 9 * * MON-FRI', 86_400_000],
+    ['@hourly', 3_600_000],
+    ['0 0 1 * *', 28 * 86_400_000], // 16 months from January 2024 reach February 2025
+  ])('%s → %d ms', (cron, expected) => {
+    expect(cronIntervalMs(cron)).toBe(expected);
+  });
+
+  test('throws InvalidCronError for a bad expression', () => {
+    expect(() => cronIntervalMs('61 * * * *')).toThrow(InvalidCronError);
   });
 });

@@ -1,9 +1,9 @@
-import { claimDueSlots, listSchedulable, releaseClaimedSlots, type Db, type SchedulableIntegration } from '@dirsync/db';
+import { claimDueBatch, releaseClaimedSlots, type ClaimedCandidate, type Db, type ScheduleCandidate, type ScheduleDecision } from '@dirsync/db';
 import { createEnqueueClient, createRepeatedErrorLog, errorText, InvalidJobPayloadError, type QueueCheck, type RedisConnection, type SyncMode } from '@dirsync/jobs';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError } from './cron.ts';
-import { dueSlots, planSync, type DueSlots } from './plan.ts';
+import { DEFAULT_JITTER_MAX_MS, dueSlots, jitterOffsetMs, nextDueAt, planSync } from './plan.ts';
 import { createReconciler, type Reconciler, type ReconcilerOptions } from './reconciler.ts';
 import { requestSync } from './request-sync.ts';
 import { createRotationScheduler, type RotationTickResult } from './rotation.ts';
@@ -29,8 +29,19 @@ export interface SchedulerOptions {
   readonly logger: Logger;
   /** Clock; tests pin it. */
   readonly now?: () => Date;
-  /** Integrations scheduled in parallel within one tick. Default 4. */
+  /** Claimed integrations enqueued in parallel within one tick. Default 8. */
   readonly concurrency?: number;
+  /**
+   * Due integrations one replica claims at a time (one transaction, rows locked with `SKIP
+   * LOCKED`, so replicas ticking together take different batches). Default 100.
+   */
+  readonly batchSize?: number;
+  /**
+   * Longest stable per-integration jitter (see `jitterOffsetMs`): each slot falls due up to this
+   * long after its cron time, never past the shorter of the integration's two cron intervals.
+   * 0 turns jitter off. Default {@link DEFAULT_JITTER_MAX_MS} (one hour).
+   */
+  readonly jitterMaxMs?: number;
   /** Also enqueue connectors' daily credential rotations (default true). */
   readonly rotations?: boolean;
   /**
@@ -64,12 +75,19 @@ export interface TickFailure {
 /** What one tick did. */
 export interface TickResult {
   readonly now: Date;
-  /** Enabled integrations looked at. */
+  /**
+   * Integrations this replica looked at: enabled ones whose next due time had come and that no
+   * other replica had locked. A tick with nothing due considers none.
+   */
   readonly considered: number;
   readonly enqueued: ScheduledSync[];
   readonly failed: TickFailure[];
   /** Connector credential rotations enqueued (empty when rotations are off). */
   readonly rotations: RotationTickResult;
+  /** Wall-clock time the tick took, in milliseconds. */
+  readonly durationMs: number;
+  /** CPU time (user + system) this process spent during the tick, in milliseconds. */
+  readonly cpuMs: number;
 }
 
 /** A scheduler replica. Any number may run: each due slot is enqueued once among them. */
@@ -99,20 +117,26 @@ async function forEachLimited<T>(items: readonly T[], limit: number, run: (item:
 }
 
 /**
- * Creates a scheduler replica. On each tick it reads the enabled integrations, works out for
- * each the latest due full and delta slot, claims new slots in Postgres (one conditional update,
- * so exactly one replica wins a slot), and asks for the sync with {@link requestSync} under a job
- * id derived from (integration, mode, slot), which also records the queued run. See `dueSlots`
- * and `planSync` for the rules (catch-up after downtime, full supersedes delta, first sight runs full).
+ * Creates a scheduler replica. On each tick it claims the integrations whose next due time has
+ * come, in batches that other replicas skip (`claimDueBatch`), works out for each the latest due
+ * full and delta slot (with the integration's stable jitter, see `jitterOffsetMs`) and its next
+ * due time, and asks for the sync with {@link requestSync} under a job id derived from
+ * (integration, mode, slot), which also records the queued run. Replicas ticking together each
+ * take about an equal share, and each due slot is enqueued once among them. See `dueSlots` and
+ * `planSync` for the rules (catch-up after downtime, full supersedes delta, first sight runs full).
  */
 export function createScheduler(options: SchedulerOptions): Scheduler {
   const { db, logger } = options;
   const clock = options.now ?? (() => new Date());
   const tz = options.timezone ?? DEFAULT_SCHEDULE_TIMEZONE;
   const tickCron = options.tickCron ?? DEFAULT_TICK_CRON;
-  const concurrency = options.concurrency ?? 4;
+  const concurrency = options.concurrency ?? 8;
+  const batchSize = options.batchSize ?? 100;
+  const jitterMaxMs = options.jitterMaxMs ?? DEFAULT_JITTER_MAX_MS;
   if (!cron.validate(tickCron)) throw new InvalidCronError(`tick schedule ${JSON.stringify(tickCron)} is not a valid cron expression`);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError('concurrency must be a positive integer');
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError('batchSize must be a positive integer');
+  if (!Number.isFinite(jitterMaxMs) || jitterMaxMs < 0) throw new RangeError('jitterMaxMs must be a non-negative number');
 
   const redisErrors = createRepeatedErrorLog({ logger, level: 'warn' });
   const enqueue = createEnqueueClient({
@@ -134,23 +158,29 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   let reconciler: Reconciler | undefined;
   let stopped = false;
 
-  async function scheduleIntegration(row: SchedulableIntegration, now: Date): Promise<ScheduledSync | undefined> {
-    let due: DueSlots;
+  /**
+   * Due slots and next due time of a locked candidate. An invalid cron yields nothing to claim
+   * and a look again on the next tick (just after `now`), where it is reported as failed again.
+   */
+  function decide(candidate: ScheduleCandidate, now: Date, invalid: Map<string, InvalidCronError>): ScheduleDecision {
     try {
-      due = dueSlots(row, now, tz);
+      const offset = jitterOffsetMs(candidate.id, candidate, jitterMaxMs);
+      const decision = { due: dueSlots(candidate, now, tz, offset), nextDueAt: nextDueAt(candidate, now, tz, offset) };
+      reportedBadSchedules.delete(candidate.id);
+      return decision;
     } catch (error) {
       if (!(error instanceof InvalidCronError)) throw error;
-      const key = `${row.deltaCron}\n${row.fullCron}`;
-      if (reportedBadSchedules.get(row.id) !== key) {
-        reportedBadSchedules.set(row.id, key);
-        logger.warn({ integrationId: row.id, reason: error.message }, 'integration skipped: invalid schedule');
+      invalid.set(candidate.id, error);
+      const key = `${candidate.deltaCron}\n${candidate.fullCron}`;
+      if (reportedBadSchedules.get(candidate.id) !== key) {
+        reportedBadSchedules.set(candidate.id, key);
+        logger.warn({ integrationId: candidate.id, reason: error.message }, 'integration skipped: invalid schedule');
       }
-      throw error;
+      return { due: { full: null, delta: null }, nextDueAt: new Date(now.getTime() + 1) };
     }
-    reportedBadSchedules.delete(row.id);
-    if (due.full === null && due.delta === null) return undefined;
+  }
 
-    const claimed = await claimDueSlots(db, row.id, due);
+  async function enqueueClaimed({ candidate, claimed }: ClaimedCandidate, now: Date): Promise<ScheduledSync | undefined> {
     const plan = claimed === null ? null : planSync(claimed);
     if (claimed === null || plan === null) return undefined;
 
@@ -158,25 +188,26 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
     try {
       result = await requestSync(
         { db, enqueue },
-        { integrationId: row.id, mode: plan.mode, trigger: 'schedule', requestedBy: SCHEDULER_REQUESTER, scheduledFor: plan.slot },
+        { integrationId: candidate.id, mode: plan.mode, trigger: 'schedule', requestedBy: SCHEDULER_REQUESTER, scheduledFor: plan.slot },
         {
           // The job is queued and its slot claimed; the worker records a missing run when it starts.
           onRunNotRecorded: (error, queued) =>
-            logger.error({ integrationId: row.id, runId: queued.runId, err: error }, 'scheduled sync queued but its run row was not written'),
+            logger.error({ integrationId: candidate.id, runId: queued.runId, err: error }, 'scheduled sync queued but its run row was not written'),
         },
       );
       enqueueFailure = undefined;
     } catch (error) {
-      // Give the slot back so the next tick (of any replica) tries again.
+      // Give the slot back so the next tick (of any replica) tries again; not this tick, which
+      // would take the row straight back and fail the same way.
       if (!(error instanceof InvalidJobPayloadError)) enqueueFailure = errorText(error);
-      await releaseClaimedSlots(db, row.id, claimed).catch((releaseError: unknown) =>
-        logger.error({ integrationId: row.id, err: releaseError }, 'could not release a claimed schedule slot'),
+      await releaseClaimedSlots(db, candidate.id, claimed, new Date(now.getTime() + 1)).catch((releaseError: unknown) =>
+        logger.error({ integrationId: candidate.id, err: releaseError }, 'could not release a claimed schedule slot'),
       );
       throw error;
     }
 
     const scheduled: ScheduledSync = {
-      integrationId: row.id,
+      integrationId: candidate.id,
       mode: plan.mode,
       slot: plan.slot,
       jobId: result.jobId,
@@ -190,29 +221,43 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   }
 
   async function tick(now: Date = clock()): Promise<TickResult> {
-    const rows = await listSchedulable(db);
+    const started = performance.now();
+    const cpuStart = process.cpuUsage();
     const enqueued: ScheduledSync[] = [];
     const failed: TickFailure[] = [];
-    await forEachLimited(rows, concurrency, async (row) => {
-      try {
-        const scheduled = await scheduleIntegration(row, now);
-        if (scheduled !== undefined) enqueued.push(scheduled);
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        failed.push({ integrationId: row.id, error: message });
-        if (!(error instanceof InvalidCronError)) {
-          scheduleErrors.report('could not schedule integration', error, { integrationId: row.id });
+    let considered = 0;
+    // Batch after batch until one comes back short: the rows this replica left are either not
+    // due or locked by another replica, which schedules them.
+    for (;;) {
+      const invalid = new Map<string, InvalidCronError>();
+      const batch = await claimDueBatch(db, { now, limit: batchSize, decide: (candidate) => decide(candidate, now, invalid) });
+      considered += batch.examined;
+      for (const [integrationId, error] of invalid) failed.push({ integrationId, error: error.message });
+      await forEachLimited(batch.claims, concurrency, async (claim) => {
+        try {
+          const scheduled = await enqueueClaimed(claim, now);
+          if (scheduled !== undefined) enqueued.push(scheduled);
+        } catch (error) {
+          failed.push({ integrationId: claim.candidate.id, error: error instanceof Error ? error.message : String(error) });
+          scheduleErrors.report('could not schedule integration', error, { integrationId: claim.candidate.id });
         }
-      }
-    });
+      });
+      if (batch.examined < batchSize) break;
+    }
     const rotated: RotationTickResult = rotations
       ? await rotations.tick(now).catch((error: unknown) => {
           logger.error({ err: error }, 'could not schedule connector rotations');
           return { enqueued: [], failed: [] };
         })
       : { enqueued: [], failed: [] };
-    logger.debug({ now: now.toISOString(), considered: rows.length, enqueued: enqueued.length, failed: failed.length }, 'tick done');
-    return { now, considered: rows.length, enqueued, failed, rotations: rotated };
+    const cpu = process.cpuUsage(cpuStart);
+    const durationMs = Math.round(performance.now() - started);
+    const cpuMs = Math.round((cpu.user + cpu.system) / 1000);
+    const summary = { now: now.toISOString(), considered, enqueued: enqueued.length, failed: failed.length, durationMs, cpuMs };
+    // Quiet ticks at debug; a tick that did something is worth a line.
+    if (considered > 0) logger.info(summary, 'tick done');
+    else logger.debug(summary, 'tick done');
+    return { now, considered, enqueued, failed, rotations: rotated, durationMs, cpuMs };
   }
 
   function tickInBackground(): void {

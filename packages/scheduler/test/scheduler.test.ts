@@ -69,7 +69,8 @@ function setup(label: string): Setup {
     prefix,
     lines,
     scheduler(options = {}) {
-      const scheduler = createScheduler({ db: options.db ?? db, connection: testRedisUrl, prefix: prefix.prefix, logger });
+      // Jitter off: these tests pin slot times to the cron's own (scheduler-replicas.test.ts covers jitter).
+      const scheduler = createScheduler({ db: options.db ?? db, connection: testRedisUrl, prefix: prefix.prefix, logger, jitterMaxMs: 0 });
       cleanups.push(() => scheduler.stop());
       return scheduler;
     },
@@ -297,6 +298,7 @@ test('when Redis cannot be reached the claim is given back for the next tick', a
     connection: { host: '127.0.0.1', port: 1, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, lazyConnect: true },
     prefix: s.prefix.prefix,
     logger,
+    jitterMaxMs: 0,
   });
   cleanups.push(() => unreachable.stop());
   const failed = await unreachable.tick(t('2024-05-01T10:05:30Z'));
