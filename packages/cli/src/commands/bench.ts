@@ -4,6 +4,7 @@ import { loadConfig } from '../config.ts';
 import { UserError } from '../errors.ts';
 import { runLdapBench } from '../bench/ldap-bench.ts';
 import { runEntraBench } from '../bench/entra-bench.ts';
+import { runFairnessBench } from '../bench/fairness-bench.ts';
 
 const resultsDir = fileURLToPath(new URL('../../../../bench/results', import.meta.url));
 
@@ -24,10 +25,31 @@ export function registerBenchCommand(program: Command): void {
     .option('--changes <n>', 'users changed before the delta', '100')
     .option('--database <url>', 'database to use (dropped and recreated)', 'postgres://postgres@127.0.0.1:5432/dirsync_bench')
     .option('--entra', 'benchmark an emulated Microsoft Entra ID tenant (Graph delta over HTTPS) instead of slapd')
-    .action(async (options: { objects: string; groups: string; members: string; changes: string; database: string; entra?: boolean }) => {
+    .option('--fairness', 'big full syncs queued ahead of many small deltas across accounts, without and with the sync limits (--objects: users of the big directory, default 20000)')
+    .option('--accounts <n>', 'with --fairness: accounts', '3')
+    .option('--fulls <n>', 'with --fairness: big full syncs per account, queued first', '2')
+    .option('--deltas <n>', 'with --fairness: small delta syncs per account, queued behind', '10')
+    .option('--workers <n>', 'with --fairness: worker processes', '2')
+    .option('--concurrency <n>', 'with --fairness: sync slots per worker', '3')
+    .action(async (options: { objects: string; groups: string; members: string; changes: string; database: string; entra?: boolean; fairness?: boolean; accounts: string; fulls: string; deltas: string; workers: string; concurrency: string }, command: Command) => {
       const config = loadConfig();
       if (!/\/dirsync_bench[\w-]*$/.test(options.database)) {
         throw new UserError('the benchmark drops its database: --database must name a database called dirsync_bench…');
+      }
+      if (options.fairness) {
+        await runFairnessBench({
+          bigUsers: command.getOptionValueSource('objects') === 'default' ? 20_000 : positive('--objects', options.objects),
+          accounts: positive('--accounts', options.accounts),
+          fullsPerAccount: positive('--fulls', options.fulls),
+          deltasPerAccount: positive('--deltas', options.deltas),
+          workers: positive('--workers', options.workers),
+          concurrency: positive('--concurrency', options.concurrency),
+          databaseUrl: options.database,
+          redisUrl: config.REDIS_URL,
+          resultsDir,
+          log: (line) => console.log(line),
+        });
+        return;
       }
       const run = options.entra ? runEntraBench : runLdapBench;
       await run({
