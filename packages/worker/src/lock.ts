@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dirsync/jobs';
 
 /** Timing of an integration lock. */
 export interface LockTiming {
@@ -37,7 +37,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0`;
 
-/** The Redis key locking syncs of one integration, under the queue prefix (cleaned up with the queues). */
+/**
+ * The Redis key locking syncs of one integration, under the queue prefix (cleaned up with the
+ * queues). Every command and script on it names this one key, so it needs no hash tag to work
+ * on a Redis Cluster: a single key always lives in one slot.
+ */
 export function integrationLockKey(prefix: string, integrationId: string): string {
   return `${prefix}:dirsync:lock:integration:${integrationId}`;
 }
@@ -47,7 +51,7 @@ export function integrationLockKey(prefix: string, integrationId: string): strin
  * until released. Returns undefined when another holder has it.
  */
 export async function tryAcquireLock(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   timing: LockTiming = DEFAULT_LOCK_TIMING,
 ): Promise<HeldLock | undefined> {

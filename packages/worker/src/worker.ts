@@ -1,11 +1,12 @@
-import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
-import { checkQueueCommand, createRepeatedErrorLog, DEFAULT_QUEUE_PREFIX, guardWorker, SYNC_QUEUE, syncBackoffStrategy, type QueueCheck } from '@dirsync/jobs';
+import { closeRedis, createQueueWorker, DEFAULT_QUEUE_PREFIX, openRedis, type QueueCheck, type RedisConnection } from '@dirsync/jobs';
 import type { DestinationPolicy } from '@dirsync/providers';
 import { createControlWorker, type ControlWorker } from './control/index.ts';
 import { createEntraAwareProviderFactory, withConsentStatus } from './entra/index.ts';
+import { classifyFailure } from './failure.ts';
 import type { SyncLimitOptions } from './limits.ts';
 import type { LockTiming } from './lock.ts';
 import type { WorkerMetrics } from './ops/metrics.ts';
@@ -16,10 +17,21 @@ import { createRotationWorker, type RotationJobResult } from './rotation/index.t
 /** Options of {@link createWorker}. */
 export interface CreateWorkerOptions {
   readonly db: Db;
-  readonly redisUrl: string;
+  /** Redis URL (standalone); `connection` wins when given. */
+  readonly redisUrl?: string | undefined;
+  /** The installation's Redis settings (cluster mode, sync shards); default `redisUrl`. */
+  readonly connection?: RedisConnection | undefined;
+  /**
+   * Sync shards this process consumes (`DIRSYNC_WORKER_SHARDS`, see `parseShardSelection`);
+   * default every shard.
+   */
+  readonly shards?: readonly number[] | undefined;
   /** BullMQ key prefix; must match the producers' (default: BullMQ's own). */
   readonly prefix?: string | undefined;
-  /** Syncs this process runs at once (of different integrations). */
+  /**
+   * Syncs this process runs at once (of different integrations); with several shards it is
+   * divided among them, rounded up.
+   */
   readonly concurrency: number;
   readonly keyRing: KeyRing;
   readonly logger: Logger;
@@ -75,8 +87,10 @@ export interface CreateWorkerOptions {
 
 /** A running worker. */
 export interface DirsyncWorker {
-  /** The BullMQ worker (for events in tests and tooling). */
+  /** The BullMQ worker of the first consumed sync shard (for events in tests and tooling). */
   readonly worker: Worker<unknown, SyncJobResult>;
+  /** One BullMQ worker per consumed sync shard. */
+  readonly workers: readonly Worker<unknown, SyncJobResult>[];
   /** The rotation-queue worker, unless `runRotations` is false. */
   readonly rotation: Worker<unknown, RotationJobResult> | undefined;
   /** The control-queue worker, unless `controlConcurrency` is 0. */
@@ -97,14 +111,18 @@ export interface DirsyncWorker {
 /** Starts a BullMQ worker on the sync queue. */
 export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
   const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
-  // BullMQ needs `maxRetriesPerRequest: null` on worker connections (blocking commands).
-  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
+  const settings = options.connection ?? options.redisUrl;
+  if (settings === undefined) throw new Error('createWorker needs connection or redisUrl');
+  // One connection for the sync shards, the rotations and the integration locks (BullMQ
+  // duplicates it for its blocking reads).
+  const connection = openRedis(settings, 'blocking');
   const logger = options.logger.child({ workerId: options.workerId });
   const providerFactory =
     options.createProvider ?? createEntraAwareProviderFactory({ db: options.db, keyRing: options.keyRing, destinations: options.destinations });
   const processor = createSyncProcessor({
     db: options.db,
-    redis: connection,
+    // The locks use single-key commands and scripts only, which a cluster client serves too.
+    redis: connection as unknown as Redis,
     prefix,
     keyRing: options.keyRing,
     logger,
@@ -116,22 +134,29 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     runLimits: options.runLimits,
     syncLimits: options.syncLimits,
   });
-  const worker = new Worker<unknown, SyncJobResult>(SYNC_QUEUE, withConsentStatus(processor, options.db, logger), {
-    connection,
+  const sync = createQueueWorker<SyncJobResult>({
+    connection: settings,
+    redis: connection,
     prefix,
+    queue: 'sync',
+    shards: options.shards,
+    processor: withConsentStatus(processor, options.db, logger),
+    concurrency: options.concurrency,
     name: options.workerId,
-    concurrency: Math.max(1, options.concurrency),
-    settings: { backoffStrategy: syncBackoffStrategy },
-    ...(options.stalledInterval === undefined ? {} : { stalledInterval: options.stalledInterval }),
-    ...(options.jobLockDurationMs === undefined ? {} : { lockDuration: options.jobLockDurationMs }),
+    logger,
+    errorMessage: 'worker error',
+    classify: classifyFailure,
+    workerOptions: {
+      ...(options.stalledInterval === undefined ? {} : { stalledInterval: options.stalledInterval }),
+      ...(options.jobLockDurationMs === undefined ? {} : { lockDuration: options.jobLockDurationMs }),
+    },
   });
-  // Errors back off and are logged at a bounded rate (see guardWorker).
-  const guard = guardWorker(worker, { log: createRepeatedErrorLog({ logger }), message: 'worker error' });
+  const worker = sync.workers[0] as Worker<unknown, SyncJobResult>;
   const rotation =
     options.runRotations === false
       ? undefined
-      : createRotationWorker({ db: options.db, keyRing: options.keyRing, logger, connection, prefix, name: options.workerId, destinations: options.destinations });
-  options.metrics?.attach(worker);
+      : createRotationWorker({ db: options.db, keyRing: options.keyRing, logger, connection, settings, prefix, name: options.workerId, destinations: options.destinations });
+  for (const shardWorker of sync.workers) options.metrics?.attach(shardWorker);
   const control =
     options.controlConcurrency === 0
       ? undefined
@@ -142,7 +167,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
           createProvider: providerFactory,
           destinations: options.destinations,
           consentPropagationWaitMs: options.consentPropagationWaitMs,
-          redisUrl: options.redisUrl,
+          connection: settings,
           prefix,
           concurrency: options.controlConcurrency,
           name: options.workerId,
@@ -151,17 +176,17 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
   let closing: Promise<void> | undefined;
   return {
     worker,
+    workers: sync.workers,
     rotation,
     control,
     async queueState() {
-      const paused = [guard.state(), control?.state() ?? { ok: true }].find((check) => !check.ok);
-      return paused ?? checkQueueCommand(connection, `${prefix}:${SYNC_QUEUE}:meta`);
+      const paused = control?.state();
+      return paused !== undefined && !paused.ok ? paused : sync.check();
     },
     close() {
       closing ??= (async () => {
-        guard.close();
-        await Promise.all([worker.close(), control?.close(), rotation?.close()]);
-        await connection.quit().catch(() => connection.disconnect());
+        await Promise.all([sync.close(), control?.close(), rotation?.close()]);
+        await closeRedis(connection);
       })();
       return closing;
     },

@@ -1,14 +1,16 @@
-import { Worker } from 'bullmq';
-import { Redis } from 'ioredis';
-import type { ConnectionReportResult, ConsentVerificationResult } from '@dirsync/jobs';
-import { CONTROL_QUEUE, createRepeatedErrorLog, guardWorker, type QueueCheck } from '@dirsync/jobs';
+import type { Worker } from 'bullmq';
+import type { ConnectionReportResult, ConsentVerificationResult, RedisConnection } from '@dirsync/jobs';
+import { createQueueWorker, type QueueCheck } from '@dirsync/jobs';
 import { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
 
 export { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
 
 /** Options of {@link createControlWorker}. */
 export interface ControlWorkerOptions extends ControlProcessorOptions {
-  readonly redisUrl: string;
+  /** Redis URL (standalone); `connection` wins when given. */
+  readonly redisUrl?: string | undefined;
+  /** The installation's Redis settings (cluster mode). */
+  readonly connection?: RedisConnection | undefined;
   readonly prefix: string;
   /** Control jobs run at once (they are short and mostly wait on the network). Default 4. */
   readonly concurrency?: number | undefined;
@@ -30,26 +32,22 @@ export interface ControlWorker {
  * Connection requests never wait behind long syncs.
  */
 export function createControlWorker(options: ControlWorkerOptions): ControlWorker {
-  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
-  const worker = new Worker<unknown, ConnectionReportResult | ConsentVerificationResult>(CONTROL_QUEUE, createControlProcessor(options), {
+  const connection = options.connection ?? options.redisUrl;
+  if (connection === undefined) throw new Error('createControlWorker needs connection or redisUrl');
+  // A connection of its own: control jobs must not queue behind the sync workers' commands.
+  const control = createQueueWorker<ConnectionReportResult | ConsentVerificationResult>({
     connection,
     prefix: options.prefix,
+    queue: 'control',
+    processor: createControlProcessor(options),
     concurrency: Math.max(1, options.concurrency ?? 4),
-    ...(options.name === undefined ? {} : { name: options.name }),
+    name: options.name,
+    logger: options.logger,
+    errorMessage: 'control worker error',
   });
-  // Errors back off and are logged at a bounded rate (see guardWorker).
-  const guard = guardWorker(worker, { log: createRepeatedErrorLog({ logger: options.logger }), message: 'control worker error' });
-  let closing: Promise<void> | undefined;
   return {
-    worker,
-    state: () => guard.state(),
-    close() {
-      closing ??= (async () => {
-        guard.close();
-        await worker.close();
-        await connection.quit().catch(() => connection.disconnect());
-      })();
-      return closing;
-    },
+    worker: control.workers[0] as Worker<unknown, ConnectionReportResult | ConsentVerificationResult>,
+    state: () => control.state(),
+    close: () => control.close(),
   };
 }

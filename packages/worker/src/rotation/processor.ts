@@ -1,8 +1,7 @@
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { type Job, UnrecoverableError, type Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
-import { createRepeatedErrorLog, guardWorker, parseRotateConnectorJob, ROTATION_QUEUE, syncBackoffStrategy } from '@dirsync/jobs';
+import { createQueueWorker, parseRotateConnectorJob, type RedisClient, type RedisConnection } from '@dirsync/jobs';
 import type { DestinationPolicy, EntraTokenCache } from '@dirsync/providers';
 import { classifyFailure } from '../failure.ts';
 import { rotateConnectorCredential, type RotationResult } from './rotate.ts';
@@ -69,22 +68,30 @@ export function createRotationProcessor(options: RotationProcessorOptions) {
 /** Options of {@link createRotationWorker}. */
 export interface RotationWorkerOptions extends RotationProcessorOptions {
   /** Redis connection (shared with the process's other workers; BullMQ duplicates it for blocking reads). */
-  readonly connection: Redis;
+  readonly connection: RedisClient;
+  /** The installation's Redis settings the connection was opened from (they name the queue). */
+  readonly settings?: RedisConnection | undefined;
   readonly prefix: string;
   readonly name?: string | undefined;
 }
 
 /** A BullMQ worker on the rotation queue, one rotation at a time per process. */
 export function createRotationWorker(options: RotationWorkerOptions): Worker<unknown, RotationJobResult> {
-  const worker = new Worker<unknown, RotationJobResult>(ROTATION_QUEUE, createRotationProcessor(options), {
-    connection: options.connection,
+  const rotation = createQueueWorker<RotationJobResult>({
+    // Without settings the connection is a standalone one of earlier callers.
+    connection: options.settings ?? 'redis://standalone',
+    redis: options.connection,
     prefix: options.prefix,
+    queue: 'rotation',
+    processor: createRotationProcessor(options),
     concurrency: 1,
-    settings: { backoffStrategy: syncBackoffStrategy },
-    ...(options.name === undefined ? {} : { name: options.name }),
+    name: options.name,
+    logger: options.logger,
+    errorMessage: 'rotation worker error',
+    classify: classifyFailure,
   });
-  // Errors back off and are logged at a bounded rate; the guard ends with the worker.
-  const guard = guardWorker(worker, { log: createRepeatedErrorLog({ logger: options.logger }), message: 'rotation worker error' });
-  worker.once('closing', () => guard.close());
+  const worker = rotation.workers[0] as Worker<unknown, RotationJobResult>;
+  // The guard ends with the worker (the connection is the caller's).
+  worker.once('closing', () => void rotation.close());
   return worker;
 }
