@@ -149,6 +149,9 @@ export function createSyncProcessor(options: SyncProcessorOptions) {
         await job.moveToDelayed(Date.now() + slotRetryDelayMs(limits.retryDelayMs), token);
         throw new DelayedError();
       }
+      // A lost lease only lets the count run over its limit for a while (Redis unreachable for a
+      // whole lease): not worth stopping a sync for, unlike a lost integration lock.
+      outcome.slots.lost.addEventListener('abort', () => log.warn('a sync-limit lease ran out before it was renewed; the limit may be exceeded until this sync ends'), { once: true });
       try {
         await releaseWaitingSlot(job);
         return await runLocked(options, job, payload, integration, lock, log);
