@@ -27,8 +27,9 @@ export interface ConnectOptions {
   /** Tag shown in pg_stat_activity (`dirsync-worker`, `dirsync-api`, …). */
   applicationName?: string | undefined;
   /**
-   * Seconds any one statement may run before PostgreSQL cancels it (0: no limit). Default
-   * {@link defaultStatementTimeoutSeconds}. Sent as the `statement_timeout` startup parameter, so
+   * Seconds any one statement may run before PostgreSQL cancels it (0 or omitted: the server's
+   * own setting; the processes pass `DIRSYNC_DB_STATEMENT_TIMEOUT_SECONDS`, default
+   * {@link defaultStatementTimeoutSeconds}). Sent as the `statement_timeout` startup parameter, so
    * it holds for every connection of the pool from its first statement and costs no round trip.
    * Not sent with {@link ConnectOptions.pgbouncer}: PgBouncer refuses unknown startup parameters.
    */
@@ -43,7 +44,7 @@ export interface ConnectOptions {
 }
 
 /**
- * Default statement timeout. The pipeline's largest statements (a batch upsert of objects, the
+ * Default of the processes' statement timeout setting. The pipeline's largest statements (a batch upsert of objects, the
  * set-based membership replacement of one batch, a run's sweep of unseen objects) stay far below
  * it on a 100k-object directory; it exists to end a statement stuck behind a lock or a runaway
  * plan, not to bound legitimate work.
@@ -53,7 +54,7 @@ export const defaultStatementTimeoutSeconds = 300;
 /** The postgres.js options {@link connect} opens its pool with (exported for tests). */
 export function poolOptions(options: ConnectOptions = {}): postgres.Options<Record<string, postgres.PostgresType>> {
   const idle = options.idleTimeoutSeconds ?? 60;
-  const timeout = options.statementTimeoutSeconds ?? defaultStatementTimeoutSeconds;
+  const timeout = options.statementTimeoutSeconds ?? 0;
   const pgbouncer = options.pgbouncer ?? false;
   return {
     max: options.max ?? 10,
