@@ -5,6 +5,7 @@ import { UserError } from '../errors.ts';
 import { runLdapBench } from '../bench/ldap-bench.ts';
 import { runEntraBench } from '../bench/entra-bench.ts';
 import { runFairnessBench } from '../bench/fairness-bench.ts';
+import { runScaleBench } from '../bench/scale-bench.ts';
 
 const resultsDir = fileURLToPath(new URL('../../../../bench/results', import.meta.url));
 
@@ -14,7 +15,27 @@ function positive(name: string, value: string): number {
   return n;
 }
 
-/** `dirsync bench`: the throughput benchmark behind `pnpm bench`. */
+interface BenchOptions {
+  objects: string;
+  groups: string;
+  members: string;
+  changes: string;
+  database: string;
+  entra?: boolean;
+  fairness?: boolean;
+  accounts: string;
+  fulls: string;
+  deltas: string;
+  workers: string;
+  concurrency: string;
+  scale?: boolean;
+  integrations?: string;
+  schedulers?: string;
+  ticksOnly?: boolean;
+  steady: string;
+}
+
+/** `dirsync bench`: the throughput benchmark behind `pnpm bench`; `--fairness` and `--scale` for the scale-out scenarios. */
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
@@ -29,12 +50,34 @@ export function registerBenchCommand(program: Command): void {
     .option('--accounts <n>', 'with --fairness: accounts', '3')
     .option('--fulls <n>', 'with --fairness: big full syncs per account, queued first', '2')
     .option('--deltas <n>', 'with --fairness: small delta syncs per account, queued behind', '10')
-    .option('--workers <n>', 'with --fairness: worker processes', '2')
-    .option('--concurrency <n>', 'with --fairness: sync slots per worker', '3')
-    .action(async (options: { objects: string; groups: string; members: string; changes: string; database: string; entra?: boolean; fairness?: boolean; accounts: string; fulls: string; deltas: string; workers: string; concurrency: string }, command: Command) => {
+    .option('--workers <n>', 'with --fairness or --scale: worker processes (default 2, 3 with --scale)', '2')
+    .option('--concurrency <n>', 'with --fairness or --scale: sync slots per worker (default 3, 4 with --scale)', '3')
+    .option('--scale', 'many integrations on a few small slapd servers, synced by several worker processes and scheduled by scheduler replicas')
+    .option('--integrations <n>', 'with --scale: integrations (default 1000, 10000 with --ticks-only)')
+    .option('--schedulers <n>', 'with --scale: scheduler replicas (default 2, 3 with --ticks-only)')
+    .option('--ticks-only', 'with --scale: scheduler replicas only, no worker or directory (tick time and CPU per replica)')
+    .option('--steady <seconds>', 'with --scale: steady state measured after the first full syncs', '60')
+    .action(async (options: BenchOptions, command: Command) => {
       const config = loadConfig();
       if (!/\/dirsync_bench[\w-]*$/.test(options.database)) {
         throw new UserError('the benchmark drops its database: --database must name a database called dirsync_bench…');
+      }
+      if (options.scale) {
+        const ticksOnly = options.ticksOnly === true;
+        const given = (name: string) => command.getOptionValueSource(name) !== 'default';
+        await runScaleBench({
+          integrations: positive('--integrations', options.integrations ?? (ticksOnly ? '10000' : '1000')),
+          workers: given('workers') ? positive('--workers', options.workers) : 3,
+          workerConcurrency: given('concurrency') ? positive('--concurrency', options.concurrency) : 4,
+          schedulers: positive('--schedulers', options.schedulers ?? (ticksOnly ? '3' : '2')),
+          ticksOnly,
+          steadySeconds: positive('--steady', options.steady),
+          databaseUrl: options.database,
+          redisUrl: config.REDIS_URL,
+          resultsDir,
+          log: (line) => console.log(line),
+        });
+        return;
       }
       if (options.fairness) {
         await runFairnessBench({
