@@ -38,6 +38,8 @@ export interface FairnessFigures {
   readonly deltaWaitMs: { readonly p50: number; readonly p99: number; readonly max: number };
   /** Enqueue to start of the big fulls, milliseconds. */
   readonly fullWaitMs: { readonly p50: number; readonly max: number };
+  /** How long the deltas and the fulls ran once started (p50), milliseconds. */
+  readonly runMs: { readonly deltaP50: number; readonly fullP50: number };
   /** First enqueue to last finish, milliseconds. */
   readonly makespanMs: number;
   /** Most syncs running at once against each directory server (`host:port` → count). */
@@ -183,6 +185,12 @@ async function runPass(
         .map((run) => (run.startedAt ? run.startedAt.getTime() - run.queuedAt.getTime() : Number.NaN))
         .filter((ms) => Number.isFinite(ms))
         .sort((a, b) => a - b);
+    const took = (ids: readonly string[]) =>
+      ids
+        .map((id) => byRun.get(id)!)
+        .map((run) => (run.startedAt && run.finishedAt ? run.finishedAt.getTime() - run.startedAt.getTime() : Number.NaN))
+        .filter((ms) => Number.isFinite(ms))
+        .sort((a, b) => a - b);
     const deltaWaits = wait(deltaIds);
     const fullWaits = wait(fullIds);
     const perHost = groupBy(runs, (run) => itemOf.get(run.id)!.host);
@@ -191,6 +199,7 @@ async function runPass(
       limits: limitEnv,
       deltaWaitMs: { p50: percentile(deltaWaits, 0.5), p99: percentile(deltaWaits, 0.99), max: deltaWaits.at(-1) ?? 0 },
       fullWaitMs: { p50: percentile(fullWaits, 0.5), max: fullWaits.at(-1) ?? 0 },
+      runMs: { deltaP50: percentile(took(deltaIds), 0.5), fullP50: percentile(took(fullIds), 0.5) },
       makespanMs: Math.max(...runs.map((run) => run.finishedAt?.getTime() ?? started)) - started,
       maxConcurrentPerHost: Object.fromEntries([...perHost].map(([host, hostRuns]) => [host, maxOverlap(hostRuns)])),
       maxConcurrentPerAccount: Math.max(...[...perAccount.values()].map(maxOverlap)),
@@ -252,6 +261,7 @@ export async function runFairnessBench(options: FairnessBenchOptions): Promise<F
       `${figures.deltaWaitMs.p50} ms`,
       `${figures.deltaWaitMs.p99} ms`,
       `${figures.fullWaitMs.max} ms`,
+      `${figures.runMs.deltaP50} / ${figures.runMs.fullP50} ms`,
       `${figures.makespanMs} ms`,
       Object.entries(figures.maxConcurrentPerHost)
         .map(([host, count]) => `${hosts[host] ?? host}=${count}`)
@@ -261,7 +271,7 @@ export async function runFairnessBench(options: FairnessBenchOptions): Promise<F
     ];
     log(
       `\n${table(
-        ['limits', 'delta wait p50', 'delta wait p99', 'full wait max', 'makespan', 'max syncs per server', 'max per account', 'failed'],
+        ['limits', 'delta wait p50', 'delta wait p99', 'full wait max', 'delta / full run p50', 'makespan', 'max syncs per server', 'max per account', 'failed'],
         [row('none', withoutLimits), row('default', withLimits)],
       )}\n`,
     );
