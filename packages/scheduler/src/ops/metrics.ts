@@ -1,9 +1,7 @@
-import { Queue } from 'bullmq';
 import { CronExpressionParser } from 'cron-parser';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { countActiveRuns, readConnectorGauges, readIntegrationGauges, type ConnectorGaugeRow, type Db, type IntegrationGaugeRow } from '@dirsync/db';
-import { DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, type RedisConnection } from '@dirsync/jobs';
-import { openRedis } from './redis.ts';
+import { createQueueClient, type RedisConnection } from '@dirsync/jobs';
 
 /** Options of {@link createServiceMetrics}. */
 export interface ServiceMetricsOptions {
@@ -34,9 +32,9 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   const registry = options.registry ?? new Registry();
   if (!options.registry) collectDefaultMetrics({ register: registry });
   const { db } = options;
-  const redis = openRedis(options.connection, {}, options.onError);
-  const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection: redis, prefix: options.prefix ?? DEFAULT_QUEUE_PREFIX }));
-  for (const queue of queues) queue.on('error', options.onError ?? (() => {}));
+  // Every queue of the installation: each sync shard is a queue label of its own.
+  const client = createQueueClient({ connection: options.connection, prefix: options.prefix, onError: options.onError });
+  const queues = client.allQueues();
 
   new Gauge({
     name: 'dirsync_queue_jobs',
@@ -159,8 +157,7 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   return {
     registry,
     async close() {
-      await Promise.all(queues.map((queue) => queue.close()));
-      await redis.quit().catch(() => redis.disconnect());
+      await client.close();
     },
   };
 }

@@ -1,6 +1,5 @@
 import { checkDatabaseReady, type Db } from '@dirsync/db';
-import { DEFAULT_QUEUE_PREFIX, SYNC_QUEUE, type RedisConnection } from '@dirsync/jobs';
-import { openRedis } from './redis.ts';
+import { DEFAULT_QUEUE_PREFIX, openRedis, queueLayoutOf, type RedisConnection } from '@dirsync/jobs';
 
 /** One dependency's state in a readiness answer. */
 export interface ReadinessCheck {
@@ -35,9 +34,9 @@ export function createReadinessProbe(deps: {
   extra?: Readonly<Record<string, () => ReadinessCheck>> | undefined;
   stopping?: () => boolean;
 }): ReadinessProbe {
-  const metaKey = `${deps.prefix ?? DEFAULT_QUEUE_PREFIX}:${SYNC_QUEUE}:meta`;
+  const metaKey = `${deps.prefix ?? DEFAULT_QUEUE_PREFIX}:${queueLayoutOf(deps.connection).sync[0] ?? ''}:meta`;
   const options = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true } as const;
-  const redis = openRedis(deps.connection, options);
+  const redis = openRedis(deps.connection, 'client', { extra: options });
   let connecting: Promise<void> | undefined;
   return {
     async check() {

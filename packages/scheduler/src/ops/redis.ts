@@ -1,9 +1,10 @@
-import { Redis, type RedisOptions } from 'ioredis';
-import type { RedisConnection } from '@dirsync/jobs';
+import type { RedisOptions } from 'ioredis';
+import { openRedis as openQueueRedis, type RedisClient, type RedisConnection } from '@dirsync/jobs';
 
-/** Opens an ioredis connection from a URL or options (`extra` wins), with errors handed to `onError`. */
-export function openRedis(connection: RedisConnection, extra: Omit<RedisOptions, 'replyMapping'> = {}, onError: (error: Error) => void = () => {}): Redis {
-  const redis = typeof connection === 'string' ? new Redis(connection, extra) : new Redis({ ...connection, ...extra });
-  redis.on('error', onError);
-  return redis;
+/**
+ * Opens a connection through the queue layer's `openRedis` (standalone or cluster, from the
+ * installation's settings), with `extra` options winning and errors handed to `onError`.
+ */
+export function openRedis(connection: RedisConnection, extra: Omit<RedisOptions, 'replyMapping'> = {}, onError: (error: Error) => void = () => {}): RedisClient {
+  return openQueueRedis(connection, 'client', { extra, onError });
 }

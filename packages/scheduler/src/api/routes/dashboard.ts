@@ -1,12 +1,10 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { scopeAllows, type Db } from '@dirsync/db';
-import { DEFAULT_QUEUE_PREFIX, QUEUE_NAMES, type RedisConnection } from '@dirsync/jobs';
-import { openRedis } from '../../ops/redis.ts';
+import { createQueueClient, type RedisConnection } from '@dirsync/jobs';
 import { authenticate, dashboardRealm } from '../auth.ts';
 import { ProblemError, sendProblem } from '../problems.ts';
 
@@ -14,7 +12,7 @@ import { ProblemError, sendProblem } from '../problems.ts';
 export const dashboardPath = '/admin/queues';
 
 /**
- * Mounts Bull Board for every dirsync queue at {@link dashboardPath}. It shows every account's
+ * Mounts Bull Board for every dirsync queue (each sync shard, control, rotation) at {@link dashboardPath}. It shows every account's
  * jobs, so only platform keys (no account) with the `admin` scope may open it; a browser is asked
  * for the key with a Basic challenge (any user name, the key as password). Returns a function
  * that closes its queue connections.
@@ -23,9 +21,8 @@ export async function registerDashboard(
   app: FastifyInstance,
   deps: { db: Db; connection: RedisConnection; prefix?: string | undefined; logger: Logger },
 ): Promise<() => Promise<void>> {
-  const redis = openRedis(deps.connection);
-  const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection: redis, prefix: deps.prefix ?? DEFAULT_QUEUE_PREFIX }));
-  for (const queue of queues) queue.on('error', () => {});
+  const client = createQueueClient({ connection: deps.connection, prefix: deps.prefix });
+  const queues = client.allQueues();
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(dashboardPath);
   createBullBoard({
@@ -53,7 +50,6 @@ export async function registerDashboard(
     },
   );
   return async () => {
-    await Promise.all(queues.map((queue) => queue.close()));
-    await redis.quit().catch(() => redis.disconnect());
+    await client.close();
   };
 }
