@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@dirsync/jobs';
 import { ldap } from '@dirsync/providers';
 
 /**
@@ -144,7 +144,7 @@ export interface HeldSlot {
  * stored and the returned slot is a no-op.
  */
 export async function tryAcquireSlot(
-  redis: Redis,
+  redis: RedisClient,
   key: string,
   limit: number,
   timing: Pick<SyncLimits, 'leaseMs' | 'renewEveryMs'> = DEFAULT_SYNC_LIMITS,
@@ -187,7 +187,7 @@ export async function tryAcquireSlot(
 }
 
 /** Slots currently leased at `key` (expired leases not counted). */
-export async function countSlots(redis: Redis, key: string): Promise<number> {
+export async function countSlots(redis: RedisClient, key: string): Promise<number> {
   return Number(await redis.eval(countScript, 1, key));
 }
 
@@ -219,7 +219,7 @@ export interface HeldSlots {
  * waits never holds a slot another sync could use.
  */
 export async function acquireSyncSlots(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   request: SlotRequest,
   limits: SyncLimits,

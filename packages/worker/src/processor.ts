@@ -1,5 +1,4 @@
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import {
   type Db,
@@ -11,7 +10,7 @@ import {
   type Run,
   withIntegrationSecret,
 } from '@dirsync/db';
-import { parseSyncJob, releaseWaitingSlot, type SyncJobData } from '@dirsync/jobs';
+import { parseSyncJob, type RedisClient, releaseWaitingSlot, type SyncJobData } from '@dirsync/jobs';
 import type { Cursor, Provider } from '@dirsync/providers';
 import { classifyFailure } from './failure.ts';
 import { acquireSyncSlots, directoryHostOf, resolveSyncLimits, type SlotsOutcome, slotRetryDelayMs, type SyncLimitOptions } from './limits.ts';
@@ -37,7 +36,7 @@ export type ProviderFactory = (
 export interface SyncProcessorOptions {
   readonly db: Db;
   /** Connection used for the integration locks. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** BullMQ key prefix; the locks live under it. */
   readonly prefix: string;
   readonly keyRing: KeyRing;
