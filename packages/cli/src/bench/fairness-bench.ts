@@ -25,6 +25,8 @@ export interface FairnessBenchOptions {
   /** Worker processes, and sync slots of each. */
   readonly workers: number;
   readonly concurrency: number;
+  /** Limits of the second pass (the first runs without any). */
+  readonly limits: { readonly accountConcurrency: number; readonly accountFullConcurrency: number; readonly hostConcurrency: number; readonly retrySeconds: number };
   readonly databaseUrl: string;
   readonly redisUrl: string;
   readonly resultsDir: string;
@@ -249,11 +251,13 @@ export async function runFairnessBench(options: FairnessBenchOptions): Promise<F
       DIRSYNC_ACCOUNT_FULL_CONCURRENCY: '0',
       DIRSYNC_HOST_CONCURRENCY: '0',
     });
-    log('pass 2: default limits');
+    const { limits } = options;
+    log(`pass 2: limits account ${limits.accountConcurrency}, full ${limits.accountFullConcurrency}, server ${limits.hostConcurrency}, retry ${limits.retrySeconds} s`);
     const withLimits = await runPass(options, context, 'limited', {
-      DIRSYNC_ACCOUNT_CONCURRENCY: '4',
-      DIRSYNC_ACCOUNT_FULL_CONCURRENCY: '1',
-      DIRSYNC_HOST_CONCURRENCY: '4',
+      DIRSYNC_ACCOUNT_CONCURRENCY: String(limits.accountConcurrency),
+      DIRSYNC_ACCOUNT_FULL_CONCURRENCY: String(limits.accountFullConcurrency),
+      DIRSYNC_HOST_CONCURRENCY: String(limits.hostConcurrency),
+      DIRSYNC_LIMIT_RETRY_SECONDS: String(limits.retrySeconds),
     });
     const hosts = { [new URL(big.url).host]: 'big', [new URL(small.url).host]: 'small' };
     const row = (name: string, figures: FairnessFigures) => [
@@ -272,7 +276,7 @@ export async function runFairnessBench(options: FairnessBenchOptions): Promise<F
     log(
       `\n${table(
         ['limits', 'delta wait p50', 'delta wait p99', 'full wait max', 'delta / full run p50', 'makespan', 'max syncs per server', 'max per account', 'failed'],
-        [row('none', withoutLimits), row('default', withLimits)],
+        [row('none', withoutLimits), row('limited', withLimits)],
       )}\n`,
     );
     const { databaseUrl: _d, redisUrl: _r, resultsDir: _o, log: _l, ...scenario } = options;

@@ -87,6 +87,13 @@ export function registerBenchCommand(program: Command): void {
           deltasPerAccount: positive('--deltas', options.deltas),
           workers: positive('--workers', options.workers),
           concurrency: positive('--concurrency', options.concurrency),
+          // The limited pass runs with the limits this environment configures (the defaults when unset).
+          limits: {
+            accountConcurrency: config.DIRSYNC_ACCOUNT_CONCURRENCY,
+            accountFullConcurrency: config.DIRSYNC_ACCOUNT_FULL_CONCURRENCY,
+            hostConcurrency: config.DIRSYNC_HOST_CONCURRENCY,
+            retrySeconds: config.DIRSYNC_LIMIT_RETRY_SECONDS,
+          },
           databaseUrl: options.database,
           redisUrl: config.REDIS_URL,
           resultsDir,
