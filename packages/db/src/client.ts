@@ -60,7 +60,8 @@ export function poolOptions(options: ConnectOptions = {}): postgres.Options<Reco
     max: options.max ?? 10,
     ...(idle > 0 ? { idle_timeout: idle } : {}),
     connect_timeout: options.connectTimeoutSeconds ?? 5,
-    prepare: !pgbouncer,
+    // Only ever turned off: a URL's own `?prepare=false` still counts without the setting.
+    ...(pgbouncer ? { prepare: false } : {}),
     onnotice: () => {},
     connection: {
       application_name: options.applicationName ?? 'dirsync',

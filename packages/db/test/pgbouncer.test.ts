@@ -74,7 +74,8 @@ test('a fresh database is created and migrated through PgBouncer, by three migra
 test('the pool sends no prepared statements and no statement_timeout startup parameter in PgBouncer mode', async () => {
   expect(poolOptions({ pgbouncer: true, statementTimeoutSeconds: 30 })).toMatchObject({ prepare: false, connection: { application_name: 'dirsync' } });
   expect(poolOptions({ pgbouncer: true, statementTimeoutSeconds: 30 }).connection).not.toHaveProperty('statement_timeout');
-  expect(poolOptions({ statementTimeoutSeconds: 30 })).toMatchObject({ prepare: true, connection: { statement_timeout: 30_000 } });
+  expect(poolOptions({ statementTimeoutSeconds: 30 })).toMatchObject({ connection: { statement_timeout: 30_000 } });
+  expect(poolOptions({ statementTimeoutSeconds: 30 })).not.toHaveProperty('prepare');
 
   const database = await createTestDatabase('pgb_params');
   // Without the setting PgBouncer refuses the connection outright: the reason the setting exists.
