@@ -90,7 +90,7 @@ export const configSchema = z.object({
     .number()
     .min(0.1, 'DIRSYNC_LIMIT_RETRY_SECONDS must be 0.1–300')
     .max(300, 'DIRSYNC_LIMIT_RETRY_SECONDS must be 0.1–300')
-    .default(2),
+    .default(1),
   /** Entries one sync run may fetch before it fails (a directory that never stops answering). */
   DIRSYNC_MAX_OBJECTS_PER_RUN: z.coerce
     .number()

@@ -22,7 +22,7 @@ export interface SyncLimits {
   readonly leaseMs: number;
   /** How often a running sync renews its leases (default 10 s). */
   readonly renewEveryMs: number;
-  /** Mean delay before a sync that found no free slot tries again (default 2 s, ±50 % jitter). */
+  /** Mean delay before a sync that found no free slot tries again (default 1 s, ±50 % jitter). */
   readonly retryDelayMs: number;
 }
 
@@ -33,7 +33,7 @@ export const DEFAULT_SYNC_LIMITS: SyncLimits = {
   hostConcurrency: 4,
   leaseMs: 30_000,
   renewEveryMs: 10_000,
-  retryDelayMs: 2_000,
+  retryDelayMs: 1_000,
 };
 
 /** {@link SyncLimits} as configured: anything left out (or undefined) takes its default. */
