@@ -1,3 +1,4 @@
+import { CronExpressionParser } from 'cron-parser';
 import {
   cronIntervalMs,
   DEFAULT_DELTA_CRON,
@@ -151,5 +152,25 @@ describe('cronIntervalMs', () => {
 
   test('throws InvalidCronError for a bad expression', () => {
     expect(() => cronIntervalMs('61 * * * *')).toThrow(InvalidCronError);
+  });
+});
+
+describe('slot answers kept between calls', () => {
+  // The latest and next slots are kept as pairs of consecutive slots; asked in any order, across
+  // a daylight-saving change, they must equal what the parser says each time.
+  test.each([
+    ['*/7 * * * *', 'UTC'],
+    ['0 2 * * *', 'Europe/Berlin'],
+    ['30 1-3 * * *', 'Europe/Berlin'],
+    ['15,45 8-18 * * MON-FRI', 'America/New_York'],
+  ])('%s in %s', (cron, tz) => {
+    const from = at('2024-03-30T20:00:00Z').getTime();
+    // A fixed scramble of 600 times over two days (the Berlin clocks go forward on 31 March 2024).
+    const times = Array.from({ length: 600 }, (_, i) => new Date(from + ((i * 7919) % 600) * 288_000 + (i % 3) * 1000));
+    for (const time of times) {
+      const prev = CronExpressionParser.parse(cron, { currentDate: new Date(time.getTime() + 1), tz }).prev().toDate();
+      const next = CronExpressionParser.parse(cron, { currentDate: time, tz }).next().toDate();
+      expect([latestDueSlot(cron, time, tz).toISOString(), nextSlotAfter(cron, time, tz).toISOString()]).toEqual([prev.toISOString(), next.toISOString()]);
+    }
   });
 });
