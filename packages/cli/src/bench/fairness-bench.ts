@@ -44,7 +44,7 @@ export interface FairnessFigures {
   readonly runMs: { readonly deltaP50: number; readonly fullP50: number };
   /** First enqueue to last finish, milliseconds. */
   readonly makespanMs: number;
-  /** Most syncs running at once against each directory server (`host:port` → count). */
+  /** Most syncs running at once against each directory server (`big` or `small` → count). */
   readonly maxConcurrentPerHost: Record<string, number>;
   /** Most syncs, and most full syncs, of one account running at once. */
   readonly maxConcurrentPerAccount: number;
@@ -108,7 +108,7 @@ interface Planned {
  */
 async function runPass(
   options: FairnessBenchOptions,
-  context: { db: Db; ring: KeyRing; secretKey: string; big: SlapdServer; small: SlapdServer; dir: string },
+  context: { db: Db; ring: KeyRing; secretKey: string; big: SlapdServer; small: SlapdServer; dir: string; hostLabels: Record<string, string> },
   label: string,
   limitEnv: Record<string, string>,
 ): Promise<FairnessFigures> {
@@ -203,7 +203,7 @@ async function runPass(
       fullWaitMs: { p50: percentile(fullWaits, 0.5), max: fullWaits.at(-1) ?? 0 },
       runMs: { deltaP50: percentile(took(deltaIds), 0.5), fullP50: percentile(took(fullIds), 0.5) },
       makespanMs: Math.max(...runs.map((run) => run.finishedAt?.getTime() ?? started)) - started,
-      maxConcurrentPerHost: Object.fromEntries([...perHost].map(([host, hostRuns]) => [host, maxOverlap(hostRuns)])),
+      maxConcurrentPerHost: Object.fromEntries([...perHost].map(([host, hostRuns]) => [context.hostLabels[host] ?? host, maxOverlap(hostRuns)])),
       maxConcurrentPerAccount: Math.max(...[...perAccount.values()].map(maxOverlap)),
       maxConcurrentFullsPerAccount: Math.max(...[...perAccount.values()].map((accountRuns) => maxOverlap(accountRuns.filter((run) => run.mode === 'full')))),
       failedRuns: runs.filter((run) => run.status !== 'succeeded').length,
@@ -244,7 +244,8 @@ export async function runFairnessBench(options: FairnessBenchOptions): Promise<F
     log(`starting slapd: ${options.bigUsers} users for the full syncs, ${smallUsers} for the deltas`);
     big = await startSlapd({ data: { users: options.bigUsers, groups: 50, membersPerGroup: 50, timestamp } });
     small = await startSlapd({ data: { users: smallUsers, groups: 10, membersPerGroup: 20, timestamp } });
-    const context = { db, ring, secretKey, big, small, dir };
+    const hostLabels = { [new URL(big.url).host]: 'big', [new URL(small.url).host]: 'small' };
+    const context = { db, ring, secretKey, big, small, dir, hostLabels };
     log('pass 1: no limits');
     const withoutLimits = await runPass(options, context, 'unlimited', {
       DIRSYNC_ACCOUNT_CONCURRENCY: '0',
@@ -259,7 +260,6 @@ export async function runFairnessBench(options: FairnessBenchOptions): Promise<F
       DIRSYNC_HOST_CONCURRENCY: String(limits.hostConcurrency),
       DIRSYNC_LIMIT_RETRY_SECONDS: String(limits.retrySeconds),
     });
-    const hosts = { [new URL(big.url).host]: 'big', [new URL(small.url).host]: 'small' };
     const row = (name: string, figures: FairnessFigures) => [
       name,
       `${figures.deltaWaitMs.p50} ms`,
@@ -268,7 +268,7 @@ export async function runFairnessBench(options: FairnessBenchOptions): Promise<F
       `${figures.runMs.deltaP50} / ${figures.runMs.fullP50} ms`,
       `${figures.makespanMs} ms`,
       Object.entries(figures.maxConcurrentPerHost)
-        .map(([host, count]) => `${hosts[host] ?? host}=${count}`)
+        .map(([host, count]) => `${host}=${count}`)
         .join(' '),
       `${figures.maxConcurrentPerAccount} (${figures.maxConcurrentFullsPerAccount} full)`,
       figures.failedRuns,
