@@ -94,7 +94,8 @@ test('sync requests are deduplicated while one waits; a full request upgrades a 
   expect(full).toMatchObject({ runId: first.runId, mode: 'full', deduplicated: true, upgraded: true });
   const dry = await adminA.requestSync(integration.id, { mode: 'full', dryRun: true });
   expect(dry.runId).not.toBe(first.runId);
-  expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 2 });
+  // Sync jobs carry a priority, so waiting ones sit in BullMQ's prioritized set.
+  expect(await queue.getJobCounts('waiting', 'prioritized')).toEqual({ waiting: 0, prioritized: 2 });
 
   const run = await adminA.getRun(first.runId);
   expect(run).toMatchObject({ status: 'queued', trigger: 'api', requestedBy: expect.stringMatching(/^api-key:admin/), integrationId: integration.id });

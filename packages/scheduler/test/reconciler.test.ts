@@ -196,7 +196,8 @@ test('Redis loses its data (FLUSHALL on a throwaway server): queued runs are enq
   expect(passes.flatMap((p) => p.failed)).toEqual([]);
   for (const runId of [keptRun, lostRun]) {
     expect(await getRun(db, runId)).toMatchObject({ status: 'queued', requeuedAt: expect.any(Date) });
-    expect(await queue.getJobState(runJobId(runId))).toBe('waiting');
+    // Waiting with its priority (sync jobs always carry one).
+    expect(await queue.getJobState(runJobId(runId))).toBe('prioritized');
   }
 
   // One job vanishes again: the run was given its one second chance, so it fails and says why.
