@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { MAX_SYNC_SHARDS, parseShardSelection, type RedisSettings } from '@dirsync/jobs';
 import { parseCidrList } from '@dirsync/providers';
 
 const cronish = z.string().trim().min(1);
@@ -14,11 +15,29 @@ export const configSchema = z.object({
     .url('DATABASE_URL must be a postgres:// URL')
     .refine((v) => /^postgres(ql)?:\/\//.test(v), 'DATABASE_URL must be a postgres:// URL')
     .default('postgres://postgres@127.0.0.1:5432/dirsync'),
+  /**
+   * `redis://` or `rediss://` (TLS) URL, with user name and password when the service needs them.
+   * In cluster mode one or more seed nodes, comma-separated.
+   */
   REDIS_URL: z
     .string()
-    .url('REDIS_URL must be a redis:// URL')
-    .refine((v) => /^rediss?:\/\//.test(v), 'REDIS_URL must be a redis:// or rediss:// URL')
+    .trim()
+    .refine(
+      (v) => v.split(',').every((entry) => /^rediss?:\/\/[^\s,]+$/.test(entry.trim()) && URL.canParse(entry.trim())),
+      'REDIS_URL must be a redis:// or rediss:// URL (in cluster mode: one or more, comma-separated)',
+    )
     .default('redis://127.0.0.1:6379'),
+  /** `cluster` for a Redis Cluster (queue keys are hash-tagged; REDIS_URL lists seed nodes). */
+  DIRSYNC_REDIS_MODE: z.enum(['standalone', 'cluster'], { message: 'DIRSYNC_REDIS_MODE must be standalone or cluster' }).default('standalone'),
+  /** Queues the sync queue is split into; 1 is the single queue of earlier versions. Every process must agree. */
+  DIRSYNC_SYNC_SHARDS: z.coerce
+    .number()
+    .int()
+    .min(1, `DIRSYNC_SYNC_SHARDS must be 1–${MAX_SYNC_SHARDS}`)
+    .max(MAX_SYNC_SHARDS, `DIRSYNC_SYNC_SHARDS must be 1–${MAX_SYNC_SHARDS}`)
+    .default(1),
+  /** Sync shards a worker consumes, e.g. `0-3,7`; empty (the default) or `all`: every shard. */
+  DIRSYNC_WORKER_SHARDS: z.string().trim().default(''),
   /** Connections each process keeps at most in its PostgreSQL pool. */
   DIRSYNC_DB_POOL_MAX: z.coerce.number().int().min(1, 'DIRSYNC_DB_POOL_MAX must be 1–1000').max(1000, 'DIRSYNC_DB_POOL_MAX must be 1–1000').default(10),
   /** Seconds an unused PostgreSQL connection stays open before the pool closes it (0: never). */
@@ -63,7 +82,14 @@ export const configSchema = z.object({
     .optional()
     .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [])),
   /** BullMQ key prefix, to run several installations on one Redis. */
-  DIRSYNC_QUEUE_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'DIRSYNC_QUEUE_PREFIX: letters, digits, _ . - only').default('dirsync'),
+  /**
+   * BullMQ key prefix, to run several installations on one Redis. A `{…}` hash tag is accepted
+   * (every queue then lives in that one cluster slot; without one, cluster mode tags each queue).
+   */
+  DIRSYNC_QUEUE_PREFIX: z
+    .string()
+    .regex(/^(?:[A-Za-z0-9_.-]|\{[A-Za-z0-9_.-]+\})+$/, 'DIRSYNC_QUEUE_PREFIX: letters, digits, _ . - only, with at most whole {…} hash tags')
+    .default('dirsync'),
   DIRSYNC_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   /**
    * Syncs of one account running at once across every worker (0: unlimited), so one customer's
@@ -192,7 +218,33 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       }),
     );
   }
+  const redisProblems = redisSettingProblems(parsed.data);
+  if (redisProblems.length > 0) throw new ConfigurationError(redisProblems);
   return parsed.data;
+}
+
+// Checks that relate several Redis settings to each other.
+function redisSettingProblems(config: Config): string[] {
+  const problems: string[] = [];
+  if (config.DIRSYNC_REDIS_MODE === 'standalone' && config.REDIS_URL.includes(',')) {
+    problems.push('REDIS_URL lists several nodes: set DIRSYNC_REDIS_MODE=cluster for a Redis Cluster, or give one URL');
+  }
+  try {
+    parseShardSelection(config.DIRSYNC_WORKER_SHARDS, config.DIRSYNC_SYNC_SHARDS);
+  } catch (error) {
+    problems.push(`DIRSYNC_WORKER_SHARDS: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return problems;
+}
+
+/** The Redis settings every queue client and worker of the process is given. */
+export function redisSettingsOf(config: Config): RedisSettings {
+  return { url: config.REDIS_URL, mode: config.DIRSYNC_REDIS_MODE, syncShards: config.DIRSYNC_SYNC_SHARDS };
+}
+
+/** The sync shards a worker of this process consumes (`DIRSYNC_WORKER_SHARDS`). */
+export function workerShardsOf(config: Config): number[] {
+  return parseShardSelection(config.DIRSYNC_WORKER_SHARDS, config.DIRSYNC_SYNC_SHARDS);
 }
 
 /**

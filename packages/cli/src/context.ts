@@ -2,7 +2,7 @@ import { close, connect, createKeyRing, type Db, type KeyRing } from '@dirsync/d
 import { createEnqueueClient, type EnqueueClient } from '@dirsync/jobs';
 import { DestinationPolicy, platformEndpointsOf } from '@dirsync/providers';
 import pino, { type Logger } from 'pino';
-import { loadConfig, type Config } from './config.ts';
+import { loadConfig, redisSettingsOf, type Config } from './config.ts';
 import { UserError } from './errors.ts';
 
 /**
@@ -63,7 +63,7 @@ export function createContext(env: Record<string, string | undefined> = process.
       return ring;
     },
     enqueue() {
-      enqueue ??= createEnqueueClient({ connection: config.REDIS_URL, prefix: config.DIRSYNC_QUEUE_PREFIX });
+      enqueue ??= createEnqueueClient({ connection: redisSettingsOf(config), prefix: config.DIRSYNC_QUEUE_PREFIX });
       return enqueue;
     },
     destinations() {

@@ -1,7 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
 import postgres from 'postgres';
 import {
   close,
@@ -15,7 +14,7 @@ import {
   type KeyRing,
   type Run,
 } from '@dirsync/db';
-import { createEnqueueClient, QUEUE_NAMES, type EnqueueClient, type SyncMode } from '@dirsync/jobs';
+import { createEnqueueClient, createQueueClient, type EnqueueClient, type SyncMode } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { waitFor } from '@dirsync/testkit';
 import { startService, type ChildService } from '../services.ts';
@@ -108,11 +107,9 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
       await close(db);
       await rm(dir, { recursive: true, force: true });
       // Leave no benchmark queue keys behind.
-      for (const name of QUEUE_NAMES) {
-        const queue = new Queue(name, { connection: { url: options.redisUrl }, prefix });
-        await queue.obliterate({ force: true }).catch(() => undefined);
-        await queue.close();
-      }
+      const queues = createQueueClient({ connection: options.redisUrl, prefix });
+      for (const queue of queues.allQueues()) await queue.obliterate({ force: true }).catch(() => undefined);
+      await queues.close();
     },
   };
 }

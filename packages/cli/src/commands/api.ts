@@ -7,6 +7,7 @@ import type { Context } from '../context.ts';
 import { serveOpsPort } from '../ops-server.ts';
 import { UserError } from '../errors.ts';
 import { table } from '../format.ts';
+import { redisSettingsOf } from '../config.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -39,7 +40,7 @@ export async function startHttpServer(
   const { config } = ctx;
   const server = await createApiServer({
     db: ctx.db(),
-    connection: config.REDIS_URL,
+    connection: redisSettingsOf(config),
     prefix: config.DIRSYNC_QUEUE_PREFIX,
     logger,
     keyRing: config.DIRSYNC_SECRET_KEY ? ctx.keyRing() : undefined,

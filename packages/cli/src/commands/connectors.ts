@@ -27,6 +27,7 @@ import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker'
 import type { Context } from '../context.ts';
 import { UserError } from '../errors.ts';
 import { keyValues, table } from '../format.ts';
+import { redisSettingsOf } from '../config.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -352,7 +353,10 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         }
         // This process sits above the worker package: it redeems the sign-in and asks the tenant
         // for a token itself.
-        const outcome = await verifyTenantConsent({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() }, answer.request.nonce);
+        const outcome = await verifyTenantConsent(
+          { db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations(), propagationWaitMs: ctx.config.DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS * 1000 },
+          answer.request.nonce,
+        );
         if (outcome.outcome === 'granted') {
           console.log(`consent granted by tenant ${tenantId}${outcome.tenantGuid ? ` (${outcome.tenantGuid})` : ''}: its administrator signed in and the token carries the required permissions`);
           return;
@@ -400,7 +404,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
       withContext(async (ctx) => {
         const c = await requireConnector(ctx.db(), idOrName);
         if (flags.queue) {
-          const client = createRotationEnqueueClient({ connection: ctx.config.REDIS_URL, prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
+          const client = createRotationEnqueueClient({ connection: redisSettingsOf(ctx.config), prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
           try {
             const job = await client.enqueueRotation({ connectorId: c.id, trigger: 'manual', requestedBy: 'cli' });
             console.log(`rotation queued: job ${job.jobId}`);

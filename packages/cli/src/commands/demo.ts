@@ -59,6 +59,8 @@ function demoServiceEnv(ctx: Context): Record<string, string> {
   return {
     DATABASE_URL: ctx.config.DATABASE_URL,
     REDIS_URL: ctx.config.REDIS_URL,
+    DIRSYNC_REDIS_MODE: ctx.config.DIRSYNC_REDIS_MODE,
+    DIRSYNC_SYNC_SHARDS: String(ctx.config.DIRSYNC_SYNC_SHARDS),
     DIRSYNC_QUEUE_PREFIX: ctx.config.DIRSYNC_QUEUE_PREFIX,
     DIRSYNC_SECRET_KEY: ctx.config.DIRSYNC_SECRET_KEY ?? '',
     DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',

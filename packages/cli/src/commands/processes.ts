@@ -4,6 +4,7 @@ import { createEntraAwareProviderFactory, createReadinessProbe, createWorker, cr
 import { serveOpsPort } from '../ops-server.ts';
 import type { Context } from '../context.ts';
 import { startHttpServer } from './api.ts';
+import { redisSettingsOf, workerShardsOf } from '../config.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -51,7 +52,8 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         const metrics = createWorkerMetrics({ db: ctx.db() });
         const worker = createWorker({
           db: ctx.db(),
-          redisUrl: ctx.config.REDIS_URL,
+          connection: redisSettingsOf(ctx.config),
+          shards: workerShardsOf(ctx.config),
           prefix: ctx.config.DIRSYNC_QUEUE_PREFIX,
           concurrency: ctx.config.DIRSYNC_WORKER_CONCURRENCY,
           keyRing: ctx.keyRing(),
@@ -118,7 +120,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         };
         const scheduler = createScheduler({
           db: ctx.db(),
-          connection: ctx.config.REDIS_URL,
+          connection: redisSettingsOf(ctx.config),
           prefix: ctx.config.DIRSYNC_QUEUE_PREFIX,
           tickCron: ctx.config.DIRSYNC_SCHEDULER_TICK,
           logger,

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { Queue } from 'bullmq';
 import { getRun, requireIntegration, type Run } from '@dirsync/db';
-import { SYNC_QUEUE, type SyncMode, type SyncTrigger } from '@dirsync/jobs';
+import { createQueueClient, type SyncMode, type SyncTrigger } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
+import { redisSettingsOf } from '../config.ts';
 import type { Context } from '../context.ts';
 import { UserError } from '../errors.ts';
 import { progressBar } from '../format.ts';
@@ -47,7 +47,7 @@ export async function waitForRun(
   options: { quiet?: boolean; timeoutMs?: number } = {},
 ): Promise<Run | undefined> {
   const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
-  const queue = new Queue(SYNC_QUEUE, { connection: { url: ctx.config.REDIS_URL }, prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
+  const queues = createQueueClient({ connection: redisSettingsOf(ctx.config), prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
   const tty = process.stderr.isTTY && !options.quiet;
   try {
     for (;;) {
@@ -57,7 +57,8 @@ export async function waitForRun(
         return run;
       }
       if (tty) {
-        const job = await queue.getJob(jobId);
+        // The job sits on its integration's shard, named by the run row.
+        const job = run === undefined ? undefined : await queues.queueOf('sync', run.integrationId).getJob(jobId);
         const progress = job?.progress as { processed?: number; total?: number } | undefined;
         const state = run?.status === 'retrying' ? `retrying (attempt ${run.attempt} of ${run.maxAttempts ?? '?'})` : (run?.status ?? 'queued');
         process.stderr.write(`\r\x1b[K${state} ${progressBar(progress?.processed ?? 0, progress?.total)}`);
@@ -69,7 +70,7 @@ export async function waitForRun(
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   } finally {
-    await queue.close();
+    await queues.close();
   }
 }
 
