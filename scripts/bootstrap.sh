@@ -79,8 +79,11 @@ ensure_postgres() {
 }
 
 ensure_redis() {
-  port_open 6379 && return 0
+  # The cluster tests start their own 3-node Redis Cluster (redis-server --cluster-enabled,
+  # joined by redis-cli --cluster create): both programs are needed even when Redis runs.
   command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools
+  port_open 6379 && return 0
   log "starting Redis"
   mkdir -p /var/lib/redis /var/log/redis
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
