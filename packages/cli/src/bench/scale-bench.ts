@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -126,18 +126,64 @@ async function wipeQueues(redis: Redis, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** Connections per client name in `CLIENT LIST`, and the total. */
-async function redisConnections(redis: Redis): Promise<{ total: number; byName: Record<string, number> }> {
-  const list = String(await redis.call('CLIENT', 'LIST'));
-  const byName: Record<string, number> = {};
-  let total = 0;
-  for (const line of list.split('\n')) {
-    if (line.trim() === '') continue;
-    total += 1;
-    const name = /(?:^| )name=(\S*)/.exec(line)?.[1] || '(unnamed)';
-    byName[name] = (byName[name] ?? 0) + 1;
+/** Socket inodes each process holds (from /proc/<pid>/fd). */
+async function socketInodes(pid: number): Promise<Set<string>> {
+  const inodes = new Set<string>();
+  const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+  for (const fd of fds) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    if (inode) inodes.add(inode);
   }
-  return { total, byName };
+  return inodes;
+}
+
+/** Local TCP port → socket inode, from /proc/net/tcp and tcp6. */
+async function tcpInodesByLocalPort(): Promise<Map<number, string[]>> {
+  const byPort = new Map<number, string[]>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const text = await readFile(file, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1];
+      const inode = fields[9];
+      if (!local || !inode) continue;
+      const port = parseInt(local.slice(local.lastIndexOf(':') + 1), 16);
+      byPort.set(port, [...(byPort.get(port) ?? []), inode]);
+    }
+  }
+  return byPort;
+}
+
+/**
+ * Redis connections per benchmark process: each `CLIENT LIST` entry's client port is matched to
+ * the process holding that socket, so connections of anything else using the same Redis are
+ * counted apart (`other`).
+ */
+async function redisConnections(redis: Redis, services: readonly ChildService[]): Promise<{ total: number; ours: number; byProcess: Record<string, number> }> {
+  const list = String(await redis.call('CLIENT', 'LIST'));
+  const byPort = await tcpInodesByLocalPort();
+  const owners = await Promise.all(
+    [...services.map((service) => ({ name: service.name, pid: service.child.pid })), { name: 'bench', pid: process.pid }].map(async (owner) => ({
+      name: owner.name,
+      inodes: owner.pid === undefined ? new Set<string>() : await socketInodes(owner.pid),
+    })),
+  );
+  const byProcess: Record<string, number> = {};
+  let total = 0;
+  let ours = 0;
+  for (const line of list.split('\n')) {
+    const port = /(?:^| )addr=\S+:(\d+)(?: |$)/.exec(line)?.[1];
+    if (port === undefined) continue;
+    total += 1;
+    const inodes = byPort.get(Number(port)) ?? [];
+    const owner = owners.find((candidate) => inodes.some((inode) => candidate.inodes.has(inode)))?.name ?? 'other';
+    // One line per role: scheduler-0 and scheduler-1 are both "scheduler".
+    const role = owner.replace(/-\d+$/, '');
+    if (owner !== 'other') ours += 1;
+    byProcess[role] = (byProcess[role] ?? 0) + 1;
+  }
+  return { total, ours, byProcess };
 }
 
 /** Backends on the benchmark database per `application_name`. */
@@ -282,7 +328,7 @@ export async function runScaleBench(options: ScaleBenchOptions): Promise<Record<
     }
     log(`  ${seconds(performance.now() - createStarted)}s`);
 
-    const baseline = { redis: await redisConnections(redis), postgres: await pgConnections(sql, database) };
+    const baseline = { redis: await redisConnections(redis, []), postgres: await pgConnections(sql, database) };
     for (let i = 0; i < (options.ticksOnly ? 0 : options.workers); i++) {
       const logFile = join(dir, `worker-${i}.log`);
       processes.logs.workers.push(logFile);
@@ -303,6 +349,7 @@ export async function runScaleBench(options: ScaleBenchOptions): Promise<Record<
       );
     }
     log(`starting ${processes.workers.length} workers (concurrency ${options.workerConcurrency}) and ${processes.schedulers.length} scheduler replicas…`);
+    const services = () => [...processes.schedulers, ...processes.workers];
     const alive = () => {
       for (const service of [...processes.schedulers, ...processes.workers]) {
         if (service.child.exitCode !== null || service.child.signalCode !== null) {
@@ -345,7 +392,7 @@ export async function runScaleBench(options: ScaleBenchOptions): Promise<Record<
         intervalMs: 200,
         what: 'a few quiet ticks',
       });
-      connections = { redis: await redisConnections(redis), postgres: await pgConnections(sql, database) };
+      connections = { redis: await redisConnections(redis, services()), postgres: await pgConnections(sql, database) };
       await sql`update sync_runs set status = 'failed', error = 'benchmark reset', finished_at = now() where status = 'queued'`;
       await wipeQueues(redis, prefix);
       const before = await runCount(sql`trigger = 'schedule'`);
@@ -393,7 +440,7 @@ export async function runScaleBench(options: ScaleBenchOptions): Promise<Record<
           { timeoutMs: 20 * 60_000, intervalMs: 500, what: 'the first full syncs to finish' },
         );
         log(`  first fulls done after ${seconds(performance.now() - started)}s; ${options.steadySeconds}s of steady state…`);
-        connections = { redis: await redisConnections(redis), postgres: await pgConnections(sql, database) };
+        connections = { redis: await redisConnections(redis, services()), postgres: await pgConnections(sql, database) };
         const steadyUntil = Date.now() + options.steadySeconds * 1000;
         await waitFor(
           () => {
@@ -464,8 +511,17 @@ export async function runScaleBench(options: ScaleBenchOptions): Promise<Record<
     log(table(['priority class', 'runs', 'p50 wait', 'p99 wait'], results.latency.map((l) => [l.class, l.runs, `${l.p50Seconds}s`, `${l.p99Seconds}s`])));
     if (results.syncs) log(`\nsyncs finished ${results.syncs.finished} (failed ${results.syncs.failed}), ${results.syncs.objects} objects, ${results.syncs.objectsPerSecond} objects/s`);
     if (connections) {
-      log(`connections during the run: Redis ${connections.redis.total} (baseline ${baseline.redis.total}), PostgreSQL ${connections.postgres.total} on ${database} (baseline ${baseline.postgres.total})`);
-      log(`  PostgreSQL by application: ${JSON.stringify(connections.postgres.byApplication)}`);
+      const perProcess = (count: number, of: number) => (of > 0 ? `${count} (${Math.round((count / of) * 10) / 10} per process)` : String(count));
+      const redisBy = connections.redis.byProcess;
+      const pgBy = connections.postgres.byApplication;
+      log(
+        `Redis connections: schedulers ${perProcess(redisBy['scheduler'] ?? 0, options.schedulers)}, workers ${perProcess(redisBy['worker'] ?? 0, processes.workers.length)}, ` +
+          `bench ${redisBy['bench'] ?? 0}; others on this Redis ${redisBy['other'] ?? 0}`,
+      );
+      log(
+        `PostgreSQL connections on ${database}: schedulers ${perProcess(pgBy['dirsync-scheduler'] ?? 0, options.schedulers)}, ` +
+          `workers ${perProcess(pgBy['dirsync-worker'] ?? 0, processes.workers.length)}, bench ${connections.postgres.total - (pgBy['dirsync-scheduler'] ?? 0) - (pgBy['dirsync-worker'] ?? 0)}`,
+      );
     }
     await mkdir(options.resultsDir, { recursive: true });
     const body = `${JSON.stringify(results, null, 2)}\n`;
