@@ -586,10 +586,19 @@ export interface ConsentRefusalPolicy {
   readonly graceMs: number;
   /** Refused runs in a row after the grace that revoke the consent (at least 1). */
   readonly failuresToRevoke: number;
+  /**
+   * Least time between two counted refusals (default 10 minutes): the retries of one run, which
+   * follow each other within seconds, count once, so a revocation takes refusals spread over
+   * `(failuresToRevoke - 1) × spacingMs` at least, not one short spell of 403s.
+   */
+  readonly spacingMs?: number | undefined;
 }
 
-/** 30 minutes of grace after the grant, then 3 refused runs in a row. */
-export const defaultConsentRefusalPolicy: ConsentRefusalPolicy = { graceMs: 30 * 60_000, failuresToRevoke: 3 };
+/** Default {@link ConsentRefusalPolicy.spacingMs}. */
+export const defaultConsentRefusalSpacingMs = 10 * 60_000;
+
+/** 30 minutes of grace after the grant, then 3 refused runs in a row at least 10 minutes apart. */
+export const defaultConsentRefusalPolicy: ConsentRefusalPolicy = { graceMs: 30 * 60_000, failuresToRevoke: 3, spacingMs: defaultConsentRefusalSpacingMs };
 
 /** What {@link recordConsentRefusal} decided. */
 export type ConsentRefusal =
@@ -619,22 +628,32 @@ export async function recordConsentRefusal(
   const graceMs = Math.max(0, Math.floor(policy.graceMs));
   // The database's clock, as for grantedAt itself.
   const pastGrace = sql<boolean>`coalesce(${entraConsents.grantedAt} <= now() - ${`${graceMs} milliseconds`}::interval, true)`;
+  const spacingMs = Math.max(0, Math.floor(policy.spacingMs ?? defaultConsentRefusalSpacingMs));
+  // `last_auth_failure_at` is the last counted refusal: one within the spacing is the same spell.
+  const spaced = sql<boolean>`coalesce(${entraConsents.lastAuthFailureAt} <= now() - ${`${spacingMs} milliseconds`}::interval, true)`;
+  const counts = sql<boolean>`(${pastGrace} and ${spaced})`;
   return db.transaction(async (tx) => {
     const [counted] = await tx
       .update(entraConsents)
       .set({
-        // Only refusals past the grace count towards the revocation.
-        authFailures: sql`case when ${pastGrace} then ${entraConsents.authFailures} + 1 else ${entraConsents.authFailures} end`,
-        lastAuthFailureAt: sql`now()`,
+        // Only refusals past the grace, and apart from the last counted one, count towards the revocation.
+        authFailures: sql`case when ${counts} then ${entraConsents.authFailures} + 1 else ${entraConsents.authFailures} end`,
+        lastAuthFailureAt: sql`case when ${counts} then now() else ${entraConsents.lastAuthFailureAt} end`,
         updatedAt: sql`now()`,
       })
       .where(and(eq(entraConsents.accountId, accountId), eq(entraConsents.connectorId, connectorId), namesTenant(tenant), eq(entraConsents.status, 'granted')))
-      .returning({ failures: entraConsents.authFailures, grantedAt: entraConsents.grantedAt, pastGrace });
+      .returning({
+        failures: entraConsents.authFailures,
+        grantedAt: entraConsents.grantedAt,
+        pastGrace,
+        // RETURNING sees the new row: a counted refusal stamped it with this transaction's now().
+        counted: sql<boolean>`coalesce(${entraConsents.lastAuthFailureAt} = now(), false)`,
+      });
     if (!counted) {
       await revokeFromWorker(tx, accountId, connectorId, tenant, description);
       return { revoked: true as const, failures: 0 };
     }
-    if (counted.pastGrace && counted.failures >= Math.max(1, policy.failuresToRevoke)) {
+    if (counted.pastGrace && counted.counted && counted.failures >= Math.max(1, policy.failuresToRevoke)) {
       await revokeFromWorker(tx, accountId, connectorId, tenant, description);
       return { revoked: true as const, failures: counted.failures };
     }

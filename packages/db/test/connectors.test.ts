@@ -366,8 +366,15 @@ describe('consent', () => {
     const integration = await createIntegration(db, { accountId, kind: 'entra_id', name: `grace ${c.id}`, settings: { tenantId: tenant, connectorId: c.id } });
     const within = await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403)', { graceMs: 3_600_000, failuresToRevoke: 2 });
     expect(within).toMatchObject({ revoked: false, failures: 0, graceEndsAt: expect.any(Date) });
-    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', authFailures: 0, lastAuthFailureAt: expect.any(Date) });
-    const past = { graceMs: 0, failuresToRevoke: 2 };
+    expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', authFailures: 0, lastAuthFailureAt: null });
+    // Refusals within the spacing of the last counted one are the same spell (a run's retries).
+    const spaced = { graceMs: 0, failuresToRevoke: 2, spacingMs: 3_600_000 };
+    expect(await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403)', spaced)).toMatchObject({ revoked: false, failures: 1 });
+    expect(await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403)', spaced)).toMatchObject({ revoked: false, failures: 1 });
+    expect(await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403)', spaced)).toMatchObject({ revoked: false, failures: 1 });
+    expect((await getConsent(db, accountId, c.id, tenant))?.status).toBe('granted');
+    await clearConsentRefusals(db, accountId, c.id, tenant);
+    const past = { graceMs: 0, failuresToRevoke: 2, spacingMs: 0 };
     expect(await recordConsentRefusal(db, accountId, c.id, tenant, 'Graph refused (403)', past)).toMatchObject({ revoked: false, failures: 1 });
     await clearConsentRefusals(db, accountId, c.id, tenant);
     expect(await getConsent(db, accountId, c.id, tenant)).toMatchObject({ status: 'granted', authFailures: 0, lastAuthFailureAt: null });

@@ -1,3 +1,4 @@
+import { get } from 'node:https';
 import {
   acceptConsentRedirect,
   type Connector,
@@ -206,4 +207,25 @@ test('two runs of one request: the one that finds the code taken waits for the o
   const pending = await createConsentRequest(world.db, world.ring, { accountId: world.accountId, connectorId: world.connector.id, tenantId: customer.tenantId });
   const consented = await acceptConsentRedirect(world.db, world.ring, new URL(await followConsentPage(pending.url, world.emulator.caPem)).searchParams);
   expect(await verify(consented.request.nonce)).toMatchObject({ outcome: 'not_granted', detail: expect.stringMatching(/has not signed in/) });
+}, timeoutMs);
+
+test('in the China cloud, whose id_tokens name another issuer host than the authority, the sign-in is verified against the published issuer', async () => {
+  const china = await startEntraWorld('consent_china', { cloud: 'china' });
+  try {
+    const tenant = china.emulator.createTenant();
+    expect(await china.grantConsent(tenant.tenantId)).toMatchObject({ outcome: 'granted' });
+    expect(await hasGrantedConsent(china.db, china.accountId, china.connector.id, tenant.tenantId)).toBe(true);
+    // The authority publishes an issuer on another host than its own, which the check followed.
+    const url = `${china.emulator.authorityHost}/${tenant.tenantId}/v2.0/.well-known/openid-configuration`;
+    const metadata = await new Promise<{ issuer: string }>((resolve, reject) => {
+      get(url, { ca: china.emulator.caPem }, (response) => {
+        let text = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk)).on('end', () => resolve(JSON.parse(text) as { issuer: string }));
+      }).on('error', reject);
+    });
+    expect(metadata.issuer).toBe(`https://login.partner.microsoftonline.cn/${tenant.tenantId}/v2.0`);
+    expect(new URL(china.emulator.authorityHost).host).not.toBe('login.partner.microsoftonline.cn');
+  } finally {
+    await china.close();
+  }
 }, timeoutMs);

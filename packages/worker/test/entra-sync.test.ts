@@ -44,7 +44,7 @@ let groupIds: readonly string[];
 const waits: number[] = [];
 let clock = new Date();
 /** The worker's consent refusal policy; tests end the grace by setting graceMs to 0. */
-const refusal = { graceMs: 30 * 60_000, failuresToRevoke: 2 };
+const refusal = { graceMs: 30 * 60_000, failuresToRevoke: 2, spacingMs: 0 };
 
 async function sync(mode: 'full' | 'delta', id = integrationId, attempts = 1): Promise<Run & { attemptsMade: number }> {
   const runId = randomUUID();

@@ -75,6 +75,13 @@ test('a rotation waits for the home tenant to accept the new key; a customer ten
   // moment the key was added): the sync gets its token with the previous key.
   offsetMs = 0;
   expect(await readCustomer()).toBe('fallback');
+  // An administrator consenting in a tenant the new key has not reached is verified with the
+  // previous key: the new one is refused there, the previous one redeems the code.
+  const consenting = world.emulator.createTenant();
+  expect(await world.grantConsent(consenting.tenantId)).toMatchObject({ outcome: 'granted' });
+  const redemptions = world.emulator.requestsTo('login', `/${consenting.tenantId}/oauth2/v2.0/token`).map((r) => r.status);
+  expect(redemptions).toContain(401);
+  expect(redemptions.at(-1)).toBe(200);
   // Once the key has reached it, the new key is used.
   offsetMs = propagationMs + 1_000;
   expect(await readCustomer()).toBe('primary');
@@ -99,3 +106,4 @@ test('the next rotation removes only the key before the previous one: the fallba
   // Rolling its own keys needed no permission and no read of the app registration.
   expect(world.emulator.requestsTo('graph', `/applications/${world.app.objectId}`).filter((r) => r.method === 'GET')).toEqual([]);
 }, timeoutMs);
+

@@ -63,6 +63,8 @@ export async function createCliEnvironment(label: string): Promise<CliEnvironmen
     DIRSYNC_SCHEDULER_API: 'false',
     // Every test server (slapd, Samba, the Entra emulator) listens on loopback.
     DIRSYNC_ALLOWED_NETWORKS: testAllowedNetworksSetting,
+    // Refused consents are recorded after a short wait for permissions to propagate.
+    DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS: '2',
   };
   const lines: string[] = [];
   const workers: CliWorker[] = [];

@@ -622,7 +622,7 @@ export class GraphClient {
           { status, entraCode: failure.code },
         );
       }
-      if (status === 410 || (status === 400 && syncStateCodes.has(failure.code))) {
+      if (status === 410 || (status >= 400 && status < 500 && syncStateCodes.has(failure.code))) {
         const location = status === 410 ? (response.headers.get('location') ?? undefined) : undefined;
         throw new DeltaTokenExpiredError(`Graph no longer knows the delta state (${status} ${failure.code}: ${failure.message})`, location);
       }

@@ -129,8 +129,8 @@ function why(error: unknown): string {
 /**
  * Redeems the authorization code of an administrator's sign-in (the connector's certificate as
  * client assertion) and verifies the id_token it returns: RS256 signature against the keys the
- * authority publishes for the tenant (`/{tenant}/discovery/v2.0/keys`), `aud` = client id,
- * `iss` = `{authority}/{tid}/v2.0`, `tid` a GUID and, when the request named a GUID, that GUID,
+ * authority publishes for the tenant (its OpenID metadata's `jwks_uri`), `aud` = client id,
+ * `iss` = the metadata's `issuer` for `tid`, `tid` a GUID and, when the request named a GUID, that GUID,
  * `nonce` = the request's, issued at most {@link maxSignInAgeSeconds} ago and unexpired, and a
  * `wids` role among {@link consentGrantingRoles}. Every connection passes the destination policy.
  * Throws {@link AdminSignInRefusedError} when the sign-in proves nothing, {@link UnavailableError}
@@ -162,7 +162,15 @@ export async function verifyAdminSignIn(input: AdminSignInInput): Promise<Verifi
     }
     const idToken = token.json['id_token'];
     if (typeof idToken !== 'string') throw new AdminSignInRefusedError('the token endpoint returned no id_token');
-    const keys = await call(agent, `${tenantPath}/discovery/v2.0/keys`, { method: 'GET' }, input.signal);
+    // The issuer and keys come from the tenant's OpenID metadata: national clouds publish an
+    // issuer host other than the authority's (China: login.partner.microsoftonline.cn).
+    const metadata = await call(agent, `${tenantPath}/v2.0/.well-known/openid-configuration`, { method: 'GET' }, input.signal);
+    const issuerTemplate = metadata.json['issuer'];
+    const jwksUri = metadata.json['jwks_uri'];
+    if (metadata.status !== 200 || typeof issuerTemplate !== 'string' || typeof jwksUri !== 'string' || !jwksUri.startsWith('https://')) {
+      throw new UnavailableError(`the authority's OpenID metadata could not be read (HTTP ${metadata.status})`);
+    }
+    const keys = await call(agent, jwksUri, { method: 'GET' }, input.signal);
     if (keys.status !== 200 || !Array.isArray(keys.json['keys'])) throw new UnavailableError(`the authority's signing keys could not be read (HTTP ${keys.status})`);
     let claims: Record<string, unknown>;
     try {
@@ -180,7 +188,10 @@ export async function verifyAdminSignIn(input: AdminSignInInput): Promise<Verifi
     }
     const tid = typeof claims['tid'] === 'string' ? claims['tid'].toLowerCase() : '';
     if (!isGuid(tid)) throw new AdminSignInRefusedError('the id_token names no tenant GUID');
-    if (claims['iss'] !== `${input.authorityHost}/${tid}/v2.0`) throw new AdminSignInRefusedError('the id_token was not issued by the tenant it names');
+    // The metadata's issuer names the tenant asked for (or `{tenantid}`); the token must be issued
+    // by the tenant it names, on that issuer host (which tenant that is, is checked next).
+    const expectedIssuer = issuerTemplate.replace(/\{tenantid\}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i, tid);
+    if (claims['iss'] !== expectedIssuer) throw new AdminSignInRefusedError('the id_token was not issued by the tenant it names');
     if (isGuid(input.tenantId) && tid !== input.tenantId.toLowerCase()) {
       throw new AdminSignInRefusedError(`the administrator signed in to tenant ${tid}, not to the tenant of the request`);
     }

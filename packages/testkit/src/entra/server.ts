@@ -557,6 +557,17 @@ export class EntraEmulator {
     throw this.aadError(404, 'invalid_request', 900561, `The endpoint ${url.pathname} does not exist.`);
   }
 
+  /**
+   * The `iss` of v2.0 id_tokens, as the tenant's OpenID metadata publishes it: the authority's own
+   * host, except in the China cloud, whose authority `login.chinacloudapi.cn` publishes
+   * `https://login.partner.microsoftonline.cn/{tenant}/v2.0` (its `.well-known/openid-configuration`,
+   * as Microsoft's token validation guidance for national clouds points to): a client must take the
+   * issuer from the metadata, not build it from the host it asked.
+   */
+  private idTokenIssuer(tenantId: string): string {
+    return this.cloud === 'china' ? `https://login.partner.microsoftonline.cn/${tenantId}/v2.0` : `${this.authorityHost}/${tenantId}/v2.0`;
+  }
+
   private openIdConfiguration(tenantId: string): Record<string, unknown> {
     const base = `${this.authorityHost}/${tenantId}`;
     return {
@@ -568,7 +579,7 @@ export class EntraEmulator {
       id_token_signing_alg_values_supported: ['RS256'],
       response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
       scopes_supported: ['openid', 'profile', 'email', 'offline_access'],
-      issuer: `${this.authorityHost}/${tenantId}/v2.0`,
+      issuer: this.idTokenIssuer(tenantId),
       request_uri_parameter_supported: false,
       authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
       device_authorization_endpoint: `${base}/oauth2/v2.0/devicecode`,
@@ -774,7 +785,7 @@ export class EntraEmulator {
     const directoryRoles = app.groupMembershipClaims === 'DirectoryRole' || app.groupMembershipClaims === 'All';
     const claims: Record<string, unknown> = {
       aud: app.appId,
-      iss: `${this.authorityHost}/${user.tenant}/v2.0`,
+      iss: this.idTokenIssuer(user.tenant),
       iat: issuedAt,
       nbf: issuedAt,
       exp: issuedAt + 3600,

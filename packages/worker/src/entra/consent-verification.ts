@@ -11,7 +11,8 @@ import {
   recordConsentVerification,
   requiredConsentRoles,
   takeConsentSignIn,
-  withCurrentCredential,
+  type ConnectorCredentialWithKey,
+  withCurrentAndPreviousCredentials,
 } from '@dirsync/db';
 import {
   AdminSignInRefusedError,
@@ -122,40 +123,60 @@ export async function verifyTenantConsent(options: ConsentVerificationOptions, n
   let result: ConsentVerification;
   try {
     let admin: VerifiedAdminSignIn | undefined;
-    const token = await withCurrentCredential(db, options.keyRing, connector.id, async (credential) => {
-      admin = await verifyAdminSignIn({
-        authorityHost: connector.authorityHost,
-        tenantId: request.tenantId,
-        clientId: connector.clientId,
-        certificatePem: credential.certificatePem,
-        privateKeyPem: credential.privateKeyPem,
-        redirectUri: connector.redirectUri,
-        code: signIn.code,
-        nonce: signIn.nonce,
-        caPem: connector.tlsCaPem ?? undefined,
-        destinations,
-        signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
-      });
+    const token = await withCurrentAndPreviousCredentials(db, options.keyRing, connector.id, async (current, previous) => {
+      const asCredential = (key: ConnectorCredentialWithKey) =>
+        ({ kind: 'certificate', clientId: connector.clientId, certificatePem: key.certificatePem, privateKeyPem: key.privateKeyPem }) as const;
+      const redeem = (key: ConnectorCredentialWithKey) =>
+        verifyAdminSignIn({
+          authorityHost: connector.authorityHost,
+          tenantId: request.tenantId,
+          clientId: connector.clientId,
+          certificatePem: key.certificatePem,
+          privateKeyPem: key.privateKeyPem,
+          redirectUri: connector.redirectUri,
+          code: signIn.code,
+          nonce: signIn.nonce,
+          caPem: connector.tlsCaPem ?? undefined,
+          destinations,
+          signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+        });
+      try {
+        admin = await redeem(current);
+      } catch (error) {
+        // A key rotated in a moment ago may not have reached this tenant yet (AADSTS700027): the
+        // client is refused before the code is looked at, so the previous key can still redeem it.
+        if (!(previous && error instanceof AdminSignInRefusedError && /AADSTS700027/.test(error.message))) throw error;
+        admin = await redeem(previous);
+      }
       const appToken = async () => {
-        const client = new GraphClient(
-          settings,
-          { kind: 'certificate', clientId: connector.clientId, certificatePem: credential.certificatePem, privateKeyPem: credential.privateKeyPem },
+        const client = new GraphClient(settings, asCredential(current), {
           // A cache of its own: this answer must come from the token endpoint now.
-          { tokenCache: new EntraTokenCache(1), destinations },
-        );
+          tokenCache: new EntraTokenCache(1),
+          destinations,
+          ...(previous ? { fallbackCredentials: [asCredential(previous)] } : {}),
+        });
         try {
           return await client.token(AbortSignal.timeout(options.timeoutMs ?? 30_000));
         } finally {
           await client.close();
         }
       };
-      // Tokens issued right after a consent can lack its permissions for a while (they are fixed
-      // when a token is issued, and the grant takes time to reach the token service): ask again
+      // Right after a consent, tokens can lack its permissions for a while (they are fixed when a
+      // token is issued, and the grant takes time to reach the token service), and the tenant's new
+      // service principal may not be known everywhere yet (AADSTS700016, AADSTS7000229): ask again
       // before judging, and judge on the last answer.
       const deadline = Date.now() + (options.propagationWaitMs ?? 120_000);
       let pause = propagationPollMs;
       for (;;) {
-        const issued = await appToken();
+        let issued: string;
+        try {
+          issued = await appToken();
+        } catch (error) {
+          if (!(error instanceof EntraAuthError && error.problem === 'consent') || Date.now() + pause > deadline) throw error;
+          await delay(pause);
+          pause = Math.min(pause * 2, propagationPollCapMs);
+          continue;
+        }
         const roles = rolesOf(issued);
         if (requiredConsentRoles.every((role) => roles.includes(role)) || Date.now() + pause > deadline) return issued;
         await delay(pause);

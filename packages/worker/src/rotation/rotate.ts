@@ -86,7 +86,9 @@ function homeSettings(connector: Connector): GraphConnectionSettings {
     authorityHost: connector.authorityHost,
     graphBaseUrl: connector.graphBaseUrl,
     ...(connector.tlsCaPem === null ? {} : { caPem: connector.tlsCaPem }),
-    retry: { baseDelayMs: 1_000, maxDelayMs: 30_000, maxWaitMs: 10 * 60_000, maxAttempts: 4 },
+    // addKey/removeKey carry a proof valid ten minutes from a minute ago: a request throttled for
+    // longer would be retried with an expired proof; the job retries later with a fresh one.
+    retry: { baseDelayMs: 1_000, maxDelayMs: 30_000, maxWaitMs: 5 * 60_000, maxAttempts: 4 },
     requestTimeoutMs: 60_000,
   };
 }
