@@ -9,7 +9,6 @@ import { promisify } from 'node:util';
 import { execFile } from 'node:child_process';
 import { parse, parseAllDocuments } from 'yaml';
 import { createKeyRing } from '@dirsync/db';
-import { SYNC_QUEUE } from '@dirsync/jobs';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor } from '@dirsync/testkit';
 
 // Docker cannot run here: these tests check what the docker/ files promise with the same
@@ -151,8 +150,9 @@ test('the Kubernetes example scales the worker deployment with KEDA on the sync 
   expect(container.args).toEqual(['worker']);
   const env = Object.fromEntries((container.env as Array<{ name: string; value?: string }>).map((e) => [e.name, e.value]));
   const trigger = scaledObject['spec'].triggers[0];
-  expect(trigger.type).toBe('redis');
-  expect(trigger.metadata.listName).toBe(`${env['DIRSYNC_QUEUE_PREFIX']}:${SYNC_QUEUE}:wait`);
+  // Waiting syncs carry a priority (a sorted set, not a list): counted by the scheduler's gauge.
+  expect(trigger.type).toBe('prometheus');
+  expect(trigger.metadata.query).toContain('dirsync_sync_shard_jobs{state=~"waiting|prioritized"}');
   expect(container.ports[0].containerPort).toBe(Number(env['DIRSYNC_METRICS_PORT']));
   expect(container.readinessProbe.httpGet.path).toBe('/readyz');
   expect(container.livenessProbe.httpGet.path).toBe('/healthz');

@@ -48,6 +48,21 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
   });
 
+  // The same counts of the sync queue by shard number, which stays the same whatever the mode
+  // names the queues: what an autoscaler of the workers of some shards selects on.
+  const syncQueues = client.syncQueues();
+  new Gauge({
+    name: 'dirsync_sync_shard_jobs',
+    help: 'Sync jobs in each shard of the sync queue by state (waiting syncs are in "waiting" and "prioritized")',
+    labelNames: ['shard', 'state'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const counts = await Promise.all(syncQueues.map((queue) => queue.getJobCounts(...queueStates)));
+      for (const [shard, byState] of counts.entries()) for (const state of queueStates) this.set({ shard: String(shard), state }, byState[state] ?? 0);
+    },
+  });
+
   // One query feeds the per-integration gauges; each gauge's collect awaits the same promise.
   let integrations: Promise<IntegrationGaugeRow[]> | undefined;
   const integrationRows = () => {
