@@ -172,9 +172,15 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     outcome.value.expiredConsentRequests = await expireConsentRequests(db);
     // After the runs are put right, so a run this pass failed is final before retention looks at it.
     if (options.retention !== undefined) {
-      outcome.value.pruned = await pruneHistory(db, options.retention);
-      const { runs, auditEvents, more } = outcome.value.pruned;
-      if (runs > 0 || auditEvents > 0) logger.info({ runs, auditEvents, more }, 'reconciler: pruned old runs and audit events');
+      try {
+        outcome.value.pruned = await pruneHistory(db, options.retention);
+        const { runs, auditEvents, more } = outcome.value.pruned;
+        if (runs > 0 || auditEvents > 0) logger.info({ runs, auditEvents, more }, 'reconciler: pruned old runs and audit events');
+      } catch (error) {
+        // The batches already deleted stay deleted; the next pass goes on. The runs this pass put
+        // right must still be reported.
+        logger.error({ err: error }, 'reconciler: pruning old runs and audit events failed');
+      }
     }
     return outcome.value;
   }
