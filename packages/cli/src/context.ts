@@ -2,7 +2,7 @@ import { close, connect, createKeyRing, type Db, type KeyRing } from '@dirsync/d
 import { createEnqueueClient, type EnqueueClient } from '@dirsync/jobs';
 import { DestinationPolicy, platformEndpointsOf } from '@dirsync/providers';
 import pino, { type Logger } from 'pino';
-import { loadConfig, redisSettingsOf, type Config } from './config.ts';
+import { databasePoolOptions, loadConfig, redisSettingsOf, type Config } from './config.ts';
 import { UserError } from './errors.ts';
 
 /**
@@ -47,12 +47,7 @@ export function createContext(env: Record<string, string | undefined> = process.
   return {
     config,
     db() {
-      db ??= connect(config.DATABASE_URL, {
-        applicationName: role,
-        max: config.DIRSYNC_DB_POOL_MAX,
-        idleTimeoutSeconds: config.DIRSYNC_DB_IDLE_TIMEOUT_SECONDS,
-        connectTimeoutSeconds: config.DIRSYNC_DB_CONNECT_TIMEOUT_SECONDS,
-      });
+      db ??= connect(config.DATABASE_URL, { applicationName: role, ...databasePoolOptions(config) });
       return db;
     },
     keyRing() {
