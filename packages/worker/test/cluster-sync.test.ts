@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { close, connect, createAccount, createIntegration, createKeyRing, type Db, generateSecretKey, getRun, type Run } from '@dirsync/db';
-import { clusterKeySlot, closeRedis, createEnqueueClient, createQueueClient, openRedis, queueLayout, syncShardOf, type RedisSettings } from '@dirsync/jobs';
+import { clusterKeySlot, closeRedis, createControlClient, createEnqueueClient, createQueueClient, openRedis, queueLayout, syncShardOf, type RedisSettings } from '@dirsync/jobs';
 import { createProvider } from '@dirsync/providers';
 import {
   createTestDatabase,
@@ -68,7 +68,7 @@ test('integration locks work through a seed that does not serve the lock key', a
   }
 });
 
-test('syncs of integrations on every shard run through one worker and land in PostgreSQL', async () => {
+test('syncs of integrations on every shard run through one worker and land in PostgreSQL; Test Connection answers through the control queue', async () => {
   const ring = createKeyRing({ current: generateSecretKey() });
   const account = await createAccount(db, { name: 'cluster' });
   const settings = {
@@ -100,7 +100,7 @@ test('syncs of integrations on every shard run through one worker and land in Po
     workerId: 'cluster-worker',
     destinations: testDestinations,
     createProvider: (kind, stored, secret) => createProvider(kind, stored, secret, { destinations: testDestinations }),
-    controlConcurrency: 0,
+    controlConcurrency: 2,
   });
   expect(worker.workers.map((shardWorker) => shardWorker.name)).toEqual(layout.sync);
 
@@ -124,6 +124,16 @@ test('syncs of integrations on every shard run through one worker and land in Po
     }
     const [row] = await db.$client<{ n: number }[]>`select count(*)::int as n from directory_objects where deleted_at is null`;
     expect(row?.n).toBe(shards * (users + groups));
+
+    // The real Test Connection (bind and searches against slapd) by the same worker process.
+    const control = createControlClient({ connection, prefix });
+    try {
+      const report = await control.testConnection(entries[0]?.[1] ?? '', { timeoutMs: 30_000 });
+      expect(report.ok).toBe(true);
+      expect(report.checks.find((check) => check.name === 'bind')).toMatchObject({ ok: true });
+    } finally {
+      await control.close();
+    }
   } finally {
     await enqueue.close();
     await queues.close();
