@@ -161,6 +161,20 @@ export function useTestRedisCluster(): Promise<TestRedisCluster> {
   return shared;
 }
 
+/**
+ * Stops the test Redis Cluster if one runs (its nodes' pids are in the state file) and removes
+ * its files. Test runs leave it running for the next one; call this to free the ports.
+ */
+export async function stopTestRedisCluster(): Promise<void> {
+  await withLock(async () => {
+    const state = await readState();
+    if (state) for (const pid of state.pids) if (alive(pid)) process.kill(pid, 'SIGTERM');
+    await rm(stateFile, { force: true });
+    if (state) await rm(state.dir, { recursive: true, force: true });
+  });
+  shared = undefined;
+}
+
 function describe(state: ClusterState): TestRedisCluster {
   const urls = state.ports.map((port) => `redis://127.0.0.1:${port}`);
   async function ownerOf(slot: number): Promise<number> {
