@@ -167,6 +167,36 @@ describe('workers on the cluster', () => {
     expect(order.slice(0, 2)).toEqual([manual.jobId, delta.jobId]);
   });
 
+  it('consume only the shards they are given', async () => {
+    const prefix = newPrefix('subset');
+    const settings: RedisSettings = { url: cluster.urls[0] as string, mode: 'cluster', syncShards: 2 };
+    const enqueue = createEnqueueClient({ connection: settings, prefix });
+    teardown.push(() => enqueue.close());
+    const onZero = await enqueue.enqueueSync({ integrationId: integrationOnShard(0, 2), mode: 'delta', trigger: 'api' });
+    const onOne = await enqueue.enqueueSync({ integrationId: integrationOnShard(1, 2), mode: 'delta', trigger: 'api' });
+    const ran: string[] = [];
+    const worker = createQueueWorker({
+      connection: settings,
+      prefix,
+      queue: 'sync',
+      shards: parseShardSelection('1', 2),
+      concurrency: 4,
+      logger: silent,
+      errorMessage: 'worker error',
+      processor: async (job: Job) => {
+        ran.push(String(job.id));
+        return 'done';
+      },
+    });
+    teardown.push(() => worker.close());
+    expect(worker.queueNames).toEqual([queueLayout('cluster', 2).sync[1]]);
+    await waitFor(() => ran.length === 1, { timeoutMs: 20_000, what: 'the shard-1 sync to run' });
+    expect(ran).toEqual([onOne.jobId]);
+    const queues = createQueueClient({ connection: settings, prefix });
+    teardown.push(() => queues.close());
+    expect(await queues.syncQueues()[0]?.getJobState(onZero.jobId)).toBe('prioritized');
+  });
+
   it('maps failures to retries: a non-retryable error fails at once, a transient one is retried', async () => {
     const prefix = newPrefix('retry');
     const settings: RedisSettings = { url: cluster.urls[2] as string, mode: 'cluster', syncShards: 2 };
