@@ -156,6 +156,23 @@ export const configSchema = z.object({
   DIRSYNC_WORKER_ID: z.string().min(1).default(`${hostname()}-${process.pid}`),
   /** How often the scheduler looks for due syncs (cron with seconds). */
   DIRSYNC_SCHEDULER_TICK: cronish.default('*/30 * * * * *'),
+  /**
+   * Longest stable jitter of an integration's slots, in seconds (it never exceeds the shorter of
+   * its two cron intervals); 0 turns jitter off.
+   */
+  DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0, 'DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS must be 0–86400')
+    .max(86_400, 'DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS must be 0–86400')
+    .default(3_600),
+  /** Due integrations a scheduler replica claims per batch (replicas ticking together take different batches). */
+  DIRSYNC_SCHEDULER_BATCH_SIZE: z.coerce
+    .number()
+    .int()
+    .min(1, 'DIRSYNC_SCHEDULER_BATCH_SIZE must be 1–10000')
+    .max(10_000, 'DIRSYNC_SCHEDULER_BATCH_SIZE must be 1–10000')
+    .default(100),
   /** Seconds between the scheduler's reconciler passes (runs whose queue job was lost or failed). */
   DIRSYNC_RECONCILE_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   /** Seconds a running run whose queue job is gone may stay silent before the reconciler fails it. */

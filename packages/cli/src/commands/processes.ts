@@ -123,6 +123,8 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           connection: redisSettingsOf(ctx.config),
           prefix: ctx.config.DIRSYNC_QUEUE_PREFIX,
           tickCron: ctx.config.DIRSYNC_SCHEDULER_TICK,
+          jitterMaxMs: ctx.config.DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS * 1000,
+          batchSize: ctx.config.DIRSYNC_SCHEDULER_BATCH_SIZE,
           logger,
           reconcile,
         });
