@@ -231,6 +231,26 @@ test('a full and a delta due in the same tick enqueue only the full', async () =
   expect(await slotsOf(integration.id)).toEqual({ full: '2024-05-01T02:00:00.000Z', delta: '2024-05-01T02:00:00.000Z' });
 });
 
+test('a tick reads only integrations whose next due time has come; a schedule edit makes one due at once', async () => {
+  const s = setup('next-due');
+  const scheduler = s.scheduler();
+  const integration = await addIntegration({
+    deltaCron: '0 * * * *',
+    fullScheduledFor: t('2024-05-01T02:00:00Z'),
+    deltaScheduledFor: t('2024-05-01T10:00:00Z'),
+  });
+  // Looked at once (never before), then not until 11:00.
+  expect((await scheduler.tick(t('2024-05-01T10:07:00Z'))).considered).toBe(1);
+  expect((await scheduler.tick(t('2024-05-01T10:08:00Z'))).considered).toBe(0);
+  // Every five minutes from now on: the next tick looks again and finds the 10:10 slot.
+  await db.$client`update integrations set delta_cron = '*/5 * * * *' where id = ${integration.id}`;
+  const edited = await scheduler.tick(t('2024-05-01T10:10:30Z'));
+  expect(edited.considered).toBe(1);
+  expect(enqueuedFor([edited], integration.id)).toEqual([expect.objectContaining({ mode: 'delta', slot: t('2024-05-01T10:10:00Z') })]);
+  expect((await scheduler.tick(t('2024-05-01T10:14:59Z'))).considered).toBe(0);
+  expect((await scheduler.tick(t('2024-05-01T10:15:00Z'))).considered).toBe(1);
+});
+
 test('a disabled integration gets nothing', async () => {
   const s = setup('disabled');
   const scheduler = s.scheduler();
