@@ -57,13 +57,22 @@ async function entrypoint(): Promise<string[]> {
   return JSON.parse(lines[0]!.slice('ENTRYPOINT '.length)) as string[];
 }
 
-test('the compose file runs Postgres, Redis, the demo directory, one scheduler with the API and two workers', async () => {
+test('the compose file runs Postgres behind PgBouncer, Redis, the demo directory, one scheduler with the API and two workers', async () => {
   const { services } = await compose();
-  expect(Object.keys(services).sort()).toEqual(['demo-setup', 'ldap', 'migrate', 'postgres', 'redis', 'scheduler', 'worker']);
+  expect(Object.keys(services).sort()).toEqual(['demo-setup', 'ldap', 'migrate', 'pgbouncer', 'postgres', 'redis', 'scheduler', 'worker']);
   const dirsync = ['migrate', 'demo-setup', 'scheduler', 'worker'].map((name) => services[name]!);
   for (const service of dirsync) {
     expect(service.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
-    expect(new URL(service.environment!['DATABASE_URL']!).hostname).toBe('postgres');
+    // Migrations take a session-level view of the database: they go to PostgreSQL itself; every
+    // other process goes through PgBouncer in transaction mode, without prepared statements.
+    const database = new URL(interpolate(service.environment!['DATABASE_URL']!));
+    if (service === services['migrate']) {
+      expect(database.hostname).toBe('postgres');
+    } else {
+      expect(database.hostname).toBe('pgbouncer');
+      expect(database.searchParams.get('prepare')).toBe('false');
+      expect(service.environment!['DIRSYNC_DB_PGBOUNCER']).toBe('true');
+    }
     expect(new URL(service.environment!['REDIS_URL']!).hostname).toBe('redis');
     // The demo key is a usable key (32 bytes of base64).
     expect(() => createKeyRing({ current: interpolate(service.environment!['DIRSYNC_SECRET_KEY']!) })).not.toThrow();
