@@ -1,5 +1,4 @@
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
 import { closeRedis, createQueueWorker, DEFAULT_QUEUE_PREFIX, openRedis, type QueueCheck, type RedisConnection } from '@dirsync/jobs';
@@ -121,8 +120,8 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     options.createProvider ?? createEntraAwareProviderFactory({ db: options.db, keyRing: options.keyRing, destinations: options.destinations });
   const processor = createSyncProcessor({
     db: options.db,
-    // The locks use single-key commands and scripts only, which a cluster client serves too.
-    redis: connection as unknown as Redis,
+    // The locks and limits use single-key commands and scripts only, which a cluster client serves too.
+    redis: connection,
     prefix,
     keyRing: options.keyRing,
     logger,
