@@ -48,7 +48,7 @@ export interface SchedulerOptions {
    * The run reconciler `start()` runs beside the ticks (see `createReconciler`): its timings, or
    * false for none. Default: on, with its default timings.
    */
-  readonly reconcile?: false | Pick<ReconcilerOptions, 'intervalMs' | 'stallLimitMs' | 'queuedGraceMs'>;
+  readonly reconcile?: false | Pick<ReconcilerOptions, 'intervalMs' | 'stallLimitMs' | 'queuedGraceMs' | 'retention'>;
 }
 
 /** One job the tick enqueued (or found already standing for the slot). */
