@@ -65,3 +65,14 @@ describe('loadConfig', () => {
     expect(message).toContain('DIRSYNC_ALLOWED_NETWORKS: "0.0.0.0/0" would allow every address');
   });
 });
+
+describe('the README', () => {
+  test('documents every setting in its configuration table', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const { configSchema } = await import('./config.ts');
+    const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
+    const documented = new Set([...readme.matchAll(/^\| `([A-Z][A-Z0-9_]+)` \|/gm)].map((m) => m[1]));
+    const undocumented = Object.keys(configSchema.shape).filter((name) => !documented.has(name));
+    expect(undocumented).toEqual([]);
+  });
+});
