@@ -1,10 +1,9 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
 import postgres from 'postgres';
 import { close, connect, createAccount, createIntegration, createKeyRing, ensureDatabase, generateSecretKey, getRun, migrate, type Db, type KeyRing, type Run } from '@dirsync/db';
-import { createEnqueueClient, QUEUE_NAMES, type SyncMode } from '@dirsync/jobs';
+import { createEnqueueClient, createQueueClient, type SyncMode } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { startSlapd, waitFor, type SlapdServer } from '@dirsync/testkit';
 import { directoryHostOf } from '@dirsync/worker';
@@ -211,11 +210,9 @@ async function runPass(
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
     await enqueue.close();
-    for (const name of QUEUE_NAMES) {
-      const queue = new Queue(name, { connection: { url: options.redisUrl }, prefix });
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close();
-    }
+    const queues = createQueueClient({ connection: options.redisUrl, prefix });
+    for (const queue of queues.allQueues()) await queue.obliterate({ force: true }).catch(() => undefined);
+    await queues.close();
   }
 }
 

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import postgres from 'postgres';
 import {
   close,
@@ -15,7 +15,7 @@ import {
   type Db,
   type KeyRing,
 } from '@dirsync/db';
-import { createEnqueueClient, type EnqueueClient } from '@dirsync/jobs';
+import { createEnqueueClient, type EnqueueClient, openRedis } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { startSlapd, waitFor, type SlapdServer } from '@dirsync/testkit';
 import { table } from '../format.ts';
@@ -270,7 +270,7 @@ export async function runScaleBench(options: ScaleBenchOptions): Promise<Record<
   let db: Db | undefined;
   let sql: postgres.Sql | undefined;
   let enqueue: EnqueueClient | undefined;
-  const redis = new Redis(options.redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  const redis = openRedis(options.redisUrl, 'inspector', { extra: { lazyConnect: true } }) as Redis;
   const env = {
     DATABASE_URL: options.databaseUrl,
     REDIS_URL: options.redisUrl,
