@@ -211,6 +211,12 @@ describe('allowed networks and platform endpoints', () => {
       { host: 'db1', port: 5433, name: 'PostgreSQL' },
       { host: 'fd00::9', port: 5434, name: 'PostgreSQL' },
     ]);
+    // A Redis Cluster's seed list: every seed is the platform's.
+    expect(platformEndpointsOf({ redisUrl: 'redis://:pw@node-a:7000, rediss://node-b:7001,redis://[fd00::7]' })).toEqual([
+      { host: 'node-a', port: 7000, name: 'Redis' },
+      { host: 'node-b', port: 7001, name: 'Redis' },
+      { host: 'fd00::7', port: 6379, name: 'Redis' },
+    ]);
     const resolve = async (host: string): Promise<ResolvedAddress[]> =>
       host === 'cache.internal' ? [{ address: '10.20.9.9', family: 4 }] : [{ address: '10.20.1.1', family: 4 }];
     const named = new DestinationPolicy({

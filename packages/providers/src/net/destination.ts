@@ -579,7 +579,8 @@ export function platformEndpointsOf(urls: { readonly redisUrl?: string | undefin
       endpoints.push({ host, port: match?.[2] ? Number(match[2]) : defaultPort, name });
     }
   };
-  add(urls.redisUrl, 'Redis', 6379);
+  // A Redis Cluster's REDIS_URL lists several seed URLs, comma-separated: each is the platform's.
+  for (const seed of urls.redisUrl?.split(',') ?? []) add(seed.trim(), 'Redis', 6379);
   add(urls.databaseUrl, 'PostgreSQL', 5432);
   return endpoints;
 }
