@@ -9,7 +9,8 @@ const allowed = {
   testkit: ['providers'],
   worker: ['db', 'providers', 'jobs'],
   scheduler: ['db', 'jobs'],
-  cli: ['scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit'],
+  api: ['db', 'jobs'],
+  cli: ['api', 'scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit'],
   client: ['jobs'],
 };
 const all = Object.keys(allowed);
@@ -38,7 +39,7 @@ const forbidden = [
     severity: 'error',
     comment: 'Tests may import the testkit besides the package table, nothing more.',
     from: { path: '^packages/(db|providers|jobs)/(test/|src/.*\\.test\\.ts$)' },
-    to: { path: '^packages/(worker|scheduler|cli)/' },
+    to: { path: '^packages/(worker|scheduler|api|cli)/' },
   },
   {
     name: 'sql-only-in-db',

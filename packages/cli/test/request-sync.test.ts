@@ -3,7 +3,8 @@ import { close, connect, createAccount, createApiKey, createIntegration, getRun,
 import { Queue } from 'bullmq';
 import { createEnqueueClient, SYNC_QUEUE } from '@dirsync/jobs';
 import { validateSettings } from '@dirsync/providers';
-import { createApiServer, createScheduler, requestSync, type ApiServer } from '@dirsync/scheduler';
+import { createApiServer, type ApiServer } from '@dirsync/api';
+import { createScheduler, requestSync } from '@dirsync/scheduler';
 import { testRedisUrl } from '@dirsync/testkit';
 import { type CliEnvironment, createCliEnvironment } from './support/run-cli.ts';
 
@@ -25,7 +26,7 @@ let baseUrl: string;
 beforeAll(async () => {
   cli = await createCliEnvironment('reqsync');
   db = connect(cli.database.url, { max: 4 });
-  api = await createApiServer({ db, connection: testRedisUrl, prefix: cli.prefix.prefix, logger, validateSettings });
+  api = await createApiServer({ db, connection: testRedisUrl, prefix: cli.prefix.prefix, logger, validateSettings, requestSync });
   baseUrl = `http://127.0.0.1:${await api.listen(0, '127.0.0.1')}`;
   queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: cli.prefix.prefix });
   accountId = (await createAccount(db, { name: 'producers' })).id;

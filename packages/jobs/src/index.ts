@@ -13,3 +13,4 @@ export * from './layout.ts';
 export * from './job-table.ts';
 export * from './queue-client.ts';
 export * from './queue-worker.ts';
+export * from './cron.ts';

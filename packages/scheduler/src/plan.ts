@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DueSlots } from '@dirsync/db';
-import type { SyncMode } from '@dirsync/jobs';
-import { cronIntervalMs, latestDueSlot, nextSlotAfter } from './cron.ts';
+import { cronIntervalMs, latestDueSlot, nextSlotAfter, type SyncMode } from '@dirsync/jobs';
 
 /** The schedule columns of one integration. */
 export interface ScheduleState {

@@ -1,7 +1,6 @@
 import { claimRotationSlot, type Db, listRotationSchedules, releaseRotationSlot } from '@dirsync/db';
-import { createRotationEnqueueClient, type RedisConnection, type RotationEnqueueClient } from '@dirsync/jobs';
+import { createRotationEnqueueClient, DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError, latestDueSlot, type RedisConnection, type RotationEnqueueClient } from '@dirsync/jobs';
 import type { Logger } from 'pino';
-import { DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError, latestDueSlot } from './cron.ts';
 
 /** Recorded as the requester of scheduled rotations. */
 export const ROTATION_REQUESTER = 'scheduler';

@@ -1,8 +1,7 @@
 import { claimDueBatch, releaseClaimedSlots, type ClaimedCandidate, type Db, type ScheduleCandidate, type ScheduleDecision } from '@dirsync/db';
-import { createEnqueueClient, createRepeatedErrorLog, errorText, InvalidJobPayloadError, type QueueCheck, type RedisConnection, type SyncMode } from '@dirsync/jobs';
+import { createEnqueueClient, createRepeatedErrorLog, DEFAULT_SCHEDULE_TIMEZONE, errorText, InvalidCronError, InvalidJobPayloadError, type QueueCheck, type RedisConnection, type SyncMode } from '@dirsync/jobs';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
-import { DEFAULT_SCHEDULE_TIMEZONE, InvalidCronError } from './cron.ts';
 import { DEFAULT_JITTER_MAX_MS, dueSlots, jitterOffsetMs, nextDueAt, planSync } from './plan.ts';
 import { createReconciler, type Reconciler, type ReconcilerOptions } from './reconciler.ts';
 import { requestSync } from './request-sync.ts';

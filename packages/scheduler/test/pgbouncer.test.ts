@@ -4,21 +4,14 @@ import {
   accounts,
   close,
   connect,
-  createApiKey,
-  createKeyRing,
   createRun,
   finishRun,
-  generateSecretKey,
-  insertMemberships,
   integrations,
   recordAudit,
   startRun,
-  writeObjects,
   type Db,
 } from '@dirsync/db';
-import { createDirsyncClient } from '@dirsync/client';
 import { SYNC_QUEUE, type SyncJobData } from '@dirsync/jobs';
-import { validateSettings } from '@dirsync/providers';
 import {
   createTestDatabase,
   createTestQueuePrefix,
@@ -28,11 +21,11 @@ import {
   type TestDatabase,
   type TestQueuePrefix,
 } from '@dirsync/testkit';
-import { createApiServer, createReconciler, createScheduler } from '../src/index.ts';
+import { createReconciler, createScheduler } from '../src/index.ts';
 
-// The scheduler's claims, the reconciler (its transaction-level lock, requeues and retention) and
-// the API's reads, all through PgBouncer 1.18 in transaction mode with a pool smaller than the
-// number of client connections.
+// The scheduler's claims and the reconciler (its transaction-level lock, requeues and retention),
+// through PgBouncer 1.18 in transaction mode with a pool smaller than the number of client
+// connections (the API's reads: packages/api/test/api-pgbouncer.test.ts).
 
 const logger = pino({ level: 'silent' });
 let database: TestDatabase;
@@ -158,56 +151,5 @@ test('reconcilers through PgBouncer: one pass at a time, a lost queued job enque
   } finally {
     await Promise.all(reconcilers.map((r) => r.stop()));
     await queue.obliterate({ force: true });
-  }
-});
-
-test('the API reads integrations, runs and directory contents through PgBouncer', async () => {
-  const db = throughBouncer(6);
-  const ring = createKeyRing({ current: generateSecretKey() });
-  const server = await createApiServer({ db, connection: testRedisUrl, prefix: prefix.prefix, logger, keyRing: ring, validateSettings });
-  const port = await server.listen(0, '127.0.0.1');
-  try {
-    const integration = await addIntegration();
-    const run = await createRun(direct, { integrationId: integration.id, modeRequested: 'full', trigger: 'manual' });
-    await startRun(direct, run.id, { mode: 'full', workerId: 'w' });
-    // Written with the pipeline's own statements.
-    const users = Array.from({ length: 30 }, (_, i) => ({
-      externalId: `u${String(i).padStart(2, '0')}`,
-      type: 'user',
-      dn: `uid=u${i},ou=people,dc=example,dc=org`,
-      attributesJson: JSON.stringify({ uid: `u${i}`, cn: `User ${i}` }),
-      contentHash: `h${i}`,
-    }));
-    await writeObjects(direct, integration.id, run.id, [
-      ...users,
-      { externalId: 'g1', type: 'group', dn: 'cn=g1,ou=groups,dc=example,dc=org', attributesJson: '{"cn":"g1"}', contentHash: 'hg' },
-    ]);
-    await insertMemberships(direct, integration.id, run.id, [{ groupExternalId: 'g1', memberExternalIds: users.map((u) => u.externalId), membersHash: 'm' }]);
-    await finishRun(direct, run.id, { status: 'succeeded', fetched: 31, created: 31 });
-    const { token } = await createApiKey(direct, { accountId, name: 'reader', scopes: ['read'], createdBy: 'test' });
-    const client = createDirsyncClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: token, timeoutMs: 20_000 });
-
-    // Many reads at once: more requests than PgBouncer has server connections.
-    const [list, one, runs, single, firstPage, groups, members] = await Promise.all([
-      client.listIntegrations(),
-      client.getIntegration(integration.id),
-      client.listRuns({ integrationId: integration.id }),
-      client.getRun(run.id),
-      client.listUsers(integration.id, { limit: 20 }),
-      client.listGroups(integration.id),
-      client.listMemberships(integration.id, { limit: 100 }),
-    ]);
-    expect(list.map((i) => i.id)).toContain(integration.id);
-    expect(one).toMatchObject({ id: integration.id, name: integration.name });
-    expect((runs as { items: { id: string }[] }).items.map((r) => r.id)).toEqual([run.id]);
-    expect(single).toMatchObject({ id: run.id, status: 'succeeded', integrationId: integration.id });
-    const page = firstPage as { items: { externalId: string }[]; nextCursor: string | null };
-    expect(page.items).toHaveLength(20);
-    const rest = (await client.listUsers(integration.id, { limit: 20, cursor: page.nextCursor! })) as { items: { externalId: string }[] };
-    expect([...page.items, ...rest.items].map((u) => u.externalId).sort()).toEqual(users.map((u) => u.externalId));
-    expect((groups as { items: unknown[] }).items).toHaveLength(1);
-    expect((members as { items: unknown[] }).items).toHaveLength(30);
-  } finally {
-    await server.close();
   }
 });

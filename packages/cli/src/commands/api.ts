@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { createApiKey, getAccount, listApiKeys, parseApiScopes, recordAudit, revokeApiKey } from '@dirsync/db';
 import { validateSettings } from '@dirsync/providers';
-import { createApiServer, type ApiServer } from '@dirsync/scheduler';
+import { createApiServer, type ApiServer } from '@dirsync/api';
+import { requestSync } from '@dirsync/scheduler';
 import type { Context } from '../context.ts';
 import { serveOpsPort } from '../ops-server.ts';
 import { UserError } from '../errors.ts';
@@ -30,7 +31,8 @@ export interface HttpServers {
  * Starts the HTTP server on PORT from the context's configuration: the API (unless `serveApi` is
  * false, then only /healthz and /readyz), and /metrics on DIRSYNC_METRICS_PORT (0: none).
  * Settings of integrations created through the API are checked with the providers' own
- * `validateSettings`, wired here because the scheduler package may not import the providers.
+ * `validateSettings`, wired here because the API package may not import the providers; syncs are
+ * asked for with the scheduler package's `requestSync`, which the API package may not import either.
  */
 export async function startHttpServer(
   ctx: Context,
@@ -45,6 +47,7 @@ export async function startHttpServer(
     logger,
     keyRing: config.DIRSYNC_SECRET_KEY ? ctx.keyRing() : undefined,
     validateSettings,
+    requestSync,
     controlTimeoutMs: config.DIRSYNC_CONTROL_TIMEOUT_SECONDS * 1000,
     rateLimit: { max: config.DIRSYNC_API_RATE_LIMIT, timeWindowMs: 60_000 },
     publicRateLimit: { max: config.DIRSYNC_PUBLIC_RATE_LIMIT, timeWindowMs: 60_000 },

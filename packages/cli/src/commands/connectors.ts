@@ -20,9 +20,8 @@ import {
   setCredentialGraphKeyId,
   updateConnector,
 } from '@dirsync/db';
-import { createRotationEnqueueClient } from '@dirsync/jobs';
+import { createRotationEnqueueClient, validateCron } from '@dirsync/jobs';
 import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
-import { validateCron } from '@dirsync/scheduler';
 import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker';
 import type { Context } from '../context.ts';
 import { UserError } from '../errors.ts';

@@ -22,7 +22,7 @@ import {
   type IntegrationPatch,
 } from '@dirsync/db';
 import { dominoGroupAttributes, dominoPersonAttributes, validateSettings, type ConnectionReport } from '@dirsync/providers';
-import { validateSchedule } from '@dirsync/scheduler';
+import { validateSchedule } from '@dirsync/jobs';
 import { createEntraAwareProviderFactory } from '@dirsync/worker';
 import type { Context } from '../context.ts';
 import { UserError } from '../errors.ts';

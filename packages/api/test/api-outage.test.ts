@@ -2,6 +2,7 @@ import net from 'node:net';
 import pino from 'pino';
 import { close, connect } from '@dirsync/db';
 import { validateSettings } from '@dirsync/providers';
+import { requestSync } from '@dirsync/scheduler';
 import { startThrowawayRedis, waitFor, type ThrowawayRedis } from '@dirsync/testkit';
 import { createApiServer } from '../src/index.ts';
 import { ldapSettings, startApiHarness, type ApiHarness } from './api-harness.ts';
@@ -95,7 +96,7 @@ test('with PostgreSQL unreachable, the API answers 503 with Retry-After within a
   const deadPort = (holder.address() as net.AddressInfo).port;
   await new Promise<void>((resolve) => holder.close(() => resolve()));
   const db = connect(`postgres://postgres@127.0.0.1:${deadPort}/nothing`, { max: 2, connectTimeoutSeconds: 1 });
-  const server = await createApiServer({ db, connection: redis.url, prefix: api.prefix.prefix, logger: pino({ level: 'silent' }), validateSettings });
+  const server = await createApiServer({ db, connection: redis.url, prefix: api.prefix.prefix, logger: pino({ level: 'silent' }), validateSettings, requestSync });
   try {
     const port = await server.listen(0, '127.0.0.1');
     for (const path of ['/v1/integrations', `/v1/integrations/${integrationId}`, '/v1/runs']) {
@@ -123,6 +124,7 @@ test('a failing readiness check of the serving process (a scheduler whose enqueu
     prefix: api.prefix.prefix,
     logger: pino({ level: 'silent' }),
     validateSettings,
+    requestSync,
     serveApi: false,
     readinessChecks: { enqueue: () => enqueue },
   });

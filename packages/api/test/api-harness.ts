@@ -13,6 +13,7 @@ import {
 } from '@dirsync/db';
 import { createDirsyncClient, type DirsyncClient } from '@dirsync/client';
 import { validateSettings } from '@dirsync/providers';
+import { requestSync } from '@dirsync/scheduler';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 import { createApiServer, type ApiServer, type ApiServerOptions } from '../src/index.ts';
 
@@ -66,6 +67,7 @@ export async function startApiHarness(label: string, overrides: Partial<ApiServe
     logger: pino({ level: 'debug' }, stream),
     keyRing: ring,
     validateSettings,
+    requestSync,
     controlTimeoutMs: 1_000,
     ...overrides,
   });

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, Raw
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
-import type { ControlClient, EnqueueClient } from '@dirsync/jobs';
+import type { ControlClient, EnqueueClient, EnqueueSyncResult, SyncMode, SyncTrigger } from '@dirsync/jobs';
 
 /** The Fastify instance routes are registered on (zod schemas for validation and answers). */
 export type ApiApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
@@ -19,6 +19,25 @@ export type SettingsValidation =
  */
 export type SettingsValidator = (kind: string, settings: unknown) => SettingsValidation;
 
+/** A sync the API asks for (a request of a caller, or the full sync after a new password). */
+export interface ApiSyncRequest {
+  readonly integrationId: string;
+  readonly mode: SyncMode;
+  readonly trigger: SyncTrigger;
+  readonly dryRun?: boolean;
+  readonly requestedBy: string;
+}
+
+/**
+ * Queues a sync and records its queued run: the scheduler package's `requestSync`, the one way
+ * every producer asks for a sync. The API package may not import the scheduler package, so the
+ * process that starts the API passes it in, as it does the settings check.
+ */
+export type SyncRequester = (
+  deps: { readonly db: Db; readonly enqueue: Pick<EnqueueClient, 'enqueueSync'> },
+  input: ApiSyncRequest,
+) => Promise<EnqueueSyncResult>;
+
 /** What the route handlers use. */
 export interface ApiDeps {
   readonly db: Db;
@@ -28,6 +47,7 @@ export interface ApiDeps {
   /** Needed to store secrets; without it secret routes answer 503. */
   readonly keyRing: KeyRing | undefined;
   readonly validateSettings: SettingsValidator;
+  readonly requestSync: SyncRequester;
   /** How long Test Connection waits for a worker's answer. */
   readonly controlTimeoutMs: number;
   /** Longest a sync request's `wait` is honoured. */

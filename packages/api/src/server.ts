@@ -8,11 +8,11 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Db, KeyRing } from '@dirsync/db';
 import { createControlClient, createEnqueueClient, createRepeatedErrorLog, DEFAULT_QUEUE_PREFIX, failFastRedisOptions, type RedisConnection } from '@dirsync/jobs';
-import { createReadinessProbe, type ReadinessCheck, type ReadinessReport } from '../ops/readiness.ts';
-import { createServiceMetrics, type ServiceMetrics } from '../ops/metrics.ts';
-import { openRedis } from '../ops/redis.ts';
+import { createReadinessProbe, type ReadinessCheck, type ReadinessReport } from './ops/readiness.ts';
+import { createServiceMetrics, type ServiceMetrics } from './ops/metrics.ts';
+import { openRedis } from './ops/redis.ts';
 import { authenticate, callerOf } from './auth.ts';
-import type { ApiApp, ApiDeps, SettingsValidator } from './context.ts';
+import type { ApiApp, ApiDeps, SettingsValidator, SyncRequester } from './context.ts';
 import { ProblemError, sendProblem } from './problems.ts';
 import { registerActionRoutes } from './routes/actions.ts';
 import { registerConnectorRoutes, registerConsentCallback } from './routes/connectors.ts';
@@ -33,6 +33,8 @@ export interface ApiServerOptions {
   readonly keyRing?: KeyRing | undefined;
   /** Settings check per kind: the providers' `validateSettings`, passed in by the CLI. */
   readonly validateSettings: SettingsValidator;
+  /** How a sync is asked for: the scheduler package's `requestSync`, passed in by the CLI. */
+  readonly requestSync: SyncRequester;
   /** How long Test Connection waits for a worker (default 30 s). */
   readonly controlTimeoutMs?: number | undefined;
   /** Longest a sync request's `wait` is honoured (default 300 s, the most the API accepts). */
@@ -265,6 +267,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       control,
       keyRing: options.keyRing,
       validateSettings: options.validateSettings,
+      requestSync: options.requestSync,
       controlTimeoutMs: options.controlTimeoutMs ?? 30_000,
       syncWaitLimitMs: options.syncWaitLimitMs ?? 300_000,
     };

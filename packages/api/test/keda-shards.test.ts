@@ -7,7 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { close, connect, type Db } from '@dirsync/db';
 import { createEnqueueClient, parseShardSelection, syncShardOf, type RedisSettings } from '@dirsync/jobs';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
-import { createServiceMetrics } from '../src/ops/index.ts';
+import { createServiceMetrics } from '../src/index.ts';
 
 // The KEDA examples scale workers on the scheduler's per-shard gauge. Checked here without
 // Kubernetes: the YAML parses, each pool's trigger selects exactly the shards the pool consumes,

@@ -11,8 +11,7 @@ import {
   storeSecretCandidate,
   updateIntegration,
 } from '@dirsync/db';
-import { validateSchedule } from '../../cron.ts';
-import { requestSync } from '../../request-sync.ts';
+import { validateSchedule } from '@dirsync/jobs';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { presentIntegration, presentRun } from '../present.ts';
@@ -273,7 +272,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       await setIntegrationSecret(db, ring, integration.id, request.body.secret);
       await recordAudit(db, { accountId: integration.accountId, integrationId: integration.id, actor, action: 'integration.password_updated' });
       const sync = integration.enabled
-        ? await requestSync(deps, { integrationId: integration.id, mode: 'full', trigger: 'password_update', requestedBy: actor })
+        ? await deps.requestSync(deps, { integrationId: integration.id, mode: 'full', trigger: 'password_update', requestedBy: actor })
         : null;
       return reply.code(202).send({ connection, sync });
     },
@@ -297,7 +296,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const integration = await ownIntegration(deps, request, request.params.id);
       if (!integration.enabled) throw new ProblemError(409, 'integration-disabled', `integration ${integration.id} is disabled: enable it first`);
       const body = syncRequestBody.parse(request.body ?? {});
-      const result = await requestSync(deps, { integrationId: integration.id, mode: body.mode, dryRun: body.dryRun, trigger: 'api', requestedBy: callerOf(request).actor });
+      const result = await deps.requestSync(deps, { integrationId: integration.id, mode: body.mode, dryRun: body.dryRun, trigger: 'api', requestedBy: callerOf(request).actor });
       reply.header('location', `/v1/runs/${result.runId}`);
       if (body.wait === undefined) return reply.code(202).send(result);
       const run = await waitForFinalRun(deps.db, accountId, result.runId, Math.min(body.wait * 1000, deps.syncWaitLimitMs), () => request.raw.socket.destroyed);
