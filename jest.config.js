@@ -14,6 +14,10 @@ const swc = {
 export default {
   // A global option: jest ignores it inside a project.
   testTimeout: 120_000,
+  // Most test files wait on real servers and child processes rather than compute: two run side by
+  // side (every server and process they start takes a free port of its own), where jest's default
+  // on a 2-core machine would run one at a time.
+  maxWorkers: 2,
   globalSetup: '<rootDir>/jest/global-setup.mjs',
   globalTeardown: '<rootDir>/jest/global-teardown.mjs',
   projects: packages.map((name) => ({
