@@ -69,7 +69,7 @@ test('slapd down for the first attempt: the run reads retrying (attempt 1 of 5, 
   // The waiting command has not taken `retrying` for an end.
   expect(result).toBeUndefined();
   // The worker logs the failed attempt once the queue took it back, a moment after the run row.
-  await waitFor(async () => (worker.output().includes('"sync attempt failed"') ? true : undefined), { timeoutMs: 10_000, what: 'the failed attempt in the log' });
+  await waitFor(async () => (worker?.output().includes('"sync attempt failed"') ? true : undefined), { timeoutMs: 10_000, what: 'the failed attempt in the log' });
 
   // Step 3: the directory is back before the retry (first backoff: 5–10 s).
   await server.restart();

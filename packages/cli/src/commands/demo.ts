@@ -240,7 +240,8 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     await ensureDatabase(ctx.config.DATABASE_URL);
     await migrate(ctx.config.DATABASE_URL);
     const db = ctx.db();
-    const realism = realistic ? realisticEntraBehaviour() : undefined;
+    // A demo tenant is small: a tight budget makes the throttling (429 + Retry-After) show.
+    const realism = realistic ? realisticEntraBehaviour({ throttle: { perAppPerTenant: { requests: 8, windowMs: 1_000 }, perTenant: { requests: 12, windowMs: 1_000 } } }) : undefined;
     emulator = await startEntraEmulator(realism ? { realism } : {});
     say(`started the Entra ID / Microsoft Graph emulator: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS, its own CA, trusted by this connector only)`);
     if (realism) say(`  behaving as a real tenant at its most difficult: ${describeRealism(realism)}`);
