@@ -217,15 +217,17 @@ test('the rotation queue worker runs scheduled and on-demand jobs; a slot enqueu
     const second = await client.enqueueRotation({ connectorId: world.connector.id, trigger: 'schedule', scheduledFor: slot });
     expect(second).toEqual({ jobId: first.jobId, deduplicated: true });
     const done = await waitFor(async () => {
+      // Read again once completed: a job read just before it completed has no return value.
       const job = await client.queue.getJob(first.jobId);
-      return (await job?.isCompleted()) ? job : undefined;
+      return (await job?.isCompleted()) ? client.queue.getJob(first.jobId) : undefined;
     }, { what: 'the scheduled rotation' });
     expect(done.returnvalue).toMatchObject({ status: 'rotated', connectorId: world.connector.id });
     expect(JSON.stringify(done.returnvalue)).not.toContain('PRIVATE');
     const manual = await client.enqueueRotation({ connectorId: world.connector.id, trigger: 'manual', requestedBy: 'ops' });
     const manualDone = await waitFor(async () => {
+      // Read again once completed: a job read just before it completed has no return value.
       const job = await client.queue.getJob(manual.jobId);
-      return (await job?.isCompleted()) ? job : undefined;
+      return (await job?.isCompleted()) ? client.queue.getJob(manual.jobId) : undefined;
     }, { what: 'the manual rotation' });
     expect(manualDone.returnvalue).toMatchObject({ status: 'rotated' });
     expect(appThumbprints()).toHaveLength(2);
