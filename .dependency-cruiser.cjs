@@ -10,8 +10,10 @@ const allowed = {
   worker: ['db', 'providers', 'jobs'],
   scheduler: ['db', 'jobs'],
   api: ['db', 'jobs'],
-  cli: ['api', 'scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit'],
+  cli: ['api', 'console', 'scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit'],
   client: ['jobs'],
+  // The console's pages use the API's schemas as types only; the API never imports the console.
+  console: ['api'],
 };
 const all = Object.keys(allowed);
 

@@ -106,4 +106,10 @@ if [ ! -d node_modules ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ] ||
   log "pnpm install"
   CI=true pnpm install --frozen-lockfile --reporter=silent >&2 || CI=true pnpm install --reporter=silent >&2
 fi
+# The console's static assets, served by the API process under /console.
+CONSOLE="$ROOT/packages/console"
+if [ ! -f "$CONSOLE/dist/index.html" ] || [ -n "$(find "$CONSOLE/src" "$CONSOLE/index.html" "$CONSOLE/vite.config.ts" -newer "$CONSOLE/dist/index.html" -print -quit)" ]; then
+  log "building the console"
+  pnpm --filter @dirsync/console build >&2
+fi
 log "ready: node $(node --version), pnpm $(pnpm --version)"
