@@ -90,8 +90,11 @@ test('the compose file runs Postgres behind PgBouncer, Redis, the demo directory
 test('the Dockerfile is multi-stage on node:24-slim, installs production dependencies only and runs as a non-root user', async () => {
   const dockerfile = await readFile(join(dockerDir, 'Dockerfile'), 'utf8');
   const stages = dockerfile.split('\n').filter((line) => line.startsWith('FROM '));
-  expect(stages).toEqual(['FROM node:24-slim AS deps', 'FROM node:24-slim AS runtime']);
+  expect(stages).toEqual(['FROM node:24-slim AS deps', 'FROM node:24-slim AS console', 'FROM node:24-slim AS runtime']);
   expect(dockerfile).toMatch(/pnpm install --frozen-lockfile --prod/);
+  // The console's pages are built in their own stage; only the built files reach the image.
+  expect(dockerfile).toMatch(/pnpm --filter @dirsync\/console build/);
+  expect(dockerfile).toContain('COPY --from=console --chown=root:root /app/packages/console/dist ./packages/console/dist');
   const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
   expect(runtime).toMatch(/^USER node$/m);
   expect(runtime).not.toMatch(/^USER root/m);
