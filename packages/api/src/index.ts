@@ -1,7 +1,40 @@
 export { createApiServer, type ApiServer, type ApiServerOptions } from './server.ts';
 export type { ApiSyncRequest, SettingsValidation, SettingsValidator, SyncRequester } from './context.ts';
-export { problemContentType, type Problem } from './problems.ts';
+export { problemContentType } from './problems.ts';
 export { dashboardPath } from './routes/dashboard.ts';
-export { actionsFor, withEntraActions, type Action } from './routes/actions.ts';
+export { actionsFor, withEntraActions } from './routes/actions.ts';
 export { consentCallbackPath } from './routes/connectors.ts';
 export * from './ops/index.ts';
+export type {
+  Action,
+  ConnectionCheck,
+  ConnectionReport,
+  Connector,
+  ConnectorCertificate,
+  ConnectorTenant,
+  ConsentUrl,
+  ConsentUrlBody,
+  CreateConnectorBody,
+  CreatedConnector,
+  CreateIntegrationBody,
+  DirectoryObject,
+  FieldError,
+  Integration,
+  LastRun,
+  Membership,
+  MigratedIntegration,
+  MigrateIntegrationBody,
+  NextSyncs,
+  Page,
+  Problem,
+  Run,
+  RunChange,
+  RunCounts,
+  RunIssue,
+  SecretAccepted,
+  SetSecretBody,
+  SyncAccepted,
+  SyncAnswer,
+  SyncRequestBody,
+  UpdateIntegrationBody,
+} from './types.ts';

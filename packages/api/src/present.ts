@@ -1,9 +1,61 @@
 import type { Integration, RunRow } from '@dirsync/db';
+import { nextSlotAfter } from '@dirsync/jobs';
 
 const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
-/** An integration as the API answers it (the response schema drops anything else). */
-export function presentIntegration(integration: Integration) {
+/** A run's counts, grouped. */
+function countsOf(run: RunRow) {
+  return {
+    fetched: run.fetched,
+    created: run.created,
+    updated: run.updated,
+    unchanged: run.unchanged,
+    deleted: run.deleted,
+    restored: run.restored,
+    failed: run.failed,
+    membershipsAdded: run.membershipsAdded,
+    membershipsRemoved: run.membershipsRemoved,
+    wouldDelete: run.wouldDelete,
+  };
+}
+
+/** The summary of an integration's latest run that its listing carries. */
+export function presentLastRun(run: RunRow) {
+  return {
+    id: run.id,
+    status: run.status,
+    mode: run.mode ?? run.modeRequested,
+    dryRun: run.dryRun,
+    counts: countsOf(run),
+    queuedAt: run.queuedAt,
+    startedAt: run.startedAt,
+    finishedAt: run.finishedAt,
+    durationMs: run.durationMs,
+  };
+}
+
+/**
+ * The next cron slot of each mode after `now`; none for a disabled integration, which the
+ * scheduler skips. A cron the jobs package cannot read (stored before a stricter check) shows
+ * as no next sync rather than failing the whole listing.
+ */
+export function nextSyncsOf(integration: Pick<Integration, 'enabled' | 'deltaCron' | 'fullCron'>, now: Date): { delta: string | null; full: string | null } {
+  if (!integration.enabled) return { delta: null, full: null };
+  const next = (cron: string): string | null => {
+    try {
+      return nextSlotAfter(cron, now).toISOString();
+    } catch {
+      return null;
+    }
+  };
+  return { delta: next(integration.deltaCron), full: next(integration.fullCron) };
+}
+
+/**
+ * An integration as the API answers it (the response schema drops anything else), with its
+ * latest run (`lastRun`, from one query for a whole list) and its next scheduled syncs.
+ */
+export function presentIntegration(integration: Integration, lastRun: RunRow | undefined, now: Date = new Date()) {
   return {
     id: integration.id,
     accountId: integration.accountId,
@@ -21,6 +73,8 @@ export function presentIntegration(integration: Integration) {
     lastRunId: integration.lastRunId,
     lastSuccessRunId: integration.lastSuccessRunId,
     lastSuccessAt: iso(integration.lastSuccessAt),
+    lastRun: lastRun === undefined ? null : presentLastRun(lastRun),
+    nextSyncs: nextSyncsOf(integration, now),
     createdAt: integration.createdAt.toISOString(),
     updatedAt: integration.updatedAt.toISOString(),
   };
@@ -39,18 +93,7 @@ export function presentRun(run: RunRow) {
     dryRun: run.dryRun,
     status: run.status,
     requestedBy: run.requestedBy,
-    counts: {
-      fetched: run.fetched,
-      created: run.created,
-      updated: run.updated,
-      unchanged: run.unchanged,
-      deleted: run.deleted,
-      restored: run.restored,
-      failed: run.failed,
-      membershipsAdded: run.membershipsAdded,
-      membershipsRemoved: run.membershipsRemoved,
-      wouldDelete: run.wouldDelete,
-    },
+    counts: countsOf(run),
     issueCount: run.issueCount,
     workerId: run.workerId,
     error: run.error,

@@ -41,6 +41,41 @@ export const pageQuery = z.object({
   cursor: z.string().max(500).optional(),
 });
 
+/** Counts of a run report. */
+const countsSchema = z.object({
+  fetched: z.number().int(),
+  created: z.number().int(),
+  updated: z.number().int(),
+  unchanged: z.number().int(),
+  deleted: z.number().int(),
+  restored: z.number().int(),
+  failed: z.number().int(),
+  membershipsAdded: z.number().int(),
+  membershipsRemoved: z.number().int(),
+  wouldDelete: z.number().int(),
+});
+
+/** The latest run of an integration, as the integration list shows it. */
+export const lastRunSchema = z.object({
+  id: z.uuid(),
+  status: z.enum(runStatuses),
+  mode: z.enum(syncModes).describe('the mode it runs in (the mode asked for until it starts)'),
+  dryRun: z.boolean(),
+  counts: countsSchema,
+  queuedAt: isoDate,
+  startedAt: nullableDate,
+  finishedAt: nullableDate,
+  durationMs: z.number().int().nullable(),
+});
+
+/** When the scheduler next syncs an integration, per mode. */
+export const nextSyncsSchema = z
+  .object({
+    delta: nullableDate.describe('next delta slot; null when the integration is disabled'),
+    full: nullableDate.describe('next full slot ("Sync All"); null when the integration is disabled'),
+  })
+  .describe("the next slots of the integration's crons, with the scheduler's stable per-integration jitter when it applies one");
+
 /** An integration as the API shows it: configuration and state, never its secret. */
 export const integrationSchema = z.object({
   id: z.uuid(),
@@ -59,6 +94,8 @@ export const integrationSchema = z.object({
   lastRunId: z.uuid().nullable(),
   lastSuccessRunId: z.uuid().nullable(),
   lastSuccessAt: nullableDate,
+  lastRun: lastRunSchema.nullable().describe('the latest run (null before the first)'),
+  nextSyncs: nextSyncsSchema,
   createdAt: isoDate,
   updatedAt: isoDate,
 });
@@ -122,20 +159,6 @@ export const connectionReport = connectionReportSchema;
 export const secretAcceptedSchema = z.object({
   connection: connectionReportSchema,
   sync: syncAcceptedSchema.nullable().describe('the full sync ("Sync All") queued after the change; null for a disabled integration'),
-});
-
-/** Counts of a run report. */
-const countsSchema = z.object({
-  fetched: z.number().int(),
-  created: z.number().int(),
-  updated: z.number().int(),
-  unchanged: z.number().int(),
-  deleted: z.number().int(),
-  restored: z.number().int(),
-  failed: z.number().int(),
-  membershipsAdded: z.number().int(),
-  membershipsRemoved: z.number().int(),
-  wouldDelete: z.number().int(),
 });
 
 /** A run report (without its issues, which are paged). */
@@ -285,17 +308,81 @@ export const connectorSchema = z.object({
     status: z.string().nullable().describe('succeeded or failed; null before the first rotation'),
     error: z.string().nullable(),
   }),
+  nextRotationAt: nullableDate.describe('next slot of the rotation cron (UTC)'),
+  rotationFailures: z.number().int().describe('failed rotations since the last one that succeeded'),
+  currentThumbprint: z.string().nullable().describe('SHA-1 thumbprint of the certificate in use; null when none is current'),
   certificates: z.array(connectorCertificateSchema).describe('credential history, newest first'),
   tenants: z.array(connectorTenantSchema).describe("consent of the tenants of this account's integrations on the connector"),
 });
 
+/**
+ * A console page to come back to: a path under `/console/`, with an optional query. Anything that
+ * a browser could read as another origin or another part of the site (`//host`, a backslash, a
+ * scheme, dot segments, encoded slashes or dots, control characters) is refused, so a redirect
+ * to it can never leave the console.
+ */
+export const consoleReturnPath = z
+  .string()
+  .max(2000)
+  .refine((value) => value.startsWith('/console/'), 'must be a path under /console/')
+  .refine((value) => !value.includes('//') && !value.includes('\\'), 'must not contain "//" or a backslash')
+  .refine((value) => /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/.test(value), 'must be a plain path: no spaces, control characters or fragment')
+  .refine((value) => !/%(2e|2f|5c|00)/i.test(value), 'must not contain encoded dots, slashes or backslashes')
+  .refine((value) => !value.split('?')[0]!.split('/').some((segment) => segment === '.' || segment === '..'), 'must not contain "." or ".." segments')
+  .describe('a console path (`/console/...`) to send the browser back to');
+
 /** Body of `POST /v1/connectors/{id}/consent-url`. */
 export const consentUrlBody = z.strictObject({
   tenantId: z.string().trim().min(1).max(255).describe("the customer's tenant (GUID or domain); the consent, once its token shows the permissions, is this account's alone"),
+  returnTo: consoleReturnPath
+    .optional()
+    .describe('a console page (`/console/...`): after the consent the callback answers 303 there with `consent=granted&tenant=<id>` or `consent=failed&reason=...` instead of its own page'),
 });
 
 /** What `POST /v1/connectors/{id}/consent-url` answers. */
 export const consentUrlSchema = z.object({
   url: z.url().describe("admin-consent URL to send to the tenant's administrator; its state works once"),
   expiresAt: isoDate,
+});
+
+/** Body of `POST /v1/integrations/{id}/migrate`. */
+export const migrateIntegrationBody = z.strictObject({
+  connectorId: z.guid({ message: 'must be a uuid' }).describe('the connector the integration uses from now on'),
+  description: z.string().max(2000).describe('description of the migrated integration (required, not blank; the name is carried over)'),
+});
+
+/** What `POST /v1/integrations/{id}/migrate` answers: the migrated integration and what to clean up. */
+export const migratedIntegrationSchema = integrationSchema.extend({
+  legacyClientId: z.string().describe('client id of the old app registration, which the tenant administrator should now delete'),
+  tenantId: z.string().describe('the tenant of the old app registration'),
+  sync: syncAcceptedSchema.nullable().describe('the full sync queued after the migration; null for a disabled integration'),
+});
+
+const guidText = (what: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)')
+    .describe(what);
+
+/** Body of `POST /v1/connectors`. */
+export const createConnectorBody = z.strictObject({
+  name: z.string().trim().min(1, 'must not be blank').max(200),
+  description: z.string().trim().min(1, 'must not be blank').max(2000).describe('what the connector is for (required)'),
+  clientId: guidText('application (client) id of the app registration'),
+  objectId: guidText('object id of the app registration (it rolls its own keys)'),
+  homeTenant: guidText('tenant the app registration lives in'),
+  redirectUri: z
+    .url()
+    .max(2000)
+    .optional()
+    .describe('where the admin-consent page sends administrators back (https://, http:// only for localhost); default this API\'s /v1/consent/callback as the request reached it'),
+  cloud: z.enum(['global', 'usgov', 'china']).optional().describe('the Microsoft cloud of the app registration (default global)'),
+  rotationCron: cron.optional().describe('when the certificate rotates (default daily at 03:00 UTC)'),
+  certificateValidityDays: z.number().int().min(2).max(730).optional().describe('validity of each certificate (default 30)'),
+});
+
+/** What `POST /v1/connectors` answers (201): the connector and its first certificate to upload. */
+export const createdConnectorSchema = connectorSchema.extend({
+  certificatePem: z.string().describe('the public certificate (PEM) to upload to the app registration; its private key never leaves the database'),
 });

@@ -218,6 +218,7 @@ test("account isolation: a key never sees or touches another account's data, on 
     listGroups: { method: 'GET', path: `/v1/integrations/${i}/groups` },
     listMemberships: { method: 'GET', path: `/v1/integrations/${i}/memberships` },
     revokeConsent: { method: 'DELETE', path: `/v1/connectors/${connector.id}/consents/isolated.onmicrosoft.com` },
+    migrateIntegration: { method: 'POST', path: `/v1/integrations/${i}/migrate`, body: { connectorId: connector.id, description: 'stolen' } },
   };
   // Shared by every account: B sees them, but nothing of A's on them.
   const shared: Record<string, string> = { listConnectors: '/v1/connectors', getConnector: `/v1/connectors/${connector.id}` };

@@ -144,6 +144,24 @@ export async function listAccountRuns(db: Db, accountId: string, filter: Account
   return paged(rows, filter.limit, (row) => [row.queuedAt, row.id], (row) => row);
 }
 
+/**
+ * The newest run (by queue time, whatever its status) of each of the account's integrations,
+ * or of those of `integrationIds` among them, in one statement: an integration list shows its
+ * last run without a query per row. Integrations without a run have no entry.
+ */
+export async function listLatestRuns(db: Db, accountId: string, integrationIds?: readonly string[]): Promise<Map<string, RunRow>> {
+  const ids = integrationIds?.filter(isUuid);
+  if (ids !== undefined && ids.length === 0) return new Map();
+  const rows = await db.$client.unsafe<RunRow[]>(
+    `select ${runColumns}
+     from integrations i
+     join lateral (select * from sync_runs s where s.integration_id = i.id order by s.queued_at desc, s.id desc limit 1) r on true
+     where i.account_id = $1 and ($2::uuid[] is null or i.id = any($2::uuid[]))`,
+    [accountId, ids === undefined ? null : [...ids]],
+  );
+  return new Map(rows.map((row) => [row.integrationId, row]));
+}
+
 /** One run of the account, or undefined (another account's run reads as absent). */
 export async function getAccountRun(db: Db, accountId: string, runId: string): Promise<RunRow | undefined> {
   if (!isUuid(runId)) return undefined;

@@ -375,6 +375,7 @@ export async function recordRotationOutcome(
       lastRotationAt: sql`now()`,
       lastRotationStatus: outcome.status,
       lastRotationError: outcome.status === 'failed' ? (outcome.error ?? 'rotation failed') : null,
+      rotationFailures: outcome.status === 'failed' ? sql`${connectors.rotationFailures} + 1` : 0,
       ...(outcome.status === 'succeeded' && outcome.slot ? { rotatedSlot: outcome.slot } : {}),
       updatedAt: sql`now()`,
     })

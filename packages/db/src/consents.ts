@@ -79,6 +79,11 @@ export interface ConsentRequestInput {
   readonly tenantId: string;
   /** How long the URL can be used (default 1 hour). */
   readonly ttlMs?: number;
+  /**
+   * A console page (path under `/console/`, checked by the caller) the callback sends the browser
+   * back to once the request ends; without one the callback shows its own page.
+   */
+  readonly returnTo?: string | undefined;
 }
 
 /** An admin-consent URL and the state it carries. */
@@ -105,7 +110,7 @@ export async function createConsentRequest(db: Db, ring: KeyRing, input: Consent
   const expiresAt = new Date(Date.now() + (input.ttlMs ?? 3600_000));
   const state = sealState(ring, { n: nonce, a: input.accountId, c: connector.id, t: tenantId, e: expiresAt.getTime(), s: 'consent' });
   await db.transaction(async (tx) => {
-    await tx.insert(entraConsentStates).values({ nonce, accountId: input.accountId, connectorId: connector.id, tenantId, expiresAt });
+    await tx.insert(entraConsentStates).values({ nonce, accountId: input.accountId, connectorId: connector.id, tenantId, expiresAt, returnTo: input.returnTo ?? null });
     await tx.insert(entraConsents).values({ accountId: input.accountId, connectorId: connector.id, tenantId, status: 'pending' }).onConflictDoNothing();
   });
   return { url: adminConsentUrl(connector, tenantId, state), state, expiresAt, tenantId };
@@ -149,6 +154,8 @@ export interface ConsentRequestRef {
   readonly accountId: string;
   readonly connectorId: string;
   readonly tenantId: string;
+  /** The console page the request asked to come back to, if any (read once the state is used). */
+  readonly returnTo: string | null;
 }
 
 /**
@@ -205,7 +212,7 @@ function openState(ring: KeyRing, state: string): StatePayload {
 export async function acceptConsentRedirect(db: Db, ring: KeyRing, params: URLSearchParams): Promise<ConsentRedirect> {
   const state = openState(ring, params.get('state') ?? '');
   if (state.e < Date.now()) throw new InvalidInputError('the consent state has expired: create a new consent URL');
-  const request: ConsentRequestRef = { nonce: state.n, accountId: state.a, connectorId: state.c, tenantId: state.t };
+  const named = { nonce: state.n, accountId: state.a, connectorId: state.c, tenantId: state.t };
   const error = errorCode(params.get('error'));
   const rawDescription = params.get('error_description');
   const errorDescription = rawDescription === null ? null : displayText(rawDescription);
@@ -213,23 +220,23 @@ export async function acceptConsentRedirect(db: Db, ring: KeyRing, params: URLSe
   // Microsoft's error answers carry admin_consent=True too: the error decides.
   const refused =
     params.has('error') || (state.s === 'consent' ? params.get('admin_consent')?.toLowerCase() !== 'true' : code === null || code === '' || code.length > 4096);
-  const connector = refused || state.s === 'sign_in' ? undefined : await requireConnector(db, request.connectorId);
+  const connector = refused || state.s === 'sign_in' ? undefined : await requireConnector(db, named.connectorId);
   const sameRequest = and(
-    eq(entraConsentStates.nonce, request.nonce),
-    eq(entraConsentStates.accountId, request.accountId),
-    eq(entraConsentStates.connectorId, request.connectorId),
-    eq(entraConsentStates.tenantId, request.tenantId),
+    eq(entraConsentStates.nonce, named.nonce),
+    eq(entraConsentStates.accountId, named.accountId),
+    eq(entraConsentStates.connectorId, named.connectorId),
+    eq(entraConsentStates.tenantId, named.tenantId),
   );
   return db.transaction(async (tx) => {
     const signInNonce = randomBytes(24).toString('base64url');
-    const sealedCode = state.s === 'sign_in' && !refused && code !== null ? encryptSecret(ring, code, consentCodeAad(request.nonce)) : undefined;
+    const sealedCode = state.s === 'sign_in' && !refused && code !== null ? encryptSecret(ring, code, consentCodeAad(named.nonce)) : undefined;
     const used =
       state.s === 'consent'
         ? await tx
             .update(entraConsentStates)
             .set({ usedAt: sql`now()`, ...(refused ? {} : { signInNonce }) })
             .where(and(sameRequest, sql`${entraConsentStates.usedAt} is null`))
-            .returning({ nonce: entraConsentStates.nonce })
+            .returning({ nonce: entraConsentStates.nonce, returnTo: entraConsentStates.returnTo })
         : await tx
             .update(entraConsentStates)
             .set({ signInUsedAt: sql`now()`, ...(sealedCode ? { codeCiphertext: sealedCode.ciphertext, codeKeyId: sealedCode.keyId } : {}) })
@@ -240,8 +247,9 @@ export async function acceptConsentRedirect(db: Db, ring: KeyRing, params: URLSe
                 sql`${entraConsentStates.signInUsedAt} is null and ${entraConsentStates.outcome} is null`,
               ),
             )
-            .returning({ nonce: entraConsentStates.nonce });
+            .returning({ nonce: entraConsentStates.nonce, returnTo: entraConsentStates.returnTo });
     if (used.length === 0) throw new InvalidInputError('the consent state was already used (or never issued): create a new consent URL');
+    const request: ConsentRequestRef = { ...named, returnTo: used[0]?.returnTo ?? null };
     if (!refused && state.s === 'sign_in') return { kind: 'verify' as const, request };
     if (!refused && connector) {
       const secondState = sealState(ring, { ...state, e: Math.min(state.e, Date.now() + signInTtlMs), s: 'sign_in' });

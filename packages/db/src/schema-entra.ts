@@ -68,6 +68,8 @@ export const connectors = pgTable(
     lastRotationAt: timestamp('last_rotation_at', { withTimezone: true }),
     lastRotationStatus: text('last_rotation_status'),
     lastRotationError: text('last_rotation_error'),
+    /** Failed rotations since the last one that succeeded (0 after a success). */
+    rotationFailures: integer('rotation_failures').notNull().default(0),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -189,6 +191,8 @@ export const entraConsentStates = pgTable(
     /** Why the request ended as it did (already sanitised and capped). */
     detail: text('detail'),
     completedAt: timestamp('completed_at', { withTimezone: true }),
+    /** The console page to send the browser back to after the consent (a path under /console/), if any. */
+    returnTo: text('return_to'),
   },
   (t) => [
     index('entra_consent_states_account_idx').on(t.accountId, t.connectorId, t.tenantId),

@@ -22,7 +22,7 @@ import {
   recordConsentVerification,
   revokeConsent,
 } from '@dirsync/db';
-import { ControlJobFailedError, ControlTimeoutError } from '@dirsync/jobs';
+import { ControlJobFailedError, ControlTimeoutError, nextSlotAfter } from '@dirsync/jobs';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { notFound, ProblemError } from '../problems.ts';
@@ -91,6 +91,9 @@ async function presentConnector(deps: ApiDeps, accountId: string, connector: Con
     rotationCron: connector.rotationCron,
     certificateValidityDays: connector.certificateValidityDays,
     lastRotation: { at: iso(connector.lastRotationAt), status: connector.lastRotationStatus, error: connector.lastRotationError },
+    nextRotationAt: nextRotationOf(connector, new Date()),
+    rotationFailures: connector.rotationFailures,
+    currentThumbprint: certificates.find((c) => c.status === 'current')?.thumbprint ?? null,
     certificates: certificates.map((c) => ({
       id: c.id,
       status: c.status,
@@ -104,6 +107,15 @@ async function presentConnector(deps: ApiDeps, accountId: string, connector: Con
     })),
     tenants,
   };
+}
+
+/** The next slot of the connector's rotation cron (UTC, as the rotation scheduler reads it); null for a cron it cannot read. */
+function nextRotationOf(connector: Pick<Connector, 'rotationCron'>, now: Date): string | null {
+  try {
+    return nextSlotAfter(connector.rotationCron, now).toISOString();
+  } catch {
+    return null;
+  }
 }
 
 async function requireConnectorOf(deps: ApiDeps, id: string): Promise<Connector> {

@@ -4,7 +4,13 @@ import {
   deleteSecretCandidate,
   type IntegrationKind,
   type IntegrationPatch,
+  getConnector,
+  type Integration,
+  InvalidStateError,
+  isLegacyEntraIntegration,
   listIntegrations,
+  listLatestRuns,
+  migrateLegacyIntegration,
   recordAudit,
   removeIntegration,
   setIntegrationSecret,
@@ -21,6 +27,8 @@ import {
   createIntegrationBody,
   idParams,
   integrationSchema,
+  migratedIntegrationSchema,
+  migrateIntegrationBody,
   secretAcceptedSchema,
   setSecretBody,
   syncAnswerSchema,
@@ -96,7 +104,13 @@ function checkConfiguration(
   };
 }
 
-/** Integrations of the caller's account: CRUD, secret, Test Connection, sync requests. */
+/** One integration as answered, with its latest run. */
+async function presentOne(deps: ApiDeps, integration: Integration) {
+  const latest = await listLatestRuns(deps.db, integration.accountId, [integration.id]);
+  return presentIntegration(integration, latest.get(integration.id));
+}
+
+/** Integrations of the caller's account: CRUD, secret, Test Connection, sync requests, migration. */
 export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
   const { db } = deps;
 
@@ -104,8 +118,11 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
     schema: { tags, operationId: 'listIntegrations', summary: "The account's integrations", security: bearer, response: withProblems({ 200: z.object({ items: z.array(integrationSchema) }) }) },
     preHandler: requireScope('read'),
     handler: async (request) => {
-      const rows = await listIntegrations(db, { accountId: accountOf(request) });
-      return { items: rows.map(presentIntegration) };
+      const accountId = accountOf(request);
+      const rows = await listIntegrations(db, { accountId });
+      const latest = await listLatestRuns(db, accountId);
+      const now = new Date();
+      return { items: rows.map((row) => presentIntegration(row, latest.get(row.id), now)) };
     },
   });
 
@@ -143,14 +160,14 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
         ring === undefined || body.secret === undefined ? undefined : { ring, plaintext: body.secret },
       );
       await recordAudit(db, { accountId, integrationId: integration.id, actor, action: 'integration.created', details: { name: integration.name, kind: integration.kind } });
-      return reply.code(201).header('location', `/v1/integrations/${integration.id}`).send(presentIntegration(integration));
+      return reply.code(201).header('location', `/v1/integrations/${integration.id}`).send(presentIntegration(integration, undefined));
     },
   });
 
   app.get('/integrations/:id', {
     schema: { tags, operationId: 'getIntegration', summary: 'One integration (never its secret)', security: bearer, params: idParams, response: withProblems({ 200: integrationSchema }) },
     preHandler: requireScope('read'),
-    handler: async (request) => presentIntegration(await ownIntegration(deps, request, request.params.id)),
+    handler: async (request) => presentOne(deps, await ownIntegration(deps, request, request.params.id)),
   });
 
   app.patch('/integrations/:id', {
@@ -182,7 +199,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       if (Object.keys(patch).length === 0) throw new ProblemError(400, 'invalid-request', 'nothing to change: send at least one field');
       const updated = await updateIntegration(db, current.id, patch);
       await recordAudit(db, { accountId: current.accountId, integrationId: current.id, actor: callerOf(request).actor, action: 'integration.updated', details: { fields: Object.keys(patch) } });
-      return presentIntegration(updated);
+      return presentOne(deps, updated);
     },
   });
 
@@ -201,7 +218,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
         const current = await ownIntegration(deps, request, request.params.id);
         const updated = await updateIntegration(db, current.id, { enabled });
         await recordAudit(db, { accountId: current.accountId, integrationId: current.id, actor: callerOf(request).actor, action: `integration.${action}d` });
-        return presentIntegration(updated);
+        return presentOne(deps, updated);
       },
     });
   }
@@ -302,6 +319,56 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const run = await waitForFinalRun(deps.db, accountId, result.runId, Math.min(body.wait * 1000, deps.syncWaitLimitMs), () => request.raw.socket.destroyed);
       if (!run) throw notFound(`run ${result.runId}`);
       return reply.code(finalRunStatuses.has(run.status) ? 200 : 202).send({ ...result, run: presentRun(run) });
+    },
+  });
+
+  app.post('/integrations/:id/migrate', {
+    schema: {
+      tags,
+      operationId: 'migrateIntegration',
+      summary: 'Move a legacy Entra ID integration (own app registration) to a connector, then queue a full sync',
+      description:
+        "The name is carried over, the description replaced (required), the old client secret erased. Needs the account's granted consent of the integration's tenant to the connector (409 otherwise). The answer names the old app registration (`legacyClientId`, `tenantId`) for its administrator to delete.",
+      security: bearer,
+      params: idParams,
+      body: migrateIntegrationBody,
+      response: withProblems({ 200: migratedIntegrationSchema, 409: problemSchema, 422: problemSchema }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request) => {
+      const integration = await ownIntegration(deps, request, request.params.id);
+      const { actor } = callerOf(request);
+      const { connectorId, description } = request.body;
+      if (description.trim() === '') {
+        throw new ProblemError(422, 'invalid-configuration', 'description: must not be blank (the migrated integration keeps its name and needs a description)', {
+          extensions: { errors: [{ in: 'body', path: 'description', message: 'must not be blank' }] },
+        });
+      }
+      if (!isLegacyEntraIntegration(integration)) {
+        throw new ProblemError(409, 'not-legacy-integration', `integration "${integration.name}" is not a legacy Entra ID integration: there is nothing to migrate`);
+      }
+      const connector = await getConnector(db, connectorId);
+      if (!connector) {
+        throw new ProblemError(422, 'invalid-configuration', `connectorId: no connector ${connectorId}`, {
+          extensions: { errors: [{ in: 'body', path: 'connectorId', message: 'no such connector' }] },
+        });
+      }
+      let result;
+      try {
+        // Records the audit event in the same transaction as the switch.
+        result = await migrateLegacyIntegration(db, { integrationId: integration.id, connectorId: connector.id, description, actor });
+      } catch (error) {
+        if (!(error instanceof InvalidStateError)) throw error;
+        const tenant = typeof integration.settings['tenantId'] === 'string' ? integration.settings['tenantId'] : '';
+        throw new ProblemError(
+          409,
+          'tenant-consent-required',
+          `this account holds no granted consent of tenant ${tenant} to connector "${connector.name}": ask for a consent URL (POST /v1/connectors/${connector.id}/consent-url) and have the tenant's administrator grant it, then migrate`,
+        );
+      }
+      const migrated = await ownIntegration(deps, request, integration.id);
+      const sync = migrated.enabled ? await deps.requestSync(deps, { integrationId: migrated.id, mode: 'full', trigger: 'api', requestedBy: actor }) : null;
+      return { ...(await presentOne(deps, migrated)), legacyClientId: result.legacyClientId, tenantId: result.tenantId, sync };
     },
   });
 }
