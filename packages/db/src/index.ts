@@ -13,6 +13,7 @@ export * from './connectors.ts';
 export * from './consents.ts';
 export * from './display.ts';
 export * from './api-keys.ts';
+export * from './console-sessions.ts';
 export * from './secret-candidates.ts';
 export * from './readiness.ts';
 export * from './encrypted-columns.ts';

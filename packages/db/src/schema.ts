@@ -253,3 +253,4 @@ export const auditEvents = pgTable(
 );
 export * from './schema-entra.ts';
 export * from './schema-api.ts';
+export * from './schema-console.ts';
