@@ -38,3 +38,6 @@ export type {
   SyncRequestBody,
   UpdateIntegrationBody,
 } from './types.ts';
+export type { Caller } from './auth.ts';
+export { accountHeader, csrfHeader } from './auth.ts';
+export { consoleAuthPaths, consoleContentSecurityPolicy, mapRolesClaim, type ApiConsoleOptions, type ConsoleOidcSettings, type ConsoleSessionAnswer } from './console/index.ts';

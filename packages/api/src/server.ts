@@ -12,7 +12,8 @@ import { createReadinessProbe, type ReadinessCheck, type ReadinessReport } from 
 import { createServiceMetrics, type ServiceMetrics } from './ops/metrics.ts';
 import { openRedis } from './ops/redis.ts';
 import { authenticate, callerOf } from './auth.ts';
-import type { ApiApp, ApiDeps, SettingsValidator, SyncRequester } from './context.ts';
+import { type ApiConsoleOptions, prepareConsole, registerConsole, registerConsoleAuth } from './console/index.ts';
+import type { ApiApp, ApiDeps, ConnectorTooling, SettingsValidator, SyncRequester } from './context.ts';
 import { ProblemError, sendProblem } from './problems.ts';
 import { registerActionRoutes } from './routes/actions.ts';
 import { registerConnectorRoutes, registerConsentCallback } from './routes/connectors.ts';
@@ -35,6 +36,11 @@ export interface ApiServerOptions {
   readonly validateSettings: SettingsValidator;
   /** How a sync is asked for: the scheduler package's `requestSync`, passed in by the CLI. */
   readonly requestSync: SyncRequester;
+  /**
+   * What `POST /v1/connectors` needs from the providers (certificate generator, cloud hosts),
+   * passed in by the CLI; without it that route answers 503.
+   */
+  readonly connectorTooling?: ConnectorTooling | undefined;
   /** How long Test Connection waits for a worker (default 30 s). */
   readonly controlTimeoutMs?: number | undefined;
   /** Longest a sync request's `wait` is honoured (default 300 s, the most the API accepts). */
@@ -64,6 +70,11 @@ export interface ApiServerOptions {
   readonly readinessChecks?: Readonly<Record<string, () => ReadinessCheck>> | undefined;
   /** Metrics to serve on the metrics port instead of the installation-wide ones made here. */
   readonly metrics?: ServiceMetrics | undefined;
+  /**
+   * Serves the administration console under `/console` (its files, sign-in routes) and lets
+   * `/v1` accept its session cookie. Absent: no console, and `/v1` takes API keys only.
+   */
+  readonly console?: ApiConsoleOptions | undefined;
 }
 
 /** One route the server answers, as registered (`/v1/integrations/:id`). */
@@ -205,6 +216,10 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       }
     }
   });
+  // Checked before anything listens: a wrong console URL or an insecure issuer stops the start.
+  const consoleSetup = options.console && options.serveApi !== false ? prepareConsole(options.console) : undefined;
+  // The cookie parser must come before every route that reads the session.
+  if (consoleSetup) await registerConsole(app, consoleSetup);
   app.setNotFoundHandler((request, reply) => sendProblem(new ProblemError(404, 'not-found', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`), request, reply, logger));
 
   const readiness = createReadinessProbe({
@@ -249,6 +264,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       pub.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
       // The customer's administrator's browser lands here, without a key.
       registerConsentCallback(pub, deps);
+      if (consoleSetup) registerConsoleAuth(pub, consoleSetup, { db: options.db, logger });
     }
   };
 
@@ -268,6 +284,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       keyRing: options.keyRing,
       validateSettings: options.validateSettings,
       requestSync: options.requestSync,
+      connectorTooling: options.connectorTooling,
       controlTimeoutMs: options.controlTimeoutMs ?? 30_000,
       syncWaitLimitMs: options.syncWaitLimitMs ?? 300_000,
     };
@@ -312,7 +329,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
             });
           }
           try {
-            request.caller = await authenticate(options.db, request, 'bearer');
+            request.caller = await authenticate(options.db, request, 'bearer', consoleSetup?.settings);
           } catch (error) {
             if (error instanceof ProblemError && error.statusCode === 401) {
               await limiterRedis
@@ -334,9 +351,9 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
           redis: limiterRedis,
           nameSpace: `${prefix}:api-rate:`,
           skipOnError: !failClosed,
-          keyGenerator: (request) => callerOf(request).key.id,
-          errorResponseBuilder: (_request, context) =>
-            new ProblemError(429, 'rate-limited', `this key made more than ${context.max} requests in the current window: retry in ${context.after}`),
+          keyGenerator: (request) => callerOf(request).rateLimitKey,
+          errorResponseBuilder: (request, context) =>
+            new ProblemError(429, 'rate-limited', `this ${request.caller?.session ? 'console session' : 'key'} made more than ${context.max} requests in the current window: retry in ${context.after}`),
         });
         v1.addHook('preHandler', async (request) => {
           // Integration and run ids in every log line of the request.

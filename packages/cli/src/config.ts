@@ -193,6 +193,43 @@ export const configSchema = z.object({
   DIRSYNC_API_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(600),
   /** Requests one client address may make per minute to the routes without a key (probes, docs, consent callback). */
   DIRSYNC_PUBLIC_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(300),
+  /**
+   * Public base URL of the API and its console, as browsers reach it (`https://dirsync.example.com`):
+   * sign-in redirects and one-time links use it, an https URL makes the session cookie Secure, and
+   * changes are accepted only from its origin. Default `http://localhost:<PORT>`.
+   */
+  DIRSYNC_CONSOLE_URL: z
+    .string()
+    .trim()
+    .refine((v) => /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v) && URL.canParse(v), 'DIRSYNC_CONSOLE_URL must be an http:// or https:// URL without query or fragment')
+    .optional(),
+  /** Hours a console session lasts after sign-in. */
+  DIRSYNC_CONSOLE_SESSION_HOURS: z.coerce
+    .number()
+    .min(0.25, 'DIRSYNC_CONSOLE_SESSION_HOURS must be 0.25–720')
+    .max(720, 'DIRSYNC_CONSOLE_SESSION_HOURS must be 0.25–720')
+    .default(8),
+  /**
+   * Issuer URL of the OpenID Connect provider console users sign in with (https; http only on
+   * loopback). With DIRSYNC_OIDC_CLIENT_ID; without both, the console offers one-time links only.
+   */
+  DIRSYNC_OIDC_ISSUER: z
+    .string()
+    .trim()
+    .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'DIRSYNC_OIDC_ISSUER must be an https:// URL')
+    .optional(),
+  /** Client id of the console at the OpenID Connect provider (redirect URI `<DIRSYNC_CONSOLE_URL>/console/auth/callback`). */
+  DIRSYNC_OIDC_CLIENT_ID: z.string().trim().min(1, 'DIRSYNC_OIDC_CLIENT_ID must not be empty').optional(),
+  /** Client secret of a confidential client; unset: a public client protected by PKCE alone. */
+  DIRSYNC_OIDC_CLIENT_SECRET: z.string().min(1, 'DIRSYNC_OIDC_CLIENT_SECRET must not be empty').optional(),
+  /** Scopes the console asks for, space-separated; must include `openid`. */
+  DIRSYNC_OIDC_SCOPES: z
+    .string()
+    .trim()
+    .refine((v) => v.split(/\s+/).includes('openid'), 'DIRSYNC_OIDC_SCOPES must include openid')
+    .default('openid profile email'),
+  /** Claim (ID token or userinfo) listing a user's roles as `<account>:<role>` entries; `*:<role>` for every account. */
+  DIRSYNC_OIDC_ROLES_CLAIM: z.string().trim().min(1, 'DIRSYNC_OIDC_ROLES_CLAIM must not be empty').default('dirsync_roles'),
   /** How long the API waits for a worker to answer Test Connection or a new password's check. */
   DIRSYNC_CONTROL_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
   /** Internal port of /metrics (with /healthz, /readyz) of workers, schedulers and API servers; 0 serves none. */
@@ -235,8 +272,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       }),
     );
   }
-  const redisProblems = redisSettingProblems(parsed.data);
-  if (redisProblems.length > 0) throw new ConfigurationError(redisProblems);
+  const problems = [...redisSettingProblems(parsed.data), ...consoleSettingProblems(parsed.data)];
+  if (problems.length > 0) throw new ConfigurationError(problems);
   return parsed.data;
 }
 
@@ -252,6 +289,39 @@ function redisSettingProblems(config: Config): string[] {
     problems.push(`DIRSYNC_WORKER_SHARDS: ${error instanceof Error ? error.message : String(error)}`);
   }
   return problems;
+}
+
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+// Checks that relate the console's sign-in settings to each other.
+function consoleSettingProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const issuer = config.DIRSYNC_OIDC_ISSUER;
+  if (issuer !== undefined && config.DIRSYNC_OIDC_CLIENT_ID === undefined) problems.push('DIRSYNC_OIDC_ISSUER is set without DIRSYNC_OIDC_CLIENT_ID: set both, or neither');
+  if (issuer === undefined && config.DIRSYNC_OIDC_CLIENT_ID !== undefined) problems.push('DIRSYNC_OIDC_CLIENT_ID is set without DIRSYNC_OIDC_ISSUER: set both, or neither');
+  if (issuer === undefined && config.DIRSYNC_OIDC_CLIENT_SECRET !== undefined) problems.push('DIRSYNC_OIDC_CLIENT_SECRET is set without DIRSYNC_OIDC_ISSUER and DIRSYNC_OIDC_CLIENT_ID');
+  if (issuer !== undefined) {
+    const url = new URL(issuer);
+    if (url.protocol === 'http:' && !loopbackHosts.has(url.hostname)) problems.push('DIRSYNC_OIDC_ISSUER must be an https:// URL (http only on loopback: localhost, 127.0.0.1, [::1])');
+  }
+  return problems;
+}
+
+/** The console's public base URL: DIRSYNC_CONSOLE_URL, else `http://localhost:<PORT>`. */
+export function consoleUrlOf(config: Config): string {
+  return (config.DIRSYNC_CONSOLE_URL ?? `http://localhost:${config.PORT}`).replace(/\/+$/, '');
+}
+
+/** The console's OpenID Connect settings, when an issuer and a client id are configured. */
+export function consoleOidcOf(config: Config): { issuer: string; clientId: string; clientSecret: string | undefined; scopes: string; rolesClaim: string } | undefined {
+  if (config.DIRSYNC_OIDC_ISSUER === undefined || config.DIRSYNC_OIDC_CLIENT_ID === undefined) return undefined;
+  return {
+    issuer: config.DIRSYNC_OIDC_ISSUER,
+    clientId: config.DIRSYNC_OIDC_CLIENT_ID,
+    clientSecret: config.DIRSYNC_OIDC_CLIENT_SECRET,
+    scopes: config.DIRSYNC_OIDC_SCOPES,
+    rolesClaim: config.DIRSYNC_OIDC_ROLES_CLAIM,
+  };
 }
 
 /** The Redis settings every queue client and worker of the process is given. */

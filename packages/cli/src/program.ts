@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerAdminCommands } from './commands/admin.ts';
 import { registerApiCommands } from './commands/api.ts';
+import { registerConsoleCommands } from './commands/console.ts';
 import { registerIntegrationCommands } from './commands/integrations.ts';
 import { registerProcessCommands } from './commands/processes.ts';
 import { registerSyncCommand } from './commands/sync.ts';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerActionCommands(program, withContext);
   registerProcessCommands(program, withContext);
   registerApiCommands(program, withContext);
+  registerConsoleCommands(program, withContext);
   registerDemoCommand(program);
   registerBenchCommand(program);
   return program;

@@ -37,7 +37,7 @@ export async function registerDashboard(
       scope.addHook('onRequest', async (request, reply) => {
         try {
           const caller = await authenticate(deps.db, request, 'basic');
-          if (caller.accountId !== undefined || !scopeAllows(caller.key.scopes, 'admin')) {
+          if (caller.accountId !== undefined || !scopeAllows(caller.scopes, 'admin')) {
             throw new ProblemError(403, 'platform-admin-required', `the queue dashboard shows every account's jobs: it needs a platform key with the admin scope (${dashboardRealm})`);
           }
           request.caller = caller;

@@ -1,14 +1,15 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { createApiKey, getAccount, listApiKeys, parseApiScopes, recordAudit, revokeApiKey } from '@dirsync/db';
-import { validateSettings } from '@dirsync/providers';
+import { entraCloud, generateCertificate, validateSettings } from '@dirsync/providers';
 import { createApiServer, type ApiServer } from '@dirsync/api';
 import { requestSync } from '@dirsync/scheduler';
 import type { Context } from '../context.ts';
 import { serveOpsPort } from '../ops-server.ts';
 import { UserError } from '../errors.ts';
 import { table } from '../format.ts';
-import { redisSettingsOf } from '../config.ts';
+import { consoleAssetsDir } from '@dirsync/console';
+import { consoleOidcOf, consoleUrlOf, redisSettingsOf } from '../config.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -48,16 +49,26 @@ export async function startHttpServer(
     keyRing: config.DIRSYNC_SECRET_KEY ? ctx.keyRing() : undefined,
     validateSettings,
     requestSync,
+    connectorTooling: { generateCertificate, cloudHosts: entraCloud },
     controlTimeoutMs: config.DIRSYNC_CONTROL_TIMEOUT_SECONDS * 1000,
     rateLimit: { max: config.DIRSYNC_API_RATE_LIMIT, timeWindowMs: 60_000 },
     publicRateLimit: { max: config.DIRSYNC_PUBLIC_RATE_LIMIT, timeWindowMs: 60_000 },
     rateLimitOnRedisDown: config.DIRSYNC_RATE_LIMIT_ON_REDIS_DOWN,
     serveApi: options.serveApi,
     readinessChecks: options.readinessChecks,
+    console: {
+      assetsDir: consoleAssetsDir,
+      publicUrl: consoleUrlOf(config),
+      sessionTtlMs: config.DIRSYNC_CONSOLE_SESSION_HOURS * 3_600_000,
+      oidc: consoleOidcOf(config),
+    },
   });
   try {
     const port = await server.listen(config.PORT, config.DIRSYNC_API_HOST);
-    logger.info({ port, api: options.serveApi }, options.serveApi ? 'api listening' : 'ops endpoints listening (api disabled)');
+    logger.info(
+      { port, api: options.serveApi, ...(options.serveApi ? { console: `${consoleUrlOf(config)}/console/`, consoleSignIn: consoleOidcOf(config) ? 'oidc' : 'one-time links' } : {}) },
+      options.serveApi ? 'api listening' : 'ops endpoints listening (api disabled)',
+    );
   } catch (error) {
     await server.close();
     throw error;
