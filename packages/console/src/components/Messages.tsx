@@ -1,0 +1,41 @@
+import type { ReactNode } from 'react';
+import type { CheckLine } from '../problem.ts';
+import { messageOf } from '../problem.ts';
+
+/** An error in words, announced at once (role=alert). */
+export function ErrorMessage({ error, children }: { error?: unknown; children?: ReactNode }) {
+  if (error === undefined && children === undefined) return null;
+  return (
+    <div className="message message-error" role="alert">
+      {children ?? messageOf(error)}
+    </div>
+  );
+}
+
+/** A Test Connection checklist: every check with its outcome in words. */
+export function Checklist({ checks, label }: { checks: readonly CheckLine[]; label: string }) {
+  return (
+    <ul className="checklist" aria-label={label}>
+      {checks.map((check, i) => (
+        <li key={`${check.name}-${i}`} className={check.ok ? (check.warning === true ? 'check-warning' : 'check-ok') : 'check-failed'}>
+          <span className="check-mark" aria-hidden="true">
+            {check.ok ? (check.warning === true ? '!' : '✓') : '✗'}
+          </span>
+          <span>
+            <strong>{check.name}</strong>: {check.ok ? (check.warning === true ? 'ok, with a warning' : 'ok') : 'failed'}
+            {check.detail === '' ? '' : ` — ${check.detail}`}
+          </span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/** Shown while a page's data loads. */
+export function Loading({ what }: { what: string }) {
+  return (
+    <p className="muted" role="status">
+      Loading {what}…
+    </p>
+  );
+}

@@ -1,0 +1,5 @@
+import { PageTitle } from '../components/PageTitle.tsx';
+
+export function ConnectorsPage() {
+  return <PageTitle title="ConnectorsPage">ConnectorsPage</PageTitle>;
+}
