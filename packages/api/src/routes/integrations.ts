@@ -36,7 +36,7 @@ import {
   updateIntegrationBody,
 } from '../schemas.ts';
 import { finalRunStatuses, waitForFinalRun } from '../wait-run.ts';
-import { bearer, ownIntegration, requireKeyRing, withProblems } from './common.ts';
+import { bearer, invalidFields, ownIntegration, requireKeyRing, withProblems } from './common.ts';
 import { requireTenantConsent } from './connectors.ts';
 
 const tags = ['integrations'];
@@ -340,18 +340,14 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const { actor } = callerOf(request);
       const { connectorId, description } = request.body;
       if (description.trim() === '') {
-        throw new ProblemError(422, 'invalid-configuration', 'description: must not be blank (the migrated integration keeps its name and needs a description)', {
-          extensions: { errors: [{ in: 'body', path: 'description', message: 'must not be blank' }] },
-        });
+        throw invalidFields([['description', 'must not be blank (the migrated integration keeps its name and needs a description)']]);
       }
       if (!isLegacyEntraIntegration(integration)) {
         throw new ProblemError(409, 'not-legacy-integration', `integration "${integration.name}" is not a legacy Entra ID integration: there is nothing to migrate`);
       }
       const connector = await getConnector(db, connectorId);
       if (!connector) {
-        throw new ProblemError(422, 'invalid-configuration', `connectorId: no connector ${connectorId}`, {
-          extensions: { errors: [{ in: 'body', path: 'connectorId', message: 'no such connector' }] },
-        });
+        throw invalidFields([['connectorId', `no connector ${connectorId}`]]);
       }
       let result;
       try {
