@@ -11,3 +11,4 @@ export * from './destinations.ts';
 export * from './hostile-ldap.ts';
 export * from './entra-contents.ts';
 export * from './pgbouncer.ts';
+export * from './oidc.ts';
