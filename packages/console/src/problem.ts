@@ -1,4 +1,4 @@
-import type { FieldProblem } from './types.ts';
+import type { ConnectionCheck, FieldProblem } from './types.ts';
 
 /** An error answer of the API (RFC 9457 problem+json), or a failure to reach it at all. */
 export class ApiError extends Error {
@@ -77,13 +77,8 @@ export function assignFieldErrors(errors: readonly FieldProblem[], fieldPaths: r
   return { byField, unassigned };
 }
 
-/** One line of a Test Connection checklist, read from a problem's `checks` extension. */
-export interface CheckLine {
-  readonly name: string;
-  readonly ok: boolean;
-  readonly detail: string;
-  readonly warning?: boolean;
-}
+/** One line of a Test Connection checklist. */
+export type CheckLine = ConnectionCheck;
 
 /** The checklist a problem carries (`PUT …/secret` answers 422 with `checks`); empty when none. */
 export function checksOf(problem: Readonly<Record<string, unknown>>): CheckLine[] {
