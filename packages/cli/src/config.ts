@@ -5,6 +5,11 @@ import { parseCidrList } from '@dirsync/providers';
 
 const cronish = z.string().trim().min(1);
 
+/** An optional setting given as an empty string (`VAR=` in a compose file) counts as unset. */
+function unsetWhenBlank<T extends z.ZodType>(schema: T) {
+  return z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), schema);
+}
+
 /**
  * Every setting of the dirsync processes, read from the environment once at start. All problems
  * are reported together; nothing else in the code base reads `process.env`.
@@ -198,11 +203,13 @@ export const configSchema = z.object({
    * sign-in redirects and one-time links use it, an https URL makes the session cookie Secure, and
    * changes are accepted only from its origin. Default `http://localhost:<PORT>`.
    */
-  DIRSYNC_CONSOLE_URL: z
-    .string()
-    .trim()
-    .refine((v) => /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v) && URL.canParse(v), 'DIRSYNC_CONSOLE_URL must be an http:// or https:// URL without query or fragment')
-    .optional(),
+  DIRSYNC_CONSOLE_URL: unsetWhenBlank(
+    z
+      .string()
+      .trim()
+      .refine((v) => /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v) && URL.canParse(v), 'DIRSYNC_CONSOLE_URL must be an http:// or https:// URL without query or fragment')
+      .optional(),
+  ),
   /** Hours a console session lasts after sign-in. */
   DIRSYNC_CONSOLE_SESSION_HOURS: z.coerce
     .number()
@@ -213,15 +220,17 @@ export const configSchema = z.object({
    * Issuer URL of the OpenID Connect provider console users sign in with (https; http only on
    * loopback). With DIRSYNC_OIDC_CLIENT_ID; without both, the console offers one-time links only.
    */
-  DIRSYNC_OIDC_ISSUER: z
-    .string()
-    .trim()
-    .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'DIRSYNC_OIDC_ISSUER must be an https:// URL')
-    .optional(),
+  DIRSYNC_OIDC_ISSUER: unsetWhenBlank(
+    z
+      .string()
+      .trim()
+      .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'DIRSYNC_OIDC_ISSUER must be an https:// URL')
+      .optional(),
+  ),
   /** Client id of the console at the OpenID Connect provider (redirect URI `<DIRSYNC_CONSOLE_URL>/console/auth/callback`). */
-  DIRSYNC_OIDC_CLIENT_ID: z.string().trim().min(1, 'DIRSYNC_OIDC_CLIENT_ID must not be empty').optional(),
+  DIRSYNC_OIDC_CLIENT_ID: unsetWhenBlank(z.string().trim().min(1).optional()),
   /** Client secret of a confidential client; unset: a public client protected by PKCE alone. */
-  DIRSYNC_OIDC_CLIENT_SECRET: z.string().min(1, 'DIRSYNC_OIDC_CLIENT_SECRET must not be empty').optional(),
+  DIRSYNC_OIDC_CLIENT_SECRET: unsetWhenBlank(z.string().min(1).optional()),
   /** Scopes the console asks for, space-separated; must include `openid`. */
   DIRSYNC_OIDC_SCOPES: z
     .string()
@@ -264,15 +273,18 @@ export class ConfigurationError extends Error {
 /** Parses the environment (or the given record) into a {@link Config}. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = configSchema.safeParse(env);
+  // Read from the raw environment, so they are reported beside the schema's own problems.
+  const consoleProblems = consoleSettingProblems(env);
   if (!parsed.success) {
-    throw new ConfigurationError(
-      parsed.error.issues.map((issue) => {
+    throw new ConfigurationError([
+      ...parsed.error.issues.map((issue) => {
         const key = issue.path.join('.');
         return issue.message.startsWith(key) ? issue.message : `${key}: ${issue.message}`;
       }),
-    );
+      ...consoleProblems,
+    ]);
   }
-  const problems = [...redisSettingProblems(parsed.data), ...consoleSettingProblems(parsed.data)];
+  const problems = [...redisSettingProblems(parsed.data), ...consoleProblems];
   if (problems.length > 0) throw new ConfigurationError(problems);
   return parsed.data;
 }
@@ -294,14 +306,17 @@ function redisSettingProblems(config: Config): string[] {
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 // Checks that relate the console's sign-in settings to each other.
-function consoleSettingProblems(config: Config): string[] {
+function consoleSettingProblems(env: Record<string, string | undefined>): string[] {
   const problems: string[] = [];
-  const issuer = config.DIRSYNC_OIDC_ISSUER;
-  if (issuer !== undefined && config.DIRSYNC_OIDC_CLIENT_ID === undefined) problems.push('DIRSYNC_OIDC_ISSUER is set without DIRSYNC_OIDC_CLIENT_ID: set both, or neither');
-  if (issuer === undefined && config.DIRSYNC_OIDC_CLIENT_ID !== undefined) problems.push('DIRSYNC_OIDC_CLIENT_ID is set without DIRSYNC_OIDC_ISSUER: set both, or neither');
-  if (issuer === undefined && config.DIRSYNC_OIDC_CLIENT_SECRET !== undefined) problems.push('DIRSYNC_OIDC_CLIENT_SECRET is set without DIRSYNC_OIDC_ISSUER and DIRSYNC_OIDC_CLIENT_ID');
-  if (issuer !== undefined) {
-    const url = new URL(issuer);
+  const set = (name: string) => (env[name] ?? '').trim() !== '';
+  const issuer = set('DIRSYNC_OIDC_ISSUER');
+  const clientId = set('DIRSYNC_OIDC_CLIENT_ID');
+  if (issuer && !clientId) problems.push('DIRSYNC_OIDC_ISSUER is set without DIRSYNC_OIDC_CLIENT_ID: set both, or neither');
+  if (!issuer && clientId) problems.push('DIRSYNC_OIDC_CLIENT_ID is set without DIRSYNC_OIDC_ISSUER: set both, or neither');
+  if (!issuer && set('DIRSYNC_OIDC_CLIENT_SECRET')) problems.push('DIRSYNC_OIDC_CLIENT_SECRET is set without DIRSYNC_OIDC_ISSUER and DIRSYNC_OIDC_CLIENT_ID');
+  const issuerUrl = (env['DIRSYNC_OIDC_ISSUER'] ?? '').trim();
+  if (issuer && URL.canParse(issuerUrl)) {
+    const url = new URL(issuerUrl);
     if (url.protocol === 'http:' && !loopbackHosts.has(url.hostname)) problems.push('DIRSYNC_OIDC_ISSUER must be an https:// URL (http only on loopback: localhost, 127.0.0.1, [::1])');
   }
   return problems;
