@@ -241,6 +241,37 @@ describe('sessions on /v1', () => {
   });
 });
 
+describe('over https', () => {
+  let secure: ApiHarness;
+  beforeAll(async () => {
+    secure = await startApiHarness('console_auth_https', { console: { assetsDir, publicUrl: 'https://dirsync.example.com' } });
+  });
+  afterAll(async () => {
+    await secure?.close();
+  });
+
+  test('the session cookie is __Host- prefixed and Secure; the old session ends at a new sign-in', async () => {
+    const account = await secure.account('secure');
+    const first = await fetch(`${secure.baseUrl}/console/auth/link?token=${(await createConsoleSignInLink(secure.db, { accountId: account, role: 'viewer' })).token}`, { redirect: 'manual' });
+    expect(sessionCookieOf(first, cookieName)).toBeUndefined();
+    const cookie = sessionCookieOf(first, '__Host-dirsync_session');
+    expect(cookie?.attributes).toEqual(expect.arrayContaining(['HttpOnly', 'SameSite=Lax', 'Path=/', 'Secure']));
+    expect(cookie?.attributes.some((attribute) => attribute.startsWith('Domain'))).toBe(false);
+    // The plain name is not read when the console is served over https.
+    expect((await fetch(`${secure.baseUrl}/console/auth/session`, { headers: { cookie: `${cookieName}=${cookie?.value ?? ''}` } })).status).toBe(401);
+    const hostCookie = `__Host-dirsync_session=${cookie?.value ?? ''}`;
+    expect((await fetch(`${secure.baseUrl}/console/auth/session`, { headers: { cookie: hostCookie } })).status).toBe(200);
+
+    const second = await fetch(`${secure.baseUrl}/console/auth/link?token=${(await createConsoleSignInLink(secure.db, { accountId: account, role: 'admin' })).token}`, {
+      redirect: 'manual',
+      headers: { cookie: hostCookie },
+    });
+    expect(second.status).toBe(303);
+    expect(sessionCookieOf(second, '__Host-dirsync_session')?.value).not.toBe(cookie?.value);
+    expect((await fetch(`${secure.baseUrl}/console/auth/session`, { headers: { cookie: hostCookie } })).status).toBe(401);
+  });
+});
+
 /** A GET sent exactly as written (fetch would normalise `..` away). */
 function rawGet(path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   const { hostname, port } = new URL(api.baseUrl);

@@ -113,7 +113,10 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
     return payload;
   };
 
-  async function startSession(reply: FastifyReply, created: { token: string }, location: string): Promise<FastifyReply> {
+  async function startSession(request: FastifyRequest, reply: FastifyReply, created: { token: string }, location: string): Promise<FastifyReply> {
+    // A session the browser held before this sign-in ends: one browser, one session.
+    const previous = sessionTokenOf(request, settings);
+    if (previous !== undefined && previous !== created.token) await deleteConsoleSession(db, previous);
     setSessionCookie(reply, settings, created.token, settings.sessionTtlMs);
     // Sessions, links and sign-ins past their time go now and then, on a sign-in.
     await purgeExpiredConsoleSignIns(db).catch((error: unknown) => logger.warn({ err: describeOidcError(error) }, 'expired console sign-ins not purged'));
@@ -205,7 +208,7 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
         ttlMs: settings.sessionTtlMs,
       });
       logger.info({ sessionId: created.session.id.slice(0, 8), accounts: mapped.grants.length, platform: mapped.platformRole !== null }, 'console sign-in');
-      return startSession(reply, created, taken.returnTo);
+      return startSession(request, reply, created, taken.returnTo);
     },
   });
 
@@ -227,7 +230,7 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
         return sendConsolePage(reply, used.reason === 'unknown' ? 400 : 410, 'Sign-in link not valid', [why]);
       }
       logger.info({ sessionId: used.created.session.id.slice(0, 8), accountId: used.link.accountId, role: used.link.role }, 'console sign-in with a one-time link');
-      return startSession(reply, used.created, '/console/');
+      return startSession(request, reply, used.created, '/console/');
     },
   });
 
