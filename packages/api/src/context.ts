@@ -60,6 +60,11 @@ export interface ApiDeps {
   readonly requestSync: SyncRequester;
   /** Needed to create connectors (`POST /v1/connectors`); without it that route answers 503. */
   readonly connectorTooling?: ConnectorTooling | undefined;
+  /**
+   * The scheduler's jitter cap (`DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS`), so that `nextSyncs` shows
+   * the due times the scheduler uses; default the scheduler's default, 0 for none.
+   */
+  readonly scheduleJitterMaxMs?: number | undefined;
   /** How long Test Connection waits for a worker's answer. */
   readonly controlTimeoutMs: number;
   /** Longest a sync request's `wait` is honoured. */

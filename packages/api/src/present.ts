@@ -1,5 +1,5 @@
 import type { Integration, RunRow } from '@dirsync/db';
-import { nextSlotAfter } from '@dirsync/jobs';
+import { DEFAULT_JITTER_MAX_MS, jitterOffsetMs, nextSlotAfter } from '@dirsync/jobs';
 
 const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
@@ -35,15 +35,26 @@ export function presentLastRun(run: RunRow) {
 }
 
 /**
- * The next cron slot of each mode after `now`; none for a disabled integration, which the
- * scheduler skips. A cron the jobs package cannot read (stored before a stricter check) shows
- * as no next sync rather than failing the whole listing.
+ * When the scheduler next syncs each mode after `now`: the next cron slot plus the integration's
+ * stable jitter (`jitterOffsetMs` with the scheduler's cap), as the scheduler computes due times;
+ * none for a disabled integration, which the scheduler skips. A cron the jobs package cannot read
+ * (stored before a stricter check) shows as no next sync rather than failing the whole listing.
  */
-export function nextSyncsOf(integration: Pick<Integration, 'enabled' | 'deltaCron' | 'fullCron'>, now: Date): { delta: string | null; full: string | null } {
+export function nextSyncsOf(
+  integration: Pick<Integration, 'id' | 'enabled' | 'deltaCron' | 'fullCron'>,
+  now: Date,
+  jitterMaxMs: number = DEFAULT_JITTER_MAX_MS,
+): { delta: string | null; full: string | null } {
   if (!integration.enabled) return { delta: null, full: null };
+  let offset: number;
+  try {
+    offset = jitterOffsetMs(integration.id, integration, jitterMaxMs);
+  } catch {
+    return { delta: null, full: null };
+  }
   const next = (cron: string): string | null => {
     try {
-      return nextSlotAfter(cron, now).toISOString();
+      return new Date(nextSlotAfter(cron, new Date(now.getTime() - offset)).getTime() + offset).toISOString();
     } catch {
       return null;
     }
@@ -55,7 +66,7 @@ export function nextSyncsOf(integration: Pick<Integration, 'enabled' | 'deltaCro
  * An integration as the API answers it (the response schema drops anything else), with its
  * latest run (`lastRun`, from one query for a whole list) and its next scheduled syncs.
  */
-export function presentIntegration(integration: Integration, lastRun: RunRow | undefined, now: Date = new Date()) {
+export function presentIntegration(integration: Integration, lastRun: RunRow | undefined, now: Date = new Date(), jitterMaxMs?: number) {
   return {
     id: integration.id,
     accountId: integration.accountId,
@@ -74,7 +85,7 @@ export function presentIntegration(integration: Integration, lastRun: RunRow | u
     lastSuccessRunId: integration.lastSuccessRunId,
     lastSuccessAt: iso(integration.lastSuccessAt),
     lastRun: lastRun === undefined ? null : presentLastRun(lastRun),
-    nextSyncs: nextSyncsOf(integration, now),
+    nextSyncs: nextSyncsOf(integration, now, jitterMaxMs),
     createdAt: integration.createdAt.toISOString(),
     updatedAt: integration.updatedAt.toISOString(),
   };

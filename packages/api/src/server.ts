@@ -41,6 +41,11 @@ export interface ApiServerOptions {
    * passed in by the CLI; without it that route answers 503.
    */
   readonly connectorTooling?: ConnectorTooling | undefined;
+  /**
+   * The scheduler's jitter cap, so that integrations' `nextSyncs` are the due times the
+   * scheduler uses (default the scheduler's default, one hour; 0: no jitter).
+   */
+  readonly scheduleJitterMaxMs?: number | undefined;
   /** How long Test Connection waits for a worker (default 30 s). */
   readonly controlTimeoutMs?: number | undefined;
   /** Longest a sync request's `wait` is honoured (default 300 s, the most the API accepts). */
@@ -285,6 +290,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       validateSettings: options.validateSettings,
       requestSync: options.requestSync,
       connectorTooling: options.connectorTooling,
+      scheduleJitterMaxMs: options.scheduleJitterMaxMs,
       controlTimeoutMs: options.controlTimeoutMs ?? 30_000,
       syncWaitLimitMs: options.syncWaitLimitMs ?? 300_000,
     };

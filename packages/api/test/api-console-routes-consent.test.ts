@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { createConnector, createConsoleSession, createIntegration, createKeyRing, generateSecretKey, getConsent, type ConsoleGrant, type ConsoleRole } from '@dirsync/db';
 import { generateCertificate } from '@dirsync/providers';
 import { type EntraEmulator, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
-import { startApiHarness, type ApiHarness } from './api-harness.ts';
+import { ldapSettings, startApiHarness, type ApiHarness } from './api-harness.ts';
 
 // The console's migration flow through the real consent round trip: a console session asks for a
 // consent URL with returnTo, the tenant's administrator consents on the emulated Entra ID, a
@@ -38,7 +38,8 @@ beforeAll(async () => {
   await writeFile(join(assetsDir, 'index.html'), '<!doctype html><title>dirsync console</title><div id="root"></div>');
   // The worker process decrypts the connector's key with the API's key ring.
   const ring = createKeyRing({ current: secretKey });
-  api = await startApiHarness('api_console_consent', { keyRing: ring, controlTimeoutMs: 30_000, console: { assetsDir, publicUrl: consoleUrl } });
+  // No scheduler jitter here: next syncs fall on the crons' own slots.
+  api = await startApiHarness('api_console_consent', { keyRing: ring, controlTimeoutMs: 30_000, console: { assetsDir, publicUrl: consoleUrl }, scheduleJitterMaxMs: 0 });
   emulator = await startEntraEmulator();
   accountA = await api.account('alpha');
   accountB = await api.account('beta');
@@ -233,3 +234,23 @@ test('console sessions: only a platform admin creates connectors, whatever accou
   expect(forged.status).toBe(403);
   expect(((await forged.json()) as { type: string }).type).toBe('/v1/problems/csrf-token-invalid');
 }, timeoutMs);
+
+/** The next time `*\/5 * * * *` fires strictly after `at`. */
+const nextFiveMinutes = (at: number) => new Date((Math.floor(at / 300_000) + 1) * 300_000).toISOString();
+/** The next 02:00 UTC strictly after `at`. */
+function nextTwoAm(at: number): string {
+  const day = new Date(at);
+  const candidate = Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate(), 2);
+  return new Date(candidate > at ? candidate : candidate + 24 * 3600_000).toISOString();
+}
+
+test('with the scheduler jitter turned off, next syncs are the crons\' own next slots', async () => {
+  const admin = await session([{ accountId: accountB, role: 'admin' }]);
+  const before = Date.now();
+  const created = await consoleCall(admin, 'POST', '/v1/integrations', { kind: 'ldap', name: 'Unjittered', settings: ldapSettings(), deltaCron: '*/5 * * * *', fullCron: '0 2 * * *' });
+  const after = Date.now();
+  expect(created.status).toBe(201);
+  const nextSyncs = created.body['nextSyncs'] as { delta: string; full: string };
+  expect([nextFiveMinutes(before), nextFiveMinutes(after)]).toContain(nextSyncs.delta);
+  expect([nextTwoAm(before), nextTwoAm(after)]).toContain(nextSyncs.full);
+});

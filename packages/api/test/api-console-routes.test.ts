@@ -12,6 +12,7 @@ import {
   recordRotationOutcome,
 } from '@dirsync/db';
 import { generateCertificate } from '@dirsync/providers';
+import { jitterOffsetMs, nextDueAt } from '@dirsync/scheduler';
 import { ldapSettings, startApiHarness, type ApiHarness } from './api-harness.ts';
 
 // What the console needs from the API beyond the CLI's routes, over HTTP against real
@@ -75,13 +76,9 @@ async function call(method: string, path: string, token: string, body?: unknown)
   return { status: response.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>), headers: response.headers };
 }
 
-/** The next time a five-field cron `*\/5 * * * *` fires strictly after `at`. */
-const nextFiveMinutes = (at: number) => new Date((Math.floor(at / 300_000) + 1) * 300_000).toISOString();
-/** The next 02:00 UTC strictly after `at`. */
-function nextTwoAm(at: number): string {
-  const day = new Date(at);
-  const candidate = Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate(), 2);
-  return new Date(candidate > at ? candidate : candidate + 24 * 3600_000).toISOString();
+/** When the scheduler (its own functions, default jitter cap) next finds `cron` of the integration due after `at`. */
+function schedulerDue(id: string, crons: { deltaCron: string; fullCron: string }, cron: string, at: number): string {
+  return nextDueAt({ deltaCron: cron, fullCron: cron }, new Date(at), 'UTC', jitterOffsetMs(id, crons)).toISOString();
 }
 
 /** A tenant's consent granted to `account`, through each step the callback and a worker take. */
@@ -114,8 +111,11 @@ test('integrations show their next syncs per mode (none when disabled) and their
   const mine = byId.get(id);
   expect(mine?.['lastRun']).toBeNull();
   const nextSyncs = mine?.['nextSyncs'] as { delta: string; full: string };
-  expect([nextFiveMinutes(before), nextFiveMinutes(after)]).toContain(nextSyncs.delta);
-  expect([nextTwoAm(before), nextTwoAm(after)]).toContain(nextSyncs.full);
+  // The due times the scheduler itself computes, its stable jitter included.
+  const crons = { deltaCron: '*/5 * * * *', fullCron: '0 2 * * *' };
+  expect([schedulerDue(id, crons, crons.deltaCron, before), schedulerDue(id, crons, crons.deltaCron, after)]).toContain(nextSyncs.delta);
+  expect([schedulerDue(id, crons, crons.fullCron, before), schedulerDue(id, crons, crons.fullCron, after)]).toContain(nextSyncs.full);
+  expect(Date.parse(nextSyncs.delta) - before).toBeLessThan(2 * 300_000);
   expect(byId.get(idle)?.['nextSyncs']).toEqual({ delta: null, full: null });
 
   const sync = await call('POST', `/v1/integrations/${id}/syncs`, syncA, { mode: 'full' });

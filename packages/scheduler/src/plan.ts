@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { DueSlots } from '@dirsync/db';
 import { cronIntervalMs, latestDueSlot, nextSlotAfter, type SyncMode } from '@dirsync/jobs';
 
@@ -14,33 +13,8 @@ export interface ScheduleState {
 
 export type { DueSlots };
 
-/** Longest jitter offset by default: one hour (fulls of an hourly delta spread over that hour). */
-export const DEFAULT_JITTER_MAX_MS = 3_600_000;
-
-/**
- * Where in [0, 1) the integration's id hashes to: the first 48 bits of its SHA-256. The same id
- * always lands on the same point, on every replica and after every restart.
- */
-export function jitterFraction(integrationId: string): number {
-  const digest = createHash('sha256').update(integrationId).digest();
-  return digest.readUIntBE(0, 6) / 2 ** 48;
-}
-
-/**
- * The stable jitter of an integration: how long after each of its cron slots the slot falls due.
- * One offset serves both modes, so a full and a delta slot of the same minute still fall due
- * together and the full supersedes the delta. It lies within the shorter of the two cron
- * intervals (never reaching the next slot) and below `maxMs`, in whole seconds:
- * `floor(jitterFraction(id) × min(delta interval, full interval, maxMs))`. With the default
- * crons (deltas every 5 minutes) 10,000 integrations spread evenly over the 5 minutes after
- * each slot instead of falling due in the same second. `maxMs` 0 turns jitter off.
- * Throws `InvalidCronError`.
- */
-export function jitterOffsetMs(integrationId: string, crons: Pick<ScheduleState, 'deltaCron' | 'fullCron'>, maxMs: number = DEFAULT_JITTER_MAX_MS): number {
-  if (maxMs <= 0) return 0;
-  const span = Math.min(cronIntervalMs(crons.deltaCron), cronIntervalMs(crons.fullCron), maxMs);
-  return Math.floor((jitterFraction(integrationId) * span) / 1000) * 1000;
-}
+// The jitter lives with the cron helpers, so the API shows the same due times the scheduler uses.
+export { DEFAULT_JITTER_MAX_MS, jitterFraction, jitterOffsetMs } from '@dirsync/jobs';
 
 /**
  * Which slots of an integration are due at `now`: for each mode, the latest slot whose due time

@@ -107,7 +107,7 @@ function checkConfiguration(
 /** One integration as answered, with its latest run. */
 async function presentOne(deps: ApiDeps, integration: Integration) {
   const latest = await listLatestRuns(deps.db, integration.accountId, [integration.id]);
-  return presentIntegration(integration, latest.get(integration.id));
+  return presentIntegration(integration, latest.get(integration.id), new Date(), deps.scheduleJitterMaxMs);
 }
 
 /** Integrations of the caller's account: CRUD, secret, Test Connection, sync requests, migration. */
@@ -122,7 +122,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
       const rows = await listIntegrations(db, { accountId });
       const latest = await listLatestRuns(db, accountId);
       const now = new Date();
-      return { items: rows.map((row) => presentIntegration(row, latest.get(row.id), now)) };
+      return { items: rows.map((row) => presentIntegration(row, latest.get(row.id), now, deps.scheduleJitterMaxMs)) };
     },
   });
 
@@ -160,7 +160,7 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
         ring === undefined || body.secret === undefined ? undefined : { ring, plaintext: body.secret },
       );
       await recordAudit(db, { accountId, integrationId: integration.id, actor, action: 'integration.created', details: { name: integration.name, kind: integration.kind } });
-      return reply.code(201).header('location', `/v1/integrations/${integration.id}`).send(presentIntegration(integration, undefined));
+      return reply.code(201).header('location', `/v1/integrations/${integration.id}`).send(presentIntegration(integration, undefined, new Date(), deps.scheduleJitterMaxMs));
     },
   });
 
