@@ -30,6 +30,23 @@ function HintAndErrors({ id, hint, errors }: Described) {
   );
 }
 
+/**
+ * A label and, beside it (outside the label, so the field's name stays its label), the visible
+ * "(required)" mark; the control's `required` attribute says it to assistive technology.
+ */
+function LabelRow({ id, label, required }: { id: string; label: string; required: boolean }) {
+  return (
+    <div className="label-row">
+      <label htmlFor={id}>{label}</label>
+      {required ? (
+        <span className="required" aria-hidden="true">
+          (required)
+        </span>
+      ) : null}
+    </div>
+  );
+}
+
 interface TextFieldProps extends Described {
   readonly label: string;
   readonly value: string;
@@ -61,10 +78,7 @@ export function TextField(props: TextFieldProps) {
   };
   return (
     <div className={`field${invalid ? ' field-invalid' : ''}`}>
-      <label htmlFor={id}>
-        {label}
-        {required ? <span className="required"> (required)</span> : null}
-      </label>
+      <LabelRow id={id} label={label} required={required} />
       {multiline ? <textarea {...common} rows={rows} spellCheck={false} /> : <input {...common} type={type} {...(autoComplete === undefined ? {} : { autoComplete })} spellCheck={false} />}
       <HintAndErrors {...props} />
     </div>
@@ -86,10 +100,7 @@ export function SelectField(props: SelectFieldProps) {
   const invalid = props.errors !== undefined && props.errors.length > 0;
   return (
     <div className={`field${invalid ? ' field-invalid' : ''}`}>
-      <label htmlFor={id}>
-        {label}
-        {required ? <span className="required"> (required)</span> : null}
-      </label>
+      <LabelRow id={id} label={label} required={required} />
       <select id={id} value={value} disabled={disabled} required={required} aria-invalid={invalid || undefined} aria-describedby={describedBy(props)} onChange={(e) => onChange(e.target.value)}>
         {options.map((o) => (
           <option key={o.value} value={o.value}>
