@@ -269,7 +269,7 @@ export function NewIntegrationPage() {
             <TextField id={fieldId('description')} label="Description" value={description} onChange={setDescription} errors={byField.get('description')} />
             {kind === 'entra_id' ? (
               <fieldset role="radiogroup" aria-labelledby="connector-mode-legend">
-                <legend id="connector-mode-legend">Connector</legend>
+                <legend id="connector-mode-legend">Connection to Microsoft Entra ID</legend>
                 <div className="choice">
                   <input type="radio" name="connector-mode" id="connector-existing" checked={connectorMode === 'existing'} onChange={() => setConnectorMode('existing')} />
                   <label htmlFor="connector-existing">Use an existing connector</label>
