@@ -190,6 +190,8 @@ function SettingsForm({ integration, onSaved }: { integration: Integration; onSa
             onChange={(path, value) => set({ settings: { ...form.settings, [path]: value } })}
             byField={byField}
             disabled={!editable}
+            // A legacy integration keeps its own app until migrated (Connectors page), so no connector is chosen here.
+            omit={typeof integration.settings['legacyApp'] === 'object' ? ['connectorId'] : []}
           />
           <TextField
             id={fieldId('deltaCron')}
@@ -427,6 +429,15 @@ export function IntegrationPage() {
         <p className="muted">Your role can read this integration; syncing it needs an operator.</p>
       )}
       {integration.enabled ? null : <p className="muted">The integration is disabled: enable it to sync.</p>}
+      {integration.kind === 'entra_id' && typeof integration.settings['legacyApp'] === 'object' && integration.settings['legacyApp'] !== null ? (
+        <div className="message message-warn">
+          <p>
+            This integration still uses its own Azure app registration and client secret. Move it to a connector before the migration deadline (see Actions
+            needed).
+          </p>
+          {can('admin') ? <Link to={`/connectors?migrate=${integration.id}`}>Migrate {integration.name} to a connector</Link> : null}
+        </div>
+      ) : null}
       {actionError === undefined ? null : <ErrorMessage>{actionError}</ErrorMessage>}
       <RunProgressList watched={watched} onFinal={onFinal} />
       <TestConnectionResult state={test} />

@@ -258,7 +258,7 @@ export function RunPage() {
             </>
           )}
           {approval.error === undefined ? null : <ErrorMessage>{approval.error}</ErrorMessage>}
-          <RunProgressList watched={followUp} />
+          <RunProgressList watched={followUp} onFinal={refreshActions} />
         </section>
       ) : null}
       <RunDetails run={run} integrationName={integrationName} />
