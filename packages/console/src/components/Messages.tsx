@@ -1,6 +1,6 @@
 import type { ReactNode } from 'react';
 import type { CheckLine } from '../problem.ts';
-import { messageOf } from '../problem.ts';
+import { ApiError, messageOf } from '../problem.ts';
 
 /** An error in words, announced at once (role=alert). */
 export function ErrorMessage({ error, children }: { error?: unknown; children?: ReactNode }) {
@@ -38,4 +38,9 @@ export function Loading({ what }: { what: string }) {
       Loading {what}…
     </p>
   );
+}
+
+/** Title of a page whose subject could not be read: "… not found" for a 404, "… unavailable" otherwise. */
+export function notFoundTitle(error: unknown, what: string): string {
+  return error instanceof ApiError && error.status === 404 ? `${what} not found` : `${what} unavailable`;
 }

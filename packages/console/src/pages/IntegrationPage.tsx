@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { Link, useLocation, useNavigate, useParams } from 'react-router';
 import { api } from '../api.ts';
 import { TextField } from '../components/Field.tsx';
-import { Checklist, ErrorMessage, Loading } from '../components/Messages.tsx';
+import { Checklist, ErrorMessage, Loading, notFoundTitle } from '../components/Messages.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { RunProgressList, type WatchedRun } from '../components/RunProgress.tsx';
 import { focusFirstInvalid, SettingsFields, settingsFieldPaths } from '../components/SettingsFields.tsx';
@@ -336,7 +336,7 @@ export function IntegrationPage() {
       <Loading what="the integration" />
     ) : (
       <>
-        <PageTitle title="Integration not found">Integration not found</PageTitle>
+        <PageTitle title={notFoundTitle(loaded.error, 'Integration')}>{notFoundTitle(loaded.error, 'Integration')}</PageTitle>
         <ErrorMessage error={loaded.error} />
         <p>
           <Link to="/">Back to Directory Synchronization</Link>

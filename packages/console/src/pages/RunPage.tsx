@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { api } from '../api.ts';
-import { ErrorMessage, Loading } from '../components/Messages.tsx';
+import { ErrorMessage, Loading, notFoundTitle } from '../components/Messages.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { RunProgressList, type WatchedRun } from '../components/RunProgress.tsx';
 import { finalRunStatuses, formatCount, formatDateTime, formatDuration, runStatusText } from '../format.ts';
@@ -191,7 +191,7 @@ export function RunPage() {
       <Loading what="the run" />
     ) : (
       <>
-        <PageTitle title="Run not found">Run not found</PageTitle>
+        <PageTitle title={notFoundTitle(loaded.error, 'Run')}>{notFoundTitle(loaded.error, 'Run')}</PageTitle>
         <ErrorMessage error={loaded.error} />
       </>
     );
