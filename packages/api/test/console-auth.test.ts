@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createConsoleSession, createConsoleSignInLink, listAudit, type ConsoleGrant, type ConsoleRole } from '@dirsync/db';
+import { close, createConsoleSession, createConsoleSignInLink, listAudit, type ConsoleGrant, type ConsoleRole } from '@dirsync/db';
 import { consoleContentSecurityPolicy } from '../src/index.ts';
 import { ldapSettings, startApiHarness, type ApiHarness } from './api-harness.ts';
 
@@ -349,4 +349,17 @@ test('no secret reaches the logs: cookie, link token, CSRF token', async () => {
   const logged = api.logs.slice(before).join('\n');
   expect(logged).toMatch(/one-time console link refused/);
   for (const secret of [token, cookie, csrf]) expect(logged).not.toContain(secret);
+});
+
+test('a sign-in route answers a failure of the database with a page in words', async () => {
+  const broken = await startApiHarness('console_auth_down', { console: { assetsDir, publicUrl: consoleUrl } });
+  try {
+    await close(broken.db);
+    const answer = await fetch(`${broken.baseUrl}/console/auth/link?token=dcl_${'C'.repeat(43)}`, { redirect: 'manual' });
+    expect(answer.status).toBe(503);
+    expect(answer.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await answer.text()).toMatch(/database cannot be reached right now/);
+  } finally {
+    await broken.close();
+  }
 });

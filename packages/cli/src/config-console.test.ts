@@ -33,7 +33,8 @@ describe('console settings', () => {
     expect(both).toContain('DIRSYNC_OIDC_ISSUER is set without DIRSYNC_OIDC_CLIENT_ID');
     expect(both).toContain('DIRSYNC_OIDC_ISSUER must be an https:// URL (http only on loopback');
     expect(both).toContain('DIRSYNC_CONSOLE_SESSION_HOURS must be 0.25–720');
-    expect(both).toContain('DIRSYNC_CONSOLE_URL must be an http:// or https:// URL');
+    expect(both).toContain('DIRSYNC_CONSOLE_URL must be an http:// or https:// origin');
+    expect(problems({ DIRSYNC_CONSOLE_URL: 'https://dirsync.example.com/dirsync' })).toContain('DIRSYNC_CONSOLE_URL must be an http:// or https:// origin without a path');
     expect(both).toContain('DIRSYNC_OIDC_SCOPES must include openid');
     expect(problems({ DIRSYNC_OIDC_CLIENT_ID: 'c', DIRSYNC_OIDC_CLIENT_SECRET: 's' })).toMatch(/DIRSYNC_OIDC_CLIENT_ID is set without DIRSYNC_OIDC_ISSUER[\s\S]*DIRSYNC_OIDC_CLIENT_SECRET is set without/);
     expect(problems({ DIRSYNC_OIDC_ISSUER: 'http://localhost:8081', DIRSYNC_OIDC_CLIENT_ID: 'c' })).toBe('');

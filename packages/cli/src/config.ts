@@ -199,7 +199,7 @@ export const configSchema = z.object({
   /** Requests one client address may make per minute to the routes without a key (probes, docs, consent callback). */
   DIRSYNC_PUBLIC_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(300),
   /**
-   * Public base URL of the API and its console, as browsers reach it (`https://dirsync.example.com`):
+   * Public origin of the API and its console, as browsers reach it (`https://dirsync.example.com`, no path):
    * sign-in redirects and one-time links use it, an https URL makes the session cookie Secure, and
    * changes are accepted only from its origin. Default `http://localhost:<PORT>`.
    */
@@ -207,7 +207,7 @@ export const configSchema = z.object({
     z
       .string()
       .trim()
-      .refine((v) => /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v) && URL.canParse(v), 'DIRSYNC_CONSOLE_URL must be an http:// or https:// URL without query or fragment')
+      .refine((v) => /^https?:\/\/[^\s/?#]+\/?$/.test(v) && URL.canParse(v), 'DIRSYNC_CONSOLE_URL must be an http:// or https:// origin without a path (the console is served at /console)')
       .optional(),
   ),
   /** Hours a console session lasts after sign-in. */

@@ -40,7 +40,9 @@ export interface ConsoleSetup {
 export function prepareConsole(options: ApiConsoleOptions): ConsoleSetup {
   const url = new URL(options.publicUrl);
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error(`the console URL must be http or https: ${options.publicUrl}`);
-  const publicUrl = url.origin + url.pathname.replace(/\/+$/, '');
+  // The console's pages are built for /console at the root of their origin.
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') throw new Error(`the console URL must be an origin without a path (the console is served at /console): ${options.publicUrl}`);
+  const publicUrl = url.origin;
   const secure = url.protocol === 'https:';
   const settings: ConsoleSessionSettings = {
     cookieName: sessionCookieName(secure),

@@ -9,6 +9,7 @@ import {
   type ConsoleSession,
   type Db,
   deleteConsoleSession,
+  isDatabaseUnavailable,
   findConsoleSession,
   listAccounts,
   purgeExpiredConsoleSignIns,
@@ -123,9 +124,19 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
     return reply.code(303).header('location', location).send();
   }
 
+  // Browser routes answer every failure with a page in words, never a JSON problem.
+  const pageOnError = (error: Error, _request: FastifyRequest, reply: FastifyReply) => {
+    const unavailable = isDatabaseUnavailable(error);
+    logger.error({ err: { type: error.name, ...(unavailable ? {} : { message: error.message.slice(0, 200) }) } }, 'console sign-in failed');
+    return sendConsolePage(reply, unavailable ? 503 : 500, 'Sign-in failed', [
+      unavailable ? 'The dirsync database cannot be reached right now.' : 'The server could not complete the sign-in.',
+      'Try again in a moment.',
+    ]);
+  };
+
   app.get(consoleAuthPaths.config, { schema: { hide: true }, onSend: headers }, async () => ({ oidc: deps.oidc !== undefined }));
 
-  app.get(consoleAuthPaths.login, { schema: { hide: true }, onSend: headers }, async (request, reply) => {
+  app.get(consoleAuthPaths.login, { schema: { hide: true }, onSend: headers, errorHandler: pageOnError }, async (request, reply) => {
     if (!deps.oidc) {
       return sendConsolePage(reply, 404, 'Sign-in not configured', [
         'This dirsync server has no identity provider configured (DIRSYNC_OIDC_ISSUER and DIRSYNC_OIDC_CLIENT_ID).',
@@ -152,6 +163,7 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
   app.get(consoleAuthPaths.callback, {
     schema: { hide: true },
     onSend: headers,
+    errorHandler: pageOnError,
     // The request log line would carry the code and the state: only warnings and errors are logged.
     logLevel: 'warn',
     handler: async (request, reply) => {
@@ -215,6 +227,7 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
   app.get(consoleAuthPaths.link, {
     schema: { hide: true },
     onSend: headers,
+    errorHandler: pageOnError,
     // The token is in the query string: only warnings and errors are logged for this route.
     logLevel: 'warn',
     handler: async (request, reply) => {
