@@ -304,7 +304,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
           description:
             'Directory integrations of an account, their syncs, run reports and synced data. Every route under /v1 needs an API key ' +
             '(`Authorization: Bearer dsk_…`, made with `dirsync api-keys create`) and acts only on the key\'s account. Errors are ' +
-            'RFC 9457 problem details (`application/problem+json`).',
+            'RFC 9457 problem details (`application/problem+json`). The administration console at /console calls the same routes ' +
+            'with its session cookie instead, naming the account in `X-Dirsync-Account` and sending `X-CSRF-Token` on every change.',
         },
         components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an API key: dsk_…' } } },
       },

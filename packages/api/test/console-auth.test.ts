@@ -68,7 +68,7 @@ async function integrationOf(adminKey: string, name: string, enabled = true): Pr
 
 describe('one-time links', () => {
   test('a link signs in once: a session cookie with the right flags, the session shows its account and role', async () => {
-    const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'operator' });
+    const { token, link } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'operator' });
     const first = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
     expect(first.status).toBe(303);
     expect(first.headers.get('location')).toBe('/console/');
@@ -86,6 +86,8 @@ describe('one-time links', () => {
     const second = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
     expect(second.status).toBe(410);
     expect(second.headers.get('content-type')).toMatch(/^text\/html/);
+    const audit = await listAudit(api.db, { accountId: accountA });
+    expect(audit.filter((event) => event.action === 'console.sign_in_link.used' && event.details['linkId'] === link.id)).toEqual([expect.objectContaining({ actor: expect.stringMatching(/^console:one-time link \(session [0-9a-f]{8}\)$/) })]);
     expect(sessionCookieOf(second)).toBeUndefined();
     expect(await second.text()).toMatch(/already used/);
   });

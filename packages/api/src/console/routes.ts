@@ -13,6 +13,7 @@ import {
   findConsoleSession,
   listAccounts,
   purgeExpiredConsoleSignIns,
+  recordAudit,
   takeConsoleOidcLogin,
 } from '@dirsync/db';
 import { csrfHeader } from '../auth.ts';
@@ -243,6 +244,12 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
         return sendConsolePage(reply, used.reason === 'unknown' ? 400 : 410, 'Sign-in link not valid', [why]);
       }
       logger.info({ sessionId: used.created.session.id.slice(0, 8), accountId: used.link.accountId, role: used.link.role }, 'console sign-in with a one-time link');
+      await recordAudit(db, {
+        accountId: used.link.accountId,
+        actor: `console:one-time link (session ${used.created.session.id.slice(0, 8)})`,
+        action: 'console.sign_in_link.used',
+        details: { linkId: used.link.id, role: used.link.role },
+      });
       return startSession(request, reply, used.created, '/console/');
     },
   });
