@@ -6,6 +6,7 @@ import type {
   ConnectionReport,
   Connector,
   ConsentUrl,
+  ConsoleSessionAnswer,
   CreateConnectorBody,
   CreatedConnector,
   CreateIntegrationBody,
@@ -20,16 +21,11 @@ import type {
   UpdateIntegrationBody,
 } from './types.ts';
 
-/** A role of a signed-in user on an account. */
-export type Role = 'viewer' | 'operator' | 'admin';
+/** What `GET /console/auth/session` answers: the user, the CSRF token, the accounts and roles. */
+export type Session = ConsoleSessionAnswer;
 
-/** What `GET /console/auth/session` answers. */
-export interface Session {
-  readonly user: { readonly subject: string; readonly name: string; readonly email: string | null };
-  readonly csrfToken: string;
-  readonly accounts: ReadonlyArray<{ readonly id: string; readonly name: string; readonly role: Role }>;
-  readonly platform: null | { readonly role: Role };
-}
+/** A role of a signed-in user on an account. */
+export type Role = Session['accounts'][number]['role'];
 
 interface RequestContext {
   accountId: string | undefined;

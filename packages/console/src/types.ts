@@ -7,6 +7,7 @@ export type {
   Connector,
   ConnectorTenant,
   ConsentUrl,
+  ConsoleSessionAnswer,
   CreateConnectorBody,
   CreatedConnector,
   CreateIntegrationBody,
