@@ -165,6 +165,28 @@ test('the PKCE verifier is checked: a code carried into another sign-in is not r
   expect(attacker.cookies.has('dirsync_session')).toBe(false);
 });
 
+test('the nonce and the code challenge are checked: an authorization request altered on its way is not accepted', async () => {
+  for (const [parameter, value, reason] of [
+    // The provider issues the code, and the ID token carries the altered nonce: the console refuses it.
+    ['nonce', 'n'.repeat(43), /\(OAUTH_JWT_CLAIM_COMPARISON_FAILED\)/],
+    // The provider refuses to redeem the code with the console's verifier.
+    ['code_challenge', 'c'.repeat(43), /\(invalid_grant\)/],
+  ] as const) {
+    const b = browser(api);
+    const authorization = await startLogin(b);
+    authorization.searchParams.set(parameter, value);
+    const answer = await b.get(callbackPath(await idp.signIn(authorization, 'alice')));
+    expect(answer.status).toBe(502);
+    const text = await answer.text();
+    expect(text).toMatch(/did not confirm the sign-in/);
+    expect(text).toMatch(reason);
+    expect(b.cookies.has('dirsync_session')).toBe(false);
+  }
+  // The same steps unaltered sign in: what failed above was the check.
+  const b = browser(api);
+  expect((await b.get(callbackPath(await idp.signIn(await startLogin(b), 'alice')))).status).toBe(303);
+});
+
 test('an identity without a dirsync role gets no session; a cancelled sign-in is told in words', async () => {
   for (const user of ['bob', 'dave']) {
     const b = browser(api);
