@@ -443,7 +443,7 @@ export function IntegrationPage() {
       <TestConnectionResult state={test} />
       {can('admin') && passwordKinds.has(integration.kind) ? <PasswordForm integration={integration} /> : null}
       <RunsSection integrationId={integration.id} generation={runsGeneration} />
-      <SettingsForm key={integration.updatedAt} integration={integration} onSaved={setIntegration} />
+      <SettingsForm key={integration.id} integration={integration} onSaved={setIntegration} />
     </>
   );
 }
