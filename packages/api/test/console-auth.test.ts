@@ -365,3 +365,20 @@ test('a sign-in route answers a failure of the database with a page in words', a
     await broken.close();
   }
 });
+
+test('the per-caller rate limit counts each console session on its own', async () => {
+  const limited = await startApiHarness('console_auth_rate', { console: { assetsDir, publicUrl: consoleUrl }, rateLimit: { max: 3, timeWindowMs: 60_000 } });
+  try {
+    const account = await limited.account('rate');
+    const session = async () => (await createConsoleSession(limited.db, { subject: 's', name: 'S', method: 'oidc', grants: [{ accountId: account, role: 'viewer' }], ttlMs: 60_000 })).token;
+    const [first, second] = [await session(), await session()];
+    const list = (token: string) => fetch(`${limited.baseUrl}/v1/integrations`, { headers: { cookie: `${cookieName}=${token}` } });
+    for (let i = 0; i < 3; i += 1) expect((await list(first)).status).toBe(200);
+    const refused = await list(first);
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { detail: string }).detail).toMatch(/this console session made more than 3 requests/);
+    expect((await list(second)).status).toBe(200);
+  } finally {
+    await limited.close();
+  }
+});
