@@ -11,7 +11,7 @@ import { useConsole } from '../session.tsx';
 import type { Run, RunChange, RunIssue } from '../types.ts';
 
 // Long lists are cut so the page stays readable; the rest is one click away.
-const shownAtFirst = 50;
+const shownAtFirst = 200;
 
 function ChangeList({ title, id, items }: { title: string; id: string; items: readonly RunChange[] }) {
   const [all, setAll] = useState(false);
