@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError } from 'commander';
 import { Attribute, Change, type Client } from 'ldapts';
 import {
@@ -42,36 +41,12 @@ import { ldapIntegrationSettings } from '../local-directory.ts';
 import { describeRun } from '../report.ts';
 import { startService, type ChildService } from '../services.ts';
 import { requestIntegrationSync } from './sync.ts';
+import { consoleDemo } from './demo-console.ts';
+import { demoLogDir, demoServiceEnv } from './demo-env.ts';
 
-const logDir = fileURLToPath(new URL('../../../../.tmp', import.meta.url));
+const logDir = demoLogDir;
 
 const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
-
-/** Where the demo's own servers listen. */
-const demoNetworks = ['127.0.0.0/8', '::1/128'];
-
-/**
- * Environment of the demo's scheduler and worker processes: the demo's database, queues and key,
- * a fast scheduler tick, and no listening ports (the demo needs neither the API nor metrics, and
- * must not collide with a running installation).
- */
-function demoServiceEnv(ctx: Context): Record<string, string> {
-  return {
-    DATABASE_URL: ctx.config.DATABASE_URL,
-    REDIS_URL: ctx.config.REDIS_URL,
-    DIRSYNC_REDIS_MODE: ctx.config.DIRSYNC_REDIS_MODE,
-    DIRSYNC_SYNC_SHARDS: String(ctx.config.DIRSYNC_SYNC_SHARDS),
-    DIRSYNC_QUEUE_PREFIX: ctx.config.DIRSYNC_QUEUE_PREFIX,
-    DIRSYNC_SECRET_KEY: ctx.config.DIRSYNC_SECRET_KEY ?? '',
-    DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',
-    DIRSYNC_SCHEDULER_API: 'false',
-    DIRSYNC_METRICS_PORT: '0',
-    // The demo's directories (slapd, the Entra emulator) listen on loopback: allowed explicitly.
-    DIRSYNC_ALLOWED_NETWORKS: [...ctx.config.DIRSYNC_ALLOWED_NETWORKS.map((n) => n.text), ...demoNetworks].join(','),
-    LOG_LEVEL: 'info',
-  };
-}
-
 
 async function waitForFinishedRun(ctx: Context, find: () => Promise<Run | undefined>, what: string): Promise<Run> {
   return waitFor(
@@ -135,9 +110,18 @@ export function registerDemoCommand(program: Command): void {
       '--realistic',
       'with --entra: the emulated tenant behaves as a real one at its most difficult (permission and key propagation, replication lag, split groups, partial and repeated records, throttling)',
     )
-    .action(async (flags: { users: string; groups: string; members: string; entra?: boolean; realistic?: boolean }) => {
+    .option(
+      '--console',
+      'run the directories (LDAP, Samba AD when installed, an emulated Entra ID tenant with a legacy integration to migrate), the API with the console, a scheduler and a worker until Ctrl-C, and print a sign-in link',
+    )
+    .action(async (flags: { users: string; groups: string; members: string; entra?: boolean; realistic?: boolean; console?: boolean }) => {
       const say = (line: string) => console.log(line);
       if (flags.realistic && !flags.entra) throw new InvalidArgumentError('--realistic applies to the Entra ID demo: add --entra');
+      if (flags.console) {
+        if (flags.entra) throw new InvalidArgumentError('--console runs every kind of directory, Entra ID included: leave out --entra');
+        await consoleDemo({ users: Number(flags.users), groups: Number(flags.groups), members: Number(flags.members) }, say);
+        return;
+      }
       if (flags.entra) {
         await entraDemo({ users: Number(flags.users), groups: Number(flags.groups), members: Number(flags.members) }, flags.realistic === true, say);
         return;

@@ -1,0 +1,221 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import {
+  createAccount,
+  createConnector,
+  createConsoleSignInLink,
+  createIntegration,
+  ensureDatabase,
+  getAccount,
+  listIntegrations,
+  migrate,
+  removeIntegration,
+  setLegacyMigrationDeadline,
+} from '@dirsync/db';
+import { generateCertificate, validateSettings } from '@dirsync/providers';
+import {
+  adTestDirectory,
+  type EntraEmulator,
+  grantTombstoneRead,
+  populateEntraTenant,
+  realmBaseDn,
+  type SambaServer,
+  type SlapdServer,
+  startEntraEmulator,
+  startSamba,
+  startSlapd,
+  waitFor,
+} from '@dirsync/testkit';
+import { createContext, type Context } from '../context.ts';
+import { ldapIntegrationSettings } from '../local-directory.ts';
+import { startService, type ChildService } from '../services.ts';
+import { demoLogDir, demoServiceEnv } from './demo-env.ts';
+
+/** How long the printed sign-in link works. */
+const linkMinutes = 60;
+
+/** Days until the demo's deadline for migrating legacy Entra ID integrations. */
+const migrationDays = 30;
+
+/** Resolves on the first SIGINT (Ctrl-C) or SIGTERM. */
+function stopSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+/** Settings validated as `dirsync integrations add` stores them (defaults applied). */
+function validated(kind: string, settings: Record<string, unknown>): Record<string, unknown> {
+  const result = validateSettings(kind, settings);
+  if (!result.ok) throw new Error(`the demo's ${kind} settings are invalid: ${result.problems.join('; ')}`);
+  return result.settings as Record<string, unknown>;
+}
+
+/**
+ * A throwaway Samba AD domain controller with a small directory and a read-only service
+ * account, or the reason there is none (Samba is not installed everywhere).
+ */
+async function startDemoSamba(): Promise<{ server: SambaServer; settings: Record<string, unknown>; password: string; ouDn: string } | { reason: string }> {
+  const realm = 'DIRSYNC.TEST';
+  const directory = adTestDirectory(realmBaseDn(realm), { ou: 'Demo', users: 60, groups: 4, membersPerGroup: 15, contacts: 5 });
+  const password = `Ds-${randomBytes(9).toString('base64url')}-a1A`;
+  let server: SambaServer;
+  try {
+    server = await startSamba({ realm, entries: directory.entries, accounts: [{ name: 'dirsync-reader', password }] });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { reason: /ENOENT/.test(message) ? 'samba-tool is not installed' : message.split('\n')[0] ?? message };
+  }
+  const readerDn = `CN=dirsync-reader,CN=Users,${server.baseDn}`;
+  await grantTombstoneRead(server, readerDn);
+  const settings = validated('active_directory', {
+    url: server.ldapsUrl,
+    bindDn: readerDn,
+    baseDns: [directory.ouDn],
+    tls: { serverName: server.dnsHostName, caPem: server.caPem },
+  });
+  return { server, settings, password, ouDn: directory.ouDn };
+}
+
+/**
+ * The platform's connector on the emulator (its redirect URI is the console's consent callback)
+ * and a customer tenant with a legacy integration: the customer's own app and client secret.
+ */
+async function setUpEntra(ctx: Context, emulator: EntraEmulator, accountId: string, consoleUrl: string): Promise<{ connectorName: string; tenantId: string; legacyClientId: string }> {
+  const db = ctx.db();
+  const redirectUri = `${consoleUrl}/v1/consent/callback`;
+  const home = emulator.createTenant({ domain: 'dirsync-platform.onmicrosoft.com' });
+  const certificate = await generateCertificate({ subject: 'dirsync demo connector', validityDays: 30 });
+  const app = emulator.registerApplication({ homeTenantId: home.tenantId, displayName: 'dirsync directory sync', certificates: [certificate.certificatePem], redirectUris: [redirectUri] });
+  const connectorName = `demo-${Date.now().toString(36)}`;
+  await createConnector(
+    db,
+    ctx.keyRing(),
+    {
+      name: connectorName,
+      description: 'Directory sync connector of the demo (emulated Entra ID)',
+      clientId: app.appId,
+      applicationObjectId: app.objectId,
+      homeTenantId: home.tenantId,
+      redirectUri,
+      authorityHost: emulator.authorityHost,
+      graphBaseUrl: emulator.graphBaseUrl,
+      tlsCaPem: emulator.caPem,
+      graphKeyId: app.keyCredentials[0]?.keyId ?? null,
+    },
+    certificate,
+  );
+  const tenant = emulator.createTenant({ domain: 'fabrikam.onmicrosoft.com' });
+  const legacySecret = randomBytes(18).toString('base64url');
+  const legacyApp = emulator.registerApplication({ homeTenantId: tenant.tenantId, displayName: 'Fabrikam directory sync (old app)', clientSecret: legacySecret });
+  populateEntraTenant(tenant, { users: 40, groups: 4, membersPerGroup: 10 });
+  await createIntegration(
+    db,
+    {
+      accountId,
+      kind: 'entra_id',
+      name: 'Fabrikam',
+      settings: validated('entra_id', {
+        tenantId: tenant.tenantId,
+        legacyApp: { clientId: legacyApp.appId },
+        authorityHost: emulator.authorityHost,
+        graphBaseUrl: emulator.graphBaseUrl,
+        caPem: emulator.caPem,
+      }),
+    },
+    { ring: ctx.keyRing(), plaintext: legacySecret },
+  );
+  return { connectorName, tenantId: tenant.tenantId, legacyClientId: legacyApp.appId };
+}
+
+/**
+ * `dirsync demo --console`: the demo's directories, the API with the console, a scheduler and a
+ * worker, kept running until Ctrl-C (or SIGTERM), then everything it started is stopped.
+ */
+export async function consoleDemo(size: { users: number; groups: number; members: number }, say: (line: string) => void): Promise<void> {
+  const stopped = stopSignal();
+  const ctx = createContext();
+  const services: ChildService[] = [];
+  let slapd: SlapdServer | undefined;
+  let samba: SambaServer | undefined;
+  let emulator: EntraEmulator | undefined;
+  try {
+    await mkdir(demoLogDir, { recursive: true });
+    say(`database ${new URL(ctx.config.DATABASE_URL).pathname.slice(1)}: migrating`);
+    await ensureDatabase(ctx.config.DATABASE_URL);
+    await migrate(ctx.config.DATABASE_URL);
+    const db = ctx.db();
+    const port = ctx.config.PORT;
+    const consoleUrl = (ctx.config.DIRSYNC_CONSOLE_URL ?? `http://127.0.0.1:${port}`).replace(/\/+$/, '');
+
+    say(`starting the directories: a throwaway slapd (${size.users} users), a Samba AD domain controller, an emulated Microsoft Entra ID`);
+    const [ldap, ad, entra] = await Promise.all([
+      startSlapd({ tls: true, data: { users: size.users, groups: size.groups, membersPerGroup: size.members, timestamp: new Date(Date.now() - 86_400_000) } }),
+      startDemoSamba(),
+      startEntraEmulator(),
+    ]);
+    slapd = ldap;
+    emulator = entra;
+    say(`  LDAP: ${slapd.url}`);
+    if ('reason' in ad) say(`  Active Directory: not available here (${ad.reason}); the demo goes on without it`);
+    else {
+      samba = ad.server;
+      say(`  Active Directory: ${ad.server.ldapsUrl} (Samba, realm ${ad.server.realm})`);
+    }
+    say(`  Entra ID: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS with its own test CA: a browser warns about its pages)`);
+
+    const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
+    for (const old of await listIntegrations(db, { accountId: account.id })) await removeIntegration(db, old.id);
+    await createIntegration(
+      db,
+      { accountId: account.id, kind: 'ldap', name: 'Demo directory', description: 'generated OpenLDAP directory of the demo', settings: ldapIntegrationSettings(slapd) as Record<string, unknown> },
+      { ring: ctx.keyRing(), plaintext: slapd.readerPassword },
+    );
+    if (!('reason' in ad)) {
+      await createIntegration(
+        db,
+        { accountId: account.id, kind: 'active_directory', name: 'Head office', description: 'Samba AD domain controller of the demo', settings: ad.settings },
+        { ring: ctx.keyRing(), plaintext: ad.password },
+      );
+    }
+    const legacy = await setUpEntra(ctx, emulator, account.id, consoleUrl);
+    const deadline = new Date(Date.now() + migrationDays * 86_400_000);
+    deadline.setUTCHours(0, 0, 0, 0);
+    await setLegacyMigrationDeadline(db, deadline);
+    say(`account "demo": ${'reason' in ad ? 2 : 3} integrations; "Fabrikam" is a legacy Entra ID integration (its own app ${legacy.legacyClientId}) to migrate to connector "${legacy.connectorName}" before ${deadline.toISOString().slice(0, 10)}`);
+
+    const env = demoServiceEnv(ctx);
+    services.push(startService('api', ['api'], { ...env, PORT: String(port), DIRSYNC_API_HOST: ctx.config.DIRSYNC_API_HOST, DIRSYNC_CONSOLE_URL: consoleUrl }, `${demoLogDir}/demo-console-api.log`));
+    services.push(startService('scheduler', ['scheduler'], env, `${demoLogDir}/demo-console-scheduler.log`));
+    services.push(startService('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: 'demo-console-worker' }, `${demoLogDir}/demo-console-worker.log`));
+    const api = services[0];
+    await waitFor(
+      async () => {
+        if (api && api.child.exitCode !== null) throw new Error(`the API exited (${api.child.exitCode}): is port ${port} taken? See .tmp/demo-console-api.log (PORT chooses another)`);
+        const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        );
+        return ready;
+      },
+      { timeoutMs: 120_000, intervalMs: 200, what: 'the API to answer' },
+    );
+    say('started the API with the console, a scheduler and a worker (logs in .tmp/demo-console-*.log)\n');
+
+    const { token } = await createConsoleSignInLink(db, { accountId: account.id, role: 'admin', ttlMs: linkMinutes * 60_000, createdBy: 'demo' });
+    say(`console: ${consoleUrl}/console/`);
+    say(`sign in: ${consoleUrl}/console/auth/link?token=${encodeURIComponent(token)}`);
+    say(`  (a one-time link for account "demo" as admin, valid ${linkMinutes} minutes; \`dirsync console login --account demo\` prints another)`);
+    say('press Ctrl-C to stop the demo');
+    const signal = await stopped;
+    say(`\n${signal}: stopping the demo`);
+  } finally {
+    for (const service of services.reverse()) await service.stop();
+    await slapd?.stop();
+    await samba?.stop();
+    await emulator?.close();
+    await ctx.close();
+  }
+  say('demo stopped');
+}

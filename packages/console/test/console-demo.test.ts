@@ -1,0 +1,98 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { generateSecretKey } from '@dirsync/db';
+import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
+import type { Browser } from 'playwright-core';
+import { baseEnv, checkPage, dirsyncBin, freePort, launchBrowser, openContext, signInWithLink } from './harness.ts';
+
+// `dirsync demo --console` as a person runs it: a process that starts the directories, the API
+// with the console, a scheduler and a worker, prints the console's URL and a sign-in link, and
+// stops everything on Ctrl-C.
+
+const timeoutMs = 240_000;
+
+let database: TestDatabase;
+let prefix: TestQueuePrefix;
+let browser: Browser;
+let demo: ChildProcess | undefined;
+let output = '';
+
+beforeAll(async () => {
+  [database, browser] = await Promise.all([createTestDatabase('console_demo'), launchBrowser()]);
+  prefix = createTestQueuePrefix('console-demo');
+}, timeoutMs);
+
+afterAll(async () => {
+  if (demo && demo.exitCode === null && demo.signalCode === null) {
+    const closed = once(demo, 'close');
+    demo.kill('SIGINT');
+    const timer = setTimeout(() => demo?.kill('SIGKILL'), 60_000);
+    await closed;
+    clearTimeout(timer);
+  }
+  await browser?.close();
+  await prefix?.cleanup();
+  await database?.drop();
+}, timeoutMs);
+
+test('demo --console prints the console and a sign-in link that opens the three integrations, and stops on Ctrl-C', async () => {
+  const port = await freePort();
+  const child = spawn(dirsyncBin, ['demo', '--console', '--users', '40', '--groups', '3', '--members', '5'], {
+    env: {
+      ...baseEnv(),
+      DATABASE_URL: database.url,
+      REDIS_URL: testRedisUrl,
+      DIRSYNC_QUEUE_PREFIX: prefix.prefix,
+      DIRSYNC_SECRET_KEY: generateSecretKey(),
+      PORT: String(port),
+      DIRSYNC_API_HOST: '127.0.0.1',
+      DIRSYNC_METRICS_PORT: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  demo = child;
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => (output += text));
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => (output += text));
+  const closed = once(child, 'close');
+
+  const link = await waitFor(
+    () => {
+      if (child.exitCode !== null) throw new Error(`the demo exited (${child.exitCode}): ${output}`);
+      return /^sign in: (\S+)$/m.exec(output)?.[1];
+    },
+    { timeoutMs: 180_000, intervalMs: 200, what: 'the demo to print its sign-in link' },
+  );
+  const consoleUrl = `http://127.0.0.1:${port}`;
+  expect(output).toContain(`console: ${consoleUrl}/console/`);
+  expect(new URL(link).pathname).toBe('/console/auth/link');
+  expect(output).toMatch(/Active Directory: ldaps:\/\//);
+  expect(output).toMatch(/"Fabrikam" is a legacy Entra ID integration .* before \d{4}-\d{2}-\d{2}/);
+
+  const { context, watch } = await openContext(browser, consoleUrl);
+  const page = await context.newPage();
+  await signInWithLink(page, link);
+  for (const name of ['Demo directory', 'Head office', 'Fabrikam']) await page.getByRole('link', { name, exact: true }).waitFor();
+  await expect(page.getByRole('table').getByRole('row').count()).resolves.toBe(4);
+  await page.getByRole('button', { name: /^Actions needed \([1-9]\d*\)$/ }).waitFor();
+  // The scheduler's first sync of the LDAP directory, as the list shows it once read again.
+  const ldapRow = page.getByRole('row').filter({ has: page.getByRole('link', { name: 'Demo directory', exact: true }) });
+  await waitFor(
+    async () => {
+      await page.reload();
+      await ldapRow.waitFor();
+      return (await ldapRow.textContent())?.includes('Succeeded');
+    },
+    { timeoutMs: 90_000, intervalMs: 1_000, what: 'the first sync of the demo directory' },
+  );
+  await checkPage(page, 'demo', 'directory-sync');
+  expect(watch.foreignRequests).toEqual([]);
+  await context.close();
+
+  child.kill('SIGINT');
+  const [code] = (await closed) as [number | null];
+  expect(code).toBe(0);
+  expect(output).toMatch(/SIGINT: stopping the demo/);
+  expect(output.trimEnd().endsWith('demo stopped')).toBe(true);
+  // Everything the demo started has stopped: the console no longer answers.
+  await expect(fetch(`${consoleUrl}/healthz`)).rejects.toThrow();
+}, timeoutMs);
