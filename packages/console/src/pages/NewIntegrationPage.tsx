@@ -242,7 +242,17 @@ export function NewIntegrationPage() {
             <legend id="kind-legend">Directory type</legend>
             {kinds.map((k) => (
               <div className="choice" key={k.value}>
-                <input type="radio" name="kind" id={`kind-${k.value}`} value={k.value} checked={kind === k.value} onChange={() => chooseKind(k.value)} aria-describedby={`kind-${k.value}-hint`} />
+                <input
+                  type="radio"
+                  name="kind"
+                  id={`kind-${k.value}`}
+                  value={k.value}
+                  checked={kind === k.value}
+                  // Once saved, the integration keeps its kind: its settings belong to it.
+                  disabled={created !== undefined && created.kind !== k.value}
+                  onChange={() => chooseKind(k.value)}
+                  aria-describedby={`kind-${k.value}-hint`}
+                />
                 <label htmlFor={`kind-${k.value}`}>{kindText(k.value)}</label>
                 <span className="hint" id={`kind-${k.value}-hint`}>
                   {k.hint}
@@ -250,6 +260,7 @@ export function NewIntegrationPage() {
               </div>
             ))}
           </fieldset>
+          {created === undefined ? null : <p className="hint">{created.name} is already saved as {kindText(created.kind)}: its directory type stays.</p>}
           <div className="form-buttons">
             <button type="submit">Next</button>
             <Link to="/" className="button secondary">
