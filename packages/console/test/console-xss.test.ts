@@ -122,15 +122,13 @@ function attackerPage(path: string): string {
 
 /** Nothing a customer wrote ran, no element it smuggled in exists, and the CSP still blocks inline script. */
 async function expectInert(where: string): Promise<void> {
-  const state = await page.evaluate((name) => {
-    const anchors = [...document.querySelectorAll('a[href]')].map((a) => a.getAttribute('href') ?? '');
-    return {
-      flag: (window as unknown as Record<string, unknown>)[name] ?? null,
-      smuggled: document.querySelectorAll('#root img[src="x"], #root svg[onload], #root script, [onerror], [onload]').length,
-      javascriptLinks: anchors.filter((href) => /^\s*javascript:/i.test(href)),
-      text: document.body.innerText,
-    };
-  }, flag);
+  // Evaluated in the page, whose DOM this file's types do not describe.
+  const state = await page.evaluate<{ flag: unknown; smuggled: number; javascriptLinks: string[]; text: string }>(`(() => ({
+    flag: window[${JSON.stringify(flag)}] ?? null,
+    smuggled: document.querySelectorAll('#root img[src="x"], #root svg[onload], #root script, [onerror], [onload]').length,
+    javascriptLinks: [...document.querySelectorAll('a[href]')].map((a) => a.getAttribute('href') ?? '').filter((href) => /^\\s*javascript:/i.test(href)),
+    text: document.body.innerText,
+  }))()`);
   expect({ where, flag: state.flag, smuggled: state.smuggled, javascriptLinks: state.javascriptLinks }).toEqual({ where, flag: null, smuggled: 0, javascriptLinks: [] });
   // The words are shown, as words.
   expect(state.text).toMatch(/<script>|onerror=|<svg onload/);
@@ -165,15 +163,15 @@ test('words in the URL (a consent failure\'s reason, an unknown path) are shown 
   await expectInert('connectors with a consent reason');
   await page.goto(`${stack.baseUrl}/console/${encodeURIComponent(payloads.script)}`);
   await page.getByRole('heading', { level: 1, name: 'Page not found' }).waitFor();
-  const flagged = await page.evaluate((name) => (window as unknown as Record<string, unknown>)[name] ?? null, flag);
+  const flagged = await page.evaluate<unknown>(`window[${JSON.stringify(flag)}] ?? null`);
   expect(flagged).toBeNull();
 });
 
 test('the console\'s CSP refuses inline script and handlers even if markup got in', async () => {
   await page.goto(`${stack.baseUrl}/console/`);
   await page.getByRole('heading', { level: 1, name: 'Directory Synchronization' }).waitFor();
-  const result = await page.evaluate(async () => {
-    const violations: string[] = [];
+  const result = await page.evaluate<{ inline: unknown; handler: unknown; violations: string[] }>(`(async () => {
+    const violations = [];
     document.addEventListener('securitypolicyviolation', (event) => violations.push(event.violatedDirective));
     const script = document.createElement('script');
     script.textContent = 'window.__inline = 1';
@@ -181,11 +179,10 @@ test('the console\'s CSP refuses inline script and handlers even if markup got i
     const holder = document.createElement('div');
     holder.innerHTML = '<img src="data:," onerror="window.__handler = 1"><img src="data:x" onerror="window.__handler = 1">';
     document.body.append(holder);
-    // The violation reports are queued tasks: wait for both.
+    // The violation reports are queued tasks: poll until both arrived (2 s at most).
     for (let i = 0; i < 200 && violations.length < 2; i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
-    const w = window as unknown as Record<string, unknown>;
-    return { inline: w['__inline'] ?? null, handler: w['__handler'] ?? null, violations };
-  });
+    return { inline: window.__inline ?? null, handler: window.__handler ?? null, violations };
+  })()`);
   expect(result.inline).toBeNull();
   expect(result.handler).toBeNull();
   expect(result.violations.length).toBeGreaterThanOrEqual(1);
@@ -195,8 +192,8 @@ test('the console\'s CSP refuses inline script and handlers even if markup got i
 test('a page of another site can neither change, read nor frame the console, nor sign the user out', async () => {
   const evil = await context.newPage();
   await evil.goto(`${attackerOrigin}/`);
-  await evil.waitForFunction(() => document.body.dataset['done'] === 'yes' && document.body.dataset['framed'] === 'loaded');
-  const results = await evil.evaluate(() => (window as unknown as { results: Record<string, string> }).results);
+  await evil.waitForFunction(`document.body.dataset.done === 'yes' && document.body.dataset.framed === 'loaded'`);
+  const results = await evil.evaluate<Record<string, string>>('window.results');
   expect(results).toEqual({ session: 'blocked', list: 'blocked', disable: 'blocked', simple: 'read:opaque' });
   // The framed console never rendered: frame-ancestors 'none' replaced it by an error page.
   const frame = evil.frames().find((f) => f !== evil.mainFrame());
