@@ -349,6 +349,13 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
             throw error;
           }
         });
+        if (consoleSetup) {
+          // A browser would otherwise keep an account's data in its cache past sign-out (shared computers).
+          v1.addHook('onSend', async (request, reply, payload) => {
+            if (request.headers.authorization === undefined && request.headers.cookie !== undefined) void reply.header('cache-control', 'no-store');
+            return payload;
+          });
+        }
         // Runs after authentication, so the limit is per key, not per address.
         await v1.register(rateLimit, {
           global: true,

@@ -426,6 +426,18 @@ describe('sessions', () => {
     }
   });
 
+  test('account data answered to a session is not kept in the browser\'s cache (shared computers, after sign-out)', async () => {
+    const token = await sessionFor([{ accountId: accountA, role: 'admin' }]);
+    for (const path of ['/v1/integrations', `/v1/integrations/${integrationA}`, '/v1/actions', '/v1/connectors']) {
+      const answer = await fetch(`${api.baseUrl}${path}`, { headers: withSession(token) });
+      expect({ path, status: answer.status, cache: answer.headers.get('cache-control') }).toEqual({ path, status: 200, cache: expect.stringMatching(/no-store/) });
+    }
+    // Refusals too: a 403 names the account that was asked for.
+    const refused = await fetch(`${api.baseUrl}/v1/integrations`, { headers: withSession(token, { 'x-dirsync-account': accountB }) });
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('cache-control')).toMatch(/no-store/);
+  });
+
   test('no secret in the logs: link token, session cookie, CSRF token, authorization code and state', async () => {
     const before = api.logs.length;
     const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'viewer' });
@@ -525,6 +537,17 @@ describe('redirects', () => {
     expect(html).not.toContain('<script>');
     expect(html).not.toContain('<a href="https://evil.example">');
     expect(answer.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+  });
+
+  test('the consent callback reflects a crafted error description only as escaped text, with no script allowed', async () => {
+    const crafted = encodeURIComponent('<script>window.__pwned=1</script><img src=x onerror=alert(1)>');
+    const answer = await fetch(`${api.baseUrl}/v1/consent/callback?error=access_denied&error_description=${crafted}&state=forged`, { redirect: 'manual', headers: { accept: 'text/html' } });
+    expect(answer.headers.get('location')).toBeNull();
+    expect(answer.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(answer.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+    const html = await answer.text();
+    expect(html).not.toMatch(/<script>|<img/);
+    expect(html).toContain('&#60;script&#62;');
   });
 
   test('consent-url refuses a returnTo that could leave the console', async () => {
