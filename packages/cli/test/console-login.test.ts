@@ -7,7 +7,8 @@ import { type CliEnvironment, type CliResult, createCliEnvironment } from './sup
 // `dirsync console login` prints a one-time link; `dirsync api` serves the console and takes the
 // link. Both as the platform team runs them: child processes configured by the environment.
 
-const timeoutMs = 60_000;
+// Each command is a new process: seconds each, more on a busy machine.
+const timeoutMs = 180_000;
 const consoleUrl = 'http://console.example.test:8443';
 
 let cli: CliEnvironment;
@@ -17,8 +18,8 @@ let baseUrl: string;
 
 beforeAll(async () => {
   cli = await createCliEnvironment('consolelogin');
-  expect((await cli.run(['accounts', 'add', 'acme'])).code).toBe(0);
-  expect((await cli.run(['accounts', 'add', 'globex'])).code).toBe(0);
+  const added = await Promise.all([cli.run(['accounts', 'add', 'acme']), cli.run(['accounts', 'add', 'globex'])]);
+  expect(added.map((result) => result.code)).toEqual([0, 0]);
   api = spawn(dirsyncBin, ['api'], { env: { ...cli.env, PORT: '0', DIRSYNC_API_HOST: '127.0.0.1', DIRSYNC_CONSOLE_URL: consoleUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
   api.stdout?.setEncoding('utf8').on('data', (text: string) => (apiOutput += text));
   api.stderr?.setEncoding('utf8').on('data', (text: string) => (apiOutput += text));
@@ -68,30 +69,31 @@ test('console login prints a link that signs in once, to its account with its ro
 }, timeoutMs);
 
 test('the role defaults to admin and the URL to localhost on PORT', async () => {
-  const result = await cli.run(['console', 'login', '--account', 'globex']);
+  const [result, withPort] = await Promise.all([cli.run(['console', 'login', '--account', 'globex']), cli.run(['console', 'login', '--account', 'globex'], { env: { PORT: '9123' } })]);
   const url = new URL(result.stdout.trim());
   expect(url.origin).toBe('http://localhost:8080');
   expect(result.stderr).toMatch(/for globex \(admin\)/);
-  const withPort = await cli.run(['console', 'login', '--account', 'globex'], { env: { PORT: '9123' } });
   expect(new URL(withPort.stdout.trim()).origin).toBe('http://localhost:9123');
 }, timeoutMs);
 
 test('mistakes are refused in words', async () => {
-  for (const [args, message] of [
+  const cases = [
     [['--account', 'nosuch'], /no account "nosuch"/],
     [['--account', 'acme', '--role', 'owner'], /unknown role "owner": use viewer, operator, admin/],
     [['--account', 'acme', '--minutes', '0'], /--minutes must be a whole number from 1 to 1440/],
     [['--account', 'acme', '--minutes', 'soon'], /--minutes must be a whole number/],
-  ] as const) {
-    const result = await cli.run(['console', 'login', ...args]);
+  ] as const;
+  // Independent processes: run side by side.
+  const [missing, ...results] = await Promise.all([cli.run(['console', 'login']), ...cases.map(([args]) => cli.run(['console', 'login', ...args]))]);
+  for (const [index, [, message]] of cases.entries()) {
+    const result = results[index]!;
     expect(result.code).not.toBe(0);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/^\s+at /m);
   }
-  const missing = await cli.run(['console', 'login']);
-  expect(missing.code).not.toBe(0);
-  expect(missing.stderr).toMatch(/--account <account>/);
+  expect(missing?.code).not.toBe(0);
+  expect(missing?.stderr).toMatch(/--account <account>/);
 }, timeoutMs);
 
 test('the API serves the built console under /console with its CSP', async () => {
