@@ -306,6 +306,7 @@ describe('accounts and roles', () => {
       ['POST', '/v1/integrations', { kind: 'ldap', name: 'evil', settings: ldapSettings() }, ['viewer', 'operator']],
       ['POST', `/v1/connectors/${zeroUuid}/consent-url`, { tenantId: 'contoso.onmicrosoft.com' }, ['viewer', 'operator']],
       ['DELETE', `/v1/connectors/${zeroUuid}/consents/${zeroUuid}`, undefined, ['viewer', 'operator']],
+      ['POST', `/v1/runs/${zeroUuid}/approve`, undefined, ['viewer', 'operator']],
       [
         'POST',
         '/v1/connectors',
@@ -375,6 +376,19 @@ describe('sessions', () => {
     const victimSignIn = await fetch(`${api.baseUrl}/console/auth/link?token=${link.token}`, { redirect: 'manual', headers: withSession(attackers) });
     expect(setCookieOf(victimSignIn)).not.toBe(attackers);
     expect((await fetch(`${api.baseUrl}/console/auth/session`, { headers: withSession(attackers) })).status).toBe(401);
+  });
+
+  test('fixation through OpenID Connect: the session a browser held before the callback ends, a new cookie is issued', async () => {
+    const planted = await sessionFor([{ accountId: accountA, role: 'viewer' }]);
+    const browser = oidcBrowser();
+    browser.cookies.set(cookieName, planted);
+    const login = await browser.get('/console/auth/login');
+    const back = await idp.signIn(new URL(login.headers.get('location') ?? ''), 'mallory');
+    const callback = await browser.get(`${back.pathname}${back.search}`);
+    expect(callback.status).toBe(303);
+    expect(browser.cookies.get(cookieName)).toMatch(/^dcs_/);
+    expect(browser.cookies.get(cookieName)).not.toBe(planted);
+    expect((await fetch(`${api.baseUrl}/console/auth/session`, { headers: withSession(planted) })).status).toBe(401);
   });
 
   test('sign-out ends the session on the server: the old cookie and its CSRF token are worthless afterwards', async () => {
