@@ -278,3 +278,20 @@ describe('other providers and settings', () => {
     expect(b.cookies.has('dirsync_session')).toBe(false);
   });
 });
+
+test('an identity provider that cannot be reached is told in words', async () => {
+  const closed = await startOidcProvider({ clients: [{ clientId, redirectUris: [redirectUri] }], users });
+  const issuer = closed.issuer;
+  await closed.close();
+  const unreachable = await startApiHarness('console_oidc_down', { console: { assetsDir, publicUrl: consoleUrl, oidc: { issuer, clientId } } });
+  try {
+    expect(await (await fetch(`${unreachable.baseUrl}/console/auth/config`)).json()).toEqual({ oidc: true });
+    const login = await fetch(`${unreachable.baseUrl}/console/auth/login`, { redirect: 'manual' });
+    expect(login.status).toBe(502);
+    expect(login.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await login.text()).toMatch(/identity provider did not answer/);
+    expect(unreachable.logs.join('\n')).toMatch(/identity provider discovery failed/);
+  } finally {
+    await unreachable.close();
+  }
+});

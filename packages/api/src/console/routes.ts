@@ -156,6 +156,8 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
       logger.warn({ err: describeOidcError(error) }, 'identity provider discovery failed');
       return sendConsolePage(reply, 502, 'Identity provider unreachable', ['The identity provider did not answer its discovery request. Try again in a moment; if it persists, check DIRSYNC_OIDC_ISSUER.']);
     }
+    // Sign-ins started and never finished would pile up: the expired ones go as new ones come.
+    await purgeExpiredConsoleSignIns(db);
     await createConsoleOidcLogin(db, { state, browserSecret, returnTo, ttlMs: deps.oidcLoginTtlMs });
     void reply.setCookie(loginCookie, browserSecret, { ...loginCookieOptions, maxAge: Math.ceil(deps.oidcLoginTtlMs / 1000) });
     return reply.code(302).header('location', url.href).send();
