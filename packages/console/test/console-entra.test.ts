@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getIntegration, hasGrantedConsent } from '@dirsync/db';
+import { createIntegration, createKeyRing, getIntegration, hasGrantedConsent, setLegacyMigrationDeadline } from '@dirsync/db';
 import { type EntraEmulator, populateEntraTenant, startEntraEmulator } from '@dirsync/testkit';
 import type { Browser } from 'playwright-core';
 import { checkPage, type ConsoleStack, launchBrowser, openContext, signInWithLink, startConsoleStack } from './harness.ts';
@@ -55,15 +55,19 @@ beforeAll(async () => {
   const legacyApp = emulator.registerApplication({ homeTenantId: tenant.tenantId, displayName: 'old sync app', clientSecret: legacySecret });
   legacyClientId = legacyApp.appId;
   populateEntraTenant(tenant, { users: 6, groups: 1, membersPerGroup: 3, seed: 5 });
-  const added = await stack.run(
-    ['integrations', 'add', '--account', 'acme', '--kind', 'entra_id', '--name', legacyName, '--tenant', tenant.tenantId,
-      '--legacy-client-id', legacyClientId, '--authority-host', emulator.authorityHost, '--graph-url', emulator.graphBaseUrl, '--ca-file', caFile, '--password-stdin'],
-    `${legacySecret}\n`,
+  const legacy = await createIntegration(
+    stack.db,
+    {
+      accountId,
+      kind: 'entra_id',
+      name: legacyName,
+      settings: { tenantId: tenant.tenantId, legacyApp: { clientId: legacyClientId }, authorityHost: emulator.authorityHost, graphBaseUrl: emulator.graphBaseUrl, caPem: emulator.caPem },
+    },
+    { ring: createKeyRing({ current: stack.env['DIRSYNC_SECRET_KEY'] ?? '' }), plaintext: legacySecret },
   );
-  if (added.code !== 0) throw new Error(`integrations add failed: ${added.stderr}`);
-  integrationId = added.stdout.trim();
-  const set = await stack.run(['migration-deadline', deadline]);
-  if (set.code !== 0) throw new Error(`migration-deadline failed: ${set.stderr}`);
+  integrationId = legacy.id;
+  // The end of that day, UTC, as `dirsync migration-deadline 2027-03-31` sets it.
+  await setLegacyMigrationDeadline(stack.db, new Date(`${deadline}T23:59:59.999Z`));
 }, timeoutMs);
 
 afterAll(async () => {

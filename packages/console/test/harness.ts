@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { close, connect, createAccount, type Db, generateSecretKey } from '@dirsync/db';
+import { close, connect, createAccount, createConsoleSignInLink, type Db, generateSecretKey, getAccount } from '@dirsync/db';
 import {
   createTestDatabase,
   createTestQueuePrefix,
@@ -173,7 +173,10 @@ export interface ConsoleStack {
   account(name: string): Promise<string>;
   /** Runs `dirsync <args>` in the stack's environment. */
   run(args: readonly string[], input?: string): Promise<CommandResult>;
-  /** A one-time sign-in link of `dirsync console login --account <account> --role <role>`. */
+  /**
+   * A one-time sign-in link for an account, as `dirsync console login --account <account> --role
+   * <role>` prints it (made through the database: a process start saved per test file).
+   */
   signInLink(account: string, role?: 'viewer' | 'operator' | 'admin'): Promise<string>;
   /** Everything the processes logged so far. */
   logs(): string;
@@ -240,9 +243,10 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
       },
       run: (args, input) => runDirsync(args, env, input),
       async signInLink(account, role = 'admin') {
-        const result = await runDirsync(['console', 'login', '--account', account, '--role', role], env);
-        if (result.code !== 0) throw new Error(`dirsync console login failed (${String(result.code)}): ${result.stderr}`);
-        return result.stdout.trim();
+        const found = await getAccount(db, account);
+        if (!found) throw new Error(`no account "${account}"`);
+        const { token } = await createConsoleSignInLink(db, { accountId: found.id, role, ttlMs: 10 * 60_000, createdBy: 'test' });
+        return `${baseUrl}/console/auth/link?token=${encodeURIComponent(token)}`;
       },
       logs: () => services.map((s) => s.output()).join('\n'),
       async stop() {
