@@ -77,6 +77,16 @@ async function sessionFor(grants: ConsoleGrant[], platformRole: ConsoleRole | nu
   return token;
 }
 
+/** Uses a one-time link as its confirmation page's form does: a form POST from the console's origin. */
+function useLink(token: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${api.baseUrl}/console/auth/link`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: consoleUrl, ...headers },
+    body: new URLSearchParams({ token }).toString(),
+  });
+}
+
 function withSession(token: string, headers: Record<string, string> = {}): Record<string, string> {
   return { cookie: `${cookieName}=${token}`, ...headers };
 }
@@ -363,7 +373,7 @@ describe('sessions', () => {
   test('fixation: a cookie planted before sign-in is not adopted, and a planted valid session ends at sign-in', async () => {
     const planted = `dcs_${'P'.repeat(43)}`;
     const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'admin' });
-    const signIn = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual', headers: withSession(planted) });
+    const signIn = await useLink(token, withSession(planted));
     expect(signIn.status).toBe(303);
     const issued = setCookieOf(signIn);
     expect(issued).toMatch(/^dcs_[A-Za-z0-9_-]{43}$/);
@@ -373,7 +383,7 @@ describe('sessions', () => {
     // The attacker's own valid viewer session, planted in the victim's browser, ends there.
     const attackers = await sessionFor([{ accountId: accountA, role: 'viewer' }]);
     const link = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'admin' });
-    const victimSignIn = await fetch(`${api.baseUrl}/console/auth/link?token=${link.token}`, { redirect: 'manual', headers: withSession(attackers) });
+    const victimSignIn = await useLink(link.token, withSession(attackers));
     expect(setCookieOf(victimSignIn)).not.toBe(attackers);
     expect((await fetch(`${api.baseUrl}/console/auth/session`, { headers: withSession(attackers) })).status).toBe(401);
   });
@@ -393,14 +403,14 @@ describe('sessions', () => {
 
   test('sign-out ends the session on the server: the old cookie and its CSRF token are worthless afterwards', async () => {
     const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'admin' });
-    const cookie = setCookieOf(await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' })) ?? '';
+    const cookie = setCookieOf(await useLink(token)) ?? '';
     const csrf = await csrfOf(cookie);
     expect((await fetch(`${api.baseUrl}/console/auth/logout`, { method: 'POST', headers: withSession(cookie, { 'x-csrf-token': csrf, origin: consoleUrl }) })).status).toBe(204);
     const replay = await fetch(`${api.baseUrl}/v1/integrations/${integrationA}/enable`, { method: 'POST', headers: withSession(cookie, { 'x-csrf-token': csrf }) });
     expect(replay.status).toBe(401);
     expect((await fetch(`${api.baseUrl}/console/auth/session`, { headers: withSession(cookie) })).status).toBe(401);
     // The link that made it does not sign in again either.
-    expect((await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' })).status).toBe(410);
+    expect((await useLink(token)).status).toBe(410);
   });
 
   test('an expired session is refused everywhere', async () => {
@@ -415,14 +425,14 @@ describe('sessions', () => {
   test('a link token in a malformed or oversized form, or in the cookie, signs nobody in', async () => {
     const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'admin' });
     for (const attempt of [`${token}x`, token.slice(0, -1), token.toUpperCase(), `${token}%00`, 'x'.repeat(10_000), '']) {
-      const answer = await fetch(`${api.baseUrl}/console/auth/link?token=${encodeURIComponent(attempt)}`, { redirect: 'manual' });
+      const answer = await useLink(attempt);
       expect({ attempt: attempt.slice(0, 60), status: answer.status, cookie: setCookieOf(answer) }).toEqual({ attempt: attempt.slice(0, 60), status: expect.any(Number), cookie: undefined });
       expect(answer.status).toBeGreaterThanOrEqual(400);
     }
     // The link token is not a session token.
     expect((await fetch(`${api.baseUrl}/console/auth/session`, { headers: withSession(token) })).status).toBe(401);
     // And it still works once, for its owner.
-    expect((await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' })).status).toBe(303);
+    expect((await useLink(token)).status).toBe(303);
   });
 
   test('sign-in answers and the session are never cached, and no page hands its URL on as a referrer', async () => {
@@ -455,9 +465,9 @@ describe('sessions', () => {
   test('no secret in the logs: link token, session cookie, CSRF token, authorization code and state', async () => {
     const before = api.logs.length;
     const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'viewer' });
-    const cookie = setCookieOf(await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' })) ?? '';
+    const cookie = setCookieOf(await useLink(token)) ?? '';
     const csrf = await csrfOf(cookie);
-    await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
+    await useLink(token);
     await fetch(`${api.baseUrl}/v1/integrations/${integrationA}/syncs`, { method: 'POST', headers: withSession(cookie, { 'x-csrf-token': csrf, 'content-type': 'application/json' }), body: '{}' });
     await fetch(`${api.baseUrl}/console/auth/logout`, { method: 'POST', headers: withSession(cookie, { 'x-csrf-token': `${csrf}x` }) });
     await fetch(`${api.baseUrl}/v1/integrations`, { headers: withSession(`${cookie}`, { 'x-dirsync-account': 'garbage' }) });

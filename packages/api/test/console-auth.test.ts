@@ -66,10 +66,36 @@ async function integrationOf(adminKey: string, name: string, enabled = true): Pr
   return (await api.client(adminKey).createIntegration({ kind: 'ldap', name, settings: ldapSettings(), enabled })).id;
 }
 
+/** Uses a one-time link as its confirmation page's form does: a form POST from the console's origin. */
+function useLink(token: string, headers: Record<string, string> = {}, target: { baseUrl: string; origin: string } = { baseUrl: api.baseUrl, origin: consoleUrl }): Promise<Response> {
+  return fetch(`${target.baseUrl}/console/auth/link`, {
+    method: 'POST',
+    redirect: 'manual',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: target.origin, ...headers },
+    body: new URLSearchParams({ token }).toString(),
+  });
+}
+
 describe('one-time links', () => {
-  test('a link signs in once: a session cookie with the right flags, the session shows its account and role', async () => {
+  test('opening a link asks first and uses nothing; its form signs in once: a session cookie with the right flags, the session shows its account and role', async () => {
     const { token, link } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'operator' });
-    const first = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
+    for (let i = 0; i < 2; i++) {
+      const page = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
+      expect(page.status).toBe(200);
+      expect(sessionCookieOf(page)).toBeUndefined();
+      expect(page.headers.get('cache-control')).toBe('no-store');
+      expect(page.headers.get('referrer-policy')).toBe('no-referrer');
+      expect(page.headers.get('content-security-policy')).toMatch(/form-action 'self'/);
+      expect(page.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+      const html = await page.text();
+      expect(html).toMatch(/Sign in to dirsync as operator of alpha-\d+\?/);
+      expect(html).toContain('<form method="post" action="/console/auth/link">');
+      expect(html).toContain(`<input type="hidden" name="token" value="${token}">`);
+      expect(html).toContain('<button type="submit">Continue</button>');
+    }
+    expect((await listAudit(api.db, { accountId: accountA })).filter((event) => event.details['linkId'] === link.id)).toEqual([]);
+
+    const first = await useLink(token);
     expect(first.status).toBe(303);
     expect(first.headers.get('location')).toBe('/console/');
     expect(first.headers.get('referrer-policy')).toBe('no-referrer');
@@ -83,30 +109,85 @@ describe('one-time links', () => {
     const body = (await session.json()) as Record<string, unknown>;
     expect(body).toMatchObject({ accounts: [{ id: accountA, name: expect.stringMatching(/^alpha/), role: 'operator' }], platform: null, csrfToken: expect.any(String) });
 
-    const second = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
+    const second = await useLink(token);
     expect(second.status).toBe(410);
     expect(second.headers.get('content-type')).toMatch(/^text\/html/);
     const audit = await listAudit(api.db, { accountId: accountA });
     expect(audit.filter((event) => event.action === 'console.sign_in_link.used' && event.details['linkId'] === link.id)).toEqual([expect.objectContaining({ actor: expect.stringMatching(/^console:one-time link \(session [0-9a-f]{8}\)$/) })]);
     expect(sessionCookieOf(second)).toBeUndefined();
-    expect(await second.text()).toMatch(/already used/);
+    expect(await second.text()).toMatch(/This sign-in link is not valid any more/);
+    // Opened again once used: the same words, no form.
+    const reopened = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
+    expect(reopened.status).toBe(410);
+    const reopenedHtml = await reopened.text();
+    expect(reopenedHtml).toMatch(/This sign-in link is not valid any more/);
+    expect(reopenedHtml).not.toContain('<form');
   });
 
-  test('an expired or unknown link is refused in words', async () => {
+  test('an expired, used or unknown link is refused in the same words, opened or posted, and the page tells nothing more', async () => {
     const { token, link } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'viewer', ttlMs: 1 });
     // The link's expiry is the database's clock: wait until that time has passed here too.
     while (Date.now() <= link.expiresAt.getTime() + 5) await new Promise((resolve) => setImmediate(resolve));
-    const expired = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
-    expect(expired.status).toBe(410);
-    expect(await expired.text()).toMatch(/has expired/);
-    const unknown = await fetch(`${api.baseUrl}/console/auth/link?token=dcl_${'A'.repeat(43)}`, { redirect: 'manual' });
-    expect(unknown.status).toBe(400);
-    expect(await unknown.text()).toMatch(/not valid/);
+    const used = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'viewer' });
+    expect((await useLink(used.token)).status).toBe(303);
+    const pages: string[] = [];
+    for (const attempt of [token, used.token, `dcl_${'A'.repeat(43)}`, 'garbage']) {
+      const opened = await fetch(`${api.baseUrl}/console/auth/link?token=${encodeURIComponent(attempt)}`, { redirect: 'manual' });
+      const posted = await useLink(attempt);
+      for (const answer of [opened, posted]) {
+        expect({ attempt, status: answer.status, cookie: sessionCookieOf(answer) }).toEqual({ attempt, status: 410, cookie: undefined });
+        pages.push(await answer.text());
+      }
+    }
+    expect(pages[0]).toMatch(/This sign-in link is not valid any more/);
+    expect(new Set(pages).size).toBe(1);
+  });
+
+  test('a link posted from another site (login CSRF) is refused and stays unused', async () => {
+    const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'admin' });
+    const attempts: Array<Record<string, string>> = [
+      { origin: 'http://evil.test' },
+      { origin: 'http://console.test:8081' },
+      { origin: 'null', 'sec-fetch-site': 'cross-site' },
+      { origin: 'null', 'sec-fetch-site': 'same-site' },
+      { origin: 'null' },
+      { origin: '', 'sec-fetch-site': 'cross-site' },
+    ];
+    for (const headers of attempts) {
+      const answer = await fetch(`${api.baseUrl}/console/auth/link`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body: new URLSearchParams({ token }).toString(),
+      });
+      expect({ headers, status: answer.status, cookie: sessionCookieOf(answer) }).toEqual({ headers, status: 403, cookie: undefined });
+      expect(await answer.text()).toMatch(/not sent from the dirsync console, so the link was not used/);
+    }
+    // Still usable by its owner: the page asks, and the console's own form signs in.
+    expect((await fetch(`${api.baseUrl}/console/auth/link?token=${token}`)).status).toBe(200);
+    const signIn = await useLink(token, { origin: 'null', 'sec-fetch-site': 'same-origin' });
+    expect(signIn.status).toBe(303);
+    expect(sessionCookieOf(signIn)?.value).toMatch(/^dcs_/);
+  });
+
+  test('a POST that is not the confirmation form is refused in words and uses nothing', async () => {
+    const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'admin' });
+    const json = await fetch(`${api.baseUrl}/console/auth/link`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/json', origin: consoleUrl }, body: JSON.stringify({ token }) });
+    expect(json.status).toBe(400);
+    expect(json.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await json.text()).toMatch(/not the sign-in form/);
+    const other = await fetch(`${api.baseUrl}/console/auth/link`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'text/csv', origin: consoleUrl }, body: `token,${token}` });
+    expect(other.status).toBe(415);
+    expect(await other.text()).toMatch(/not the sign-in form/);
+    const huge = await useLink(`${token}${'x'.repeat(5000)}`);
+    expect(huge.status).toBe(413);
+    expect(await huge.text()).toMatch(/not the sign-in form/);
+    expect((await useLink(token)).status).toBe(303);
   });
 
   test('of concurrent uses of one link exactly one gets a session', async () => {
     const { token } = await createConsoleSignInLink(api.db, { accountId: accountB, role: 'admin' });
-    const answers = await Promise.all(Array.from({ length: 8 }, () => fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' })));
+    const answers = await Promise.all(Array.from({ length: 8 }, () => useLink(token)));
     const statuses = answers.map((answer) => answer.status).sort();
     expect(statuses).toEqual([303, 410, 410, 410, 410, 410, 410, 410]);
     expect(answers.filter((answer) => sessionCookieOf(answer) !== undefined)).toHaveLength(1);
@@ -254,7 +335,8 @@ describe('over https', () => {
 
   test('the session cookie is __Host- prefixed and Secure; the old session ends at a new sign-in', async () => {
     const account = await secure.account('secure');
-    const first = await fetch(`${secure.baseUrl}/console/auth/link?token=${(await createConsoleSignInLink(secure.db, { accountId: account, role: 'viewer' })).token}`, { redirect: 'manual' });
+    const target = { baseUrl: secure.baseUrl, origin: 'https://dirsync.example.com' };
+    const first = await useLink((await createConsoleSignInLink(secure.db, { accountId: account, role: 'viewer' })).token, {}, target);
     expect(sessionCookieOf(first, cookieName)).toBeUndefined();
     const cookie = sessionCookieOf(first, '__Host-dirsync_session');
     expect(cookie?.attributes).toEqual(expect.arrayContaining(['HttpOnly', 'SameSite=Lax', 'Path=/', 'Secure']));
@@ -264,10 +346,7 @@ describe('over https', () => {
     const hostCookie = `__Host-dirsync_session=${cookie?.value ?? ''}`;
     expect((await fetch(`${secure.baseUrl}/console/auth/session`, { headers: { cookie: hostCookie } })).status).toBe(200);
 
-    const second = await fetch(`${secure.baseUrl}/console/auth/link?token=${(await createConsoleSignInLink(secure.db, { accountId: account, role: 'admin' })).token}`, {
-      redirect: 'manual',
-      headers: { cookie: hostCookie },
-    });
+    const second = await useLink((await createConsoleSignInLink(secure.db, { accountId: account, role: 'admin' })).token, { cookie: hostCookie }, target);
     expect(second.status).toBe(303);
     expect(sessionCookieOf(second, '__Host-dirsync_session')?.value).not.toBe(cookie?.value);
     expect((await fetch(`${secure.baseUrl}/console/auth/session`, { headers: { cookie: hostCookie } })).status).toBe(401);
@@ -341,12 +420,15 @@ describe('static files', () => {
 test('no secret reaches the logs: cookie, link token, CSRF token', async () => {
   const before = api.logs.length;
   const { token } = await createConsoleSignInLink(api.db, { accountId: accountA, role: 'admin' });
-  const signIn = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
+  const opened = await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
+  expect(opened.status).toBe(200);
+  const signIn = await useLink(token);
   const cookie = sessionCookieOf(signIn)!.value;
   const csrf = await csrfOf(cookie);
   const integrationId = await integrationOf(adminKeyA, 'logged');
   await fetch(`${api.baseUrl}/v1/integrations/${integrationId}/syncs`, { method: 'POST', headers: withSession(cookie, { 'content-type': 'application/json', 'x-csrf-token': csrf }), body: '{}' });
   await fetch(`${api.baseUrl}/v1/integrations/${integrationId}/syncs`, { method: 'POST', headers: withSession(cookie, { 'content-type': 'application/json', 'x-csrf-token': 'wrong' }), body: '{}' });
+  await useLink(token);
   await fetch(`${api.baseUrl}/console/auth/link?token=${token}`, { redirect: 'manual' });
   const logged = api.logs.slice(before).join('\n');
   expect(logged).toMatch(/one-time console link refused/);

@@ -83,6 +83,7 @@ beforeAll(async () => {
   page = await context.newPage();
   const { token } = await createConsoleSignInLink(stack.db, { accountId, role: 'admin' });
   await page.goto(`${stack.baseUrl}/console/auth/link?token=${token}`);
+  await page.getByRole('button', { name: 'Continue' }).click();
   await page.getByRole('heading', { level: 1, name: 'Directory Synchronization' }).waitFor();
 }, 120_000);
 

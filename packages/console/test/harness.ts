@@ -389,8 +389,9 @@ export async function signInThroughProvider(page: Page, baseUrl: string, user: s
   await page.getByRole('heading', { level: 1, name: 'Directory Synchronization' }).waitFor();
 }
 
-/** Opens a one-time sign-in link and waits for the console's main page. */
+/** Opens a one-time sign-in link, confirms it with "Continue" and waits for the console's main page. */
 export async function signInWithLink(page: Page, link: string): Promise<void> {
   await page.goto(link);
+  await page.getByRole('button', { name: 'Continue' }).click();
   await page.getByRole('heading', { level: 1, name: 'Directory Synchronization' }).waitFor();
 }

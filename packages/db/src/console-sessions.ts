@@ -191,6 +191,29 @@ export async function createConsoleSignInLink(db: Db, input: NewConsoleSignInLin
   }
 }
 
+/** A one-time link that can still sign in, as its confirmation page names it. */
+export interface UsableConsoleSignInLink {
+  readonly link: ConsoleSignInLink;
+  readonly accountName: string;
+}
+
+/**
+ * The link a token belongs to when it can still sign in (known, unused, unexpired), without
+ * using it: what the confirmation page before the sign-in shows. Undefined for every other token,
+ * whatever the reason, so the page tells nothing more than "not valid any more".
+ */
+export async function findUsableConsoleSignInLink(db: Db, token: string): Promise<UsableConsoleSignInLink | undefined> {
+  if (!linkTokenPattern.test(token)) return undefined;
+  const [row] = await db
+    .select({ ...linkColumns, accountName: accounts.name })
+    .from(consoleSignInLinks)
+    .innerJoin(accounts, eq(accounts.id, consoleSignInLinks.accountId))
+    .where(and(eq(consoleSignInLinks.tokenHash, hashToken(token)), isNull(consoleSignInLinks.usedAt), gt(consoleSignInLinks.expiresAt, sql`now()`)));
+  if (!row) return undefined;
+  const { accountName, ...link } = row;
+  return { link: toLink(link), accountName };
+}
+
 /**
  * Uses a one-time link: marks it used and creates a session with its account and role, in one
  * transaction. The mark is a conditional update, so of two concurrent uses exactly one wins;

@@ -11,6 +11,7 @@ import {
   deleteConsoleSession,
   isDatabaseUnavailable,
   findConsoleSession,
+  findUsableConsoleSignInLink,
   listAccounts,
   purgeExpiredConsoleSignIns,
   recordAudit,
@@ -21,7 +22,7 @@ import type { ApiApp } from '../context.ts';
 import { ProblemError } from '../problems.ts';
 import { mapRolesClaim } from './claims.ts';
 import { type ConsoleOidcClient, describeOidcError, OidcSignInError } from './oidc.ts';
-import { sendConsolePage } from './pages.ts';
+import { sendConsolePage, sendLinkConfirmationPage } from './pages.ts';
 import {
   clearSessionCookie,
   type ConsoleSessionSettings,
@@ -71,6 +72,20 @@ function queryOf(request: FastifyRequest): URLSearchParams {
 function cookieOf(request: FastifyRequest, name: string): string | undefined {
   const value = (request as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies?.[name];
   return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * Whether a browser's POST comes from the console's own pages. `Origin` decides when it names an
+ * origin; a page with `Referrer-Policy: no-referrer` (the link's confirmation page) makes the
+ * browser send `Origin: null` for its own form, so then `Sec-Fetch-Site` must say same-origin.
+ * A client that sends neither (not a browser) is not refused: login CSRF needs a victim's browser.
+ */
+export function sentByConsole(request: FastifyRequest, consoleOrigin: string): boolean {
+  const origin = request.headers.origin;
+  const fetchSite = request.headers['sec-fetch-site'];
+  if (origin !== undefined && origin !== 'null') return origin === consoleOrigin;
+  if (fetchSite === undefined) return origin === undefined;
+  return fetchSite === 'same-origin';
 }
 
 /** The JSON of `GET /console/auth/session`. */
@@ -227,6 +242,17 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
     },
   });
 
+  const linkNotValid = (reply: FastifyReply) =>
+    sendConsolePage(reply, 410, 'Sign-in link not valid', [
+      'This sign-in link is not valid any more.',
+      'Each link signs in once, for a short time. Make a new one with "dirsync console login".',
+    ]);
+
+  const notTheForm = (reply: FastifyReply, status: number) =>
+    sendConsolePage(reply, status, 'Sign-in link not used', ['This request was not the sign-in form of a one-time link. Open the link again and press Continue.']);
+
+  // Opening a link only asks: a page of another site (or a mail scanner) that loads it uses
+  // nothing and signs nobody in. The page reveals only whether the link can still be used.
   app.get(consoleAuthPaths.link, {
     schema: { hide: true },
     onSend: headers,
@@ -235,25 +261,53 @@ export function registerConsoleAuthRoutes(app: ApiApp, deps: ConsoleAuthDeps): v
     logLevel: 'warn',
     handler: async (request, reply) => {
       const token = queryOf(request).get('token') ?? '';
-      const used = await consumeConsoleSignInLink(db, token, { sessionTtlMs: settings.sessionTtlMs });
-      if (!used.ok) {
-        logger.warn({ reason: used.reason }, 'one-time console link refused');
-        const why = {
-          unknown: 'This sign-in link is not valid. Check that it was copied whole, or make a new one with "dirsync console login".',
-          used: 'This sign-in link was already used: each link signs in once. Make a new one with "dirsync console login".',
-          expired: 'This sign-in link has expired. Make a new one with "dirsync console login".',
-        }[used.reason];
-        return sendConsolePage(reply, used.reason === 'unknown' ? 400 : 410, 'Sign-in link not valid', [why]);
-      }
-      logger.info({ sessionId: used.created.session.id.slice(0, 8), accountId: used.link.accountId, role: used.link.role }, 'console sign-in with a one-time link');
-      await recordAudit(db, {
-        accountId: used.link.accountId,
-        actor: `console:one-time link (session ${used.created.session.id.slice(0, 8)})`,
-        action: 'console.sign_in_link.used',
-        details: { linkId: used.link.id, role: used.link.role },
-      });
-      return startSession(request, reply, used.created, '/console/');
+      const usable = await findUsableConsoleSignInLink(db, token);
+      if (!usable) return linkNotValid(reply);
+      return sendLinkConfirmationPage(reply, { action: consoleAuthPaths.link, token, role: usable.link.role, accountName: usable.accountName });
     },
+  });
+
+  // The confirmation page's form uses the link. Its own scope, so that only this route reads
+  // form bodies: no /v1 route accepts what a plain HTML form of another site can send.
+  void app.register(async (scope) => {
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+      done(null, new URLSearchParams(typeof body === 'string' ? body : body.toString('utf8')));
+    });
+    scope.post(consoleAuthPaths.link, {
+      schema: { hide: true },
+      onSend: headers,
+      errorHandler: (error: Error & { statusCode?: number }, request, reply) => {
+        // A body that is not the confirmation form (type, size): said in words, nothing used.
+        if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return notTheForm(reply, error.statusCode);
+        return pageOnError(error, request, reply);
+      },
+      // The token is in the body; the request line is logged only for warnings and errors anyway.
+      logLevel: 'warn',
+      handler: async (request, reply) => {
+        if (!sentByConsole(request, settings.origin)) {
+          logger.warn({ origin: String(request.headers.origin ?? '').slice(0, 200), fetchSite: String(request.headers['sec-fetch-site'] ?? '').slice(0, 40) }, 'one-time console link posted from another site');
+          return sendConsolePage(reply, 403, 'Sign-in refused', [
+            'This sign-in was not sent from the dirsync console, so the link was not used.',
+            'If you asked for this link, open it again in the address bar and press Continue.',
+          ]);
+        }
+        if (!(request.body instanceof URLSearchParams)) return notTheForm(reply, 400);
+        const token = request.body.get('token') ?? '';
+        const used = await consumeConsoleSignInLink(db, token, { sessionTtlMs: settings.sessionTtlMs });
+        if (!used.ok) {
+          logger.warn({ reason: used.reason }, 'one-time console link refused');
+          return linkNotValid(reply);
+        }
+        logger.info({ sessionId: used.created.session.id.slice(0, 8), accountId: used.link.accountId, role: used.link.role }, 'console sign-in with a one-time link');
+        await recordAudit(db, {
+          accountId: used.link.accountId,
+          actor: `console:one-time link (session ${used.created.session.id.slice(0, 8)})`,
+          action: 'console.sign_in_link.used',
+          details: { linkId: used.link.id, role: used.link.role },
+        });
+        return startSession(request, reply, used.created, '/console/');
+      },
+    });
   });
 
   app.get(consoleAuthPaths.session, { schema: { hide: true }, onSend: headers }, async (request) => {
