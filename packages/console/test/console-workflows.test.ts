@@ -81,14 +81,20 @@ afterAll(async () => {
  * under test are passed over.
  */
 async function finishedRun(integrationId: string, seen: readonly string[] = [], scheduled = false): Promise<Run> {
-  return waitFor(
-    async () => {
-      const runs = await listRuns(stack.db, { integrationId, limit: 10 });
-      const run = runs.find((r) => (r.trigger === 'schedule') === scheduled);
-      return run && !seen.includes(run.id) && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
-    },
-    { timeoutMs: 60_000, intervalMs: 200, what: 'a run to end' },
-  );
+  let runs: Run[] = [];
+  try {
+    return await waitFor(
+      async () => {
+        runs = await listRuns(stack.db, { integrationId, limit: 10 });
+        const run = runs.find((r) => (r.trigger === 'schedule') === scheduled);
+        return run && !seen.includes(run.id) && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what: 'a run to end' },
+    );
+  } catch (error) {
+    const described = runs.map((r) => `${r.id} ${r.trigger} ${r.modeRequested}/${r.mode ?? '-'} ${r.status}${seen.includes(r.id) ? ' (seen)' : ''}`).join('\n');
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; the latest runs:\n${described}`);
+  }
 }
 
 /** What the focused element is called: its aria-label, its label, or its text. */
@@ -136,6 +142,7 @@ test('signing in through the OpenID Connect provider lands on Directory Synchron
     await stranger.getByLabel('User name').fill('nobody');
     await stranger.getByRole('button', { name: 'Sign in' }).click();
     await stranger.getByText(/no dirsync role/i).first().waitFor();
+    await checkPage(stranger, 'signin', 'no-role');
     expect((await other.cookies()).filter((c) => c.name === 'dirsync_session')).toEqual([]);
   } finally {
     await other.close();
