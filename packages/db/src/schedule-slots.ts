@@ -211,3 +211,44 @@ export async function markRunUpgradedToFull(db: Db, runId: string): Promise<void
     update sync_runs set mode_requested = 'full'
     where id = ${runId} and status = 'queued' and mode_requested = 'delta'`;
 }
+
+/** The crons an integration's slots are read from. */
+export interface IntegrationSchedule {
+  readonly deltaCron: string;
+  readonly fullCron: string;
+}
+
+/** The crons of an integration (undefined: no such integration). */
+export async function getIntegrationSchedule(db: Db, integrationId: string): Promise<IntegrationSchedule | undefined> {
+  const rows = await db.$client<Array<{ delta_cron: string; full_cron: string }>>`
+    select delta_cron, full_cron from integrations where id = ${integrationId}`;
+  const row = rows[0];
+  return row === undefined ? undefined : { deltaCron: row.delta_cron, fullCron: row.full_cron };
+}
+
+/**
+ * Marks schedule slots as covered by a sync asked for outside the schedule, so the scheduler
+ * does not queue its own sync for them: each slot given is stored as the claimed one when it is
+ * newer, never moving a stored slot back, in one statement (concurrent claims and covers of the
+ * row wait for each other and each keeps the later slot). `schedule` holds the crons the slots
+ * were worked out from; when the row's crons are no longer those, nothing is covered (the slots
+ * may not be slots of the new crons). Returns whether a slot moved.
+ *
+ * A slot that moves resets the row's `next_due_at` (migration 0012's trigger) rather than this
+ * statement computing it, since only the scheduler knows the jitter: the next tick takes a fresh
+ * look at the row, finds the covered slots already claimed, claims nothing and re-times the row.
+ */
+export async function coverScheduleSlots(db: Db, integrationId: string, schedule: IntegrationSchedule, slots: DueSlots): Promise<boolean> {
+  const [full, delta] = [iso(slots.full), iso(slots.delta)];
+  if (full === null && delta === null) return false;
+  const rows = await db.$client`
+    update integrations set
+      full_scheduled_for = greatest(full_scheduled_for, ${full}::timestamptz),
+      delta_scheduled_for = greatest(delta_scheduled_for, ${delta}::timestamptz)
+    where id = ${integrationId}
+      and full_cron = ${schedule.fullCron} and delta_cron = ${schedule.deltaCron}
+      and (coalesce(${full}::timestamptz > full_scheduled_for, ${full}::timestamptz is not null)
+        or coalesce(${delta}::timestamptz > delta_scheduled_for, ${delta}::timestamptz is not null))
+    returning id`;
+  return rows.length === 1;
+}
