@@ -1,5 +1,14 @@
-import { createRun, markRunUpgradedToFull, type Db } from '@dirsync/db';
-import { scheduledJobId, type EnqueueClient, type EnqueueSyncResult, type SyncMode, type SyncTrigger } from '@dirsync/jobs';
+import { coverScheduleSlots, createRun, getIntegrationSchedule, markRunUpgradedToFull, type Db, type DueSlots } from '@dirsync/db';
+import {
+  DEFAULT_SCHEDULE_TIMEZONE,
+  InvalidCronError,
+  latestDueSlot,
+  scheduledJobId,
+  type EnqueueClient,
+  type EnqueueSyncResult,
+  type SyncMode,
+  type SyncTrigger,
+} from '@dirsync/jobs';
 
 /** What {@link requestSync} needs: the database its run rows go to and the queue its jobs go to. */
 export interface RequestSyncDeps {
@@ -28,6 +37,38 @@ export interface RequestSyncOptions {
    * is thrown as is.
    */
   readonly onRunNotRecorded?: (error: unknown, result: EnqueueSyncResult) => void;
+  /** When the request is made, for the schedule slots it covers (default: the clock). */
+  readonly now?: Date;
+  /** IANA time zone the integration's crons are read in; must be the scheduler's (default UTC). */
+  readonly timezone?: string;
+}
+
+/**
+ * The slots a sync of `mode` asked for at `now` stands in for: the latest delta slot at or before
+ * `now`, and with a full the latest full slot too (a full sees every change a delta would).
+ * A slot counts from its cron time, not its jittered due time: a sync asked for once a slot has
+ * begun runs after it began. Null for a schedule that cannot be read (the scheduler skips it too).
+ */
+function slotsCoveredAt(schedule: { deltaCron: string; fullCron: string }, mode: SyncMode, now: Date, tz: string): DueSlots | null {
+  try {
+    return {
+      full: mode === 'full' ? latestDueSlot(schedule.fullCron, now, tz) : null,
+      delta: latestDueSlot(schedule.deltaCron, now, tz),
+    };
+  } catch (error) {
+    if (error instanceof InvalidCronError) return null;
+    throw error;
+  }
+}
+
+// Without this, an integration synced by hand just after a slot began (a console's first sync of
+// a new integration, "Sync All" between the nightly full slot and its jittered due time) would
+// get the scheduler's own sync of that slot right after, finding nothing to change.
+async function coverDueSlots(db: Db, integrationId: string, mode: SyncMode, now: Date, tz: string): Promise<void> {
+  const schedule = await getIntegrationSchedule(db, integrationId);
+  if (schedule === undefined) return;
+  const slots = slotsCoveredAt(schedule, mode, now, tz);
+  if (slots !== null) await coverScheduleSlots(db, integrationId, schedule, slots);
 }
 
 /**
@@ -37,8 +78,15 @@ export interface RequestSyncOptions {
  * job found is the one of the same schedule slot (an earlier attempt may have stopped before
  * writing it; writing is idempotent on the run id). A waiting delta upgraded to full has its row
  * say so. Callers check first that the integration may sync (exists, is enabled, is theirs).
+ *
+ * A request from outside the schedule (any trigger but `schedule`) that is not a dry run also
+ * covers the schedule slots already begun: the job that runs (a full, or a delta) stands for the
+ * latest delta slot at or before the request, and a full for the latest full slot too, so the
+ * scheduler queues nothing for them (`coverScheduleSlots`). A later slot is not covered, and a
+ * delta never covers a full slot (a new integration still gets its first full sync).
  */
 export async function requestSync(deps: RequestSyncDeps, input: SyncRequestInput, options: RequestSyncOptions = {}): Promise<EnqueueSyncResult> {
+  const now = options.now ?? new Date();
   const dryRun = input.dryRun ?? false;
   const scheduledFor = input.scheduledFor?.toISOString();
   const result = await deps.enqueue.enqueueSync({
@@ -68,6 +116,10 @@ export async function requestSync(deps: RequestSyncDeps, input: SyncRequestInput
   } catch (error) {
     if (options.onRunNotRecorded === undefined) throw error;
     options.onRunNotRecorded(error, result);
+  }
+  // The mode of the job that runs: a request absorbed by a waiting full is covered by that full.
+  if (input.trigger !== 'schedule' && !dryRun) {
+    await coverDueSlots(deps.db, input.integrationId, result.mode, now, options.timezone ?? DEFAULT_SCHEDULE_TIMEZONE);
   }
   return result;
 }
