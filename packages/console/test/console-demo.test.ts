@@ -85,6 +85,12 @@ test('demo --console prints the console and a sign-in link that opens the three 
     { timeoutMs: 90_000, intervalMs: 1_000, what: 'the first sync of the demo directory' },
   );
   await checkPage(page, 'demo', 'directory-sync');
+  // The legacy integration waits for its migration, with the deadline.
+  await page.getByRole('button', { name: /^Actions needed/ }).click();
+  const prompt = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'Migrate to a connector: Fabrikam' }) });
+  await prompt.getByText(/^Migration deadline: \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/).waitFor();
+  await prompt.getByRole('link', { name: 'Migrate now' }).waitFor();
+  await checkPage(page, 'demo', 'actions-needed');
   expect(watch.foreignRequests).toEqual([]);
   await context.close();
 
