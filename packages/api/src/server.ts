@@ -2,7 +2,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import Fastify, { type ConnectionError, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type ConnectionError, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -80,6 +80,17 @@ export interface ApiServerOptions {
    * `/v1` accept its session cookie. Absent: no console, and `/v1` takes API keys only.
    */
   readonly console?: ApiConsoleOptions | undefined;
+}
+
+/** The policy of every answer that brings none of its own: never framed, by any site. */
+const frameAncestorsNone = "frame-ancestors 'none'";
+
+/** Forbids framing an answer; a policy the answer brings keeps its other directives. */
+function denyFraming(reply: FastifyReply): void {
+  void reply.header('x-frame-options', 'DENY');
+  const policy = reply.getHeader('content-security-policy');
+  if (policy === undefined) void reply.header('content-security-policy', frameAncestorsNone);
+  else if (typeof policy === 'string' && !/(^|;)\s*frame-ancestors\s/i.test(policy)) void reply.header('content-security-policy', `${policy}; ${frameAncestorsNone}`);
 }
 
 /** One route the server answers, as registered (`/v1/integrations/:id`). */
@@ -199,6 +210,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     // Malformed percent-encoding and over-long path parameters are refused by the router
     // before any route: answered as problem+json like every other client error.
     frameworkErrors: (error, request, reply) => {
+      // Answered before any route, so without the onSend hooks.
+      denyFraming(reply);
       void sendProblem(error, request, reply, logger);
     },
     clientErrorHandler: answerMalformedRequest,
@@ -220,6 +233,13 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
         throw new ProblemError(400, 'invalid-request', `invalid ${part}: NUL characters are not accepted`, { extensions: { errors: [{ in: part, path, message: 'contains a NUL character' }] } });
       }
     }
+  });
+  // The docs, the queue dashboard and the consent callback share the console's origin: no page of
+  // another site may frame any answer of this server and have it clicked through. A policy of the
+  // answer's own keeps its other directives.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    denyFraming(reply);
+    return payload;
   });
   // Checked before anything listens: a wrong console URL or an insecure issuer stops the start.
   const consoleSetup = options.console && options.serveApi !== false ? prepareConsole(options.console) : undefined;

@@ -246,7 +246,7 @@ test('a consent URL round trip grants consent only after a worker obtained a tok
   const page = await fetch(redirect);
   expect(page.status).toBe(200);
   expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-  expect(page.headers.get('content-security-policy')).toBe("default-src 'none'");
+  expect(page.headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
   expect(await page.text()).toMatch(/<h1>Consent granted<\/h1>[\s\S]*granted consent to primary/);
   // The worker redeemed the code and asked for the tenant's token: the grant rests on them, not
   // on any query string.
