@@ -89,7 +89,7 @@ test('after the service account password changes in AD, Sync All fails and Actio
   }
 
   const { page } = session;
-  await signInWithLink(page, await stack.signInLink('acme'));
+  await signInWithLink(page, await stack.signInLink('acme'), 'ad-password');
   await page.getByRole('link', { name }).waitFor();
   await checkPage(page, 'ad-password', 'directory-sync');
   const seen = (await listRuns(stack.db, { integrationId, limit: 50 })).map((r) => r.id);

@@ -70,7 +70,7 @@ test('demo --console prints the console and a sign-in link that opens the three 
 
   const { context, watch } = await openContext(browser, consoleUrl);
   const page = await context.newPage();
-  await signInWithLink(page, link);
+  await signInWithLink(page, link, 'demo');
   for (const name of ['Demo directory', 'Head office', 'Fabrikam']) await page.getByRole('link', { name, exact: true }).waitFor();
   await expect(page.getByRole('table').getByRole('row').count()).resolves.toBe(4);
   await page.getByRole('button', { name: /^Actions needed \([1-9]\d*\)$/ }).waitFor();

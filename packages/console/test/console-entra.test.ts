@@ -80,7 +80,7 @@ afterAll(async () => {
 test('Migrate now: the name carried over, a description required, consent on Entra ID, the integration switched, the old app reminder, and the prompt gone', async () => {
   const { context, watch } = await openContext(browser, stack.baseUrl);
   const page = await context.newPage();
-  await signInWithLink(page, await stack.signInLink('acme'));
+  await signInWithLink(page, await stack.signInLink('acme'), 'migrate');
 
   // The prompt in the top right corner, with the deadline on the list.
   await page.getByRole('button', { name: /^Actions needed \([1-9]\d*\)$/ }).click();

@@ -389,9 +389,14 @@ export async function signInThroughProvider(page: Page, baseUrl: string, user: s
   await page.getByRole('heading', { level: 1, name: 'Directory Synchronization' }).waitFor();
 }
 
-/** Opens a one-time sign-in link, confirms it with "Continue" and waits for the console's main page. */
-export async function signInWithLink(page: Page, link: string): Promise<void> {
+/**
+ * Opens a one-time sign-in link, checks its confirmation page (as `<test>-sign-in-link`), confirms
+ * it with "Continue" and waits for the console's main page.
+ */
+export async function signInWithLink(page: Page, link: string, test: string): Promise<void> {
   await page.goto(link);
+  await page.getByRole('button', { name: 'Continue' }).waitFor();
+  await checkPage(page, test, 'sign-in-link');
   await page.getByRole('button', { name: 'Continue' }).click();
   await page.getByRole('heading', { level: 1, name: 'Directory Synchronization' }).waitFor();
 }
