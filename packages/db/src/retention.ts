@@ -160,3 +160,75 @@ export async function pruneHistory(db: Db, retention: HistoryRetention): Promise
   const auditEvents = await drain(() => pruneAudit(db, retention.audit), retention.audit.batchSize ?? defaultRetentionBatchSize);
   return { runs, auditEvents, more };
 }
+
+/** Options of {@link pruneConsoleSignIns}. */
+export interface ConsoleSignInRetention {
+  /** Rows one statement deletes at most (default {@link defaultRetentionBatchSize}). */
+  readonly batchSize?: number | undefined;
+  /** Statements per table at most in this call (default {@link defaultRetentionMaxBatches}). */
+  readonly maxBatches?: number | undefined;
+}
+
+/** What one {@link pruneConsoleSignIns} call deleted. */
+export interface PrunedConsoleSignIns {
+  readonly sessions: number;
+  readonly links: number;
+  readonly oidcLogins: number;
+  /** A table still had rows due when the call stopped at `maxBatches`; the next call goes on. */
+  readonly more: boolean;
+}
+
+/**
+ * Deletes console sessions past their expiry, one-time links used or past their expiry, and
+ * OpenID Connect sign-ins never finished in time, in bounded batches like {@link pruneHistory}.
+ * Nothing of them is history worth keeping (expired ones no longer sign anyone in), so there is
+ * no retention period. Each batch is found through the table's `expires_at` index, oldest first;
+ * used links are few (each lives minutes).
+ */
+export async function pruneConsoleSignIns(db: Db, options: ConsoleSignInRetention = {}): Promise<PrunedConsoleSignIns> {
+  const batchSize = options.batchSize ?? defaultRetentionBatchSize;
+  const maxBatches = options.maxBatches ?? defaultRetentionMaxBatches;
+  checkRetention(0, batchSize);
+  if (!Number.isInteger(maxBatches) || maxBatches < 1) throw new RangeError('maxBatches must be 1 or more');
+  const batches = {
+    sessions: () => db.$client<{ deleted: number }[]>`
+      with due as (
+        select id from console_sessions where expires_at <= now() order by expires_at limit ${batchSize}
+      ), gone as (
+        delete from console_sessions s using due d where s.id = d.id returning 1
+      )
+      select count(*)::int as deleted from gone`,
+    links: () => db.$client<{ deleted: number }[]>`
+      with due as (
+        (select id from console_sign_in_links where expires_at <= now() order by expires_at limit ${batchSize})
+        union
+        (select id from console_sign_in_links where used_at is not null limit ${batchSize})
+        limit ${batchSize}
+      ), gone as (
+        delete from console_sign_in_links l using due d where l.id = d.id returning 1
+      )
+      select count(*)::int as deleted from gone`,
+    oidcLogins: () => db.$client<{ deleted: number }[]>`
+      with due as (
+        select state_hash from console_oidc_logins where expires_at <= now() order by expires_at limit ${batchSize}
+      ), gone as (
+        delete from console_oidc_logins o using due d where o.state_hash = d.state_hash returning 1
+      )
+      select count(*)::int as deleted from gone`,
+  };
+  let more = false;
+  const drain = async (batch: () => Promise<{ deleted: number }[]>) => {
+    let total = 0;
+    for (let i = 0; i < maxBatches; i++) {
+      const deleted = (await batch())[0]?.deleted ?? 0;
+      total += deleted;
+      if (deleted < batchSize) return total;
+    }
+    more = true;
+    return total;
+  };
+  const sessions = await drain(batches.sessions);
+  const links = await drain(batches.links);
+  const oidcLogins = await drain(batches.oidcLogins);
+  return { sessions, links, oidcLogins, more };
+}

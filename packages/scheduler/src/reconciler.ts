@@ -1,9 +1,11 @@
 import {
   expireConsentRequests,
+  pruneConsoleSignIns,
   pruneHistory,
   withReconcileLock,
   type Db,
   type HistoryRetention,
+  type PrunedConsoleSignIns,
   type PrunedHistory,
   type ReconcileSession,
   type UnfinishedRun,
@@ -40,7 +42,9 @@ export interface ReconcilerOptions {
   readonly batchSize?: number | undefined;
   /**
    * Old runs and audit events each pass deletes, in bounded batches (see `pruneHistory`), after
-   * the runs are reconciled and only by the replica that reconciled. Omitted: nothing is pruned.
+   * the runs are reconciled and only by the replica that reconciled. Omitted: no run or audit
+   * event is pruned (expired console sign-ins are deleted every pass whatever this says: nothing
+   * of them is worth keeping).
    */
   readonly retention?: HistoryRetention | undefined;
 }
@@ -58,6 +62,8 @@ export interface ReconcileResult {
   expiredConsentRequests?: number;
   /** Runs and audit events this pass deleted under the retention settings. */
   pruned?: PrunedHistory;
+  /** Expired console sessions, used or expired sign-in links and unfinished sign-ins this pass deleted. */
+  expiredConsoleSignIns?: PrunedConsoleSignIns;
 }
 
 /** Puts runs back in line with the queue; see {@link createReconciler}. */
@@ -170,6 +176,15 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     // A consent link nobody answered must not leave its request pending for ever (the tenant's
     // administrator may never come back); one replica's pass is enough.
     outcome.value.expiredConsentRequests = await expireConsentRequests(db);
+    // Otherwise they went only when someone signed in: a quiet console kept its expired sessions,
+    // links and abandoned sign-ins (token hashes) for ever.
+    try {
+      const expired = await pruneConsoleSignIns(db, { maxBatches: options.retention?.maxBatches });
+      outcome.value.expiredConsoleSignIns = expired;
+      if (expired.sessions + expired.links + expired.oidcLogins > 0) logger.info(expired, 'reconciler: deleted expired console sign-ins');
+    } catch (error) {
+      logger.error({ err: error }, 'reconciler: deleting expired console sign-ins failed');
+    }
     // After the runs are put right, so a run this pass failed is final before retention looks at it.
     if (options.retention !== undefined) {
       try {

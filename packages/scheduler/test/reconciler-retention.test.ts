@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { accounts, close, connect, createRun, finishRun, integrations, startRun, type Db } from '@dirsync/db';
+import { accounts, close, connect, createConsoleSession, createConsoleSignInLink, createRun, findConsoleSession, finishRun, integrations, startRun, type Db } from '@dirsync/db';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 import { createReconciler } from '../src/reconciler.ts';
 
@@ -90,6 +90,30 @@ test('a pruning failure is logged and the pass still reports what it reconciled'
     expect(lines.find((line) => line['msg'] === 'reconciler: pruning old runs and audit events failed')).toBeDefined();
     const [row] = await db.$client<{ n: number }[]>`select count(*)::int as n from sync_runs where integration_id = ${integrationId}`;
     expect(row?.n).toBe(3 + 1);
+  } finally {
+    await reconciler.stop();
+  }
+});
+
+test('every pass deletes expired console sessions and links, with or without retention settings', async () => {
+  const [account] = await db.insert(accounts).values({ name: 'console' }).returning();
+  const grants = [{ accountId: account!.id, role: 'viewer' as const }];
+  const live = await createConsoleSession(db, { subject: 'live', name: 'Live', method: 'oidc', grants, ttlMs: 3_600_000 });
+  const expired = await createConsoleSession(db, { subject: 'expired', name: 'Expired', method: 'oidc', grants, ttlMs: 1 });
+  const link = await createConsoleSignInLink(db, { accountId: account!.id, role: 'viewer', ttlMs: 1 });
+  const last = link.link.expiresAt > expired.session.expiresAt ? link.link.expiresAt : expired.session.expiresAt;
+  // Expiry is the database's clock: wait until it has passed there.
+  for (;;) {
+    const [row] = await db.$client<{ past: boolean }[]>`select now() > ${last.toISOString()}::timestamptz as past`;
+    if (row?.past) break;
+  }
+  const { logger, lines } = captureLogger();
+  const reconciler = createReconciler({ db, connection: testRedisUrl, prefix: prefix.prefix, logger });
+  try {
+    expect((await reconciler.reconcile()).expiredConsoleSignIns).toEqual({ sessions: 1, links: 1, oidcLogins: 0, more: false });
+    expect(lines.find((line) => line['msg'] === 'reconciler: deleted expired console sign-ins')).toMatchObject({ sessions: 1, links: 1 });
+    expect((await findConsoleSession(db, live.token))?.id).toBe(live.session.id);
+    expect((await reconciler.reconcile()).expiredConsoleSignIns).toEqual({ sessions: 0, links: 0, oidcLogins: 0, more: false });
   } finally {
     await reconciler.stop();
   }
