@@ -55,14 +55,25 @@ test('console login prints a link that signs in once, to its account with its ro
   expect(result.stderr).toMatch(/one-time sign-in link for acme \(operator\), valid until \S+; it works once/);
   expect(result.stderr).not.toContain(link.searchParams.get('token'));
 
-  const first = await fetch(`${baseUrl}${link.pathname}${link.search}`, { redirect: 'manual' });
+  // Opening the link asks; the page's Continue form (a same-origin POST of the token) signs in.
+  const opened = await fetch(`${baseUrl}${link.pathname}${link.search}`, { redirect: 'manual' });
+  expect(opened.status).toBe(200);
+  expect(await opened.text()).toMatch(/Sign in to dirsync as operator of acme\?/);
+  const use = () =>
+    fetch(`${baseUrl}${link.pathname}`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: consoleUrl },
+      body: new URLSearchParams({ token: link.searchParams.get('token') ?? '' }).toString(),
+    });
+  const first = await use();
   expect(first.status).toBe(303);
   const cookie = first.headers.getSetCookie().find((header) => header.startsWith('dirsync_session='));
   expect(cookie).toMatch(/HttpOnly/);
   const session = await fetch(`${baseUrl}/console/auth/session`, { headers: { cookie: cookie?.split(';')[0] ?? '' } });
   expect(await session.json()).toMatchObject({ accounts: [{ name: 'acme', role: 'operator' }], platform: null });
 
-  const again = await fetch(`${baseUrl}${link.pathname}${link.search}`, { redirect: 'manual' });
+  const again = await use();
   expect(again.status).toBe(410);
   // The link is a credential: the API never logged it.
   expect(apiOutput).not.toContain(link.searchParams.get('token'));
