@@ -4,6 +4,7 @@ import { ApiError, assignFieldErrors, messageOf } from '../problem.ts';
 import { fieldId } from '../settings-fields.ts';
 import type { CreatedConnector, FieldProblem } from '../types.ts';
 import { SelectField, TextField } from './Field.tsx';
+import { FormProblem } from './Messages.tsx';
 import { focusFirstInvalid } from './SettingsFields.tsx';
 
 /**
@@ -85,16 +86,7 @@ export function CreateConnectorForm({ onCreated, headingLevel = 2 }: { onCreated
         </div>
       </form>
       {message === undefined ? null : (
-        <div role="alert" className="message message-error">
-          <p>{message}</p>
-          {unassigned.length === 0 ? null : (
-            <ul>
-              {unassigned.map((line) => (
-                <li key={line}>{line}</li>
-              ))}
-            </ul>
-          )}
-        </div>
+        <FormProblem message={message} unassigned={unassigned} />
       )}
       {created === undefined ? null : (
         <div role="status" className="message message-ok">

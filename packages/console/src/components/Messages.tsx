@@ -12,6 +12,25 @@ export function ErrorMessage({ error, children }: { error?: unknown; children?: 
   );
 }
 
+/**
+ * A form's refusal in words, with the problems no field of the form shows (they would otherwise
+ * be lost), announced at once.
+ */
+export function FormProblem({ message, unassigned }: { message: string; unassigned: readonly string[] }) {
+  return (
+    <div role="alert" className="message message-error">
+      <p>{message}</p>
+      {unassigned.length === 0 ? null : (
+        <ul>
+          {unassigned.map((line) => (
+            <li key={line}>{line}</li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
 /** A Test Connection checklist: every check with its outcome in words. */
 export function Checklist({ checks, label }: { checks: readonly CheckLine[]; label: string }) {
   return (

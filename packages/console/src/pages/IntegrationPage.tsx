@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { Link, useLocation, useNavigate, useParams } from 'react-router';
 import { api } from '../api.ts';
 import { TextField } from '../components/Field.tsx';
-import { Checklist, ErrorMessage, Loading, notFoundTitle } from '../components/Messages.tsx';
+import { Checklist, ErrorMessage, FormProblem, Loading, notFoundTitle } from '../components/Messages.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { RunProgressList, type WatchedRun } from '../components/RunProgress.tsx';
 import { focusFirstInvalid, SettingsFields, settingsFieldPaths } from '../components/SettingsFields.tsx';
@@ -241,16 +241,7 @@ function SettingsForm({ integration, onSaved }: { integration: Integration; onSa
           {outcome.message}
         </p>
       ) : (
-        <div role="alert" className="message message-error">
-          <p>{outcome.message}</p>
-          {unassigned.length === 0 ? null : (
-            <ul>
-              {unassigned.map((line) => (
-                <li key={line}>{line}</li>
-              ))}
-            </ul>
-          )}
-        </div>
+        <FormProblem message={outcome.message} unassigned={unassigned} />
       )}
     </section>
   );

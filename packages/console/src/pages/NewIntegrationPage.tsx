@@ -3,7 +3,7 @@ import { Link, useNavigate, useSearchParams } from 'react-router';
 import { api, consoleBase } from '../api.ts';
 import { CreateConnectorForm } from '../components/CreateConnectorForm.tsx';
 import { TextField } from '../components/Field.tsx';
-import { Checklist, ErrorMessage } from '../components/Messages.tsx';
+import { Checklist, ErrorMessage, FormProblem } from '../components/Messages.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { focusFirstInvalid, SettingsFields, settingsFieldPaths } from '../components/SettingsFields.tsx';
 import { kindText } from '../format.ts';
@@ -332,16 +332,7 @@ export function NewIntegrationPage() {
             </div>
           </form>
           {failure === undefined ? null : (
-            <div role="alert" className="message message-error">
-              <p>{failure}</p>
-              {unassigned.length === 0 ? null : (
-                <ul>
-                  {unassigned.map((line) => (
-                    <li key={line}>{line}</li>
-                  ))}
-                </ul>
-              )}
-            </div>
+            <FormProblem message={failure} unassigned={unassigned} />
           )}
           {consentNeeded === undefined ? null : (
             <button type="button" onClick={() => void grantConsent()} aria-disabled={busy}>
