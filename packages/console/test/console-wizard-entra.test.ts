@@ -126,7 +126,19 @@ test('Entra ID with an existing connector: Grant consent on the tenant, back to 
   expect(await stack.db.$client`select id from integrations where name = ${entraName}`).toHaveLength(0);
   await checkPage(page, 'wizard-entra', 'consent-needed');
 
-  // The tenant's administrator consents on Entra ID (emulated); the browser comes back to the wizard.
+  // The tenant's administrator first closes the consent page: back in the wizard, told so in words.
+  emulator.setConsentDecision(tenantId, 'cancel');
+  await grant.click();
+  await page.getByRole('alert').filter({ hasText: /^Consent was not granted: .+ Select Next, then Grant consent to ask the tenant's administrator again\.$/ }).waitFor({ timeout: 60_000 });
+  expect(new URL(page.url()).pathname).toBe('/console/integrations/new');
+  await expect(page.getByLabel('Name', { exact: true }).inputValue()).resolves.toBe(entraName);
+  expect(await hasGrantedConsent(stack.db, accountId, await connectorSelect.inputValue(), tenantId)).toBe(false);
+  await checkPage(page, 'wizard-entra', 'consent-declined');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await grant.waitFor();
+
+  // Then consents on Entra ID (emulated); the browser comes back to the wizard.
+  emulator.setConsentDecision(tenantId, 'approve');
   await grant.click();
   await page.getByRole('status').filter({ hasText: `Consent granted by tenant ${tenantId}. Select Next to create the integration.` }).waitFor({ timeout: 60_000 });
   expect(emulator.requestsTo('login', '/adminconsent').filter((r) => r.status === 302).length).toBeGreaterThanOrEqual(1);
@@ -182,6 +194,12 @@ test('"Create a new connector": an account administrator is told it is for platf
   await expect(page.getByRole('region', { name: 'Create connector' }).count()).resolves.toBe(0);
   await expect(page.getByLabel('Connector', { exact: true }).count()).resolves.toBe(0);
   await checkPage(page, 'wizard-connector', 'account-admin');
+  // Next does not send them to a form they cannot see.
+  await page.getByLabel('Name', { exact: true }).fill('Fabrikam Entra');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Only platform operators can create connectors: choose "Use an existing connector".' }).waitFor();
+  await expect(page.getByText('Create the connector first').count()).resolves.toBe(0);
+  await checkPage(page, 'wizard-connector', 'account-admin-next');
 
   // A platform administrator's session, as a `*:admin` sign-in through OpenID Connect makes it.
   const { token } = await createConsoleSession(stack.db, { subject: 'platform-admin', name: 'Pat Platform', email: 'pat@example.com', method: 'oidc', grants: [], platformRole: 'admin', ttlMs: 10 * 60_000 });
@@ -196,6 +214,9 @@ test('"Create a new connector": an account administrator is told it is for platf
   // The wizard asks for the connector in this form, not in a select.
   await expect(platformPage.getByLabel('Connector', { exact: true }).count()).resolves.toBe(0);
   await checkPage(platformPage, 'wizard-connector-platform', 'create-connector');
+  await platformPage.getByLabel('Name', { exact: true }).first().fill('Fabrikam Entra');
+  await platformPage.getByRole('button', { name: 'Next' }).click();
+  await platformPage.getByRole('alert').filter({ hasText: 'Create the connector first (below), or choose "Use an existing connector".' }).waitFor();
 
   const app = emulator.registerApplication({ homeTenantId, displayName: 'dirsync second connector', redirectUris: [`${stack.baseUrl}/v1/consent/callback`] });
   const newName = 'dirsync-amer';

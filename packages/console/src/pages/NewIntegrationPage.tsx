@@ -114,7 +114,12 @@ export function NewIntegrationPage() {
     const local: FieldProblem[] = [];
     if (name.trim() === '') local.push({ in: 'body', path: 'name', message: 'Enter a name: it is required' });
     if (kind === 'entra_id' && connectorMode === 'new') {
-      setFailure('Create the connector first (below), or choose "Use an existing connector".');
+      // Only platform administrators see the form below; anyone else needs an existing connector.
+      setFailure(
+        session.platform?.role === 'admin'
+          ? 'Create the connector first (below), or choose "Use an existing connector".'
+          : 'Only platform operators can create connectors: choose "Use an existing connector".',
+      );
       return;
     }
     if (local.length > 0) {
@@ -226,7 +231,7 @@ export function NewIntegrationPage() {
           Consent granted{params.get('tenant') === null ? '' : ` by tenant ${params.get('tenant') ?? ''}`}. Select Next to create the integration.
         </p>
       ) : null}
-      {consent === 'failed' && step === 'details' ? <ErrorMessage>Consent was not granted{params.get('reason') === null ? '.' : `: ${params.get('reason') ?? ''}`}</ErrorMessage> : null}
+      {consent === 'failed' && step === 'details' ? <ErrorMessage>Consent was not granted{params.get('reason') === null ? '.' : `: ${params.get('reason') ?? ''}`} Select Next, then Grant consent to ask the tenant's administrator again.</ErrorMessage> : null}
 
       {step === 'type' ? (
         <form
