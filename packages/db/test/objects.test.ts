@@ -124,14 +124,15 @@ describe('writeObjects and stampObjects', () => {
         where integration_id = ${integrationId} order by external_id`;
     const before = await pages();
     expect(new Set(before.map((row) => row.page)).size).toBeGreaterThan(1);
-    for (let run = 0; run < 3; run += 1) {
-      await stampObjects(db, integrationId, randomUUID(), rows.map((row) => row.externalId));
-      // Packed pages would send nearly every new version elsewhere; a page this file's earlier
-      // tests filled may still push out a few.
-      const after = await pages();
-      const stayed = after.filter((row, i) => row.page === before[i]?.page).length;
-      expect(stayed).toBeGreaterThanOrEqual(rows.length * 0.9);
-    }
+    // One stamp: the room fillfactor leaves. Later stamps reuse the room only once PostgreSQL has
+    // pruned the versions they replaced, which any snapshot open in the cluster (an autoanalyze, a
+    // neighbouring test) may delay: not this code's property, so not asserted here.
+    await stampObjects(db, integrationId, randomUUID(), rows.map((row) => row.externalId));
+    // Packed pages would send nearly every new version elsewhere; a page this file's earlier tests
+    // filled may still push out a few.
+    const after = await pages();
+    const stayed = after.filter((row, i) => row.page === before[i]?.page).length;
+    expect(stayed).toBeGreaterThanOrEqual(rows.length * 0.9);
   });
 
   test('works as the very first query of a fresh pool', async () => {
