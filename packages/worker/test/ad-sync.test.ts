@@ -116,13 +116,16 @@ afterAll(async () => {
 
 async function sync(integrationId: string, mode: 'full' | 'delta', attempts = 1): Promise<Run> {
   const runId = randomUUID();
-  await queue.add('sync', { integrationId, runId, mode, trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts, backoff: { type: 'fixed', delay: 10 } });
+  const job = await queue.add('sync', { integrationId, runId, mode, trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts, backoff: { type: 'fixed', delay: 10 } });
+  // The run row is written a moment before the queue counts the attempt: wait for the job to end
+  // too, so a test reading the job's attempts sees the final count.
+  await waitFor(async () => (await job.isCompleted()) || (await job.isFailed()), { timeoutMs: 100_000, what: `the ${mode} job to end` });
   return waitFor(
     async () => {
       const run = await getRun(db, runId);
       return run && !['queued', 'running'].includes(run.status) ? run : undefined;
     },
-    { timeoutMs: 100_000, what: `the ${mode} run to end` },
+    { timeoutMs: 10_000, what: `the ${mode} run to end` },
   );
 }
 
