@@ -173,15 +173,22 @@ test('the console\'s CSP refuses inline script and handlers even if markup got i
   await page.getByRole('heading', { level: 1, name: 'Directory Synchronization' }).waitFor();
   const result = await page.evaluate<{ inline: unknown; handler: unknown; violations: string[] }>(`(async () => {
     const violations = [];
-    document.addEventListener('securitypolicyviolation', (event) => violations.push(event.violatedDirective));
+    // The violation reports are queued tasks: wait for both, 5 s at most.
+    let bothReported;
+    const reported = new Promise((resolve) => (bothReported = resolve));
+    document.addEventListener('securitypolicyviolation', (event) => {
+      violations.push(event.violatedDirective);
+      if (violations.length >= 2) bothReported();
+    });
+    const deadline = setTimeout(bothReported, 5000);
     const script = document.createElement('script');
     script.textContent = 'window.__inline = 1';
     document.body.append(script);
     const holder = document.createElement('div');
     holder.innerHTML = '<img src="data:," onerror="window.__handler = 1"><img src="data:x" onerror="window.__handler = 1">';
     document.body.append(holder);
-    // The violation reports are queued tasks: poll until both arrived (2 s at most).
-    for (let i = 0; i < 200 && violations.length < 2; i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    await reported;
+    clearTimeout(deadline);
     return { inline: window.__inline ?? null, handler: window.__handler ?? null, violations };
   })()`);
   expect(result.inline).toBeNull();
