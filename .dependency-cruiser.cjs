@@ -3,17 +3,19 @@
  * for it, and no module graph may contain a cycle.
  */
 const allowed = {
-  db: [],
-  providers: [],
-  jobs: [],
-  testkit: ['providers'],
-  worker: ['db', 'providers', 'jobs'],
-  scheduler: ['db', 'jobs'],
-  api: ['db', 'jobs'],
-  cli: ['api', 'console', 'scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit'],
-  client: ['jobs'],
+  // The shared vocabulary and wire schemas: a leaf every other package may use.
+  contracts: [],
+  db: ['contracts'],
+  providers: ['contracts'],
+  jobs: ['contracts'],
+  testkit: ['providers', 'contracts'],
+  worker: ['db', 'providers', 'jobs', 'contracts'],
+  scheduler: ['db', 'jobs', 'contracts'],
+  api: ['db', 'jobs', 'contracts'],
+  cli: ['api', 'console', 'scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit', 'contracts'],
+  client: ['contracts'],
   // The console's pages use the API's schemas as types only; the API never imports the console.
-  console: ['api'],
+  console: ['api', 'contracts'],
 };
 const all = Object.keys(allowed);
 
@@ -40,7 +42,7 @@ const forbidden = [
     name: 'tests-only-add-testkit',
     severity: 'error',
     comment: 'Tests may import the testkit besides the package table, nothing more.',
-    from: { path: '^packages/(db|providers|jobs)/(test/|src/.*\\.test\\.ts$)' },
+    from: { path: '^packages/(contracts|db|providers|jobs)/(test/|src/.*\\.test\\.ts$)' },
     to: { path: '^packages/(worker|scheduler|api|cli)/' },
   },
   {

@@ -146,7 +146,9 @@ test('Entra ID with an existing connector: Grant consent on the tenant, back to 
   // What was entered before the trip is still there.
   await expect(page.getByLabel('Name', { exact: true }).inputValue()).resolves.toBe(entraName);
   await expect(page.getByLabel('Tenant', { exact: true }).inputValue()).resolves.toBe(tenantId);
-  const connectorId = await page.getByLabel('Connector', { exact: true }).inputValue();
+  // The connector list is fetched again after the trip; the restored choice shows once it is there.
+  await connectorSelect.getByRole('option', { name: new RegExp(`^${connectorName} `) }).waitFor({ state: 'attached' });
+  const connectorId = await connectorSelect.inputValue();
   expect(connectorId).not.toBe('');
   expect(await hasGrantedConsent(stack.db, accountId, connectorId, tenantId)).toBe(true);
   await checkPage(page, 'wizard-entra', 'consent-granted');
