@@ -5,6 +5,7 @@ import { SecretDecryptError } from './errors.ts';
 import { integrations } from './schema.ts';
 import { integrationSecretCandidates } from './schema-api.ts';
 import { connectorCredentials, entraConsentStates } from './schema-entra.ts';
+import { webhookEndpoints } from './schema-webhooks.ts';
 import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
 
 // Every column holding a secret sealed with encryptSecret is listed here, with what its
@@ -31,6 +32,11 @@ export function connectorPrivateKeyAad(credentialId: string): string {
 /** Associated data of a consent sign-in's authorization code: bound to its consent request. */
 export function consentCodeAad(nonce: string): string {
   return `entra-consent-code:${nonce}`;
+}
+
+/** Associated data of a webhook endpoint's signing secret: bound to its endpoint. */
+export function webhookSecretAad(endpointId: string): string {
+  return `webhook-endpoint:${endpointId}`;
 }
 
 /** One encrypted column: where it is, where its key id is, and how its associated data is built. */
@@ -73,6 +79,13 @@ export const encryptedColumns: readonly EncryptedColumn[] = [
     keyId: entraConsentStates.codeKeyId,
     binding: [entraConsentStates.nonce],
     aad: ([nonce]) => consentCodeAad(nonce ?? ''),
+  },
+  {
+    table: webhookEndpoints,
+    ciphertext: webhookEndpoints.secretCiphertext,
+    keyId: webhookEndpoints.secretKeyId,
+    binding: [webhookEndpoints.id],
+    aad: ([id]) => webhookSecretAad(id ?? ''),
   },
 ];
 

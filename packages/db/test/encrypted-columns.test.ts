@@ -29,6 +29,8 @@ import {
   acceptConsentRedirect,
   createConsentRequest,
   takeConsentSignIn,
+  createWebhookEndpoint,
+  leaseWebhookEndpoint,
 } from '../src/index.ts';
 
 // Key rotation must visit every encrypted column. The registry (encryptedColumns) is checked
@@ -189,6 +191,7 @@ test('rotation re-encrypts every encrypted column; afterwards the new key alone 
   if (consented.kind !== 'sign_in') throw new Error('expected a sign-in');
   const signIn = await acceptConsentRedirect(db, oldRing, new URLSearchParams({ code: 'authorization-code', state: new URL(consented.url).searchParams.get('state') ?? '' }));
   if (signIn.kind !== 'verify') throw new Error('expected a verification');
+  const webhook = await createWebhookEndpoint(db, oldRing, { accountId, url: 'https://hooks.example.test/in', events: ['*'] });
 
   // The seed covers every registered column: one added to the registry must be seeded above.
   const before = await countSecretsByKey(db);
@@ -214,6 +217,7 @@ test('rotation re-encrypts every encrypted column; afterwards the new key alone 
   expect(await withSecretCandidate(db, newOnlyRing, integration.id, candidateId, async (s) => s)).toBe('candidate-password');
   expect(await withCurrentCredential(db, newOnlyRing, connector.id, async (c) => c.privateKeyPem)).toBe(current.privateKeyPem);
   expect((await openPendingCredential(db, newOnlyRing, connector.id))?.privateKeyPem).toBe(pending.privateKeyPem);
+  expect((await leaseWebhookEndpoint(db, newOnlyRing, webhook.endpoint.id, 'rotation-check', 1_000))?.secret).toBe(webhook.secret);
 });
 
 test('a private key whose key is missing stops the whole rotation, which names the column and row and changes nothing', async () => {
