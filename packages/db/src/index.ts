@@ -23,3 +23,4 @@ export * from './api-reads.ts';
 export * from './metrics.ts';
 export * from './contents.ts';
 export * from './retention.ts';
+export * from './webhooks.ts';

@@ -254,3 +254,4 @@ export const auditEvents = pgTable(
 export * from './schema-entra.ts';
 export * from './schema-api.ts';
 export * from './schema-console.ts';
+export * from './schema-webhooks.ts';
