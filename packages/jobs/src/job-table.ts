@@ -5,9 +5,10 @@ import { defaultSyncJobOptions } from './job-options.ts';
 import { syncJobSchema, testConnectionJobSchema, type SyncMode, type SyncTrigger } from './payloads.ts';
 import { JOB_NAMES } from './queues.ts';
 import { defaultRotationJobOptions, ROTATE_CONNECTOR_JOB, rotateConnectorJobSchema } from './rotation-jobs.ts';
+import { DELIVER_WEBHOOKS_JOB, deliverWebhooksJobOptions, deliverWebhooksJobSchema } from './webhook-jobs.ts';
 
 /** The queues of an installation by role (the names come from its {@link QueueLayout}). */
-export type QueueRole = 'sync' | 'control' | 'rotation';
+export type QueueRole = 'sync' | 'control' | 'rotation' | 'webhook';
 
 /** One kind of job: its BullMQ name, the queue it runs on, what its data must be, how it is added. */
 export interface JobKind<Schema extends z.ZodType = z.ZodType> {
@@ -27,6 +28,7 @@ export const JOB_TABLE = {
   checkSecret: { name: CONTROL_JOB_NAMES.checkSecret, queue: 'control', schema: checkSecretJobSchema, options: controlJobOptions },
   verifyConsent: { name: CONTROL_JOB_NAMES.verifyConsent, queue: 'control', schema: verifyConsentJobSchema, options: controlJobOptions },
   rotateConnector: { name: ROTATE_CONNECTOR_JOB, queue: 'rotation', schema: rotateConnectorJobSchema, options: defaultRotationJobOptions },
+  deliverWebhooks: { name: DELIVER_WEBHOOKS_JOB, queue: 'webhook', schema: deliverWebhooksJobSchema, options: deliverWebhooksJobOptions },
 } as const satisfies Record<string, JobKind>;
 
 /** A key of {@link JOB_TABLE}. */

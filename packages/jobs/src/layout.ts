@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CONTROL_QUEUE, ROTATION_QUEUE, SYNC_QUEUE } from './queues.ts';
+import { CONTROL_QUEUE, ROTATION_QUEUE, SYNC_QUEUE, WEBHOOK_QUEUE } from './queues.ts';
 import { redisModeOf, syncShardsOf, type RedisConnection, type RedisMode } from './redis.ts';
 
 /** Most sync shards an installation may have (each is a BullMQ queue every worker polls). */
@@ -15,6 +15,7 @@ export interface QueueLayout {
   readonly sync: readonly string[];
   readonly control: string;
   readonly rotation: string;
+  readonly webhook: string;
   /** Every queue (sync shards first), for tooling that lists them. */
   readonly all: readonly string[];
 }
@@ -99,7 +100,8 @@ export function queueLayout(mode: RedisMode, syncShards = 1): QueueLayout {
   );
   const control = mode === 'cluster' ? taggedName(CONTROL_QUEUE) : CONTROL_QUEUE;
   const rotation = mode === 'cluster' ? taggedName(ROTATION_QUEUE) : ROTATION_QUEUE;
-  return { mode, sync, control, rotation, all: [...sync, control, rotation] };
+  const webhook = mode === 'cluster' ? taggedName(WEBHOOK_QUEUE) : WEBHOOK_QUEUE;
+  return { mode, sync, control, rotation, webhook, all: [...sync, control, rotation, webhook] };
 }
 
 /** The {@link QueueLayout} a connection's settings stand for. */

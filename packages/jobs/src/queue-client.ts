@@ -1,8 +1,9 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import { type Job, type JobsOptions, Queue } from 'bullmq';
 import type { z } from 'zod';
 import { JOB_TABLE, syncJobPriority, type JobKindName, type QueueRole } from './job-table.ts';
 import { queueLayoutOf, syncShardOf, type QueueLayout } from './layout.ts';
-import { InvalidJobPayloadError, type SyncJobData } from './payloads.ts';
+import { InvalidJobPayloadError } from './payloads.ts';
 import { DEFAULT_QUEUE_PREFIX } from './queues.ts';
 import { closeRedis, openRedis, type RedisClient, type RedisConnection, type RedisPurpose } from './redis.ts';
 
@@ -69,6 +70,7 @@ export function createQueueClient(options: QueueClientOptions): QueueClient {
   function queueOf(role: QueueRole, integrationId?: string): Queue {
     if (role === 'control') return queue(layout.control);
     if (role === 'rotation') return queue(layout.rotation);
+    if (role === 'webhook') return queue(layout.webhook);
     if (integrationId === undefined) throw new Error('a sync queue is chosen by integration: integrationId is required');
     return queue(layout.sync[syncShardOf(integrationId, layout.sync.length)] as string);
   }

@@ -125,7 +125,7 @@ export function createQueueWorker<Result>(options: QueueWorkerOptions<Result>): 
           if (name === undefined) throw new RangeError(`sync shard ${shard} does not exist (shards: ${layout.sync.length})`);
           return name;
         })
-      : [options.queue === 'control' ? layout.control : layout.rotation];
+      : [options.queue === 'control' ? layout.control : options.queue === 'webhook' ? layout.webhook : layout.rotation];
   const perQueue = Math.max(1, Math.ceil(Math.max(1, options.concurrency) / names.length));
   const processor = withRetryMapping(options.processor, options.classify);
   const log = createRepeatedErrorLog({ logger: options.logger });

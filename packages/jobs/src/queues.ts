@@ -15,8 +15,11 @@ export const CONTROL_QUEUE = 'dirsync-control';
 /** Queue of connector credential rotations. */
 export const ROTATION_QUEUE = 'dirsync-rotation';
 
+/** Queue of webhook deliveries: one job drains one endpoint's pending deliveries, in order. */
+export const WEBHOOK_QUEUE = 'dirsync-webhook';
+
 /** Every queue name, for tooling that needs to list or clean them. */
-export const QUEUE_NAMES = [SYNC_QUEUE, CONTROL_QUEUE, ROTATION_QUEUE] as const;
+export const QUEUE_NAMES = [SYNC_QUEUE, CONTROL_QUEUE, ROTATION_QUEUE, WEBHOOK_QUEUE] as const;
 
 /** A queue name. */
 export type QueueName = (typeof QUEUE_NAMES)[number];
