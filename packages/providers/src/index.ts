@@ -16,6 +16,7 @@ export * from './entra-id/index.ts';
 export * from './active-directory/index.ts';
 export * from './domino/index.ts';
 export { formatSettingsIssues } from './settings.ts';
+export * from './mapping/index.ts';
 
 /** What the registry knows about one provider kind. */
 export interface ProviderKind<Settings> {

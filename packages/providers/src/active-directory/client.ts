@@ -12,6 +12,7 @@ import { connectOptionsOf } from '../ldap/settings.ts';
 import { parseGeneralizedTime } from '../ldap/time.ts';
 import type { ConnectionCheck, ConnectionReport } from '../types.ts';
 import type { ActiveDirectorySettings, AdObjectType } from './config.ts';
+import { withMappedSources } from '../mapping/engine.ts';
 import { adBinaryAttributes, adContactAttributes, adGroupAttributes, adUserAttributes, formatGuid } from './map.ts';
 
 /** Opens a connection secured and bound as the settings say, where `destinations` allows. */
@@ -166,7 +167,7 @@ export function objectSearch(
   signal?: AbortSignal,
   withBacklinks = false,
 ): SearchOptions {
-  const attributes: string[] = type === 'group' ? [...attributesByType.group, memberAttribute(settings)] : [...attributesByType[type]];
+  const attributes = withMappedSources(type === 'group' ? [...attributesByType.group, memberAttribute(settings)] : attributesByType[type], settings.attributeMapping, type);
   if (withBacklinks) for (const name of backlinksOf(type)) attributes.push(rangedAttribute(settings, name));
   return {
     base,

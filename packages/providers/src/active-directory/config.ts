@@ -1,6 +1,8 @@
+import { attributeMappingSchema } from '@dirsync/contracts';
 import { z } from 'zod';
 import { genericLdapSettingsSchema } from '../ldap-generic/config.ts';
 import { boundedInt, dnString, filterString, nestedBaseProblems, tlsProblems } from '../ldap/settings.ts';
+import { ldapMappingRules, refineAttributeMapping } from '../mapping/kinds.ts';
 
 /** Object types an Active Directory integration can sync. */
 export const adObjectTypes = ['user', 'group', 'contact'] as const;
@@ -46,6 +48,8 @@ export const activeDirectorySettingsSchema = z
     deltaMethod: z.enum(['usn', 'dirsync'], { error: 'deltaMethod must be "usn" or "dirsync"' }).default('usn'),
     timeouts: connection.timeouts,
     limits: connection.limits,
+    /** Which source attributes land in which fields (absent: the default mapping). */
+    attributeMapping: attributeMappingSchema.optional(),
   })
   .strict()
   .superRefine(
@@ -54,6 +58,8 @@ export const activeDirectorySettingsSchema = z
       for (const problem of tlsProblems(s)) ctx.addIssue({ code: 'custom', ...problem });
       const bases = Array.isArray(s?.baseDns) ? s.baseDns : undefined;
       for (const message of nestedBaseProblems(bases)) ctx.addIssue({ code: 'custom', path: ['baseDns'], message });
+      // member and the backlinks are read by ranges and resolved as references, never copied.
+      refineAttributeMapping(ldapMappingRules(adObjectTypes, ['member', 'memberOf', 'directReports', 'manager']), s?.attributeMapping, ctx);
     },
     { when: () => true },
   );

@@ -5,6 +5,7 @@ import { DirSyncFlags, dirSyncControl, dirSyncOid, parseDirSyncResponse } from '
 import { pagedSearchPages } from '../ldap/search.ts';
 import type { FetchPage } from '../types.ts';
 import { type DcState, attributesOf, namingContextOf, readDcState } from './client.ts';
+import { mappedSources } from '../mapping/engine.ts';
 import type { ActiveDirectorySettings } from './config.ts';
 import { type AdCursor, cursorRejection, makeAdCursor, readScope } from './fetch.ts';
 import { type AdEntry, formatGuid, guidBytes } from './map.ts';
@@ -23,7 +24,10 @@ const anyObjectFilter = '(|(objectClass=user)(objectClass=group)(objectClass=con
  */
 function watchedAttributes(settings: ActiveDirectorySettings): string[] {
   const names = new Set<string>(['objectGUID', 'isDeleted', 'name']);
-  for (const type of settings.objectTypes) for (const attribute of attributesOf(type)) names.add(attribute);
+  for (const type of settings.objectTypes) {
+    for (const attribute of attributesOf(type)) names.add(attribute);
+    for (const attribute of mappedSources(settings.attributeMapping, type)) names.add(attribute);
+  }
   if (settings.objectTypes.includes('group')) names.add('member');
   return [...names];
 }

@@ -1,4 +1,5 @@
 import type { LdapConnection } from '../ldap/connection.ts';
+import { type CompiledMapping, compileMapping } from '../mapping/engine.ts';
 import { DestinationPolicy } from '../net/destination.ts';
 import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
 import { openAdConnection, testAdConnection } from './client.ts';
@@ -30,9 +31,11 @@ export class ActiveDirectoryProvider implements Provider<AdEntry> {
   readonly #password: string | undefined;
   readonly #destinations: DestinationPolicy;
   private readonly open = new Set<LdapConnection>();
+  private readonly mapping: CompiledMapping;
 
   constructor(settings: ActiveDirectorySettings, password: string | undefined, options: ProviderOptions = {}) {
     this.settings = settings;
+    this.mapping = compileMapping(settings.attributeMapping);
     this.#password = password;
     this.#destinations = options.destinations ?? DestinationPolicy.strict();
   }
@@ -64,7 +67,7 @@ export class ActiveDirectoryProvider implements Provider<AdEntry> {
   }
 
   map(entry: AdEntry): MapResult {
-    return mapAdEntry(entry);
+    return mapAdEntry(entry, this.mapping);
   }
 
   async close(): Promise<void> {

@@ -2,6 +2,8 @@ import { parseExtendedDn } from '../ldap/controls.ts';
 import { DnSyntaxError, normalizeDn } from '../ldap/dn.ts';
 import type { LdapEntry } from '../ldap/protocol.ts';
 import { parseGeneralizedTime } from '../ldap/time.ts';
+import { activeDirectoryDefaultMapping, firstValueFields } from '../mapping/defaults.ts';
+import { applyOverrides, type CompiledMapping, isDefault, ldapSourceValues } from '../mapping/engine.ts';
 import type { JsonValue, MapResult, MemberRef } from '../types.ts';
 import type { AdObjectType } from './config.ts';
 
@@ -96,43 +98,11 @@ function integer(value: string | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-// Canonical name ← source attribute (lower-cased), single-valued.
+// Canonical name ← source attribute (lower-cased), single-valued: the default mapping's plain fields.
 const singles: Readonly<Record<AdObjectType, readonly (readonly [string, string])[]>> = {
-  user: [
-    ['sAMAccountName', 'samaccountname'],
-    ['userPrincipalName', 'userprincipalname'],
-    ['displayName', 'displayname'],
-    ['givenName', 'givenname'],
-    ['sn', 'sn'],
-    ['mail', 'mail'],
-    ['department', 'department'],
-    ['title', 'title'],
-    ['company', 'company'],
-    ['telephoneNumber', 'telephonenumber'],
-    ['mobile', 'mobile'],
-    ['office', 'physicaldeliveryofficename'],
-    ['employeeId', 'employeeid'],
-    ['description', 'description'],
-  ],
-  contact: [
-    ['displayName', 'displayname'],
-    ['givenName', 'givenname'],
-    ['sn', 'sn'],
-    ['mail', 'mail'],
-    ['department', 'department'],
-    ['title', 'title'],
-    ['company', 'company'],
-    ['telephoneNumber', 'telephonenumber'],
-    ['mobile', 'mobile'],
-    ['office', 'physicaldeliveryofficename'],
-    ['description', 'description'],
-  ],
-  group: [
-    ['sAMAccountName', 'samaccountname'],
-    ['displayName', 'displayname'],
-    ['mail', 'mail'],
-    ['description', 'description'],
-  ],
+  user: firstValueFields(activeDirectoryDefaultMapping.user),
+  contact: firstValueFields(activeDirectoryDefaultMapping.contact),
+  group: firstValueFields(activeDirectoryDefaultMapping.group),
 };
 
 /** proxyAddresses → primary SMTP address (`SMTP:`), SMTP aliases (`smtp:`), and the full list, sorted. */
@@ -157,9 +127,10 @@ function proxies(values: readonly string[] | undefined, into: Record<string, Jso
  * the manager's objectGUID (from the extended DN form). Groups always carry `members` (AD omits
  * an empty `member`), as DN references the pipeline resolves against synced objects. An entry
  * read with its backlinks carries `memberOf` (its groups) and, for users and contacts,
- * `directReports` (whom it manages) the same way, as DN references.
+ * `directReports` (whom it manages) the same way, as DN references. `mapping` overrides fields
+ * and adds extras over the default mapping.
  */
-export function mapAdEntry(source: AdEntry): MapResult {
+export function mapAdEntry(source: AdEntry, mapping?: CompiledMapping): MapResult {
   const { entry, type } = source;
   const plainDn = parseExtendedDn(entry.dn).dn;
   let dn: string;
@@ -207,9 +178,13 @@ export function mapAdEntry(source: AdEntry): MapResult {
     const lockoutTime = integer(first(entry, 'lockouttime'));
     if (computed !== undefined) attributes['lockedOut'] = (computed & lockout) !== 0;
     else if (lockoutTime !== undefined) attributes['lockedOut'] = lockoutTime > 0;
+    override(mapping, source, attributes);
     return { ok: true, object: { externalId, type, dn, attributes, ...backlinks(source) } };
   }
-  if (type === 'contact') return { ok: true, object: { externalId, type, dn, attributes, ...backlinks(source) } };
+  if (type === 'contact') {
+    override(mapping, source, attributes);
+    return { ok: true, object: { externalId, type, dn, attributes, ...backlinks(source) } };
+  }
 
   const groupType = integer(first(entry, 'grouptype'));
   if (groupType !== undefined) {
@@ -217,7 +192,12 @@ export function mapAdEntry(source: AdEntry): MapResult {
     const scope = groupScopes.find(([bit]) => (groupType & bit) !== 0);
     if (scope) attributes['groupScope'] = scope[1];
   }
+  override(mapping, source, attributes);
   return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry.attributes['member']), ...backlinks(source) } };
+}
+
+function override(mapping: CompiledMapping | undefined, source: AdEntry, attributes: Record<string, JsonValue>): void {
+  if (mapping !== undefined && !isDefault(mapping, source.type)) applyOverrides(mapping[source.type], ldapSourceValues(source.entry), attributes);
 }
 
 function backlinks(source: AdEntry): { memberOf?: MemberRef[]; directReports?: MemberRef[] } {

@@ -11,6 +11,7 @@ import { type SearchOptions, clientDeadlineMs, defaultTimeLimitSeconds, pagedRes
 import { connectOptionsOf } from '../ldap/settings.ts';
 import type { ConnectionCheck, ConnectionReport } from '../types.ts';
 import { type DominoSettings, dominoScopeOf } from './config.ts';
+import { withMappedSources } from '../mapping/engine.ts';
 import { dominoGroupAttributes, dominoPersonAttributes, dominoUnidOf } from './map.ts';
 import { type SplitReport, describeSplit, emptySplitReport, nextCharacters, prefixFilter, remainderFilter, splitAttributes } from './split.ts';
 
@@ -37,7 +38,11 @@ export function dominoSearch(settings: DominoSettings, type: 'user' | 'group', b
     base,
     scope: dominoScopeOf(section),
     filter: andFilters(objectClassFilter(section.objectClasses), section.filter, extra),
-    attributes: type === 'user' ? dominoPersonAttributes : [...dominoGroupAttributes, ...settings.groups.memberAttributes],
+    attributes: withMappedSources(
+      type === 'user' ? dominoPersonAttributes : [...dominoGroupAttributes, ...settings.groups.memberAttributes],
+      settings.attributeMapping,
+      type,
+    ),
     pageSize: settings.pageSize,
     timeLimitSeconds: settings.timeouts.searchTimeLimitSeconds,
   };

@@ -1,7 +1,9 @@
+import { attributeMappingSchema } from '@dirsync/contracts';
 import { z } from 'zod';
 import { genericLdapSettingsSchema } from '../ldap-generic/config.ts';
 import { normalizeDn, parseDn } from '../ldap/dn.ts';
 import { boundedInt, nestedBaseProblems, tlsProblems } from '../ldap/settings.ts';
+import { ldapMappingRules, refineAttributeMapping } from '../mapping/kinds.ts';
 
 // Connection fields and the shape of the users/groups sections mean the same as for any LDAP
 // directory: the generic provider's definitions, with Domino's object classes as defaults.
@@ -87,6 +89,8 @@ export const dominoSettingsSchema = z
     deltaOverlapSeconds: boundedInt('deltaOverlapSeconds', 0, 86_400).default(300),
     timeouts: generic.timeouts,
     limits: generic.limits,
+    /** Which source attributes land in which fields (absent: the default mapping). */
+    attributeMapping: attributeMappingSchema.optional(),
   })
   .strict()
   .superRefine(
@@ -109,6 +113,7 @@ export const dominoSettingsSchema = z
           });
         }
       }
+      refineAttributeMapping(ldapMappingRules(['user', 'group'], []), s?.attributeMapping, ctx);
     },
     { when: () => true },
   );

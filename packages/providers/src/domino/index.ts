@@ -1,4 +1,5 @@
 import type { LdapConnection } from '../ldap/connection.ts';
+import { type CompiledMapping, compileMapping } from '../mapping/engine.ts';
 import { DestinationPolicy } from '../net/destination.ts';
 import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
 import { openDominoConnection, testDominoConnection } from './client.ts';
@@ -27,9 +28,11 @@ export class DominoProvider implements Provider<DominoEntry> {
   readonly #password: string | undefined;
   readonly #destinations: DestinationPolicy;
   private readonly open = new Set<LdapConnection>();
+  private readonly mapping: CompiledMapping;
 
   constructor(settings: DominoSettings, password: string | undefined, options: ProviderOptions = {}) {
     this.settings = settings;
+    this.mapping = compileMapping(settings.attributeMapping);
     this.#password = password;
     this.#destinations = options.destinations ?? DestinationPolicy.strict();
   }
@@ -59,7 +62,7 @@ export class DominoProvider implements Provider<DominoEntry> {
   }
 
   map(entry: DominoEntry): MapResult {
-    return mapDominoEntry(entry, this.settings.groups.memberAttributes);
+    return mapDominoEntry(entry, this.settings.groups.memberAttributes, this.mapping);
   }
 
   async close(): Promise<void> {

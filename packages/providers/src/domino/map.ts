@@ -1,5 +1,7 @@
 import { DnSyntaxError, normalizeDn } from '../ldap/dn.ts';
 import type { LdapEntry } from '../ldap/protocol.ts';
+import { dominoDefaultMapping, firstValueFields } from '../mapping/defaults.ts';
+import { applyOverrides, type CompiledMapping, isDefault, ldapSourceValues } from '../mapping/engine.ts';
 import type { JsonValue, MapResult, MemberRef } from '../types.ts';
 
 /** A source entry of the Domino provider: the entry and the search (type) that found it. */
@@ -19,16 +21,9 @@ export const dominoGroupAttributes = ['dominoUNID', 'modifyTimestamp', 'cn', 'ma
 
 const unidPattern = /^[0-9A-F]{32}$/;
 
-// Canonical name ← source attribute (lower-cased), single-valued.
-const personSingles: readonly (readonly [string, string])[] = [
-  ['givenName', 'givenname'],
-  ['sn', 'sn'],
-  ['title', 'title'],
-  ['telephoneNumber', 'telephonenumber'],
-  ['mailDomain', 'maildomain'],
-  ['mailServer', 'mailserver'],
-  ['mailFile', 'mailfile'],
-];
+// Canonical name ← source attribute (lower-cased), single-valued: the default mapping's plain
+// person fields (names, mail and short names are read below).
+const personSingles = firstValueFields(dominoDefaultMapping.user).filter(([canonical]) => !['displayName', 'mail', 'uid'].includes(canonical));
 
 /** The document UNID of an entry, upper case, or undefined. */
 export function dominoUnidOf(entry: LdapEntry): string | undefined {
@@ -40,9 +35,10 @@ export function dominoUnidOf(entry: LdapEntry): string | undefined {
  * Maps a Domino entry to the canonical shape. Pure. External id: `dominoUNID` (upper case);
  * `dn`: canonical lower-cased DN. `cn` keeps every value (Domino lists the name's variants),
  * the first being the display name; `uid` holds the short names, the first as `uid`; `mail` is
- * the internet address. Groups always carry `members` (DN references).
+ * the internet address. Groups always carry `members` (DN references). `mapping` overrides
+ * fields and adds extras over the default mapping.
  */
-export function mapDominoEntry(source: DominoEntry, memberAttributes: readonly string[]): MapResult {
+export function mapDominoEntry(source: DominoEntry, memberAttributes: readonly string[], mapping?: CompiledMapping): MapResult {
   const { entry, type } = source;
   let dn: string;
   try {
@@ -76,10 +72,12 @@ export function mapDominoEntry(source: DominoEntry, memberAttributes: readonly s
       const value = entry.attributes[name]?.[0];
       if (value !== undefined) attributes[canonical] = value;
     }
+    if (mapping !== undefined && !isDefault(mapping, type)) applyOverrides(mapping[type], ldapSourceValues(entry), attributes);
     return { ok: true, object: { externalId, type, dn, attributes } };
   }
   const description = entry.attributes['description']?.[0];
   if (description !== undefined) attributes['description'] = description;
+  if (mapping !== undefined && !isDefault(mapping, type)) applyOverrides(mapping[type], ldapSourceValues(entry), attributes);
   return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry, memberAttributes) } };
 }
 

@@ -1,6 +1,8 @@
 import { X509Certificate } from 'node:crypto';
+import { attributeMappingSchema } from '@dirsync/contracts';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
+import { graphMappingRules, refineAttributeMapping } from '../mapping/kinds.ts';
 
 /**
  * The Microsoft clouds an Entra tenant can live in: token authority and Graph root of each, as
@@ -145,9 +147,12 @@ export const entraIdSettingsSchema = z
     retry: retrySchema.default(defaultRetry),
     /** Longest silence while a Graph request waits for its answer. */
     requestTimeoutMs: int('requestTimeoutMs', 1_000, 600_000).default(120_000),
+    /** Which Graph properties land in which fields (absent: the default mapping). */
+    attributeMapping: attributeMappingSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
+    refineAttributeMapping(graphMappingRules, s.attributeMapping, ctx);
     const hasConnector = s.connectorId !== undefined;
     const hasLegacy = s.legacyApp !== undefined;
     if (hasConnector === hasLegacy) {

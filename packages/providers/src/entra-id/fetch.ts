@@ -1,9 +1,11 @@
+import type { AttributeMapping } from '@dirsync/contracts';
 import { createHash } from 'node:crypto';
 import { CursorRejectedError, UnavailableError } from '../errors.ts';
 import type { Cursor, FetchPage, MemberDelta, MemberRef } from '../types.ts';
 import { DeltaTokenExpiredError, type GraphClient } from './client.ts';
 import type { EntraIdSettings } from './config.ts';
 import { GroupAccumulator, hasProperties, MemberChangeAccumulator, SeenIds } from './accumulate.ts';
+import { withMappedSources } from '../mapping/engine.ts';
 import { type EntraEntry, type GraphRecord, groupProperties, recordId, userProperties } from './map.ts';
 
 /** The delta cursor of an Entra ID integration: one Graph delta link per resource. */
@@ -26,17 +28,34 @@ interface RoundPage {
 /** Member types synced as edges; devices, service principals and contacts are left out. */
 const memberTypes = new Set(['#microsoft.graph.user', '#microsoft.graph.group']);
 
-const userSelect = ['id', ...userProperties].join(',');
-const groupSelect = ['id', ...groupProperties, 'members'].join(',');
+/** The `$select` lists: the default properties and those the attribute mapping reads. */
+function selects(mapping: AttributeMapping | undefined): { users: string; groups: string } {
+  return {
+    users: withMappedSources(['id', ...userProperties], mapping, 'user').join(','),
+    groups: withMappedSources(['id', ...groupProperties, 'members'], mapping, 'group').join(','),
+  };
+}
 
-/** Fingerprint of the `$select` lists, stored in the cursor. */
-export const selectionFingerprint = createHash('sha1').update(`${userSelect}|${groupSelect}`).digest('hex').slice(0, 12);
+function fingerprint(select: { users: string; groups: string }): string {
+  return createHash('sha1').update(`${select.users}|${select.groups}`).digest('hex').slice(0, 12);
+}
+
+/** Fingerprint of the default `$select` lists (no attribute mapping), stored in the cursor. */
+export const selectionFingerprint = fingerprint(selects(undefined));
+
+/**
+ * Fingerprint of the `$select` lists of these settings: a mapping that reads other properties
+ * changes it, so the next delta is refused and a full sync reads every object with them.
+ */
+export function selectionFingerprintOf(settings: Pick<EntraIdSettings, 'attributeMapping'>): string {
+  return fingerprint(selects(settings.attributeMapping));
+}
 
 /** A full fetch restarts a round whose skip token expired at most this often. */
 const maxRoundRestarts = 2;
 
-function initialUrl(settings: Pick<EntraIdSettings, 'graphBaseUrl'>, resource: 'users' | 'groups'): string {
-  const select = resource === 'users' ? userSelect : groupSelect;
+function initialUrl(settings: Pick<EntraIdSettings, 'graphBaseUrl' | 'attributeMapping'>, resource: 'users' | 'groups'): string {
+  const select = selects(settings.attributeMapping)[resource];
   return `${settings.graphBaseUrl}/v1.0/${resource}/delta?$select=${select}`;
 }
 
@@ -188,7 +207,7 @@ export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSet
   const cursor: EntraCursor = {
     kind: 'entra_id',
     tenantId: settings.tenantId.toLowerCase(),
-    selection: selectionFingerprint,
+    selection: selectionFingerprintOf(settings),
     users: users.deltaLink,
     groups: groups.deltaLink,
   };
@@ -199,7 +218,7 @@ export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSet
  * Checks that a stored cursor belongs to these settings. Throws {@link CursorRejectedError} with
  * the reason otherwise.
  */
-export function parseCursor(cursor: Cursor, settings: Pick<EntraIdSettings, 'tenantId' | 'graphBaseUrl'>): EntraCursor {
+export function parseCursor(cursor: Cursor, settings: Pick<EntraIdSettings, 'tenantId' | 'graphBaseUrl' | 'attributeMapping'>): EntraCursor {
   const { kind, tenantId, selection, users, groups } = cursor as Partial<Record<keyof EntraCursor, unknown>>;
   if (kind !== 'entra_id' || typeof users !== 'string' || typeof groups !== 'string') {
     throw new CursorRejectedError('the stored cursor is not an Entra ID delta cursor');
@@ -207,7 +226,7 @@ export function parseCursor(cursor: Cursor, settings: Pick<EntraIdSettings, 'ten
   if (tenantId !== settings.tenantId.toLowerCase()) {
     throw new CursorRejectedError(`the cursor was made for tenant ${String(tenantId)}, not ${settings.tenantId}`);
   }
-  if (selection !== selectionFingerprint) {
+  if (selection !== selectionFingerprintOf(settings)) {
     throw new CursorRejectedError('the selected attributes changed since the cursor was made');
   }
   for (const link of [users, groups]) {

@@ -1,3 +1,4 @@
+import { type CompiledMapping, compileMapping } from '../mapping/engine.ts';
 import { ConfigError, ProviderError } from '../errors.ts';
 import { type DestinationPolicy, DestinationRefusedError } from '../net/destination.ts';
 import type { ConnectionCheck, ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
@@ -65,9 +66,11 @@ export class EntraIdProvider implements Provider<EntraEntry> {
   readonly kind = 'entra_id';
   readonly settings: EntraIdSettings;
   readonly #client: GraphClient;
+  readonly #mapping: CompiledMapping;
 
   constructor(settings: EntraIdSettings, credential: EntraCredential, options: EntraIdProviderOptions = {}) {
     this.settings = settings;
+    this.#mapping = compileMapping(settings.attributeMapping);
     this.#client = new GraphClient(settings, credential, {
       tokenCache: options.tokenCache,
       sleep: options.sleep,
@@ -136,7 +139,7 @@ export class EntraIdProvider implements Provider<EntraEntry> {
   }
 
   map(entry: EntraEntry): MapResult {
-    return mapEntraEntry(entry);
+    return mapEntraEntry(entry, this.#mapping);
   }
 
   close(): Promise<void> {

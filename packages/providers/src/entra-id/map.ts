@@ -1,3 +1,4 @@
+import { applyOverrides, type CompiledMapping, graphSourceValues, isDefault } from '../mapping/engine.ts';
 import type { JsonValue, MapResult, MemberRef } from '../types.ts';
 
 /** A user or group record of a Graph delta page (the properties selected, plus `id`). */
@@ -106,8 +107,10 @@ function copy(record: GraphRecord, kinds: Record<string, Kind>): Copied {
  * are sorted. A group carries `members` (by external id) only when the fetch saw its complete
  * member list. A partial entry (from a delta link) maps to a partial object naming the
  * properties the record cleared; the others it does not carry keep their stored values.
+ * `mapping` overrides fields and adds extras over the default mapping (see `applyOverrides` for
+ * partial records).
  */
-export function mapEntraEntry(entry: EntraEntry): MapResult {
+export function mapEntraEntry(entry: EntraEntry, mapping?: CompiledMapping): MapResult {
   const externalId = recordId(entry.record);
   if (externalId === undefined) {
     const raw = entry.record.id;
@@ -119,8 +122,16 @@ export function mapEntraEntry(entry: EntraEntry): MapResult {
   }
   const copied = copy(entry.record, entry.type === 'user' ? userKinds : groupKinds);
   if ('problem' in copied) return { ok: false, externalId, reason: `${entry.type} property ${copied.problem}` };
+  let cleared = copied.cleared;
+  if (mapping !== undefined && !isDefault(mapping, entry.type)) {
+    const section = mapping[entry.type];
+    const partial = entry.partial === true;
+    const overridden = applyOverrides(section, graphSourceValues(entry.record), copied.attributes, partial);
+    // A field the mapping fills from another property is not cleared by its default property.
+    cleared = [...cleared.filter((name) => !section.fields.has(name)), ...overridden.cleared];
+  }
   const flags = {
-    ...(entry.partial === true ? { partial: { cleared: copied.cleared } } : {}),
+    ...(entry.partial === true ? { partial: { cleared } } : {}),
     ...(entry.repeat === true ? { repeat: true } : {}),
   };
   if (entry.type === 'user') return { ok: true, object: { externalId, type: 'user', attributes: copied.attributes, ...flags } };

@@ -7,6 +7,7 @@ import { andFilters, objectClassFilter } from '../ldap/filter.ts';
 import { type SearchOptions, pagedSearch } from '../ldap/search.ts';
 import type { ConnectionReport } from '../types.ts';
 import type { GenericLdapSettings } from './config.ts';
+import { withMappedSources } from '../mapping/engine.ts';
 import { groupAttributes, userAttributes } from './map.ts';
 
 /** Opens a connection secured and bound as the settings say, where `destinations` allows. */
@@ -38,7 +39,7 @@ export function userSearch(settings: GenericLdapSettings, base: string, extra?: 
   return {
     base,
     filter: andFilters(usersFilter(settings), extra),
-    attributes: userAttributes,
+    attributes: withMappedSources(userAttributes, settings.attributeMapping, 'user'),
     pageSize: settings.pageSize,
     timeLimitSeconds: settings.timeouts.searchTimeLimitSeconds,
     ...(signal ? { signal } : {}),
@@ -50,7 +51,7 @@ export function groupSearch(settings: GenericLdapSettings, base: string, extra?:
   return {
     base,
     filter: andFilters(groupsFilter(settings), extra),
-    attributes: [...groupAttributes, ...settings.groups.memberAttributes],
+    attributes: withMappedSources([...groupAttributes, ...settings.groups.memberAttributes], settings.attributeMapping, 'group'),
     pageSize: settings.pageSize,
     timeLimitSeconds: settings.timeouts.searchTimeLimitSeconds,
     ...(signal ? { signal } : {}),

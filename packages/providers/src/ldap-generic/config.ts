@@ -1,8 +1,10 @@
 import { X509Certificate } from 'node:crypto';
+import { attributeMappingSchema } from '@dirsync/contracts';
 import { z } from 'zod';
 import { parseLdapUrl } from '../ldap/connection.ts';
 import { isDnWithin, normalizeDn, parseDn } from '../ldap/dn.ts';
 import { parseFilter } from '../ldap/filter.ts';
+import { ldapMappingRules, refineAttributeMapping } from '../mapping/kinds.ts';
 
 const attributeName = /^[A-Za-z][A-Za-z0-9-]*$/;
 
@@ -143,6 +145,8 @@ export const genericLdapSettingsSchema = z
     limits: limitsSchema.default({ maxMessageMiB: 64 }),
     /** How far before the last high-water mark a delta starts reading again (in-flight and same-second writes). */
     deltaOverlapSeconds: int('deltaOverlapSeconds', 0, 86_400).default(300),
+    /** Which source attributes land in which fields (absent: the default mapping). */
+    attributeMapping: attributeMappingSchema.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -175,7 +179,11 @@ export const genericLdapSettingsSchema = z
       const bases = value && Array.isArray(value.baseDns) ? value.baseDns.filter((b): b is string => typeof b === 'string') : [];
       for (const problem of nestedBases(bases)) ctx.addIssue({ code: 'custom', path: [key, 'baseDns'], message: problem });
     }
+    refineAttributeMapping(genericLdapMappingRules, s?.attributeMapping, ctx);
   }, { when: () => true });
+
+/** What a generic LDAP mapping may name: users and groups, any attribute. */
+export const genericLdapMappingRules = ldapMappingRules(['user', 'group'], []);
 
 /** Validated settings with defaults applied. */
 export type GenericLdapSettings = z.output<typeof genericLdapSettingsSchema>;

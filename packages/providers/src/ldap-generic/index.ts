@@ -1,4 +1,5 @@
 import type { LdapConnection } from '../ldap/connection.ts';
+import { compileMapping } from '../mapping/engine.ts';
 import { DestinationPolicy } from '../net/destination.ts';
 import type { ConnectionReport, Cursor, FetchPage, MapResult, Provider, ProviderOptions } from '../types.ts';
 import { openConnection, testGenericLdapConnection } from './client.ts';
@@ -31,7 +32,7 @@ export class GenericLdapProvider implements Provider<GenericLdapEntry> {
     this.settings = settings;
     this.#password = password;
     this.#destinations = options.destinations ?? DestinationPolicy.strict();
-    this.mapOptions = { memberAttributes: settings.groups.memberAttributes };
+    this.mapOptions = { memberAttributes: settings.groups.memberAttributes, mapping: compileMapping(settings.attributeMapping) };
   }
 
   testConnection(signal?: AbortSignal): Promise<ConnectionReport> {

@@ -1,5 +1,7 @@
 import { DnSyntaxError, normalizeDn } from '../ldap/dn.ts';
 import type { LdapEntry } from '../ldap/protocol.ts';
+import { genericLdapDefaultMapping, type DefaultField } from '../mapping/defaults.ts';
+import { applyOverrides, type CompiledMapping, isDefault, ldapSourceValues } from '../mapping/engine.ts';
 import type { JsonValue, MapResult, MemberRef } from '../types.ts';
 
 /** A source entry of the generic LDAP provider: the entry and which search found it. */
@@ -12,6 +14,8 @@ export interface GenericLdapEntry {
 export interface GenericLdapMapOptions {
   /** Group attributes holding member DNs (lower-cased or not). */
   readonly memberAttributes: readonly string[];
+  /** The integration's attribute mapping (absent: the default mapping). */
+  readonly mapping?: CompiledMapping;
 }
 
 /** Attributes read for users: only what mapping and the delta high-water mark use. */
@@ -26,30 +30,16 @@ export const groupAttributes = ['entryUUID', 'modifyTimestamp', 'cn', 'descripti
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * Canonical name ← source attribute (lower-cased): single-valued in the canonical shape, except
- * `mail` (the first address) and `otherMails` (the others, users only). Listed in sorted order of
- * the canonical names, so mapped attributes come out with sorted keys: the pipeline's canonical
- * JSON then needs no sorted copy.
+ * Canonical name ← source attribute (lower-cased), from the default mapping's table:
+ * single-valued in the canonical shape, except `otherMails` (the addresses after the first).
+ * The table lists the canonical names in sorted order, so mapped attributes come out with
+ * sorted keys: the pipeline's canonical JSON then needs no sorted copy.
  */
-type Field = readonly [canonical: string, source: string, kind: 'single' | 'mail' | 'otherMails'];
-const userFields: readonly Field[] = [
-  ['cn', 'cn', 'single'],
-  ['department', 'departmentnumber', 'single'],
-  ['displayName', 'displayname', 'single'],
-  ['employeeNumber', 'employeenumber', 'single'],
-  ['givenName', 'givenname', 'single'],
-  ['mail', 'mail', 'mail'],
-  ['otherMails', 'mail', 'otherMails'],
-  ['sn', 'sn', 'single'],
-  ['telephoneNumber', 'telephonenumber', 'single'],
-  ['title', 'title', 'single'],
-  ['uid', 'uid', 'single'],
-];
-const groupFields: readonly Field[] = [
-  ['cn', 'cn', 'single'],
-  ['description', 'description', 'single'],
-  ['mail', 'mail', 'mail'],
-];
+type Field = readonly [canonical: string, source: string, kind: 'single' | 'otherMails'];
+const fieldsOf = (table: readonly DefaultField[]): readonly Field[] =>
+  table.map((f) => ('rule' in f ? [f.field, f.rule.from.toLowerCase(), 'single'] : [f.field, (f.from[0] as string).toLowerCase(), 'otherMails']));
+const userFields = fieldsOf(genericLdapDefaultMapping.user);
+const groupFields = fieldsOf(genericLdapDefaultMapping.group);
 
 function first(entry: LdapEntry, name: string): string | undefined {
   const values = entry.attributes[name];
@@ -92,6 +82,7 @@ export function mapGenericLdapEntry(source: GenericLdapEntry, options: GenericLd
     const value = first(entry, source);
     if (value !== undefined) attributes[canonical] = value;
   }
+  if (options.mapping !== undefined && !isDefault(options.mapping, type)) applyOverrides(options.mapping[type], ldapSourceValues(entry), attributes);
   if (type === 'user') return { ok: true, object: { externalId, type, dn, attributes } };
 
   const members: MemberRef[] = [];

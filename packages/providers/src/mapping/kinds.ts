@@ -1,0 +1,81 @@
+import type { AttributeMapping } from '@dirsync/contracts';
+import type { z } from 'zod';
+import type { MappedType } from './engine.ts';
+
+/**
+ * Fields no mapping may set: the object's identity and type, the DN that member references are
+ * resolved against, membership and manager references (resolved by the pipeline, not copied),
+ * and `extra` (the extras' own place).
+ */
+export const structuralFields = ['externalId', 'id', 'dn', 'type', 'objectType', 'members', 'memberOf', 'directReports', 'manager', 'managerDn', 'extra'] as const;
+
+const structural: ReadonlySet<string> = new Set(structuralFields.map((f) => f.toLowerCase()));
+
+/** What a kind allows in a mapping, beside the shared schema. */
+export interface MappingKindRules {
+  /** Object types the kind syncs (a mapping section for another type is refused). */
+  readonly types: readonly MappedType[];
+  /** Source attributes the kind can read, and how to say so when a name is refused. */
+  readonly sourceName: RegExp;
+  readonly sourceHint: string;
+  /** Source attributes that hold identity or references (reading them through a mapping is refused). */
+  readonly refusedSources: readonly string[];
+}
+
+/** LDAP attribute descriptions without options (`mail`, `msDS-cloudExtensionAttribute1`). */
+export const ldapMappingRules = (types: readonly MappedType[], refusedSources: readonly string[]): MappingKindRules => ({
+  types,
+  sourceName: /^[A-Za-z][A-Za-z0-9-]{0,63}$/,
+  sourceHint: 'an LDAP attribute name (a letter, then letters, digits or "-"; at most 64 characters; no options such as ";binary")',
+  refusedSources,
+});
+
+/** Graph property names, directory extensions (`extension_<app id>_<name>`) included. */
+export const graphMappingRules: MappingKindRules = {
+  types: ['user', 'group'],
+  sourceName: /^[A-Za-z][A-Za-z0-9_]{0,119}$/,
+  sourceHint: 'a Microsoft Graph property name (letters, digits or "_")',
+  refusedSources: ['id', 'members', 'manager', 'memberOf', 'transitiveMemberOf', 'directReports', 'owners'],
+};
+
+/**
+ * Kind-specific checks of `settings.attributeMapping`, run in a settings schema's `superRefine`
+ * (the shape was checked by `attributeMappingSchema`); issues carry the field's path
+ * (`attributeMapping.user.mail.from`).
+ */
+export function refineAttributeMapping(rules: MappingKindRules, mapping: unknown, ctx: z.RefinementCtx): void {
+  if (typeof mapping !== 'object' || mapping === null) return;
+  const m = mapping as AttributeMapping;
+  const refused = new Set(rules.refusedSources.map((s) => s.toLowerCase()));
+  const checkSection = (section: Record<string, unknown> | undefined, path: readonly (string | number)[], isExtra: boolean) => {
+    if (typeof section !== 'object' || section === null) return;
+    for (const [field, rule] of Object.entries(section)) {
+      if (!isExtra && structural.has(field.toLowerCase())) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [...path, field],
+          message: `"${field}" is structural (identity, DN, object type, members or manager references) and cannot be mapped; add it under extra with another name instead`,
+        });
+        continue;
+      }
+      const from = typeof rule === 'object' && rule !== null ? (rule as { from?: unknown }).from : undefined;
+      if (typeof from !== 'string') continue;
+      if (!rules.sourceName.test(from)) ctx.addIssue({ code: 'custom', path: [...path, field, 'from'], message: `must be ${rules.sourceHint}` });
+      else if (refused.has(from.toLowerCase())) {
+        ctx.addIssue({ code: 'custom', path: [...path, field, 'from'], message: `"${from}" holds identity or references, which the mapping cannot read` });
+      }
+    }
+  };
+  for (const type of ['user', 'group', 'contact'] as const) {
+    const allowed = rules.types.includes(type);
+    if (m[type] !== undefined) {
+      if (!allowed) ctx.addIssue({ code: 'custom', path: ['attributeMapping', type], message: `this kind syncs no ${type}s (it has ${rules.types.join(', ')})` });
+      else checkSection(m[type], ['attributeMapping', type], false);
+    }
+    const extra = m.extra?.[type];
+    if (extra !== undefined) {
+      if (!allowed) ctx.addIssue({ code: 'custom', path: ['attributeMapping', 'extra', type], message: `this kind syncs no ${type}s (it has ${rules.types.join(', ')})` });
+      else checkSection(extra, ['attributeMapping', 'extra', type], true);
+    }
+  }
+}
