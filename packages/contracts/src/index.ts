@@ -1,2 +1,3 @@
 export * from './vocabulary.ts';
 export * from './webhooks.ts';
+export * from './mapping.ts';
