@@ -23,4 +23,5 @@ export * from './api-reads.ts';
 export * from './metrics.ts';
 export * from './contents.ts';
 export * from './retention.ts';
+export * from './changes.ts';
 export * from './webhooks.ts';

@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import type { Db } from './client.ts';
+import { feedWrite } from './changes.ts';
 import { type ContentHasher, type HeldAttributes, setContentHashes } from './references.ts';
 
 /**
@@ -8,6 +9,12 @@ import { type ContentHasher, type HeldAttributes, setContentHashes } from './ref
  *
  * Functions take a drizzle handle, a postgres.js pool or a postgres.js transaction, so a dry run
  * can send the very same statements into a transaction it rolls back.
+ *
+ * Every statement that creates, changes, restores or deletes an object, or adds or removes an
+ * edge, also logs what it did to the account's change feed (see `changes.ts`), in the same
+ * statement: the change and its entry commit or roll back together. Operations are stored as
+ * numbers (`changeOps` of the feed's schema): 1 created, 2 updated, 3 restored, 4 deleted,
+ * 5 membership changed (one entry per group and statement, with the members added and removed).
  */
 export type ObjectSql = Db | postgres.Sql | postgres.TransactionSql;
 
@@ -125,6 +132,11 @@ export interface ObjectWrite {
   /** Canonical JSON of the attributes; must be valid JSON (it is sent as part of a JSON document). */
   readonly attributesJson: string;
   readonly contentHash: string;
+  /**
+   * What writing it does, as the pipeline decided it (logged to the change feed). Only
+   * {@link writeObjects} reads it; absent, it logs a create or an update by what the upsert did.
+   */
+  readonly change?: 'update' | 'restore' | undefined;
 }
 
 // Rows travel as one JSON document rather than one text[] per column: PostgreSQL parses it
@@ -134,7 +146,8 @@ function objectsDocument(rows: readonly ObjectWrite[]): string {
   const parts = new Array<string>(rows.length);
   for (let i = 0; i < rows.length; i += 1) {
     const row = rows[i] as ObjectWrite;
-    parts[i] = `[${JSON.stringify(row.externalId)},${JSON.stringify(row.type)},${row.dn === null ? 'null' : JSON.stringify(row.dn)},${row.attributesJson},${JSON.stringify(row.contentHash)}]`;
+    const change = row.change === 'restore' ? 3 : row.change === 'update' ? 2 : 0;
+    parts[i] = `[${JSON.stringify(row.externalId)},${JSON.stringify(row.type)},${row.dn === null ? 'null' : JSON.stringify(row.dn)},${row.attributesJson},${JSON.stringify(row.contentHash)},${change}]`;
   }
   // One join: a flat string, where `+=` would leave a tree of pieces for the sender to flatten.
   return `[${parts.join(',')}]`;
@@ -155,11 +168,19 @@ export async function insertObjects(
 ): Promise<number> {
   if (rows.length === 0) return 0;
   const sql = raw(handle);
-  const result = await sql`
-    insert into directory_objects (integration_id, external_id, type, dn, attributes, content_hash, last_seen_run_id)
-    select ${integrationId}, e->>0, e->>1, e->>2, e->3, e->>4, ${runId}
-    from jsonb_array_elements((${objectsDocument(rows)}::text)::jsonb) as e`;
-  return result.count;
+  const [row] = await sql<{ inserted: number }[]>`
+    with inserted as (
+      insert into directory_objects (integration_id, external_id, type, dn, attributes, content_hash, last_seen_run_id)
+      select ${integrationId}, e->>0, e->>1, e->>2, e->3, e->>4, ${runId}
+      from jsonb_array_elements((${objectsDocument(rows)}::text)::jsonb) as e
+      returning external_id, type
+    ),
+    feed as (
+      select 0 as k, 1::smallint as op, type as object_type, external_id, null::text[] as added, null::text[] as removed
+      from inserted
+    )${feedWrite(sql, integrationId, runId)}
+    select count(*)::int as inserted from inserted`;
+  return row?.inserted ?? 0;
 }
 
 /**
@@ -175,19 +196,34 @@ export async function writeObjects(
 ): Promise<number> {
   if (rows.length === 0) return 0;
   const sql = raw(handle);
-  const result = await sql`
-    insert into directory_objects (integration_id, external_id, type, dn, attributes, content_hash, last_seen_run_id)
-    select ${integrationId}, e->>0, e->>1, e->>2, e->3, e->>4, ${runId}
-    from jsonb_array_elements((${objectsDocument(rows)}::text)::jsonb) as e
-    on conflict (integration_id, external_id) do update set
-      type = excluded.type,
-      dn = excluded.dn,
-      attributes = excluded.attributes,
-      content_hash = excluded.content_hash,
-      last_seen_run_id = excluded.last_seen_run_id,
-      deleted_at = null,
-      updated_at = now()`;
-  return result.count;
+  // The change each row makes travels with it (element 5) and is joined back to what the upsert
+  // returns; without one, xmax tells an inserted row (0) from an updated one.
+  const [row] = await sql<{ written: number }[]>`
+    with input as materialized (
+      select e from jsonb_array_elements((${objectsDocument(rows)}::text)::jsonb) as e
+    ),
+    written as (
+      insert into directory_objects (integration_id, external_id, type, dn, attributes, content_hash, last_seen_run_id)
+      select ${integrationId}, e->>0, e->>1, e->>2, e->3, e->>4, ${runId}
+      from input
+      on conflict (integration_id, external_id) do update set
+        type = excluded.type,
+        dn = excluded.dn,
+        attributes = excluded.attributes,
+        content_hash = excluded.content_hash,
+        last_seen_run_id = excluded.last_seen_run_id,
+        deleted_at = null,
+        updated_at = now()
+      returning external_id, type, xmax = 0 as fresh
+    ),
+    feed as (
+      select 0 as k,
+        (case when (i.e->>5)::int in (2, 3) then (i.e->>5)::int when w.fresh then 1 else 2 end)::smallint as op,
+        w.type as object_type, w.external_id, null::text[] as added, null::text[] as removed
+      from written w join input i on i.e->>0 = w.external_id
+    )${feedWrite(sql, integrationId, runId)}
+    select count(*)::int as written from written`;
+  return row?.written ?? 0;
 }
 
 /** Whether an integration has any stored object or edge, live or soft-deleted. */
@@ -270,6 +306,23 @@ export interface GroupMemberSet {
   readonly membersHash: string | null;
 }
 
+/**
+ * The `feed` CTE of a membership write: one entry per group, from CTEs named in `added` and
+ * `removed` that return `(group_external_id, member_external_id)`.
+ */
+function membershipFeed(sql: RawSql, added: readonly string[], removed: readonly string[]): postgres.PendingQuery<postgres.Row[]> {
+  const parts = [
+    ...added.map((name) => `select group_external_id as g, member_external_id as m, true as a from ${name}`),
+    ...removed.map((name) => `select group_external_id as g, member_external_id as m, false as a from ${name}`),
+  ];
+  return sql.unsafe(`feed as (
+      select 0 as k, 5::smallint as op, null::text as object_type, g as external_id,
+        array_agg(m order by m) filter (where a) as added, array_agg(m order by m) filter (where not a) as removed
+      from (${parts.join(' union all ')}) as edge
+      group by g
+    )`) as unknown as postgres.PendingQuery<postgres.Row[]>;
+}
+
 /** Edge changes made by a membership write. */
 export interface MembershipCounts {
   /** Edges inserted or restored. */
@@ -320,7 +373,7 @@ export async function replaceMemberships(
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
       select ${integrationId}, d.g, d.m, ${runId} from desired d
       where not exists (select 1 from known k where k.g = d.g)
-      returning 1
+      returning group_external_id, member_external_id
     ),
     upserted as (
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
@@ -329,7 +382,7 @@ export async function replaceMemberships(
       on conflict (integration_id, group_external_id, member_external_id) do update set
         deleted_at = null, last_seen_run_id = excluded.last_seen_run_id, updated_at = now()
       where memberships.deleted_at is not null
-      returning 1
+      returning group_external_id, member_external_id
     ),
     removed as (
       update memberships e set deleted_at = now(), updated_at = now()
@@ -337,14 +390,15 @@ export async function replaceMemberships(
         and e.group_external_id in (select g from known)
         and e.deleted_at is null
         and not exists (select 1 from desired d where d.g = e.group_external_id and d.m = e.member_external_id)
-      returning 1
+      returning e.group_external_id, e.member_external_id
     ),
     hashed as (
       update directory_objects o set members_hash = i.hash
       from input i
       where o.integration_id = ${integrationId} and o.external_id = i.g and o.members_hash is distinct from i.hash
       returning 1
-    )
+    ),
+    ${membershipFeed(sql, ['fresh', 'upserted'], ['removed'])}${feedWrite(sql, integrationId, runId)}
     select ((select count(*) from fresh) + (select count(*) from upserted))::int as added,
            (select count(*) from removed)::int as removed`;
   return { added: row?.added ?? 0, removed: row?.removed ?? 0 };
@@ -373,14 +427,15 @@ export async function insertMemberships(
     inserted as (
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
       select ${integrationId}, i.g, m, ${runId} from input i, jsonb_array_elements_text(i.members) as m
-      returning 1
+      returning group_external_id, member_external_id
     ),
     hashed as (
       update directory_objects o set members_hash = i.hash
       from input i
       where o.integration_id = ${integrationId} and o.external_id = i.g and o.members_hash is distinct from i.hash
       returning 1
-    )
+    ),
+    ${membershipFeed(sql, ['inserted'], [])}${feedWrite(sql, integrationId, runId)}
     select (select count(*) from inserted)::int as added`;
   return row?.added ?? 0;
 }
@@ -417,20 +472,21 @@ export async function applyMembershipChanges(
       on conflict (integration_id, group_external_id, member_external_id) do update set
         deleted_at = null, last_seen_run_id = excluded.last_seen_run_id, updated_at = now()
       where memberships.deleted_at is not null
-      returning 1
+      returning group_external_id, member_external_id
     ),
     removed as (
       update memberships e set deleted_at = now(), updated_at = now()
       from unnest(${removedGroups}::text[], ${removedMembers}::text[]) as r(g, m)
       where e.integration_id = ${integrationId} and e.deleted_at is null
         and e.group_external_id = r.g and e.member_external_id = r.m
-      returning 1
+      returning e.group_external_id, e.member_external_id
     ),
     stale as (
       update directory_objects o set members_hash = null
       where o.integration_id = ${integrationId} and o.external_id = any(${touched}::text[])
       returning 1
-    )
+    ),
+    ${membershipFeed(sql, ['added'], ['removed'])}${feedWrite(sql, integrationId, runId)}
     select (select count(*) from added)::int as added, (select count(*) from removed)::int as removed`;
   return { added: row?.added ?? 0, removed: row?.removed ?? 0 };
 }
@@ -488,6 +544,7 @@ export interface DeletionCounts {
 async function softDelete(
   sql: RawSql,
   integrationId: string,
+  runId: string | null,
   target: postgres.PendingQuery<postgres.Row[]>,
   contentHashOf: ContentHasher,
 ): Promise<DeletionCounts> {
@@ -498,6 +555,9 @@ async function softDelete(
   // as a dangling member reference: an object that appears there, in any run, gets the edge back.
   // Objects managed by a target lose their `manager`, as the directory itself drops the link
   // (AD removes it without changing the objects, so no delta would report them).
+  // The feed gets, in this order, the edges removed (per group, deleted groups included, so a
+  // consumer's edge set follows without rules of its own), the objects that lost their manager,
+  // then the deletions.
   const rows = await sql<{ deleted: number; removed: number; unmanaged: HeldAttributes[] | null }[]>`
     with target as materialized (${target}),
     edges as (
@@ -544,8 +604,17 @@ async function softDelete(
     gone as (
       update directory_objects o set deleted_at = now(), updated_at = now(), members_hash = null
       where o.integration_id = ${integrationId} and o.external_id in (select external_id from target)
-      returning 1
-    )
+      returning o.external_id, o.type
+    ),
+    feed as (
+      select 0 as k, 5::smallint as op, null::text as object_type, group_external_id as external_id,
+        null::text[] as added, array_agg(member_external_id order by member_external_id) as removed
+      from edges group by group_external_id
+      union all
+      select 1, 2::smallint, type, external_id, null, null from unmanaged
+      union all
+      select 2, 4::smallint, type, external_id, null, null from gone
+    )${feedWrite(sql, integrationId, runId)}
     select (select count(*) from gone)::int as deleted, (select count(*) from edges)::int as removed,
            (select jsonb_agg(jsonb_build_object('externalId', external_id, 'type', type, 'attributes', attributes)) from unmanaged) as unmanaged`;
   const row = rows[0];
@@ -557,19 +626,22 @@ async function softDelete(
 /**
  * Soft-deletes the live objects among `externalIds` (a delta's reported deletions) and every live
  * edge where one of them is the group or the member, and clears the `manager` of the objects they
- * managed (their content hash recomputed with `contentHashOf`).
+ * managed (their content hash recomputed with `contentHashOf`). `runId` is the run the change
+ * feed credits the deletions to.
  */
 export async function deleteObjects(
   handle: ObjectSql,
   integrationId: string,
   externalIds: readonly string[],
   contentHashOf: ContentHasher,
+  runId: string | null = null,
 ): Promise<DeletionCounts> {
   if (externalIds.length === 0) return { deleted: 0, membershipsRemoved: 0, managersCleared: 0 };
   const sql = raw(handle);
   return softDelete(
     sql,
     integrationId,
+    runId,
     sql`select external_id from directory_objects
         where integration_id = ${integrationId} and deleted_at is null
           and external_id = any(${externalIds}::text[])`,
@@ -592,6 +664,7 @@ export async function sweepUnseenObjects(
   return softDelete(
     sql,
     integrationId,
+    runId,
     sql`select external_id from directory_objects
         where integration_id = ${integrationId} and deleted_at is null
           and last_seen_run_id is distinct from ${runId}`,

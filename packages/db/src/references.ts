@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import { feedWrite } from './changes.ts';
 import type { Db } from './client.ts';
 
 /**
@@ -143,8 +144,13 @@ export async function linkArrivedObjects(
       on conflict (integration_id, group_external_id, member_external_id) do update set
         deleted_at = null, last_seen_run_id = excluded.last_seen_run_id, updated_at = now()
       where memberships.deleted_at is not null
-      returning 1
-    )
+      returning group_external_id, member_external_id
+    ),
+    feed as (
+      select 0 as k, 5::smallint as op, null::text as object_type, group_external_id as external_id,
+        array_agg(member_external_id order by member_external_id) as added, null::text[] as removed
+      from added group by group_external_id
+    )${feedWrite(sql, integrationId, runId)}
     select (select count(*) from added)::int as added`;
   return row?.added ?? 0;
 }
@@ -158,24 +164,31 @@ export interface ManagerLink {
 /**
  * Sets `manager` on live objects whose stored manager differs from what the directory says (a
  * restored manager's reports, whose own entries did not change), with their content hash
- * recomputed. Returns the objects changed.
+ * recomputed, each logged to the change feed as an update by `runId`. Returns the objects changed.
  */
 export async function linkManagers(
   handle: ObjectSql,
   integrationId: string,
   links: readonly ManagerLink[],
   contentHashOf: ContentHasher,
+  runId: string | null = null,
 ): Promise<number> {
   if (links.length === 0) return 0;
   const sql = raw(handle);
   const holders = links.map((l) => l.holderExternalId);
   const managers = links.map((l) => l.managerExternalId);
   const rows = await sql<{ external_id: string; type: string; attributes: Record<string, unknown> }[]>`
-    update directory_objects o set attributes = jsonb_set(o.attributes, '{manager}', to_jsonb(l.manager)), updated_at = now()
-    from (select distinct on (holder) holder, manager from unnest(${holders}::text[], ${managers}::text[]) as u(holder, manager)) as l
-    where o.integration_id = ${integrationId} and o.external_id = l.holder and o.deleted_at is null
-      and (o.attributes ->> 'manager') is distinct from l.manager
-    returning o.external_id, o.type, o.attributes`;
+    with linked as (
+      update directory_objects o set attributes = jsonb_set(o.attributes, '{manager}', to_jsonb(l.manager)), updated_at = now()
+      from (select distinct on (holder) holder, manager from unnest(${holders}::text[], ${managers}::text[]) as u(holder, manager)) as l
+      where o.integration_id = ${integrationId} and o.external_id = l.holder and o.deleted_at is null
+        and (o.attributes ->> 'manager') is distinct from l.manager
+      returning o.external_id, o.type, o.attributes
+    ),
+    feed as (
+      select 0 as k, 2::smallint as op, type as object_type, external_id, null::text[] as added, null::text[] as removed from linked
+    )${feedWrite(sql, integrationId, runId)}
+    select external_id, type, attributes from linked`;
   await setContentHashes(
     sql,
     integrationId,

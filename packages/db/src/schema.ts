@@ -254,4 +254,5 @@ export const auditEvents = pgTable(
 export * from './schema-entra.ts';
 export * from './schema-api.ts';
 export * from './schema-console.ts';
+export * from './schema-changes.ts';
 export * from './schema-webhooks.ts';

@@ -1,0 +1,218 @@
+import type postgres from 'postgres';
+import type { Db } from './client.ts';
+import { changeOps } from './schema-changes.ts';
+
+/**
+ * The change feed: each account's log of object and membership changes, written by the statements
+ * that make them (see {@link feedWrite}) and read in cursor order. A cursor is a per-account
+ * sequence number, dense and increasing, assigned when the writing transaction commits (migration
+ * 0015 explains why then); the feed stores ids, and readers join the objects' current state.
+ */
+
+type RawSql = postgres.Sql | postgres.TransactionSql;
+type Handle = Db | RawSql;
+
+function raw(handle: Handle): RawSql {
+  return '$client' in handle ? handle.$client : handle;
+}
+
+/**
+ * The tail of a data-modifying statement that logs its changes: appended to a `with` list that
+ * defines a CTE named `feed` with columns `(k, op, object_type, external_id, added, removed)`
+ * (`k` orders the entries of one statement; `op` one of {@link changeOps}). It adds the entries to
+ * the transaction's batch of the integration and run, made on its first entry; nothing at all
+ * when `feed` is empty (no batch, so no counter is touched at commit).
+ *
+ * Internal to the repositories that write directory data: every such statement logs through it,
+ * so a change and its entry commit or roll back together.
+ */
+export function feedWrite(sql: RawSql, integrationId: string, runId: string | null): postgres.PendingQuery<postgres.Row[]> {
+  return sql`,
+    feed_count as materialized (select count(*)::int as n from feed),
+    feed_batch as (
+      insert into change_batches (xact, account_id, integration_id, run_id, entries)
+      select pg_current_xact_id(), i.account_id, i.id, ${runId}::uuid, c.n
+      from integrations i, feed_count c
+      where i.id = ${integrationId}::uuid and c.n > 0
+      on conflict (xact, integration_id, run_id) do update set entries = change_batches.entries + excluded.entries
+      returning id, entries
+    ),
+    feed_written as (
+      insert into changes (batch_id, ordinal, op, object_type, external_id, added, removed)
+      select b.id, b.entries - c.n + (row_number() over (order by f.k, f.external_id))::int,
+             f.op, f.object_type, f.external_id, f.added, f.removed
+      from feed_batch b, feed_count c, feed f
+      returning 1
+    )`;
+}
+
+/** The feed cursor range of one run's entries. */
+export interface RunChangeRange {
+  /** Cursor of the run's first entry. */
+  readonly cursorFrom: string;
+  /** Cursor of its last entry. */
+  readonly cursorTo: string;
+  /**
+   * Entries the run wrote. Fewer than the range spans when another integration of the account
+   * wrote in between: the range then also holds those entries.
+   */
+  readonly count: number;
+}
+
+/**
+ * The cursor range of the entries `runId` wrote (committed ones; a run's transactions that rolled
+ * back wrote none), or null when it wrote none (a run that changed nothing, a dry run).
+ */
+export async function changeRangeOfRun(db: Handle, runId: string): Promise<RunChangeRange | null> {
+  const sql = raw(db);
+  const [row] = await sql<{ from: string | null; to: string | null; count: number }[]>`
+    select min(first_seq)::text as from, max(last_seq)::text as to, coalesce(sum(entries), 0)::int as count
+    from change_batches where run_id = ${runId}::uuid and last_seq is not null`;
+  if (row === undefined || row.from === null || row.to === null || row.count === 0) return null;
+  return { cursorFrom: row.from, cursorTo: row.to, count: row.count };
+}
+
+/** Where an account's feed stands. */
+export interface ChangeHead {
+  /** The latest cursor ("0" before the first change). */
+  readonly head: string;
+  /** Entries up to this cursor are pruned: a consumer that has read less must resync. */
+  readonly prunedThrough: string;
+}
+
+/** The account's latest cursor and how far its feed is pruned. */
+export async function changeHead(db: Handle, accountId: string): Promise<ChangeHead> {
+  const sql = raw(db);
+  const [row] = await sql<{ last: string; pruned: string }[]>`
+    select last::text as last, pruned_through::text as pruned from change_cursors where account_id = ${accountId}::uuid`;
+  return { head: row?.last ?? '0', prunedThrough: row?.pruned ?? '0' };
+}
+
+/** Kind of a change entry as the feed reports it. */
+export type ChangeKind = 'object.created' | 'object.updated' | 'object.restored' | 'object.deleted' | 'membership.changed';
+
+const kinds: Record<number, ChangeKind> = {
+  [changeOps.created]: 'object.created',
+  [changeOps.updated]: 'object.updated',
+  [changeOps.restored]: 'object.restored',
+  [changeOps.deleted]: 'object.deleted',
+  [changeOps.membership]: 'membership.changed',
+};
+
+/** An object's stored state at read time (what the API's object schema shows). */
+export interface ChangedObjectRow {
+  readonly externalId: string;
+  readonly type: string;
+  readonly dn: string | null;
+  readonly attributes: Record<string, unknown>;
+  readonly deleted: boolean;
+  readonly deletedAt: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+/** One feed entry as stored, with the object's current state for object entries. */
+export interface ChangeRow {
+  readonly cursor: string;
+  /** When the transaction that made the change committed (ISO 8601). */
+  readonly occurredAt: string;
+  readonly integrationId: string;
+  readonly runId: string | null;
+  readonly type: ChangeKind;
+  /** The object's type (object entries; null for membership entries). */
+  readonly objectType: string | null;
+  /** The object's external id, or the group's for a membership entry. */
+  readonly externalId: string;
+  /** Member external ids (membership entries; empty otherwise). */
+  readonly added: string[];
+  readonly removed: string[];
+  /** Created/updated/restored entries: the object as stored now; null if it is gone altogether. */
+  readonly object: ChangedObjectRow | null;
+}
+
+/** Largest page {@link readChanges} returns. */
+export const maxChangePage = 1000;
+
+/** Why a feed read was refused. */
+export type ChangeReadRefusal =
+  /** `after` is older than the retained history: the consumer has missed entries. */
+  | { readonly refused: 'expired'; readonly head: string }
+  /** `after` was never handed out (greater than the head). */
+  | { readonly refused: 'beyond-head'; readonly head: string };
+
+/** A page of the feed. */
+export interface ChangePage {
+  readonly items: ChangeRow[];
+  /** Cursor of the last item, or `after` when the page is empty. */
+  readonly cursor: string;
+  readonly hasMore: boolean;
+}
+
+const isoText = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** Whether `text` is a cursor this feed could have handed out (a decimal in bigint range). */
+export function isChangeCursor(text: string): boolean {
+  return /^(0|[1-9]\d{0,18})$/.test(text) && BigInt(text) <= 9_223_372_036_854_775_807n;
+}
+
+/**
+ * Up to `limit` (1..{@link maxChangePage}) entries of the account's feed after cursor `after`, in
+ * cursor order. Only the account's own batches are read, so a cursor of another account's
+ * stream reveals nothing. Refuses an `after` older than what retention kept, or beyond the head.
+ */
+export async function readChanges(db: Handle, accountId: string, after: string, limit: number): Promise<ChangePage | ChangeReadRefusal> {
+  if (!isChangeCursor(after)) throw new RangeError('a change cursor is a decimal number');
+  if (!Number.isInteger(limit) || limit < 1 || limit > maxChangePage) throw new RangeError(`limit must be 1–${maxChangePage}`);
+  const sql = raw(db);
+  const { head, prunedThrough } = await changeHead(sql, accountId);
+  const position = BigInt(after);
+  if (position > BigInt(head)) return { refused: 'beyond-head', head };
+  if (position < BigInt(prunedThrough)) return { refused: 'expired', head };
+  // Batches are found through (account_id, last_seq) in cursor order, their entries through the
+  // primary key; one more than asked tells whether there is more.
+  const rows = await sql.unsafe<(Omit<ChangeRow, 'type' | 'object'> & { op: number; o_type: string | null } & Partial<Record<`o_${string}`, unknown>>)[]>(
+    `select (b.first_seq + c.ordinal - 1)::text as cursor, ${isoText('b.published_at')} as "occurredAt",
+       b.integration_id as "integrationId", b.run_id as "runId", c.op, c.object_type as "objectType", c.external_id as "externalId",
+       coalesce(c.added, '{}') as added, coalesce(c.removed, '{}') as removed,
+       o.type as o_type, o.dn as o_dn, o.attributes as o_attributes, o.deleted_at is not null as o_deleted,
+       ${isoText('o.deleted_at')} as "o_deletedAt", ${isoText('o.created_at')} as "o_createdAt", ${isoText('o.updated_at')} as "o_updatedAt"
+     from change_batches b
+     join changes c on c.batch_id = b.id and c.ordinal > greatest(0, $2::bigint - b.first_seq + 1)
+     left join directory_objects o on c.op in (1, 2, 3) and o.integration_id = b.integration_id and o.external_id = c.external_id
+     where b.account_id = $1::uuid and b.last_seq > $2::bigint
+     order by b.last_seq, c.ordinal
+     limit $3`,
+    [accountId, after, limit + 1],
+  );
+  const hasMore = rows.length > limit;
+  const items = rows.slice(0, limit).map((row): ChangeRow => {
+    const type = kinds[row.op];
+    if (type === undefined) throw new Error(`unknown change op ${row.op}`);
+    const object: ChangedObjectRow | null =
+      row.op <= changeOps.restored && row.o_type !== null
+        ? {
+            externalId: row.externalId,
+            type: row.o_type,
+            dn: (row.o_dn as string | null) ?? null,
+            attributes: row.o_attributes as Record<string, unknown>,
+            deleted: row.o_deleted as boolean,
+            deletedAt: (row.o_deletedAt as string | null) ?? null,
+            createdAt: row.o_createdAt as string,
+            updatedAt: row.o_updatedAt as string,
+          }
+        : null;
+    return {
+      cursor: row.cursor,
+      occurredAt: row.occurredAt,
+      integrationId: row.integrationId,
+      runId: row.runId,
+      type,
+      objectType: row.objectType,
+      externalId: row.externalId,
+      added: row.added,
+      removed: row.removed,
+      object,
+    };
+  });
+  return { items, cursor: items.at(-1)?.cursor ?? after, hasMore };
+}

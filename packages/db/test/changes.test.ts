@@ -1,0 +1,344 @@
+import { randomUUID } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
+import { changeHead, changeRangeOfRun, type ChangeRow, readChanges } from '../src/changes.ts';
+import { close, connect, type Db } from '../src/client.ts';
+import {
+  applyMembershipChanges,
+  deleteObjects,
+  insertMemberships,
+  insertObjects,
+  type ObjectWrite,
+  replaceMemberships,
+  sweepUnseenObjects,
+  writeObjects,
+} from '../src/objects.ts';
+import { linkArrivedObjects, linkManagers } from '../src/references.ts';
+
+let database: TestDatabase;
+let db: Db;
+
+const hashOf = (type: string, attributes: Record<string, unknown>) => `${type}:${JSON.stringify(attributes)}`;
+
+beforeAll(async () => {
+  database = await createTestDatabase('changes');
+  db = connect(database.url, { max: 4 });
+});
+
+afterAll(async () => {
+  await close(db);
+  await database.drop();
+});
+
+interface Tenant {
+  readonly accountId: string;
+  readonly integrationId: string;
+}
+
+async function newTenant(): Promise<Tenant> {
+  const sql = db.$client;
+  const [account] = await sql<{ id: string }[]>`insert into accounts (name) values (${randomUUID()}) returning id`;
+  const [integration] = await sql<{ id: string }[]>`
+    insert into integrations (account_id, kind, name, settings) values (${account!.id}, 'ldap', 'dir', '{}') returning id`;
+  return { accountId: account!.id, integrationId: integration!.id };
+}
+
+async function secondIntegration(accountId: string): Promise<string> {
+  const [integration] = await db.$client<{ id: string }[]>`
+    insert into integrations (account_id, kind, name, settings) values (${accountId}, 'ldap', ${randomUUID()}, '{}') returning id`;
+  return integration!.id;
+}
+
+function user(externalId: string, attributes: Record<string, unknown> = { name: externalId }): ObjectWrite {
+  return { externalId, type: 'user', dn: `uid=${externalId},dc=x`, attributesJson: JSON.stringify(attributes), contentHash: `h-${JSON.stringify(attributes)}` };
+}
+
+function group(externalId: string): ObjectWrite {
+  return { ...user(externalId), type: 'group', dn: `cn=${externalId},dc=x` };
+}
+
+async function feed(accountId: string, after = '0'): Promise<ChangeRow[]> {
+  const page = await readChanges(db, accountId, after, 1000);
+  if ('refused' in page) throw new Error(`refused: ${page.refused}`);
+  return page.items;
+}
+
+/** Entries in a compact form: `type id [+added] [-removed]`. */
+function summary(rows: readonly ChangeRow[]): string[] {
+  return rows.map((row) => {
+    if (row.type !== 'membership.changed') return `${row.type} ${row.externalId}`;
+    return `${row.type} ${row.externalId} +${row.added.join(',')} -${row.removed.join(',')}`;
+  });
+}
+
+function expectDense(rows: readonly ChangeRow[], from = 1): void {
+  expect(rows.map((row) => row.cursor)).toEqual(rows.map((_, i) => String(from + i)));
+}
+
+describe('entries written with the changes', () => {
+  test('creates, updates, restores and deletes, with dense cursors and the run', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const run1 = randomUUID();
+    const run2 = randomUUID();
+    expect(await insertObjects(db, integrationId, run1, [user('a'), user('b')])).toBe(2);
+    await deleteObjects(db, integrationId, ['b'], hashOf, run1);
+    expect(
+      await writeObjects(db, integrationId, run2, [
+        { ...user('a', { name: 'A' }), change: 'update' },
+        { ...user('b'), change: 'restore' },
+        user('c'),
+      ]),
+    ).toBe(3);
+    const rows = await feed(accountId);
+    expect(summary(rows)).toEqual([
+      'object.created a',
+      'object.created b',
+      'object.deleted b',
+      'object.updated a',
+      'object.restored b',
+      'object.created c',
+    ]);
+    expectDense(rows);
+    expect(rows.map((row) => row.runId)).toEqual([run1, run1, run1, run2, run2, run2]);
+    expect(rows.every((row) => row.integrationId === integrationId)).toBe(true);
+    // The object is joined as it stands now.
+    expect(rows[0]?.object).toMatchObject({ externalId: 'a', type: 'user', attributes: { name: 'A' }, deleted: false });
+    expect(rows[2]?.object).toBeNull();
+    expect(rows[2]?.objectType).toBe('user');
+    expect(await changeHead(db, accountId)).toEqual({ head: '6', prunedThrough: '0' });
+    expect(await changeRangeOfRun(db, run1)).toEqual({ cursorFrom: '1', cursorTo: '3', count: 3 });
+    expect(await changeRangeOfRun(db, run2)).toEqual({ cursorFrom: '4', cursorTo: '6', count: 3 });
+    expect(await changeRangeOfRun(db, randomUUID())).toBeNull();
+  });
+
+  test('an upsert without a decided change logs what it did: created or updated', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const run = randomUUID();
+    await writeObjects(db, integrationId, run, [user('a')]);
+    await writeObjects(db, integrationId, run, [user('a', { name: 'A2' }), user('b')]);
+    expect(summary(await feed(accountId))).toEqual(['object.created a', 'object.updated a', 'object.created b']);
+  });
+
+  test('membership writes log one entry per group with the members added and removed', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const run = randomUUID();
+    await insertObjects(db, integrationId, run, [user('u1'), user('u2'), user('u3'), group('g1'), group('g2')]);
+    const before = (await changeHead(db, accountId)).head;
+    expect(
+      await insertMemberships(db, integrationId, run, [
+        { groupExternalId: 'g1', memberExternalIds: ['u2', 'u1'], membersHash: 'x' },
+        { groupExternalId: 'g2', memberExternalIds: ['u3'], membersHash: 'y' },
+      ]),
+    ).toBe(3);
+    expect(
+      await replaceMemberships(db, integrationId, run, [
+        { groupExternalId: 'g1', memberExternalIds: ['u1', 'u3'], membersHash: 'x2' },
+        // Unchanged: no entry.
+        { groupExternalId: 'g2', memberExternalIds: ['u3'], membersHash: 'y' },
+      ]),
+    ).toEqual({ added: 1, removed: 1 });
+    expect(
+      await applyMembershipChanges(db, integrationId, run, {
+        added: [{ groupExternalId: 'g2', memberExternalId: 'u1' }],
+        removed: [
+          { groupExternalId: 'g1', memberExternalId: 'u1' },
+          // Not a live edge: nothing to log.
+          { groupExternalId: 'g2', memberExternalId: 'u2' },
+        ],
+      }),
+    ).toEqual({ added: 1, removed: 1 });
+    const rows = await feed(accountId, before);
+    expect(summary(rows)).toEqual([
+      'membership.changed g1 +u1,u2 -',
+      'membership.changed g2 +u3 -',
+      'membership.changed g1 +u3 -u2',
+      'membership.changed g1 + -u1',
+      'membership.changed g2 +u1 -',
+    ]);
+    expectDense(rows, Number(before) + 1);
+    expect(rows.every((row) => row.object === null && row.objectType === null)).toBe(true);
+  });
+
+  test('a deletion logs the edges it removed, the managers it cleared and the objects deleted', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const run = randomUUID();
+    await insertObjects(db, integrationId, run, [user('boss'), user('report', { name: 'r', manager: 'boss' }), group('g')]);
+    await insertMemberships(db, integrationId, run, [{ groupExternalId: 'g', memberExternalIds: ['boss', 'report'], membersHash: 'h' }]);
+    const before = (await changeHead(db, accountId)).head;
+    const sweepRun = randomUUID();
+    await writeObjects(db, integrationId, sweepRun, [user('report', { name: 'r', manager: 'boss' }), group('g')]);
+    const mid = (await changeHead(db, accountId)).head;
+    const counts = await sweepUnseenObjects(db, integrationId, sweepRun, hashOf);
+    expect(counts).toEqual({ deleted: 1, membershipsRemoved: 1, managersCleared: 1 });
+    const rows = await feed(accountId, mid);
+    expect(summary(rows)).toEqual(['membership.changed g + -boss', 'object.updated report', 'object.deleted boss']);
+    expect(rows.every((row) => row.runId === sweepRun)).toBe(true);
+    expect(rows[1]?.object?.attributes).toEqual({ name: 'r' });
+    expect(Number(mid)).toBeGreaterThan(Number(before));
+    // The manager comes back: its report gets it again, logged as an update.
+    await writeObjects(db, integrationId, sweepRun, [{ ...user('boss'), change: 'restore' }]);
+    expect(await linkManagers(db, integrationId, [{ holderExternalId: 'report', managerExternalId: 'boss' }], hashOf, sweepRun)).toBe(1);
+    expect(summary(await feed(accountId, String(Number(mid) + 3)))).toEqual(['object.restored boss', 'object.updated report']);
+  });
+
+  test('edges made for arrived objects are logged', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const run = randomUUID();
+    await insertObjects(db, integrationId, run, [group('g')]);
+    await db.$client`insert into dangling_references (integration_id, attribute, target, source_external_id) values (${integrationId}, 'member', 'uid=late,dc=x', 'g')`;
+    await insertObjects(db, integrationId, run, [user('late')]);
+    expect(await linkArrivedObjects(db, integrationId, run, [{ externalId: 'late', dn: 'uid=late,dc=x', link: true }])).toBe(1);
+    expect(summary(await feed(accountId))).toEqual(['object.created g', 'object.created late', 'membership.changed g +late -']);
+  });
+
+  test('an object updated and then deleted: the update entry shows the stored, soft-deleted state', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const run = randomUUID();
+    await insertObjects(db, integrationId, run, [user('a')]);
+    await writeObjects(db, integrationId, run, [{ ...user('a', { name: 'A' }), change: 'update' }]);
+    await deleteObjects(db, integrationId, ['a'], hashOf, run);
+    const rows = await feed(accountId);
+    expect(summary(rows)).toEqual(['object.created a', 'object.updated a', 'object.deleted a']);
+    expect(rows[1]?.object).toMatchObject({ deleted: true, attributes: { name: 'A' } });
+    expect(rows[1]?.object?.deletedAt).toMatch(/^\d{4}-\d\d-\d\dT/);
+  });
+});
+
+describe('cursors', () => {
+  test('two accounts count independently; one integration of an account shares its stream', async () => {
+    const a = await newTenant();
+    const b = await newTenant();
+    const a2 = await secondIntegration(a.accountId);
+    await insertObjects(db, a.integrationId, randomUUID(), [user('x')]);
+    await insertObjects(db, b.integrationId, randomUUID(), [user('y'), user('z')]);
+    await insertObjects(db, a2, randomUUID(), [user('x')]);
+    const rowsA = await feed(a.accountId);
+    const rowsB = await feed(b.accountId);
+    expectDense(rowsA);
+    expectDense(rowsB);
+    expect(rowsA.map((row) => row.integrationId)).toEqual([a.integrationId, a2]);
+    expect(summary(rowsB)).toEqual(['object.created y', 'object.created z']);
+  });
+
+  test('a cursor of another account reveals nothing, and one beyond the head is refused', async () => {
+    const a = await newTenant();
+    const b = await newTenant();
+    await insertObjects(db, a.integrationId, randomUUID(), [user('1'), user('2'), user('3')]);
+    await insertObjects(db, b.integrationId, randomUUID(), [user('q')]);
+    // B's head is 1: A's cursor 2 was never handed to B.
+    expect(await readChanges(db, b.accountId, '2', 10)).toEqual({ refused: 'beyond-head', head: '1' });
+    const page = await readChanges(db, b.accountId, '0', 10);
+    expect('items' in page && summary(page.items)).toEqual(['object.created q']);
+  });
+
+  test('a rolled-back transaction leaves no entry and no counter bump; the next commit continues densely', async () => {
+    const { accountId, integrationId } = await newTenant();
+    await insertObjects(db, integrationId, randomUUID(), [user('a')]);
+    await expect(
+      db.$client.begin(async (tx) => {
+        await insertObjects(tx, integrationId, randomUUID(), [user('b'), user('c')]);
+        await writeObjects(tx, integrationId, randomUUID(), [{ ...user('a', { v: 1 }), change: 'update' }]);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    // A statement that fails leaves nothing either (a unique violation: 'a' exists).
+    await expect(insertObjects(db, integrationId, randomUUID(), [user('d'), user('a')])).rejects.toMatchObject({ code: '23505' });
+    expect(await changeHead(db, accountId)).toEqual({ head: '1', prunedThrough: '0' });
+    const batches = await db.$client`select 1 from change_batches where account_id = ${accountId}`;
+    expect(batches).toHaveLength(1);
+    await insertObjects(db, integrationId, randomUUID(), [user('e')]);
+    const rows = await feed(accountId);
+    expect(summary(rows)).toEqual(['object.created a', 'object.created e']);
+    expectDense(rows);
+  });
+
+  test('entries of one transaction are numbered at commit, in commit order, so a reader never sees a gap fill later', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const other = await secondIntegration(accountId);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let written!: () => void;
+    const wrote = new Promise<void>((resolve) => {
+      written = resolve;
+    });
+    // A long transaction writes first but commits last; another commits meanwhile without
+    // waiting for it (no lock held by the open transaction blocks it).
+    const slow = db.$client.begin(async (tx) => {
+      await insertObjects(tx, integrationId, randomUUID(), [user('slow1'), user('slow2')]);
+      written();
+      await gate;
+      await insertObjects(tx, integrationId, randomUUID(), [user('slow3')]);
+    });
+    await wrote;
+    await insertObjects(db, other, randomUUID(), [user('fast')]);
+    const meanwhile = await feed(accountId);
+    expect(summary(meanwhile)).toEqual(['object.created fast']);
+    expectDense(meanwhile);
+    release();
+    await slow;
+    const rows = await feed(accountId);
+    expect(summary(rows)).toEqual(['object.created fast', 'object.created slow1', 'object.created slow2', 'object.created slow3']);
+    expectDense(rows);
+  });
+
+  test('a transaction rolled back (a dry run) writes nothing and takes no counter lock while open', async () => {
+    const { accountId, integrationId } = await newTenant();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let written!: () => void;
+    const wrote = new Promise<void>((resolve) => {
+      written = resolve;
+    });
+    const dry = db.$client
+      .begin(async (tx) => {
+        await insertObjects(tx, integrationId, randomUUID(), [user('dry')]);
+        written();
+        await gate;
+        throw new Error('dry run');
+      })
+      .catch(() => undefined);
+    await wrote;
+    const other = await secondIntegration(accountId);
+    // Counter bumps of the same account commit while the dry run is open.
+    await insertObjects(db, other, randomUUID(), [user('real')]);
+    release();
+    await dry;
+    expect(summary(await feed(accountId))).toEqual(['object.created real']);
+    expect((await changeHead(db, accountId)).head).toBe('1');
+  });
+});
+
+describe('readChanges', () => {
+  test('pages in cursor order, across batches, with hasMore', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const run = randomUUID();
+    await insertObjects(db, integrationId, run, [user('a'), user('b'), user('c')]);
+    await insertObjects(db, integrationId, run, [user('d'), user('e')]);
+    const seen: string[] = [];
+    let after = '0';
+    for (;;) {
+      const page = await readChanges(db, accountId, after, 2);
+      if ('refused' in page) throw new Error(page.refused);
+      seen.push(...page.items.map((row) => `${row.cursor}:${row.externalId}`));
+      expect(page.cursor).toBe(page.items.at(-1)?.cursor ?? after);
+      after = page.cursor;
+      if (!page.hasMore) break;
+    }
+    expect(seen).toEqual(['1:a', '2:b', '3:c', '4:d', '5:e']);
+    const empty = await readChanges(db, accountId, '5', 2);
+    expect(empty).toEqual({ items: [], cursor: '5', hasMore: false });
+  });
+
+  test('refuses malformed cursors and limits out of range', async () => {
+    const { accountId } = await newTenant();
+    await expect(readChanges(db, accountId, '-1', 10)).rejects.toThrow(RangeError);
+    await expect(readChanges(db, accountId, '01', 10)).rejects.toThrow(RangeError);
+    await expect(readChanges(db, accountId, '99999999999999999999', 10)).rejects.toThrow(RangeError);
+    await expect(readChanges(db, accountId, '0', 0)).rejects.toThrow(RangeError);
+    await expect(readChanges(db, accountId, '0', 1001)).rejects.toThrow(RangeError);
+    expect(await readChanges(db, accountId, '0', 1000)).toEqual({ items: [], cursor: '0', hasMore: false });
+  });
+});
