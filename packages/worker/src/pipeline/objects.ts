@@ -235,11 +235,12 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
         inserts.push(object);
         break;
       case 'update':
-        rewrites.push(object);
+        // The decision travels with the row: the change feed logs it as it is.
+        rewrites.push({ ...object, change: 'update' });
         break;
       case 'restore':
         restored.add(object.externalId);
-        rewrites.push(object);
+        rewrites.push({ ...object, change: 'restore' });
         break;
       case 'unchanged':
         if (!object.repeat) counts.unchanged += 1;
@@ -296,7 +297,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
   // groups or reports again, their entries did not change.
   counts.membershipsAdded += await linkArrivedObjects(sql, integrationId, runId, arrived);
   await members.linkMemberOf(joined);
-  if (managers.length > 0) counts.updated += await linkManagers(sql, integrationId, await managerLinks(members, managers), contentHashOf);
+  if (managers.length > 0) counts.updated += await linkManagers(sql, integrationId, await managerLinks(members, managers), contentHashOf, runId);
 
   const groups: GroupToSync[] = [];
   for (const object of objects) {

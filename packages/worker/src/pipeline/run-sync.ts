@@ -272,7 +272,7 @@ async function applyDeletions<S>(
     counts.updated += result.managersCleared;
   } else {
     for (const slice of chunks(ids, deletionChunk)) {
-      const result = await deleteObjects(sql, integrationId, slice, contentHashOf);
+      const result = await deleteObjects(sql, integrationId, slice, contentHashOf, runId);
       counts.deleted += result.deleted;
       counts.membershipsRemoved += result.membershipsRemoved;
       counts.updated += result.managersCleared;
