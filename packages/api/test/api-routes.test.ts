@@ -231,6 +231,9 @@ test("account isolation: a key never sees or touches another account's data, on 
     createIntegration: '',
     // Platform administrators only: refused to every account key (api-console-routes.test.ts).
     createConnector: '',
+    // The caller's own account's feed, whatever the cursor (api-changes.test.ts).
+    listChanges: '',
+    getChangeHead: '',
   };
   const document = (await (await api.request('GET', '/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
   const operations = Object.values(document.paths).flatMap((methods) => Object.values(methods).map((op) => op.operationId));

@@ -74,6 +74,16 @@ export const configSchema = z.object({
   /** Days an audit event is kept (0: for ever). */
   DIRSYNC_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0, 'DIRSYNC_AUDIT_RETENTION_DAYS must be 0–36500').max(36_500, 'DIRSYNC_AUDIT_RETENTION_DAYS must be 0–36500').default(365),
   /**
+   * Hours a change feed entry is kept (0: for ever): a consumer may fall this far behind before it
+   * must resync (410 `cursor-expired`).
+   */
+  DIRSYNC_CHANGE_RETENTION_HOURS: z.coerce
+    .number()
+    .int()
+    .min(0, 'DIRSYNC_CHANGE_RETENTION_HOURS must be 0–876000')
+    .max(876_000, 'DIRSYNC_CHANGE_RETENTION_HOURS must be 0–876000')
+    .default(168),
+  /**
    * What the API's per-key and per-address rate limiters do while Redis cannot be reached:
    * `closed` answers 503 with Retry-After (the default: no request passes unlimited), `open` lets
    * requests through unlimited. The probes and the docs are never refused for it.

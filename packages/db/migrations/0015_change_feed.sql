@@ -32,6 +32,7 @@ CREATE TABLE "change_batches" (
 --> statement-breakpoint
 CREATE UNIQUE INDEX "change_batches_account_seq_uq" ON "change_batches" USING btree ("account_id","last_seq");--> statement-breakpoint
 CREATE INDEX "change_batches_run_idx" ON "change_batches" USING btree ("run_id") WHERE "run_id" IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "change_batches_published_idx" ON "change_batches" USING btree ("published_at") WHERE "last_seq" IS NOT NULL;--> statement-breakpoint
 CREATE TABLE "changes" (
 	"batch_id" bigint NOT NULL REFERENCES "change_batches"("id") ON DELETE cascade,
 	"ordinal" integer NOT NULL,

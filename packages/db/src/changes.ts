@@ -216,3 +216,56 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
   });
   return { items, cursor: items.at(-1)?.cursor ?? after, hasMore };
 }
+
+/** Default hours a change feed entry is kept (`DIRSYNC_CHANGE_RETENTION_HOURS`). */
+export const defaultChangeRetentionHours = 168;
+
+/** What {@link pruneChanges} may delete. */
+export interface ChangeRetention {
+  /** Entries committed more than this many hours ago go (0: kept for ever). */
+  readonly hours: number;
+  /** Entries one statement deletes at most, give or take one batch (default 1000). */
+  readonly batchSize?: number | undefined;
+}
+
+/**
+ * Deletes one bounded batch of old feed entries: whole write batches, oldest commit first, up to
+ * about `batchSize` entries (at least one batch), and records per account the last cursor pruned,
+ * so a consumer still behind it is told to resync instead of silently missing entries. Returns
+ * the number of entries deleted; fewer than `batchSize` means nothing more is due now.
+ */
+export async function pruneChanges(db: Handle, retention: ChangeRetention): Promise<number> {
+  const batchSize = retention.batchSize ?? 1000;
+  if (!Number.isFinite(retention.hours) || retention.hours < 0) throw new RangeError('change retention hours must be 0 or more');
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) throw new RangeError('retention batch size must be 1–100000');
+  if (retention.hours === 0) return 0;
+  const cutoffSeconds = Math.round(retention.hours * 3600);
+  const sql = raw(db);
+  // Batches are taken in commit order through their published_at index, at most `batchSize` of
+  // them (each holds one entry or more), then cut where their entries pass `batchSize`.
+  const [row] = await sql<{ deleted: number }[]>`
+    with oldest as (
+      select id, account_id, last_seq, entries, sum(entries) over (order by published_at, id) as running
+      from (
+        select id, account_id, last_seq, entries, published_at from change_batches
+        where last_seq is not null and published_at < now() - make_interval(secs => ${cutoffSeconds})
+        order by published_at, id
+        limit ${batchSize}
+      ) as due
+    ),
+    chosen as (
+      select id, account_id, last_seq, entries from oldest
+      where running <= ${batchSize} or running = entries
+    ),
+    gone as (
+      delete from change_batches b using chosen c where b.id = c.id returning b.account_id, b.last_seq, b.entries
+    ),
+    marked as (
+      update change_cursors k set pruned_through = greatest(k.pruned_through, g.through)
+      from (select account_id, max(last_seq) as through from gone group by account_id) as g
+      where k.account_id = g.account_id
+      returning 1
+    )
+    select coalesce(sum(entries), 0)::int as deleted from gone`;
+  return row?.deleted ?? 0;
+}

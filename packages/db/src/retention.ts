@@ -1,3 +1,4 @@
+import { type ChangeRetention, pruneChanges } from './changes.ts';
 import type { Db } from './client.ts';
 import { finalRunStatuses } from './schema.ts';
 
@@ -125,6 +126,8 @@ export async function pruneAudit(db: Db, retention: AuditRetention): Promise<num
 export interface HistoryRetention {
   readonly runs: RunRetention;
   readonly audit: AuditRetention;
+  /** Change feed entries (omitted: kept for ever). */
+  readonly changes?: ChangeRetention | undefined;
   /** Statements per table at most in this call (default {@link defaultRetentionMaxBatches}). */
   readonly maxBatches?: number | undefined;
 }
@@ -133,12 +136,14 @@ export interface HistoryRetention {
 export interface PrunedHistory {
   readonly runs: number;
   readonly auditEvents: number;
+  /** Change feed entries. */
+  readonly changes: number;
   /** A table still had rows due when the call stopped at `maxBatches`; the next call goes on. */
   readonly more: boolean;
 }
 
 /**
- * Prunes runs, then audit events, in batches (each batch its own statement and transaction, so
+ * Prunes runs, then audit events, then change feed entries, in batches (each batch its own statement and transaction, so
  * locks are short and the work done is committed as it goes), stopping per table at the first
  * short batch or after `maxBatches`.
  */
@@ -158,7 +163,9 @@ export async function pruneHistory(db: Db, retention: HistoryRetention): Promise
   };
   const runs = await drain(() => pruneRuns(db, retention.runs), retention.runs.batchSize ?? defaultRetentionBatchSize);
   const auditEvents = await drain(() => pruneAudit(db, retention.audit), retention.audit.batchSize ?? defaultRetentionBatchSize);
-  return { runs, auditEvents, more };
+  const feed = retention.changes;
+  const changes = feed === undefined ? 0 : await drain(() => pruneChanges(db, feed), feed.batchSize ?? defaultRetentionBatchSize);
+  return { runs, auditEvents, changes, more };
 }
 
 /** Options of {@link pruneConsoleSignIns}. */

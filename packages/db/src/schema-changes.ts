@@ -45,6 +45,7 @@ export const changeBatches = pgTable(
     unique('change_batches_xact_uq').on(t.xact, t.integrationId, t.runId).nullsNotDistinct(),
     uniqueIndex('change_batches_account_seq_uq').on(t.accountId, t.lastSeq),
     index('change_batches_run_idx').on(t.runId).where(sql`run_id is not null`),
+    index('change_batches_published_idx').on(t.publishedAt).where(sql`last_seq is not null`),
   ],
 );
 

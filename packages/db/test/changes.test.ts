@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
-import { changeHead, changeRangeOfRun, type ChangeRow, readChanges } from '../src/changes.ts';
+import { changeHead, changeRangeOfRun, type ChangeRow, pruneChanges, readChanges } from '../src/changes.ts';
+import { pruneHistory } from '../src/retention.ts';
 import { close, connect, type Db } from '../src/client.ts';
 import {
   applyMembershipChanges,
@@ -340,5 +341,38 @@ describe('readChanges', () => {
     await expect(readChanges(db, accountId, '0', 0)).rejects.toThrow(RangeError);
     await expect(readChanges(db, accountId, '0', 1001)).rejects.toThrow(RangeError);
     expect(await readChanges(db, accountId, '0', 1000)).toEqual({ items: [], cursor: '0', hasMore: false });
+  });
+});
+
+describe('retention', () => {
+  test('prunes old entries in bounded batches and tells a consumer behind them to resync', async () => {
+    const { accountId, integrationId } = await newTenant();
+    const other = await newTenant();
+    const run = randomUUID();
+    await insertObjects(db, integrationId, run, [user('a'), user('b')]);
+    await insertObjects(db, integrationId, run, [user('c')]);
+    await insertObjects(db, integrationId, run, [user('d'), user('e')]);
+    await insertObjects(db, other.integrationId, run, [user('z')]);
+    // The first two batches of the account are 10 days old; the rest, and the other account, new.
+    await db.$client`
+      update change_batches set published_at = now() - interval '10 days'
+      where account_id = ${accountId} and last_seq <= 3`;
+    expect(await pruneChanges(db, { hours: 0 })).toBe(0);
+    expect(await pruneChanges(db, { hours: 24 * 30 })).toBe(0);
+    // One batch of two entries fits a statement of 2; the next is left for the next statement.
+    expect(await pruneChanges(db, { hours: 168, batchSize: 2 })).toBe(2);
+    expect(await changeHead(db, accountId)).toEqual({ head: '5', prunedThrough: '2' });
+    expect(await readChanges(db, accountId, '1', 10)).toEqual({ refused: 'expired', head: '5' });
+    const page = await readChanges(db, accountId, '2', 10);
+    expect('items' in page && summary(page.items)).toEqual(['object.created c', 'object.created d', 'object.created e']);
+    const result = await pruneHistory(db, { runs: { days: 0, keep: 1 }, audit: { days: 0 }, changes: { hours: 168 } });
+    expect(result).toEqual({ runs: 0, auditEvents: 0, changes: 1, more: false });
+    expect(await readChanges(db, accountId, '2', 10)).toEqual({ refused: 'expired', head: '5' });
+    const rest = await readChanges(db, accountId, '3', 10);
+    expect('items' in rest && summary(rest.items)).toEqual(['object.created d', 'object.created e']);
+    // Only the old entries went: the other account's stream is whole.
+    expect(summary(await feed(other.accountId))).toEqual(['object.created z']);
+    expect(await changeHead(db, other.accountId)).toEqual({ head: '1', prunedThrough: '0' });
+    expect(await db.$client`select 1 from changes c join change_batches b on b.id = c.batch_id where b.account_id = ${accountId}`).toHaveLength(2);
   });
 });

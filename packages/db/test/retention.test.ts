@@ -135,9 +135,9 @@ test('pruneHistory stops after maxBatches and says more is due', async () => {
   await onlyRunsOf(integration);
   await pastRuns(integration, Array.from({ length: 12 }, (_, i) => ({ daysAgo: 90 - i })));
   const first = await pruneHistory(db, { runs: { days: 30, keep: 2, batchSize: 4 }, audit: { days: 0 }, maxBatches: 2 });
-  expect(first).toEqual({ runs: 8, auditEvents: 0, more: true });
+  expect(first).toEqual({ runs: 8, auditEvents: 0, changes: 0, more: true });
   const second = await pruneHistory(db, { runs: { days: 30, keep: 2, batchSize: 4 }, audit: { days: 0 }, maxBatches: 2 });
-  expect(second).toEqual({ runs: 2, auditEvents: 0, more: false });
+  expect(second).toEqual({ runs: 2, auditEvents: 0, changes: 0, more: false });
   expect((await runIdsOf(integration)).size).toBe(2);
 });
 

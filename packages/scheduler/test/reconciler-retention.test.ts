@@ -60,12 +60,12 @@ test('a pass prunes the runs past retention, reports and logs how many, and keep
   });
   try {
     const result = await reconciler.reconcile();
-    expect(result.pruned).toEqual({ runs: old.length, auditEvents: 0, more: false });
+    expect(result.pruned).toEqual({ runs: old.length, auditEvents: 0, changes: 0, more: false });
     expect(lines.find((line) => line['msg'] === 'reconciler: pruned old runs and audit events')).toMatchObject({ runs: 4, auditEvents: 0 });
     const left = await db.$client<{ id: string }[]>`select id from sync_runs where integration_id = ${integrationId}`;
     expect(new Set(left.map((r) => r.id))).toEqual(new Set(recent));
     // Nothing more is due: the next pass deletes nothing and logs nothing about it.
-    expect((await reconciler.reconcile()).pruned).toEqual({ runs: 0, auditEvents: 0, more: false });
+    expect((await reconciler.reconcile()).pruned).toEqual({ runs: 0, auditEvents: 0, changes: 0, more: false });
     expect(lines.filter((line) => line['msg'] === 'reconciler: pruned old runs and audit events')).toHaveLength(1);
   } finally {
     await reconciler.stop();

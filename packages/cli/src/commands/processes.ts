@@ -116,6 +116,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           retention: {
             runs: { days: ctx.config.DIRSYNC_RUN_RETENTION_DAYS, keep: ctx.config.DIRSYNC_RUN_RETENTION_KEEP },
             audit: { days: ctx.config.DIRSYNC_AUDIT_RETENTION_DAYS },
+            changes: { hours: ctx.config.DIRSYNC_CHANGE_RETENTION_HOURS },
           },
         };
         const scheduler = createScheduler({
