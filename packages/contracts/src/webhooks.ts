@@ -127,3 +127,26 @@ export const webhookDeliverySchema = z.object({
 });
 /** A delivery. */
 export type WebhookDelivery = z.infer<typeof webhookDeliverySchema>;
+
+/**
+ * Why `text` is not an acceptable endpoint URL, or undefined when it is: an absolute `https:`
+ * URL (`http:` only where the installation allows it), no user name or password in it, no
+ * fragment, at most {@link WEBHOOK_URL_MAX_LENGTH} characters. Where it may connect is checked
+ * again, against the destination policy, at every delivery.
+ */
+export function webhookUrlProblem(text: string, options: { readonly allowHttp: boolean }): string | undefined {
+  if (text.length > WEBHOOK_URL_MAX_LENGTH) return `must be at most ${WEBHOOK_URL_MAX_LENGTH} characters`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'must be an absolute URL';
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && options.allowHttp)) {
+    return options.allowHttp ? 'must be an https: or http: URL' : 'must be an https: URL (this installation does not allow http:)';
+  }
+  if (url.username !== '' || url.password !== '') return 'must not carry a user name or password';
+  if (url.hash !== '') return 'must not have a fragment';
+  if (url.hostname === '') return 'must name a host';
+  return undefined;
+}

@@ -3,6 +3,7 @@ import { and, asc, desc, eq, getTableColumns, inArray, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError, pgCodes, pgErrorOf, SecretDecryptError } from './errors.ts';
 import { connectorPrivateKeyAad } from './encrypted-columns.ts';
+import { recordConnectorWebhookEvent } from './webhooks.ts';
 import { displayText } from './display.ts';
 import { isUuid } from './ids.ts';
 import type { Integration } from './integrations.ts';
@@ -380,6 +381,13 @@ export async function recordRotationOutcome(
       updatedAt: sql`now()`,
     })
     .where(eq(connectors.id, connectorId));
+  if (outcome.status === 'failed') {
+    // Every account whose integrations use the connector hears of it: their syncs stop when the
+    // current certificate expires.
+    const error = displayText(outcome.error ?? 'rotation failed');
+    await recordConnectorWebhookEvent(db, { connectorId, type: 'rotation.failed', data: { connectorId, error } });
+    await recordConnectorWebhookEvent(db, { connectorId, type: 'action.needed', data: { action: 'connector_rotation_failed', connectorId, detail: `the certificate rotation of the connector failed (${error}); the platform team has to look at it before the current certificate expires` } });
+  }
 }
 
 /** What the scheduler needs to decide whether a connector's rotation is due. */

@@ -9,6 +9,7 @@ import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
 import { type Connector, requireConnector } from './connectors.ts';
 import { displayText } from './display.ts';
 import { consentCodeAad } from './encrypted-columns.ts';
+import { recordConsentWebhookEvents } from './webhooks.ts';
 
 // Admin consent of customers' tenants to connectors. A consent belongs to the account that asked
 // for it: the same tenant consented through two accounts is two rows, granted, refused and
@@ -567,7 +568,11 @@ export async function listConsents(db: Db, connectorId: string, filter: { accoun
  * theirs: their own runs find out for themselves. Returns how many integrations were marked.
  */
 export async function markConsentRevoked(db: Db, accountId: string, connectorId: string, tenantId: string, reason: string): Promise<number> {
-  return db.transaction((tx) => revokeFromWorker(tx, accountId, connectorId, tenantId.toLowerCase(), displayText(reason)));
+  const marked = await db.transaction((tx) => revokeFromWorker(tx, accountId, connectorId, tenantId.toLowerCase(), displayText(reason)));
+  // After the ORM's transaction (its handle is not a plain SQL one): the revocation is already
+  // visible, so a crash here loses only the notification, never the fact.
+  await recordConsentWebhookEvents(db, { accountId, connectorId, tenantId: tenantId.toLowerCase(), type: 'consent.revoked', detail: displayText(reason), actionNeeded: true });
+  return marked;
 }
 
 async function revokeFromWorker(tx: Queries, accountId: string, connectorId: string, tenant: string, description: string): Promise<number> {
@@ -774,7 +779,7 @@ export interface ConsentRevocation {
 export async function revokeConsent(db: Db, input: ConsentRevocation): Promise<boolean> {
   if (!isUuid(input.accountId) || !isUuid(input.connectorId)) return false;
   const tenant = input.tenantId.toLowerCase();
-  return db.transaction(async (tx) => {
+  const revoked = await db.transaction(async (tx) => {
     const updated = await tx
       .update(entraConsents)
       .set({ status: 'revoked', error: 'revoked_by_account', errorDescription: null, revokedAt: sql`now()`, updatedAt: sql`now()` })
@@ -788,6 +793,8 @@ export async function revokeConsent(db: Db, input: ConsentRevocation): Promise<b
     await tx.insert(auditEvents).values({ accountId: input.accountId, actor: input.actor, action: 'connector.consent.revoked_by_account', details: { connectorId: input.connectorId, tenantId: tenant } });
     return true;
   });
+  if (revoked) await recordConsentWebhookEvents(db, { accountId: input.accountId, connectorId: input.connectorId, tenantId: tenant, type: 'consent.revoked', detail: 'revoked by the account', actionNeeded: false });
+  return revoked;
 }
 
 /**
@@ -797,15 +804,25 @@ export async function revokeConsent(db: Db, input: ConsentRevocation): Promise<b
  */
 export async function reflectConsentStatus(db: Db, integrationId: string): Promise<boolean> {
   if (!isUuid(integrationId)) return false;
-  const rows = await db.$client`
-    update integrations i set status = 'needs_consent', updated_at = now()
-    where i.id = ${integrationId} and i.kind = 'entra_id' and i.settings ? 'connectorId'
-      and not exists (
-        select 1 from entra_consents c
-        where c.account_id = i.account_id
-          and c.connector_id::text = i.settings->>'connectorId'
-          and (c.tenant_id = lower(i.settings->>'tenantId') or c.tenant_guid = lower(i.settings->>'tenantId'))
-          and c.status = 'granted')
-    returning i.id`;
-  return rows.length === 1;
+  return db.$client.begin(async (tx) => {
+    const rows = await tx<{ id: string; account_id: string; connector_id: string; tenant_id: string; previous: string }[]>`
+      with before as (select id, status from integrations where id = ${integrationId})
+      update integrations i set status = 'needs_consent', updated_at = now()
+      from before
+      where i.id = before.id and i.kind = 'entra_id' and i.settings ? 'connectorId'
+        and not exists (
+          select 1 from entra_consents c
+          where c.account_id = i.account_id
+            and c.connector_id::text = i.settings->>'connectorId'
+            and (c.tenant_id = lower(i.settings->>'tenantId') or c.tenant_guid = lower(i.settings->>'tenantId'))
+            and c.status = 'granted')
+      returning i.id, i.account_id, i.settings->>'connectorId' as connector_id, lower(i.settings->>'tenantId') as tenant_id, before.status as previous`;
+    const row = rows[0];
+    if (row === undefined) return false;
+    // Once per change of state, not at every run of an integration still waiting for consent.
+    if (row.previous !== 'needs_consent') {
+      await recordConsentWebhookEvents(tx, { accountId: row.account_id, connectorId: row.connector_id, tenantId: row.tenant_id, type: 'consent.needed', detail: null, actionNeeded: true, integrationId: row.id });
+    }
+    return true;
+  });
 }

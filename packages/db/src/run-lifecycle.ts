@@ -5,6 +5,7 @@ import { isUuid } from './ids.ts';
 import type { SyncMode } from './integrations.ts';
 import type { ObjectSql } from './objects.ts';
 import { type FinalRunStatus, requireRun, type Run } from './runs.ts';
+import { recordRunWebhookEvents } from './webhooks.ts';
 import type { RunIssue } from './schema.ts';
 
 // Every statement of a sync attempt that changes state names the attempt's fencing token and is
@@ -189,6 +190,8 @@ export async function completeRunAttempt(db: Db, completion: RunCompletion): Pro
           last_success_run_id = case when ${success} then ${completion.runId}::uuid else last_success_run_id end,
           last_success_at = case when ${success} then now() else last_success_at end
         where id = ${completion.integrationId}`;
+      // The run's events commit with its end, or not at all.
+      await recordRunWebhookEvents(tx, { runId: completion.runId, integrationId: completion.integrationId, status: report.status, mode: report.mode, error: null });
     }
   });
   return requireRun(db, completion.runId);
@@ -234,6 +237,7 @@ export async function failRunAttempt(db: Db, failure: RunAttemptFailure): Promis
       await tx`
         update integrations set status = 'failed', last_run_id = ${failure.runId}
         where id = ${failure.integrationId} and sync_fence = ${failure.fence}`;
+      await recordRunWebhookEvents(tx, { runId: failure.runId, integrationId: failure.integrationId, status: 'failed', mode: failure.mode ?? null, error });
     }
   });
 }
@@ -374,6 +378,7 @@ export async function withReconcileLock<T>(
                 select 1 from sync_runs o
                 where o.integration_id = i.id and o.id <> ${run.id} and o.status in ('running', 'retrying')))
             )`;
+        await recordRunWebhookEvents(tx, { runId: run.id, integrationId: ended.integration_id, status: 'failed', mode: null, error: message });
         return true;
       },
       async markRunRequeued(runId) {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type postgres from 'postgres';
+import { changeRangeOfRun } from './changes.ts';
 import type { Db } from './client.ts';
 import { webhookSecretAad } from './encrypted-columns.ts';
 import { SecretDecryptError } from './errors.ts';
@@ -328,6 +329,78 @@ export async function recordConnectorWebhookEvent(
   const recorded: RecordedWebhookEvent[] = [];
   for (const row of rows) recorded.push(await recordWebhookEvent(sql, { accountId: row.account_id, type: event.type, data: event.data }));
   return recorded;
+}
+
+/** The end of a run, as {@link recordRunWebhookEvents} reports it. */
+export interface RunEnd {
+  readonly runId: string;
+  readonly integrationId: string;
+  readonly status: string;
+  readonly mode: string | null;
+  readonly error: string | null;
+}
+
+/**
+ * Inside the transaction that ends a run: its events. `run.finished` (and `objects.changed` with
+ * the feed's cursor range, when the run changed anything), `run.failed`, or `run.blocked` with
+ * `action.needed`. Dry runs report nothing.
+ */
+export async function recordRunWebhookEvents(handle: ObjectSql, end: RunEnd): Promise<RecordedWebhookEvent[]> {
+  const sql = raw(handle);
+  const [row] = await sql<{ account_id: string; dry_run: boolean }[]>`
+    select i.account_id, r.dry_run from sync_runs r join integrations i on i.id = r.integration_id where r.id = ${end.runId}`;
+  if (!row || row.dry_run) return [];
+  const base = { integrationId: end.integrationId, runId: end.runId, status: end.status, mode: end.mode, error: end.error };
+  const record = (type: string, data: Record<string, unknown>) => recordWebhookEvent(sql, { accountId: row.account_id, type, data });
+  const recorded: RecordedWebhookEvent[] = [];
+  if (end.status === 'succeeded') {
+    recorded.push(await record('run.finished', base));
+    const range = await changeRangeOfRun(sql, end.runId);
+    // The feed's cursor before the first change: a consumer reads `after=cursorFrom`.
+    if (range !== null) {
+      recorded.push(await record('objects.changed', { integrationId: end.integrationId, runId: end.runId, cursorFrom: (BigInt(range.cursorFrom) - 1n).toString(), cursorTo: range.cursorTo, count: range.count }));
+    }
+  } else if (end.status === 'blocked') {
+    recorded.push(await record('run.blocked', base));
+    recorded.push(
+      await record('action.needed', {
+        action: 'blocked_run',
+        integrationId: end.integrationId,
+        runId: end.runId,
+        detail: 'the run would delete more objects than the threshold allows: approve it or raise the threshold',
+      }),
+    );
+  } else if (end.status === 'failed') {
+    recorded.push(await record('run.failed', base));
+  }
+  return recorded;
+}
+
+/**
+ * Consent events of one account's tenant: `consent.revoked` or `consent.needed`, with
+ * `action.needed` when the account has something to do (grant consent again).
+ */
+export async function recordConsentWebhookEvents(
+  handle: ObjectSql,
+  event: {
+    readonly accountId: string;
+    readonly connectorId: string;
+    readonly tenantId: string;
+    readonly type: 'consent.revoked' | 'consent.needed';
+    readonly detail: string | null;
+    readonly actionNeeded: boolean;
+    readonly integrationId?: string | undefined;
+  },
+): Promise<void> {
+  const data = { connectorId: event.connectorId, tenantId: event.tenantId, detail: event.detail, ...(event.integrationId === undefined ? {} : { integrationId: event.integrationId }) };
+  await recordWebhookEvent(handle, { accountId: event.accountId, type: event.type, data });
+  if (event.actionNeeded) {
+    await recordWebhookEvent(handle, {
+      accountId: event.accountId,
+      type: 'action.needed',
+      data: { action: 'grant_consent', ...data, detail: `tenant ${event.tenantId} has to grant consent to the connector again (POST /v1/connectors/${event.connectorId}/consent-url)` },
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

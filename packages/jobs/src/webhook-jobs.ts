@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { SYNC_BACKOFF_TYPE } from './backoff.ts';
 import { createQueueClient, type QueueClient } from './queue-client.ts';
 import { InvalidJobPayloadError } from './payloads.ts';
-import type { RedisConnection } from './redis.ts';
+import type { RedisConnection, RedisPurpose } from './redis.ts';
 
 /** Name of the job that delivers an endpoint's pending webhook deliveries (on the webhook queue). */
 export const DELIVER_WEBHOOKS_JOB = 'deliver-webhooks';
@@ -52,7 +52,9 @@ export function webhookEnqueueClientOf(client: QueueClient, owned: boolean): Web
     async drain(endpointIds, options = {}) {
       for (const endpointId of endpointIds) {
         const jobId = options.key === undefined ? `webhook.${endpointId}.${randomUUID()}` : `webhook.${endpointId}.${options.key}`;
-        await client.add('deliverWebhooks', { endpointId }, { jobId, ...(options.delayMs === undefined || options.delayMs <= 0 ? {} : { delay: Math.ceil(options.delayMs) }) });
+        // A keyed job is removed when it ends, so the key can be used again for the next request.
+        const keyed = options.key === undefined ? {} : { removeOnComplete: true, removeOnFail: true };
+        await client.add('deliverWebhooks', { endpointId }, { jobId, ...keyed, ...(options.delayMs === undefined || options.delayMs <= 0 ? {} : { delay: Math.ceil(options.delayMs) }) });
       }
     },
     close: () => (owned ? client.close() : Promise.resolve()),
@@ -60,6 +62,12 @@ export function webhookEnqueueClientOf(client: QueueClient, owned: boolean): Web
 }
 
 /** Creates a {@link WebhookEnqueueClient} with its own Redis connection. */
-export function createWebhookEnqueueClient(options: { connection: RedisConnection; prefix?: string | undefined; onError?: ((error: Error) => void) | undefined }): WebhookEnqueueClient {
-  return webhookEnqueueClientOf(createQueueClient({ connection: options.connection, prefix: options.prefix, onError: options.onError }), true);
+export function createWebhookEnqueueClient(options: {
+  connection: RedisConnection;
+  prefix?: string | undefined;
+  /** `request` for HTTP handlers: fail at once while Redis is away. Default `client`. */
+  purpose?: RedisPurpose | undefined;
+  onError?: ((error: Error) => void) | undefined;
+}): WebhookEnqueueClient {
+  return webhookEnqueueClientOf(createQueueClient({ connection: options.connection, prefix: options.prefix, purpose: options.purpose, onError: options.onError }), true);
 }

@@ -14,6 +14,7 @@ export { createControlProcessor, createControlWorker, type ControlProcessorOptio
 export * from './ops/index.ts';
 export * from './entra/index.ts';
 export * from './rotation/index.ts';
+export * from './webhooks/index.ts';
 export {
   accountFullLimitKey,
   accountLimitKey,

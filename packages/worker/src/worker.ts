@@ -2,7 +2,7 @@ import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
 import { closeRedis, createQueueWorker, DEFAULT_QUEUE_PREFIX, openRedis, type QueueCheck, type RedisConnection } from '@dirsync/jobs';
-import type { DestinationPolicy } from '@dirsync/providers';
+import { DestinationPolicy } from '@dirsync/providers';
 import { createControlWorker, type ControlWorker } from './control/index.ts';
 import { createEntraAwareProviderFactory, withConsentStatus } from './entra/index.ts';
 import { classifyFailure } from './failure.ts';
@@ -12,6 +12,7 @@ import type { WorkerMetrics } from './ops/metrics.ts';
 import type { RunLimits } from './pipeline/index.ts';
 import { createSyncProcessor, type ProviderFactory, type SyncJobResult } from './processor.ts';
 import { createRotationWorker, type RotationJobResult } from './rotation/index.ts';
+import { createWebhookWorker, type WebhookDeliverySettings, type WebhookWorker } from './webhooks/index.ts';
 
 /** Options of {@link createWorker}. */
 export interface CreateWorkerOptions {
@@ -82,6 +83,11 @@ export interface CreateWorkerOptions {
    * allowed networks and own endpoints come from its configuration.
    */
   readonly destinations?: DestinationPolicy | undefined;
+  /**
+   * Webhook delivery in this process (the webhook queue and its sweep), reaching endpoints
+   * through `destinations`; false runs none. Default: on, with the delivery defaults.
+   */
+  readonly webhooks?: (Omit<WebhookDeliverySettings, 'destinations'> & { readonly concurrency?: number | undefined; readonly sweepIntervalMs?: number | undefined }) | false | undefined;
 }
 
 /** A running worker. */
@@ -94,6 +100,8 @@ export interface DirsyncWorker {
   readonly rotation: Worker<unknown, RotationJobResult> | undefined;
   /** The control-queue worker, unless `controlConcurrency` is 0. */
   readonly control: ControlWorker | undefined;
+  /** The webhook worker, unless `webhooks` is false. */
+  readonly webhooks: WebhookWorker | undefined;
   /**
    * Whether this worker can take jobs now: its queue workers are not backing off after errors
    * and a queue command through its own connection succeeds. For readiness; never throws.
@@ -172,19 +180,34 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
           name: options.workerId,
         });
 
+  const webhooks =
+    options.webhooks === false
+      ? undefined
+      : createWebhookWorker({
+          ...options.webhooks,
+          db: options.db,
+          keyRing: options.keyRing,
+          logger,
+          connection: settings,
+          prefix,
+          name: options.workerId,
+          destinations: options.destinations ?? DestinationPolicy.strict(),
+        });
+
   let closing: Promise<void> | undefined;
   return {
     worker,
     workers: sync.workers,
     rotation,
     control,
+    webhooks,
     async queueState() {
       const paused = control?.state();
       return paused !== undefined && !paused.ok ? paused : sync.check();
     },
     close() {
       closing ??= (async () => {
-        await Promise.all([sync.close(), control?.close(), rotation?.close()]);
+        await Promise.all([sync.close(), control?.close(), rotation?.close(), webhooks?.close()]);
         await closeRedis(connection);
       })();
       return closing;
