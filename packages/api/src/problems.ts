@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import { z } from 'zod';
+import type { Problem } from '@dirsync/contracts';
 import { DbError, isDatabaseUnavailable, pgErrorOf } from '@dirsync/db';
 import { ControlJobFailedError, ControlTimeoutError, InvalidJobPayloadError, isQueueUnavailable } from '@dirsync/jobs';
 
@@ -25,21 +25,6 @@ export interface FieldProblem {
   readonly path: string;
   readonly message: string;
 }
-
-/** The RFC 9457 body every error answer has, with dirsync's extension members. */
-export const problemSchema = z
-  .looseObject({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string(),
-    instance: z.string().optional(),
-    errors: z.array(z.object({ in: z.string(), path: z.string(), message: z.string() })).optional(),
-  })
-  .describe('RFC 9457 problem details');
-
-/** Body of an error answer. */
-export type Problem = z.infer<typeof problemSchema>;
 
 const titles: Record<number, string> = {
   400: 'Bad Request',

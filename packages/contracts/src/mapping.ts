@@ -9,7 +9,7 @@ import { z } from 'zod';
 /** Longest regular expression a mapping may hold (characters). */
 export const MAPPING_MAX_PATTERN_LENGTH = 200;
 /** Characters of one source value a regular expression is run over; the rest is ignored. */
-export const MAPPING_MAX_REGEX_INPUT = 1024;
+export const MAPPING_MAX_REGEX_INPUT = 256;
 /** Fields one object type of a mapping may override. */
 export const MAPPING_MAX_FIELDS = 64;
 /** Extra attributes one object type may add. */
@@ -22,15 +22,21 @@ export const MAPPING_MAX_DEFAULT_LENGTH = 1024;
 export const MAPPING_MAX_VALUES = 1000;
 /** Characters one mapped value keeps at most (longer values are cut). */
 export const MAPPING_MAX_VALUE_LENGTH = 16 * 1024;
-/** Unbounded quantifiers (`*`, `+`, `{n,}`) one pattern may hold: bounds the backtracking of adjacent ones. */
-export const MAPPING_MAX_UNBOUNDED_QUANTIFIERS = 3;
+/**
+ * Long quantifiers (`*`, `+`, `{n,}`, or a bound above {@link MAPPING_MAX_SHORT_REPEAT}) one pattern
+ * may hold: adjacent ones that can match the same text backtrack in time polynomial in the input,
+ * of a degree one more than their number (an unanchored search tries every start).
+ */
+export const MAPPING_MAX_UNBOUNDED_QUANTIFIERS = 2;
+/** A repetition bound up to this counts as short (`\\d{1,8}`). */
+export const MAPPING_MAX_SHORT_REPEAT = 16;
 
 /**
  * Why a pattern is refused, or undefined when it is accepted. JavaScript's backtracking engine
  * can take exponential time on nested quantifiers (`(a+)+`), quantified alternations (`(a|a)*`)
- * and backreferences; those are refused outright, and the number of unbounded quantifiers is
- * capped so that adjacent ones (`\s*\s*\s*`) stay polynomial of a low degree over the bounded
- * input ({@link MAPPING_MAX_REGEX_INPUT}).
+ * and backreferences; those are refused outright, and the number of long quantifiers is capped
+ * so that adjacent ones (`\s*\s*`) stay polynomial of a low degree over the bounded input
+ * ({@link MAPPING_MAX_REGEX_INPUT} characters: at most a few million steps).
  */
 export function unsafePatternReason(pattern: string): string | undefined {
   if (pattern.length > MAPPING_MAX_PATTERN_LENGTH) return `is longer than ${MAPPING_MAX_PATTERN_LENGTH} characters`;
@@ -87,11 +93,14 @@ export function unsafePatternReason(pattern: string): string | undefined {
     const repeats = max > 1;
     if (repeats && closed?.quantified) return 'nests quantifiers (such as (a+)+), which can take exponential time';
     if (repeats && closed?.alternation) return 'repeats an alternation (such as (a|b)*), which can take exponential time';
-    if (max === Infinity) unbounded += 1;
-    if (unbounded > MAPPING_MAX_UNBOUNDED_QUANTIFIERS) return `has more than ${MAPPING_MAX_UNBOUNDED_QUANTIFIERS} unbounded quantifiers (*, +, {n,})`;
-    if (max !== Infinity && max > 1000) return 'has a repetition bound above 1000';
+    if (max !== Infinity && max > MAPPING_MAX_REGEX_INPUT) return `has a repetition bound above ${MAPPING_MAX_REGEX_INPUT}`;
+    if (max > MAPPING_MAX_SHORT_REPEAT) unbounded += 1;
+    if (unbounded > MAPPING_MAX_UNBOUNDED_QUANTIFIERS) {
+      return `has more than ${MAPPING_MAX_UNBOUNDED_QUANTIFIERS} long quantifiers (*, +, {n,} or a bound above ${MAPPING_MAX_SHORT_REPEAT})`;
+    }
+    // Even an optional atom inside a repeated group multiplies the ways to match ((a a?)*).
     const top = groups[groups.length - 1];
-    if (repeats && top) top.quantified = true;
+    if (top) top.quantified = true;
     i += text.length;
     if (pattern[i] === '?') i += 1;
   }
