@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { Attribute, Change, Client } from 'ldapts';
 import postgres from 'postgres';
-import { createAccount, createIntegration } from '@dirsync/db';
+import { changeRangeOfRun, createAccount, createIntegration, type Db, readChanges } from '@dirsync/db';
 import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import { ldapGroupAttributes, ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
 import { seconds, startBenchHarness } from './harness.ts';
@@ -117,6 +117,24 @@ async function changeUsers(server: SlapdServer, count: number, users: number): P
 }
 
 
+/**
+ * Reads an account's whole change feed through the same function the API serves it with, in
+ * pages of the largest size: what a consumer catching up from the start costs.
+ */
+async function readWholeFeed(db: Db, accountId: string): Promise<{ ms: number; entries: number }> {
+  const started = performance.now();
+  let entries = 0;
+  let after = '0';
+  for (;;) {
+    const page = await readChanges(db, accountId, after, 1000);
+    if ('refused' in page) throw new Error(`the change feed refused cursor ${after}: ${page.refused}`);
+    entries += page.items.length;
+    after = page.cursor;
+    if (!page.hasMore) break;
+  }
+  return { ms: performance.now() - started, entries };
+}
+
 /** Runs the LDAP benchmark, prints the table and writes the JSON results. */
 export async function runLdapBench(options: LdapBenchOptions): Promise<Record<string, unknown>> {
   const { log } = options;
@@ -163,6 +181,10 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     const delta = await bench.runSync(integration.id, 'delta');
     if (delta.updated !== options.changes) throw new Error(`delta updated ${delta.updated} objects, expected ${options.changes}`);
     const peakRssMB = (await worker.peakRssMB()) ?? Number.NaN;
+    log('reading the change feed…');
+    const fullEntries = (await changeRangeOfRun(db, full.id))?.count ?? 0;
+    const deltaEntries = (await changeRangeOfRun(db, delta.id))?.count ?? 0;
+    const feed = await readWholeFeed(db, account.id);
 
     const fullSeconds = seconds(full.durationMs ?? 0);
     const clientFloor = Math.max(client.ms, copyMs) / 1000;
@@ -185,6 +207,14 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       unchangedFullSync: { seconds: seconds(unchanged.durationMs ?? 0), objectsPerSecond: Math.round(objects / seconds(unchanged.durationMs ?? 1)) },
       deltaSync: { seconds: seconds(delta.durationMs ?? 0), changes: options.changes },
       worker: { peakRssMB: Math.round(peakRssMB) },
+      // The full sync logs one entry per object and one per group for its members.
+      changeFeed: {
+        fullSyncEntries: fullEntries,
+        deltaSyncEntries: deltaEntries,
+        entries: feed.entries,
+        readSeconds: seconds(feed.ms),
+        readEntriesPerSecond: Math.round(feed.entries / Math.max(feed.ms / 1000, 0.001)),
+      },
       goals: {
         objectsPerSecond: '>= 20000',
         ratioToClientFloor: '<= 1.5',
@@ -201,6 +231,8 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       ['unchanged full sync (c)', `${results.unchangedFullSync.seconds}s`, `${results.unchangedFullSync.objectsPerSecond}/s`],
       [`delta, ${options.changes} changes (d)`, `${results.deltaSync.seconds}s`, ''],
       ['worker peak RSS (e)', `${results.worker.peakRssMB} MB`, ''],
+      [`change feed: ${fullEntries} entries of (b), ${deltaEntries} of (d)`, '', ''],
+      [`change feed read whole, ${feed.entries} entries (f)`, `${results.changeFeed.readSeconds}s`, `${results.changeFeed.readEntriesPerSecond}/s`],
       ['(b) / slower of (a\') and COPY', String(results.fullSync.ratioToClientFloor), 'goal <= 1.5'],
       ['(b) / ldapsearch', String(results.fullSync.ratioToLdapsearch), ''],
     ];
