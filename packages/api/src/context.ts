@@ -1,8 +1,9 @@
+import type { SyncMode, SyncTrigger } from '@dirsync/contracts';
 import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Db, KeyRing, NewCertificateCredential } from '@dirsync/db';
-import type { ControlClient, EnqueueClient, EnqueueSyncResult, SyncMode, SyncTrigger } from '@dirsync/jobs';
+import type { ControlClient, EnqueueClient, EnqueueSyncResult } from '@dirsync/jobs';
 
 /** The Fastify instance routes are registered on (zod schemas for validation and answers). */
 export type ApiApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;

@@ -1,22 +1,12 @@
+import { type RunCounts, runCountsSchema } from '@dirsync/contracts';
 import type { Integration, RunRow } from '@dirsync/db';
 import { DEFAULT_JITTER_MAX_MS, jitterOffsetMs, nextSlotAfter } from '@dirsync/jobs';
 
 const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
-/** A run's counts, grouped. */
-function countsOf(run: RunRow) {
-  return {
-    fetched: run.fetched,
-    created: run.created,
-    updated: run.updated,
-    unchanged: run.unchanged,
-    deleted: run.deleted,
-    restored: run.restored,
-    failed: run.failed,
-    membershipsAdded: run.membershipsAdded,
-    membershipsRemoved: run.membershipsRemoved,
-    wouldDelete: run.wouldDelete,
-  };
+/** A run's counts, grouped (the row's other columns left out). */
+function countsOf(run: RunRow): RunCounts {
+  return runCountsSchema.parse(run);
 }
 
 /** The summary of an integration's latest run that its listing carries. */

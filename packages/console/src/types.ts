@@ -1,5 +1,5 @@
-// Wire types of the API, inferred by the API package from the zod schemas it serialises its
-// answers through: the console never restates a shape by hand.
+// Wire types of the API, inferred from the zod schemas in @dirsync/contracts that the API
+// serialises its answers through: the console never restates a shape by hand.
 export type {
   Action,
   ConnectionCheck,
@@ -7,12 +7,12 @@ export type {
   Connector,
   ConnectorTenant,
   ConsentUrl,
-  ConsoleSessionAnswer,
   CreateConnectorBody,
   CreatedConnector,
   CreateIntegrationBody,
   FieldError as FieldProblem,
   Integration,
+  IntegrationKind,
   LastRun,
   MigratedIntegration,
   Page,
@@ -20,13 +20,9 @@ export type {
   RunChange,
   RunCounts,
   RunIssue,
+  RunStatus,
   SecretAccepted,
   SyncAnswer,
   UpdateIntegrationBody,
-} from '@dirsync/api';
-import type { Integration, Run } from '@dirsync/api';
-
-/** Directory kind of an integration. */
-export type IntegrationKind = Integration['kind'];
-/** Status of a run. */
-export type RunStatus = Run['status'];
+} from '@dirsync/contracts';
+export type { ConsoleSessionAnswer } from '@dirsync/api';

@@ -1,6 +1,7 @@
 import type { Db } from './client.ts';
 import { InvalidCursorError } from './errors.ts';
 import { isUuid } from './ids.ts';
+import type { RunCounts, RunStatus, SyncMode, SyncTrigger } from '@dirsync/contracts';
 import type { RunIssue } from './schema.ts';
 
 // Account-scoped reads of the API in SQL: every statement names the account (or an integration
@@ -66,27 +67,17 @@ function paged<R, T>(rows: readonly R[], limit: number, position: (row: R) => Po
 }
 
 /** A run row as the API reads it (timestamps as ISO text). */
-export interface RunRow {
+export interface RunRow extends RunCounts {
   id: string;
   integrationId: string;
   jobId: string | null;
-  modeRequested: 'full' | 'delta';
-  mode: 'full' | 'delta' | null;
-  trigger: 'schedule' | 'manual' | 'api' | 'password_update' | 'recovery';
+  modeRequested: SyncMode;
+  mode: SyncMode | null;
+  trigger: SyncTrigger;
   reason: string | null;
   dryRun: boolean;
-  status: 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'blocked' | 'dry_run';
+  status: RunStatus;
   requestedBy: string | null;
-  fetched: number;
-  created: number;
-  updated: number;
-  unchanged: number;
-  deleted: number;
-  restored: number;
-  failed: number;
-  membershipsAdded: number;
-  membershipsRemoved: number;
-  wouldDelete: number;
   issueCount: number;
   workerId: string | null;
   error: string | null;

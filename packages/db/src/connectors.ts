@@ -7,13 +7,12 @@ import { recordConnectorWebhookEvent } from './webhooks.ts';
 import { displayText } from './display.ts';
 import { isUuid } from './ids.ts';
 import type { Integration } from './integrations.ts';
+import type { ConsentStatus } from '@dirsync/contracts';
 import { auditEvents, integrations } from './schema.ts';
 import {
   type connectorClouds,
   connectorCredentials,
   connectors,
-  type consentStatuses,
-  type credentialStatuses,
   entraConsents,
   platformSettings,
 } from './schema-entra.ts';
@@ -24,11 +23,6 @@ export type Connector = typeof connectors.$inferSelect;
 
 /** The Microsoft cloud of a connector, or `custom` hosts. */
 export type ConnectorCloud = (typeof connectorClouds)[number];
-
-/** Lifecycle state of a connector certificate. */
-export type CredentialStatus = (typeof credentialStatuses)[number];
-/** State of a tenant's consent. */
-export type ConsentStatus = (typeof consentStatuses)[number];
 
 /** A connector certificate as every reader sees it: never its private key. */
 export type ConnectorCredential = Omit<typeof connectorCredentials.$inferSelect, 'privateKeyCiphertext' | 'privateKeyKeyId'>;

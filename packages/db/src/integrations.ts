@@ -11,16 +11,11 @@ import {
 } from './errors.ts';
 import { integrationSecretAad } from './encrypted-columns.ts';
 import { isUuid } from './ids.ts';
-import { integrations, type integrationKinds, type syncModes } from './schema.ts';
+import type { IntegrationKind, SyncMode } from '@dirsync/contracts';
+import { integrations } from './schema.ts';
 import { decryptSecret, encryptSecret, type EncryptedSecret, type KeyRing } from './secrets.ts';
 
 type IntegrationRow = typeof integrations.$inferSelect;
-
-/** Directory kind of an integration. */
-export type IntegrationKind = (typeof integrationKinds)[number];
-
-/** Sync mode (full mark-and-sweep or delta). */
-export type SyncMode = (typeof syncModes)[number];
 
 /**
  * An integration as every reader sees it: the secret columns are never returned, only whether

@@ -1,6 +1,6 @@
 import { type ChangeRetention, pruneChanges } from './changes.ts';
 import type { Db } from './client.ts';
-import { finalRunStatuses } from './schema.ts';
+import { finalRunStatuses } from '@dirsync/contracts';
 
 /** Default days a finished run is kept (`DIRSYNC_RUN_RETENTION_DAYS`). */
 export const defaultRunRetentionDays = 30;

@@ -2,9 +2,9 @@ import postgres from 'postgres';
 import type { Db } from './client.ts';
 import { FencedOutError, NotFoundError } from './errors.ts';
 import { isUuid } from './ids.ts';
-import type { SyncMode } from './integrations.ts';
+import type { FinalRunStatus, RunCounts, SyncMode } from '@dirsync/contracts';
 import type { ObjectSql } from './objects.ts';
-import { type FinalRunStatus, requireRun, type Run } from './runs.ts';
+import { requireRun, type Run } from './runs.ts';
 import { recordRunWebhookEvents } from './webhooks.ts';
 import type { RunIssue } from './schema.ts';
 
@@ -45,14 +45,7 @@ export async function checkIntegrationFence(tx: postgres.TransactionSql, integra
 }
 
 /** Object and edge counts a fenced batch adds to its run. */
-export interface RunCountDelta {
-  created: number;
-  updated: number;
-  restored: number;
-  deleted: number;
-  membershipsAdded: number;
-  membershipsRemoved: number;
-}
+export type RunCountDelta = Pick<RunCounts, 'created' | 'updated' | 'restored' | 'deleted' | 'membershipsAdded' | 'membershipsRemoved'>;
 
 /**
  * Inside the batch's transaction: adds what the batch wrote to the run's counts and records the

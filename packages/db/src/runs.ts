@@ -3,20 +3,11 @@ import { alias } from 'drizzle-orm/pg-core';
 import type { Db } from './client.ts';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError, pgCodes, pgErrorOf } from './errors.ts';
 import { isUuid } from './ids.ts';
-import type { SyncMode } from './integrations.ts';
-import { syncRuns, type RunIssue, type runStatuses, type syncTriggers } from './schema.ts';
+import type { FinalRunStatus, RunCounts, RunStatus, SyncMode, SyncTrigger } from '@dirsync/contracts';
+import { syncRuns, type RunIssue } from './schema.ts';
 
 /** A run report, as stored. */
 export type Run = typeof syncRuns.$inferSelect;
-
-/** Lifecycle state of a run. */
-export type RunStatus = (typeof runStatuses)[number];
-
-/** What asked for a run. */
-export type SyncTrigger = (typeof syncTriggers)[number];
-
-/** States a run can end in. */
-export type FinalRunStatus = Exclude<RunStatus, 'queued' | 'running' | 'retrying'>;
 
 /** Issues kept in a run row; the rest are only counted (`issueCount`). */
 export const maxStoredRunIssues = 1000;
@@ -44,23 +35,8 @@ export interface RunStart {
   workerId: string;
 }
 
-/** Object counts of a run report; omitted counts are stored as 0. */
-export interface RunCounts {
-  fetched?: number;
-  created?: number;
-  updated?: number;
-  unchanged?: number;
-  deleted?: number;
-  restored?: number;
-  failed?: number;
-  membershipsAdded?: number;
-  membershipsRemoved?: number;
-  /** Deletions a threshold-blocked or dry run would have made. */
-  wouldDelete?: number;
-}
-
-/** The final report given to {@link finishRun}. */
-export interface RunReport extends RunCounts {
+/** The final report given to {@link finishRun}; omitted counts are stored as 0. */
+export interface RunReport extends Partial<RunCounts> {
   status: FinalRunStatus;
   /** Per-object issues; only the first {@link maxStoredRunIssues} are stored. */
   issues?: readonly RunIssue[];

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { consentStatuses, credentialStatuses } from '@dirsync/contracts';
 
 // Microsoft Entra ID connectors: the platform's own app registrations, their certificate
 // credentials (private keys encrypted) with history, tenants' admin consent, and platform-wide
@@ -7,11 +8,6 @@ import { check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uni
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
-
-/** Lifecycle of a connector certificate. */
-export const credentialStatuses = ['pending', 'current', 'previous', 'retired', 'removed', 'abandoned'] as const;
-/** State of a tenant's admin consent for a connector. */
-export const consentStatuses = ['pending', 'granted', 'denied', 'revoked'] as const;
 
 // schema.ts re-exports this file, so importing its tables here would be an import cycle: the
 // foreign key names accounts through a stand-in of its key column (as schema-api.ts does).

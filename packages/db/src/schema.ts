@@ -13,27 +13,13 @@ import {
   uniqueIndex,
   uuid,
 } from 'drizzle-orm/pg-core';
+import { integrationKinds, runStatuses, syncModes, syncTriggers } from '@dirsync/contracts';
 
 // Tables are created unqualified (no pgSchema, no pgEnum) so that migrations apply into whatever
 // schema `search_path` names: tests run each file in its own schema.
 
 const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true }).notNull().defaultNow();
-
-/** Directory kinds dirsync can sync. */
-export const integrationKinds = ['ldap', 'active_directory', 'domino', 'entra_id'] as const;
-/** Sync modes. */
-export const syncModes = ['full', 'delta'] as const;
-/** What asked for a run. */
-export const syncTriggers = ['schedule', 'manual', 'api', 'password_update', 'recovery'] as const;
-/**
- * Lifecycle of a run report: `queued` → `running` → (`retrying` → `running`)* → one final status
- * (`succeeded`, `failed`, `blocked` by the deletion threshold, `dry_run`). A failed attempt that
- * will be tried again reads `retrying`, never `failed`.
- */
-export const runStatuses = ['queued', 'running', 'retrying', 'succeeded', 'failed', 'blocked', 'dry_run'] as const;
-/** Run statuses nothing changes any more. */
-export const finalRunStatuses = ['succeeded', 'failed', 'blocked', 'dry_run'] as const;
 
 const inList = (column: string, values: readonly string[]) =>
   sql.raw(`${column} in (${values.map((v) => `'${v}'`).join(', ')})`);

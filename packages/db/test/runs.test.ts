@@ -20,8 +20,8 @@ import {
   type Db,
   type Integration,
   type RunReport,
-  type SyncMode,
 } from '../src/index.ts';
+import type { SyncMode } from '@dirsync/contracts';
 
 let database: TestDatabase;
 let db: Db;

@@ -1,18 +1,14 @@
+import { type ConnectionReport as ConnectionReportResult, connectionReportSchema, type ConsentVerificationResult, consentVerificationResultSchema, type TestConnectionJobData, testConnectionJobSchema } from '@dirsync/contracts';
 import { randomUUID } from 'node:crypto';
 import { type Job, QueueEvents } from 'bullmq';
 import type { z } from 'zod';
 import {
   CONTROL_JOB_NAMES,
-  connectionReportSchema,
-  consentVerificationResultSchema,
   controlJobId,
   parseCheckSecretJob,
   parseVerifyConsentJob,
-  type ConnectionReportResult,
-  type ConsentVerificationResult,
 } from './control-jobs.ts';
 import type { JobKindName } from './job-table.ts';
-import { testConnectionJobSchema, type TestConnectionJobData } from './payloads.ts';
 import { createQueueClient } from './queue-client.ts';
 import { closeRedis, openRedis, type RedisConnection } from './redis.ts';
 import { requireReady } from './unavailable.ts';

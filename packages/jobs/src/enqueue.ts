@@ -1,8 +1,9 @@
+import { type SyncJobData, syncJobSchema, type SyncMode, type SyncRequest } from '@dirsync/contracts';
 import { randomUUID } from 'node:crypto';
 import { Job } from 'bullmq';
 import { syncJobPriority } from './job-table.ts';
 import { runJobId, scheduledJobId, syncDeduplicationId } from './job-options.ts';
-import { parseSyncRequest, syncJobSchema, type SyncJobData, type SyncMode, type SyncRequest } from './payloads.ts';
+import { parseSyncRequest } from './payloads.ts';
 import { createQueueClient } from './queue-client.ts';
 import type { RedisConnection } from './redis.ts';
 import { requireReady } from './unavailable.ts';

@@ -1,6 +1,6 @@
+import type { SyncMode } from '@dirsync/contracts';
 import type { JobsOptions } from 'bullmq';
 import { DEFAULT_BACKOFF_POLICY, SYNC_BACKOFF_TYPE } from './backoff.ts';
-import type { SyncMode } from './payloads.ts';
 
 /**
  * Options every sync job is added with. Run reports live in Postgres, so Redis keeps finished

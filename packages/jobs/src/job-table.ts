@@ -1,10 +1,10 @@
+import { checkSecretJobSchema, rotateConnectorJobSchema, syncJobSchema, type SyncMode, type SyncTrigger, testConnectionJobSchema, verifyConsentJobSchema } from '@dirsync/contracts';
 import type { JobsOptions } from 'bullmq';
 import type { z } from 'zod';
-import { CONTROL_JOB_NAMES, checkSecretJobSchema, controlJobOptions, verifyConsentJobSchema } from './control-jobs.ts';
+import { CONTROL_JOB_NAMES, controlJobOptions } from './control-jobs.ts';
 import { defaultSyncJobOptions } from './job-options.ts';
-import { syncJobSchema, testConnectionJobSchema, type SyncMode, type SyncTrigger } from './payloads.ts';
 import { JOB_NAMES } from './queues.ts';
-import { defaultRotationJobOptions, ROTATE_CONNECTOR_JOB, rotateConnectorJobSchema } from './rotation-jobs.ts';
+import { defaultRotationJobOptions, ROTATE_CONNECTOR_JOB } from './rotation-jobs.ts';
 import { DELIVER_WEBHOOKS_JOB, deliverWebhooksJobOptions, deliverWebhooksJobSchema } from './webhook-jobs.ts';
 
 /** The queues of an installation by role (the names come from its {@link QueueLayout}). */

@@ -1,77 +1,16 @@
-import { z } from 'zod';
+import type { z } from 'zod';
+import {
+  rotateCredentialsJobSchema,
+  syncJobSchema,
+  syncRequestSchema,
+  testConnectionJobSchema,
+  type RotateCredentialsJobData,
+  type SyncJobData,
+  type TestConnectionJobData,
+} from '@dirsync/contracts';
 
-/** Sync modes (same values as the `sync_runs.mode` column). */
-export const SYNC_MODES = ['full', 'delta'] as const;
-/** What asked for a sync (same values as the `sync_runs.trigger` column). */
-export const SYNC_TRIGGERS = ['schedule', 'manual', 'api', 'password_update', 'recovery'] as const;
-
-/** A sync mode. */
-export type SyncMode = (typeof SYNC_MODES)[number];
-/** A sync trigger. */
-export type SyncTrigger = (typeof SYNC_TRIGGERS)[number];
-
-const requestedBy = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
-const isoInstant = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' });
-
-// Payload objects are strict: an unknown key is refused rather than carried along, so a secret
-// can never ride in a job by accident (job data is readable by anyone with Redis access).
-
-/** Data of a `sync` job on {@link SYNC_QUEUE}. Never holds a secret. */
-export const syncJobSchema = z.strictObject({
-  integrationId: z.uuid(),
-  runId: z.uuid(),
-  mode: z.enum(SYNC_MODES),
-  trigger: z.enum(SYNC_TRIGGERS),
-  dryRun: z.boolean(),
-  requestedBy: requestedBy.optional(),
-  /** The schedule slot this job stands for (scheduled jobs only). */
-  scheduledFor: isoInstant.optional(),
-});
-
-/** Data of a `sync` job. */
-export type SyncJobData = z.infer<typeof syncJobSchema>;
-
-/**
- * What a producer asks for. `runId` is generated when absent; `dryRun` defaults to false.
- * `scheduledFor` makes the job id deterministic (see `scheduledJobId`), so replaying the same
- * schedule slot never adds a second job.
- */
-export const syncRequestSchema = z.strictObject({
-  integrationId: z.uuid(),
-  mode: z.enum(SYNC_MODES),
-  trigger: z.enum(SYNC_TRIGGERS),
-  dryRun: z.boolean().default(false),
-  requestedBy: requestedBy.optional(),
-  scheduledFor: isoInstant.optional(),
-  runId: z.uuid().optional(),
-});
-
-/** Input accepted by `enqueueSync`. */
-export type SyncRequest = z.input<typeof syncRequestSchema>;
-
-/** Data of a `test-connection` job on {@link CONTROL_QUEUE}. */
-export const testConnectionJobSchema = z.strictObject({
-  integrationId: z.uuid(),
-  /** Correlates the answer with the waiting caller. */
-  requestId: z.uuid(),
-  requestedBy: requestedBy.optional(),
-});
-
-/** Data of a `test-connection` job. */
-export type TestConnectionJobData = z.infer<typeof testConnectionJobSchema>;
-
-/** Data of a `rotate-credentials` job on {@link ROTATION_QUEUE}. */
-export const rotateCredentialsJobSchema = z.strictObject({
-  /** The integration whose connector certificate is rolled. */
-  integrationId: z.uuid(),
-  trigger: z.enum(['schedule', 'manual']),
-  /** The daily slot this rotation stands for (scheduled rotations only). */
-  scheduledFor: isoInstant.optional(),
-  requestedBy: requestedBy.optional(),
-});
-
-/** Data of a `rotate-credentials` job. */
-export type RotateCredentialsJobData = z.infer<typeof rotateCredentialsJobSchema>;
+// The payload shapes are the contracts' (`syncJobSchema` and the others); this module parses
+// them with the queue's typed error.
 
 /**
  * A job payload or request that does not match its schema. The message lists each problem as

@@ -1,24 +1,10 @@
 import type { JobsOptions } from 'bullmq';
-import { z } from 'zod';
+import { rotateConnectorJobSchema, type RotateConnectorJobData } from '@dirsync/contracts';
 import { SYNC_BACKOFF_TYPE } from './backoff.ts';
 import { InvalidJobPayloadError } from './payloads.ts';
 
 /** Name of the job that rolls a connector's certificate (on {@link ROTATION_QUEUE}). */
 export const ROTATE_CONNECTOR_JOB = 'rotate-connector-credential';
-
-const requestedBy = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
-
-/** Data of a `rotate-connector-credential` job. Never holds a secret. */
-export const rotateConnectorJobSchema = z.strictObject({
-  connectorId: z.uuid(),
-  trigger: z.enum(['schedule', 'manual']),
-  /** The daily slot this rotation stands for (scheduled rotations): a second job for it does nothing. */
-  scheduledFor: z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).optional(),
-  requestedBy: requestedBy.optional(),
-});
-
-/** Data of a `rotate-connector-credential` job. */
-export type RotateConnectorJobData = z.infer<typeof rotateConnectorJobSchema>;
 
 /** Validates the data of a rotation job. Throws {@link InvalidJobPayloadError}. */
 export function parseRotateConnectorJob(data: unknown): RotateConnectorJobData {

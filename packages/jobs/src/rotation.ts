@@ -1,9 +1,10 @@
+import { rotateConnectorJobSchema } from '@dirsync/contracts';
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { z } from 'zod';
 import { createQueueClient } from './queue-client.ts';
 import type { RedisConnection } from './redis.ts';
-import { parseRotateConnectorJob, rotateConnectorJobSchema, rotationJobId } from './rotation-jobs.ts';
+import { parseRotateConnectorJob, rotationJobId } from './rotation-jobs.ts';
 
 export * from './rotation-jobs.ts';
 /** Outcome of {@link RotationEnqueueClient.enqueueRotation}. */

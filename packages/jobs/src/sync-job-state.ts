@@ -1,5 +1,5 @@
+import { type SyncJobData, syncJobSchema } from '@dirsync/contracts';
 import type { Job } from 'bullmq';
-import { syncJobSchema, type SyncJobData } from './payloads.ts';
 import { createQueueClient } from './queue-client.ts';
 import type { RedisConnection } from './redis.ts';
 

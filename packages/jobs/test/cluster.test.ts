@@ -1,3 +1,4 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
 import { useTestRedisCluster, waitFor, type TestRedisCluster } from '@dirsync/testkit';
@@ -15,7 +16,6 @@ import {
   syncJobPriority,
   syncShardOf,
   type RedisSettings,
-  type SyncJobData,
 } from '../src/index.ts';
 
 // Every test goes through one seed node that does not serve the keys it uses: the client must

@@ -1,3 +1,4 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -11,7 +12,6 @@ import {
   SYNC_QUEUE,
   syncBackoffStrategy,
   type EnqueueClient,
-  type SyncJobData,
 } from '../src/index.ts';
 
 // Each test gets its own queue prefix: a worker taking "the next job" must only see that

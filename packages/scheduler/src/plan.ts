@@ -1,5 +1,6 @@
+import type { SyncMode } from '@dirsync/contracts';
 import type { DueSlots } from '@dirsync/db';
-import { cronIntervalMs, latestDueSlot, nextSlotAfter, type SyncMode } from '@dirsync/jobs';
+import { cronIntervalMs, latestDueSlot, nextSlotAfter } from '@dirsync/jobs';
 
 /** The schedule columns of one integration. */
 export interface ScheduleState {

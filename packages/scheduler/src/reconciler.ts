@@ -1,3 +1,4 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import {
   expireConsentRequests,
   pruneConsoleSignIns,
@@ -10,7 +11,7 @@ import {
   type ReconcileSession,
   type UnfinishedRun,
 } from '@dirsync/db';
-import { createSyncJobInspector, runJobId, type RedisConnection, type SyncJobData, type SyncJobInspector } from '@dirsync/jobs';
+import { createSyncJobInspector, runJobId, type RedisConnection, type SyncJobInspector } from '@dirsync/jobs';
 import type { Logger } from 'pino';
 
 /** Default time between passes. */

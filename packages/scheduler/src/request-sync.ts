@@ -1,3 +1,4 @@
+import type { SyncMode, SyncTrigger } from '@dirsync/contracts';
 import { coverScheduleSlots, createRun, getIntegrationSchedule, markRunUpgradedToFull, type Db, type DueSlots } from '@dirsync/db';
 import {
   DEFAULT_SCHEDULE_TIMEZONE,
@@ -6,8 +7,6 @@ import {
   scheduledJobId,
   type EnqueueClient,
   type EnqueueSyncResult,
-  type SyncMode,
-  type SyncTrigger,
 } from '@dirsync/jobs';
 
 /** What {@link requestSync} needs: the database its run rows go to and the queue its jobs go to. */

@@ -1,5 +1,6 @@
+import type { SyncMode } from '@dirsync/contracts';
 import { claimDueBatch, releaseClaimedSlots, type ClaimedCandidate, type Db, type ScheduleCandidate, type ScheduleDecision } from '@dirsync/db';
-import { createEnqueueClient, createRepeatedErrorLog, DEFAULT_SCHEDULE_TIMEZONE, errorText, InvalidCronError, InvalidJobPayloadError, type QueueCheck, type RedisConnection, type SyncMode } from '@dirsync/jobs';
+import { createEnqueueClient, createRepeatedErrorLog, DEFAULT_SCHEDULE_TIMEZONE, errorText, InvalidCronError, InvalidJobPayloadError, type QueueCheck, type RedisConnection } from '@dirsync/jobs';
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from 'pino';
 import { DEFAULT_JITTER_MAX_MS, dueSlots, jitterOffsetMs, nextDueAt, planSync } from './plan.ts';

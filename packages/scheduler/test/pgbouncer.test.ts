@@ -1,3 +1,4 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import { Queue } from 'bullmq';
 import pino from 'pino';
 import {
@@ -11,7 +12,7 @@ import {
   startRun,
   type Db,
 } from '@dirsync/db';
-import { SYNC_QUEUE, type SyncJobData } from '@dirsync/jobs';
+import { SYNC_QUEUE } from '@dirsync/jobs';
 import {
   createTestDatabase,
   createTestQueuePrefix,

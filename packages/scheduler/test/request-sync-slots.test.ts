@@ -1,8 +1,9 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import pino from 'pino';
 import { accounts, close, connect, integrations, updateIntegration, type Db } from '@dirsync/db';
-import { createEnqueueClient, SYNC_QUEUE, type EnqueueClient, type SyncJobData } from '@dirsync/jobs';
+import { createEnqueueClient, SYNC_QUEUE, type EnqueueClient } from '@dirsync/jobs';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, type TestDatabase } from '@dirsync/testkit';
 import { createScheduler, jitterOffsetMs, requestSync, type Scheduler, type SyncRequestInput, type TickResult } from '../src/index.ts';
 

@@ -1,7 +1,8 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import { Queue } from 'bullmq';
 import pino from 'pino';
 import { accounts, close, connect, integrations, type Db } from '@dirsync/db';
-import { scheduledJobId, SYNC_QUEUE, type SyncJobData } from '@dirsync/jobs';
+import { scheduledJobId, SYNC_QUEUE } from '@dirsync/jobs';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 import { createScheduler, jitterOffsetMs, type Scheduler, type TickResult } from '../src/index.ts';
 

@@ -1,8 +1,9 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import { Writable } from 'node:stream';
 import { Queue } from 'bullmq';
 import pino from 'pino';
 import { accounts, close, connect, integrations, type Db } from '@dirsync/db';
-import { createEnqueueClient, scheduledJobId, SYNC_QUEUE, type SyncJobData } from '@dirsync/jobs';
+import { createEnqueueClient, scheduledJobId, SYNC_QUEUE } from '@dirsync/jobs';
 import {
   createTestDatabase,
   createTestQueuePrefix,

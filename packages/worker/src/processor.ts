@@ -1,3 +1,4 @@
+import type { RunCounts, SyncJobData } from '@dirsync/contracts';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import {
@@ -10,7 +11,7 @@ import {
   type Run,
   withIntegrationSecret,
 } from '@dirsync/db';
-import { parseSyncJob, type RedisClient, releaseWaitingSlot, type SyncJobData } from '@dirsync/jobs';
+import { parseSyncJob, type RedisClient, releaseWaitingSlot } from '@dirsync/jobs';
 import type { Cursor, Provider } from '@dirsync/providers';
 import { classifyFailure } from './failure.ts';
 import { acquireSyncSlots, directoryHostOf, resolveSyncLimits, type SlotsOutcome, slotRetryDelayMs, type SyncLimitOptions } from './limits.ts';
@@ -58,22 +59,12 @@ export interface SyncProcessorOptions {
 }
 
 /** What a completed sync job returns (stored by BullMQ as the job's return value). */
-export interface SyncJobResult {
+export interface SyncJobResult extends Readonly<RunCounts> {
   readonly runId: string;
   readonly integrationId: string;
   readonly status: SyncOutcome;
   readonly mode: SyncReport['mode'];
   readonly reason: string;
-  readonly fetched: number;
-  readonly created: number;
-  readonly updated: number;
-  readonly unchanged: number;
-  readonly deleted: number;
-  readonly restored: number;
-  readonly failed: number;
-  readonly membershipsAdded: number;
-  readonly membershipsRemoved: number;
-  readonly wouldDelete: number;
   readonly issueCount: number;
 }
 

@@ -1,3 +1,4 @@
+import type { SyncJobData } from '@dirsync/contracts';
 import {
   completeRunAttempt,
   createRun,
@@ -7,7 +8,6 @@ import {
   startRunAttempt,
   claimIntegrationFence,
 } from '@dirsync/db';
-import type { SyncJobData } from '@dirsync/jobs';
 import type { ModePlan, SyncReport } from './pipeline/index.ts';
 
 /** Who runs which attempt of which run (see {@link RunRecorder.begin}). */

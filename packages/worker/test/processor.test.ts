@@ -1,3 +1,4 @@
+import type { RunStatus } from '@dirsync/contracts';
 import { randomUUID } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import { pino } from 'pino';
@@ -12,7 +13,6 @@ import {
   getIntegration,
   getRun,
   type KeyRing,
-  type RunStatus,
 } from '@dirsync/db';
 import { createEnqueueClient, SYNC_BACKOFF_TYPE, SYNC_QUEUE } from '@dirsync/jobs';
 import { AuthError, type Provider } from '@dirsync/providers';

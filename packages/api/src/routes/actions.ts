@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { type ActionNeeded, type IntegrationHealthRow, listActionsNeeded, listIntegrationHealth } from '@dirsync/db';
 import { accountOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
-import { actionSchema } from '../schemas.ts';
+import { actionSchema } from '@dirsync/contracts';
 import { bearer, withProblems } from './common.ts';
 
 /** One entry of the actions list. */

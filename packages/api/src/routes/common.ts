@@ -1,9 +1,10 @@
+import { problemSchema } from '@dirsync/contracts';
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { getIntegration, type Integration, type KeyRing } from '@dirsync/db';
 import { accountOf } from '../auth.ts';
 import type { ApiDeps } from '../context.ts';
-import { notFound, ProblemError, problemSchema } from '../problems.ts';
+import { notFound, ProblemError } from '../problems.ts';
 
 /** The integration `id` of the caller's account; 404 for any other (another account's reads as absent). */
 export async function ownIntegration(deps: ApiDeps, request: FastifyRequest, id: string): Promise<Integration> {

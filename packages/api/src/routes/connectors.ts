@@ -27,8 +27,8 @@ import {
 import { ControlJobFailedError, ControlTimeoutError, nextSlotAfter, validateCron } from '@dirsync/jobs';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
-import { notFound, ProblemError, problemSchema } from '../problems.ts';
-import { connectorSchema, consentUrlBody, consentUrlSchema, createConnectorBody, createdConnectorSchema, idParams } from '../schemas.ts';
+import { notFound, ProblemError } from '../problems.ts';
+import { connectorSchema, consentUrlBody, consentUrlSchema, createConnectorBody, createdConnectorSchema, idParams, problemSchema } from '@dirsync/contracts';
 import { bearer, consoleReturnProblem, invalidFields, requireKeyRing, withProblems } from './common.ts';
 
 const tags = ['connectors'];

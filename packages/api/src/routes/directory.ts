@@ -1,7 +1,7 @@
 import { listMemberships, listObjects } from '@dirsync/db';
 import { requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
-import { directoryObjectSchema, directoryQuery, idParams, membershipSchema, pageOf } from '../schemas.ts';
+import { directoryObjectSchema, directoryQuery, idParams, membershipSchema, pageOf } from '@dirsync/contracts';
 import { bearer, ownIntegration, withProblems } from './common.ts';
 
 const tags = ['synced data'];

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import {
   createIntegration,
   deleteSecretCandidate,
-  type IntegrationKind,
   type IntegrationPatch,
   getConnector,
   type Integration,
@@ -21,20 +20,8 @@ import { validateSchedule } from '@dirsync/jobs';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { presentIntegration, presentRun } from '../present.ts';
-import { notFound, ProblemError, problemSchema } from '../problems.ts';
-import {
-  connectionReport,
-  createIntegrationBody,
-  idParams,
-  integrationSchema,
-  migratedIntegrationSchema,
-  migrateIntegrationBody,
-  secretAcceptedSchema,
-  setSecretBody,
-  syncAnswerSchema,
-  syncRequestBody,
-  updateIntegrationBody,
-} from '../schemas.ts';
+import { notFound, ProblemError } from '../problems.ts';
+import { connectionReportSchema as connectionReport, createIntegrationBody, idParams, type IntegrationKind, integrationSchema, migratedIntegrationSchema, migrateIntegrationBody, problemSchema, secretAcceptedSchema, setSecretBody, syncAnswerSchema, syncRequestBody, updateIntegrationBody } from '@dirsync/contracts';
 import { finalRunStatuses, waitForFinalRun } from '../wait-run.ts';
 import { bearer, invalidFields, ownIntegration, requireKeyRing, withProblems } from './common.ts';
 import { requireTenantConsent } from './connectors.ts';

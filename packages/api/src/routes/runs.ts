@@ -2,8 +2,8 @@ import { approveRun, getAccountRun, listAccountRuns, listRunChanges, listRunIssu
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { presentRun } from '../present.ts';
-import { notFound, problemSchema } from '../problems.ts';
-import { idParams, pageOf, pageQuery, runChangeSchema, runIssueSchema, runSchema, runsQuery } from '../schemas.ts';
+import { notFound } from '../problems.ts';
+import { idParams, pageOf, pageQuery, problemSchema, runChangeSchema, runIssueSchema, runSchema, runsQuery } from '@dirsync/contracts';
 import { bearer, withProblems } from './common.ts';
 
 const tags = ['runs'];

@@ -1,9 +1,10 @@
+import type { SyncMode } from '@dirsync/contracts';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { close, connect, createAccount, createIntegration, createKeyRing, ensureDatabase, generateSecretKey, getRun, migrate, type Db, type KeyRing, type Run } from '@dirsync/db';
-import { createEnqueueClient, createQueueClient, type SyncMode } from '@dirsync/jobs';
+import { createEnqueueClient, createQueueClient } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { startSlapd, waitFor, type SlapdServer } from '@dirsync/testkit';
 import { directoryHostOf } from '@dirsync/worker';

@@ -1,3 +1,4 @@
+import type { SyncMode } from '@dirsync/contracts';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import {
   type KeyRing,
   type Run,
 } from '@dirsync/db';
-import { createEnqueueClient, createQueueClient, type EnqueueClient, type SyncMode } from '@dirsync/jobs';
+import { createEnqueueClient, createQueueClient, type EnqueueClient } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { waitFor } from '@dirsync/testkit';
 import { startService, type ChildService } from '../services.ts';

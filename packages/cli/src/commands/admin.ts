@@ -1,3 +1,4 @@
+import { type RunStatus, runStatuses } from '@dirsync/contracts';
 import type { Command } from 'commander';
 import {
   approveRun,
@@ -11,8 +12,6 @@ import {
   migrate,
   recordAudit,
   rotateSecretKeys,
-  runStatuses,
-  type RunStatus,
 } from '@dirsync/db';
 import type { Context } from '../context.ts';
 import { UserError } from '../errors.ts';

@@ -1,3 +1,4 @@
+import { type IntegrationKind, integrationKinds } from '@dirsync/contracts';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
@@ -9,7 +10,6 @@ import {
   hasGrantedConsent,
   migrateLegacyIntegration,
   requireConnector,
-  integrationKinds,
   listIntegrations,
   recordAudit,
   removeIntegration,
@@ -18,7 +18,6 @@ import {
   updateIntegration,
   withIntegrationSecret,
   type Integration,
-  type IntegrationKind,
   type IntegrationPatch,
 } from '@dirsync/db';
 import { dominoGroupAttributes, dominoPersonAttributes, validateSettings, type ConnectionReport } from '@dirsync/providers';

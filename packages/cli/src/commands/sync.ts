@@ -1,6 +1,7 @@
+import type { SyncMode, SyncTrigger } from '@dirsync/contracts';
 import type { Command } from 'commander';
 import { getRun, requireIntegration, type Run } from '@dirsync/db';
-import { createQueueClient, type SyncMode, type SyncTrigger } from '@dirsync/jobs';
+import { createQueueClient } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { redisSettingsOf } from '../config.ts';
 import type { Context } from '../context.ts';

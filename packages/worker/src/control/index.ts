@@ -1,5 +1,6 @@
+import type { ConnectionReport as ConnectionReportResult, ConsentVerificationResult } from '@dirsync/contracts';
 import type { Worker } from 'bullmq';
-import type { ConnectionReportResult, ConsentVerificationResult, RedisConnection } from '@dirsync/jobs';
+import type { RedisConnection } from '@dirsync/jobs';
 import { createQueueWorker, type QueueCheck } from '@dirsync/jobs';
 import { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
 

@@ -1,10 +1,9 @@
+import type { ConnectionReport as ConnectionReportResult, ConsentVerificationResult } from '@dirsync/contracts';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { type Db, deleteSecretCandidate, getIntegration, type Integration, type KeyRing, withIntegrationSecret, withSecretCandidate } from '@dirsync/db';
 import {
   CONTROL_JOB_NAMES,
-  type ConnectionReportResult,
-  type ConsentVerificationResult,
   parseCheckSecretJob,
   parseTestConnectionJob,
   parseVerifyConsentJob,

@@ -1,6 +1,6 @@
 export { defaultRunLimits, RunLimitError, type RunLimits, runSync, type RunSyncOptions, type SyncIntegration, type SyncProgress, type SyncRun } from './run-sync.ts';
 export type { SyncCounts, SyncOutcome, SyncReport } from './report.ts';
-export { planMode, fallbackToFull, type ModePlan, type SyncMode } from './mode.ts';
+export { planMode, fallbackToFull, type ModePlan } from './mode.ts';
 export {
   DEFAULT_DELETE_THRESHOLD,
   deletionVerdict,

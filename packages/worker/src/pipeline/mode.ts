@@ -1,7 +1,6 @@
+import type { SyncMode } from '@dirsync/contracts';
 import type { Cursor, CursorRejectedError } from '@dirsync/providers';
 
-/** A sync mode. */
-export type SyncMode = 'full' | 'delta';
 
 /** The mode a run runs in and the sentence its report gives for it. */
 export interface ModePlan {

@@ -1,28 +1,12 @@
 import type { RunIssue } from '@dirsync/db';
 import type { Cursor } from '@dirsync/providers';
-import type { SyncMode } from './mode.ts';
+import { emptyRunCounts, type RunCounts, type SyncMode } from '@dirsync/contracts';
 
 /** How a pipeline run ended (a failed run throws instead). */
 export type SyncOutcome = 'succeeded' | 'blocked' | 'dry_run';
 
-/** Object and edge counts of a run. */
-export interface SyncCounts {
-  /** Source entries received. */
-  fetched: number;
-  created: number;
-  updated: number;
-  unchanged: number;
-  /** Objects soft-deleted (in a dry run: that would have been). */
-  deleted: number;
-  /** Soft-deleted objects that reappeared. */
-  restored: number;
-  /** Entries that could not be mapped or stored; each has an issue. */
-  failed: number;
-  membershipsAdded: number;
-  membershipsRemoved: number;
-  /** Deletions the run computed, whether or not it applied them. */
-  wouldDelete: number;
-}
+/** Object and edge counts of a run (fetched: source entries received; deleted: soft-deleted, in a dry run: would have been). */
+export type SyncCounts = RunCounts;
 
 /** What {@link runSync} returns: the run report, ready for the runs repository. */
 export interface SyncReport extends SyncCounts {
@@ -70,16 +54,5 @@ export class IssueLog {
 
 /** Counts all at zero. */
 export function zeroCounts(): SyncCounts {
-  return {
-    fetched: 0,
-    created: 0,
-    updated: 0,
-    unchanged: 0,
-    deleted: 0,
-    restored: 0,
-    failed: 0,
-    membershipsAdded: 0,
-    membershipsRemoved: 0,
-    wouldDelete: 0,
-  };
+  return emptyRunCounts();
 }

@@ -21,7 +21,8 @@ import {
 import { chunks, type SyncContext, type Tally } from './context.ts';
 import { contentHashOf } from './hash.ts';
 import { MemberSync } from './members.ts';
-import { fallbackToFull, type ModePlan, planMode, type SyncMode } from './mode.ts';
+import type { SyncMode } from '@dirsync/contracts';
+import { fallbackToFull, type ModePlan, planMode } from './mode.ts';
 import { combineRecords, type PreparedObject, prepareObject, syncObjectBatch } from './objects.ts';
 import { readAhead } from './read-ahead.ts';
 import { IssueLog, type SyncReport, zeroCounts } from './report.ts';
