@@ -83,6 +83,20 @@ export const configSchema = z.object({
     .min(0, 'DIRSYNC_CHANGE_RETENTION_HOURS must be 0–876000')
     .max(876_000, 'DIRSYNC_CHANGE_RETENTION_HOURS must be 0–876000')
     .default(168),
+  /** Failed webhook deliveries in a row after which an endpoint is disabled (an action needed tells its account). */
+  DIRSYNC_WEBHOOK_DISABLE_AFTER_FAILURES: z.coerce
+    .number()
+    .int()
+    .min(1, 'DIRSYNC_WEBHOOK_DISABLE_AFTER_FAILURES must be 1–10000')
+    .max(10_000, 'DIRSYNC_WEBHOOK_DISABLE_AFTER_FAILURES must be 1–10000')
+    .default(20),
+  /** Webhook endpoints may be `http:` URLs (default: `https:` only). Where they may connect is the destination policy's. */
+  DIRSYNC_WEBHOOK_ALLOW_HTTP: z
+    .enum(['true', 'false', '1', '0', 'on', 'off'], { message: 'DIRSYNC_WEBHOOK_ALLOW_HTTP must be true or false' })
+    .default('false')
+    .transform((v) => ['true', '1', 'on'].includes(v)),
+  /** Days a finished webhook delivery is kept (0: for ever); the reconciler prunes older ones. */
+  DIRSYNC_WEBHOOK_RETENTION_DAYS: z.coerce.number().int().min(0, 'DIRSYNC_WEBHOOK_RETENTION_DAYS must be 0–36500').max(36_500, 'DIRSYNC_WEBHOOK_RETENTION_DAYS must be 0–36500').default(30),
   /**
    * What the API's per-key and per-address rate limiters do while Redis cannot be reached:
    * `closed` answers 503 with Retry-After (the default: no request passes unlimited), `open` lets

@@ -1,4 +1,5 @@
 import { type ChangeRetention, pruneChanges } from './changes.ts';
+import { pruneWebhookDeliveries } from './webhooks.ts';
 import type { Db } from './client.ts';
 import { finalRunStatuses } from '@dirsync/contracts';
 
@@ -128,6 +129,8 @@ export interface HistoryRetention {
   readonly audit: AuditRetention;
   /** Change feed entries (omitted: kept for ever). */
   readonly changes?: ChangeRetention | undefined;
+  /** Finished webhook deliveries and their events (omitted: kept for ever). */
+  readonly webhooks?: { readonly days: number; readonly batchSize?: number | undefined } | undefined;
   /** Statements per table at most in this call (default {@link defaultRetentionMaxBatches}). */
   readonly maxBatches?: number | undefined;
 }
@@ -138,6 +141,8 @@ export interface PrunedHistory {
   readonly auditEvents: number;
   /** Change feed entries. */
   readonly changes: number;
+  /** Webhook deliveries and events (present when `webhooks` retention was given). */
+  readonly webhooks?: number | undefined;
   /** A table still had rows due when the call stopped at `maxBatches`; the next call goes on. */
   readonly more: boolean;
 }
@@ -165,7 +170,14 @@ export async function pruneHistory(db: Db, retention: HistoryRetention): Promise
   const auditEvents = await drain(() => pruneAudit(db, retention.audit), retention.audit.batchSize ?? defaultRetentionBatchSize);
   const feed = retention.changes;
   const changes = feed === undefined ? 0 : await drain(() => pruneChanges(db, feed), feed.batchSize ?? defaultRetentionBatchSize);
-  return { runs, auditEvents, changes, more };
+  const hooks = retention.webhooks;
+  if (hooks === undefined) return { runs, auditEvents, changes, more };
+  const webhooks = await drain(async () => {
+    const pruned = await pruneWebhookDeliveries(db, hooks);
+    // A batch is full when either table filled it: then more may be due.
+    return Math.max(pruned.deliveries, pruned.events);
+  }, hooks.batchSize ?? defaultRetentionBatchSize);
+  return { runs, auditEvents, changes, webhooks, more };
 }
 
 /** Options of {@link pruneConsoleSignIns}. */

@@ -65,6 +65,15 @@ interface EndpointDbRow {
 
 const endpointColumns = 'id, account_id, url, events, description, enabled, disabled_reason, failure_streak, disabled_at, created_at, updated_at';
 
+// The pool may hand timestamps back as text (see client.ts): every one is made a Date here.
+function dateOf(value: Date | string): Date {
+  return value instanceof Date ? value : new Date(value);
+}
+
+function dateOrNull(value: Date | string | null): Date | null {
+  return value === null ? null : dateOf(value);
+}
+
 function endpointOf(row: EndpointDbRow): WebhookEndpointRow {
   return {
     id: row.id,
@@ -75,9 +84,9 @@ function endpointOf(row: EndpointDbRow): WebhookEndpointRow {
     enabled: row.enabled,
     disabledReason: row.disabled_reason,
     failureStreak: row.failure_streak,
-    disabledAt: row.disabled_at,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
+    disabledAt: dateOrNull(row.disabled_at),
+    createdAt: dateOf(row.created_at),
+    updatedAt: dateOf(row.updated_at),
   };
 }
 
@@ -206,9 +215,9 @@ function deliveryOf(row: DeliveryDbRow): WebhookDeliveryRow {
     attempts: row.attempts,
     lastStatusCode: row.last_status_code,
     lastError: row.last_error,
-    nextAttemptAt: row.status === 'pending' ? row.next_attempt_at : null,
-    deliveredAt: row.delivered_at,
-    createdAt: row.created_at,
+    nextAttemptAt: row.status === 'pending' ? dateOrNull(row.next_attempt_at) : null,
+    deliveredAt: dateOrNull(row.delivered_at),
+    createdAt: dateOf(row.created_at),
   };
 }
 

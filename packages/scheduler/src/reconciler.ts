@@ -190,8 +190,8 @@ export function createReconciler(options: ReconcilerOptions): Reconciler {
     if (options.retention !== undefined) {
       try {
         outcome.value.pruned = await pruneHistory(db, options.retention);
-        const { runs, auditEvents, changes, more } = outcome.value.pruned;
-        if (runs > 0 || auditEvents > 0 || changes > 0) logger.info({ runs, auditEvents, changes, more }, 'reconciler: pruned old runs and audit events');
+        const { runs, auditEvents, changes, webhooks = 0, more } = outcome.value.pruned;
+        if (runs > 0 || auditEvents > 0 || changes > 0 || webhooks > 0) logger.info({ runs, auditEvents, changes, webhooks, more }, 'reconciler: pruned old runs and audit events');
       } catch (error) {
         // The batches already deleted stay deleted; the next pass goes on. The runs this pass put
         // right must still be reported.

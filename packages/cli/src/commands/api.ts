@@ -52,6 +52,7 @@ export async function startHttpServer(
     connectorTooling: { generateCertificate, cloudHosts: entraCloud },
     scheduleJitterMaxMs: config.DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS * 1000,
     controlTimeoutMs: config.DIRSYNC_CONTROL_TIMEOUT_SECONDS * 1000,
+    webhookAllowHttp: config.DIRSYNC_WEBHOOK_ALLOW_HTTP,
     rateLimit: { max: config.DIRSYNC_API_RATE_LIMIT, timeWindowMs: 60_000 },
     publicRateLimit: { max: config.DIRSYNC_PUBLIC_RATE_LIMIT, timeWindowMs: 60_000 },
     rateLimitOnRedisDown: config.DIRSYNC_RATE_LIMIT_ON_REDIS_DOWN,

@@ -60,6 +60,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           logger,
           workerId: ctx.config.DIRSYNC_WORKER_ID,
           destinations: ctx.destinations(),
+          webhooks: { allowHttp: ctx.config.DIRSYNC_WEBHOOK_ALLOW_HTTP, disableAfterFailures: ctx.config.DIRSYNC_WEBHOOK_DISABLE_AFTER_FAILURES },
           // The registry, plus connector certificates and the consent grace for Entra ID.
           createProvider: createEntraAwareProviderFactory({
             db: ctx.db(),
@@ -117,6 +118,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
             runs: { days: ctx.config.DIRSYNC_RUN_RETENTION_DAYS, keep: ctx.config.DIRSYNC_RUN_RETENTION_KEEP },
             audit: { days: ctx.config.DIRSYNC_AUDIT_RETENTION_DAYS },
             changes: { hours: ctx.config.DIRSYNC_CHANGE_RETENTION_HOURS },
+            webhooks: { days: ctx.config.DIRSYNC_WEBHOOK_RETENTION_DAYS },
           },
         };
         const scheduler = createScheduler({
