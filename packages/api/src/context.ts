@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, Raw
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Db, KeyRing, NewCertificateCredential } from '@dirsync/db';
+import type { WebhookEnqueueClient } from '@dirsync/jobs';
 import type { ControlClient, EnqueueClient, EnqueueSyncResult } from '@dirsync/jobs';
 
 /** The Fastify instance routes are registered on (zod schemas for validation and answers). */
@@ -70,4 +71,9 @@ export interface ApiDeps {
   readonly controlTimeoutMs: number;
   /** Longest a sync request's `wait` is honoured. */
   readonly syncWaitLimitMs: number;
+  /**
+   * Webhook drain requests (prompt delivery after a test, a redelivery, an endpoint enabled) and
+   * whether endpoints may be `http:` (`DIRSYNC_WEBHOOK_ALLOW_HTTP`).
+   */
+  readonly webhooks?: { readonly enqueue: WebhookEnqueueClient; readonly allowHttp: boolean } | undefined;
 }

@@ -7,7 +7,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Db, KeyRing } from '@dirsync/db';
-import { createControlClient, createEnqueueClient, createRepeatedErrorLog, DEFAULT_QUEUE_PREFIX, failFastRedisOptions, type RedisConnection } from '@dirsync/jobs';
+import { createControlClient, createEnqueueClient, createRepeatedErrorLog, createWebhookEnqueueClient, DEFAULT_QUEUE_PREFIX, failFastRedisOptions, type RedisConnection } from '@dirsync/jobs';
 import { createReadinessProbe, type ReadinessCheck, type ReadinessReport } from './ops/readiness.ts';
 import { createServiceMetrics, type ServiceMetrics } from './ops/metrics.ts';
 import { openRedis } from './ops/redis.ts';
@@ -21,7 +21,9 @@ import { registerConnectorRoutes, registerConsentCallback } from './routes/conne
 import { registerDashboard } from './routes/dashboard.ts';
 import { registerDirectoryRoutes } from './routes/directory.ts';
 import { registerIntegrationRoutes } from './routes/integrations.ts';
+import { registerPreviewRoute } from './routes/preview.ts';
 import { registerRunRoutes } from './routes/runs.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
 
 /** Options of {@link createApiServer}. */
 export interface ApiServerOptions {
@@ -51,6 +53,8 @@ export interface ApiServerOptions {
   readonly controlTimeoutMs?: number | undefined;
   /** Longest a sync request's `wait` is honoured (default 300 s, the most the API accepts). */
   readonly syncWaitLimitMs?: number | undefined;
+  /** Webhook endpoints may be `http:` URLs (`DIRSYNC_WEBHOOK_ALLOW_HTTP`; default false: https only). */
+  readonly webhookAllowHttp?: boolean | undefined;
   /** Requests per key per window (default 600 per minute). */
   readonly rateLimit?: { readonly max: number; readonly timeWindowMs: number } | undefined;
   /**
@@ -298,9 +302,11 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   if (serveApi) {
     const enqueue = createEnqueueClient({ connection: options.connection, prefix, onError: onRedisError, failFast: true });
     const control = createControlClient({ connection: options.connection, prefix, onError: onRedisError, failFast: true });
+    const webhookEnqueue = createWebhookEnqueueClient({ connection: options.connection, prefix, purpose: 'request', onError: onRedisError });
     closers.push(
       () => enqueue.close(),
       () => control.close(),
+      () => webhookEnqueue.close(),
     );
     const deps: ApiDeps = {
       db: options.db,
@@ -314,6 +320,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       scheduleJitterMaxMs: options.scheduleJitterMaxMs,
       controlTimeoutMs: options.controlTimeoutMs ?? 30_000,
       syncWaitLimitMs: options.syncWaitLimitMs ?? 300_000,
+      webhooks: { enqueue: webhookEnqueue, allowHttp: options.webhookAllowHttp ?? false },
     };
 
     await app.register(swagger, {
@@ -395,16 +402,18 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
           const id = (request.params as { id?: unknown } | undefined)?.id;
           const route = request.routeOptions.url ?? '';
           if (typeof id === 'string') {
-            const field = route.startsWith('/v1/runs/') ? 'runId' : route.startsWith('/v1/connectors/') ? 'connectorId' : 'integrationId';
+            const field = route.startsWith('/v1/runs/') ? 'runId' : route.startsWith('/v1/connectors/') ? 'connectorId' : route.startsWith('/v1/webhooks/') ? 'webhookId' : 'integrationId';
             request.log = request.log.child({ [field]: id });
           }
         });
         registerIntegrationRoutes(v1, deps);
+        registerPreviewRoute(v1, deps);
         registerRunRoutes(v1, deps);
         registerDirectoryRoutes(v1, deps);
         registerChangeRoutes(v1, deps);
         registerActionRoutes(v1, deps);
         registerConnectorRoutes(v1, deps);
+        registerWebhookRoutes(v1, deps);
       },
       { prefix: '/v1' },
     );

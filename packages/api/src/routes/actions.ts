@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { type ActionNeeded, type IntegrationHealthRow, listActionsNeeded, listIntegrationHealth } from '@dirsync/db';
+import { type ActionNeeded, type IntegrationHealthRow, listActionsNeeded, listDisabledWebhookEndpoints, listIntegrationHealth, type WebhookEndpointRow } from '@dirsync/db';
 import { accountOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { actionSchema } from '@dirsync/contracts';
@@ -127,6 +127,21 @@ export function withEntraActions(accountId: string, rows: readonly IntegrationHe
   return merged;
 }
 
+/** One entry per disabled webhook endpoint: its events wait until it is enabled again. Pure. */
+export function webhookActions(endpoints: readonly WebhookEndpointRow[]): Action[] {
+  return endpoints
+    .filter((endpoint) => !endpoint.enabled)
+    .map((endpoint) => ({
+      type: 'webhook_disabled' as const,
+      integrationId: null,
+      integrationName: endpoint.description === '' ? endpoint.url : endpoint.description,
+      detail: `webhook endpoint ${endpoint.url} is disabled (${endpoint.disabledReason ?? 'no reason recorded'}): fix the receiver, then enable it (PATCH /v1/webhooks/${endpoint.id} {"enabled": true}); its events wait meanwhile`,
+      runId: null,
+      since: endpoint.disabledAt === null ? null : endpoint.disabledAt.toISOString(),
+      webhookId: endpoint.id,
+    }));
+}
+
 /** `GET /v1/actions`: what the account's administrators should do. */
 export function registerActionRoutes(app: ApiApp, deps: ApiDeps): void {
   app.get('/actions', {
@@ -143,7 +158,8 @@ export function registerActionRoutes(app: ApiApp, deps: ApiDeps): void {
       const rows = await listIntegrationHealth(deps.db, accountId);
       const now = new Date();
       const needed = await listActionsNeeded(deps.db, now);
-      return { items: withEntraActions(accountId, rows, rows.flatMap((row) => actionsFor(row, now)), needed) };
+      const webhooks = await listDisabledWebhookEndpoints(deps.db, accountId);
+      return { items: [...withEntraActions(accountId, rows, rows.flatMap((row) => actionsFor(row, now)), needed), ...webhookActions(webhooks)] };
     },
   });
 }

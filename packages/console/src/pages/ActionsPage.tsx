@@ -16,6 +16,7 @@ const titles: Record<Action['type'], string> = {
   connector_rotation_failed: 'Certificate rotation failed',
   certificate_expiring: 'Certificate expiring',
   delete_old_app_registration: 'Remove the old Azure app',
+  webhook_disabled: 'Webhook endpoint disabled',
 };
 
 function NextStep({ action }: { action: Action }) {
@@ -41,6 +42,9 @@ function NextStep({ action }: { action: Action }) {
     case 'connector_rotation_failed':
     case 'certificate_expiring':
       return <Link to="/connectors">Open Connectors</Link>;
+    case 'webhook_disabled':
+      // No console page for webhooks: the API and the CLI manage them.
+      return <code>dirsync webhooks update {action.webhookId ?? ''} --enable</code>;
     default:
       return <Link to={`/integrations/${action.integrationId}`}>Open {action.integrationName}</Link>;
   }
