@@ -107,10 +107,13 @@ export function unsafePatternReason(pattern: string): string | undefined {
   return undefined;
 }
 
+/** What every kind accepts as a source attribute name (each kind narrows it further). */
+export const MAPPING_SOURCE_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,119}$/;
+
 /** Source attribute names: LDAP attribute descriptions or Graph property names. */
 const sourceName = z
   .string({ error: 'must be a string naming a source attribute' })
-  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,119}$/, 'must be a source attribute name (a letter, then letters, digits, "-" or "_"; at most 120 characters)');
+  .regex(MAPPING_SOURCE_NAME, 'must be a source attribute name (a letter, then letters, digits, "-" or "_"; at most 120 characters)');
 
 /** Names of mapped fields and extra attributes. */
 const fieldName = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
@@ -209,9 +212,15 @@ export type AttributeMapping = z.infer<typeof attributeMappingSchema>;
 export const previewRequestSchema = z.strictObject({
   /** Objects to map (default 5). */
   limit: z.number().int().min(1).max(20).optional(),
-  /** An unsaved mapping to try instead of the stored one (validated like the settings). */
-  attributeMapping: z.unknown().optional(),
+  /**
+   * An unsaved mapping to try instead of the stored one, validated like `settings.attributeMapping`
+   * (problems answer 422 at their path, `attributeMapping.user.mail.from`).
+   */
+  attributeMapping: z.record(z.string(), z.unknown()).optional(),
 });
+
+/** Body of `POST /v1/integrations/{id}/preview`. */
+export type PreviewRequest = z.infer<typeof previewRequestSchema>;
 
 /** A JSON value, as mapped attributes hold. */
 const jsonValue: z.ZodType<unknown> = z.unknown();
@@ -243,3 +252,21 @@ export const previewResultSchema = z.object({
 
 /** Answer of a preview. */
 export type PreviewResult = z.infer<typeof previewResultSchema>;
+
+/** Samples a preview shows when the request names no limit. */
+export const PREVIEW_DEFAULT_LIMIT = 5;
+
+/**
+ * Data of a `preview-mapping` job on the control queue: the integration, how many samples, and
+ * the unsaved mapping to try (the stored settings otherwise). No secret: the worker reads it.
+ */
+export const previewJobSchema = z.strictObject({
+  integrationId: z.uuid(),
+  requestId: z.uuid(),
+  limit: z.number().int().min(1).max(20),
+  attributeMapping: attributeMappingSchema.optional(),
+  requestedBy: z.string().trim().min(1).max(200).optional(),
+});
+
+/** Data of a `preview-mapping` job. */
+export type PreviewJobData = z.infer<typeof previewJobSchema>;

@@ -1,4 +1,4 @@
-import { checkSecretJobSchema, type CheckSecretJobData, verifyConsentJobSchema, type VerifyConsentJobData } from '@dirsync/contracts';
+import { checkSecretJobSchema, type CheckSecretJobData, previewJobSchema, type PreviewJobData, verifyConsentJobSchema, type VerifyConsentJobData } from '@dirsync/contracts';
 import { InvalidJobPayloadError } from './payloads.ts';
 import { JOB_NAMES } from './queues.ts';
 
@@ -10,6 +10,8 @@ export const CONTROL_JOB_NAMES = {
   checkSecret: 'check-secret',
   /** Obtain a token for the tenant of an answered admin-consent request and record what it carries. */
   verifyConsent: 'verify-consent',
+  /** Map a few entries read from the directory with the stored or an unsaved attribute mapping. */
+  previewMapping: 'preview-mapping',
 } as const;
 
 /** Validates the data of a `check-secret` job. Throws {@link InvalidJobPayloadError}. */
@@ -26,6 +28,12 @@ export function parseVerifyConsentJob(data: unknown): VerifyConsentJobData {
   return result.data;
 }
 
+/** Validates the data of a `preview-mapping` job. Throws {@link InvalidJobPayloadError}. */
+export function parsePreviewJob(data: unknown): PreviewJobData {
+  const result = previewJobSchema.safeParse(data);
+  if (!result.success) throw new InvalidJobPayloadError('preview-mapping job', result.error);
+  return result.data;
+}
 
 /** Options every control job is added with: one attempt (the caller waits), short retention. */
 export const controlJobOptions = {

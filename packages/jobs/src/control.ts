@@ -1,4 +1,5 @@
 import { type ConnectionReport as ConnectionReportResult, connectionReportSchema, type ConsentVerificationResult, consentVerificationResultSchema, type TestConnectionJobData, testConnectionJobSchema } from '@dirsync/contracts';
+import { type AttributeMapping, type PreviewResult, previewResultSchema } from '@dirsync/contracts';
 import { randomUUID } from 'node:crypto';
 import { type Job, QueueEvents } from 'bullmq';
 import type { z } from 'zod';
@@ -6,6 +7,7 @@ import {
   CONTROL_JOB_NAMES,
   controlJobId,
   parseCheckSecretJob,
+  parsePreviewJob,
   parseVerifyConsentJob,
 } from './control-jobs.ts';
 import type { JobKindName } from './job-table.ts';
@@ -73,6 +75,11 @@ export interface ControlClient {
   checkSecret(integrationId: string, candidateId: string, options: ControlRequestOptions): Promise<ConnectionReportResult>;
   /** Token check of an answered admin-consent request (see `acceptConsentRedirect`). */
   verifyConsent(nonce: string, options: ControlRequestOptions): Promise<ConsentVerificationResult>;
+  /**
+   * A few entries of the integration's directory mapped with its attribute mapping, or with
+   * `preview.attributeMapping` (validated by the caller) without storing it.
+   */
+  previewMapping(integrationId: string, preview: { limit: number; attributeMapping?: AttributeMapping | undefined }, options: ControlRequestOptions): Promise<PreviewResult>;
   /** Closes the client's connections. */
   close(): Promise<void>;
 }
@@ -101,7 +108,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
   events.on('error', onError);
   let closed = false;
 
-  async function request<T>(kind: JobKindName & ('testConnection' | 'checkSecret' | 'verifyConsent'), data: Record<string, unknown>, what: string, timeoutMs: number, schema: z.ZodType<T>): Promise<T> {
+  async function request<T>(kind: JobKindName & ('testConnection' | 'checkSecret' | 'verifyConsent' | 'previewMapping'), data: Record<string, unknown>, what: string, timeoutMs: number, schema: z.ZodType<T>): Promise<T> {
     if (closed) throw new Error('the control client is closed');
     if (options.failFast === true) {
       requireReady(redis);
@@ -136,6 +143,16 @@ export function createControlClient(options: ControlClientOptions): ControlClien
   }
 
   return {
+    async previewMapping(integrationId, preview, requestOptions) {
+      const data = parsePreviewJob({
+        integrationId,
+        requestId: randomUUID(),
+        limit: preview.limit,
+        ...(preview.attributeMapping === undefined ? {} : { attributeMapping: preview.attributeMapping }),
+        ...(requestOptions.requestedBy === undefined ? {} : { requestedBy: requestOptions.requestedBy }),
+      });
+      return request('previewMapping', data, 'Mapping preview', requestOptions.timeoutMs, previewResultSchema);
+    },
     async testConnection(integrationId, requestOptions) {
       const data: TestConnectionJobData = testConnectionJobSchema.parse({
         integrationId,

@@ -1,4 +1,4 @@
-import { checkSecretJobSchema, rotateConnectorJobSchema, syncJobSchema, type SyncMode, type SyncTrigger, testConnectionJobSchema, verifyConsentJobSchema } from '@dirsync/contracts';
+import { checkSecretJobSchema, previewJobSchema, rotateConnectorJobSchema, syncJobSchema, type SyncMode, type SyncTrigger, testConnectionJobSchema, verifyConsentJobSchema } from '@dirsync/contracts';
 import type { JobsOptions } from 'bullmq';
 import type { z } from 'zod';
 import { CONTROL_JOB_NAMES, controlJobOptions } from './control-jobs.ts';
@@ -27,6 +27,7 @@ export const JOB_TABLE = {
   testConnection: { name: CONTROL_JOB_NAMES.testConnection, queue: 'control', schema: testConnectionJobSchema, options: controlJobOptions },
   checkSecret: { name: CONTROL_JOB_NAMES.checkSecret, queue: 'control', schema: checkSecretJobSchema, options: controlJobOptions },
   verifyConsent: { name: CONTROL_JOB_NAMES.verifyConsent, queue: 'control', schema: verifyConsentJobSchema, options: controlJobOptions },
+  previewMapping: { name: CONTROL_JOB_NAMES.previewMapping, queue: 'control', schema: previewJobSchema, options: controlJobOptions },
   rotateConnector: { name: ROTATE_CONNECTOR_JOB, queue: 'rotation', schema: rotateConnectorJobSchema, options: defaultRotationJobOptions },
   deliverWebhooks: { name: DELIVER_WEBHOOKS_JOB, queue: 'webhook', schema: deliverWebhooksJobSchema, options: deliverWebhooksJobOptions },
 } as const satisfies Record<string, JobKind>;

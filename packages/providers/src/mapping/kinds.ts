@@ -1,4 +1,4 @@
-import type { AttributeMapping } from '@dirsync/contracts';
+import { type AttributeMapping, MAPPING_SOURCE_NAME } from '@dirsync/contracts';
 import type { z } from 'zod';
 import type { MappedType } from './engine.ts';
 
@@ -59,7 +59,8 @@ export function refineAttributeMapping(rules: MappingKindRules, mapping: unknown
         continue;
       }
       const from = typeof rule === 'object' && rule !== null ? (rule as { from?: unknown }).from : undefined;
-      if (typeof from !== 'string') continue;
+      // A name the shared schema refused already has its problem.
+      if (typeof from !== 'string' || !MAPPING_SOURCE_NAME.test(from)) continue;
       if (!rules.sourceName.test(from)) ctx.addIssue({ code: 'custom', path: [...path, field, 'from'], message: `must be ${rules.sourceHint}` });
       else if (refused.has(from.toLowerCase())) {
         ctx.addIssue({ code: 'custom', path: [...path, field, 'from'], message: `"${from}" holds identity or references, which the mapping cannot read` });

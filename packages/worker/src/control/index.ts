@@ -1,4 +1,4 @@
-import type { ConnectionReport as ConnectionReportResult, ConsentVerificationResult } from '@dirsync/contracts';
+import type { ConnectionReport as ConnectionReportResult, ConsentVerificationResult, PreviewResult } from '@dirsync/contracts';
 import type { Worker } from 'bullmq';
 import type { RedisConnection } from '@dirsync/jobs';
 import { createQueueWorker, type QueueCheck } from '@dirsync/jobs';
@@ -21,7 +21,7 @@ export interface ControlWorkerOptions extends ControlProcessorOptions {
 
 /** A running control-queue worker. */
 export interface ControlWorker {
-  readonly worker: Worker<unknown, ConnectionReportResult | ConsentVerificationResult>;
+  readonly worker: Worker<unknown, ConnectionReportResult | ConsentVerificationResult | PreviewResult>;
   /** Whether its queue commands work (not backing off after errors). */
   state(): QueueCheck;
   /** Stops taking jobs, lets running ones finish, closes the connection. */
@@ -36,7 +36,7 @@ export function createControlWorker(options: ControlWorkerOptions): ControlWorke
   const connection = options.connection ?? options.redisUrl;
   if (connection === undefined) throw new Error('createControlWorker needs connection or redisUrl');
   // A connection of its own: control jobs must not queue behind the sync workers' commands.
-  const control = createQueueWorker<ConnectionReportResult | ConsentVerificationResult>({
+  const control = createQueueWorker<ConnectionReportResult | ConsentVerificationResult | PreviewResult>({
     connection,
     prefix: options.prefix,
     queue: 'control',
@@ -47,7 +47,7 @@ export function createControlWorker(options: ControlWorkerOptions): ControlWorke
     errorMessage: 'control worker error',
   });
   return {
-    worker: control.workers[0] as Worker<unknown, ConnectionReportResult | ConsentVerificationResult>,
+    worker: control.workers[0] as Worker<unknown, ConnectionReportResult | ConsentVerificationResult | PreviewResult>,
     state: () => control.state(),
     close: () => control.close(),
   };

@@ -1,14 +1,15 @@
-import type { ConnectionReport as ConnectionReportResult, ConsentVerificationResult } from '@dirsync/contracts';
+import type { ConnectionReport as ConnectionReportResult, ConsentVerificationResult, PreviewResult } from '@dirsync/contracts';
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { type Db, deleteSecretCandidate, getIntegration, type Integration, type KeyRing, withIntegrationSecret, withSecretCandidate } from '@dirsync/db';
 import {
   CONTROL_JOB_NAMES,
   parseCheckSecretJob,
+  parsePreviewJob,
   parseTestConnectionJob,
   parseVerifyConsentJob,
 } from '@dirsync/jobs';
-import { type DestinationPolicy, ProviderError } from '@dirsync/providers';
+import { type DestinationPolicy, previewProvider, ProviderError } from '@dirsync/providers';
 import { verifyTenantConsent } from '../entra/consent-verification.ts';
 import { classifyFailure } from '../failure.ts';
 import type { ProviderFactory } from '../processor.ts';
@@ -32,10 +33,14 @@ function failedCheck(name: string, error: ProviderError): ConnectionReportResult
   return { ok: false, checks: [{ name, ok: false, detail: classifyFailure(error).message }] };
 }
 
+/** Entries Test Connection maps to show the attribute mapping's output. */
+const testSamples = 3;
+
 async function testWith(
   options: ControlProcessorOptions,
   integration: Integration,
   secret: string | undefined,
+  withSamples = false,
 ): Promise<ConnectionReportResult> {
   let provider;
   try {
@@ -45,11 +50,47 @@ async function testWith(
     throw error;
   }
   try {
-    const report = await provider.testConnection(AbortSignal.timeout(options.testTimeoutMs ?? 60_000));
-    return { ok: report.ok, checks: report.checks.map((check) => ({ ...check })) };
+    const signal = AbortSignal.timeout(options.testTimeoutMs ?? 60_000);
+    const report = await provider.testConnection(signal);
+    const checks = report.checks.map((check) => ({ ...check }));
+    if (!report.ok || !withSamples) return { ok: report.ok, checks };
+    // The checks passed: a few entries mapped show what a sync will store.
+    try {
+      const preview = await previewProvider(provider, testSamples, signal);
+      if (preview.problems.length > 0) {
+        const first = preview.problems[0];
+        checks.push({ name: 'mapping', ok: true, warning: true, detail: `${preview.problems.length} of the first entries could not be mapped: ${first?.reason ?? ''}` });
+      }
+      return { ok: true, checks, samples: preview.samples };
+    } catch (error) {
+      if (!(error instanceof ProviderError)) throw error;
+      checks.push({ name: 'mapping', ok: true, warning: true, detail: `no sample entries could be read to show the mapping: ${classifyFailure(error).message}` });
+      return { ok: true, checks };
+    }
   } catch (error) {
     if (error instanceof ProviderError) return failedCheck('connect', error);
     throw error;
+  } finally {
+    await provider.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Maps the first `limit` entries of the directory with `attributeMapping` in place of the stored
+ * one (when given). Settings that cannot work and a directory that refuses fail the request with
+ * one line (no secret); entries that cannot be mapped are part of the answer.
+ */
+async function previewWith(
+  options: ControlProcessorOptions,
+  integration: Integration,
+  secret: string | undefined,
+  limit: number,
+  attributeMapping: unknown,
+): Promise<PreviewResult> {
+  const settings = attributeMapping === undefined ? integration.settings : { ...integration.settings, attributeMapping };
+  const provider = await options.createProvider(integration.kind, settings, secret, { accountId: integration.accountId, integrationId: integration.id });
+  try {
+    return await previewProvider(provider, limit, AbortSignal.timeout(options.testTimeoutMs ?? 60_000));
   } finally {
     await provider.close().catch(() => undefined);
   }
@@ -73,12 +114,17 @@ export function createControlProcessor(options: ControlProcessorOptions) {
     return integration;
   }
 
-  async function run(job: Job): Promise<ConnectionReportResult | ConsentVerificationResult> {
+  async function run(job: Job): Promise<ConnectionReportResult | ConsentVerificationResult | PreviewResult> {
     switch (job.name) {
       case CONTROL_JOB_NAMES.testConnection: {
         const data = parseTestConnectionJob(job.data);
         const integration = await integrationOf(data.integrationId);
-        return withIntegrationSecret(db, keyRing, integration.id, (secret) => testWith(options, integration, secret));
+        return withIntegrationSecret(db, keyRing, integration.id, (secret) => testWith(options, integration, secret, true));
+      }
+      case CONTROL_JOB_NAMES.previewMapping: {
+        const data = parsePreviewJob(job.data);
+        const integration = await integrationOf(data.integrationId);
+        return withIntegrationSecret(db, keyRing, integration.id, (secret) => previewWith(options, integration, secret, data.limit, data.attributeMapping));
       }
       case CONTROL_JOB_NAMES.checkSecret: {
         const data = parseCheckSecretJob(job.data);
@@ -102,12 +148,13 @@ export function createControlProcessor(options: ControlProcessorOptions) {
     }
   }
 
-  return async function processControlJob(job: Job): Promise<ConnectionReportResult | ConsentVerificationResult> {
+  return async function processControlJob(job: Job): Promise<ConnectionReportResult | ConsentVerificationResult | PreviewResult> {
     const data = (job.data ?? {}) as { integrationId?: unknown; requestId?: unknown };
     const log = options.logger.child({ jobId: job.id, job: job.name, integrationId: data.integrationId, requestId: data.requestId });
     try {
       const report = await run(job);
       if ('checks' in report) log.info({ ok: report.ok, failedChecks: report.checks.filter((c) => !c.ok).map((c) => c.name) }, 'control job answered');
+      else if ('samples' in report) log.info({ samples: report.samples.length, problems: report.problems.length }, 'control job answered');
       else log.info({ outcome: report.outcome }, 'control job answered');
       return report;
     } catch (error) {
