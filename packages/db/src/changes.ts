@@ -168,20 +168,38 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
   const position = BigInt(after);
   if (position > BigInt(head)) return { refused: 'beyond-head', head };
   if (position < BigInt(prunedThrough)) return { refused: 'expired', head };
-  // Batches are found through (account_id, last_seq) in cursor order, their entries through the
-  // primary key; one more than asked tells whether there is more.
+  // Cursor order is (batch, ordinal). The page is cut before anything is joined: at most `limit`
+  // batches are read in order through (account_id, last_seq), from each at most `limit` entries
+  // in order through the primary key (the sort on top is incremental, batch after batch, and stops
+  // at the limit), and only the page's object entries look their object up. One more than asked
+  // tells whether there is more.
   const rows = await sql.unsafe<(Omit<ChangeRow, 'type' | 'object'> & { op: number; o_type: string | null } & Partial<Record<`o_${string}`, unknown>>)[]>(
-    `select (b.first_seq + c.ordinal - 1)::text as cursor, ${isoText('b.published_at')} as "occurredAt",
-       b.integration_id as "integrationId", b.run_id as "runId", c.op, c.object_type as "objectType", c.external_id as "externalId",
-       coalesce(c.added, '{}') as added, coalesce(c.removed, '{}') as removed,
+    `with page as (
+       select b.first_seq, b.last_seq, b.published_at, b.integration_id, b.run_id,
+         c.ordinal, c.op, c.object_type, c.external_id, c.added, c.removed
+       from (
+         select id, first_seq, last_seq, published_at, integration_id, run_id from change_batches
+         where account_id = $1::uuid and last_seq > $2::bigint
+         order by last_seq
+         limit $3
+       ) as b
+       cross join lateral (
+         select ordinal, op, object_type, external_id, added, removed from changes
+         where batch_id = b.id and ordinal > greatest(0, $2::bigint - b.first_seq + 1)
+         order by ordinal
+         limit $3
+       ) as c
+       order by b.last_seq, c.ordinal
+       limit $3
+     )
+     select (p.first_seq + p.ordinal - 1)::text as cursor, ${isoText('p.published_at')} as "occurredAt",
+       p.integration_id as "integrationId", p.run_id as "runId", p.op, p.object_type as "objectType", p.external_id as "externalId",
+       coalesce(p.added, '{}') as added, coalesce(p.removed, '{}') as removed,
        o.type as o_type, o.dn as o_dn, o.attributes as o_attributes, o.deleted_at is not null as o_deleted,
        ${isoText('o.deleted_at')} as "o_deletedAt", ${isoText('o.created_at')} as "o_createdAt", ${isoText('o.updated_at')} as "o_updatedAt"
-     from change_batches b
-     join changes c on c.batch_id = b.id and c.ordinal > greatest(0, $2::bigint - b.first_seq + 1)
-     left join directory_objects o on c.op in (1, 2, 3) and o.integration_id = b.integration_id and o.external_id = c.external_id
-     where b.account_id = $1::uuid and b.last_seq > $2::bigint
-     order by b.last_seq, c.ordinal
-     limit $3`,
+     from page p
+     left join directory_objects o on p.op in (1, 2, 3) and o.integration_id = p.integration_id and o.external_id = p.external_id
+     order by p.last_seq, p.ordinal`,
     [accountId, after, limit + 1],
   );
   const hasMore = rows.length > limit;
