@@ -58,8 +58,9 @@ export const activeDirectorySettingsSchema = z
       for (const problem of tlsProblems(s)) ctx.addIssue({ code: 'custom', ...problem });
       const bases = Array.isArray(s?.baseDns) ? s.baseDns : undefined;
       for (const message of nestedBaseProblems(bases)) ctx.addIssue({ code: 'custom', path: ['baseDns'], message });
-      // member and the backlinks are read by ranges and resolved as references, never copied.
-      refineAttributeMapping(ldapMappingRules(adObjectTypes, ['member', 'memberOf', 'directReports', 'manager']), s?.attributeMapping, ctx);
+      // member and the backlinks are read by ranges (deltas only, for the backlinks) and resolved
+      // as references: a mapping copying them would read every group's members into each object.
+      refineAttributeMapping(ldapMappingRules(adObjectTypes, ['member', 'memberOf', 'directReports']), s?.attributeMapping, ctx);
     },
     { when: () => true },
   );

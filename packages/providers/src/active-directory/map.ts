@@ -3,7 +3,7 @@ import { DnSyntaxError, normalizeDn } from '../ldap/dn.ts';
 import type { LdapEntry } from '../ldap/protocol.ts';
 import { parseGeneralizedTime } from '../ldap/time.ts';
 import { activeDirectoryDefaultMapping, firstValueFields } from '../mapping/defaults.ts';
-import { applyOverrides, type CompiledMapping, isDefault, ldapSourceValues } from '../mapping/engine.ts';
+import { applyOverrides, type CompiledMapping, isDefault, ldapSourceValues, type SourceValues } from '../mapping/engine.ts';
 import type { JsonValue, MapResult, MemberRef } from '../types.ts';
 import type { AdObjectType } from './config.ts';
 
@@ -196,8 +196,25 @@ export function mapAdEntry(source: AdEntry, mapping?: CompiledMapping): MapResul
   return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry.attributes['member']), ...backlinks(source) } };
 }
 
+// The extended-DN form a user search asks for (`<GUID=…>;<SID=…>;CN=…`), as AD sends DN values.
+const extendedDnPrefix = /^<GUID=[0-9a-fA-F-]{36}>;/;
+
+/**
+ * The entry's values as a mapping reads them: DN values in their plain form, as groups and
+ * contacts (read without the extended-DN control) have them, so a mapping sees the same text
+ * whatever the object type.
+ */
+function adSourceValues(entry: LdapEntry): SourceValues {
+  const values = ldapSourceValues(entry);
+  return (name) => {
+    const found = values(name);
+    if (found === undefined || !found.some((v) => extendedDnPrefix.test(v))) return found;
+    return found.map((v) => (extendedDnPrefix.test(v) ? parseExtendedDn(v).dn : v));
+  };
+}
+
 function override(mapping: CompiledMapping | undefined, source: AdEntry, attributes: Record<string, JsonValue>): void {
-  if (mapping !== undefined && !isDefault(mapping, source.type)) applyOverrides(mapping[source.type], ldapSourceValues(source.entry), attributes);
+  if (mapping !== undefined && !isDefault(mapping, source.type)) applyOverrides(mapping[source.type], adSourceValues(source.entry), attributes);
 }
 
 function backlinks(source: AdEntry): { memberOf?: MemberRef[]; directReports?: MemberRef[] } {
