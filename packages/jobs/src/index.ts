@@ -14,4 +14,4 @@ export * from './job-table.ts';
 export * from './queue-client.ts';
 export * from './queue-worker.ts';
 export * from './cron.ts';
-export * from './webhook-jobs.ts';
+export * from './webhook.ts';
