@@ -13,7 +13,7 @@ CREATE TABLE "webhook_endpoints" (
 	"failure_streak" integer DEFAULT 0 NOT NULL,
 	"secret_ciphertext" text NOT NULL,
 	"secret_key_id" text NOT NULL,
-	"drain_token" text,
+	"drain_lease" text,
 	"drain_until" timestamp with time zone,
 	"disabled_at" timestamp with time zone,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,

@@ -7,7 +7,7 @@ const accounts = pgTable('accounts', { id: uuid('id').primaryKey() });
 
 /**
  * An account's webhook endpoint. Its signing secret is sealed like the integrations' secrets
- * (see `encryptedColumns`); `drain_token`/`drain_until` are the lease of the one worker
+ * (see `encryptedColumns`); `drain_lease`/`drain_until` are the lease of the one worker
  * delivering its queue, which is what keeps deliveries in order per endpoint.
  */
 export const webhookEndpoints = pgTable(
@@ -27,7 +27,7 @@ export const webhookEndpoints = pgTable(
     failureStreak: integer('failure_streak').notNull().default(0),
     secretCiphertext: text('secret_ciphertext').notNull(),
     secretKeyId: text('secret_key_id').notNull(),
-    drainToken: text('drain_token'),
+    drainLease: text('drain_lease'),
     drainUntil: timestamp('drain_until', { withTimezone: true }),
     disabledAt: timestamp('disabled_at', { withTimezone: true }),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),

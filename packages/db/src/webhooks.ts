@@ -432,8 +432,8 @@ export interface LeasedWebhookEndpoint {
 export async function leaseWebhookEndpoint(db: Db, ring: KeyRing, endpointId: string, token: string, leaseMs: number): Promise<LeasedWebhookEndpoint | undefined> {
   if (!isUuid(endpointId)) return undefined;
   const [row] = await db.$client<{ id: string; account_id: string; url: string; enabled: boolean; secret_ciphertext: string; secret_key_id: string }[]>`
-    update webhook_endpoints set drain_token = ${token}, drain_until = now() + make_interval(secs => ${leaseMs / 1000})
-    where id = ${endpointId} and (drain_token is null or drain_token = ${token} or drain_until < now())
+    update webhook_endpoints set drain_lease = ${token}, drain_until = now() + make_interval(secs => ${leaseMs / 1000})
+    where id = ${endpointId} and (drain_lease is null or drain_lease = ${token} or drain_until < now())
     returning id, account_id, url, enabled, secret_ciphertext, secret_key_id`;
   if (!row) return undefined;
   let secret: string;
@@ -448,7 +448,7 @@ export async function leaseWebhookEndpoint(db: Db, ring: KeyRing, endpointId: st
 
 /** Gives up the lease (only its holder can). */
 export async function releaseWebhookEndpoint(db: Db, endpointId: string, token: string): Promise<void> {
-  await db.$client`update webhook_endpoints set drain_token = null, drain_until = null where id = ${endpointId} and drain_token = ${token}`;
+  await db.$client`update webhook_endpoints set drain_lease = null, drain_until = null where id = ${endpointId} and drain_lease = ${token}`;
 }
 
 /** The oldest pending delivery of an endpoint: the only one that may be attempted. */
@@ -513,7 +513,7 @@ export async function recordWebhookAttempt(db: Db, outcome: WebhookAttemptOutcom
   return db.$client.begin(async (tx) => {
     const [endpoint] = await tx<{ account_id: string; url: string; failure_streak: number; enabled: boolean }[]>`
       select account_id, url, failure_streak, enabled from webhook_endpoints
-      where id = ${outcome.endpointId} and drain_token = ${outcome.token} for update`;
+      where id = ${outcome.endpointId} and drain_lease = ${outcome.token} for update`;
     if (!endpoint) return { recorded: false, disabled: false, failureStreak: 0, notify: [] };
     if (outcome.ok) {
       await tx`
@@ -562,7 +562,7 @@ export async function recordWebhookAttempt(db: Db, outcome: WebhookAttemptOutcom
 export async function listDueWebhookEndpoints(db: Db, limit = 500): Promise<string[]> {
   const rows = await db.$client<{ id: string }[]>`
     select p.id from webhook_endpoints p
-    where p.enabled and (p.drain_token is null or p.drain_until < now())
+    where p.enabled and (p.drain_lease is null or p.drain_until < now())
       and exists (
         select 1 from webhook_deliveries d
         where d.endpoint_id = p.id and d.status = 'pending' and coalesce(d.next_attempt_at, now()) <= now()
