@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { createConnector, createIntegration, createRun, finishRun, getIntegration, listAudit, startRun, withIntegrationSecret, writeObjects } from '@dirsync/db';
+import { createWebhookEndpoint, listWebhookDeliveries, recordWebhookEvent } from '@dirsync/db';
 import { generateCertificate } from '@dirsync/providers';
 import { allPages, DirsyncApiError, type DirsyncClient } from '@dirsync/client';
 import { SYNC_QUEUE } from '@dirsync/jobs';
@@ -200,6 +201,9 @@ test("account isolation: a key never sees or touches another account's data, on 
     certificate,
   );
   await createIntegration(api.db, { accountId: accountA, kind: 'entra_id', name: 'isolated entra', settings: { tenantId: 'isolated.onmicrosoft.com', connectorId: connector.id } });
+  const { endpoint: hook } = await createWebhookEndpoint(api.db, api.ring, { accountId: accountA, url: 'https://isolated.example.com/hook', events: ['*'] });
+  await recordWebhookEvent(api.db, { accountId: accountA, type: 'webhook.test', endpointId: hook.id, data: {} });
+  const hookDelivery = (await listWebhookDeliveries(api.db, accountA, hook.id, { limit: 1 }))?.items[0]?.id ?? '';
   // Every operation of the OpenAPI document, called with account B's admin key on A's resources.
   const calls: Record<string, { method: string; path: string; body?: unknown }> = {
     getIntegration: { method: 'GET', path: `/v1/integrations/${i}` },
@@ -219,6 +223,13 @@ test("account isolation: a key never sees or touches another account's data, on 
     listMemberships: { method: 'GET', path: `/v1/integrations/${i}/memberships` },
     revokeConsent: { method: 'DELETE', path: `/v1/connectors/${connector.id}/consents/isolated.onmicrosoft.com` },
     migrateIntegration: { method: 'POST', path: `/v1/integrations/${i}/migrate`, body: { connectorId: connector.id, description: 'stolen' } },
+    getWebhook: { method: 'GET', path: `/v1/webhooks/${hook.id}` },
+    updateWebhook: { method: 'PATCH', path: `/v1/webhooks/${hook.id}`, body: { enabled: false } },
+    deleteWebhook: { method: 'DELETE', path: `/v1/webhooks/${hook.id}` },
+    rotateWebhookSecret: { method: 'POST', path: `/v1/webhooks/${hook.id}/rotate-secret` },
+    listWebhookDeliveries: { method: 'GET', path: `/v1/webhooks/${hook.id}/deliveries` },
+    redeliverWebhook: { method: 'POST', path: `/v1/webhooks/${hook.id}/deliveries/${hookDelivery}/redeliver` },
+    testWebhook: { method: 'POST', path: `/v1/webhooks/${hook.id}/test` },
   };
   // Shared by every account: B sees them, but nothing of A's on them.
   const shared: Record<string, string> = { listConnectors: '/v1/connectors', getConnector: `/v1/connectors/${connector.id}` };
@@ -234,6 +245,9 @@ test("account isolation: a key never sees or touches another account's data, on 
     // The caller's own account's feed, whatever the cursor (api-changes.test.ts).
     listChanges: '',
     getChangeHead: '',
+    // The caller's own account's endpoints (api-webhooks.test.ts).
+    listWebhooks: '/v1/webhooks',
+    createWebhook: '',
   };
   const document = (await (await api.request('GET', '/v1/openapi.json')).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
   const operations = Object.values(document.paths).flatMap((methods) => Object.values(methods).map((op) => op.operationId));
