@@ -571,7 +571,7 @@ export async function markConsentRevoked(db: Db, accountId: string, connectorId:
   const marked = await db.transaction((tx) => revokeFromWorker(tx, accountId, connectorId, tenantId.toLowerCase(), displayText(reason)));
   // After the ORM's transaction (its handle is not a plain SQL one): the revocation is already
   // visible, so a crash here loses only the notification, never the fact.
-  await recordConsentWebhookEvents(db, { accountId, connectorId, tenantId: tenantId.toLowerCase(), type: 'consent.revoked', detail: displayText(reason), actionNeeded: true });
+  if (marked > 0) await recordConsentWebhookEvents(db, { accountId, connectorId, tenantId: tenantId.toLowerCase(), type: 'consent.revoked', detail: displayText(reason), actionNeeded: true });
   return marked;
 }
 

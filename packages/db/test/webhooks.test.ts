@@ -1,0 +1,127 @@
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
+import {
+  close,
+  connect,
+  createAccount,
+  createConnector,
+  createIntegration,
+  createKeyRing,
+  createWebhookEndpoint,
+  type Db,
+  generateSecretKey,
+  markConsentRevoked,
+  pruneHistory,
+  pruneWebhookDeliveries,
+  recordRotationOutcome,
+  recordWebhookEvent,
+  reflectConsentStatus,
+  revokeConsent,
+  type NewCertificateCredential,
+} from '../src/index.ts';
+
+// Where the facts that concern an account's webhooks are recorded: connector events go to every
+// account whose integrations use the connector and to no other, consent events to the consent's
+// account once per change, and old deliveries are pruned in bounded batches, pending ones never.
+
+let database: TestDatabase;
+let db: Db;
+const ring = createKeyRing({ current: generateSecretKey() });
+
+beforeAll(async () => {
+  database = await createTestDatabase('webhooks_db');
+  db = connect(database.url, { max: 4 });
+});
+
+afterAll(async () => {
+  await close(db);
+  await database.drop();
+});
+
+function certificate(): NewCertificateCredential {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+  const hex = randomUUID().replaceAll('-', '').toUpperCase().padEnd(40, '0');
+  return {
+    certificatePem: '-----BEGIN CERTIFICATE-----\nTEST\n-----END CERTIFICATE-----\n',
+    privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    thumbprint: hex,
+    thumbprintSha256: hex.padEnd(64, '0'),
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 30 * 24 * 3600_000),
+  };
+}
+
+async function connector() {
+  const suffix = String(Math.floor(Math.random() * 1e12)).padStart(12, '0');
+  return createConnector(
+    db,
+    ring,
+    { name: `hooks ${suffix}`, description: 'webhook events', clientId: `11111111-2222-4333-8444-${suffix}`, applicationObjectId: `99999999-2222-4333-8444-${suffix}`, homeTenantId: randomUUID(), redirectUri: 'https://dirsync.example/entra/consent' },
+    certificate(),
+  );
+}
+
+/** Event types delivered to an endpoint, oldest first. */
+async function typesFor(endpointId: string): Promise<string[]> {
+  const rows = await db.$client<{ type: string }[]>`
+    select e.type from webhook_deliveries d join webhook_events e on e.id = d.event_id where d.endpoint_id = ${endpointId} order by d.seq`;
+  return rows.map((r) => r.type);
+}
+
+test("a failed rotation is an event of every account using the connector, and of no other", async () => {
+  const used = await connector();
+  const user = (await createAccount(db, { name: `user-${randomUUID()}` })).id;
+  const bystander = (await createAccount(db, { name: `bystander-${randomUUID()}` })).id;
+  await createIntegration(db, { accountId: user, kind: 'entra_id', name: 'entra', settings: { tenantId: 'contoso.onmicrosoft.com', connectorId: used.id } });
+  const mine = (await createWebhookEndpoint(db, ring, { accountId: user, url: 'https://hooks.example.com/a', events: ['*'] })).endpoint;
+  const theirs = (await createWebhookEndpoint(db, ring, { accountId: bystander, url: 'https://hooks.example.com/b', events: ['*'] })).endpoint;
+  const onlyRuns = (await createWebhookEndpoint(db, ring, { accountId: user, url: 'https://hooks.example.com/c', events: ['run.failed'] })).endpoint;
+  await recordRotationOutcome(db, used.id, { status: 'failed', error: 'Graph refused the new key' });
+  expect(await typesFor(mine.id)).toEqual(['rotation.failed', 'action.needed']);
+  expect(await typesFor(theirs.id)).toEqual([]);
+  expect(await typesFor(onlyRuns.id)).toEqual([]);
+  await recordRotationOutcome(db, used.id, { status: 'succeeded' });
+  expect(await typesFor(mine.id)).toEqual(['rotation.failed', 'action.needed']);
+});
+
+test('consent needed is an event once per change of state; a revocation by Entra ID asks for action, one by the account does not', async () => {
+  const used = await connector();
+  const account = (await createAccount(db, { name: `consent-${randomUUID()}` })).id;
+  const integration = await createIntegration(db, { accountId: account, kind: 'entra_id', name: 'entra', settings: { tenantId: 'fabrikam.onmicrosoft.com', connectorId: used.id } });
+  const hook = (await createWebhookEndpoint(db, ring, { accountId: account, url: 'https://hooks.example.com/consent', events: ['consent.needed', 'consent.revoked', 'action.needed'] })).endpoint;
+
+  expect(await reflectConsentStatus(db, integration.id)).toBe(true);
+  expect(await reflectConsentStatus(db, integration.id)).toBe(true);
+  expect(await typesFor(hook.id)).toEqual(['consent.needed', 'action.needed']);
+
+  await db.$client`insert into entra_consents (account_id, connector_id, tenant_id, status, granted_at) values (${account}, ${used.id}, 'fabrikam.onmicrosoft.com', 'granted', now())`;
+  await db.$client`update integrations set status = 'succeeded' where id = ${integration.id}`;
+  expect(await markConsentRevoked(db, account, used.id, 'fabrikam.onmicrosoft.com', 'AADSTS7000229: consent revoked')).toBe(1);
+  expect((await typesFor(hook.id)).slice(2)).toEqual(['consent.revoked', 'action.needed']);
+
+  await db.$client`update entra_consents set status = 'granted', revoked_at = null where account_id = ${account}`;
+  expect(await revokeConsent(db, { accountId: account, connectorId: used.id, tenantId: 'fabrikam.onmicrosoft.com', actor: 'test' })).toBe(true);
+  expect((await typesFor(hook.id)).slice(4)).toEqual(['consent.revoked']);
+  // Nothing to revoke: no event.
+  expect(await markConsentRevoked(db, account, used.id, 'other.onmicrosoft.com', 'no such consent')).toBe(0);
+  expect(await typesFor(hook.id)).toHaveLength(5);
+});
+
+test('finished deliveries older than the retention go in bounded batches; pending ones and recent ones stay', async () => {
+  const account = (await createAccount(db, { name: `prune-${randomUUID()}` })).id;
+  const hook = (await createWebhookEndpoint(db, ring, { accountId: account, url: 'https://hooks.example.com/prune', events: ['*'] })).endpoint;
+  for (let i = 0; i < 7; i++) await recordWebhookEvent(db, { accountId: account, type: 'run.finished', data: { i } });
+  const ids = (await db.$client<{ id: string }[]>`select id from webhook_deliveries where endpoint_id = ${hook.id} order by seq`).map((r) => r.id);
+  // Five old and finished, one old but pending, one recent and finished.
+  await db.$client`update webhook_deliveries set status = 'succeeded', created_at = now() - interval '40 days' where id = any(${ids.slice(0, 5)}::uuid[])`;
+  await db.$client`update webhook_deliveries set created_at = now() - interval '40 days' where id = ${ids[5]!}`;
+  await db.$client`update webhook_deliveries set status = 'failed' where id = ${ids[6]!}`;
+  await db.$client`update webhook_events set created_at = now() - interval '40 days' where id in (select event_id from webhook_deliveries where id = any(${ids.slice(0, 6)}::uuid[]))`;
+
+  expect(await pruneWebhookDeliveries(db, { days: 30, batchSize: 2 })).toEqual({ deliveries: 2, events: 2 });
+  const all = await pruneHistory(db, { runs: { days: 0, keep: 1 }, audit: { days: 0 }, webhooks: { days: 30, batchSize: 2 } });
+  expect(all.webhooks).toBe(3);
+  const left = (await db.$client<{ id: string }[]>`select id from webhook_deliveries where endpoint_id = ${hook.id} order by seq`).map((r) => r.id);
+  expect(left).toEqual(ids.slice(5));
+  expect(await pruneWebhookDeliveries(db, { days: 0 })).toEqual({ deliveries: 0, events: 0 });
+});
