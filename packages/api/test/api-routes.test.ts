@@ -213,6 +213,7 @@ test("account isolation: a key never sees or touches another account's data, on 
     removeIntegration: { method: 'DELETE', path: `/v1/integrations/${i}` },
     setSecret: { method: 'PUT', path: `/v1/integrations/${i}/secret`, body: { secret: 'attacker-secret' } },
     testConnection: { method: 'POST', path: `/v1/integrations/${i}/test-connection` },
+    previewMapping: { method: 'POST', path: `/v1/integrations/${i}/preview`, body: { attributeMapping: { extra: { user: { x: { from: 'cn' } } } } } },
     requestSync: { method: 'POST', path: `/v1/integrations/${i}/syncs`, body: { mode: 'full' } },
     getRun: { method: 'GET', path: `/v1/runs/${runId}` },
     listRunChanges: { method: 'GET', path: `/v1/runs/${runId}/changes` },
