@@ -20,6 +20,11 @@ export const MAPPING_MAX_TRANSFORMS = 8;
 export const MAPPING_MAX_DEFAULT_LENGTH = 1024;
 /** Values one mapped attribute keeps at most (a multi-valued source is cut there). */
 export const MAPPING_MAX_VALUES = 1000;
+/**
+ * Characters the rules of a mapping may produce for one object, fields and extras together; an
+ * entry past it is reported as an issue rather than stored cut.
+ */
+export const MAPPING_MAX_OBJECT_CHARS = 64 * 1024;
 /** Characters one mapped value keeps at most (longer values are cut). */
 export const MAPPING_MAX_VALUE_LENGTH = 16 * 1024;
 /**

@@ -178,11 +178,13 @@ export function mapAdEntry(source: AdEntry, mapping?: CompiledMapping): MapResul
     const lockoutTime = integer(first(entry, 'lockouttime'));
     if (computed !== undefined) attributes['lockedOut'] = (computed & lockout) !== 0;
     else if (lockoutTime !== undefined) attributes['lockedOut'] = lockoutTime > 0;
-    override(mapping, source, attributes);
+    const problem = override(mapping, source, attributes);
+    if (problem !== undefined) return { ok: false, externalId, dn, reason: problem };
     return { ok: true, object: { externalId, type, dn, attributes, ...backlinks(source) } };
   }
   if (type === 'contact') {
-    override(mapping, source, attributes);
+    const problem = override(mapping, source, attributes);
+    if (problem !== undefined) return { ok: false, externalId, dn, reason: problem };
     return { ok: true, object: { externalId, type, dn, attributes, ...backlinks(source) } };
   }
 
@@ -192,7 +194,8 @@ export function mapAdEntry(source: AdEntry, mapping?: CompiledMapping): MapResul
     const scope = groupScopes.find(([bit]) => (groupType & bit) !== 0);
     if (scope) attributes['groupScope'] = scope[1];
   }
-  override(mapping, source, attributes);
+  const problem = override(mapping, source, attributes);
+  if (problem !== undefined) return { ok: false, externalId, dn, reason: problem };
   return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry.attributes['member']), ...backlinks(source) } };
 }
 
@@ -213,8 +216,10 @@ function adSourceValues(entry: LdapEntry): SourceValues {
   };
 }
 
-function override(mapping: CompiledMapping | undefined, source: AdEntry, attributes: Record<string, JsonValue>): void {
-  if (mapping !== undefined && !isDefault(mapping, source.type)) applyOverrides(mapping[source.type], adSourceValues(source.entry), attributes);
+/** Applies the mapping's overrides and extras; the problem that makes the entry an issue, if any. */
+function override(mapping: CompiledMapping | undefined, source: AdEntry, attributes: Record<string, JsonValue>): string | undefined {
+  if (mapping === undefined || isDefault(mapping, source.type)) return undefined;
+  return applyOverrides(mapping[source.type], adSourceValues(source.entry), attributes).problem;
 }
 
 function backlinks(source: AdEntry): { memberOf?: MemberRef[]; directReports?: MemberRef[] } {

@@ -72,12 +72,14 @@ export function mapDominoEntry(source: DominoEntry, memberAttributes: readonly s
       const value = entry.attributes[name]?.[0];
       if (value !== undefined) attributes[canonical] = value;
     }
-    if (mapping !== undefined && !isDefault(mapping, type)) applyOverrides(mapping[type], ldapSourceValues(entry), attributes);
+    const problem = mapping === undefined || isDefault(mapping, type) ? undefined : applyOverrides(mapping[type], ldapSourceValues(entry), attributes).problem;
+    if (problem !== undefined) return { ok: false, externalId, dn, reason: problem };
     return { ok: true, object: { externalId, type, dn, attributes } };
   }
   const description = entry.attributes['description']?.[0];
   if (description !== undefined) attributes['description'] = description;
-  if (mapping !== undefined && !isDefault(mapping, type)) applyOverrides(mapping[type], ldapSourceValues(entry), attributes);
+  const problem = mapping === undefined || isDefault(mapping, type) ? undefined : applyOverrides(mapping[type], ldapSourceValues(entry), attributes).problem;
+  if (problem !== undefined) return { ok: false, externalId, dn, reason: problem };
   return { ok: true, object: { externalId, type, dn, attributes, members: memberRefs(entry, memberAttributes) } };
 }
 

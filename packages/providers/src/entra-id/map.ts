@@ -127,6 +127,7 @@ export function mapEntraEntry(entry: EntraEntry, mapping?: CompiledMapping): Map
     const section = mapping[entry.type];
     const partial = entry.partial === true;
     const overridden = applyOverrides(section, graphSourceValues(entry.record), copied.attributes, partial);
+    if (overridden.problem !== undefined) return { ok: false, externalId, reason: overridden.problem };
     // A field the mapping fills from another property is not cleared by its default property.
     cleared = [...cleared.filter((name) => !section.fields.has(name)), ...overridden.cleared];
   }

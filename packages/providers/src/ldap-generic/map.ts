@@ -82,7 +82,10 @@ export function mapGenericLdapEntry(source: GenericLdapEntry, options: GenericLd
     const value = first(entry, source);
     if (value !== undefined) attributes[canonical] = value;
   }
-  if (options.mapping !== undefined && !isDefault(options.mapping, type)) applyOverrides(options.mapping[type], ldapSourceValues(entry), attributes);
+  if (options.mapping !== undefined && !isDefault(options.mapping, type)) {
+    const { problem } = applyOverrides(options.mapping[type], ldapSourceValues(entry), attributes);
+    if (problem !== undefined) return { ok: false, dn, externalId, reason: problem };
+  }
   if (type === 'user') return { ok: true, object: { externalId, type, dn, attributes } };
 
   const members: MemberRef[] = [];

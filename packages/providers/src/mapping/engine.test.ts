@@ -180,6 +180,15 @@ describe('mapping in the providers', () => {
     expect(objectOf(mapGenericLdapEntry(ldapUser({ uid: ['x'] }), { memberAttributes: [], mapping: withDefault })).attributes).toEqual({ uid: 'x', extra: { a: 'n/a' } });
   });
 
+  it('an entry whose mapped values pass MAPPING_MAX_OBJECT_CHARS is an issue, not stored cut', () => {
+    const mapping = compileMapping({ extra: { user: { notes: { from: 'description', transform: [] } } } });
+    const values = Array.from({ length: 70 }, (_, i) => `${i}`.padEnd(1000, 'x'));
+    const result = mapGenericLdapEntry(ldapUser({ uid: ['x'], description: values }), { memberAttributes: [], mapping });
+    expect(result).toEqual({ ok: false, dn: 'uid=ann,ou=people,dc=example,dc=org', externalId: uuid, reason: expect.stringMatching(/^the attribute mapping produced 70070 characters for this entry, more than 65536$/) });
+    const fits = mapGenericLdapEntry(ldapUser({ uid: ['x'], description: values.slice(0, 60) }), { memberAttributes: [], mapping });
+    expect(fits.ok).toBe(true);
+  });
+
   it('groups keep their members whatever the mapping', () => {
     const mapping = compileMapping({ group: { cn: { from: 'cn', transform: [{ op: 'lower' }, { op: 'first' }] } } });
     const group = { type: 'group' as const, entry: { dn: 'cn=Staff,ou=groups,dc=x', attributes: { entryuuid: [uuid], cn: ['Staff'], member: ['uid=a,dc=x'] }, buffers: {} } };

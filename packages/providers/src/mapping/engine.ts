@@ -1,5 +1,6 @@
 import {
   type AttributeMapping,
+  MAPPING_MAX_OBJECT_CHARS,
   MAPPING_MAX_REGEX_INPUT,
   MAPPING_MAX_VALUE_LENGTH,
   MAPPING_MAX_VALUES,
@@ -149,15 +150,20 @@ export function applyRule(rule: CompiledRule, source: readonly string[] | undefi
  * extras go to `attributes.extra` (left out when none has a value). With `partial` (a Graph delta
  * record carrying only some properties), a rule whose source the record does not carry is
  * skipped, so the stored value stays, and `extra` is written only when the record carries every
- * extra's source; the fields such a record clears are returned.
+ * extra's source; the fields such a record clears are returned. `problem` is set when the rules
+ * produced more than {@link MAPPING_MAX_OBJECT_CHARS} characters: the entry is then an issue.
  */
 export function applyOverrides(
   section: CompiledTypeMapping,
   values: SourceValues,
   attributes: Record<string, JsonValue>,
   partial = false,
-): { cleared: string[] } {
+): { cleared: string[]; problem?: string } {
   const cleared: string[] = [];
+  let chars = 0;
+  const count = (value: JsonValue) => {
+    chars += typeof value === 'string' ? value.length : (value as string[]).reduce((n, v) => n + v.length + 1, 0);
+  };
   for (const [field, rule] of section.fields) {
     const source = values(rule.from);
     if (partial && source === undefined) {
@@ -168,7 +174,10 @@ export function applyOverrides(
     if (result === undefined) {
       delete attributes[field];
       cleared.push(field);
-    } else attributes[field] = result;
+    } else {
+      attributes[field] = result;
+      count(result);
+    }
   }
   if (section.extra.size > 0) {
     const sources = [...section.extra.values()].map((rule) => values(rule.from));
@@ -178,7 +187,10 @@ export function applyOverrides(
     for (const [name, rule] of section.extra) {
       const result = applyRule(rule, sources[i]);
       i += 1;
-      if (result !== undefined) extra[name] = result;
+      if (result !== undefined) {
+        extra[name] = result;
+        count(result);
+      }
     }
     if (Object.keys(extra).length > 0) attributes['extra'] = extra;
     else {
@@ -186,6 +198,7 @@ export function applyOverrides(
       cleared.push('extra');
     }
   }
+  if (chars > MAPPING_MAX_OBJECT_CHARS) return { cleared, problem: `the attribute mapping produced ${chars} characters for this entry, more than ${MAPPING_MAX_OBJECT_CHARS}` };
   return { cleared };
 }
 
