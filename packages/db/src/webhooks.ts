@@ -156,7 +156,8 @@ export async function updateWebhookEndpoint(db: Db, accountId: string, id: strin
   const sql = db.$client;
   const enable = patch.enabled === true;
   const disable = patch.enabled === false;
-  const [row] = await sql<EndpointDbRow[]>`
+  const rows = await sql.begin(async (tx) => {
+    const updated = await tx<EndpointDbRow[]>`
     update webhook_endpoints set
       url = coalesce(${patch.url ?? null}, url),
       events = coalesce(${patch.events === undefined ? null : [...patch.events]}::text[], events),
@@ -167,7 +168,12 @@ export async function updateWebhookEndpoint(db: Db, accountId: string, id: strin
       disabled_at = case when ${enable} then null when ${disable} and enabled then now() else disabled_at end,
       updated_at = now()
     where id = ${id} and account_id = ${accountId}
-    returning ${sql.unsafe(endpointColumns)}`;
+    returning ${tx.unsafe(endpointColumns)}`;
+    // What waited while it was disabled goes now, not at the end of a backoff of before.
+    if (enable && updated.length > 0) await tx`update webhook_deliveries set next_attempt_at = now() where endpoint_id = ${id} and status = 'pending'`;
+    return updated;
+  });
+  const row = rows[0];
   return row === undefined ? undefined : endpointOf(row);
 }
 

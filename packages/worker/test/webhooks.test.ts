@@ -28,7 +28,7 @@ import { SYNC_BACKOFF_TYPE, SYNC_QUEUE } from '@dirsync/jobs';
 import { DestinationPolicy, type Provider } from '@dirsync/providers';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 import type { ProviderFactory } from '../src/processor.ts';
-import { postWebhook } from '../src/webhooks/index.ts';
+import { createWebhookWorker, postWebhook } from '../src/webhooks/index.ts';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
 import { ScriptedProvider, user, type ScriptedEntry } from './support/scripted-provider.ts';
 
@@ -199,11 +199,29 @@ test('per endpoint, a newer event is not delivered before an older one succeeds,
     const tries = target.requests.filter((r) => (JSON.parse(r.body) as { data: { n: number } }).data.n === data.n).length;
     return data.n === 1 && tries < 2 ? 503 : 200;
   };
-  const { endpoint: hook } = await endpoint(accountId, target.url);
-  for (const n of [1, 2, 3]) await recordWebhookEvent(db, { accountId, type: 'run.finished', data: { n } });
-  await waitFor(async () => (await listWebhookDeliveries(db, accountId, hook.id, { limit: 10 }))?.items.every((d) => d.status === 'succeeded'), { what: 'all three delivered' });
-  const order = target.events().map((e) => e.data['n']);
-  expect(order).toEqual([1, 1, 1, 2, 3]);
+  // A second worker sweeps and drains the same queue: the endpoint's lease keeps them in turn.
+  const second = createWebhookWorker({
+    db,
+    keyRing: ring,
+    logger,
+    connection: testRedisUrl,
+    prefix: prefix.prefix,
+    name: 'second',
+    destinations: new DestinationPolicy({ allowedNetworks: ['127.0.0.0/8'] }),
+    allowHttp: true,
+    backoff: { baseMs: 200, maxMs: 800 },
+    sweepIntervalMs: 50,
+    busyDelayMs: 50,
+  });
+  try {
+    const { endpoint: hook } = await endpoint(accountId, target.url);
+    for (const n of [1, 2, 3]) await recordWebhookEvent(db, { accountId, type: 'run.finished', data: { n } });
+    await waitFor(async () => (await listWebhookDeliveries(db, accountId, hook.id, { limit: 10 }))?.items.every((d) => d.status === 'succeeded'), { what: 'all three delivered' });
+    const order = target.events().map((e) => e.data['n']);
+    expect(order).toEqual([1, 1, 1, 2, 3]);
+  } finally {
+    await second.close();
+  }
 });
 
 test('a streak of failures disables the endpoint with an action needed; enabling it again delivers what waited', async () => {
@@ -226,6 +244,8 @@ test('a streak of failures disables the endpoint with an action needed; enabling
   expect(later.endpointIds).toEqual([]);
 
   failing.answer = () => 200;
+  // Its next attempt was an hour away: enabling the endpoint makes what waited due now.
+  await db.$client`update webhook_deliveries set next_attempt_at = now() + interval '1 hour' where endpoint_id = ${hook.id} and status = 'pending'`;
   const enabled = await updateWebhookEndpoint(db, accountId, hook.id, { enabled: true });
   expect(enabled).toMatchObject({ enabled: true, failureStreak: 0, disabledReason: null });
   await waitFor(() => failing.requests.length === 5, { what: 'the waiting delivery after enabling' });
