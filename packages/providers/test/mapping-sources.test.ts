@@ -1,10 +1,8 @@
 import {
   type EntraEmulator,
-  type SharedSamba,
   type SlapdServer,
   generatedUser,
   populateEntraTenant,
-  sharedSamba,
   startEntraEmulator,
   startSlapd,
   testDestinations,
@@ -23,7 +21,7 @@ import { selectionFingerprintOf } from '../src/entra-id/fetch.ts';
 
 // The attributes a mapping names are fetched from real directories (LDAP attribute lists, Graph
 // `$select`) and come out mapped: a preview of each kind with a mapping that reads an attribute
-// the default mapping does not.
+// the default mapping does not. Samba AD: ad-mapping.test.ts (the run's shared DC serves ad-* files).
 
 describe('OpenLDAP', () => {
   let slapd: SlapdServer;
@@ -59,49 +57,6 @@ describe('OpenLDAP', () => {
         expect(sample.extra).toEqual({ classes });
       }
       expect(preview.samples[6]?.extra['classes']).toMatch(/groupOfNames/);
-    } finally {
-      await provider.close();
-    }
-  });
-});
-
-describe('Samba Active Directory', () => {
-  let dc: SharedSamba;
-  beforeAll(async () => {
-    dc = await sharedSamba();
-  });
-  afterAll(async () => {
-    await dc?.release();
-  });
-
-  it('reads an attribute only the mapping names (objectCategory), its DN value plain for users (read with extended DNs) and groups alike', async () => {
-    const settings = {
-      url: dc.ldapsUrl,
-      bindDn: dc.reader.dn,
-      tls: { caPem: dc.caPem, serverName: dc.dnsHostName },
-      baseDns: [dc.seed.ouDn],
-      objectTypes: ['user', 'group'],
-      attributeMapping: {
-        user: { displayName: { from: 'sAMAccountName', transform: [{ op: 'lower' }, { op: 'first' }] } },
-        extra: {
-          user: {
-            category: { from: 'objectCategory', transform: [{ op: 'regex', pattern: '^CN=([^,]+)', ignoreCase: true }, { op: 'first' }] },
-            boss: { from: 'manager', transform: [{ op: 'regex', pattern: '^CN=([^,]+)' }, { op: 'first' }] },
-          },
-          group: { category: { from: 'objectCategory', transform: [{ op: 'regex', pattern: '^CN=([^,]+)', ignoreCase: true }, { op: 'first' }] } },
-        },
-      },
-    };
-    const provider = createProvider('active_directory', settings, dc.reader.password, { destinations: testDestinations });
-    try {
-      const preview = await previewProvider(provider, 20, AbortSignal.timeout(60_000));
-      expect(preview.problems).toEqual([]);
-      expect(preview.samples.some((sample) => sample.attributes['manager'] !== undefined)).toBe(true);
-      for (const sample of preview.samples) {
-        const boss = sample.attributes['manager'] === undefined ? {} : { boss: expect.stringMatching(/^Seed User \d+$/) };
-        expect(sample.extra).toEqual(sample.type === 'user' ? { category: 'Person', ...boss } : { category: 'Group' });
-        if (sample.type === 'user') expect(sample.attributes['displayName']).toBe(String(sample.attributes['sAMAccountName']).toLowerCase());
-      }
     } finally {
       await provider.close();
     }
