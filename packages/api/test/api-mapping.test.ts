@@ -1,23 +1,19 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { createKeyRing, generateSecretKey } from '@dirsync/db';
-import { generatedUser, startSlapd, testAllowedNetworksSetting, testRedisUrl, waitFor, type SlapdServer } from '@dirsync/testkit';
+import { generatedUser, startSlapd, type SlapdServer } from '@dirsync/testkit';
 import { type ApiHarness, startApiHarness } from './api-harness.ts';
+import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';
 
 // Attribute mapping through the real API and a real `dirsync worker` process against a real
 // slapd: validation on save and on preview (422 at the field's path), the preview and Test
 // Connection's samples computed by the worker, a full sync after a mapping change that updates
 // exactly the objects whose mapped output changed, `extra` stored and read back.
 
-const dirsyncBin = fileURLToPath(new URL('../../../bin/dirsync', import.meta.url));
 const users = 12;
 const groups = 2;
 
 let slapd: SlapdServer;
 let h: ApiHarness;
-let worker: ChildProcess;
-let workerOutput = '';
+let worker: WorkerProcess;
 let admin: string;
 let reader: string;
 let stranger: string;
@@ -30,38 +26,11 @@ beforeAll(async () => {
   admin = await h.key(account, ['admin']);
   reader = await h.key(account, ['read']);
   stranger = await h.key(await h.account('other'), ['admin']);
-  worker = spawn(dirsyncBin, ['worker'], {
-    env: {
-      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-      HOME: process.env['HOME'] ?? '/tmp',
-      DATABASE_URL: h.database.url,
-      REDIS_URL: testRedisUrl,
-      DIRSYNC_QUEUE_PREFIX: h.prefix.prefix,
-      DIRSYNC_SECRET_KEY: key,
-      DIRSYNC_METRICS_PORT: '0',
-      DIRSYNC_ALLOWED_NETWORKS: testAllowedNetworksSetting,
-      DIRSYNC_WORKER_ID: 'mapping-worker',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  worker.stdout?.setEncoding('utf8').on('data', (text: string) => (workerOutput += text));
-  worker.stderr?.setEncoding('utf8').on('data', (text: string) => (workerOutput += text));
-  await waitFor(
-    () => {
-      if (worker.exitCode !== null) throw new Error(`the worker exited: ${workerOutput}`);
-      return workerOutput.includes('"worker started"') ? true : undefined;
-    },
-    { timeoutMs: 30_000, what: 'the worker to start' },
-  );
+  worker = await startWorkerProcess({ databaseUrl: h.database.url, prefix: h.prefix.prefix, secretKey: key, workerId: 'mapping-worker' });
 });
 
 afterAll(async () => {
-  if (worker.exitCode === null && worker.signalCode === null) {
-    const closed = once(worker, 'close');
-    worker.kill('SIGTERM');
-    await closed;
-  }
+  await worker?.stop();
   await h.close();
   await slapd.stop();
 });
