@@ -1,4 +1,4 @@
-import { type IntegrationKind, integrationKinds } from '@dirsync/contracts';
+import { type IntegrationKind, integrationKinds, type MappedSample, type PreviewResult } from '@dirsync/contracts';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
@@ -20,7 +20,7 @@ import {
   type Integration,
   type IntegrationPatch,
 } from '@dirsync/db';
-import { dominoGroupAttributes, dominoPersonAttributes, validateSettings, type ConnectionReport } from '@dirsync/providers';
+import { dominoGroupAttributes, dominoPersonAttributes, previewProvider, validateSettings, type ConnectionReport } from '@dirsync/providers';
 import { validateSchedule } from '@dirsync/jobs';
 import { createEntraAwareProviderFactory } from '@dirsync/worker';
 import type { Context } from '../context.ts';
@@ -206,29 +206,73 @@ const detailDisplayLimit = 1000;
  * Prints a Test Connection report as a checklist. Details quote the directory server, and the
  * report may come from another process: what reaches the terminal passes the display sanitiser.
  */
-export function formatConnectionReport(report: ConnectionReport): string {
+export function formatConnectionReport(report: ConnectionReport & { samples?: readonly MappedSample[] }): string {
   const lines = report.checks.map((c) => `${c.ok ? (c.warning ? '!' : '✓') : '✗'} ${displayText(c.name, 100)}: ${displayText(c.detail, detailDisplayLimit)}`);
+  // The verdict stays the last line (scripts read it): the samples come before it.
+  if (report.samples !== undefined && report.samples.length > 0) lines.push('mapped samples:', ...formatSamples(report.samples));
   lines.push(report.ok ? 'connection OK' : 'connection FAILED');
   return lines.join('\n');
 }
+
+/** Longest sample line printed (the whole object with `--json`). */
+const sampleDisplayLimit = 2000;
+
+/** Mapped samples, one line each, directory text through the display sanitiser. */
+export function formatSamples(samples: readonly MappedSample[]): string[] {
+  return samples.map((s) => `  ${s.type} ${displayText(s.externalId, 100)}: ${displayText(JSON.stringify({ attributes: s.attributes, extra: s.extra }), sampleDisplayLimit)}`);
+}
+
+/** Entries Test Connection maps to show what a sync will store. */
+const testSamples = 3;
 
 /**
  * Runs Test Connection for an integration in this process, with the stored secret or a
  * candidate one (`set-password` tests the new password before storing it).
  */
-export async function testIntegrationConnection(ctx: Context, integration: Integration, candidateSecret?: string): Promise<ConnectionReport> {
+export async function testIntegrationConnection(
+  ctx: Context,
+  integration: Integration,
+  candidateSecret?: string,
+): Promise<ConnectionReport & { samples?: MappedSample[] }> {
   // Entra ID integrations on a connector need its certificate: the worker's factory loads it.
   const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() });
   const run = async (secret: string | undefined) => {
     const provider = await factory(integration.kind, integration.settings, secret, { accountId: integration.accountId, integrationId: integration.id });
     try {
-      return await provider.testConnection(AbortSignal.timeout(60_000));
+      const signal = AbortSignal.timeout(60_000);
+      const report = await provider.testConnection(signal);
+      // A new password's check needs no samples; a passed test shows what a sync will store.
+      if (!report.ok || candidateSecret !== undefined) return report;
+      const preview = await previewProvider(provider, testSamples, signal).catch(() => undefined);
+      return preview === undefined ? report : { ...report, samples: preview.samples };
     } finally {
       await provider.close();
     }
   };
   if (candidateSecret !== undefined) return run(candidateSecret);
   return withIntegrationSecret(ctx.db(), ctx.keyRing(), integration.id, run);
+}
+
+/**
+ * Maps the first `limit` entries of an integration's directory in this process, with
+ * `attributeMapping` in place of the stored one when given (checked like the settings first).
+ */
+export async function previewIntegration(ctx: Context, integration: Integration, limit: number, attributeMapping?: unknown): Promise<PreviewResult> {
+  let settings = integration.settings;
+  if (attributeMapping !== undefined) {
+    const checked = validateSettings(integration.kind, { ...integration.settings, attributeMapping });
+    if (!checked.ok) throw new UserError(`invalid attribute mapping:\n  ${checked.problems.join('\n  ')}`);
+    settings = checked.settings as Record<string, unknown>;
+  }
+  const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() });
+  return withIntegrationSecret(ctx.db(), ctx.keyRing(), integration.id, async (secret) => {
+    const provider = await factory(integration.kind, settings, secret, { accountId: integration.accountId, integrationId: integration.id });
+    try {
+      return await previewProvider(provider, limit, AbortSignal.timeout(60_000));
+    } finally {
+      await provider.close();
+    }
+  });
 }
 
 /**
@@ -419,6 +463,26 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         const report = await testIntegrationConnection(ctx, integration);
         console.log(formatConnectionReport(report));
         if (!report.ok) process.exitCode = 1;
+      }),
+    );
+
+  integrations
+    .command('preview <integration>')
+    .description('map the first entries of the directory with the stored attribute mapping, or the one in --mapping-file (not stored)')
+    .option('--mapping-file <file>', 'JSON attribute mapping to try (settings.attributeMapping)')
+    .option('--limit <n>', 'entries to map (1-20)', '5')
+    .option('--json', 'print the preview as JSON')
+    .action((id: string, flags: { mappingFile?: string; limit: string; json?: boolean }) =>
+      withContext(async (ctx) => {
+        const integration = await requireIntegration(ctx.db(), id);
+        const limit = Number(flags.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 20) throw new UserError('--limit must be a whole number from 1 to 20');
+        const preview = await previewIntegration(ctx, integration, limit, flags.mappingFile === undefined ? undefined : await readJsonFile(flags.mappingFile));
+        if (flags.json) {
+          console.log(JSON.stringify(preview, null, 2));
+          return;
+        }
+        console.log([...formatSamples(preview.samples), ...preview.problems.map((p) => `  ! ${displayText(p.externalId ?? p.dn ?? '?', 200)}: ${displayText(p.reason, detailDisplayLimit)}`)].join('\n'));
       }),
     );
 
