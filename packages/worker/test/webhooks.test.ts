@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
+import type { RunStatus } from '@dirsync/contracts';
 import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import {
@@ -20,7 +21,6 @@ import {
   listWebhookDeliveries,
   recordWebhookEvent,
   redeliverWebhookDelivery,
-  type RunStatus,
   updateWebhookEndpoint,
   webhookMessageId,
 } from '@dirsync/db';
