@@ -321,6 +321,42 @@ test('by default a loopback or private URL is refused before anything is sent, a
   expect(target.requests).toHaveLength(0);
 });
 
+test('an answer is read only up to its bound, and a receiver that does not answer times out', async () => {
+  const policy = new DestinationPolicy({ allowedNetworks: ['127.0.0.0/8'] });
+  const base = { secret: `whsec_${Buffer.alloc(32, 2).toString('base64')}`, messageId: 'msg_y', body: '{}', allowHttp: true, policy, maxResponseBytes: 64 * 1024 };
+  // An endless answer: the delivery ends once the bound is passed, and the connection with it.
+  let sent = 0;
+  const endless = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    const chunk = Buffer.alloc(16 * 1024, 120);
+    const pump = () => {
+      while (!res.destroyed && res.write(chunk)) sent += chunk.length;
+      if (!res.destroyed) res.once('drain', pump);
+    };
+    pump();
+  });
+  endless.listen(0, '127.0.0.1');
+  await once(endless, 'listening');
+  const closed = new Promise<void>((resolve) => endless.on('connection', (socket) => socket.on('close', () => resolve())));
+  const bounded = await postWebhook({ ...base, url: `http://127.0.0.1:${(endless.address() as AddressInfo).port}/`, timeoutMs: 10_000 });
+  expect(bounded).toMatchObject({ ok: true, statusCode: 200 });
+  await closed;
+  expect(sent).toBeLessThan(64 * 1024 * 1024);
+  endless.closeAllConnections();
+  endless.close();
+
+  // A receiver that takes the request and never answers.
+  const silent = http.createServer((req) => req.resume());
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const timedOut = await postWebhook({ ...base, url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, timeoutMs: 300 });
+  expect(timedOut).toMatchObject({ ok: false, statusCode: null, refused: false });
+  expect(timedOut.error).toBe('no answer within 300 ms');
+  silent.closeAllConnections();
+  silent.close();
+});
+
 async function runReaches(runId: string, statuses: RunStatus[]) {
   return waitFor(
     async () => {
