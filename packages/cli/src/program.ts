@@ -11,6 +11,7 @@ import { registerConnectorCommands } from './commands/connectors.ts';
 import { registerActionCommands } from './commands/actions.ts';
 import { registerWebhookCommands } from './commands/webhooks.ts';
 import { registerObjectCommands } from './commands/objects.ts';
+import { registerOpenApiCommand } from './commands/openapi.ts';
 import { createContext, type Context } from './context.ts';
 
 /** Runs a command body with a context that is closed afterwards, whatever happens. */
@@ -46,5 +47,6 @@ export function buildProgram(): Command {
   registerConsoleCommands(program, withContext);
   registerDemoCommand(program);
   registerBenchCommand(program);
+  registerOpenApiCommand(program);
   return program;
 }
