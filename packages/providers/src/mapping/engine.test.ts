@@ -286,6 +286,13 @@ describe('validation through validateSettings', () => {
     ['too many extras', 'ldap', ldap, { extra: { user: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`x${i}`, { from: 'cn' }])) } }, /^attributeMapping\.extra\.user: at most 32 extra attributes/],
     ['a bad field name', 'ldap', ldap, { user: { 'my-field': { from: 'cn' } } }, /^attributeMapping\.user\.my-field: "my-field" is not a field name/],
     ['a long default', 'ldap', ldap, { user: { mail: { from: 'mail', default: 'x'.repeat(2000) } } }, /^attributeMapping\.user\.mail\.default: default must be at most 1024 characters/],
+    [
+      'too long a $select',
+      'entra_id',
+      entra,
+      { extra: { user: Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`x${i}`, { from: `extension_0123456789abcdef0123456789abcdef_attribute${i}` }])) } },
+      /^attributeMapping\.user: the user rules read 30 properties \(\d+ characters of \$select\), more than 1000/,
+    ],
     ['contacts outside AD', 'ldap', ldap, { contact: { mail: { from: 'mail' } } }, /^attributeMapping\.contact: this kind syncs no contacts/],
     ['an unknown section', 'ldap', ldap, { users: {} }, /^attributeMapping: unknown setting "users"/],
     ['not an object', 'ldap', ldap, 'mail=mail', /^attributeMapping: /],

@@ -20,6 +20,11 @@ export interface MappingKindRules {
   readonly sourceHint: string;
   /** Source attributes that hold identity or references (reading them through a mapping is refused). */
   readonly refusedSources: readonly string[];
+  /**
+   * Longest list of source names (comma-separated) one object type's mapping may add to the
+   * request: Graph's `$select` travels in the URL, which Graph and proxies bound.
+   */
+  readonly maxAddedSourceChars?: number;
 }
 
 /** LDAP attribute descriptions without options (`mail`, `msDS-cloudExtensionAttribute1`). */
@@ -36,6 +41,8 @@ export const graphMappingRules: MappingKindRules = {
   sourceName: /^[A-Za-z][A-Za-z0-9_]{0,119}$/,
   sourceHint: 'a Microsoft Graph property name (letters, digits or "_")',
   refusedSources: ['id', 'members', 'manager', 'memberOf', 'transitiveMemberOf', 'directReports', 'owners'],
+  // With the default properties and the host, the request URL stays well under 2,048 characters.
+  maxAddedSourceChars: 1000,
 };
 
 /**
@@ -69,6 +76,18 @@ export function refineAttributeMapping(rules: MappingKindRules, mapping: unknown
   };
   for (const type of ['user', 'group', 'contact'] as const) {
     const allowed = rules.types.includes(type);
+    if (allowed && rules.maxAddedSourceChars !== undefined) {
+      const rulesOfType = [...Object.values(m[type] ?? {}), ...Object.values(m.extra?.[type] ?? {})] as unknown[];
+      const names = new Set(rulesOfType.flatMap((r) => (typeof r === 'object' && r !== null && typeof (r as { from?: unknown }).from === 'string' ? [(r as { from: string }).from] : [])));
+      const chars = [...names].join(',').length;
+      if (chars > rules.maxAddedSourceChars) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['attributeMapping', type],
+          message: `the ${type} rules read ${names.size} properties (${chars} characters of $select), more than ${rules.maxAddedSourceChars}: read fewer`,
+        });
+      }
+    }
     if (m[type] !== undefined) {
       if (!allowed) ctx.addIssue({ code: 'custom', path: ['attributeMapping', type], message: `this kind syncs no ${type}s (it has ${rules.types.join(', ')})` });
       else checkSection(m[type], ['attributeMapping', type], false);
