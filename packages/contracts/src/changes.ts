@@ -17,7 +17,8 @@ export const CHANGES_DEFAULT_LIMIT = 100;
 export const changeCursorSchema = z
   .string()
   .regex(/^(0|[1-9]\d{0,18})$/, 'a cursor this feed returned')
-  .refine((value) => BigInt(value) <= 9_223_372_036_854_775_807n, 'a cursor this feed returned')
+  // Checks run on after a failed one: BigInt must only see digits.
+  .refine((value) => !/^\d+$/.test(value) || BigInt(value) <= 9_223_372_036_854_775_807n, 'a cursor this feed returned')
   .describe('opaque feed position; "0" is before the first change');
 /** A feed cursor. */
 export type ChangeCursor = z.infer<typeof changeCursorSchema>;

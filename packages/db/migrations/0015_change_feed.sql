@@ -33,17 +33,40 @@ CREATE TABLE "change_batches" (
 CREATE UNIQUE INDEX "change_batches_account_seq_uq" ON "change_batches" USING btree ("account_id","last_seq");--> statement-breakpoint
 CREATE INDEX "change_batches_run_idx" ON "change_batches" USING btree ("run_id") WHERE "run_id" IS NOT NULL;--> statement-breakpoint
 CREATE INDEX "change_batches_published_idx" ON "change_batches" USING btree ("published_at") WHERE "last_seq" IS NOT NULL;--> statement-breakpoint
+-- A sync writes entries by the thousand, so a row stores a run of them: the objects one statement
+-- created (or updated, restored, deleted) of one type are one row, their external ids an array
+-- (`ids`), the entries numbered `ordinal` .. `ordinal` + `span` - 1; a group's membership change is
+-- a row of its own (`external_id`, with `added`/`removed` as JSON arrays, which the membership
+-- statements hold already). Readers expand the runs. No foreign key
+-- to the batch (its check would query the batch once per row); a batch's rows go with it through
+-- the statement trigger below. Id arrays are stored uncompressed: ids barely compress, and trying
+-- costs the writer.
 CREATE TABLE "changes" (
-	"batch_id" bigint NOT NULL REFERENCES "change_batches"("id") ON DELETE cascade,
+	"batch_id" bigint NOT NULL,
 	"ordinal" integer NOT NULL,
+	"span" integer DEFAULT 1 NOT NULL,
 	"op" smallint NOT NULL,
 	"object_type" text,
-	"external_id" text NOT NULL,
-	"added" text[],
-	"removed" text[],
+	"external_id" text,
+	"ids" text[],
+	"added" jsonb,
+	"removed" jsonb,
 	CONSTRAINT "changes_pk" PRIMARY KEY ("batch_id","ordinal"),
 	CONSTRAINT "changes_op_ck" CHECK ("op" between 1 and 5)
 );
+--> statement-breakpoint
+ALTER TABLE "changes" ALTER COLUMN "ids" SET STORAGE EXTERNAL;--> statement-breakpoint
+ALTER TABLE "changes" ALTER COLUMN "added" SET STORAGE EXTERNAL;--> statement-breakpoint
+ALTER TABLE "changes" ALTER COLUMN "removed" SET STORAGE EXTERNAL;--> statement-breakpoint
+CREATE FUNCTION "change_batches_forget"() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	DELETE FROM changes c USING gone g WHERE c.batch_id = g.id;
+	RETURN NULL;
+END
+$$;
+--> statement-breakpoint
+CREATE TRIGGER "change_batches_forget" AFTER DELETE ON "change_batches"
+	REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION "change_batches_forget"();
 --> statement-breakpoint
 CREATE FUNCTION "change_batches_publish"() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -21,14 +21,23 @@ function raw(handle: Handle): RawSql {
  * defines a CTE named `feed` with columns `(k, op, object_type, external_id, added, removed)`
  * (`k` orders the entries of one statement; `op` one of {@link changeOps}). It adds the entries to
  * the transaction's batch of the integration and run, made on its first entry; nothing at all
- * when `feed` is empty (no batch, so no counter is touched at commit).
+ * when `feed` is empty (no batch, so no counter is touched at commit). Object entries are stored
+ * as one row per kind of change and object type (see migration 0015), membership entries one row
+ * per group.
  *
  * Internal to the repositories that write directory data: every such statement logs through it,
  * so a change and its entry commit or roll back together.
  */
 export function feedWrite(sql: RawSql, integrationId: string, runId: string | null): postgres.PendingQuery<postgres.Row[]> {
   return sql`,
-    feed_count as materialized (select count(*)::int as n from feed),
+    feed_rows as materialized (
+      select k, op, object_type, null::text as external_id, array_agg(external_id) as ids,
+        null::jsonb as added, null::jsonb as removed, count(*)::int as span
+      from feed where op <> 5 group by k, op, object_type
+      union all
+      select k, op, object_type, external_id, null, added, removed, 1 from feed where op = 5
+    ),
+    feed_count as materialized (select coalesce(sum(span), 0)::int as n from feed_rows),
     feed_batch as (
       insert into change_batches (xact, account_id, integration_id, run_id, entries)
       select pg_current_xact_id(), i.account_id, i.id, ${runId}::uuid, c.n
@@ -38,10 +47,10 @@ export function feedWrite(sql: RawSql, integrationId: string, runId: string | nu
       returning id, entries
     ),
     feed_written as (
-      insert into changes (batch_id, ordinal, op, object_type, external_id, added, removed)
-      select b.id, b.entries - c.n + (row_number() over (order by f.k, f.external_id))::int,
-             f.op, f.object_type, f.external_id, f.added, f.removed
-      from feed_batch b, feed_count c, feed f
+      insert into changes (batch_id, ordinal, span, op, object_type, external_id, ids, added, removed)
+      select b.id, b.entries - c.n + (sum(f.span) over (order by f.k rows between unbounded preceding and current row))::int - f.span + 1,
+             f.span, f.op, f.object_type, f.external_id, f.ids, f.added, f.removed
+      from feed_batch b, feed_count c, feed_rows f
       returning 1
     )`;
 }
@@ -176,7 +185,7 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
   const rows = await sql.unsafe<(Omit<ChangeRow, 'type' | 'object'> & { op: number; o_type: string | null } & Partial<Record<`o_${string}`, unknown>>)[]>(
     `with page as (
        select b.first_seq, b.last_seq, b.published_at, b.integration_id, b.run_id,
-         c.ordinal, c.op, c.object_type, c.external_id, c.added, c.removed
+         c.ordinal + e.n - 1 as ordinal, c.op, c.object_type, coalesce(e.id, c.external_id) as external_id, c.added, c.removed
        from (
          select id, first_seq, last_seq, published_at, integration_id, run_id from change_batches
          where account_id = $1::uuid and last_seq > $2::bigint
@@ -184,17 +193,23 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
          limit $3
        ) as b
        cross join lateral (
-         select ordinal, op, object_type, external_id, added, removed from changes
-         where batch_id = b.id and ordinal > greatest(0, $2::bigint - b.first_seq + 1)
+         select ordinal, span, op, object_type, external_id, ids, added, removed from changes
+         where batch_id = b.id and ordinal + span - 1 > greatest(0, $2::bigint - b.first_seq + 1)
          order by ordinal
          limit $3
        ) as c
-       order by b.last_seq, c.ordinal
+       cross join lateral (
+         select x.id, x.n from unnest(c.ids) with ordinality as x(id, n) where c.ids is not null
+         union all
+         select null, 1 where c.ids is null
+       ) as e
+       where c.ordinal + e.n - 1 > greatest(0, $2::bigint - b.first_seq + 1)
+       order by b.last_seq, c.ordinal, e.n
        limit $3
      )
      select (p.first_seq + p.ordinal - 1)::text as cursor, ${isoText('p.published_at')} as "occurredAt",
        p.integration_id as "integrationId", p.run_id as "runId", p.op, p.object_type as "objectType", p.external_id as "externalId",
-       coalesce(p.added, '{}') as added, coalesce(p.removed, '{}') as removed,
+       coalesce(p.added, '[]'::jsonb) as added, coalesce(p.removed, '[]'::jsonb) as removed,
        o.type as o_type, o.dn as o_dn, o.attributes as o_attributes, o.deleted_at is not null as o_deleted,
        ${isoText('o.deleted_at')} as "o_deletedAt", ${isoText('o.created_at')} as "o_createdAt", ${isoText('o.updated_at')} as "o_updatedAt"
      from page p

@@ -176,7 +176,7 @@ export async function insertObjects(
       returning external_id, type
     ),
     feed as (
-      select 0 as k, 1::smallint as op, type as object_type, external_id, null::text[] as added, null::text[] as removed
+      select 0 as k, 1::smallint as op, type as object_type, external_id, null::jsonb as added, null::jsonb as removed
       from inserted
     )${feedWrite(sql, integrationId, runId)}
     select count(*)::int as inserted from inserted`;
@@ -219,7 +219,7 @@ export async function writeObjects(
     feed as (
       select 0 as k,
         (case when (i.e->>5)::int in (2, 3) then (i.e->>5)::int when w.fresh then 1 else 2 end)::smallint as op,
-        w.type as object_type, w.external_id, null::text[] as added, null::text[] as removed
+        w.type as object_type, w.external_id, null::jsonb as added, null::jsonb as removed
       from written w join input i on i.e->>0 = w.external_id
     )${feedWrite(sql, integrationId, runId)}
     select count(*)::int as written from written`;
@@ -308,18 +308,29 @@ export interface GroupMemberSet {
 
 /**
  * The `feed` CTE of a membership write: one entry per group, from CTEs named in `added` and
- * `removed` that return `(group_external_id, member_external_id)`.
+ * `removed` that return `(group_external_id, member_external_id)`, and from `whole`, groups whose
+ * every listed member was inserted (`(g, members)`, the members a JSON array as given): those
+ * are logged as given, with no rows returned and gathered again (a first sync's edges).
  */
-function membershipFeed(sql: RawSql, added: readonly string[], removed: readonly string[]): postgres.PendingQuery<postgres.Row[]> {
+function membershipFeed(
+  sql: RawSql,
+  edges: { readonly added: readonly string[]; readonly removed: readonly string[]; readonly whole?: string },
+): postgres.PendingQuery<postgres.Row[]> {
   const parts = [
-    ...added.map((name) => `select group_external_id as g, member_external_id as m, true as a from ${name}`),
-    ...removed.map((name) => `select group_external_id as g, member_external_id as m, false as a from ${name}`),
+    ...edges.added.map((name) => `select group_external_id as g, member_external_id as m, true as a from ${name}`),
+    ...edges.removed.map((name) => `select group_external_id as g, member_external_id as m, false as a from ${name}`),
   ];
+  const gathered =
+    parts.length === 0
+      ? []
+      : [
+          `select g, jsonb_agg(m) filter (where a) as added, jsonb_agg(m) filter (where not a) as removed
+           from (${parts.join(' union all ')}) as edge group by g`,
+        ];
+  const whole = edges.whole === undefined ? [] : [`select g, members, null::jsonb from ${edges.whole} where jsonb_array_length(members) > 0`];
   return sql.unsafe(`feed as (
-      select 0 as k, 5::smallint as op, null::text as object_type, g as external_id,
-        array_agg(m order by m) filter (where a) as added, array_agg(m order by m) filter (where not a) as removed
-      from (${parts.join(' union all ')}) as edge
-      group by g
+      select 0 as k, 5::smallint as op, null::text as object_type, g as external_id, added, removed
+      from (${[...whole, ...gathered].join(' union all ')}) as entry (g, added, removed)
     )`) as unknown as postgres.PendingQuery<postgres.Row[]>;
 }
 
@@ -373,7 +384,10 @@ export async function replaceMemberships(
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
       select ${integrationId}, d.g, d.m, ${runId} from desired d
       where not exists (select 1 from known k where k.g = d.g)
-      returning group_external_id, member_external_id
+      returning 1
+    ),
+    unknown as (
+      select i.g, i.members from input i where not exists (select 1 from known k where k.g = i.g)
     ),
     upserted as (
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
@@ -398,7 +412,7 @@ export async function replaceMemberships(
       where o.integration_id = ${integrationId} and o.external_id = i.g and o.members_hash is distinct from i.hash
       returning 1
     ),
-    ${membershipFeed(sql, ['fresh', 'upserted'], ['removed'])}${feedWrite(sql, integrationId, runId)}
+    ${membershipFeed(sql, { added: ['upserted'], removed: ['removed'], whole: 'unknown' })}${feedWrite(sql, integrationId, runId)}
     select ((select count(*) from fresh) + (select count(*) from upserted))::int as added,
            (select count(*) from removed)::int as removed`;
   return { added: row?.added ?? 0, removed: row?.removed ?? 0 };
@@ -427,7 +441,7 @@ export async function insertMemberships(
     inserted as (
       insert into memberships (integration_id, group_external_id, member_external_id, last_seen_run_id)
       select ${integrationId}, i.g, m, ${runId} from input i, jsonb_array_elements_text(i.members) as m
-      returning group_external_id, member_external_id
+      returning 1
     ),
     hashed as (
       update directory_objects o set members_hash = i.hash
@@ -435,7 +449,7 @@ export async function insertMemberships(
       where o.integration_id = ${integrationId} and o.external_id = i.g and o.members_hash is distinct from i.hash
       returning 1
     ),
-    ${membershipFeed(sql, ['inserted'], [])}${feedWrite(sql, integrationId, runId)}
+    ${membershipFeed(sql, { added: [], removed: [], whole: 'input' })}${feedWrite(sql, integrationId, runId)}
     select (select count(*) from inserted)::int as added`;
   return row?.added ?? 0;
 }
@@ -486,7 +500,7 @@ export async function applyMembershipChanges(
       where o.integration_id = ${integrationId} and o.external_id = any(${touched}::text[])
       returning 1
     ),
-    ${membershipFeed(sql, ['added'], ['removed'])}${feedWrite(sql, integrationId, runId)}
+    ${membershipFeed(sql, { added: ['added'], removed: ['removed'] })}${feedWrite(sql, integrationId, runId)}
     select (select count(*) from added)::int as added, (select count(*) from removed)::int as removed`;
   return { added: row?.added ?? 0, removed: row?.removed ?? 0 };
 }
@@ -608,7 +622,7 @@ async function softDelete(
     ),
     feed as (
       select 0 as k, 5::smallint as op, null::text as object_type, group_external_id as external_id,
-        null::text[] as added, array_agg(member_external_id order by member_external_id) as removed
+        null::jsonb as added, jsonb_agg(member_external_id) as removed
       from edges group by group_external_id
       union all
       select 1, 2::smallint, type, external_id, null, null from unmanaged

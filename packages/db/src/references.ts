@@ -148,7 +148,7 @@ export async function linkArrivedObjects(
     ),
     feed as (
       select 0 as k, 5::smallint as op, null::text as object_type, group_external_id as external_id,
-        array_agg(member_external_id order by member_external_id) as added, null::text[] as removed
+        jsonb_agg(member_external_id) as added, null::jsonb as removed
       from added group by group_external_id
     )${feedWrite(sql, integrationId, runId)}
     select (select count(*) from added)::int as added`;
@@ -186,7 +186,7 @@ export async function linkManagers(
       returning o.external_id, o.type, o.attributes
     ),
     feed as (
-      select 0 as k, 2::smallint as op, type as object_type, external_id, null::text[] as added, null::text[] as removed from linked
+      select 0 as k, 2::smallint as op, type as object_type, external_id, null::jsonb as added, null::jsonb as removed from linked
     )${feedWrite(sql, integrationId, runId)}
     select external_id, type, attributes from linked`;
   await setContentHashes(

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, check, customType, index, integer, pgTable, primaryKey, smallint, text, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { bigint, check, customType, index, integer, jsonb, pgTable, primaryKey, smallint, text, timestamp, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 // Tables of the change feed (migration 0015, which also holds the commit-time trigger that gives
 // each batch its cursor range; see there for why ranges are assigned at commit). schema.ts
@@ -53,22 +53,26 @@ export const changeBatches = pgTable(
 export const changeOps = { created: 1, updated: 2, restored: 3, deleted: 4, membership: 5 } as const;
 
 /**
- * One change: an object (ids only; readers join the object's current state) or a group's
- * membership edges added and removed by one statement. Its cursor is the batch's `first_seq`
- * plus `ordinal` - 1.
+ * A run of `span` changes of one statement: objects of one type created, updated, restored or
+ * deleted (their external ids in `ids`; readers join the objects' current state), or one group's
+ * membership edges added and removed (`external_id`, `added`, `removed`, span 1). Entry i of the
+ * run (from 0) has the cursor `first_seq` of the batch + `ordinal` + i - 1.
  */
 export const changes = pgTable(
   'changes',
   {
-    batchId: bigint('batch_id', { mode: 'bigint' })
-      .notNull()
-      .references(() => changeBatches.id, { onDelete: 'cascade' }),
+    /** The batch's id; no foreign key (see migration 0015): its entries go with it by trigger. */
+    batchId: bigint('batch_id', { mode: 'bigint' }).notNull(),
     ordinal: integer('ordinal').notNull(),
+    span: integer('span').notNull().default(1),
     op: smallint('op').notNull(),
     objectType: text('object_type'),
-    externalId: text('external_id').notNull(),
-    added: text('added').array(),
-    removed: text('removed').array(),
+    externalId: text('external_id'),
+    /** External ids of a run of object entries. */
+    ids: text('ids').array(),
+    /** Member external ids (JSON array of strings; membership entries only). */
+    added: jsonb('added').$type<string[]>(),
+    removed: jsonb('removed').$type<string[]>(),
   },
   (t) => [primaryKey({ name: 'changes_pk', columns: [t.batchId, t.ordinal] }), check('changes_op_ck', sql`op between 1 and 5`)],
 );

@@ -259,7 +259,7 @@ describe('a worker killed mid-run', () => {
     expect(rebuilt(consumer)).toEqual(await stored(db, integrationId));
     // 300 users and 10 groups, each created once (the retry found the first pages stored).
     const created = await db.$client<{ n: number }[]>`
-      select count(*)::int as n from changes c join change_batches b on b.id = c.batch_id where b.account_id = ${accountId} and c.op = 1`;
+      select sum(span)::int as n from changes c join change_batches b on b.id = c.batch_id where b.account_id = ${accountId} and c.op = 1`;
     expect(created[0]?.n).toBe(310);
     expect(await changeRangeOfRun(db, runId)).toMatchObject({ cursorFrom: '1', cursorTo: String(consumer.seen.length), count: consumer.seen.length });
   }, timeoutMs);
