@@ -1,5 +1,5 @@
 import { claimIntegrationFence, completeRunAttempt, failRunAttempt, startRunAttempt } from '@dirsync/db';
-import type { DirsyncClient, Run, SyncAccepted } from '@dirsync/client';
+import type { DirsyncClient, Run, SyncAnswer as SyncAccepted } from '@dirsync/client';
 import { ldapSettings, startApiHarness, type ApiHarness } from './api-harness.ts';
 
 // `POST /v1/integrations/{id}/syncs` with `wait`: the run is moved along by the same recorder

@@ -1,28 +1,37 @@
 import type {
   Action,
+  ChangeHead,
+  ChangePage,
   ConnectionReport,
   Connector,
   ConsentUrl,
+  CreateConnectorBody,
   CreatedConnector,
+  CreateIntegrationBody,
+  CreateWebhookBody,
   DirectoryObject,
   DirectoryQuery,
   Integration,
-  IntegrationMigration,
-  IntegrationUpdate,
   Membership,
   MigratedIntegration,
-  NewConnector,
-  NewIntegration,
+  MigrateIntegrationBody,
   Page,
   PageQuery,
+  PreviewRequestBody,
+  PreviewResult,
   Problem,
   Run,
   RunChange,
   RunIssue,
-  RunQuery,
+  RunsQuery,
   SecretAccepted,
-  SyncAccepted,
-  SyncRequestOptions,
+  SyncAnswer,
+  SyncRequestBody,
+  UpdateIntegrationBody,
+  UpdateWebhookBody,
+  WebhookDelivery,
+  WebhookEndpoint,
+  WebhookEndpointWithSecret,
 } from './types.ts';
 
 /** An error answer of the API, with its problem details. */
@@ -34,6 +43,20 @@ export class DirsyncApiError extends Error {
     this.name = 'DirsyncApiError';
     this.status = problem.status;
     this.problem = problem;
+  }
+}
+
+/**
+ * The feed cursor is older than the history the API keeps (410 `cursor-expired`): entries were
+ * missed. Read the lists again (users, groups, memberships), then follow from {@link head}.
+ */
+export class CursorExpiredError extends DirsyncApiError {
+  /** The feed's head when the API answered: follow from here after the resync. */
+  readonly head: string;
+  constructor(problem: Problem, head: string) {
+    super(problem);
+    this.name = 'CursorExpiredError';
+    this.head = head;
   }
 }
 
@@ -52,9 +75,9 @@ export interface DirsyncClientOptions {
 /** Typed access to the dirsync API; every method throws {@link DirsyncApiError} for an error answer. */
 export interface DirsyncClient {
   listIntegrations(): Promise<Integration[]>;
-  createIntegration(input: NewIntegration): Promise<Integration>;
+  createIntegration(input: CreateIntegrationBody): Promise<Integration>;
   getIntegration(id: string): Promise<Integration>;
-  updateIntegration(id: string, update: IntegrationUpdate): Promise<Integration>;
+  updateIntegration(id: string, update: UpdateIntegrationBody): Promise<Integration>;
   disableIntegration(id: string): Promise<Integration>;
   enableIntegration(id: string): Promise<Integration>;
   removeIntegration(id: string): Promise<void>;
@@ -65,8 +88,8 @@ export interface DirsyncClient {
    * Asks for a sync now. With `wait` the answer comes when the run ends (or the wait runs out):
    * `run` is then set, and its `status` tells which.
    */
-  requestSync(id: string, request?: SyncRequestOptions): Promise<SyncAccepted>;
-  listRuns(query?: RunQuery): Promise<Page<Run>>;
+  requestSync(id: string, request?: SyncRequestBody): Promise<SyncAnswer>;
+  listRuns(query?: RunsQuery): Promise<Page<Run>>;
   getRun(id: string): Promise<Run>;
   listRunChanges(id: string, query?: PageQuery): Promise<Page<RunChange>>;
   listRunIssues(id: string, query?: PageQuery): Promise<Page<RunIssue>>;
@@ -83,11 +106,33 @@ export interface DirsyncClient {
    */
   createConsentUrl(connectorId: string, tenantId: string, options?: { returnTo?: string }): Promise<ConsentUrl>;
   /** Moves a legacy Entra ID integration to a connector (after the tenant's consent) and queues a full sync. */
-  migrateIntegration(id: string, migration: IntegrationMigration): Promise<MigratedIntegration>;
+  migrateIntegration(id: string, migration: MigrateIntegrationBody): Promise<MigratedIntegration>;
   /** Registers a connector (platform administrators only); answers its certificate to upload. */
-  createConnector(input: NewConnector): Promise<CreatedConnector>;
+  createConnector(input: CreateConnectorBody): Promise<CreatedConnector>;
   /** Gives up the account's consent of a tenant (other accounts' consents are not touched). */
   revokeConsent(connectorId: string, tenantId: string): Promise<void>;
+  /** Maps a few entries of the directory with the stored attribute mapping, or with `request.attributeMapping` (not stored). */
+  previewMapping(id: string, request?: PreviewRequestBody): Promise<PreviewResult>;
+  /**
+   * One page of the change feed after `after` (`"0"`: from the start). A cursor older than the
+   * retained history throws {@link CursorExpiredError}; {@link followChanges} reads page after page.
+   */
+  listChanges(after: string, options?: { limit?: number }): Promise<ChangePage>;
+  /** The feed's latest cursor: read the lists once, then follow the feed from here. */
+  getChangeHead(): Promise<ChangeHead>;
+  /** Registers a webhook endpoint; the answer carries its signing secret, shown this once. */
+  createWebhook(input: CreateWebhookBody): Promise<WebhookEndpointWithSecret>;
+  listWebhooks(): Promise<WebhookEndpoint[]>;
+  getWebhook(id: string): Promise<WebhookEndpoint>;
+  /** Changes an endpoint; `enabled: true` turns a disabled one back on (its failure streak starts over). */
+  updateWebhook(id: string, update: UpdateWebhookBody): Promise<WebhookEndpoint>;
+  deleteWebhook(id: string): Promise<void>;
+  /** A new signing secret, shown this once (the old one stops signing). */
+  rotateWebhookSecret(id: string): Promise<WebhookEndpointWithSecret>;
+  listWebhookDeliveries(id: string, query?: PageQuery): Promise<Page<WebhookDelivery>>;
+  redeliverWebhook(id: string, deliveryId: string): Promise<WebhookDelivery>;
+  /** Sends a `webhook.test` event to the endpoint. */
+  testWebhook(id: string): Promise<{ messageId: string }>;
 }
 
 /** The API operation (OpenAPI `operationId`) behind each client method. */
@@ -117,6 +162,18 @@ export const clientOperations = {
   revokeConsent: 'revokeConsent',
   migrateIntegration: 'migrateIntegration',
   createConnector: 'createConnector',
+  previewMapping: 'previewMapping',
+  listChanges: 'listChanges',
+  getChangeHead: 'getChangeHead',
+  createWebhook: 'createWebhook',
+  listWebhooks: 'listWebhooks',
+  getWebhook: 'getWebhook',
+  updateWebhook: 'updateWebhook',
+  deleteWebhook: 'deleteWebhook',
+  rotateWebhookSecret: 'rotateWebhookSecret',
+  listWebhookDeliveries: 'listWebhookDeliveries',
+  redeliverWebhook: 'redeliverWebhook',
+  testWebhook: 'testWebhook',
 } as const satisfies Record<keyof DirsyncClient, string>;
 
 type Query = Record<string, string | number | boolean | undefined>;
@@ -167,7 +224,7 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
         typeof parsed === 'object' && parsed !== null && 'detail' in parsed
           ? (parsed as Problem)
           : { type: 'about:blank', title: response.statusText, status: response.status, detail: text.slice(0, 200) };
-      throw new DirsyncApiError(problem);
+      throw problem.status === 410 && typeof problem['head'] === 'string' ? new CursorExpiredError(problem, problem['head']) : new DirsyncApiError(problem);
     }
     return parsed as T;
   }
@@ -205,5 +262,19 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
     revokeConsent: async (connectorId, tenantId) => {
       await call('DELETE', `/v1/connectors/${id(connectorId)}/consents/${encodeURIComponent(tenantId)}`);
     },
+    previewMapping: (integrationId, request = {}) => call('POST', `/v1/integrations/${id(integrationId)}/preview`, request),
+    listChanges: (after, options = {}) => call('GET', buildPath('/v1/changes', { after, limit: options.limit })),
+    getChangeHead: () => call('GET', '/v1/changes/head'),
+    createWebhook: (input) => call('POST', '/v1/webhooks', input),
+    listWebhooks: async () => (await call<{ items: WebhookEndpoint[] }>('GET', '/v1/webhooks')).items,
+    getWebhook: (webhookId) => call('GET', `/v1/webhooks/${id(webhookId)}`),
+    updateWebhook: (webhookId, update) => call('PATCH', `/v1/webhooks/${id(webhookId)}`, update),
+    deleteWebhook: async (webhookId) => {
+      await call('DELETE', `/v1/webhooks/${id(webhookId)}`);
+    },
+    rotateWebhookSecret: (webhookId) => call('POST', `/v1/webhooks/${id(webhookId)}/rotate-secret`),
+    listWebhookDeliveries: (webhookId, query = {}) => call('GET', buildPath(`/v1/webhooks/${id(webhookId)}/deliveries`, { ...query })),
+    redeliverWebhook: (webhookId, deliveryId) => call('POST', `/v1/webhooks/${id(webhookId)}/deliveries/${id(deliveryId)}/redeliver`),
+    testWebhook: (webhookId) => call('POST', `/v1/webhooks/${id(webhookId)}/test`),
   };
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { connectionReportSchema } from './jobs.ts';
+import type { previewRequestSchema } from './mapping.ts';
+import type { createWebhookSchema, updateWebhookSchema, webhookEndpointWithSecretSchema } from './webhooks.ts';
 import { consentStatuses, credentialStatuses, integrationKinds, runCountsSchema, runStatuses, syncModes, syncTriggers } from './vocabulary.ts';
 
 // Wire shapes of the HTTP API (`/v1`). The API serialises its answers through these schemas, so a
@@ -436,3 +438,17 @@ export type MigrateIntegrationBody = z.input<typeof migrateIntegrationBody>;
 export type ConsentUrlBody = z.input<typeof consentUrlBody>;
 /** Body of `POST /v1/connectors`. */
 export type CreateConnectorBody = z.input<typeof createConnectorBody>;
+/** Paging of a list, as a client sends it. */
+export type PageQuery = Partial<z.output<typeof pageQuery>>;
+/** Filter of `GET /v1/runs`, as a client sends it. */
+export type RunsQuery = Partial<z.output<typeof runsQuery>>;
+/** Filter of the synced-data lists, as a client sends it. */
+export type DirectoryQuery = Partial<z.output<typeof directoryQuery>>;
+/** Body of `POST /v1/webhooks`. */
+export type CreateWebhookBody = z.input<typeof createWebhookSchema>;
+/** Body of `PATCH /v1/webhooks/{id}`. */
+export type UpdateWebhookBody = z.input<typeof updateWebhookSchema>;
+/** A webhook endpoint with its signing secret (answer of create and rotate-secret, shown once). */
+export type WebhookEndpointWithSecret = z.output<typeof webhookEndpointWithSecretSchema>;
+/** Body of `POST /v1/integrations/{id}/preview`. */
+export type PreviewRequestBody = z.input<typeof previewRequestSchema>;
