@@ -35,6 +35,14 @@ export const MAPPING_MAX_VALUE_LENGTH = 16 * 1024;
 export const MAPPING_MAX_UNBOUNDED_QUANTIFIERS = 2;
 /** A repetition bound up to this counts as short (`\\d{1,8}`). */
 export const MAPPING_MAX_SHORT_REPEAT = 16;
+/**
+ * Ways a pattern's quantifiers together may split a value, at most: the product over them of the
+ * lengths they can vary by (a long one counting as the whole regex input). Short ones multiply
+ * too: `a?` thirty times, or `a{0,16}` six times, backtracks for minutes over 256 characters
+ * although none of them is long. As much as two long quantifiers make: four `a{0,16}` in a row
+ * already took 0.4 s over 256 characters, ten times two long ones.
+ */
+export const MAPPING_MAX_BACKTRACK_PRODUCT = (MAPPING_MAX_REGEX_INPUT + 1) ** 2;
 
 /**
  * Why a pattern is refused, or undefined when it is accepted. JavaScript's backtracking engine
@@ -54,6 +62,7 @@ export function unsafePatternReason(pattern: string): string | undefined {
   type Group = { quantified: boolean; alternation: boolean };
   const groups: Group[] = [];
   let unbounded = 0;
+  let product = 1;
   let i = 0;
   while (i < pattern.length) {
     const c = pattern[i] as string;
@@ -96,6 +105,8 @@ export function unsafePatternReason(pattern: string): string | undefined {
     const text = q[0];
     const max = q[1] === undefined ? (text === '?' ? 1 : Infinity) : q[2] === undefined ? Number(q[1]) : q[3] === '' ? Infinity : Number(q[3]);
     const repeats = max > 1;
+    const min = q[1] === undefined ? (text === '+' ? 1 : 0) : Number(q[1]);
+    product *= Math.min(max, MAPPING_MAX_REGEX_INPUT) - Math.min(min, MAPPING_MAX_REGEX_INPUT) + 1;
     if (repeats && closed?.quantified) return 'nests quantifiers (such as (a+)+), which can take exponential time';
     if (repeats && closed?.alternation) return 'repeats an alternation (such as (a|b)*), which can take exponential time';
     if (max !== Infinity && max > MAPPING_MAX_REGEX_INPUT) return `has a repetition bound above ${MAPPING_MAX_REGEX_INPUT}`;
@@ -103,6 +114,7 @@ export function unsafePatternReason(pattern: string): string | undefined {
     if (unbounded > MAPPING_MAX_UNBOUNDED_QUANTIFIERS) {
       return `has more than ${MAPPING_MAX_UNBOUNDED_QUANTIFIERS} long quantifiers (*, +, {n,} or a bound above ${MAPPING_MAX_SHORT_REPEAT})`;
     }
+    if (product > MAPPING_MAX_BACKTRACK_PRODUCT) return 'has quantifiers that together can backtrack too long over a value (such as many a? or a{0,16} in a row)';
     // Even an optional atom inside a repeated group multiplies the ways to match ((a a?)*).
     const top = groups[groups.length - 1];
     if (top) top.quantified = true;
