@@ -218,9 +218,10 @@ export function ldapSourceValues(entry: {
 }): SourceValues {
   return (name) => {
     const key = name.toLowerCase();
-    const text = entry.attributes[key];
+    // Own attributes only: `constructor` is a valid attribute name and every object inherits one.
+    const text = Object.hasOwn(entry.attributes, key) ? entry.attributes[key] : undefined;
     if (text !== undefined) return text;
-    const binary = entry.buffers[key];
+    const binary = Object.hasOwn(entry.buffers, key) ? entry.buffers[key] : undefined;
     return binary === undefined ? [] : binary.map((b) => b.toString('base64'));
   };
 }
