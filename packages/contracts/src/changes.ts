@@ -82,7 +82,8 @@ export const objectDeletedEntrySchema = z.object({
 
 /**
  * Edges of one group added and removed by one write (a first sync of a 100-member group is one
- * entry). Member ids are external ids; an edge of a deleted group or member is removed here too.
+ * entry). Member ids are external ids, in no particular order; an edge of a deleted group or
+ * member is removed here too.
  */
 export const membershipChangedEntrySchema = z.object({
   ...entryBase,
@@ -99,7 +100,9 @@ export type ChangeEntry = z.infer<typeof changeEntrySchema>;
 
 /** A page of the feed (`GET /v1/changes`). */
 export const changePageSchema = z.object({
-  items: z.array(changeEntrySchema).describe('entries in cursor order'),
+  items: z
+    .array(changeEntrySchema)
+    .describe('entries in cursor order; the entries of one write come grouped by what they did (creations, updates, … of one object type, then one per group)'),
   cursor: changeCursorSchema.describe('cursor of the last item, or `after` when there is none: pass it as `after` next'),
   hasMore: z.boolean().describe('more entries follow now; when false, poll again later'),
 });
