@@ -1,8 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { finalRunStatuses as finalStatuses } from '@dirsync/contracts';
 import { getAccountRun, type Db, type RunRow } from '@dirsync/db';
 
-/** Statuses a run ends in; `queued`, `running` and `retrying` are not final. */
-export const finalRunStatuses: ReadonlySet<RunRow['status']> = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
+/** Statuses a run ends in, as a set; `queued`, `running` and `retrying` are not final. */
+export const finalRunStatuses: ReadonlySet<RunRow['status']> = new Set(finalStatuses);
 
 // The run row is the source of truth and every worker writes it, so reading it is the one wait
 // that works whichever worker runs the job; a quarter second keeps the answer prompt and the
