@@ -217,6 +217,10 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
      order by p.last_seq, p.ordinal`,
     [accountId, after, limit + 1],
   );
+  // Pruning may have committed between the check above and the page's snapshot: the page then
+  // starts after a gap. Checked again now, so a consumer is told to resync instead.
+  const since = await changeHead(sql, accountId);
+  if (position < BigInt(since.prunedThrough)) return { refused: 'expired', head: since.head };
   const hasMore = rows.length > limit;
   const items = rows.slice(0, limit).map((row): ChangeRow => {
     const type = kinds[row.op];
