@@ -1,4 +1,5 @@
 import { mapGenericLdapEntry } from '../src/ldap-generic/map.ts';
+import { attributeMappingSchema, MAPPING_MAX_EXTRA, MAPPING_MAX_VALUES } from '@dirsync/contracts';
 import { compileMapping } from '../src/mapping/engine.ts';
 import { validateSettings } from '../src/index.ts';
 
@@ -25,5 +26,49 @@ describe('mapping rules naming what every JavaScript object has', () => {
     const result = mapGenericLdapEntry(source, { memberAttributes: ['member'], mapping });
     if (!result.ok) throw new Error(result.reason);
     expect(result.object.attributes).toEqual({ uid: 'ann', title: 'none' });
+  });
+});
+
+/**
+ * Each accepted pattern is bounded over one value (a few milliseconds at worst), but a mapping
+ * may hold 96 rules per object type, each over up to 1,000 values a customer's directory
+ * supplies: one entry came to about eight minutes of a worker's CPU, its event loop blocked
+ * meanwhile (no lock renewed, no other job served). The regular expressions of one entry have
+ * a time budget; past it the entry is an issue of the run, as one producing too much output is.
+ */
+describe('regular expressions over many values of one entry', () => {
+  it('an entry whose rules keep the patterns busy past the budget is an issue, not minutes of CPU', () => {
+    const costly = { from: 'description', transform: [{ op: 'regex', pattern: 'a*a*c|a$' }] };
+    const extra = Object.fromEntries(Array.from({ length: MAPPING_MAX_EXTRA }, (_, i) => [`x${i}`, costly]));
+    const attributeMapping = { extra: { user: extra } };
+    const settings = validateSettings('ldap', {
+      url: 'ldaps://ldap.example.com',
+      bindDn: 'cn=reader,dc=example,dc=org',
+      users: { baseDns: ['ou=people,dc=example,dc=org'] },
+      groups: { baseDns: ['ou=groups,dc=example,dc=org'] },
+      attributeMapping,
+    });
+    expect(settings.ok ? [] : settings.problems).toEqual([]);
+    const description = Array.from({ length: MAPPING_MAX_VALUES }, (_, i) => `${'a'.repeat(250)}${String(i).padStart(6, '0')}a`.slice(-256));
+    const source = {
+      type: 'user' as const,
+      entry: { dn: 'uid=ann,ou=people,dc=example,dc=org', attributes: { entryuuid: ['5f0c1a2e-7b3d-1041-8b4a-adc99d069665'], uid: ['ann'], description }, buffers: {} },
+    };
+    const result = mapGenericLdapEntry(source, { memberAttributes: ['member'], mapping: compileMapping(attributeMappingSchema.parse(attributeMapping)) });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.reason).toMatch(/regular expressions/);
+  });
+
+  it('the same rules over a few values map as usual', () => {
+    const costly = { from: 'description', transform: [{ op: 'regex', pattern: 'a*a*c|a$' }, { op: 'first' }] };
+    const attributeMapping = { extra: { user: { x0: costly, x1: costly } } };
+    const source = {
+      type: 'user' as const,
+      entry: { dn: 'uid=ann,ou=people,dc=example,dc=org', attributes: { entryuuid: ['5f0c1a2e-7b3d-1041-8b4a-adc99d069665'], uid: ['ann'], description: ['aaaa', 'bca'] }, buffers: {} },
+    };
+    const result = mapGenericLdapEntry(source, { memberAttributes: ['member'], mapping: compileMapping(attributeMappingSchema.parse(attributeMapping)) });
+    if (!result.ok) throw new Error(result.reason);
+    expect(result.object.attributes['extra']).toEqual({ x0: 'a', x1: 'a' });
   });
 });

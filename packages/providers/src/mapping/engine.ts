@@ -42,6 +42,17 @@ export interface CompiledTypeMapping {
   readonly extra: ReadonlyMap<string, CompiledRule>;
 }
 
+/**
+ * Milliseconds the regular expressions of one entry's rules may run in all. Each accepted pattern
+ * is bounded over one value (milliseconds at worst), but 96 rules over 1,000 values each came to
+ * minutes for one entry, with the worker's event loop blocked all along; past this the entry is an
+ * issue of the run. Patterns that are not pathological take microseconds per value.
+ */
+export const MAPPING_MAX_REGEX_MS_PER_ENTRY = 1000;
+
+/** The time budget of one entry's regular expressions was spent (see {@link applyOverrides}). */
+class RegexBudgetSpent extends Error {}
+
 /** A whole compiled mapping; an empty section (no override, no extra) maps as the default. */
 export type CompiledMapping = Readonly<Record<MappedType, CompiledTypeMapping>>;
 
@@ -110,7 +121,7 @@ function cut(value: string, max: number): string {
  * result is one string for a rule with `first` or `join`, else a list; `undefined` (the field is
  * left out) when nothing is left and there is no default. The default takes the result's shape.
  */
-export function applyRule(rule: CompiledRule, source: readonly string[] | undefined): JsonValue | undefined {
+export function applyRule(rule: CompiledRule, source: readonly string[] | undefined, deadline = Infinity): JsonValue | undefined {
   let values: string[] = (source ?? []).slice(0, MAPPING_MAX_VALUES).map((v) => cut(v, MAPPING_MAX_VALUE_LENGTH));
   for (const step of rule.steps) {
     switch (step.op) {
@@ -126,6 +137,7 @@ export function applyRule(rule: CompiledRule, source: readonly string[] | undefi
       case 'regex': {
         const kept: string[] = [];
         for (const value of values) {
+          if (performance.now() > deadline) throw new RegexBudgetSpent();
           const match = step.pattern.exec(cut(value, MAPPING_MAX_REGEX_INPUT));
           const part = match?.[step.group];
           if (part !== undefined) kept.push(part);
@@ -160,6 +172,23 @@ export function applyOverrides(
   partial = false,
 ): { cleared: string[]; problem?: string } {
   const cleared: string[] = [];
+  const deadline = performance.now() + MAPPING_MAX_REGEX_MS_PER_ENTRY;
+  try {
+    return overrides(section, values, attributes, partial, cleared, deadline);
+  } catch (error) {
+    if (!(error instanceof RegexBudgetSpent)) throw error;
+    return { cleared, problem: `the attribute mapping's regular expressions ran more than ${MAPPING_MAX_REGEX_MS_PER_ENTRY} ms on this entry (too many values, or patterns that backtrack)` };
+  }
+}
+
+function overrides(
+  section: CompiledTypeMapping,
+  values: SourceValues,
+  attributes: Record<string, JsonValue>,
+  partial: boolean,
+  cleared: string[],
+  deadline: number,
+): { cleared: string[]; problem?: string } {
   let chars = 0;
   const count = (value: JsonValue) => {
     chars += typeof value === 'string' ? value.length : (value as string[]).reduce((n, v) => n + v.length + 1, 0);
@@ -170,7 +199,7 @@ export function applyOverrides(
       delete attributes[field];
       continue;
     }
-    const result = applyRule(rule, source);
+    const result = applyRule(rule, source, deadline);
     if (result === undefined) {
       delete attributes[field];
       cleared.push(field);
@@ -185,7 +214,7 @@ export function applyOverrides(
     const extra: Record<string, JsonValue> = {};
     let i = 0;
     for (const [name, rule] of section.extra) {
-      const result = applyRule(rule, sources[i]);
+      const result = applyRule(rule, sources[i], deadline);
       i += 1;
       if (result !== undefined) {
         extra[name] = result;
