@@ -199,6 +199,38 @@ process.stdout.write(JSON.stringify({ statuses, handled }));
   });
 }, timeoutMs);
 
+test("webhook endpoints are managed through the packed client, and another account's key sees none", async () => {
+  const script = `
+import { createDirsyncClient, DirsyncApiError } from '@dirsync/client';
+
+const a = createDirsyncClient({ baseUrl: process.env.BASE_URL, apiKey: process.env.API_KEY });
+const b = createDirsyncClient({ baseUrl: process.env.BASE_URL, apiKey: process.env.OTHER_KEY });
+const statusOf = (promise) => promise.then(() => 'ok', (error) => (error instanceof DirsyncApiError ? error.status : String(error)));
+const created = await a.createWebhook({ url: 'https://hooks.example.com/dirsync', events: ['run.failed', 'objects.changed'], description: 'replica' });
+const listed = (await a.listWebhooks()).map((endpoint) => endpoint.id);
+const disabled = await a.updateWebhook(created.id, { enabled: false });
+const rotated = await a.rotateWebhookSecret(created.id);
+const shown = await a.getWebhook(created.id);
+const otherAccount = { get: await statusOf(b.getWebhook(created.id)), list: (await b.listWebhooks()).length, remove: await statusOf(b.deleteWebhook(created.id)) };
+const refused = await statusOf(a.createWebhook({ url: 'ftp://hooks.example.com/', events: ['*'] }));
+await a.deleteWebhook(created.id);
+const gone = await statusOf(a.getWebhook(created.id));
+process.stdout.write(JSON.stringify({
+  created: { id: created.id, secret: created.secret, events: created.events, enabled: created.enabled },
+  listed, disabled: disabled.enabled, rotated: rotated.secret, shownKeys: Object.keys(shown), otherAccount, refused, gone,
+}));
+`;
+  await writeFile(join(project, 'webhooks.mjs'), script);
+  const result = await node('webhooks.mjs', { BASE_URL: api.baseUrl, API_KEY: keyA, OTHER_KEY: keyB });
+  const created = result['created'] as { id: string; secret: string; events: string[]; enabled: boolean };
+  expect(created).toMatchObject({ events: ['run.failed', 'objects.changed'], enabled: true, secret: expect.stringMatching(/^whsec_/) });
+  expect(result).toMatchObject({ listed: [created.id], disabled: false, otherAccount: { get: 404, list: 0, remove: 404 }, refused: 422, gone: 404 });
+  expect(result['rotated']).toEqual(expect.stringMatching(/^whsec_/));
+  expect(result['rotated']).not.toBe(created.secret);
+  // The secret is shown at creation and rotation only.
+  expect(result['shownKeys']).not.toContain('secret');
+}, timeoutMs);
+
 test('a TypeScript consumer compiles against the installed declarations, and a wrong field does not', async () => {
   const source = `
 import { createDirsyncClient, CursorExpiredError, followChanges, verifyWebhook, type ChangeEntry, type Integration, type WebhookEvent } from '@dirsync/client';
