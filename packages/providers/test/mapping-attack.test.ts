@@ -72,3 +72,32 @@ describe('regular expressions over many values of one entry', () => {
     expect(result.object.attributes['extra']).toEqual({ x0: 'a', x1: 'a' });
   });
 });
+
+/**
+ * The bind account may read attributes holding passwords or keys (an OpenLDAP reader with access
+ * to userPassword, an AD account allowed to read LAPS passwords). A mapping copying one would
+ * store it with the object and serve it to every API key of the account, the feed and webhooks.
+ */
+describe('mapping rules reading passwords or keys', () => {
+  const ldap = {
+    url: 'ldaps://ldap.example.com',
+    bindDn: 'cn=reader,dc=example,dc=org',
+    users: { baseDns: ['ou=people,dc=example,dc=org'] },
+    groups: { baseDns: ['ou=groups,dc=example,dc=org'] },
+  };
+  const ad = { url: 'ldaps://dc.example.com', bindDn: 'CN=reader,DC=example,DC=com', baseDns: ['OU=Staff,DC=example,DC=com'] };
+  const cases: [string, string, object, object][] = [
+    ['ldap', 'userPassword', ldap, { extra: { user: { pw: { from: 'userPassword' } } } }],
+    ['ldap', 'USERPASSWORD', ldap, { user: { title: { from: 'USERPASSWORD' } } }],
+    ['ldap', 'sambaNTPassword', ldap, { extra: { user: { h: { from: 'sambaNTPassword' } } } }],
+    ['active_directory', 'ms-Mcs-AdmPwd', ad, { extra: { user: { laps: { from: 'ms-Mcs-AdmPwd' } } } }],
+    ['active_directory', 'msLAPS-Password', ad, { extra: { user: { laps: { from: 'msLAPS-Password' } } } }],
+    ['active_directory', 'unicodePwd', ad, { extra: { group: { p: { from: 'unicodePwd' } } } }],
+  ];
+  it.each(cases)('%s: a rule from %s is refused at its path', (kind, from, settings, attributeMapping) => {
+    const result = validateSettings(kind, { ...settings, attributeMapping });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.problems.some((p) => p.includes(`from: "${from}" holds passwords or keys`))).toBe(true);
+  });
+});

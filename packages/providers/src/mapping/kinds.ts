@@ -11,6 +11,24 @@ export const structuralFields = ['externalId', 'id', 'dn', 'type', 'objectType',
 
 const structural: ReadonlySet<string> = new Set(structuralFields.map((f) => f.toLowerCase()));
 
+/**
+ * Attributes that hold passwords, password hashes or keys (OpenLDAP, Active Directory with LAPS
+ * and BitLocker, Samba, Kerberos, Domino). The bind account may be allowed to read some of them;
+ * a mapping would store them with the objects and hand them to every reader of the API.
+ */
+export const credentialSources = [
+  'userPassword', 'authPassword', 'pwdHistory', 'userPKCS12',
+  'unicodePwd', 'dBCSPwd', 'ntPwdHistory', 'lmPwdHistory', 'supplementalCredentials', 'currentValue', 'priorValue',
+  'trustAuthIncoming', 'trustAuthOutgoing', 'initialAuthIncoming', 'initialAuthOutgoing',
+  'ms-Mcs-AdmPwd', 'msLAPS-Password', 'msLAPS-EncryptedPassword', 'msLAPS-EncryptedPasswordHistory',
+  'msLAPS-EncryptedDSRMPassword', 'msLAPS-EncryptedDSRMPasswordHistory', 'msDS-ManagedPassword',
+  'msFVE-RecoveryPassword', 'msFVE-KeyPackage', 'msTPM-OwnerInformation',
+  'sambaNTPassword', 'sambaLMPassword', 'sambaPasswordHistory', 'krbPrincipalKey', 'krbExtraData',
+  'HTTPPassword',
+] as const;
+
+const credential: ReadonlySet<string> = new Set(credentialSources.map((s) => s.toLowerCase()));
+
 /** What a kind allows in a mapping, beside the shared schema. */
 export interface MappingKindRules {
   /** Object types the kind syncs (a mapping section for another type is refused). */
@@ -71,6 +89,8 @@ export function refineAttributeMapping(rules: MappingKindRules, mapping: unknown
       if (!rules.sourceName.test(from)) ctx.addIssue({ code: 'custom', path: [...path, field, 'from'], message: `must be ${rules.sourceHint}` });
       else if (refused.has(from.toLowerCase())) {
         ctx.addIssue({ code: 'custom', path: [...path, field, 'from'], message: `"${from}" holds identity or references, which the mapping cannot read` });
+      } else if (credential.has(from.toLowerCase())) {
+        ctx.addIssue({ code: 'custom', path: [...path, field, 'from'], message: `"${from}" holds passwords or keys, which a mapping never copies` });
       }
     }
   };
