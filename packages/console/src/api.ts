@@ -18,6 +18,7 @@ import type {
   RunIssue,
   SecretAccepted,
   SyncAnswer,
+  SyncMode,
   UpdateIntegrationBody,
 } from './types.ts';
 
@@ -85,7 +86,7 @@ export const api = {
   setEnabled: (id: string, enabled: boolean) => send<Integration>('POST', `/v1/integrations/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
   testConnection: (id: string) => send<ConnectionReport>('POST', `/v1/integrations/${enc(id)}/test-connection`),
   setSecret: (id: string, secret: string) => send<SecretAccepted>('PUT', `/v1/integrations/${enc(id)}/secret`, { secret }),
-  sync: (id: string, mode: 'full' | 'delta', dryRun = false) => send<SyncAnswer>('POST', `/v1/integrations/${enc(id)}/syncs`, { mode, dryRun }),
+  sync: (id: string, mode: SyncMode, dryRun = false) => send<SyncAnswer>('POST', `/v1/integrations/${enc(id)}/syncs`, { mode, dryRun }),
   migrate: (id: string, connectorId: string, description: string) => send<MigratedIntegration>('POST', `/v1/integrations/${enc(id)}/migrate`, { connectorId, description }),
 
   runs: (integrationId: string, limit = 20) => send<Page<Run>>('GET', `/v1/runs?integrationId=${enc(integrationId)}&limit=${limit}`),

@@ -23,6 +23,7 @@ export type {
   RunStatus,
   SecretAccepted,
   SyncAnswer,
+  SyncMode,
   UpdateIntegrationBody,
 } from '@dirsync/contracts';
 export type { ConsoleSessionAnswer } from '@dirsync/api';

@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import type { SyncMode } from '@dirsync/contracts';
 import { type Command, InvalidArgumentError } from 'commander';
 import { Attribute, Change, type Client } from 'ldapts';
 import {
@@ -59,7 +60,7 @@ async function waitForFinishedRun(ctx: Context, find: () => Promise<Run | undefi
 }
 
 /** Asks for a sync as another service would (enqueue client) and waits for its run to end. */
-async function requestAndWait(ctx: Context, integrationId: string, mode: 'full' | 'delta', what: string): Promise<Run> {
+async function requestAndWait(ctx: Context, integrationId: string, mode: SyncMode, what: string): Promise<Run> {
   const job = await requestIntegrationSync(ctx, { integrationId, mode, trigger: 'manual', dryRun: false, requestedBy: 'demo' });
   return waitForFinishedRun(ctx, () => getRun(ctx.db(), job.runId), what);
 }

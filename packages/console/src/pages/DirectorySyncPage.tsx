@@ -8,7 +8,7 @@ import { countsSummary, formatDateTime, formatDuration, formatRelative, kindText
 import { useLoad } from '../hooks.ts';
 import { messageOf } from '../problem.ts';
 import { useConsole } from '../session.tsx';
-import type { Integration } from '../types.ts';
+import type { Integration, SyncMode } from '../types.ts';
 
 /** Navigation state other pages hand over: a run to follow here (after Save and Exit, a first sync). */
 export interface DirectorySyncState {
@@ -68,7 +68,7 @@ export function DirectorySyncPage() {
     refreshActions();
   }, [reload, refreshActions]);
 
-  const sync = async (integration: Integration, mode: 'full' | 'delta') => {
+  const sync = async (integration: Integration, mode: SyncMode) => {
     const label = mode === 'full' ? 'Sync All' : 'Sync changes';
     // A second click while the first request is on its way would only ask again.
     if (busy !== undefined) return;

@@ -11,7 +11,7 @@ import { useLoad } from '../hooks.ts';
 import { ApiError, assignFieldErrors, checksOf, messageOf, type CheckLine } from '../problem.ts';
 import { useConsole } from '../session.tsx';
 import { applyFields, fieldId, readFields, type FieldValue } from '../settings-fields.ts';
-import type { ConnectionReport, FieldProblem, Integration, UpdateIntegrationBody } from '../types.ts';
+import type { ConnectionReport, FieldProblem, Integration, SyncMode, UpdateIntegrationBody } from '../types.ts';
 import type { DirectorySyncState } from './DirectorySyncPage.tsx';
 
 // Kinds that bind with a service account, whose password the page can replace.
@@ -349,7 +349,7 @@ export function IntegrationPage() {
     }
   };
 
-  const sync = (mode: 'full' | 'delta', dryRun: boolean) =>
+  const sync = (mode: SyncMode, dryRun: boolean) =>
     guarded(async () => {
       const label = dryRun ? 'Dry run' : mode === 'full' ? 'Sync All' : 'Sync changes';
       const answer = await api.sync(integration.id, mode, dryRun);
