@@ -142,6 +142,14 @@ export interface ChangeRow {
 /** Largest page {@link readChanges} returns. */
 export const maxChangePage = 1000;
 
+/**
+ * Bytes of member lists and object attributes (as JSON) a page holds before it is cut, whatever
+ * its limit: a membership entry carries every member a write added, so a thousand entries of
+ * large groups came to tens of megabytes held by the API and sent at once. A page always holds
+ * its first entry, so it can pass this by one entry.
+ */
+export const maxChangePageBytes = 4 * 1024 * 1024;
+
 /** Why a feed read was refused. */
 export type ChangeReadRefusal =
   /** `after` is older than the retained history: the consumer has missed entries. */
@@ -182,7 +190,9 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
   // in order through the primary key (the sort on top is incremental, batch after batch, and stops
   // at the limit), and only the page's object entries look their object up. One more than asked
   // tells whether there is more.
-  const rows = await sql.unsafe<(Omit<ChangeRow, 'type' | 'object'> & { op: number; o_type: string | null } & Partial<Record<`o_${string}`, unknown>>)[]>(
+  // The page is then cut where the member lists and attributes before an entry pass
+  // maxChangePageBytes; `page_rows` counts the entries before that cut.
+  const rows = await sql.unsafe<(Omit<ChangeRow, 'type' | 'object'> & { op: number; o_type: string | null; page_rows: number } & Partial<Record<`o_${string}`, unknown>>)[]>(
     `with page as (
        select b.first_seq, b.last_seq, b.published_at, b.integration_id, b.run_id,
          c.ordinal + e.n - 1 as ordinal, c.op, c.object_type, coalesce(e.id, c.external_id) as external_id, c.added, c.removed
@@ -207,21 +217,27 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
        order by b.last_seq, c.ordinal, e.n
        limit $3
      )
+     , sized as (
      select (p.first_seq + p.ordinal - 1)::text as cursor, ${isoText('p.published_at')} as "occurredAt",
        p.integration_id as "integrationId", p.run_id as "runId", p.op, p.object_type as "objectType", p.external_id as "externalId",
        coalesce(p.added, '[]'::jsonb) as added, coalesce(p.removed, '[]'::jsonb) as removed,
        o.type as o_type, o.dn as o_dn, o.attributes as o_attributes, o.deleted_at is not null as o_deleted,
-       ${isoText('o.deleted_at')} as "o_deletedAt", ${isoText('o.created_at')} as "o_createdAt", ${isoText('o.updated_at')} as "o_updatedAt"
+       ${isoText('o.deleted_at')} as "o_deletedAt", ${isoText('o.created_at')} as "o_createdAt", ${isoText('o.updated_at')} as "o_updatedAt",
+       p.last_seq, p.ordinal, count(*) over ()::int as page_rows,
+       coalesce(sum(coalesce(octet_length(p.added::text), 0) + coalesce(octet_length(p.removed::text), 0) + coalesce(octet_length(o.attributes::text), 0))
+         over (order by p.last_seq, p.ordinal rows between unbounded preceding and 1 preceding), 0) as bytes_before
      from page p
      left join directory_objects o on p.op in (1, 2, 3) and o.integration_id = p.integration_id and o.external_id = p.external_id
-     order by p.last_seq, p.ordinal`,
-    [accountId, after, limit + 1],
+     )
+     select * from sized where bytes_before < $4
+     order by last_seq, ordinal`,
+    [accountId, after, limit + 1, maxChangePageBytes],
   );
   // Pruning may have committed between the check above and the page's snapshot: the page then
   // starts after a gap. Checked again now, so a consumer is told to resync instead.
   const since = await changeHead(sql, accountId);
   if (position < BigInt(since.prunedThrough)) return { refused: 'expired', head: since.head };
-  const hasMore = rows.length > limit;
+  const hasMore = rows.length > limit || (rows[0]?.page_rows ?? 0) > rows.length;
   const items = rows.slice(0, limit).map((row): ChangeRow => {
     const type = kinds[row.op];
     if (type === undefined) throw new Error(`unknown change op ${row.op}`);

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
-import { changeHead, type ChangeRow, pruneChanges, readChanges } from '../src/changes.ts';
+import { changeHead, type ChangeRow, maxChangePageBytes, pruneChanges, readChanges } from '../src/changes.ts';
 import { close, connect, type Db } from '../src/client.ts';
-import { deleteObjects, insertObjects, type ObjectWrite, writeObjects } from '../src/objects.ts';
+import { deleteObjects, insertMemberships, insertObjects, type ObjectWrite, writeObjects } from '../src/objects.ts';
 
 let database: TestDatabase;
 let db: Db;
@@ -126,5 +126,44 @@ describe('two integrations of one account writing concurrently', () => {
       select integration_id || '/' || external_id as key from directory_objects
       where integration_id in ${db.$client(integrations)} and deleted_at is null order by 1`;
     expect([...alive.keys()].sort()).toEqual(stored.map((row) => row.key).sort());
+  }, 120_000);
+});
+
+describe('the size of a feed page', () => {
+  test('large membership entries cut a page by its size, not only by its number of entries', async () => {
+    const { accountId, integrations } = await newAccount();
+    const integrationId = integrations[0]!;
+    const run = randomUUID();
+    // 40 groups of 5,000 members each, one entry per group: about 40 MB of member ids in one
+    // page of 1,000 entries, held by the API and sent to the consumer at once.
+    const groups = Array.from({ length: 40 }, (_, g) => ({
+      groupExternalId: `group-${g}`,
+      memberExternalIds: Array.from({ length: 5000 }, (_, m) => `member-${String(m).padStart(6, '0')}-${randomUUID()}`),
+      membersHash: `h${g}`,
+    }));
+    for (let i = 0; i < groups.length; i += 10) await insertMemberships(db, integrationId, run, groups.slice(i, i + 10));
+    const { head } = await changeHead(db, accountId);
+    expect(head).toBe('40');
+
+    const first = await readChanges(db, accountId, '0', 1000);
+    if ('refused' in first) throw new Error(first.refused);
+    const bytes = (items: readonly ChangeRow[]) => items.reduce((n, item) => n + JSON.stringify(item.added).length + JSON.stringify(item.removed).length, 0);
+    const entryBytes = bytes(first.items.slice(0, 1));
+    expect(first.items.length).toBeGreaterThan(0);
+    expect(bytes(first.items)).toBeLessThanOrEqual(maxChangePageBytes + entryBytes);
+    expect(first.hasMore).toBe(true);
+
+    // Followed to the end, every entry comes once, in order, whole.
+    const all = [...first.items];
+    let after = first.cursor;
+    for (let pages = 1; pages < 100; pages++) {
+      const page = await readChanges(db, accountId, after, 1000);
+      if ('refused' in page) throw new Error(page.refused);
+      all.push(...page.items);
+      after = page.cursor;
+      if (!page.hasMore) break;
+    }
+    expect(all.map((item) => item.cursor)).toEqual(Array.from({ length: 40 }, (_, i) => String(i + 1)));
+    expect(all.map((item) => item.added.length)).toEqual(groups.map(() => 5000));
   }, 120_000);
 });
