@@ -72,7 +72,7 @@ async function redisContents(): Promise<string> {
     else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
     else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
     else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
-    else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, 0, -1)));
+    else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
     else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
   }
   return `${keys.join('\n')}\n${parts.join('\n')}`;
