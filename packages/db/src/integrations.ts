@@ -9,6 +9,7 @@ import {
   pgErrorOf,
   SecretDecryptError,
 } from './errors.ts';
+import { feedWrite } from './changes.ts';
 import { integrationSecretAad } from './encrypted-columns.ts';
 import { isUuid } from './ids.ts';
 import type { IntegrationKind, SyncMode } from '@dirsync/contracts';
@@ -191,11 +192,27 @@ export async function updateIntegration(db: Db, id: string, patch: IntegrationPa
   return row;
 }
 
-/** Deletes an integration with its runs and synced data. Returns false when there was none. */
+/**
+ * Deletes an integration with its runs and synced data. Returns false when there was none. Its
+ * live objects and edges leave the account's change feed as deletions, in the same transaction,
+ * so a consumer's copy drops them too (edges first, then objects, as a sweep logs them).
+ */
 export async function removeIntegration(db: Db, id: string): Promise<boolean> {
   if (!isUuid(id)) return false;
-  const rows = await db.delete(integrations).where(eq(integrations.id, id)).returning({ id: integrations.id });
-  return rows.length > 0;
+  return db.$client.begin(async (tx) => {
+    await tx`
+      with feed as (
+        select 0 as k, 5::smallint as op, null::text as object_type, group_external_id as external_id,
+          null::jsonb as added, jsonb_agg(member_external_id) as removed
+        from memberships where integration_id = ${id} and deleted_at is null group by group_external_id
+        union all
+        select 1, 4::smallint, type, external_id, null, null
+        from directory_objects where integration_id = ${id} and deleted_at is null
+      )${feedWrite(tx, id, null)}
+      select 1`;
+    const rows = await tx`delete from integrations where id = ${id} returning id`;
+    return rows.length > 0;
+  });
 }
 
 /** Encrypts and stores the integration's secret under the ring's current key; `null` clears it. */

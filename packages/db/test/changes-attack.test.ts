@@ -3,6 +3,7 @@ import type postgres from 'postgres';
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { changeHead, type ChangeRow, maxChangePageBytes, pruneChanges, readChanges } from '../src/changes.ts';
 import { close, connect, type Db } from '../src/client.ts';
+import { removeIntegration } from '../src/integrations.ts';
 import { deleteObjects, insertMemberships, insertObjects, type ObjectWrite, writeObjects } from '../src/objects.ts';
 
 let database: TestDatabase;
@@ -166,4 +167,44 @@ describe('the size of a feed page', () => {
     expect(all.map((item) => item.cursor)).toEqual(Array.from({ length: 40 }, (_, i) => String(i + 1)));
     expect(all.map((item) => item.added.length)).toEqual(groups.map(() => 5000));
   }, 120_000);
+});
+
+describe('an integration removed', () => {
+  test("its objects and memberships leave a consumer's copy through the feed too", async () => {
+    const { accountId, integrations } = await newAccount();
+    const [gone, kept] = integrations as [string, string];
+    const run = randomUUID();
+    await insertObjects(db, gone, run, [user('a'), user('b'), { ...user('g'), type: 'group', dn: 'cn=g,dc=x' }]);
+    await insertMemberships(db, gone, run, [{ groupExternalId: 'g', memberExternalIds: ['a', 'b'], membersHash: 'h' }]);
+    await insertObjects(db, kept, run, [user('a')]);
+
+    // A consumer following the feed: objects and edges by integration.
+    const objects = new Set<string>();
+    const edges = new Set<string>();
+    let after = '0';
+    const follow = async () => {
+      for (;;) {
+        const page = await readChanges(db, accountId, after, 100);
+        if ('refused' in page) throw new Error(page.refused);
+        for (const entry of page.items) {
+          const key = `${entry.integrationId}/${entry.externalId}`;
+          if (entry.type === 'membership.changed') {
+            for (const m of entry.added) edges.add(`${key}>${m}`);
+            for (const m of entry.removed) edges.delete(`${key}>${m}`);
+          } else if (entry.type === 'object.deleted') objects.delete(key);
+          else objects.add(key);
+        }
+        after = page.cursor;
+        if (!page.hasMore) return;
+      }
+    };
+    await follow();
+    expect(objects.size).toBe(4);
+    expect(edges.size).toBe(2);
+
+    expect(await removeIntegration(db, gone)).toBe(true);
+    await follow();
+    expect([...objects]).toEqual([`${kept}/a`]);
+    expect([...edges]).toEqual([]);
+  });
 });
