@@ -3,7 +3,7 @@ import type postgres from 'postgres';
 import { changeRangeOfRun } from './changes.ts';
 import type { Db } from './client.ts';
 import { webhookSecretAad } from './encrypted-columns.ts';
-import { SecretDecryptError } from './errors.ts';
+import { InvalidStateError, SecretDecryptError } from './errors.ts';
 import { isUuid } from './ids.ts';
 import type { ObjectSql } from './objects.ts';
 import { decryptSecret, encryptSecret, type KeyRing } from './secrets.ts';
@@ -111,11 +111,27 @@ export interface NewWebhookEndpoint {
   readonly description?: string | undefined;
 }
 
-/** Creates an endpoint with a fresh secret, sealed; returns both (the secret to show once). */
+/**
+ * Endpoints one account may have: every event fans out to each (a delivery and a drain apiece,
+ * on workers all accounts share), and the list is answered whole.
+ */
+export const maxWebhookEndpointsPerAccount = 50;
+
+/**
+ * Creates an endpoint with a fresh secret, sealed; returns both (the secret to show once).
+ * Throws {@link InvalidStateError} when the account has {@link maxWebhookEndpointsPerAccount}.
+ */
 export async function createWebhookEndpoint(db: Db, ring: KeyRing, input: NewWebhookEndpoint): Promise<{ endpoint: WebhookEndpointRow; secret: string }> {
   const sql = db.$client;
   const secret = generateWebhookSecret();
   const endpoint = await sql.begin(async (tx) => {
+    // The account row is locked so that concurrent additions count one after the other (the
+    // count is a statement of its own: its snapshot is taken once the lock is held).
+    await tx`select 1 from accounts where id = ${input.accountId} for update`;
+    const [count] = await tx<{ n: number }[]>`select count(*)::int as n from webhook_endpoints where account_id = ${input.accountId}`;
+    if ((count?.n ?? 0) >= maxWebhookEndpointsPerAccount) {
+      throw new InvalidStateError(`an account has at most ${maxWebhookEndpointsPerAccount} webhook endpoints: remove one first`);
+    }
     const [id] = await tx<{ id: string }[]>`select gen_random_uuid() as id`;
     const sealed = encryptSecret(ring, secret, webhookSecretAad(id!.id));
     const [row] = await tx<EndpointDbRow[]>`
