@@ -1,5 +1,5 @@
 import { mapGenericLdapEntry } from '../src/ldap-generic/map.ts';
-import { attributeMappingSchema, MAPPING_MAX_EXTRA, MAPPING_MAX_VALUES } from '@dirsync/contracts';
+import { attributeMappingSchema, MAPPING_MAX_EXTRA, MAPPING_MAX_FIELDS, MAPPING_MAX_VALUES } from '@dirsync/contracts';
 import { compileMapping } from '../src/mapping/engine.ts';
 import { validateSettings } from '../src/index.ts';
 
@@ -57,7 +57,24 @@ describe('regular expressions over many values of one entry', () => {
     const result = mapGenericLdapEntry(source, { memberAttributes: ['member'], mapping: compileMapping(attributeMappingSchema.parse(attributeMapping)) });
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.reason).toMatch(/regular expressions/);
+    expect(result.reason).toMatch(/regular expressions ran more than/);
+  });
+
+  it('the budget counts every transform: lower-casing 1,000 values of 16 KiB in each of 96 rules is an issue too', () => {
+    const heavy = { from: 'description', transform: [...Array.from({ length: 7 }, () => ({ op: 'lower' })), { op: 'first' }] };
+    const extra = Object.fromEntries(Array.from({ length: MAPPING_MAX_EXTRA }, (_, i) => [`x${i}`, heavy]));
+    const fields = Object.fromEntries(Array.from({ length: MAPPING_MAX_FIELDS }, (_, i) => [`f${i}`, heavy]));
+    const attributeMapping = attributeMappingSchema.parse({ user: fields, extra: { user: extra } });
+    // The first value is short, so the output stays small: only the work is large.
+    const description = ['A', ...Array.from({ length: MAPPING_MAX_VALUES - 1 }, (_, i) => `${'Å'.repeat(16 * 1024 - 6)}${String(i).padStart(6, '0')}`)];
+    const source = {
+      type: 'user' as const,
+      entry: { dn: 'uid=ann,ou=people,dc=example,dc=org', attributes: { entryuuid: ['5f0c1a2e-7b3d-1041-8b4a-adc99d069665'], uid: ['ann'], description }, buffers: {} },
+    };
+    const result = mapGenericLdapEntry(source, { memberAttributes: ['member'], mapping: compileMapping(attributeMapping) });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.reason).toMatch(/transforms/);
   });
 
   it('the same rules over a few values map as usual', () => {
