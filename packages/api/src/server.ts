@@ -22,7 +22,6 @@ import { registerDashboard } from './routes/dashboard.ts';
 import { registerDirectoryRoutes } from './routes/directory.ts';
 import { registerIntegrationRoutes } from './routes/integrations.ts';
 import { registerPreviewRoute } from './routes/preview.ts';
-import { registerPreviewRoute } from './routes/preview.ts';
 import { registerRunRoutes } from './routes/runs.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
 
@@ -408,7 +407,6 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
           }
         });
         registerIntegrationRoutes(v1, deps);
-        registerPreviewRoute(v1, deps);
         registerPreviewRoute(v1, deps);
         registerRunRoutes(v1, deps);
         registerDirectoryRoutes(v1, deps);
