@@ -8,6 +8,7 @@ import { Webhook } from 'standardwebhooks';
 import { close, connect, createAccount, createKeyRing, createWebhookEndpoint, type Db, generateSecretKey, type KeyRing, listWebhookDeliveries, recordWebhookEvent } from '@dirsync/db';
 import { DestinationPolicy } from '@dirsync/providers';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
+import { postWebhook } from '../src/webhooks/index.ts';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
 
 // Where a webhook signing secret could leak once deliveries have gone out and been retried: every
@@ -126,3 +127,28 @@ test('after retried and successful deliveries, no form of the signing secret is 
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }, 60_000);
+
+test("a receiver's name server that never answers is bounded by the delivery timeout too", async () => {
+  // The endpoint's owner controls the name server of its host: a lookup can hang as long as the
+  // resolver lets it. The attempt must end within its timeout all the same.
+  let asked = 0;
+  const policy = new DestinationPolicy({
+    resolve: () => {
+      asked++;
+      return new Promise(() => undefined);
+    },
+  });
+  const attempt = await postWebhook({
+    url: 'https://slow-dns.example.com/hook',
+    secret: `whsec_${Buffer.alloc(32, 1).toString('base64')}`,
+    messageId: 'msg_1',
+    body: '{}',
+    policy,
+    allowHttp: false,
+    timeoutMs: 200,
+    maxResponseBytes: 1024,
+  });
+  expect(asked).toBe(1);
+  expect(attempt).toMatchObject({ ok: false, refused: false, statusCode: null });
+  expect(attempt.error).toMatch(/within 200 ms/);
+});

@@ -57,13 +57,23 @@ export async function postWebhook(request: WebhookRequest): Promise<WebhookAttem
   const secure = url.protocol === 'https:';
   const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port);
   const host = url.hostname.replace(/^\[|\]$/g, '');
+  // The lookup counts against the timeout: the endpoint's owner controls its name server, which
+  // may never answer.
+  const deadline = Date.now() + request.timeoutMs;
+  let lookupTimer: NodeJS.Timeout | undefined;
+  const lookupExpired = new Promise<'expired'>((resolve) => {
+    lookupTimer = setTimeout(() => resolve('expired'), request.timeoutMs);
+  });
   let checked;
   try {
-    checked = await request.policy.check({ host, port, label: `${url.protocol}//${url.host}` });
+    checked = await Promise.race([request.policy.check({ host, port, label: `${url.protocol}//${url.host}` }), lookupExpired]);
+    if (checked === 'expired') return failure(`no answer within ${request.timeoutMs} ms (the name ${host} did not resolve)`);
   } catch (error) {
     const refusal = findDestinationRefusal(error);
     if (refusal) return failure(refusal.message, null, true);
     return failure(`cannot resolve ${host}: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    clearTimeout(lookupTimer);
   }
   const headers = {
     'content-type': 'application/json',
@@ -111,7 +121,7 @@ export async function postWebhook(request: WebhookRequest): Promise<WebhookAttem
     const timer = setTimeout(() => {
       req.destroy();
       settle(failure(`no answer within ${request.timeoutMs} ms`));
-    }, request.timeoutMs);
+    }, Math.max(1, deadline - Date.now()));
     req.on('error', (error: NodeJS.ErrnoException) => {
       const refusal = findDestinationRefusal(error);
       settle(refusal ? failure(refusal.message, null, true) : failure(`connection failed: ${error.code ?? error.message}`));
