@@ -1,15 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
-import { Attribute, Change, type Client } from 'ldapts';
-import { pino } from 'pino';
 import {
   changeHead,
   changeRangeOfRun,
-  close,
-  connect,
   createAccount,
   createIntegration,
   createKeyRing,
@@ -18,10 +11,9 @@ import {
   getRun,
   readChanges,
 } from '@dirsync/db';
-import { SYNC_QUEUE } from '@dirsync/jobs';
-import { createTestDatabase, createTestQueuePrefix, generatedUser, groupDn, groupMemberIndexes, testRedisUrl, userDn, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
-import { createWorker, type DirsyncWorker } from '../src/worker.ts';
-import { type LdapSyncFixture, startLdapSyncFixture } from './support/ldap-fixture.ts';
+import { generatedUser, groupDn, groupMemberIndexes, userDn, waitFor } from '@dirsync/testkit';
+import { type KilledWorkerBed, startKilledWorkerBed } from './support/killed-worker.ts';
+import { addValue, deleteValue, type LdapSyncFixture, replace, startLdapSyncFixture } from './support/ldap-fixture.ts';
 import { fixtureDirectory } from './support/scripted-provider.ts';
 
 // A consumer of the change feed, following it while runs happen, must end with exactly what the
@@ -118,19 +110,6 @@ describe('against OpenLDAP', () => {
     await f?.close();
   }, timeoutMs);
 
-  async function admin<T>(change: (client: Client) => Promise<T>): Promise<T> {
-    const client = await f.server.client();
-    try {
-      return await change(client);
-    } finally {
-      await client.unbind();
-    }
-  }
-
-  const replace = (type: string, values: string[]) => new Change({ operation: 'replace', modification: new Attribute({ type, values }) });
-  const addValue = (type: string, value: string) => new Change({ operation: 'add', modification: new Attribute({ type, values: [value] }) });
-  const deleteValue = (type: string, value: string) => new Change({ operation: 'delete', modification: new Attribute({ type, values: [value] }) });
-
   test('a consumer following the feed across runs and its own restarts rebuilds exactly the stored directory', async () => {
     let consumer = newConsumer();
     const first = await f.sync('full');
@@ -142,13 +121,13 @@ describe('against OpenLDAP', () => {
 
     // A dry run writes no entry.
     const headBefore = (await changeHead(f.db, accountId)).head;
-    await admin((c) => c.modify(userDn(1, f.server.suffix), replace('title', ['Dry Runner'])));
+    await f.admin((c) => c.modify(userDn(1, f.server.suffix), replace('title', ['Dry Runner'])));
     expect((await f.sync('full', { dryRun: true })).status).toBe('dry_run');
     expect((await changeHead(f.db, accountId)).head).toBe(headBefore);
 
     // Changes in the directory: an update (the one above), a newcomer, a deletion, edges moved.
     const s = f.server.suffix;
-    await admin(async (c) => {
+    await f.admin(async (c) => {
       await c.add(userDn(users + 1, s), generatedUser(users + 1, seed));
       await c.modify(groupDn(0, s), addValue('member', userDn(users + 1, s)));
       await c.del(userDn(2, s));
@@ -162,7 +141,7 @@ describe('against OpenLDAP', () => {
     expect(consumer.objects[(await f.objectByDn(userDn(2, s)))!.external_id]?.live).toBe(false);
 
     // A group loses a member and a user changes; the consumer reads one entry, then restarts.
-    await admin(async (c) => {
+    await f.admin(async (c) => {
       const member = groupMemberIndexes(1, users, membersPerGroup, seed).find((i) => i !== 2);
       await c.modify(groupDn(1, s), deleteValue('member', userDn(member!, s)));
       await c.modify(userDn(3, s), replace('title', ['Third']));
@@ -178,30 +157,17 @@ describe('against OpenLDAP', () => {
   }, timeoutMs);
 });
 
-const childScript = fileURLToPath(new URL('./support/worker-child.ts', import.meta.url));
-
 describe('a worker killed mid-run', () => {
-  let database: TestDatabase;
+  let bed: KilledWorkerBed;
   let db: Db;
-  let prefix: TestQueuePrefix;
-  let queue: Queue;
-  let child: ChildProcess | undefined;
-  let rescuer: DirsyncWorker | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase('feedkill');
-    db = connect(database.url, { max: 6 });
-    prefix = createTestQueuePrefix('feedkill');
-    queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
+    bed = await startKilledWorkerBed('feedkill');
+    db = bed.db;
   });
 
   afterAll(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await rescuer?.close();
-    await queue.close();
-    await prefix.cleanup();
-    await close(db);
-    await database.drop();
+    await bed?.close();
   });
 
   test('the feed holds what the killed attempt committed and what the retry added, each once', async () => {
@@ -209,14 +175,10 @@ describe('a worker killed mid-run', () => {
     const ring = createKeyRing({ current: secretKey });
     const accountId = (await createAccount(db, { name: 'feed-kill' })).id;
     const integrationId = (await createIntegration(db, { accountId, kind: 'ldap', name: 'killed', settings: {} }, { ring, plaintext: 'pw' })).id;
-    child = spawn(
-      process.execPath,
-      [childScript, JSON.stringify({ databaseUrl: database.url, redisUrl: testRedisUrl, prefix: prefix.prefix, secretKey, hangAtPage: 3 })],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const child = bed.spawnChild({ secretKey, hangAtPage: 3 });
     await once(child.stdout!, 'data');
     const runId = randomUUID();
-    await queue.add('sync', { integrationId, runId, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts: 3 });
+    await bed.queue.add('sync', { integrationId, runId, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts: 3 });
 
     // The consumer follows while the doomed worker writes.
     let consumer = newConsumer();
@@ -234,18 +196,7 @@ describe('a worker killed mid-run', () => {
     await follow(db, accountId, consumer);
     const beforeRetry = consumer.seen.length;
 
-    rescuer = createWorker({
-      db,
-      redisUrl: testRedisUrl,
-      prefix: prefix.prefix,
-      concurrency: 1,
-      keyRing: ring,
-      logger: pino({ level: 'silent' }),
-      workerId: 'rescuer',
-      createProvider: () => fixtureDirectory(300, 10, 30),
-      stalledInterval: 300,
-      lockRetryDelayMs: 100,
-    });
+    bed.startRescuer({ keyRing: ring, createProvider: () => fixtureDirectory(300, 10, 30) });
     await waitFor(
       async () => {
         await follow(db, accountId, consumer);

@@ -1,7 +1,7 @@
-import { Attribute, Change, type Client, Control } from 'ldapts';
+import { Control } from 'ldapts';
 import { getIntegration } from '@dirsync/db';
 import { generatedGroup, generatedUser, groupDn, groupMemberIndexes, userDn } from '@dirsync/testkit';
-import { type LdapSyncFixture, startLdapSyncFixture } from './support/ldap-fixture.ts';
+import { addValue, deleteValue, type LdapSyncFixture, replace, startLdapSyncFixture } from './support/ldap-fixture.ts';
 
 // The life of one directory, end to end through the real pieces: slapd, the generic LDAP provider
 // built from stored settings and the decrypted bind password, the BullMQ worker and its processor,
@@ -52,19 +52,6 @@ async function externalIdOf(dn: string): Promise<string> {
   return row.external_id;
 }
 
-async function admin<T>(change: (client: Client) => Promise<T>): Promise<T> {
-  const client = await f.server.client();
-  try {
-    return await change(client);
-  } finally {
-    await client.unbind();
-  }
-}
-
-const replace = (type: string, values: string[]) => new Change({ operation: 'replace', modification: new Attribute({ type, values }) });
-const addValue = (type: string, value: string) => new Change({ operation: 'add', modification: new Attribute({ type, values: [value] }) });
-const deleteValue = (type: string, value: string) => new Change({ operation: 'delete', modification: new Attribute({ type, values: [value] }) });
-
 beforeAll(async () => {
   f = await startLdapSyncFixture({ label: 'ldapsync', data: { users, groups, membersPerGroup, seed, timestamp: loadedAt } });
 }, timeoutMs);
@@ -112,7 +99,7 @@ test('an attribute change updates exactly that object; every other row stays unt
   const before = await f.db.$client<{ external_id: string; updated_at: string }[]>`
     select external_id, updated_at::text as updated_at from directory_objects where integration_id = ${f.integrationId}`;
   const changed = await externalIdOf(userDn(3, f.server.suffix));
-  await admin((c) => c.modify(userDn(3, f.server.suffix), replace('title', ['Chief Tester'])));
+  await f.admin((c) => c.modify(userDn(3, f.server.suffix), replace('title', ['Chief Tester'])));
 
   const run = await f.sync('full');
   expect(run).toMatchObject({ status: 'succeeded', created: 0, updated: 1, unchanged: users + groups - 1, deleted: 0 });
@@ -155,7 +142,7 @@ test('a delta picks up changes, an addition, a move, a rename and member changes
   };
   const renamedDn = `uid=renamed${renamed},ou=people,${s}`;
   const movedDn = `uid=${generatedUser(moved, seed)['uid']},ou=alumni,ou=people,${s}`;
-  await admin(async (c) => {
+  await f.admin(async (c) => {
     await c.modify(userDn(4, s), replace('title', ['Delta Tester']));
     await c.add(userDn(newcomer, s), generatedUser(newcomer, seed));
     await c.add(`ou=alumni,ou=people,${s}`, { objectClass: ['organizationalUnit'], ou: 'alumni' });
@@ -211,7 +198,7 @@ test('the next full sync soft-deletes the removed entry and its edges, though it
   const joining = Array.from({ length: users }, (_, i) => i).find(
     (i) => !membersOf(5).includes(i) && i !== doomed() && i !== loneUser() && i !== renamedMember(),
   )!;
-  await admin((c) =>
+  await f.admin((c) =>
     c.modify(groupDn(5, s), [deleteValue('member', userDn(leaving, s)), addValue('member', userDn(joining, s))]),
   );
   const edgesBefore = await f.liveEdges();
@@ -237,7 +224,7 @@ test('the next full sync soft-deletes the removed entry and its edges, though it
 
   // The directory really left those groups alone: they still name the deleted entry, with the
   // stamps of the bulk load.
-  const still = await admin((c) =>
+  const still = await f.admin((c) =>
     c.search(`ou=groups,${s}`, { filter: `(member=${userDn(doomed(), s)})`, attributes: ['modifyTimestamp'] }),
   );
   expect(still.searchEntries).toHaveLength(itsGroups.length);
@@ -250,7 +237,7 @@ test('an entry that comes back with the same entryUUID restores the same row and
   expect(row?.deleted).toBe(true);
   // OpenLDAP gives a new entry a new entryUUID; the administrator may set it with the relax
   // control, which is how an entry restored from a backup LDIF comes back as the same object.
-  await admin((c) => c.add(userDn(doomed(), s), { ...generatedUser(doomed(), seed), entryUUID: row!.external_id }, relaxControl));
+  await f.admin((c) => c.add(userDn(doomed(), s), { ...generatedUser(doomed(), seed), entryUUID: row!.external_id }, relaxControl));
 
   const run = await f.sync('full');
   expect(run).toMatchObject({
@@ -274,8 +261,8 @@ const late = users + 2;
 
 /** Gives a group its bulk-load stamp back, so a delta's window does not reach it any more. */
 async function backdate(dn: string): Promise<void> {
-  await admin((c) => c.modify(dn, replace('modifyTimestamp', [loadedStamp]), relaxControl));
-  const [entry] = (await admin((c) => c.search(dn, { scope: 'base', attributes: ['modifyTimestamp'] }))).searchEntries;
+  await f.admin((c) => c.modify(dn, replace('modifyTimestamp', [loadedStamp]), relaxControl));
+  const [entry] = (await f.admin((c) => c.search(dn, { scope: 'base', attributes: ['modifyTimestamp'] }))).searchEntries;
   expect(String(entry?.['modifyTimestamp'])).toBe(loadedStamp);
 }
 
@@ -287,14 +274,14 @@ async function group6Edges(): Promise<string[]> {
 test('a member DN that matches nothing is an issue; the entry created there later gets its edge in a delta that does not read the group', async () => {
   const s = f.server.suffix;
   const group6 = await externalIdOf(groupDn(6, s));
-  await admin((c) => c.modify(groupDn(6, s), addValue('member', userDn(late, s))));
+  await f.admin((c) => c.modify(groupDn(6, s), addValue('member', userDn(late, s))));
   const first = await f.sync('delta');
   expect(first).toMatchObject({ status: 'succeeded', mode: 'delta', created: 0, membershipsAdded: 0 });
   expect(first.issues).toContainEqual(expect.objectContaining({ externalId: group6, reason: expect.stringContaining(userDn(late, s).toLowerCase()) }));
   const before = await group6Edges();
 
   await backdate(groupDn(6, s));
-  await admin((c) => c.add(userDn(late, s), generatedUser(late, seed)));
+  await f.admin((c) => c.add(userDn(late, s), generatedUser(late, seed)));
   const run = await f.sync('delta');
   expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', created: 1, deleted: 0, membershipsAdded: 1, membershipsRemoved: 0 });
   expect(run.issues.filter((issue) => issue.externalId === group6)).toEqual([]);
@@ -306,12 +293,12 @@ test('an entry deleted and added back with the same entryUUID gets its edge back
   const s = f.server.suffix;
   const group6 = await externalIdOf(groupDn(6, s));
   const lateId = await externalIdOf(userDn(late, s));
-  await admin((c) => c.del(userDn(late, s)));
+  await f.admin((c) => c.del(userDn(late, s)));
   const sweep = await f.sync('full');
   expect(sweep).toMatchObject({ status: 'succeeded', deleted: 1 });
   expect(await group6Edges()).not.toContain(`${group6}>${lateId}`);
 
-  await admin((c) => c.add(userDn(late, s), { ...generatedUser(late, seed), entryUUID: lateId }, relaxControl));
+  await f.admin((c) => c.add(userDn(late, s), { ...generatedUser(late, seed), entryUUID: lateId }, relaxControl));
   const run = await f.sync('delta');
   expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', created: 0, restored: 1, membershipsAdded: 1 });
   expect(await group6Edges()).toContain(`${group6}>${lateId}`);
@@ -321,10 +308,10 @@ test('an entry deleted and added back with a new entryUUID gets the edge under i
   const s = f.server.suffix;
   const group6 = await externalIdOf(groupDn(6, s));
   const oldId = await externalIdOf(userDn(late, s));
-  await admin((c) => c.del(userDn(late, s)));
+  await f.admin((c) => c.del(userDn(late, s)));
   expect(await f.sync('full')).toMatchObject({ status: 'succeeded', deleted: 1 });
 
-  await admin((c) => c.add(userDn(late, s), generatedUser(late, seed)));
+  await f.admin((c) => c.add(userDn(late, s), generatedUser(late, seed)));
   const run = await f.sync('delta');
   expect(run).toMatchObject({ status: 'succeeded', mode: 'delta', created: 1, restored: 0, membershipsAdded: 1 });
   // The old row keeps the DN too, soft-deleted: the new object is the live one.

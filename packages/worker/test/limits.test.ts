@@ -1,13 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
-import { close, connect, createAccount, createIntegration, createKeyRing, type Db, generateSecretKey, getRun, type Run } from '@dirsync/db';
-import { SYNC_QUEUE } from '@dirsync/jobs';
-import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
+import { createAccount, createIntegration, createKeyRing, type Db, generateSecretKey, getRun, type Run } from '@dirsync/db';
+import { testRedisUrl, waitFor, type TestQueuePrefix } from '@dirsync/testkit';
 import {
   accountFullLimitKey,
   accountLimitKey,
@@ -20,35 +17,26 @@ import {
   slotRetryDelayMs,
   tryAcquireSlot,
 } from '../src/limits.ts';
-import { createWorker, type DirsyncWorker } from '../src/worker.ts';
+import { type KilledWorkerBed, startKilledWorkerBed } from './support/killed-worker.ts';
 import { fixtureDirectory } from './support/scripted-provider.ts';
 
 const childScript = fileURLToPath(new URL('./support/limits-child.ts', import.meta.url));
 
 let redis: Redis;
+let bed: KilledWorkerBed;
 let prefix: TestQueuePrefix;
-let database: TestDatabase;
 let db: Db;
 let queue: Queue;
-let child: ChildProcess | undefined;
-let rescuer: DirsyncWorker | undefined;
 
 beforeAll(async () => {
   redis = new Redis(testRedisUrl);
-  prefix = createTestQueuePrefix('limits');
-  database = await createTestDatabase('limits');
-  db = connect(database.url, { max: 6 });
-  queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
+  bed = await startKilledWorkerBed('limits');
+  ({ prefix, db, queue } = bed);
 });
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  await rescuer?.close();
-  await queue.close();
-  await prefix.cleanup();
   redis.disconnect();
-  await close(db);
-  await database.drop();
+  await bed?.close();
 });
 
 describe('settings', () => {
@@ -161,11 +149,7 @@ test('a killed worker\'s slot comes back when its lease runs out, and the syncs 
   const waiting = await newIntegration('waiting');
   const leaseMs = 1500;
 
-  child = spawn(
-    process.execPath,
-    [childScript, JSON.stringify({ databaseUrl: database.url, redisUrl: testRedisUrl, prefix: prefix.prefix, secretKey, leaseMs })],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const child = bed.spawnChild({ secretKey, leaseMs }, childScript);
   await once(child.stdout!, 'data');
   const add = async (integrationId: string) => {
     const runId = randomUUID();
@@ -181,19 +165,12 @@ test('a killed worker\'s slot comes back when its lease runs out, and the syncs 
   // The dead process's lease still counts until it runs out.
   expect(await countSlots(redis, hostLimitKey(prefix.prefix, host))).toBe(1);
 
-  rescuer = createWorker({
-    db,
-    redisUrl: testRedisUrl,
-    prefix: prefix.prefix,
+  bed.startRescuer({
     concurrency: 2,
     keyRing: ring,
-    logger: pino({ level: 'silent' }),
-    workerId: 'rescuer',
     createProvider: () => fixtureDirectory(50, 1, 5),
     controlConcurrency: 0,
     runRotations: false,
-    stalledInterval: 300,
-    lockRetryDelayMs: 100,
     syncLimits: { hostConcurrency: 1, leaseMs, renewEveryMs: leaseMs / 4, retryDelayMs: 100 },
   });
   const waitingRun = await add(waiting);

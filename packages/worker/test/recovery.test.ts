@@ -1,57 +1,32 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { pino } from 'pino';
 import {
-  close,
-  connect,
   createAccount,
   createIntegration,
   createKeyRing,
   type Db,
   generateSecretKey,
+  getIntegration,
   getRun,
 } from '@dirsync/db';
-import { SYNC_QUEUE } from '@dirsync/jobs';
-import { getIntegration } from '@dirsync/db';
-import {
-  createTestDatabase,
-  createTestQueuePrefix,
-  testRedisUrl,
-  waitFor,
-  type TestDatabase,
-  type TestQueuePrefix,
-} from '@dirsync/testkit';
+import { testRedisUrl, waitFor } from '@dirsync/testkit';
 import { integrationLockKey } from '../src/lock.ts';
-import { createWorker, type DirsyncWorker } from '../src/worker.ts';
+import { type KilledWorkerBed, startKilledWorkerBed } from './support/killed-worker.ts';
 import { fixtureDirectory } from './support/scripted-provider.ts';
 
-const childScript = fileURLToPath(new URL('./support/worker-child.ts', import.meta.url));
-
-let database: TestDatabase;
+let bed: KilledWorkerBed;
 let db: Db;
-let prefix: TestQueuePrefix;
 let queue: Queue;
-let child: ChildProcess | undefined;
-let rescuer: DirsyncWorker | undefined;
 
 beforeAll(async () => {
-  database = await createTestDatabase('recovery');
-  db = connect(database.url, { max: 6 });
-  prefix = createTestQueuePrefix('recovery');
-  queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
+  bed = await startKilledWorkerBed('recovery');
+  ({ db, queue } = bed);
 });
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  await rescuer?.close();
-  await queue.close();
-  await prefix.cleanup();
-  await close(db);
-  await database.drop();
+  await bed?.close();
 });
 
 /** What a sync left in the database, without ids, times or run stamps. */
@@ -74,11 +49,7 @@ test('a worker killed with SIGKILL mid-sync leaves no lock behind; another finis
   const interrupted = await newIntegration('interrupted');
   const clean = await newIntegration('clean');
 
-  child = spawn(
-    process.execPath,
-    [childScript, JSON.stringify({ databaseUrl: database.url, redisUrl: testRedisUrl, prefix: prefix.prefix, secretKey, hangAtPage: 3 })],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const child = bed.spawnChild({ secretKey, hangAtPage: 3 });
   await once(child.stdout!, 'data');
 
   const runId = randomUUID();
@@ -97,18 +68,7 @@ test('a worker killed with SIGKILL mid-sync leaves no lock behind; another finis
   child.kill('SIGKILL');
   await once(child, 'exit');
 
-  rescuer = createWorker({
-    db,
-    redisUrl: testRedisUrl,
-    prefix: prefix.prefix,
-    concurrency: 1,
-    keyRing: ring,
-    logger: pino({ level: 'silent' }),
-    workerId: 'rescuer',
-    createProvider: () => fixtureDirectory(300, 10, 30),
-    stalledInterval: 300,
-    lockRetryDelayMs: 100,
-  });
+  bed.startRescuer({ keyRing: ring, createProvider: () => fixtureDirectory(300, 10, 30) });
   const run = await waitFor(async () => {
     const found = await getRun(db, runId);
     return found?.status === 'succeeded' ? found : undefined;
@@ -119,7 +79,7 @@ test('a worker killed with SIGKILL mid-sync leaves no lock behind; another finis
 
   const redis = new Redis(testRedisUrl);
   try {
-    expect(await redis.exists(integrationLockKey(prefix.prefix, interrupted))).toBe(0);
+    expect(await redis.exists(integrationLockKey(bed.prefix.prefix, interrupted))).toBe(0);
   } finally {
     redis.disconnect();
   }
@@ -135,19 +95,13 @@ test('a worker killed with SIGKILL mid-sync leaves no lock behind; another finis
 }, 120_000);
 
 test('a worker frozen past its lock (SIGSTOP) cannot overwrite the run another worker finished', async () => {
-  await rescuer?.close();
-  rescuer = undefined;
+  await bed.stopRescuer();
   const secretKey = generateSecretKey();
   const ring = createKeyRing({ current: secretKey });
   const accountId = (await createAccount(db, { name: 'frozen' })).id;
   const integrationId = (await createIntegration(db, { accountId, kind: 'ldap', name: 'frozen', settings: {} }, { ring, plaintext: 'pw' })).id;
 
-  const frozen = spawn(
-    process.execPath,
-    [childScript, JSON.stringify({ databaseUrl: database.url, redisUrl: testRedisUrl, prefix: prefix.prefix, secretKey, hangAtPage: 3 })],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  child = frozen;
+  const frozen = bed.spawnChild({ secretKey, hangAtPage: 3 });
   let output = '';
   frozen.stdout!.on('data', (chunk: Buffer) => {
     output += chunk.toString();
@@ -162,18 +116,7 @@ test('a worker frozen past its lock (SIGSTOP) cannot overwrite the run another w
   }, { timeoutMs: 30_000, what: 'the first worker to write its first pages' });
   frozen.kill('SIGSTOP');
 
-  rescuer = createWorker({
-    db,
-    redisUrl: testRedisUrl,
-    prefix: prefix.prefix,
-    concurrency: 1,
-    keyRing: ring,
-    logger: pino({ level: 'silent' }),
-    workerId: 'rescuer',
-    createProvider: () => fixtureDirectory(300, 10, 30),
-    stalledInterval: 300,
-    lockRetryDelayMs: 100,
-  });
+  bed.startRescuer({ keyRing: ring, createProvider: () => fixtureDirectory(300, 10, 30) });
   const finished = await waitFor(async () => {
     const found = await getRun(db, runId);
     return found?.status === 'succeeded' ? found : undefined;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
+import { Attribute, Change, type Client } from 'ldapts';
 import { pino } from 'pino';
 import {
   close,
@@ -51,6 +52,8 @@ export interface LdapSyncFixture {
   readonly server: SlapdServer;
   readonly db: Db;
   readonly integrationId: string;
+  /** Runs `change` on a client bound as the server's administrator, unbinding it afterwards. */
+  admin<T>(change: (client: Client) => Promise<T>): Promise<T>;
   /** Settings pointing at the server; `usersOu`/`groupsOu` choose other bases (a wrong base DN). */
   settings(usersOu?: string, groupsOu?: string): Record<string, unknown>;
   /** Enqueues a sync job and waits for its run to end. */
@@ -67,6 +70,13 @@ export interface LdapSyncFixture {
   snapshot(): Promise<string>;
   close(): Promise<void>;
 }
+
+/** A modification replacing every value of `type`. */
+export const replace = (type: string, values: string[]) => new Change({ operation: 'replace', modification: new Attribute({ type, values }) });
+/** A modification adding one value to `type`. */
+export const addValue = (type: string, value: string) => new Change({ operation: 'add', modification: new Attribute({ type, values: [value] }) });
+/** A modification removing one value of `type`. */
+export const deleteValue = (type: string, value: string) => new Change({ operation: 'delete', modification: new Attribute({ type, values: [value] }) });
 
 /** Options of {@link startLdapSyncFixture}. */
 export interface LdapSyncFixtureOptions {
@@ -138,6 +148,14 @@ export async function startLdapSyncFixture(options: LdapSyncFixtureOptions): Pro
       server,
       db,
       integrationId,
+      async admin(change) {
+        const client = await live.client();
+        try {
+          return await change(client);
+        } finally {
+          await client.unbind();
+        }
+      },
       settings,
       async sync(mode, syncOptions = {}) {
         const runId = randomUUID();
