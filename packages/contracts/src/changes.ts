@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { directoryObjectSchema } from './api.ts';
 
 /**
  * The change feed (`GET /v1/changes`): every object created, updated, restored or deleted and
@@ -33,18 +34,8 @@ export type ChangesQuery = z.input<typeof changesQuerySchema>;
 
 const isoDate = z.iso.datetime({ offset: true }).describe('RFC 3339 date-time');
 
-/** A synced object as stored (the API's directory object). */
-export const changedObjectSchema = z
-  .object({
-    externalId: z.string(),
-    type: z.string(),
-    dn: z.string().nullable(),
-    attributes: z.record(z.string(), z.unknown()),
-    deleted: z.boolean(),
-    deletedAt: isoDate.nullable(),
-    createdAt: isoDate,
-    updatedAt: isoDate,
-  })
+/** A synced object as stored: the API's directory object, read when the feed is read. */
+export const changedObjectSchema = directoryObjectSchema
   .describe(
     'the object as stored when the feed is read, not a copy taken at the change: a later change shows here already (an object deleted since reads deleted, with its last attributes)',
   );
