@@ -1,6 +1,7 @@
 import { mapGenericLdapEntry } from '../src/ldap-generic/map.ts';
 import { attributeMappingSchema, MAPPING_MAX_EXTRA, MAPPING_MAX_FIELDS, MAPPING_MAX_VALUES } from '@dirsync/contracts';
-import { compileMapping } from '../src/mapping/engine.ts';
+import { compileMapping, MAPPING_MAX_MS_PER_RUN, type MappingTimeSpent } from '../src/mapping/engine.ts';
+import { ConfigError } from '../src/errors.ts';
 import { validateSettings } from '../src/index.ts';
 
 /**
@@ -116,5 +117,48 @@ describe('mapping rules reading passwords or keys', () => {
     expect(result.ok).toBe(false);
     if (result.ok) return;
     expect(result.problems.some((p) => p.includes(`from: "${from}" holds passwords or keys`))).toBe(true);
+  });
+});
+
+/**
+ * The per-entry budget bounds one entry; a directory whose every entry spends most of it would
+ * still hold a shared worker for hours. The run's mapping time is summed, and past its budget the
+ * run fails as a configuration problem (not retried). Starting the tally near the budget keeps the
+ * test fast: the charge itself is what is under test.
+ */
+describe('the attribute mapping time of a whole run', () => {
+  const attributeMapping = { user: { title: { from: 'title', transform: [{ op: 'first' as const }, { op: 'lower' as const }] } } };
+  const source = { type: 'user' as const, entry: { dn: 'uid=ann,ou=people,dc=example,dc=org', attributes: { entryuuid: ['5f0c1a2e-7b3d-1041-8b4a-adc99d069665'], uid: ['ann'], title: ['Engineer'] }, buffers: {} } };
+
+  it('each entry mapped with overrides is charged to the compiled mapping, shared by its object types', () => {
+    const mapping = compileMapping({ ...attributeMapping, group: { description: { from: 'info' } } });
+    expect(mapping.user.spent).toBeDefined();
+    expect(mapping.user.spent).toBe(mapping.group.spent);
+    const result = mapGenericLdapEntry(source, { memberAttributes: ['member'], mapping });
+    expect(result.ok && result.object.attributes['title']).toBe('engineer');
+    expect(mapping.user.spent?.ms).toBeGreaterThan(0);
+  });
+
+  it('past the run budget the next entry fails the run with a ConfigError naming the mapping', () => {
+    const mapping = compileMapping(attributeMapping);
+    const spent = mapping.user.spent as MappingTimeSpent;
+    spent.ms = MAPPING_MAX_MS_PER_RUN;
+    let thrown: unknown;
+    try {
+      mapGenericLdapEntry(source, { memberAttributes: ['member'], mapping });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(ConfigError);
+    expect((thrown as ConfigError).retryable).toBe(false);
+    expect((thrown as Error).message).toMatch(/settings\.attributeMapping/);
+  });
+
+  it('two runs compile two mappings: one run\'s time is not charged to the next', () => {
+    const first = compileMapping(attributeMapping);
+    (first.user.spent as MappingTimeSpent).ms = MAPPING_MAX_MS_PER_RUN;
+    const second = compileMapping(attributeMapping);
+    expect(second.user.spent?.ms).toBe(0);
+    expect(mapGenericLdapEntry(source, { memberAttributes: ['member'], mapping: second }).ok).toBe(true);
   });
 });

@@ -7,6 +7,7 @@ import {
   type MappingRule,
   type MappingTransform,
 } from '@dirsync/contracts';
+import { ConfigError } from '../errors.ts';
 import type { JsonValue } from '../types.ts';
 
 /** The object types a mapping has sections for. */
@@ -40,6 +41,13 @@ export interface CompiledTypeMapping {
   readonly fields: ReadonlyMap<string, CompiledRule>;
   /** Extra attributes, by name (stored under `attributes.extra`). */
   readonly extra: ReadonlyMap<string, CompiledRule>;
+  /** Time the mapping has spent so far, shared by the sections of one compiled mapping. */
+  readonly spent?: MappingTimeSpent;
+}
+
+/** Milliseconds one compiled mapping (one run's provider) has spent in transforms so far. */
+export interface MappingTimeSpent {
+  ms: number;
 }
 
 /**
@@ -51,6 +59,15 @@ export interface CompiledTypeMapping {
  * pattern runs over.
  */
 export const MAPPING_MAX_REGEX_MS_PER_ENTRY = 1000;
+
+/**
+ * Milliseconds the transforms of one run may take in all. The per-entry bound keeps one entry
+ * from blocking the worker, but a directory of entries that each use most of it would hold a
+ * shared worker for hours: past this the run fails as a configuration problem (not retried), and
+ * the administrator simplifies the mapping. Ordinary mappings take microseconds per entry, a few
+ * seconds for a million entries.
+ */
+export const MAPPING_MAX_MS_PER_RUN = 60_000;
 
 /** The time budget of one entry's transforms was spent (see {@link applyOverrides}). */
 class RegexBudgetSpent extends Error {}
@@ -101,8 +118,10 @@ export function compileMapping(mapping: AttributeMapping | undefined): CompiledM
     return {
       fields: new Map(Object.entries(fields ?? {}).map(([name, rule]) => [name, compileRule(rule)])),
       extra: new Map(Object.entries(extra ?? {}).map(([name, rule]) => [name, compileRule(rule)])),
+      spent,
     };
   };
+  const spent: MappingTimeSpent = { ms: 0 };
   return { user: section('user'), group: section('group'), contact: section('contact') };
 }
 
@@ -175,12 +194,25 @@ export function applyOverrides(
   partial = false,
 ): { cleared: string[]; problem?: string } {
   const cleared: string[] = [];
-  const deadline = performance.now() + MAPPING_MAX_REGEX_MS_PER_ENTRY;
+  const started = performance.now();
+  const deadline = started + MAPPING_MAX_REGEX_MS_PER_ENTRY;
   try {
     return overrides(section, values, attributes, partial, cleared, deadline);
   } catch (error) {
     if (!(error instanceof RegexBudgetSpent)) throw error;
     return { cleared, problem: `the attribute mapping's transforms and regular expressions ran more than ${MAPPING_MAX_REGEX_MS_PER_ENTRY} ms on this entry (too many or too long values, or patterns that backtrack)` };
+  } finally {
+    chargeRun(section.spent, performance.now() - started);
+  }
+}
+
+function chargeRun(spent: MappingTimeSpent | undefined, ms: number): void {
+  if (spent === undefined) return;
+  spent.ms += ms;
+  if (spent.ms > MAPPING_MAX_MS_PER_RUN) {
+    throw new ConfigError(
+      `the attribute mapping's transforms took more than ${MAPPING_MAX_MS_PER_RUN / 1000} s in this run (too many or too long values, or patterns that backtrack): simplify settings.attributeMapping, then sync again`,
+    );
   }
 }
 
