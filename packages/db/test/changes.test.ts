@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { changeHead, changeRangeOfRun, type ChangeRow, pruneChanges, readChanges } from '../src/changes.ts';
 import { pruneHistory } from '../src/retention.ts';
-import { close, connect, type Db } from '../src/client.ts';
+import type { Db } from '../src/client.ts';
 import {
   applyMembershipChanges,
   deleteObjects,
@@ -14,34 +13,12 @@ import {
   writeObjects,
 } from '../src/objects.ts';
 import { linkArrivedObjects, linkManagers } from '../src/references.ts';
+import { hashOf, newTenant, useTestDatabase } from './support/database.ts';
 
-let database: TestDatabase;
 let db: Db;
-
-const hashOf = (type: string, attributes: Record<string, unknown>) => `${type}:${JSON.stringify(attributes)}`;
-
-beforeAll(async () => {
-  database = await createTestDatabase('changes');
-  db = connect(database.url, { max: 4 });
+useTestDatabase('changes', 4, (ready) => {
+  db = ready;
 });
-
-afterAll(async () => {
-  await close(db);
-  await database.drop();
-});
-
-interface Tenant {
-  readonly accountId: string;
-  readonly integrationId: string;
-}
-
-async function newTenant(): Promise<Tenant> {
-  const sql = db.$client;
-  const [account] = await sql<{ id: string }[]>`insert into accounts (name) values (${randomUUID()}) returning id`;
-  const [integration] = await sql<{ id: string }[]>`
-    insert into integrations (account_id, kind, name, settings) values (${account!.id}, 'ldap', 'dir', '{}') returning id`;
-  return { accountId: account!.id, integrationId: integration!.id };
-}
 
 async function secondIntegration(accountId: string): Promise<string> {
   const [integration] = await db.$client<{ id: string }[]>`
@@ -77,7 +54,7 @@ function expectDense(rows: readonly ChangeRow[], from = 1): void {
 
 describe('entries written with the changes', () => {
   test('creates, updates, restores and deletes, with dense cursors and the run', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     const run1 = randomUUID();
     const run2 = randomUUID();
     expect(await insertObjects(db, integrationId, run1, [user('a'), user('b')])).toBe(2);
@@ -107,7 +84,7 @@ describe('entries written with the changes', () => {
   });
 
   test('an upsert without a decided change logs what it did: created or updated', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     const run = randomUUID();
     await writeObjects(db, integrationId, run, [user('a')]);
     await writeObjects(db, integrationId, run, [user('a', { name: 'A2' }), user('b')]);
@@ -115,7 +92,7 @@ describe('entries written with the changes', () => {
   });
 
   test('membership writes log one entry per group with the members added and removed', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     const run = randomUUID();
     await insertObjects(db, integrationId, run, [user('u1'), user('u2'), user('u3'), group('g1'), group('g2')]);
     const before = (await changeHead(db, accountId)).head;
@@ -151,7 +128,7 @@ describe('entries written with the changes', () => {
   });
 
   test('a deletion logs the edges it removed, the managers it cleared and the objects deleted', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     const run = randomUUID();
     await insertObjects(db, integrationId, run, [user('boss'), user('report', { name: 'r', manager: 'boss' }), group('g')]);
     await insertMemberships(db, integrationId, run, [{ groupExternalId: 'g', memberExternalIds: ['boss', 'report'], membersHash: 'h' }]);
@@ -173,7 +150,7 @@ describe('entries written with the changes', () => {
   });
 
   test('edges made for arrived objects are logged', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     const run = randomUUID();
     await insertObjects(db, integrationId, run, [group('g')]);
     await db.$client`insert into dangling_references (integration_id, attribute, target, source_external_id) values (${integrationId}, 'member', 'uid=late,dc=x', 'g')`;
@@ -183,7 +160,7 @@ describe('entries written with the changes', () => {
   });
 
   test('an object updated and then deleted: the update entry shows the stored, soft-deleted state', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     const run = randomUUID();
     await insertObjects(db, integrationId, run, [user('a')]);
     await writeObjects(db, integrationId, run, [{ ...user('a', { name: 'A' }), change: 'update' }]);
@@ -197,8 +174,8 @@ describe('entries written with the changes', () => {
 
 describe('cursors', () => {
   test('two accounts count independently; one integration of an account shares its stream', async () => {
-    const a = await newTenant();
-    const b = await newTenant();
+    const a = await newTenant(db);
+    const b = await newTenant(db);
     const a2 = await secondIntegration(a.accountId);
     await insertObjects(db, a.integrationId, randomUUID(), [user('x')]);
     await insertObjects(db, b.integrationId, randomUUID(), [user('y'), user('z')]);
@@ -212,8 +189,8 @@ describe('cursors', () => {
   });
 
   test('a cursor of another account reveals nothing, and one beyond the head is refused', async () => {
-    const a = await newTenant();
-    const b = await newTenant();
+    const a = await newTenant(db);
+    const b = await newTenant(db);
     await insertObjects(db, a.integrationId, randomUUID(), [user('1'), user('2'), user('3')]);
     await insertObjects(db, b.integrationId, randomUUID(), [user('q')]);
     // B's head is 1: A's cursor 2 was never handed to B.
@@ -223,7 +200,7 @@ describe('cursors', () => {
   });
 
   test('a rolled-back transaction leaves no entry and no counter bump; the next commit continues densely', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     await insertObjects(db, integrationId, randomUUID(), [user('a')]);
     await expect(
       db.$client.begin(async (tx) => {
@@ -244,7 +221,7 @@ describe('cursors', () => {
   });
 
   test('entries of one transaction are numbered at commit, in commit order, so a reader never sees a gap fill later', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     const other = await secondIntegration(accountId);
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
@@ -275,7 +252,7 @@ describe('cursors', () => {
   });
 
   test('a transaction rolled back (a dry run) writes nothing and takes no counter lock while open', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     let release!: () => void;
     const gate = new Promise<void>((resolve) => {
       release = resolve;
@@ -305,7 +282,7 @@ describe('cursors', () => {
 
 describe('readChanges', () => {
   test('pages in cursor order, across batches, with hasMore', async () => {
-    const { accountId, integrationId } = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
     const run = randomUUID();
     await insertObjects(db, integrationId, run, [user('a'), user('b'), user('c')]);
     await insertObjects(db, integrationId, run, [user('d'), user('e')]);
@@ -325,7 +302,7 @@ describe('readChanges', () => {
   });
 
   test('refuses malformed cursors and limits out of range', async () => {
-    const { accountId } = await newTenant();
+    const { accountId } = await newTenant(db);
     await expect(readChanges(db, accountId, '-1', 10)).rejects.toThrow(RangeError);
     await expect(readChanges(db, accountId, '01', 10)).rejects.toThrow(RangeError);
     await expect(readChanges(db, accountId, '99999999999999999999', 10)).rejects.toThrow(RangeError);
@@ -337,8 +314,8 @@ describe('readChanges', () => {
 
 describe('retention', () => {
   test('prunes old entries in bounded batches and tells a consumer behind them to resync', async () => {
-    const { accountId, integrationId } = await newTenant();
-    const other = await newTenant();
+    const { accountId, integrationId } = await newTenant(db);
+    const other = await newTenant(db);
     const run = randomUUID();
     await insertObjects(db, integrationId, run, [user('a'), user('b')]);
     await insertObjects(db, integrationId, run, [user('c')]);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
+import type { TestDatabase } from '@dirsync/testkit';
 import { close, connect, type Db } from '../src/client.ts';
 import {
   applyMembershipChanges,
@@ -19,30 +19,16 @@ import {
   sweepUnseenObjects,
   writeObjects,
 } from '../src/objects.ts';
+import { hashOf, newTenant, useTestDatabase } from './support/database.ts';
 
 let database: TestDatabase;
 let db: Db;
-
-/** Stands in for the pipeline's content hash. */
-const hashOf = (type: string, attributes: Record<string, unknown>) => `${type}:${JSON.stringify(attributes)}`;
-
-beforeAll(async () => {
-  database = await createTestDatabase('objects');
-  db = connect(database.url, { max: 2 });
+useTestDatabase('objects', 2, (ready, created) => {
+  db = ready;
+  database = created;
 });
 
-afterAll(async () => {
-  await close(db);
-  await database.drop();
-});
-
-async function newIntegration(): Promise<string> {
-  const sql = db.$client;
-  const [account] = await sql<{ id: string }[]>`insert into accounts (name) values (${randomUUID()}) returning id`;
-  const [integration] = await sql<{ id: string }[]>`
-    insert into integrations (account_id, kind, name, settings) values (${account!.id}, 'ldap', 'dir', '{}') returning id`;
-  return integration!.id;
-}
+const newIntegration = async (): Promise<string> => (await newTenant(db)).integrationId;
 
 function user(externalId: string, hash = `h-${externalId}`, dn: string | null = `uid=${externalId},dc=x`): ObjectWrite {
   return { externalId, type: 'user', dn, attributesJson: JSON.stringify({ name: externalId }), contentHash: hash };

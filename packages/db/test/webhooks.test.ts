@@ -1,8 +1,5 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import {
-  close,
-  connect,
   createAccount,
   createConnector,
   createIntegration,
@@ -19,24 +16,17 @@ import {
   revokeConsent,
   type NewCertificateCredential,
 } from '../src/index.ts';
+import { useTestDatabase } from './support/database.ts';
 
 // Where the facts that concern an account's webhooks are recorded: connector events go to every
 // account whose integrations use the connector and to no other, consent events to the consent's
 // account once per change, and old deliveries are pruned in bounded batches, pending ones never.
 
-let database: TestDatabase;
 let db: Db;
+useTestDatabase('webhooks_db', 4, (ready) => {
+  db = ready;
+});
 const ring = createKeyRing({ current: generateSecretKey() });
-
-beforeAll(async () => {
-  database = await createTestDatabase('webhooks_db');
-  db = connect(database.url, { max: 4 });
-});
-
-afterAll(async () => {
-  await close(db);
-  await database.drop();
-});
 
 function certificate(): NewCertificateCredential {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
