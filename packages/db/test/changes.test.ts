@@ -223,14 +223,8 @@ describe('cursors', () => {
   test('entries of one transaction are numbered at commit, in commit order, so a reader never sees a gap fill later', async () => {
     const { accountId, integrationId } = await newTenant(db);
     const other = await secondIntegration(accountId);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let written!: () => void;
-    const wrote = new Promise<void>((resolve) => {
-      written = resolve;
-    });
+    const { promise: gate, resolve: release } = Promise.withResolvers<void>();
+    const { promise: wrote, resolve: written } = Promise.withResolvers<void>();
     // A long transaction writes first but commits last; another commits meanwhile without
     // waiting for it (no lock held by the open transaction blocks it).
     const slow = db.$client.begin(async (tx) => {
@@ -253,14 +247,8 @@ describe('cursors', () => {
 
   test('a transaction rolled back (a dry run) writes nothing and takes no counter lock while open', async () => {
     const { accountId, integrationId } = await newTenant(db);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let written!: () => void;
-    const wrote = new Promise<void>((resolve) => {
-      written = resolve;
-    });
+    const { promise: gate, resolve: release } = Promise.withResolvers<void>();
+    const { promise: wrote, resolve: written } = Promise.withResolvers<void>();
     const dry = db.$client
       .begin(async (tx) => {
         await insertObjects(tx, integrationId, randomUUID(), [user('dry')]);
