@@ -1,4 +1,3 @@
-import type { RunStatus } from '@dirsync/contracts';
 import { randomUUID } from 'node:crypto';
 import { Queue, type Job } from 'bullmq';
 import { pino } from 'pino';
@@ -11,7 +10,6 @@ import {
   type Db,
   generateSecretKey,
   getIntegration,
-  getRun,
   type KeyRing,
 } from '@dirsync/db';
 import { createEnqueueClient, SYNC_BACKOFF_TYPE, SYNC_QUEUE } from '@dirsync/jobs';
@@ -26,6 +24,7 @@ import {
 } from '@dirsync/testkit';
 import type { ProviderFactory } from '../src/processor.ts';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
+import { runReaches } from './support/runs.ts';
 import { group, ScriptedProvider, user, userDn, type ScriptedEntry } from './support/scripted-provider.ts';
 
 const secret = 'reader-password-9f2c';
@@ -108,16 +107,6 @@ async function addSync(integrationId: string, options: { dryRun?: boolean; attem
   return { runId, jobId: job.id! };
 }
 
-async function runReaches(runId: string, statuses: RunStatus[]) {
-  return waitFor(
-    async () => {
-      const run = await getRun(db, runId);
-      return run && statuses.includes(run.status) ? run : undefined;
-    },
-    { timeoutMs: 30_000, what: `run ${runId} to reach ${statuses.join('/')}` },
-  );
-}
-
 async function jobState(jobId: string): Promise<{ job: Job; state: string }> {
   // State first: a job read before it finishes would lack what finishing stores (return value).
   const state = await queue.getJobState(jobId);
@@ -144,7 +133,7 @@ test('a sync job runs the pipeline and records report, cursor and integration st
     await enqueue.close();
   }
 
-  const run = await runReaches(runId, ['succeeded', 'failed']);
+  const run = await runReaches(db, runId, ['succeeded', 'failed']);
   expect(run).toMatchObject({
     status: 'succeeded',
     modeRequested: 'delta',
@@ -183,7 +172,7 @@ test('an authentication error fails at once, without retries, and the run says w
   startWorker('w-auth');
   const { runId, jobId } = await addSync(integrationId, { attempts: 5 });
 
-  const run = await runReaches(runId, ['failed']);
+  const run = await runReaches(db, runId, ['failed']);
   expect(run.error).toBe('auth: invalid credentials for cn=reader,dc=example');
   const { job } = await waitFor(async () => {
     const found = await jobState(jobId);
@@ -203,7 +192,7 @@ test('an unavailable server is retried with backoff and the retry completes the 
   startWorker('w-retry');
   const { runId, jobId } = await addSync(integrationId);
 
-  const run = await runReaches(runId, ['succeeded']);
+  const run = await runReaches(db, runId, ['succeeded']);
   expect(run).toMatchObject({ created: 3, error: null });
   const { job } = await waitFor(async () => {
     const found = await jobState(jobId);
@@ -227,7 +216,7 @@ test('a disabled integration does not sync', async () => {
   const integrationId = await newIntegration(directory(), { enabled: false });
   startWorker('w-disabled');
   const { runId } = await addSync(integrationId);
-  const run = await runReaches(runId, ['failed']);
+  const run = await runReaches(db, runId, ['failed']);
   expect(run.error).toBe('integration is disabled');
   expect(run.created).toBe(0);
 });
@@ -236,7 +225,7 @@ test('a dry run records its report and leaves the integration as it was', async 
   const integrationId = await newIntegration(directory());
   startWorker('w-dry');
   const { runId } = await addSync(integrationId, { dryRun: true });
-  const run = await runReaches(runId, ['dry_run', 'failed']);
+  const run = await runReaches(db, runId, ['dry_run', 'failed']);
   expect(run.error).toBeNull();
   expect(run).toMatchObject({ status: 'dry_run', created: 3, dryRun: true, error: null });
   expect(await getIntegration(db, integrationId)).toMatchObject({ status: 'new', cursor: null, lastRunId: null });
@@ -285,7 +274,7 @@ test('two syncs of one integration on two workers never overlap', async () => {
   }, { timeoutMs: 30_000, what: 'one job running and the other delayed by the lock' });
   provider.open();
 
-  const runs = await Promise.all([runReaches(first.runId, ['succeeded']), runReaches(second.runId, ['succeeded'])]);
+  const runs = await Promise.all([runReaches(db, first.runId, ['succeeded']), runReaches(db, second.runId, ['succeeded'])]);
   expect(provider.maxActive).toBe(1);
   expect(runs.map((run) => run.created).sort()).toEqual([0, 2]);
 });

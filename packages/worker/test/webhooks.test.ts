@@ -3,7 +3,6 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
-import type { RunStatus } from '@dirsync/contracts';
 import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import {
@@ -15,7 +14,6 @@ import {
   createWebhookEndpoint,
   type Db,
   generateSecretKey,
-  getRun,
   getWebhookEndpoint,
   type KeyRing,
   listWebhookDeliveries,
@@ -30,6 +28,7 @@ import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor, type 
 import type { ProviderFactory } from '../src/processor.ts';
 import { createWebhookWorker, postWebhook } from '../src/webhooks/index.ts';
 import { createWorker, type DirsyncWorker } from '../src/worker.ts';
+import { runReaches } from './support/runs.ts';
 import { ScriptedProvider, user, type ScriptedEntry } from './support/scripted-provider.ts';
 
 // Webhooks end to end: events recorded in PostgreSQL, drained by a real worker through the real
@@ -357,16 +356,6 @@ test('an answer is read only up to its bound, and a receiver that does not answe
   silent.close();
 });
 
-async function runReaches(runId: string, statuses: RunStatus[]) {
-  return waitFor(
-    async () => {
-      const run = await getRun(db, runId);
-      return run && statuses.includes(run.status) ? run : undefined;
-    },
-    { timeoutMs: 30_000, what: `run ${runId} to reach ${statuses.join('/')}` },
-  );
-}
-
 async function sync(integrationId: string) {
   const runId = randomUUID();
   await syncQueue.add('sync', { integrationId, runId, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts: 1, backoff: { type: SYNC_BACKOFF_TYPE, delay: 50 } });
@@ -383,7 +372,7 @@ test('a run that changed objects sends run.finished and objects.changed with its
   const integration = await createIntegration(db, { accountId, kind: 'ldap', name: key, settings: { key }, deleteThresholdCount: 1, deleteThresholdPercent: 1 }, { ring, plaintext: 'pw' });
 
   const first = await sync(integration.id);
-  await runReaches(first, ['succeeded']);
+  await runReaches(db, first, ['succeeded']);
   await waitFor(() => target.requests.length >= 2, { what: 'the events of the first run' });
   const events = target.events();
   expect(events.map((e) => e.type)).toEqual(['run.finished', 'objects.changed']);
@@ -395,7 +384,7 @@ test('a run that changed objects sends run.finished and objects.changed with its
 
   provider.remove('u1', 'u2', 'u3');
   const second = await sync(integration.id);
-  await runReaches(second, ['blocked']);
+  await runReaches(db, second, ['blocked']);
   await waitFor(() => target.requests.length >= 4, { what: 'the events of the blocked run' });
   const blocked = target.events().slice(2);
   expect(blocked.map((e) => e.type)).toEqual(['run.blocked', 'action.needed']);
