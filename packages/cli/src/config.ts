@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { MAX_SYNC_SHARDS, parseShardSelection, type RedisSettings } from '@dirsync/jobs';
@@ -294,17 +295,76 @@ export class ConfigurationError extends Error {
   }
 }
 
-/** Parses the environment (or the given record) into a {@link Config}. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/**
+ * The settings that carry credentials. Each also accepts `<NAME>_FILE`, the path of a file whose
+ * content is the value (a Kubernetes Secret or Docker secret mounted as a file), so the value need
+ * not sit in the process environment.
+ */
+export const secretSettings = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'DIRSYNC_SECRET_KEY',
+  'DIRSYNC_SECRET_KEYS_PREVIOUS',
+  'DIRSYNC_OIDC_CLIENT_SECRET',
+  'DIRSYNC_INTEGRATION_SECRET',
+] as const satisfies readonly (keyof z.input<typeof configSchema>)[];
+
+/** Largest secret file read: secrets are short, and a wrong path must not load a disk image into memory. */
+const SECRET_FILE_MAX_BYTES = 64 * 1024;
+
+/**
+ * `env` with every `<NAME>_FILE` of {@link secretSettings} replaced by its file's content
+ * (trailing line breaks trimmed). Problems name the variable and the path, never the content.
+ */
+function resolveSecretFiles(env: Record<string, string | undefined>): { env: Record<string, string | undefined>; problems: string[] } {
+  const resolved = { ...env };
+  const problems: string[] = [];
+  for (const name of secretSettings) {
+    const fileVariable = `${name}_FILE`;
+    const path = (env[fileVariable] ?? '').trim();
+    if (path === '') continue;
+    if ((env[name] ?? '').trim() !== '') {
+      problems.push(`${name} and ${fileVariable} are both set: set one of them`);
+      continue;
+    }
+    try {
+      const stat = statSync(path);
+      if (!stat.isFile()) {
+        problems.push(`${fileVariable}: ${path} is not a file`);
+        continue;
+      }
+      if (stat.size > SECRET_FILE_MAX_BYTES) {
+        problems.push(`${fileVariable}: ${path} is larger than ${SECRET_FILE_MAX_BYTES} bytes`);
+        continue;
+      }
+      resolved[name] = readFileSync(path, 'utf8').replace(/[\r\n]+$/, '');
+    } catch (error) {
+      // The code alone (ENOENT, EACCES…): a message could one day quote more than the path.
+      const code = typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : 'unreadable';
+      problems.push(`${fileVariable}: cannot read ${path} (${code})`);
+    }
+  }
+  return { env: resolved, problems };
+}
+
+/**
+ * Parses the environment (or the given record) into a {@link Config}. A secret setting may come
+ * from `<NAME>_FILE` instead (see {@link secretSettings}).
+ */
+export function loadConfig(rawEnv: Record<string, string | undefined> = process.env): Config {
+  const { env, problems: fileProblems } = resolveSecretFiles(rawEnv);
   const parsed = configSchema.safeParse(env);
   // Read from the raw environment, so they are reported beside the schema's own problems.
   const consoleProblems = consoleSettingProblems(env);
-  if (!parsed.success) {
+  if (!parsed.success || fileProblems.length > 0) {
     throw new ConfigurationError([
-      ...parsed.error.issues.map((issue) => {
-        const key = issue.path.join('.');
-        return issue.message.startsWith(key) ? issue.message : `${key}: ${issue.message}`;
-      }),
+      ...fileProblems,
+      ...(parsed.success
+        ? []
+        : parsed.error.issues.map((issue) => {
+            const key = issue.path.join('.');
+            return issue.message.startsWith(key) ? issue.message : `${key}: ${issue.message}`;
+          })),
       ...consoleProblems,
     ]);
   }
