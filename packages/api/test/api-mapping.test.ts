@@ -1,5 +1,5 @@
 import { createKeyRing, generateSecretKey } from '@dirsync/db';
-import { generatedUser, startSlapd, type SlapdServer } from '@dirsync/testkit';
+import { generatedUser, slapdSettings, startSlapd, type SlapdServer } from '@dirsync/testkit';
 import { type ApiHarness, startApiHarness } from './api-harness.ts';
 import { startWorkerProcess, type WorkerProcess } from './worker-process.ts';
 
@@ -36,14 +36,7 @@ afterAll(async () => {
 });
 
 function settings(attributeMapping?: unknown): Record<string, unknown> {
-  return {
-    url: slapd.url,
-    bindDn: slapd.readerDn,
-    tls: { mode: 'none', allowInsecure: true },
-    users: { baseDns: [`ou=people,${slapd.suffix}`] },
-    groups: { baseDns: [`ou=groups,${slapd.suffix}`] },
-    ...(attributeMapping === undefined ? {} : { attributeMapping }),
-  };
+  return slapdSettings(slapd, attributeMapping === undefined ? {} : { attributeMapping });
 }
 
 async function json<T = Record<string, unknown>>(response: Response, status: number): Promise<T> {

@@ -3,6 +3,7 @@ import {
   type SlapdServer,
   generatedUser,
   populateEntraTenant,
+  slapdSettings,
   startEntraEmulator,
   startSlapd,
   testDestinations,
@@ -33,17 +34,12 @@ describe('OpenLDAP', () => {
   });
 
   it('reads an attribute only the mapping names, and maps every value', async () => {
-    const settings = {
-      url: slapd.url,
-      bindDn: slapd.readerDn,
-      tls: { mode: 'none', allowInsecure: true },
-      users: { baseDns: [`ou=people,${slapd.suffix}`] },
-      groups: { baseDns: [`ou=groups,${slapd.suffix}`] },
+    const settings = slapdSettings(slapd, {
       attributeMapping: {
         user: { cn: { from: 'uid', transform: [{ op: 'regex', pattern: '(\\d+)$' }, { op: 'first' }] } },
         extra: { user: { classes: { from: 'objectClass', transform: [{ op: 'lower' }] } }, group: { classes: { from: 'objectClass', transform: [{ op: 'join', separator: ',' }] } } },
       },
-    };
+    });
     const provider = createProvider('ldap', settings, slapd.readerPassword, { destinations: testDestinations });
     try {
       const preview = await previewProvider(provider, 20, AbortSignal.timeout(30_000));

@@ -159,6 +159,21 @@ function slapdConf(c: ConfigInput): string {
 }
 
 /**
+ * Generic LDAP integration settings reading `server` as its reader over plain LDAP on loopback,
+ * users and groups under the generated `ou=people` and `ou=groups`; `extra` adds or replaces fields.
+ */
+export function slapdSettings(server: Pick<SlapdServer, 'url' | 'readerDn' | 'suffix'>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    url: server.url,
+    bindDn: server.readerDn,
+    tls: { mode: 'none', allowInsecure: true },
+    users: { baseDns: [`ou=people,${server.suffix}`] },
+    groups: { baseDns: [`ou=groups,${server.suffix}`] },
+    ...extra,
+  };
+}
+
+/**
  * Starts a throwaway slapd on a free high port of 127.0.0.1, from a generated `slapd.conf` in a
  * temp dir, after bulk-loading its data with `slapadd -q`. The caller must `stop()` it.
  */

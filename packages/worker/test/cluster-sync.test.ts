@@ -5,6 +5,7 @@ import { clusterKeySlot, closeRedis, createControlClient, createEnqueueClient, c
 import { createProvider } from '@dirsync/providers';
 import {
   createTestDatabase,
+  slapdSettings,
   startSlapd,
   testDestinations,
   useTestRedisCluster,
@@ -71,13 +72,7 @@ test('integration locks work through a seed that does not serve the lock key', a
 test('syncs of integrations on every shard run through one worker and land in PostgreSQL; Test Connection answers through the control queue', async () => {
   const ring = createKeyRing({ current: generateSecretKey() });
   const account = await createAccount(db, { name: 'cluster' });
-  const settings = {
-    url: slapd.url,
-    bindDn: slapd.readerDn,
-    tls: { mode: 'none', allowInsecure: true },
-    users: { baseDns: [`ou=people,${slapd.suffix}`] },
-    groups: { baseDns: [`ou=groups,${slapd.suffix}`] },
-  };
+  const settings = slapdSettings(slapd);
   // One integration per shard (ids are random: add until every shard has one).
   const byShard = new Map<number, string>();
   for (let n = 0; byShard.size < shards && n < 200; n++) {
