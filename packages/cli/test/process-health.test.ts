@@ -66,7 +66,10 @@ test('each process names its role in pg_stat_activity and keeps its pool within 
   const poolEnv = { DIRSYNC_DB_POOL_MAX: '2', DIRSYNC_DB_IDLE_TIMEOUT_SECONDS: '30' };
   const worker = await startProcess('worker', { ...poolEnv, DIRSYNC_METRICS_PORT: String(workerOps) }, `http://127.0.0.1:${workerOps}/healthz`);
   const api = await startProcess('api', { ...poolEnv, PORT: String(apiPort), DIRSYNC_API_HOST: '127.0.0.1' }, `http://127.0.0.1:${apiPort}/healthz`);
-  const scheduler = await startProcess('scheduler', { ...poolEnv, PORT: String(schedulerPort), DIRSYNC_API_HOST: '127.0.0.1', DIRSYNC_METRICS_PORT: '0' }, `http://127.0.0.1:${schedulerPort}/healthz`);
+  // With its API off (as in cli.env) the scheduler leaves PORT alone, even one the API holds, and
+  // answers its probes on the operations port.
+  const scheduler = await startProcess('scheduler', { ...poolEnv, PORT: String(apiPort), DIRSYNC_API_HOST: '127.0.0.1', DIRSYNC_METRICS_PORT: String(schedulerPort) }, `http://127.0.0.1:${schedulerPort}/healthz`);
+  await waitFor(() => scheduler.output().includes('api disabled: PORT not bound'), { what: 'the scheduler to say it left PORT alone' });
   const sql = postgres(`${testPgServerUrl}/postgres`, { max: 1, onnotice: () => {} });
   try {
     // Several concurrent readiness checks: a pool without a bound would open one connection each.

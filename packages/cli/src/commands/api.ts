@@ -30,7 +30,8 @@ export interface HttpServers {
 
 /**
  * Starts the HTTP server on PORT from the context's configuration: the API (unless `serveApi` is
- * false, then only /healthz and /readyz), and /metrics on DIRSYNC_METRICS_PORT (0: none).
+ * false, then PORT is not bound at all), and /healthz, /readyz and /metrics on DIRSYNC_METRICS_PORT
+ * (0: none).
  * Settings of integrations created through the API are checked with the providers' own
  * `validateSettings`, wired here because the API package may not import the providers; syncs are
  * asked for with the scheduler package's `requestSync`, which the API package may not import either.
@@ -65,15 +66,18 @@ export async function startHttpServer(
       oidc: consoleOidcOf(config),
     },
   });
-  try {
-    const port = await server.listen(config.PORT, config.DIRSYNC_API_HOST);
-    logger.info(
-      { port, api: options.serveApi, ...(options.serveApi ? { console: `${consoleUrlOf(config)}/console/`, consoleSignIn: consoleOidcOf(config) ? 'oidc' : 'one-time links' } : {}) },
-      options.serveApi ? 'api listening' : 'ops endpoints listening (api disabled)',
-    );
-  } catch (error) {
-    await server.close();
-    throw error;
+  if (options.serveApi) {
+    try {
+      const port = await server.listen(config.PORT, config.DIRSYNC_API_HOST);
+      logger.info({ port, api: true, console: `${consoleUrlOf(config)}/console/`, consoleSignIn: consoleOidcOf(config) ? 'oidc' : 'one-time links' }, 'api listening');
+    } catch (error) {
+      await server.close();
+      throw error;
+    }
+  } else {
+    // Without the API, PORT stays free (a scheduler next to an API or another scheduler on one
+    // host must not fail on it): the probes are answered on the operations port only.
+    logger.info({ metricsPort: config.DIRSYNC_METRICS_PORT }, 'api disabled: PORT not bound, /healthz and /readyz on DIRSYNC_METRICS_PORT');
   }
   // Metrics name accounts and integrations: only on the internal port, never on PORT.
   const ops = await serveOpsPort({ port: config.DIRSYNC_METRICS_PORT, host: config.DIRSYNC_API_HOST, ...server.ops, logger });

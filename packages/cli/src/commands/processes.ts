@@ -132,7 +132,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
           reconcile,
         });
         scheduler.start();
-        // The API (unless DIRSYNC_SCHEDULER_API=false) and the probes on PORT, metrics on DIRSYNC_METRICS_PORT.
+        // The API and its probes on PORT (unless DIRSYNC_SCHEDULER_API=false: then PORT stays free), probes and metrics on DIRSYNC_METRICS_PORT.
         // Readiness includes the scheduler's own enqueues: failing ones make it not ready.
         const http = await startHttpServer(ctx, ctx.logger('api'), {
           serveApi: ctx.config.DIRSYNC_SCHEDULER_API,
