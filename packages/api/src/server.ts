@@ -16,6 +16,7 @@ import { type ApiConsoleOptions, prepareConsole, registerConsole, registerConsol
 import type { ApiApp, ApiDeps, ConnectorTooling, SettingsValidator, SyncRequester } from './context.ts';
 import { ProblemError, sendProblem } from './problems.ts';
 import { registerActionRoutes } from './routes/actions.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
 import { registerChangeRoutes } from './routes/changes.ts';
 import { registerConnectorRoutes, registerConsentCallback } from './routes/connectors.ts';
 import { registerDashboard } from './routes/dashboard.ts';
@@ -411,6 +412,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
         registerRunRoutes(v1, deps);
         registerDirectoryRoutes(v1, deps);
         registerChangeRoutes(v1, deps);
+        registerAuditRoutes(v1, deps);
         registerActionRoutes(v1, deps);
         registerConnectorRoutes(v1, deps);
         registerWebhookRoutes(v1, deps);

@@ -239,6 +239,7 @@ test("account isolation: a key never sees or touches another account's data, on 
     createConsentUrl: '',
     listIntegrations: '/v1/integrations',
     listRuns: `/v1/runs?integrationId=${i}`,
+    listAudit: `/v1/audit?integrationId=${i}`,
     listActions: '/v1/actions',
     createIntegration: '',
     // Platform administrators only: refused to every account key (api-console-routes.test.ts).
@@ -270,7 +271,7 @@ test("account isolation: a key never sees or touches another account's data, on 
     if (path === '') continue;
     const response = await api.request('GET', path, { token: tokenB });
     expect([operation, response.status]).toEqual([operation, 200]);
-    expect((await response.json()) as unknown).toEqual({ items: [], ...(operation === 'listRuns' ? { nextCursor: null } : {}) });
+    expect((await response.json()) as unknown).toEqual({ items: [], ...(operation === 'listRuns' || operation === 'listAudit' ? { nextCursor: null } : {}) });
   }
   // createIntegration always acts on the key's own account, whatever the body says.
   const created = await api.client(tokenB).createIntegration({ kind: 'ldap', name: 'isolated', settings: ldapSettings() });

@@ -1,5 +1,7 @@
 import type {
   Action,
+  AuditPage,
+  AuditQuery,
   ChangeHead,
   ChangePage,
   ConnectionReport,
@@ -120,6 +122,8 @@ export interface DirsyncClient {
   listChanges(after: string, options?: { limit?: number }): Promise<ChangePage>;
   /** The feed's latest cursor: read the lists once, then follow the feed from here. */
   getChangeHead(): Promise<ChangeHead>;
+  /** The account's audit log, newest first (needs the `admin` scope). */
+  listAudit(query?: AuditQuery): Promise<AuditPage>;
   /** Registers a webhook endpoint; the answer carries its signing secret, shown this once. */
   createWebhook(input: CreateWebhookBody): Promise<WebhookEndpointWithSecret>;
   listWebhooks(): Promise<WebhookEndpoint[]>;
@@ -165,6 +169,7 @@ export const clientOperations = {
   previewMapping: 'previewMapping',
   listChanges: 'listChanges',
   getChangeHead: 'getChangeHead',
+  listAudit: 'listAudit',
   createWebhook: 'createWebhook',
   listWebhooks: 'listWebhooks',
   getWebhook: 'getWebhook',
@@ -265,6 +270,7 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
     previewMapping: (integrationId, request = {}) => call('POST', `/v1/integrations/${id(integrationId)}/preview`, request),
     listChanges: (after, options = {}) => call('GET', buildPath('/v1/changes', { after, limit: options.limit })),
     getChangeHead: () => call('GET', '/v1/changes/head'),
+    listAudit: (query = {}) => call('GET', buildPath('/v1/audit', { ...query })),
     createWebhook: (input) => call('POST', '/v1/webhooks', input),
     listWebhooks: async () => (await call<{ items: WebhookEndpoint[] }>('GET', '/v1/webhooks')).items,
     getWebhook: (webhookId) => call('GET', `/v1/webhooks/${id(webhookId)}`),

@@ -4,6 +4,9 @@
 export type {
   Action,
   AttributeMapping,
+  AuditEventEntry,
+  AuditPage,
+  AuditQuery,
   ChangeEntry,
   ChangeHead,
   ChangePage,

@@ -4,3 +4,4 @@ export * from './mapping.ts';
 export * from './jobs.ts';
 export * from './changes.ts';
 export * from './api.ts';
+export * from './audit.ts';

@@ -379,3 +379,60 @@ export async function listIntegrationHealth(db: Db, accountId: string): Promise<
     [accountId],
   );
 }
+
+/** An audit event as the API reads it (timestamp as ISO text, id as decimal text). */
+export interface AuditRow {
+  id: string;
+  occurredAt: string;
+  actor: string;
+  action: string;
+  integrationId: string | null;
+  details: Record<string, unknown>;
+}
+
+/** Filter of {@link listAccountAudit}. */
+export interface AccountAuditFilter {
+  /** Events at or after this time (ISO 8601). */
+  since?: string | undefined;
+  /** Events before this time (ISO 8601). */
+  until?: string | undefined;
+  /** Events whose actor contains this text (case-insensitive). */
+  actor?: string | undefined;
+  /** Events of this action; `integration.*` matches every action under `integration.`. */
+  action?: string | undefined;
+  integrationId?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+const likeEscaped = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/**
+ * The account's audit events, newest first. An event recorded with only its integration (a
+ * worker's credential rotation) belongs to the integration's account; an event of no account
+ * (platform changes) is never shown to one.
+ */
+export async function listAccountAudit(db: Db, accountId: string, filter: AccountAuditFilter): Promise<Page<AuditRow>> {
+  if (!isUuid(accountId)) return { items: [], nextCursor: null };
+  if (filter.integrationId !== undefined && !isUuid(filter.integrationId)) return { items: [], nextCursor: null };
+  const after = decodeCursor(filter.cursor, 'bigint');
+  const action = filter.action;
+  const actionPattern = action === undefined ? null : action.endsWith('.*') ? `${likeEscaped(action.slice(0, -1))}%` : likeEscaped(action);
+  const rows = await db.$client.unsafe<AuditRow[]>(
+    `select a.id::text as id, ${isoText('a.created_at')} as "occurredAt", a.actor, a.action,
+            a.integration_id as "integrationId", a.details
+     from audit_events a
+     where (a.account_id = $1
+            or (a.account_id is null and a.integration_id in (select i.id from integrations i where i.account_id = $1)))
+       and ($2::timestamptz is null or a.created_at >= $2::timestamptz)
+       and ($3::timestamptz is null or a.created_at < $3::timestamptz)
+       and ($4::text is null or strpos(lower(a.actor), lower($4::text)) > 0)
+       and ($5::text is null or a.action like $5::text)
+       and ($6::uuid is null or a.integration_id = $6::uuid)
+       and ($7::timestamptz is null or (a.created_at, a.id) < ($7::timestamptz, $8::bigint))
+     order by a.created_at desc, a.id desc
+     limit $9`,
+    [accountId, filter.since ?? null, filter.until ?? null, filter.actor ?? null, actionPattern, filter.integrationId ?? null, after?.[0] ?? null, after?.[1] ?? null, filter.limit + 1],
+  );
+  return paged(rows, filter.limit, (row) => [row.occurredAt, row.id], (row) => row);
+}
