@@ -98,6 +98,8 @@ apt_install chromium
 apt_install samba samba-ad-dc samba-ad-provision ldb-tools
 # The tests start their own PgBouncer (transaction mode) in front of PostgreSQL; no service runs.
 apt_install pgbouncer
+# The Helm chart's tests render its templates with Go's text/template (Helm itself is not installed).
+apt_install golang-go
 ensure_postgres
 ensure_redis
 
