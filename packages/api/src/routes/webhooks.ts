@@ -99,7 +99,7 @@ export function registerWebhookRoutes(app: ApiApp, deps: ApiDeps): void {
       summary: 'Add a webhook endpoint; the answer holds its signing secret, shown this once',
       security: bearer,
       body: createWebhookSchema,
-      response: withProblems({ 201: webhookEndpointWithSecretSchema, 422: problemSchema, 503: problemSchema }),
+      response: withProblems({ 201: webhookEndpointWithSecretSchema, 409: problemSchema, 422: problemSchema, 503: problemSchema }),
     },
     preHandler: requireScope('admin'),
     handler: async (request, reply) => {
