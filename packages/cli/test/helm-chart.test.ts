@@ -131,6 +131,7 @@ describe('values.schema.json', () => {
     ['a _FILE among the plain settings', (v: Values) => (v.config.REDIS_URL_FILE = '/tmp/redis'), '/config'],
     ['a secret in extraEnv', (v: Values) => (v.worker.extraEnv = { DIRSYNC_SECRET_KEY: 'abc' }), '/worker/extraEnv'],
     ['a setting the chart sets itself', (v: Values) => (v.scheduler.extraEnv = { PORT: '9000' }), '/scheduler/extraEnv'],
+    ['the API turned off (the Service and the probes use its port)', (v: Values) => (v.config.DIRSYNC_SCHEDULER_API = 'false'), '/config'],
     ['a setting that is not a string', (v: Values) => (v.config.DIRSYNC_SYNC_SHARDS = 8), '/config/DIRSYNC_SYNC_SHARDS'],
     ['no existing Secret', (v: Values) => (v.secrets.existingSecret = ''), '/secrets/existingSecret'],
     ['no key for DATABASE_URL', (v: Values) => (v.secrets.keys.DATABASE_URL = ''), '/secrets/keys'],
