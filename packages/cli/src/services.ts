@@ -18,12 +18,22 @@ export interface ChildService {
 }
 
 /**
+ * The environment of a child process: the parent's, with `env` on top. A setting `env` gives
+ * replaces the parent's `<NAME>_FILE` too, which the child would otherwise refuse as set twice.
+ */
+export function childEnvironment(parent: Record<string, string | undefined>, env: Record<string, string>): Record<string, string | undefined> {
+  const inherited = { ...parent };
+  for (const name of Object.keys(env)) delete inherited[`${name}_FILE`];
+  return { ...inherited, ...env };
+}
+
+/**
  * Starts `dirsync <args>` as a separate process with the given environment, its output going to
  * `logFile`, so the demo and the benchmark exercise the same processes a deployment runs.
  */
 export function startService(name: string, args: readonly string[], env: Record<string, string>, logFile: string): ChildService {
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(dirsyncBin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(dirsyncBin, args, { env: childEnvironment(process.env, env), stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
   const exited = once(child, 'exit');
