@@ -9,6 +9,7 @@ import { registerDemoCommand } from './commands/demo.ts';
 import { registerBenchCommand } from './commands/bench.ts';
 import { registerConnectorCommands } from './commands/connectors.ts';
 import { registerActionCommands } from './commands/actions.ts';
+import { registerAuditCommand } from './commands/audit.ts';
 import { registerWebhookCommands } from './commands/webhooks.ts';
 import { registerObjectCommands } from './commands/objects.ts';
 import { registerOpenApiCommand } from './commands/openapi.ts';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerObjectCommands(program, withContext);
   registerConnectorCommands(program, withContext);
   registerActionCommands(program, withContext);
+  registerAuditCommand(program, withContext);
   registerWebhookCommands(program, withContext);
   registerProcessCommands(program, withContext);
   registerApiCommands(program, withContext);
