@@ -82,6 +82,11 @@ export interface ApiServerOptions {
   /** Metrics to serve on the metrics port instead of the installation-wide ones made here. */
   readonly metrics?: ServiceMetrics | undefined;
   /**
+   * Whether this process's metrics include the installation-wide series (default true). They
+   * come from PostgreSQL and Redis, the same from every process: one exporter is enough.
+   */
+  readonly installationMetrics?: boolean | undefined;
+  /**
    * Serves the administration console under `/console` (its files, sign-in routes) and lets
    * `/v1` accept its session cookie. Absent: no console, and `/v1` takes API keys only.
    */
@@ -260,7 +265,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     stopping: () => stopping,
     ...(options.readinessChecks === undefined ? {} : { extra: options.readinessChecks }),
   });
-  const metrics = options.metrics ?? createServiceMetrics({ db: options.db, connection: options.connection, prefix, onError: onRedisError });
+  const metrics = options.metrics ?? createServiceMetrics({ db: options.db, connection: options.connection, prefix, onError: onRedisError, installationWide: options.installationMetrics !== false });
   const closers: Array<() => Promise<void>> = [() => readiness.close()];
   if (!options.metrics) closers.push(() => metrics.close());
   // Fails at once while Redis is down, so a request never waits for a reconnect here.

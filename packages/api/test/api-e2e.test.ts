@@ -114,7 +114,8 @@ beforeAll(async () => {
   adminToken = (await createApiKey(db, { accountId: account.id, name: 'backoffice', scopes: ['admin'] })).token;
   platformToken = (await createApiKey(db, { accountId: null, name: 'ops', scopes: ['admin'] })).token;
   client = createDirsyncClient({ baseUrl, apiKey: adminToken, timeoutMs: 30_000 });
-  api = await start(['api'], { ...env, DIRSYNC_METRICS_PORT: String(apiMetricsPort) }, '"api started"');
+  // Installation-wide series are the scheduler's by default; this installation has no scheduler.
+  api = await start(['api'], { ...env, DIRSYNC_METRICS_PORT: String(apiMetricsPort), DIRSYNC_INSTALLATION_METRICS: 'true' }, '"api started"');
   worker = await start(['worker'], { ...env, DIRSYNC_WORKER_ID: 'e2e-worker' }, '"worker started"');
   services.push(api, worker);
 });
@@ -173,7 +174,7 @@ test('create, test, set the password (Sync All), read the users; the dashboard s
   expect((await fetch(`${workerOps}/readyz`)).status).toBe(200);
   expect(await (await fetch(`${workerOps}/metrics`)).text()).toMatch(/dirsync_sync_runs_total\{kind="ldap",mode="full",status="succeeded"\} 1/);
   // Per-integration series only on the internal metrics port, never on the public API port.
-  expect(await (await fetch(`${apiMetrics}/metrics`)).text()).toMatch(new RegExp(`dirsync_integration_seconds_since_last_success\\{integration_id="${integration.id}"`));
+  expect(await (await fetch(`${apiMetrics}/metrics`)).text()).toMatch(new RegExp(`dirsync_integration_last_success_timestamp_seconds\\{integration_id="${integration.id}"`));
   expect((await fetch(`${baseUrl}/metrics`)).status).toBe(404);
 
   // The queue dashboard in a real browser: the key is asked for with a Basic challenge.

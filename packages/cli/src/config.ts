@@ -269,6 +269,12 @@ export const configSchema = z.object({
   /** Internal port of /metrics (with /healthz, /readyz) of workers, schedulers and API servers; 0 serves none. */
   DIRSYNC_METRICS_PORT: z.coerce.number().int().min(0, 'DIRSYNC_METRICS_PORT must be 0–65535').max(65535, 'DIRSYNC_METRICS_PORT must be 0–65535').default(9464),
   /**
+   * Which process exports the installation-wide series (queues, integrations, runs, connectors,
+   * actions needed): `auto` the scheduler only (not `dirsync api` replicas), `true` this process
+   * too, `false` not this one. They are read from PostgreSQL and Redis, the same everywhere.
+   */
+  DIRSYNC_INSTALLATION_METRICS: z.enum(['auto', 'true', 'false'], { message: 'DIRSYNC_INSTALLATION_METRICS must be auto, true or false' }).default('auto'),
+  /**
    * Networks where customers' directories may be reached although the addresses are private,
    * loopback or link-local (a VPN, a private link): comma-separated CIDRs. Everything else but
    * public addresses is refused, and the platform's own Redis and PostgreSQL always are.

@@ -30,7 +30,7 @@ interface Manifest {
 let work: string;
 let renderer: string;
 let defaults: Values;
-let chart: { name: string; version: string; appVersion: string };
+let chart: { name: string; version: string; appVersion: string; [field: string]: unknown };
 let validate: ValidateFunction;
 
 beforeAll(async () => {
@@ -59,16 +59,16 @@ function schemaErrors(values: Values): string[] {
   return validate(values) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
 }
 
-async function renderFiles(values: Values, dir = chartDir): Promise<Record<string, string>> {
+async function renderFiles(values: Values, dir = chartDir, release = 'prod'): Promise<Record<string, string>> {
   const input = join(work, `input-${Math.random().toString(36).slice(2)}.json`);
-  await writeFile(input, JSON.stringify({ Values: values, Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion }, Release: { Name: 'prod', Namespace: 'dirsync' } }));
+  await writeFile(input, JSON.stringify({ Values: values, Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion }, Release: { Name: release, Namespace: 'dirsync' } }));
   const { stdout } = await execFileAsync(renderer, [dir, input], { maxBuffer: 16 * 1024 * 1024 });
   return JSON.parse(stdout);
 }
 
 /** Every rendered manifest, each YAML document parsed strictly (an error in any fails the test). */
-async function render(values: Values): Promise<Manifest[]> {
-  const files = await renderFiles(values);
+async function render(values: Values, release = 'prod'): Promise<Manifest[]> {
+  const files = await renderFiles(values, chartDir, release);
   const manifests: Manifest[] = [];
   for (const [path, text] of Object.entries(files)) {
     if (!path.endsWith('.yaml')) continue;
@@ -99,6 +99,16 @@ describe('the chart', () => {
     const rootPackage = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
     expect(chart.appVersion).toBe(rootPackage.version);
     expect(chart.name).toBe('dirsync');
+    // Helm's Chart.yaml (apiVersion v2) fields; anything else is silently ignored by Helm.
+    const fields = ['apiVersion', 'name', 'version', 'kubeVersion', 'description', 'type', 'keywords', 'home', 'sources', 'dependencies', 'maintainers', 'icon', 'appVersion', 'deprecated', 'annotations'];
+    expect(Object.keys(chart).filter((key) => !fields.includes(key))).toEqual([]);
+    expect(chart).toMatchObject({ apiVersion: 'v2', type: 'application' });
+  });
+
+  test('object names follow the release name, without repeating the chart name, or fullnameOverride', async () => {
+    const names = (manifests: Manifest[]) => manifests.filter((m) => m.kind === 'Deployment').map((m) => m.metadata.name).sort();
+    expect(names(await render(defaults, 'dirsync'))).toEqual(['dirsync-scheduler', 'dirsync-worker']);
+    expect(names(await render(variant((v) => (v.fullnameOverride = 'directory-sync')), 'prod'))).toEqual(['directory-sync-scheduler', 'directory-sync-worker']);
   });
 });
 

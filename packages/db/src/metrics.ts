@@ -1,6 +1,7 @@
 import type { Db } from './client.ts';
+import { type ActionNeeded, listActionsNeeded } from './connectors.ts';
 
-// The gauges of the scheduler / API process, read at scrape time. Ages are computed by
+// The gauges of the scheduler / API process, read at scrape time. Times and ages are computed by
 // PostgreSQL (its clock), so every replica scraping at once reports the same values.
 
 /** One integration as the per-integration gauges see it. */
@@ -10,8 +11,8 @@ export interface IntegrationGaugeRow {
   kind: string;
   status: string;
   enabled: boolean;
-  /** Seconds since the last successful sync; null until one succeeds. */
-  since_success: number | null;
+  /** Unix time (seconds) of the last successful sync; null until one succeeds. */
+  last_success: number | null;
   /** Seconds since the stored secret was set; null without a secret. */
   secret_age: number | null;
 }
@@ -20,7 +21,7 @@ export interface IntegrationGaugeRow {
 export async function readIntegrationGauges(db: Db): Promise<IntegrationGaugeRow[]> {
   return db.$client<IntegrationGaugeRow[]>`
     select i.id, i.account_id, i.kind, i.status, i.enabled,
-      extract(epoch from now() - i.last_success_at)::float8 as since_success,
+      extract(epoch from i.last_success_at)::float8 as last_success,
       case when i.secret_ciphertext is null then null else extract(epoch from now() - coalesce(
         (select max(a.created_at) from audit_events a where a.integration_id = i.id and a.action = 'integration.password_updated'),
         i.created_at))::float8 end as secret_age
@@ -66,4 +67,14 @@ export async function countIntegrationHoldings(db: Db, integrationId: string): P
   const [edges] = await db.$client<{ live: number }[]>`
     select count(*)::int as live from memberships where integration_id = ${integrationId} and deleted_at is null`;
   return { objects: [...objects], liveMemberships: edges?.live ?? 0 };
+}
+
+/** Actions needed by kind (see `listActionsNeeded`), every kind present (0 when none). */
+export type ActionCounts = Record<ActionNeeded['kind'], number>;
+
+/** Counts what `listActionsNeeded` lists, by kind: what alerts on rotations and consents read. */
+export async function countActionsNeeded(db: Db, now: Date = new Date()): Promise<ActionCounts> {
+  const counts: ActionCounts = { migrate_legacy_integration: 0, grant_consent: 0, rotation_failed: 0, certificate_expiring: 0, delete_old_app_registration: 0 };
+  for (const action of await listActionsNeeded(db, now)) counts[action.kind]++;
+  return counts;
 }

@@ -1,6 +1,6 @@
 import { CronExpressionParser } from 'cron-parser';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { countActiveRuns, readConnectorGauges, readIntegrationGauges, type ConnectorGaugeRow, type Db, type IntegrationGaugeRow } from '@dirsync/db';
+import { countActionsNeeded, countActiveRuns, readConnectorGauges, readIntegrationGauges, type ConnectorGaugeRow, type Db, type IntegrationGaugeRow } from '@dirsync/db';
 import { createQueueClient, type RedisConnection } from '@dirsync/jobs';
 
 /** Options of {@link createServiceMetrics}. */
@@ -11,6 +11,13 @@ export interface ServiceMetricsOptions {
   /** Default: a new registry with the process metrics. */
   readonly registry?: Registry;
   readonly onError?: (error: Error) => void;
+  /**
+   * Whether to register the installation-wide series (queues, integrations, runs, connectors,
+   * actions needed). They are read from PostgreSQL and Redis, so every process would report the
+   * same values: one process of the installation exporting them is enough (default true).
+   * Without them the registry has the process metrics only.
+   */
+  readonly installationWide?: boolean;
 }
 
 /** Metrics of the scheduler / API process, read from Redis and Postgres at scrape time. */
@@ -24,14 +31,16 @@ const queueStates = ['waiting', 'prioritized', 'active', 'delayed', 'failed'] as
 /**
  * Registers the installation-wide gauges, all computed when Prometheus scrapes (so any number of
  * replicas report the same values and nothing drifts): queue job counts by queue and state; per
- * integration the seconds since its last successful sync and the age of its stored secret;
+ * integration the time of its last successful sync, its status and the age of its stored secret;
  * integrations by kind and status; runs queued and running; per Entra connector the age and
- * remaining validity of its current certificate and the seconds until its next rotation.
+ * remaining validity of its current certificate and the seconds until its next rotation; the
+ * actions needed by kind.
  */
 export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMetrics {
   const registry = options.registry ?? new Registry();
   if (!options.registry) collectDefaultMetrics({ register: registry });
   const { db } = options;
+  if (options.installationWide === false) return { registry, close: async () => {} };
   // Every queue of the installation: each sync shard is a queue label of its own.
   const client = createQueueClient({ connection: options.connection, prefix: options.prefix, onError: options.onError });
   const queues = client.allQueues();
@@ -74,14 +83,29 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   };
 
   new Gauge({
-    name: 'dirsync_integration_seconds_since_last_success',
-    help: 'Seconds since the last successful sync of each enabled integration (absent until one succeeds)',
+    name: 'dirsync_integration_last_success_timestamp_seconds',
+    help: 'Unix time of the last successful sync of each enabled integration (absent until one succeeds)',
     labelNames: ['integration_id', 'account_id', 'kind'] as const,
     registers: [registry],
     async collect() {
       this.reset();
       for (const row of await integrationRows()) {
-        if (row.enabled && row.since_success !== null) this.set({ integration_id: row.id, account_id: row.account_id, kind: row.kind }, row.since_success);
+        if (row.enabled && row.last_success !== null) this.set({ integration_id: row.id, account_id: row.account_id, kind: row.kind }, row.last_success);
+      }
+    },
+  });
+
+  // A state set: 1 on the integration's current status (that of its last run, `new` before one,
+  // `needs_consent`), so an alert selects `status="failed"` per integration.
+  new Gauge({
+    name: 'dirsync_integration_status',
+    help: 'Status of each enabled integration: 1 on its current status (succeeded, failed, blocked, dry_run, new, needs_consent)',
+    labelNames: ['integration_id', 'account_id', 'kind', 'status'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const row of await integrationRows()) {
+        if (row.enabled) this.set({ integration_id: row.id, account_id: row.account_id, kind: row.kind, status: row.status }, 1);
       }
     },
   });
@@ -166,6 +190,17 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
           // An invalid stored cron is the rotation scheduler's to report; no value is better than a wrong one.
         }
       }
+    },
+  });
+
+  new Gauge({
+    name: 'dirsync_actions_needed',
+    help: 'What administrators must do, by kind (as `dirsync actions-needed` lists it): grant_consent, rotation_failed, certificate_expiring, …',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const [kind, n] of Object.entries(await countActionsNeeded(db))) this.set({ kind }, n);
     },
   });
 

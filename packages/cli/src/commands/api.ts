@@ -39,7 +39,12 @@ export interface HttpServers {
 export async function startHttpServer(
   ctx: Context,
   logger: Logger,
-  options: { serveApi: boolean; readinessChecks?: Readonly<Record<string, () => { readonly ok: boolean; readonly detail?: string }>> },
+  options: {
+    serveApi: boolean;
+    readinessChecks?: Readonly<Record<string, () => { readonly ok: boolean; readonly detail?: string }>>;
+    /** Whether DIRSYNC_INSTALLATION_METRICS=auto exports the installation-wide series here (default true: the scheduler). */
+    installationMetricsByDefault?: boolean;
+  },
 ): Promise<HttpServers> {
   const { config } = ctx;
   const server = await createApiServer({
@@ -59,6 +64,8 @@ export async function startHttpServer(
     rateLimitOnRedisDown: config.DIRSYNC_RATE_LIMIT_ON_REDIS_DOWN,
     serveApi: options.serveApi,
     readinessChecks: options.readinessChecks,
+    installationMetrics:
+      config.DIRSYNC_INSTALLATION_METRICS === 'auto' ? options.installationMetricsByDefault !== false : config.DIRSYNC_INSTALLATION_METRICS === 'true',
     console: {
       assetsDir: consoleAssetsDir,
       publicUrl: consoleUrlOf(config),
@@ -99,7 +106,8 @@ export function registerApiCommands(program: Command, withContext: WithContext):
       withContext(async (ctx) => {
         ctx.setRole('dirsync-api');
         const logger = ctx.logger('api');
-        const server = await startHttpServer(ctx, logger, { serveApi: true });
+        // API replicas leave the installation-wide series to the scheduler (DIRSYNC_INSTALLATION_METRICS).
+        const server = await startHttpServer(ctx, logger, { serveApi: true, installationMetricsByDefault: false });
         logger.info('api started');
         const signal = await shutdownSignal();
         logger.info({ signal }, 'api stopping: finishing requests in flight');
