@@ -98,8 +98,9 @@ apt_install chromium
 apt_install samba samba-ad-dc samba-ad-provision ldb-tools
 # The tests start their own PgBouncer (transaction mode) in front of PostgreSQL; no service runs.
 apt_install pgbouncer
-# The Helm chart's tests render its templates with Go's text/template (Helm itself is not installed).
-apt_install golang-go
+# The Helm chart's tests render its templates with Go's text/template (Helm itself is not installed)
+# and check the manifests against the Kubernetes API's models of python3-kubernetes.
+apt_install golang-go python3-kubernetes
 ensure_postgres
 ensure_redis
 

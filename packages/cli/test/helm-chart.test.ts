@@ -9,14 +9,16 @@ import { parse, parseAllDocuments } from 'yaml';
 import { configSchema, loadConfig, secretSettings } from '../src/config.ts';
 
 // Helm cannot be installed here. These tests check the chart with what can run: its values schema
-// with ajv, and its templates rendered by Go's text/template (the engine Helm uses) through
-// test/support/helm-render, which implements only the functions the chart calls. The manifests
-// are not checked against Kubernetes' own schemas (none are available offline).
+// with ajv, its templates rendered by Go's text/template (the engine Helm uses) through
+// test/support/helm-render, which implements only the functions the chart calls, and the rendered
+// manifests against the Kubernetes API's models of Debian's python3-kubernetes
+// (test/support/k8s-check.py: field names, types, required fields; custom resources skipped).
 
 const execFileAsync = promisify(execFile);
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const chartDir = join(root, 'docker/helm/dirsync');
 const rendererSource = fileURLToPath(new URL('./support/helm-render/main.go', import.meta.url));
+const kubernetesChecker = fileURLToPath(new URL('./support/k8s-check.py', import.meta.url));
 
 type Values = Record<string, any>;
 interface Manifest {
@@ -79,6 +81,17 @@ async function render(values: Values, release = 'prod'): Promise<Manifest[]> {
     }
   }
   return manifests;
+}
+
+/**
+ * The manifests checked against the Kubernetes API's models. Debian's own python3, where the
+ * bootstrap's python3-kubernetes is installed (another python3 may come first on PATH).
+ */
+async function kubernetesCheck(manifests: Manifest[]): Promise<{ checked: string[]; skipped: string[]; problems: string[] }> {
+  const input = join(work, `manifests-${Math.random().toString(36).slice(2)}.json`);
+  await writeFile(input, JSON.stringify(manifests));
+  const { stdout } = await execFileAsync('/usr/bin/python3', [kubernetesChecker, input], { maxBuffer: 16 * 1024 * 1024 });
+  return JSON.parse(stdout);
 }
 
 function one(manifests: Manifest[], kind: string, name: string): Manifest {
@@ -312,6 +325,51 @@ describe('the templates rendered with the default values', () => {
       { ports: [{ port: 'http', protocol: 'TCP' }] },
       { from: [prometheus], ports: [{ port: 'metrics', protocol: 'TCP' }] },
     ]);
+  });
+});
+
+describe("the rendered manifests against the Kubernetes API's models", () => {
+  test('every object of the default values and of the variants has only known fields, of the right types, with the required ones', async () => {
+    const variants = [
+      defaults,
+      variant((v) => {
+        v.worker.keda.enabled = true;
+        v.serviceMonitor.enabled = true;
+        v.imagePullSecrets = [{ name: 'registry' }];
+        v.scheduler.tolerations = [{ key: 'dedicated', operator: 'Equal', value: 'dirsync', effect: 'NoSchedule' }];
+        v.scheduler.nodeSelector = { 'kubernetes.io/os': 'linux' };
+      }),
+      variant((v) => {
+        v.networkPolicy.apiFrom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } } }];
+        v.networkPolicy.workerEgress = [{ to: [{ ipBlock: { cidr: '10.20.0.0/16' } }], ports: [{ port: 636, protocol: 'TCP' }] }];
+        v.secrets.keys.DIRSYNC_OIDC_CLIENT_SECRET = 'oidc-client-secret';
+        v.scheduler.service.type = 'LoadBalancer';
+        v.scheduler.service.annotations = { 'service.beta.kubernetes.io/aws-load-balancer-internal': 'true' };
+      }),
+    ];
+    for (const values of variants) {
+      const result = await kubernetesCheck(await render(values));
+      expect(result.problems).toEqual([]);
+      expect(result.checked.length).toBeGreaterThanOrEqual(9);
+      // Custom resources have no model here: KEDA's and the Prometheus Operator's CRDs are not checked.
+      expect(result.skipped.every((kind) => ['keda.sh/v1alpha1 ScaledObject', 'monitoring.coreos.com/v1 ServiceMonitor'].includes(kind))).toBe(true);
+    }
+  });
+
+  test('the check finds a misspelt field, a wrong type and a missing required field', async () => {
+    const manifests = await render(defaults);
+    const broken = structuredClone(one(manifests, 'Deployment', 'prod-dirsync-worker'));
+    broken.spec.template.spec.containers[0].imagePullPolice = 'Always';
+    broken.spec.template.spec.containers[0].ports[0].containerPort = '9464';
+    delete broken.spec.selector;
+    const result = await kubernetesCheck([broken]);
+    expect(result.problems.sort()).toEqual(
+      [
+        'Deployment/prod-dirsync-worker.spec.template.spec.containers[0].imagePullPolice: not a field of V1Container',
+        "Deployment/prod-dirsync-worker.spec.template.spec.containers[0].ports[0].containerPort: expected int, got str '9464'",
+        'Deployment/prod-dirsync-worker.spec: Invalid value for `selector`, must not be `None`',
+      ].sort(),
+    );
   });
 });
 
