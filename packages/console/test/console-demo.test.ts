@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { generateSecretKey } from '@dirsync/db';
+import { close, connect, generateSecretKey } from '@dirsync/db';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 import type { Browser } from 'playwright-core';
 import { baseEnv, checkPage, dirsyncBin, freePort, launchBrowser, openContext, signInWithLink } from './harness.ts';
@@ -37,14 +37,13 @@ afterAll(async () => {
 
 test('demo --console prints the console and a sign-in link that opens the three integrations, and stops on Ctrl-C', async () => {
   const port = await freePort();
-  const child = spawn(dirsyncBin, ['demo', '--console', '--users', '40', '--groups', '3', '--members', '5'], {
+  const child = spawn(dirsyncBin, ['demo', '--console', '--port', String(port), '--users', '40', '--groups', '3', '--members', '5'], {
     env: {
       ...baseEnv(),
       DATABASE_URL: database.url,
       REDIS_URL: testRedisUrl,
       DIRSYNC_QUEUE_PREFIX: prefix.prefix,
       DIRSYNC_SECRET_KEY: generateSecretKey(),
-      PORT: String(port),
       DIRSYNC_API_HOST: '127.0.0.1',
       DIRSYNC_METRICS_PORT: '0',
     },
@@ -63,6 +62,9 @@ test('demo --console prints the console and a sign-in link that opens the three 
     { timeoutMs: 180_000, intervalMs: 200, what: 'the demo to print its sign-in link' },
   );
   const consoleUrl = `http://127.0.0.1:${port}`;
+  // The demo keeps its data in a database of its own, not in DATABASE_URL's.
+  const runDatabase = /^database (\S+) and queue prefix \S+: made for this run/m.exec(output)?.[1];
+  expect(runDatabase).toMatch(/^dirsync_demo_[0-9a-f]+$/);
   expect(output).toContain(`console: ${consoleUrl}/console/`);
   expect(new URL(link).pathname).toBe('/console/auth/link');
   expect(output).toMatch(/Active Directory: ldaps:\/\//);
@@ -101,4 +103,11 @@ test('demo --console prints the console and a sign-in link that opens the three 
   expect(output.trimEnd().endsWith('demo stopped')).toBe(true);
   // Everything the demo started has stopped: the console no longer answers.
   await expect(fetch(`${consoleUrl}/healthz`)).rejects.toThrow();
+  // And its database is gone.
+  const db = connect(database.url, { max: 1 });
+  try {
+    await expect(db.$client`select 1 from pg_database where datname = ${runDatabase ?? ''}`).resolves.toHaveLength(0);
+  } finally {
+    await close(db);
+  }
 }, timeoutMs);

@@ -25,3 +25,4 @@ export * from './contents.ts';
 export * from './retention.ts';
 export * from './changes.ts';
 export * from './webhooks.ts';
+export * from './scratch-database.ts';

@@ -15,3 +15,4 @@ export * from './queue-client.ts';
 export * from './queue-worker.ts';
 export * from './cron.ts';
 export * from './webhook.ts';
+export * from './prefix-cleanup.ts';

@@ -5,11 +5,6 @@ import {
   createConnector,
   createConsoleSignInLink,
   createIntegration,
-  ensureDatabase,
-  getAccount,
-  listIntegrations,
-  migrate,
-  removeIntegration,
   setLegacyMigrationDeadline,
 } from '@dirsync/db';
 import { generateCertificate, validateSettings } from '@dirsync/providers';
@@ -28,22 +23,14 @@ import {
 } from '@dirsync/testkit';
 import { createContext, type Context } from '../context.ts';
 import { ldapIntegrationSettings } from '../local-directory.ts';
-import { startService, type ChildService } from '../services.ts';
 import { demoLogDir, demoServiceEnv } from './demo-env.ts';
+import { createDemoRun, DemoInterrupted, type DemoRun, type DemoWatch, freeLocalPort, watchDemo } from './demo-run.ts';
 
 /** How long the printed sign-in link works. */
 const linkMinutes = 60;
 
 /** Days until the demo's deadline for migrating legacy Entra ID integrations. */
 const migrationDays = 30;
-
-/** Resolves on the first SIGINT (Ctrl-C) or SIGTERM. */
-function stopSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-}
 
 /** Settings validated as `dirsync integrations add` stores them (defaults applied). */
 function validated(kind: string, settings: Record<string, unknown>): Record<string, unknown> {
@@ -133,21 +120,27 @@ async function setUpEntra(ctx: Context, emulator: EntraEmulator, accountId: stri
  * `dirsync demo --console`: the demo's directories, the API with the console, a scheduler and a
  * worker, kept running until Ctrl-C (or SIGTERM), then everything it started is stopped.
  */
-export async function consoleDemo(size: { users: number; groups: number; members: number }, say: (line: string) => void): Promise<void> {
-  const stopped = stopSignal();
-  const ctx = createContext();
-  const services: ChildService[] = [];
+export async function consoleDemo(
+  size: { users: number; groups: number; members: number },
+  options: { port?: number | undefined; breakService?: string | undefined },
+  say: (line: string) => void,
+): Promise<void> {
+  const base = createContext();
+  let run: DemoRun | undefined;
+  let ctx: Context | undefined;
+  let watch: DemoWatch | undefined;
   let slapd: SlapdServer | undefined;
   let samba: SambaServer | undefined;
   let emulator: EntraEmulator | undefined;
   try {
     await mkdir(demoLogDir, { recursive: true });
-    say(`database ${new URL(ctx.config.DATABASE_URL).pathname.slice(1)}: migrating`);
-    await ensureDatabase(ctx.config.DATABASE_URL);
-    await migrate(ctx.config.DATABASE_URL);
+    run = await createDemoRun(base.config);
+    say(`database ${run.databaseName} and queue prefix ${run.queuePrefix}: made for this run, dropped when it ends`);
+    ctx = createContext(demoServiceEnv(base, run));
+    watch = watchDemo(run);
     const db = ctx.db();
-    const port = ctx.config.PORT;
-    const consoleUrl = (ctx.config.DIRSYNC_CONSOLE_URL ?? `http://127.0.0.1:${port}`).replace(/\/+$/, '');
+    const port = options.port ?? (await freeLocalPort());
+    const consoleUrl = (base.config.DIRSYNC_CONSOLE_URL ?? `http://127.0.0.1:${port}`).replace(/\/+$/, '');
 
     say(`starting the directories: a throwaway slapd (${size.users} users), a Samba AD domain controller, an emulated Microsoft Entra ID`);
     const [ldap, ad, entra] = await Promise.all([
@@ -165,8 +158,8 @@ export async function consoleDemo(size: { users: number; groups: number; members
     }
     say(`  Entra ID: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS with its own test CA: a browser warns about its pages)`);
 
-    const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
-    for (const old of await listIntegrations(db, { accountId: account.id })) await removeIntegration(db, old.id);
+    // The run's database is new: the account and its integrations are this demo's alone.
+    const account = await createAccount(db, { name: 'demo' });
     await createIntegration(
       db,
       { accountId: account.id, kind: 'ldap', name: 'Demo directory', description: 'generated OpenLDAP directory of the demo', settings: ldapIntegrationSettings(slapd) as Record<string, unknown> },
@@ -185,14 +178,16 @@ export async function consoleDemo(size: { users: number; groups: number; members
     await setLegacyMigrationDeadline(db, deadline);
     say(`account "demo": ${'reason' in ad ? 2 : 3} integrations; "Fabrikam" is a legacy Entra ID integration (its own app ${legacy.legacyClientId}) to migrate to connector "${legacy.connectorName}" before ${deadline.toISOString().slice(0, 10)}`);
 
-    const env = demoServiceEnv(ctx);
-    services.push(startService('api', ['api'], { ...env, PORT: String(port), DIRSYNC_API_HOST: ctx.config.DIRSYNC_API_HOST, DIRSYNC_CONSOLE_URL: consoleUrl }, `${demoLogDir}/demo-console-api.log`));
-    services.push(startService('scheduler', ['scheduler'], env, `${demoLogDir}/demo-console-scheduler.log`));
-    services.push(startService('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: 'demo-console-worker' }, `${demoLogDir}/demo-console-worker.log`));
-    const api = services[0];
+    const env = demoServiceEnv(base, run);
+    const breaking = (name: string) => (options.breakService === name ? { DIRSYNC_METRICS_PORT: 'none' } : {});
+    const live = watch;
+    live.start('api', ['api'], { ...env, PORT: String(port), DIRSYNC_API_HOST: base.config.DIRSYNC_API_HOST, DIRSYNC_CONSOLE_URL: consoleUrl, ...breaking('api') });
+    live.start('scheduler', ['scheduler'], { ...env, ...breaking('scheduler') });
+    live.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...breaking('worker') });
     await waitFor(
       async () => {
-        if (api && api.child.exitCode !== null) throw new Error(`the API exited (${api.child.exitCode}): is port ${port} taken? See .tmp/demo-console-api.log (PORT chooses another)`);
+        // An API that cannot listen (its port taken) exits: the watch reports it with its output.
+        live.check();
         const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
           (r) => r.ok,
           () => false,
@@ -201,21 +196,26 @@ export async function consoleDemo(size: { users: number; groups: number; members
       },
       { timeoutMs: 120_000, intervalMs: 200, what: 'the API to answer' },
     );
-    say('started the API with the console, a scheduler and a worker (logs in .tmp/demo-console-*.log)\n');
+    say(`started the API with the console, a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
 
     const { token } = await createConsoleSignInLink(db, { accountId: account.id, role: 'admin', ttlMs: linkMinutes * 60_000, createdBy: 'demo' });
     say(`console: ${consoleUrl}/console/`);
     say(`sign in: ${consoleUrl}/console/auth/link?token=${encodeURIComponent(token)}`);
     say(`  (a one-time link for account "demo" as admin, valid ${linkMinutes} minutes; \`dirsync console login --account demo\` prints another)`);
     say('press Ctrl-C to stop the demo');
-    const signal = await stopped;
-    say(`\n${signal}: stopping the demo`);
+    // Until Ctrl-C, or until a process of the demo exits (then the demo fails, naming it).
+    throw await live.failed;
+  } catch (error) {
+    if (!(error instanceof DemoInterrupted)) throw error;
+    say(`\n${error.message}`);
   } finally {
-    for (const service of services.reverse()) await service.stop();
+    await watch?.stop();
     await slapd?.stop();
     await samba?.stop();
     await emulator?.close();
-    await ctx.close();
+    await ctx?.close();
+    await run?.drop();
+    await base.close();
   }
   say('demo stopped');
 }

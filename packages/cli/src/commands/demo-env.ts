@@ -8,24 +8,25 @@ export const demoLogDir = fileURLToPath(new URL('../../../../.tmp', import.meta.
 const demoNetworks = ['127.0.0.0/8', '::1/128'];
 
 /**
- * Environment of the demo's scheduler and worker processes: the demo's database, queues and key,
- * a fast scheduler tick, and no listening ports (the demo's scheduler serves no API and no
- * metrics, and must not collide with a running installation).
+ * Environment of the demo's own context and of its scheduler and worker processes: the run's own
+ * database and queue prefix, the key, a fast scheduler tick, and no listening ports (the demo's
+ * scheduler serves no API and binds nothing, its processes serve no metrics: two demos, or a demo
+ * next to a running installation, never collide on a port).
  */
-export function demoServiceEnv(ctx: Context): Record<string, string> {
+export function demoServiceEnv(ctx: Context, run: { readonly databaseUrl: string; readonly queuePrefix: string }): Record<string, string> {
   return {
-    DATABASE_URL: ctx.config.DATABASE_URL,
+    DATABASE_URL: run.databaseUrl,
     REDIS_URL: ctx.config.REDIS_URL,
     DIRSYNC_REDIS_MODE: ctx.config.DIRSYNC_REDIS_MODE,
     DIRSYNC_SYNC_SHARDS: String(ctx.config.DIRSYNC_SYNC_SHARDS),
-    DIRSYNC_QUEUE_PREFIX: ctx.config.DIRSYNC_QUEUE_PREFIX,
+    DIRSYNC_QUEUE_PREFIX: run.queuePrefix,
     DIRSYNC_SECRET_KEY: ctx.config.DIRSYNC_SECRET_KEY ?? '',
     DIRSYNC_SCHEDULER_TICK: '*/2 * * * * *',
     DIRSYNC_SCHEDULER_API: 'false',
     PORT: '0',
     DIRSYNC_METRICS_PORT: '0',
     // The demo's directories (slapd, Samba, the Entra emulator) listen on loopback: allowed explicitly.
-    DIRSYNC_ALLOWED_NETWORKS: [...ctx.config.DIRSYNC_ALLOWED_NETWORKS.map((n) => n.text), ...demoNetworks].join(','),
+    DIRSYNC_ALLOWED_NETWORKS: [...new Set([...ctx.config.DIRSYNC_ALLOWED_NETWORKS.map((n) => n.text), ...demoNetworks])].join(','),
     LOG_LEVEL: 'info',
   };
 }

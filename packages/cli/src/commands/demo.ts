@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import type { SyncMode } from '@dirsync/contracts';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Attribute, Change, type Client } from 'ldapts';
 import {
   createAccount,
@@ -8,15 +8,10 @@ import {
   getConnector,
   listConnectorCredentials,
   listActionsNeeded,
-  ensureDatabase,
   countIntegrationHoldings,
-  getAccount,
   getRun,
-  listIntegrations,
   listRuns,
-  migrate,
   readIntegrationContents,
-  removeIntegration,
   type Run,
 } from '@dirsync/db';
 import {
@@ -40,18 +35,20 @@ import { createContext, type Context } from '../context.ts';
 import { table } from '../format.ts';
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { describeRun } from '../report.ts';
-import { startService, type ChildService } from '../services.ts';
 import { requestIntegrationSync } from './sync.ts';
 import { consoleDemo } from './demo-console.ts';
 import { demoLogDir, demoServiceEnv } from './demo-env.ts';
+import { createDemoRun, DemoInterrupted, type DemoRun, type DemoWatch, watchDemo } from './demo-run.ts';
 
 const logDir = demoLogDir;
 
 const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
 
-async function waitForFinishedRun(ctx: Context, find: () => Promise<Run | undefined>, what: string): Promise<Run> {
+async function waitForFinishedRun(watch: DemoWatch, find: () => Promise<Run | undefined>, what: string): Promise<Run> {
   return waitFor(
     async () => {
+      // A process of the demo that exited, or Ctrl-C, ends the wait at once.
+      watch.check();
       const run = await find();
       return run && finalStatuses.has(run.status) ? run : undefined;
     },
@@ -60,9 +57,9 @@ async function waitForFinishedRun(ctx: Context, find: () => Promise<Run | undefi
 }
 
 /** Asks for a sync as another service would (enqueue client) and waits for its run to end. */
-async function requestAndWait(ctx: Context, integrationId: string, mode: SyncMode, what: string): Promise<Run> {
+async function requestAndWait(ctx: Context, watch: DemoWatch, integrationId: string, mode: SyncMode, what: string): Promise<Run> {
   const job = await requestIntegrationSync(ctx, { integrationId, mode, trigger: 'manual', dryRun: false, requestedBy: 'demo' });
-  return waitForFinishedRun(ctx, () => getRun(ctx.db(), job.runId), what);
+  return waitForFinishedRun(watch, () => getRun(ctx.db(), job.runId), what);
 }
 
 /** What PostgreSQL holds for an integration: live and soft-deleted objects by type, live edges. */
@@ -115,84 +112,120 @@ export function registerDemoCommand(program: Command): void {
       '--console',
       'run the directories (LDAP, Samba AD when installed, an emulated Entra ID tenant with a legacy integration to migrate), the API with the console, a scheduler and a worker until Ctrl-C, and print a sign-in link',
     )
-    .action(async (flags: { users: string; groups: string; members: string; entra?: boolean; realistic?: boolean; console?: boolean }) => {
+    .option('--port <n>', 'with --console: the port of the API and the console (default: a free one)')
+    // Lets the demo's own tests make one of its processes fail at start (an invalid setting):
+    // the demo must then stop at once and say which process exited and why.
+    .addOption(new Option('--break-service <name>', 'start this process of the demo with an invalid setting').choices(['scheduler', 'worker', 'api']).hideHelp())
+    .action(async (flags: { users: string; groups: string; members: string; entra?: boolean; realistic?: boolean; console?: boolean; port?: string; breakService?: string }) => {
       const say = (line: string) => console.log(line);
+      const size = { users: Number(flags.users), groups: Number(flags.groups), members: Number(flags.members) };
+      const port = flags.port === undefined ? undefined : Number(flags.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) throw new InvalidArgumentError('--port must be 1–65535');
+      if (port !== undefined && !flags.console) throw new InvalidArgumentError('--port applies to the console demo: add --console');
       if (flags.realistic && !flags.entra) throw new InvalidArgumentError('--realistic applies to the Entra ID demo: add --entra');
       if (flags.console) {
         if (flags.entra) throw new InvalidArgumentError('--console runs every kind of directory, Entra ID included: leave out --entra');
-        await consoleDemo({ users: Number(flags.users), groups: Number(flags.groups), members: Number(flags.members) }, say);
+        await consoleDemo(size, { port, breakService: flags.breakService }, say);
         return;
       }
       if (flags.entra) {
-        await entraDemo({ users: Number(flags.users), groups: Number(flags.groups), members: Number(flags.members) }, flags.realistic === true, say);
+        await inDemoRun(say, (run, ctx, watch) => entraDemo(run, ctx, watch, size, flags.realistic === true, flags.breakService, say));
         return;
       }
-      const users = Number(flags.users);
-      const ctx = createContext();
-      const services: ChildService[] = [];
-      let server: SlapdServer | undefined;
-      try {
-        await mkdir(logDir, { recursive: true });
-        say(`database ${new URL(ctx.config.DATABASE_URL).pathname.slice(1)}: migrating`);
-        await ensureDatabase(ctx.config.DATABASE_URL);
-        await migrate(ctx.config.DATABASE_URL);
-
-        say(`starting a throwaway slapd with ${users} users and ${flags.groups} groups of ${flags.members} members (StartTLS, test CA)`);
-        server = await startSlapd({ tls: true, data: { users, groups: Number(flags.groups), membersPerGroup: Number(flags.members), timestamp: new Date(Date.now() - 86_400_000) } });
-        say(`  ${server.url}`);
-
-        const db = ctx.db();
-        const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
-        for (const old of await listIntegrations(db, { accountId: account.id })) await removeIntegration(db, old.id);
-        const integration = await createIntegration(
-          db,
-          {
-            accountId: account.id,
-            kind: 'ldap',
-            name: 'Demo directory',
-            description: 'generated OpenLDAP directory of the demo',
-            settings: ldapIntegrationSettings(server) as Record<string, unknown>,
-          },
-          { ring: ctx.keyRing(), plaintext: server.readerPassword },
-        );
-        say(`account "demo", integration ${integration.id} (read-only service account ${server.readerDn})`);
-
-        const env = demoServiceEnv(ctx);
-        services.push(startService('scheduler', ['scheduler'], env, `${logDir}/demo-scheduler.log`));
-        services.push(startService('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: 'demo-worker-1' }, `${logDir}/demo-worker.log`));
-        say(`started a scheduler and a worker (logs in .tmp/demo-*.log)\n`);
-
-        say('1. the scheduler sees the new integration and enqueues its first sync (a full sync: there is no cursor yet)');
-        const first = await waitForFinishedRun(ctx, async () => (await listRuns(db, { integrationId: integration.id, limit: 1 }))[0], 'the first scheduled sync');
-        say(`${describeRun(first)}\n`);
-
-        say('2. changing the directory:');
-        await changeDirectory(server, users, say);
-        say('   asking for a delta sync now (as another service would, through the enqueue client)');
-        const deltaRun = await requestAndWait(ctx, integration.id, 'delta', 'the delta sync');
-        say(`${describeRun(deltaRun)}\n`);
-
-        say('3. a full sync (mark and sweep) finds the deleted entries');
-        const fullRun = await requestAndWait(ctx, integration.id, 'full', 'the full sync');
-        say(`${describeRun(fullRun)}\n`);
-
-        say(await describeHoldings(ctx, integration.id));
-        say('\nall runs:');
-        const runs = await listRuns(db, { integrationId: integration.id, limit: 10 });
-        say(table(['run', 'mode', 'trigger', 'status', 'created', 'updated', 'unchanged', 'deleted'], runs.reverse().map((r) => [r.id, r.mode, r.trigger, r.status, r.created, r.updated, r.unchanged, r.deleted])));
-        const failed = [first, deltaRun, fullRun].filter((r) => r.status !== 'succeeded');
-        if (failed.length > 0) {
-          process.exitCode = 1;
-          say(`\n${failed.length} run(s) did not succeed: see .tmp/demo-worker.log`);
-        } else {
-          say('\ndemo finished: every run succeeded');
-        }
-      } finally {
-        for (const service of services.reverse()) await service.stop();
-        await server?.stop();
-        await ctx.close();
-      }
+      await inDemoRun(say, (run, ctx, watch) => ldapDemo(run, ctx, watch, size, flags.breakService, say));
     });
+}
+
+/**
+ * Runs a demo in a database and queue prefix of its own, made for this run and dropped when it
+ * ends, whether it succeeded, failed or was interrupted: then everything it started is stopped.
+ */
+async function inDemoRun(say: (line: string) => void, demo: (run: DemoRun, ctx: Context, watch: DemoWatch) => Promise<void>): Promise<void> {
+  const base = createContext();
+  await mkdir(logDir, { recursive: true });
+  let run: DemoRun | undefined;
+  let ctx: Context | undefined;
+  let watch: DemoWatch | undefined;
+  try {
+    run = await createDemoRun(base.config);
+    say(`database ${run.databaseName} and queue prefix ${run.queuePrefix}: made for this run, dropped when it ends`);
+    ctx = createContext(demoServiceEnv(base, run));
+    watch = watchDemo(run);
+    await demo(run, ctx, watch);
+  } catch (error) {
+    if (!(error instanceof DemoInterrupted)) throw error;
+    say(`\n${error.message}`);
+    process.exitCode = 130;
+  } finally {
+    await watch?.stop();
+    await ctx?.close();
+    await run?.drop();
+    await base.close();
+  }
+}
+
+/** An environment that makes a dirsync process refuse to start (for {@link DemoWatch}'s test). */
+const breaking = { DIRSYNC_METRICS_PORT: 'none' };
+
+/** `dirsync demo`: a generated OpenLDAP directory through a real scheduler and worker. */
+async function ldapDemo(run: DemoRun, ctx: Context, watch: DemoWatch, size: { users: number; groups: number; members: number }, breakService: string | undefined, say: (line: string) => void): Promise<void> {
+  const users = size.users;
+  let server: SlapdServer | undefined;
+  try {
+    say(`starting a throwaway slapd with ${users} users and ${size.groups} groups of ${size.members} members (StartTLS, test CA)`);
+    server = await startSlapd({ tls: true, data: { users, groups: size.groups, membersPerGroup: size.members, timestamp: new Date(Date.now() - 86_400_000) } });
+    say(`  ${server.url}`);
+
+    const db = ctx.db();
+    // The run's database is new: the account and its integration are this demo's alone.
+    const account = await createAccount(db, { name: 'demo' });
+    const integration = await createIntegration(
+      db,
+      {
+        accountId: account.id,
+        kind: 'ldap',
+        name: 'Demo directory',
+        description: 'generated OpenLDAP directory of the demo',
+        settings: ldapIntegrationSettings(server) as Record<string, unknown>,
+      },
+      { ring: ctx.keyRing(), plaintext: server.readerPassword },
+    );
+    say(`account "demo", integration ${integration.id} (read-only service account ${server.readerDn})`);
+
+    const env = demoServiceEnv(ctx, run);
+    watch.start('scheduler', ['scheduler'], { ...env, ...(breakService === 'scheduler' ? breaking : {}) });
+    watch.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...(breakService === 'worker' ? breaking : {}) });
+    say(`started a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
+
+    say('1. the scheduler sees the new integration and enqueues its first sync (a full sync: there is no cursor yet)');
+    const first = await waitForFinishedRun(watch, async () => (await listRuns(db, { integrationId: integration.id, limit: 1 }))[0], 'the first scheduled sync');
+    say(`${describeRun(first)}\n`);
+
+    say('2. changing the directory:');
+    await changeDirectory(server, users, say);
+    say('   asking for a delta sync now (as another service would, through the enqueue client)');
+    const deltaRun = await requestAndWait(ctx, watch, integration.id, 'delta', 'the delta sync');
+    say(`${describeRun(deltaRun)}\n`);
+
+    say('3. a full sync (mark and sweep) finds the deleted entries');
+    const fullRun = await requestAndWait(ctx, watch, integration.id, 'full', 'the full sync');
+    say(`${describeRun(fullRun)}\n`);
+
+    say(await describeHoldings(ctx, integration.id));
+    say('\nall runs:');
+    const runs = await listRuns(db, { integrationId: integration.id, limit: 10 });
+    say(table(['run', 'mode', 'trigger', 'status', 'created', 'updated', 'unchanged', 'deleted'], runs.reverse().map((r) => [r.id, r.mode, r.trigger, r.status, r.created, r.updated, r.unchanged, r.deleted])));
+    const failed = [first, deltaRun, fullRun].filter((r) => r.status !== 'succeeded');
+    if (failed.length > 0) {
+      process.exitCode = 1;
+      say(`\n${failed.length} run(s) did not succeed: see ${run.logFile('worker')}`);
+    } else {
+      say('\ndemo finished: every run succeeded');
+    }
+  } finally {
+    await watch.stop();
+    await server?.stop();
+  }
 }
 
 /** The difficulties a realistic emulated tenant puts on, in words. */
@@ -215,15 +248,17 @@ function describeRealism(realism: EntraRealism): string {
 }
 
 /** `dirsync demo --entra`: an emulated tenant synced through a connector by real processes. */
-async function entraDemo(size: { users: number; groups: number; members: number }, realistic: boolean, say: (line: string) => void): Promise<void> {
-  const ctx = createContext();
-  const services: ChildService[] = [];
+async function entraDemo(
+  run: DemoRun,
+  ctx: Context,
+  watch: DemoWatch,
+  size: { users: number; groups: number; members: number },
+  realistic: boolean,
+  breakService: string | undefined,
+  say: (line: string) => void,
+): Promise<void> {
   let emulator: EntraEmulator | undefined;
   try {
-    await mkdir(logDir, { recursive: true });
-    say(`database ${new URL(ctx.config.DATABASE_URL).pathname.slice(1)}: migrating`);
-    await ensureDatabase(ctx.config.DATABASE_URL);
-    await migrate(ctx.config.DATABASE_URL);
     const db = ctx.db();
     // A demo tenant is small: a tight budget makes the throttling (429 + Retry-After) show.
     const realism = realistic ? realisticEntraBehaviour({ throttle: { perAppPerTenant: { requests: 8, windowMs: 1_000 }, perTenant: { requests: 12, windowMs: 1_000 } } }) : undefined;
@@ -231,7 +266,8 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     say(`started the Entra ID / Microsoft Graph emulator: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS, its own CA, trusted by this connector only)`);
     if (realism) say(`  behaving as a real tenant at its most difficult: ${describeRealism(realism)}`);
     const connectorName = `demo-${Date.now().toString(36)}`;
-    const account = (await getAccount(db, 'demo')) ?? (await createAccount(db, { name: 'demo' }));
+    // The run's database is new: the account, connector and integration are this demo's alone.
+    const account = await createAccount(db, { name: 'demo' });
     const setup = await setUpEmulatedConnector(db, ctx.keyRing(), emulator, connectorName, account.id);
     say(`connector "${connectorName}": app ${setup.appId}, certificate generated (private key stored encrypted)`);
     say(`the customer's administrator opened the admin-consent URL and approved:\n  ${setup.consentUrl.replace(/state=[^&]+/, 'state=…')}`);
@@ -247,7 +283,6 @@ async function entraDemo(size: { users: number; groups: number; members: number 
       say(`  and 2 large groups: "All staff" (${generated.userIds.length} members) and one of ${tenant.membersOf(nested.id).length} users and groups`);
     }
 
-    for (const old of await listIntegrations(db, { accountId: account.id })) await removeIntegration(db, old.id);
     const integration = await createIntegration(db, {
       accountId: account.id,
       kind: 'entra_id',
@@ -257,15 +292,16 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     });
     say(`account "demo", integration ${integration.id}`);
 
-    const env = demoServiceEnv(ctx);
-    services.push(startService('scheduler', ['scheduler'], env, `${logDir}/demo-entra-scheduler.log`));
-    services.push(startService('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: 'demo-entra-worker' }, `${logDir}/demo-entra-worker.log`));
-    say('started a scheduler and a worker (logs in .tmp/demo-entra-*.log)\n');
+    const env = demoServiceEnv(ctx, run);
+    watch.start('scheduler', ['scheduler'], { ...env, ...(breakService === 'scheduler' ? breaking : {}) });
+    watch.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...(breakService === 'worker' ? breaking : {}) });
+    say(`started a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
 
     say('1. the scheduler enqueues the first sync (full: the initial Graph delta rounds) and the connector\'s first daily certificate rotation');
-    const first = await waitForFinishedRun(ctx, async () => (await listRuns(db, { integrationId: integration.id, limit: 1 }))[0], 'the first scheduled sync');
+    const first = await waitForFinishedRun(watch, async () => (await listRuns(db, { integrationId: integration.id, limit: 1 }))[0], 'the first scheduled sync');
     say(`${describeRun(first)}\n`);
     const rotated = await waitFor(async () => {
+      watch.check();
       const connector = await getConnector(db, setup.connectorId);
       return connector?.lastRotationStatus ? connector : undefined;
     }, { timeoutMs: 2 * 60_000, intervalMs: 200, what: 'the scheduled certificate rotation' });
@@ -289,12 +325,12 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     say('  deleted 2 users (one to the recycle bin, one for good): Graph reports both as @removed, so the delta deletes them');
     tenant.updateUser(u0, { department: null });
     say('  cleared the department of one user (Graph sends the changed property as null; the others stay)');
-    const deltaRun = await requestAndWait(ctx, integration.id, 'delta', 'the delta sync');
+    const deltaRun = await requestAndWait(ctx, watch, integration.id, 'delta', 'the delta sync');
     say(`${describeRun(deltaRun)}\n`);
 
     say('3. Graph forgets the delta token (as after 7 days): the next delta runs as a full sync and says why');
     emulator.expireDeltaTokens(setup.customerTenantId);
-    const expiredRun = await requestAndWait(ctx, integration.id, 'delta', 'the delta sync after expiry');
+    const expiredRun = await requestAndWait(ctx, watch, integration.id, 'delta', 'the delta sync after expiry');
     say(`${describeRun(expiredRun)}\n`);
     const runs = [first, deltaRun, expiredRun];
 
@@ -302,8 +338,8 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     if (realism) {
       say('4. every change is visible to Graph once replication caught up: one more delta, then the copy is compared with the tenant');
       const replicated = changedAt + (realism.replicationLagMs ?? 0);
-      await waitFor(async () => (Date.now() >= replicated ? true : undefined), { timeoutMs: 60_000, intervalMs: 100, what: 'the emulated replication' });
-      const settledRun = await requestAndWait(ctx, integration.id, 'delta', 'the last delta sync');
+      await waitFor(async () => { watch.check(); return Date.now() >= replicated ? true : undefined; }, { timeoutMs: 60_000, intervalMs: 100, what: 'the emulated replication' });
+      const settledRun = await requestAndWait(ctx, watch, integration.id, 'delta', 'the last delta sync');
       say(`${describeRun(settledRun)}\n`);
       runs.push(settledRun);
     }
@@ -323,13 +359,12 @@ async function entraDemo(size: { users: number; groups: number; members: number 
     const failed = runs.filter((r) => r.status !== 'succeeded');
     if (failed.length > 0 || rotated.lastRotationStatus !== 'succeeded' || differences.length > 0) {
       process.exitCode = 1;
-      say('\nsomething did not succeed: see .tmp/demo-entra-worker.log');
+      say(`\nsomething did not succeed: see ${run.logFile('worker')}`);
     } else {
       say('\ndemo finished: every run and the certificate rotation succeeded, and the copy equals the tenant');
     }
   } finally {
-    for (const service of services.reverse()) await service.stop();
+    await watch.stop();
     await emulator?.close();
-    await ctx.close();
   }
 }

@@ -1,0 +1,163 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { dropDatabase, ensureDatabase, migrate } from '@dirsync/db';
+import { removeQueuePrefix } from '@dirsync/jobs';
+import { type Config, redisSettingsOf } from '../config.ts';
+import { UserError } from '../errors.ts';
+import { startService, type ChildService } from '../services.ts';
+import { demoLogDir } from './demo-env.ts';
+
+/** Lines of a failed process's output quoted in the demo's error. */
+const tailLines = 15;
+
+/**
+ * What one demo run owns alone: a database and a queue prefix made for it (so two demos on one
+ * PostgreSQL and Redis never see each other's integrations or jobs), dropped when it ends.
+ */
+export interface DemoRun {
+  /** Short random id, also in the names of the database, the prefix and the log files. */
+  readonly id: string;
+  readonly databaseUrl: string;
+  readonly databaseName: string;
+  readonly queuePrefix: string;
+  /** `.tmp/demo-<id>-<name>.log` */
+  logFile(name: string): string;
+  /** Drops the database and deletes the prefix's keys; safe to call more than once. */
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates and migrates a database of its own for a demo run, on the server of `DATABASE_URL`,
+ * and chooses a queue prefix of its own on `REDIS_URL`.
+ */
+export async function createDemoRun(config: Config): Promise<DemoRun> {
+  const id = randomBytes(5).toString('hex');
+  const databaseName = `dirsync_demo_${id}`;
+  const url = new URL(config.DATABASE_URL);
+  url.pathname = `/${databaseName}`;
+  const databaseUrl = url.toString();
+  const queuePrefix = `dirsync-demo-${id}`;
+  let dropped: Promise<void> | undefined;
+  const run: DemoRun = {
+    id,
+    databaseUrl,
+    databaseName,
+    queuePrefix,
+    logFile: (name) => `${demoLogDir}/demo-${id}-${name}.log`,
+    drop() {
+      dropped ??= Promise.all([dropDatabase(databaseUrl), removeQueuePrefix(redisSettingsOf(config), queuePrefix)]).then(() => undefined);
+      return dropped;
+    },
+  };
+  try {
+    await ensureDatabase(databaseUrl);
+    await migrate(databaseUrl);
+  } catch (error) {
+    await run.drop().catch(() => undefined);
+    throw error;
+  }
+  return run;
+}
+
+/** A port nobody listens on at the moment it is chosen (the demo's API takes it right after). */
+export async function freeLocalPort(host = '127.0.0.1'): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Raised when the demo is interrupted (Ctrl-C, SIGTERM): it stops what it started and exits. */
+export class DemoInterrupted extends Error {
+  readonly signal: NodeJS.Signals;
+  constructor(signal: NodeJS.Signals) {
+    super(`${signal}: stopping the demo`);
+    this.signal = signal;
+  }
+}
+
+/**
+ * Raised when a process the demo started exits while the demo still needs it: a known failure,
+ * printed whole (the process's last output included), without a stack trace.
+ */
+export class DemoServiceExited extends UserError {}
+
+/**
+ * The processes a demo started, watched: the first one to exit while the demo runs, or a Ctrl-C,
+ * becomes the demo's failure at its next {@link DemoWatch.check} (every wait of the demo checks),
+ * instead of a wait running into its timeout minutes later.
+ */
+export interface DemoWatch {
+  /** Starts `dirsync <args>` as the demo's process `name`, its output in the run's log file. */
+  start(name: string, args: readonly string[], env: Record<string, string>): ChildService;
+  /** Throws the failure or interruption seen so far, if any. */
+  check(): void;
+  /** Resolves with the failure or interruption (for waits that are not polls). */
+  readonly failed: Promise<Error>;
+  /** Stops every process (last started first) and the signal handlers; the exits are expected from here on. */
+  stop(): Promise<void>;
+}
+
+/** Watches the demo's processes and SIGINT/SIGTERM; a second signal exits at once. */
+export function watchDemo(run: DemoRun): DemoWatch {
+  const services: ChildService[] = [];
+  let failure: Error | undefined;
+  let stopping = false;
+  let signalled = false;
+  let stopped: Promise<void> | undefined;
+  const { promise: failed, resolve: fail } = Promise.withResolvers<Error>();
+  const record = (error: Error) => {
+    if (failure || stopping) return;
+    failure = error;
+    fail(error);
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(130);
+    signalled = true;
+    record(new DemoInterrupted(signal));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    start(name, args, env) {
+      const service = startService(name, args, env, run.logFile(name));
+      const output: string[] = [];
+      const keep = (chunk: Buffer) => {
+        output.push(...chunk.toString('utf8').split('\n').filter((line) => line.trim() !== ''));
+        if (output.length > tailLines) output.splice(0, output.length - tailLines);
+      };
+      service.child.stdout?.on('data', keep);
+      service.child.stderr?.on('data', keep);
+      // 'close' comes after the process's output has been read to its end.
+      service.child.once('close', (code, signal) => {
+        const how = code !== null ? `exit code ${code}` : `signal ${signal ?? 'unknown'}`;
+        record(
+          new DemoServiceExited(
+            [`the demo's ${name} exited (${how}) while the demo needed it; its last output (all of it in ${run.logFile(name)}):`, ...output.map((line) => `  ${line}`)].join('\n'),
+          ),
+        );
+      });
+      service.child.once('error', (error) => record(new DemoServiceExited(`the demo's ${name} could not start: ${error.message}`)));
+      services.push(service);
+      return service;
+    },
+    check() {
+      if (failure) throw failure;
+    },
+    failed,
+    stop() {
+      stopping = true;
+      stopped ??= (async () => {
+        for (const service of [...services].reverse()) await service.stop();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      })();
+      return stopped;
+    },
+  };
+}
