@@ -101,6 +101,8 @@ apt_install pgbouncer
 # The Helm chart's tests render its templates with Go's text/template (Helm itself is not installed)
 # and check the manifests against the Kubernetes API's models of python3-kubernetes.
 apt_install golang-go python3-kubernetes
+# The alerting rules' tests run `promtool test rules` (Debian's prometheus package ships promtool).
+apt_install prometheus
 ensure_postgres
 ensure_redis
 
