@@ -36,3 +36,28 @@ export function progressBar(done: number, total: number | undefined, width = 30)
   const filled = Math.round(ratio * width);
   return `[${'='.repeat(filled)}${' '.repeat(width - filled)}] ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')}`;
 }
+
+// Characters a terminal would obey or that make text read differently (C0/C1 controls, bidi
+// overrides and isolates). JSON.stringify escapes only C0: the rest are escaped here too, so
+// `--json` keeps every value exact yet can be printed to a terminal as is.
+const unsafeInJson = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]/g;
+
+/** Stable JSON of command output: two-space indented, terminal-safe. */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(unsafeInJson, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Anything with a zod-like `parse`: the wire schema a `--json` output is held to. */
+interface WireSchema<T> {
+  parse(value: unknown): T;
+}
+
+/**
+ * Prints `value` as `--json` output in the shape of `schema` (the API's wire schema where the
+ * command mirrors an API resource): dates become RFC 3339 strings as over HTTP, fields the
+ * schema does not name are dropped, and a value that does not fit fails here rather than
+ * reaching a script in another shape.
+ */
+export function printJson<T>(schema: WireSchema<T>, value: unknown): void {
+  console.log(safeJson(schema.parse(JSON.parse(JSON.stringify(value)))));
+}

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { registerAdminCommands } from './commands/admin.ts';
 import { registerApiCommands } from './commands/api.ts';
@@ -13,7 +15,19 @@ import { registerAuditCommand } from './commands/audit.ts';
 import { registerWebhookCommands } from './commands/webhooks.ts';
 import { registerObjectCommands } from './commands/objects.ts';
 import { registerOpenApiCommand } from './commands/openapi.ts';
+import { registerCompletionCommand } from './commands/completion.ts';
 import { createContext, type Context } from './context.ts';
+import { exitCodes } from './errors.ts';
+
+/**
+ * The version of this dirsync, read from the command line package's manifest when asked (every
+ * package of a release carries the same version: `.changeset/config.json` fixes them together).
+ */
+export function productVersion(): string {
+  const manifest = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version?: unknown };
+  if (typeof manifest.version !== 'string') throw new Error('the package manifest of @dirsync/cli has no version');
+  return manifest.version;
+}
 
 /** Runs a command body with a context that is closed afterwards, whatever happens. */
 async function withContext(run: (ctx: Context) => Promise<void>): Promise<void> {
@@ -29,12 +43,14 @@ async function withContext(run: (ctx: Context) => Promise<void>): Promise<void> 
 export function buildProgram(): Command {
   const program = new Command('dirsync')
     .description('directory synchronization: LDAP, Active Directory, Domino and Entra ID into PostgreSQL')
+    .version(productVersion(), '-V, --version', 'print the version of dirsync')
     .option('--debug', 'print stack traces of unexpected errors')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (text, write) => write(text) });
   program.exitOverride((error) => {
-    // commander already printed the problem; exit without a stack trace.
-    process.exit(error.exitCode);
+    // commander already printed the problem (or the help or version asked for); exit without a
+    // stack trace. Its own code is 1 for every mistake: a wrong command line is a usage error.
+    process.exit(error.exitCode === 0 ? exitCodes.succeeded : exitCodes.usage);
   });
   registerAdminCommands(program, withContext);
   registerIntegrationCommands(program, withContext);
@@ -50,5 +66,7 @@ export function buildProgram(): Command {
   registerDemoCommand(program);
   registerBenchCommand(program);
   registerOpenApiCommand(program);
+  // Last: the completion scripts list every command registered above.
+  registerCompletionCommand(program);
   return program;
 }

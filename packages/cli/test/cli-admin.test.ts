@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { randomBytes, randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import { testPgServerUrl, testRunId } from '@dirsync/testkit';
@@ -30,14 +32,20 @@ function expectRefused(result: CliResult): string {
   return result.stderr;
 }
 
-test('db migrate creates a missing database and is idempotent', async () => {
+/** Migrations checked in (the journal lists each once). */
+function migrationCount(): number {
+  const journal = JSON.parse(readFileSync(fileURLToPath(new URL('../../db/migrations/meta/_journal.json', import.meta.url)), 'utf8')) as { entries: unknown[] };
+  return journal.entries.length;
+}
+
+test('db migrate creates a missing database and is idempotent, saying what it did', async () => {
   // Named like the testkit's databases, so a run that dies here still has it dropped.
   const name = `dirsync_t_${testRunId()}_climigrate_${randomBytes(4).toString('hex')}`;
   const url = `${testPgServerUrl}/${name}`;
   const admin = postgres(`${testPgServerUrl}/postgres`, { max: 1, onnotice: () => {} });
   try {
     const first = await cli.run(['db', 'migrate'], { env: { DATABASE_URL: url } });
-    expect(first).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
+    expect(first).toMatchObject({ code: 0, stdout: `created database ${name}\napplied ${migrationCount()} migrations\n` });
     const again = await cli.run(['db', 'migrate'], { env: { DATABASE_URL: url } });
     expect(again).toMatchObject({ code: 0, stdout: 'database is up to date\n' });
 

@@ -181,14 +181,17 @@ test('a wrong base DN blocks the sync until runs approve lets the next one delet
   const empty = `ou=empty,${server.suffix}`;
   expect(expectOk(await cli.run(['integrations', 'update', integrationId, '--users-base', empty, '--groups-base', empty]))).toBe('updated\n');
 
-  // A blocked run exits 3 (README, `sync --wait` exit codes) and still prints its report.
+  // A blocked run exits 4 (README, exit codes) and still prints its report.
   const blockedResult = await cli.run(['sync', integrationId, '--full', '--wait']);
-  expect(blockedResult).toMatchObject({ code: 3, stderr: '' });
+  expect(blockedResult).toMatchObject({ code: 4, stderr: '' });
   const blockedOut = blockedResult.stdout;
   const [blocked] = parseRunReports(blockedOut);
   expect(blocked?.fields).toMatchObject({ status: 'blocked' });
   expect(blocked?.counts).toMatchObject({ fetched: 0, deleted: 0, 'would delete': objects });
   const blockedRun = blocked!.fields['run']!;
+  // The same run for scripts: the API's run shape, the status and counts a script decides on.
+  const shown = JSON.parse(expectOk(await cli.run(['runs', 'show', blockedRun, '--json']))) as Record<string, unknown>;
+  expect(shown).toMatchObject({ id: blockedRun, integrationId, status: 'blocked', counts: { fetched: 0, deleted: 0, wouldDelete: objects } });
   expect(blocked?.fields['blocked']).toBe(`${objects} deletions exceed the threshold; \`dirsync runs approve ${blockedRun}\` allows them`);
 
   expect(expectOk(await cli.run(['runs', 'approve', blockedRun, '--by', 'alice']))).toBe(

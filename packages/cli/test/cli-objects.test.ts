@@ -139,11 +139,11 @@ test('objects show prints attributes, DN and memberships as text', async () => {
   expect(out).not.toContain('members (');
 }, timeoutMs);
 
-test('unknown objects, types and integrations are refused with one line', async () => {
+test('unknown objects, types and integrations are refused with one line (exit codes: 3 not found, 2 usage)', async () => {
   const missing = await cli.run(['objects', 'show', 'no-such-id', '--integration', integrationId]);
-  expect(missing).toMatchObject({ code: 1, stdout: '', stderr: `dirsync: no synced object no-such-id in integration ${integrationId}\n` });
+  expect(missing).toMatchObject({ code: 3, stdout: '', stderr: `dirsync: no synced object no-such-id in integration ${integrationId}\n` });
   const badType = await cli.run(['objects', 'list', '--integration', integrationId, '--type', 'printer']);
-  expect(badType).toMatchObject({ code: 1, stdout: '', stderr: 'dirsync: unknown type "printer": use one of user, group, contact\n' });
+  expect(badType).toMatchObject({ code: 2, stdout: '', stderr: 'dirsync: unknown type "printer": use one of user, group, contact\n' });
   const noIntegration = await cli.run(['objects', 'list', '--integration', '00000000-0000-4000-8000-000000000000']);
-  expect(noIntegration).toMatchObject({ code: 1, stdout: '', stderr: 'dirsync: integration 00000000-0000-4000-8000-000000000000 not found\n' });
+  expect(noIntegration).toMatchObject({ code: 3, stdout: '', stderr: 'dirsync: integration 00000000-0000-4000-8000-000000000000 not found\n' });
 }, timeoutMs);

@@ -84,9 +84,10 @@ export async function close(db: Db): Promise<void> {
 
 /**
  * Creates the database named in `url` when it does not exist (connecting to the `postgres`
- * database of the same server), so a fresh machine needs no manual step.
+ * database of the same server), so a fresh machine needs no manual step. Says whether it
+ * created it (a concurrent creator's win counts as not created here).
  */
-export async function ensureDatabase(url: string): Promise<void> {
+export async function ensureDatabase(url: string): Promise<{ readonly name: string; readonly created: boolean }> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new Error(`database name "${name}" is not allowed`);
@@ -95,13 +96,14 @@ export async function ensureDatabase(url: string): Promise<void> {
   const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
   try {
     const rows = await sql`select 1 from pg_database where datname = ${name}`;
-    if (rows.length === 0) {
-      try {
-        await sql.unsafe(`create database "${name}"`);
-      } catch (error) {
-        // Another process created it between the check and the create.
-        if ((error as { code?: string }).code !== '42P04') throw error;
-      }
+    if (rows.length > 0) return { name, created: false };
+    try {
+      await sql.unsafe(`create database "${name}"`);
+      return { name, created: true };
+    } catch (error) {
+      // Another process created it between the check and the create.
+      if ((error as { code?: string }).code !== '42P04') throw error;
+      return { name, created: false };
     }
   } finally {
     await sql.end({ timeout: 5 });
@@ -116,11 +118,13 @@ const journalTable = '__drizzle_migrations';
  * Applies the checked-in migrations (idempotent; concurrent callers are serialised by Postgres).
  * Everything happens in one transaction holding a transaction-level advisory lock: a session
  * lock would be taken and released on different server connections behind PgBouncer in
- * transaction mode, and a second migrator would then wait for ever.
+ * transaction mode, and a second migrator would then wait for ever. Returns how many migrations
+ * this call applied (0: the database was up to date).
  */
-export async function migrate(url: string): Promise<void> {
+export async function migrate(url: string): Promise<{ readonly applied: number }> {
   const migrations = readMigrationFiles({ migrationsFolder });
   const sql = postgres(url, { max: 1, onnotice: () => {}, prepare: false });
+  let applied = 0;
   try {
     await sql.begin(async (tx) => {
       await tx`select pg_advisory_xact_lock(727162)`;
@@ -142,9 +146,11 @@ export async function migrate(url: string): Promise<void> {
           migration.hash,
           migration.folderMillis,
         ]);
+        applied += 1;
       }
     });
   } finally {
     await sql.end({ timeout: 5 });
   }
+  return { applied };
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type ActionNeeded, getLegacyMigrationDeadline, listActionsNeeded, recordAudit, setLegacyMigrationDeadline } from '@dirsync/db';
 import type { Context } from '../context.ts';
-import { UserError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -32,7 +32,7 @@ export function describeAction(action: ActionNeeded): string {
 
 function parseDeadline(value: string): Date {
   const at = /^\d{4}-\d{2}-\d{2}$/.test(value) ? Date.parse(`${value}T23:59:59.999Z`) : Date.parse(value);
-  if (Number.isNaN(at)) throw new UserError('the deadline must be a date (2024-08-18) or an ISO 8601 date-time');
+  if (Number.isNaN(at)) throw new UsageError('the deadline must be a date (2024-08-18) or an ISO 8601 date-time');
   return new Date(at);
 }
 
@@ -63,7 +63,7 @@ export function registerActionCommands(program: Command, withContext: WithContex
     .option('--clear', 'remove the deadline')
     .action((date: string | undefined, flags: { clear?: boolean }) =>
       withContext(async (ctx) => {
-        if (flags.clear && date !== undefined) throw new UserError('give a date or --clear, not both');
+        if (flags.clear && date !== undefined) throw new UsageError('give a date or --clear, not both');
         if (flags.clear || date !== undefined) {
           const deadline = flags.clear ? null : parseDeadline(date as string);
           await setLegacyMigrationDeadline(ctx.db(), deadline);

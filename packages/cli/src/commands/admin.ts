@@ -1,4 +1,6 @@
-import { type RunStatus, runStatuses } from '@dirsync/contracts';
+import { runSchema, type RunStatus, runStatuses } from '@dirsync/contracts';
+import { presentRun } from '@dirsync/api';
+import { z } from 'zod';
 import type { Command } from 'commander';
 import {
   approveRun,
@@ -14,9 +16,13 @@ import {
   rotateSecretKeys,
 } from '@dirsync/db';
 import type { Context } from '../context.ts';
-import { UserError } from '../errors.ts';
-import { duration, table } from '../format.ts';
+import { UserError, UsageError, NotFoundError } from '../errors.ts';
+import { duration, printJson, table } from '../format.ts';
+
+/** `accounts list --json` (accounts have no API resource: their own stable shape). */
+const accountListSchema = z.object({ items: z.array(z.object({ id: z.uuid(), name: z.string(), createdAt: z.iso.datetime({ offset: true }) })) });
 import { describeRun } from '../report.ts';
+import { runRowOf } from './sync.ts';
 
 type Run = (ctx: Context) => Promise<void>;
 type WithContext = (run: Run) => Promise<void>;
@@ -28,9 +34,10 @@ export function registerAdminCommands(program: Command, withContext: WithContext
     .description('create the database when missing and apply migrations')
     .action(() =>
       withContext(async (ctx) => {
-        await ensureDatabase(ctx.config.DATABASE_URL);
-        await migrate(ctx.config.DATABASE_URL);
-        console.log('database is up to date');
+        const database = await ensureDatabase(ctx.config.DATABASE_URL);
+        if (database.created) console.log(`created database ${database.name}`);
+        const { applied } = await migrate(ctx.config.DATABASE_URL);
+        console.log(applied === 0 ? 'database is up to date' : `applied ${applied} migration${applied === 1 ? '' : 's'}`);
       }),
     );
 
@@ -48,9 +55,14 @@ export function registerAdminCommands(program: Command, withContext: WithContext
   accounts
     .command('list')
     .description('list accounts')
-    .action(() =>
+    .option('--json', 'print JSON: { "items": [{ "id", "name", "createdAt" }] }')
+    .action((flags: { json?: boolean }) =>
       withContext(async (ctx) => {
         const rows = await listAccounts(ctx.db());
+        if (flags.json) {
+          printJson(accountListSchema, { items: rows.map((a) => ({ id: a.id, name: a.name, createdAt: a.createdAt })) });
+          return;
+        }
         console.log(table(['id', 'name', 'created'], rows.map((a) => [a.id, a.name, a.createdAt])));
       }),
     );
@@ -62,18 +74,23 @@ export function registerAdminCommands(program: Command, withContext: WithContext
     .option('-i, --integration <id>', 'only this integration')
     .option('-s, --status <status>', `only this status (${runStatuses.join(', ')})`)
     .option('-n, --limit <n>', 'how many', '20')
-    .action((options: { integration?: string; status?: string; limit: string }) =>
+    .option('--json', 'print JSON: { "items": [run] }, each as GET /v1/runs/{id} answers it')
+    .action((options: { integration?: string; status?: string; limit: string; json?: boolean }) =>
       withContext(async (ctx) => {
         if (options.status && !(runStatuses as readonly string[]).includes(options.status)) {
-          throw new UserError(`unknown status "${options.status}": use one of ${runStatuses.join(', ')}`);
+          throw new UsageError(`unknown status "${options.status}": use one of ${runStatuses.join(', ')}`);
         }
         const limit = Number(options.limit);
-        if (!Number.isInteger(limit) || limit < 1) throw new UserError('--limit must be a positive integer');
+        if (!Number.isInteger(limit) || limit < 1) throw new UsageError('--limit must be a positive integer');
         const rows = await listRuns(ctx.db(), {
           ...(options.integration ? { integrationId: options.integration } : {}),
           ...(options.status ? { status: options.status as RunStatus } : {}),
           limit,
         });
+        if (options.json) {
+          printJson(z.object({ items: z.array(runSchema) }), { items: rows.map((row) => presentRun(runRowOf(row))) });
+          return;
+        }
         console.log(
           table(
             ['run', 'integration', 'mode', 'trigger', 'status', 'fetched', 'created', 'updated', 'deleted', 'took', 'queued'],
@@ -97,11 +114,13 @@ export function registerAdminCommands(program: Command, withContext: WithContext
   runs
     .command('show <run>')
     .description('show a run report')
-    .action((id: string) =>
+    .option('--json', 'print JSON: the run as GET /v1/runs/{id} answers it')
+    .action((id: string, flags: { json?: boolean }) =>
       withContext(async (ctx) => {
         const run = await getRun(ctx.db(), id);
-        if (!run) throw new UserError(`no run ${id}`);
-        console.log(describeRun(run));
+        if (!run) throw new NotFoundError(`no run ${id}`);
+        if (flags.json) printJson(runSchema, presentRun(runRowOf(run)));
+        else console.log(describeRun(run));
       }),
     );
   runs

@@ -6,7 +6,7 @@ import { createApiServer, type ApiServer } from '@dirsync/api';
 import { requestSync } from '@dirsync/scheduler';
 import type { Context } from '../context.ts';
 import { serveOpsPort } from '../ops-server.ts';
-import { UserError } from '../errors.ts';
+import { UsageError, NotFoundError } from '../errors.ts';
 import { table } from '../format.ts';
 import { consoleAssetsDir } from '@dirsync/console';
 import { consoleOidcOf, consoleUrlOf, redisSettingsOf } from '../config.ts';
@@ -126,11 +126,11 @@ export function registerApiCommands(program: Command, withContext: WithContext):
     .option('--name <name>', 'what the key is for', 'api key')
     .action((flags: { account?: string; platform?: boolean; scopes: string; name: string }) =>
       withContext(async (ctx) => {
-        if (Boolean(flags.account) === Boolean(flags.platform)) throw new UserError('choose one of --account <account> and --platform');
+        if (Boolean(flags.account) === Boolean(flags.platform)) throw new UsageError('choose one of --account <account> and --platform');
         let accountId: string | null = null;
         if (flags.account) {
           const account = await getAccount(ctx.db(), flags.account);
-          if (!account) throw new UserError(`no account "${flags.account}"`);
+          if (!account) throw new NotFoundError(`no account "${flags.account}"`);
           accountId = account.id;
         }
         const scopes = parseApiScopes(flags.scopes);
@@ -156,7 +156,7 @@ export function registerApiCommands(program: Command, withContext: WithContext):
         if (flags.platform) filter = { accountId: null };
         if (flags.account) {
           const account = await getAccount(ctx.db(), flags.account);
-          if (!account) throw new UserError(`no account "${flags.account}"`);
+          if (!account) throw new NotFoundError(`no account "${flags.account}"`);
           filter = { accountId: account.id };
         }
         const rows = await listApiKeys(ctx.db(), filter);

@@ -24,7 +24,7 @@ import { createRotationEnqueueClient, validateCron } from '@dirsync/jobs';
 import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
 import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker';
 import type { Context } from '../context.ts';
-import { UserError } from '../errors.ts';
+import { UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, table } from '../format.ts';
 import { redisSettingsOf } from '../config.ts';
 
@@ -32,7 +32,7 @@ type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
 async function requireAccount(ctx: Context, idOrName: string) {
   const account = await getAccount(ctx.db(), idOrName);
-  if (!account) throw new UserError(`no account "${idOrName}"`);
+  if (!account) throw new NotFoundError(`no account "${idOrName}"`);
   return account;
 }
 
@@ -54,7 +54,7 @@ interface AddFlags {
 }
 
 function guid(flag: string, value: string): string {
-  if (!isGuid(value)) throw new UserError(`${flag} must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)`);
+  if (!isGuid(value)) throw new UsageError(`${flag} must be a GUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)`);
   return value.toLowerCase();
 }
 
@@ -73,7 +73,7 @@ function redirectUrl(flag: string, value: string): string {
     throw new UserError(`${flag} is not a valid URL`);
   }
   const local = url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !local) throw new UserError(`${flag} must be an https:// URL (http:// only for localhost)`);
+  if (url.protocol !== 'https:' && !local) throw new UsageError(`${flag} must be an https:// URL (http:// only for localhost)`);
   // Kept as typed: Entra ID compares redirect URIs exactly.
   return value;
 }
@@ -81,14 +81,14 @@ function redirectUrl(flag: string, value: string): string {
 function validityDays(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 2 || n > 730) throw new UserError('--validity-days must be a whole number of days between 2 and 730');
+  if (!Number.isInteger(n) || n < 2 || n > 730) throw new UsageError('--validity-days must be a whole number of days between 2 and 730');
   return n;
 }
 
 function rotationCron(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   const checked = validateCron(value);
-  if (!checked.ok) throw new UserError(`--rotation-cron: ${checked.message}`);
+  if (!checked.ok) throw new UsageError(`--rotation-cron: ${checked.message}`);
   return checked.expression;
 }
 
@@ -115,7 +115,7 @@ function cloudHosts(flags: Pick<AddFlags, 'cloud' | 'authorityHost' | 'graphUrl'
   try {
     hosts = entraCloud(name);
   } catch {
-    throw new UserError(`--cloud must be one of ${Object.keys(entraClouds).join(', ')}`);
+    throw new UsageError(`--cloud must be one of ${Object.keys(entraClouds).join(', ')}`);
   }
   const authorityHost = flags.authorityHost === undefined ? hosts.authorityHost : httpsUrl('--authority-host', flags.authorityHost);
   const graphBaseUrl = flags.graphUrl === undefined ? hosts.graphBaseUrl : httpsUrl('--graph-url', flags.graphUrl);
@@ -272,7 +272,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
           ...(cron === undefined ? {} : { rotationCron: cron }),
           ...(days === undefined ? {} : { certificateValidityDays: days }),
         };
-        if (Object.keys(patch).length === 0) throw new UserError('nothing to change: pass at least one option');
+        if (Object.keys(patch).length === 0) throw new UsageError('nothing to change: pass at least one option');
         await updateConnector(ctx.db(), c.id, patch);
         await recordAudit(ctx.db(), { actor: 'cli', action: 'connector.updated', details: { connectorId: c.id, fields: Object.keys(patch) } });
         console.log('updated');
@@ -305,7 +305,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
     .action((idOrName: string, flags: { account: string; tenant: string; ttlHours: string }) =>
       withContext(async (ctx) => {
         const hours = Number(flags.ttlHours);
-        if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 30) throw new UserError('--ttl-hours must be between 0 and 720');
+        if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 30) throw new UsageError('--ttl-hours must be between 0 and 720');
         const c = await requireConnector(ctx.db(), idOrName);
         const account = await requireAccount(ctx, flags.account);
         const request = await createConsentRequest(ctx.db(), ctx.keyRing(), { accountId: account.id, connectorId: c.id, tenantId: flags.tenant, ttlMs: hours * 3600_000 });
@@ -324,7 +324,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         try {
           url = new URL(redirect);
         } catch {
-          throw new UserError('the argument must be the whole URL the consent page redirected to');
+          throw new UsageError('the argument must be the whole URL the consent page redirected to');
         }
         const refusal = consentErrorAnswer(url.searchParams);
         if (refusal && (url.searchParams.get('state') ?? '') === '') {

@@ -1,4 +1,6 @@
-import { type IntegrationKind, integrationKinds, type MappedSample, type PreviewResult } from '@dirsync/contracts';
+import { connectionReportSchema, integrationSchema, type IntegrationKind, integrationKinds, type MappedSample, type PreviewResult } from '@dirsync/contracts';
+import { presentIntegration } from '@dirsync/api';
+import { z } from 'zod';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
@@ -11,6 +13,7 @@ import {
   migrateLegacyIntegration,
   requireConnector,
   listIntegrations,
+  listLatestRuns,
   recordAudit,
   removeIntegration,
   requireIntegration,
@@ -19,16 +22,32 @@ import {
   withIntegrationSecret,
   type Integration,
   type IntegrationPatch,
+  type RunRow,
 } from '@dirsync/db';
 import { dominoGroupAttributes, dominoPersonAttributes, previewProvider, validateSettings, type ConnectionReport } from '@dirsync/providers';
 import { validateSchedule } from '@dirsync/jobs';
 import { createEntraAwareProviderFactory } from '@dirsync/worker';
 import type { Context } from '../context.ts';
-import { UserError } from '../errors.ts';
-import { keyValues, table } from '../format.ts';
+import { exitCodes, UserError, UsageError, NotFoundError } from '../errors.ts';
+import { keyValues, printJson, safeJson, table } from '../format.ts';
 import { readJsonFile, readSecret } from '../input.ts';
 import { describeRun } from '../report.ts';
-import { requestIntegrationSync, waitForRun } from './sync.ts';
+import { exitCodeOfRun, requestIntegrationSync, waitForRun } from './sync.ts';
+
+/**
+ * Integrations as the API presents them (`GET /v1/integrations`), each with its latest run: one
+ * query of latest runs per account among `rows`.
+ */
+async function presentIntegrations(ctx: Context, rows: readonly Integration[]) {
+  const latest = new Map<string, RunRow>();
+  for (const accountId of new Set(rows.map((row) => row.accountId))) {
+    for (const [integrationId, run] of await listLatestRuns(ctx.db(), accountId, rows.filter((row) => row.accountId === accountId).map((row) => row.id))) {
+      latest.set(integrationId, run);
+    }
+  }
+  const now = new Date();
+  return rows.map((row) => presentIntegration(row, latest.get(row.id), now, ctx.config.DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS * 1000));
+}
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -42,6 +61,11 @@ interface SettingsFlags {
   groupsBase?: string[];
   usersFilter?: string;
   groupsFilter?: string;
+  /** Active Directory: one list of bases and filters for users, groups and contacts. */
+  base?: string[];
+  filter?: string;
+  excludeFilter?: string;
+  objectTypes?: string;
   tlsMode?: string;
   caFile?: string;
   allowInsecure?: boolean;
@@ -71,6 +95,10 @@ function addSettingsOptions(command: Command): Command {
     .option('--groups-base <dn>', 'base DN of groups (repeatable)', collect)
     .option('--users-filter <filter>', 'extra LDAP filter for users')
     .option('--groups-filter <filter>', 'extra LDAP filter for groups')
+    .option('--base <dn>', 'Active Directory: base DN (an OU or the domain) of users, groups and contacts (repeatable)', collect)
+    .option('--filter <filter>', 'Active Directory: only objects matching this LDAP filter')
+    .option('--exclude-filter <filter>', 'Active Directory: leave out objects matching this LDAP filter')
+    .option('--object-types <types>', 'Active Directory: comma-separated user, group, contact (default all three)')
     .option('--tls-mode <mode>', 'ldaps, starttls or none')
     .option('--ca-file <path>', 'PEM file of the CA that signed the server certificate')
     .option('--allow-insecure', 'allow plain LDAP (the password travels unencrypted)')
@@ -90,7 +118,7 @@ function addSettingsOptions(command: Command): Command {
 function integer(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UserError(`${flag} must be a whole number ≥ 0`);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} must be a whole number ≥ 0`);
   return n;
 }
 
@@ -102,6 +130,31 @@ async function readCaFile(path: string): Promise<string> {
   }
 }
 
+/** Flags that set the scope of the per-type settings (`users`, `groups`) of ldap and domino. */
+const perTypeScopeFlags = { usersBase: '--users-base', groupsBase: '--groups-base', usersFilter: '--users-filter', groupsFilter: '--groups-filter' } as const;
+/** Flags that set the scope of Active Directory's one list of bases. */
+const adScopeFlags = { base: '--base', filter: '--filter', excludeFilter: '--exclude-filter', objectTypes: '--object-types' } as const;
+
+/**
+ * Refuses scope flags of another kind with the flags of this one: Active Directory reads users,
+ * groups and contacts under one list of bases (`baseDns`), ldap and domino have a section per
+ * type (`users.baseDns`, `groups.baseDns`), and Entra ID has no bases at all.
+ */
+function checkScopeFlags(kind: string, flags: SettingsFlags): void {
+  const given = (names: Record<string, string>) => Object.entries(names).filter(([key]) => flags[key as keyof SettingsFlags] !== undefined).map(([, flag]) => flag);
+  const perType = given(perTypeScopeFlags);
+  const ad = given(adScopeFlags);
+  if (kind === 'active_directory' && perType.length > 0) {
+    throw new UsageError(
+      `${perType.join(', ')}: an active_directory integration reads users, groups and contacts under one list of bases: use --base <dn> (repeatable), --filter, --exclude-filter and --object-types`,
+    );
+  }
+  if ((kind === 'ldap' || kind === 'domino') && ad.length > 0) {
+    throw new UsageError(`${ad.join(', ')}: ${kind} integrations have bases and filters per type: use --users-base, --groups-base (repeatable), --users-filter and --groups-filter`);
+  }
+  if (kind === 'entra_id' && perType.length + ad.length > 0) throw new UsageError(`${[...perType, ...ad].join(', ')}: entra_id integrations read the whole tenant: they have no base DN or LDAP filter`);
+}
+
 /** Builds the settings object from a base (stored or from a file) and the flags, then validates it. */
 async function buildSettings(kind: string, base: Record<string, unknown>, flags: SettingsFlags): Promise<Record<string, unknown>> {
   let settings: Record<string, unknown> = structuredClone(base);
@@ -110,12 +163,17 @@ async function buildSettings(kind: string, base: Record<string, unknown>, flags:
     try {
       settings = { ...settings, ...(JSON.parse(flags.settings) as Record<string, unknown>) };
     } catch (error) {
-      throw new UserError(`--settings is not valid JSON: ${(error as Error).message}`);
+      throw new UsageError(`--settings is not valid JSON: ${(error as Error).message}`);
     }
   }
   const section = (key: string) => ({ ...((settings[key] as Record<string, unknown> | undefined) ?? {}) });
+  checkScopeFlags(kind, flags);
   if (flags.url !== undefined) settings['url'] = flags.url;
   if (flags.bindDn !== undefined) settings['bindDn'] = flags.bindDn;
+  if (flags.base) settings['baseDns'] = flags.base;
+  if (flags.filter !== undefined) settings['filter'] = flags.filter;
+  if (flags.excludeFilter !== undefined) settings['excludeFilter'] = flags.excludeFilter;
+  if (flags.objectTypes !== undefined) settings['objectTypes'] = flags.objectTypes.split(',').map((type) => type.trim()).filter((type) => type !== '');
   if (flags.usersBase || flags.usersFilter !== undefined) {
     const users = section('users');
     if (flags.usersBase) users['baseDns'] = flags.usersBase;
@@ -145,7 +203,7 @@ async function buildSettings(kind: string, base: Record<string, unknown>, flags:
   const pageSize = integer('--page-size', flags.pageSize);
   if (pageSize !== undefined) settings['pageSize'] = pageSize;
   const validation = validateSettings(kind, settings);
-  if (!validation.ok) throw new UserError(`invalid ${kind} settings:\n  - ${validation.problems.join('\n  - ')}`);
+  if (!validation.ok) throw new UsageError(`invalid ${kind} settings:\n  - ${validation.problems.join('\n  - ')}`);
   return validation.settings as Record<string, unknown>;
 }
 
@@ -158,7 +216,7 @@ function buildSchedule(flags: SettingsFlags): IntegrationPatch {
   if (!schedule.ok) throw new UserError(schedule.message);
   const count = integer('--threshold-count', flags.thresholdCount);
   const percent = integer('--threshold-percent', flags.thresholdPercent);
-  if (percent !== undefined && percent > 100) throw new UserError('--threshold-percent must be between 0 and 100');
+  if (percent !== undefined && percent > 100) throw new UsageError('--threshold-percent must be between 0 and 100');
   return {
     ...(schedule.deltaCron !== undefined ? { deltaCron: schedule.deltaCron } : {}),
     ...(schedule.fullCron !== undefined ? { fullCron: schedule.fullCron } : {}),
@@ -177,7 +235,10 @@ async function checkSettingsAndSchedule(settings: () => Promise<Record<string, u
   const failures = [checked, schedule].flatMap((result) => (result.status === 'rejected' ? [result.reason as unknown] : []));
   const unexpected = failures.find((failure) => !(failure instanceof UserError));
   if (unexpected !== undefined) throw unexpected;
-  if (failures.length > 0) throw new UserError(failures.map((failure) => (failure as UserError).message).join('\n'));
+  if (failures.length > 0) {
+    const problems = failures as UserError[];
+    throw new UserError(problems.map((failure) => failure.message).join('\n'), problems[0]!.exitCode);
+  }
   return {
     settings: (checked as PromiseFulfilledResult<Record<string, unknown>>).value,
     schedule: (schedule as PromiseFulfilledResult<IntegrationPatch>).value,
@@ -283,6 +344,10 @@ export const addSettingsHelp = `
 Kind-specific settings go in --settings-file or --settings (JSON; flags are merged over them).
 Examples of each kind: README.md, section "Directory kinds".
 
+Scope: ldap and domino have bases and filters per type (--users-base, --groups-base, repeatable,
+--users-filter, --groups-filter); active_directory reads users, groups and contacts under one list
+of bases (--base, repeatable, --filter, --exclude-filter, --object-types user,group,contact).
+
 Domino (--kind domino), besides url, bindDn, tls, users and groups:
   paging                "auto" (default): page when the root DSE offers paged results, else split
                         searches; "never": always split
@@ -322,10 +387,10 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
   ).action((flags: SettingsFlags & { account: string; kind: string; name: string; passwordStdin?: boolean; password: boolean; disabled?: boolean }) =>
     withContext(async (ctx) => {
       if (!(integrationKinds as readonly string[]).includes(flags.kind)) {
-        throw new UserError(`unknown kind "${flags.kind}": use one of ${integrationKinds.join(', ')}`);
+        throw new UsageError(`unknown kind "${flags.kind}": use one of ${integrationKinds.join(', ')}`);
       }
       const account = await getAccount(ctx.db(), flags.account);
-      if (!account) throw new UserError(`no account "${flags.account}" (create it with \`dirsync accounts add\`)`);
+      if (!account) throw new NotFoundError(`no account "${flags.account}" (create it with \`dirsync accounts add\`)`);
       const connector = flags.connector === undefined ? undefined : await requireConnector(ctx.db(), flags.connector);
       const { settings, schedule } = await checkSettingsAndSchedule(
         () => buildSettings(flags.kind, {}, { ...flags, ...(connector ? { connector: connector.id } : {}) }),
@@ -358,15 +423,20 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
     .command('list')
     .description('list integrations')
     .option('--account <account>', 'only this account (id or name)')
-    .action((flags: { account?: string }) =>
+    .option('--json', 'print JSON: { "items": [integration] }, each as GET /v1/integrations/{id} answers it')
+    .action((flags: { account?: string; json?: boolean }) =>
       withContext(async (ctx) => {
         let accountId: string | undefined;
         if (flags.account) {
           const account = await getAccount(ctx.db(), flags.account);
-          if (!account) throw new UserError(`no account "${flags.account}"`);
+          if (!account) throw new NotFoundError(`no account "${flags.account}"`);
           accountId = account.id;
         }
         const rows = await listIntegrations(ctx.db(), accountId ? { accountId } : {});
+        if (flags.json) {
+          printJson(z.object({ items: z.array(integrationSchema) }), { items: await presentIntegrations(ctx, rows) });
+          return;
+        }
         console.log(
           table(
             ['id', 'account', 'kind', 'name', 'enabled', 'status', 'last success'],
@@ -379,9 +449,15 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
   integrations
     .command('show <integration>')
     .description('show an integration, its settings (never its secret) and its last run')
-    .action((id: string) =>
+    .option('--json', 'print JSON: the integration as GET /v1/integrations/{id} answers it')
+    .action((id: string, flags: { json?: boolean }) =>
       withContext(async (ctx) => {
         const i = await requireIntegration(ctx.db(), id);
+        if (flags.json) {
+          const [presented] = await presentIntegrations(ctx, [i]);
+          printJson(integrationSchema, presented);
+          return;
+        }
         console.log(
           keyValues([
             ['id', i.id],
@@ -416,10 +492,10 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       .option('--disable', 'disable scheduled syncs'),
   ).action((id: string, flags: SettingsFlags & { name?: string; enable?: boolean; disable?: boolean }) =>
     withContext(async (ctx) => {
-      if (flags.enable && flags.disable) throw new UserError('choose one of --enable and --disable');
+      if (flags.enable && flags.disable) throw new UsageError('choose one of --enable and --disable');
       const current = await requireIntegration(ctx.db(), id);
       const touchesSettings = Object.keys(flags).some((k) =>
-        ['settings', 'settingsFile', 'url', 'bindDn', 'usersBase', 'groupsBase', 'usersFilter', 'groupsFilter', 'tlsMode', 'caFile', 'allowInsecure', 'pageSize', 'tenant', 'legacyClientId', 'authorityHost', 'graphUrl'].includes(k),
+        ['settings', 'settingsFile', 'url', 'bindDn', 'usersBase', 'groupsBase', 'usersFilter', 'groupsFilter', 'base', 'filter', 'excludeFilter', 'objectTypes', 'tlsMode', 'caFile', 'allowInsecure', 'pageSize', 'tenant', 'legacyClientId', 'authorityHost', 'graphUrl'].includes(k),
       );
       const checked = await checkSettingsAndSchedule(
         async () => (touchesSettings ? buildSettings(current.kind, current.settings, flags) : current.settings),
@@ -433,7 +509,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         ...(flags.enable ? { enabled: true } : {}),
         ...(flags.disable ? { enabled: false } : {}),
       };
-      if (Object.keys(patch).length === 0) throw new UserError('nothing to change: pass at least one option');
+      if (Object.keys(patch).length === 0) throw new UsageError('nothing to change: pass at least one option');
       await updateIntegration(ctx.db(), id, patch);
       await recordAudit(ctx.db(), { accountId: current.accountId, integrationId: id, actor: 'cli', action: 'integration.updated', details: { fields: Object.keys(patch) } });
       console.log('updated');
@@ -447,7 +523,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
     .action((id: string, flags: { yes?: boolean }) =>
       withContext(async (ctx) => {
         const current = await requireIntegration(ctx.db(), id);
-        if (!flags.yes) throw new UserError(`this deletes "${current.name}" and all its synced objects: repeat with --yes`);
+        if (!flags.yes) throw new UsageError(`this deletes "${current.name}" and all its synced objects: repeat with --yes`);
         await removeIntegration(ctx.db(), id);
         await recordAudit(ctx.db(), { accountId: current.accountId, actor: 'cli', action: 'integration.removed', details: { integrationId: id, name: current.name } });
         console.log('removed');
@@ -457,12 +533,14 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
   integrations
     .command('test <integration>')
     .description('Test Connection: connect, TLS, bind, and read the configured bases')
-    .action((id: string) =>
+    .option('--json', 'print JSON: { "ok", "checks": [{ "name", "ok", "detail", "warning"? }], "samples"? }')
+    .action((id: string, flags: { json?: boolean }) =>
       withContext(async (ctx) => {
         const integration = await requireIntegration(ctx.db(), id);
         const report = await testIntegrationConnection(ctx, integration);
-        console.log(formatConnectionReport(report));
-        if (!report.ok) process.exitCode = 1;
+        if (flags.json) printJson(connectionReportSchema, report);
+        else console.log(formatConnectionReport(report));
+        if (!report.ok) process.exitCode = exitCodes.failed;
       }),
     );
 
@@ -476,10 +554,10 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
       withContext(async (ctx) => {
         const integration = await requireIntegration(ctx.db(), id);
         const limit = Number(flags.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 20) throw new UserError('--limit must be a whole number from 1 to 20');
+        if (!Number.isInteger(limit) || limit < 1 || limit > 20) throw new UsageError('--limit must be a whole number from 1 to 20');
         const preview = await previewIntegration(ctx, integration, limit, flags.mappingFile === undefined ? undefined : await readJsonFile(flags.mappingFile));
         if (flags.json) {
-          console.log(JSON.stringify(preview, null, 2));
+          console.log(safeJson(preview));
           return;
         }
         console.log([...formatSamples(preview.samples), ...preview.problems.map((p) => `  ! ${displayText(p.externalId ?? p.dn ?? '?', 200)}: ${displayText(p.reason, detailDisplayLimit)}`)].join('\n'));
@@ -506,7 +584,10 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         console.log(`password stored; full sync queued: run ${job.runId}`);
         if (flags.wait) {
           const run = await waitForRun(ctx, job.runId, job.jobId);
-          if (run) console.log(describeRun(run));
+          if (run) {
+            console.log(describeRun(run));
+            process.exitCode = exitCodeOfRun(run);
+          }
         }
       }),
     );

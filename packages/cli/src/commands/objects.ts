@@ -1,23 +1,13 @@
 import type { Command } from 'commander';
 import { displayText, getObject, getObjectLinks, listObjects, requireIntegration, type LinkedObjectRow } from '@dirsync/db';
 import type { Context } from '../context.ts';
-import { UserError } from '../errors.ts';
-import { keyValues, table } from '../format.ts';
+import { UsageError, NotFoundError } from '../errors.ts';
+import { keyValues, safeJson, table } from '../format.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
 const objectTypes = ['user', 'group', 'contact'] as const;
 type ObjectType = (typeof objectTypes)[number];
-
-// Characters a terminal would obey or that make text read differently (C0/C1 controls, bidi
-// overrides and isolates). JSON.stringify escapes only C0: the rest are escaped here too, so
-// `--json` keeps every value exact yet can be printed to a terminal as is.
-const unsafeInJson = /[\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]/g;
-
-/** Stable JSON of command output: two-space indented, terminal-safe. */
-export function safeJson(value: unknown): string {
-  return JSON.stringify(value, null, 2).replace(unsafeInJson, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 /** A stored attribute value as one line of text from the directory. */
 function shown(value: unknown): string {
@@ -34,13 +24,13 @@ function nameOf(attributes: Record<string, unknown>): string {
 
 function parseType(value: string | undefined): ObjectType | undefined {
   if (value === undefined) return undefined;
-  if (!(objectTypes as readonly string[]).includes(value)) throw new UserError(`unknown type "${value}": use one of ${objectTypes.join(', ')}`);
+  if (!(objectTypes as readonly string[]).includes(value)) throw new UsageError(`unknown type "${value}": use one of ${objectTypes.join(', ')}`);
   return value as ObjectType;
 }
 
 function parseLimit(value: string): number {
   const limit = Number(value);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new UserError('--limit must be a whole number from 1 to 100000');
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100_000) throw new UsageError('--limit must be a whole number from 1 to 100000');
   return limit;
 }
 
@@ -87,7 +77,7 @@ export function registerObjectCommands(program: Command, withContext: WithContex
       withContext(async (ctx) => {
         const integration = await requireIntegration(ctx.db(), options.integration);
         const object = await getObject(ctx.db(), integration.id, externalId);
-        if (!object) throw new UserError(`no synced object ${displayText(externalId, 100)} in integration ${integration.id}`);
+        if (!object) throw new NotFoundError(`no synced object ${displayText(externalId, 100)} in integration ${integration.id}`);
         const links = await getObjectLinks(ctx.db(), integration.id, object.externalId);
         if (options.json) {
           console.log(safeJson({ ...object, ...links }));

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { UserError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { openApiWriteCommand, servedOpenApi, stalePublishedDocuments, writePublishedDocuments } from '../openapi.ts';
 
 /**
@@ -15,7 +15,7 @@ export function registerOpenApiCommand(program: Command): void {
     .option('--write <dir>', 'write the documents into this directory')
     .option('--check <dir>', 'fail when the documents in this directory are not the current ones')
     .action(async (flags: { write?: string; check?: string }) => {
-      if ((flags.write === undefined) === (flags.check === undefined)) throw new UserError('give one of --write <dir> or --check <dir>');
+      if ((flags.write === undefined) === (flags.check === undefined)) throw new UsageError('give one of --write <dir> or --check <dir>');
       const served = await servedOpenApi();
       let failure: string | undefined;
       if (flags.write !== undefined) {

@@ -1,20 +1,31 @@
-import type { SyncMode, SyncTrigger } from '@dirsync/contracts';
+import { syncAnswerSchema, type SyncMode, type SyncTrigger } from '@dirsync/contracts';
+import { presentRun } from '@dirsync/api';
 import type { Command } from 'commander';
-import { getRun, requireIntegration, type Run } from '@dirsync/db';
+import { getRun, requireIntegration, type Run, type RunRow } from '@dirsync/db';
 import { createQueueClient } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { redisSettingsOf } from '../config.ts';
 import type { Context } from '../context.ts';
-import { UserError } from '../errors.ts';
-import { progressBar } from '../format.ts';
+import { exitCodes, UserError, UsageError, type ExitCode } from '../errors.ts';
+import { printJson, progressBar } from '../format.ts';
 import { describeRun } from '../report.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
 const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
 
-/** Exit codes of `dirsync sync --wait` (documented in the README). */
-export const syncExitCodes = { succeeded: 0, dry_run: 0, failed: 2, blocked: 3, timedOut: 4 } as const;
+/** A run as the API reads it (timestamps as RFC 3339 text), for `presentRun`. */
+export function runRowOf(run: Run): RunRow {
+  const iso = (value: Date | null) => (value === null ? null : value.toISOString());
+  return { ...run, approvedAt: iso(run.approvedAt), queuedAt: run.queuedAt.toISOString(), startedAt: iso(run.startedAt), finishedAt: iso(run.finishedAt) };
+}
+
+/** The exit code of a command that waited for `run` to end (see `exitCodes`). */
+export function exitCodeOfRun(run: Pick<Run, 'status'>): ExitCode {
+  if (run.status === 'failed') return exitCodes.failed;
+  if (run.status === 'blocked') return exitCodes.blocked;
+  return exitCodes.succeeded;
+}
 
 /** Options of {@link requestIntegrationSync}. */
 export interface SyncRequestOptions {
@@ -85,11 +96,15 @@ export function registerSyncCommand(program: Command, withContext: WithContext):
     .option('--dry-run', 'compute the report without writing directory data')
     .option('--recovery', 'mark the run as a recovery after an interruption (trigger "recovery")')
     .option('--wait', 'wait for the run to end (succeeded, failed, blocked, dry_run) and print its report')
-    .option('--timeout <seconds>', 'with --wait: give up waiting after this long (exit code 4)')
+    .option('--timeout <seconds>', `with --wait: give up waiting after this long (exit code ${exitCodes.timedOut})`)
     .option('--by <name>', 'who asks', 'cli')
-    .action((id: string, options: { full?: boolean; delta?: boolean; dryRun?: boolean; recovery?: boolean; wait?: boolean; timeout?: string; by: string }) =>
+    .option('--json', 'print JSON as POST /v1/integrations/{id}/syncs answers: { runId, jobId, mode, dryRun, deduplicated, upgraded, run }')
+    .action((id: string, options: { full?: boolean; delta?: boolean; dryRun?: boolean; recovery?: boolean; wait?: boolean; timeout?: string; by: string; json?: boolean }) =>
       withContext(async (ctx) => {
-        if (options.full && options.delta) throw new UserError('choose one of --full and --delta');
+        if (options.full && options.delta) throw new UsageError('choose one of --full and --delta');
+        const timeoutSeconds = options.timeout === undefined ? undefined : Number(options.timeout);
+        if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new UsageError('--timeout must be a positive number of seconds');
+        if (timeoutSeconds !== undefined && !options.wait) throw new UsageError('--timeout needs --wait');
         const result = await requestIntegrationSync(ctx, {
           integrationId: id,
           mode: options.full ? 'full' : 'delta',
@@ -97,22 +112,28 @@ export function registerSyncCommand(program: Command, withContext: WithContext):
           dryRun: Boolean(options.dryRun),
           requestedBy: options.by,
         });
+        if (options.json) {
+          // The run as it stands when the command ends: queued, final, or still going after --timeout.
+          const run = options.wait
+            ? ((await waitForRun(ctx, result.runId, result.jobId, { quiet: true, ...(timeoutSeconds === undefined ? {} : { timeoutMs: timeoutSeconds * 1000 }) })) ?? (await getRun(ctx.db(), result.runId)))
+            : await getRun(ctx.db(), result.runId);
+          printJson(syncAnswerSchema, { ...result, ...(run ? { run: presentRun(runRowOf(run)) } : {}) });
+          if (options.wait) process.exitCode = run && finalStatuses.has(run.status) ? exitCodeOfRun(run) : exitCodes.timedOut;
+          return;
+        }
         console.log(
           `${result.deduplicated ? 'already waiting' : 'queued'}: ${result.mode}${result.dryRun ? ' (dry run)' : ''} run ${result.runId} (job ${result.jobId})` +
             (result.upgraded ? ' — a waiting delta was upgraded to full' : ''),
         );
         if (!options.wait) return;
-        const timeoutSeconds = options.timeout === undefined ? undefined : Number(options.timeout);
-        if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) throw new UserError('--timeout must be a positive number of seconds');
         const run = await waitForRun(ctx, result.runId, result.jobId, timeoutSeconds === undefined ? {} : { timeoutMs: timeoutSeconds * 1000 });
         if (!run) {
           console.log(`timed out: run ${result.runId} has not ended yet (it goes on)`);
-          process.exitCode = syncExitCodes.timedOut;
+          process.exitCode = exitCodes.timedOut;
           return;
         }
         console.log(describeRun(run));
-        if (run.status === 'failed') process.exitCode = syncExitCodes.failed;
-        if (run.status === 'blocked') process.exitCode = syncExitCodes.blocked;
+        process.exitCode = exitCodeOfRun(run);
       }),
     );
 }

@@ -16,7 +16,7 @@ import {
   type WebhookEndpointRow,
 } from '@dirsync/db';
 import type { Context } from '../context.ts';
-import { UserError } from '../errors.ts';
+import { UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, table } from '../format.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
@@ -26,25 +26,25 @@ type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
 async function accountIdOf(ctx: Context, account: string): Promise<string> {
   const found = await getAccount(ctx.db(), account);
-  if (!found) throw new UserError(`no account "${account}"`);
+  if (!found) throw new NotFoundError(`no account "${account}"`);
   return found.id;
 }
 
 async function endpointOf(ctx: Context, accountId: string, id: string): Promise<WebhookEndpointRow> {
   const endpoint = await getWebhookEndpoint(ctx.db(), accountId, id);
-  if (!endpoint) throw new UserError(`the account has no webhook ${id}`);
+  if (!endpoint) throw new NotFoundError(`the account has no webhook ${id}`);
   return endpoint;
 }
 
 function eventsOf(text: string): string[] {
   const events = text.split(',').map((e) => e.trim()).filter((e) => e !== '');
-  if (events.length === 0) throw new UserError('--events: name at least one event type, or *');
+  if (events.length === 0) throw new UsageError('--events: name at least one event type, or *');
   if (events.includes('*')) {
-    if (events.length > 1) throw new UserError('--events: * stands alone');
+    if (events.length > 1) throw new UsageError('--events: * stands alone');
     return ['*'];
   }
   const unknown = events.filter((e) => !(webhookEventTypes as readonly string[]).includes(e));
-  if (unknown.length > 0) throw new UserError(`--events: unknown event type ${unknown.join(', ')} (known: ${webhookEventTypes.join(', ')})`);
+  if (unknown.length > 0) throw new UsageError(`--events: unknown event type ${unknown.join(', ')} (known: ${webhookEventTypes.join(', ')})`);
   return events;
 }
 
@@ -139,7 +139,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .option('--json', 'print JSON')
     .action((id: string, flags: { account: string; url?: string; events?: string; description?: string; enable?: boolean; disable?: boolean; json?: boolean }) =>
       withContext(async (ctx) => {
-        if (flags.enable && flags.disable) throw new UserError('give --enable or --disable, not both');
+        if (flags.enable && flags.disable) throw new UsageError('give --enable or --disable, not both');
         const accountId = await accountIdOf(ctx, flags.account);
         const endpoint = await updateWebhookEndpoint(ctx.db(), accountId, id, {
           url: flags.url === undefined ? undefined : checkUrl(ctx, flags.url),
@@ -147,7 +147,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
           description: flags.description,
           enabled: flags.enable ? true : flags.disable ? false : undefined,
         });
-        if (!endpoint) throw new UserError(`the account has no webhook ${id}`);
+        if (!endpoint) throw new NotFoundError(`the account has no webhook ${id}`);
         await recordAudit(ctx.db(), { accountId, actor: 'cli', action: 'webhook.updated', details: { webhookId: endpoint.id } });
         console.log(flags.json ? JSON.stringify(endpointJson(endpoint), null, 2) : describe(endpoint));
       }),
@@ -160,7 +160,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .action((id: string, flags: { account: string }) =>
       withContext(async (ctx) => {
         const accountId = await accountIdOf(ctx, flags.account);
-        if (!(await deleteWebhookEndpoint(ctx.db(), accountId, id))) throw new UserError(`the account has no webhook ${id}`);
+        if (!(await deleteWebhookEndpoint(ctx.db(), accountId, id))) throw new NotFoundError(`the account has no webhook ${id}`);
         await recordAudit(ctx.db(), { accountId, actor: 'cli', action: 'webhook.deleted', details: { webhookId: id } });
         console.log(`removed webhook ${id}`);
       }),
@@ -174,7 +174,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
       withContext(async (ctx) => {
         const accountId = await accountIdOf(ctx, flags.account);
         const secret = await rotateWebhookSecret(ctx.db(), ctx.keyRing(), accountId, id);
-        if (secret === undefined) throw new UserError(`the account has no webhook ${id}`);
+        if (secret === undefined) throw new NotFoundError(`the account has no webhook ${id}`);
         await recordAudit(ctx.db(), { accountId, actor: 'cli', action: 'webhook.secret_rotated', details: { webhookId: id } });
         console.log(secret);
       }),
@@ -189,9 +189,9 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .action((id: string, flags: { account: string; limit: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const limit = Number(flags.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new UserError('--limit must be 1–200');
+        if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new UsageError('--limit must be 1–200');
         const page = await listWebhookDeliveries(ctx.db(), await accountIdOf(ctx, flags.account), id, { limit });
-        if (!page) throw new UserError(`the account has no webhook ${id}`);
+        if (!page) throw new NotFoundError(`the account has no webhook ${id}`);
         if (flags.json) {
           console.log(JSON.stringify(page.items, null, 2));
           return;
@@ -213,7 +213,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
       withContext(async (ctx) => {
         const accountId = await accountIdOf(ctx, flags.account);
         const delivery = await redeliverWebhookDelivery(ctx.db(), accountId, id, deliveryId);
-        if (!delivery) throw new UserError(`webhook ${id} of the account has no delivery ${deliveryId}`);
+        if (!delivery) throw new NotFoundError(`webhook ${id} of the account has no delivery ${deliveryId}`);
         await recordAudit(ctx.db(), { accountId, actor: 'cli', action: 'webhook.redelivered', details: { webhookId: id, deliveryId } });
         console.log(`delivery ${delivery.id} queued again (${delivery.messageId})`);
       }),

@@ -1,0 +1,209 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
+import { integrationSchema, runSchema, syncAnswerSchema } from '@dirsync/contracts';
+import { z } from 'zod';
+import { dirsyncBin } from '../src/services.ts';
+import { type CliEnvironment, type CliResult, createCliEnvironment } from './support/run-cli.ts';
+
+// The command line as scripts use it, through `bin/dirsync` in child processes against the
+// machine's PostgreSQL and Redis: the version, the exit codes, `--json` in the API's shapes, the
+// scope flags of each LDAP kind (the README's commands, run as written) and shell completion.
+// No worker runs here: a requested sync stays queued, which is what the timeout case needs.
+
+const timeoutMs = 180_000;
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+
+let cli: CliEnvironment;
+let accountId: string;
+
+beforeAll(async () => {
+  cli = await createCliEnvironment('cliscript');
+  accountId = ok(await cli.run(['accounts', 'add', 'acme'])).trim();
+}, timeoutMs);
+
+afterAll(async () => {
+  await cli?.cleanup();
+}, timeoutMs);
+
+function ok(result: CliResult): string {
+  expect(result).toMatchObject({ code: 0, stderr: '' });
+  return result.stdout;
+}
+
+/** A refusal: the documented code, nothing on stdout, one `dirsync:`/commander line and no stack. */
+function refused(result: CliResult, code: number): string {
+  expect({ code: result.code, stdout: result.stdout }).toEqual({ code, stdout: '' });
+  expect(result.stderr).not.toMatch(/^\s+at /m);
+  return result.stderr;
+}
+
+test('--version prints the version every package and the root manifest carry', async () => {
+  const manifest = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { version: string };
+  expect(manifest.version).toMatch(/^\d+\.\d+\.\d+(-[\w.]+)?$/);
+  const packages = await readdir(join(root, 'packages'));
+  const versions: Record<string, string> = {};
+  for (const name of packages) {
+    const text = await readFile(join(root, 'packages', name, 'package.json'), 'utf8').catch(() => undefined);
+    if (text !== undefined) versions[name] = (JSON.parse(text) as { version: string }).version;
+  }
+  expect(Object.keys(versions)).toContain('cli');
+  expect(new Set(Object.values(versions))).toEqual(new Set([manifest.version]));
+  for (const flag of ['--version', '-V']) expect(ok(await cli.run([flag]))).toBe(`${manifest.version}\n`);
+}, timeoutMs);
+
+test('a wrong command line exits 2, something named that does not exist exits 3', async () => {
+  expect(refused(await cli.run(['nonsense']), 2)).toMatch(/unknown command 'nonsense'/);
+  expect(refused(await cli.run(['runs', 'list', '--no-such-flag']), 2)).toMatch(/unknown option '--no-such-flag'/);
+  expect(refused(await cli.run(['runs', 'show']), 2)).toMatch(/missing required argument 'run'/);
+  expect(refused(await cli.run(['runs', 'list', '--status', 'sleeping']), 2)).toMatch(/^dirsync: unknown status "sleeping"/);
+  expect(refused(await cli.run(['sync', randomUUID(), '--timeout', '5']), 2)).toBe('dirsync: --timeout needs --wait\n');
+  expect(refused(await cli.run(['completion', 'tcsh']), 2)).toBe('dirsync: unknown shell "tcsh": use one of bash, zsh, fish\n');
+  expect((await cli.run([])).code).toBe(2);
+  expect(ok(await cli.run(['--help']))).toMatch(/^Usage: dirsync/);
+
+  const missing = randomUUID();
+  expect(refused(await cli.run(['runs', 'show', missing]), 3)).toBe(`dirsync: no run ${missing}\n`);
+  expect(refused(await cli.run(['integrations', 'show', missing]), 3)).toBe(`dirsync: integration ${missing} not found\n`);
+  expect(refused(await cli.run(['sync', missing]), 3)).toBe(`dirsync: integration ${missing} not found\n`);
+  expect(refused(await cli.run(['integrations', 'list', '--account', 'nobody']), 3)).toBe('dirsync: no account "nobody"\n');
+}, timeoutMs);
+
+/** The README's `integrations add` commands of each LDAP kind, continuation lines joined. */
+async function readmeAddCommands(): Promise<Map<string, string>> {
+  const readme = await readFile(join(root, 'README.md'), 'utf8');
+  const start = readme.indexOf('\n### Integrations of each kind from the command line\n');
+  expect(start).toBeGreaterThan(0);
+  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(start))?.[1] ?? '';
+  const commands = new Map<string, string>();
+  for (const command of block.replace(/\\\n\s*/g, '').split('\n').filter((line) => line.trim() !== '')) {
+    const kind = /--kind (\w+)/.exec(command)?.[1];
+    if (kind !== undefined) commands.set(kind, command);
+  }
+  return commands;
+}
+
+/** Runs one README command line as a shell would, in a directory holding its password.txt. */
+async function runReadmeCommand(command: string, directory: string): Promise<CliResult> {
+  const child = spawn('bash', ['-c', command.replace(/^\.\/bin\/dirsync /, `'${dirsyncBin}' `)], { cwd: directory, env: { ...cli.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+test("the README's integrations add command of each LDAP kind works as written and stores the scope flags", async () => {
+  const commands = await readmeAddCommands();
+  expect([...commands.keys()].sort()).toEqual(['active_directory', 'domino', 'ldap']);
+  const directory = await mkdtemp(join(tmpdir(), 'dirsync-readme-'));
+  try {
+    await writeFile(join(directory, 'password.txt'), 'a-reader-password\n');
+    const settings: Record<string, Record<string, unknown>> = {};
+    for (const [kind, command] of commands) {
+      const id = ok(await runReadmeCommand(command, directory)).trim();
+      const shown = integrationSchema.parse(JSON.parse(ok(await cli.run(['integrations', 'show', id, '--json']))));
+      expect(shown).toMatchObject({ id, accountId, kind, hasSecret: true });
+      settings[kind] = shown.settings;
+    }
+    expect(settings['ldap']).toMatchObject({
+      users: { baseDns: ['ou=people,dc=example,dc=com'], filter: '(!(uid=svc-*))' },
+      groups: { baseDns: ['ou=groups,dc=example,dc=com'] },
+    });
+    expect(settings['active_directory']).toMatchObject({
+      baseDns: ['OU=Staff,DC=corp,DC=example,DC=com', 'OU=Groups,DC=corp,DC=example,DC=com'],
+      excludeFilter: '(sAMAccountName=svc-*)',
+      objectTypes: ['user', 'group'],
+    });
+    expect(settings['active_directory']).not.toHaveProperty('users');
+    expect(settings['domino']).toMatchObject({ users: { baseDns: ['O=Acme'] }, groups: { baseDns: [''], filter: '(!(cn=LocalDomain*))' } });
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}, timeoutMs);
+
+test('scope flags of another kind are a usage error naming the right flags; update takes them too', async () => {
+  const common = ['integrations', 'add', '--account', 'acme', '--no-password', '--url', 'ldaps://dc.example.com', '--bind-dn', 'CN=r,DC=example,DC=com'];
+  const ad = refused(await cli.run([...common, '--kind', 'active_directory', '--name', 'AD', '--users-base', 'OU=U,DC=example,DC=com', '--groups-base', 'OU=G,DC=example,DC=com']), 2);
+  expect(ad).toMatch(/^dirsync: --users-base, --groups-base: an active_directory integration reads users, groups and contacts under one list of bases: use --base <dn>/);
+  expect(ad).not.toMatch(/unknown setting/);
+  const ldap = refused(await cli.run([...common, '--kind', 'ldap', '--name', 'L', '--base', 'dc=example,dc=com', '--filter', '(uid=*)']), 2);
+  expect(ldap).toMatch(/^dirsync: --base, --filter: ldap integrations have bases and filters per type: use --users-base/);
+  // An invalid filter is the schema's problem, reported with the setting's name.
+  expect(refused(await cli.run([...common, '--kind', 'active_directory', '--name', 'AD', '--base', 'DC=example,DC=com', '--filter', 'uid=a']), 2)).toMatch(/filter/);
+
+  const id = ok(await cli.run([...common, '--kind', 'active_directory', '--name', 'AD', '--base', 'DC=example,DC=com'])).trim();
+  expect(ok(await cli.run(['integrations', 'update', id, '--base', 'OU=Staff,DC=example,DC=com', '--filter', '(department=Sales)', '--object-types', 'user']))).toBe('updated\n');
+  const shown = integrationSchema.parse(JSON.parse(ok(await cli.run(['integrations', 'show', id, '--json']))));
+  expect(shown.settings).toMatchObject({ baseDns: ['OU=Staff,DC=example,DC=com'], filter: '(department=Sales)', objectTypes: ['user'] });
+  expect(refused(await cli.run(['integrations', 'update', id, '--users-base', 'OU=U,DC=example,DC=com']), 2)).toMatch(/use --base/);
+}, timeoutMs);
+
+test('--json of lists, shows and sync: the API shapes; a sync waited for past --timeout exits 5', async () => {
+  const accounts = z
+    .object({ items: z.array(z.object({ id: z.string(), name: z.string(), createdAt: z.string() }).strict()) })
+    .strict()
+    .parse(JSON.parse(ok(await cli.run(['accounts', 'list', '--json']))));
+  expect(accounts.items).toContainEqual(expect.objectContaining({ id: accountId, name: 'acme' }));
+
+  const id = ok(
+    await cli.run(['integrations', 'add', '--account', 'acme', '--kind', 'ldap', '--name', 'Json', '--no-password', '--url', 'ldaps://ldap.example.com', '--bind-dn', 'cn=r,dc=example,dc=com', '--users-base', 'ou=people,dc=example,dc=com', '--groups-base', 'ou=groups,dc=example,dc=com']),
+  ).trim();
+  const listed = z.object({ items: z.array(integrationSchema) }).strict().parse(JSON.parse(ok(await cli.run(['integrations', 'list', '--account', 'acme', '--json']))));
+  const listedOne = listed.items.find((item) => item.id === id);
+  expect(listedOne).toMatchObject({ name: 'Json', kind: 'ldap', enabled: true, hasSecret: false, lastRun: null, status: expect.any(String) });
+  expect(Date.parse(listedOne!.createdAt)).not.toBeNaN();
+
+  const queued = syncAnswerSchema.parse(JSON.parse(ok(await cli.run(['sync', id, '--full', '--json']))));
+  expect(queued).toMatchObject({ mode: 'full', dryRun: false, deduplicated: false, run: { id: queued.runId, integrationId: id, status: 'queued', modeRequested: 'full' } });
+
+  // No worker: the run stays queued and the wait runs out.
+  const waited = await cli.run(['sync', id, '--full', '--wait', '--timeout', '1', '--json']);
+  expect(waited).toMatchObject({ code: 5, stderr: '' });
+  const answer = syncAnswerSchema.parse(JSON.parse(waited.stdout));
+  expect(answer).toMatchObject({ runId: queued.runId, deduplicated: true, run: { status: 'queued' } });
+  const text = await cli.run(['sync', id, '--full', '--wait', '--timeout', '1']);
+  expect(text).toMatchObject({ code: 5, stdout: expect.stringMatching(/^timed out: run [0-9a-f-]{36} has not ended yet/m) });
+
+  const runs = z.object({ items: z.array(runSchema) }).strict().parse(JSON.parse(ok(await cli.run(['runs', 'list', '--integration', id, '--json']))));
+  expect(runs.items.map((run) => run.id)).toEqual([queued.runId]);
+  const run = runSchema.parse(JSON.parse(ok(await cli.run(['runs', 'show', queued.runId, '--json']))));
+  expect(run).toMatchObject({ id: queued.runId, status: 'queued', counts: { fetched: 0, wouldDelete: 0 }, attempt: 0 });
+
+  const shown = integrationSchema.parse(JSON.parse(ok(await cli.run(['integrations', 'show', id, '--json']))));
+  expect(shown).toMatchObject({ id, lastRun: { id: queued.runId, status: 'queued' } });
+}, timeoutMs);
+
+/** What bash completes for `words` (the last one being completed), with the generated script. */
+async function bashCompletes(script: string, words: readonly string[]): Promise<string[]> {
+  const quoted = words.map((w) => `'${w}'`).join(' ');
+  const program = `${script}\nCOMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _dirsync; printf '%s\\n' "\${COMPREPLY[@]}"`;
+  const child = spawn('bash', ['--norc', '--noprofile', '-c', program], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  const [code] = (await once(child, 'close')) as [number | null];
+  expect(code).toBe(0);
+  return stdout.split('\n').filter((line) => line !== '');
+}
+
+test('completion scripts come from the command tree: bash completes commands and options', async () => {
+  const bash = ok(await cli.run(['completion', 'bash']));
+  expect(await bashCompletes(bash, ['dirsync', 'integ'])).toEqual(['integrations']);
+  expect(await bashCompletes(bash, ['dirsync', 'integrations', ''])).toEqual(expect.arrayContaining(['add', 'list', 'show', 'update', 'test', '--help']));
+  expect(await bashCompletes(bash, ['dirsync', '--debug', 'integrations', 'add', '--ex'])).toEqual(['--exclude-filter']);
+  expect(await bashCompletes(bash, ['dirsync', 'runs', 'list', '--j'])).toEqual(['--json']);
+  expect(await bashCompletes(bash, ['dirsync', 'completion', ''])).toEqual(['-h', '--help']);
+
+  const zsh = ok(await cli.run(['completion', 'zsh']));
+  expect(zsh).toMatch(/^#compdef dirsync\n/);
+  expect(zsh).toContain("'integrations add') candidates=(");
+  expect(zsh).toContain("'--exclude-filter:Active Directory\\: leave out objects matching this LDAP filter'");
+  const fish = ok(await cli.run(['completion', 'fish']));
+  expect(fish).toContain(`complete -c dirsync -f -n 'test (__dirsync_path) = '\\''dirsync integrations'\\''' -a add`);
+  expect(fish).toContain(`-l object-types -r -d 'Active Directory: comma-separated user, group, contact (default all three)'`);
+}, timeoutMs);
