@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { close, connect } from '@dirsync/db';
 import { closeRedis, openRedis } from '@dirsync/jobs';
-import { groupMemberIndexes, testRedisUrl } from '@dirsync/testkit';
+import { groupMemberIndexes, testRedisUrl, waitFor } from '@dirsync/testkit';
+import { dirsyncBin } from '../src/services.ts';
 import { type CliEnvironment, type CliResult, createCliEnvironment, parseRunReports, runCli } from './support/run-cli.ts';
 
 // `dirsync demo` end to end: its own slapd, a scheduler and a worker as child processes, three
@@ -99,3 +102,27 @@ test('a demo whose worker exits at start fails at once, naming the process, its 
   expect(result.stderr).toMatch(/^ {2}.*DIRSYNC_METRICS_PORT/m);
   await expect(leftOver(runNames(result.stdout))).resolves.toEqual({ database: false, keys: 0 });
 }, 150_000);
+
+test('a demo stopped with Ctrl-C stops its processes, drops its database and prefix, and exits 130', async () => {
+  const child = spawn(dirsyncBin, ['demo', '--users', '20', '--groups', '2', '--members', '5'], { env: { ...cli.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (output += text));
+  const closed = once(child, 'close');
+  try {
+    await waitFor(
+      () => {
+        if (child.exitCode !== null) throw new Error(`the demo exited (${child.exitCode}): ${output}`);
+        return output.includes('started a scheduler and a worker');
+      },
+      { timeoutMs: 60_000, intervalMs: 100, what: 'the demo to start its processes' },
+    );
+    child.kill('SIGINT');
+    const [code] = (await closed) as [number | null];
+    expect(code).toBe(130);
+    expect(output).toContain('SIGINT: stopping the demo');
+    await expect(leftOver(runNames(output))).resolves.toEqual({ database: false, keys: 0 });
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}, 120_000);
