@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { integrationSchema, runSchema, syncAnswerSchema } from '@dirsync/contracts';
+import { connectorSchema, integrationSchema, runSchema, syncAnswerSchema } from '@dirsync/contracts';
 import { z } from 'zod';
 import { dirsyncBin } from '../src/services.ts';
 import { type CliEnvironment, type CliResult, createCliEnvironment } from './support/run-cli.ts';
@@ -177,6 +177,34 @@ test('--json of lists, shows and sync: the API shapes; a sync waited for past --
 
   const shown = integrationSchema.parse(JSON.parse(ok(await cli.run(['integrations', 'show', id, '--json']))));
   expect(shown).toMatchObject({ id, lastRun: { id: queued.runId, status: 'queued' } });
+}, timeoutMs);
+
+test('--json of api-keys and connectors: no token, no key, the API\'s connector shape', async () => {
+  const created = await cli.run(['api-keys', 'create', '--account', 'acme', '--name', 'ci', '--scopes', 'read,sync']);
+  expect(created.code).toBe(0);
+  const token = created.stdout.trim();
+  const keys = z
+    .object({ items: z.array(z.object({ id: z.string(), accountId: z.string().nullable(), name: z.string(), scopes: z.array(z.string()), createdAt: z.string(), lastUsedAt: z.string().nullable(), revokedAt: z.string().nullable() }).strict()) })
+    .strict()
+    .parse(JSON.parse(ok(await cli.run(['api-keys', 'list', '--account', 'acme', '--json']))));
+  expect(keys.items).toEqual([expect.objectContaining({ accountId, name: 'ci', scopes: ['read', 'sync'], lastUsedAt: null, revokedAt: null })]);
+
+  const [clientId, objectId, homeTenant] = [randomUUID(), randomUUID(), randomUUID()];
+  expect(
+    (await cli.run(['connectors', 'add', '--name', 'platform', '--description', 'Directory sync for customers', '--client-id', clientId, '--object-id', objectId, '--home-tenant', homeTenant, '--redirect-uri', 'https://sync.example.com/v1/consent/callback'])).code,
+  ).toBe(0);
+  const shown = JSON.parse(ok(await cli.run(['connectors', 'show', 'platform', '--json']))) as Record<string, unknown>;
+  const connector = connectorSchema.omit({ tenants: true }).extend({ consents: z.array(z.unknown()) }).strict().parse(shown);
+  expect(connector).toMatchObject({ name: 'platform', clientId, cloud: 'global', consents: [], lastRotation: { at: null } });
+  expect(connector.certificates).toHaveLength(1);
+  expect(connector.currentThumbprint ?? connector.certificates[0]?.thumbprint).toMatch(/^[0-9A-F]{40}$/i);
+  const listed = z.object({ items: z.array(connectorSchema.omit({ tenants: true }).strict()) }).parse(JSON.parse(ok(await cli.run(['connectors', 'list', '--json']))));
+  expect(listed.items.map((item) => item.id)).toEqual([connector.id]);
+  // Neither a private key nor the API token is in any of it.
+  for (const text of [JSON.stringify(keys), JSON.stringify(shown)]) {
+    expect(text).not.toContain(token);
+    expect(text).not.toMatch(/PRIVATE KEY/);
+  }
 }, timeoutMs);
 
 /** What bash completes for `words` (the last one being completed), with the generated script. */

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
+import { z } from 'zod';
 import { createApiKey, getAccount, listApiKeys, parseApiScopes, recordAudit, revokeApiKey } from '@dirsync/db';
 import { entraCloud, generateCertificate, validateSettings } from '@dirsync/providers';
 import { createApiServer, type ApiServer } from '@dirsync/api';
@@ -7,7 +8,24 @@ import { requestSync } from '@dirsync/scheduler';
 import type { Context } from '../context.ts';
 import { serveOpsPort } from '../ops-server.ts';
 import { UsageError, NotFoundError } from '../errors.ts';
-import { table } from '../format.ts';
+import { printJson, table } from '../format.ts';
+
+const isoDateTime = z.iso.datetime({ offset: true });
+
+/** `api-keys list --json` (keys are managed here only: their own stable shape, never a token). */
+const apiKeyListSchema = z.object({
+  items: z.array(
+    z.object({
+      id: z.uuid(),
+      accountId: z.uuid().nullable(),
+      name: z.string(),
+      scopes: z.array(z.string()),
+      createdAt: isoDateTime,
+      lastUsedAt: isoDateTime.nullable(),
+      revokedAt: isoDateTime.nullable(),
+    }),
+  ),
+});
 import { consoleAssetsDir } from '@dirsync/console';
 import { consoleOidcOf, consoleUrlOf, redisSettingsOf } from '../config.ts';
 
@@ -150,7 +168,8 @@ export function registerApiCommands(program: Command, withContext: WithContext):
     .description('list API keys (never their tokens)')
     .option('--account <account>', 'only this account (id or name)')
     .option('--platform', 'only platform keys')
-    .action((flags: { account?: string; platform?: boolean }) =>
+    .option('--json', 'print JSON: { "items": [{ "id", "accountId", "name", "scopes", "createdAt", "lastUsedAt", "revokedAt" }] } (accountId null: a platform key)')
+    .action((flags: { account?: string; platform?: boolean; json?: boolean }) =>
       withContext(async (ctx) => {
         let filter: { accountId?: string | null } = {};
         if (flags.platform) filter = { accountId: null };
@@ -160,6 +179,11 @@ export function registerApiCommands(program: Command, withContext: WithContext):
           filter = { accountId: account.id };
         }
         const rows = await listApiKeys(ctx.db(), filter);
+        if (flags.json) {
+          const items = rows.map((k) => ({ id: k.id, accountId: k.accountId, name: k.name, scopes: k.scopes, createdAt: k.createdAt, lastUsedAt: k.lastUsedAt, revokedAt: k.revokedAt }));
+          printJson(apiKeyListSchema, { items });
+          return;
+        }
         console.log(
           table(
             ['id', 'account', 'name', 'scopes', 'created', 'last used', 'revoked'],

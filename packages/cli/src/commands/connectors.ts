@@ -20,12 +20,68 @@ import {
   setCredentialGraphKeyId,
   updateConnector,
 } from '@dirsync/db';
-import { createRotationEnqueueClient, validateCron } from '@dirsync/jobs';
+import { createRotationEnqueueClient, nextSlotAfter, validateCron } from '@dirsync/jobs';
+import { connectorSchema, consentStatuses } from '@dirsync/contracts';
+import { z } from 'zod';
 import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
 import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker';
 import type { Context } from '../context.ts';
 import { UserError, UsageError, NotFoundError } from '../errors.ts';
-import { keyValues, table } from '../format.ts';
+import { keyValues, printJson, table } from '../format.ts';
+
+/** A connector as the platform sees it with `--json`: the API's shape without one account's "tenants". */
+const platformConnectorSchema = connectorSchema.omit({ tenants: true });
+
+/** One account's consent of a tenant on a connector (`connectors show --json`). */
+const platformConsentSchema = z.object({
+  accountId: z.uuid(),
+  tenantId: z.string(),
+  tenantGuid: z.string().nullable(),
+  status: z.enum(consentStatuses),
+  grantedAt: z.iso.datetime({ offset: true }).nullable(),
+  error: z.string().nullable(),
+  errorDescription: z.string().nullable(),
+});
+
+/** A connector in the API's shape (public facts and certificate history only, never a key). */
+async function presentConnector(ctx: Context, connector: Connector) {
+  const iso = (value: Date | null) => (value === null ? null : value.toISOString());
+  let nextRotationAt: string | null;
+  try {
+    nextRotationAt = nextSlotAfter(connector.rotationCron, new Date()).toISOString();
+  } catch {
+    nextRotationAt = null;
+  }
+  const certificates = await listConnectorCredentials(ctx.db(), connector.id);
+  return {
+    id: connector.id,
+    name: connector.name,
+    description: connector.description,
+    clientId: connector.clientId,
+    redirectUri: connector.redirectUri,
+    cloud: connector.cloud,
+    authorityHost: connector.authorityHost,
+    graphBaseUrl: connector.graphBaseUrl,
+    permissions: connector.permissions,
+    rotationCron: connector.rotationCron,
+    certificateValidityDays: connector.certificateValidityDays,
+    lastRotation: { at: iso(connector.lastRotationAt), status: connector.lastRotationStatus, error: connector.lastRotationError },
+    nextRotationAt,
+    rotationFailures: connector.rotationFailures,
+    currentThumbprint: certificates.find((c) => c.status === 'current')?.thumbprint ?? null,
+    certificates: certificates.map((c) => ({
+      id: c.id,
+      status: c.status,
+      thumbprint: c.thumbprint,
+      thumbprintSha256: c.thumbprintSha256,
+      notBefore: c.notBefore.toISOString(),
+      notAfter: c.notAfter.toISOString(),
+      activatedAt: iso(c.activatedAt),
+      retiredAt: iso(c.retiredAt),
+      removedAt: iso(c.removedAt),
+    })),
+  };
+}
 import { redisSettingsOf } from '../config.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
@@ -192,8 +248,15 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
   connectors
     .command('list')
     .description('list connectors with their current certificate and last rotation')
-    .action(() =>
+    .option('--json', 'print JSON: { "items": [connector] }, each as GET /v1/connectors/{id} answers it, without "tenants"')
+    .action((flags: { json?: boolean }) =>
       withContext(async (ctx) => {
+        if (flags.json) {
+          const items = [];
+          for (const c of await listConnectors(ctx.db())) items.push(await presentConnector(ctx, c));
+          printJson(z.object({ items: z.array(platformConnectorSchema) }), { items });
+          return;
+        }
         const rows = [];
         for (const c of await listConnectors(ctx.db())) {
           const current = await currentCertificate(ctx.db(), c);
@@ -206,9 +269,23 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
   connectors
     .command('show <connector>')
     .description('a connector, its certificate history and its tenants\' consents (never a private key)')
-    .action((idOrName: string) =>
+    .option('--json', 'print JSON: the connector as GET /v1/connectors/{id} answers it, with every account\'s "consents" instead of "tenants"')
+    .action((idOrName: string, flags: { json?: boolean }) =>
       withContext(async (ctx) => {
         const c = await requireConnector(ctx.db(), idOrName);
+        if (flags.json) {
+          const consents = (await listConsents(ctx.db(), c.id)).map((x) => ({
+            accountId: x.accountId,
+            tenantId: x.tenantId,
+            tenantGuid: x.tenantGuid,
+            status: x.status,
+            grantedAt: x.grantedAt,
+            error: x.error,
+            errorDescription: x.errorDescription === null ? null : displayText(x.errorDescription),
+          }));
+          printJson(platformConnectorSchema.extend({ consents: z.array(platformConsentSchema) }), { ...(await presentConnector(ctx, c)), consents });
+          return;
+        }
         console.log(
           keyValues([
             ['id', c.id],
