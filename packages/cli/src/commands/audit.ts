@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { auditQuery } from '@dirsync/contracts';
 import { getAccount, listAccountAudit } from '@dirsync/db';
 import type { Context } from '../context.ts';
-import { UserError } from '../errors.ts';
+import { NotFoundError, UsageError } from '../errors.ts';
 import { table } from '../format.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
@@ -34,7 +34,7 @@ function queryOf(flags: AuditFlags) {
     const flagOf: Record<string, string> = { integrationId: 'integration' };
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? '');
-    throw new UserError(`--${flagOf[key] ?? key}: ${issue?.message ?? 'invalid'}`);
+    throw new UsageError(`--${flagOf[key] ?? key}: ${issue?.message ?? 'invalid'}`);
   }
   return parsed.data;
 }
@@ -62,7 +62,7 @@ export function registerAuditCommand(program: Command, withContext: WithContext)
       withContext(async (ctx) => {
         const query = queryOf(flags);
         const account = await getAccount(ctx.db(), flags.account);
-        if (!account) throw new UserError(`no account "${flags.account}"`);
+        if (!account) throw new NotFoundError(`no account "${flags.account}"`);
         const page = await listAccountAudit(ctx.db(), account.id, query);
         if (flags.json) {
           console.log(JSON.stringify(page, null, 2));
