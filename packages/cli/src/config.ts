@@ -275,6 +275,25 @@ export const configSchema = z.object({
    */
   DIRSYNC_INSTALLATION_METRICS: z.enum(['auto', 'true', 'false'], { message: 'DIRSYNC_INSTALLATION_METRICS must be auto, true or false' }).default('auto'),
   /**
+   * OTLP/HTTP endpoint workers send their sync runs' traces to (`<endpoint>/v1/traces`); unset
+   * (and OTEL_EXPORTER_OTLP_ENDPOINT unset): no tracing, at no cost.
+   */
+  DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT: unsetWhenBlank(
+    z
+      .string()
+      .trim()
+      .refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), 'DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (the OTLP/HTTP base endpoint, e.g. http://otel-collector:4318)')
+      .optional(),
+  ),
+  /** OpenTelemetry's standard variable, used when DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT is unset. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: unsetWhenBlank(
+    z
+      .string()
+      .trim()
+      .refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), 'OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (the OTLP/HTTP base endpoint, e.g. http://otel-collector:4318)')
+      .optional(),
+  ),
+  /**
    * Networks where customers' directories may be reached although the addresses are private,
    * loopback or link-local (a VPN, a private link): comma-separated CIDRs. Everything else but
    * public addresses is refused, and the platform's own Redis and PostgreSQL always are.
@@ -410,6 +429,11 @@ function consoleSettingProblems(env: Record<string, string | undefined>): string
     if (url.protocol === 'http:' && !loopbackHosts.has(url.hostname)) problems.push('DIRSYNC_OIDC_ISSUER must be an https:// URL (http only on loopback: localhost, 127.0.0.1, [::1])');
   }
   return problems;
+}
+
+/** Where workers send traces: DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, else none. */
+export function otlpEndpointOf(config: Config): string | undefined {
+  return config.DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT ?? config.OTEL_EXPORTER_OTLP_ENDPOINT;
 }
 
 /** The console's public base URL: DIRSYNC_CONSOLE_URL, else `http://localhost:<PORT>`. */

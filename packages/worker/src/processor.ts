@@ -1,5 +1,6 @@
 import type { RunCounts, SyncJobData } from '@dirsync/contracts';
 import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+import type { Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import {
   type Db,
@@ -18,6 +19,7 @@ import { acquireSyncSlots, directoryHostOf, resolveSyncLimits, type SlotsOutcome
 import { DEFAULT_LOCK_TIMING, type HeldLock, integrationLockKey, type LockTiming, tryAcquireLock } from './lock.ts';
 import { type ModePlan, planMode, type RunLimits, runSync, type SyncOutcome, type SyncReport } from './pipeline/index.ts';
 import { RunRecorder } from './run-recorder.ts';
+import { failSpan, startSpan, type TraceParent } from './ops/tracing.ts';
 
 /** Whose integration a provider is built for: the Entra factory checks the account's own consent. */
 export interface ProviderOwner {
@@ -56,6 +58,8 @@ export interface SyncProcessorOptions {
    * every worker sharing the Redis (defaults: `DEFAULT_SYNC_LIMITS`).
    */
   readonly syncLimits?: SyncLimitOptions | undefined;
+  /** Traces each run attempt (see `createTracing`); undefined: no tracing, at no cost. */
+  readonly tracer?: Tracer | undefined;
 }
 
 /** What a completed sync job returns (stored by BullMQ as the job's return value). */
@@ -186,6 +190,23 @@ async function runLocked(
 
   const started = performance.now();
   let plan: ModePlan | undefined;
+  // One trace per attempt: ids only, never settings, names or directory data.
+  const traced: TraceParent | undefined =
+    options.tracer === undefined
+      ? undefined
+      : {
+          tracer: options.tracer,
+          span: startSpan(options.tracer, 'dirsync.run', {
+            'dirsync.run.id': payload.runId,
+            'dirsync.integration.id': integration.id,
+            'dirsync.integration.kind': integration.kind,
+            'dirsync.account.id': integration.accountId,
+            'dirsync.run.mode_requested': payload.mode,
+            'dirsync.run.dry_run': payload.dryRun,
+            'dirsync.run.attempt': attempt,
+            'dirsync.worker.id': options.workerId,
+          }),
+        };
   try {
     if (!integration.enabled) throw new UnrecoverableError('integration is disabled');
     // Stored as JSON by the provider that made it; only that provider interprets it.
@@ -216,6 +237,7 @@ async function runLocked(
           batchSize: options.batchSize,
           fence: recorder.fence,
           limits: options.runLimits,
+          trace: traced,
         });
       } finally {
         await provider.close().catch(() => undefined);
@@ -224,6 +246,15 @@ async function runLocked(
     const run = await recorder.complete(report, performance.now() - started);
     const result = summary(payload, report, run);
     log.info(result, 'sync finished');
+    traced?.span.setAttributes({
+      'dirsync.run.status': result.status,
+      'dirsync.run.mode': result.mode,
+      'dirsync.objects.fetched': result.fetched,
+      'dirsync.objects.created': result.created,
+      'dirsync.objects.updated': result.updated,
+      'dirsync.objects.deleted': result.deleted,
+      'dirsync.objects.failed': result.failed,
+    });
     return result;
   } catch (error) {
     if (error instanceof FencedOutError && lock.lost.aborted === false) {
@@ -233,6 +264,11 @@ async function runLocked(
     }
     const verdict = error instanceof UnrecoverableError ? { retry: false, message: error.message } : classifyFailure(error);
     const willRetry = verdict.retry && attempt < maxAttempts;
+    if (traced) {
+      traced.span.setAttributes({ 'dirsync.run.status': willRetry ? 'retrying' : 'failed', ...(plan === undefined ? {} : { 'dirsync.run.mode': plan.mode }) });
+      // The message the run report stores: classified, without secrets.
+      failSpan(traced.span, verdict.message, error instanceof Error ? error.name : 'Error');
+    }
     try {
       await recorder.fail({ message: verdict.message, willRetry, plan, durationMs: performance.now() - started });
     } catch (recordError) {
@@ -248,5 +284,7 @@ async function runLocked(
     log.warn({ error: verdict.message, retry: willRetry, attempt, maxAttempts }, 'sync attempt failed');
     if (!verdict.retry) throw error instanceof UnrecoverableError ? error : new UnrecoverableError(verdict.message);
     throw error;
+  } finally {
+    traced?.span.end();
   }
 }

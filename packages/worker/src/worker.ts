@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import type { Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Db, KeyRing } from '@dirsync/db';
@@ -77,6 +78,8 @@ export interface CreateWorkerOptions {
   readonly consentPropagationWaitMs?: number | undefined;
   /** Records every finished sync job (see `createWorkerMetrics`). */
   readonly metrics?: WorkerMetrics | undefined;
+  /** Traces every sync run (see `createTracing`); undefined: none. */
+  readonly tracer?: Tracer | undefined;
   /**
    * Where this worker may connect when it reaches customers' systems (syncs, Test Connection,
    * credential rotation). Default: the strict policy (public addresses only); the platform's
@@ -140,6 +143,7 @@ export function createWorker(options: CreateWorkerOptions): DirsyncWorker {
     batchSize: options.batchSize,
     runLimits: options.runLimits,
     syncLimits: options.syncLimits,
+    tracer: options.tracer,
   });
   const sync = createQueueWorker<SyncJobResult>({
     connection: settings,

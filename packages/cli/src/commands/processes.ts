@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { createScheduler, type ReconcilerOptions } from '@dirsync/scheduler';
-import { createEntraAwareProviderFactory, createReadinessProbe, createWorker, createWorkerMetrics } from '@dirsync/worker';
+import { createEntraAwareProviderFactory, createReadinessProbe, createTracing, createWorker, createWorkerMetrics } from '@dirsync/worker';
 import { serveOpsPort } from '../ops-server.ts';
 import type { Context } from '../context.ts';
 import { startHttpServer } from './api.ts';
-import { redisSettingsOf, workerShardsOf } from '../config.ts';
+import { otlpEndpointOf, redisSettingsOf, workerShardsOf } from '../config.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -50,6 +50,8 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         ctx.setRole('dirsync-worker');
         const logger = ctx.logger('worker');
         const metrics = createWorkerMetrics({ db: ctx.db() });
+        // Traces only when an OTLP endpoint is configured; otherwise no tracer exists at all.
+        const tracing = createTracing({ endpoint: otlpEndpointOf(ctx.config) });
         const worker = createWorker({
           db: ctx.db(),
           connection: redisSettingsOf(ctx.config),
@@ -69,6 +71,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
             consentRefusal: { graceMs: ctx.config.DIRSYNC_CONSENT_GRACE_MINUTES * 60_000, failuresToRevoke: ctx.config.DIRSYNC_CONSENT_FAILURES_TO_REVOKE },
           }),
           metrics,
+          tracer: tracing.tracer,
           consentPropagationWaitMs: ctx.config.DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS * 1000,
           runLimits: { maxObjects: ctx.config.DIRSYNC_MAX_OBJECTS_PER_RUN, maxDurationMs: ctx.config.DIRSYNC_MAX_RUN_MINUTES * 60_000 },
           syncLimits: {
@@ -92,6 +95,8 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         logger.info({ signal }, 'worker stopping: finishing running jobs');
         const outcome = await Promise.race([worker.close().then(() => 'closed' as const), queueUnusableFor(() => worker.queueState(), unusableQueueExitMs)]);
         await ops?.close();
+        // Sends the spans still buffered; a collector that is down costs at most its timeout.
+        await tracing.shutdown().catch((error: unknown) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'could not send the last traces'));
         if (outcome === 'unusable') {
           // No running job can be finished through a queue that refuses every command, and
           // BullMQ's close waits for commands that keep failing: the job locks expire and the

@@ -27,6 +27,7 @@ import { combineRecords, type PreparedObject, prepareObject, syncObjectBatch } f
 import { readAhead } from './read-ahead.ts';
 import { IssueLog, type SyncReport, zeroCounts } from './report.ts';
 import { type DeletionApproval, deletionVerdict } from './threshold.ts';
+import { phase, type TraceParent } from '../ops/tracing.ts';
 
 /** The integration fields the pipeline needs. */
 export interface SyncIntegration {
@@ -90,6 +91,11 @@ export interface RunSyncOptions<S> {
   readonly onPlan?: ((plan: ModePlan) => void) | undefined;
   /** What one run may cost the installation (defaults: {@link defaultRunLimits}). */
   readonly limits?: Partial<RunLimits> | undefined;
+  /**
+   * The run's span: the phases become its children (`dirsync.fetch` with a `dirsync.write` per
+   * batch, `dirsync.members`, `dirsync.sweep`). Undefined when tracing is off.
+   */
+  readonly trace?: TraceParent | undefined;
 }
 
 /**
@@ -196,7 +202,10 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
     let cursor: Cursor | undefined;
     if (plan.mode === 'delta' && integration.cursor !== null) {
       try {
-        cursor = await session.consume(provider.fetchDelta(integration.cursor, controller.signal), 'delta');
+        const deltaCursor = integration.cursor;
+        cursor = await phase(options.trace, 'dirsync.fetch', { 'dirsync.sync.mode': 'delta' }, (traced) =>
+          session.consume(provider.fetchDelta(deltaCursor, controller.signal), 'delta', traced),
+        );
       } catch (error) {
         if (!isCursorRejected(error)) throw error;
         plan = fallbackToFull(error);
@@ -206,14 +215,21 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
         session.reset();
       }
     }
-    if (plan.mode === 'full') cursor = await session.consume(provider.fetchFull(controller.signal), 'full');
+    if (plan.mode === 'full') {
+      cursor = await phase(options.trace, 'dirsync.fetch', { 'dirsync.sync.mode': 'full' }, (traced) => session.consume(provider.fetchFull(controller.signal), 'full', traced));
+    }
     controller.signal.throwIfAborted();
 
-    await session.step(() => session.members.resolveDeferred());
+    await phase(options.trace, 'dirsync.members', {}, () => session.step(() => session.members.resolveDeferred()));
     controller.signal.throwIfAborted();
 
     const mode = plan.mode;
-    const deletion = await session.step(() => applyDeletions(ctx, mode, session.pendingDeletions, options));
+    // The sweep of a full sync, the reported deletions of a delta: both weighed by the threshold first.
+    const deletion = await phase(options.trace, 'dirsync.sweep', { 'dirsync.sync.mode': mode }, async (traced) => {
+      const verdict = await session.step(() => applyDeletions(ctx, mode, session.pendingDeletions, options));
+      traced?.span.setAttributes({ 'dirsync.objects.would_delete': ctx.counts.wouldDelete, 'dirsync.objects.deleted': ctx.counts.deleted, 'dirsync.deletions.allowed': verdict.allowed });
+      return verdict;
+    });
     const status = run.dryRun ? 'dry_run' : deletion.allowed ? 'succeeded' : 'blocked';
     return {
       ...ctx.counts,
@@ -407,7 +423,7 @@ class FetchSession<S> {
   }
 
   /** Consumes every page; returns the cursor of the final page. */
-  async consume(pages: AsyncIterable<FetchPage<S>>, mode: SyncMode): Promise<Cursor | undefined> {
+  async consume(pages: AsyncIterable<FetchPage<S>>, mode: SyncMode, traced?: TraceParent): Promise<Cursor | undefined> {
     const { counts, issues } = this.#ctx;
     let cursor: Cursor | undefined;
     // Keyed by external id so that an object listed twice is written once (the later copy wins,
@@ -432,7 +448,9 @@ class FetchSession<S> {
       memberRefs = 0;
       const processed = counts.fetched;
       writing = (async () => {
-        await this.step(() => syncObjectBatch(this.#ctx, this.members, batch));
+        await phase(traced, 'dirsync.write', { 'dirsync.batch.objects': batch.objects.length, 'dirsync.batch.failed': batch.failedIds.length }, () =>
+          this.step(() => syncObjectBatch(this.#ctx, this.members, batch)),
+        );
         this.#signal.throwIfAborted();
         await this.#options.onProgress?.({ processed });
       })();
@@ -485,7 +503,7 @@ class FetchSession<S> {
           await flush();
           await drain();
           const deltas = page.memberDeltas;
-          await this.step(() => this.members.applyDeltas(deltas));
+          await phase(traced, 'dirsync.write', { 'dirsync.batch.member_deltas': deltas.length }, () => this.step(() => this.members.applyDeltas(deltas)));
         }
         // Held until the fetch is complete: the threshold needs their number first. A full sync
         // needs none: its sweep finds every object the source no longer has.
@@ -494,6 +512,9 @@ class FetchSession<S> {
       }
       await flush();
       await drain();
+      // Entries are mapped and hashed as they stream in, between the batch writes: no span of
+      // their own (one per entry would cost more than the mapping), their outcome is here.
+      traced?.span.setAttributes({ 'dirsync.objects.fetched': counts.fetched, 'dirsync.objects.failed': counts.failed });
     } catch (error) {
       // Nothing may still be writing when the run reports its failure (or a dry run rolls back).
       await writing?.catch(() => undefined);

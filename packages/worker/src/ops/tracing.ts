@@ -1,0 +1,96 @@
+import { type Attributes, context, type Span, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, type SpanExporter, type SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
+import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions';
+
+/**
+ * Sync runs as OpenTelemetry traces: a root span per run attempt (`dirsync.run`) with a child per
+ * phase of the pipeline (`dirsync.fetch`, each `dirsync.write` batch under it, `dirsync.members`,
+ * `dirsync.sweep`). Off unless an OTLP endpoint is configured: then no tracer exists and the
+ * pipeline calls its phases directly, so a disabled installation pays nothing.
+ */
+
+/** Options of {@link createTracing}. */
+export interface TracingOptions {
+  /**
+   * OTLP/HTTP base endpoint (`http://collector:4318`); traces go to `<endpoint>/v1/traces`.
+   * Undefined: tracing is off.
+   */
+  readonly endpoint?: string | undefined;
+  readonly serviceName?: string | undefined;
+  readonly serviceVersion?: string | undefined;
+  /** Exports to this exporter instead of OTLP (tests: the SDK's in-memory exporter). */
+  readonly exporter?: SpanExporter | undefined;
+  /** Default: a batch processor over the exporter. */
+  readonly processor?: SpanProcessor | undefined;
+}
+
+/** A process's tracing: the tracer to hand to the worker (undefined when off), and its shutdown. */
+export interface Tracing {
+  readonly tracer: Tracer | undefined;
+  /** Sends what is buffered and stops; a no-op when off. */
+  shutdown(): Promise<void>;
+}
+
+/** The OTLP/HTTP traces URL of a base endpoint (as `OTEL_EXPORTER_OTLP_ENDPOINT` is meant). */
+export function otlpTracesUrl(endpoint: string): string {
+  return `${endpoint.replace(/\/+$/, '')}/v1/traces`;
+}
+
+/** Creates the tracer of a worker process, or none when no endpoint (nor exporter) is given. */
+export function createTracing(options: TracingOptions): Tracing {
+  const exporter = options.exporter ?? (options.endpoint === undefined ? undefined : new OTLPTraceExporter({ url: otlpTracesUrl(options.endpoint) }));
+  if (exporter === undefined && options.processor === undefined) return { tracer: undefined, shutdown: async () => undefined };
+  const processor = options.processor ?? new BatchSpanProcessor({ exporter: exporter as SpanExporter });
+  const provider = new TracerProvider({
+    // Built from what dirsync knows, not from OTEL_* variables: the configuration is read in one place.
+    resource: resourceFromAttributes({
+      [ATTR_SERVICE_NAME]: options.serviceName ?? 'dirsync-worker',
+      ...(options.serviceVersion === undefined ? {} : { [ATTR_SERVICE_VERSION]: options.serviceVersion }),
+    }),
+    spanProcessors: [processor],
+  });
+  return {
+    tracer: provider.getTracer('dirsync'),
+    shutdown: () => provider.shutdown(),
+  };
+}
+
+/** Where a phase span goes: the tracer and the span it is a child of. */
+export interface TraceParent {
+  readonly tracer: Tracer;
+  readonly span: Span;
+}
+
+/** Starts a child span of `parent` (a root span when `parent` is a tracer alone). */
+export function startSpan(tracer: Tracer, name: string, attributes: Attributes, parent?: Span): Span {
+  const ctx = parent === undefined ? context.active() : trace.setSpan(context.active(), parent);
+  return tracer.startSpan(name, { attributes }, ctx);
+}
+
+/** Marks a span failed with a message (never the error's details: they may name a secret's owner's data). */
+export function failSpan(span: Span, message: string, errorType: string): void {
+  span.setAttribute('error.type', errorType);
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+}
+
+/**
+ * Runs `fn` in a child span of `parent` named `name`, or runs it alone when tracing is off. The
+ * span ends when `fn` settles; a throw marks it failed with the error's class.
+ */
+export async function phase<T>(parent: TraceParent | undefined, name: string, attributes: Attributes, fn: (traced: TraceParent | undefined) => Promise<T>): Promise<T> {
+  if (parent === undefined) return fn(undefined);
+  const span = startSpan(parent.tracer, name, attributes, parent.span);
+  try {
+    const result = await fn({ tracer: parent.tracer, span });
+    span.setStatus({ code: SpanStatusCode.OK });
+    return result;
+  } catch (error) {
+    const type = error instanceof Error ? error.name : 'Error';
+    failSpan(span, type, type);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
