@@ -134,6 +134,8 @@ test('scope flags of another kind are a usage error naming the right flags; upda
   expect(ad).not.toMatch(/unknown setting/);
   const ldap = refused(await cli.run([...common, '--kind', 'ldap', '--name', 'L', '--base', 'dc=example,dc=com', '--filter', '(uid=*)']), 2);
   expect(ldap).toMatch(/^dirsync: --base, --filter: ldap integrations have bases and filters per type: use --users-base/);
+  const entra = refused(await cli.run(['integrations', 'add', '--account', 'acme', '--no-password', '--kind', 'entra_id', '--name', 'E', '--tenant', 'contoso.onmicrosoft.com', '--users-base', 'ou=x']), 2);
+  expect(entra).toBe('dirsync: --users-base: entra_id integrations read the whole tenant: they have no base DN or LDAP filter\n');
   // An invalid filter is the schema's problem, reported with the setting's name.
   expect(refused(await cli.run([...common, '--kind', 'active_directory', '--name', 'AD', '--base', 'DC=example,DC=com', '--filter', 'uid=a']), 2)).toMatch(/filter/);
 
@@ -219,7 +221,7 @@ async function bashCompletes(script: string, words: readonly string[]): Promise<
   return stdout.split('\n').filter((line) => line !== '');
 }
 
-test('completion scripts come from the command tree: bash completes commands and options', async () => {
+test('completion scripts come from the command tree: bash, zsh and fish complete commands and options', async () => {
   const bash = ok(await cli.run(['completion', 'bash']));
   expect(await bashCompletes(bash, ['dirsync', 'integ'])).toEqual(['integrations']);
   expect(await bashCompletes(bash, ['dirsync', 'integrations', ''])).toEqual(expect.arrayContaining(['add', 'list', 'show', 'update', 'test', '--help']));
@@ -227,11 +229,32 @@ test('completion scripts come from the command tree: bash completes commands and
   expect(await bashCompletes(bash, ['dirsync', 'runs', 'list', '--j'])).toEqual(['--json']);
   expect(await bashCompletes(bash, ['dirsync', 'completion', ''])).toEqual(['-h', '--help']);
 
+  // zsh: the function's candidates for `_describe`, which a stand-in prints (no terminal here).
   const zsh = ok(await cli.run(['completion', 'zsh']));
   expect(zsh).toMatch(/^#compdef dirsync\n/);
-  expect(zsh).toContain("'integrations add') candidates=(");
-  expect(zsh).toContain("'--exclude-filter:Active Directory\\: leave out objects matching this LDAP filter'");
+  const zshCompletes = async (words: readonly string[]) => {
+    const program = `compdef() { :; }\n${zsh}\n_describe() { print -rl -- "\${(@P)4}"; }\nwords=(${words.map((w) => `'${w}'`).join(' ')}); CURRENT=${words.length}; _dirsync`;
+    return (await shellLines('zsh', ['-f', '-c', program])).map((line) => line.split(/(?<!\\):/)[0]);
+  };
+  expect(await zshCompletes(['dirsync', '--debug', 'runs', ''])).toEqual(expect.arrayContaining(['list', 'show', 'approve', '--help']));
+  expect(await zshCompletes(['dirsync', 'integrations', 'add', ''])).toContain('--exclude-filter');
+
+  // fish: its own `complete -C`, with the script loaded.
   const fish = ok(await cli.run(['completion', 'fish']));
-  expect(fish).toContain(`complete -c dirsync -f -n 'test (__dirsync_path) = '\\''dirsync integrations'\\''' -a add`);
-  expect(fish).toContain(`-l object-types -r -d 'Active Directory: comma-separated user, group, contact (default all three)'`);
+  const fishCompletes = async (line: string) => (await shellLines('fish', ['--no-config', '-c', `${fish}\ncomplete -C '${line}'`])).map((entry) => entry.split('\t')[0]);
+  expect(await fishCompletes('dirsync integ')).toEqual(['integrations']);
+  expect(await fishCompletes('dirsync --debug integrations add --exc')).toEqual(['--exclude-filter']);
+  expect(await fishCompletes('dirsync runs list --j')).toEqual(['--json']);
 }, timeoutMs);
+
+/** The lines a shell printed running `args` (it must exit 0). */
+async function shellLines(shell: string, args: readonly string[]): Promise<string[]> {
+  const child = spawn(shell, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  const [code] = (await once(child, 'close')) as [number | null];
+  expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  return stdout.split('\n').filter((line) => line !== '');
+}
