@@ -1,6 +1,7 @@
 export { createApiServer, type ApiServer, type ApiServerOptions } from './server.ts';
 export type { ApiSyncRequest, ConnectorTooling, SettingsValidation, SettingsValidator, SyncRequester } from './context.ts';
 export { problemContentType } from './problems.ts';
+export { problemTypes, problemTypesMarkdown, type ProblemType } from './problem-types.ts';
 export { dashboardPath } from './routes/dashboard.ts';
 export { actionsFor, withEntraActions } from './routes/actions.ts';
 export { consentCallbackPath } from './routes/connectors.ts';

@@ -14,6 +14,7 @@ import { openRedis } from './ops/redis.ts';
 import { authenticate, callerOf } from './auth.ts';
 import { type ApiConsoleOptions, prepareConsole, registerConsole, registerConsoleAuth } from './console/index.ts';
 import type { ApiApp, ApiDeps, ConnectorTooling, SettingsValidator, SyncRequester } from './context.ts';
+import { problemIndexPage, problemTypePage, problemTypes } from './problem-types.ts';
 import { ProblemError, sendProblem } from './problems.ts';
 import { registerActionRoutes } from './routes/actions.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
@@ -298,6 +299,14 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     if (deps) {
       await pub.register(swaggerUi, { routePrefix: '/docs', uiConfig: { url: '/v1/openapi.json' } });
       pub.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+      // The `type` of every problem answer resolves here, on any deployment (it is relative).
+      pub.get('/v1/problems', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html; charset=utf-8').send(problemIndexPage()));
+      pub.get('/v1/problems/:code', { schema: { hide: true } }, async (request, reply) => {
+        const code = (request.params as { code?: string }).code ?? '';
+        const type = Object.hasOwn(problemTypes, code) ? problemTypes[code] : undefined;
+        if (type === undefined) throw new ProblemError(404, 'not-found', 'no such problem type: the list is at /v1/problems');
+        return reply.type('text/html; charset=utf-8').send(problemTypePage(code, type));
+      });
       // The customer's administrator's browser lands here, without a key.
       registerConsentCallback(pub, deps);
       if (consoleSetup) registerConsoleAuth(pub, consoleSetup, { db: options.db, logger });

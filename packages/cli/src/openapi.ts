@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { z } from 'zod';
-import { createApiServer } from '@dirsync/api';
+import { createApiServer, problemTypesMarkdown } from '@dirsync/api';
 import { attributeMappingSchema, integrationKinds } from '@dirsync/contracts';
 import { providerKinds, validateSettings } from '@dirsync/providers';
 
@@ -74,6 +74,8 @@ export function publishedOpenApi(served: Record<string, unknown>): Record<string
 export function publishedDocuments(served: Record<string, unknown>): Record<string, string> {
   const documents: Record<string, string> = { 'openapi.json': stableJson(publishedOpenApi(served)) };
   for (const [file, schema] of Object.entries(publishedJsonSchemas())) documents[file] = stableJson(schema);
+  // What each problem `type` of the API's error answers means (the API serves the same pages).
+  documents['problems.md'] = problemTypesMarkdown();
   return documents;
 }
 
