@@ -29,7 +29,8 @@ writeFileSync(rootManifestPath, `${JSON.stringify({ ...manifest, version }, null
 
 const changelogPath = join(root, 'CHANGELOG.md');
 const changelog = readFileSync(changelogPath, 'utf8');
-const heading = '# Changelog\n';
-const entry = `## ${version}\n\n${summaries.map((summary) => `- ${summary.replace(/\n/g, '\n  ')}`).join('\n')}\n`;
-writeFileSync(changelogPath, changelog.replace(heading, `${heading}\n${entry}`));
+const entry = `## ${version}\n\n${summaries.map((summary) => `- ${summary.replace(/\n/g, '\n  ')}`).join('\n')}\n\n`;
+// Newest first: the entry goes above the previous release, below the file's introduction.
+const previous = changelog.search(/^## /m);
+writeFileSync(changelogPath, previous < 0 ? `${changelog.trimEnd()}\n\n${entry}` : `${changelog.slice(0, previous)}${entry}${changelog.slice(previous)}`);
 console.log(`released ${version}: package.json and CHANGELOG.md updated`);
