@@ -16,7 +16,7 @@ export function registerAuditRoutes(app: ApiApp, deps: ApiDeps): void {
       operationId: 'listAudit',
       summary: "The account's audit log, newest first",
       description:
-        'Changes made through the API, the console and the CLI, and what the workers did on their own (credential rotations, consent revoked). ' +
+        'Changes made through the API, the console and the CLI, and what the workers recorded about the account (a consent found revoked); events of no account (connector certificate rotations) are not listed. ' +
         'Needs the `admin` scope: the log names who holds which key. Page with `cursor` (the `nextCursor` of the previous page).',
       security: bearer,
       querystring: auditQuery,
