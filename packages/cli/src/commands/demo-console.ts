@@ -24,7 +24,7 @@ import {
 import { createContext, type Context } from '../context.ts';
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { demoLogDir, demoServiceEnv } from './demo-env.ts';
-import { createDemoRun, DemoInterrupted, type DemoRun, type DemoWatch, freeLocalPort, watchDemo } from './demo-run.ts';
+import { DemoInterrupted, planDemoRun, type DemoRun, type DemoWatch, freeLocalPort, watchDemo } from './demo-run.ts';
 
 /** How long the printed sign-in link works. */
 const linkMinutes = 60;
@@ -134,10 +134,13 @@ export async function consoleDemo(
   let emulator: EntraEmulator | undefined;
   try {
     await mkdir(demoLogDir, { recursive: true });
-    run = await createDemoRun(base.config);
+    run = planDemoRun(base.config);
+    // Watching (and catching Ctrl-C) from here on: whatever of the run exists gets dropped.
+    watch = watchDemo(run);
+    await run.create();
+    watch.check();
     say(`database ${run.databaseName} and queue prefix ${run.queuePrefix}: made for this run, dropped when it ends`);
     ctx = createContext(demoServiceEnv(base, run));
-    watch = watchDemo(run);
     const db = ctx.db();
     const port = options.port ?? (await freeLocalPort());
     const consoleUrl = (base.config.DIRSYNC_CONSOLE_URL ?? `http://127.0.0.1:${port}`).replace(/\/+$/, '');
@@ -157,6 +160,8 @@ export async function consoleDemo(
       say(`  Active Directory: ${ad.server.ldapsUrl} (Samba, realm ${ad.server.realm})`);
     }
     say(`  Entra ID: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS with its own test CA: a browser warns about its pages)`);
+    // Starting the directories takes a while: a Ctrl-C meanwhile stops the demo here.
+    watch.check();
 
     // The run's database is new: the account and its integrations are this demo's alone.
     const account = await createAccount(db, { name: 'demo' });

@@ -23,15 +23,18 @@ export interface DemoRun {
   readonly queuePrefix: string;
   /** `.tmp/demo-<id>-<name>.log` */
   logFile(name: string): string;
-  /** Drops the database and deletes the prefix's keys; safe to call more than once. */
+  /** Creates and migrates the database. */
+  create(): Promise<void>;
+  /** Drops the database and deletes the prefix's keys (whatever exists of them); safe to call more than once. */
   drop(): Promise<void>;
 }
 
 /**
- * Creates and migrates a database of its own for a demo run, on the server of `DATABASE_URL`,
- * and chooses a queue prefix of its own on `REDIS_URL`.
+ * Names a database of its own for a demo run, on the server of `DATABASE_URL`, and a queue
+ * prefix of its own on `REDIS_URL`; {@link DemoRun.create} makes the database. Named first, so
+ * that a Ctrl-C while the database is being made still finds what to drop.
  */
-export async function createDemoRun(config: Config): Promise<DemoRun> {
+export function planDemoRun(config: Config): DemoRun {
   const id = randomBytes(5).toString('hex');
   const databaseName = `dirsync_demo_${id}`;
   const url = new URL(config.DATABASE_URL);
@@ -45,18 +48,15 @@ export async function createDemoRun(config: Config): Promise<DemoRun> {
     databaseName,
     queuePrefix,
     logFile: (name) => `${demoLogDir}/demo-${id}-${name}.log`,
+    async create() {
+      await ensureDatabase(databaseUrl);
+      await migrate(databaseUrl);
+    },
     drop() {
       dropped ??= Promise.all([dropDatabase(databaseUrl), removeQueuePrefix(redisSettingsOf(config), queuePrefix)]).then(() => undefined);
       return dropped;
     },
   };
-  try {
-    await ensureDatabase(databaseUrl);
-    await migrate(databaseUrl);
-  } catch (error) {
-    await run.drop().catch(() => undefined);
-    throw error;
-  }
   return run;
 }
 

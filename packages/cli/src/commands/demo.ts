@@ -38,11 +38,23 @@ import { describeRun } from '../report.ts';
 import { requestIntegrationSync } from './sync.ts';
 import { consoleDemo } from './demo-console.ts';
 import { demoLogDir, demoServiceEnv } from './demo-env.ts';
-import { createDemoRun, DemoInterrupted, type DemoRun, type DemoWatch, watchDemo } from './demo-run.ts';
+import { DemoInterrupted, planDemoRun, type DemoRun, type DemoWatch, watchDemo } from './demo-run.ts';
 
 const logDir = demoLogDir;
 
 const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
+
+/**
+ * The demo's integrations sync deltas when the demo asks: their scheduled deltas come once a
+ * year (the first full covers that slot), so a delta due every 5 minutes never takes the
+ * demo's changes before its own delta does.
+ */
+const demoDeltaCron = '0 0 1 1 *';
+
+/** The integration's first run (the oldest), once it has ended. */
+function firstRunOf(db: ReturnType<Context['db']>, integrationId: string): () => Promise<Run | undefined> {
+  return async () => (await listRuns(db, { integrationId, limit: 50 })).at(-1);
+}
 
 async function waitForFinishedRun(watch: DemoWatch, find: () => Promise<Run | undefined>, what: string): Promise<Run> {
   return waitFor(
@@ -147,10 +159,13 @@ async function inDemoRun(say: (line: string) => void, demo: (run: DemoRun, ctx: 
   let ctx: Context | undefined;
   let watch: DemoWatch | undefined;
   try {
-    run = await createDemoRun(base.config);
+    run = planDemoRun(base.config);
+    // Watching (and catching Ctrl-C) from here on: whatever of the run exists gets dropped.
+    watch = watchDemo(run);
+    await run.create();
+    watch.check();
     say(`database ${run.databaseName} and queue prefix ${run.queuePrefix}: made for this run, dropped when it ends`);
     ctx = createContext(demoServiceEnv(base, run));
-    watch = watchDemo(run);
     await demo(run, ctx, watch);
   } catch (error) {
     if (!(error instanceof DemoInterrupted)) throw error;
@@ -187,6 +202,7 @@ async function ldapDemo(run: DemoRun, ctx: Context, watch: DemoWatch, size: { us
         name: 'Demo directory',
         description: 'generated OpenLDAP directory of the demo',
         settings: ldapIntegrationSettings(server) as Record<string, unknown>,
+        deltaCron: demoDeltaCron,
       },
       { ring: ctx.keyRing(), plaintext: server.readerPassword },
     );
@@ -198,7 +214,7 @@ async function ldapDemo(run: DemoRun, ctx: Context, watch: DemoWatch, size: { us
     say(`started a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
 
     say('1. the scheduler sees the new integration and enqueues its first sync (a full sync: there is no cursor yet)');
-    const first = await waitForFinishedRun(watch, async () => (await listRuns(db, { integrationId: integration.id, limit: 1 }))[0], 'the first scheduled sync');
+    const first = await waitForFinishedRun(watch, firstRunOf(db, integration.id), 'the first scheduled sync');
     say(`${describeRun(first)}\n`);
 
     say('2. changing the directory:');
@@ -289,6 +305,7 @@ async function entraDemo(
       name: 'Contoso (Entra ID)',
       description: 'emulated Microsoft Entra ID tenant of the demo',
       settings: { tenantId: setup.customerTenantId, connectorId: setup.connectorId },
+      deltaCron: demoDeltaCron,
     });
     say(`account "demo", integration ${integration.id}`);
 
@@ -298,7 +315,7 @@ async function entraDemo(
     say(`started a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
 
     say('1. the scheduler enqueues the first sync (full: the initial Graph delta rounds) and the connector\'s first daily certificate rotation');
-    const first = await waitForFinishedRun(watch, async () => (await listRuns(db, { integrationId: integration.id, limit: 1 }))[0], 'the first scheduled sync');
+    const first = await waitForFinishedRun(watch, firstRunOf(db, integration.id), 'the first scheduled sync');
     say(`${describeRun(first)}\n`);
     const rotated = await waitFor(async () => {
       watch.check();
