@@ -85,9 +85,15 @@ test('integrations add stores an Active Directory integration from a settings fi
 test('integrations test prints the Active Directory checklist', async () => {
   const out = expectOk(await cli.run(['integrations', 'test', integrationId]));
   const lines = out.trim().split('\n');
-  expect(lines.map((line) => /^(.) ([^:]+):/.exec(line)?.slice(1, 3).join(' '))).toEqual([
-    '✓ connect', '✓ tls', '✓ bind', '✓ domain controller', '✓ naming context', '✓ base', '✓ tombstones', '✓ read-only', '✓ delta', undefined,
+  // The checks, then a few entries mapped with the integration's attribute mapping, then the verdict.
+  const samplesAt = lines.indexOf('mapped samples:');
+  expect(samplesAt).toBeGreaterThan(0);
+  expect(lines.slice(0, samplesAt).map((line) => /^(.) ([^:]+):/.exec(line)?.slice(1, 3).join(' '))).toEqual([
+    '✓ connect', '✓ tls', '✓ bind', '✓ domain controller', '✓ naming context', '✓ base', '✓ tombstones', '✓ read-only', '✓ delta',
   ]);
+  const samples = lines.slice(samplesAt + 1, -1);
+  expect(samples.length).toBeGreaterThan(0);
+  for (const sample of samples) expect(sample).toMatch(/^ {2}(user|group|contact) \S+: \{"attributes":\{.*\}$/);
   expect(lines).toContain(`✓ base: ${ou}: 3 users, 1 group, 0 contacts visible`);
   expect(lines).toContain('✓ tls: LDAPS, certificate verified against the configured CA');
   expect(lines.at(-1)).toBe('connection OK');
