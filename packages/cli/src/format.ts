@@ -59,5 +59,10 @@ interface WireSchema<T> {
  * reaching a script in another shape.
  */
 export function printJson<T>(schema: WireSchema<T>, value: unknown): void {
-  console.log(safeJson(schema.parse(JSON.parse(JSON.stringify(value)))));
+  console.log(jsonOutput(schema, value));
+}
+
+/** The text {@link printJson} prints. */
+export function jsonOutput<T>(schema: WireSchema<T>, value: unknown): string {
+  return safeJson(schema.parse(JSON.parse(JSON.stringify(value))));
 }
