@@ -121,6 +121,15 @@ test('runs list and runs show describe the run', async () => {
   expect(shown[0]?.counts).toMatchObject({ fetched: objects, created: objects });
 }, timeoutMs);
 
+test('a run that fails exits 1, and sync --wait --json gives the failed run in the API shape', async () => {
+  const wrongId = expectOk(await cli.run(ldapIntegrationArgs(server, 'Wrong password, synced'), { input: wrongPassword })).trim();
+  const result = await cli.run(['sync', wrongId, '--full', '--wait', '--json']);
+  expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 1, stderr: '' });
+  const answer = JSON.parse(result.stdout) as { runId: string; run: { id: string; integrationId: string; status: string; error: string | null } };
+  expect(answer.run).toMatchObject({ id: answer.runId, integrationId: wrongId, status: 'failed', error: expect.stringMatching(/invalid credentials/i) });
+  expect(result.stdout).not.toContain(wrongPassword);
+}, timeoutMs);
+
 test('runs approve of a run that was not blocked is refused with the reason', async () => {
   const result = await cli.run(['runs', 'approve', firstRunId]);
   expect(result.code).toBe(1);
