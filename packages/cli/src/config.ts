@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { MAX_SYNC_SHARDS, parseShardSelection, type RedisSettings } from '@dirsync/jobs';
@@ -338,6 +338,29 @@ export const secretSettings = [
 const SECRET_FILE_MAX_BYTES = 64 * 1024;
 
 /**
+ * The content of a secret file, read through one descriptor and never past the bound: the size
+ * `stat` reports is not a bound (files of /proc report 0 and read megabytes, a file may grow
+ * between the check and the read). `undefined` when larger than the bound.
+ */
+function readSecretFile(path: string): string | 'not a file' | undefined {
+  // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) return 'not a file';
+    const buffer = Buffer.alloc(SECRET_FILE_MAX_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) break;
+      length += read;
+    }
+    return length > SECRET_FILE_MAX_BYTES ? undefined : buffer.toString('utf8', 0, length);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * `env` with every `<NAME>_FILE` of {@link secretSettings} replaced by its file's content
  * (trailing line breaks trimmed). Problems name the variable and the path, never the content.
  */
@@ -353,16 +376,16 @@ function resolveSecretFiles(env: Record<string, string | undefined>): { env: Rec
       continue;
     }
     try {
-      const stat = statSync(path);
-      if (!stat.isFile()) {
+      const content = readSecretFile(path);
+      if (content === 'not a file') {
         problems.push(`${fileVariable}: ${path} is not a file`);
         continue;
       }
-      if (stat.size > SECRET_FILE_MAX_BYTES) {
+      if (content === undefined) {
         problems.push(`${fileVariable}: ${path} is larger than ${SECRET_FILE_MAX_BYTES} bytes`);
         continue;
       }
-      resolved[name] = readFileSync(path, 'utf8').replace(/[\r\n]+$/, '');
+      resolved[name] = content.replace(/[\r\n]+$/, '');
     } catch (error) {
       // The code alone (ENOENT, EACCES…): a message could one day quote more than the path.
       const code = typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : 'unreadable';
