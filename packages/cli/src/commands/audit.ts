@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { auditQuery } from '@dirsync/contracts';
-import { getAccount, listAccountAudit } from '@dirsync/db';
+import { auditPageSchema, auditQuery } from '@dirsync/contracts';
+import { displayText, getAccount, listAccountAudit } from '@dirsync/db';
 import type { Context } from '../context.ts';
 import { NotFoundError, UsageError } from '../errors.ts';
-import { table } from '../format.ts';
+import { printJson, table } from '../format.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -39,9 +39,11 @@ function queryOf(flags: AuditFlags) {
   return parsed.data;
 }
 
+// Actors and details hold text an account chose (key names, integration names): shown without
+// control or bidi characters, which would otherwise drive the operator's terminal.
 const detailsText = (details: Record<string, unknown>) => {
   const text = JSON.stringify(details);
-  return text === '{}' ? '' : text.length > 120 ? `${text.slice(0, 119)}…` : text;
+  return text === '{}' ? '' : displayText(text, 120);
 };
 
 /** `dirsync audit`: an account's audit log, with the filters of `GET /v1/audit`. */
@@ -65,14 +67,14 @@ export function registerAuditCommand(program: Command, withContext: WithContext)
         if (!account) throw new NotFoundError(`no account "${flags.account}"`);
         const page = await listAccountAudit(ctx.db(), account.id, query);
         if (flags.json) {
-          console.log(JSON.stringify(page, null, 2));
+          printJson(auditPageSchema, page);
           return;
         }
         if (page.items.length === 0) {
           console.log('no audit events');
           return;
         }
-        console.log(table(['time', 'actor', 'action', 'integration', 'details'], page.items.map((e) => [e.occurredAt, e.actor, e.action, e.integrationId ?? '', detailsText(e.details)])));
+        console.log(table(['time', 'actor', 'action', 'integration', 'details'], page.items.map((e) => [e.occurredAt, displayText(e.actor), displayText(e.action), e.integrationId ?? '', detailsText(e.details)])));
         if (page.nextCursor !== null) console.log(`\nmore: dirsync audit --account ${flags.account} --cursor ${page.nextCursor}`);
       }),
     );
