@@ -9,4 +9,4 @@ export * from './ops/index.ts';
 export type { Caller } from './auth.ts';
 export { accountHeader, csrfHeader } from './auth.ts';
 export { consoleAuthPaths, consoleContentSecurityPolicy, mapRolesClaim, type ApiConsoleOptions, type ConsoleOidcSettings, type ConsoleSessionAnswer } from './console/index.ts';
-export { presentIntegration, presentRun } from './present.ts';
+export { presentConnectorFacts, presentIntegration, presentRun } from './present.ts';

@@ -1,5 +1,5 @@
 import { type RunCounts, runCountsSchema } from '@dirsync/contracts';
-import type { Integration, RunRow } from '@dirsync/db';
+import type { Connector, ConnectorCredential, Integration, RunRow } from '@dirsync/db';
 import { DEFAULT_JITTER_MAX_MS, jitterOffsetMs, nextSlotAfter } from '@dirsync/jobs';
 
 const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
@@ -107,5 +107,51 @@ export function presentRun(run: RunRow) {
     attempt: run.attempt,
     maxAttempts: run.maxAttempts,
     lastError: run.lastError,
+  };
+}
+
+/** The next slot of the connector's rotation cron (UTC, as the rotation scheduler reads it); null for a cron it cannot read. */
+function nextRotationOf(connector: Pick<Connector, 'rotationCron'>, now: Date): string | null {
+  try {
+    return nextSlotAfter(connector.rotationCron, now).toISOString();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A connector's platform-wide facts and certificate history, as the API and `dirsync connectors
+ * --json` show them. Built field by field: the connector row also holds the TLS CA and lease
+ * bookkeeping, and the credential rows their certificates; none of that belongs in an answer.
+ * An account's answer adds its own tenants.
+ */
+export function presentConnectorFacts(connector: Connector, certificates: readonly ConnectorCredential[], now: Date) {
+  return {
+    id: connector.id,
+    name: connector.name,
+    description: connector.description,
+    clientId: connector.clientId,
+    redirectUri: connector.redirectUri,
+    cloud: connector.cloud,
+    authorityHost: connector.authorityHost,
+    graphBaseUrl: connector.graphBaseUrl,
+    permissions: connector.permissions,
+    rotationCron: connector.rotationCron,
+    certificateValidityDays: connector.certificateValidityDays,
+    lastRotation: { at: iso(connector.lastRotationAt), status: connector.lastRotationStatus, error: connector.lastRotationError },
+    nextRotationAt: nextRotationOf(connector, now),
+    rotationFailures: connector.rotationFailures,
+    currentThumbprint: certificates.find((c) => c.status === 'current')?.thumbprint ?? null,
+    certificates: certificates.map((c) => ({
+      id: c.id,
+      status: c.status,
+      thumbprint: c.thumbprint,
+      thumbprintSha256: c.thumbprintSha256,
+      notBefore: c.notBefore.toISOString(),
+      notAfter: c.notAfter.toISOString(),
+      activatedAt: iso(c.activatedAt),
+      retiredAt: iso(c.retiredAt),
+      removedAt: iso(c.removedAt),
+    })),
   };
 }

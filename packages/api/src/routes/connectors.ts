@@ -24,9 +24,10 @@ import {
   revokeConsent,
   scopeAllows,
 } from '@dirsync/db';
-import { ControlJobFailedError, ControlTimeoutError, nextSlotAfter, validateCron } from '@dirsync/jobs';
+import { ControlJobFailedError, ControlTimeoutError, validateCron } from '@dirsync/jobs';
 import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
+import { presentConnectorFacts } from '../present.ts';
 import { notFound, ProblemError } from '../problems.ts';
 import { connectorSchema, consentUrlBody, consentUrlSchema, createConnectorBody, createdConnectorSchema, idParams, problemSchema } from '@dirsync/contracts';
 import { bearer, consoleReturnProblem, invalidFields, requireKeyRing, withProblems } from './common.ts';
@@ -78,46 +79,7 @@ async function presentConnector(deps: ApiDeps, accountId: string, connector: Con
       errorDescription: consent?.errorDescription ? displayText(consent.errorDescription) : null,
     });
   }
-  // Built field by field: the connector row also holds the TLS CA and lease bookkeeping, and the
-  // credential rows their certificates; none of that belongs in an account's answer.
-  return {
-    id: connector.id,
-    name: connector.name,
-    description: connector.description,
-    clientId: connector.clientId,
-    redirectUri: connector.redirectUri,
-    cloud: connector.cloud,
-    authorityHost: connector.authorityHost,
-    graphBaseUrl: connector.graphBaseUrl,
-    permissions: connector.permissions,
-    rotationCron: connector.rotationCron,
-    certificateValidityDays: connector.certificateValidityDays,
-    lastRotation: { at: iso(connector.lastRotationAt), status: connector.lastRotationStatus, error: connector.lastRotationError },
-    nextRotationAt: nextRotationOf(connector, new Date()),
-    rotationFailures: connector.rotationFailures,
-    currentThumbprint: certificates.find((c) => c.status === 'current')?.thumbprint ?? null,
-    certificates: certificates.map((c) => ({
-      id: c.id,
-      status: c.status,
-      thumbprint: c.thumbprint,
-      thumbprintSha256: c.thumbprintSha256,
-      notBefore: c.notBefore.toISOString(),
-      notAfter: c.notAfter.toISOString(),
-      activatedAt: iso(c.activatedAt),
-      retiredAt: iso(c.retiredAt),
-      removedAt: iso(c.removedAt),
-    })),
-    tenants,
-  };
-}
-
-/** The next slot of the connector's rotation cron (UTC, as the rotation scheduler reads it); null for a cron it cannot read. */
-function nextRotationOf(connector: Pick<Connector, 'rotationCron'>, now: Date): string | null {
-  try {
-    return nextSlotAfter(connector.rotationCron, now).toISOString();
-  } catch {
-    return null;
-  }
+  return { ...presentConnectorFacts(connector, certificates, new Date()), tenants };
 }
 
 async function requireConnectorOf(deps: ApiDeps, id: string): Promise<Connector> {

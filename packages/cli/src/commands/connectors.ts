@@ -20,7 +20,8 @@ import {
   setCredentialGraphKeyId,
   updateConnector,
 } from '@dirsync/db';
-import { createRotationEnqueueClient, nextSlotAfter, validateCron } from '@dirsync/jobs';
+import { createRotationEnqueueClient, validateCron } from '@dirsync/jobs';
+import { presentConnectorFacts } from '@dirsync/api';
 import { connectorSchema, consentStatuses } from '@dirsync/contracts';
 import { z } from 'zod';
 import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
@@ -45,42 +46,7 @@ const platformConsentSchema = z.object({
 
 /** A connector in the API's shape (public facts and certificate history only, never a key). */
 async function presentConnector(ctx: Context, connector: Connector) {
-  const iso = (value: Date | null) => (value === null ? null : value.toISOString());
-  let nextRotationAt: string | null;
-  try {
-    nextRotationAt = nextSlotAfter(connector.rotationCron, new Date()).toISOString();
-  } catch {
-    nextRotationAt = null;
-  }
-  const certificates = await listConnectorCredentials(ctx.db(), connector.id);
-  return {
-    id: connector.id,
-    name: connector.name,
-    description: connector.description,
-    clientId: connector.clientId,
-    redirectUri: connector.redirectUri,
-    cloud: connector.cloud,
-    authorityHost: connector.authorityHost,
-    graphBaseUrl: connector.graphBaseUrl,
-    permissions: connector.permissions,
-    rotationCron: connector.rotationCron,
-    certificateValidityDays: connector.certificateValidityDays,
-    lastRotation: { at: iso(connector.lastRotationAt), status: connector.lastRotationStatus, error: connector.lastRotationError },
-    nextRotationAt,
-    rotationFailures: connector.rotationFailures,
-    currentThumbprint: certificates.find((c) => c.status === 'current')?.thumbprint ?? null,
-    certificates: certificates.map((c) => ({
-      id: c.id,
-      status: c.status,
-      thumbprint: c.thumbprint,
-      thumbprintSha256: c.thumbprintSha256,
-      notBefore: c.notBefore.toISOString(),
-      notAfter: c.notAfter.toISOString(),
-      activatedAt: iso(c.activatedAt),
-      retiredAt: iso(c.retiredAt),
-      removedAt: iso(c.removedAt),
-    })),
-  };
+  return presentConnectorFacts(connector, await listConnectorCredentials(ctx.db(), connector.id), new Date());
 }
 import { redisSettingsOf } from '../config.ts';
 
