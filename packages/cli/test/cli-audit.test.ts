@@ -14,11 +14,7 @@ afterAll(async () => {
   await cli?.cleanup();
 }, timeoutMs);
 
-async function ok(args: string[]): Promise<string> {
-  const result = await cli.run(args);
-  if (result.code !== 0) throw new Error(`dirsync ${args.join(' ')} exited ${String(result.code)}: ${result.stderr}`);
-  return result.stdout;
-}
+const ok = (args: string[]) => cli.ok(args);
 
 test('lists the account’s events (JSON and table), filtered and paged; another account sees none of them', async () => {
   await ok(['accounts', 'add', 'audit-one']);

@@ -14,11 +14,7 @@ afterAll(async () => {
   await cli?.cleanup();
 }, timeoutMs);
 
-async function ok(args: string[]): Promise<string> {
-  const result = await cli.run(args);
-  if (result.code !== 0) throw new Error(`dirsync ${args.join(' ')} exited ${String(result.code)}: ${result.stderr}`);
-  return result.stdout;
-}
+const ok = (args: string[]) => cli.ok(args);
 
 test('add shows the secret once; list, show, update, test, deliveries, redeliver, rotate-secret and remove work within the account', async () => {
   await ok(['accounts', 'add', 'hooks-one']);

@@ -29,6 +29,8 @@ export interface CliEnvironment {
   readonly prefix: TestQueuePrefix;
   /** Runs `dirsync <args>` in this environment (`env` adds or overrides variables). */
   run(args: readonly string[], options?: { input?: string; env?: Record<string, string> }): Promise<CliResult>;
+  /** Runs `dirsync <args>` and returns what it printed; throws with its stderr unless it exited 0. */
+  ok(args: readonly string[], options?: { input?: string; env?: Record<string, string> }): Promise<string>;
   /** Starts `dirsync worker` in this environment. */
   startWorker(workerId: string): Promise<CliWorker>;
   /** Everything every command and worker of this environment printed so far. */
@@ -68,14 +70,20 @@ export async function createCliEnvironment(label: string): Promise<CliEnvironmen
   };
   const lines: string[] = [];
   const workers: CliWorker[] = [];
+  const run = async (args: readonly string[], options: { input?: string; env?: Record<string, string> } = {}) => {
+    const result = await runCli({ ...env, ...options.env }, args, options);
+    lines.push(`$ dirsync ${args.join(' ')}\n${result.stdout}${result.stderr}`);
+    return result;
+  };
   return {
     env,
     database,
     prefix,
-    async run(args, options = {}) {
-      const result = await runCli({ ...env, ...options.env }, args, options);
-      lines.push(`$ dirsync ${args.join(' ')}\n${result.stdout}${result.stderr}`);
-      return result;
+    run,
+    async ok(args, options = {}) {
+      const result = await run(args, options);
+      if (result.code !== 0) throw new Error(`dirsync ${args.join(' ')} exited ${String(result.code)}: ${result.stderr}`);
+      return result.stdout;
     },
     async startWorker(workerId) {
       const worker = await startCliWorker(env, workerId);
