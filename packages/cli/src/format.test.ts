@@ -43,3 +43,24 @@ describe('--json output', () => {
     expect(() => jsonOutput(schema, { id: 1, at: 'yesterday' })).toThrow();
   });
 });
+
+describe('text from accounts and directories in tables and key-value lines', () => {
+  // An integration's name is the account's choice; a directory's error text is its server's.
+  const hostile = 'Payroll\u001b]0;owned\u0007\u001b[2J\u202eevil\u0085';
+
+  it('table cells show controls and bidi overrides escaped, never raw', () => {
+    const out = table(['name'], [[hostile]]);
+    expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+    expect(out.split('\n')[2]).toBe('Payroll\\u001b]0;owned\\u0007\\u001b[2J\\u202eevil\\u0085');
+  });
+
+  it('a line feed in a table cell is escaped too, so a name cannot forge a row', () => {
+    expect(table(['name'], [['a\nb  c']]).split('\n')).toHaveLength(3);
+  });
+
+  it('key-value lines keep line feeds (certificates, messages) and escape every other control', () => {
+    const out = keyValues([['error', `line one\nline two${hostile}`]]);
+    expect(out).toContain('line one\nline two');
+    expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+  });
+});

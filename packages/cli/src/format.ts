@@ -7,17 +7,24 @@ export function table(headers: readonly string[], rows: readonly (readonly unkno
   return [line(headers), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }
 
-function cell(value: unknown): string {
+// What a terminal would obey or that reads differently from what it holds (C0/C1 controls, bidi
+// overrides and isolates): names and messages in a table come from accounts and customers'
+// directories, so they are shown escaped (`\u001b`), never passed to the operator's terminal.
+const unsafeInCell = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]/g;
+const unsafeInLines = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]/g;
+
+function cell(value: unknown, unsafe: RegExp = unsafeInCell): string {
   if (value === null || value === undefined) return '';
   if (value instanceof Date) return value.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+  const text = typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return text.replace(unsafe, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Renders a record as aligned `key: value` lines. */
 export function keyValues(entries: readonly (readonly [string, unknown])[]): string {
   const width = Math.max(...entries.map(([key]) => key.length));
-  return entries.map(([key, value]) => `${`${key}:`.padEnd(width + 1)} ${cell(value)}`).join('\n');
+  // A value may span lines (a certificate, a message): line feeds stay, every other control is escaped.
+  return entries.map(([key, value]) => `${`${key}:`.padEnd(width + 1)} ${cell(value, unsafeInLines)}`).join('\n');
 }
 
 /** Human duration: 850ms, 12.3s, 4m05s. */
