@@ -42,6 +42,8 @@ export function planDemoRun(config: Config): DemoRun {
   const databaseUrl = url.toString();
   const queuePrefix = `dirsync-demo-${id}`;
   let dropped: Promise<void> | undefined;
+  // A database of that name that existed before is not this run's: it is refused and never dropped.
+  let foreign = false;
   const run: DemoRun = {
     id,
     databaseUrl,
@@ -49,11 +51,15 @@ export function planDemoRun(config: Config): DemoRun {
     queuePrefix,
     logFile: (name) => `${demoLogDir}/demo-${id}-${name}.log`,
     async create() {
-      await ensureDatabase(databaseUrl);
+      const { created } = await ensureDatabase(databaseUrl);
+      if (!created) {
+        foreign = true;
+        throw new Error(`database ${databaseName} already exists: it is not this demo run's, so the demo neither uses nor drops it`);
+      }
       await migrate(databaseUrl);
     },
     drop() {
-      dropped ??= Promise.all([dropDatabase(databaseUrl), removeQueuePrefix(redisSettingsOf(config), queuePrefix)]).then(() => undefined);
+      dropped ??= Promise.all([foreign ? undefined : dropDatabase(databaseUrl), removeQueuePrefix(redisSettingsOf(config), queuePrefix)]).then(() => undefined);
       return dropped;
     },
   };
