@@ -29,10 +29,13 @@ afterAll(async () => {
   await redis.stop();
 });
 
-/** Every keyed route of the server, with its parameters filled in. */
+/**
+ * Every keyed route of the server, with its parameters filled in. The public documents (the
+ * OpenAPI document, the problem-type pages) need no key and no Redis, and stay up.
+ */
 function keyedRoutes(): Array<{ method: string; path: string }> {
   return api.server.routes
-    .filter((r) => r.url.startsWith('/v1/') && r.url !== '/v1/openapi.json' && !r.url.includes('consent/callback') && !['HEAD', 'OPTIONS'].includes(r.method))
+    .filter((r) => r.url.startsWith('/v1/') && r.url !== '/v1/openapi.json' && !r.url.startsWith('/v1/problems') && !r.url.includes('consent/callback') && !['HEAD', 'OPTIONS'].includes(r.method))
     .map((r) => ({ method: r.method, path: r.url.replace(/:[A-Za-z0-9_]+/g, integrationId) }));
 }
 
@@ -64,6 +67,8 @@ test('with Redis stopped, every keyed route answers 503 with Retry-After within 
   expect(((await ready.json()) as { checks: Record<string, { ok: boolean }> }).checks['redis']?.ok).toBe(false);
   // Liveness does not depend on Redis: the orchestrator must not restart the API for an outage.
   expect((await api.request('GET', '/healthz')).status).toBe(200);
+  // The page a 503's problem type points to stays readable during the outage it explains.
+  expect((await api.request('GET', '/v1/problems/queue-unavailable')).status).toBe(200);
 
   await redis.start();
   await waitFor(async () => (await api.request('GET', '/v1/integrations', { token })).status === 200, { what: 'the API to recover', timeoutMs: 20_000 });
