@@ -12,10 +12,13 @@ const allowed = {
   worker: ['db', 'providers', 'jobs', 'contracts'],
   scheduler: ['db', 'jobs', 'contracts'],
   api: ['db', 'jobs', 'contracts'],
-  cli: ['api', 'console', 'scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit', 'contracts'],
+  cli: ['api', 'console', 'scheduler', 'worker', 'db', 'jobs', 'providers', 'contracts'],
   client: ['contracts'],
   // The console's pages use the API's schemas as types only; the API never imports the console.
   console: ['api', 'contracts'],
+  // The demo and the benchmarks: the command line plus the testkit's throwaway directories. Never
+  // in the image, so nothing imports it.
+  devtools: ['cli', 'api', 'console', 'scheduler', 'worker', 'db', 'jobs', 'providers', 'testkit', 'contracts'],
 };
 const all = Object.keys(allowed);
 
@@ -52,7 +55,7 @@ const forbidden = [
       'Every SQL statement lives in packages/db (DESIGN.md): other packages call its repositories and never open a PostgreSQL client or build queries themselves. Tests, the testkit and the benchmarks (dev-only) may.',
     from: {
       path: '^packages/(?!db/)[^/]+/',
-      pathNot: ['^packages/[^/]+/test/', '\\.test\\.ts$', '^packages/testkit/', '^packages/cli/src/bench/'],
+      pathNot: ['^packages/[^/]+/test/', '\\.test\\.ts$', '^packages/testkit/', '^packages/devtools/src/bench/'],
     },
     // Resolved packages sit under node_modules; a package that does not list the dependency
     // leaves the bare name unresolved, which must be refused too.

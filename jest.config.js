@@ -3,7 +3,7 @@
  * `pnpm --filter <pkg> test` runs only its own files. Servers are started once per run by the
  * global setup and described to test files through a JSON file (see packages/testkit).
  */
-const packages = ['contracts', 'db', 'providers', 'jobs', 'worker', 'scheduler', 'api', 'cli', 'testkit', 'client', 'console'];
+const packages = ['contracts', 'db', 'providers', 'jobs', 'worker', 'scheduler', 'api', 'cli', 'testkit', 'client', 'console', 'devtools'];
 
 const swc = {
   jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },

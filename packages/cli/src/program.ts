@@ -7,8 +7,6 @@ import { registerConsoleCommands } from './commands/console.ts';
 import { registerIntegrationCommands } from './commands/integrations.ts';
 import { registerProcessCommands } from './commands/processes.ts';
 import { registerSyncCommand } from './commands/sync.ts';
-import { registerDemoCommand } from './commands/demo.ts';
-import { registerBenchCommand } from './commands/bench.ts';
 import { registerConnectorCommands } from './commands/connectors.ts';
 import { registerActionCommands } from './commands/actions.ts';
 import { registerAuditCommand } from './commands/audit.ts';
@@ -39,8 +37,17 @@ async function withContext(run: (ctx: Context) => Promise<void>): Promise<void> 
   }
 }
 
-/** The `dirsync` command tree. */
-export function buildProgram(): Command {
+/** What a program built on the production command tree adds to it. */
+export interface ProgramOptions {
+  /**
+   * Registers further commands (the development tools' `demo` and `bench`), before `completion`
+   * so that the completion scripts list them too.
+   */
+  readonly extraCommands?: readonly ((program: Command) => void)[];
+}
+
+/** The `dirsync` command tree, with `extraCommands` registered before `openapi` and `completion`. */
+export function buildProgram(options: ProgramOptions = {}): Command {
   const program = new Command('dirsync')
     .description('directory synchronization: LDAP, Active Directory, Domino and Entra ID into PostgreSQL')
     .version(productVersion(), '-V, --version', 'print the version of dirsync')
@@ -63,8 +70,7 @@ export function buildProgram(): Command {
   registerProcessCommands(program, withContext);
   registerApiCommands(program, withContext);
   registerConsoleCommands(program, withContext);
-  registerDemoCommand(program);
-  registerBenchCommand(program);
+  for (const register of options.extraCommands ?? []) register(program);
   registerOpenApiCommand(program);
   // Last: the completion scripts list every command registered above.
   registerCompletionCommand(program);

@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { close, connect } from '@dirsync/db';
 import { closeRedis, openRedis } from '@dirsync/jobs';
 import { groupMemberIndexes, testRedisUrl, waitFor } from '@dirsync/testkit';
-import { dirsyncBin } from '../src/services.ts';
-import { type CliEnvironment, type CliResult, createCliEnvironment, parseRunReports, runCli } from './support/run-cli.ts';
+import { dirsyncBin } from '@dirsync/cli';
+import { type CliEnvironment, type CliResult, createCliEnvironment, parseRunReports, runCli } from '@dirsync/cli/test-support';
 
 // `dirsync demo` end to end: its own slapd, a scheduler and a worker as child processes, three
 // runs. The expected counts follow from what the demo changes (see src/commands/demo.ts): five

@@ -1,7 +1,7 @@
 import postgres from 'postgres';
 import { testPgServerUrl, testRedisUrl } from '@dirsync/testkit';
 import { planDemoRun } from '../src/commands/demo-run.ts';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig } from '@dirsync/cli';
 
 // A demo run drops what it made when it ends; a database that already had its name is someone
 // else's (however unlikely with a random name) and must survive the run.

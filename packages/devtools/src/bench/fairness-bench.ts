@@ -8,9 +8,8 @@ import { createEnqueueClient, createQueueClient } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { startSlapd, waitFor, type SlapdServer } from '@dirsync/testkit';
 import { directoryHostOf } from '@dirsync/worker';
-import { table } from '../format.ts';
+import { startService, table, type ChildService } from '@dirsync/cli';
 import { ldapIntegrationSettings } from '../local-directory.ts';
-import { startService, type ChildService } from '../services.ts';
 
 /** Shape of the fairness scenario and where results go. */
 export interface FairnessBenchOptions {

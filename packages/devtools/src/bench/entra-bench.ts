@@ -12,7 +12,7 @@ import {
 import { generateCertificate } from '@dirsync/providers';
 import { type EntraEmulator, populateEntraTenant, startEntraEmulator, testDestinations } from '@dirsync/testkit';
 import { verifyTenantConsent } from '@dirsync/worker';
-import { table } from '../format.ts';
+import { table } from '@dirsync/cli';
 import { seconds, startBenchHarness } from './harness.ts';
 
 /** Size of the emulated tenant and where results go. */

@@ -3,9 +3,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { dropDatabase, ensureDatabase, migrate } from '@dirsync/db';
 import { removeQueuePrefix } from '@dirsync/jobs';
-import { type Config, redisSettingsOf } from '../config.ts';
-import { UserError } from '../errors.ts';
-import { startService, type ChildService } from '../services.ts';
+import { type ChildService, type Config, redisSettingsOf, startService, UserError } from '@dirsync/cli';
 import { demoLogDir } from './demo-env.ts';
 
 /** Lines of a failed process's output quoted in the demo's error. */

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../config.ts';
-import { UserError } from '../errors.ts';
+import { loadConfig, UserError } from '@dirsync/cli';
 import { runLdapBench } from '../bench/ldap-bench.ts';
 import { runEntraBench } from '../bench/entra-bench.ts';
 import { runFairnessBench } from '../bench/fairness-bench.ts';

@@ -18,9 +18,8 @@ import {
 import { createEnqueueClient, type EnqueueClient, openRedis } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { startSlapd, waitFor, type SlapdServer } from '@dirsync/testkit';
-import { table } from '../format.ts';
+import { startService, table, type ChildService } from '@dirsync/cli';
 import { ldapIntegrationSettings } from '../local-directory.ts';
-import { startService, type ChildService } from '../services.ts';
 import { seconds } from './harness.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import type { Context } from '../context.ts';
+import type { Context } from '@dirsync/cli';
 
 /** Where the demo's processes write their logs (`.tmp/demo-*.log`). */
 export const demoLogDir = fileURLToPath(new URL('../../../../.tmp', import.meta.url));

@@ -30,12 +30,8 @@ import {
   waitFor,
 } from '@dirsync/testkit';
 import { setUpEmulatedConnector } from '../bench/entra-bench.ts';
-import { describeAction } from './actions.ts';
-import { createContext, type Context } from '../context.ts';
-import { table } from '../format.ts';
+import { createContext, type Context, describeAction, describeRun, requestIntegrationSync, table } from '@dirsync/cli';
 import { ldapIntegrationSettings } from '../local-directory.ts';
-import { describeRun } from '../report.ts';
-import { requestIntegrationSync } from './sync.ts';
 import { consoleDemo } from './demo-console.ts';
 import { demoLogDir, demoServiceEnv } from './demo-env.ts';
 import { DemoInterrupted, planDemoRun, type DemoRun, type DemoWatch, watchDemo } from './demo-run.ts';

@@ -8,7 +8,7 @@ import { changeRangeOfRun, createAccount, createIntegration, type Db, readChange
 import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import { ldapGroupAttributes, ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
 import { seconds, startBenchHarness } from './harness.ts';
-import { table } from '../format.ts';
+import { table } from '@dirsync/cli';
 
 /** Size of the benchmark directory and where results go. */
 export interface LdapBenchOptions {

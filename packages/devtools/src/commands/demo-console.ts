@@ -21,7 +21,7 @@ import {
   startSlapd,
   waitFor,
 } from '@dirsync/testkit';
-import { createContext, type Context } from '../context.ts';
+import { createContext, type Context } from '@dirsync/cli';
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { demoLogDir, demoServiceEnv } from './demo-env.ts';
 import { DemoInterrupted, planDemoRun, type DemoRun, type DemoWatch, freeLocalPort, watchDemo } from './demo-run.ts';

@@ -18,7 +18,7 @@ import {
 import { createEnqueueClient, createQueueClient, type EnqueueClient } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { waitFor } from '@dirsync/testkit';
-import { startService, type ChildService } from '../services.ts';
+import { startService, type ChildService } from '@dirsync/cli';
 
 /** What every benchmark runs against: a clean database, its own queues and a real worker process. */
 export interface BenchHarness {
