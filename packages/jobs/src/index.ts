@@ -16,3 +16,4 @@ export * from './queue-worker.ts';
 export * from './cron.ts';
 export * from './webhook.ts';
 export * from './prefix-cleanup.ts';
+export * from './leader-lease.ts';
