@@ -76,9 +76,15 @@ test('a wrong command line exits 2, something named that does not exist exits 3'
 /** The README's `integrations add` commands of each LDAP kind, continuation lines joined. */
 async function readmeAddCommands(): Promise<Map<string, string>> {
   const readme = await readFile(join(root, 'README.md'), 'utf8');
-  const start = readme.indexOf('\n### Integrations of each kind from the command line\n');
+  // Configure → Directory kinds: the first sh block under each LDAP kind's `#### \`kind\`` heading.
+  const start = readme.indexOf('\n### Directory kinds\n');
   expect(start).toBeGreaterThan(0);
-  const block = /```sh\n([\s\S]*?)```/.exec(readme.slice(start))?.[1] ?? '';
+  const section = readme.slice(start, readme.indexOf('\n### ', start + 1));
+  const block = section
+    .split(/\n#### /)
+    .filter((part) => /^`(ldap|active_directory|domino)`/.test(part))
+    .map((part) => /```sh\n([\s\S]*?)```/.exec(part)?.[1] ?? '')
+    .join('');
   const commands = new Map<string, string>();
   for (const command of block.replace(/\\\n\s*/g, '').split('\n').filter((line) => line.trim() !== '')) {
     const kind = /--kind (\w+)/.exec(command)?.[1];

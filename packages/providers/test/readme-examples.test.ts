@@ -7,14 +7,14 @@ import { providerKinds, validateSettings } from '../src/index.ts';
 
 const readme = readFileSync(fileURLToPath(new URL('../../../README.md', import.meta.url)), 'utf8');
 
-/** The JSON blocks under each `### \`kind\`` heading of the section. */
+/** The JSON blocks under each `#### \`kind\`` heading of the section (Configure → Directory kinds). */
 function examples(): Map<string, string[]> {
-  const start = readme.indexOf('\n## Directory kinds\n');
+  const start = readme.indexOf('\n### Directory kinds\n');
   if (start < 0) throw new Error('the README has no "Directory kinds" section');
-  const end = readme.indexOf('\n## ', start + 1);
+  const end = readme.indexOf('\n### ', start + 1);
   const section = readme.slice(start, end < 0 ? undefined : end);
   const found = new Map<string, string[]>();
-  for (const part of section.split(/\n### /).slice(1)) {
+  for (const part of section.split(/\n#### /).slice(1)) {
     const kind = /^`([a-z_]+)`/.exec(part)?.[1];
     if (kind === undefined) continue;
     found.set(kind, [...part.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1] ?? ''));
@@ -37,7 +37,7 @@ test.each(Object.keys(providerKinds))('the README example of %s is valid setting
 });
 
 test('the Domino settings table names every Domino setting', () => {
-  const section = readme.slice(readme.indexOf('\n### `domino`'), readme.indexOf('\n### `entra_id`'));
+  const section = readme.slice(readme.indexOf('\n#### `domino`'), readme.indexOf('\n#### `entra_id`'));
   const settings = Object.keys(providerKinds.domino.settingsSchema.parse(JSON.parse(examples().get('domino')?.[0] ?? '{}')));
   for (const name of settings.filter((n) => !['url', 'bindDn', 'tls', 'pageSize'].includes(n))) expect(section).toContain(`\`${name}`);
 });
