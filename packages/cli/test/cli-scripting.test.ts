@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { connectorSchema, integrationSchema, runSchema, syncAnswerSchema } from '@dirsync/contracts';
+import { connectorSchema, integrationSchema, runSchema, secretAcceptedSchema, syncAnswerSchema } from '@dirsync/contracts';
+import { close, connect } from '@dirsync/db';
 import { z } from 'zod';
 import { dirsyncBin } from '../src/services.ts';
 import { type CliEnvironment, type CliResult, createCliEnvironment } from './support/run-cli.ts';
@@ -185,6 +186,39 @@ test('--json of lists, shows and sync: the API shapes; a sync waited for past --
 
   const shown = integrationSchema.parse(JSON.parse(ok(await cli.run(['integrations', 'show', id, '--json']))));
   expect(shown).toMatchObject({ id, lastRun: { id: queued.runId, status: 'queued' } });
+}, timeoutMs);
+
+test('runs approve and set-password --json: the API shapes; a refusal prints nothing but its outcome and exits 1, a missing one 3', async () => {
+  const missing = randomUUID();
+  expect(refused(await cli.run(['runs', 'approve', missing, '--json']), 3)).toBe(`dirsync: run ${missing} not found\n`);
+  expect(refused(await cli.run(['integrations', 'set-password', missing, '--password-stdin', '--json'], { input: 'p\n' }), 3)).toBe(`dirsync: integration ${missing} not found\n`);
+  expect(refused(await cli.run(['integrations', 'migrate', missing, '--connector', missing, '--description', 'd', '--json']), 3)).toBe(`dirsync: connector ${missing} not found\n`);
+
+  // A directory that is not there: Test Connection fails, so the password is refused (exit 1),
+  // its checklist printed in the API's shape with no sync.
+  const id = ok(
+    await cli.run(['integrations', 'add', '--account', 'acme', '--kind', 'ldap', '--name', 'Approve', '--no-password', '--url', 'ldap://127.0.0.1:9', '--bind-dn', 'cn=r,dc=example,dc=com', '--users-base', 'ou=people,dc=example,dc=com', '--groups-base', 'ou=groups,dc=example,dc=com']),
+  ).trim();
+  const password = await cli.run(['integrations', 'set-password', id, '--password-stdin', '--json'], { input: 'not-stored-password\n' });
+  expect({ code: password.code, stderr: password.stderr }).toEqual({ code: 1, stderr: 'dirsync: the new password was not stored: Test Connection failed (the old password stays in use)\n' });
+  const answer = secretAcceptedSchema.extend({ sync: syncAnswerSchema.nullable() }).strict().parse(JSON.parse(password.stdout));
+  expect(answer).toMatchObject({ connection: { ok: false, checks: expect.arrayContaining([expect.objectContaining({ ok: false })]) }, sync: null });
+  expect(password.stdout).not.toContain('not-stored-password');
+  expect(integrationSchema.parse(JSON.parse(ok(await cli.run(['integrations', 'show', id, '--json']))))).toMatchObject({ hasSecret: false, lastRun: null });
+
+  const queued = syncAnswerSchema.parse(JSON.parse(ok(await cli.run(['sync', id, '--full', '--json']))));
+  expect(refused(await cli.run(['runs', 'approve', queued.runId, '--json']), 1)).toBe(`dirsync: run ${queued.runId} is queued: only a run blocked by the deletion threshold can be approved\n`);
+  // What a worker writes when the deletion threshold stops a full run (no worker runs here).
+  const db = connect(cli.database.url, { max: 1 });
+  try {
+    await db.$client`update sync_runs set status = 'blocked', mode = 'full', would_delete = 7, started_at = now(), finished_at = now() where id = ${queued.runId}`;
+  } finally {
+    await close(db);
+  }
+  const approved = runSchema.strict().parse(JSON.parse(ok(await cli.run(['runs', 'approve', queued.runId, '--by', 'ops', '--json']))));
+  expect(approved).toMatchObject({ id: queued.runId, integrationId: id, status: 'blocked', approvedBy: 'ops', counts: { wouldDelete: 7 } });
+  expect(Date.parse(approved.approvedAt ?? '')).not.toBeNaN();
+  expect(refused(await cli.run(['runs', 'approve', queued.runId, '--json']), 1)).toBe(`dirsync: run ${queued.runId} was already approved by ops\n`);
 }, timeoutMs);
 
 test('--json of api-keys and connectors: no token, no key, the API\'s connector shape', async () => {

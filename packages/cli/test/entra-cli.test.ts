@@ -2,7 +2,9 @@ import { request } from 'node:https';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { consentUrlSchema, migratedIntegrationSchema, secretAcceptedSchema, syncAnswerSchema } from '@dirsync/contracts';
 import { type EmulatedTenantDirectory, type EntraEmulator, populateEntraTenant, startEntraEmulator } from '@dirsync/testkit';
+import { actionsNeededJsonSchema, migrationDeadlineJsonSchema } from '../src/commands/actions.ts';
 import { type CliEnvironment, type CliResult, createCliEnvironment, parseRunReports } from './support/run-cli.ts';
 
 // The Entra ID commands as an administrator runs them: `bin/dirsync` child processes against the
@@ -198,11 +200,30 @@ test('a legacy integration is listed with the deadline, migrates only with a des
       { input: 'fabrikam-old-secret\n' },
     ),
   ).trim();
-  ok(await cli.run(['migration-deadline', '2024-08-18']));
+
+  // set-password --json: as PUT /v1/integrations/{id}/secret answers; a refused secret still
+  // prints the checklist (sync null) and exits 1, the stored one kept.
+  const passwordAnswer = secretAcceptedSchema.extend({ sync: syncAnswerSchema.nullable() }).strict();
+  const refused = await cli.run(['integrations', 'set-password', id, '--password-stdin', '--json'], { input: 'fabrikam-wrong-secret\n' });
+  expect({ code: refused.code, stderr: refused.stderr }).toEqual({ code: 1, stderr: 'dirsync: the new password was not stored: Test Connection failed (the old password stays in use)\n' });
+  expect(passwordAnswer.parse(JSON.parse(refused.stdout))).toMatchObject({ connection: { ok: false }, sync: null });
+  const stored = await cli.run(['integrations', 'set-password', id, '--password-stdin', '--wait', '--json'], { input: 'fabrikam-old-secret\n' });
+  expect({ code: stored.code, stderr: stored.stderr }).toEqual({ code: 0, stderr: '' });
+  const storedAnswer = passwordAnswer.parse(JSON.parse(stored.stdout));
+  expect(storedAnswer).toMatchObject({ connection: { ok: true }, sync: { mode: 'full', run: { integrationId: id, trigger: 'password_update', status: 'succeeded' } } });
+  expect(storedAnswer.sync?.run?.id).toBe(storedAnswer.sync?.runId);
+
+  const deadline = migrationDeadlineJsonSchema.strict().parse(JSON.parse(ok(await cli.run(['migration-deadline', '2024-08-18', '--json']))));
+  expect(deadline).toEqual({ deadline: '2024-08-18T23:59:59.999Z' });
+  expect(JSON.parse(ok(await cli.run(['migration-deadline', '--json'])))).toEqual(deadline);
+  const badDate = await cli.run(['migration-deadline', 'next tuesday', '--json']);
+  expect({ code: badDate.code, stdout: badDate.stdout }).toEqual({ code: 2, stdout: '' });
   const actions = ok(await cli.run(['actions-needed']));
   expect(actions).toMatch(new RegExp(`migrate legacy Entra ID integration "Fabrikam" \\(${id}.*deadline 2024-08-18 PASSED`));
-  const json = JSON.parse(ok(await cli.run(['actions-needed', '--json']))) as { kind: string; integrationId?: string }[];
-  expect(json).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'migrate_legacy_integration', integrationId: id })]));
+  const json = actionsNeededJsonSchema.parse(JSON.parse(ok(await cli.run(['actions-needed', '--json']))));
+  expect(json).toEqual(
+    expect.arrayContaining([{ kind: 'migrate_legacy_integration', integrationId: id, accountId: expect.any(String), name: 'Fabrikam', tenantId: legacyTenant.tenantId.toLowerCase(), deadline: deadline.deadline, overdue: true }]),
+  );
 
   const noDescription = await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', '']);
   expect(noDescription.code).not.toBe(0);
@@ -210,12 +231,18 @@ test('a legacy integration is listed with the deadline, migrates only with a des
   const noConsent = await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff']);
   expect(noConsent.stderr).toMatch(/account holds no granted consent of tenant .* consent-url dirsync --account <account> --tenant/);
 
-  const url = ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--account', 'contoso', '--tenant', legacyTenant.tenantId])).trim();
-  ok(await cli.run(['connectors', 'consent-complete', await approve(ok(await cli.run(['connectors', 'consent-complete', await approve(url)])).trim())]));
-  const migrated = ok(await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff']));
-  expect(migrated).toMatch(/integration:\s+Fabrikam \(.*\), name carried over/);
-  expect(migrated).toMatch(/full sync queued: run /);
-  expect(migrated).toMatch(new RegExp(`reminder: delete the old app registration ${legacyApp.appId}`));
+  const consentUrl = consentUrlSchema.strict().parse(JSON.parse(ok(await cli.run(['connectors', 'consent-url', 'dirsync', '--account', 'contoso', '--tenant', legacyTenant.tenantId, '--json']))));
+  expect(Date.parse(consentUrl.expiresAt)).toBeGreaterThan(Date.now());
+  ok(await cli.run(['connectors', 'consent-complete', await approve(ok(await cli.run(['connectors', 'consent-complete', await approve(consentUrl.url)])).trim())]));
+  const unknown = await cli.run(['integrations', 'migrate', '00000000-0000-4000-8000-000000000000', '--connector', 'dirsync', '--description', 'x', '--json']);
+  expect({ code: unknown.code, stdout: unknown.stdout }).toEqual({ code: 3, stdout: '' });
+  const migrated = migratedIntegrationSchema.strict().parse(JSON.parse(ok(await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff', '--json']))));
+  expect(migrated).toMatchObject({ id, name: 'Fabrikam', description: 'Fabrikam staff', hasSecret: false, legacyClientId: legacyApp.appId, tenantId: legacyTenant.tenantId.toLowerCase(), sync: { mode: 'full' } });
+  expect(migrated.settings).not.toHaveProperty('legacyApp');
+  // Migrating again: nothing to migrate, a failure (exit 1), nothing on stdout.
+  const again = await cli.run(['integrations', 'migrate', id, '--connector', 'dirsync', '--description', 'Fabrikam staff', '--json']);
+  expect({ code: again.code, stdout: again.stdout }).toEqual({ code: 1, stdout: '' });
+  expect(again.stderr).toMatch(/not a legacy Entra ID integration/);
   const after = ok(await cli.run(['actions-needed']));
   expect(after).not.toMatch(/migrate legacy Entra ID integration "Fabrikam"/);
   expect(after).toMatch(new RegExp(`delete its old app registration ${legacyApp.appId}`));
@@ -227,5 +254,6 @@ test('nothing printed or logged by any command or the worker holds a private key
   const transcript = cli.transcript();
   expect(transcript).not.toMatch(/PRIVATE KEY/);
   expect(transcript).not.toContain('fabrikam-old-secret');
+  expect(transcript).not.toContain('fabrikam-wrong-secret');
   expect(transcript).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}/);
 });

@@ -128,6 +128,9 @@ export const webhookDeliverySchema = z.object({
 /** A delivery. */
 export type WebhookDelivery = z.infer<typeof webhookDeliverySchema>;
 
+/** What `POST /v1/webhooks/{id}/test` answers (202): the `webhook-id` of the test event's delivery. */
+export const webhookTestAcceptedSchema = z.object({ messageId: z.string() });
+
 /**
  * Why `text` is not an acceptable endpoint URL, or undefined when it is: an absolute `https:`
  * URL (`http:` only where the installation allows it), no user name or password in it, no

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { createWebhookSchema, idParams, problemSchema, updateWebhookSchema, webhookDeliverySchema, webhookEndpointSchema, webhookEndpointWithSecretSchema, webhookUrlProblem } from '@dirsync/contracts';
+import { createWebhookSchema, idParams, problemSchema, updateWebhookSchema, webhookDeliverySchema, webhookEndpointSchema, webhookEndpointWithSecretSchema, webhookTestAcceptedSchema, webhookUrlProblem } from '@dirsync/contracts';
 import {
   createWebhookEndpoint,
   deleteWebhookEndpoint,
@@ -222,7 +222,7 @@ export function registerWebhookRoutes(app: ApiApp, deps: ApiDeps): void {
       summary: 'Send a webhook.test event to this endpoint (whatever it subscribes to)',
       security: bearer,
       params: idParams,
-      response: withProblems({ 202: z.object({ messageId: z.string() }) }),
+      response: withProblems({ 202: webhookTestAcceptedSchema }),
     },
     preHandler: requireScope('admin'),
     handler: async (request, reply) => {

@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
+import { z } from 'zod';
+import { consentStatuses } from '@dirsync/contracts';
 import { type ActionNeeded, getLegacyMigrationDeadline, listActionsNeeded, recordAudit, setLegacyMigrationDeadline } from '@dirsync/db';
 import type { Context } from '../context.ts';
 import { UsageError } from '../errors.ts';
+import { printJson } from '../format.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -36,17 +39,39 @@ function parseDeadline(value: string): Date {
   return new Date(at);
 }
 
+const when = z.iso.datetime({ offset: true });
+
+/**
+ * `actions-needed --json`: installation-wide (every account), so its own shape rather than the
+ * per-account `GET /v1/actions`: an array of actions, each told apart by `kind`.
+ */
+export const actionsNeededJsonSchema = z.array(
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('migrate_legacy_integration'), integrationId: z.uuid(), accountId: z.uuid(), name: z.string(), tenantId: z.string(), deadline: when.nullable(), overdue: z.boolean() }),
+    z.object({ kind: z.literal('grant_consent'), integrationId: z.uuid(), accountId: z.uuid(), name: z.string(), connectorId: z.uuid(), tenantId: z.string(), consentStatus: z.enum([...consentStatuses, 'none']), detail: z.string().nullable() }),
+    z.object({ kind: z.literal('rotation_failed'), connectorId: z.uuid(), connector: z.string(), at: when.nullable(), error: z.string() }),
+    z.object({ kind: z.literal('certificate_expiring'), connectorId: z.uuid(), connector: z.string(), notAfter: when }),
+    z.object({ kind: z.literal('delete_old_app_registration'), integrationId: z.uuid(), accountId: z.uuid(), name: z.string(), tenantId: z.string(), legacyClientId: z.string(), migratedAt: when }),
+  ]),
+);
+
+/**
+ * `migration-deadline --json`: the deadline in force once the command ends (RFC 3339, end of day
+ * UTC for a date), null when none is set. No API route mirrors it.
+ */
+export const migrationDeadlineJsonSchema = z.object({ deadline: when.nullable() });
+
 /** `dirsync actions-needed` and `dirsync migration-deadline`. */
 export function registerActionCommands(program: Command, withContext: WithContext): void {
   program
     .command('actions-needed')
     .description('what administrators must do: legacy Entra integrations to migrate, consents, failed rotations')
-    .option('--json', 'print the actions as JSON')
+    .option('--json', 'print JSON: [{ "kind", … }], each action with the fields of its kind')
     .action((flags: { json?: boolean }) =>
       withContext(async (ctx) => {
         const actions = await listActionsNeeded(ctx.db());
         if (flags.json) {
-          console.log(JSON.stringify(actions, null, 2));
+          printJson(actionsNeededJsonSchema, actions);
           return;
         }
         if (actions.length === 0) {
@@ -61,7 +86,8 @@ export function registerActionCommands(program: Command, withContext: WithContex
     .command('migration-deadline [date]')
     .description('show or set the date after which legacy Entra ID integrations stop syncing (end of day UTC)')
     .option('--clear', 'remove the deadline')
-    .action((date: string | undefined, flags: { clear?: boolean }) =>
+    .option('--json', 'print JSON: { "deadline" }, the deadline in force (null when none)')
+    .action((date: string | undefined, flags: { clear?: boolean; json?: boolean }) =>
       withContext(async (ctx) => {
         if (flags.clear && date !== undefined) throw new UsageError('give a date or --clear, not both');
         if (flags.clear || date !== undefined) {
@@ -70,6 +96,10 @@ export function registerActionCommands(program: Command, withContext: WithContex
           await recordAudit(ctx.db(), { actor: 'cli', action: 'entra.migration_deadline.set', details: { deadline: deadline?.toISOString() ?? null } });
         }
         const current = await getLegacyMigrationDeadline(ctx.db());
+        if (flags.json) {
+          printJson(migrationDeadlineJsonSchema, { deadline: current });
+          return;
+        }
         console.log(current === null ? 'no migration deadline' : `legacy Entra ID integrations stop syncing after ${current.toISOString()}`);
       }),
     );

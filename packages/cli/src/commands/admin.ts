@@ -127,7 +127,8 @@ export function registerAdminCommands(program: Command, withContext: WithContext
     .command('approve <run>')
     .description('allow the deletions of a run blocked by the deletion threshold (the next run applies them)')
     .option('--by <name>', 'who approves', 'cli')
-    .action((id: string, options: { by: string }) =>
+    .option('--json', 'print the approved run as JSON, as POST /v1/runs/{id}/approve answers')
+    .action((id: string, options: { by: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const run = await approveRun(ctx.db(), id, options.by);
         await recordAudit(ctx.db(), {
@@ -136,6 +137,11 @@ export function registerAdminCommands(program: Command, withContext: WithContext
           action: 'run.approved',
           details: { runId: run.id, wouldDelete: run.wouldDelete },
         });
+        if (options.json) {
+          const approved = await getRun(ctx.db(), run.id);
+          printJson(runSchema, approved === undefined ? undefined : presentRun(runRowOf(approved)));
+          return;
+        }
         console.log(`approved: the next ${run.mode ?? run.modeRequested} run of ${run.integrationId} may delete up to ${run.wouldDelete} objects`);
       }),
     );

@@ -22,7 +22,7 @@ import {
 } from '@dirsync/db';
 import { createRotationEnqueueClient, validateCron } from '@dirsync/jobs';
 import { presentConnectorFacts } from '@dirsync/api';
-import { connectorSchema, consentStatuses } from '@dirsync/contracts';
+import { connectorSchema, consentStatuses, consentUrlSchema } from '@dirsync/contracts';
 import { z } from 'zod';
 import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
 import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker';
@@ -345,7 +345,8 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
     .requiredOption('--account <account>', 'the account asking (id or name): only its integrations may use the consent')
     .requiredOption('--tenant <tenant>', "the customer's tenant (GUID or domain)")
     .option('--ttl-hours <n>', 'how long the URL can be used', '24')
-    .action((idOrName: string, flags: { account: string; tenant: string; ttlHours: string }) =>
+    .option('--json', 'print JSON as POST /v1/connectors/{id}/consent-url answers: { "url", "expiresAt" }')
+    .action((idOrName: string, flags: { account: string; tenant: string; ttlHours: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const hours = Number(flags.ttlHours);
         if (!Number.isFinite(hours) || hours <= 0 || hours > 24 * 30) throw new UsageError('--ttl-hours must be between 0 and 720');
@@ -353,6 +354,10 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         const account = await requireAccount(ctx, flags.account);
         const request = await createConsentRequest(ctx.db(), ctx.keyRing(), { accountId: account.id, connectorId: c.id, tenantId: flags.tenant, ttlMs: hours * 3600_000 });
         await recordAudit(ctx.db(), { accountId: account.id, actor: 'cli', action: 'connector.consent.requested', details: { connectorId: c.id, tenantId: request.tenantId } });
+        if (flags.json) {
+          printJson(consentUrlSchema, request);
+          return;
+        }
         console.log(request.url);
         console.error(`(valid until ${request.expiresAt.toISOString()}; the administrator grants ${c.permissions.join(', ')} to "${c.name}" for account "${account.name}")`);
       }),

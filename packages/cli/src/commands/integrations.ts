@@ -1,5 +1,5 @@
-import { connectionReportSchema, integrationSchema, type IntegrationKind, integrationKinds, type MappedSample, type PreviewResult } from '@dirsync/contracts';
-import { presentIntegration } from '@dirsync/api';
+import { connectionReportSchema, integrationSchema, type IntegrationKind, integrationKinds, type MappedSample, migratedIntegrationSchema, type PreviewResult, secretAcceptedSchema, syncAnswerSchema } from '@dirsync/contracts';
+import { presentIntegration, presentRun } from '@dirsync/api';
 import { z } from 'zod';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -32,7 +32,7 @@ import { exitCodes, UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, printJson, safeJson, table } from '../format.ts';
 import { readJsonFile, readSecret } from '../input.ts';
 import { describeRun } from '../report.ts';
-import { exitCodeOfRun, requestIntegrationSync, waitForRun } from './sync.ts';
+import { exitCodeOfRun, requestIntegrationSync, runRowOf, waitForRun } from './sync.ts';
 
 /**
  * Integrations as the API presents them (`GET /v1/integrations`), each with its latest run: one
@@ -50,6 +50,13 @@ async function presentIntegrations(ctx: Context, rows: readonly Integration[]) {
 }
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
+
+/**
+ * `integrations set-password --json`: what `PUT /v1/integrations/{id}/secret` answers, its
+ * `sync` as `POST …/syncs` answers (with `run`, final under `--wait`); `sync` is null when Test
+ * Connection refused the password.
+ */
+const passwordAnswerSchema = secretAcceptedSchema.extend({ sync: syncAnswerSchema.nullable() });
 
 /** Flags shared by `add` and `update`. */
 interface SettingsFlags {
@@ -569,26 +576,30 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
     .description('replace the service-account password: tests it first, stores it encrypted, then runs a full sync ("Sync All")')
     .option('--password-stdin', 'read the password from standard input')
     .option('--wait', 'wait for the full sync and print its report')
-    .action((id: string, flags: { passwordStdin?: boolean; wait?: boolean }) =>
+    .option('--json', 'print JSON as PUT /v1/integrations/{id}/secret answers: { "connection", "sync" }, sync with "run" under --wait')
+    .action((id: string, flags: { passwordStdin?: boolean; wait?: boolean; json?: boolean }) =>
       withContext(async (ctx) => {
         const integration = await requireIntegration(ctx.db(), id);
         const secret = await readSecret({ stdin: Boolean(flags.passwordStdin), env: ctx.config.DIRSYNC_INTEGRATION_SECRET, prompt: 'new service account password: ' });
         const report = await testIntegrationConnection(ctx, integration, secret);
         if (!report.ok) {
-          console.log(formatConnectionReport(report));
+          // The outcome is printed before the refusal: the checklist says what to fix.
+          if (flags.json) printJson(passwordAnswerSchema, { connection: report, sync: null });
+          else console.log(formatConnectionReport(report));
           throw new UserError('the new password was not stored: Test Connection failed (the old password stays in use)');
         }
         await setIntegrationSecret(ctx.db(), ctx.keyRing(), id, secret);
         await recordAudit(ctx.db(), { accountId: integration.accountId, integrationId: id, actor: 'cli', action: 'integration.password_updated', details: {} });
         const job = await requestIntegrationSync(ctx, { integrationId: id, mode: 'full', trigger: 'password_update', dryRun: false, requestedBy: 'cli' });
-        console.log(`password stored; full sync queued: run ${job.runId}`);
-        if (flags.wait) {
-          const run = await waitForRun(ctx, job.runId, job.jobId);
-          if (run) {
-            console.log(describeRun(run));
-            process.exitCode = exitCodeOfRun(run);
-          }
+        if (!flags.json) console.log(`password stored; full sync queued: run ${job.runId}`);
+        const run = flags.wait ? await waitForRun(ctx, job.runId, job.jobId, { quiet: Boolean(flags.json) }) : undefined;
+        if (flags.json) {
+          const current = run ?? (await getRun(ctx.db(), job.runId));
+          printJson(passwordAnswerSchema, { connection: report, sync: { ...job, ...(current ? { run: presentRun(runRowOf(current)) } : {}) } });
+        } else if (run) {
+          console.log(describeRun(run));
         }
+        if (run) process.exitCode = exitCodeOfRun(run);
       }),
     );
 
@@ -598,10 +609,21 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
     .requiredOption('--connector <connector>', 'connector (id or name)')
     .requiredOption('--description <text>', 'description of the migrated integration (required; the name is carried over)')
     .option('--no-sync', 'do not queue the full sync now (the next run is a full sync anyway)')
-    .action((id: string, flags: { connector: string; description: string; sync: boolean }) =>
+    .option('--json', 'print JSON as POST /v1/integrations/{id}/migrate answers: the integration with "legacyClientId", "tenantId" and "sync" (null with --no-sync)')
+    .action((id: string, flags: { connector: string; description: string; sync: boolean; json?: boolean }) =>
       withContext(async (ctx) => {
         const result = await migrateLegacyIntegration(ctx.db(), { integrationId: id, connectorId: flags.connector, description: flags.description, actor: 'cli' });
         const connector = await requireConnector(ctx.db(), result.connectorId);
+        const migrated = await requireIntegration(ctx.db(), result.integrationId);
+        // As over the API: a disabled integration gets no sync now (its next run is full anyway).
+        const job = flags.sync && migrated.enabled
+          ? await requestIntegrationSync(ctx, { integrationId: result.integrationId, mode: 'full', trigger: 'manual', dryRun: false, requestedBy: 'cli' })
+          : null;
+        if (flags.json) {
+          const [presented] = await presentIntegrations(ctx, [migrated]);
+          printJson(migratedIntegrationSchema, { ...presented, legacyClientId: result.legacyClientId, tenantId: result.tenantId, sync: job });
+          return;
+        }
         console.log(
           keyValues([
             ['integration', `${result.name} (${result.integrationId}), name carried over`],
@@ -611,12 +633,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
             ['old client secret', 'erased'],
           ]),
         );
-        if (flags.sync) {
-          const job = await requestIntegrationSync(ctx, { integrationId: result.integrationId, mode: 'full', trigger: 'manual', dryRun: false, requestedBy: 'cli' });
-          console.log(`full sync queued: run ${job.runId}`);
-        } else {
-          console.log('the next run of this integration is a full sync');
-        }
+        console.log(job ? `full sync queued: run ${job.runId}` : 'the next run of this integration is a full sync');
         console.log(`\nreminder: delete the old app registration ${result.legacyClientId} from tenant ${result.tenantId}: dirsync no longer uses it`);
       }),
     );

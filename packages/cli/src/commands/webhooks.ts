@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { webhookEventTypes, webhookUrlProblem } from '@dirsync/contracts';
+import { z } from 'zod';
+import { webhookDeliverySchema, webhookEndpointSchema, webhookEndpointWithSecretSchema, webhookEventTypes, webhookTestAcceptedSchema, webhookUrlProblem } from '@dirsync/contracts';
 import {
   createWebhookEndpoint,
   deleteWebhookEndpoint,
@@ -17,7 +18,7 @@ import {
 } from '@dirsync/db';
 import type { Context } from '../context.ts';
 import { UserError, UsageError, NotFoundError } from '../errors.ts';
-import { keyValues, table } from '../format.ts';
+import { keyValues, printJson, table } from '../format.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -54,11 +55,10 @@ function checkUrl(ctx: Context, url: string): string {
   return url;
 }
 
-/** An endpoint as JSON: never its secret. */
-function endpointJson(endpoint: WebhookEndpointRow) {
-  const { accountId: _account, disabledAt: _disabledAt, ...shown } = endpoint;
-  return shown;
-}
+// `--json` prints what the `/v1/webhooks` routes answer, held to their schemas (never a secret
+// but the one `add` and `rotate-secret` exist to show).
+const endpointListSchema = z.object({ items: z.array(webhookEndpointSchema) });
+const deliveryListSchema = z.object({ items: z.array(webhookDeliverySchema), nextCursor: z.string().nullable() });
 
 function describe(endpoint: WebhookEndpointRow): string {
   return keyValues([
@@ -91,7 +91,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
         const { endpoint, secret } = await createWebhookEndpoint(ctx.db(), ctx.keyRing(), { accountId, url: checkUrl(ctx, url), events: eventsOf(flags.events), description: flags.description });
         await recordAudit(ctx.db(), { accountId, actor: 'cli', action: 'webhook.created', details: { webhookId: endpoint.id, events: endpoint.events } });
         if (flags.json) {
-          console.log(JSON.stringify({ ...endpointJson(endpoint), secret }, null, 2));
+          printJson(webhookEndpointWithSecretSchema, { ...endpoint, secret });
           return;
         }
         console.log(describe(endpoint));
@@ -103,12 +103,12 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .command('list')
     .description("the account's endpoints")
     .requiredOption('--account <account>', 'account id or name')
-    .option('--json', 'print JSON')
+    .option('--json', 'print JSON as GET /v1/webhooks answers: { "items": [endpoint] }')
     .action((flags: { account: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const rows = await listWebhookEndpoints(ctx.db(), await accountIdOf(ctx, flags.account));
         if (flags.json) {
-          console.log(JSON.stringify(rows.map(endpointJson), null, 2));
+          printJson(endpointListSchema, { items: rows });
           return;
         }
         console.log(table(['id', 'url', 'events', 'enabled', 'failures', 'description'], rows.map((e) => [e.id, e.url, e.events.join(','), e.enabled, e.failureStreak, e.description])));
@@ -119,11 +119,12 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .command('show <id>')
     .description('one endpoint')
     .requiredOption('--account <account>', 'account id or name')
-    .option('--json', 'print JSON')
+    .option('--json', 'print JSON as GET /v1/webhooks/{id} answers')
     .action((id: string, flags: { account: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const endpoint = await endpointOf(ctx, await accountIdOf(ctx, flags.account), id);
-        console.log(flags.json ? JSON.stringify(endpointJson(endpoint), null, 2) : describe(endpoint));
+        if (flags.json) printJson(webhookEndpointSchema, endpoint);
+        else console.log(describe(endpoint));
       }),
     );
 
@@ -136,7 +137,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .option('--description <text>', 'new description')
     .option('--enable', 'enable it')
     .option('--disable', 'disable it (its events are not recorded for it meanwhile)')
-    .option('--json', 'print JSON')
+    .option('--json', 'print JSON as PATCH /v1/webhooks/{id} answers')
     .action((id: string, flags: { account: string; url?: string; events?: string; description?: string; enable?: boolean; disable?: boolean; json?: boolean }) =>
       withContext(async (ctx) => {
         if (flags.enable && flags.disable) throw new UsageError('give --enable or --disable, not both');
@@ -149,7 +150,8 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
         });
         if (!endpoint) throw new NotFoundError(`the account has no webhook ${id}`);
         await recordAudit(ctx.db(), { accountId, actor: 'cli', action: 'webhook.updated', details: { webhookId: endpoint.id } });
-        console.log(flags.json ? JSON.stringify(endpointJson(endpoint), null, 2) : describe(endpoint));
+        if (flags.json) printJson(webhookEndpointSchema, endpoint);
+        else console.log(describe(endpoint));
       }),
     );
 
@@ -185,7 +187,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .description("an endpoint's deliveries, newest first")
     .requiredOption('--account <account>', 'account id or name')
     .option('-n, --limit <n>', 'how many', '20')
-    .option('--json', 'print JSON')
+    .option('--json', 'print JSON as GET /v1/webhooks/{id}/deliveries answers: { "items": [delivery], "nextCursor" }')
     .action((id: string, flags: { account: string; limit: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const limit = Number(flags.limit);
@@ -193,7 +195,7 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
         const page = await listWebhookDeliveries(ctx.db(), await accountIdOf(ctx, flags.account), id, { limit });
         if (!page) throw new NotFoundError(`the account has no webhook ${id}`);
         if (flags.json) {
-          console.log(JSON.stringify(page.items, null, 2));
+          printJson(deliveryListSchema, page);
           return;
         }
         console.log(
@@ -209,13 +211,15 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .command('redeliver <id> <delivery>')
     .description('send a delivery again (same webhook-id); workers pick it up within seconds')
     .requiredOption('--account <account>', 'account id or name')
-    .action((id: string, deliveryId: string, flags: { account: string }) =>
+    .option('--json', 'print the delivery as JSON, as POST /v1/webhooks/{id}/deliveries/{delivery}/redeliver answers')
+    .action((id: string, deliveryId: string, flags: { account: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const accountId = await accountIdOf(ctx, flags.account);
         const delivery = await redeliverWebhookDelivery(ctx.db(), accountId, id, deliveryId);
         if (!delivery) throw new NotFoundError(`webhook ${id} of the account has no delivery ${deliveryId}`);
         await recordAudit(ctx.db(), { accountId, actor: 'cli', action: 'webhook.redelivered', details: { webhookId: id, deliveryId } });
-        console.log(`delivery ${delivery.id} queued again (${delivery.messageId})`);
+        if (flags.json) printJson(webhookDeliverySchema, delivery);
+        else console.log(`delivery ${delivery.id} queued again (${delivery.messageId})`);
       }),
     );
 
@@ -223,12 +227,15 @@ export function registerWebhookCommands(program: Command, withContext: WithConte
     .command('test <id>')
     .description('send a webhook.test event to the endpoint; workers pick it up within seconds')
     .requiredOption('--account <account>', 'account id or name')
-    .action((id: string, flags: { account: string }) =>
+    .option('--json', 'print JSON as POST /v1/webhooks/{id}/test answers: { "messageId" }')
+    .action((id: string, flags: { account: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const accountId = await accountIdOf(ctx, flags.account);
         const endpoint = await endpointOf(ctx, accountId, id);
         const recorded = await recordWebhookEvent(ctx.db(), { accountId, type: 'webhook.test', endpointId: endpoint.id, data: { webhookId: endpoint.id, requestedBy: 'cli' } });
-        console.log(`test event queued (${webhookMessageId(recorded.eventId ?? '')}): dirsync webhooks deliveries ${endpoint.id} --account ${flags.account}`);
+        const messageId = webhookMessageId(recorded.eventId ?? '');
+        if (flags.json) printJson(webhookTestAcceptedSchema, { messageId });
+        else console.log(`test event queued (${messageId}): dirsync webhooks deliveries ${endpoint.id} --account ${flags.account}`);
       }),
     );
 }
