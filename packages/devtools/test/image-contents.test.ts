@@ -109,23 +109,27 @@ async function dockerignore(): Promise<(path: string) => boolean> {
   };
 }
 
-/** The files of the build context under `source` (a file or a folder), as paths from the root. */
+/**
+ * The files of the build context under `source` (a file or a folder), as paths from the root: the
+ * committed files, as a build from a clean checkout sees them.
+ */
 async function contextFiles(source: string, ignored: (path: string) => boolean): Promise<string[]> {
-  if (ignored(source)) return [];
-  const info = await stat(join(root, source));
-  if (!info.isDirectory()) return [source];
-  const files: string[] = [];
-  for (const entry of await readdir(join(root, source))) files.push(...(await contextFiles(`${source}/${entry}`, ignored)));
-  return files;
+  const { stdout } = await execFileAsync('git', ['ls-files', '-z', '--', source], { cwd: root, maxBuffer: 64 * 1024 * 1024 });
+  return stdout.split('\0').filter((file) => file !== '' && !ignored(file));
 }
 
-/** Bare module names a source imports at run time (`import type` is erased and left out). */
-function runtimeImports(source: string): string[] {
-  const names: string[] = [];
+/** What a source imports at run time (`import type` is erased and left out). */
+function runtimeImports(source: string): { packages: string[]; relative: string[] } {
+  const specifiers: string[] = [];
   const statements = /(?:^|\n)\s*(?:import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?'([^']+)'/g;
-  for (const match of source.matchAll(statements)) if (!match[1]) names.push(match[2]!);
-  for (const match of source.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)) names.push(match[1]!);
-  return names.filter((name) => !name.startsWith('.') && !name.startsWith('node:')).map((name) => (name.startsWith('@') ? name.split('/').slice(0, 2).join('/') : name.split('/')[0]!));
+  for (const match of source.matchAll(statements)) if (!match[1]) specifiers.push(match[2]!);
+  for (const match of source.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)) specifiers.push(match[1]!);
+  return {
+    packages: specifiers
+      .filter((name) => !name.startsWith('.') && !name.startsWith('node:'))
+      .map((name) => (name.startsWith('@') ? name.split('/').slice(0, 2).join('/') : name.split('/')[0]!)),
+    relative: specifiers.filter((name) => name.startsWith('.')),
+  };
 }
 
 test("the command line's production dependencies, followed through the workspace, hold no development package", async () => {
@@ -159,18 +163,28 @@ test('the runtime stage copies the sources of production packages only, without 
   const handed = copies.filter((copy) => copy.from !== undefined).map((copy) => `${copy.from}: ${copy.sources.join(' ')}`);
   expect(handed.sort()).toEqual(['console: /app/packages/console/dist', 'deps: /app/node_modules', 'deps: /app/packages']);
 
-  // Each copied source imports at run time only Node's modules and its own package's production
-  // dependencies, so nothing the image runs reaches for a package it does not carry.
+  // Each copied source imports at run time only Node's modules, its own package's production
+  // dependencies and files the image has (a module left out, as the benchmarks under **/bench
+  // are, would stop every command from starting), so nothing the image runs reaches for a
+  // package or file it does not carry.
   const dirOfName = new Map([...all.entries()].map(([name, entry]) => [entry.dir, name]));
+  const copied = new Set(files);
   const unlisted: string[] = [];
+  const missing: string[] = [];
   for (const file of files.filter((f) => f.endsWith('.ts'))) {
     const dir = /^packages\/([^/]+)\//.exec(file)?.[1];
     const manifest = all.get(dirOfName.get(dir ?? '') ?? '')?.manifest;
     if (!manifest) continue;
     const allowed = new Set([manifest.name, ...Object.keys(manifest.dependencies ?? {})]);
-    for (const name of runtimeImports(await readFile(join(root, file), 'utf8'))) if (!allowed.has(name)) unlisted.push(`${file}: ${name}`);
+    const imports = runtimeImports(await readFile(join(root, file), 'utf8'));
+    for (const name of imports.packages) if (!allowed.has(name)) unlisted.push(`${file}: ${name}`);
+    for (const path of imports.relative) {
+      const target = join(dirname(file), path);
+      if (!copied.has(target)) missing.push(`${file}: ${path}`);
+    }
   }
   expect(unlisted).toEqual([]);
+  expect(missing).toEqual([]);
 });
 
 /**
