@@ -7,7 +7,16 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Db, KeyRing } from '@dirsync/db';
-import { createControlClient, createEnqueueClient, createRepeatedErrorLog, createWebhookEnqueueClient, DEFAULT_QUEUE_PREFIX, failFastRedisOptions, type RedisConnection } from '@dirsync/jobs';
+import {
+  createControlClient,
+  createEnqueueClient,
+  createRepeatedErrorLog,
+  createWebhookEnqueueClient,
+  DEFAULT_QUEUE_PREFIX,
+  failFastRedisOptions,
+  type LeaderLeaseTiming,
+  type RedisConnection,
+} from '@dirsync/jobs';
 import { createReadinessProbe, type ReadinessCheck, type ReadinessReport } from './ops/readiness.ts';
 import { createServiceMetrics, type ServiceMetrics } from './ops/metrics.ts';
 import { openRedis } from './ops/redis.ts';
@@ -83,10 +92,14 @@ export interface ApiServerOptions {
   /** Metrics to serve on the metrics port instead of the installation-wide ones made here. */
   readonly metrics?: ServiceMetrics | undefined;
   /**
-   * Whether this process's metrics include the installation-wide series (default true). They
-   * come from PostgreSQL and Redis, the same from every process: one exporter is enough.
+   * Whether this process's metrics include the installation-wide series: `'leader'` while it
+   * holds the installation's metrics lease (every process given `'leader'` competes for it, one
+   * at a time exports), `true` always (default), `false` never. They come from PostgreSQL and
+   * Redis, the same from every process: one exporter is enough.
    */
-  readonly installationMetrics?: boolean | undefined;
+  readonly installationMetrics?: boolean | 'leader' | undefined;
+  /** Timing of that lease (default 30 s, renewed every 10 s): tests shorten it. */
+  readonly installationMetricsLease?: Partial<LeaderLeaseTiming> | undefined;
   /**
    * Serves the administration console under `/console` (its files, sign-in routes) and lets
    * `/v1` accept its session cookie. Absent: no console, and `/v1` takes API keys only.
@@ -259,16 +272,41 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   if (consoleSetup) await registerConsole(app, consoleSetup);
   app.setNotFoundHandler((request, reply) => sendProblem(new ProblemError(404, 'not-found', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`), request, reply, logger));
 
+  const metrics =
+    options.metrics ??
+    createServiceMetrics({
+      db: options.db,
+      connection: options.connection,
+      prefix,
+      onError: onRedisError,
+      installationWide: options.installationMetrics ?? true,
+      leaderLease: options.installationMetricsLease,
+      onLeaderChange: (leader, state) =>
+        logger.info({ installationMetrics: state.status, detail: state.detail }, leader ? 'installation-wide metrics exported by this process now' : 'installation-wide metrics no longer exported by this process'),
+    });
+  // Whether the series are exported here is reported, never a reason to be unready: a process
+  // that is not the exporter serves everything else as well (Redis's own check says when it is down).
+  const installationCheck = (): ReadinessCheck => {
+    const state = metrics.leaderState();
+    if (state === undefined) return { ok: true };
+    const where = state.status === 'leader' ? 'exported by this process' : state.status === 'follower' ? 'exported by another process' : 'not exported by this process';
+    return { ok: true, detail: `installation-wide metrics ${where}: ${state.detail}` };
+  };
   const readiness = createReadinessProbe({
     db: options.db,
     connection: options.connection,
     prefix,
     stopping: () => stopping,
-    ...(options.readinessChecks === undefined ? {} : { extra: options.readinessChecks }),
+    extra: {
+      ...options.readinessChecks,
+      ...(metrics.leaderState() === undefined ? {} : { installationMetrics: installationCheck }),
+    },
   });
-  const metrics = options.metrics ?? createServiceMetrics({ db: options.db, connection: options.connection, prefix, onError: onRedisError, installationWide: options.installationMetrics !== false });
   const closers: Array<() => Promise<void>> = [() => readiness.close()];
   if (!options.metrics) closers.push(() => metrics.close());
+  // The first answer of the lease (bounded by the fail-fast connection's timeouts): a scrape right
+  // after the start then has the series if this process exports them.
+  await metrics.ready;
   // Fails at once while Redis is down, so a request never waits for a reconnect here.
   const limiterRedis = openRedis(options.connection, { ...failFastRedisOptions }, onRedisError);
   const failClosed = options.rateLimitOnRedisDown !== 'open';

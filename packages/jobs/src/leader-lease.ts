@@ -158,10 +158,10 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
         connecting ??= redis.connect().finally(() => (connecting = undefined));
         await connecting;
       }
-      let ours = false;
-      // Renewal even past the local deadline: while the key still holds our value nobody else
-      // has taken the lease in between, and keeping it is as safe as taking it anew.
-      if (held) ours = (await redis.eval(renewScript, 1, key, value, String(timing.ttlMs))) === 1;
+      // Renewal first, even past the local deadline and even when the last attempt did not
+      // know it had the key (its SET landed after a timeout): while the key holds our value
+      // nobody else has taken the lease in between, and keeping it is as safe as taking it anew.
+      let ours = (await redis.eval(renewScript, 1, key, value, String(timing.ttlMs))) === 1;
       if (!ours) ours = (await redis.set(key, value, 'PX', timing.ttlMs, 'NX')) === 'OK';
       if (closed) return;
       held = ours;

@@ -1,7 +1,16 @@
 import { CronExpressionParser } from 'cron-parser';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry, type GaugeConfiguration } from 'prom-client';
 import { countActionsNeeded, countActiveRuns, readConnectorGauges, readIntegrationGauges, type ConnectorGaugeRow, type Db, type IntegrationGaugeRow } from '@dirsync/db';
-import { createQueueClient, type RedisConnection } from '@dirsync/jobs';
+import {
+  createQueueClient,
+  DEFAULT_QUEUE_PREFIX,
+  installationMetricsLeaseKey,
+  startLeaderElection,
+  type LeaderElection,
+  type LeaderLeaseTiming,
+  type LeaderState,
+  type RedisConnection,
+} from '@dirsync/jobs';
 
 /** Options of {@link createServiceMetrics}. */
 export interface ServiceMetricsOptions {
@@ -12,17 +21,33 @@ export interface ServiceMetricsOptions {
   readonly registry?: Registry;
   readonly onError?: (error: Error) => void;
   /**
-   * Whether to register the installation-wide series (queues, integrations, runs, connectors,
+   * Whether to export the installation-wide series (queues, integrations, runs, connectors,
    * actions needed). They are read from PostgreSQL and Redis, so every process would report the
-   * same values: one process of the installation exporting them is enough (default true).
-   * Without them the registry has the process metrics only.
+   * same values: one process of the installation exporting them is enough.
+   * - `'leader'`: this process competes for the installation's metrics lease (in Redis, per
+   *   queue prefix) and exports them while it holds it: of all the processes doing so, exactly
+   *   one live process exports them at a time;
+   * - `true` (default): exported by this process regardless of the others;
+   * - `false`: not exported here; the registry has the process metrics only.
    */
-  readonly installationWide?: boolean;
+  readonly installationWide?: boolean | 'leader';
+  /** Timing of the lease in `'leader'` mode (default: 30 s TTL, renewed every 10 s). */
+  readonly leaderLease?: Partial<LeaderLeaseTiming> | undefined;
+  /** Called when this process starts or stops exporting the series in `'leader'` mode. */
+  readonly onLeaderChange?: ((leader: boolean, state: LeaderState) => void) | undefined;
 }
 
 /** Metrics of the scheduler / API process, read from Redis and Postgres at scrape time. */
 export interface ServiceMetrics {
   readonly registry: Registry;
+  /**
+   * Settles once this process knows whether it exports the installation-wide series (its first
+   * attempt at the lease in `'leader'` mode; at once otherwise), so a first scrape is not
+   * missing them only because the answer was on its way. Never rejects.
+   */
+  readonly ready: Promise<void>;
+  /** In `'leader'` mode, where the election stands (for readiness); undefined otherwise. */
+  leaderState(): LeaderState | undefined;
   close(): Promise<void>;
 }
 
@@ -34,22 +59,56 @@ const queueStates = ['waiting', 'prioritized', 'active', 'delayed', 'failed'] as
  * integration the time of its last successful sync, its status and the age of its stored secret;
  * integrations by kind and status; runs queued and running; per Entra connector the age and
  * remaining validity of its current certificate and the seconds until its next rotation; the
- * actions needed by kind.
+ * actions needed by kind. With `installationWide: 'leader'` they are in the registry only while
+ * this process holds the installation's metrics lease, and `dirsync_installation_metrics_leader`
+ * says whether it does.
  */
 export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMetrics {
   const registry = options.registry ?? new Registry();
   if (!options.registry) collectDefaultMetrics({ register: registry });
   const { db } = options;
-  if (options.installationWide === false) return { registry, close: async () => {} };
+  const mode = options.installationWide ?? true;
+  if (mode === false) return { registry, ready: Promise.resolve(), leaderState: () => undefined, close: async () => {} };
   // Every queue of the installation: each sync shard is a queue label of its own.
   const client = createQueueClient({ connection: options.connection, prefix: options.prefix, onError: options.onError });
   const queues = client.allQueues();
 
-  new Gauge({
+  // The installation-wide gauges join the registry while this process exports them and leave it
+  // when it stops, so a process that does not export them serves none of their names. Each one
+  // also checks at collect time: a lease may run out between the change and the scrape.
+  const installationGauges: Gauge[] = [];
+  let election: LeaderElection | undefined;
+  const exporting = () => election === undefined || election.isLeader();
+  const syncRegistration = () => {
+    const wanted = exporting();
+    for (const gauge of installationGauges) {
+      const { name } = gauge as unknown as { name: string };
+      const registered = registry.getSingleMetric(name) === gauge;
+      if (wanted && !registered) registry.registerMetric(gauge);
+      else if (!wanted && registered) registry.removeSingleMetric(name);
+    }
+  };
+  function installationGauge<T extends string>(configuration: GaugeConfiguration<T>): void {
+    const collect = configuration.collect;
+    installationGauges.push(
+      new Gauge<T>({
+        ...configuration,
+        registers: [],
+        async collect() {
+          if (!exporting()) {
+            this.reset();
+            return;
+          }
+          await collect?.call(this);
+        },
+      }) as unknown as Gauge,
+    );
+  }
+
+  installationGauge({
     name: 'dirsync_queue_jobs',
     help: 'Jobs in each BullMQ queue by state',
     labelNames: ['queue', 'state'] as const,
-    registers: [registry],
     async collect() {
       this.reset();
       const counts = await Promise.all(queues.map(async (queue) => [queue.name, await queue.getJobCounts(...queueStates)] as const));
@@ -60,11 +119,10 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
   // The same counts of the sync queue by shard number, which stays the same whatever the mode
   // names the queues: what an autoscaler of the workers of some shards selects on.
   const syncQueues = client.syncQueues();
-  new Gauge({
+  installationGauge({
     name: 'dirsync_sync_shard_jobs',
     help: 'Sync jobs in each shard of the sync queue by state (waiting syncs are in "waiting" and "prioritized")',
     labelNames: ['shard', 'state'] as const,
-    registers: [registry],
     async collect() {
       this.reset();
       const counts = await Promise.all(syncQueues.map((queue) => queue.getJobCounts(...queueStates)));
@@ -82,11 +140,10 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     return integrations;
   };
 
-  new Gauge({
+  installationGauge({
     name: 'dirsync_integration_last_success_timestamp_seconds',
     help: 'Unix time of the last successful sync of each enabled integration (absent until one succeeds)',
     labelNames: ['integration_id', 'account_id', 'kind'] as const,
-    registers: [registry],
     async collect() {
       this.reset();
       for (const row of await integrationRows()) {
@@ -97,11 +154,10 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
 
   // A state set: 1 on the integration's current status (that of its last run, `new` before one,
   // `needs_consent`), so an alert selects `status="failed"` per integration.
-  new Gauge({
+  installationGauge({
     name: 'dirsync_integration_status',
     help: 'Status of each enabled integration: 1 on its current status (succeeded, failed, blocked, dry_run, new, needs_consent)',
     labelNames: ['integration_id', 'account_id', 'kind', 'status'] as const,
-    registers: [registry],
     async collect() {
       this.reset();
       for (const row of await integrationRows()) {
@@ -110,11 +166,10 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
   });
 
-  new Gauge({
+  installationGauge({
     name: 'dirsync_credential_age_seconds',
     help: "Age of each integration's stored secret (service-account password or app secret)",
     labelNames: ['integration_id', 'account_id', 'kind'] as const,
-    registers: [registry],
     async collect() {
       this.reset();
       for (const row of await integrationRows()) {
@@ -123,22 +178,20 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
   });
 
-  new Gauge({
+  installationGauge({
     name: 'dirsync_integrations',
     help: 'Integrations by kind, status and whether they are enabled',
     labelNames: ['kind', 'status', 'enabled'] as const,
-    registers: [registry],
     async collect() {
       this.reset();
       for (const row of await integrationRows()) this.inc({ kind: row.kind, status: row.status, enabled: String(row.enabled) });
     },
   });
 
-  new Gauge({
+  installationGauge({
     name: 'dirsync_runs',
     help: 'Sync runs waiting or running now, by status',
     labelNames: ['status'] as const,
-    registers: [registry],
     async collect() {
       this.reset();
       const rows = await countActiveRuns(db);
@@ -154,31 +207,28 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     });
     return connectors;
   };
-  new Gauge({
+  installationGauge({
     name: 'dirsync_connector_credential_age_seconds',
     help: "Age of each connector's current certificate",
     labelNames: connectorLabels,
-    registers: [registry],
     async collect() {
       this.reset();
       for (const row of await connectorRows()) if (row.credential_age !== null) this.set({ connector: row.name }, row.credential_age);
     },
   });
-  new Gauge({
+  installationGauge({
     name: 'dirsync_connector_credential_expires_in_seconds',
     help: "Seconds until each connector's current certificate expires",
     labelNames: connectorLabels,
-    registers: [registry],
     async collect() {
       this.reset();
       for (const row of await connectorRows()) if (row.expires_in !== null) this.set({ connector: row.name }, row.expires_in);
     },
   });
-  new Gauge({
+  installationGauge({
     name: 'dirsync_connector_next_rotation_seconds',
     help: "Seconds until each connector's next scheduled certificate rotation",
     labelNames: connectorLabels,
-    registers: [registry],
     async collect() {
       this.reset();
       const now = new Date();
@@ -193,20 +243,47 @@ export function createServiceMetrics(options: ServiceMetricsOptions): ServiceMet
     },
   });
 
-  new Gauge({
+  installationGauge({
     name: 'dirsync_actions_needed',
     help: 'What administrators must do, by kind (as `dirsync actions-needed` lists it): grant_consent, rotation_failed, certificate_expiring, …',
     labelNames: ['kind'] as const,
-    registers: [registry],
     async collect() {
       this.reset();
       for (const [kind, n] of Object.entries(await countActionsNeeded(db))) this.set({ kind }, n);
     },
   });
 
+  let ready: Promise<void> = Promise.resolve();
+  if (mode === 'leader') {
+    election = startLeaderElection({
+      connection: options.connection,
+      key: installationMetricsLeaseKey(options.prefix ?? DEFAULT_QUEUE_PREFIX),
+      timing: options.leaderLease,
+      onError: options.onError,
+      onChange(leader, state) {
+        syncRegistration();
+        options.onLeaderChange?.(leader, state);
+      },
+    });
+    ready = election.settled;
+  }
+  syncRegistration();
+  const leading = election;
+  new Gauge({
+    name: 'dirsync_installation_metrics_leader',
+    help: "Whether this process exports the installation-wide series now: 1 while it holds the installation's metrics lease (or exports them unconditionally), 0 while another process holds it or Redis cannot be reached",
+    registers: [registry],
+    collect() {
+      this.set(exporting() ? 1 : 0);
+    },
+  });
+
   return {
     registry,
+    ready,
+    leaderState: () => leading?.state(),
     async close() {
+      await leading?.close();
       await client.close();
     },
   };
