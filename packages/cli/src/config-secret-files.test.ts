@@ -41,6 +41,7 @@ describe('<NAME>_FILE for secret settings', () => {
       DIRSYNC_OIDC_CLIENT_ID: 'console',
       DIRSYNC_OIDC_CLIENT_SECRET_FILE: await secretFile('oidc-secret', 'client secret with spaces \n'),
       DIRSYNC_INTEGRATION_SECRET_FILE: await secretFile('integration-secret', 'p@ss\nword\n'),
+      DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE: await secretFile('otlp-headers', 'authorization=Bearer%20collector-token\n'),
     };
     const config = loadConfig(env);
     expect(config.DATABASE_URL).toBe('postgres://dirsync:s3cret@db.internal:5432/dirsync');
@@ -50,6 +51,7 @@ describe('<NAME>_FILE for secret settings', () => {
     // Only trailing line breaks go: inner ones and trailing spaces are part of the secret.
     expect(config.DIRSYNC_OIDC_CLIENT_SECRET).toBe('client secret with spaces ');
     expect(config.DIRSYNC_INTEGRATION_SECRET).toBe('p@ss\nword');
+    expect(config.DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS).toEqual({ authorization: 'Bearer collector-token' });
   });
 
   test('the value read from a file is checked like the variable itself', async () => {

@@ -285,6 +285,27 @@ export const configSchema = z.object({
       .refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), 'DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (the OTLP/HTTP base endpoint, e.g. http://otel-collector:4318)')
       .optional(),
   ),
+  /**
+   * Headers sent with every OTLP export (a collector's token): `key=value,key2=value2`, values
+   * percent-decoded, as OpenTelemetry's OTEL_EXPORTER_OTLP_HEADERS. A secret setting (`_FILE`).
+   */
+  DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS: unsetWhenBlank(
+    z
+      .string()
+      .transform((value, ctx) => {
+        const parsed = parseOtlpHeaders(value);
+        if (parsed.ok) return parsed.headers;
+        for (const problem of parsed.problems) ctx.addIssue({ code: 'custom', message: `DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS: ${problem}` });
+        return z.NEVER;
+      })
+      .optional(),
+  ),
+  // The OTLP exporter would add these to every export by itself, past this schema: refused, so
+  // that the collector's headers come from DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS alone.
+  OTEL_EXPORTER_OTLP_HEADERS: unsetWhenBlank(z.undefined({ message: 'OTEL_EXPORTER_OTLP_HEADERS is not read by dirsync: set DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS (or DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE) instead' })),
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: unsetWhenBlank(
+    z.undefined({ message: 'OTEL_EXPORTER_OTLP_TRACES_HEADERS is not read by dirsync: set DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS (or DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE) instead' }),
+  ),
   /** OpenTelemetry's standard variable, used when DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT is unset. */
   OTEL_EXPORTER_OTLP_ENDPOINT: unsetWhenBlank(
     z
@@ -309,6 +330,51 @@ export const configSchema = z.object({
     }),
 });
 
+// An HTTP header name (RFC 9110 token) and what a header value may not hold (line breaks, NUL
+// and other controls but tab would end or corrupt the request).
+const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const badHeaderValue = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+
+/**
+ * Parses OTLP export headers in OpenTelemetry's format: `key=value` pairs separated by commas,
+ * blanks around each trimmed, each value percent-decoded. Problems name a pair by its position
+ * and key, never by its value (a value is usually a token).
+ */
+export function parseOtlpHeaders(text: string): { ok: true; headers: Record<string, string> } | { ok: false; problems: string[] } {
+  const headers: Record<string, string> = {};
+  const problems: string[] = [];
+  text.split(',').forEach((pair, index) => {
+    const at = `pair ${index + 1}`;
+    const equals = pair.indexOf('=');
+    const key = (equals < 0 ? pair : pair.slice(0, equals)).trim();
+    if (equals < 0 || key === '') {
+      problems.push(`${at} is not key=value`);
+      return;
+    }
+    if (!headerName.test(key)) {
+      problems.push(`${at}: the key is not an HTTP header name`);
+      return;
+    }
+    let value: string;
+    try {
+      value = decodeURIComponent(pair.slice(equals + 1).trim());
+    } catch {
+      problems.push(`${at} (${key}): the value is not valid percent-encoding`);
+      return;
+    }
+    if (value === '' || badHeaderValue.test(value)) {
+      problems.push(`${at} (${key}): the value is empty or holds control characters`);
+      return;
+    }
+    if (Object.hasOwn(headers, key.toLowerCase())) {
+      problems.push(`${at} (${key}): the header is given twice`);
+      return;
+    }
+    headers[key.toLowerCase()] = value;
+  });
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, headers };
+}
+
 /** Parsed configuration. */
 export type Config = z.infer<typeof configSchema>;
 
@@ -332,6 +398,7 @@ export const secretSettings = [
   'DIRSYNC_SECRET_KEYS_PREVIOUS',
   'DIRSYNC_OIDC_CLIENT_SECRET',
   'DIRSYNC_INTEGRATION_SECRET',
+  'DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS',
 ] as const satisfies readonly (keyof z.input<typeof configSchema>)[];
 
 /** Largest secret file read: secrets are short, and a wrong path must not load a disk image into memory. */
@@ -457,6 +524,11 @@ function consoleSettingProblems(env: Record<string, string | undefined>): string
 /** Where workers send traces: DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT, else none. */
 export function otlpEndpointOf(config: Config): string | undefined {
   return config.DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT ?? config.OTEL_EXPORTER_OTLP_ENDPOINT;
+}
+
+/** Headers of every OTLP trace export (DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS), lower-case names; none when unset. */
+export function otlpHeadersOf(config: Config): Readonly<Record<string, string>> {
+  return config.DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS ?? {};
 }
 
 /** The console's public base URL: DIRSYNC_CONSOLE_URL, else `http://localhost:<PORT>`. */

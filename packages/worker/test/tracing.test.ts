@@ -158,18 +158,18 @@ test('a failed run is a failed trace that carries the run report’s message, ne
   expect(JSON.stringify(spans.map((span) => [span.name, span.attributes, span.status, span.events]))).not.toContain(password);
 }, timeoutMs);
 
-test('without an endpoint there is no tracer; with one, spans are posted to <endpoint>/v1/traces', async () => {
+test('without an endpoint there is no tracer; with one, a run\'s spans are posted to <endpoint>/v1/traces with the configured headers', async () => {
   const off = createTracing({});
   expect(off.tracer).toBeUndefined();
   await off.shutdown();
   expect(otlpTracesUrl('http://collector:4318/')).toBe('http://collector:4318/v1/traces');
 
-  const received: Array<{ url: string | undefined; type: string | undefined; bytes: number }> = [];
+  const received: Array<{ url: string | undefined; type: string | undefined; authorization: string | undefined; tenant: string | undefined; body: string }> = [];
   const collector = createServer((request: IncomingMessage, response) => {
-    let bytes = 0;
-    request.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    let body = '';
+    request.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
     request.on('end', () => {
-      received.push({ url: request.url, type: request.headers['content-type'], bytes });
+      received.push({ url: request.url, type: request.headers['content-type'], authorization: request.headers.authorization, tenant: request.headers['x-scope-orgid'] as string | undefined, body });
       response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
   });
@@ -177,14 +177,51 @@ test('without an endpoint there is no tracer; with one, spans are posted to <end
   await once(collector, 'listening');
   const address = collector.address();
   if (address === null || typeof address === 'string') throw new Error('no address');
+  // A worker of its own (its own queues) whose tracer exports over OTLP/HTTP.
+  const otlpPrefix = createTestQueuePrefix('worker-tracing-otlp');
+  const otlpQueue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: otlpPrefix.prefix });
+  const token = `collector-token-${randomUUID()}`;
+  const otlp = createTracing({ endpoint: `http://127.0.0.1:${address.port}`, headers: { authorization: `Bearer ${token}`, 'x-scope-orgid': 'dirsync' }, serviceVersion: '1.2.3' });
+  const otlpWorker = createWorker({
+    db,
+    redisUrl: testRedisUrl,
+    prefix: otlpPrefix.prefix,
+    concurrency: 1,
+    keyRing: ring,
+    logger: pino({ level: 'silent' }),
+    workerId: 'tracing-otlp-worker',
+    destinations: testDestinations,
+    createProvider: (kind, stored, secret) => createProvider(kind, stored, secret, { destinations: testDestinations }),
+    batchSize,
+    tracer: otlp.tracer,
+  });
   try {
-    const otlp = createTracing({ endpoint: `http://127.0.0.1:${address.port}`, serviceVersion: '1.2.3' });
-    otlp.tracer!.startSpan('dirsync.run', { attributes: { 'dirsync.run.id': 'r' } }).end();
+    const runId = randomUUID();
+    await otlpQueue.add('sync', { integrationId: await integration('traced-otlp', server.readerPassword), runId, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts: 1 });
+    await waitFor(
+      async () => {
+        const found = await getRun(db, runId);
+        return found && !['queued', 'running', 'retrying'].includes(found.status) ? found : undefined;
+      },
+      { timeoutMs: 90_000, what: 'the run to end' },
+    );
+    await otlpWorker.close();
     // Shutting down flushes the batch.
     await otlp.shutdown();
-    expect(received).toEqual([expect.objectContaining({ url: '/v1/traces' })]);
-    expect(received[0]!.bytes).toBeGreaterThan(0);
+    expect(received.length).toBeGreaterThan(0);
+    for (const request of received) {
+      expect(request).toMatchObject({ url: '/v1/traces', type: 'application/json', authorization: `Bearer ${token}`, tenant: 'dirsync' });
+    }
+    const bodies = received.map((request) => request.body).join('\n');
+    expect(bodies).toContain(runId);
+    for (const name of ['dirsync.run', 'dirsync.fetch', 'dirsync.write', 'dirsync.members', 'dirsync.sweep']) expect(bodies).toContain(`"${name}"`);
+    // The token is a header, nothing else: not in any span.
+    expect(bodies).not.toContain(token);
   } finally {
+    await otlpWorker.close();
+    await otlp.shutdown();
+    await otlpQueue.close();
+    await otlpPrefix.cleanup();
     collector.close();
   }
-});
+}, timeoutMs);

@@ -4,7 +4,7 @@ import { createEntraAwareProviderFactory, createReadinessProbe, createTracing, c
 import { serveOpsPort } from '../ops-server.ts';
 import type { Context } from '../context.ts';
 import { startHttpServer } from './api.ts';
-import { otlpEndpointOf, redisSettingsOf, workerShardsOf } from '../config.ts';
+import { otlpEndpointOf, otlpHeadersOf, redisSettingsOf, workerShardsOf } from '../config.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -51,7 +51,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         const logger = ctx.logger('worker');
         const metrics = createWorkerMetrics({ db: ctx.db() });
         // Traces only when an OTLP endpoint is configured; otherwise no tracer exists at all.
-        const tracing = createTracing({ endpoint: otlpEndpointOf(ctx.config) });
+        const tracing = createTracing({ endpoint: otlpEndpointOf(ctx.config), headers: otlpHeadersOf(ctx.config) });
         const worker = createWorker({
           db: ctx.db(),
           connection: redisSettingsOf(ctx.config),

@@ -18,6 +18,8 @@ export interface TracingOptions {
    * Undefined: tracing is off.
    */
   readonly endpoint?: string | undefined;
+  /** Headers of every export (a collector's token); a secret: never logged. */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
   readonly serviceName?: string | undefined;
   readonly serviceVersion?: string | undefined;
   /** Exports to this exporter instead of OTLP (tests: the SDK's in-memory exporter). */
@@ -38,9 +40,29 @@ export function otlpTracesUrl(endpoint: string): string {
   return `${endpoint.replace(/\/+$/, '')}/v1/traces`;
 }
 
+type OtlpExporterConfig = NonNullable<ConstructorParameters<typeof OTLPTraceExporter>[0]>;
+
+/**
+ * The OTLP/HTTP exporter of `endpoint`, every option given: the exporter falls back to OTEL_*
+ * variables for each option it is not given (the traces endpoint, timeout, compression, TLS
+ * files), and those are read nowhere but the configuration. The headers it would add from
+ * OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS cannot be turned off here:
+ * the configuration refuses both variables.
+ */
+function otlpExporter(endpoint: string, headers: Readonly<Record<string, string>>): SpanExporter {
+  return new OTLPTraceExporter({
+    url: otlpTracesUrl(endpoint),
+    headers: { ...headers },
+    timeoutMillis: 10_000,
+    // The enum of otlp-exporter-base, which is not a dependency of its own here.
+    compression: 'none' as NonNullable<OtlpExporterConfig['compression']>,
+    httpAgentOptions: { keepAlive: true },
+  });
+}
+
 /** Creates the tracer of a worker process, or none when no endpoint (nor exporter) is given. */
 export function createTracing(options: TracingOptions): Tracing {
-  const exporter = options.exporter ?? (options.endpoint === undefined ? undefined : new OTLPTraceExporter({ url: otlpTracesUrl(options.endpoint) }));
+  const exporter = options.exporter ?? (options.endpoint === undefined ? undefined : otlpExporter(options.endpoint, options.headers ?? {}));
   if (exporter === undefined && options.processor === undefined) return { tracer: undefined, shutdown: async () => undefined };
   const processor = options.processor ?? new BatchSpanProcessor({ exporter: exporter as SpanExporter });
   const provider = new TracerProvider({
