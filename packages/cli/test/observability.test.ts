@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage } from 'node:http';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,12 +10,15 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { createServiceMetrics } from '@dirsync/api';
 import { close, connect, type Db } from '@dirsync/db';
-import { createTestDatabase, createTestQueuePrefix, testRedisUrl, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
+import { createTestDatabase, createTestQueuePrefix, startSlapd, testRedisUrl, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 import { createWorkerMetrics } from '@dirsync/worker';
+import { createCliEnvironment, ldapIntegrationArgs, runCli, startCliWorker } from './support/run-cli.ts';
 
 // The alerting rules and the dashboard under docker/: the rules pass their promtool unit tests
 // and every expression of both names only metrics the processes export. promtool comes with
 // Debian's prometheus package, which scripts/bootstrap.sh installs: without it this test fails.
+// And traces: a `dirsync worker` sends a run's spans to a local OTLP/HTTP receiver with the
+// headers of DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE, which no output shows.
 
 const execFileAsync = promisify(execFile);
 const dockerDir = fileURLToPath(new URL('../../../docker/', import.meta.url));
@@ -139,3 +145,52 @@ test('the dashboard parses, every query is valid PromQL and names only exported 
     await rm(dir, { recursive: true, force: true });
   }
 }, 60_000);
+
+test('dirsync worker posts a sync run\'s trace with the headers of DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE; a malformed one stops it, unshown', async () => {
+  const received: Array<{ url: string | undefined; authorization: string | undefined; body: string }> = [];
+  const collector = createServer((request: IncomingMessage, response) => {
+    let body = '';
+    request.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+    request.on('end', () => {
+      received.push({ url: request.url, authorization: request.headers.authorization, body });
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  collector.listen(0, '127.0.0.1');
+  await once(collector, 'listening');
+  const address = collector.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  const server = await startSlapd({ tls: true, data: { users: 6, groups: 1, membersPerGroup: 3, seed: 2 } });
+  const cli = await createCliEnvironment('otlpheaders');
+  const dir = await mkdtemp(join(tmpdir(), 'dirsync-otlp-'));
+  const token = `collector-${randomUUID()}`;
+  try {
+    const headersFile = join(dir, 'otlp-headers');
+    await writeFile(headersFile, `authorization=Bearer%20${token}\n`);
+    const env = { ...cli.env, DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${address.port}`, DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE: headersFile };
+
+    const refused = await runCli({ ...env, DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE: '', DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS: `authorization=${token}%zz` }, ['worker']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS: pair 1 (authorization): the value is not valid percent-encoding');
+    expect(refused.stdout + refused.stderr).not.toContain(token);
+
+    await cli.ok(['accounts', 'add', 'acme']);
+    const id = (await cli.ok(ldapIntegrationArgs(server, 'Traced'), { input: server.readerPassword })).trim();
+    const worker = await startCliWorker(env, 'otlp-worker');
+    const sync = await cli.ok(['sync', id, '--full', '--wait', '--json']);
+    const runId = (JSON.parse(sync) as { runId: string; run: { status: string } }).runId;
+    expect(JSON.parse(sync)).toMatchObject({ run: { status: 'succeeded' } });
+    // SIGTERM: the worker flushes its last traces before it exits.
+    expect(await worker.stop()).toBe(0);
+    expect(received.length).toBeGreaterThan(0);
+    for (const request of received) expect(request).toMatchObject({ url: '/v1/traces', authorization: `Bearer ${token}` });
+    expect(received.map((request) => request.body).join('\n')).toContain(runId);
+    expect(worker.output()).not.toContain(token);
+    expect(cli.transcript()).not.toContain(token);
+  } finally {
+    await cli.cleanup();
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+    collector.close();
+  }
+}, 120_000);
