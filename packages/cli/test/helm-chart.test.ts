@@ -34,6 +34,7 @@ let renderer: string;
 let defaults: Values;
 let chart: { name: string; version: string; appVersion: string; [field: string]: unknown };
 let validate: ValidateFunction;
+let schema: any;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'dirsync-helm-'));
@@ -42,7 +43,7 @@ beforeAll(async () => {
   await execFileAsync('go', ['build', '-o', renderer, rendererSource], { env: { ...process.env, GOFLAGS: '', GOCACHE: process.env['GOCACHE'] ?? join(tmpdir(), 'dirsync-go-cache') } });
   defaults = parse(await readFile(join(chartDir, 'values.yaml'), 'utf8'));
   chart = parse(await readFile(join(chartDir, 'Chart.yaml'), 'utf8'));
-  const schema = JSON.parse(await readFile(join(chartDir, 'values.schema.json'), 'utf8'));
+  schema = JSON.parse(await readFile(join(chartDir, 'values.schema.json'), 'utf8'));
   validate = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(schema);
 }, 120_000);
 
@@ -159,6 +160,8 @@ describe('values.schema.json', () => {
     ['no existing Secret', (v: Values) => (v.secrets.existingSecret = ''), '/secrets/existingSecret'],
     ['no key for DATABASE_URL', (v: Values) => (v.secrets.keys.DATABASE_URL = ''), '/secrets/keys'],
     ['an unknown secret setting', (v: Values) => (v.secrets.keys.DIRSYNC_API_TOKEN = 'token'), '/secrets/keys'],
+    ['the trace headers among the plain settings', (v: Values) => (v.config.DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS = 'authorization=Bearer%20t'), '/config'],
+    ["the exporter's own header variable in extraEnv", (v: Values) => (v.worker.extraEnv = { OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20t' }), '/worker/extraEnv'],
     ['a port as a string', (v: Values) => (v.scheduler.port = '8080'), '/scheduler/port'],
     ['metrics turned off (the probes and Prometheus need the port)', (v: Values) => (v.metricsPort = 0), '/metricsPort'],
     ['a worker concurrency of 0', (v: Values) => (v.worker.concurrency = 0), '/worker/concurrency'],
@@ -402,6 +405,36 @@ describe('the templates rendered with variants', () => {
     for (const name of ['prod-dirsync-scheduler', 'prod-dirsync-worker']) {
       expect(matches(service.spec.selector, one(manifests, 'Deployment', name).spec.template.metadata.labels)).toBe(true);
     }
+  });
+
+  test('every secret setting has a key in secrets.keys and is refused under config and extraEnv', () => {
+    expect(Object.keys(schema.properties.secrets.properties.keys.properties).sort()).toEqual([...secretSettings].sort());
+    for (const name of secretSettings) {
+      for (const place of ['config', 'scheduler', 'worker'] as const) {
+        const errors = schemaErrors(variant((v) => (place === 'config' ? (v.config[name] = 'x') : (v[place].extraEnv = { [name]: 'x' }))));
+        expect({ name, place, refused: errors.length > 0 }).toEqual({ name, place, refused: true });
+      }
+    }
+  });
+
+  test('the trace headers come from the Secret as DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE, and a worker loads them', async () => {
+    const manifests = await render(variant((v) => {
+      v.secrets.keys.DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS = 'otlp-headers';
+      v.config.DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT = 'https://otel-collector.monitoring:4318';
+    }));
+    const worker = one(manifests, 'Deployment', 'prod-dirsync-worker').spec.template.spec;
+    expect(worker.volumes[0].secret.items).toContainEqual({ key: 'otlp-headers', path: 'DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS' });
+    const env = worker.containers[0].env as { name: string; value?: string }[];
+    expect(env).toContainEqual({ name: 'DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS_FILE', value: '/var/run/secrets/dirsync/DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS' });
+    expect(env.map((e) => e.name)).not.toContain('DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS');
+
+    const mountDir = join(work, 'otlp-secrets');
+    await mkdir(mountDir, { recursive: true });
+    for (const [file, content] of [['DATABASE_URL', 'postgres://dirsync:pw@db.internal:5432/dirsync'], ['REDIS_URL', 'redis://redis.internal:6379'], ['DIRSYNC_SECRET_KEY', Buffer.alloc(32, 1).toString('base64')], ['DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS', 'authorization=Bearer%20collector-token']]) {
+      await writeFile(join(mountDir, file!), `${content!}\n`);
+    }
+    const config = loadConfig({ ...Object.fromEntries(env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!.replace('/var/run/secrets/dirsync', mountDir)])), DIRSYNC_WORKER_ID: 'w' });
+    expect(config).toMatchObject({ DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otel-collector.monitoring:4318', DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS: { authorization: 'Bearer collector-token' } });
   });
 
   test('network policies off, API peers listed, optional secret keys and per-component settings', async () => {
