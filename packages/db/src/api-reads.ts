@@ -17,8 +17,8 @@ export interface Page<T> {
   readonly nextCursor: string | null;
 }
 
-/** Keyset position: a timestamp (ISO text) and a tie-breaking id. */
-type Position = readonly [string, string];
+/** Keyset position: a timestamp (ISO text) and a tie-breaking id (an edge's: group and member). */
+type Position = readonly [string, string] | readonly [string, string, string];
 
 function encodeCursor(position: Position): string {
   return Buffer.from(JSON.stringify(position)).toString('base64url');
@@ -53,6 +53,31 @@ function decodeCursor(cursor: string | undefined, key: CursorKey): Position | un
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string' && validCursorTime(value[0]) && validCursorKey(value[1], key)) {
       return [value[0], value[1]];
+    }
+  } catch {
+    // reported below
+  }
+  throw new InvalidCursorError();
+}
+
+// Edge ids are the source's (a DN can be long); a cursor holding more is not one this API made.
+const maxEdgeIdLength = 8192;
+
+/**
+ * The position of a membership page: the edge's timestamp, group and member. A cursor from before
+ * edges were keyed by themselves (a timestamp and a row number) resumes at its timestamp: the
+ * page may repeat edges of that instant, none is skipped.
+ */
+function decodeEdgeCursor(cursor: string | undefined): readonly [string, string, string] | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.every((part) => typeof part === 'string') && validCursorTime(value[0] as string)) {
+      const [time, group, member] = value as string[];
+      if (value.length === 3 && (group as string).length <= maxEdgeIdLength && (member as string).length <= maxEdgeIdLength) {
+        return [time as string, group as string, member as string];
+      }
+      if (value.length === 2 && validCursorKey(group as string, 'bigint')) return [time as string, '', ''];
     }
   } catch {
     // reported below
@@ -328,27 +353,27 @@ export interface MembershipRow {
   deleted: boolean;
   deletedAt: string | null;
   updatedAt: string;
-  rowId: string;
 }
 
 /** Membership edges of an integration, oldest change first. */
-export async function listMemberships(db: Db, integrationId: string, filter: DirectoryFilter): Promise<Page<Omit<MembershipRow, 'rowId'>>> {
-  const after = decodeCursor(filter.cursor, 'bigint');
+export async function listMemberships(db: Db, integrationId: string, filter: DirectoryFilter): Promise<Page<MembershipRow>> {
+  const after = decodeEdgeCursor(filter.cursor);
   const includeDeleted = filter.includeDeleted ?? filter.updatedSince !== undefined;
   const rows = await db.$client.unsafe<MembershipRow[]>(
     `select m.group_external_id as "groupExternalId", m.member_external_id as "memberExternalId",
        m.deleted_at is not null as deleted, ${isoText('m.deleted_at')} as "deletedAt",
-       ${isoText('m.updated_at')} as "updatedAt", m.id::text as "rowId"
+       ${isoText('m.updated_at')} as "updatedAt"
      from memberships m
      where m.integration_id = $1::uuid
        and ($2::boolean or m.deleted_at is null)
        and ($3::timestamptz is null or m.updated_at >= $3::timestamptz)
-       and ($4::timestamptz is null or (m.updated_at, m.id) > ($4::timestamptz, $5::bigint))
-     order by m.updated_at, m.id
-     limit $6`,
-    [integrationId, includeDeleted, filter.updatedSince ?? null, after?.[0] ?? null, after?.[1] ?? null, filter.limit + 1],
+       and ($4::timestamptz is null
+         or (m.updated_at, m.group_external_id, m.member_external_id) > ($4::timestamptz, $5::text, $6::text))
+     order by m.updated_at, m.group_external_id, m.member_external_id
+     limit $7`,
+    [integrationId, includeDeleted, filter.updatedSince ?? null, after?.[0] ?? null, after?.[1] ?? null, after?.[2] ?? null, filter.limit + 1],
   );
-  return paged(rows, filter.limit, (row) => [row.updatedAt, row.rowId], ({ rowId: _rowId, ...row }) => row);
+  return paged(rows, filter.limit, (row) => [row.updatedAt, row.groupExternalId, row.memberExternalId], (row) => row);
 }
 
 /** What the actions list needs to know about an integration and its last run. */

@@ -576,15 +576,16 @@ async function softDelete(
     with target as materialized (${target}),
     edges as (
       update memberships e set deleted_at = now(), updated_at = now()
-      where e.id in (
-        select id from memberships
-        where integration_id = ${integrationId} and deleted_at is null
-          and group_external_id in (select external_id from target)
-        union
-        select id from memberships
-        where integration_id = ${integrationId} and deleted_at is null
-          and member_external_id in (select external_id from target)
-      )
+      where e.integration_id = ${integrationId}
+        and (e.group_external_id, e.member_external_id) in (
+          select group_external_id, member_external_id from memberships
+          where integration_id = ${integrationId} and deleted_at is null
+            and group_external_id in (select external_id from target)
+          union
+          select group_external_id, member_external_id from memberships
+          where integration_id = ${integrationId} and deleted_at is null
+            and member_external_id in (select external_id from target)
+        )
       returning e.group_external_id, e.member_external_id
     ),
     stale as (

@@ -111,14 +111,19 @@ export const directoryObjects = pgTable(
   ],
 );
 
-/** Group membership edges by external ids. */
+/**
+ * Group membership edges by external ids, keyed by the edge itself: a first sync writes hundreds of
+ * thousands of them, and every index and check a row carries is paid once per edge. So there is
+ * no surrogate id; members are found by a hash index (lookups are by equality only, and it is a
+ * third the cost of a b-tree to maintain); and there is no foreign key to the integration, whose
+ * check ran once per inserted edge: a real run writes edges in steps that hold the integration's
+ * row (the fence check takes it `for share`), so it cannot be deleted under them, and a trigger on `integrations` (migration
+ * 0018) deletes an integration's edges with it, as the cascade did.
+ */
 export const memberships = pgTable(
   'memberships',
   {
-    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    integrationId: uuid('integration_id')
-      .notNull()
-      .references(() => integrations.id, { onDelete: 'cascade' }),
+    integrationId: uuid('integration_id').notNull(),
     groupExternalId: text('group_external_id').notNull(),
     memberExternalId: text('member_external_id').notNull(),
     lastSeenRunId: uuid('last_seen_run_id'),
@@ -127,8 +132,8 @@ export const memberships = pgTable(
     updatedAt: updatedAt(),
   },
   (t) => [
-    uniqueIndex('memberships_edge_uq').on(t.integrationId, t.groupExternalId, t.memberExternalId),
-    index('memberships_member_idx').on(t.integrationId, t.memberExternalId),
+    primaryKey({ name: 'memberships_edge_uq', columns: [t.integrationId, t.groupExternalId, t.memberExternalId] }),
+    index('memberships_member_idx').using('hash', t.memberExternalId),
   ],
 );
 

@@ -118,6 +118,24 @@ describe('integration CRUD', () => {
     expect(await getIntegration(db, 'not-a-uuid')).toBeUndefined();
   });
 
+  test("an integration's edges go with it, removed directly or with its account; others stay", async () => {
+    const edges = (integrationId: string) =>
+      db.$client<{ n: number }[]>`select count(*)::int as n from memberships where integration_id = ${integrationId}`.then((rows) => rows[0]?.n);
+    const owner = await createAccount(db, { name: 'edges owner' });
+    const kept = await createIntegration(db, ldap(acme.id, 'edges kept'));
+    const removed = await createIntegration(db, ldap(acme.id, 'edges removed'));
+    const withAccount = await createIntegration(db, ldap(owner.id, 'edges of the account'));
+    for (const integration of [kept, removed, withAccount]) {
+      await db.$client`insert into memberships (integration_id, group_external_id, member_external_id, deleted_at)
+        values (${integration.id}, 'g', 'a', null), (${integration.id}, 'g', 'b', now())`;
+    }
+    expect(await removeIntegration(db, removed.id)).toBe(true);
+    expect(await edges(removed.id)).toBe(0);
+    await db.$client`delete from accounts where id = ${owner.id}`;
+    expect(await edges(withAccount.id)).toBe(0);
+    expect(await edges(kept.id)).toBe(2);
+  });
+
   test('cursor and run marks are stored', async () => {
     const integration = await createIntegration(db, ldap(acme.id, 'with cursor'));
     await setCursor(db, integration.id, { highWater: '20250101000000Z', server: 'ldap1' });

@@ -55,7 +55,7 @@ const groupsOf = (i: number) => Array.from({ length: groups }, (_, j) => j).filt
 async function tables(): Promise<string> {
   const sql = f.db.$client;
   const objects = await sql`select * from directory_objects order by id`;
-  const edges = await sql`select * from memberships order by id`;
+  const edges = await sql`select * from memberships order by integration_id, group_external_id, member_external_id`;
   const integrations = await sql`select * from integrations order by id`;
   return JSON.stringify({ objects, edges, integrations });
 }
