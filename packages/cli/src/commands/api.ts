@@ -60,11 +60,15 @@ export async function startHttpServer(
   options: {
     serveApi: boolean;
     readinessChecks?: Readonly<Record<string, () => { readonly ok: boolean; readonly detail?: string }>>;
-    /** Whether DIRSYNC_INSTALLATION_METRICS=auto exports the installation-wide series here (default true: the scheduler). */
+    /**
+     * Whether DIRSYNC_INSTALLATION_METRICS=auto lets this process compete for exporting the
+     * installation-wide series (default true: the scheduler).
+     */
     installationMetricsByDefault?: boolean;
   },
 ): Promise<HttpServers> {
   const { config } = ctx;
+  const competes = config.DIRSYNC_INSTALLATION_METRICS === 'auto' ? options.installationMetricsByDefault !== false : config.DIRSYNC_INSTALLATION_METRICS === 'true';
   const server = await createApiServer({
     db: ctx.db(),
     connection: redisSettingsOf(config),
@@ -82,8 +86,9 @@ export async function startHttpServer(
     rateLimitOnRedisDown: config.DIRSYNC_RATE_LIMIT_ON_REDIS_DOWN,
     serveApi: options.serveApi,
     readinessChecks: options.readinessChecks,
-    installationMetrics:
-      config.DIRSYNC_INSTALLATION_METRICS === 'auto' ? options.installationMetricsByDefault !== false : config.DIRSYNC_INSTALLATION_METRICS === 'true',
+    // Every process allowed to export them competes for one lease in Redis: however many
+    // replicas run, one live process exports the series at a time.
+    installationMetrics: competes ? 'leader' : false,
     console: {
       assetsDir: consoleAssetsDir,
       publicUrl: consoleUrlOf(config),
