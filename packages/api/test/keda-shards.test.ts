@@ -48,6 +48,8 @@ test('each sharded worker pool scales on the shards it consumes, and together th
     const [trigger] = scaledObject?.['spec'].triggers as Doc[];
     expect(trigger?.['type']).toBe('prometheus');
     expect(queriedShards(trigger?.['metadata'].query, shards)).toEqual(consumed);
+    // This installation's series only, as in worker.yaml.
+    expect(trigger?.['metadata'].query).toContain('dirsync_sync_shard_jobs{namespace="dirsync",');
     // The selector picks this pool's pods only.
     expect(deployment['spec'].selector.matchLabels).toEqual(deployment['spec'].template.metadata.labels);
     covered.push(...consumed);

@@ -62,16 +62,16 @@ function schemaErrors(values: Values): string[] {
   return validate(values) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`);
 }
 
-async function renderFiles(values: Values, dir = chartDir, release = 'prod'): Promise<Record<string, string>> {
+async function renderFiles(values: Values, dir = chartDir, release = 'prod', namespace = 'dirsync'): Promise<Record<string, string>> {
   const input = join(work, `input-${Math.random().toString(36).slice(2)}.json`);
-  await writeFile(input, JSON.stringify({ Values: values, Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion }, Release: { Name: release, Namespace: 'dirsync' } }));
+  await writeFile(input, JSON.stringify({ Values: values, Chart: { Name: chart.name, Version: chart.version, AppVersion: chart.appVersion }, Release: { Name: release, Namespace: namespace } }));
   const { stdout } = await execFileAsync(renderer, [dir, input], { maxBuffer: 16 * 1024 * 1024 });
   return JSON.parse(stdout);
 }
 
 /** Every rendered manifest, each YAML document parsed strictly (an error in any fails the test). */
-async function render(values: Values, release = 'prod'): Promise<Manifest[]> {
-  const files = await renderFiles(values, chartDir, release);
+async function render(values: Values, release = 'prod', namespace = 'dirsync'): Promise<Manifest[]> {
+  const files = await renderFiles(values, chartDir, release, namespace);
   const manifests: Manifest[] = [];
   for (const [path, text] of Object.entries(files)) {
     if (!path.endsWith('.yaml')) continue;
@@ -383,9 +383,69 @@ describe('the templates rendered with variants', () => {
     expect(scaled.apiVersion).toBe('keda.sh/v1alpha1');
     expect(scaled.spec.scaleTargetRef).toEqual({ name: 'prod-dirsync-worker' });
     expect(scaled.spec).toMatchObject({ minReplicaCount: 1, maxReplicaCount: 20 });
-    expect(scaled.spec.triggers[0].metadata.query).toBe('sum(max by (shard, state) (dirsync_sync_shard_jobs{state=~"waiting|prioritized"}))');
+    // Scoped to the release's namespace (no ServiceMonitor: the scrape configuration is the cluster's).
+    expect(scaled.spec.triggers[0].metadata.query).toBe('sum(max by (shard, state) (dirsync_sync_shard_jobs{namespace="dirsync",state=~"waiting|prioritized"}))');
     expect(one(manifests, 'Deployment', 'prod-dirsync-worker').spec.replicas).toBeUndefined();
     expect(one(manifests, 'Deployment', 'prod-dirsync-scheduler').spec.replicas).toBe(2);
+  });
+
+  test("KEDA: the query names the release's namespace, its metrics Service with the ServiceMonitor, and the extra matchers", async () => {
+    const query = async (change: (values: Values) => void, release: string, namespace: string) =>
+      one(await render(variant((v) => ((v.worker.keda.enabled = true), change(v))), release, namespace), 'ScaledObject', `${release}-dirsync-worker`).spec.triggers[0].metadata.query as string;
+    const monitored = await render(variant((v) => ((v.worker.keda.enabled = true), (v.serviceMonitor.enabled = true))), 'staging', 'sync-staging');
+    const service = one(monitored, 'Service', 'staging-dirsync-metrics');
+    expect(one(monitored, 'ScaledObject', 'staging-dirsync-worker').spec.triggers[0].metadata.query).toBe(
+      `sum(max by (shard, state) (dirsync_sync_shard_jobs{namespace="sync-staging",service="${service.metadata.name}",state=~"waiting|prioritized"}))`,
+    );
+    expect(await query((v) => (v.worker.keda.extraMatchers = { job: 'dirsync-prod', cluster: 'eu-1' }), 'prod', 'dirsync')).toBe(
+      'sum(max by (shard, state) (dirsync_sync_shard_jobs{namespace="dirsync",cluster="eu-1",job="dirsync-prod",state=~"waiting|prioritized"}))',
+    );
+    for (const [what, matchers] of [['a quote in a value', { job: 'a"b' }], ['a backslash', { job: 'a\\b' }], ['the namespace overridden', { namespace: 'other' }], ['an invalid label', { 'app.kubernetes.io/name': 'dirsync' }]] as const) {
+      expect({ what, refused: schemaErrors(variant((v) => (v.worker.keda.extraMatchers = matchers))).length > 0 }).toEqual({ what, refused: true });
+    }
+  });
+
+  test("KEDA: Prometheus evaluates the release's query to its own waiting syncs, never another release's on the same server", async () => {
+    const queryOf = async (release: string, namespace: string, serviceMonitor: boolean) =>
+      one(await render(variant((v) => ((v.worker.keda.enabled = true), (v.serviceMonitor.enabled = serviceMonitor))), release, namespace), 'ScaledObject', `${release}-dirsync-worker`).spec.triggers[0]
+        .metadata.query as string;
+    // Two scheduler replicas per release report the same counts; a second release shares the
+    // namespace, a third has the same release name in another namespace.
+    const series: [Record<string, string>, number][] = [];
+    const add = (namespace: string, service: string, counts: Record<string, number>) => {
+      for (const pod of ['a', 'b']) {
+        for (const [key, value] of Object.entries(counts)) {
+          const [shard, state] = key.split('/') as [string, string];
+          series.push([{ namespace, service, pod: `${service}-${pod}`, shard, state }, value]);
+        }
+      }
+    };
+    add('dirsync', 'prod-dirsync-metrics', { '0/waiting': 3, '0/prioritized': 2, '1/prioritized': 1, '1/active': 7 });
+    add('dirsync', 'staging-dirsync-metrics', { '0/waiting': 100, '1/prioritized': 200 });
+    add('elsewhere', 'prod-dirsync-metrics', { '0/prioritized': 1000 });
+    const tests = {
+      rule_files: [],
+      evaluation_interval: '1m',
+      tests: [
+        {
+          interval: '1m',
+          input_series: series.map(([labels, value]) => ({
+            series: `dirsync_sync_shard_jobs{${Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',')}}`,
+            values: `${value}x5`,
+          })),
+          promql_expr_test: [
+            { expr: await queryOf('prod', 'dirsync', true), eval_time: '2m', exp_samples: [{ labels: '{}', value: 6 }] },
+            { expr: await queryOf('staging', 'dirsync', true), eval_time: '2m', exp_samples: [{ labels: '{}', value: 300 }] },
+            { expr: await queryOf('prod', 'elsewhere', false), eval_time: '2m', exp_samples: [{ labels: '{}', value: 1000 }] },
+          ],
+        },
+      ],
+    };
+    const file = join(work, 'keda-query.test.yaml');
+    await writeFile(file, JSON.stringify(tests));
+    // promtool comes with Debian's prometheus package (scripts/bootstrap.sh), as for the alerting rules.
+    const { stdout } = await execFileAsync('promtool', ['test', 'rules', file]);
+    expect(stdout).toMatch(/SUCCESS/);
   });
 
   test('ServiceMonitor: scrapes the metrics port of both components through a headless Service', async () => {
