@@ -195,26 +195,31 @@ test('the runtime stage copies the sources of production packages only, without 
 async function replayStage(instructions: readonly Instruction[]): Promise<string> {
   const ignored = await dockerignore();
   const app = await mkdtemp(join(tmpdir(), 'dirsync-image-stage-'));
-  for (const instruction of instructions) {
-    if (instruction.keyword === 'COPY') {
-      const copy = copyOf(instruction);
-      expect(copy.from).toBeUndefined();
-      for (const source of copy.sources) {
-        const base = copy.destination.endsWith('/') ? join(app, copy.destination, source.split('/').at(-1)!) : join(app, copy.destination);
-        for (const file of await contextFiles(source, ignored)) {
-          const target = join(base, file.slice(source.length));
-          await mkdir(dirname(target), { recursive: true });
-          await cp(join(root, file), target);
+  try {
+    for (const instruction of instructions) {
+      if (instruction.keyword === 'COPY') {
+        const copy = copyOf(instruction);
+        expect(copy.from).toBeUndefined();
+        for (const source of copy.sources) {
+          const base = copy.destination.endsWith('/') ? join(app, copy.destination, source.split('/').at(-1)!) : join(app, copy.destination);
+          for (const file of await contextFiles(source, ignored)) {
+            const target = join(base, file.slice(source.length));
+            await mkdir(dirname(target), { recursive: true });
+            await cp(join(root, file), target);
+          }
+        }
+      } else if (instruction.keyword === 'RUN') {
+        for (const command of instruction.args.split('&&').map((part) => part.trim())) {
+          const argv = [...command.matchAll(/"([^"]*)"|(\S+)/g)].map((match) => match[1] ?? match[2]!);
+          if (argv.join(' ') === 'corepack enable') continue;
+          expect(argv[0]).toBe('pnpm');
+          await execFileAsync('pnpm', [...argv.slice(1), ...(argv[1] === 'install' ? ['--offline'] : [])], { cwd: app, env: { ...process.env, CI: 'true' }, timeout: 180_000 });
         }
       }
-    } else if (instruction.keyword === 'RUN') {
-      for (const command of instruction.args.split('&&').map((part) => part.trim())) {
-        const argv = [...command.matchAll(/"([^"]*)"|(\S+)/g)].map((match) => match[1] ?? match[2]!);
-        if (argv.join(' ') === 'corepack enable') continue;
-        expect(argv[0]).toBe('pnpm');
-        await execFileAsync('pnpm', [...argv.slice(1), ...(argv[1] === 'install' ? ['--offline'] : [])], { cwd: app, env: { ...process.env, CI: 'true' }, timeout: 180_000 });
-      }
     }
+  } catch (error) {
+    await rm(app, { recursive: true, force: true });
+    throw error;
   }
   return app;
 }
