@@ -294,3 +294,72 @@ test('Domino through the wizard: the settings of a Domino directory and Test Con
   expect(watch.errors).toEqual([]);
   expect(stack.logs()).not.toContain(domino.readerPassword);
 }, timeoutMs);
+
+interface ConnectorFacts {
+  currentThumbprint: string | null;
+  nextRotationAt: string | null;
+  rotationFailures: number;
+  lastRotation: { at: string | null; status: string | null; error: string | null };
+  certificates: { thumbprint: string; status: string }[];
+}
+
+async function connectorFacts(): Promise<ConnectorFacts> {
+  const shown = await stack.run(['connectors', 'show', connectorName, '--json']);
+  if (shown.code !== 0) throw new Error(`connectors show failed: ${shown.stderr}`);
+  return JSON.parse(shown.stdout) as ConnectorFacts;
+}
+
+test('Connectors: the rotation history as it happened — last rotation, next, the current thumbprint, every certificate, and a failed rotation counted until one succeeds', async () => {
+  const { page, watch } = admin;
+  const card = page.getByRole('listitem').filter({ has: page.getByRole('heading', { level: 2, name: connectorName }) });
+  const fact = (term: string) => card.locator('dt', { hasText: new RegExp(`^${term}$`) }).locator('xpath=following-sibling::dd[1]');
+
+  // The daily rotation, run on demand: a new key added to the app and switched to.
+  const before = await connectorFacts();
+  const rotated = await stack.run(['connectors', 'rotate', connectorName]);
+  expect(rotated.code).toBe(0);
+  const after = await connectorFacts();
+  expect(after.currentThumbprint).not.toBeNull();
+  expect(after.currentThumbprint).not.toBe(before.currentThumbprint);
+  expect(after.lastRotation.status).toBe('succeeded');
+
+  await page.goto(`${stack.baseUrl}/console/connectors`);
+  await page.getByRole('heading', { level: 1, name: 'Connectors' }).waitFor();
+  await expect(fact('Current thumbprint').textContent()).resolves.toBe(after.currentThumbprint);
+  await expect(fact('Last rotation').textContent()).resolves.toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC \(succeeded\)$/);
+  await expect(fact('Next rotation').textContent()).resolves.toMatch(/^\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$/);
+  await expect(fact('Failures').textContent()).resolves.toBe('None since the last rotation');
+  await card.getByText(/^Certificate history \(\d+\)$/).click();
+  const history = card.getByRole('table', { name: `Certificates of ${connectorName}, newest first` });
+  const rows = await history.getByRole('row').allTextContents();
+  // Every certificate the connector has had, each with its status, as PostgreSQL holds them.
+  expect(rows.slice(1)).toHaveLength(after.certificates.length);
+  for (const c of after.certificates) expect(rows.some((r) => r.includes(c.thumbprint) && r.includes(c.status))).toBe(true);
+  expect(after.certificates.filter((c) => c.status === 'current').map((c) => c.thumbprint)).toEqual([after.currentThumbprint]);
+  await checkPage(page, 'connectors-rotation', 'rotated');
+
+  // Graph refuses the next addKey: the rotation fails, the current key stays, the failure shows.
+  emulator.injectFault({ service: 'graph', path: '/addKey', status: 500, times: 10 });
+  const failed = await stack.run(['connectors', 'rotate', connectorName]);
+  emulator.faults.clear();
+  expect(failed.code).not.toBe(0);
+  const refused = await connectorFacts();
+  expect(refused.currentThumbprint).toBe(after.currentThumbprint);
+  expect(refused.rotationFailures).toBe(1);
+  await page.reload();
+  await expect(fact('Failures').textContent()).resolves.toBe('1 failed rotation since the last success');
+  await expect(fact('Last rotation').textContent()).resolves.toMatch(/\(failed\): .*addKey/);
+  await expect(fact('Current thumbprint').textContent()).resolves.toBe(after.currentThumbprint);
+  await checkPage(page, 'connectors-rotation', 'failed');
+
+  // A retry that succeeds clears the count and moves the current thumbprint on.
+  expect((await stack.run(['connectors', 'rotate', connectorName])).code).toBe(0);
+  const retried = await connectorFacts();
+  expect(retried.rotationFailures).toBe(0);
+  await page.reload();
+  await expect(fact('Failures').textContent()).resolves.toBe('None since the last rotation');
+  await expect(fact('Current thumbprint').textContent()).resolves.toBe(retried.currentThumbprint);
+  expect(retried.currentThumbprint).not.toBe(after.currentThumbprint);
+  expect(watch.foreignRequests).toEqual([]);
+  expect(watch.errors).toEqual([]);
+}, timeoutMs);
