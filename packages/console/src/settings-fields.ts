@@ -36,6 +36,9 @@ const tlsFields: SettingsField[] = [
     ],
   },
   { path: 'tls.caPem', label: 'CA certificate (PEM)', kind: 'textarea', hint: "Only when the server's certificate is signed by a private CA" },
+  // A domain controller is often reached by address or through a load balancer while its
+  // certificate names the DC itself: without this the wizard could not configure it.
+  { path: 'tls.serverName', label: 'TLS server name', kind: 'text', hint: "Only when the certificate names the server differently from the URL (e.g. dc1.corp.example.com)", placeholder: 'dc1.corp.example.com' },
   { path: 'tls.allowInsecure', label: 'Allow an unencrypted connection', kind: 'checkbox', hint: 'Sends the bind password in clear text: only for TLS mode None' },
 ];
 

@@ -149,3 +149,68 @@ test('the new password passes Test Connection, is stored and audited, and the Sy
   const logs = stack.logs();
   for (const secret of [account.password, newPassword, wrongPassword]) expect(logs).not.toContain(secret);
 }, timeoutMs);
+
+test('Active Directory through the New integration wizard: the DC by address with its certificate name, Test Connection passes, and the first sync stores what the page counts', async () => {
+  const wizardName = 'Branch office';
+  const reader = { password: sambaPassword(), dn: '' };
+  const admin = await dc.client();
+  try {
+    reader.dn = await addAdUser(admin, ou, 'svc-wizard', {}, { password: reader.password });
+  } finally {
+    await admin.unbind();
+  }
+  await grantTombstoneRead(dc, reader.dn);
+
+  const { page } = session;
+  await page.goto(`${stack.baseUrl}/console/`);
+  await page.getByRole('link', { name: 'New integration' }).click();
+  await page.getByRole('heading', { level: 1, name: 'New integration' }).waitFor();
+  await page.getByRole('radio', { name: 'Active Directory', exact: true }).check();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Settings: Active Directory' }).waitFor();
+  await page.getByLabel('Name', { exact: true }).fill(wizardName);
+  // The DC is reached by address; its certificate names the DC, as on most domains.
+  await page.getByLabel('Server URL').fill(dc.ldapsUrl);
+  await page.getByLabel('User Distinguished Name').fill(reader.dn);
+  await page.getByLabel('Base DNs').fill(ou);
+  await page.getByLabel('CA certificate (PEM)').fill(dc.caPem);
+  await page.getByLabel('TLS server name').fill(dc.dnsHostName);
+  await page.getByLabel('Password', { exact: true }).fill(reader.password);
+  await checkPage(page, 'wizard-ad', 'settings');
+  await page.getByRole('button', { name: 'Next' }).click();
+
+  await page.getByRole('heading', { level: 2, name: 'Test Connection' }).waitFor();
+  await expect(page.getByRole('button', { name: 'Start first sync' }).isDisabled()).resolves.toBe(true);
+  await page.getByRole('button', { name: 'Test Connection' }).click();
+  const checklist = page.getByRole('list', { name: 'Test Connection checklist' });
+  await checklist.waitFor({ timeout: 45_000 });
+  await page.getByText('Test Connection passed.').waitFor();
+  const checks = await checklist.getByRole('listitem').allTextContents();
+  expect(checks.join('\n')).toMatch(/bind: ok/);
+  for (const line of checks) expect(line).toMatch(/: ok/);
+  await checkPage(page, 'wizard-ad', 'test-connection');
+
+  const [created] = await stack.db.$client<{ id: string; kind: string; settings: Record<string, unknown> }[]>`
+    select id, kind, settings from integrations where name = ${wizardName}`;
+  expect(created).toMatchObject({ kind: 'active_directory', settings: { url: dc.ldapsUrl, bindDn: reader.dn, baseDns: [ou], tls: { serverName: dc.dnsHostName } } });
+  const wizardIntegration = created?.id ?? '';
+  await page.getByRole('button', { name: 'Start first sync' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Directory Synchronization' }).waitFor();
+  const shown = progress(page).getByText(new RegExp(`First sync of ${wizardName}: Succeeded — (\\d+) created in`));
+  await shown.waitFor({ timeout: 60_000 });
+  const counted = Number(/— (\d+) created/.exec((await shown.textContent()) ?? '')?.[1]);
+  await checkPage(page, 'wizard-ad', 'first-sync');
+
+  // What the page counted is what PostgreSQL holds: the OU's users, including both service accounts, and its group.
+  const [run] = await listRuns(stack.db, { integrationId: wizardIntegration, limit: 1 });
+  expect(run).toMatchObject({ status: 'succeeded', mode: 'full', created: counted });
+  const stored = await stack.db.$client<{ type: string; count: number }[]>`
+    select type, count(*)::int as count from directory_objects where integration_id = ${wizardIntegration} and deleted_at is null group by type order by type`;
+  expect(stored).toEqual([
+    { type: 'group', count: 1 },
+    { type: 'user', count: counted - 1 },
+  ]);
+  expect(counted).toBe(objects + 1);
+  expect(session.watch.foreignRequests).toEqual([]);
+  expect(stack.logs()).not.toContain(reader.password);
+}, timeoutMs);
