@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { request } from 'node:https';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import {
   acceptConsentRedirect,
   createAccount,
@@ -9,7 +10,16 @@ import {
   type Db,
   type KeyRing,
 } from '@dirsync/db';
-import { generateCertificate } from '@dirsync/providers';
+import {
+  EntraTokenCache,
+  entraIdSettingsSchema,
+  type GeneratedCertificate,
+  generateCertificate,
+  GraphClient,
+  groupProperties,
+  userProperties,
+  withMappedSources,
+} from '@dirsync/providers';
 import { type EntraEmulator, populateEntraTenant, startEntraEmulator, testDestinations } from '@dirsync/testkit';
 import { verifyTenantConsent } from '@dirsync/worker';
 import { table } from '@dirsync/cli';
@@ -54,7 +64,7 @@ export async function setUpEmulatedConnector(
   emulator: EntraEmulator,
   name: string,
   accountId: string,
-): Promise<{ connectorId: string; appId: string; customerTenantId: string; consentUrl: string }> {
+): Promise<{ connectorId: string; appId: string; customerTenantId: string; consentUrl: string; certificate: GeneratedCertificate }> {
   const home = emulator.createTenant({ domain: 'dirsync-platform.onmicrosoft.com' });
   const certificate = await generateCertificate({ subject: `dirsync connector ${name}`, validityDays: 30 });
   const app = emulator.registerApplication({
@@ -91,9 +101,57 @@ export async function setUpEmulatedConnector(
   // The emulator listens on loopback, which only the test destination policy allows.
   const outcome = await verifyTenantConsent({ db, keyRing: ring, destinations: testDestinations }, redirect.request.nonce);
   if (outcome.outcome !== 'granted') throw new Error(`consent was not granted: ${outcome.outcome} ${outcome.detail ?? ''}`);
-  return { connectorId: connector.id, appId: app.appId, customerTenantId: customer.tenantId, consentUrl: consent.url };
+  return { connectorId: connector.id, appId: app.appId, customerTenantId: customer.tenantId, consentUrl: consent.url, certificate };
 }
 
+
+/**
+ * The Entra ID floor: the pages a full sync reads (the initial rounds of `users/delta` and
+ * `groups/delta`, with the same `$select` and page size), fetched through the same Graph client
+ * and discarded. The token is fetched before the clock starts.
+ */
+async function graphFloor(
+  emulator: EntraEmulator,
+  tenantId: string,
+  appId: string,
+  certificate: GeneratedCertificate,
+): Promise<{ ms: number; requests: number; records: number }> {
+  const settings = entraIdSettingsSchema.parse({
+    tenantId,
+    connectorId: randomUUID(),
+    authorityHost: emulator.authorityHost,
+    graphBaseUrl: emulator.graphBaseUrl,
+    caPem: emulator.caPem,
+  });
+  const client = new GraphClient(
+    settings,
+    { kind: 'certificate', clientId: appId, certificatePem: certificate.certificatePem, privateKeyPem: certificate.privateKeyPem },
+    { destinations: testDestinations, tokenCache: new EntraTokenCache() },
+  );
+  const signal = new AbortController().signal;
+  const selects = {
+    users: withMappedSources(['id', ...userProperties], undefined, 'user').join(','),
+    groups: withMappedSources(['id', ...groupProperties, 'members'], undefined, 'group').join(','),
+  };
+  let requests = 0;
+  let records = 0;
+  try {
+    await client.token(signal);
+    const started = performance.now();
+    for (const resource of ['users', 'groups'] as const) {
+      let next: string | undefined = `${settings.graphBaseUrl}/v1.0/${resource}/delta?$select=${selects[resource]}`;
+      while (next !== undefined) {
+        const body = (await client.getJson(next, signal, { prefer: `odata.maxpagesize=${settings.pageSize}` })) as { value?: unknown[]; '@odata.nextLink'?: string };
+        requests += 1;
+        records += body.value?.length ?? 0;
+        next = body['@odata.nextLink'];
+      }
+    }
+    return { ms: performance.now() - started, requests, records };
+  } finally {
+    await client.close();
+  }
+}
 
 /**
  * The Entra ID benchmark: a worker process syncs an emulated tenant (HTTPS Graph delta from the
@@ -121,21 +179,37 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
       deleteThresholdPercent: 100,
     });
 
+    log('measuring the floor: the full sync\'s Graph pages fetched and discarded…');
+    const floor = await graphFloor(emulator, setup.customerTenantId, setup.appId, setup.certificate);
+
     log('full sync…');
+    const graphBefore = emulator.requestsTo('graph').length;
+    const loginBefore = emulator.requestsTo('login').length;
     const full = await bench.runSync(integration.id, 'full');
     if (full.created !== objects) throw new Error(`full sync created ${full.created} objects, expected ${objects}`);
+    // Counted from the emulator's log, which keeps its latest 20,000 requests.
+    const fullGraphRequests = emulator.requestsTo('graph').length - graphBefore;
+    const fullTokenRequests = emulator.requestsTo('login').length - loginBefore;
     log('unchanged full sync…');
     const unchanged = await bench.runSync(integration.id, 'full');
     if (unchanged.unchanged !== objects) throw new Error(`unchanged full sync found ${unchanged.unchanged} unchanged, expected ${objects}`);
     log(`changing ${options.changes} users, delta sync…`);
     const step = Math.max(1, Math.floor(options.users / options.changes));
     for (let i = 0; i < options.changes; i++) tenant.updateUser(generated.userIds[(i * step) % options.users] as string, { jobTitle: `Benchmark ${i}` });
+    const graphBeforeDelta = emulator.requestsTo('graph').length;
     const delta = await bench.runSync(integration.id, 'delta');
     if (delta.updated !== options.changes) throw new Error(`delta updated ${delta.updated} objects, expected ${options.changes}`);
+    const deltaGraphRequests = emulator.requestsTo('graph').length - graphBeforeDelta;
     const peakRssMB = (await worker.peakRssMB()) ?? Number.NaN;
 
     const graphPages = emulator.requestsTo('graph', '/delta').length;
     const fullSeconds = seconds(full.durationMs ?? 0);
+    const floorSeconds = seconds(floor.ms);
+    const ratioToFloor = Math.round((fullSeconds / floorSeconds) * 100) / 100;
+    const goals = {
+      ratioToFloor: { goal: '<= 1.5', met: ratioToFloor <= 1.5 },
+      peakRssMB: { goal: '<= 256', met: peakRssMB <= 256 },
+    };
     const results = {
       date: new Date().toISOString(),
       directory: 'entra_id (emulated Graph over HTTPS)',
@@ -144,21 +218,27 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
       groups: options.groups,
       membersPerGroup: options.membersPerGroup,
       memberships: generated.memberships,
-      machine: { cpus: cpus().length, node: process.version },
-      fullSync: { seconds: fullSeconds, objectsPerSecond: Math.round(objects / fullSeconds) },
+      machine: { cpus: cpus().length, loadAverage: loadavg().map((n) => Math.round(n * 100) / 100), node: process.version },
+      floor: { seconds: floorSeconds, graphRequests: floor.requests, records: floor.records },
+      fullSync: { seconds: fullSeconds, objectsPerSecond: Math.round(objects / fullSeconds), ratioToFloor, graphRequests: fullGraphRequests, tokenRequests: fullTokenRequests },
       unchangedFullSync: { seconds: seconds(unchanged.durationMs ?? 0), objectsPerSecond: Math.round(objects / seconds(unchanged.durationMs ?? 1)) },
-      deltaSync: { seconds: seconds(delta.durationMs ?? 0), changes: options.changes, objectsPerSecond: Math.round(options.changes / seconds(delta.durationMs ?? 1)) },
+      deltaSync: { seconds: seconds(delta.durationMs ?? 0), changes: options.changes, objectsPerSecond: Math.round(options.changes / seconds(delta.durationMs ?? 1)), graphRequests: deltaGraphRequests },
       graphDeltaRequests: graphPages,
       worker: { peakRssMB: Math.round(peakRssMB) },
+      goals,
     };
-    const rows: [string, string, string][] = [
-      ['first full sync', `${fullSeconds}s`, `${results.fullSync.objectsPerSecond} objects/s`],
-      ['unchanged full sync', `${results.unchangedFullSync.seconds}s`, `${results.unchangedFullSync.objectsPerSecond} objects/s`],
-      [`delta, ${options.changes} changes`, `${results.deltaSync.seconds}s`, `${results.deltaSync.objectsPerSecond} objects/s`],
-      ['Graph delta pages served', String(graphPages), ''],
-      ['worker peak RSS', `${results.worker.peakRssMB} MB`, ''],
+    const verdict = (goal: { goal: string; met: boolean }) => `${goal.goal}: ${goal.met ? 'met' : 'NOT met'}`;
+    const rows: [string, string, string, string][] = [
+      [`floor: the same Graph pages fetched and discarded (${floor.requests} requests)`, `${floorSeconds}s`, `${Math.round(objects / floorSeconds)} objects/s`, ''],
+      [`first full sync (${fullGraphRequests} Graph requests, ${fullTokenRequests} token requests)`, `${fullSeconds}s`, `${results.fullSync.objectsPerSecond} objects/s`, ''],
+      ['first full sync / floor', String(ratioToFloor), '', verdict(goals.ratioToFloor)],
+      ['unchanged full sync', `${results.unchangedFullSync.seconds}s`, `${results.unchangedFullSync.objectsPerSecond} objects/s`, ''],
+      [`delta, ${options.changes} changes (${deltaGraphRequests} Graph requests)`, `${results.deltaSync.seconds}s`, `${results.deltaSync.objectsPerSecond} objects/s`, ''],
+      ['Graph delta pages served in all', String(graphPages), '', ''],
+      ['worker peak RSS', `${results.worker.peakRssMB} MB`, '', verdict(goals.peakRssMB)],
     ];
-    log(`\n${table(['measure', 'time', 'rate'], rows)}\n`);
+    log(`\n${table(['measure', 'time', 'rate', 'goal'], rows)}\n`);
+    log(`load average during the run: ${results.machine.loadAverage.join(', ')} on ${results.machine.cpus} CPUs`);
     log(`results written to ${await bench.writeResults('entra-', results)}`);
     return results;
   } finally {
