@@ -240,7 +240,16 @@ export const auditEvents = pgTable(
     details: jsonb('details').notNull().$type<Record<string, unknown>>().default(sql`'{}'::jsonb`),
     createdAt: createdAt(),
   },
-  (t) => [index('audit_events_integration_idx').on(t.integrationId, t.createdAt)],
+  (t) => [
+    index('audit_events_integration_idx').on(t.integrationId, t.createdAt),
+    // An account's log, newest first (GET /v1/audit): read in index order, never sorted (the
+    // order of its ORDER BY, nulls first as DESC has them).
+    index('audit_events_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    // The few events recorded with an integration alone (a worker's), which are its account's too.
+    index('audit_events_integration_only_idx')
+      .on(t.integrationId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.accountId} is null`),
+  ],
 );
 export * from './schema-entra.ts';
 export * from './schema-api.ts';
