@@ -359,7 +359,19 @@ export async function screenshots(page: Page, test: string, name: string): Promi
   await page.screenshot({ path: join(screenshotDir, `${file}.png`) });
   await page.setViewportSize(viewports.phone);
   await page.screenshot({ path: join(screenshotDir, `${file}-phone.png`), fullPage: true });
+  // Usable at phone width: nothing makes the page scroll sideways (long DNs, thumbprints and
+  // tables must wrap or stack).
+  const sideways = await page.evaluate(() => {
+    interface Box { tagName: string; className: string; textContent: string | null; getBoundingClientRect(): { right: number } }
+    const doc = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number }; querySelectorAll(s: string): Iterable<Box> } }).document;
+    const width = doc.documentElement.clientWidth;
+    // The innermost elements reaching past the edge, named so a failure says what to fix.
+    const past = [...doc.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > width + 0.5);
+    const named = past.slice(-3).map((e) => `${e.tagName.toLowerCase()}.${e.className} "${(e.textContent ?? '').slice(0, 40)}"`);
+    return { px: Math.max(0, doc.documentElement.scrollWidth - width), elements: doc.documentElement.scrollWidth > width ? named : [] };
+  });
   await page.setViewportSize(before);
+  expect({ page: `${test}/${name}`, sidewaysScrollAtPhoneWidth: sideways }).toEqual({ page: `${test}/${name}`, sidewaysScrollAtPhoneWidth: { px: 0, elements: [] } });
 }
 
 /**
