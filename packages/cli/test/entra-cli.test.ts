@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { consentUrlSchema, migratedIntegrationSchema, secretAcceptedSchema, syncAnswerSchema } from '@dirsync/contracts';
 import { type EmulatedTenantDirectory, type EntraEmulator, populateEntraTenant, startEntraEmulator } from '@dirsync/testkit';
 import { actionsNeededJsonSchema, migrationDeadlineJsonSchema } from '../src/commands/actions.ts';
+import { rotationJsonSchema } from '../src/commands/connectors.ts';
 import { type CliEnvironment, type CliResult, createCliEnvironment, parseRunReports } from './support/run-cli.ts';
 
 // The Entra ID commands as an administrator runs them: `bin/dirsync` child processes against the
@@ -186,6 +187,18 @@ test('connectors rotate adds a new certificate and keeps the previous one', asyn
   const show = ok(await cli.run(['connectors', 'show', 'dirsync']));
   expect(show).toMatch(/current/);
   expect(show).toMatch(/previous/);
+  expect(emulator.application(appId).keyCredentials).toHaveLength(2);
+
+  // Again, as a script reads it: the first certificate (no longer previous) leaves the app.
+  const certificates = (JSON.parse(ok(await cli.run(['connectors', 'show', 'dirsync', '--json']))) as { certificates: { status: string; thumbprint: string }[] }).certificates;
+  const previous = certificates.find((certificate) => certificate.status === 'previous')?.thumbprint;
+  expect(previous).toMatch(/^[0-9A-F]{40}$/);
+  const again = rotationJsonSchema.parse(JSON.parse(ok(await cli.run(['connectors', 'rotate', 'dirsync', '--json']))));
+  if (again.status !== 'rotated') throw new Error(`not rotated: ${JSON.stringify(again)}`);
+  expect(again.thumbprint).toMatch(/^[0-9A-F]{40}$/);
+  expect(Date.parse(again.notAfter)).toBeGreaterThan(Date.now());
+  expect(again.removed).toEqual([previous]);
+  expect(again.removalErrors).toEqual([]);
   expect(emulator.application(appId).keyCredentials).toHaveLength(2);
 }, timeoutMs);
 

@@ -33,6 +33,24 @@ import { keyValues, printJson, table } from '../format.ts';
 /** A connector as the platform sees it with `--json`: the API's shape without one account's "tenants". */
 const platformConnectorSchema = connectorSchema.omit({ tenants: true });
 
+/**
+ * `connectors rotate --json` (no API route rotates): what the rotation did, or the job queued
+ * for a worker with `--queue`. Certificates by thumbprint only, never a key.
+ */
+export const rotationJsonSchema = z.discriminatedUnion('status', [
+  z.object({
+    status: z.literal('rotated'),
+    connectorId: z.uuid(),
+    thumbprint: z.string(),
+    keyId: z.string(),
+    notAfter: z.iso.datetime({ offset: true }),
+    removed: z.array(z.string()).describe('thumbprints of old certificates removed from the app registration'),
+    removalErrors: z.array(z.string()).describe('old certificates not removed yet (the next rotation tries again)'),
+  }),
+  z.object({ status: z.literal('skipped'), connectorId: z.uuid(), reason: z.string() }),
+  z.object({ status: z.literal('queued'), connectorId: z.uuid(), jobId: z.string() }),
+]);
+
 /** One account's consent of a tenant on a connector (`connectors show --json`). */
 const platformConsentSchema = z.object({
   accountId: z.uuid(),
@@ -447,20 +465,26 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
     .command('rotate <connector>')
     .description('rotate the certificate now (the daily job, on demand): add a new key, switch to it, remove old ones')
     .option('--queue', 'enqueue the rotation job for a worker instead of running it here')
-    .action((idOrName: string, flags: { queue?: boolean }) =>
+    .option('--json', 'print JSON: { "status": "rotated" | "skipped" | "queued", "connectorId", … }')
+    .action((idOrName: string, flags: { queue?: boolean; json?: boolean }) =>
       withContext(async (ctx) => {
         const c = await requireConnector(ctx.db(), idOrName);
         if (flags.queue) {
           const client = createRotationEnqueueClient({ connection: redisSettingsOf(ctx.config), prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
           try {
             const job = await client.enqueueRotation({ connectorId: c.id, trigger: 'manual', requestedBy: 'cli' });
-            console.log(`rotation queued: job ${job.jobId}`);
+            if (flags.json) printJson(rotationJsonSchema, { status: 'queued', connectorId: c.id, jobId: job.jobId });
+            else console.log(`rotation queued: job ${job.jobId}`);
           } finally {
             await client.close();
           }
           return;
         }
         const result = await rotateConnectorCredential({ db: ctx.db(), keyRing: ctx.keyRing(), connectorId: c.id, actor: 'cli', destinations: ctx.destinations() });
+        if (flags.json) {
+          printJson(rotationJsonSchema, result);
+          return;
+        }
         if (result.status === 'skipped') {
           console.log(`nothing done: ${result.reason}`);
           return;
