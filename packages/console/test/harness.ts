@@ -388,6 +388,21 @@ export async function checkPage(page: Page, test: string, name: string): Promise
 }
 
 /**
+ * Runs the wizard's Test Connection step as a person does and waits for it to pass: every line
+ * of the checklist must read ok. Returns the lines for the test's own checks.
+ */
+export async function passTestConnection(page: Page): Promise<string[]> {
+  await page.getByRole('button', { name: 'Test Connection' }).click();
+  const checklist = page.getByRole('list', { name: 'Test Connection checklist' });
+  await checklist.waitFor({ timeout: 45_000 });
+  await page.getByText('Test Connection passed.').waitFor();
+  const checks = await checklist.getByRole('listitem').allTextContents();
+  expect(checks.length).toBeGreaterThanOrEqual(1);
+  for (const line of checks) expect(line).toMatch(/: ok/);
+  return checks;
+}
+
+/**
  * Signs in through the test identity provider as a person does: "Sign in" on the console's
  * signed-out page, the user name typed into the provider's form, and back to the console.
  */
