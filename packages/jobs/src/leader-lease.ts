@@ -163,7 +163,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
       // nobody else has taken the lease in between, and keeping it is as safe as taking it anew.
       let ours = (await redis.eval(renewScript, 1, key, value, String(timing.ttlMs))) === 1;
       if (!ours) ours = (await redis.set(key, value, 'PX', timing.ttlMs, 'NX')) === 'OK';
-      if (closed) return;
+      // Recorded even when closing: close() waits for this attempt and releases what it took.
       held = ours;
       if (ours) validUntil = attemptAt + timing.ttlMs;
       lastFailure = undefined;
