@@ -330,10 +330,11 @@ export const configSchema = z.object({
     }),
 });
 
-// An HTTP header name (RFC 9110 token) and what a header value may not hold (line breaks, NUL
-// and other controls but tab would end or corrupt the request).
+// An HTTP header name (RFC 9110 token) and what a header value may not hold: line breaks, NUL
+// and other controls but tab would end or corrupt the request, and Node's HTTP client refuses
+// anything past Latin-1 (every export would fail, unseen).
 const headerName = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const badHeaderValue = /[\u0000-\u0008\u000a-\u001f\u007f]/;
+const badHeaderValue = /[^\t\u0020-\u007e\u0080-\u00ff]/;
 
 /**
  * Parses OTLP export headers in OpenTelemetry's format: `key=value` pairs separated by commas,
@@ -363,7 +364,7 @@ export function parseOtlpHeaders(text: string): { ok: true; headers: Record<stri
       return;
     }
     if (value === '' || badHeaderValue.test(value)) {
-      problems.push(`${at} (${key}): the value is empty or holds control characters`);
+      problems.push(`${at} (${key}): the value is empty or holds control characters or characters an HTTP header cannot carry (past Latin-1)`);
       return;
     }
     if (Object.hasOwn(headers, key.toLowerCase())) {
