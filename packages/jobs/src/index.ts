@@ -17,3 +17,4 @@ export * from './cron.ts';
 export * from './webhook.ts';
 export * from './prefix-cleanup.ts';
 export * from './leader-lease.ts';
+export * from './owned-key.ts';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisClient } from '@dirsync/jobs';
+import { acquireOwnedKey, releaseOwnedKey, renewOwnedKey, type RedisClient } from '@dirsync/jobs';
 
 /** Timing of an integration lock. */
 export interface LockTiming {
@@ -23,20 +23,6 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-// Compare-and-act scripts: only the holder of the token may extend or delete the key, so a
-// worker whose lock expired can never release or prolong the lock another worker took since.
-const renewScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`;
-
-const releaseScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`;
-
 /**
  * The Redis key locking syncs of one integration, under the queue prefix (cleaned up with the
  * queues). Every command and script on it names this one key, so it needs no hash tag to work
@@ -56,8 +42,7 @@ export async function tryAcquireLock(
   timing: LockTiming = DEFAULT_LOCK_TIMING,
 ): Promise<HeldLock | undefined> {
   const token = randomUUID();
-  const reply = await redis.set(key, token, 'PX', timing.ttlMs, 'NX');
-  if (reply !== 'OK') return undefined;
+  if (!(await acquireOwnedKey(redis, key, token, timing.ttlMs))) return undefined;
 
   const controller = new AbortController();
   // Measured from before each request, so a slow reply can only make the holder give up early.
@@ -69,9 +54,9 @@ export async function tryAcquireLock(
   const renew = async () => {
     const attemptAt = performance.now();
     try {
-      const extended = await redis.eval(renewScript, 1, key, token, String(timing.ttlMs));
+      const extended = await renewOwnedKey(redis, key, token, timing.ttlMs);
       if (released) return;
-      if (extended === 1) validUntil = attemptAt + timing.ttlMs;
+      if (extended) validUntil = attemptAt + timing.ttlMs;
       else lose('the integration lock expired and was taken by another worker');
     } catch {
       // A failed renewal is not yet a loss: the key is valid until its TTL runs out.
@@ -95,7 +80,7 @@ export async function tryAcquireLock(
       released = true;
       clearInterval(timer);
       clearInterval(expiryTimer);
-      await redis.eval(releaseScript, 1, key, token);
+      await releaseOwnedKey(redis, key, token);
     },
   };
 }
