@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { acquireOwnedKey, releaseOwnedKey, renewOwnedKey } from './owned-key.ts';
 import { DEFAULT_QUEUE_PREFIX } from './queues.ts';
 import { closeRedis, openRedis, type RedisClient, type RedisConnection } from './redis.ts';
 
@@ -77,20 +78,6 @@ export interface LeaderElectionOptions {
   readonly onError?: ((error: Error) => void) | undefined;
 }
 
-// Compare-and-act: only the holder of the value may extend or delete the key, so a process whose
-// lease ran out can never prolong or free the lease another process took since.
-const renewScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0`;
-
-const releaseScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`;
-
 /** The kind of a failure, without its text (which may name hosts): the reply's first word or the error's name. */
 function failureKind(error: unknown): string {
   if (!(error instanceof Error)) return 'error';
@@ -161,8 +148,8 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
       // Renewal first, even past the local deadline and even when the last attempt did not
       // know it had the key (its SET landed after a timeout): while the key holds our value
       // nobody else has taken the lease in between, and keeping it is as safe as taking it anew.
-      let ours = (await redis.eval(renewScript, 1, key, value, String(timing.ttlMs))) === 1;
-      if (!ours) ours = (await redis.set(key, value, 'PX', timing.ttlMs, 'NX')) === 'OK';
+      let ours = await renewOwnedKey(redis, key, value, timing.ttlMs);
+      if (!ours) ours = await acquireOwnedKey(redis, key, value, timing.ttlMs);
       // Recorded even when closing: close() waits for this attempt and releases what it took.
       held = ours;
       if (ours) validUntil = attemptAt + timing.ttlMs;
@@ -202,7 +189,7 @@ export function startLeaderElection(options: LeaderElectionOptions): LeaderElect
         await inFlight;
         if (held) {
           held = false;
-          await redis.eval(releaseScript, 1, key, value).catch((error: unknown) => onError(error instanceof Error ? error : new Error(String(error))));
+          await releaseOwnedKey(redis, key, value).catch((error: unknown) => onError(error instanceof Error ? error : new Error(String(error))));
         }
         if (reported) {
           reported = false;
