@@ -41,19 +41,7 @@ beforeAll(async () => {
   ring = createKeyRing({ current: generateSecretKey() });
   accountId = (await createAccount(db, { name: 'tracing' })).id;
   tracing = createTracing({ processor: new SimpleSpanProcessor({ exporter }) });
-  worker = createWorker({
-    db,
-    redisUrl: testRedisUrl,
-    prefix: prefix.prefix,
-    concurrency: 1,
-    keyRing: ring,
-    logger: pino({ level: 'silent' }),
-    workerId: 'tracing-worker',
-    destinations: testDestinations,
-    createProvider: (kind, stored, secret) => createProvider(kind, stored, secret, { destinations: testDestinations }),
-    batchSize,
-    tracer: tracing.tracer,
-  });
+  worker = startWorker(prefix.prefix, 'tracing-worker', tracing.tracer);
 }, timeoutMs);
 
 afterAll(async () => {
@@ -78,18 +66,40 @@ async function integration(name: string, password: string): Promise<string> {
   return (await createIntegration(db, { accountId, kind: 'ldap', name, settings }, { ring, plaintext: password })).id;
 }
 
-async function sync(integrationId: string): Promise<{ run: Run; spans: ReadableSpan[] }> {
+/** A worker on the test's database, directory and key ring, taking jobs under `queuePrefix` and recording spans with `tracer`. */
+function startWorker(queuePrefix: string, workerId: string, tracer: Tracing['tracer']): DirsyncWorker {
+  return createWorker({
+    db,
+    redisUrl: testRedisUrl,
+    prefix: queuePrefix,
+    concurrency: 1,
+    keyRing: ring,
+    logger: pino({ level: 'silent' }),
+    workerId,
+    destinations: testDestinations,
+    createProvider: (kind, stored, secret) => createProvider(kind, stored, secret, { destinations: testDestinations }),
+    batchSize,
+    tracer,
+  });
+}
+
+/** Queues a full sync of the integration on `on` and waits until its run has ended. */
+async function runToEnd(on: Queue, integrationId: string): Promise<Run> {
   const runId = randomUUID();
-  await queue.add('sync', { integrationId, runId, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts: 1 });
-  const run = await waitFor(
+  await on.add('sync', { integrationId, runId, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts: 1 });
+  return waitFor(
     async () => {
       const found = await getRun(db, runId);
       return found && !['queued', 'running', 'retrying'].includes(found.status) ? found : undefined;
     },
     { timeoutMs: 90_000, what: 'the run to end' },
   );
+}
+
+async function sync(integrationId: string): Promise<{ run: Run; spans: ReadableSpan[] }> {
+  const run = await runToEnd(queue, integrationId);
   // The root span ends once the run is recorded: wait for it, then take its whole trace.
-  const root = await waitFor(() => exporter.getFinishedSpans().find((span) => span.name === 'dirsync.run' && span.attributes['dirsync.run.id'] === runId), {
+  const root = await waitFor(() => exporter.getFinishedSpans().find((span) => span.name === 'dirsync.run' && span.attributes['dirsync.run.id'] === run.id), {
     timeoutMs: 30_000,
     what: 'the run span',
   });
@@ -182,29 +192,9 @@ test('without an endpoint there is no tracer; with one, a run\'s spans are poste
   const otlpQueue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: otlpPrefix.prefix });
   const token = `collector-token-${randomUUID()}`;
   const otlp = createTracing({ endpoint: `http://127.0.0.1:${address.port}`, headers: { authorization: `Bearer ${token}`, 'x-scope-orgid': 'dirsync' }, serviceVersion: '1.2.3' });
-  const otlpWorker = createWorker({
-    db,
-    redisUrl: testRedisUrl,
-    prefix: otlpPrefix.prefix,
-    concurrency: 1,
-    keyRing: ring,
-    logger: pino({ level: 'silent' }),
-    workerId: 'tracing-otlp-worker',
-    destinations: testDestinations,
-    createProvider: (kind, stored, secret) => createProvider(kind, stored, secret, { destinations: testDestinations }),
-    batchSize,
-    tracer: otlp.tracer,
-  });
+  const otlpWorker = startWorker(otlpPrefix.prefix, 'tracing-otlp-worker', otlp.tracer);
   try {
-    const runId = randomUUID();
-    await otlpQueue.add('sync', { integrationId: await integration('traced-otlp', server.readerPassword), runId, mode: 'full', trigger: 'manual', dryRun: false }, { jobId: `run.${runId}`, attempts: 1 });
-    await waitFor(
-      async () => {
-        const found = await getRun(db, runId);
-        return found && !['queued', 'running', 'retrying'].includes(found.status) ? found : undefined;
-      },
-      { timeoutMs: 90_000, what: 'the run to end' },
-    );
+    const { id: runId } = await runToEnd(otlpQueue, await integration('traced-otlp', server.readerPassword));
     await otlpWorker.close();
     // Shutting down flushes the batch.
     await otlp.shutdown();
