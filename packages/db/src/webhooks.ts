@@ -512,6 +512,12 @@ export interface WebhookAttemptOutcome {
   readonly retryInMs: number | null;
   /** Disable the endpoint now (410 Gone). */
   readonly gone: boolean;
+  /**
+   * The URL was refused before anything was sent (the destination policy, or a scheme this
+   * installation no longer allows): the endpoint is disabled now with `error` as its reason, and
+   * the delivery waits, pending and attempted again only once the endpoint is enabled.
+   */
+  readonly refused?: boolean | undefined;
   /** Failed attempts in a row that disable the endpoint. */
   readonly disableAfter: number;
 }
@@ -527,8 +533,8 @@ export interface WebhookAttemptResult {
 
 /**
  * Records an attempt in one transaction: the delivery's state, the endpoint's failure streak,
- * and when the streak reaches `disableAfter` (or the receiver answered 410 Gone) the endpoint
- * disabled with an `action.needed` event to the account's other endpoints.
+ * and when the streak reaches `disableAfter` (or the receiver answered 410 Gone, or the URL was
+ * refused) the endpoint disabled with an `action.needed` event to the account's other endpoints.
  */
 export async function recordWebhookAttempt(db: Db, outcome: WebhookAttemptOutcome): Promise<WebhookAttemptResult> {
   const error = outcome.error === null ? null : outcome.error.slice(0, 500);
@@ -545,18 +551,23 @@ export async function recordWebhookAttempt(db: Db, outcome: WebhookAttemptOutcom
       await tx`update webhook_endpoints set failure_streak = 0 where id = ${outcome.endpointId}`;
       return { recorded: true, disabled: false, failureStreak: 0, notify: [] };
     }
-    const retry = outcome.retryInMs;
+    const refused = outcome.refused === true;
+    // A refused delivery was never the receiver's to fail: it keeps its place, not given up
+    // whatever its attempts, with no time of its own (due as soon as the endpoint is enabled).
+    const retry = refused ? null : outcome.retryInMs;
     await tx`
       update webhook_deliveries set attempts = attempts + 1, last_status_code = ${outcome.statusCode}, last_error = ${error},
-        status = ${retry === null ? 'failed' : 'pending'},
+        status = ${retry === null && !refused ? 'failed' : 'pending'},
         next_attempt_at = ${retry === null ? null : tx`now() + make_interval(secs => ${retry / 1000})`},
         updated_at = now()
       where id = ${outcome.deliveryId}`;
     const streak = endpoint.failure_streak + 1;
-    const disable = endpoint.enabled && (outcome.gone || streak >= outcome.disableAfter);
+    const disable = endpoint.enabled && (outcome.gone || refused || streak >= outcome.disableAfter);
     const reason = outcome.gone
       ? 'the receiver answered 410 Gone'
-      : `${streak} deliveries failed in a row (last: ${error ?? 'no answer'})`;
+      : refused
+        ? `refused before anything was sent, not retried: ${error ?? 'the URL is not allowed'}`
+        : `${streak} deliveries failed in a row (last: ${error ?? 'no answer'})`;
     await tx`
       update webhook_endpoints set failure_streak = ${streak},
         enabled = case when ${disable} then false else enabled end,

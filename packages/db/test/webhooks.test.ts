@@ -7,20 +7,27 @@ import {
   createWebhookEndpoint,
   type Db,
   generateSecretKey,
+  getWebhookEndpoint,
+  headWebhookDelivery,
+  leaseWebhookEndpoint,
   markConsentRevoked,
   pruneHistory,
   pruneWebhookDeliveries,
   recordRotationOutcome,
+  recordWebhookAttempt,
   recordWebhookEvent,
   reflectConsentStatus,
+  releaseWebhookEndpoint,
   revokeConsent,
+  updateWebhookEndpoint,
   type NewCertificateCredential,
 } from '../src/index.ts';
 import { useTestDatabase } from './support/database.ts';
 
 // Where the facts that concern an account's webhooks are recorded: connector events go to every
 // account whose integrations use the connector and to no other, consent events to the consent's
-// account once per change, and old deliveries are pruned in bounded batches, pending ones never.
+// account once per change, old deliveries are pruned in bounded batches, pending ones never, and
+// an attempt refused before sending disables its endpoint at once.
 
 let db: Db;
 useTestDatabase('webhooks_db', 4, (ready) => {
@@ -114,4 +121,41 @@ test('finished deliveries older than the retention go in bounded batches; pendin
   const left = (await db.$client<{ id: string }[]>`select id from webhook_deliveries where endpoint_id = ${hook.id} order by seq`).map((r) => r.id);
   expect(left).toEqual(ids.slice(5));
   expect(await pruneWebhookDeliveries(db, { days: 0 })).toEqual({ deliveries: 0, events: 0 });
+});
+
+test('a refused attempt disables the endpoint with the refusal as its reason and keeps the delivery pending, its last attempt or not; on an endpoint already disabled it changes nothing else', async () => {
+  const account = (await createAccount(db, { name: `refused-${randomUUID()}` })).id;
+  const hook = (await createWebhookEndpoint(db, ring, { accountId: account, url: 'https://hooks.example.com/refused', events: ['run.finished'] })).endpoint;
+  const watcher = (await createWebhookEndpoint(db, ring, { accountId: account, url: 'https://ops.example.com/actions', events: ['action.needed'] })).endpoint;
+  await recordWebhookEvent(db, { accountId: account, type: 'run.finished', data: {} });
+  const refusal = 'https://hooks.example.com:443 resolves to 10.0.0.5, a private address, which this installation does not allow';
+  const attempt = async (token: string) => {
+    const head = (await headWebhookDelivery(db, hook.id))!;
+    // The last of its attempts by count: a refusal still does not give it up.
+    await db.$client`update webhook_deliveries set attempts = 7 where id = ${head.id}`;
+    return recordWebhookAttempt(db, { endpointId: hook.id, deliveryId: head.id, token, ok: false, statusCode: null, error: refusal, retryInMs: null, gone: false, refused: true, disableAfter: 20 });
+  };
+
+  const token = randomUUID();
+  expect(await leaseWebhookEndpoint(db, ring, hook.id, token, 10_000)).toBeDefined();
+  expect(await attempt(token)).toEqual({ recorded: true, disabled: true, failureStreak: 1, notify: [watcher.id] });
+  await releaseWebhookEndpoint(db, hook.id, token);
+  expect(await getWebhookEndpoint(db, account, hook.id)).toMatchObject({ enabled: false, failureStreak: 1, disabledReason: `refused before anything was sent, not retried: ${refusal}` });
+  const [delivery] = await db.$client<{ status: string; attempts: number; next_attempt_at: Date | null; last_error: string }[]>`
+    select status, attempts, next_attempt_at, last_error from webhook_deliveries where endpoint_id = ${hook.id}`;
+  expect(delivery).toEqual({ status: 'pending', attempts: 8, next_attempt_at: null, last_error: refusal });
+  const notice = await db.$client<{ body: string }[]>`
+    select e.body from webhook_deliveries d join webhook_events e on e.id = d.event_id where d.endpoint_id = ${watcher.id}`;
+  expect(notice.map((n) => (JSON.parse(n.body) as { data: unknown }).data)).toEqual([
+    { action: 'webhook_disabled', webhookId: hook.id, url: hook.url, detail: `refused before anything was sent, not retried: ${refusal}` },
+  ]);
+
+  // Disabled by an administrator while an attempt was under way: the administrator's reason stays, no one is told again.
+  await updateWebhookEndpoint(db, account, hook.id, { enabled: true });
+  await updateWebhookEndpoint(db, account, hook.id, { enabled: false });
+  const again = randomUUID();
+  expect(await leaseWebhookEndpoint(db, ring, hook.id, again, 10_000)).toBeDefined();
+  expect(await attempt(again)).toEqual({ recorded: true, disabled: false, failureStreak: 1, notify: [] });
+  expect((await getWebhookEndpoint(db, account, hook.id))?.disabledReason).toBe('disabled by an administrator');
+  expect(await typesFor(watcher.id)).toEqual(['action.needed']);
 });

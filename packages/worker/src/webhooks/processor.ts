@@ -45,7 +45,8 @@ export interface WebhookJobResult {
   readonly endpointId: string;
   readonly delivered: number;
   readonly failed: number;
-  readonly outcome: 'drained' | 'waiting' | 'disabled' | 'busy' | 'gone';
+  /** `refused`: the destination policy (or the URL's scheme) refused the endpoint, now disabled. */
+  readonly outcome: 'drained' | 'waiting' | 'disabled' | 'busy' | 'gone' | 'refused';
 }
 
 /**
@@ -60,6 +61,11 @@ export interface WebhookJobResult {
  * than ending: the holder may have looked for work before this job's delivery was committed.
  * A failed delivery gets its next attempt time (exponential backoff with jitter) and a delayed
  * drain job for that time; the drain then ends, holding nothing meanwhile.
+ *
+ * A URL refused before anything was sent (the destination policy, the scheme) is not retried:
+ * no attempt could go elsewhere until the endpoint's URL or the installation's settings change,
+ * so the endpoint is disabled at once with the refusal as its reason, and its deliveries wait
+ * for it to be enabled again.
  */
 export function createWebhookProcessor(options: WebhookProcessorOptions) {
   const disableAfter = options.disableAfterFailures ?? DEFAULT_WEBHOOK_DISABLE_AFTER;
@@ -107,7 +113,7 @@ export function createWebhookProcessor(options: WebhookProcessorOptions) {
           maxResponseBytes: options.maxResponseBytes ?? 64 * 1024,
         });
         const attempts = head.attempts + 1;
-        const retryInMs = attempt.ok || attempts >= maxAttempts ? null : computeBackoffDelay(attempts, backoff);
+        const retryInMs = attempt.ok || attempt.refused || attempts >= maxAttempts ? null : computeBackoffDelay(attempts, backoff);
         const result = await recordWebhookAttempt(options.db, {
           endpointId,
           deliveryId: head.id,
@@ -117,6 +123,7 @@ export function createWebhookProcessor(options: WebhookProcessorOptions) {
           error: attempt.error,
           retryInMs,
           gone: attempt.gone,
+          refused: attempt.refused,
           disableAfter,
         });
         if (!result.recorded) return { endpointId, delivered, failed, outcome: 'busy' };
@@ -127,8 +134,8 @@ export function createWebhookProcessor(options: WebhookProcessorOptions) {
         }
         if (result.notify.length > 0) await options.enqueue.drain(result.notify);
         if (result.disabled) {
-          log.warn({ failureStreak: result.failureStreak, gone: attempt.gone }, 'webhook endpoint disabled');
-          return { endpointId, delivered, failed, outcome: attempt.gone ? 'gone' : 'disabled' };
+          log.warn({ failureStreak: result.failureStreak, gone: attempt.gone, refused: attempt.refused }, 'webhook endpoint disabled');
+          return { endpointId, delivered, failed, outcome: attempt.gone ? 'gone' : attempt.refused ? 'refused' : 'disabled' };
         }
         const renewed = await leaseWebhookEndpoint(options.db, options.keyRing, endpointId, token, leaseMs);
         if (renewed === undefined) return { endpointId, delivered, failed, outcome: 'busy' };
