@@ -21,7 +21,7 @@ import {
 } from '@dirsync/db';
 import { DirsyncApiError, type DirsyncClient } from '@dirsync/client';
 import { generateCertificate } from '@dirsync/providers';
-import { type EntraEmulator, globalAdministratorRoleId, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
+import { type EntraEmulator, globalAdministratorRoleId, registerEmulatedConnectorApp, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
 import { startApiHarness, type ApiHarness } from './api-harness.ts';
 
 // The consent flow as deployed: this API, the emulated admin-consent page and token endpoint,
@@ -62,31 +62,9 @@ beforeAll(async () => {
 
   // A connector registered in the emulator whose redirect URI is this API's consent callback.
   redirectUri = `${api.baseUrl}/v1/consent/callback`;
-  const home = emulator.createTenant({ domain: 'dirsync-platform.onmicrosoft.com' });
-  const certificate = await generateCertificate({ subject: 'dirsync connector api test', validityDays: 30 });
-  privateKeyPem = certificate.privateKeyPem;
-  const app = emulator.registerApplication({
-    homeTenantId: home.tenantId,
-    displayName: 'dirsync directory sync',
-    certificates: [certificate.certificatePem],
-    redirectUris: [redirectUri],
-  });
-  const connector = await createConnector(
-    api.db,
-    ring,
-    {
-      name: 'primary',
-      description: 'Directory sync connector (emulated Entra ID)',
-      clientId: app.appId,
-      applicationObjectId: app.objectId,
-      homeTenantId: home.tenantId,
-      redirectUri,
-      authorityHost: emulator.authorityHost,
-      graphBaseUrl: emulator.graphBaseUrl,
-      tlsCaPem: emulator.caPem,
-    },
-    certificate,
-  );
+  const registered = await registerEmulatedConnectorApp(emulator, { redirectUri, subject: 'dirsync connector api test' });
+  privateKeyPem = registered.certificate.privateKeyPem;
+  const connector = await createConnector(api.db, ring, { name: 'primary', description: 'Directory sync connector (emulated Entra ID)', ...registered.connector }, registered.certificate);
   connectorId = connector.id;
 
   const started = spawn(dirsyncBin, ['worker'], {

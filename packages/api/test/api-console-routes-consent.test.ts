@@ -7,8 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConnector, createConsoleSession, createIntegration, createKeyRing, generateSecretKey, getConsent, type ConsoleGrant, type ConsoleRole } from '@dirsync/db';
-import { generateCertificate } from '@dirsync/providers';
-import { type EntraEmulator, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
+import { type EntraEmulator, registerEmulatedConnectorApp, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
 import { ldapSettings, startApiHarness, type ApiHarness } from './api-harness.ts';
 
 // The console's migration flow through the real consent round trip: a console session asks for a
@@ -45,25 +44,8 @@ beforeAll(async () => {
   accountB = await api.account('beta');
 
   const redirectUri = `${api.baseUrl}/v1/consent/callback`;
-  const home = emulator.createTenant({ domain: 'dirsync-platform.onmicrosoft.com' });
-  const certificate = await generateCertificate({ subject: 'dirsync connector console test', validityDays: 30 });
-  const app = emulator.registerApplication({ homeTenantId: home.tenantId, displayName: 'dirsync directory sync', certificates: [certificate.certificatePem], redirectUris: [redirectUri] });
-  const connector = await createConnector(
-    api.db,
-    ring,
-    {
-      name: 'primary',
-      description: 'Directory sync connector (emulated Entra ID)',
-      clientId: app.appId,
-      applicationObjectId: app.objectId,
-      homeTenantId: home.tenantId,
-      redirectUri,
-      authorityHost: emulator.authorityHost,
-      graphBaseUrl: emulator.graphBaseUrl,
-      tlsCaPem: emulator.caPem,
-    },
-    certificate,
-  );
+  const registered = await registerEmulatedConnectorApp(emulator, { redirectUri, subject: 'dirsync connector console test' });
+  const connector = await createConnector(api.db, ring, { name: 'primary', description: 'Directory sync connector (emulated Entra ID)', ...registered.connector }, registered.certificate);
   connectorId = connector.id;
 
   const started = spawn(dirsyncBin, ['worker'], {

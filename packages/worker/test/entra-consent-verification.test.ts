@@ -10,8 +10,7 @@ import {
   hasGrantedConsent,
   InvalidInputError,
 } from '@dirsync/db';
-import { generateCertificate } from '@dirsync/providers';
-import { type EmulatedTenantDirectory, globalAdministratorRoleId, testDestinations, waitFor } from '@dirsync/testkit';
+import { type EmulatedTenantDirectory, globalAdministratorRoleId, registerEmulatedConnectorApp, testDestinations, waitFor } from '@dirsync/testkit';
 import { verifyTenantConsent } from '../src/entra/index.ts';
 import { type EntraWorld, followConsentPage, redirectUri, startEntraWorld } from './entra-helpers.ts';
 
@@ -153,30 +152,14 @@ describe('tampered id_tokens', () => {
 });
 
 test("an app registration whose id_tokens carry no directory roles is not granted, and the operator is told what to set", async () => {
-  const certificate = await generateCertificate({ subject: 'dirsync connector without wids', validityDays: 30 });
-  const app = world.emulator.registerApplication({
+  const registered = await registerEmulatedConnectorApp(world.emulator, {
+    redirectUri,
+    subject: 'dirsync connector without wids',
     homeTenantId: world.home.tenantId,
     displayName: 'dirsync without directory roles',
-    certificates: [certificate.certificatePem],
-    redirectUris: [redirectUri],
     groupMembershipClaims: 'None',
   });
-  const connector = await createConnector(
-    world.db,
-    world.ring,
-    {
-      name: 'no-wids',
-      description: 'connector whose manifest emits no wids',
-      clientId: app.appId,
-      applicationObjectId: app.objectId,
-      homeTenantId: world.home.tenantId,
-      redirectUri,
-      authorityHost: world.emulator.authorityHost,
-      graphBaseUrl: world.emulator.graphBaseUrl,
-      tlsCaPem: world.emulator.caPem,
-    },
-    certificate,
-  );
+  const connector = await createConnector(world.db, world.ring, { name: 'no-wids', description: 'connector whose manifest emits no wids', ...registered.connector }, registered.certificate);
   const customer = world.emulator.createTenant();
   world.emulator.signInAs({ tenant: customer.tenantId, roles: [globalAdministratorRoleId] });
   const outcome = await verifyTenantConsent({ db: world.db, keyRing: world.ring, destinations: testDestinations }, await signedInRequest(customer.tenantId, { connector }));

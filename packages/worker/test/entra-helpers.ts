@@ -13,7 +13,6 @@ import {
   generateSecretKey,
   type KeyRing,
 } from '@dirsync/db';
-import { generateCertificate } from '@dirsync/providers';
 import { verifyTenantConsent } from '../src/entra/index.ts';
 import {
   createTestDatabase,
@@ -21,6 +20,7 @@ import {
   type EmulatedTenantDirectory,
   type EntraEmulator,
   type EntraEmulatorOptions,
+  registerEmulatedConnectorApp,
   startEntraEmulator,
   type TestDatabase,
   testDestinations,
@@ -75,32 +75,8 @@ export async function startEntraWorld(label: string, emulatorOptions: EntraEmula
     database = await createTestDatabase(label);
     db = connect(database.url, { max: 6 });
     const ring = createKeyRing({ current: generateSecretKey() });
-    const home = emulator.createTenant({ domain: 'platform.onmicrosoft.com' });
-    const certificate = await generateCertificate({ subject: 'dirsync connector', validityDays: 30 });
-    const app = emulator.registerApplication({
-      homeTenantId: home.tenantId,
-      displayName: 'dirsync directory sync',
-      certificates: [certificate.certificatePem],
-      redirectUris: [redirectUri],
-    });
-    const connector = await createConnector(
-      db,
-      ring,
-      {
-        name: 'dirsync',
-        description: 'Directory sync connector',
-        clientId: app.appId,
-        applicationObjectId: app.objectId,
-        homeTenantId: home.tenantId,
-        redirectUri,
-        authorityHost: emulator.authorityHost,
-        graphBaseUrl: emulator.graphBaseUrl,
-        tlsCaPem: emulator.caPem,
-        // As the operator copies it from the app registration: the rotation removes keys by id.
-        graphKeyId: app.keyCredentials[0]?.keyId ?? null,
-      },
-      certificate,
-    );
+    const { home, app, certificate, connector: registered } = await registerEmulatedConnectorApp(emulator, { redirectUri, homeDomain: 'platform.onmicrosoft.com' });
+    const connector = await createConnector(db, ring, { name: 'dirsync', description: 'Directory sync connector', ...registered }, certificate);
     const accountId = (await createAccount(db, { name: `entra-${label}` })).id;
     const handle = db;
     const grantConsent = async (tenantId: string, account = accountId) => {

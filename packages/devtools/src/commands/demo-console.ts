@@ -7,13 +7,14 @@ import {
   createIntegration,
   setLegacyMigrationDeadline,
 } from '@dirsync/db';
-import { generateCertificate, validateSettings } from '@dirsync/providers';
+import { validateSettings } from '@dirsync/providers';
 import {
   adTestDirectory,
   type EntraEmulator,
   grantTombstoneRead,
   populateEntraTenant,
   realmBaseDn,
+  registerEmulatedConnectorApp,
   type SambaServer,
   type SlapdServer,
   startEntraEmulator,
@@ -72,27 +73,9 @@ async function startDemoSamba(): Promise<{ server: SambaServer; settings: Record
 async function setUpEntra(ctx: Context, emulator: EntraEmulator, accountId: string, consoleUrl: string): Promise<{ connectorName: string; tenantId: string; legacyClientId: string }> {
   const db = ctx.db();
   const redirectUri = `${consoleUrl}/v1/consent/callback`;
-  const home = emulator.createTenant({ domain: 'dirsync-platform.onmicrosoft.com' });
-  const certificate = await generateCertificate({ subject: 'dirsync demo connector', validityDays: 30 });
-  const app = emulator.registerApplication({ homeTenantId: home.tenantId, displayName: 'dirsync directory sync', certificates: [certificate.certificatePem], redirectUris: [redirectUri] });
+  const registered = await registerEmulatedConnectorApp(emulator, { redirectUri, subject: 'dirsync demo connector' });
   const connectorName = `demo-${Date.now().toString(36)}`;
-  await createConnector(
-    db,
-    ctx.keyRing(),
-    {
-      name: connectorName,
-      description: 'Directory sync connector of the demo (emulated Entra ID)',
-      clientId: app.appId,
-      applicationObjectId: app.objectId,
-      homeTenantId: home.tenantId,
-      redirectUri,
-      authorityHost: emulator.authorityHost,
-      graphBaseUrl: emulator.graphBaseUrl,
-      tlsCaPem: emulator.caPem,
-      graphKeyId: app.keyCredentials[0]?.keyId ?? null,
-    },
-    certificate,
-  );
+  await createConnector(db, ctx.keyRing(), { name: connectorName, description: 'Directory sync connector of the demo (emulated Entra ID)', ...registered.connector }, registered.certificate);
   const tenant = emulator.createTenant({ domain: 'fabrikam.onmicrosoft.com' });
   const legacySecret = randomBytes(18).toString('base64url');
   const legacyApp = emulator.registerApplication({ homeTenantId: tenant.tenantId, displayName: 'Fabrikam directory sync (old app)', clientSecret: legacySecret });

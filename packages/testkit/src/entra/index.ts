@@ -11,3 +11,5 @@ export { createEmulatorTls } from './tls.ts';
 export type { EmulatorTls } from './tls.ts';
 export { realisticEntraBehaviour } from './realism.ts';
 export type { EntraRealism } from './realism.ts';
+export { registerEmulatedConnectorApp } from './connector-app.ts';
+export type { EmulatedConnectorApp, EmulatedConnectorAppOptions, EmulatedConnectorFields } from './connector-app.ts';
