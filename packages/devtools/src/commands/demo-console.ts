@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import {
   createAccount,
   createConnector,
@@ -22,10 +21,10 @@ import {
   startSlapd,
   waitFor,
 } from '@dirsync/testkit';
-import { createContext, type Context } from '@dirsync/cli';
+import type { Context } from '@dirsync/cli';
 import { ldapIntegrationSettings } from '../local-directory.ts';
-import { demoLogDir, demoServiceEnv } from './demo-env.ts';
-import { DemoInterrupted, planDemoRun, type DemoRun, type DemoWatch, freeLocalPort, watchDemo } from './demo-run.ts';
+import { demoServiceEnv } from './demo-env.ts';
+import { freeLocalPort, inDemoRun } from './demo-run.ts';
 
 /** How long the printed sign-in link works. */
 const linkMinutes = 60;
@@ -108,102 +107,89 @@ export async function consoleDemo(
   options: { port?: number | undefined; breakService?: string | undefined },
   say: (line: string) => void,
 ): Promise<void> {
-  const base = createContext();
-  let run: DemoRun | undefined;
-  let ctx: Context | undefined;
-  let watch: DemoWatch | undefined;
-  let slapd: SlapdServer | undefined;
-  let samba: SambaServer | undefined;
-  let emulator: EntraEmulator | undefined;
-  try {
-    await mkdir(demoLogDir, { recursive: true });
-    run = planDemoRun(base.config);
-    // Watching (and catching Ctrl-C) from here on: whatever of the run exists gets dropped.
-    watch = watchDemo(run);
-    await run.create();
-    watch.check();
-    say(`database ${run.databaseName} and queue prefix ${run.queuePrefix}: made for this run, dropped when it ends`);
-    ctx = createContext(demoServiceEnv(base, run));
-    const db = ctx.db();
-    const port = options.port ?? (await freeLocalPort());
-    const consoleUrl = (base.config.DIRSYNC_CONSOLE_URL ?? `http://127.0.0.1:${port}`).replace(/\/+$/, '');
+  await inDemoRun(
+    say,
+    async (run, ctx, watch, base) => {
+      let slapd: SlapdServer | undefined;
+      let samba: SambaServer | undefined;
+      let emulator: EntraEmulator | undefined;
+      try {
+        const db = ctx.db();
+        const port = options.port ?? (await freeLocalPort());
+        const consoleUrl = (base.config.DIRSYNC_CONSOLE_URL ?? `http://127.0.0.1:${port}`).replace(/\/+$/, '');
 
-    say(`starting the directories: a throwaway slapd (${size.users} users), a Samba AD domain controller, an emulated Microsoft Entra ID`);
-    const [ldap, ad, entra] = await Promise.all([
-      startSlapd({ tls: true, data: { users: size.users, groups: size.groups, membersPerGroup: size.members, timestamp: new Date(Date.now() - 86_400_000) } }),
-      startDemoSamba(),
-      startEntraEmulator(),
-    ]);
-    slapd = ldap;
-    emulator = entra;
-    say(`  LDAP: ${slapd.url}`);
-    if ('reason' in ad) say(`  Active Directory: not available here (${ad.reason}); the demo goes on without it`);
-    else {
-      samba = ad.server;
-      say(`  Active Directory: ${ad.server.ldapsUrl} (Samba, realm ${ad.server.realm})`);
-    }
-    say(`  Entra ID: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS with its own test CA: a browser warns about its pages)`);
-    // Starting the directories takes a while: a Ctrl-C meanwhile stops the demo here.
-    watch.check();
+        say(`starting the directories: a throwaway slapd (${size.users} users), a Samba AD domain controller, an emulated Microsoft Entra ID`);
+        const [ldap, ad, entra] = await Promise.all([
+          startSlapd({ tls: true, data: { users: size.users, groups: size.groups, membersPerGroup: size.members, timestamp: new Date(Date.now() - 86_400_000) } }),
+          startDemoSamba(),
+          startEntraEmulator(),
+        ]);
+        slapd = ldap;
+        emulator = entra;
+        say(`  LDAP: ${slapd.url}`);
+        if ('reason' in ad) say(`  Active Directory: not available here (${ad.reason}); the demo goes on without it`);
+        else {
+          samba = ad.server;
+          say(`  Active Directory: ${ad.server.ldapsUrl} (Samba, realm ${ad.server.realm})`);
+        }
+        say(`  Entra ID: authority ${emulator.authorityHost}, Graph ${emulator.graphBaseUrl} (HTTPS with its own test CA: a browser warns about its pages)`);
+        // Starting the directories takes a while: a Ctrl-C meanwhile stops the demo here.
+        watch.check();
 
-    // The run's database is new: the account and its integrations are this demo's alone.
-    const account = await createAccount(db, { name: 'demo' });
-    await createIntegration(
-      db,
-      { accountId: account.id, kind: 'ldap', name: 'Demo directory', description: 'generated OpenLDAP directory of the demo', settings: ldapIntegrationSettings(slapd) as Record<string, unknown> },
-      { ring: ctx.keyRing(), plaintext: slapd.readerPassword },
-    );
-    if (!('reason' in ad)) {
-      await createIntegration(
-        db,
-        { accountId: account.id, kind: 'active_directory', name: 'Head office', description: 'Samba AD domain controller of the demo', settings: ad.settings },
-        { ring: ctx.keyRing(), plaintext: ad.password },
-      );
-    }
-    const legacy = await setUpEntra(ctx, emulator, account.id, consoleUrl);
-    const deadline = new Date(Date.now() + migrationDays * 86_400_000);
-    deadline.setUTCHours(0, 0, 0, 0);
-    await setLegacyMigrationDeadline(db, deadline);
-    say(`account "demo": ${'reason' in ad ? 2 : 3} integrations; "Fabrikam" is a legacy Entra ID integration (its own app ${legacy.legacyClientId}) to migrate to connector "${legacy.connectorName}" before ${deadline.toISOString().slice(0, 10)}`);
-
-    const env = demoServiceEnv(base, run);
-    const breaking = (name: string) => (options.breakService === name ? { DIRSYNC_METRICS_PORT: 'none' } : {});
-    const live = watch;
-    live.start('api', ['api'], { ...env, PORT: String(port), DIRSYNC_API_HOST: base.config.DIRSYNC_API_HOST, DIRSYNC_CONSOLE_URL: consoleUrl, ...breaking('api') });
-    live.start('scheduler', ['scheduler'], { ...env, ...breaking('scheduler') });
-    live.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...breaking('worker') });
-    await waitFor(
-      async () => {
-        // An API that cannot listen (its port taken) exits: the watch reports it with its output.
-        live.check();
-        const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-          (r) => r.ok,
-          () => false,
+        // The run's database is new: the account and its integrations are this demo's alone.
+        const account = await createAccount(db, { name: 'demo' });
+        await createIntegration(
+          db,
+          { accountId: account.id, kind: 'ldap', name: 'Demo directory', description: 'generated OpenLDAP directory of the demo', settings: ldapIntegrationSettings(slapd) as Record<string, unknown> },
+          { ring: ctx.keyRing(), plaintext: slapd.readerPassword },
         );
-        return ready;
-      },
-      { timeoutMs: 120_000, intervalMs: 200, what: 'the API to answer' },
-    );
-    say(`started the API with the console, a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
+        if (!('reason' in ad)) {
+          await createIntegration(
+            db,
+            { accountId: account.id, kind: 'active_directory', name: 'Head office', description: 'Samba AD domain controller of the demo', settings: ad.settings },
+            { ring: ctx.keyRing(), plaintext: ad.password },
+          );
+        }
+        const legacy = await setUpEntra(ctx, emulator, account.id, consoleUrl);
+        const deadline = new Date(Date.now() + migrationDays * 86_400_000);
+        deadline.setUTCHours(0, 0, 0, 0);
+        await setLegacyMigrationDeadline(db, deadline);
+        say(`account "demo": ${'reason' in ad ? 2 : 3} integrations; "Fabrikam" is a legacy Entra ID integration (its own app ${legacy.legacyClientId}) to migrate to connector "${legacy.connectorName}" before ${deadline.toISOString().slice(0, 10)}`);
 
-    const { token } = await createConsoleSignInLink(db, { accountId: account.id, role: 'admin', ttlMs: linkMinutes * 60_000, createdBy: 'demo' });
-    say(`console: ${consoleUrl}/console/`);
-    say(`sign in: ${consoleUrl}/console/auth/link?token=${encodeURIComponent(token)}`);
-    say(`  (a one-time link for account "demo" as admin, valid ${linkMinutes} minutes; \`dirsync console login --account demo\` prints another)`);
-    say('press Ctrl-C to stop the demo');
-    // Until Ctrl-C, or until a process of the demo exits (then the demo fails, naming it).
-    throw await live.failed;
-  } catch (error) {
-    if (!(error instanceof DemoInterrupted)) throw error;
-    say(`\n${error.message}`);
-  } finally {
-    await watch?.stop();
-    await slapd?.stop();
-    await samba?.stop();
-    await emulator?.close();
-    await ctx?.close();
-    await run?.drop();
-    await base.close();
-  }
+        const env = demoServiceEnv(base, run);
+        const breaking = (name: string) => (options.breakService === name ? { DIRSYNC_METRICS_PORT: 'none' } : {});
+        watch.start('api', ['api'], { ...env, PORT: String(port), DIRSYNC_API_HOST: base.config.DIRSYNC_API_HOST, DIRSYNC_CONSOLE_URL: consoleUrl, ...breaking('api') });
+        watch.start('scheduler', ['scheduler'], { ...env, ...breaking('scheduler') });
+        watch.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...breaking('worker') });
+        await waitFor(
+          async () => {
+            // An API that cannot listen (its port taken) exits: the watch reports it with its output.
+            watch.check();
+            const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+              (r) => r.ok,
+              () => false,
+            );
+            return ready;
+          },
+          { timeoutMs: 120_000, intervalMs: 200, what: 'the API to answer' },
+        );
+        say(`started the API with the console, a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
+
+        const { token } = await createConsoleSignInLink(db, { accountId: account.id, role: 'admin', ttlMs: linkMinutes * 60_000, createdBy: 'demo' });
+        say(`console: ${consoleUrl}/console/`);
+        say(`sign in: ${consoleUrl}/console/auth/link?token=${encodeURIComponent(token)}`);
+        say(`  (a one-time link for account "demo" as admin, valid ${linkMinutes} minutes; \`dirsync console login --account demo\` prints another)`);
+        say('press Ctrl-C to stop the demo');
+        // Until Ctrl-C, or until a process of the demo exits (then the demo fails, naming it).
+        throw await watch.failed;
+      } finally {
+        await watch.stop();
+        await slapd?.stop();
+        await samba?.stop();
+        await emulator?.close();
+      }
+    },
+    { untilInterrupted: true },
+  );
   say('demo stopped');
 }

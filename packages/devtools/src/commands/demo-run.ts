@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { dropDatabase, ensureDatabase, migrate } from '@dirsync/db';
 import { removeQueuePrefix } from '@dirsync/jobs';
-import { type ChildService, type Config, redisSettingsOf, startService, UserError } from '@dirsync/cli';
-import { demoLogDir } from './demo-env.ts';
+import { type ChildService, type Config, type Context, createContext, redisSettingsOf, startService, UserError } from '@dirsync/cli';
+import { demoLogDir, demoServiceEnv } from './demo-env.ts';
 
 /** Lines of a failed process's output quoted in the demo's error. */
 const tailLines = 15;
@@ -164,4 +165,51 @@ export function watchDemo(run: DemoRun): DemoWatch {
       return stopped;
     },
   };
+}
+
+/** Options of {@link inDemoRun}. */
+export interface DemoRunOptions {
+  /**
+   * The demo runs until it is interrupted (the console demo): Ctrl-C is its ordinary end and
+   * leaves the exit code alone, where it otherwise cuts a demo short (exit code 130).
+   */
+  readonly untilInterrupted?: boolean;
+}
+
+/**
+ * Runs a demo in a database and queue prefix of its own, made for this run and dropped when it
+ * ends, whether it succeeded, failed or was interrupted: then everything it started is stopped.
+ * `demo` gets the run, a context on its database and prefix, the watch of its processes, and the
+ * context of the command's own environment (for settings the run's context leaves out).
+ * Returns normally when interrupted; any other failure is thrown once all is stopped.
+ */
+export async function inDemoRun(
+  say: (line: string) => void,
+  demo: (run: DemoRun, ctx: Context, watch: DemoWatch, base: Context) => Promise<void>,
+  options: DemoRunOptions = {},
+): Promise<void> {
+  const base = createContext();
+  await mkdir(demoLogDir, { recursive: true });
+  let run: DemoRun | undefined;
+  let ctx: Context | undefined;
+  let watch: DemoWatch | undefined;
+  try {
+    run = planDemoRun(base.config);
+    // Watching (and catching Ctrl-C) from here on: whatever of the run exists gets dropped.
+    watch = watchDemo(run);
+    await run.create();
+    watch.check();
+    say(`database ${run.databaseName} and queue prefix ${run.queuePrefix}: made for this run, dropped when it ends`);
+    ctx = createContext(demoServiceEnv(base, run));
+    await demo(run, ctx, watch, base);
+  } catch (error) {
+    if (!(error instanceof DemoInterrupted)) throw error;
+    say(`\n${error.message}`);
+    if (!options.untilInterrupted) process.exitCode = 130;
+  } finally {
+    await watch?.stop();
+    await ctx?.close();
+    await run?.drop();
+    await base.close();
+  }
 }

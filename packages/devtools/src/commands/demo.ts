@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import type { SyncMode } from '@dirsync/contracts';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Attribute, Change, type Client } from 'ldapts';
@@ -30,13 +29,11 @@ import {
   waitFor,
 } from '@dirsync/testkit';
 import { setUpEmulatedConnector } from '../bench/entra-bench.ts';
-import { createContext, type Context, describeAction, describeRun, requestIntegrationSync, table } from '@dirsync/cli';
+import { type Context, describeAction, describeRun, requestIntegrationSync, table } from '@dirsync/cli';
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { consoleDemo } from './demo-console.ts';
-import { demoLogDir, demoServiceEnv } from './demo-env.ts';
-import { DemoInterrupted, planDemoRun, type DemoRun, type DemoWatch, watchDemo } from './demo-run.ts';
-
-const logDir = demoLogDir;
+import { demoServiceEnv } from './demo-env.ts';
+import { type DemoRun, type DemoWatch, inDemoRun } from './demo-run.ts';
 
 const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
 
@@ -142,37 +139,6 @@ export function registerDemoCommand(program: Command): void {
       }
       await inDemoRun(say, (run, ctx, watch) => ldapDemo(run, ctx, watch, size, flags.breakService, say));
     });
-}
-
-/**
- * Runs a demo in a database and queue prefix of its own, made for this run and dropped when it
- * ends, whether it succeeded, failed or was interrupted: then everything it started is stopped.
- */
-async function inDemoRun(say: (line: string) => void, demo: (run: DemoRun, ctx: Context, watch: DemoWatch) => Promise<void>): Promise<void> {
-  const base = createContext();
-  await mkdir(logDir, { recursive: true });
-  let run: DemoRun | undefined;
-  let ctx: Context | undefined;
-  let watch: DemoWatch | undefined;
-  try {
-    run = planDemoRun(base.config);
-    // Watching (and catching Ctrl-C) from here on: whatever of the run exists gets dropped.
-    watch = watchDemo(run);
-    await run.create();
-    watch.check();
-    say(`database ${run.databaseName} and queue prefix ${run.queuePrefix}: made for this run, dropped when it ends`);
-    ctx = createContext(demoServiceEnv(base, run));
-    await demo(run, ctx, watch);
-  } catch (error) {
-    if (!(error instanceof DemoInterrupted)) throw error;
-    say(`\n${error.message}`);
-    process.exitCode = 130;
-  } finally {
-    await watch?.stop();
-    await ctx?.close();
-    await run?.drop();
-    await base.close();
-  }
 }
 
 /** An environment that makes a dirsync process refuse to start (for {@link DemoWatch}'s test). */
