@@ -24,7 +24,7 @@ import {
 import type { Context } from '@dirsync/cli';
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { demoServiceEnv } from './demo-env.ts';
-import { freeLocalPort, inDemoRun } from './demo-run.ts';
+import { breakingEnv, freeLocalPort, inDemoRun, startSchedulerAndWorker } from './demo-run.ts';
 
 /** How long the printed sign-in link works. */
 const linkMinutes = 60;
@@ -157,10 +157,8 @@ export async function consoleDemo(
         say(`account "demo": ${'reason' in ad ? 2 : 3} integrations; "Fabrikam" is a legacy Entra ID integration (its own app ${legacy.legacyClientId}) to migrate to connector "${legacy.connectorName}" before ${deadline.toISOString().slice(0, 10)}`);
 
         const env = demoServiceEnv(base, run);
-        const breaking = (name: string) => (options.breakService === name ? { DIRSYNC_METRICS_PORT: 'none' } : {});
-        watch.start('api', ['api'], { ...env, PORT: String(port), DIRSYNC_API_HOST: base.config.DIRSYNC_API_HOST, DIRSYNC_CONSOLE_URL: consoleUrl, ...breaking('api') });
-        watch.start('scheduler', ['scheduler'], { ...env, ...breaking('scheduler') });
-        watch.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...breaking('worker') });
+        watch.start('api', ['api'], { ...env, PORT: String(port), DIRSYNC_API_HOST: base.config.DIRSYNC_API_HOST, DIRSYNC_CONSOLE_URL: consoleUrl, ...breakingEnv(options.breakService, 'api') });
+        startSchedulerAndWorker(watch, run, env, options.breakService);
         await waitFor(
           async () => {
             // An API that cannot listen (its port taken) exits: the watch reports it with its output.

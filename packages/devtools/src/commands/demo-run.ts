@@ -167,6 +167,20 @@ export function watchDemo(run: DemoRun): DemoWatch {
   };
 }
 
+/**
+ * The environment that makes the process `name` refuse to start when `--break-service` names it
+ * (a test's way to check that the demo stops at once and says which process exited and why).
+ */
+export function breakingEnv(breakService: string | undefined, name: string): Record<string, string> {
+  return breakService === name ? { DIRSYNC_METRICS_PORT: 'none' } : {};
+}
+
+/** Starts the demo's scheduler and worker with `env`, the one `breakService` names set to refuse to start. */
+export function startSchedulerAndWorker(watch: DemoWatch, run: DemoRun, env: Record<string, string>, breakService: string | undefined): void {
+  watch.start('scheduler', ['scheduler'], { ...env, ...breakingEnv(breakService, 'scheduler') });
+  watch.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...breakingEnv(breakService, 'worker') });
+}
+
 /** Options of {@link inDemoRun}. */
 export interface DemoRunOptions {
   /**

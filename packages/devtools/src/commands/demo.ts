@@ -33,7 +33,7 @@ import { type Context, describeAction, describeRun, requestIntegrationSync, tabl
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { consoleDemo } from './demo-console.ts';
 import { demoServiceEnv } from './demo-env.ts';
-import { type DemoRun, type DemoWatch, inDemoRun } from './demo-run.ts';
+import { type DemoRun, type DemoWatch, inDemoRun, startSchedulerAndWorker } from './demo-run.ts';
 
 const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
 
@@ -141,9 +141,6 @@ export function registerDemoCommand(program: Command): void {
     });
 }
 
-/** An environment that makes a dirsync process refuse to start (for {@link DemoWatch}'s test). */
-const breaking = { DIRSYNC_METRICS_PORT: 'none' };
-
 /** `dirsync demo`: a generated OpenLDAP directory through a real scheduler and worker. */
 async function ldapDemo(run: DemoRun, ctx: Context, watch: DemoWatch, size: { users: number; groups: number; members: number }, breakService: string | undefined, say: (line: string) => void): Promise<void> {
   const users = size.users;
@@ -170,9 +167,7 @@ async function ldapDemo(run: DemoRun, ctx: Context, watch: DemoWatch, size: { us
     );
     say(`account "demo", integration ${integration.id} (read-only service account ${server.readerDn})`);
 
-    const env = demoServiceEnv(ctx, run);
-    watch.start('scheduler', ['scheduler'], { ...env, ...(breakService === 'scheduler' ? breaking : {}) });
-    watch.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...(breakService === 'worker' ? breaking : {}) });
+    startSchedulerAndWorker(watch, run, demoServiceEnv(ctx, run), breakService);
     say(`started a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
 
     say('1. the scheduler sees the new integration and enqueues its first sync (a full sync: there is no cursor yet)');
@@ -271,9 +266,7 @@ async function entraDemo(
     });
     say(`account "demo", integration ${integration.id}`);
 
-    const env = demoServiceEnv(ctx, run);
-    watch.start('scheduler', ['scheduler'], { ...env, ...(breakService === 'scheduler' ? breaking : {}) });
-    watch.start('worker', ['worker'], { ...env, DIRSYNC_WORKER_ID: `demo-${run.id}-worker`, ...(breakService === 'worker' ? breaking : {}) });
+    startSchedulerAndWorker(watch, run, demoServiceEnv(ctx, run), breakService);
     say(`started a scheduler and a worker (logs in .tmp/demo-${run.id}-*.log)\n`);
 
     say('1. the scheduler enqueues the first sync (full: the initial Graph delta rounds) and the connector\'s first daily certificate rotation');
