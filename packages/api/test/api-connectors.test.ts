@@ -21,7 +21,7 @@ import {
 } from '@dirsync/db';
 import { DirsyncApiError, type DirsyncClient } from '@dirsync/client';
 import { generateCertificate } from '@dirsync/providers';
-import { type EntraEmulator, globalAdministratorRoleId, registerEmulatedConnectorApp, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
+import { type EntraEmulator, followEmulatorPage, globalAdministratorRoleId, registerEmulatedConnectorApp, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
 import { startApiHarness, type ApiHarness } from './api-harness.ts';
 
 // The consent flow as deployed: this API, the emulated admin-consent page and token endpoint,
@@ -106,20 +106,6 @@ afterAll(async () => {
   await emulator?.close();
 }, timeoutMs);
 
-/** Opens the emulated admin-consent page as the tenant's administrator; returns where it redirects. */
-function followConsentPage(url: string): Promise<URL> {
-  return new Promise((resolve, reject) => {
-    httpsRequest(url, { ca: emulator.caPem }, (response) => {
-      response.resume();
-      const location = response.headers.location;
-      if (response.statusCode === 302 && location) resolve(new URL(location));
-      else reject(new Error(`the consent page answered ${response.statusCode ?? '?'}`));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
 /**
  * The callback as a program reads it (JSON). A consent page's answer redirects to the sign-in,
  * which is followed (as the emulator's signed-in user) back to the callback.
@@ -129,7 +115,7 @@ async function callback(url: URL): Promise<{ status: number; body: Record<string
   const location = response.headers.get('location');
   if (response.status === 302 && location !== null) {
     expect(new URL(location).pathname).toMatch(/\/oauth2\/v2\.0\/authorize$/);
-    return callback(await followConsentPage(location));
+    return callback(await followEmulatorPage(emulator, location));
   }
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
@@ -144,7 +130,7 @@ async function signInUrl(url: URL): Promise<URL> {
 /** Consent URL of `client`'s account, approved by the tenant's administrator, then the callback. */
 async function consent(client: DirsyncClient, tenantId: string): Promise<Record<string, unknown>> {
   const { url } = await client.createConsentUrl(connectorId, tenantId);
-  return (await callback(await followConsentPage(url))).body;
+  return (await callback(await followEmulatorPage(emulator, url))).body;
 }
 
 /** A redirect typed by hand: the state of a consent URL of `client`'s account and any answer. */
@@ -211,14 +197,14 @@ test('a consent URL round trip grants consent only after a worker obtained a tok
   expect(new URL(url).searchParams.get('redirect_uri')).toBe(redirectUri);
   expect((await getConsent(api.db, accountA, connectorId, customer.tenantId))?.status).toBe('pending');
 
-  const consented = await followConsentPage(url);
+  const consented = await followEmulatorPage(emulator, url);
   expect(consented.href.startsWith(redirectUri)).toBe(true);
   // The consent page's answer sends the administrator on to sign in; nothing is granted yet.
   const signIn = await signInUrl(consented);
   expect(`${signIn.origin}${signIn.pathname}`).toBe(`${emulator.authorityHost}/${customer.tenantId}/oauth2/v2.0/authorize`);
   expect(Object.fromEntries(signIn.searchParams)).toMatchObject({ client_id: (await adminA.getConnector(connectorId)).clientId, response_type: 'code', scope: 'openid profile', redirect_uri: redirectUri });
   expect((await getConsent(api.db, accountA, connectorId, customer.tenantId))?.status).toBe('pending');
-  const redirect = await followConsentPage(signIn.href);
+  const redirect = await followEmulatorPage(emulator, signIn.href);
   expect(redirect.searchParams.get('code')).toEqual(expect.any(String));
   const tokensBefore = emulator.requestsTo('login', '/token').filter((r) => r.tenantId === customer.tenantId).length;
   const page = await fetch(redirect);
@@ -299,10 +285,10 @@ test("attack 2: a forged refusal ends only the forger's own request; A's grant a
   emulator.signInAs({ tenant: attacker.tenantId, roles: [globalAdministratorRoleId] });
   try {
     const signIn = await signInUrl(await forgedRedirect(adminB, customer.tenantId, { admin_consent: 'True', tenant: customer.tenantId }));
-    await expect(followConsentPage(signIn.href)).rejects.toThrow(/answered 400/);
+    await expect(followEmulatorPage(emulator, signIn.href)).rejects.toThrow(/answered 400/);
     const own = await signInUrl(await forgedRedirect(adminB, customer.tenantId, { admin_consent: 'True', tenant: customer.tenantId }));
     own.pathname = own.pathname.replace(customer.tenantId, attacker.tenantId);
-    const claimed = await callback(await followConsentPage(own.href));
+    const claimed = await callback(await followEmulatorPage(emulator, own.href));
     expect(claimed.body).toMatchObject({ status: 'not_granted', errorDescription: expect.stringMatching(/signed in to tenant .* not to the tenant of the request/) });
   } finally {
     emulator.signInAs(undefined);
@@ -336,7 +322,7 @@ test('a refusal is recorded with its error, shown escaped and capped; forged sta
 
   emulator.setConsentDecision(customer.tenantId, 'deny');
   const { url } = await adminA.createConsentUrl(connectorId, customer.tenantId.toUpperCase());
-  const redirect = await followConsentPage(url);
+  const redirect = await followEmulatorPage(emulator, url);
   // The v2.0 endpoint's refusal (v2-admin-consent.md): admin_consent=True beside the error.
   expect(redirect.searchParams.get('error')).toBe('consent_required');
   const refusedDescription = 'AADSTS65004: The resource owner or authorization server denied the request.';
@@ -380,7 +366,7 @@ test('an error redirect without a state says consent was not granted and what to
   emulator.setConsentDecision(refusing.tenantId, 'deny');
   emulator.setRealism({ consentErrorsWithoutState: true });
   try {
-    const redirect = await followConsentPage(url);
+    const redirect = await followEmulatorPage(emulator, url);
     expect(redirect.searchParams.has('state')).toBe(false);
     const answer = await callback(redirect);
     expect(answer).toMatchObject({
@@ -475,7 +461,7 @@ test('scopes: a read key reads connectors but cannot create consent URLs; the ca
 
   // The callback is not behind the key check: it answers on the state alone.
   const { url } = await adminA.createConsentUrl(connectorId, customer.tenantId);
-  const landed = await fetch(await followConsentPage(url), { redirect: 'manual' });
+  const landed = await fetch(await followEmulatorPage(emulator, url), { redirect: 'manual' });
   expect(landed.status).toBe(302);
 }, timeoutMs);
 
@@ -529,7 +515,7 @@ test("attack 3: B's forged answer landing before A's own reaches only the tenant
   const fromA = await adminA.createConsentUrl(connectorId, customer.tenantId);
   const fromB = await adminB.createConsentUrl(connectorId, customer.tenantId);
   // The tenant's administrator approves A's link; B learns of it and types its own answer first.
-  const answeredA = await followConsentPage(fromA.url);
+  const answeredA = await followEmulatorPage(emulator, fromA.url);
   expect(answeredA.searchParams.get('admin_consent')).toBe('True');
   const forged = new URL(redirectUri);
   forged.searchParams.set('admin_consent', 'True');

@@ -2,12 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createConnector, createConsoleSession, createIntegration, createKeyRing, generateSecretKey, getConsent, type ConsoleGrant, type ConsoleRole } from '@dirsync/db';
-import { type EntraEmulator, registerEmulatedConnectorApp, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
+import { type EntraEmulator, followEmulatorPage, registerEmulatedConnectorApp, startEntraEmulator, testAllowedNetworksSetting, testRedisUrl, waitFor } from '@dirsync/testkit';
 import { ldapSettings, startApiHarness, type ApiHarness } from './api-harness.ts';
 
 // The console's migration flow through the real consent round trip: a console session asks for a
@@ -104,26 +103,12 @@ async function consoleCall(who: { token: string; csrf: string }, method: string,
   return { status: response.status, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
 }
 
-/** Opens an emulated Entra page (consent or sign-in) as the tenant's administrator; returns where it redirects. */
-function followEntraPage(url: string): Promise<URL> {
-  return new Promise((resolve, reject) => {
-    httpsRequest(url, { ca: emulator.caPem }, (response) => {
-      response.resume();
-      const location = response.headers.location;
-      if (response.statusCode === 302 && location) resolve(new URL(location));
-      else reject(new Error(`the Entra page answered ${response.statusCode ?? '?'}`));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
 /** What a browser does from a consent URL until the callback's last answer (not followed). */
 async function consentInBrowser(url: string): Promise<Response> {
-  const consented = await followEntraPage(url);
+  const consented = await followEmulatorPage(emulator, url);
   const toSignIn = await fetch(consented, { redirect: 'manual', headers: { accept: 'text/html' } });
   expect(toSignIn.status).toBe(302);
-  const signedIn = await followEntraPage(toSignIn.headers.get('location') ?? '');
+  const signedIn = await followEmulatorPage(emulator, toSignIn.headers.get('location') ?? '');
   return fetch(signedIn, { redirect: 'manual', headers: { accept: 'text/html' } });
 }
 

@@ -10,9 +10,9 @@ import {
   hasGrantedConsent,
   InvalidInputError,
 } from '@dirsync/db';
-import { type EmulatedTenantDirectory, globalAdministratorRoleId, registerEmulatedConnectorApp, testDestinations, waitFor } from '@dirsync/testkit';
+import { type EmulatedTenantDirectory, followEmulatorPage, globalAdministratorRoleId, registerEmulatedConnectorApp, testDestinations, waitFor } from '@dirsync/testkit';
 import { verifyTenantConsent } from '../src/entra/index.ts';
-import { type EntraWorld, followConsentPage, redirectUri, startEntraWorld } from './entra-helpers.ts';
+import { type EntraWorld, redirectUri, startEntraWorld } from './entra-helpers.ts';
 
 // The worker's check of an administrator's sign-in against the emulated authority: what a
 // tenant's user who is not an administrator, a replayed code or state, a tampered id_token and
@@ -39,7 +39,7 @@ afterEach(() => {
 async function answeredConsentPage(tenantId: string, options: { accountId?: string; connector?: Connector } = {}): Promise<URL> {
   const connector = options.connector ?? world.connector;
   const request = await createConsentRequest(world.db, world.ring, { accountId: options.accountId ?? world.accountId, connectorId: connector.id, tenantId });
-  const location = new URL(await followConsentPage(request.url, world.emulator.caPem));
+  const location = await followEmulatorPage(world.emulator, request.url);
   const consented = await acceptConsentRedirect(world.db, world.ring, location.searchParams);
   if (consented.kind !== 'sign_in') throw new Error(`the consent page answered ${consented.kind}`);
   return new URL(consented.url);
@@ -47,7 +47,7 @@ async function answeredConsentPage(tenantId: string, options: { accountId?: stri
 
 /** Signs in at `signIn` as the emulator's current user; the redirect's parameters (code, state). */
 async function signedIn(signIn: URL): Promise<URLSearchParams> {
-  return new URL(await followConsentPage(signIn.href, world.emulator.caPem)).searchParams;
+  return (await followEmulatorPage(world.emulator, signIn)).searchParams;
 }
 
 /** The whole flow up to the code kept for a worker: the request's nonce. */
@@ -188,7 +188,7 @@ test('two runs of one request: the one that finds the code taken waits for the o
 
   // A run of a request whose sign-in never brought a code still ends it as not granted.
   const pending = await createConsentRequest(world.db, world.ring, { accountId: world.accountId, connectorId: world.connector.id, tenantId: customer.tenantId });
-  const consented = await acceptConsentRedirect(world.db, world.ring, new URL(await followConsentPage(pending.url, world.emulator.caPem)).searchParams);
+  const consented = await acceptConsentRedirect(world.db, world.ring, (await followEmulatorPage(world.emulator, pending.url)).searchParams);
   expect(await verify(consented.request.nonce)).toMatchObject({ outcome: 'not_granted', detail: expect.stringMatching(/has not signed in/) });
 }, timeoutMs);
 

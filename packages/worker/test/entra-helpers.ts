@@ -1,4 +1,3 @@
-import { request } from 'node:https';
 import {
   acceptConsentRedirect,
   close,
@@ -20,6 +19,7 @@ import {
   type EmulatedTenantDirectory,
   type EntraEmulator,
   type EntraEmulatorOptions,
+  followEmulatorPage,
   registerEmulatedConnectorApp,
   startEntraEmulator,
   type TestDatabase,
@@ -52,20 +52,6 @@ export interface EntraWorld {
   close(): Promise<void>;
 }
 
-/** GETs a URL of the emulator without following redirects; resolves to the Location header. */
-export function followConsentPage(url: string, ca: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    request(url, { ca, method: 'GET' }, (response) => {
-      response.resume();
-      const location = response.headers.location;
-      if (response.statusCode === 302 && location) resolve(location);
-      else reject(new Error(`the consent page answered ${response.statusCode ?? '?'}`));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
 /** Starts an {@link EntraWorld}. */
 export async function startEntraWorld(label: string, emulatorOptions: EntraEmulatorOptions = {}): Promise<EntraWorld> {
   const emulator = await startEntraEmulator(emulatorOptions);
@@ -81,11 +67,11 @@ export async function startEntraWorld(label: string, emulatorOptions: EntraEmula
     const handle = db;
     const grantConsent = async (tenantId: string, account = accountId) => {
       const consent = await createConsentRequest(handle, ring, { accountId: account, connectorId: connector.id, tenantId });
-      const location = new URL(await followConsentPage(consent.url, emulator.caPem));
+      const location = await followEmulatorPage(emulator, consent.url);
       const consented = await acceptConsentRedirect(handle, ring, location.searchParams);
       if (consented.kind !== 'sign_in') return 'refused' as const;
       // The emulator's signed-in user (default: a Global Administrator of the tenant) answers.
-      const signedIn = new URL(await followConsentPage(consented.url, emulator.caPem));
+      const signedIn = await followEmulatorPage(emulator, consented.url);
       const redirect = await acceptConsentRedirect(handle, ring, signedIn.searchParams);
       if (redirect.kind !== 'verify') return 'refused' as const;
       return verifyTenantConsent({ db: handle, keyRing: ring, destinations: testDestinations }, redirect.request.nonce);

@@ -13,3 +13,4 @@ export { realisticEntraBehaviour } from './realism.ts';
 export type { EntraRealism } from './realism.ts';
 export { registerEmulatedConnectorApp } from './connector-app.ts';
 export type { EmulatedConnectorApp, EmulatedConnectorAppOptions, EmulatedConnectorFields } from './connector-app.ts';
+export { followEmulatorPage } from './pages.ts';
