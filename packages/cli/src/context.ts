@@ -31,6 +31,9 @@ export interface Context {
 /** What a dirsync process is, as `application_name` shows it. */
 export type ProcessRole = 'dirsync-worker' | 'dirsync-scheduler' | 'dirsync-api' | 'dirsync-cli';
 
+/** How long a command waits for Redis to answer before it reports the queue unreachable. */
+const COMMAND_QUEUE_WAIT_MS = 10_000;
+
 /** Creates the command context from the environment (parsed once here). */
 export function createContext(env: Record<string, string | undefined> = process.env): Context {
   const config = loadConfig(env);
@@ -58,7 +61,8 @@ export function createContext(env: Record<string, string | undefined> = process.
       return ring;
     },
     enqueue() {
-      enqueue ??= createEnqueueClient({ connection: redisSettingsOf(config), prefix: config.DIRSYNC_QUEUE_PREFIX });
+      // A command says the queue cannot be reached rather than wait for Redis for ever.
+      enqueue ??= createEnqueueClient({ connection: redisSettingsOf(config), prefix: config.DIRSYNC_QUEUE_PREFIX, readyTimeoutMs: COMMAND_QUEUE_WAIT_MS });
       return enqueue;
     },
     destinations() {

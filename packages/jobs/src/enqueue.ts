@@ -6,7 +6,7 @@ import { runJobId, scheduledJobId, syncDeduplicationId } from './job-options.ts'
 import { parseSyncRequest } from './payloads.ts';
 import { createQueueClient } from './queue-client.ts';
 import type { RedisConnection } from './redis.ts';
-import { requireReady } from './unavailable.ts';
+import { awaitReady, requireReady } from './unavailable.ts';
 import { inspectWaitingJob, type WaitingJobState } from './waiting-slot.ts';
 
 /** Options of {@link createEnqueueClient}. */
@@ -24,6 +24,12 @@ export interface EnqueueClientOptions {
    * for a reconnect (what a server answering requests wants). Default false.
    */
   readonly failFast?: boolean;
+  /**
+   * Wait at most this long for the connection before a request, then fail with
+   * `QueueUnavailableError` (what a command line wants: BullMQ itself waits for a connection
+   * that is never made for ever). Default: as long as it takes.
+   */
+  readonly readyTimeoutMs?: number | undefined;
 }
 
 /** Outcome of {@link EnqueueClient.enqueueSync}. */
@@ -96,6 +102,7 @@ export function createEnqueueClient(options: EnqueueClientOptions): EnqueueClien
   async function enqueueSync(request: SyncRequest): Promise<EnqueueSyncResult> {
     const parsed = parseSyncRequest(request);
     if (options.failFast === true) requireReady(redis);
+    else if (options.readyTimeoutMs !== undefined) await awaitReady(redis, options.readyTimeoutMs);
     const runId = parsed.runId ?? randomUUID();
     const data: SyncJobData = {
       integrationId: parsed.integrationId,

@@ -25,6 +25,25 @@ export function requireReady(redis: { readonly status: string }): void {
   if (redis.status !== 'ready') throw new QueueUnavailableError();
 }
 
+/**
+ * Resolves once `redis` is connected and ready; rejects with {@link QueueUnavailableError} when it
+ * is not within `timeoutMs` (connection refused, wrong password, a server that never answers).
+ */
+export async function awaitReady(redis: { readonly status: string; once(event: 'ready', listener: () => void): unknown; off(event: 'ready', listener: () => void): unknown }, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const ready = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      redis.off('ready', ready);
+      reject(new QueueUnavailableError());
+    }, timeoutMs);
+    redis.once('ready', ready);
+  });
+}
+
 // Errors that say the server cannot serve now, not that the request was wrong: connection
 // trouble reported by ioredis or the socket, and the replies of a cluster node or a server that
 // is loading, read-only or down.
