@@ -38,3 +38,20 @@ test('a token pasted with a typographic character is refused at start by its key
   // Latin-1 letters are sent as they are, as before.
   expect(parseOtlpHeaders('x-team=caf%C3%A9')).toEqual({ ok: true, headers: { 'x-team': 'café' } });
 });
+
+test('an endpoint with a query or fragment, which would swallow /v1/traces, is refused without being shown', () => {
+  for (const name of ['DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_ENDPOINT']) {
+    for (const endpoint of ['https://collector.example.com:4318/?api-key=s3cr3t', 'https://collector.example.com:4318?', 'http://collector:4318/otlp#s3cr3t']) {
+      let message = '';
+      try {
+        loadConfig({ [name]: endpoint });
+      } catch (error) {
+        message = error instanceof Error ? error.message : String(error);
+      }
+      expect(message).toContain(`${name} must not have a query or fragment: traces are sent to <endpoint>/v1/traces`);
+      expect(message).not.toContain('s3cr3t');
+    }
+    // A path is the collector's prefix, as OpenTelemetry's base endpoint allows.
+    expect(() => loadConfig({ [name]: 'https://gateway.example.com/otlp' })).not.toThrow();
+  }
+});

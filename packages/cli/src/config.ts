@@ -11,6 +11,11 @@ function unsetWhenBlank<T extends z.ZodType>(schema: T) {
   return z.preprocess((value) => (typeof value === 'string' && value.trim() === '' ? undefined : value), schema);
 }
 
+// Traces go to `<endpoint>/v1/traces`: a query or fragment would swallow that path, and every
+// export would fail unseen.
+const otlpEndpointTail = (name: string) =>
+  `${name} must not have a query or fragment: traces are sent to <endpoint>/v1/traces (a collector's token goes in DIRSYNC_OTEL_EXPORTER_OTLP_HEADERS)`;
+
 /**
  * Every setting of the dirsync processes, read from the environment once at start. All problems
  * are reported together; nothing else in the code base reads `process.env`.
@@ -283,6 +288,7 @@ export const configSchema = z.object({
       .string()
       .trim()
       .refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), 'DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (the OTLP/HTTP base endpoint, e.g. http://otel-collector:4318)')
+      .refine((v) => !/[?#]/.test(v), otlpEndpointTail('DIRSYNC_OTEL_EXPORTER_OTLP_ENDPOINT'))
       .optional(),
   ),
   /**
@@ -312,6 +318,7 @@ export const configSchema = z.object({
       .string()
       .trim()
       .refine((v) => /^https?:\/\//.test(v) && URL.canParse(v), 'OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL (the OTLP/HTTP base endpoint, e.g. http://otel-collector:4318)')
+      .refine((v) => !/[?#]/.test(v), otlpEndpointTail('OTEL_EXPORTER_OTLP_ENDPOINT'))
       .optional(),
   ),
   /**
