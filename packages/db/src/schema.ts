@@ -84,9 +84,10 @@ export const directoryObjects = pgTable(
   'directory_objects',
   {
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    integrationId: uuid('integration_id')
-      .notNull()
-      .references(() => integrations.id, { onDelete: 'cascade' }),
+    // No foreign key: its check ran once per inserted object, a third of the insert's cost. The
+    // integration's row is held by every step of a real run that writes objects (the fence check
+    // takes it `for share`), and a trigger deletes its objects with it (migration 0019).
+    integrationId: uuid('integration_id').notNull(),
     externalId: text('external_id').notNull(),
     type: text('type', { enum: ['user', 'group', 'contact'] }).notNull(),
     /** Current DN (lower case) for member resolution; not a key. */
@@ -117,8 +118,8 @@ export const directoryObjects = pgTable(
  * no surrogate id; members are found by a hash index (lookups are by equality only, and it is a
  * third the cost of a b-tree to maintain); and there is no foreign key to the integration, whose
  * check ran once per inserted edge: a real run writes edges in steps that hold the integration's
- * row (the fence check takes it `for share`), so it cannot be deleted under them, and a trigger on `integrations` (migration
- * 0018) deletes an integration's edges with it, as the cascade did.
+ * row (the fence check takes it `for share`), so it cannot be deleted under them, and a trigger
+ * on `integrations` deletes an integration's edges with it, as the cascade did.
  */
 export const memberships = pgTable(
   'memberships',

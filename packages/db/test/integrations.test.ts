@@ -118,9 +118,11 @@ describe('integration CRUD', () => {
     expect(await getIntegration(db, 'not-a-uuid')).toBeUndefined();
   });
 
-  test("an integration's edges go with it, removed directly or with its account; others stay", async () => {
+  test("an integration's objects and edges go with it, removed directly or with its account; others stay", async () => {
     const edges = (integrationId: string) =>
       db.$client<{ n: number }[]>`select count(*)::int as n from memberships where integration_id = ${integrationId}`.then((rows) => rows[0]?.n);
+    const objects = (integrationId: string) =>
+      db.$client<{ n: number }[]>`select count(*)::int as n from directory_objects where integration_id = ${integrationId}`.then((rows) => rows[0]?.n);
     const owner = await createAccount(db, { name: 'edges owner' });
     const kept = await createIntegration(db, ldap(acme.id, 'edges kept'));
     const removed = await createIntegration(db, ldap(acme.id, 'edges removed'));
@@ -128,12 +130,14 @@ describe('integration CRUD', () => {
     for (const integration of [kept, removed, withAccount]) {
       await db.$client`insert into memberships (integration_id, group_external_id, member_external_id, deleted_at)
         values (${integration.id}, 'g', 'a', null), (${integration.id}, 'g', 'b', now())`;
+      await db.$client`insert into directory_objects (integration_id, external_id, type, attributes, content_hash, deleted_at)
+        values (${integration.id}, 'g', 'group', '{}', 'h', null), (${integration.id}, 'b', 'user', '{}', 'h', now())`;
     }
     expect(await removeIntegration(db, removed.id)).toBe(true);
-    expect(await edges(removed.id)).toBe(0);
+    expect([await edges(removed.id), await objects(removed.id)]).toEqual([0, 0]);
     await db.$client`delete from accounts where id = ${owner.id}`;
-    expect(await edges(withAccount.id)).toBe(0);
-    expect(await edges(kept.id)).toBe(2);
+    expect([await edges(withAccount.id), await objects(withAccount.id)]).toEqual([0, 0]);
+    expect([await edges(kept.id), await objects(kept.id)]).toEqual([2, 2]);
   });
 
   test('cursor and run marks are stored', async () => {
