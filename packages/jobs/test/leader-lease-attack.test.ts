@@ -71,8 +71,9 @@ test('a leader whose event loop stalls past the TTL no longer leads when it resu
   expect(output).toBe('follower\n');
 
   // The stall itself, not a wait: the whole thread is blocked (a long GC pause, a synchronous
-  // computation), so no timer or renewal of this process runs until the key expired in Redis.
-  const stallUntil = Date.now() + fast.ttlMs + 1_500;
+  // computation), so no timer or renewal of this process runs until the key expired in Redis
+  // and the other process, trying every 200 ms, has had ample time to take it.
+  const stallUntil = Date.now() + fast.ttlMs + 3_000;
   const cell = new Int32Array(new SharedArrayBuffer(4));
   while (Date.now() < stallUntil) Atomics.wait(cell, 0, 0, stallUntil - Date.now());
 
