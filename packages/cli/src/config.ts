@@ -389,7 +389,8 @@ export type Config = z.infer<typeof configSchema>;
 /** Raised with every configuration problem at once. */
 export class ConfigurationError extends Error {
   constructor(problems: string[]) {
-    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    // Two checks of one setting may word its problem alike: one line each.
+    super(`invalid configuration:\n  - ${[...new Set(problems)].join('\n  - ')}`);
     this.name = 'ConfigurationError';
   }
 }
