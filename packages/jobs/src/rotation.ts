@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { createQueueClient } from './queue-client.ts';
 import type { RedisConnection } from './redis.ts';
 import { parseRotateConnectorJob, rotationJobId } from './rotation-jobs.ts';
+import { awaitReady } from './unavailable.ts';
 
 export * from './rotation-jobs.ts';
 /** Outcome of {@link RotationEnqueueClient.enqueueRotation}. */
@@ -23,13 +24,20 @@ export interface RotationEnqueueClient {
 }
 
 /** Creates a {@link RotationEnqueueClient} with its own Redis connection. */
-export function createRotationEnqueueClient(options: { connection: RedisConnection; prefix?: string | undefined; onError?: ((error: Error) => void) | undefined }): RotationEnqueueClient {
+export function createRotationEnqueueClient(options: {
+  connection: RedisConnection;
+  prefix?: string | undefined;
+  onError?: ((error: Error) => void) | undefined;
+  /** Wait at most this long for Redis before a request, then fail with `QueueUnavailableError`; default: as long as it takes. */
+  readyTimeoutMs?: number | undefined;
+}): RotationEnqueueClient {
   const client = createQueueClient({ connection: options.connection, prefix: options.prefix, onError: options.onError });
   const queue = client.queueOf('rotation');
   return {
     queue,
     async enqueueRotation(request) {
       const data = parseRotateConnectorJob(request);
+      if (options.readyTimeoutMs !== undefined) await awaitReady(client.redis, options.readyTimeoutMs);
       const jobId =
         data.scheduledFor === undefined ? `rotate.${data.connectorId}.manual.${randomUUID()}` : rotationJobId(data.connectorId, Date.parse(data.scheduledFor));
       const job = await client.add('rotateConnector', data, { jobId });
