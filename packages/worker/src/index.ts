@@ -10,7 +10,7 @@ export {
   type HeldLock,
   type LockTiming,
 } from './lock.ts';
-export { createControlProcessor, createControlWorker, type ControlProcessorOptions, type ControlWorker, type ControlWorkerOptions } from './control/index.ts';
+export { createControlProcessor, createControlWorker, type ControlProcessorOptions, type ControlWorker, type ControlWorkerOptions, withMappedSamples } from './control/index.ts';
 export * from './ops/index.ts';
 export * from './entra/index.ts';
 export * from './rotation/index.ts';

@@ -4,7 +4,7 @@ import type { RedisConnection } from '@dirsync/jobs';
 import { createQueueWorker, type QueueCheck } from '@dirsync/jobs';
 import { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
 
-export { createControlProcessor, type ControlProcessorOptions } from './processor.ts';
+export { createControlProcessor, type ControlProcessorOptions, withMappedSamples } from './processor.ts';
 
 /** Options of {@link createControlWorker}. */
 export interface ControlWorkerOptions extends ControlProcessorOptions {

@@ -1,4 +1,6 @@
 import type { ConnectionReport as ConnectionReportResult, ConsentVerificationResult, PreviewResult } from '@dirsync/contracts';
+
+type ConnectionCheck = ConnectionReportResult['checks'][number];
 import { type Job, UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { type Db, deleteSecretCandidate, getIntegration, type Integration, type KeyRing, withIntegrationSecret, withSecretCandidate } from '@dirsync/db';
@@ -9,7 +11,7 @@ import {
   parseTestConnectionJob,
   parseVerifyConsentJob,
 } from '@dirsync/jobs';
-import { type DestinationPolicy, previewProvider, ProviderError } from '@dirsync/providers';
+import { type DestinationPolicy, previewProvider, type Provider, ProviderError } from '@dirsync/providers';
 import { verifyTenantConsent } from '../entra/consent-verification.ts';
 import { classifyFailure } from '../failure.ts';
 import type { ProviderFactory } from '../processor.ts';
@@ -36,6 +38,27 @@ function failedCheck(name: string, error: ProviderError): ConnectionReportResult
 /** Entries Test Connection maps to show the attribute mapping's output. */
 const testSamples = 3;
 
+/**
+ * A passed Test Connection's report with a few entries mapped, showing what a sync will store,
+ * and a `mapping` warning when some of them cannot be mapped or none can be read: what every
+ * Test Connection adds, the workers' (API, console) and the command line's alike.
+ */
+export async function withMappedSamples(provider: Provider, checks: readonly ConnectionCheck[], signal: AbortSignal): Promise<ConnectionReportResult> {
+  const all = checks.map((check) => ({ ...check }));
+  try {
+    const preview = await previewProvider(provider, testSamples, signal);
+    if (preview.problems.length > 0) {
+      const first = preview.problems[0];
+      all.push({ name: 'mapping', ok: true, warning: true, detail: `${preview.problems.length} of the first entries could not be mapped: ${first?.reason ?? ''}` });
+    }
+    return { ok: true, checks: all, samples: preview.samples };
+  } catch (error) {
+    if (!(error instanceof ProviderError)) throw error;
+    all.push({ name: 'mapping', ok: true, warning: true, detail: `no sample entries could be read to show the mapping: ${classifyFailure(error).message}` });
+    return { ok: true, checks: all };
+  }
+}
+
 async function testWith(
   options: ControlProcessorOptions,
   integration: Integration,
@@ -54,19 +77,7 @@ async function testWith(
     const report = await provider.testConnection(signal);
     const checks = report.checks.map((check) => ({ ...check }));
     if (!report.ok || !withSamples) return { ok: report.ok, checks };
-    // The checks passed: a few entries mapped show what a sync will store.
-    try {
-      const preview = await previewProvider(provider, testSamples, signal);
-      if (preview.problems.length > 0) {
-        const first = preview.problems[0];
-        checks.push({ name: 'mapping', ok: true, warning: true, detail: `${preview.problems.length} of the first entries could not be mapped: ${first?.reason ?? ''}` });
-      }
-      return { ok: true, checks, samples: preview.samples };
-    } catch (error) {
-      if (!(error instanceof ProviderError)) throw error;
-      checks.push({ name: 'mapping', ok: true, warning: true, detail: `no sample entries could be read to show the mapping: ${classifyFailure(error).message}` });
-      return { ok: true, checks };
-    }
+    return await withMappedSamples(provider, checks, signal);
   } catch (error) {
     if (error instanceof ProviderError) return failedCheck('connect', error);
     throw error;
