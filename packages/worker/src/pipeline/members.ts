@@ -131,20 +131,37 @@ export class MemberSync {
       if (refsHash !== group.storedMembersHash) changed.push({ group, refsHash });
     }
     if (changed.length === 0) return;
-    const dns = new Set<string>();
-    for (const { group } of changed) uniqueDns(group.members, dns);
-    const byDn = await this.#resolve(dns);
-    const ready: ReadyGroup[] = [];
+    // Each reference is looked up in the DN cache once, straight into its group's set: the
+    // cache answers nearly all of them, and a DN → id map of the whole batch in between cost
+    // three more hash-table operations per reference. Only misses go to the database.
+    const dnCache = this.#dns;
+    const misses = new Set<string>();
+    const sets: { readonly group: GroupToSync; readonly refsHash: string; readonly resolved: Set<string>; readonly missed: string[] | undefined }[] = [];
     for (const { group, refsHash } of changed) {
       const resolved = new Set<string>();
-      const unresolvedDns: string[] = [];
+      let missed: string[] | undefined;
       for (const ref of group.members) {
         if (ref.by === 'externalId') {
           resolved.add(ref.value);
           continue;
         }
-        const id = byDn.get(ref.value);
-        if (id === undefined) unresolvedDns.push(ref.value);
+        const id = dnCache.get(ref.value);
+        if (id !== undefined) {
+          resolved.add(id);
+          continue;
+        }
+        (missed ??= []).push(ref.value);
+        misses.add(ref.value);
+      }
+      sets.push({ group, refsHash, resolved, missed });
+    }
+    const byDn = misses.size === 0 ? undefined : await this.#resolveStored(misses);
+    const ready: ReadyGroup[] = [];
+    for (const { group, refsHash, resolved, missed } of sets) {
+      const unresolvedDns: string[] = [];
+      for (const dn of missed ?? []) {
+        const id = byDn?.get(dn);
+        if (id === undefined) unresolvedDns.push(dn);
         else resolved.add(id);
       }
       if (unresolvedDns.length > 0) {
@@ -314,7 +331,6 @@ export class MemberSync {
 
   /** DN → external id: from memory first, the rest from the database. */
   async #resolve(dns: Iterable<string>): Promise<Map<string, string>> {
-    const { sql, integrationId, runId } = this.#ctx;
     const byDn = new Map<string, string>();
     const misses: string[] = [];
     for (const dn of dns) {
@@ -322,11 +338,17 @@ export class MemberSync {
       if (id === undefined) misses.push(dn);
       else byDn.set(dn, id);
     }
-    for (const slice of chunks(misses, resolveChunk)) {
+    return this.#resolveStored(misses, byDn);
+  }
+
+  /** DN → external id from the database alone, added to `into`. */
+  async #resolveStored(dns: Iterable<string>, into = new Map<string, string>()): Promise<Map<string, string>> {
+    const { sql, integrationId, runId } = this.#ctx;
+    for (const slice of chunks([...dns], resolveChunk)) {
       for (const part of await inParallel(this.#ctx, slice, (dnPart) => resolveDns(sql, integrationId, runId, dnPart))) {
-        for (const [dn, id] of part) byDn.set(dn, id);
+        for (const [dn, id] of part) into.set(dn, id);
       }
     }
-    return byDn;
+    return into;
   }
 }
