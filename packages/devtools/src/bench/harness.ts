@@ -1,5 +1,5 @@
 import type { SyncMode } from '@dirsync/contracts';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -27,6 +27,12 @@ export interface BenchHarness {
   /** Scratch folder (worker log, password files), removed by {@link BenchHarness.close}. */
   readonly dir: string;
   readonly worker: ChildService;
+  /**
+   * CPU time (user and system) the worker process has used so far, in seconds; NaN where
+   * `/proc` cannot tell. The difference around a sync is the worker's share of it, which the
+   * wall-clock time hides on a machine where the database runs beside it.
+   */
+  workerCpuSeconds(): Promise<number>;
   /** Enqueues a sync like any other service would and waits for its run to succeed. */
   runSync(integrationId: string, mode: SyncMode): Promise<Run>;
   /** Writes `<prefix><date>.json` and `<prefix>latest.json` into the results folder. */
@@ -79,6 +85,7 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
     ring,
     dir,
     worker,
+    workerCpuSeconds: () => processCpuSeconds(worker.child.pid),
     async runSync(integrationId, mode) {
       const job = await requestSync({ db, enqueue }, { integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
       return waitFor(
@@ -115,5 +122,22 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
   };
 }
 
+// Linux reports a process's times in clock ticks of 1/100 s (USER_HZ, the same on every architecture).
+const ticksPerSecond = 100;
+
+async function processCpuSeconds(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return Number.NaN;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // Fields after the command name (which may hold spaces, hence the last parenthesis): utime is
+  // the 14th field of the line, stime the 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const user = Number(fields[11]);
+  const system = Number(fields[12]);
+  return Number.isFinite(user) && Number.isFinite(system) ? (user + system) / ticksPerSecond : Number.NaN;
+}
+
 /** Seconds with millisecond precision. */
 export const seconds = (ms: number) => Math.round(ms) / 1000;
+
+/** A number rounded to two decimals. */
+export const round2 = (value: number) => Math.round(value * 100) / 100;

@@ -8,7 +8,7 @@ import postgres from 'postgres';
 import { changeRangeOfRun, createAccount, createIntegration, type Db, readChanges } from '@dirsync/db';
 import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import { ldapGroupAttributes, ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
-import { seconds, startBenchHarness } from './harness.ts';
+import { round2, seconds, startBenchHarness } from './harness.ts';
 import { table } from '@dirsync/cli';
 
 /** Size of the benchmark directory and where results go. */
@@ -206,10 +206,14 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     );
 
     log('full sync…');
+    const cpuBeforeFull = await bench.workerCpuSeconds();
     const full = await bench.runSync(integration.id, 'full');
+    const fullCpu = (await bench.workerCpuSeconds()) - cpuBeforeFull;
     if (full.created !== objects) throw new Error(`full sync created ${full.created} objects, expected ${objects}`);
     log('unchanged full sync…');
+    const cpuBeforeUnchanged = await bench.workerCpuSeconds();
     const unchanged = await bench.runSync(integration.id, 'full');
+    const unchangedCpu = (await bench.workerCpuSeconds()) - cpuBeforeUnchanged;
     if (unchanged.unchanged !== objects) throw new Error(`unchanged full sync found ${unchanged.unchanged} unchanged, expected ${objects}`);
     log(`changing ${options.changes} users, delta sync…`);
     await changeUsers(server, options.changes, options.users);
@@ -264,7 +268,8 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       },
       unchangedFullSync: { seconds: unchangedSeconds, objectsPerSecond: Math.round(objects / Math.max(unchangedSeconds, 0.001)), ratioToFirst: ratio(unchangedSeconds, fullSeconds) },
       deltaSync: { seconds: deltaSeconds, changes: options.changes },
-      worker: { peakRssMB: Math.round(peakRssMB) },
+      // The worker's CPU time during each full sync (user and system).
+      worker: { peakRssMB: Math.round(peakRssMB), cpuSeconds: { fullSync: round2(fullCpu), unchangedFullSync: round2(unchangedCpu) } },
       // The full sync logs one entry per object and one per group for its members.
       changeFeed: {
         fullSyncEntries: fullEntries,
@@ -285,6 +290,7 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       ['(b) / ldapsearch', String(results.fullSync.ratioToLdapsearch), '', ''],
       ['unchanged full sync (c), (c) / (b)', `${unchangedSeconds}s`, String(results.unchangedFullSync.ratioToFirst), verdict(goals.unchangedToFirst)],
       [`delta, ${options.changes} changes (d)`, `${deltaSeconds}s`, '', verdict(goals.deltaSyncSeconds)],
+      ['worker CPU during the first and the unchanged full sync', `${results.worker.cpuSeconds.fullSync}s, ${results.worker.cpuSeconds.unchangedFullSync}s`, '', ''],
       ['worker peak RSS (e)', `${results.worker.peakRssMB} MB`, '', verdict(goals.peakRssMB)],
       [`change feed: ${fullEntries} entries of (b), ${deltaEntries} of (d)`, '', '', ''],
       [`change feed read whole, ${feed.entries} entries (f)`, `${results.changeFeed.readSeconds}s`, `${results.changeFeed.readEntriesPerSecond}/s`, ''],
