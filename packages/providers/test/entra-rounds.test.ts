@@ -113,6 +113,28 @@ it('hands each group on once, whole, however its parts are spread; a user listed
   expect(fetched.cursor).toBeDefined();
 });
 
+it('reads the groups round alongside the users round, one groups page after each users page handed on, in a fixed order', async () => {
+  const before = emulator.requestsTo('graph', '/delta').length;
+  const seenAtFirstPage: string[][] = [];
+  const fetched = await read(provider.fetchFull(signal()), () => {
+    if (seenAtFirstPage.length === 0) seenAtFirstPage.push(emulator.requestsTo('graph', '/delta').slice(before).map((r) => r.path));
+  });
+  expectWholeGroups(fetched);
+  // The first users page is handed on before any groups page is asked for: the groups page is
+  // read while the caller writes the users.
+  expect(seenAtFirstPage[0]?.map((path) => path.includes('/users/delta'))).toEqual([true]);
+  const rounds = emulator
+    .requestsTo('graph', '/delta')
+    .slice(before)
+    .map((r) => (r.path.includes('/users/delta') ? 'u' : 'g'))
+    .join('');
+  const groupPages = rounds.split('g').length - 1;
+  expect(groupPages).toBeGreaterThan(1);
+  expect(rounds.length - groupPages).toBeGreaterThan(groupPages);
+  // Users and groups pages alternate until the groups round is over; the users round goes on.
+  expect(rounds).toBe('ug'.repeat(groupPages) + 'u'.repeat(rounds.length - 2 * groupPages));
+});
+
 it('starts the groups over when the round expires midway (410 Gone with a Location), dropping members removed meanwhile', async () => {
   const before = emulator.requestsTo('graph', '/groups/delta').length;
   let expired = false;

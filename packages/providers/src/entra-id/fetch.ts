@@ -166,37 +166,63 @@ async function* fullRound(
  * holding both keeps the pipeline's contract (a group's `members` is its complete list, which an
  * unchanged group matches by its members hash, writing nothing). A round restarted after an
  * expired skip token starts the groups over.
+ *
+ * The groups round is read alongside the users round, one groups page after each users page
+ * handed on: the pipeline writes a users page while the next pages are fetched, so the groups
+ * round, which writes nothing until it is complete, costs no time of its own. The two rounds are
+ * independent (each its own links, restarts and accumulator) and their requests keep one fixed
+ * order; only one page of each is held beyond the accumulator.
  */
 export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSettings, signal: AbortSignal): AsyncGenerator<FetchPage<EntraEntry>> {
   // Kept over a restart of the users round: what the first pass handed on is in the run already.
   const seenUsers = new SeenIds();
   const users: { deltaLink?: string } = {};
-  for await (const page of fullRound(client, settings, 'users', signal, () => undefined, users)) {
-    const entries: EntraEntry[] = [];
-    for (const record of page.value) {
-      if (isRemoved(record)) continue;
-      const id = recordId(record);
-      entries.push(id !== undefined && seenUsers.add(id) ? { type: 'user', record, repeat: true } : { type: 'user', record });
-    }
-    yield { entries };
-  }
-
   let accumulated = new GroupAccumulator();
   const groups: { deltaLink?: string } = {};
   const restart = () => {
     accumulated = new GroupAccumulator();
   };
-  for await (const page of fullRound(client, settings, 'groups', signal, restart, groups)) {
-    // Only records without a valid id go on at once (they become issues); the page is still
-    // handed on, empty or not, so the pipeline sees the fetch moving and can stop it.
+  const groupPages = fullRound(client, settings, 'groups', signal, restart, groups);
+  let groupsDone = false;
+  /** Reads the next groups page into the accumulator; its records without a valid id go on at once (they become issues). */
+  const nextGroups = async (): Promise<EntraEntry[]> => {
+    const next = await groupPages.next();
+    if (next.done === true) {
+      groupsDone = true;
+      return [];
+    }
     const entries: EntraEntry[] = [];
-    for (const record of page.value) {
+    for (const record of next.value.value) {
       if (isRemoved(record)) continue;
       const id = recordId(record);
       if (id === undefined) entries.push({ type: 'group', record });
       else accumulated.add(id, record, changesOf(record));
     }
-    yield { entries };
+    return entries;
+  };
+  try {
+    for await (const page of fullRound(client, settings, 'users', signal, () => undefined, users)) {
+      const entries: EntraEntry[] = [];
+      for (const record of page.value) {
+        if (isRemoved(record)) continue;
+        const id = recordId(record);
+        entries.push(id !== undefined && seenUsers.add(id) ? { type: 'user', record, repeat: true } : { type: 'user', record });
+      }
+      yield { entries };
+      if (!groupsDone) {
+        const invalid = await nextGroups();
+        if (invalid.length > 0) yield { entries: invalid };
+      }
+    }
+    while (!groupsDone) {
+      // Each page is handed on, empty or not, so the pipeline sees the fetch moving and can stop it.
+      const invalid = await nextGroups();
+      if (!groupsDone || invalid.length > 0) yield { entries: invalid };
+    }
+  } finally {
+    // Stopped early (abort, error, or the caller's break): the groups round is suspended at a
+    // page, not waiting on a request, so closing it ends it at once.
+    if (!groupsDone) await groupPages.return(undefined);
   }
   if (users.deltaLink === undefined || groups.deltaLink === undefined) {
     throw new UnavailableError('a delta round ended without a delta link');
