@@ -167,11 +167,12 @@ async function* fullRound(
  * unchanged group matches by its members hash, writing nothing). A round restarted after an
  * expired skip token starts the groups over.
  *
- * The groups round is read alongside the users round, one groups page after each users page
- * handed on: the pipeline writes a users page while the next pages are fetched, so the groups
- * round, which writes nothing until it is complete, costs no time of its own. The two rounds are
- * independent (each its own links, restarts and accumulator) and their requests keep one fixed
- * order; only one page of each is held beyond the accumulator.
+ * The groups round is read alongside the users round: once a users page is handed on, the next
+ * groups page is requested together with the next users page, so the groups round, which writes
+ * nothing until it is complete, waits neither for the users' writes nor for their requests. The
+ * two rounds are independent (each its own links, restarts and accumulator); at most one request
+ * of each is in flight, groups page k is asked for only after users page k was handed on, and
+ * pages are handed on in one fixed order. Only one page of each is held beyond the accumulator.
  */
 export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSettings, signal: AbortSignal): AsyncGenerator<FetchPage<EntraEntry>> {
   // Kept over a restart of the users round: what the first pass handed on is in the run already.
@@ -200,8 +201,15 @@ export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSet
     }
     return entries;
   };
+  /** The groups page in flight while the next users page is read. */
+  let groupsPending: Promise<EntraEntry[]> | undefined;
   try {
     for await (const page of fullRound(client, settings, 'users', signal, () => undefined, users)) {
+      if (groupsPending !== undefined) {
+        const invalid = await groupsPending;
+        groupsPending = undefined;
+        if (invalid.length > 0) yield { entries: invalid };
+      }
       const entries: EntraEntry[] = [];
       for (const record of page.value) {
         if (isRemoved(record)) continue;
@@ -210,9 +218,16 @@ export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSet
       }
       yield { entries };
       if (!groupsDone) {
-        const invalid = await nextGroups();
-        if (invalid.length > 0) yield { entries: invalid };
+        groupsPending = nextGroups();
+        // Observed when the next users page arrives; this only keeps a failure meanwhile from
+        // counting as unhandled.
+        groupsPending.catch(() => undefined);
       }
+    }
+    if (groupsPending !== undefined) {
+      const invalid = await groupsPending;
+      groupsPending = undefined;
+      if (invalid.length > 0) yield { entries: invalid };
     }
     while (!groupsDone) {
       // Each page is handed on, empty or not, so the pipeline sees the fetch moving and can stop it.
@@ -220,9 +235,11 @@ export async function* fetchAllEntries(client: GraphClient, settings: EntraIdSet
       if (!groupsDone || invalid.length > 0) yield { entries: invalid };
     }
   } finally {
-    // Stopped early (abort, error, or the caller's break): the groups round is suspended at a
-    // page, not waiting on a request, so closing it ends it at once.
-    if (!groupsDone) await groupPages.return(undefined);
+    // Stopped early (abort, error, or the caller's break). A groups request may still be in
+    // flight, and an async generator handles `return()` only once it settles: waiting here could
+    // hang on a stalled server, so the round is closed without waiting (the caller aborts the
+    // signal, which ends that request).
+    if (!groupsDone) void groupPages.return(undefined).catch(() => undefined);
   }
   if (users.deltaLink === undefined || groups.deltaLink === undefined) {
     throw new UnavailableError('a delta round ended without a delta link');
