@@ -32,7 +32,7 @@ export interface Context {
 export type ProcessRole = 'dirsync-worker' | 'dirsync-scheduler' | 'dirsync-api' | 'dirsync-cli';
 
 /** How long a command waits for Redis to answer before it reports the queue unreachable. */
-const COMMAND_QUEUE_WAIT_MS = 10_000;
+export const COMMAND_QUEUE_WAIT_MS = 10_000;
 
 /** Creates the command context from the environment (parsed once here). */
 export function createContext(env: Record<string, string | undefined> = process.env): Context {

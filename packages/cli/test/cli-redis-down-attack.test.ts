@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { close, connect, createConnector, createKeyRing } from '@dirsync/db';
+import { generateCertificate } from '@dirsync/providers';
 import { startThrowawayRedis, type ThrowawayRedis } from '@dirsync/testkit';
 import { type CliEnvironment, createCliEnvironment } from './support/run-cli.ts';
 
@@ -37,4 +40,25 @@ test('sync with Redis unreachable exits 1 with one line naming the queue, record
   // Generous: the command waits a little for Redis, not for ever (runCli kills it after 60 s).
   expect(took).toBeLessThan(45_000);
   expect(JSON.parse(await cli.ok(['runs', 'list', '--integration', id, '--json']))).toEqual({ items: [] });
+}, timeoutMs);
+
+test('rotate --queue with Redis unreachable exits 1 with the same line instead of waiting for Redis', async () => {
+  const db = connect(cli.database.url, { max: 1 });
+  let connectorId: string;
+  try {
+    const connector = await createConnector(
+      db,
+      createKeyRing({ current: cli.env['DIRSYNC_SECRET_KEY']! }),
+      { name: 'queued-rotation', description: 'rotated through the queue', clientId: randomUUID(), applicationObjectId: randomUUID(), homeTenantId: randomUUID(), redirectUri: 'https://dirsync.example.com/v1/consent/callback' },
+      await generateCertificate({ subject: 'dirsync connector', validityDays: 30 }),
+    );
+    connectorId = connector.id;
+  } finally {
+    await close(db);
+  }
+  await redis.stop();
+  const started = Date.now();
+  const result = await cli.run(['connectors', 'rotate', connectorId, '--queue', '--json'], { env: { REDIS_URL: `redis://127.0.0.1:${redis.port}/0` } });
+  expect({ code: result.code, stdout: result.stdout, stderr: result.stderr }).toEqual({ code: 1, stdout: '', stderr: 'dirsync: the queue (Redis) cannot be reached right now\n' });
+  expect(Date.now() - started).toBeLessThan(45_000);
 }, timeoutMs);

@@ -26,7 +26,7 @@ import { connectorSchema, consentStatuses, consentUrlSchema } from '@dirsync/con
 import { z } from 'zod';
 import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
 import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker';
-import type { Context } from '../context.ts';
+import { COMMAND_QUEUE_WAIT_MS, type Context } from '../context.ts';
 import { UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, printJson, table } from '../format.ts';
 
@@ -470,7 +470,8 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
       withContext(async (ctx) => {
         const c = await requireConnector(ctx.db(), idOrName);
         if (flags.queue) {
-          const client = createRotationEnqueueClient({ connection: redisSettingsOf(ctx.config), prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
+          // Says the queue cannot be reached rather than wait for Redis for ever.
+          const client = createRotationEnqueueClient({ connection: redisSettingsOf(ctx.config), prefix: ctx.config.DIRSYNC_QUEUE_PREFIX, readyTimeoutMs: COMMAND_QUEUE_WAIT_MS });
           try {
             const job = await client.enqueueRotation({ connectorId: c.id, trigger: 'manual', requestedBy: 'cli' });
             if (flags.json) printJson(rotationJsonSchema, { status: 'queued', connectorId: c.id, jobId: job.jobId });
