@@ -26,7 +26,7 @@ import {
 } from '@dirsync/db';
 import { dominoGroupAttributes, dominoPersonAttributes, previewProvider, validateSettings, type ConnectionReport } from '@dirsync/providers';
 import { validateSchedule } from '@dirsync/jobs';
-import { createEntraAwareProviderFactory } from '@dirsync/worker';
+import { createEntraAwareProviderFactory, withMappedSamples } from '@dirsync/worker';
 import type { Context } from '../context.ts';
 import { exitCodes, UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, printJson, safeJson, table } from '../format.ts';
@@ -290,9 +290,6 @@ export function formatSamples(samples: readonly MappedSample[]): string[] {
   return samples.map((s) => `  ${s.type} ${displayText(s.externalId, 100)}: ${displayText(JSON.stringify({ attributes: s.attributes, extra: s.extra }), sampleDisplayLimit)}`);
 }
 
-/** Entries Test Connection maps to show what a sync will store. */
-const testSamples = 3;
-
 /**
  * Runs Test Connection for an integration in this process, with the stored secret or a
  * candidate one (`set-password` tests the new password before storing it).
@@ -309,10 +306,12 @@ export async function testIntegrationConnection(
     try {
       const signal = AbortSignal.timeout(60_000);
       const report = await provider.testConnection(signal);
-      // A new password's check needs no samples; a passed test shows what a sync will store.
+      // A new password's check needs no samples; a passed test shows what a sync will store,
+      // with the mapping warning a worker's Test Connection gives.
       if (!report.ok || candidateSecret !== undefined) return report;
-      const preview = await previewProvider(provider, testSamples, signal).catch(() => undefined);
-      return preview === undefined ? report : { ...report, samples: preview.samples };
+      const sampled = await withMappedSamples(provider, report.checks, signal);
+      const checks = sampled.checks.map(({ warning, ...check }) => (warning === undefined ? check : { ...check, warning }));
+      return sampled.samples === undefined ? { ok: sampled.ok, checks } : { ok: sampled.ok, checks, samples: sampled.samples };
     } finally {
       await provider.close();
     }
