@@ -215,3 +215,28 @@ test('without an endpoint there is no tracer; with one, a run\'s spans are poste
     collector.close();
   }
 }, timeoutMs);
+
+test('a collector that refuses the exports is reported (status and count, never the token), the first failure at once', async () => {
+  const collector = createServer((request: IncomingMessage, response) => {
+    request.resume();
+    request.on('end', () => response.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"bad token"}'));
+  });
+  collector.listen(0, '127.0.0.1');
+  await once(collector, 'listening');
+  const address = collector.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  const token = `collector-token-${randomUUID()}`;
+  const failures: Array<{ reason: string; failedExports: number }> = [];
+  const tracing = createTracing({ endpoint: `http://127.0.0.1:${address.port}`, headers: { authorization: `Bearer ${token}` }, onExportFailure: (f) => failures.push(f) });
+  try {
+    for (let i = 0; i < 3; i += 1) tracing.tracer?.startSpan(`refused-${i}`).end();
+    // Shutting down flushes the batch: one export, refused.
+    await tracing.shutdown();
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.failedExports).toBe(1);
+    expect(failures[0]?.reason).toMatch(/^HTTP 401: /);
+    expect(JSON.stringify(failures)).not.toContain(token);
+  } finally {
+    collector.close();
+  }
+}, timeoutMs);

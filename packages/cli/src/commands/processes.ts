@@ -51,7 +51,11 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         const logger = ctx.logger('worker');
         const metrics = createWorkerMetrics({ db: ctx.db() });
         // Traces only when an OTLP endpoint is configured; otherwise no tracer exists at all.
-        const tracing = createTracing({ endpoint: otlpEndpointOf(ctx.config), headers: otlpHeadersOf(ctx.config) });
+        const tracing = createTracing({
+          endpoint: otlpEndpointOf(ctx.config),
+          headers: otlpHeadersOf(ctx.config),
+          onExportFailure: ({ reason, failedExports }) => logger.warn({ reason, failedExports }, 'traces could not be exported to the OTLP endpoint'),
+        });
         const worker = createWorker({
           db: ctx.db(),
           connection: redisSettingsOf(ctx.config),

@@ -1,4 +1,5 @@
 import { type Attributes, context, type Span, SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type SpanExporter, type SpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
@@ -26,6 +27,13 @@ export interface TracingOptions {
   readonly exporter?: SpanExporter | undefined;
   /** Default: a batch processor over the exporter. */
   readonly processor?: SpanProcessor | undefined;
+  /**
+   * Told when exports fail (a collector refusing the token, unreachable, answering 5xx): the
+   * first failure at once, then at most once a minute with the count since. Without it a wrong
+   * token loses every trace without a word. The reason is the exporter's status and first line
+   * only — never the headers.
+   */
+  readonly onExportFailure?: ((failure: { readonly reason: string; readonly failedExports: number }) => void) | undefined;
 }
 
 /** A process's tracing: the tracer to hand to the worker (undefined when off), and its shutdown. */
@@ -60,9 +68,47 @@ function otlpExporter(endpoint: string, headers: Readonly<Record<string, string>
   });
 }
 
+const failureReportEveryMs = 60_000;
+
+/**
+ * `exporter`, reporting failed exports to `report` (the first at once, then once a minute; what
+ * is left unreported when it shuts down is reported then).
+ */
+function reportingFailures(exporter: SpanExporter, report: NonNullable<TracingOptions['onExportFailure']>): SpanExporter {
+  let failedSinceReport = 0;
+  let lastReason = '';
+  let lastReportAt = -Infinity;
+  return {
+    export(spans, resultCallback) {
+      exporter.export(spans, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) {
+          failedSinceReport += 1;
+          const now = Date.now();
+          if (now - lastReportAt >= failureReportEveryMs) {
+            const error = result.error;
+            const status = error !== undefined && 'code' in error && typeof error.code === 'number' ? `HTTP ${error.code}: ` : '';
+            lastReason = `${status}${(error?.message ?? 'export failed').split('\n')[0]?.slice(0, 200) ?? ''}`;
+            report({ reason: lastReason, failedExports: failedSinceReport });
+            failedSinceReport = 0;
+            lastReportAt = now;
+          }
+        }
+        resultCallback(result);
+      });
+    },
+    async shutdown() {
+      if (failedSinceReport > 0) report({ reason: lastReason, failedExports: failedSinceReport });
+      failedSinceReport = 0;
+      await exporter.shutdown();
+    },
+    ...(exporter.forceFlush === undefined ? {} : { forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve() }),
+  };
+}
+
 /** Creates the tracer of a worker process, or none when no endpoint (nor exporter) is given. */
 export function createTracing(options: TracingOptions): Tracing {
-  const exporter = options.exporter ?? (options.endpoint === undefined ? undefined : otlpExporter(options.endpoint, options.headers ?? {}));
+  const base = options.exporter ?? (options.endpoint === undefined ? undefined : otlpExporter(options.endpoint, options.headers ?? {}));
+  const exporter = base === undefined || options.onExportFailure === undefined ? base : reportingFailures(base, options.onExportFailure);
   if (exporter === undefined && options.processor === undefined) return { tracer: undefined, shutdown: async () => undefined };
   const processor = options.processor ?? new BatchSpanProcessor({ exporter: exporter as SpanExporter });
   const provider = new TracerProvider({
@@ -75,7 +121,11 @@ export function createTracing(options: TracingOptions): Tracing {
   });
   return {
     tracer: provider.getTracer('dirsync'),
-    shutdown: () => provider.shutdown(),
+    async shutdown() {
+      // The last batch's export fails the flush when the collector refuses it; a stopping worker
+      // must still stop (the failure is reported through onExportFailure where one is given).
+      await provider.shutdown().catch(() => undefined);
+    },
   };
 }
 
