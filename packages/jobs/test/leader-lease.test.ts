@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { hostname } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import {
   createTestQueuePrefix,
@@ -9,48 +8,17 @@ import {
   testRedisUrl,
   useTestRedisCluster,
   waitFor,
-  type TestQueuePrefix,
   type TestRedisCluster,
 } from '@dirsync/testkit';
-import { clusterKeySlot, installationMetricsLeaseKey, leaderLeaseKey, startLeaderElection, type LeaderElection, type LeaderElectionOptions } from '../src/index.ts';
+import { clusterKeySlot, installationMetricsLeaseKey, leaderLeaseKey, type LeaderElection } from '../src/index.ts';
+import { fastLease, leaseHolderScript, useElectionBed } from './support/election-bed.ts';
 
 // Elections on real Redis (a standalone server, a throwaway one the tests stop, and the 3-node
 // test cluster): at most one leader at any time, handed over on close at once and after the TTL
 // when the leader dies, never claimed without Redis.
 
-const leaseHolderScript = fileURLToPath(new URL('./support/lease-holder.ts', import.meta.url));
-// Short leases: a lost leader is replaced within seconds.
-const fast = { ttlMs: 2_000, renewEveryMs: 200 };
-
-let prefix: TestQueuePrefix;
-let redis: Redis;
-const teardown: Array<() => Promise<unknown>> = [];
-
-beforeAll(() => {
-  prefix = createTestQueuePrefix('leader-lease');
-  redis = new Redis(testRedisUrl);
-});
-
-afterEach(async () => {
-  while (teardown.length > 0) await teardown.pop()?.();
-});
-
-afterAll(async () => {
-  await prefix.cleanup();
-  redis.disconnect();
-});
-
-let keys = 0;
-function freshKey(): string {
-  keys += 1;
-  return leaderLeaseKey(prefix.prefix, `test-${keys}`);
-}
-
-function elect(options: Partial<LeaderElectionOptions> & Pick<LeaderElectionOptions, 'key'>): LeaderElection {
-  const election = startLeaderElection({ connection: testRedisUrl, timing: fast, ...options });
-  teardown.push(() => election.close());
-  return election;
-}
+const bed = useElectionBed('leader-lease');
+const { elect, freshKey } = bed;
 
 function leaders(elections: readonly LeaderElection[]): LeaderElection[] {
   return elections.filter((election) => election.isLeader());
@@ -64,15 +32,15 @@ test('of three processes on one lease exactly one leads while the lease is renew
   const [leader] = leaders(elections);
   expect(leaders(elections)).toHaveLength(1);
   for (const election of elections) expect(election.state().status).toBe(election === leader ? 'leader' : 'follower');
-  expect(await redis.get(key)).toMatch(new RegExp(`^${hostname()}/${process.pid}/`));
+  expect(await bed.redis().get(key)).toMatch(new RegExp(`^${hostname()}/${process.pid}/`));
 
   // Watched across several renewals (each one pushes the key's expiry up again).
   let renewals = 0;
-  let lastTtl = await redis.pttl(key);
+  let lastTtl = await bed.redis().pttl(key);
   await waitFor(
     async () => {
       expect(leaders(elections)).toEqual([leader]);
-      const ttl = await redis.pttl(key);
+      const ttl = await bed.redis().pttl(key);
       expect(ttl).toBeGreaterThan(0);
       if (ttl > lastTtl) renewals += 1;
       lastTtl = ttl;
@@ -101,9 +69,9 @@ test('a leader that closes frees the lease, and another takes over at its next a
 
 test('a killed leader keeps the lease until its TTL runs out; then another process takes it', async () => {
   const key = freshKey();
-  const child = spawn(process.execPath, [leaseHolderScript, JSON.stringify({ redisUrl: testRedisUrl, key, ...fast })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [leaseHolderScript, JSON.stringify({ redisUrl: testRedisUrl, key, ...fastLease })], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = once(child, 'exit');
-  teardown.push(async () => {
+  bed.afterTest(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
   });
@@ -125,9 +93,9 @@ test('a killed leader keeps the lease until its TTL runs out; then another proce
   child.kill('SIGKILL');
   await exited;
   // Nothing freed it: the dead process's value stays until the key expires.
-  expect(await redis.get(key)).toMatch(new RegExp(`^${hostname()}/${child.pid}/`));
+  expect(await bed.redis().get(key)).toMatch(new RegExp(`^${hostname()}/${child.pid}/`));
   await waitFor(() => survivor.isLeader(), { timeoutMs: 20_000, what: 'the survivor to take the lease' });
-  expect(await redis.get(key)).toMatch(new RegExp(`^${hostname()}/${process.pid}/`));
+  expect(await bed.redis().get(key)).toMatch(new RegExp(`^${hostname()}/${process.pid}/`));
 }, 60_000);
 
 test('a lease that is no longer ours is neither renewed nor deleted by its former holder', async () => {
@@ -138,21 +106,21 @@ test('a lease that is no longer ours is neither renewed nor deleted by its forme
   expect(election.isLeader()).toBe(true);
 
   // As if the lease had expired unnoticed and another process had taken it.
-  await redis.set(key, 'another-process', 'PX', 600_000);
+  await bed.redis().set(key, 'another-process', 'PX', 600_000);
   await waitFor(() => !election.isLeader(), { timeoutMs: 20_000, what: 'the former holder to see it lost the lease' });
   expect(election.state().status).toBe('follower');
   expect(changes).toEqual([true, false]);
-  expect(await redis.get(key)).toBe('another-process');
+  expect(await bed.redis().get(key)).toBe('another-process');
   // Its renewal did not shorten the other holder's lease to its own TTL.
-  expect(await redis.pttl(key)).toBeGreaterThan(500_000);
+  expect(await bed.redis().pttl(key)).toBeGreaterThan(500_000);
 
   await election.close();
-  expect(await redis.get(key)).toBe('another-process');
+  expect(await bed.redis().get(key)).toBe('another-process');
 }, 60_000);
 
 test('without Redis no process claims the lease, and says why; with Redis back one leads again', async () => {
   const server = await startThrowawayRedis();
-  teardown.push(() => server.stop());
+  bed.afterTest(() => server.stop());
   const key = leaderLeaseKey('throwaway', 'installation-metrics');
   const errors: Error[] = [];
   const first = elect({ key, connection: server.url, onError: (error) => errors.push(error) });
@@ -179,13 +147,13 @@ test('without Redis no process claims the lease, and says why; with Redis back o
 
 test('two installations (queue prefixes) on one Redis elect a leader each', async () => {
   const other = createTestQueuePrefix('leader-lease-other');
-  teardown.push(() => other.cleanup());
-  const ours = [elect({ key: installationMetricsLeaseKey(prefix.prefix) }), elect({ key: installationMetricsLeaseKey(prefix.prefix) })];
+  bed.afterTest(() => other.cleanup());
+  const ours = [elect({ key: installationMetricsLeaseKey(bed.prefix().prefix) }), elect({ key: installationMetricsLeaseKey(bed.prefix().prefix) })];
   const theirs = [elect({ key: installationMetricsLeaseKey(other.prefix) }), elect({ key: installationMetricsLeaseKey(other.prefix) })];
   await Promise.all([...ours, ...theirs].map((election) => election.settled));
   expect(leaders(ours)).toHaveLength(1);
   expect(leaders(theirs)).toHaveLength(1);
-  expect(installationMetricsLeaseKey(prefix.prefix)).toBe(`${prefix.prefix}:dirsync:leader:{installation-metrics}`);
+  expect(installationMetricsLeaseKey(bed.prefix().prefix)).toBe(`${bed.prefix().prefix}:dirsync:leader:{installation-metrics}`);
 }, 60_000);
 
 describe('on a 3-node Redis Cluster', () => {
