@@ -1,5 +1,5 @@
 import type { SyncMode } from '@dirsync/contracts';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -33,6 +33,12 @@ export interface BenchHarness {
    * wall-clock time hides on a machine where the database runs beside it.
    */
   workerCpuSeconds(): Promise<number>;
+  /**
+   * CPU time every PostgreSQL process of this machine has used so far (backends, WAL writer,
+   * checkpointer), in seconds; NaN where `/proc` cannot tell. The database runs on the same
+   * cores as the worker, so its share decides the wall-clock time as much as the worker's.
+   */
+  postgresCpuSeconds(): Promise<number>;
   /** Enqueues a sync like any other service would and waits for its run to succeed. */
   runSync(integrationId: string, mode: SyncMode): Promise<Run>;
   /** Writes `<prefix><date>.json` and `<prefix>latest.json` into the results folder. */
@@ -86,6 +92,7 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
     dir,
     worker,
     workerCpuSeconds: () => processCpuSeconds(worker.child.pid),
+    postgresCpuSeconds,
     async runSync(integrationId, mode) {
       const job = await requestSync({ db, enqueue }, { integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
       return waitFor(
@@ -125,7 +132,8 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
 // Linux reports a process's times in clock ticks of 1/100 s (USER_HZ, the same on every architecture).
 const ticksPerSecond = 100;
 
-async function processCpuSeconds(pid: number | undefined): Promise<number> {
+/** CPU time (user and system) process `pid` has used so far, in seconds; NaN where `/proc` cannot tell. */
+export async function processCpuSeconds(pid: number | undefined): Promise<number> {
   if (pid === undefined) return Number.NaN;
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   // Fields after the command name (which may hold spaces, hence the last parenthesis): utime is
@@ -134,6 +142,22 @@ async function processCpuSeconds(pid: number | undefined): Promise<number> {
   const user = Number(fields[11]);
   const system = Number(fields[12]);
   return Number.isFinite(user) && Number.isFinite(system) ? (user + system) / ticksPerSecond : Number.NaN;
+}
+
+async function postgresCpuSeconds(): Promise<number> {
+  const pids = (await readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
+  let total = 0;
+  let found = false;
+  for (const pid of pids) {
+    const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+    if (comm !== 'postgres') continue;
+    const cpu = await processCpuSeconds(Number(pid));
+    // A backend that ended between the two reads takes its time with it.
+    if (!Number.isFinite(cpu)) continue;
+    total += cpu;
+    found = true;
+  }
+  return found ? total : Number.NaN;
 }
 
 /** Seconds with millisecond precision. */

@@ -8,7 +8,7 @@ import postgres from 'postgres';
 import { changeRangeOfRun, createAccount, createIntegration, type Db, readChanges } from '@dirsync/db';
 import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import { ldapGroupAttributes, ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
-import { round2, seconds, startBenchHarness } from './harness.ts';
+import { type BenchHarness, processCpuSeconds, round2, seconds, startBenchHarness } from './harness.ts';
 import { table } from '@dirsync/cli';
 
 /** Size of the benchmark directory and where results go. */
@@ -78,6 +78,8 @@ interface CopyFloor {
   readonly ms: number;
   readonly objects: number;
   readonly edges: number;
+  /** Rows of the change feed (one per kind of change and type, one per group's members). */
+  readonly changes: number;
 }
 
 async function copyOut(sql: postgres.Sql, query: string): Promise<Buffer[]> {
@@ -94,17 +96,19 @@ async function copyIn(sql: postgres.Sql, query: string, chunks: readonly Buffer[
 }
 
 /**
- * (a'') The database's floor: every object and edge row the first full sync wrote, written again
- * with COPY into empty tables made like the sync's (`like … including all`, foreign keys and
- * triggers added), as the sync wrote into empty ones. The rows are read out first; only the
- * writes are timed, objects and edges on two connections at once, as the sync spreads its writes
- * over two. The tables are dropped afterwards.
+ * (a'') The database's floor: every row the first full sync wrote (its objects, its edges and its
+ * change feed entries), written again with COPY into empty tables made like the sync's (`like …
+ * including all`, foreign keys and triggers added), as the sync wrote into empty ones. The rows are
+ * read out first; only the writes are timed, on two connections at once as the sync spreads its
+ * writes over two: the edges on one, the objects and then the feed entries on the other. The
+ * feed's batch rows (one per transaction, about a hundred) are left out. The tables are dropped
+ * afterwards.
  */
-async function copyFloor(databaseUrl: string, integrationId: string): Promise<CopyFloor> {
+async function copyFloor(databaseUrl: string, integrationId: string, runId: string): Promise<CopyFloor> {
   const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
-  // COPY takes no parameters: the id is a uuid this benchmark made, checked before use.
-  if (!/^[0-9a-f-]{36}$/.test(integrationId)) throw new Error(`not a uuid: ${integrationId}`);
-  const tables = { directory_objects: 'bench_floor_objects', memberships: 'bench_floor_memberships' } as const;
+  // COPY takes no parameters: the ids are uuids this benchmark made, checked before use.
+  for (const id of [integrationId, runId]) if (!/^[0-9a-f-]{36}$/.test(id)) throw new Error(`not a uuid: ${id}`);
+  const tables = { directory_objects: 'bench_floor_objects', memberships: 'bench_floor_memberships', changes: 'bench_floor_changes' } as const;
   try {
     for (const [source, copy] of Object.entries(tables)) {
       await sql.unsafe(`drop table if exists ${copy}; create table ${copy} (like ${source} including all)`);
@@ -120,16 +124,18 @@ async function copyFloor(databaseUrl: string, integrationId: string): Promise<Co
     const edgeColumns = 'integration_id, group_external_id, member_external_id, last_seen_run_id';
     const objects = await copyOut(sql, `copy (select ${objectColumns} from directory_objects where integration_id = '${integrationId}') to stdout`);
     const edges = await copyOut(sql, `copy (select ${edgeColumns} from memberships where integration_id = '${integrationId}' and deleted_at is null) to stdout`);
+    const changes = await copyOut(sql, `copy (select c.* from changes c join change_batches b on b.id = c.batch_id where b.run_id = '${runId}') to stdout`);
     const { ms } = await timed(() =>
       Promise.all([
-        copyIn(sql, `copy ${tables.directory_objects} (${objectColumns}) from stdin`, objects),
+        copyIn(sql, `copy ${tables.directory_objects} (${objectColumns}) from stdin`, objects).then(() => copyIn(sql, `copy ${tables.changes} from stdin`, changes)),
         copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, edges),
       ]),
     );
-    const [counts] = await sql.unsafe<{ objects: number; edges: number }[]>(
-      `select (select count(*) from ${tables.directory_objects})::int as objects, (select count(*) from ${tables.memberships})::int as edges`,
+    const [counts] = await sql.unsafe<{ objects: number; edges: number; changes: number }[]>(
+      `select (select count(*) from ${tables.directory_objects})::int as objects, (select count(*) from ${tables.memberships})::int as edges,
+        (select count(*) from ${tables.changes})::int as changes`,
     );
-    return { ms, objects: counts?.objects ?? 0, edges: counts?.edges ?? 0 };
+    return { ms, objects: counts?.objects ?? 0, edges: counts?.edges ?? 0, changes: counts?.changes ?? 0 };
   } finally {
     await sql.unsafe(`drop table if exists ${Object.values(tables).join(', ')}`).catch(() => undefined);
     await sql.end({ timeout: 5 });
@@ -171,6 +177,19 @@ async function readWholeFeed(db: Db, accountId: string): Promise<{ ms: number; e
   return { ms: performance.now() - started, entries };
 }
 
+/**
+ * Runs `fn` and returns, beside its value, the CPU seconds the worker, PostgreSQL and slapd used
+ * meanwhile: the three share the machine's cores, so the wall-clock time is bound by their sum.
+ */
+async function cpuDuring<T>(bench: BenchHarness, server: SlapdServer, fn: () => Promise<T>): Promise<{ value: T; worker: number; postgres: number; slapd: number }> {
+  const read = () => Promise.all([bench.workerCpuSeconds(), bench.postgresCpuSeconds(), processCpuSeconds(server.pid)]);
+  const before = await read();
+  const value = await fn();
+  const after = await read();
+  const used = (i: 0 | 1 | 2) => round2(after[i] - before[i]);
+  return { value, worker: used(0), postgres: used(1), slapd: used(2) };
+}
+
 /** Runs the LDAP benchmark, prints the table and writes the JSON results. */
 export async function runLdapBench(options: LdapBenchOptions): Promise<Record<string, unknown>> {
   const { log } = options;
@@ -206,25 +225,23 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     );
 
     log('full sync…');
-    const cpuBeforeFull = await bench.workerCpuSeconds();
-    const full = await bench.runSync(integration.id, 'full');
-    const fullCpu = (await bench.workerCpuSeconds()) - cpuBeforeFull;
+    const fullCpu = await cpuDuring(bench, server, () => bench.runSync(integration.id, 'full'));
+    const full = fullCpu.value;
     if (full.created !== objects) throw new Error(`full sync created ${full.created} objects, expected ${objects}`);
     log('unchanged full sync…');
-    const cpuBeforeUnchanged = await bench.workerCpuSeconds();
-    const unchanged = await bench.runSync(integration.id, 'full');
-    const unchangedCpu = (await bench.workerCpuSeconds()) - cpuBeforeUnchanged;
+    const unchangedCpu = await cpuDuring(bench, server, () => bench.runSync(integration.id, 'full'));
+    const unchanged = unchangedCpu.value;
     if (unchanged.unchanged !== objects) throw new Error(`unchanged full sync found ${unchanged.unchanged} unchanged, expected ${objects}`);
     log(`changing ${options.changes} users, delta sync…`);
     await changeUsers(server, options.changes, options.users);
     const delta = await bench.runSync(integration.id, 'delta');
     if (delta.updated !== options.changes) throw new Error(`delta updated ${delta.updated} objects, expected ${options.changes}`);
     const peakRssMB = (await worker.peakRssMB()) ?? Number.NaN;
-    log('measuring the database floor: COPY of the objects and edges the sync wrote…');
-    const copy = await copyFloor(options.databaseUrl, integration.id);
+    log('measuring the database floor: COPY of the objects, edges and change feed entries the sync wrote…');
+    const copy = await copyFloor(options.databaseUrl, integration.id, full.id);
     const edges = options.groups * Math.min(options.membersPerGroup, options.users);
-    if (copy.objects !== objects || copy.edges !== edges) {
-      throw new Error(`the database floor wrote ${copy.objects} objects and ${copy.edges} edges, expected ${objects} and ${edges}`);
+    if (copy.objects !== objects || copy.edges !== edges || copy.changes === 0) {
+      throw new Error(`the database floor wrote ${copy.objects} objects, ${copy.edges} edges and ${copy.changes} feed rows, expected ${objects}, ${edges} and some`);
     }
     log('reading the change feed…');
     const fullEntries = (await changeRangeOfRun(db, full.id))?.count ?? 0;
@@ -256,9 +273,10 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       floors: {
         ldapsearchSeconds: seconds(ldapsearchMs),
         ldaptsSeconds: seconds(client.ms),
-        // Objects and edges as the first full sync wrote them.
+        // Objects, edges and change feed rows as the first full sync wrote them.
         copySeconds: seconds(copy.ms),
-        copyRows: copy.objects + copy.edges,
+        copyRows: copy.objects + copy.edges + copy.changes,
+        copyChangeRows: copy.changes,
       },
       fullSync: {
         seconds: fullSeconds,
@@ -269,7 +287,10 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       unchangedFullSync: { seconds: unchangedSeconds, objectsPerSecond: Math.round(objects / Math.max(unchangedSeconds, 0.001)), ratioToFirst: ratio(unchangedSeconds, fullSeconds) },
       deltaSync: { seconds: deltaSeconds, changes: options.changes },
       // The worker's CPU time during each full sync (user and system).
-      worker: { peakRssMB: Math.round(peakRssMB), cpuSeconds: { fullSync: round2(fullCpu), unchangedFullSync: round2(unchangedCpu) } },
+      worker: { peakRssMB: Math.round(peakRssMB), cpuSeconds: { fullSync: fullCpu.worker, unchangedFullSync: unchangedCpu.worker } },
+      // What the two other processes on the same cores used meanwhile.
+      postgres: { cpuSeconds: { fullSync: fullCpu.postgres, unchangedFullSync: unchangedCpu.postgres } },
+      slapd: { cpuSeconds: { fullSync: fullCpu.slapd, unchangedFullSync: unchangedCpu.slapd } },
       // The full sync logs one entry per object and one per group for its members.
       changeFeed: {
         fullSyncEntries: fullEntries,
@@ -284,13 +305,15 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     const rows: [string, string, string, string][] = [
       ['ldapsearch dump (a)', `${results.floors.ldapsearchSeconds}s`, `${Math.round(objects / results.floors.ldapsearchSeconds)}/s`, ''],
       ["ldapts read (a')", `${results.floors.ldaptsSeconds}s`, `${Math.round(objects / results.floors.ldaptsSeconds)}/s`, ''],
-      [`COPY of (b)'s ${objects} objects + ${edges} edges (a'')`, `${results.floors.copySeconds}s`, `${Math.round(objects / results.floors.copySeconds)} objects/s`, ''],
+      [`COPY of (b)'s ${objects} objects + ${edges} edges + ${copy.changes} feed rows (a'')`, `${results.floors.copySeconds}s`, `${Math.round(objects / results.floors.copySeconds)} objects/s`, ''],
       ['first full sync (b)', `${fullSeconds}s`, `${objectsPerSecond}/s`, verdict(goals.objectsPerSecond)],
       ["(b) / slower of (a') and (a'')", String(results.fullSync.ratioToSlowerFloor), '', verdict(goals.ratioToSlowerFloor)],
       ['(b) / ldapsearch', String(results.fullSync.ratioToLdapsearch), '', ''],
       ['unchanged full sync (c), (c) / (b)', `${unchangedSeconds}s`, String(results.unchangedFullSync.ratioToFirst), verdict(goals.unchangedToFirst)],
       [`delta, ${options.changes} changes (d)`, `${deltaSeconds}s`, '', verdict(goals.deltaSyncSeconds)],
       ['worker CPU during the first and the unchanged full sync', `${results.worker.cpuSeconds.fullSync}s, ${results.worker.cpuSeconds.unchangedFullSync}s`, '', ''],
+      ['PostgreSQL CPU during the same', `${results.postgres.cpuSeconds.fullSync}s, ${results.postgres.cpuSeconds.unchangedFullSync}s`, '', ''],
+      ['slapd CPU during the same', `${results.slapd.cpuSeconds.fullSync}s, ${results.slapd.cpuSeconds.unchangedFullSync}s`, '', ''],
       ['worker peak RSS (e)', `${results.worker.peakRssMB} MB`, '', verdict(goals.peakRssMB)],
       [`change feed: ${fullEntries} entries of (b), ${deltaEntries} of (d)`, '', '', ''],
       [`change feed read whole, ${feed.entries} entries (f)`, `${results.changeFeed.readSeconds}s`, `${results.changeFeed.readEntriesPerSecond}/s`, ''],
