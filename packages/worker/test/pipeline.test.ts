@@ -310,6 +310,23 @@ describe('member references', () => {
     expect(await harness.edges()).toEqual(['g1>u2', 'g2>u2', 'g2>u3', 'g2>u4']);
   });
 
+  test('a first sync resolves a group ahead of its batch, and again when its DN changed hands meanwhile', async () => {
+    // Batches of two: [a, x1] [x2, x3] [b, g]. The last batch's members are resolved while
+    // [x2, x3] is written, when the DN names a; b takes it over in the batch's own step, before
+    // g's edges are written: the answer read ahead is stale and must not be used.
+    const provider = new ScriptedProvider().put(
+      user('a'),
+      user('x1'),
+      user('x2'),
+      user('x3'),
+      { ...user('b'), dn: userDn('a') },
+      group('g', [userDn('a'), userDn('x1')]),
+    );
+    const harness = new PipelineHarness(db, provider, await createIntegrationRow(db));
+    expect(await harness.sync('full')).toMatchObject({ created: 6, membershipsAdded: 2, issueCount: 0 });
+    expect(await harness.edges()).toEqual(['g>b', 'g>x1']);
+  });
+
   test('an object recreated under the same DN takes over the edges in the same run', async () => {
     const { provider, harness } = await syncedDirectory();
     provider.remove('u2');

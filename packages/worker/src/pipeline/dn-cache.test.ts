@@ -56,4 +56,25 @@ describe('DnCache', () => {
     cache.set('uid=a', 'A');
     expect(cache.get('uid=a')).toBeUndefined();
   });
+
+  test('its version moves when a DN stops naming its object, and only then', () => {
+    const cache = new DnCache(4);
+    const moves: string[] = [];
+    let seen = cache.version;
+    const step = (what: string, fn: () => void) => {
+      fn();
+      if (cache.version !== seen) moves.push(what);
+      seen = cache.version;
+    };
+    step('new DN', () => cache.set('uid=a', 'A'));
+    step('same DN, same object', () => cache.set('uid=a', 'A'));
+    step('taken over by another object', () => cache.set('uid=a', 'B'));
+    step('forgotten for an object that does not hold it', () => cache.forget('uid=a', 'A'));
+    step('renamed away', () => cache.forget('uid=a', 'B'));
+    step('more new DNs, the old generation dropped', () => {
+      for (const name of ['b', 'c', 'd', 'e', 'f']) cache.set(`uid=${name}`, name);
+    });
+    step('taken over in the old generation', () => cache.set('uid=e', 'X'));
+    expect(moves).toEqual(['taken over by another object', 'renamed away', 'taken over in the old generation']);
+  });
 });

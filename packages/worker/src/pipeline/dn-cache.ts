@@ -15,6 +15,7 @@ export class DnCache {
   readonly #generation: number;
   #young = new Map<string, string>();
   #old = new Map<string, string>();
+  #version = 0;
 
   constructor(capacity: number) {
     this.#generation = Math.max(0, Math.floor(capacity / 2));
@@ -22,6 +23,15 @@ export class DnCache {
 
   get size(): number {
     return this.#young.size + this.#old.size;
+  }
+
+  /**
+   * Changes whenever a DN the cache held stops naming the object it named (renamed away, or taken
+   * over by another object): an answer read at an earlier version may then be wrong. New DNs and
+   * evictions leave it as it is (a hit read before them is still true).
+   */
+  get version(): number {
+    return this.#version;
   }
 
   get(dn: string): string | undefined {
@@ -37,6 +47,8 @@ export class DnCache {
   /** Records that `dn` now names `externalId` (the latest object stored with a DN wins). */
   set(dn: string, externalId: string): void {
     if (this.#generation === 0) return;
+    const held = this.#young.get(dn) ?? this.#old.get(dn);
+    if (held !== undefined && held !== externalId) this.#version += 1;
     this.#old.delete(dn);
     this.#young.set(dn, externalId);
     if (this.#young.size >= this.#generation) {
@@ -47,7 +59,8 @@ export class DnCache {
 
   /** Forgets `dn` if it still names `externalId` (the object was renamed away from it). */
   forget(dn: string, externalId: string): void {
-    if (this.#young.get(dn) === externalId) this.#young.delete(dn);
-    if (this.#old.get(dn) === externalId) this.#old.delete(dn);
+    const young = this.#young.get(dn) === externalId && this.#young.delete(dn);
+    const old = this.#old.get(dn) === externalId && this.#old.delete(dn);
+    if (young || old) this.#version += 1;
   }
 }

@@ -37,6 +37,19 @@ export interface MemberOfToLink {
   readonly memberOf: readonly MemberRef[];
 }
 
+/**
+ * A group's references hashed, and resolved against the DN cache, ahead of its write step (see
+ * {@link MemberSync.prepare}).
+ */
+export interface PreparedMembers {
+  readonly refsHash: string;
+  /** What the cache resolved, read at {@link PreparedMembers.cacheVersion}; undefined when not resolved ahead. */
+  readonly resolved: Set<string> | undefined;
+  /** DNs the cache did not know then. */
+  readonly missed: string[] | undefined;
+  readonly cacheVersion: number;
+}
+
 /** A group with DN references not resolvable yet (a nested group that comes later in the fetch). */
 interface DeferredGroup {
   readonly externalId: string;
@@ -124,36 +137,36 @@ export class MemberSync {
    * Resolves and writes the complete member lists of a batch's groups whose references changed.
    * `pending`: objects the step wrote in its own transaction (see {@link MemberSync.#write}).
    */
-  async syncGroups(groups: readonly GroupToSync[], pending: ReadonlySet<string> = new Set()): Promise<void> {
-    const changed: { readonly group: GroupToSync; readonly refsHash: string }[] = [];
+  async syncGroups(
+    groups: readonly GroupToSync[],
+    pending: ReadonlySet<string> = new Set(),
+    prepared: ReadonlyMap<string, PreparedMembers> = new Map(),
+  ): Promise<void> {
+    const changed: { readonly group: GroupToSync; readonly ahead: PreparedMembers }[] = [];
     for (const group of groups) {
-      const refsHash = memberRefsHash(group.members);
-      if (refsHash !== group.storedMembersHash) changed.push({ group, refsHash });
+      const ahead = prepared.get(group.externalId) ?? this.#prepareOne(group.members, false);
+      if (ahead.refsHash !== group.storedMembersHash) changed.push({ group, ahead });
     }
     if (changed.length === 0) return;
-    // Each reference is looked up in the DN cache once, straight into its group's set: the
-    // cache answers nearly all of them, and a DN → id map of the whole batch in between cost
-    // three more hash-table operations per reference. Only misses go to the database.
     const dnCache = this.#dns;
     const misses = new Set<string>();
     const sets: { readonly group: GroupToSync; readonly refsHash: string; readonly resolved: Set<string>; readonly missed: string[] | undefined }[] = [];
-    for (const { group, refsHash } of changed) {
-      const resolved = new Set<string>();
+    for (const { group, ahead } of changed) {
+      // Resolved ahead and no DN has changed hands since: still what the cache answers. Only
+      // what it missed then is asked again (an object of the batches written since may hold it).
+      const current = ahead.resolved !== undefined && ahead.cacheVersion === dnCache.version ? ahead : this.#resolveCached(group.members);
+      const resolved = current.resolved as Set<string>;
       let missed: string[] | undefined;
-      for (const ref of group.members) {
-        if (ref.by === 'externalId') {
-          resolved.add(ref.value);
-          continue;
-        }
-        const id = dnCache.get(ref.value);
+      for (const dn of current.missed ?? []) {
+        const id = dnCache.get(dn);
         if (id !== undefined) {
           resolved.add(id);
           continue;
         }
-        (missed ??= []).push(ref.value);
-        misses.add(ref.value);
+        (missed ??= []).push(dn);
+        misses.add(dn);
       }
-      sets.push({ group, refsHash, resolved, missed });
+      sets.push({ group, refsHash: ahead.refsHash, resolved, missed });
     }
     const byDn = misses.size === 0 ? undefined : await this.#resolveStored(misses);
     const ready: ReadyGroup[] = [];
@@ -173,6 +186,46 @@ export class MemberSync {
     await this.#write(ready, pending);
     // A group created by this run has no dangling references yet; a stored one may have some.
     await this.#replaceDangling(ready.filter((group) => !group.isNew).map((group) => ({ groupExternalId: group.groupExternalId, dns: [] })));
+  }
+
+  /**
+   * Hashes the references of a batch's groups, and with `resolve` also looks them up in the DN
+   * cache, before the batch's write step: done while the previous batch is still being written,
+   * this work leaves the step's critical path. {@link MemberSync.syncGroups} uses a resolution
+   * only while the cache's version is unchanged; otherwise it resolves again.
+   */
+  prepare(objects: Iterable<{ readonly externalId: string; readonly members: readonly MemberRef[] | undefined }>, resolve: boolean): Map<string, PreparedMembers> {
+    const prepared = new Map<string, PreparedMembers>();
+    for (const object of objects) {
+      if (object.members !== undefined) prepared.set(object.externalId, this.#prepareOne(object.members, resolve));
+    }
+    return prepared;
+  }
+
+  #prepareOne(refs: readonly MemberRef[], resolve: boolean): PreparedMembers {
+    const refsHash = memberRefsHash(refs);
+    const cacheVersion = this.#dns.version;
+    if (!resolve) return { refsHash, resolved: undefined, missed: undefined, cacheVersion };
+    return { refsHash, ...this.#resolveCached(refs), cacheVersion };
+  }
+
+  #resolveCached(refs: readonly MemberRef[]): { resolved: Set<string>; missed: string[] | undefined } {
+    // Each reference is looked up in the DN cache once, straight into its group's set: the
+    // cache answers nearly all of them, and a DN → id map of the whole batch in between cost
+    // three more hash-table operations per reference. Only misses go to the database.
+    const dnCache = this.#dns;
+    const resolved = new Set<string>();
+    let missed: string[] | undefined;
+    for (const ref of refs) {
+      if (ref.by === 'externalId') {
+        resolved.add(ref.value);
+        continue;
+      }
+      const id = dnCache.get(ref.value);
+      if (id === undefined) (missed ??= []).push(ref.value);
+      else resolved.add(id);
+    }
+    return { resolved, missed };
   }
 
   /**

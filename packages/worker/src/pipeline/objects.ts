@@ -17,7 +17,7 @@ import type { CanonicalObject, JsonValue, MemberRef } from '@dirsync/providers';
 import { inLanes, laneOf, minPartWeight, type SyncContext, type Tally, unfork } from './context.ts';
 import { decideObject } from './decide.ts';
 import { contentHash, contentHashOf, stableJson } from './hash.ts';
-import type { GroupToSync, MemberOfToLink, MemberSync } from './members.ts';
+import type { GroupToSync, MemberOfToLink, MemberSync, PreparedMembers } from './members.ts';
 
 /** A mapped object with its canonical attribute text and content hash, ready to compare and write. */
 export interface PreparedObject extends ObjectWrite {
@@ -48,6 +48,8 @@ export interface ObjectBatch {
   /** Unique by external id, in fetch order. */
   readonly objects: readonly PreparedObject[];
   readonly failedIds: readonly string[];
+  /** The batch's groups' references hashed (and resolved) ahead of the step, by external id. */
+  readonly preparedMembers?: ReadonlyMap<string, PreparedMembers> | undefined;
 }
 
 // jsonb cannot hold U+0000; the JSON text escapes it as \u0000.
@@ -312,5 +314,5 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
       storedMembersHash: state === undefined || state.deleted || cleared.has(object.externalId) ? null : state.membersHash,
     });
   }
-  await members.syncGroups(groups, pending);
+  await members.syncGroups(groups, pending, batch.preparedMembers);
 }

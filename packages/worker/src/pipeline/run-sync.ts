@@ -442,9 +442,12 @@ class FetchSession<S> {
       await pending;
     };
     const flush = async () => {
+      if (objects.size === 0 && failedIds.length === 0) return drain();
+      // While the previous batch is still being written: the groups' references hashed and, when
+      // every group of this run is new (nothing was stored), resolved against the DN cache.
+      const preparedMembers = this.members.prepare(objects.values(), this.#ctx.assumeAbsent);
       await drain();
-      if (objects.size === 0 && failedIds.length === 0) return;
-      const batch = { objects: [...objects.values()], failedIds };
+      const batch = { objects: [...objects.values()], failedIds, preparedMembers };
       objects = new Map();
       failedIds = [];
       memberRefs = 0;
