@@ -263,7 +263,12 @@ async function applyDeletions<S>(
   let wouldDelete = 0;
   let live: number;
   const ids = [...pending];
-  if (mode === 'full') {
+  if (mode === 'full' && !ctx.storedAtStart) {
+    // Nothing was stored when the run began: every row there is now, this run wrote and stamped,
+    // so none is unseen. The count would scan the whole integration for nothing (a second at a
+    // million objects).
+    live = 0;
+  } else if (mode === 'full') {
     const sweep = await countSweep(sql, integrationId, runId);
     wouldDelete = sweep.unseen;
     live = sweep.live;
