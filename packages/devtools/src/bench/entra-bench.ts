@@ -23,7 +23,7 @@ import {
 import { type EntraEmulator, populateEntraTenant, startEntraEmulator, testDestinations } from '@dirsync/testkit';
 import { verifyTenantConsent } from '@dirsync/worker';
 import { table } from '@dirsync/cli';
-import { round2, seconds, startBenchHarness } from './harness.ts';
+import { seconds, startBenchHarness } from './harness.ts';
 
 /** Size of the emulated tenant and where results go. */
 export interface EntraBenchOptions {
@@ -185,17 +185,16 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
     log('full sync…');
     const graphBefore = emulator.requestsTo('graph').length;
     const loginBefore = emulator.requestsTo('login').length;
-    const cpuBeforeFull = await bench.workerCpuSeconds();
-    const full = await bench.runSync(integration.id, 'full');
-    const fullCpu = (await bench.workerCpuSeconds()) - cpuBeforeFull;
+    // The emulator answers from this process.
+    const fullCpu = await bench.cpuDuring(process.pid, () => bench.runSync(integration.id, 'full'));
+    const full = fullCpu.value;
     if (full.created !== objects) throw new Error(`full sync created ${full.created} objects, expected ${objects}`);
     // Counted from the emulator's log, which keeps its latest 20,000 requests.
     const fullGraphRequests = emulator.requestsTo('graph').length - graphBefore;
     const fullTokenRequests = emulator.requestsTo('login').length - loginBefore;
     log('unchanged full sync…');
-    const cpuBeforeUnchanged = await bench.workerCpuSeconds();
-    const unchanged = await bench.runSync(integration.id, 'full');
-    const unchangedCpu = (await bench.workerCpuSeconds()) - cpuBeforeUnchanged;
+    const unchangedCpu = await bench.cpuDuring(process.pid, () => bench.runSync(integration.id, 'full'));
+    const unchanged = unchangedCpu.value;
     if (unchanged.unchanged !== objects) throw new Error(`unchanged full sync found ${unchanged.unchanged} unchanged, expected ${objects}`);
     log(`changing ${options.changes} users, delta sync…`);
     const step = Math.max(1, Math.floor(options.users / options.changes));
@@ -229,7 +228,10 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
       deltaSync: { seconds: seconds(delta.durationMs ?? 0), changes: options.changes, objectsPerSecond: Math.round(options.changes / seconds(delta.durationMs ?? 1)), graphRequests: deltaGraphRequests },
       graphDeltaRequests: graphPages,
       // The worker's CPU time during each full sync (user and system).
-      worker: { peakRssMB: Math.round(peakRssMB), cpuSeconds: { fullSync: round2(fullCpu), unchangedFullSync: round2(unchangedCpu) } },
+      worker: { peakRssMB: Math.round(peakRssMB), cpuSeconds: { fullSync: fullCpu.worker, unchangedFullSync: unchangedCpu.worker } },
+      // What the database and the emulator (this process) used meanwhile, on the same cores.
+      postgres: { cpuSeconds: { fullSync: fullCpu.postgres, unchangedFullSync: unchangedCpu.postgres } },
+      emulator: { cpuSeconds: { fullSync: fullCpu.directory, unchangedFullSync: unchangedCpu.directory } },
       goals,
     };
     const verdict = (goal: { goal: string; met: boolean }) => `${goal.goal}: ${goal.met ? 'met' : 'NOT met'}`;
@@ -241,6 +243,8 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
       [`delta, ${options.changes} changes (${deltaGraphRequests} Graph requests)`, `${results.deltaSync.seconds}s`, `${results.deltaSync.objectsPerSecond} objects/s`, ''],
       ['Graph delta pages served in all', String(graphPages), '', ''],
       ['worker CPU during the first and the unchanged full sync', `${results.worker.cpuSeconds.fullSync}s, ${results.worker.cpuSeconds.unchangedFullSync}s`, '', ''],
+      ['PostgreSQL CPU during the same', `${results.postgres.cpuSeconds.fullSync}s, ${results.postgres.cpuSeconds.unchangedFullSync}s`, '', ''],
+      ['emulator (this process) CPU during the same', `${results.emulator.cpuSeconds.fullSync}s, ${results.emulator.cpuSeconds.unchangedFullSync}s`, '', ''],
       ['worker peak RSS', `${results.worker.peakRssMB} MB`, '', verdict(goals.peakRssMB)],
     ];
     log(`\n${table(['measure', 'time', 'rate', 'goal'], rows)}\n`);

@@ -28,17 +28,13 @@ export interface BenchHarness {
   readonly dir: string;
   readonly worker: ChildService;
   /**
-   * CPU time (user and system) the worker process has used so far, in seconds; NaN where
-   * `/proc` cannot tell. The difference around a sync is the worker's share of it, which the
-   * wall-clock time hides on a machine where the database runs beside it.
+   * Runs `fn` and returns, beside its value, the CPU seconds (user and system, read from `/proc`;
+   * NaN where it cannot tell) the worker, PostgreSQL and the directory (the process `directoryPid`)
+   * used meanwhile: they share the machine's cores, so the wall-clock time is bound by their sum.
+   * PostgreSQL's is every `postgres` process of the machine (backends, WAL writer, checkpointer),
+   * so other work on the same server counts too.
    */
-  workerCpuSeconds(): Promise<number>;
-  /**
-   * CPU time every PostgreSQL process of this machine has used so far (backends, WAL writer,
-   * checkpointer), in seconds; NaN where `/proc` cannot tell. The database runs on the same
-   * cores as the worker, so its share decides the wall-clock time as much as the worker's.
-   */
-  postgresCpuSeconds(): Promise<number>;
+  cpuDuring<T>(directoryPid: number | undefined, fn: () => Promise<T>): Promise<{ value: T; worker: number; postgres: number; directory: number }>;
   /** Enqueues a sync like any other service would and waits for its run to succeed. */
   runSync(integrationId: string, mode: SyncMode): Promise<Run>;
   /** Writes `<prefix><date>.json` and `<prefix>latest.json` into the results folder. */
@@ -91,8 +87,18 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
     ring,
     dir,
     worker,
-    workerCpuSeconds: () => processCpuSeconds(worker.child.pid),
-    postgresCpuSeconds,
+    async cpuDuring(directoryPid, fn) {
+      const read = () => Promise.all([processCpuSeconds(worker.child.pid), postgresCpu(), processCpuSeconds(directoryPid)] as const);
+      const [workerBefore, postgresBefore, directoryBefore] = await read();
+      const value = await fn();
+      const [workerAfter, postgresAfter, directoryAfter] = await read();
+      return {
+        value,
+        worker: round2(workerAfter - workerBefore),
+        postgres: round2(postgresCpuBetween(postgresBefore, postgresAfter)),
+        directory: round2(directoryAfter - directoryBefore),
+      };
+    },
     async runSync(integrationId, mode) {
       const job = await requestSync({ db, enqueue }, { integrationId, mode, trigger: 'manual', requestedBy: 'bench' });
       return waitFor(
@@ -132,8 +138,7 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
 // Linux reports a process's times in clock ticks of 1/100 s (USER_HZ, the same on every architecture).
 const ticksPerSecond = 100;
 
-/** CPU time (user and system) process `pid` has used so far, in seconds; NaN where `/proc` cannot tell. */
-export async function processCpuSeconds(pid: number | undefined): Promise<number> {
+async function processCpuSeconds(pid: number | undefined): Promise<number> {
   if (pid === undefined) return Number.NaN;
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   // Fields after the command name (which may hold spaces, hence the last parenthesis): utime is
@@ -144,20 +149,28 @@ export async function processCpuSeconds(pid: number | undefined): Promise<number
   return Number.isFinite(user) && Number.isFinite(system) ? (user + system) / ticksPerSecond : Number.NaN;
 }
 
-async function postgresCpuSeconds(): Promise<number> {
+/** CPU seconds used so far by each `postgres` process of the machine, by pid. */
+async function postgresCpu(): Promise<Map<string, number>> {
   const pids = (await readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
-  let total = 0;
-  let found = false;
+  const used = new Map<string, number>();
   for (const pid of pids) {
     const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
     if (comm !== 'postgres') continue;
     const cpu = await processCpuSeconds(Number(pid));
-    // A backend that ended between the two reads takes its time with it.
-    if (!Number.isFinite(cpu)) continue;
-    total += cpu;
-    found = true;
+    if (Number.isFinite(cpu)) used.set(pid, cpu);
   }
-  return found ? total : Number.NaN;
+  return used;
+}
+
+/**
+ * What the `postgres` processes used between two reads: a process that started in between counts
+ * whole; one that ended takes its time with it (never a negative sum). NaN when none was seen.
+ */
+function postgresCpuBetween(before: ReadonlyMap<string, number>, after: ReadonlyMap<string, number>): number {
+  if (after.size === 0) return Number.NaN;
+  let total = 0;
+  for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0);
+  return total;
 }
 
 /** Seconds with millisecond precision. */

@@ -8,7 +8,7 @@ import postgres from 'postgres';
 import { changeRangeOfRun, createAccount, createIntegration, type Db, readChanges } from '@dirsync/db';
 import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import { ldapGroupAttributes, ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
-import { type BenchHarness, processCpuSeconds, round2, seconds, startBenchHarness } from './harness.ts';
+import { seconds, startBenchHarness } from './harness.ts';
 import { table } from '@dirsync/cli';
 
 /** Size of the benchmark directory and where results go. */
@@ -177,19 +177,6 @@ async function readWholeFeed(db: Db, accountId: string): Promise<{ ms: number; e
   return { ms: performance.now() - started, entries };
 }
 
-/**
- * Runs `fn` and returns, beside its value, the CPU seconds the worker, PostgreSQL and slapd used
- * meanwhile: the three share the machine's cores, so the wall-clock time is bound by their sum.
- */
-async function cpuDuring<T>(bench: BenchHarness, server: SlapdServer, fn: () => Promise<T>): Promise<{ value: T; worker: number; postgres: number; slapd: number }> {
-  const read = () => Promise.all([bench.workerCpuSeconds(), bench.postgresCpuSeconds(), processCpuSeconds(server.pid)]);
-  const before = await read();
-  const value = await fn();
-  const after = await read();
-  const used = (i: 0 | 1 | 2) => round2(after[i] - before[i]);
-  return { value, worker: used(0), postgres: used(1), slapd: used(2) };
-}
-
 /** Runs the LDAP benchmark, prints the table and writes the JSON results. */
 export async function runLdapBench(options: LdapBenchOptions): Promise<Record<string, unknown>> {
   const { log } = options;
@@ -225,11 +212,11 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     );
 
     log('full sync…');
-    const fullCpu = await cpuDuring(bench, server, () => bench.runSync(integration.id, 'full'));
+    const fullCpu = await bench.cpuDuring(server.pid, () => bench.runSync(integration.id, 'full'));
     const full = fullCpu.value;
     if (full.created !== objects) throw new Error(`full sync created ${full.created} objects, expected ${objects}`);
     log('unchanged full sync…');
-    const unchangedCpu = await cpuDuring(bench, server, () => bench.runSync(integration.id, 'full'));
+    const unchangedCpu = await bench.cpuDuring(server.pid, () => bench.runSync(integration.id, 'full'));
     const unchanged = unchangedCpu.value;
     if (unchanged.unchanged !== objects) throw new Error(`unchanged full sync found ${unchanged.unchanged} unchanged, expected ${objects}`);
     log(`changing ${options.changes} users, delta sync…`);
@@ -290,7 +277,7 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       worker: { peakRssMB: Math.round(peakRssMB), cpuSeconds: { fullSync: fullCpu.worker, unchangedFullSync: unchangedCpu.worker } },
       // What the two other processes on the same cores used meanwhile.
       postgres: { cpuSeconds: { fullSync: fullCpu.postgres, unchangedFullSync: unchangedCpu.postgres } },
-      slapd: { cpuSeconds: { fullSync: fullCpu.slapd, unchangedFullSync: unchangedCpu.slapd } },
+      slapd: { cpuSeconds: { fullSync: fullCpu.directory, unchangedFullSync: unchangedCpu.directory } },
       // The full sync logs one entry per object and one per group for its members.
       changeFeed: {
         fullSyncEntries: fullEntries,
