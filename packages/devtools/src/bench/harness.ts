@@ -149,6 +149,16 @@ async function processCpuSeconds(pid: number | undefined): Promise<number> {
   return Number.isFinite(user) && Number.isFinite(system) ? (user + system) / ticksPerSecond : Number.NaN;
 }
 
+/**
+ * Runs `fn` and returns, beside its value, the CPU seconds every `postgres` process of the
+ * machine used meanwhile (see {@link BenchHarness.cpuDuring}).
+ */
+export async function postgresCpuDuring<T>(fn: () => Promise<T>): Promise<{ value: T; postgres: number }> {
+  const before = await postgresCpu();
+  const value = await fn();
+  return { value, postgres: round2(postgresCpuBetween(before, await postgresCpu())) };
+}
+
 /** CPU seconds used so far by each `postgres` process of the machine, by pid. */
 async function postgresCpu(): Promise<Map<string, number>> {
   const pids = (await readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
