@@ -1,5 +1,4 @@
 import { runSchema, type RunStatus, runStatuses } from '@dirsync/contracts';
-import { presentRun } from '@dirsync/api';
 import { z } from 'zod';
 import type { Command } from 'commander';
 import {
@@ -22,7 +21,7 @@ import { duration, printJson, table } from '../format.ts';
 /** `accounts list --json` (accounts have no API resource: their own stable shape). */
 const accountListSchema = z.object({ items: z.array(z.object({ id: z.uuid(), name: z.string(), createdAt: z.iso.datetime({ offset: true }) })) });
 import { describeRun } from '../report.ts';
-import { runRowOf } from './sync.ts';
+import { presentRunOf } from './sync.ts';
 
 type Run = (ctx: Context) => Promise<void>;
 type WithContext = (run: Run) => Promise<void>;
@@ -88,7 +87,7 @@ export function registerAdminCommands(program: Command, withContext: WithContext
           limit,
         });
         if (options.json) {
-          printJson(z.object({ items: z.array(runSchema) }), { items: rows.map((row) => presentRun(runRowOf(row))) });
+          printJson(z.object({ items: z.array(runSchema) }), { items: await Promise.all(rows.map((row) => presentRunOf(row))) });
           return;
         }
         console.log(
@@ -119,7 +118,7 @@ export function registerAdminCommands(program: Command, withContext: WithContext
       withContext(async (ctx) => {
         const run = await getRun(ctx.db(), id);
         if (!run) throw new NotFoundError(`no run ${id}`);
-        if (flags.json) printJson(runSchema, presentRun(runRowOf(run)));
+        if (flags.json) printJson(runSchema, await presentRunOf(run));
         else console.log(describeRun(run));
       }),
     );
@@ -139,7 +138,7 @@ export function registerAdminCommands(program: Command, withContext: WithContext
         });
         if (options.json) {
           const approved = await getRun(ctx.db(), run.id);
-          printJson(runSchema, approved === undefined ? undefined : presentRun(runRowOf(approved)));
+          printJson(runSchema, approved === undefined ? undefined : await presentRunOf(approved));
           return;
         }
         console.log(`approved: the next ${run.mode ?? run.modeRequested} run of ${run.integrationId} may delete up to ${run.wouldDelete} objects`);

@@ -3,8 +3,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { createApiKey, getAccount, listApiKeys, parseApiScopes, recordAudit, revokeApiKey } from '@dirsync/db';
 import { entraCloud, generateCertificate, validateSettings } from '@dirsync/providers';
-import { createApiServer, type ApiServer } from '@dirsync/api';
-import { requestSync } from '@dirsync/scheduler';
+import type { ApiServer } from '@dirsync/api';
 import type { Context } from '../context.ts';
 import { serveOpsPort } from '../ops-server.ts';
 import { UsageError, NotFoundError } from '../errors.ts';
@@ -26,7 +25,6 @@ const apiKeyListSchema = z.object({
     }),
   ),
 });
-import { consoleAssetsDir } from '@dirsync/console';
 import { consoleOidcOf, consoleUrlOf, redisSettingsOf } from '../config.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
@@ -68,6 +66,9 @@ export async function startHttpServer(
   },
 ): Promise<HttpServers> {
   const { config } = ctx;
+  // Loaded here, not at the top: a worker process never serves the API, and the API server, the
+  // console and the scheduler's modules would only add to its memory.
+  const [{ createApiServer }, { consoleAssetsDir }, { requestSync }] = await Promise.all([import('@dirsync/api'), import('@dirsync/console'), import('@dirsync/scheduler')]);
   const competes = config.DIRSYNC_INSTALLATION_METRICS === 'auto' ? options.installationMetricsByDefault !== false : config.DIRSYNC_INSTALLATION_METRICS === 'true';
   const server = await createApiServer({
     db: ctx.db(),

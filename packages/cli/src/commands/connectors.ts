@@ -21,11 +21,9 @@ import {
   updateConnector,
 } from '@dirsync/db';
 import { createRotationEnqueueClient, validateCron } from '@dirsync/jobs';
-import { presentConnectorFacts } from '@dirsync/api';
 import { connectorSchema, consentStatuses, consentUrlSchema } from '@dirsync/contracts';
 import { z } from 'zod';
 import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
-import { rotateConnectorCredential, verifyTenantConsent } from '@dirsync/worker';
 import { COMMAND_QUEUE_WAIT_MS, type Context } from '../context.ts';
 import { UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, printJson, table } from '../format.ts';
@@ -64,6 +62,8 @@ const platformConsentSchema = z.object({
 
 /** A connector in the API's shape (public facts and certificate history only, never a key). */
 async function presentConnector(ctx: Context, connector: Connector) {
+  // Loaded on first use: the API package brings the HTTP server, which a worker never needs.
+  const { presentConnectorFacts } = await import('@dirsync/api');
   return presentConnectorFacts(connector, await listConnectorCredentials(ctx.db(), connector.id), new Date());
 }
 import { redisSettingsOf } from '../config.ts';
@@ -418,6 +418,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         }
         // This process sits above the worker package: it redeems the sign-in and asks the tenant
         // for a token itself.
+        const { verifyTenantConsent } = await import('@dirsync/worker');
         const outcome = await verifyTenantConsent(
           { db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations(), propagationWaitMs: ctx.config.DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS * 1000 },
           answer.request.nonce,
@@ -481,6 +482,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
           }
           return;
         }
+        const { rotateConnectorCredential } = await import('@dirsync/worker');
         const result = await rotateConnectorCredential({ db: ctx.db(), keyRing: ctx.keyRing(), connectorId: c.id, actor: 'cli', destinations: ctx.destinations() });
         if (flags.json) {
           printJson(rotationJsonSchema, result);

@@ -1,5 +1,4 @@
 import { connectionReportSchema, integrationSchema, type IntegrationKind, integrationKinds, type MappedSample, migratedIntegrationSchema, type PreviewResult, secretAcceptedSchema, syncAnswerSchema } from '@dirsync/contracts';
-import { presentIntegration, presentRun } from '@dirsync/api';
 import { z } from 'zod';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
@@ -26,13 +25,12 @@ import {
 } from '@dirsync/db';
 import { dominoGroupAttributes, dominoPersonAttributes, previewProvider, validateSettings, type ConnectionReport } from '@dirsync/providers';
 import { validateSchedule } from '@dirsync/jobs';
-import { createEntraAwareProviderFactory, withMappedSamples } from '@dirsync/worker';
 import type { Context } from '../context.ts';
 import { exitCodes, UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, printJson, safeJson, table } from '../format.ts';
 import { readJsonFile, readSecret } from '../input.ts';
 import { describeRun } from '../report.ts';
-import { exitCodeOfRun, requestIntegrationSync, runRowOf, waitForRun } from './sync.ts';
+import { exitCodeOfRun, presentRunOf, requestIntegrationSync, waitForRun } from './sync.ts';
 
 /**
  * Integrations as the API presents them (`GET /v1/integrations`), each with its latest run: one
@@ -46,6 +44,8 @@ async function presentIntegrations(ctx: Context, rows: readonly Integration[]) {
     }
   }
   const now = new Date();
+  // The API package loads here, on first use: it brings the HTTP server, which a worker never needs.
+  const { presentIntegration } = await import('@dirsync/api');
   return rows.map((row) => presentIntegration(row, latest.get(row.id), now, ctx.config.DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS * 1000));
 }
 
@@ -300,6 +300,7 @@ export async function testIntegrationConnection(
   candidateSecret?: string,
 ): Promise<ConnectionReport & { samples?: MappedSample[] }> {
   // Entra ID integrations on a connector need its certificate: the worker's factory loads it.
+  const { createEntraAwareProviderFactory, withMappedSamples } = await import('@dirsync/worker');
   const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() });
   const run = async (secret: string | undefined) => {
     const provider = await factory(integration.kind, integration.settings, secret, { accountId: integration.accountId, integrationId: integration.id });
@@ -331,6 +332,7 @@ export async function previewIntegration(ctx: Context, integration: Integration,
     if (!checked.ok) throw new UserError(`invalid attribute mapping:\n  ${checked.problems.join('\n  ')}`);
     settings = checked.settings as Record<string, unknown>;
   }
+  const { createEntraAwareProviderFactory } = await import('@dirsync/worker');
   const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() });
   return withIntegrationSecret(ctx.db(), ctx.keyRing(), integration.id, async (secret) => {
     const provider = await factory(integration.kind, settings, secret, { accountId: integration.accountId, integrationId: integration.id });
@@ -594,7 +596,7 @@ export function registerIntegrationCommands(program: Command, withContext: WithC
         const run = flags.wait ? await waitForRun(ctx, job.runId, job.jobId, { quiet: Boolean(flags.json) }) : undefined;
         if (flags.json) {
           const current = run ?? (await getRun(ctx.db(), job.runId));
-          printJson(passwordAnswerSchema, { connection: report, sync: { ...job, ...(current ? { run: presentRun(runRowOf(current)) } : {}) } });
+          printJson(passwordAnswerSchema, { connection: report, sync: { ...job, ...(current ? { run: await presentRunOf(current) } : {}) } });
         } else if (run) {
           console.log(describeRun(run));
         }

@@ -1,7 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
-import { openApiWriteCommand, servedOpenApi, stalePublishedDocuments, writePublishedDocuments } from '../openapi.ts';
 
 /**
  * `dirsync openapi --write <dir>`: writes the OpenAPI document the API serves and the JSON
@@ -16,6 +15,8 @@ export function registerOpenApiCommand(program: Command): void {
     .option('--check <dir>', 'fail when the documents in this directory are not the current ones')
     .action(async (flags: { write?: string; check?: string }) => {
       if ((flags.write === undefined) === (flags.check === undefined)) throw new UsageError('give one of --write <dir> or --check <dir>');
+      // Builds the API server to read its document: loaded only for this command.
+      const { openApiWriteCommand, servedOpenApi, stalePublishedDocuments, writePublishedDocuments } = await import('../openapi.ts');
       const served = await servedOpenApi();
       let failure: string | undefined;
       if (flags.write !== undefined) {

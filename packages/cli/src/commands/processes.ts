@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { createScheduler, type ReconcilerOptions } from '@dirsync/scheduler';
-import { createEntraAwareProviderFactory, createReadinessProbe, createTracing, createWorker, createWorkerMetrics } from '@dirsync/worker';
+import type { ReconcilerOptions } from '@dirsync/scheduler';
 import { serveOpsPort } from '../ops-server.ts';
 import type { Context } from '../context.ts';
 import { startHttpServer } from './api.ts';
@@ -48,6 +47,9 @@ export function registerProcessCommands(program: Command, withContext: WithConte
     .action(() =>
       withContext(async (ctx) => {
         ctx.setRole('dirsync-worker');
+        // The worker's modules load only for this command (and the scheduler's only for its own),
+        // so that neither long-running process carries the other's code, nor the API's.
+        const { createEntraAwareProviderFactory, createReadinessProbe, createTracing, createWorker, createWorkerMetrics } = await import('@dirsync/worker');
         const logger = ctx.logger('worker');
         const metrics = createWorkerMetrics({ db: ctx.db() });
         // Traces only when an OTLP endpoint is configured; otherwise no tracer exists at all.
@@ -118,6 +120,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
     .action(() =>
       withContext(async (ctx) => {
         ctx.setRole('dirsync-scheduler');
+        const { createScheduler } = await import('@dirsync/scheduler');
         const logger = ctx.logger('scheduler');
         // The scheduler hands these options on to its reconciler whole, retention included.
         const reconcile: Pick<ReconcilerOptions, 'intervalMs' | 'stallLimitMs' | 'retention'> = {

@@ -1,9 +1,8 @@
 import { syncAnswerSchema, type SyncMode, type SyncTrigger } from '@dirsync/contracts';
-import { presentRun } from '@dirsync/api';
 import type { Command } from 'commander';
+import type { presentRun } from '@dirsync/api';
 import { getRun, requireIntegration, type Run, type RunRow } from '@dirsync/db';
 import { createQueueClient } from '@dirsync/jobs';
-import { requestSync } from '@dirsync/scheduler';
 import { redisSettingsOf } from '../config.ts';
 import type { Context } from '../context.ts';
 import { exitCodes, UserError, UsageError, type ExitCode } from '../errors.ts';
@@ -18,6 +17,15 @@ const finalStatuses = new Set(['succeeded', 'failed', 'blocked', 'dry_run']);
 export function runRowOf(run: Run): RunRow {
   const iso = (value: Date | null) => (value === null ? null : value.toISOString());
   return { ...run, approvedAt: iso(run.approvedAt), queuedAt: run.queuedAt.toISOString(), startedAt: iso(run.startedAt), finishedAt: iso(run.finishedAt) };
+}
+
+/**
+ * `run` as the API presents it (the `--json` output). The API package loads on first use: it
+ * brings the HTTP server with it, which no other command, the worker above all, needs.
+ */
+export async function presentRunOf(run: Run): Promise<ReturnType<typeof presentRun>> {
+  const api = await import('@dirsync/api');
+  return api.presentRun(runRowOf(run));
 }
 
 /** The exit code of a command that waited for `run` to end (see `exitCodes`). */
@@ -44,6 +52,7 @@ export interface SyncRequestOptions {
 export async function requestIntegrationSync(ctx: Context, options: SyncRequestOptions) {
   const integration = await requireIntegration(ctx.db(), options.integrationId);
   if (!integration.enabled) throw new UserError(`integration ${integration.id} is disabled`);
+  const { requestSync } = await import('@dirsync/scheduler');
   return requestSync({ db: ctx.db(), enqueue: ctx.enqueue() }, { ...options, integrationId: integration.id });
 }
 
@@ -117,7 +126,7 @@ export function registerSyncCommand(program: Command, withContext: WithContext):
           const run = options.wait
             ? ((await waitForRun(ctx, result.runId, result.jobId, { quiet: true, ...(timeoutSeconds === undefined ? {} : { timeoutMs: timeoutSeconds * 1000 }) })) ?? (await getRun(ctx.db(), result.runId)))
             : await getRun(ctx.db(), result.runId);
-          printJson(syncAnswerSchema, { ...result, ...(run ? { run: presentRun(runRowOf(run)) } : {}) });
+          printJson(syncAnswerSchema, { ...result, ...(run ? { run: await presentRunOf(run) } : {}) });
           if (options.wait) process.exitCode = run && finalStatuses.has(run.status) ? exitCodeOfRun(run) : exitCodes.timedOut;
           return;
         }

@@ -1,10 +1,6 @@
 import type { Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, UserError } from '@dirsync/cli';
-import { runLdapBench } from '../bench/ldap-bench.ts';
-import { runEntraBench } from '../bench/entra-bench.ts';
-import { runFairnessBench } from '../bench/fairness-bench.ts';
-import { runScaleBench } from '../bench/scale-bench.ts';
 
 const resultsDir = fileURLToPath(new URL('../../../../bench/results', import.meta.url));
 
@@ -34,7 +30,12 @@ interface BenchOptions {
   steady: string;
 }
 
-/** `dirsync bench`: the throughput benchmark behind `pnpm bench`; `--fairness` and `--scale` for the scale-out scenarios. */
+/**
+ * `dirsync bench`: the throughput benchmark behind `pnpm bench`; `--fairness` and `--scale` for the
+ * scale-out scenarios. The benchmarks (and the testkit's directories they start) load only when
+ * this command runs: every other command of `bin/dirsync`, the worker it measures above all, would
+ * otherwise carry them in memory.
+ */
 export function registerBenchCommand(program: Command): void {
   program
     .command('bench')
@@ -62,6 +63,7 @@ export function registerBenchCommand(program: Command): void {
         throw new UserError('the benchmark drops its database: --database must name a database called dirsync_bench…');
       }
       if (options.scale) {
+        const { runScaleBench } = await import('../bench/scale-bench.ts');
         const ticksOnly = options.ticksOnly === true;
         const given = (name: string) => command.getOptionValueSource(name) !== 'default';
         await runScaleBench({
@@ -79,6 +81,7 @@ export function registerBenchCommand(program: Command): void {
         return;
       }
       if (options.fairness) {
+        const { runFairnessBench } = await import('../bench/fairness-bench.ts');
         await runFairnessBench({
           bigUsers: command.getOptionValueSource('objects') === 'default' ? 20_000 : positive('--objects', options.objects),
           accounts: positive('--accounts', options.accounts),
@@ -100,7 +103,7 @@ export function registerBenchCommand(program: Command): void {
         });
         return;
       }
-      const run = options.entra ? runEntraBench : runLdapBench;
+      const run = options.entra ? (await import('../bench/entra-bench.ts')).runEntraBench : (await import('../bench/ldap-bench.ts')).runLdapBench;
       await run({
         users: positive('--objects', options.objects),
         groups: positive('--groups', options.groups),
