@@ -1,20 +1,13 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type AccessToken, ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
-import {
-  AuthenticationHandler,
-  AuthenticationHandlerOptions,
-  Client,
-  RedirectHandler,
-  RedirectHandlerOptions,
-  ResponseType,
-} from '@microsoft/microsoft-graph-client';
-import { TokenCredentialAuthenticationProvider } from '@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials/index.js';
+import type { AccessToken, TokenCredential } from '@azure/identity';
+import type { Client } from '@microsoft/microsoft-graph-client';
 import { Agent, request as undiciRequest } from 'undici';
 import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError } from '../errors.ts';
 import { DestinationPolicy, checkedUndiciConnector, findDestinationRefusal } from '../net/destination.ts';
 import { type EntraIdSettings, isKnownAuthorityHost } from './config.ts';
-import { FailureCapture, GraphRequestState, ThrottleRetryHandler, UndiciSender } from './graph-middleware.ts';
+import { FailureCapture, GraphRequestState, throttleRetryHandler, UndiciSender } from './graph-middleware.ts';
+import { type MicrosoftSdks, microsoftSdks } from './sdk.ts';
 
 /** How an Entra app proves who it is: a certificate (connectors) or a client secret (legacy). */
 export type EntraCredential =
@@ -104,7 +97,9 @@ export class EntraTokenCache {
    * The credential for these settings, created on first use; its token requests go only where
    * `destinations` allows (default: the strict policy).
    */
-  credentialFor(settings: GraphConnectionSettings, credential: EntraCredential, destinations: DestinationPolicy = DestinationPolicy.strict()): TokenCredential {
+  async credentialFor(settings: GraphConnectionSettings, credential: EntraCredential, destinations: DestinationPolicy = DestinationPolicy.strict()): Promise<TokenCredential> {
+    const { identity } = await microsoftSdks();
+    // From here on synchronous: two calls for one key cannot both create a credential.
     const key = credentialKey(settings, credential, destinations);
     const found = this.#entries.get(key);
     if (found) {
@@ -113,7 +108,7 @@ export class EntraTokenCache {
       this.#entries.set(key, found);
       return found;
     }
-    const created = createTokenCredential(settings, credential, destinations);
+    const created = createTokenCredential(identity, settings, credential, destinations);
     this.#entries.set(key, created);
     if (this.#entries.size > this.#maxEntries) {
       const oldest = this.#entries.keys().next().value;
@@ -135,7 +130,12 @@ export class EntraTokenCache {
 /** The process-wide token cache providers use unless given another. */
 export const sharedTokenCache = new EntraTokenCache();
 
-function createTokenCredential(settings: GraphConnectionSettings, credential: EntraCredential, destinations: DestinationPolicy): TokenCredential {
+function createTokenCredential(
+  { ClientCertificateCredential, ClientSecretCredential }: MicrosoftSdks['identity'],
+  settings: GraphConnectionSettings,
+  credential: EntraCredential,
+  destinations: DestinationPolicy,
+): TokenCredential {
   const options = {
     authorityHost: settings.authorityHost,
     // Instance discovery asks Microsoft about the authority, which only Microsoft's own login
@@ -376,7 +376,9 @@ export class GraphClient {
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #origin: string;
   readonly #destinations: DestinationPolicy;
-  readonly #graph: Client;
+  /** The SDK's client with this client's middleware chain, made on the first call. */
+  #graph: Client | undefined;
+  readonly #maxAnswerBytes: number;
   /** The app's token source as the SDK sees it: this client's token logic (fallbacks, typed errors). */
   readonly #tokenCredential: TokenCredential;
   /** The up-front check of the authority and Graph hosts, for a clear refusal before MSAL wraps it. */
@@ -404,17 +406,27 @@ export class GraphClient {
     this.#tokenCredential = {
       getToken: async (_scopes, tokenOptions) => this.#accessToken(tokenOptions?.abortSignal as AbortSignal | undefined),
     };
-    const { retry } = settings;
-    const maxAnswerBytes = options.maxAnswerBytes ?? maxGraphAnswerBytes;
-    this.#graph = Client.initWithMiddleware({
-      baseUrl: settings.graphBaseUrl,
+    this.#maxAnswerBytes = options.maxAnswerBytes ?? maxGraphAnswerBytes;
+  }
+
+  #graphClient(sdk: MicrosoftSdks): Client {
+    this.#graph ??= this.#makeGraphClient(sdk);
+    return this.#graph;
+  }
+
+  #makeGraphClient({ graph, graphAuth }: MicrosoftSdks): Client {
+    const { AuthenticationHandler, Client, RedirectHandler, RedirectHandlerOptions } = graph;
+    const { retry } = this.settings;
+    const maxAnswerBytes = this.#maxAnswerBytes;
+    return Client.initWithMiddleware({
+      baseUrl: this.settings.graphBaseUrl,
       // AuthenticationHandler attaches the token only to Graph's public hosts or these; the
       // configured host (a national cloud, the emulator) is the one this client talks to.
-      customHosts: new Set([base.hostname.toLowerCase()]),
+      customHosts: new Set([new URL(this.settings.graphBaseUrl).hostname.toLowerCase()]),
       middleware: [
         new FailureCapture(),
-        new AuthenticationHandler(new TokenCredentialAuthenticationProvider(this.#tokenCredential, { scopes: [this.#scope] })),
-        new ThrottleRetryHandler({
+        new AuthenticationHandler(new graphAuth.TokenCredentialAuthenticationProvider(this.#tokenCredential, { scopes: [this.#scope] })),
+        throttleRetryHandler(graph, {
           baseDelayMs: retry.baseDelayMs,
           waitFor: (response, throttles) =>
             parseRetryAfter(response.headers.get('retry-after') ?? undefined) ?? backoffDelay(throttles + 1, retry.baseDelayMs, retry.maxDelayMs),
@@ -489,7 +501,7 @@ export class GraphClient {
   }
 
   async #tokenWith(credential: EntraCredential, signal: AbortSignal | undefined): Promise<AccessToken> {
-    const tokenCredential = this.#tokens.credentialFor(this.settings, credential, this.#destinations);
+    const tokenCredential = await this.#tokens.credentialFor(this.settings, credential, this.#destinations);
     try {
       const token = await tokenCredential.getToken(this.#scope, signal ? { abortSignal: signal } : {});
       if (!token) throw new UnavailableError(`no token was returned by ${this.settings.authorityHost}`);
@@ -534,15 +546,16 @@ export class GraphClient {
 
   /** One call through the SDK's chain; resolves to Graph's answer, whatever its status. */
   async #request(method: 'GET' | 'POST', url: string, body: unknown, state: GraphRequestState, headers: Record<string, string>): Promise<Response> {
-    const provider = new TokenCredentialAuthenticationProvider(this.#tokenCredential, {
+    const sdk = await microsoftSdks();
+    const provider = new sdk.graphAuth.TokenCredentialAuthenticationProvider(this.#tokenCredential, {
       scopes: [this.#scope],
       getTokenOptions: { abortSignal: state.signal },
     });
-    const request = this.#graph
+    const request = this.#graphClient(sdk)
       .api(url)
-      .middlewareOptions([state, new AuthenticationHandlerOptions(provider)])
+      .middlewareOptions([state, new sdk.graph.AuthenticationHandlerOptions(provider)])
       .headers({ accept: 'application/json', ...headers })
-      .responseType(ResponseType.RAW);
+      .responseType(sdk.graph.ResponseType.RAW);
     try {
       return (await (method === 'GET' ? request.get() : request.post(body))) as Response;
     } catch (error) {

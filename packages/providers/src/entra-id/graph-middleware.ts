@@ -1,13 +1,7 @@
-import {
-  type Context,
-  type FetchOptions,
-  type Middleware,
-  type MiddlewareOptions,
-  RetryHandler,
-  RetryHandlerOptions,
-} from '@microsoft/microsoft-graph-client';
+import type { Context, FetchOptions, Middleware, MiddlewareOptions } from '@microsoft/microsoft-graph-client';
 import { type Agent, request as undiciRequest } from 'undici';
 import { ConfigError, UnavailableError } from '../errors.ts';
+import type { MicrosoftSdks } from './sdk.ts';
 
 /**
  * What one Graph call carries through the middleware chain (a middleware option, found by its
@@ -61,7 +55,7 @@ export class FailureCapture implements Middleware {
   }
 }
 
-/** How throttling (429/503/504) is waited out: see {@link ThrottleRetryHandler}. */
+/** How throttling (429/503/504) is waited out: see {@link throttleRetryHandler}. */
 export interface ThrottlePolicy {
   /** Base delay handed to the SDK's options (it uses it only to judge; waits come from `waitFor`). */
   readonly baseDelayMs: number;
@@ -89,54 +83,68 @@ const sdkMaxDelaySeconds = 180;
  * says (the SDK caps Retry-After at 180 s and its own backoff ignores the configured delays),
  * goes through the policy's `sleep` with the call's signal, counts toward the call's throttling,
  * and a wait that would take the call past `maxWaitMs` ends it with an {@link UnavailableError}
- * carrying the advised delay.
+ * carrying the advised delay. Made from the loaded SDK (see `microsoftSdks`), whose class it extends.
  */
-export class ThrottleRetryHandler extends RetryHandler {
-  /** Each call's state by its fetch options (the object the SDK hands to `shouldRetry`). */
-  readonly #states: WeakMap<FetchOptions, GraphRequestState>;
-
-  constructor(policy: ThrottlePolicy) {
-    // The SDK decides (shouldRetry), computes the delay and calls its private `sleep` in one
-    // synchronous run, so the state shouldRetry names is the one the next sleep serves.
-    let pending: { state: GraphRequestState; response: Response } | undefined;
-    const states = new WeakMap<FetchOptions, GraphRequestState>();
-    const options = new RetryHandlerOptions(
-      Math.min(sdkMaxDelaySeconds, Math.max(0, policy.baseDelayMs / 1000)),
-      sdkMaxRetries,
-      (_delay, _attempt, _request, fetchOptions, response) => {
-        const state = fetchOptions === undefined ? undefined : states.get(fetchOptions);
-        if (state === undefined) return false;
-        pending = { state, response };
-        return true;
-      },
-    );
-    super(options);
-    this.#states = states;
-    // RetryHandler's own wait is a bare timer no signal ends; this replaces it on the instance.
-    (this as unknown as { sleep: (seconds: number) => Promise<void> }).sleep = async () => {
-      const current = pending;
-      pending = undefined;
-      if (current === undefined) throw new Error('ThrottleRetryHandler: a wait without a call');
-      const { state, response } = current;
-      const ms = Math.max(0, policy.waitFor(response, state.throttles));
-      if (state.throttledMs + ms > policy.maxWaitMs) {
-        throw new UnavailableError(
-          `Graph kept throttling ${pathOf(state.lastUrl ?? response.url)} (${response.status}) for ${Math.round(state.throttledMs / 1000)} s`,
-          { retryAfterMs: ms },
-        );
-      }
-      await policy.sleep(ms, state.signal);
-      state.throttledMs += ms;
-      state.throttles += 1;
-      policy.onWait(ms);
-    };
+export function throttleRetryHandler(graph: MicrosoftSdks['graph'], policy: ThrottlePolicy): Middleware {
+  let handler = throttleHandlers.get(graph);
+  if (handler === undefined) {
+    handler = throttleRetryHandlerClass(graph);
+    throttleHandlers.set(graph, handler);
   }
+  return new handler(policy);
+}
 
-  override async execute(context: Context): Promise<void> {
-    const state = GraphRequestState.of(context);
-    if (state !== undefined && context.options !== undefined) this.#states.set(context.options, state);
-    await super.execute(context);
-  }
+type ThrottleHandlerClass = new (policy: ThrottlePolicy) => Middleware;
+const throttleHandlers = new WeakMap<MicrosoftSdks['graph'], ThrottleHandlerClass>();
+
+function throttleRetryHandlerClass({ RetryHandler, RetryHandlerOptions }: MicrosoftSdks['graph']): ThrottleHandlerClass {
+  return class ThrottleRetryHandler extends RetryHandler {
+    /** Each call's state by its fetch options (the object the SDK hands to `shouldRetry`). */
+    readonly #states: WeakMap<FetchOptions, GraphRequestState>;
+
+    constructor(policy: ThrottlePolicy) {
+      // The SDK decides (shouldRetry), computes the delay and calls its private `sleep` in one
+      // synchronous run, so the state shouldRetry names is the one the next sleep serves.
+      let pending: { state: GraphRequestState; response: Response } | undefined;
+      const states = new WeakMap<FetchOptions, GraphRequestState>();
+      const options = new RetryHandlerOptions(
+        Math.min(sdkMaxDelaySeconds, Math.max(0, policy.baseDelayMs / 1000)),
+        sdkMaxRetries,
+        (_delay, _attempt, _request, fetchOptions, response) => {
+          const state = fetchOptions === undefined ? undefined : states.get(fetchOptions);
+          if (state === undefined) return false;
+          pending = { state, response };
+          return true;
+        },
+      );
+      super(options);
+      this.#states = states;
+      // RetryHandler's own wait is a bare timer no signal ends; this replaces it on the instance.
+      (this as unknown as { sleep: (seconds: number) => Promise<void> }).sleep = async () => {
+        const current = pending;
+        pending = undefined;
+        if (current === undefined) throw new Error('ThrottleRetryHandler: a wait without a call');
+        const { state, response } = current;
+        const ms = Math.max(0, policy.waitFor(response, state.throttles));
+        if (state.throttledMs + ms > policy.maxWaitMs) {
+          throw new UnavailableError(
+            `Graph kept throttling ${pathOf(state.lastUrl ?? response.url)} (${response.status}) for ${Math.round(state.throttledMs / 1000)} s`,
+            { retryAfterMs: ms },
+          );
+        }
+        await policy.sleep(ms, state.signal);
+        state.throttledMs += ms;
+        state.throttles += 1;
+        policy.onWait(ms);
+      };
+    }
+
+    override async execute(context: Context): Promise<void> {
+      const state = GraphRequestState.of(context);
+      if (state !== undefined && context.options !== undefined) this.#states.set(context.options, state);
+      await super.execute(context);
+    }
+  };
 }
 
 function pathOf(url: string): string {
