@@ -71,10 +71,11 @@ describe('DnCache', () => {
     step('taken over by another object', () => cache.set('uid=a', 'B'));
     step('forgotten for an object that does not hold it', () => cache.forget('uid=a', 'A'));
     step('renamed away', () => cache.forget('uid=a', 'B'));
-    step('more new DNs, the old generation dropped', () => {
-      for (const name of ['b', 'c', 'd', 'e', 'f']) cache.set(`uid=${name}`, name);
-    });
-    step('taken over in the old generation', () => cache.set('uid=e', 'X'));
-    expect(moves).toEqual(['taken over by another object', 'renamed away', 'taken over in the old generation']);
+    step('a new DN filling the young generation', () => cache.set('uid=b', 'b'));
+    step('the young generation becoming the old one, nothing dropped', () => cache.set('uid=c', 'c'));
+    step('a new DN', () => cache.set('uid=d', 'd'));
+    step('the old generation dropped', () => cache.set('uid=e', 'e'));
+    step('taken over in the old generation', () => cache.set('uid=d', 'X'));
+    expect(moves).toEqual(['taken over by another object', 'renamed away', 'the old generation dropped', 'taken over in the old generation']);
   });
 });

@@ -27,8 +27,9 @@ export class DnCache {
 
   /**
    * Changes whenever a DN the cache held stops naming the object it named (renamed away, or taken
-   * over by another object): an answer read at an earlier version may then be wrong. New DNs and
-   * evictions leave it as it is (a hit read before them is still true).
+   * over by another object), and when a generation is dropped (its DNs may then change owner
+   * without the cache seeing it): an answer read at an earlier version may be wrong. New DNs
+   * leave it as it is (a hit read before them is still true).
    */
   get version(): number {
     return this.#version;
@@ -52,6 +53,9 @@ export class DnCache {
     this.#old.delete(dn);
     this.#young.set(dn, externalId);
     if (this.#young.size >= this.#generation) {
+      // DNs dropped with the old generation can change owner unseen (a set or a forget of a DN
+      // the cache no longer holds moves nothing): an answer read before the drop is not kept.
+      if (this.#old.size > 0) this.#version += 1;
       this.#old = this.#young;
       this.#young = new Map();
     }
