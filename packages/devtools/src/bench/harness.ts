@@ -31,8 +31,8 @@ export interface BenchHarness {
    * Runs `fn` and returns, beside its value, the CPU seconds (user and system, read from `/proc`;
    * NaN where it cannot tell) the worker, PostgreSQL and the directory (the process `directoryPid`)
    * used meanwhile: they share the machine's cores, so the wall-clock time is bound by their sum.
-   * PostgreSQL's is every `postgres` process of the machine (backends, WAL writer, checkpointer),
-   * so other work on the same server counts too.
+   * PostgreSQL's is its backends serving the benchmark's database and the server's own processes
+   * (WAL writer, checkpointer), which other work on the same server also keeps busy.
    */
   cpuDuring<T>(directoryPid: number | undefined, fn: () => Promise<T>): Promise<{ value: T; worker: number; postgres: number; directory: number }>;
   /** Enqueues a sync like any other service would and waits for its run to succeed. */
@@ -88,7 +88,8 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
     dir,
     worker,
     async cpuDuring(directoryPid, fn) {
-      const read = () => Promise.all([processCpuSeconds(worker.child.pid), postgresCpu(), processCpuSeconds(directoryPid)] as const);
+      const database = new URL(options.databaseUrl).pathname.slice(1);
+      const read = () => Promise.all([processCpuSeconds(worker.child.pid), postgresCpu(database), processCpuSeconds(directoryPid)] as const);
       const [workerBefore, postgresBefore, directoryBefore] = await read();
       const value = await fn();
       const [workerAfter, postgresAfter, directoryAfter] = await read();
@@ -150,22 +151,31 @@ async function processCpuSeconds(pid: number | undefined): Promise<number> {
 }
 
 /**
- * Runs `fn` and returns, beside its value, the CPU seconds every `postgres` process of the
- * machine used meanwhile (see {@link BenchHarness.cpuDuring}).
+ * Runs `fn` and returns, beside its value, the CPU seconds PostgreSQL used meanwhile for the
+ * database `databaseUrl` names: its backends and the server's own processes (WAL writer,
+ * checkpointer), which work for every database (see {@link BenchHarness.cpuDuring}).
  */
-export async function postgresCpuDuring<T>(fn: () => Promise<T>): Promise<{ value: T; postgres: number }> {
-  const before = await postgresCpu();
+export async function postgresCpuDuring<T>(databaseUrl: string, fn: () => Promise<T>): Promise<{ value: T; postgres: number }> {
+  const database = new URL(databaseUrl).pathname.slice(1);
+  const before = await postgresCpu(database);
   const value = await fn();
-  return { value, postgres: round2(postgresCpuBetween(before, await postgresCpu())) };
+  return { value, postgres: round2(postgresCpuBetween(before, await postgresCpu(database))) };
 }
 
-/** CPU seconds used so far by each `postgres` process of the machine, by pid. */
-async function postgresCpu(): Promise<Map<string, number>> {
+// A backend names itself `postgres: <cluster>: <user> <database> <client>(<port>) <state>`; the
+// server's own processes (`postgres: <cluster>: walwriter`) name no client.
+const backendTitle = /^postgres: \S+: \S+ (\S+) (?:\[local\]|\S+\(\d+\))/;
+
+/** CPU seconds used so far by each PostgreSQL process serving `database` (see above), by pid. */
+async function postgresCpu(database: string): Promise<Map<string, number>> {
   const pids = (await readdir('/proc').catch(() => [] as string[])).filter((name) => /^\d+$/.test(name));
   const used = new Map<string, number>();
   for (const pid of pids) {
     const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
     if (comm !== 'postgres') continue;
+    const title = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
+    const backend = backendTitle.exec(title);
+    if (backend !== null && backend[1] !== database) continue;
     const cpu = await processCpuSeconds(Number(pid));
     if (Number.isFinite(cpu)) used.set(pid, cpu);
   }

@@ -127,7 +127,7 @@ async function copyFloor(databaseUrl: string, integrationId: string, runId: stri
     const objects = await copyOut(sql, `copy (select ${objectColumns} from directory_objects where integration_id = '${integrationId}') to stdout`);
     const edges = await copyOut(sql, `copy (select ${edgeColumns} from memberships where integration_id = '${integrationId}' and deleted_at is null) to stdout`);
     const changes = await copyOut(sql, `copy (select c.* from changes c join change_batches b on b.id = c.batch_id where b.run_id = '${runId}') to stdout`);
-    const { value: { ms }, postgres: postgresCpu } = await postgresCpuDuring(() => timed(() =>
+    const { value: { ms }, postgres: postgresCpu } = await postgresCpuDuring(databaseUrl, () => timed(() =>
       Promise.all([
         copyIn(sql, `copy ${tables.directory_objects} (${objectColumns}) from stdin`, objects).then(() => copyIn(sql, `copy ${tables.changes} from stdin`, changes)),
         copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, edges),
