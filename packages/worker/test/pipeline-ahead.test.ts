@@ -1,5 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { close, connect, type Db } from '@dirsync/db';
+import { MemberSync } from '../src/pipeline/members.ts';
+import { IssueLog, zeroCounts } from '../src/pipeline/report.ts';
 import { createIntegrationRow, PipelineHarness } from './support/harness.ts';
 import { group, ScriptedProvider, type ScriptedEntry, user, userDn } from './support/scripted-provider.ts';
 
@@ -59,5 +62,48 @@ describe('members resolved ahead of their step on an integration with nothing st
     // The real run writes what the dry run reported: the later holder of u1's DN gets the edge.
     expect(await harness.sync('full')).toMatchObject({ status: 'succeeded', created: 4, membershipsAdded: 2 });
     expect(await harness.edges()).toEqual(['g>u2', 'g>u3']);
+  });
+});
+
+describe('a DN dropped from the DN cache between a group\'s resolution ahead and its step', () => {
+  // The run's cache holds two DNs per generation. a is stored under its DN in an early batch; g's
+  // batch is resolved ahead while the previous one is written, when the DN still names a; the
+  // previous batch and g's own step then store more DNs, which drops the generation holding a's
+  // DN, and then the DN changes hands where the cache no longer sees it.
+  test.each([
+    {
+      change: 'a renamed away',
+      stored: [{ ...user('a'), dn: 'uid=a-renamed,ou=people,dc=example' }],
+      last: ['a', 'uid=a-renamed,ou=people,dc=example', userDn('a')] as const,
+      edges: [],
+    },
+    {
+      change: 'b taking it over',
+      stored: [{ ...user('a'), dn: 'uid=a-moved,ou=people,dc=example' }, { ...user('b'), dn: userDn('a') }],
+      last: ['b', userDn('a'), null] as const,
+      edges: ['g>b'],
+    },
+  ])('the group does not keep its answer ahead ($change)', async ({ stored, last, edges }) => {
+    // The database as the fetch leaves it.
+    const provider = new ScriptedProvider().put(...stored, user('x1'), user('x2'), user('x3'), group('g', []));
+    const integrationId = await createIntegrationRow(db);
+    await new PipelineHarness(db, provider, integrationId).sync('full');
+
+    const members = new MemberSync(
+      { sql: db.$client, integrationId, runId: randomUUID(), counts: zeroCounts(), issues: new IssueLog(100), parallelism: 1, fork: undefined, storedAtStart: false, assumeAbsent: true },
+      4,
+    );
+    members.remember('a', userDn('a'), null);
+    members.remember('x1', userDn('x1'), null);
+    const refs = [{ by: 'dn' as const, value: userDn('a') }];
+    const prepared = members.prepare([{ externalId: 'g', members: refs }], true);
+    members.remember('x2', userDn('x2'), null);
+    members.remember('x3', userDn('x3'), null);
+    const [holder, dn, previousDn] = last;
+    members.remember(holder, dn, previousDn);
+    await members.syncGroups([{ externalId: 'g', members: refs, isNew: false, storedMembersHash: null }], new Set(), prepared);
+    await members.resolveDeferred();
+
+    expect(await new PipelineHarness(db, provider, integrationId).edges()).toEqual(edges);
   });
 });
