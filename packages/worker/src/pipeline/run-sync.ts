@@ -265,8 +265,8 @@ async function applyDeletions<S>(
   const ids = [...pending];
   if (mode === 'full' && !ctx.storedAtStart) {
     // Nothing was stored when the run began: every row there is now, this run wrote and stamped,
-    // so none is unseen. The count would scan the whole integration for nothing (a second at a
-    // million objects).
+    // so none is unseen. The count would scan the whole integration for nothing (0.1 s of
+    // database time at 100,000 objects, growing with them).
     live = 0;
   } else if (mode === 'full') {
     const sweep = await countSweep(sql, integrationId, runId);
