@@ -1,7 +1,7 @@
 /**
  * The generic LDAP provider and the pipeline in one process against a throwaway slapd: where the
  * time of a sync goes, without the queue and child process of `dirsync bench`. Usage:
- *   node --max-semi-space-size=8 packages/worker/bench/ldap-pipeline-bench.ts [--users 100000]
+ *   node --max-semi-space-size=16 --heap-growing-percent=50 packages/worker/bench/ldap-pipeline-bench.ts [--users 100000]
  *     [--groups 5000] [--members 100] [--batch 2000] [--member-refs 25000] [--parallelism 2]
  *     [--read-only | --skip-read] [--statements] [--fenced]
  * Prints the provider's read (fetch + map + hash, no database) and a first, an unchanged and a
