@@ -26,6 +26,7 @@ const apiKeyListSchema = z.object({
   ),
 });
 import { consoleOidcOf, consoleUrlOf, redisSettingsOf } from '../config.ts';
+import { apiPackage, consolePackage, schedulerPackage } from '../packages.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -66,9 +67,7 @@ export async function startHttpServer(
   },
 ): Promise<HttpServers> {
   const { config } = ctx;
-  // Loaded here, not at the top: a worker process never serves the API, and the API server, the
-  // console and the scheduler's modules would only add to its memory.
-  const [{ createApiServer }, { consoleAssetsDir }, { requestSync }] = await Promise.all([import('@dirsync/api'), import('@dirsync/console'), import('@dirsync/scheduler')]);
+  const [{ createApiServer }, { consoleAssetsDir }, { requestSync }] = await Promise.all([apiPackage(), consolePackage(), schedulerPackage()]);
   const competes = config.DIRSYNC_INSTALLATION_METRICS === 'auto' ? options.installationMetricsByDefault !== false : config.DIRSYNC_INSTALLATION_METRICS === 'true';
   const server = await createApiServer({
     db: ctx.db(),

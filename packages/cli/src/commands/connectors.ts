@@ -27,6 +27,7 @@ import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pem
 import { COMMAND_QUEUE_WAIT_MS, type Context } from '../context.ts';
 import { UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, printJson, table } from '../format.ts';
+import { apiPackage, workerPackage } from '../packages.ts';
 
 /** A connector as the platform sees it with `--json`: the API's shape without one account's "tenants". */
 const platformConnectorSchema = connectorSchema.omit({ tenants: true });
@@ -62,8 +63,7 @@ const platformConsentSchema = z.object({
 
 /** A connector in the API's shape (public facts and certificate history only, never a key). */
 async function presentConnector(ctx: Context, connector: Connector) {
-  // Loaded on first use: the API package brings the HTTP server, which a worker never needs.
-  const { presentConnectorFacts } = await import('@dirsync/api');
+  const { presentConnectorFacts } = await apiPackage();
   return presentConnectorFacts(connector, await listConnectorCredentials(ctx.db(), connector.id), new Date());
 }
 import { redisSettingsOf } from '../config.ts';
@@ -418,7 +418,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         }
         // This process sits above the worker package: it redeems the sign-in and asks the tenant
         // for a token itself.
-        const { verifyTenantConsent } = await import('@dirsync/worker');
+        const { verifyTenantConsent } = await workerPackage();
         const outcome = await verifyTenantConsent(
           { db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations(), propagationWaitMs: ctx.config.DIRSYNC_CONSENT_PROPAGATION_WAIT_SECONDS * 1000 },
           answer.request.nonce,
@@ -482,7 +482,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
           }
           return;
         }
-        const { rotateConnectorCredential } = await import('@dirsync/worker');
+        const { rotateConnectorCredential } = await workerPackage();
         const result = await rotateConnectorCredential({ db: ctx.db(), keyRing: ctx.keyRing(), connectorId: c.id, actor: 'cli', destinations: ctx.destinations() });
         if (flags.json) {
           printJson(rotationJsonSchema, result);

@@ -31,6 +31,7 @@ import { keyValues, printJson, safeJson, table } from '../format.ts';
 import { readJsonFile, readSecret } from '../input.ts';
 import { describeRun } from '../report.ts';
 import { exitCodeOfRun, presentRunOf, requestIntegrationSync, waitForRun } from './sync.ts';
+import { apiPackage, workerPackage } from '../packages.ts';
 
 /**
  * Integrations as the API presents them (`GET /v1/integrations`), each with its latest run: one
@@ -44,8 +45,7 @@ async function presentIntegrations(ctx: Context, rows: readonly Integration[]) {
     }
   }
   const now = new Date();
-  // The API package loads here, on first use: it brings the HTTP server, which a worker never needs.
-  const { presentIntegration } = await import('@dirsync/api');
+  const { presentIntegration } = await apiPackage();
   return rows.map((row) => presentIntegration(row, latest.get(row.id), now, ctx.config.DIRSYNC_SCHEDULER_JITTER_MAX_SECONDS * 1000));
 }
 
@@ -300,7 +300,7 @@ export async function testIntegrationConnection(
   candidateSecret?: string,
 ): Promise<ConnectionReport & { samples?: MappedSample[] }> {
   // Entra ID integrations on a connector need its certificate: the worker's factory loads it.
-  const { createEntraAwareProviderFactory, withMappedSamples } = await import('@dirsync/worker');
+  const { createEntraAwareProviderFactory, withMappedSamples } = await workerPackage();
   const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() });
   const run = async (secret: string | undefined) => {
     const provider = await factory(integration.kind, integration.settings, secret, { accountId: integration.accountId, integrationId: integration.id });
@@ -332,7 +332,7 @@ export async function previewIntegration(ctx: Context, integration: Integration,
     if (!checked.ok) throw new UserError(`invalid attribute mapping:\n  ${checked.problems.join('\n  ')}`);
     settings = checked.settings as Record<string, unknown>;
   }
-  const { createEntraAwareProviderFactory } = await import('@dirsync/worker');
+  const { createEntraAwareProviderFactory } = await workerPackage();
   const factory = createEntraAwareProviderFactory({ db: ctx.db(), keyRing: ctx.keyRing(), destinations: ctx.destinations() });
   return withIntegrationSecret(ctx.db(), ctx.keyRing(), integration.id, async (secret) => {
     const provider = await factory(integration.kind, settings, secret, { accountId: integration.accountId, integrationId: integration.id });

@@ -4,6 +4,7 @@ import { serveOpsPort } from '../ops-server.ts';
 import type { Context } from '../context.ts';
 import { startHttpServer } from './api.ts';
 import { otlpEndpointOf, otlpHeadersOf, redisSettingsOf, workerShardsOf } from '../config.ts';
+import { schedulerPackage, workerPackage } from '../packages.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -47,9 +48,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
     .action(() =>
       withContext(async (ctx) => {
         ctx.setRole('dirsync-worker');
-        // The worker's modules load only for this command (and the scheduler's only for its own),
-        // so that neither long-running process carries the other's code, nor the API's.
-        const { createEntraAwareProviderFactory, createReadinessProbe, createTracing, createWorker, createWorkerMetrics } = await import('@dirsync/worker');
+        const { createEntraAwareProviderFactory, createReadinessProbe, createTracing, createWorker, createWorkerMetrics } = await workerPackage();
         const logger = ctx.logger('worker');
         const metrics = createWorkerMetrics({ db: ctx.db() });
         // Traces only when an OTLP endpoint is configured; otherwise no tracer exists at all.
@@ -120,7 +119,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
     .action(() =>
       withContext(async (ctx) => {
         ctx.setRole('dirsync-scheduler');
-        const { createScheduler } = await import('@dirsync/scheduler');
+        const { createScheduler } = await schedulerPackage();
         const logger = ctx.logger('scheduler');
         // The scheduler hands these options on to its reconciler whole, retention included.
         const reconcile: Pick<ReconcilerOptions, 'intervalMs' | 'stallLimitMs' | 'retention'> = {

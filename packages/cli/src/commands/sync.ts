@@ -8,6 +8,7 @@ import type { Context } from '../context.ts';
 import { exitCodes, UserError, UsageError, type ExitCode } from '../errors.ts';
 import { printJson, progressBar } from '../format.ts';
 import { describeRun } from '../report.ts';
+import { apiPackage, schedulerPackage } from '../packages.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -19,12 +20,9 @@ export function runRowOf(run: Run): RunRow {
   return { ...run, approvedAt: iso(run.approvedAt), queuedAt: run.queuedAt.toISOString(), startedAt: iso(run.startedAt), finishedAt: iso(run.finishedAt) };
 }
 
-/**
- * `run` as the API presents it (the `--json` output). The API package loads on first use: it
- * brings the HTTP server with it, which no other command, the worker above all, needs.
- */
+/** `run` as the API presents it (the `--json` output). */
 export async function presentRunOf(run: Run): Promise<ReturnType<typeof presentRun>> {
-  const api = await import('@dirsync/api');
+  const api = await apiPackage();
   return api.presentRun(runRowOf(run));
 }
 
@@ -52,7 +50,7 @@ export interface SyncRequestOptions {
 export async function requestIntegrationSync(ctx: Context, options: SyncRequestOptions) {
   const integration = await requireIntegration(ctx.db(), options.integrationId);
   if (!integration.enabled) throw new UserError(`integration ${integration.id} is disabled`);
-  const { requestSync } = await import('@dirsync/scheduler');
+  const { requestSync } = await schedulerPackage();
   return requestSync({ db: ctx.db(), enqueue: ctx.enqueue() }, { ...options, integrationId: integration.id });
 }
 

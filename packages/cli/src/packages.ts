@@ -1,0 +1,14 @@
+/**
+ * The packages a command needs only while it runs, loaded on first use. Every process builds the
+ * whole command tree, so whatever a command module imported at its top would sit in the memory
+ * of every other command: a worker would carry the API's HTTP server, the console and the
+ * scheduler, and the scheduler the worker's providers. Import these through here, never at the
+ * top of a command module (`devtools/test/lazy-commands.test.ts` checks it).
+ */
+export const apiPackage = () => import('@dirsync/api');
+/** See {@link apiPackage}. */
+export const consolePackage = () => import('@dirsync/console');
+/** See {@link apiPackage}. */
+export const schedulerPackage = () => import('@dirsync/scheduler');
+/** See {@link apiPackage}. */
+export const workerPackage = () => import('@dirsync/worker');
