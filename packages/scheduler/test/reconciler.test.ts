@@ -133,11 +133,12 @@ test('a job whose worker is killed -9 twice: the queue fails it as stalled, the 
   await kill9(first);
 
   // BullMQ's stalled check (run by the next worker) puts the job back once; that worker takes it.
+  // A minute at most: this file often starts with the suite, while every test process loads.
   const second = await spawnWorker({ ...workerConfig, hangAtPage: 3 });
   const secondAttempt = await waitFor(async () => {
     const run = await getRun(db, runId);
     return run?.status === 'running' && run.fence !== firstAttempt.fence ? run : undefined;
-  }, { timeoutMs: 30_000, what: 'a second attempt to start' });
+  }, { timeoutMs: 60_000, what: 'a second attempt to start' });
   await kill9(second);
 
   // A third worker's stalled check finds the job stalled again: past maxStalledCount (1), it fails.
