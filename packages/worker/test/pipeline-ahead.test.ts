@@ -93,14 +93,14 @@ describe('a DN dropped from the DN cache between a group\'s resolution ahead and
       { sql: db.$client, integrationId, runId: randomUUID(), counts: zeroCounts(), issues: new IssueLog(100), parallelism: 1, fork: undefined, storedAtStart: false, assumeAbsent: true },
       4,
     );
-    members.remember('a', userDn('a'), null);
-    members.remember('x1', userDn('x1'), null);
+    members.remember('a', userDn('a'), null, true);
+    members.remember('x1', userDn('x1'), null, true);
     const refs = [{ by: 'dn' as const, value: userDn('a') }];
     const prepared = members.prepare([{ externalId: 'g', members: refs }], true);
-    members.remember('x2', userDn('x2'), null);
-    members.remember('x3', userDn('x3'), null);
+    members.remember('x2', userDn('x2'), null, true);
+    members.remember('x3', userDn('x3'), null, true);
     const [holder, dn, previousDn] = last;
-    members.remember(holder, dn, previousDn);
+    members.remember(holder, dn, previousDn, true);
     await members.syncGroups([{ externalId: 'g', members: refs, isNew: false, storedMembersHash: null }], new Set(), prepared);
     await members.resolveDeferred();
 

@@ -51,6 +51,21 @@ describe('DnCache', () => {
     expect(cache.get('uid=a')).toBeUndefined();
   });
 
+  test('refresh adds no DN, and re-points a held DN to the object stored with it last', () => {
+    const cache = new DnCache(10);
+    cache.refresh('uid=a', 'A');
+    expect(cache.get('uid=a')).toBeUndefined();
+    expect(cache.size).toBe(0);
+    cache.set('uid=b', 'B');
+    const version = cache.version;
+    cache.refresh('uid=b', 'B');
+    expect(cache.version).toBe(version);
+    cache.refresh('uid=b', 'C');
+    expect(cache.get('uid=b')).toBe('C');
+    expect(cache.version).toBeGreaterThan(version);
+    expect(cache.size).toBe(1);
+  });
+
   test('a capacity of zero holds nothing', () => {
     const cache = new DnCache(0);
     cache.set('uid=a', 'A');

@@ -1,9 +1,11 @@
 /**
- * DN → external id of the objects the current run has stored, so that member references resolve
+ * DN → external id of the objects the current run has written, so that member references resolve
  * in memory instead of one index lookup per reference (500,000 lookups were a quarter of a first
- * sync's database time). It holds only objects seen and written by this run, which are exactly
- * the ones the database's resolution prefers (see `resolveDns`), so a hit gives the answer the
- * database would give; a miss falls back to the database.
+ * sync's database time). It holds only objects seen by this run, which are exactly the ones the
+ * database's resolution prefers (see `resolveDns`), so a hit gives the answer the database would
+ * give; a miss falls back to the database. An object the run finds unchanged is not added (see
+ * {@link DnCache.refresh}): a full sync that changes little would otherwise hold every DN of the
+ * directory for the few groups that changed.
  *
  * Bounded: entries live in two generations of `capacity / 2`; when the young one is full it
  * becomes the old one and the previous old one is dropped whole. Memory stays flat whatever the
@@ -59,6 +61,16 @@ export class DnCache {
       this.#old = this.#young;
       this.#young = new Map();
     }
+  }
+
+  /**
+   * Records that `dn` now names `externalId` where the cache holds `dn` already, naming another
+   * object (the latest object stored with a DN wins); adds nothing. For objects found unchanged:
+   * a DN the cache does not hold is resolved by the database, which gives the same answer.
+   */
+  refresh(dn: string, externalId: string): void {
+    const held = this.#young.get(dn) ?? this.#old.get(dn);
+    if (held !== undefined && held !== externalId) this.set(dn, externalId);
   }
 
   /** Forgets `dn` if it still names `externalId` (the object was renamed away from it). */

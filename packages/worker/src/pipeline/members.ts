@@ -125,12 +125,15 @@ export class MemberSync {
   }
 
   /**
-   * Records the DN of an object this run has just stored (written or found unchanged), and
-   * forgets the DN it had before when it was renamed.
+   * Records the DN of an object this run has just stored (`written`, or found unchanged: then
+   * only where the cache holds the DN already, see {@link DnCache.refresh}), and forgets the DN
+   * it had before when it was renamed.
    */
-  remember(externalId: string, dn: string | null, previousDn: string | null): void {
+  remember(externalId: string, dn: string | null, previousDn: string | null, written: boolean): void {
     if (previousDn !== null && previousDn !== dn) this.#dns.forget(previousDn, externalId);
-    if (dn !== null) this.#dns.set(dn, externalId);
+    if (dn === null) return;
+    if (written) this.#dns.set(dn, externalId);
+    else this.#dns.refresh(dn, externalId);
   }
 
   /**

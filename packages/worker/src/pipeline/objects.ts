@@ -230,6 +230,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
   const managers: { readonly externalId: string; readonly reports: readonly MemberRef[] }[] = [];
   const joined: MemberOfToLink[] = [];
   const dnChanges = { writtenIds: [] as string[], dns: [] as string[], renamedIds: [] as string[] };
+  const unchanged = new Set<string>();
   for (const object of candidates) {
     const state = stored.get(object.externalId);
     switch (decideObject(state, object)) {
@@ -246,6 +247,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
         break;
       case 'unchanged':
         if (!object.repeat) counts.unchanged += 1;
+        unchanged.add(object.externalId);
         continue;
     }
     const gainedDn = object.dn !== null && (state === undefined || state.deleted || state.dn !== object.dn);
@@ -304,7 +306,7 @@ export async function syncObjectBatch(ctx: SyncContext, members: MemberSync, bat
   const groups: GroupToSync[] = [];
   for (const object of objects) {
     const state = stored.get(object.externalId);
-    members.remember(object.externalId, object.dn, state?.dn ?? null);
+    members.remember(object.externalId, object.dn, state?.dn ?? null, !unchanged.has(object.externalId));
     if (object.members === undefined) continue;
     groups.push({
       externalId: object.externalId,
