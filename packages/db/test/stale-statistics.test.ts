@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
 import type { TestDatabase } from '@dirsync/testkit';
 import type { Db } from '../src/client.ts';
-import { insertObjects, type ObjectWrite, resolveDns } from '../src/objects.ts';
+import { insertObjects, loadObjectStates, type ObjectWrite, resolveDns, stampObjects } from '../src/objects.ts';
 import { newTenant, useTestDatabase } from './support/database.ts';
 
 // A first sync writes an integration's objects faster than autovacuum analyzes the table (and
@@ -50,13 +50,20 @@ async function withPlans<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<{ re
   }
 }
 
-test('member DNs resolve by index probes while the statistics predate the integration', async () => {
+/** An integration of 30,050 objects, on a table last analyzed when it held 50. */
+async function outgrownStatistics(): Promise<{ integrationId: string; runId: string }> {
   const { integrationId } = await newTenant(db);
   const runId = randomUUID();
   await insertObjects(db, integrationId, runId, users(0, 50));
   await db.$client`analyze directory_objects`;
   for (let from = 50; from < 30_050; from += 5_000) await insertObjects(db, integrationId, runId, users(from, 5_000));
+  return { integrationId, runId };
+}
 
+const fullScan = /Seq Scan on directory_objects|Bitmap Index Scan on directory_objects_integration_(updated|external|dn)/;
+
+test('member DNs resolve by index probes while the statistics predate the integration', async () => {
+  const { integrationId, runId } = await outgrownStatistics();
   const wanted = Array.from({ length: 3_000 }, (_, k) => dnOf(k * 10));
   const { result, plans } = await withPlans((sql) => resolveDns(sql, integrationId, runId, wanted));
 
@@ -65,5 +72,19 @@ test('member DNs resolve by index probes while the statistics predate the integr
   const plan = plans.find((text) => text.includes('directory_objects'));
   expect(plan).toBeDefined();
   expect(plan).toContain('directory_objects_integration_dn_idx');
-  expect(plan).not.toMatch(/Seq Scan on directory_objects|Bitmap Index Scan on directory_objects_integration_(updated|external)/);
+  expect(plan).not.toMatch(fullScan);
+});
+
+test('a batch of objects is stamped and read by index while the statistics predate the integration', async () => {
+  const { integrationId } = await outgrownStatistics();
+  const ids = Array.from({ length: 3_000 }, (_, k) => `id-${k * 10}`);
+  const { result, plans } = await withPlans(async (sql) => ({
+    stamped: await stampObjects(sql, integrationId, randomUUID(), ids),
+    loaded: await loadObjectStates(sql, integrationId, ids),
+  }));
+  expect(result.stamped.size).toBe(3_000);
+  expect(result.loaded.size).toBe(3_000);
+  const statements = plans.filter((text) => text.includes('directory_objects'));
+  expect(statements).toHaveLength(2);
+  for (const plan of statements) expect(plan).not.toMatch(fullScan);
 });
