@@ -40,7 +40,7 @@ beforeAll(async () => {
   queue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: prefix.prefix });
   ring = createKeyRing({ current: generateSecretKey() });
   accountId = (await createAccount(db, { name: 'tracing' })).id;
-  tracing = createTracing({ processor: new SimpleSpanProcessor({ exporter }) });
+  tracing = await createTracing({ processor: new SimpleSpanProcessor({ exporter }) });
   worker = startWorker(prefix.prefix, 'tracing-worker', tracing.tracer);
 }, timeoutMs);
 
@@ -169,7 +169,7 @@ test('a failed run is a failed trace that carries the run report’s message, ne
 }, timeoutMs);
 
 test('without an endpoint there is no tracer; with one, a run\'s spans are posted to <endpoint>/v1/traces with the configured headers', async () => {
-  const off = createTracing({});
+  const off = await createTracing({});
   expect(off.tracer).toBeUndefined();
   await off.shutdown();
   expect(otlpTracesUrl('http://collector:4318/')).toBe('http://collector:4318/v1/traces');
@@ -191,7 +191,7 @@ test('without an endpoint there is no tracer; with one, a run\'s spans are poste
   const otlpPrefix = createTestQueuePrefix('worker-tracing-otlp');
   const otlpQueue = new Queue(SYNC_QUEUE, { connection: { url: testRedisUrl }, prefix: otlpPrefix.prefix });
   const token = `collector-token-${randomUUID()}`;
-  const otlp = createTracing({ endpoint: `http://127.0.0.1:${address.port}`, headers: { authorization: `Bearer ${token}`, 'x-scope-orgid': 'dirsync' }, serviceVersion: '1.2.3' });
+  const otlp = await createTracing({ endpoint: `http://127.0.0.1:${address.port}`, headers: { authorization: `Bearer ${token}`, 'x-scope-orgid': 'dirsync' }, serviceVersion: '1.2.3' });
   const otlpWorker = startWorker(otlpPrefix.prefix, 'tracing-otlp-worker', otlp.tracer);
   try {
     const { id: runId } = await runToEnd(otlpQueue, await integration('traced-otlp', server.readerPassword));
@@ -227,7 +227,7 @@ test('a collector that refuses the exports is reported (status and count, never 
   if (address === null || typeof address === 'string') throw new Error('no address');
   const token = `collector-token-${randomUUID()}`;
   const failures: Array<{ reason: string; failedExports: number }> = [];
-  const tracing = createTracing({ endpoint: `http://127.0.0.1:${address.port}`, headers: { authorization: `Bearer ${token}` }, onExportFailure: (f) => failures.push(f) });
+  const tracing = await createTracing({ endpoint: `http://127.0.0.1:${address.port}`, headers: { authorization: `Bearer ${token}` }, onExportFailure: (f) => failures.push(f) });
   try {
     for (let i = 0; i < 3; i += 1) tracing.tracer?.startSpan(`refused-${i}`).end();
     // Shutting down flushes the batch: one export, refused.

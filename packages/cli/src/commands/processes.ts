@@ -52,7 +52,7 @@ export function registerProcessCommands(program: Command, withContext: WithConte
         const logger = ctx.logger('worker');
         const metrics = createWorkerMetrics({ db: ctx.db() });
         // Traces only when an OTLP endpoint is configured; otherwise no tracer exists at all.
-        const tracing = createTracing({
+        const tracing = await createTracing({
           endpoint: otlpEndpointOf(ctx.config),
           headers: otlpHeadersOf(ctx.config),
           onExportFailure: ({ reason, failedExports }) => logger.warn({ reason, failedExports }, 'traces could not be exported to the OTLP endpoint'),

@@ -1,7 +1,4 @@
 import { createHash, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
-// @peculiar/x509 needs the Reflect metadata API before it loads.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 
 /** A generated certificate credential: the public certificate and its private key, both PEM. */
 export interface GeneratedCertificate {
@@ -41,6 +38,16 @@ function serialNumber(): string {
   return bytes.toString('hex');
 }
 
+/**
+ * @peculiar/x509, imported on first use: with what it loads it takes about 3 MB of heap, which
+ * only certificate generation (a new connector, the daily rotation) needs.
+ */
+async function x509Library(): Promise<typeof import('@peculiar/x509')> {
+  // It needs the Reflect metadata API before it loads.
+  await import('reflect-metadata');
+  return import('@peculiar/x509');
+}
+
 /** Reads thumbprints, subject and validity of a PEM certificate. */
 export function certificateInfo(certificatePem: string): CertificateInfo {
   const certificate = new X509Certificate(certificatePem);
@@ -62,6 +69,7 @@ export function certificateInfo(certificatePem: string): CertificateInfo {
  */
 export async function generateCertificate(options: { subject: string; validityDays: number; now?: Date }): Promise<GeneratedCertificate> {
   const crypto = webcrypto;
+  const x509 = await x509Library();
   const now = options.now?.getTime() ?? Date.now();
   const notBefore = new Date(Math.floor((now - 60_000) / 1000) * 1000);
   const notAfter = new Date(notBefore.getTime() + options.validityDays * 24 * 3600_000);

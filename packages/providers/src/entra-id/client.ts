@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import type { Client } from '@microsoft/microsoft-graph-client';
-import { Agent, request as undiciRequest } from 'undici';
+import type { Agent } from 'undici';
 import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError } from '../errors.ts';
 import { DestinationPolicy, checkedUndiciConnector, findDestinationRefusal } from '../net/destination.ts';
+import { undiciLibrary } from '../net/undici.ts';
 import { type EntraIdSettings, isKnownAuthorityHost } from './config.ts';
 import { FailureCapture, GraphRequestState, throttleRetryHandler, UndiciSender } from './graph-middleware.ts';
 import { type MicrosoftSdks, microsoftSdks } from './sdk.ts';
@@ -292,14 +293,15 @@ export function transportError(error: unknown, target: string): ProviderError {
 }
 
 async function probeAuthority(settings: GraphConnectionSettings, destinations: DestinationPolicy): Promise<ProviderError | undefined> {
-  const agent = new Agent({
+  const undici = await undiciLibrary();
+  const agent = new undici.Agent({
     connect: checkedUndiciConnector(destinations, settings.caPem === undefined ? {} : { ca: settings.caPem }),
     headersTimeout: 10_000,
     bodyTimeout: 10_000,
   });
   try {
     const url = `${settings.authorityHost}/${encodeURIComponent(settings.tenantId)}/v2.0/.well-known/openid-configuration`;
-    const response = await undiciRequest(url, { dispatcher: agent, signal: AbortSignal.timeout(10_000) });
+    const response = await undici.request(url, { dispatcher: agent, signal: AbortSignal.timeout(10_000) });
     await response.body.dump();
     if (response.statusCode === 400 || response.statusCode === 404) {
       return new ConfigError(`tenant ${settings.tenantId} is unknown to ${settings.authorityHost} (HTTP ${response.statusCode})`);
@@ -372,7 +374,8 @@ export class GraphClient {
   /** Index in #credentials of the credential tokens are requested with. */
   #active = 0;
   readonly #tokens: EntraTokenCache;
-  readonly #agent: Agent;
+  /** Connections through the destination policy with this client's CA trust, made on the first call. */
+  #agent: Promise<Agent> | undefined;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #origin: string;
   readonly #destinations: DestinationPolicy;
@@ -395,13 +398,6 @@ export class GraphClient {
     const base = new URL(settings.graphBaseUrl);
     this.#origin = base.origin;
     this.#destinations = options.destinations ?? DestinationPolicy.strict();
-    this.#agent = new Agent({
-      // Checked at connect time on the resolved address, whatever was checked before.
-      connect: checkedUndiciConnector(this.#destinations, settings.caPem === undefined ? {} : { ca: settings.caPem }),
-      headersTimeout: settings.requestTimeoutMs,
-      bodyTimeout: settings.requestTimeoutMs,
-      keepAliveTimeout: 30_000,
-    });
     this.#sleep = options.sleep ?? ((ms, signal) => sleep(ms, undefined, { signal }));
     this.#tokenCredential = {
       getToken: async (_scopes, tokenOptions) => this.#accessToken(tokenOptions?.abortSignal as AbortSignal | undefined),
@@ -409,12 +405,31 @@ export class GraphClient {
     this.#maxAnswerBytes = options.maxAnswerBytes ?? maxGraphAnswerBytes;
   }
 
-  #graphClient(sdk: MicrosoftSdks): Client {
-    this.#graph ??= this.#makeGraphClient(sdk);
+  #graphClient(sdk: MicrosoftSdks, agent: Agent): Client {
+    this.#graph ??= this.#makeGraphClient(sdk, agent);
     return this.#graph;
   }
 
-  #makeGraphClient({ graph, graphAuth }: MicrosoftSdks): Client {
+  #dispatcher(): Promise<Agent> {
+    const { settings } = this;
+    this.#agent ??= undiciLibrary().then(
+      (undici) =>
+        new undici.Agent({
+          // Checked at connect time on the resolved address, whatever was checked before.
+          connect: checkedUndiciConnector(this.#destinations, settings.caPem === undefined ? {} : { ca: settings.caPem }),
+          headersTimeout: settings.requestTimeoutMs,
+          bodyTimeout: settings.requestTimeoutMs,
+          keepAliveTimeout: 30_000,
+        }),
+      (error: unknown) => {
+        this.#agent = undefined;
+        throw error;
+      },
+    );
+    return this.#agent;
+  }
+
+  #makeGraphClient({ graph, graphAuth }: MicrosoftSdks, agent: Agent): Client {
     const { AuthenticationHandler, Client, RedirectHandler, RedirectHandlerOptions } = graph;
     const { retry } = this.settings;
     const maxAnswerBytes = this.#maxAnswerBytes;
@@ -440,7 +455,7 @@ export class GraphClient {
         new RedirectHandler(new RedirectHandlerOptions(maxRedirects)),
         new UndiciSender({
           origin: this.#origin,
-          dispatcher: this.#agent,
+          dispatcher: agent,
           readBody: (body, what) => readBoundedText(body, maxAnswerBytes, what),
         }),
       ],
@@ -541,17 +556,17 @@ export class GraphClient {
   }
 
   async close(): Promise<void> {
-    await this.#agent.close().catch(() => undefined);
+    await this.#agent?.then((agent) => agent.close()).catch(() => undefined);
   }
 
   /** One call through the SDK's chain; resolves to Graph's answer, whatever its status. */
   async #request(method: 'GET' | 'POST', url: string, body: unknown, state: GraphRequestState, headers: Record<string, string>): Promise<Response> {
-    const sdk = await microsoftSdks();
+    const [sdk, agent] = await Promise.all([microsoftSdks(), this.#dispatcher()]);
     const provider = new sdk.graphAuth.TokenCredentialAuthenticationProvider(this.#tokenCredential, {
       scopes: [this.#scope],
       getTokenOptions: { abortSignal: state.signal },
     });
-    const request = this.#graphClient(sdk)
+    const request = this.#graphClient(sdk, agent)
       .api(url)
       .middlewareOptions([state, new sdk.graph.AuthenticationHandlerOptions(provider)])
       .headers({ accept: 'application/json', ...headers })

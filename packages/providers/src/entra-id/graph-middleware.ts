@@ -1,6 +1,7 @@
 import type { Context, FetchOptions, Middleware, MiddlewareOptions } from '@microsoft/microsoft-graph-client';
-import { type Agent, request as undiciRequest } from 'undici';
+import type { Agent } from 'undici';
 import { ConfigError, UnavailableError } from '../errors.ts';
+import { undiciLibrary } from '../net/undici.ts';
 import type { MicrosoftSdks } from './sdk.ts';
 
 /**
@@ -192,7 +193,8 @@ export class UndiciSender implements Middleware {
       throw new ConfigError('GraphClient sends JSON text bodies only');
     }
     const signal = state?.signal ?? (options.signal as AbortSignal | null | undefined) ?? undefined;
-    const response = await undiciRequest(url, {
+    const { request } = await undiciLibrary();
+    const response = await request(url, {
       method: method as 'GET',
       dispatcher: this.#options.dispatcher,
       headers: headerRecord(options.headers),

@@ -1,8 +1,9 @@
 import { createHash, randomUUID, X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, errors as joseErrors, importPKCS8, type JSONWebKeySet, jwtVerify, SignJWT } from 'jose';
-import { Agent, request as undiciRequest } from 'undici';
+import type { Agent } from 'undici';
 import { ProviderError, UnavailableError } from '../errors.ts';
 import { checkedUndiciConnector, type DestinationPolicy } from '../net/destination.ts';
+import { undiciLibrary } from '../net/undici.ts';
 import { readBoundedText, transportError } from './client.ts';
 import { isGuid } from './config.ts';
 
@@ -88,7 +89,8 @@ async function clientAssertion(input: AdminSignInInput, audience: string): Promi
 async function call(agent: Agent, url: string, init: { method: 'GET' | 'POST'; body?: string }, signal: AbortSignal): Promise<{ status: number; json: Record<string, unknown> }> {
   let response;
   try {
-    response = await undiciRequest(url, {
+    const { request } = await undiciLibrary();
+    response = await request(url, {
       dispatcher: agent,
       method: init.method,
       signal,
@@ -139,7 +141,8 @@ function why(error: unknown): string {
 export async function verifyAdminSignIn(input: AdminSignInInput): Promise<VerifiedAdminSignIn> {
   const tenantPath = `${input.authorityHost}/${encodeURIComponent(input.tenantId)}`;
   const tokenUrl = `${tenantPath}/oauth2/v2.0/token`;
-  const agent = new Agent({
+  const undici = await undiciLibrary();
+  const agent = new undici.Agent({
     connect: checkedUndiciConnector(input.destinations, input.caPem === undefined ? {} : { ca: input.caPem }),
     headersTimeout: 30_000,
     bodyTimeout: 30_000,

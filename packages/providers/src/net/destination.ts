@@ -4,8 +4,9 @@ import net from 'node:net';
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import type { ClientRequestArgs } from 'node:http';
-import { buildConnector } from 'undici';
+import type { buildConnector } from 'undici';
 import { ConfigError } from '../errors.ts';
+import { undiciLibrary } from './undici.ts';
 
 /**
  * Why an address is refused. `platform` is one of the installation's own services (Redis,
@@ -629,8 +630,8 @@ export function checkedUndiciConnector(policy: DestinationPolicy, options: build
     const port = Number(connectOptions.port) || (connectOptions.protocol === 'https:' ? 443 : 80);
     const host = connectOptions.hostname;
     const label = `${connectOptions.protocol}//${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
-    policy.check({ host, port, label }).then(
-      (checked) => buildConnector({ ...options, lookup: checked.lookup } as buildConnector.BuildOptions)(connectOptions, callback),
+    Promise.all([policy.check({ host, port, label }), undiciLibrary()]).then(
+      ([checked, undici]) => undici.buildConnector({ ...options, lookup: checked.lookup } as buildConnector.BuildOptions)(connectOptions, callback),
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
     );
   };
