@@ -71,10 +71,11 @@ test('a fresh database is created and migrated through PgBouncer, by three migra
   }
 });
 
-test('the pool sends no prepared statements and no statement_timeout startup parameter in PgBouncer mode', async () => {
+test('the pool sends no prepared statements and no statement_timeout or jit startup parameter in PgBouncer mode', async () => {
   expect(poolOptions({ pgbouncer: true, statementTimeoutSeconds: 30 })).toMatchObject({ prepare: false, connection: { application_name: 'dirsync' } });
   expect(poolOptions({ pgbouncer: true, statementTimeoutSeconds: 30 }).connection).not.toHaveProperty('statement_timeout');
-  expect(poolOptions({ statementTimeoutSeconds: 30 })).toMatchObject({ connection: { statement_timeout: 30_000 } });
+  expect(poolOptions({ pgbouncer: true }).connection).not.toHaveProperty('jit');
+  expect(poolOptions({ statementTimeoutSeconds: 30 })).toMatchObject({ connection: { statement_timeout: 30_000, jit: 'off' } });
   expect(poolOptions({ statementTimeoutSeconds: 30 })).not.toHaveProperty('prepare');
 
   const database = await createTestDatabase('pgb_params');
@@ -82,7 +83,7 @@ test('the pool sends no prepared statements and no statement_timeout startup par
   const direct = connect(bouncer.through(database.url), { statementTimeoutSeconds: 30 });
   const pooled = connect(bouncer.through(database.url), { pgbouncer: true, statementTimeoutSeconds: 30 });
   try {
-    await expect(direct.$client`select 1`).rejects.toThrow(/unsupported startup parameter: statement_timeout/);
+    await expect(direct.$client`select 1`).rejects.toThrow(/unsupported startup parameter: (jit|statement_timeout)/);
     const [row] = await pooled.$client<{ n: number }[]>`select ${41}::int + 1 as n`;
     expect(row?.n).toBe(42);
   } finally {
@@ -96,14 +97,17 @@ test('the statement timeout cancels a statement that runs too long, directly and
   const database = await createTestDatabase('pgb_timeout');
   const direct = connect(database.url, { statementTimeoutSeconds: 1 });
   // Behind PgBouncer the timeout is the server side's: here PgBouncer's connect_query sets it.
-  const timed = await startPgBouncer({ poolSize: 2, connectQuery: 'set statement_timeout = 1000' });
+  // As docker/pgbouncer/pgbouncer.ini does, with JIT off too (two statements in one query).
+  const timed = await startPgBouncer({ poolSize: 2, connectQuery: 'set statement_timeout = 1000; set jit = off' });
   const pooled = connect(timed.through(database.url), { pgbouncer: true });
   try {
     expect((await direct.$client<{ statement_timeout: string }[]>`show statement_timeout`)[0]?.statement_timeout).toBe('1s');
+    expect((await direct.$client<{ jit: string }[]>`show jit`)[0]?.jit).toBe('off');
     await expect(direct.$client`select pg_sleep(3)`).rejects.toMatchObject({ code: '57014' });
     // A statement within the limit runs.
     await expect(direct.$client`select pg_sleep(0.1)`).resolves.toHaveLength(1);
     await expect(pooled.$client`select pg_sleep(3)`).rejects.toMatchObject({ code: '57014' });
+    expect((await pooled.$client<{ jit: string }[]>`show jit`)[0]?.jit).toBe('off');
     const unlimited = connect(database.url, { statementTimeoutSeconds: 0 });
     try {
       expect((await unlimited.$client<{ statement_timeout: string }[]>`show statement_timeout`)[0]?.statement_timeout).toBe('0');
