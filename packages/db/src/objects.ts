@@ -307,6 +307,17 @@ export async function resolveDns(
   return resolved;
 }
 
+/**
+ * Refreshes the planner's statistics of the objects table (`ANALYZE`), or does nothing when a
+ * VACUUM or another ANALYZE holds it. Run it on a pool, never in a transaction: the lock it takes
+ * is held until the transaction ends, and other syncs' ANALYZE would wait for it. A large first
+ * sync writes rows faster than autovacuum analyzes them (if it runs at all); with statistics of a
+ * far smaller table, member resolution planned each DN as a sort over a bitmap scan.
+ */
+export async function analyzeObjects(pool: ObjectSql): Promise<void> {
+  await raw(pool)`analyze (skip_locked) directory_objects`;
+}
+
 /** The complete, resolved member set of one group and the hash to record for it. */
 export interface GroupMemberSet {
   readonly groupExternalId: string;

@@ -90,7 +90,7 @@ describe('a DN dropped from the DN cache between a group\'s resolution ahead and
     await new PipelineHarness(db, provider, integrationId).sync('full');
 
     const members = new MemberSync(
-      { sql: db.$client, integrationId, runId: randomUUID(), counts: zeroCounts(), issues: new IssueLog(100), parallelism: 1, fork: undefined, storedAtStart: false, assumeAbsent: true },
+      { sql: db.$client, pool: db.$client, integrationId, runId: randomUUID(), counts: zeroCounts(), issues: new IssueLog(100), parallelism: 1, fork: undefined, storedAtStart: false, assumeAbsent: true },
       4,
     );
     members.remember('a', userDn('a'), null, true);

@@ -8,6 +8,8 @@ export interface SyncContext {
    * transaction (see `runSync`'s `fence`).
    */
   sql: ObjectSql;
+  /** The pool, for what must run outside any transaction; undefined in a dry run. */
+  readonly pool: ObjectSql | undefined;
   readonly integrationId: string;
   readonly runId: string;
   readonly counts: SyncCounts;

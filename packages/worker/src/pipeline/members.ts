@@ -1,4 +1,5 @@
 import {
+  analyzeObjects,
   applyMembershipChanges,
   type GroupDanglingMembers,
   type GroupMemberSet,
@@ -68,6 +69,13 @@ const groupChunk = 500;
  * objects of a large directory, small enough to keep a worker's memory flat beyond that.
  */
 const defaultDnCacheEntries = 150_000;
+/**
+ * Objects a run writes before its first member resolution in the database refreshes the objects
+ * table's statistics (see {@link analyzeObjects}): at a million users the DN cache holds a
+ * seventh of them, and resolving the rest took 0.4–0.6 s per 10,000 DNs with statistics of an
+ * empty table, 0.16 s with fresh ones.
+ */
+const defaultAnalyzeAfterWrites = 50_000;
 
 function isStoredEdge(error: unknown): boolean {
   const e = error as { code?: unknown; constraint_name?: unknown } | null;
@@ -107,11 +115,14 @@ function uniqueDns(refs: Iterable<MemberRef>, into: Set<string>): void {
 export class MemberSync {
   readonly #ctx: SyncContext;
   readonly #dns: DnCache;
+  readonly #analyzeAfterWrites: number;
+  #analyzed = false;
   #deferred: DeferredGroup[] = [];
 
-  constructor(ctx: SyncContext, dnCacheEntries = defaultDnCacheEntries) {
+  constructor(ctx: SyncContext, dnCacheEntries = defaultDnCacheEntries, analyzeAfterWrites = defaultAnalyzeAfterWrites) {
     this.#ctx = ctx;
     this.#dns = new DnCache(dnCacheEntries);
+    this.#analyzeAfterWrites = analyzeAfterWrites;
   }
 
   /** Groups waiting for the end of the fetch. */
@@ -385,6 +396,14 @@ export class MemberSync {
     );
   }
 
+  /** Once per run, before resolving in the database after many writes: see {@link defaultAnalyzeAfterWrites}. */
+  async #refreshStatistics(): Promise<void> {
+    const { pool, counts } = this.#ctx;
+    if (this.#analyzed || pool === undefined || counts.created + counts.updated + counts.restored < this.#analyzeAfterWrites) return;
+    this.#analyzed = true;
+    await analyzeObjects(pool);
+  }
+
   /** DN → external id: from memory first, the rest from the database. */
   async #resolve(dns: Iterable<string>): Promise<Map<string, string>> {
     const byDn = new Map<string, string>();
@@ -399,6 +418,7 @@ export class MemberSync {
 
   /** DN → external id from the database alone, added to `into`. */
   async #resolveStored(dns: Iterable<string>, into = new Map<string, string>()): Promise<Map<string, string>> {
+    await this.#refreshStatistics();
     const { sql, integrationId, runId } = this.#ctx;
     for (const slice of chunks([...dns], resolveChunk)) {
       for (const part of await inParallel(this.#ctx, slice, (dnPart) => resolveDns(sql, integrationId, runId, dnPart))) {

@@ -186,6 +186,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
 
   const ctx: SyncContext = {
     sql,
+    pool: run.dryRun ? undefined : sql,
     integrationId: integration.id,
     runId: run.id,
     counts: zeroCounts(),

@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
+import { close, connect, type Db, type ObjectSql } from '@dirsync/db';
+import type { SyncContext } from '../src/pipeline/context.ts';
+import { MemberSync } from '../src/pipeline/members.ts';
+import { IssueLog, zeroCounts } from '../src/pipeline/report.ts';
+import { createIntegrationRow, PipelineHarness } from './support/harness.ts';
+import { ScriptedProvider, user, userDn } from './support/scripted-provider.ts';
+
+// A run that has written many objects refreshes the objects table's statistics before it first
+// resolves member DNs in the database, so that resolution is planned for the table as it is.
+
+let database: TestDatabase;
+let db: Db;
+
+beforeAll(async () => {
+  database = await createTestDatabase('member_statistics');
+  db = connect(database.url, { max: 4 });
+});
+
+afterAll(async () => {
+  await close(db);
+  await database.drop();
+});
+
+/** Manual ANALYZE runs of the objects table so far. */
+async function analyses(): Promise<number> {
+  const [row] = await db.$client<{ n: string }[]>`select analyze_count as n from pg_stat_user_tables where relname = 'directory_objects'`;
+  return Number(row?.n ?? 0);
+}
+
+test('after enough writes the first resolution in the database analyzes the table, once per run; fewer writes or a dry run never', async () => {
+  const integrationId = await createIntegrationRow(db);
+  await new PipelineHarness(db, new ScriptedProvider().put(user('a'), user('b'), user('c')), integrationId).sync('full');
+  const context = (pool: ObjectSql | undefined, written: number): SyncContext => ({
+    sql: db.$client,
+    pool,
+    integrationId,
+    runId: randomUUID(),
+    counts: { ...zeroCounts(), created: written },
+    issues: new IssueLog(100),
+    parallelism: 1,
+    fork: undefined,
+    storedAtStart: true,
+    assumeAbsent: false,
+  });
+  const before = await analyses();
+
+  // No DN cache: every DN is resolved in the database.
+  const members = new MemberSync(context(db.$client, 10), 0, 10);
+  expect([...(await members.resolveDns([userDn('a')]))]).toEqual([[userDn('a'), 'a']]);
+  expect([...(await members.resolveDns([userDn('b')]))]).toEqual([[userDn('b'), 'b']]);
+  expect(await analyses()).toBe(before + 1);
+
+  await new MemberSync(context(db.$client, 9), 0, 10).resolveDns([userDn('c')]);
+  await new MemberSync(context(undefined, 10), 0, 10).resolveDns([userDn('c')]);
+  expect(await analyses()).toBe(before + 1);
+});
