@@ -282,8 +282,8 @@ export async function clearMemberHashesAround(handle: ObjectSql, integrationId: 
  * One index probe per DN, whatever the statistics say: written as `dn = any(…)`, the planner
  * estimated each of 10,000 DNs to match 0.5 % of the rows while the table's statistics were older
  * than a large first sync (autovacuum had not analyzed it yet, or is off), and scanned every
- * object of the integration per statement instead: a sync of 1,000,000 objects spent most of its
- * database time there.
+ * object of the integration per statement instead: half the statements sampled during the first
+ * sync of 1,000,000 objects were this one.
  */
 export async function resolveDns(
   handle: ObjectSql,
