@@ -7,8 +7,9 @@ import { IssueLog, zeroCounts } from '../src/pipeline/report.ts';
 import { createIntegrationRow, PipelineHarness } from './support/harness.ts';
 import { ScriptedProvider, user, userDn } from './support/scripted-provider.ts';
 
-// A run that has written many objects refreshes the objects table's statistics before it first
-// resolves member DNs in the database, so that resolution is planned for the table as it is.
+// A run that has written many objects and then resolves member DNs in the database refreshes the
+// objects table's statistics, once, between two steps, so that later resolutions are planned for
+// the table as it is.
 
 let database: TestDatabase;
 let db: Db;
@@ -29,7 +30,7 @@ async function analyses(): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-test('after enough writes the first resolution in the database analyzes the table, once per run; fewer writes or a dry run never', async () => {
+test('after enough writes a resolution in the database has the table analyzed, once per run; no resolution, fewer writes or a dry run never', async () => {
   const integrationId = await createIntegrationRow(db);
   await new PipelineHarness(db, new ScriptedProvider().put(user('a'), user('b'), user('c')), integrationId).sync('full');
   const context = (pool: ObjectSql | undefined, written: number): SyncContext => ({
@@ -48,11 +49,18 @@ test('after enough writes the first resolution in the database analyzes the tabl
 
   // No DN cache: every DN is resolved in the database.
   const members = new MemberSync(context(db.$client, 10), 0, 10);
+  await members.refreshStatistics();
+  expect(await analyses()).toBe(before);
   expect([...(await members.resolveDns([userDn('a')]))]).toEqual([[userDn('a'), 'a']]);
+  await members.refreshStatistics();
+  expect(await analyses()).toBe(before + 1);
   expect([...(await members.resolveDns([userDn('b')]))]).toEqual([[userDn('b'), 'b']]);
+  await members.refreshStatistics();
   expect(await analyses()).toBe(before + 1);
 
-  await new MemberSync(context(db.$client, 9), 0, 10).resolveDns([userDn('c')]);
-  await new MemberSync(context(undefined, 10), 0, 10).resolveDns([userDn('c')]);
+  for (const other of [new MemberSync(context(db.$client, 9), 0, 10), new MemberSync(context(undefined, 10), 0, 10)]) {
+    await other.resolveDns([userDn('c')]);
+    await other.refreshStatistics();
+  }
   expect(await analyses()).toBe(before + 1);
 });

@@ -70,10 +70,10 @@ const groupChunk = 500;
  */
 const defaultDnCacheEntries = 150_000;
 /**
- * Objects a run writes before its first member resolution in the database refreshes the objects
- * table's statistics (see {@link analyzeObjects}): at a million users the DN cache holds a
- * seventh of them, and resolving the rest took 0.4–0.6 s per 10,000 DNs with statistics of an
- * empty table, 0.16 s with fresh ones.
+ * Objects a run writes before a member resolution in the database makes it refresh the objects
+ * table's statistics (see {@link MemberSync.refreshStatistics}): at a million users the DN cache
+ * holds a seventh of them, and resolving the rest took 0.4–0.6 s per 10,000 DNs with statistics
+ * of an empty table, 0.16 s with fresh ones.
  */
 const defaultAnalyzeAfterWrites = 50_000;
 
@@ -116,7 +116,7 @@ export class MemberSync {
   readonly #ctx: SyncContext;
   readonly #dns: DnCache;
   readonly #analyzeAfterWrites: number;
-  #analyzed = false;
+  #analysis: 'not needed' | 'wanted' | 'done' = 'not needed';
   #deferred: DeferredGroup[] = [];
 
   constructor(ctx: SyncContext, dnCacheEntries = defaultDnCacheEntries, analyzeAfterWrites = defaultAnalyzeAfterWrites) {
@@ -396,11 +396,16 @@ export class MemberSync {
     );
   }
 
-  /** Once per run, before resolving in the database after many writes: see {@link defaultAnalyzeAfterWrites}. */
-  async #refreshStatistics(): Promise<void> {
-    const { pool, counts } = this.#ctx;
-    if (this.#analyzed || pool === undefined || counts.created + counts.updated + counts.restored < this.#analyzeAfterWrites) return;
-    this.#analyzed = true;
+  /**
+   * Analyzes the objects table once per run, when a member resolution in the database came after
+   * {@link defaultAnalyzeAfterWrites} writes. Called between steps, never inside one: it takes a
+   * connection of its own from the pool, and a step waiting for one while every connection is
+   * held by steps would never go on. Nothing in a dry run.
+   */
+  async refreshStatistics(): Promise<void> {
+    const { pool } = this.#ctx;
+    if (this.#analysis !== 'wanted' || pool === undefined) return;
+    this.#analysis = 'done';
     await analyzeObjects(pool);
   }
 
@@ -418,8 +423,8 @@ export class MemberSync {
 
   /** DN → external id from the database alone, added to `into`. */
   async #resolveStored(dns: Iterable<string>, into = new Map<string, string>()): Promise<Map<string, string>> {
-    await this.#refreshStatistics();
-    const { sql, integrationId, runId } = this.#ctx;
+    const { sql, integrationId, runId, counts } = this.#ctx;
+    if (this.#analysis === 'not needed' && counts.created + counts.updated + counts.restored >= this.#analyzeAfterWrites) this.#analysis = 'wanted';
     for (const slice of chunks([...dns], resolveChunk)) {
       for (const part of await inParallel(this.#ctx, slice, (dnPart) => resolveDns(sql, integrationId, runId, dnPart))) {
         for (const [dn, id] of part) into.set(dn, id);

@@ -453,6 +453,7 @@ class FetchSession<S> {
       // every group of this run is new (nothing was stored), resolved against the DN cache.
       const preparedMembers = this.members.prepare(objects.values(), this.#ctx.assumeAbsent);
       await drain();
+      await this.members.refreshStatistics();
       const batch = { objects: [...objects.values()], failedIds, preparedMembers };
       objects = new Map();
       failedIds = [];
