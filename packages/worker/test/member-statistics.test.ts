@@ -7,9 +7,9 @@ import { IssueLog, zeroCounts } from '../src/pipeline/report.ts';
 import { createIntegrationRow, PipelineHarness } from './support/harness.ts';
 import { ScriptedProvider, user, userDn } from './support/scripted-provider.ts';
 
-// A run that has written many objects and then resolves member DNs in the database refreshes the
-// objects table's statistics, once, between two steps, so that later resolutions are planned for
-// the table as it is.
+// A run that has written many objects refreshes the objects table's statistics, once, between two
+// steps: when it resolves member DNs in the database (for the rest of the run), or at its end (for
+// the next runs), so that statements are planned for the table as it is.
 
 let database: TestDatabase;
 let db: Db;
@@ -30,7 +30,7 @@ async function analyses(): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
-test('after enough writes a resolution in the database has the table analyzed, once per run; no resolution, fewer writes or a dry run never', async () => {
+test('after enough writes the table is analyzed once per run: after a resolution in the database, or at the end; fewer writes or a dry run never', async () => {
   const integrationId = await createIntegrationRow(db);
   await new PipelineHarness(db, new ScriptedProvider().put(user('a'), user('b'), user('c')), integrationId).sync('full');
   const context = (pool: ObjectSql | undefined, written: number): SyncContext => ({
@@ -58,9 +58,20 @@ test('after enough writes a resolution in the database has the table analyzed, o
   await members.refreshStatistics();
   expect(await analyses()).toBe(before + 1);
 
+  await members.refreshStatistics(true);
+  expect(await analyses()).toBe(before + 1);
+
   for (const other of [new MemberSync(context(db.$client, 9), 0, 10), new MemberSync(context(undefined, 10), 0, 10)]) {
     await other.resolveDns([userDn('c')]);
     await other.refreshStatistics();
+    await other.refreshStatistics(true);
   }
   expect(await analyses()).toBe(before + 1);
+
+  // Enough writes and no resolution in the database: at the end of the run.
+  const quiet = new MemberSync(context(db.$client, 10), 0, 10);
+  await quiet.refreshStatistics();
+  expect(await analyses()).toBe(before + 1);
+  await quiet.refreshStatistics(true);
+  expect(await analyses()).toBe(before + 2);
 });

@@ -231,6 +231,7 @@ async function execute<S>(sql: ObjectSql, parallelism: number, options: RunSyncO
       traced?.span.setAttributes({ 'dirsync.objects.would_delete': ctx.counts.wouldDelete, 'dirsync.objects.deleted': ctx.counts.deleted, 'dirsync.deletions.allowed': verdict.allowed });
       return verdict;
     });
+    await session.members.refreshStatistics(true);
     const status = run.dryRun ? 'dry_run' : deletion.allowed ? 'succeeded' : 'blocked';
     return {
       ...ctx.counts,
