@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import type { Client } from '@microsoft/microsoft-graph-client';
-import type { Agent } from 'undici';
 import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError } from '../errors.ts';
-import { DestinationPolicy, checkedUndiciConnector, findDestinationRefusal } from '../net/destination.ts';
-import { undiciLibrary } from '../net/undici.ts';
+import { DestinationPolicy, findDestinationRefusal } from '../net/destination.ts';
+import { type CheckedHttp, checkedHttp } from '../net/undici.ts';
 import { type EntraIdSettings, isKnownAuthorityHost } from './config.ts';
 import { FailureCapture, GraphRequestState, throttleRetryHandler, UndiciSender } from './graph-middleware.ts';
 import { type MicrosoftSdks, microsoftSdks } from './sdk.ts';
@@ -293,15 +292,10 @@ export function transportError(error: unknown, target: string): ProviderError {
 }
 
 async function probeAuthority(settings: GraphConnectionSettings, destinations: DestinationPolicy): Promise<ProviderError | undefined> {
-  const undici = await undiciLibrary();
-  const agent = new undici.Agent({
-    connect: checkedUndiciConnector(destinations, settings.caPem === undefined ? {} : { ca: settings.caPem }),
-    headersTimeout: 10_000,
-    bodyTimeout: 10_000,
-  });
+  const { agent, request } = await checkedHttp(destinations, { caPem: settings.caPem, timeoutMs: 10_000 });
   try {
     const url = `${settings.authorityHost}/${encodeURIComponent(settings.tenantId)}/v2.0/.well-known/openid-configuration`;
-    const response = await undici.request(url, { dispatcher: agent, signal: AbortSignal.timeout(10_000) });
+    const response = await request(url, { dispatcher: agent, signal: AbortSignal.timeout(10_000) });
     await response.body.dump();
     if (response.statusCode === 400 || response.statusCode === 404) {
       return new ConfigError(`tenant ${settings.tenantId} is unknown to ${settings.authorityHost} (HTTP ${response.statusCode})`);
@@ -375,7 +369,7 @@ export class GraphClient {
   #active = 0;
   readonly #tokens: EntraTokenCache;
   /** Connections through the destination policy with this client's CA trust, made on the first call. */
-  #agent: Promise<Agent> | undefined;
+  #http: Promise<CheckedHttp> | undefined;
   readonly #sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   readonly #origin: string;
   readonly #destinations: DestinationPolicy;
@@ -405,31 +399,24 @@ export class GraphClient {
     this.#maxAnswerBytes = options.maxAnswerBytes ?? maxGraphAnswerBytes;
   }
 
-  #graphClient(sdk: MicrosoftSdks, agent: Agent): Client {
-    this.#graph ??= this.#makeGraphClient(sdk, agent);
+  #graphClient(sdk: MicrosoftSdks, http: CheckedHttp): Client {
+    this.#graph ??= this.#makeGraphClient(sdk, http);
     return this.#graph;
   }
 
-  #dispatcher(): Promise<Agent> {
+  #checkedHttp(): Promise<CheckedHttp> {
     const { settings } = this;
-    this.#agent ??= undiciLibrary().then(
-      (undici) =>
-        new undici.Agent({
-          // Checked at connect time on the resolved address, whatever was checked before.
-          connect: checkedUndiciConnector(this.#destinations, settings.caPem === undefined ? {} : { ca: settings.caPem }),
-          headersTimeout: settings.requestTimeoutMs,
-          bodyTimeout: settings.requestTimeoutMs,
-          keepAliveTimeout: 30_000,
-        }),
+    // Checked at connect time on the resolved address, whatever was checked before.
+    this.#http ??= checkedHttp(this.#destinations, { caPem: settings.caPem, timeoutMs: settings.requestTimeoutMs, keepAliveTimeoutMs: 30_000 }).catch(
       (error: unknown) => {
-        this.#agent = undefined;
+        this.#http = undefined;
         throw error;
       },
     );
-    return this.#agent;
+    return this.#http;
   }
 
-  #makeGraphClient({ graph, graphAuth }: MicrosoftSdks, agent: Agent): Client {
+  #makeGraphClient({ graph, graphAuth }: MicrosoftSdks, http: CheckedHttp): Client {
     const { AuthenticationHandler, Client, RedirectHandler, RedirectHandlerOptions } = graph;
     const { retry } = this.settings;
     const maxAnswerBytes = this.#maxAnswerBytes;
@@ -455,7 +442,7 @@ export class GraphClient {
         new RedirectHandler(new RedirectHandlerOptions(maxRedirects)),
         new UndiciSender({
           origin: this.#origin,
-          dispatcher: agent,
+          http,
           readBody: (body, what) => readBoundedText(body, maxAnswerBytes, what),
         }),
       ],
@@ -556,17 +543,17 @@ export class GraphClient {
   }
 
   async close(): Promise<void> {
-    await this.#agent?.then((agent) => agent.close()).catch(() => undefined);
+    await this.#http?.then(({ agent }) => agent.close()).catch(() => undefined);
   }
 
   /** One call through the SDK's chain; resolves to Graph's answer, whatever its status. */
   async #request(method: 'GET' | 'POST', url: string, body: unknown, state: GraphRequestState, headers: Record<string, string>): Promise<Response> {
-    const [sdk, agent] = await Promise.all([microsoftSdks(), this.#dispatcher()]);
+    const [sdk, http] = await Promise.all([microsoftSdks(), this.#checkedHttp()]);
     const provider = new sdk.graphAuth.TokenCredentialAuthenticationProvider(this.#tokenCredential, {
       scopes: [this.#scope],
       getTokenOptions: { abortSignal: state.signal },
     });
-    const request = this.#graphClient(sdk, agent)
+    const request = this.#graphClient(sdk, http)
       .api(url)
       .middlewareOptions([state, new sdk.graph.AuthenticationHandlerOptions(provider)])
       .headers({ accept: 'application/json', ...headers })

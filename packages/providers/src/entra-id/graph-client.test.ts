@@ -8,7 +8,7 @@ import {
   ResponseType,
 } from '@microsoft/microsoft-graph-client';
 import { type EmulatedTenantDirectory, type EntraEmulator, createEmulatorTls, populateEntraTenant, startEntraEmulator, testDestinations } from '@dirsync/testkit';
-import { Agent } from 'undici';
+import { Agent, buildConnector, request } from 'undici';
 import { ConfigError, ProtocolError, UnavailableError } from '../errors.ts';
 import { DestinationPolicy, DestinationRefusedError, checkedUndiciConnector } from '../net/destination.ts';
 import { type EntraCredential, DeltaTokenExpiredError, EntraAuthError, EntraTokenCache, GraphClient, type GraphClientOptions } from './client.ts';
@@ -332,14 +332,14 @@ describe('redirects through the SDK RedirectHandler', () => {
 
   /** The chain GraphClient builds, with a fixed token: what the redirect and sending layers do. */
   function chain(origin: string): { client: Client; close: () => Promise<void> } {
-    const dispatcher = new Agent({ connect: checkedUndiciConnector(testDestinations, { ca: tls.caPem }) });
+    const dispatcher = new Agent({ connect: checkedUndiciConnector(buildConnector, testDestinations, { ca: tls.caPem }) });
     const client = Client.initWithMiddleware({
       customHosts: new Set(['127.0.0.1']),
       middleware: [
         new FailureCapture(),
         new AuthenticationHandler({ getAccessToken: async () => 'token-for-graph' }),
         new RedirectHandler(new RedirectHandlerOptions(5)),
-        new UndiciSender({ origin, dispatcher, readBody: async (body) => {
+        new UndiciSender({ origin, http: { agent: dispatcher, request }, readBody: async (body) => {
           let text = '';
           for await (const chunk of body) text += Buffer.from(chunk).toString('utf8');
           return text;

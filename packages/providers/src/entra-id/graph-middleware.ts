@@ -1,7 +1,6 @@
 import type { Context, FetchOptions, Middleware, MiddlewareOptions } from '@microsoft/microsoft-graph-client';
-import type { Agent } from 'undici';
 import { ConfigError, UnavailableError } from '../errors.ts';
-import { undiciLibrary } from '../net/undici.ts';
+import type { CheckedHttp } from '../net/undici.ts';
 import type { MicrosoftSdks } from './sdk.ts';
 
 /**
@@ -161,7 +160,7 @@ export interface UndiciSenderOptions {
   /** The only origin requests may go to: the token must never leave it. */
   readonly origin: string;
   /** Connections through the destination policy, with this client's own CA trust. */
-  readonly dispatcher: Agent;
+  readonly http: CheckedHttp;
   /** Reads an answer's body, refusing one too large. */
   readonly readBody: (body: AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown }, what: string) => Promise<string>;
 }
@@ -193,10 +192,10 @@ export class UndiciSender implements Middleware {
       throw new ConfigError('GraphClient sends JSON text bodies only');
     }
     const signal = state?.signal ?? (options.signal as AbortSignal | null | undefined) ?? undefined;
-    const { request } = await undiciLibrary();
+    const { agent, request } = this.#options.http;
     const response = await request(url, {
       method: method as 'GET',
-      dispatcher: this.#options.dispatcher,
+      dispatcher: agent,
       headers: headerRecord(options.headers),
       ...(signal === undefined ? {} : { signal }),
       ...(typeof body === 'string' ? { body } : {}),

@@ -1,9 +1,8 @@
 import { createHash, randomUUID, X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, errors as joseErrors, importPKCS8, type JSONWebKeySet, jwtVerify, SignJWT } from 'jose';
-import type { Agent } from 'undici';
 import { ProviderError, UnavailableError } from '../errors.ts';
-import { checkedUndiciConnector, type DestinationPolicy } from '../net/destination.ts';
-import { undiciLibrary } from '../net/undici.ts';
+import type { DestinationPolicy } from '../net/destination.ts';
+import { type CheckedHttp, checkedHttp } from '../net/undici.ts';
 import { readBoundedText, transportError } from './client.ts';
 import { isGuid } from './config.ts';
 
@@ -86,12 +85,11 @@ async function clientAssertion(input: AdminSignInInput, audience: string): Promi
     .sign(key);
 }
 
-async function call(agent: Agent, url: string, init: { method: 'GET' | 'POST'; body?: string }, signal: AbortSignal): Promise<{ status: number; json: Record<string, unknown> }> {
+async function call(http: CheckedHttp, url: string, init: { method: 'GET' | 'POST'; body?: string }, signal: AbortSignal): Promise<{ status: number; json: Record<string, unknown> }> {
   let response;
   try {
-    const { request } = await undiciLibrary();
-    response = await request(url, {
-      dispatcher: agent,
+    response = await http.request(url, {
+      dispatcher: http.agent,
       method: init.method,
       signal,
       ...(init.body === undefined ? {} : { body: init.body, headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
@@ -141,12 +139,7 @@ function why(error: unknown): string {
 export async function verifyAdminSignIn(input: AdminSignInInput): Promise<VerifiedAdminSignIn> {
   const tenantPath = `${input.authorityHost}/${encodeURIComponent(input.tenantId)}`;
   const tokenUrl = `${tenantPath}/oauth2/v2.0/token`;
-  const undici = await undiciLibrary();
-  const agent = new undici.Agent({
-    connect: checkedUndiciConnector(input.destinations, input.caPem === undefined ? {} : { ca: input.caPem }),
-    headersTimeout: 30_000,
-    bodyTimeout: 30_000,
-  });
+  const http = await checkedHttp(input.destinations, { caPem: input.caPem, timeoutMs: 30_000 });
   try {
     const form = new URLSearchParams({
       client_id: input.clientId,
@@ -157,7 +150,7 @@ export async function verifyAdminSignIn(input: AdminSignInInput): Promise<Verifi
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
       client_assertion: await clientAssertion(input, tokenUrl),
     });
-    const token = await call(agent, tokenUrl, { method: 'POST', body: form.toString() }, input.signal);
+    const token = await call(http, tokenUrl, { method: 'POST', body: form.toString() }, input.signal);
     if (token.status !== 200) {
       if (token.status >= 500 || token.status === 429) throw new UnavailableError(`the token endpoint answered HTTP ${token.status}`);
       const code = typeof token.json['error'] === 'string' ? token.json['error'].slice(0, 64) : 'invalid_response';
@@ -167,13 +160,13 @@ export async function verifyAdminSignIn(input: AdminSignInInput): Promise<Verifi
     if (typeof idToken !== 'string') throw new AdminSignInRefusedError('the token endpoint returned no id_token');
     // The issuer and keys come from the tenant's OpenID metadata: national clouds publish an
     // issuer host other than the authority's (China: login.partner.microsoftonline.cn).
-    const metadata = await call(agent, `${tenantPath}/v2.0/.well-known/openid-configuration`, { method: 'GET' }, input.signal);
+    const metadata = await call(http, `${tenantPath}/v2.0/.well-known/openid-configuration`, { method: 'GET' }, input.signal);
     const issuerTemplate = metadata.json['issuer'];
     const jwksUri = metadata.json['jwks_uri'];
     if (metadata.status !== 200 || typeof issuerTemplate !== 'string' || typeof jwksUri !== 'string' || !jwksUri.startsWith('https://')) {
       throw new UnavailableError(`the authority's OpenID metadata could not be read (HTTP ${metadata.status})`);
     }
-    const keys = await call(agent, jwksUri, { method: 'GET' }, input.signal);
+    const keys = await call(http, jwksUri, { method: 'GET' }, input.signal);
     if (keys.status !== 200 || !Array.isArray(keys.json['keys'])) throw new UnavailableError(`the authority's signing keys could not be read (HTTP ${keys.status})`);
     let claims: Record<string, unknown>;
     try {
@@ -210,6 +203,6 @@ export async function verifyAdminSignIn(input: AdminSignInInput): Promise<Verifi
     const oid = typeof claims['oid'] === 'string' ? claims['oid'] : '';
     return { tenantGuid: tid, objectId: oid, roles };
   } finally {
-    await agent.close().catch(() => undefined);
+    await http.agent.close().catch(() => undefined);
   }
 }

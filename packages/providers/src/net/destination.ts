@@ -6,7 +6,6 @@ import type { Duplex } from 'node:stream';
 import type { ClientRequestArgs } from 'node:http';
 import type { buildConnector } from 'undici';
 import { ConfigError } from '../errors.ts';
-import { undiciLibrary } from './undici.ts';
 
 /**
  * Why an address is refused. `platform` is one of the installation's own services (Redis,
@@ -623,15 +622,20 @@ class CheckedHttpsAgent extends https.Agent {
 /**
  * An undici connector (the `connect` option of an undici `Agent`) whose every connection passes
  * `policy`: resolved and checked first, then opened with a lookup answering the checked
- * addresses only. `options` as for undici's `buildConnector` (TLS trust, timeouts).
+ * addresses only. `build` is undici's `buildConnector` (undici loads on first use, see
+ * `checkedHttp`); `options` as it takes them (TLS trust, timeouts).
  */
-export function checkedUndiciConnector(policy: DestinationPolicy, options: buildConnector.BuildOptions = {}): buildConnector.connector {
+export function checkedUndiciConnector(
+  build: typeof buildConnector,
+  policy: DestinationPolicy,
+  options: buildConnector.BuildOptions = {},
+): buildConnector.connector {
   return (connectOptions, callback) => {
     const port = Number(connectOptions.port) || (connectOptions.protocol === 'https:' ? 443 : 80);
     const host = connectOptions.hostname;
     const label = `${connectOptions.protocol}//${net.isIPv6(host) ? `[${host}]` : host}:${port}`;
-    Promise.all([policy.check({ host, port, label }), undiciLibrary()]).then(
-      ([checked, undici]) => undici.buildConnector({ ...options, lookup: checked.lookup } as buildConnector.BuildOptions)(connectOptions, callback),
+    policy.check({ host, port, label }).then(
+      (checked) => build({ ...options, lookup: checked.lookup } as buildConnector.BuildOptions)(connectOptions, callback),
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
     );
   };
