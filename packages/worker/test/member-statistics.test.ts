@@ -1,10 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { close, connect, type Db, type ObjectSql } from '@dirsync/db';
-import type { SyncContext } from '../src/pipeline/context.ts';
 import { MemberSync } from '../src/pipeline/members.ts';
-import { IssueLog, zeroCounts } from '../src/pipeline/report.ts';
-import { createIntegrationRow, PipelineHarness } from './support/harness.ts';
+import { zeroCounts } from '../src/pipeline/report.ts';
+import { createIntegrationRow, PipelineHarness, syncContext } from './support/harness.ts';
 import { ScriptedProvider, user, userDn } from './support/scripted-provider.ts';
 
 // A run that has written many objects refreshes the objects table's statistics, once, between two
@@ -33,18 +31,7 @@ async function analyses(): Promise<number> {
 test('after enough writes the table is analyzed once per run: after a resolution in the database, or at the end; fewer writes or a dry run never', async () => {
   const integrationId = await createIntegrationRow(db);
   await new PipelineHarness(db, new ScriptedProvider().put(user('a'), user('b'), user('c')), integrationId).sync('full');
-  const context = (pool: ObjectSql | undefined, written: number): SyncContext => ({
-    sql: db.$client,
-    pool,
-    integrationId,
-    runId: randomUUID(),
-    counts: { ...zeroCounts(), created: written },
-    issues: new IssueLog(100),
-    parallelism: 1,
-    fork: undefined,
-    storedAtStart: true,
-    assumeAbsent: false,
-  });
+  const context = (pool: ObjectSql | undefined, written: number) => syncContext(db, integrationId, { pool, counts: { ...zeroCounts(), created: written } });
   const before = await analyses();
 
   // No DN cache: every DN is resolved in the database.

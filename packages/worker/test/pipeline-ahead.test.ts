@@ -1,9 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { close, connect, type Db } from '@dirsync/db';
 import { MemberSync } from '../src/pipeline/members.ts';
-import { IssueLog, zeroCounts } from '../src/pipeline/report.ts';
-import { createIntegrationRow, PipelineHarness } from './support/harness.ts';
+import { createIntegrationRow, PipelineHarness, syncContext } from './support/harness.ts';
 import { group, ScriptedProvider, type ScriptedEntry, user, userDn } from './support/scripted-provider.ts';
 
 let database: TestDatabase;
@@ -89,10 +87,7 @@ describe('a DN dropped from the DN cache between a group\'s resolution ahead and
     const integrationId = await createIntegrationRow(db);
     await new PipelineHarness(db, provider, integrationId).sync('full');
 
-    const members = new MemberSync(
-      { sql: db.$client, pool: db.$client, integrationId, runId: randomUUID(), counts: zeroCounts(), issues: new IssueLog(100), parallelism: 1, fork: undefined, storedAtStart: false, assumeAbsent: true },
-      4,
-    );
+    const members = new MemberSync(syncContext(db, integrationId, { storedAtStart: false, assumeAbsent: true }), 4);
     members.remember('a', userDn('a'), null, true);
     members.remember('x1', userDn('x1'), null, true);
     const refs = [{ by: 'dn' as const, value: userDn('a') }];

@@ -405,11 +405,16 @@ export class MemberSync {
    * connection is held by steps would never go on. Nothing in a dry run.
    */
   async refreshStatistics(endOfRun = false): Promise<void> {
-    const { pool, counts } = this.#ctx;
+    const { pool } = this.#ctx;
     if (pool === undefined || this.#analysis === 'done') return;
-    if (this.#analysis === 'not needed' && !(endOfRun && counts.created + counts.updated + counts.restored >= this.#analyzeAfterWrites)) return;
+    if (this.#analysis === 'not needed' && !(endOfRun && this.#wroteEnough())) return;
     this.#analysis = 'done';
     await analyzeObjects(pool);
+  }
+
+  #wroteEnough(): boolean {
+    const { counts } = this.#ctx;
+    return counts.created + counts.updated + counts.restored >= this.#analyzeAfterWrites;
   }
 
   /** DN → external id: from memory first, the rest from the database. */
@@ -426,8 +431,8 @@ export class MemberSync {
 
   /** DN → external id from the database alone, added to `into`. */
   async #resolveStored(dns: Iterable<string>, into = new Map<string, string>()): Promise<Map<string, string>> {
-    const { sql, integrationId, runId, counts } = this.#ctx;
-    if (this.#analysis === 'not needed' && counts.created + counts.updated + counts.restored >= this.#analyzeAfterWrites) this.#analysis = 'wanted';
+    const { sql, integrationId, runId } = this.#ctx;
+    if (this.#analysis === 'not needed' && this.#wroteEnough()) this.#analysis = 'wanted';
     for (const slice of chunks([...dns], resolveChunk)) {
       for (const part of await inParallel(this.#ctx, slice, (dnPart) => resolveDns(sql, integrationId, runId, dnPart))) {
         for (const [dn, id] of part) into.set(dn, id);

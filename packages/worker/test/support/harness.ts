@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Cursor } from '@dirsync/providers';
 import type { Db } from '@dirsync/db';
 import { runSync, type SyncReport } from '../../src/pipeline/index.ts';
+import type { SyncContext } from '../../src/pipeline/context.ts';
+import { IssueLog, zeroCounts } from '../../src/pipeline/report.ts';
 import type { DeletionApproval } from '../../src/pipeline/threshold.ts';
 import type { ScriptedProvider } from './scripted-provider.ts';
 
@@ -23,6 +25,26 @@ export async function createIntegrationRow(
  * Drives the pipeline the way the processor does, without Redis: keeps the integration's cursor
  * (stored only by succeeded runs) and gives each run a fresh id.
  */
+/**
+ * The context of a new real run on `integrationId` for a stage driven by hand (sequential, on the
+ * pool), with `overrides` on top.
+ */
+export function syncContext(db: Db, integrationId: string, overrides: Partial<SyncContext> = {}): SyncContext {
+  return {
+    sql: db.$client,
+    pool: db.$client,
+    integrationId,
+    runId: randomUUID(),
+    counts: zeroCounts(),
+    issues: new IssueLog(100),
+    parallelism: 1,
+    fork: undefined,
+    storedAtStart: true,
+    assumeAbsent: false,
+    ...overrides,
+  };
+}
+
 export class PipelineHarness {
   readonly db: Db;
   readonly provider: ScriptedProvider;
