@@ -87,7 +87,8 @@ async function description(page: Page, describedBy: string): Promise<string> {
 async function finishedRun(integrationId: string): Promise<Run> {
   return waitFor(
     async () => {
-      const [run] = await listRuns(stack.db, { integrationId, limit: 1 });
+      // The first sync is the integration's oldest run: a scheduled delta may already follow it.
+      const run = (await listRuns(stack.db, { integrationId })).at(-1);
       return run && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
     },
     { timeoutMs: 60_000, intervalMs: 200, what: 'the first sync to end' },
