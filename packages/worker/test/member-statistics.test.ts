@@ -1,13 +1,15 @@
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { close, connect, type Db, type ObjectSql } from '@dirsync/db';
 import { MemberSync } from '../src/pipeline/members.ts';
+import type { Fork } from '../src/pipeline/context.ts';
 import { zeroCounts } from '../src/pipeline/report.ts';
 import { createIntegrationRow, PipelineHarness, syncContext } from './support/harness.ts';
 import { ScriptedProvider, user, userDn } from './support/scripted-provider.ts';
 
-// A run that has written many objects refreshes the objects table's statistics, once, between two
-// steps: when it resolves member DNs in the database (for the rest of the run), or at its end (for
-// the next runs), so that statements are planned for the table as it is.
+// MemberSync against the database. A run that has written many objects refreshes the objects
+// table's statistics, once, between two steps: when it resolves member DNs in the database (for
+// the rest of the run), or at its end (for the next runs), so that statements are planned for the
+// table as it is. New groups' edges are inserted on the step's own connection, in one statement.
 
 let database: TestDatabase;
 let db: Db;
@@ -61,4 +63,32 @@ test('after enough writes the table is analyzed once per run: after a resolution
   expect(await analyses()).toBe(before + 1);
   await quiet.refreshStatistics(true);
   expect(await analyses()).toBe(before + 2);
+});
+
+test('a fenced step inserts the edges of new groups in one statement of its own transaction, and compares stored groups across lanes', async () => {
+  const integrationId = await createIntegrationRow(db);
+  const ids = Array.from({ length: 8 }, (_, i) => `m${i}`);
+  await new PipelineHarness(db, new ScriptedProvider().put(...ids.map((id) => user(id))), integrationId).sync('full');
+  let forks = 0;
+  const fork: Fork = (fn) => {
+    forks += 1;
+    return db.$client.begin((tx) => fn(tx, zeroCounts()));
+  };
+  const refs = ids.map((id) => ({ by: 'dn' as const, value: userDn(id) }));
+  // Eight groups: laneOf spreads them over both lanes, as the stored ones below show.
+  const ctx = syncContext(db, integrationId, { parallelism: 2, fork });
+  await new MemberSync(ctx).syncGroups(ids.map((id) => ({ externalId: `g-${id}`, members: refs, storedMembersHash: null, isNew: true })));
+  expect(forks).toBe(0);
+  expect(ctx.counts.membershipsAdded).toBe(ids.length * ids.length);
+  const stored = async () => {
+    const [row] = await db.$client<{ n: number }[]>`select count(*)::int as n from memberships where integration_id = ${integrationId} and deleted_at is null`;
+    return row?.n;
+  };
+  expect(await stored()).toBe(ids.length * ids.length);
+
+  // The same groups, stored now, with one member fewer: compared with what is stored, by lane.
+  const fewer = ids.map((id) => ({ externalId: `g-${id}`, members: refs.slice(1), storedMembersHash: 'stale', isNew: false }));
+  await new MemberSync(syncContext(db, integrationId, { parallelism: 2, fork })).syncGroups(fewer);
+  expect(forks).toBe(1);
+  expect(await stored()).toBe(ids.length * (ids.length - 1));
 });

@@ -22,10 +22,6 @@ export async function createIntegrationRow(
 }
 
 /**
- * Drives the pipeline the way the processor does, without Redis: keeps the integration's cursor
- * (stored only by succeeded runs) and gives each run a fresh id.
- */
-/**
  * The context of a new real run on `integrationId` for a stage driven by hand (sequential, on the
  * pool), with `overrides` on top.
  */
@@ -45,6 +41,10 @@ export function syncContext(db: Db, integrationId: string, overrides: Partial<Sy
   };
 }
 
+/**
+ * Drives the pipeline the way the processor does, without Redis: keeps the integration's cursor
+ * (stored only by succeeded runs) and gives each run a fresh id.
+ */
 export class PipelineHarness {
   readonly db: Db;
   readonly provider: ScriptedProvider;
