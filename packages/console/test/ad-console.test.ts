@@ -64,15 +64,15 @@ async function storedSecret(): Promise<string | null> {
 }
 
 /**
- * The newest run that is not in `seen`, once it has ended: a scheduled one or else a requested one.
- * The scheduler queues deltas on the clock, so one may land after the run a test asked for.
+ * Once it has ended: the integration's first run (`seen` undefined), or else the newest requested
+ * run not in `seen`. The scheduler queues deltas on the clock, so one may land after either.
  */
-async function nextFinishedRun(seen: readonly string[], what: string, scheduled = false): Promise<Run> {
+async function finishedRun(what: string, seen?: readonly string[]): Promise<Run> {
   return waitFor(
     async () => {
-      const runs = await listRuns(stack.db, { integrationId, limit: 10 });
-      const run = runs.find((r) => (r.trigger === 'schedule') === scheduled);
-      return run && !seen.includes(run.id) && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
+      const runs = await listRuns(stack.db, { integrationId });
+      const run = seen === undefined ? runs.at(-1) : runs.find((r) => r.trigger !== 'schedule');
+      return run && !seen?.includes(run.id) && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
     },
     { timeoutMs: 60_000, intervalMs: 200, what },
   );
@@ -82,7 +82,7 @@ const progress = (page: Page) => page.getByRole('status', { name: 'Sync progress
 
 test('after the service account password changes in AD, Sync All fails and Actions needed shows the refused password', async () => {
   // The scheduler's first sync of the new integration.
-  const first = await nextFinishedRun([], 'the first scheduled sync', true);
+  const first = await finishedRun('the first scheduled sync');
   expect(first).toMatchObject({ status: 'succeeded', created: objects });
 
   const admin = await dc.client();
@@ -99,7 +99,7 @@ test('after the service account password changes in AD, Sync All fails and Actio
   const seen = (await listRuns(stack.db, { integrationId, limit: 50 })).map((r) => r.id);
   await page.getByRole('button', { name: `Sync All: ${name}` }).click();
   await progress(page).getByText(new RegExp(`Sync All of ${name}: failed — .*(invalid credentials|wrong password)`, 'i')).waitFor({ timeout: 60_000 });
-  const failed = await nextFinishedRun(seen, 'the failing Sync All');
+  const failed = await finishedRun('the failing Sync All', seen);
   expect(failed.status).toBe('failed');
 
   await page.getByRole('button', { name: /^Actions needed \([1-9]\d*\)$/ }).click();
@@ -136,7 +136,7 @@ test('the new password passes Test Connection, is stored and audited, and the Sy
   await progress(page).getByText(new RegExp(`Sync All of ${name}: Succeeded`)).waitFor({ timeout: 60_000 });
   await checkPage(page, 'ad-password', 'sync-all-after-password');
 
-  const run = await nextFinishedRun(seen, 'the Sync All after the password');
+  const run = await finishedRun('the Sync All after the password', seen);
   expect(run).toMatchObject({ status: 'succeeded', mode: 'full', trigger: 'password_update' });
   const after = await storedSecret();
   expect(after).not.toBe(before);
