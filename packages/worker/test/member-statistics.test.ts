@@ -1,7 +1,7 @@
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { close, connect, type Db, type ObjectSql } from '@dirsync/db';
 import { MemberSync } from '../src/pipeline/members.ts';
-import type { Fork } from '../src/pipeline/context.ts';
+import type { Tally } from '../src/pipeline/context.ts';
 import { zeroCounts } from '../src/pipeline/report.ts';
 import { createIntegrationRow, PipelineHarness, syncContext } from './support/harness.ts';
 import { ScriptedProvider, user, userDn } from './support/scripted-provider.ts';
@@ -70,10 +70,14 @@ test('a fenced step inserts the edges of new groups in one statement of its own 
   const ids = Array.from({ length: 8 }, (_, i) => `m${i}`);
   await new PipelineHarness(db, new ScriptedProvider().put(...ids.map((id) => user(id))), integrationId).sync('full');
   let forks = 0;
-  const fork: Fork = (fn) => {
+  async function fork<R>(fn: (sql: ObjectSql, tally: Tally) => Promise<R>): Promise<R> {
     forks += 1;
-    return db.$client.begin((tx) => fn(tx, zeroCounts()));
-  };
+    let value!: R;
+    await db.$client.begin(async (tx) => {
+      value = await fn(tx, zeroCounts());
+    });
+    return value;
+  }
   const refs = ids.map((id) => ({ by: 'dn' as const, value: userDn(id) }));
   // Eight groups: laneOf spreads them over both lanes, as the stored ones below show.
   const ctx = syncContext(db, integrationId, { parallelism: 2, fork });
