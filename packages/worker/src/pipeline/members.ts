@@ -358,9 +358,9 @@ export class MemberSync {
    * Writes member sets: new groups by one plain insert, falling back to the full comparison when
    * it meets a stored edge after all (a group the fetch listed twice); the others by
    * {@link replaceMemberships}, split across lanes. Groups are disjoint across parts, so are their
-   * edges and rows. A
-   * group with a member in `pending` (written by the step's own transaction, not committed yet)
-   * is written there too, never in a forked transaction that could commit its edges without them.
+   * edges and rows. A group with a member in `pending` (written by the step's own transaction,
+   * not committed yet) is written there too, never in a forked transaction that could commit its
+   * edges without them.
    */
   async #write(groups: readonly ReadyGroup[], pending: ReadonlySet<string> = new Set()): Promise<void> {
     if (groups.length === 0) return;
