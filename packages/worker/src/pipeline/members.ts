@@ -364,7 +364,7 @@ export class MemberSync {
    */
   async #write(groups: readonly ReadyGroup[], pending: ReadonlySet<string> = new Set()): Promise<void> {
     if (groups.length === 0) return;
-    const { integrationId, runId } = this.#ctx;
+    const { sql, counts, integrationId, runId } = this.#ctx;
     const edges = (group: GroupMemberSet) => group.memberExternalIds.length;
     const lane = (group: GroupMemberSet) =>
       pending.size > 0 && group.memberExternalIds.some((id) => pending.has(id)) ? undefined : group.groupExternalId;
@@ -376,9 +376,10 @@ export class MemberSync {
       // hash index, and two connections inserting at once queue on that one page. Measured on
       // the benchmark's first sync (500,000 edges, 2 cores): PostgreSQL CPU 6.5–7.0 s against
       // 7.8–9.2 s with two lanes, and the sync no slower.
-      const { sql, counts } = this.#ctx;
       try {
-        counts.membershipsAdded += await tentatively(sql, (handle) => insertMemberships(handle, integrationId, runId, tryInsert));
+        const added = await tentatively(sql, (handle) => insertMemberships(handle, integrationId, runId, tryInsert));
+        // Added after the await: `counts.membershipsAdded += await …` would read the count before it.
+        counts.membershipsAdded += added;
       } catch (error) {
         if (!isStoredEdge(error)) throw error;
         compare.push(...tryInsert);
@@ -389,8 +390,8 @@ export class MemberSync {
       this.#ctx,
       compare,
       lane,
-      async (part, sql, tally) => {
-        const result = await replaceMemberships(sql, integrationId, runId, part);
+      async (part, handle, tally) => {
+        const result = await replaceMemberships(handle, integrationId, runId, part);
         tally.membershipsAdded += result.added;
         tally.membershipsRemoved += result.removed;
       },
