@@ -1,10 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listAudit, listRuns, type Run } from '@dirsync/db';
-import { addAdGroup, addAdUser, grantTombstoneRead, sambaPassword, setAdPassword, sharedSamba, type SharedSamba, waitFor } from '@dirsync/testkit';
+import { listAudit, listRuns } from '@dirsync/db';
+import { addAdGroup, addAdUser, grantTombstoneRead, sambaPassword, setAdPassword, sharedSamba, type SharedSamba } from '@dirsync/testkit';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { checkPage, passTestConnection, type ConsoleStack, launchBrowser, openContext, type PageWatch, signInWithLink, startConsoleStack } from './harness.ts';
+import { checkPage, finishedRun, passTestConnection, type ConsoleStack, launchBrowser, openContext, type PageWatch, signInWithLink, startConsoleStack } from './harness.ts';
 
 // The seed's service-account password refresh on Active Directory (the run's Samba DC), in the
 // console: the password changes in the directory, the next sync fails and Actions needed says so;
@@ -63,26 +63,11 @@ async function storedSecret(): Promise<string | null> {
   return row?.secret_ciphertext ?? null;
 }
 
-/**
- * Once it has ended: the integration's first run (`seen` undefined), or else the newest requested
- * run not in `seen`. The scheduler queues deltas on the clock, so one may land after either.
- */
-async function finishedRun(what: string, seen?: readonly string[]): Promise<Run> {
-  return waitFor(
-    async () => {
-      const runs = await listRuns(stack.db, { integrationId });
-      const run = seen === undefined ? runs.at(-1) : runs.find((r) => r.trigger !== 'schedule');
-      return run && !seen?.includes(run.id) && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
-    },
-    { timeoutMs: 60_000, intervalMs: 200, what },
-  );
-}
-
 const progress = (page: Page) => page.getByRole('status', { name: 'Sync progress' });
 
 test('after the service account password changes in AD, Sync All fails and Actions needed shows the refused password', async () => {
   // The scheduler's first sync of the new integration.
-  const first = await finishedRun('the first scheduled sync');
+  const first = await finishedRun(stack.db, integrationId);
   expect(first).toMatchObject({ status: 'succeeded', created: objects });
 
   const admin = await dc.client();
@@ -99,7 +84,7 @@ test('after the service account password changes in AD, Sync All fails and Actio
   const seen = (await listRuns(stack.db, { integrationId, limit: 50 })).map((r) => r.id);
   await page.getByRole('button', { name: `Sync All: ${name}` }).click();
   await progress(page).getByText(new RegExp(`Sync All of ${name}: failed — .*(invalid credentials|wrong password)`, 'i')).waitFor({ timeout: 60_000 });
-  const failed = await finishedRun('the failing Sync All', seen);
+  const failed = await finishedRun(stack.db, integrationId, seen);
   expect(failed.status).toBe('failed');
 
   await page.getByRole('button', { name: /^Actions needed \([1-9]\d*\)$/ }).click();
@@ -136,7 +121,7 @@ test('the new password passes Test Connection, is stored and audited, and the Sy
   await progress(page).getByText(new RegExp(`Sync All of ${name}: Succeeded`)).waitFor({ timeout: 60_000 });
   await checkPage(page, 'ad-password', 'sync-all-after-password');
 
-  const run = await finishedRun('the Sync All after the password', seen);
+  const run = await finishedRun(stack.db, integrationId, seen);
   expect(run).toMatchObject({ status: 'succeeded', mode: 'full', trigger: 'password_update' });
   const after = await storedSecret();
   expect(after).not.toBe(before);
@@ -201,9 +186,7 @@ test('Active Directory through the New integration wizard: the DC by address wit
   await checkPage(page, 'wizard-ad', 'first-sync');
 
   // What the page counted is what PostgreSQL holds: the OU's users, including both service accounts, and its group.
-  // The first sync is the integration's oldest run: the scheduler may have queued the next one already.
-  const runs = await listRuns(stack.db, { integrationId: wizardIntegration });
-  expect(runs.at(-1)).toMatchObject({ status: 'succeeded', mode: 'full', created: counted });
+  expect(await finishedRun(stack.db, wizardIntegration)).toMatchObject({ status: 'succeeded', mode: 'full', created: counted });
   const stored = await stack.db.$client<{ type: string; count: number }[]>`
     select type, count(*)::int as count from directory_objects where integration_id = ${wizardIntegration} and deleted_at is null group by type order by type`;
   expect(stored).toEqual([

@@ -1,10 +1,10 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createConsoleSession, hasGrantedConsent, listRuns, type Run } from '@dirsync/db';
+import { createConsoleSession, hasGrantedConsent } from '@dirsync/db';
 import { type DominoServer, type EntraEmulator, populateEntraTenant, startDomino, startEntraEmulator, waitFor } from '@dirsync/testkit';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { checkPage, passTestConnection, type ConsoleStack, launchBrowser, openContext, type PageDocument, type PageWatch, signInWithLink, startConsoleStack } from './harness.ts';
+import { checkPage, finishedRun, passTestConnection, type ConsoleStack, launchBrowser, openContext, type PageDocument, type PageWatch, signInWithLink, startConsoleStack } from './harness.ts';
 
 // The New integration wizard for the directories the LDAP test leaves out: Microsoft Entra ID
 // through an existing connector whose consent the account does not hold yet (Grant consent on the
@@ -84,17 +84,6 @@ async function description(page: Page, describedBy: string): Promise<string> {
   );
 }
 
-async function finishedRun(integrationId: string): Promise<Run> {
-  return waitFor(
-    async () => {
-      // The first sync is the integration's oldest run: a scheduled delta may already follow it.
-      const run = (await listRuns(stack.db, { integrationId })).at(-1);
-      return run && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
-    },
-    { timeoutMs: 60_000, intervalMs: 200, what: 'the first sync to end' },
-  );
-}
-
 /** Opens the wizard from the main page and chooses `kind` (its label). */
 async function openWizard(page: Page, kind: string, test: string): Promise<void> {
   await page.goto(`${stack.baseUrl}/console/`);
@@ -171,7 +160,7 @@ test('Entra ID with an existing connector: Grant consent on the tenant, back to 
   const [integration] = await stack.db.$client<{ id: string; enabled: boolean; kind: string; settings: Record<string, unknown> }[]>`
     select id, enabled, kind, settings from integrations where name = ${entraName} and account_id = ${accountId}`;
   expect(integration).toMatchObject({ enabled: true, kind: 'entra_id', settings: { tenantId, connectorId } });
-  const run = await finishedRun(integration?.id ?? '');
+  const run = await finishedRun(stack.db, integration?.id ?? '');
   expect(run).toMatchObject({ status: 'succeeded', mode: 'full', created: objects, deleted: 0 });
   const stored = await stack.db.$client<{ type: string; count: number }[]>`
     select type, count(*)::int as count from directory_objects where integration_id = ${integration?.id ?? ''} and deleted_at is null group by type order by type`;

@@ -1,8 +1,9 @@
-import { createIntegration, createKeyRing, listRuns, type Run } from '@dirsync/db';
-import { startSlapd, userDn, waitFor, type SlapdServer } from '@dirsync/testkit';
+import { createIntegration, createKeyRing, listRuns } from '@dirsync/db';
+import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import {
   checkPage,
+  finishedRun,
   type ConsoleStack,
   launchBrowser,
   openContext,
@@ -75,28 +76,6 @@ afterAll(async () => {
   await stack?.stop();
   await slapd?.stop();
 }, timeoutMs);
-
-/**
- * The latest run of an integration asked for by a person (or, with `scheduled`, by the
- * scheduler) once it has ended, other than `seen`. The scheduler's own runs of an integration
- * under test are passed over.
- */
-async function finishedRun(integrationId: string, seen: readonly string[] = [], scheduled = false): Promise<Run> {
-  let runs: Run[] = [];
-  try {
-    return await waitFor(
-      async () => {
-        runs = await listRuns(stack.db, { integrationId, limit: 10 });
-        const run = runs.find((r) => (r.trigger === 'schedule') === scheduled);
-        return run && !seen.includes(run.id) && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 200, what: 'a run to end' },
-    );
-  } catch (error) {
-    const described = runs.map((r) => `${r.id} ${r.trigger} ${r.modeRequested}/${r.mode ?? '-'} ${r.status}${seen.includes(r.id) ? ' (seen)' : ''}`).join('\n');
-    throw new Error(`${error instanceof Error ? error.message : String(error)}; the latest runs:\n${described}`);
-  }
-}
 
 /** What the focused element is called: its aria-label, its label, or its text. */
 async function focusedName(page: Page): Promise<string> {
@@ -199,7 +178,7 @@ test('the New integration wizard creates an LDAP integration, Test Connection pa
   // What the page says is what PostgreSQL holds.
   const [integration] = await stack.db.$client<{ id: string; enabled: boolean; account_id: string }[]>`select id, enabled, account_id from integrations where name = ${name}`;
   expect(integration).toMatchObject({ enabled: true, account_id: acmeId });
-  const run = await finishedRun(integration?.id ?? '');
+  const run = await finishedRun(stack.db, integration?.id ?? '');
   expect(run).toMatchObject({ status: 'succeeded', mode: 'full', created: objects, deleted: 0 });
 }, timeoutMs);
 
@@ -218,7 +197,7 @@ test('deletions over the threshold block the run; Approve deletions lets the nex
 
   await page.getByRole('button', { name: `Sync All: ${name}` }).click();
   await progress(page).getByText(new RegExp(`Sync All of ${name}: Blocked: deletions need approval — ${deleted} would be deleted`)).waitFor({ timeout: 60_000 });
-  const blocked = await finishedRun(integrationId, seen);
+  const blocked = await finishedRun(stack.db, integrationId, seen);
   expect(blocked).toMatchObject({ status: 'blocked', wouldDelete: deleted, deleted: 0 });
 
   await page.getByRole('button', { name: /^Actions needed \([1-9]\d*\)$/ }).click();
@@ -234,7 +213,7 @@ test('deletions over the threshold block the run; Approve deletions lets the nex
   await page.getByText(/Deletions approved.*: the next Sync All may delete them/).waitFor();
   await page.getByRole('button', { name: 'Sync All now' }).click();
   await page.getByRole('status', { name: 'Sync progress' }).getByText(new RegExp(`Sync All of ${name}: Succeeded — .*${deleted} deleted`)).waitFor({ timeout: 60_000 });
-  const approved = await finishedRun(integrationId, [...seen, blocked.id]);
+  const approved = await finishedRun(stack.db, integrationId, [...seen, blocked.id]);
   expect(approved).toMatchObject({ status: 'succeeded', deleted });
 
   await page.getByRole('link', { name: 'View run' }).click();
@@ -249,7 +228,7 @@ test('deletions over the threshold block the run; Approve deletions lets the nex
 }, timeoutMs);
 
 test("an operator of account A never sees account B's integrations or runs, and cannot act on B from the page", async () => {
-  const globexRun = await finishedRun(globexIntegrationId, [], true);
+  const globexRun = await finishedRun(stack.db, globexIntegrationId);
   const { context, watch } = await openContext(browser, stack.baseUrl);
   try {
     const page = await context.newPage();

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
-import { close, connect, createAccount, createConsoleSignInLink, type Db, generateSecretKey, getAccount } from '@dirsync/db';
+import { close, connect, createAccount, createConsoleSignInLink, type Db, generateSecretKey, getAccount, listRuns, type Run } from '@dirsync/db';
 import {
   createTestDatabase,
   createTestQueuePrefix,
@@ -262,6 +262,28 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
     await prefix.cleanup();
     await database.drop();
     throw error;
+  }
+}
+
+/**
+ * A run of `integrationId` once it has ended: its first run (no `seen`), or else the newest run
+ * someone asked for that is not in `seen`. The scheduler of a console stack ticks every 2 s and
+ * queues deltas on the clock, so the newest run may be one of its own.
+ */
+export async function finishedRun(db: Db, integrationId: string, seen?: readonly string[]): Promise<Run> {
+  let runs: Run[] = [];
+  try {
+    return await waitFor(
+      async () => {
+        runs = await listRuns(db, { integrationId });
+        const run = seen === undefined ? runs.at(-1) : runs.find((r) => r.trigger !== 'schedule');
+        return run && !seen?.includes(run.id) && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what: seen === undefined ? 'the first run to end' : 'a requested run to end' },
+    );
+  } catch (error) {
+    const described = runs.map((r) => `${r.id} ${r.trigger} ${r.modeRequested}/${r.mode ?? '-'} ${r.status}${seen?.includes(r.id) ? ' (seen)' : ''}`).join('\n');
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; the latest runs:\n${described}`);
   }
 }
 
