@@ -39,5 +39,8 @@ createWorker({
   // test's workers must agree on it like a deployment's do.
   stalledInterval: 300,
   integrationLock: { ttlMs: 1000, renewEveryMs: 250 },
+  // The account's sync slot is leased like the lock: a killed child's slot comes back after 1 s,
+  // not the default 30 s, before the next worker may start the integration's run.
+  syncLimits: { leaseMs: 1000, renewEveryMs: 250 },
 });
 process.stdout.write('ready\n');
