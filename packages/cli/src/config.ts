@@ -1,7 +1,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { MAX_SYNC_SHARDS, parseShardSelection, type RedisSettings } from '@dirsync/jobs';
+import { MAX_SYNC_SHARDS, parseShardSelection, type RedisSettings } from '@dirsync/jobs/settings';
 import { parseCidrList } from '@dirsync/providers';
 
 const cronish = z.string().trim().min(1);

@@ -1,9 +1,10 @@
 import { close, connect, createKeyRing, type Db, type KeyRing } from '@dirsync/db';
-import { createEnqueueClient, type EnqueueClient } from '@dirsync/jobs';
+import type { EnqueueClient } from '@dirsync/jobs';
 import { DestinationPolicy, platformEndpointsOf } from '@dirsync/providers';
 import pino, { type Logger } from 'pino';
 import { databasePoolOptions, loadConfig, redisSettingsOf, type Config } from './config.ts';
 import { UserError } from './errors.ts';
+import { jobsPackage } from './packages.ts';
 
 /**
  * Resources a command may need, opened on first use and closed together, so that a command that
@@ -13,7 +14,8 @@ export interface Context {
   readonly config: Config;
   db(): Db;
   keyRing(): KeyRing;
-  enqueue(): EnqueueClient;
+  /** The queue's producer, opened on first use (BullMQ and the Redis client load then). */
+  enqueue(): Promise<EnqueueClient>;
   /**
    * Where this process may connect to customers' systems: public addresses, the networks of
    * DIRSYNC_ALLOWED_NETWORKS, never this installation's own Redis and PostgreSQL.
@@ -39,7 +41,7 @@ export function createContext(env: Record<string, string | undefined> = process.
   const config = loadConfig(env);
   let db: Db | undefined;
   let ring: KeyRing | undefined;
-  let enqueue: EnqueueClient | undefined;
+  let enqueue: Promise<EnqueueClient> | undefined;
   let destinations: DestinationPolicy | undefined;
   let role: ProcessRole = 'dirsync-cli';
   const root = pino({
@@ -62,7 +64,9 @@ export function createContext(env: Record<string, string | undefined> = process.
     },
     enqueue() {
       // A command says the queue cannot be reached rather than wait for Redis for ever.
-      enqueue ??= createEnqueueClient({ connection: redisSettingsOf(config), prefix: config.DIRSYNC_QUEUE_PREFIX, readyTimeoutMs: COMMAND_QUEUE_WAIT_MS });
+      enqueue ??= jobsPackage().then(({ createEnqueueClient }) =>
+        createEnqueueClient({ connection: redisSettingsOf(config), prefix: config.DIRSYNC_QUEUE_PREFIX, readyTimeoutMs: COMMAND_QUEUE_WAIT_MS }),
+      );
       return enqueue;
     },
     destinations() {
@@ -81,7 +85,8 @@ export function createContext(env: Record<string, string | undefined> = process.
       role = next;
     },
     async close() {
-      await enqueue?.close();
+      // A client that failed to open has nothing to close; its error reached the command already.
+      await (await enqueue?.catch(() => undefined))?.close();
       if (db) await close(db);
     },
   };

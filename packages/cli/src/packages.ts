@@ -12,3 +12,8 @@ export const consolePackage = () => import('@dirsync/console');
 export const schedulerPackage = () => import('@dirsync/scheduler');
 /** See {@link apiPackage}. */
 export const workerPackage = () => import('@dirsync/worker');
+/**
+ * The queue's clients (BullMQ and the Redis client): only commands that enqueue or read jobs load
+ * them. Settings take what they need from `@dirsync/jobs/settings`. See {@link apiPackage}.
+ */
+export const jobsPackage = () => import('@dirsync/jobs');

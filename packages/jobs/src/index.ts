@@ -10,6 +10,7 @@ export * from './health.ts';
 export * from './sync-job-state.ts';
 export * from './redis.ts';
 export * from './layout.ts';
+export * from './shards.ts';
 export * from './job-table.ts';
 export * from './queue-client.ts';
 export * from './queue-worker.ts';

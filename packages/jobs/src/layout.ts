@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
 import { CONTROL_QUEUE, ROTATION_QUEUE, SYNC_QUEUE, WEBHOOK_QUEUE } from './queues.ts';
 import { redisModeOf, syncShardsOf, type RedisConnection, type RedisMode } from './redis.ts';
-
-/** Most sync shards an installation may have (each is a BullMQ queue every worker polls). */
-export const MAX_SYNC_SHARDS = 256;
+import { checkShardCount } from './shards.ts';
 
 /** Slots of a Redis Cluster (the key space is split into this many). */
 export const CLUSTER_SLOTS = 16_384;
@@ -76,14 +73,6 @@ function taggedName(base: string, range?: { index: number; of: number }): string
   }
 }
 
-/** Validates a shard count. */
-export function checkShardCount(shards: number): number {
-  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SYNC_SHARDS) {
-    throw new RangeError(`the sync shard count must be an integer 1–${MAX_SYNC_SHARDS}`);
-  }
-  return shards;
-}
-
 /**
  * The queue names of an installation. Standalone keeps the names of earlier versions
  * (`dirsync-sync`, `dirsync-control`, `dirsync-rotation`), shards past the first being
@@ -107,37 +96,4 @@ export function queueLayout(mode: RedisMode, syncShards = 1): QueueLayout {
 /** The {@link QueueLayout} a connection's settings stand for. */
 export function queueLayoutOf(connection: RedisConnection): QueueLayout {
   return queueLayout(redisModeOf(connection), syncShardsOf(connection));
-}
-
-/**
- * The shard of an integration: a stable hash of its id (the first 32 bits of its SHA-256), so
- * every producer in every process sends an integration's syncs to the same queue, which is what
- * keeps one waiting sync per integration.
- */
-export function syncShardOf(integrationId: string, shards: number): number {
-  if (shards === 1) return 0;
-  const digest = createHash('sha256').update(integrationId.toLowerCase()).digest();
-  return digest.readUInt32BE(0) % shards;
-}
-
-/**
- * Parses a shard selection such as `0-3,7` (`DIRSYNC_WORKER_SHARDS`) against `shards`; empty or
- * `all` selects every shard. Returns the shard numbers in ascending order; throws a message
- * naming the bad part.
- */
-export function parseShardSelection(selection: string | undefined, shards: number): number[] {
-  checkShardCount(shards);
-  const text = (selection ?? '').trim();
-  if (text === '' || text.toLowerCase() === 'all') return Array.from({ length: shards }, (_, index) => index);
-  const chosen = new Set<number>();
-  for (const part of text.split(',').map((p) => p.trim())) {
-    const match = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!match) throw new RangeError(`shard selection: "${part}" is not a shard number or a range like 0-3`);
-    const from = Number(match[1]);
-    const to = match[2] === undefined ? from : Number(match[2]);
-    if (to < from) throw new RangeError(`shard selection: the range ${part} runs backwards`);
-    if (to >= shards) throw new RangeError(`shard selection: ${part} names a shard past the last one (${shards - 1})`);
-    for (let shard = from; shard <= to; shard++) chosen.add(shard);
-  }
-  return [...chosen].sort((a, b) => a - b);
 }

@@ -20,14 +20,14 @@ import {
   setCredentialGraphKeyId,
   updateConnector,
 } from '@dirsync/db';
-import { createRotationEnqueueClient, validateCron } from '@dirsync/jobs';
+import { validateCron } from '@dirsync/jobs/settings';
 import { connectorSchema, consentStatuses, consentUrlSchema } from '@dirsync/contracts';
 import { z } from 'zod';
 import { entraCloud, entraClouds, generateCertificate, httpsBaseUrl, isGuid, pemCertificates } from '@dirsync/providers';
 import { COMMAND_QUEUE_WAIT_MS, type Context } from '../context.ts';
 import { UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, printJson, table } from '../format.ts';
-import { apiPackage, workerPackage } from '../packages.ts';
+import { apiPackage, jobsPackage, workerPackage } from '../packages.ts';
 
 /** A connector as the platform sees it with `--json`: the API's shape without one account's "tenants". */
 const platformConnectorSchema = connectorSchema.omit({ tenants: true });
@@ -472,6 +472,7 @@ export function registerConnectorCommands(program: Command, withContext: WithCon
         const c = await requireConnector(ctx.db(), idOrName);
         if (flags.queue) {
           // Says the queue cannot be reached rather than wait for Redis for ever.
+          const { createRotationEnqueueClient } = await jobsPackage();
           const client = createRotationEnqueueClient({ connection: redisSettingsOf(ctx.config), prefix: ctx.config.DIRSYNC_QUEUE_PREFIX, readyTimeoutMs: COMMAND_QUEUE_WAIT_MS });
           try {
             const job = await client.enqueueRotation({ connectorId: c.id, trigger: 'manual', requestedBy: 'cli' });

@@ -24,7 +24,7 @@ import {
   type RunRow,
 } from '@dirsync/db';
 import { dominoGroupAttributes, dominoPersonAttributes, previewProvider, validateSettings, type ConnectionReport } from '@dirsync/providers';
-import { validateSchedule } from '@dirsync/jobs';
+import { validateSchedule } from '@dirsync/jobs/settings';
 import type { Context } from '../context.ts';
 import { exitCodes, UserError, UsageError, NotFoundError } from '../errors.ts';
 import { keyValues, printJson, safeJson, table } from '../format.ts';

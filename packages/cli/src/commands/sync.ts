@@ -2,13 +2,12 @@ import { syncAnswerSchema, type SyncMode, type SyncTrigger } from '@dirsync/cont
 import type { Command } from 'commander';
 import type { presentRun } from '@dirsync/api';
 import { getRun, requireIntegration, type Run, type RunRow } from '@dirsync/db';
-import { createQueueClient } from '@dirsync/jobs';
 import { redisSettingsOf } from '../config.ts';
 import type { Context } from '../context.ts';
 import { exitCodes, UserError, UsageError, type ExitCode } from '../errors.ts';
 import { printJson, progressBar } from '../format.ts';
 import { describeRun } from '../report.ts';
-import { apiPackage, schedulerPackage } from '../packages.ts';
+import { apiPackage, jobsPackage, schedulerPackage } from '../packages.ts';
 
 type WithContext = (run: (ctx: Context) => Promise<void>) => Promise<void>;
 
@@ -51,7 +50,7 @@ export async function requestIntegrationSync(ctx: Context, options: SyncRequestO
   const integration = await requireIntegration(ctx.db(), options.integrationId);
   if (!integration.enabled) throw new UserError(`integration ${integration.id} is disabled`);
   const { requestSync } = await schedulerPackage();
-  return requestSync({ db: ctx.db(), enqueue: ctx.enqueue() }, { ...options, integrationId: integration.id });
+  return requestSync({ db: ctx.db(), enqueue: await ctx.enqueue() }, { ...options, integrationId: integration.id });
 }
 
 /**
@@ -66,6 +65,7 @@ export async function waitForRun(
   options: { quiet?: boolean; timeoutMs?: number } = {},
 ): Promise<Run | undefined> {
   const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs;
+  const { createQueueClient } = await jobsPackage();
   const queues = createQueueClient({ connection: redisSettingsOf(ctx.config), prefix: ctx.config.DIRSYNC_QUEUE_PREFIX });
   const tty = process.stderr.isTTY && !options.quiet;
   try {
