@@ -11,13 +11,13 @@ const entries = {
   production: fileURLToPath(new URL('../../cli/src/main.ts', import.meta.url)),
 };
 
-// Records the URL of every module of the workspace (and of fastify) the process loads, and prints
-// them when it exits.
+// Records the URL of every module of the workspace (and of fastify, BullMQ, ioredis and jose) the
+// process loads, and prints them when it exits.
 const recorder = `
 import { registerHooks } from 'node:module';
 import { writeSync } from 'node:fs';
 const urls = [];
-registerHooks({ load(url, context, nextLoad) { if (/\\/packages\\/|\\/fastify@/.test(url)) urls.push(url); return nextLoad(url, context); } });
+registerHooks({ load(url, context, nextLoad) { if (/\\/packages\\/|\\/(fastify|bullmq|ioredis|jose)@/.test(url)) urls.push(url); return nextLoad(url, context); } });
 process.on('exit', () => writeSync(1, '\\nloaded: ' + JSON.stringify(urls) + '\\n'));
 `;
 
@@ -39,7 +39,19 @@ function modulesLoaded(entry: string, args: readonly string[]): Promise<string[]
   });
 }
 
-const heavy = [/\/packages\/api\//, /\/packages\/console\//, /\/packages\/scheduler\//, /\/packages\/worker\//, /\/packages\/testkit\//, /\/fastify@/];
+// The queue's clients (BullMQ, the Redis client) and jose load with the commands that use them,
+// too: about a sixth of every other command's start.
+const heavy = [
+  /\/packages\/api\//,
+  /\/packages\/console\//,
+  /\/packages\/scheduler\//,
+  /\/packages\/worker\//,
+  /\/packages\/testkit\//,
+  /\/fastify@/,
+  /\/bullmq@/,
+  /\/ioredis@/,
+  /\/jose@/,
+];
 
 describe.each(Object.entries(entries))('the %s command line', (_name, entry) => {
   it.each(['worker --help', '--help', 'completion bash'])('loads none of the commands’ own packages for `dirsync %s`', async (command) => {

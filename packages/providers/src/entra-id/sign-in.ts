@@ -1,5 +1,5 @@
 import { createHash, randomUUID, X509Certificate } from 'node:crypto';
-import { createLocalJWKSet, errors as joseErrors, importPKCS8, type JSONWebKeySet, jwtVerify, SignJWT } from 'jose';
+import type { JSONWebKeySet } from 'jose';
 import { ProviderError, UnavailableError } from '../errors.ts';
 import type { DestinationPolicy } from '../net/destination.ts';
 import { type CheckedHttp, checkedHttp } from '../net/undici.ts';
@@ -70,7 +70,12 @@ export interface VerifiedAdminSignIn {
 
 const maxAnswerBytes = 256 * 1024;
 
+// jose loads with the first sign-in, not with the package: every command and process that never
+// verifies a consent would otherwise load its 46 modules at start.
+const joseLibrary = () => import('jose');
+
 async function clientAssertion(input: AdminSignInInput, audience: string): Promise<string> {
+  const { importPKCS8, SignJWT } = await joseLibrary();
   const der = new X509Certificate(input.certificatePem).raw;
   const key = await importPKCS8(input.privateKeyPem, 'PS256');
   const now = Math.floor((input.now ?? Date.now)() / 1000);
@@ -118,7 +123,7 @@ function aadsts(description: unknown): string {
   return /AADSTS\d+:[^]*?(?=\s+Trace ID:|$)/.exec(text)?.[0]?.replace(/\s+/g, ' ').trim() ?? 'no description';
 }
 
-function why(error: unknown): string {
+function why(error: unknown, joseErrors: typeof import('jose').errors): string {
   if (error instanceof joseErrors.JWTExpired) return 'has expired';
   if (error instanceof joseErrors.JWTClaimValidationFailed) return `fails its ${error.claim} check (${error.reason})`;
   if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWSSignatureVerificationFailed) return "is not signed by one of the authority's published keys";
@@ -168,6 +173,7 @@ export async function verifyAdminSignIn(input: AdminSignInInput): Promise<Verifi
     }
     const keys = await call(http, jwksUri, { method: 'GET' }, input.signal);
     if (keys.status !== 200 || !Array.isArray(keys.json['keys'])) throw new UnavailableError(`the authority's signing keys could not be read (HTTP ${keys.status})`);
+    const { createLocalJWKSet, errors, jwtVerify } = await joseLibrary();
     let claims: Record<string, unknown>;
     try {
       const verified = await jwtVerify(idToken, createLocalJWKSet(keys.json as unknown as JSONWebKeySet), {
@@ -180,7 +186,7 @@ export async function verifyAdminSignIn(input: AdminSignInInput): Promise<Verifi
       });
       claims = verified.payload as Record<string, unknown>;
     } catch (error) {
-      throw new AdminSignInRefusedError(`the id_token ${why(error)}`);
+      throw new AdminSignInRefusedError(`the id_token ${why(error, errors)}`);
     }
     const tid = typeof claims['tid'] === 'string' ? claims['tid'].toLowerCase() : '';
     if (!isGuid(tid)) throw new AdminSignInRefusedError('the id_token names no tenant GUID');
