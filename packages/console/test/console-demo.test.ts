@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { close, connect, generateSecretKey } from '@dirsync/db';
-import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
+import { createTestDatabase, createTestQueuePrefix, launcherEnv, testRedisUrl, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 import type { Browser } from 'playwright-core';
-import { baseEnv, checkPage, dirsyncBin, freePort, launchBrowser, openContext, signInWithLink } from './harness.ts';
+import { checkPage, dirsyncBin, freePort, launchBrowser, openContext, signInWithLink } from './harness.ts';
 
 // `dirsync demo --console` as a person runs it: a process that starts the directories, the API
 // with the console, a scheduler and a worker, prints the console's URL and a sign-in link, and
@@ -39,7 +39,7 @@ test('demo --console prints the console and a sign-in link that opens the three 
   const port = await freePort();
   const child = spawn(dirsyncBin, ['demo', '--console', '--port', String(port), '--users', '40', '--groups', '3', '--members', '5'], {
     env: {
-      ...baseEnv(),
+      ...launcherEnv(),
       DATABASE_URL: database.url,
       REDIS_URL: testRedisUrl,
       DIRSYNC_QUEUE_PREFIX: prefix.prefix,

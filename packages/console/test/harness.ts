@@ -3,7 +3,6 @@ import { once } from 'node:events';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -11,6 +10,7 @@ import { close, connect, createAccount, createConsoleSignInLink, type Db, genera
 import {
   createTestDatabase,
   createTestQueuePrefix,
+  launcherEnv,
   type OidcTestUser,
   startOidcProvider,
   testAllowedNetworksSetting,
@@ -120,20 +120,6 @@ export async function runDirsync(args: readonly string[], env: Readonly<Record<s
   }
 }
 
-/**
- * Only what the launcher needs from the test runner's environment: nothing of jest's
- * (NODE_OPTIONS) and no DIRSYNC_* setting the machine may carry. Node's compile cache saves a
- * third of every process's start.
- */
-export function baseEnv(): Record<string, string> {
-  const keep: Record<string, string> = { NODE_COMPILE_CACHE: join(tmpdir(), 'dirsync-test-compile-cache') };
-  for (const name of ['PATH', 'HOME', 'LANG', 'TMPDIR']) {
-    const value = process.env[name];
-    if (value !== undefined) keep[name] = value;
-  }
-  return keep;
-}
-
 /** Options of {@link startConsoleStack}. */
 export interface ConsoleStackOptions {
   /** Names the database and queue prefix. */
@@ -194,7 +180,7 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
     ? undefined
     : await startOidcProvider({ clients: [{ clientId: oidcClientId, redirectUris: [`${baseUrl}/console/auth/callback`] }], users: options.oidcUsers });
   const env: Record<string, string> = {
-    ...baseEnv(),
+    ...launcherEnv(),
     DATABASE_URL: database.url,
     REDIS_URL: testRedisUrl,
     DIRSYNC_QUEUE_PREFIX: prefix.prefix,

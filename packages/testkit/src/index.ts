@@ -12,3 +12,4 @@ export * from './hostile-ldap.ts';
 export * from './entra-contents.ts';
 export * from './pgbouncer.ts';
 export * from './oidc.ts';
+export * from './child-env.ts';

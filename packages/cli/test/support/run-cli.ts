@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { generateSecretKey } from '@dirsync/db';
 import {
   type SlapdServer,
   createTestDatabase,
   createTestQueuePrefix,
+  launcherEnv,
   testAllowedNetworksSetting,
   testRedisUrl,
   waitFor,
@@ -38,24 +37,12 @@ export interface CliEnvironment {
   cleanup(): Promise<void>;
 }
 
-// Only what the launcher needs from the test runner's environment: nothing of jest's (no
-// NODE_OPTIONS) and no DIRSYNC_* setting the machine may carry. Node's compile cache (keyed by
-// file content, so edited sources are recompiled) saves about a third of every command's start.
-function baseEnv(): Record<string, string> {
-  const keep: Record<string, string> = { NODE_COMPILE_CACHE: join(tmpdir(), 'dirsync-test-compile-cache') };
-  for (const name of ['PATH', 'HOME', 'LANG', 'TMPDIR']) {
-    const value = process.env[name];
-    if (value !== undefined) keep[name] = value;
-  }
-  return keep;
-}
-
 /** A fresh database (migrated), queue prefix and secret key, as `DATABASE_URL` and friends. */
 export async function createCliEnvironment(label: string): Promise<CliEnvironment> {
   const database = await createTestDatabase(label);
   const prefix = createTestQueuePrefix(label);
   const env = {
-    ...baseEnv(),
+    ...launcherEnv(),
     DATABASE_URL: database.url,
     REDIS_URL: testRedisUrl,
     DIRSYNC_QUEUE_PREFIX: prefix.prefix,
