@@ -3,7 +3,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import Provider, { type OidcContext } from 'oidc-provider';
+import type { OidcContext } from 'oidc-provider';
 
 /** A client registered at the test identity provider. */
 export interface OidcTestClient {
@@ -146,6 +146,8 @@ export async function startOidcProvider(options: OidcProviderOptions): Promise<T
 
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg: 'RS256', kid: randomBytes(8).toString('hex') };
+  // Loaded here, not with the testkit: every test file imports the testkit, few start a provider.
+  const { default: Provider } = await import('oidc-provider');
   const provider = new Provider(issuer, {
     clients: options.clients.map((client) => ({
       client_id: client.clientId,

@@ -1,7 +1,6 @@
 import { randomBytes, webcrypto } from 'node:crypto';
 // @peculiar/x509 needs the Reflect metadata API before it loads.
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 
 /** A throwaway CA and the server certificate it signed for the loopback addresses. */
 export interface EmulatorTls {
@@ -30,6 +29,8 @@ function serial(): string {
  * The CA's private key is discarded: nothing else can ever be signed with it.
  */
 export async function createEmulatorTls(): Promise<EmulatorTls> {
+  // Loaded here, not with the testkit: every test file imports the testkit, few start an emulator.
+  const x509 = await import('@peculiar/x509');
   const crypto = webcrypto;
   const now = Date.now();
   const notBefore = new Date(now - 60_000);
