@@ -185,11 +185,13 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
   const position = BigInt(after);
   if (position > BigInt(head)) return { refused: 'beyond-head', head };
   if (position < BigInt(prunedThrough)) return { refused: 'expired', head };
-  // Cursor order is (batch, ordinal). The page is cut before anything is joined: at most `limit`
-  // batches are read in order through (account_id, last_seq), from each at most `limit` entries
-  // in order through the primary key (the sort on top is incremental, batch after batch, and stops
-  // at the limit), and only the page's object entries look their object up. One more than asked
-  // tells whether there is more.
+  // Cursor order is (batch, ordinal). The page is cut before anything is joined: batches are taken
+  // in order through (account_id, last_seq) only until they hold `limit` entries after the cursor
+  // (their sequence numbers are dense, so that needs no read of their entries), from each at most
+  // `limit` entries in order through the primary key, and only the page's object entries look
+  // their object up. One more than asked tells whether there is more. Without the cut by entries,
+  // the planner read the entries of every one of up to `limit` batches and sorted them all: a
+  // page 1,000 entries into a feed of 1,100,000 took 150–700 ms instead of 16–26 ms.
   // The page is then cut where the member lists and attributes before an entry pass
   // maxChangePageBytes; `page_rows` counts the entries before that cut.
   const rows = await sql.unsafe<(Omit<ChangeRow, 'type' | 'object'> & { op: number; o_type: string | null; page_rows: number } & Partial<Record<`o_${string}`, unknown>>)[]>(
@@ -197,10 +199,17 @@ export async function readChanges(db: Handle, accountId: string, after: string, 
        select b.first_seq, b.last_seq, b.published_at, b.integration_id, b.run_id,
          c.ordinal + e.n - 1 as ordinal, c.op, c.object_type, coalesce(e.id, c.external_id) as external_id, c.added, c.removed
        from (
-         select id, first_seq, last_seq, published_at, integration_id, run_id from change_batches
-         where account_id = $1::uuid and last_seq > $2::bigint
-         order by last_seq
-         limit $3
+         select id, first_seq, last_seq, published_at, integration_id, run_id
+         from (
+           select id, first_seq, last_seq, published_at, integration_id, run_id,
+             sum(last_seq - greatest(first_seq - 1, $2::bigint))
+               over (order by last_seq rows between unbounded preceding and 1 preceding) as entries_before
+           from change_batches
+           where account_id = $1::uuid and last_seq > $2::bigint
+           order by last_seq
+           limit $3
+         ) as w
+         where coalesce(entries_before, 0) < $3
        ) as b
        cross join lateral (
          select ordinal, span, op, object_type, external_id, ids, added, removed from changes

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import postgres from 'postgres';
 import { changeHead, changeRangeOfRun, type ChangeRow, pruneChanges, readChanges } from '../src/changes.ts';
 import { pruneHistory } from '../src/retention.ts';
 import type { Db } from '../src/client.ts';
@@ -16,8 +17,10 @@ import { linkArrivedObjects, linkManagers } from '../src/references.ts';
 import { hashOf, newTenant, useTestDatabase } from './support/database.ts';
 
 let db: Db;
-useTestDatabase('changes', 4, (ready) => {
+let databaseUrl: string;
+useTestDatabase('changes', 4, (ready, database) => {
   db = ready;
+  databaseUrl = database.url;
 });
 
 async function secondIntegration(accountId: string): Promise<string> {
@@ -287,6 +290,58 @@ describe('readChanges', () => {
     expect(seen).toEqual(['1:a', '2:b', '3:c', '4:d', '5:e']);
     const empty = await readChanges(db, accountId, '5', 2);
     expect(empty).toEqual({ items: [], cursor: '5', hasMore: false });
+  });
+
+  test('a page reads only the batches that hold it, wherever the cursor is', async () => {
+    const { accountId, integrationId } = await newTenant(db);
+    const run = randomUUID();
+    // 40 batches of 5 entries: cursors 1–200, batch n holding 5n-4 to 5n.
+    const ids = Array.from({ length: 40 }, (_, b) => Array.from({ length: 5 }, (_, i) => `u${String(b * 5 + i + 1).padStart(3, '0')}`));
+    for (const batch of ids) await insertObjects(db, integrationId, run, batch.map((id) => user(id)));
+
+    const seen: string[] = [];
+    let after = '0';
+    for (;;) {
+      const page = await readChanges(db, accountId, after, 7);
+      if ('refused' in page) throw new Error(page.refused);
+      seen.push(...page.items.map((row) => `${row.cursor}:${row.externalId}`));
+      after = page.cursor;
+      if (!page.hasMore) break;
+    }
+    expect(seen).toEqual(ids.flat().map((id, i) => `${i + 1}:${id}`));
+
+    // The page statement, run again under EXPLAIN ANALYZE: from cursor 12 (inside the third
+    // batch), 8 entries (one more than asked) lie in the third and the fourth batch, so the
+    // entries of two batches are read, not those of every batch up to the limit.
+    const statements: { query: string; parameters: unknown[] }[] = [];
+    const probe = postgres(databaseUrl, {
+      max: 1,
+      onnotice: () => {},
+      debug: (_connection, query, parameters) => statements.push({ query, parameters: [...(parameters as unknown[])] }),
+    });
+    try {
+      const page = await readChanges(probe, accountId, '12', 7);
+      if ('refused' in page) throw new Error(page.refused);
+      expect(page.items.map((row) => row.externalId)).toEqual(ids.flat().slice(12, 19));
+      const statement = statements.find((s) => s.query.includes('cross join lateral'));
+      if (statement === undefined) throw new Error('the page statement was not seen');
+      const [explained] = await probe.unsafe<{ 'QUERY PLAN': unknown }[]>(
+        `explain (analyze, format json) ${statement.query}`,
+        statement.parameters as postgres.ParameterOrJSON<never>[],
+      );
+      const probes = { changes: 0 };
+      const walk = (node: Record<string, unknown>): void => {
+        if (node['Relation Name'] === 'changes') probes.changes += node['Actual Loops'] as number;
+        for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
+      };
+      const plan = (explained?.['QUERY PLAN'] as { Plan: Record<string, unknown> }[])[0]?.Plan;
+      if (plan === undefined) throw new Error('no plan');
+      walk(plan);
+      expect(probes.changes).toBeGreaterThan(0);
+      expect(probes.changes).toBeLessThanOrEqual(2);
+    } finally {
+      await probe.end();
+    }
   });
 
   test('refuses malformed cursors and limits out of range', async () => {
