@@ -116,7 +116,9 @@ export const directoryObjects = pgTable(
  * Group membership edges by external ids, keyed by the edge itself: a first sync writes hundreds of
  * thousands of them, and every index and check a row carries is paid once per edge. So there is
  * no surrogate id; members are found by a hash index (lookups are by equality only, and it is a
- * third the cost of a b-tree to maintain); and there is no foreign key to the integration, whose
+ * third the cost of a b-tree to maintain); the listing's order, by time of change, has an index
+ * of its own (without it every page sorted all of an integration's edges; its keys arrive in time
+ * order, so it costs a tenth more per insert); and there is no foreign key to the integration, whose
  * check ran once per inserted edge: a real run writes edges in steps that hold the integration's
  * row (the fence check takes it `for share`), so it cannot be deleted under them, and a trigger
  * on `integrations` deletes an integration's edges with it, as the cascade did.
@@ -135,6 +137,7 @@ export const memberships = pgTable(
   (t) => [
     primaryKey({ name: 'memberships_edge_uq', columns: [t.integrationId, t.groupExternalId, t.memberExternalId] }),
     index('memberships_member_idx').using('hash', t.memberExternalId),
+    index('memberships_integration_updated_idx').on(t.integrationId, t.updatedAt),
   ],
 );
 

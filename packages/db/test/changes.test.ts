@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import postgres from 'postgres';
 import { changeHead, changeRangeOfRun, type ChangeRow, pruneChanges, readChanges } from '../src/changes.ts';
 import { pruneHistory } from '../src/retention.ts';
 import type { Db } from '../src/client.ts';
@@ -15,6 +14,7 @@ import {
 } from '../src/objects.ts';
 import { linkArrivedObjects, linkManagers } from '../src/references.ts';
 import { hashOf, newTenant, useTestDatabase } from './support/database.ts';
+import { planReads } from './support/plans.ts';
 
 let db: Db;
 let databaseUrl: string;
@@ -313,35 +313,10 @@ describe('readChanges', () => {
     // The page statement, run again under EXPLAIN ANALYZE: from cursor 12 (inside the third
     // batch), 8 entries (one more than asked) lie in the third and the fourth batch, so the
     // entries of two batches are read, not those of every batch up to the limit.
-    const statements: { query: string; parameters: unknown[] }[] = [];
-    const probe = postgres(databaseUrl, {
-      max: 1,
-      onnotice: () => {},
-      debug: (_connection, query, parameters) => statements.push({ query, parameters: [...(parameters as unknown[])] }),
-    });
-    try {
-      const page = await readChanges(probe, accountId, '12', 7);
-      if ('refused' in page) throw new Error(page.refused);
-      expect(page.items.map((row) => row.externalId)).toEqual(ids.flat().slice(12, 19));
-      const statement = statements.find((s) => s.query.includes('cross join lateral'));
-      if (statement === undefined) throw new Error('the page statement was not seen');
-      const [explained] = await probe.unsafe<{ 'QUERY PLAN': unknown }[]>(
-        `explain (analyze, format json) ${statement.query}`,
-        statement.parameters as postgres.ParameterOrJSON<never>[],
-      );
-      const probes = { changes: 0 };
-      const walk = (node: Record<string, unknown>): void => {
-        if (node['Relation Name'] === 'changes') probes.changes += node['Actual Loops'] as number;
-        for (const child of (node.Plans as Record<string, unknown>[] | undefined) ?? []) walk(child);
-      };
-      const plan = (explained?.['QUERY PLAN'] as { Plan: Record<string, unknown> }[])[0]?.Plan;
-      if (plan === undefined) throw new Error('no plan');
-      walk(plan);
-      expect(probes.changes).toBeGreaterThan(0);
-      expect(probes.changes).toBeLessThanOrEqual(2);
-    } finally {
-      await probe.end();
-    }
+    const { value: page, reads } = await planReads(databaseUrl, 'cross join lateral', (probe) => readChanges(probe, accountId, '12', 7));
+    if ('refused' in page) throw new Error(page.refused);
+    expect(page.items.map((row) => row.externalId)).toEqual(ids.flat().slice(12, 19));
+    expect(reads.get('changes')?.loops).toBe(2);
   });
 
   test('refuses malformed cursors and limits out of range', async () => {

@@ -2,10 +2,13 @@ import type { Db } from '../src/client.ts';
 import { listMemberships } from '../src/api-reads.ts';
 import { InvalidCursorError } from '../src/errors.ts';
 import { newTenant, useTestDatabase } from './support/database.ts';
+import { planReads } from './support/plans.ts';
 
 let db: Db;
-useTestDatabase('memberships_listing', 2, (ready) => {
+let databaseUrl: string;
+useTestDatabase('memberships_listing', 2, (ready, database) => {
   db = ready;
+  databaseUrl = database.url;
 });
 
 const cursorOf = (parts: readonly string[]) => Buffer.from(JSON.stringify(parts)).toString('base64url');
@@ -48,4 +51,31 @@ test('a cursor from before edges had no row number resumes at its instant; a mal
   for (const bad of [['2030-01-01T00:00:00.000000Z', 'x'], ['2030-01-01T00:00:00.000000Z', 'g', 7], ['yesterday', 'g', 'a'], ['2030-01-01T00:00:00.000000Z', 'g', 'x'.repeat(9000)]]) {
     await expect(listMemberships(db, integrationId, { limit: 10, cursor: cursorOf(bad as string[]) })).rejects.toThrow(InvalidCursorError);
   }
+});
+
+test('a page reads the edges of the instant its cursor is in, not every edge of the integration', async () => {
+  const { integrationId } = await newTenant(db);
+  // 20 instants of 1,000 edges each, as 20 write statements leave them (each stamps its edges
+  // with its transaction's time); edge n is g<n/100>>m<n>, so the expected order is n's.
+  const edge = (n: number) => `g${String(Math.floor(n / 100)).padStart(3, '0')}>m${String(n).padStart(5, '0')}`;
+  await db.$client`
+    insert into memberships (integration_id, group_external_id, member_external_id, updated_at)
+    select ${integrationId}, 'g' || lpad((n / 100)::text, 3, '0'), 'm' || lpad(n::text, 5, '0'),
+      timestamptz '2030-01-01T00:00:00Z' + (n / 1000) * interval '1 minute'
+    from generate_series(0, 19999) as n`;
+  await db.$client`analyze memberships`;
+  const first = await listMemberships(db, integrationId, { limit: 1500 });
+  expect(first.items.map((row) => `${row.groupExternalId}>${row.memberExternalId}`)).toEqual(Array.from({ length: 1500 }, (_, n) => edge(n)));
+  const cursor = first.nextCursor;
+  if (cursor === null) throw new Error('the first page said there was no more');
+
+  // From the middle of the second instant: its 1,000 edges are read (the first 500 passed over by
+  // the cursor) and, to see the instant end, one edge of the third, not 20,000 edges sorted.
+  const { value: page, reads } = await planReads(databaseUrl, 'from memberships m', (probe) =>
+    listMemberships(probe, integrationId, { limit: 100, cursor }),
+  );
+  expect(page.items.map((row) => `${row.groupExternalId}>${row.memberExternalId}`)).toEqual(Array.from({ length: 100 }, (_, n) => edge(1500 + n)));
+  const read = reads.get('memberships')?.rows ?? 0;
+  expect(read).toBeGreaterThanOrEqual(600);
+  expect(read).toBeLessThanOrEqual(1100);
 });
