@@ -104,7 +104,11 @@ export const directoryObjects = pgTable(
   (t) => [
     uniqueIndex('directory_objects_integration_external_uq').on(t.integrationId, t.externalId),
     index('directory_objects_integration_dn_idx').on(t.integrationId, t.dn),
-    index('directory_objects_integration_updated_idx').on(t.integrationId, t.updatedAt),
+    // The synced-data lists page one type at a time in order of change (all types: one such scan
+    // per type, merged). With the type behind the time, a page of the 5,000 groups among 100,000
+    // users passed over every user first.
+    index('directory_objects_integration_type_updated_idx').on(t.integrationId, t.type, t.updatedAt),
+    check('directory_objects_type_ck', sql`${t.type} in ('user', 'group', 'contact')`),
     // Finds the objects whose manager is being deleted (their attribute is cleared in that run).
     index('directory_objects_integration_manager_idx')
       .on(t.integrationId, sql`(${t.attributes} ->> 'manager')`)
