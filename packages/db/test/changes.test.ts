@@ -272,22 +272,26 @@ describe('cursors', () => {
 });
 
 describe('readChanges', () => {
+  /** The whole feed, read in pages of `limit`: `cursor:externalId` per entry. */
+  async function readPaged(accountId: string, limit: number): Promise<string[]> {
+    const seen: string[] = [];
+    let after = '0';
+    for (;;) {
+      const page = await readChanges(db, accountId, after, limit);
+      if ('refused' in page) throw new Error(page.refused);
+      seen.push(...page.items.map((row) => `${row.cursor}:${row.externalId}`));
+      expect(page.cursor).toBe(page.items.at(-1)?.cursor ?? after);
+      after = page.cursor;
+      if (!page.hasMore) return seen;
+    }
+  }
+
   test('pages in cursor order, across batches, with hasMore', async () => {
     const { accountId, integrationId } = await newTenant(db);
     const run = randomUUID();
     await insertObjects(db, integrationId, run, [user('a'), user('b'), user('c')]);
     await insertObjects(db, integrationId, run, [user('d'), user('e')]);
-    const seen: string[] = [];
-    let after = '0';
-    for (;;) {
-      const page = await readChanges(db, accountId, after, 2);
-      if ('refused' in page) throw new Error(page.refused);
-      seen.push(...page.items.map((row) => `${row.cursor}:${row.externalId}`));
-      expect(page.cursor).toBe(page.items.at(-1)?.cursor ?? after);
-      after = page.cursor;
-      if (!page.hasMore) break;
-    }
-    expect(seen).toEqual(['1:a', '2:b', '3:c', '4:d', '5:e']);
+    expect(await readPaged(accountId, 2)).toEqual(['1:a', '2:b', '3:c', '4:d', '5:e']);
     const empty = await readChanges(db, accountId, '5', 2);
     expect(empty).toEqual({ items: [], cursor: '5', hasMore: false });
   });
@@ -298,17 +302,7 @@ describe('readChanges', () => {
     // 40 batches of 5 entries: cursors 1–200, batch n holding 5n-4 to 5n.
     const ids = Array.from({ length: 40 }, (_, b) => Array.from({ length: 5 }, (_, i) => `u${String(b * 5 + i + 1).padStart(3, '0')}`));
     for (const batch of ids) await insertObjects(db, integrationId, run, batch.map((id) => user(id)));
-
-    const seen: string[] = [];
-    let after = '0';
-    for (;;) {
-      const page = await readChanges(db, accountId, after, 7);
-      if ('refused' in page) throw new Error(page.refused);
-      seen.push(...page.items.map((row) => `${row.cursor}:${row.externalId}`));
-      after = page.cursor;
-      if (!page.hasMore) break;
-    }
-    expect(seen).toEqual(ids.flat().map((id, i) => `${i + 1}:${id}`));
+    expect(await readPaged(accountId, 7)).toEqual(ids.flat().map((id, i) => `${i + 1}:${id}`));
 
     // The page statement, run again under EXPLAIN ANALYZE: from cursor 12 (inside the third
     // batch), 8 entries (one more than asked) lie in the third and the fourth batch, so the
