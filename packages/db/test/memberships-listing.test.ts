@@ -79,3 +79,28 @@ test('a page reads the edges of the instant its cursor is in, not every edge of 
   expect(read).toBeGreaterThanOrEqual(600);
   expect(read).toBeLessThanOrEqual(1100);
 });
+
+test('with updatedSince, pages start at that time, and a cursor from before it does not reach back', async () => {
+  const { integrationId } = await newTenant(db);
+  await db.$client`
+    insert into memberships (integration_id, group_external_id, member_external_id, updated_at)
+    select ${integrationId}, 'g' || (n / 10), 'm' || lpad(n::text, 3, '0'), timestamptz '2030-01-01T00:00:00Z' + (n / 10) * interval '1 minute'
+    from generate_series(0, 99) as n`;
+  const expected = Array.from({ length: 50 }, (_, i) => `g${Math.floor((50 + i) / 10)}>m${String(50 + i).padStart(3, '0')}`);
+  const since = '2030-01-01T00:05:00Z';
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await listMemberships(db, integrationId, { limit: 7, updatedSince: since, ...(cursor === undefined ? {} : { cursor }) });
+    seen.push(...page.items.map((edge) => `${edge.groupExternalId}>${edge.memberExternalId}`));
+    if (page.nextCursor === null) break;
+    cursor = page.nextCursor;
+  }
+  expect(seen).toEqual(expected);
+  // A cursor inside the second minute, with the fifth minute as the floor: the floor wins.
+  const early = await listMemberships(db, integrationId, { limit: 3, updatedSince: since, cursor: cursorOf(['2030-01-01T00:01:00.000000Z', 'g1', 'm012']) });
+  expect(early.items.map((edge) => edge.memberExternalId)).toEqual(['m050', 'm051', 'm052']);
+  // A cursor past the floor wins: the page continues after it.
+  const later = await listMemberships(db, integrationId, { limit: 3, updatedSince: since, cursor: cursorOf(['2030-01-01T00:07:00.000000Z', 'g7', 'm074']) });
+  expect(later.items.map((edge) => edge.memberExternalId)).toEqual(['m075', 'm076', 'm077']);
+});
