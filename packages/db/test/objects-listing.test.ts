@@ -81,3 +81,17 @@ test('a page of one type reads rows of that type only: the groups behind 3,000 u
   expect(read).toBeGreaterThanOrEqual(11);
   expect(read).toBeLessThanOrEqual(61);
 });
+
+test("another integration's cursor only positions the page: every row comes from the integration asked for", async () => {
+  const mine = await directory();
+  const theirs = await directory();
+  const ours = await expected(mine, null);
+  // Their first page's cursor, replayed against mine with a different page size. Their rows were
+  // all written after mine, so none of mine lies after it; their 3,100 later rows must not show.
+  const page = await listObjects(db, theirs, undefined, { limit: 500 });
+  const cursor = page.nextCursor;
+  if (cursor === null) throw new Error('their first page said there was no more');
+  expect(await listObjects(db, mine, undefined, { limit: 1000, cursor })).toEqual({ items: [], nextCursor: null });
+  // And mine, from the start, is mine alone, however it is paged.
+  expect(await readAll(mine, undefined, 1000)).toEqual(ours);
+});
