@@ -104,3 +104,20 @@ test('with updatedSince, pages start at that time, and a cursor from before it d
   const later = await listMemberships(db, integrationId, { limit: 3, updatedSince: since, cursor: cursorOf(['2030-01-01T00:07:00.000000Z', 'g7', 'm074']) });
   expect(later.items.map((edge) => edge.memberExternalId)).toEqual(['m075', 'm076', 'm077']);
 });
+
+test("another integration's cursor only positions the page: every edge comes from the integration asked for", async () => {
+  const mine = await newTenant(db);
+  const theirs = await newTenant(db);
+  // The same edges in both, theirs an hour later: their cursor lies after all of mine.
+  for (const [integrationId, hour] of [[mine.integrationId, 0], [theirs.integrationId, 1]] as const) {
+    await db.$client`
+      insert into memberships (integration_id, group_external_id, member_external_id, updated_at)
+      select ${integrationId}, 'g' || (n / 10), 'm' || lpad(n::text, 3, '0'), timestamptz '2030-01-01T00:00:00Z' + ${hour} * interval '1 hour'
+      from generate_series(0, 49) as n`;
+  }
+  const page = await listMemberships(db, theirs.integrationId, { limit: 10 });
+  const cursor = page.nextCursor;
+  if (cursor === null) throw new Error('their first page said there was no more');
+  expect(await listMemberships(db, mine.integrationId, { limit: 100, cursor })).toEqual({ items: [], nextCursor: null });
+  expect(await readAll(mine.integrationId, 100)).toHaveLength(50);
+});
