@@ -163,22 +163,39 @@ export interface AccountRunFilter {
   cursor?: string | undefined;
 }
 
-/** Runs of the account's integrations, newest first. */
+/**
+ * Runs of the account's integrations, newest first. A page reads the account's runs from the
+ * cursor on, in the order of `sync_runs_account_queued_idx` (or of the integration's index with
+ * `integrationId`); the cursor and `since` are each one bound that any plan, generic or custom,
+ * starts or stops the scan at (see {@link keysetStart} for the lists in ascending order).
+ */
 export async function listAccountRuns(db: Db, accountId: string, filter: AccountRunFilter): Promise<Page<RunRow>> {
   const after = decodeCursor(filter.cursor, 'uuid');
-  const sql = db.$client;
-  const rows = await sql.unsafe<RunRow[]>(
+  if (!isUuid(accountId)) return { items: [], nextCursor: null };
+  if (filter.integrationId !== undefined && !isUuid(filter.integrationId)) return { items: [], nextCursor: null };
+  // With an integration, its own index serves the page: it is a separate statement, so that a
+  // generic plan cannot pick the account's index for it and read the account's other runs.
+  const integration = filter.integrationId === undefined ? '' : 'and r.integration_id = $8::uuid';
+  const rows = await db.$client.unsafe<RunRow[]>(
     `select ${runColumns}
-     from sync_runs r join integrations i on i.id = r.integration_id
-     where i.account_id = $1
-       and ($2::uuid is null or r.integration_id = $2::uuid)
-       and ($3::text is null or r.status = $3::text)
-       and ($4::text is null or r.trigger = $4::text)
-       and ($5::timestamptz is null or r.queued_at >= $5::timestamptz)
-       and ($6::timestamptz is null or (r.queued_at, r.id) < ($6::timestamptz, $7::uuid))
+     from sync_runs r
+     where r.account_id = $1::uuid ${integration}
+       and ($2::text is null or r.status = $2::text)
+       and ($3::text is null or r.trigger = $3::text)
+       and r.queued_at >= coalesce($4::timestamptz, '-infinity'::timestamptz)
+       and (r.queued_at, r.id) < (coalesce($5::timestamptz, 'infinity'::timestamptz), coalesce($6::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))
      order by r.queued_at desc, r.id desc
-     limit $8`,
-    [accountId, filter.integrationId ?? null, filter.status ?? null, filter.trigger ?? null, filter.since ?? null, after?.[0] ?? null, after?.[1] ?? null, filter.limit + 1],
+     limit $7`,
+    [
+      accountId,
+      filter.status ?? null,
+      filter.trigger ?? null,
+      filter.since ?? null,
+      after?.[0] ?? null,
+      after?.[1] ?? null,
+      filter.limit + 1,
+      ...(filter.integrationId === undefined ? [] : [filter.integrationId]),
+    ],
   );
   return paged(rows, filter.limit, (row) => [row.queuedAt, row.id], (row) => row);
 }

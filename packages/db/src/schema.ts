@@ -184,6 +184,12 @@ export const syncRuns = pgTable(
     integrationId: uuid('integration_id')
       .notNull()
       .references(() => integrations.id, { onDelete: 'cascade' }),
+    /**
+     * The integration's account, copied by the `sync_runs_account` trigger of migration 0021 on
+     * insert (whatever the writer sends), so an account's runs page from one index. Null only
+     * when the integration does not exist, which the foreign key then refuses.
+     */
+    accountId: uuid('account_id'),
     jobId: text('job_id'),
     modeRequested: text('mode_requested', { enum: syncModes }).notNull(),
     /** The mode that actually ran (a delta may become full); null until it starts. */
@@ -231,6 +237,7 @@ export const syncRuns = pgTable(
   },
   (t) => [
     index('sync_runs_integration_idx').on(t.integrationId, t.queuedAt),
+    index('sync_runs_account_queued_idx').on(t.accountId, t.queuedAt, t.id),
     check('sync_runs_status_ck', inList('status', runStatuses)),
     check('sync_runs_trigger_ck', inList('trigger', syncTriggers)),
   ],

@@ -23,12 +23,14 @@ interface PlanNode {
  * Runs `read` on a connection that records the statements it sends, then runs the one whose text
  * contains `marker` again, with the same parameters, under `EXPLAIN ANALYZE`, and returns what its
  * plan read per table. A repository function's cost then shows as rows, whatever the machine's
- * speed: a page that sorts a whole table reads all of it. Returns `read`'s value too.
+ * speed: a page that sorts a whole table reads all of it. `plan`: the plan PostgreSQL makes with
+ * the parameters' values (custom, the default) or without them (generic). Returns `read`'s value too.
  */
 export async function planReads<T>(
   url: string,
   marker: string,
   read: (db: Db) => Promise<T>,
+  plan: 'custom' | 'generic' = 'custom',
 ): Promise<{ value: T; reads: Map<string, TableReads> }> {
   const statements: { query: string; parameters: readonly unknown[] }[] = [];
   const client = postgres(url, {
@@ -39,12 +41,26 @@ export async function planReads<T>(
     const value = await read(drizzle(client, { schema }));
     const statement = statements.find((candidate) => candidate.query.includes(marker));
     if (statement === undefined) throw new Error(`no statement containing "${marker}" was sent`);
-    const [row] = await client.unsafe<{ 'QUERY PLAN': { Plan: PlanNode }[] }[]>(
-      `explain (analyze, format json) ${statement.query}`,
-      statement.parameters as postgres.ParameterOrJSON<never>[],
-    );
-    const plan = row?.['QUERY PLAN'][0]?.Plan;
-    if (plan === undefined) throw new Error('EXPLAIN returned no plan');
+    const parameters = statement.parameters as postgres.ParameterOrJSON<never>[];
+    let explained: string;
+    if (plan === 'custom') {
+      // EXPLAIN plans its statement with the parameters' values, as a custom plan.
+      explained = statement.query;
+    } else {
+      // A prepared statement's plan, forced generic: planned without the values, as PostgreSQL
+      // may choose to after a statement's fifth execution.
+      await client.unsafe('set plan_cache_mode = force_generic_plan');
+      await client.unsafe(`prepare plan_reads as ${statement.query}`);
+      const [prepared] = await client<{ types: string[] }[]>`
+        select parameter_types::text[] as types from pg_prepared_statements where name = 'plan_reads'`;
+      const types = prepared?.types ?? [];
+      // EXECUTE takes no parameters of its own statement: the values go in as literals (test data).
+      const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replaceAll("'", "''")}'`);
+      explained = `execute plan_reads(${parameters.map((value, i) => `${literal(value)}::${types[i] ?? 'text'}`).join(', ')})`;
+    }
+    const [row] = await client.unsafe<{ 'QUERY PLAN': { Plan: PlanNode }[] }[]>(`explain (analyze, format json) ${explained}`, plan === 'custom' ? parameters : []);
+    const root = row?.['QUERY PLAN'][0]?.Plan;
+    if (root === undefined) throw new Error('EXPLAIN returned no plan');
     const reads = new Map<string, TableReads>();
     const walk = (node: PlanNode): void => {
       const table = node['Relation Name'];
@@ -56,7 +72,7 @@ export async function planReads<T>(
       }
       for (const child of node.Plans ?? []) walk(child);
     };
-    walk(plan);
+    walk(root);
     return { value, reads };
   } finally {
     await client.end();

@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { Db } from '../src/client.ts';
+import { type AccountRunFilter, listAccountRuns } from '../src/api-reads.ts';
+import { createRun } from '../src/runs.ts';
+import { newTenant, useTestDatabase } from './support/database.ts';
+import { planReads } from './support/plans.ts';
+
+let db: Db;
+let databaseUrl: string;
+useTestDatabase('runs_listing', 2, (ready, database) => {
+  db = ready;
+  databaseUrl = database.url;
+});
+
+/** A second integration of the tenant's account. */
+async function anotherIntegration(accountId: string): Promise<string> {
+  const [row] = await db.$client<{ id: string }[]>`
+    insert into integrations (account_id, kind, name, settings) values (${accountId}, 'ldap', ${randomUUID()}, '{}') returning id`;
+  return row!.id;
+}
+
+/**
+ * `count` runs of each integration, one a minute back from now, the integrations' k-th runs
+ * queued at the same instant (their ids decide their order), with statuses and triggers that vary.
+ */
+async function history(integrationIds: readonly string[], count: number): Promise<void> {
+  await db.$client`
+    insert into sync_runs (integration_id, mode_requested, trigger, status, queued_at)
+    select i.id, 'delta',
+      case when k % 5 = 0 then 'manual' else 'schedule' end,
+      case when k % 7 = 0 then 'failed' else 'succeeded' end,
+      date_trunc('second', now()) - make_interval(mins => k)
+    from unnest(${integrationIds}::uuid[]) as i(id), generate_series(1, ${count}) k`;
+  await db.$client`analyze sync_runs`;
+}
+
+async function readAll(accountId: string, filter: Omit<AccountRunFilter, 'limit' | 'cursor'>, limit: number): Promise<string[]> {
+  const seen: string[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await listAccountRuns(db, accountId, { ...filter, limit, ...(cursor === undefined ? {} : { cursor }) });
+    seen.push(...page.items.map((row) => row.id));
+    if (page.nextCursor === null) return seen;
+    cursor = page.nextCursor;
+  }
+}
+
+/** The account's runs straight from its integrations, newest first. */
+async function expected(accountId: string, where: { integrationId?: string; status?: string; trigger?: string; since?: string } = {}): Promise<string[]> {
+  const rows = await db.$client<{ id: string }[]>`
+    select r.id from sync_runs r join integrations i on i.id = r.integration_id
+    where i.account_id = ${accountId}
+      and (${where.integrationId ?? null}::uuid is null or r.integration_id = ${where.integrationId ?? null}::uuid)
+      and (${where.status ?? null}::text is null or r.status = ${where.status ?? null}::text)
+      and (${where.trigger ?? null}::text is null or r.trigger = ${where.trigger ?? null}::text)
+      and (${where.since ?? null}::timestamptz is null or r.queued_at >= ${where.since ?? null}::timestamptz)
+    order by r.queued_at desc, r.id desc`;
+  return rows.map((row) => row.id);
+}
+
+test("an account's runs page newest first across its integrations, with each filter, and none of another account's", async () => {
+  const mine = await newTenant(db);
+  const second = await anotherIntegration(mine.accountId);
+  const theirs = await newTenant(db);
+  await history([mine.integrationId, second], 60);
+  await history([theirs.integrationId], 90);
+  const all = await expected(mine.accountId);
+  expect(all).toHaveLength(120);
+  expect(await readAll(mine.accountId, {}, 7)).toEqual(all);
+
+  const since = (await db.$client<{ at: string }[]>`select (now() - interval '30 minutes')::text as at`)[0]!.at;
+  const filters = [{ integrationId: second }, { status: 'failed' }, { trigger: 'manual' }, { since }, { integrationId: second, status: 'failed', since }];
+  for (const filter of filters) {
+    const want = await expected(mine.accountId, filter);
+    expect(want.length).toBeGreaterThan(0);
+    expect(want.length).toBeLessThan(all.length);
+    expect(await readAll(mine.accountId, filter, 4)).toEqual(want);
+  }
+  // Another account's integration named as the filter, or another account's cursor, shows nothing of it.
+  expect(await readAll(mine.accountId, { integrationId: theirs.integrationId }, 10)).toEqual([]);
+  const theirPage = await listAccountRuns(db, theirs.accountId, { limit: 5 });
+  const fromTheirCursor = await listAccountRuns(db, mine.accountId, { limit: 200, cursor: theirPage.nextCursor ?? undefined });
+  const theirIds = new Set(await expected(theirs.accountId));
+  expect(fromTheirCursor.items.length).toBeGreaterThan(0);
+  expect(fromTheirCursor.items.filter((row) => theirIds.has(row.id))).toEqual([]);
+});
+
+test('a run is listed under its integration’s account whatever account its writer names', async () => {
+  const mine = await newTenant(db);
+  const theirs = await newTenant(db);
+  // A writer naming another account, on insert or later, is overruled by the trigger.
+  const [forged] = await db.$client<{ id: string; account_id: string }[]>`
+    insert into sync_runs (integration_id, account_id, mode_requested, trigger)
+    values (${mine.integrationId}, ${theirs.accountId}, 'full', 'api') returning id, account_id`;
+  expect(forged!.account_id).toBe(mine.accountId);
+  const created = await createRun(db, { integrationId: mine.integrationId, modeRequested: 'delta', trigger: 'schedule' });
+  const [moved] = await db.$client<{ account_id: string }[]>`
+    update sync_runs set account_id = ${theirs.accountId} where id = ${created.id} returning account_id`;
+  expect(moved!.account_id).toBe(mine.accountId);
+  expect((await listAccountRuns(db, theirs.accountId, { limit: 10 })).items).toEqual([]);
+  expect((await readAll(mine.accountId, {}, 10)).sort()).toEqual([forged!.id, created.id].sort());
+});
+
+test('a page reads the runs it shows, not the account’s history, whichever plan PostgreSQL picks', async () => {
+  const mine = await newTenant(db);
+  const second = await anotherIntegration(mine.accountId);
+  const theirs = await newTenant(db);
+  await history([mine.integrationId, second], 1500);
+  await history([theirs.integrationId], 3000);
+  const first = await listAccountRuns(db, mine.accountId, { limit: 50 });
+  let cursor = first.nextCursor ?? undefined;
+  for (let page = 1; page < 20; page += 1) cursor = (await listAccountRuns(db, mine.accountId, { limit: 50, cursor })).nextCursor ?? undefined;
+  expect(cursor).toBeDefined();
+  for (const plan of ['custom', 'generic'] as const) {
+    for (const filter of [{}, { cursor }, { integrationId: second, cursor }]) {
+      const { value, reads } = await planReads(databaseUrl, 'from sync_runs r', (handle) => listAccountRuns(handle, mine.accountId, { limit: 50, ...filter }), plan);
+      expect(value.items).toHaveLength(50);
+      // The page and the row that tells whether there is more, a few more with a filter on the
+      // integration; the account's 3,000 runs and the other account's 3,000 stay unread.
+      expect(reads.get('sync_runs')?.rows ?? 0).toBeLessThanOrEqual(120);
+    }
+  }
+});
