@@ -499,12 +499,15 @@ export function accountAuditStatement(accountId: string, filter: AccountAuditFil
   const after = decodeCursor(filter.cursor, 'bigint');
   const action = filter.action;
   const actionPattern = action === undefined ? null : action.endsWith('.*') ? `${likeEscaped(action.slice(0, -1))}%` : likeEscaped(action);
-  const conditions = `($2::timestamptz is null or a.created_at >= $2::timestamptz)
-         and ($3::timestamptz is null or a.created_at < $3::timestamptz)
+  // The time range and the cursor are bounds of the index scan whatever the plan: a condition
+  // that a null parameter switches off (`$7 is null or …`) is one a generic plan only filters by,
+  // reading every newer event before the page.
+  const conditions = `a.created_at >= coalesce($2::timestamptz, '-infinity'::timestamptz)
+         and a.created_at < coalesce($3::timestamptz, 'infinity'::timestamptz)
          and ($4::text is null or strpos(lower(a.actor), lower($4::text)) > 0)
          and ($5::text is null or a.action like $5::text)
          and ($6::uuid is null or a.integration_id = $6::uuid)
-         and ($7::timestamptz is null or (a.created_at, a.id) < ($7::timestamptz, $8::bigint))`;
+         and (a.created_at, a.id) < (coalesce($7::timestamptz, 'infinity'::timestamptz), coalesce($8::bigint, 9223372036854775807))`;
   return {
     text: `select a.id::text as id, ${isoText('a.created_at')} as "occurredAt", a.actor, a.action,
             a.integration_id as "integrationId", a.details

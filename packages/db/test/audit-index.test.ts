@@ -1,5 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '@dirsync/testkit';
 import { accountAuditStatement, close, connect, createAccount, createIntegration, listAccountAudit, type AccountAuditFilter, type Db } from '../src/index.ts';
+import { planReads } from './support/plans.ts';
 
 // GET /v1/audit reads an account's log a page at a time, newest first. Over a few thousand events
 // of two accounts, PostgreSQL's plan of the repository's own statement reads each branch from its
@@ -117,4 +118,21 @@ test("pages walked by cursor hold exactly the account's events, newest first, ti
   expect(worker.items).toHaveLength(integrationOnly);
   expect(worker.items.every((item) => item.integrationId === integrationA && item.action === 'connector.consent.revoked')).toBe(true);
   expect((await listAccountAudit(db, accountB, { limit: 1000, actor: 'worker' })).items).toEqual([]);
+});
+
+test('a page deep in the log, or inside a time range, reads about its own events, with a custom plan or a generic one', async () => {
+  let cursor: string | undefined;
+  for (let page = 0; page < 40; page += 1) cursor = (await listAccountAudit(db, accountA, { limit: 50, ...(cursor === undefined ? {} : { cursor }) })).nextCursor ?? undefined;
+  expect(cursor).toBeDefined();
+  const [range] = await db.$client<{ since: string; until: string }[]>`
+    select (now() - interval '2500 seconds')::text as since, (now() - interval '2000 seconds')::text as until`;
+  for (const plan of ['custom', 'generic'] as const) {
+    for (const filter of [{ limit: 50, cursor }, { limit: 50, since: range!.since, until: range!.until }]) {
+      const { value, reads } = await planReads(database.url, 'from audit_events a', (handle) => listAccountAudit(handle, accountA, filter), plan);
+      expect(value.items).toHaveLength(50);
+      // Each branch reads its page and one row more from its index; account A's 3,000 events and
+      // account B's stay unread (a cursor the plan only filters by reads the 2,000 newer ones).
+      expect(reads.get('audit_events')?.rows ?? 0).toBeLessThanOrEqual(120);
+    }
+  }
 });
