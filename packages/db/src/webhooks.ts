@@ -257,12 +257,16 @@ export async function listWebhookDeliveries(
   const sql = db.$client;
   const limit = Math.max(1, Math.min(200, Math.floor(page.limit)));
   const before = page.before !== undefined && isUuid(page.before) ? page.before : null;
+  // The page starts at one bound of the index scan whatever the plan: a generic plan only filters
+  // by a condition that a null switches off, and read every newer delivery first. A delivery that
+  // is not this endpoint's gives no bound, so no row.
   const rows = await sql<DeliveryDbRow[]>`
     select d.id, d.endpoint_id, d.event_id, e.type, d.status, d.attempts, d.last_status_code, d.last_error,
       d.next_attempt_at, d.delivered_at, d.created_at, d.seq::text as seq
     from webhook_deliveries d join webhook_events e on e.id = d.event_id
     where d.endpoint_id = ${endpointId}
-      and (${before}::uuid is null or d.seq < (select seq from webhook_deliveries where id = ${before}::uuid and endpoint_id = ${endpointId}))
+      and d.seq < (case when ${before}::uuid is null then 9223372036854775807
+        else (select seq from webhook_deliveries where id = ${before}::uuid and endpoint_id = ${endpointId}) end)
     order by d.seq desc
     limit ${limit + 1}`;
   const items = rows.slice(0, limit).map(deliveryOf);

@@ -10,6 +10,7 @@ import {
   getWebhookEndpoint,
   headWebhookDelivery,
   leaseWebhookEndpoint,
+  listWebhookDeliveries,
   markConsentRevoked,
   pruneHistory,
   pruneWebhookDeliveries,
@@ -23,6 +24,7 @@ import {
   type NewCertificateCredential,
 } from '../src/index.ts';
 import { useTestDatabase } from './support/database.ts';
+import { planReads } from './support/plans.ts';
 
 // Where the facts that concern an account's webhooks are recorded: connector events go to every
 // account whose integrations use the connector and to no other, consent events to the consent's
@@ -30,8 +32,10 @@ import { useTestDatabase } from './support/database.ts';
 // an attempt refused before sending disables its endpoint at once.
 
 let db: Db;
-useTestDatabase('webhooks_db', 4, (ready) => {
+let databaseUrl: string;
+useTestDatabase('webhooks_db', 4, (ready, database) => {
   db = ready;
+  databaseUrl = database.url;
 });
 const ring = createKeyRing({ current: generateSecretKey() });
 
@@ -158,4 +162,39 @@ test('a refused attempt disables the endpoint with the refusal as its reason and
   expect(await attempt(again)).toEqual({ recorded: true, disabled: false, failureStreak: 1, notify: [] });
   expect((await getWebhookEndpoint(db, account, hook.id))?.disabledReason).toBe('disabled by an administrator');
   expect(await typesFor(watcher.id)).toEqual(['action.needed']);
+});
+
+test("an endpoint's deliveries page newest first from the one before which they start, reading about a page with any plan; another endpoint's delivery starts nothing", async () => {
+  const account = (await createAccount(db, { name: `pages-${randomUUID()}` })).id;
+  const hook = (await createWebhookEndpoint(db, ring, { accountId: account, url: 'https://hooks.example.com/pages', events: ['*'] })).endpoint;
+  const other = (await createWebhookEndpoint(db, ring, { accountId: account, url: 'https://hooks.example.com/other', events: ['*'] })).endpoint;
+  // 1,500 events delivered to both endpoints, the two endpoints' deliveries interleaved.
+  await db.$client`
+    with events as (
+      insert into webhook_events (account_id, type, body) select ${account}, 'run.finished', '{}' from generate_series(1, 1500) returning id
+    )
+    insert into webhook_deliveries (endpoint_id, event_id, status)
+    select p, e.id, 'succeeded' from events e, unnest(array[${hook.id}, ${other.id}]::uuid[]) p`;
+  await db.$client`analyze webhook_deliveries`;
+  const expected = (await db.$client<{ id: string }[]>`select id from webhook_deliveries where endpoint_id = ${hook.id} order by seq desc`).map((r) => r.id);
+  const seen: string[] = [];
+  let before: string | undefined;
+  for (;;) {
+    const page = await listWebhookDeliveries(db, account, hook.id, { limit: 200, ...(before === undefined ? {} : { before }) });
+    seen.push(...page!.items.map((item) => item.id));
+    if (page!.nextCursor === null) break;
+    before = page!.nextCursor;
+  }
+  expect(seen).toEqual(expected);
+  const middle = expected[700]!;
+  for (const plan of ['custom', 'generic'] as const) {
+    const { value, reads } = await planReads(databaseUrl, 'from webhook_deliveries d join', (handle) => listWebhookDeliveries(handle, account, hook.id, { limit: 50, before: middle }), plan);
+    expect(value!.items.map((item) => item.id)).toEqual(expected.slice(701, 751));
+    // The page, the row that tells there is more and the delivery it starts before; not the 700 newer ones.
+    expect(reads.get('webhook_deliveries')?.rows ?? 0).toBeLessThanOrEqual(60);
+  }
+  // The other endpoint's delivery, or an unknown one, names no place in this endpoint's list.
+  const theirs = (await db.$client<{ id: string }[]>`select id from webhook_deliveries where endpoint_id = ${other.id} order by seq desc limit 1 offset 700`)[0]!.id;
+  expect((await listWebhookDeliveries(db, account, hook.id, { limit: 50, before: theirs }))!.items).toEqual([]);
+  expect((await listWebhookDeliveries(db, account, hook.id, { limit: 50, before: randomUUID() }))!.items).toEqual([]);
 });
