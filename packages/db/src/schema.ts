@@ -238,6 +238,9 @@ export const syncRuns = pgTable(
   (t) => [
     index('sync_runs_integration_idx').on(t.integrationId, t.queuedAt),
     index('sync_runs_account_queued_idx').on(t.accountId, t.queuedAt, t.id),
+    // The runs not finished yet, which the reconciler and the metrics read every minute or
+    // scrape: a few rows, where the table holds every run kept.
+    index('sync_runs_active_idx').on(t.status).where(sql`status in ('queued', 'running', 'retrying')`),
     check('sync_runs_status_ck', inList('status', runStatuses)),
     check('sync_runs_trigger_ck', inList('trigger', syncTriggers)),
   ],

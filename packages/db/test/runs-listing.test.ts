@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../src/client.ts';
 import { type AccountRunFilter, listAccountRuns } from '../src/api-reads.ts';
+import { countActiveRuns } from '../src/metrics.ts';
+import { withReconcileLock } from '../src/run-lifecycle.ts';
 import { createRun } from '../src/runs.ts';
 import { newTenant, useTestDatabase } from './support/database.ts';
 import { planReads } from './support/plans.ts';
@@ -119,5 +121,30 @@ test('a page reads the runs it shows, not the account’s history, whichever pla
       // integration; the account's 3,000 runs and the other account's 3,000 stay unread.
       expect(reads.get('sync_runs')?.rows ?? 0).toBeLessThanOrEqual(120);
     }
+  }
+});
+
+test('the reconciler and the metrics find the unfinished runs without reading the finished ones', async () => {
+  const mine = await newTenant(db);
+  await history([mine.integrationId], 3000);
+  await db.$client`
+    insert into sync_runs (integration_id, mode_requested, trigger, status)
+    select ${mine.integrationId}, 'delta', 'schedule', s from unnest(array['queued', 'queued', 'running', 'retrying']) s`;
+  await db.$client`analyze sync_runs`;
+  const [stored] = await db.$client<{ queued: number; running: number; unfinished: number }[]>`
+    select count(*) filter (where status = 'queued')::int as queued, count(*) filter (where status = 'running')::int as running,
+      count(*) filter (where status in ('queued', 'running', 'retrying'))::int as unfinished
+    from sync_runs`;
+  expect(stored!.unfinished).toBeGreaterThanOrEqual(4);
+  for (const plan of ['custom', 'generic'] as const) {
+    const counted = await planReads(databaseUrl, 'as n', countActiveRuns, plan);
+    expect(new Map(counted.value.map((row) => [row.status, row.n]))).toEqual(new Map([['queued', stored!.queued], ['running', stored!.running]]));
+    expect(counted.reads.get('sync_runs')?.rows ?? 0).toBeLessThanOrEqual(stored!.unfinished);
+    const listed = await planReads(databaseUrl, 'from sync_runs\n', async (handle) => {
+      const pass = await withReconcileLock(handle, (session) => session.listUnfinishedRuns(100));
+      return pass.acquired ? pass.value : [];
+    }, plan);
+    expect(listed.value).toHaveLength(stored!.unfinished);
+    expect(listed.reads.get('sync_runs')?.rows ?? 0).toBeLessThanOrEqual(stored!.unfinished);
   }
 });

@@ -56,7 +56,8 @@ export async function planReads<T>(
       const types = prepared?.types ?? [];
       // EXECUTE takes no parameters of its own statement: the values go in as literals (test data).
       const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replaceAll("'", "''")}'`);
-      explained = `execute plan_reads(${parameters.map((value, i) => `${literal(value)}::${types[i] ?? 'text'}`).join(', ')})`;
+      const values = parameters.map((value, i) => `${literal(value)}::${types[i] ?? 'text'}`);
+      explained = values.length === 0 ? 'execute plan_reads' : `execute plan_reads(${values.join(', ')})`;
     }
     const [row] = await client.unsafe<{ 'QUERY PLAN': { Plan: PlanNode }[] }[]>(`explain (analyze, format json) ${explained}`, plan === 'custom' ? parameters : []);
     const root = row?.['QUERY PLAN'][0]?.Plan;
