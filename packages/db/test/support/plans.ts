@@ -55,7 +55,11 @@ export async function planReads<T>(
         select parameter_types::text[] as types from pg_prepared_statements where name = 'plan_reads'`;
       const types = prepared?.types ?? [];
       // EXECUTE takes no parameters of its own statement: the values go in as literals (test data).
-      const literal = (value: unknown) => (value === null || value === undefined ? 'null' : `'${String(value).replaceAll("'", "''")}'`);
+      const literal = (value: unknown) => {
+        if (value === null || value === undefined) return 'null';
+        const text = value instanceof Date ? value.toISOString() : String(value);
+        return `'${text.replaceAll("'", "''")}'`;
+      };
       const values = parameters.map((value, i) => `${literal(value)}::${types[i] ?? 'text'}`);
       explained = values.length === 0 ? 'execute plan_reads' : `execute plan_reads(${values.join(', ')})`;
     }
