@@ -1,49 +1,15 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { drizzle } from 'drizzle-orm/postgres-js';
-import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
-import postgres from 'postgres';
-import { testPgServerUrl, testRunId } from '@dirsync/testkit';
-import { migrationsFolder } from '../src/index.ts';
+import type postgres from 'postgres';
+import { usePartlyMigratedDatabase } from './support/migrations.ts';
 
 // Migration 0005 gives every consent an account. Consents made before it are attributed through
 // the integrations that use them; this applies the migrations up to 0004 to an empty database,
 // stores consents as they were then, and applies 0005.
 
-const name = `dirsync_t_${testRunId()}_mig0005_${process.pid}`;
-let admin: postgres.Sql;
 let sql: postgres.Sql;
-let folder: string;
-
-async function migrateWith(dir: string): Promise<void> {
-  const client = postgres(`${testPgServerUrl}/${name}`, { max: 1, onnotice: () => {} });
-  try {
-    await drizzleMigrate(drizzle(client), { migrationsFolder: dir });
-  } finally {
-    await client.end({ timeout: 5 });
-  }
-}
-
-beforeAll(async () => {
-  admin = postgres(`${testPgServerUrl}/postgres`, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database "${name}"`);
-  // The checked-in migrations without 0005 and later.
-  folder = mkdtempSync(join(tmpdir(), 'dirsync-migrations-'));
-  cpSync(migrationsFolder, folder, { recursive: true });
-  const journalPath = join(folder, 'meta', '_journal.json');
-  const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: Array<{ idx: number }> };
-  journal.entries = journal.entries.filter((entry) => entry.idx < 5);
-  writeFileSync(journalPath, JSON.stringify(journal));
-  await migrateWith(folder);
-  sql = postgres(`${testPgServerUrl}/${name}`, { max: 1, onnotice: () => {} });
-});
-
-afterAll(async () => {
-  await sql.end({ timeout: 5 });
-  await admin.unsafe(`drop database if exists "${name}" with (force)`);
-  await admin.end({ timeout: 5 });
-  rmSync(folder, { recursive: true, force: true });
+let migrateRest: () => Promise<void>;
+usePartlyMigratedDatabase('mig0005', 5, (database) => {
+  sql = database.sql;
+  migrateRest = database.migrateRest;
 });
 
 it('attributes each old consent to the one account using it, and asks again where several did', async () => {
@@ -65,7 +31,7 @@ it('attributes each old consent to the one account using it, and asks again wher
     (${connector.id}, 'unused.onmicrosoft.com', null, 'granted', now())`;
   await sql`insert into entra_consent_states (nonce, connector_id, tenant_id, expires_at) values ('n1', ${connector.id}, 'own.onmicrosoft.com', now() + interval '1 hour')`;
 
-  await migrateWith(migrationsFolder);
+  await migrateRest();
 
   const rows = await sql<{ account_id: string; tenant_id: string; tenant_guid: string | null; status: string; error: string | null }[]>`
     select account_id, tenant_id, tenant_guid, status, error from entra_consents order by tenant_id, account_id`;

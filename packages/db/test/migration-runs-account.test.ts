@@ -1,50 +1,16 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { drizzle } from 'drizzle-orm/postgres-js';
-import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
-import postgres from 'postgres';
-import { testPgServerUrl, testRunId } from '@dirsync/testkit';
-import { close, connect, listAccountRuns, migrationsFolder } from '../src/index.ts';
+import type postgres from 'postgres';
+import { close, connect, listAccountRuns } from '../src/index.ts';
+import { usePartlyMigratedDatabase } from './support/migrations.ts';
 
 // Migration 0021 gives every run its integration's account. This applies the migrations up to
 // 0020 to an empty database, stores runs as they were then, applies 0021 and reads them back
 // through the account's run list.
 
-const name = `dirsync_t_${testRunId()}_mig0021_${process.pid}`;
-const url = `${testPgServerUrl}/${name}`;
-let admin: postgres.Sql;
+let url: string;
 let sql: postgres.Sql;
-let folder: string;
-
-async function migrateWith(dir: string): Promise<void> {
-  const client = postgres(url, { max: 1, onnotice: () => {} });
-  try {
-    await drizzleMigrate(drizzle(client), { migrationsFolder: dir });
-  } finally {
-    await client.end({ timeout: 5 });
-  }
-}
-
-beforeAll(async () => {
-  admin = postgres(`${testPgServerUrl}/postgres`, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database "${name}"`);
-  // The checked-in migrations without 0021 and later.
-  folder = mkdtempSync(join(tmpdir(), 'dirsync-migrations-'));
-  cpSync(migrationsFolder, folder, { recursive: true });
-  const journalPath = join(folder, 'meta', '_journal.json');
-  const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: Array<{ idx: number }> };
-  journal.entries = journal.entries.filter((entry) => entry.idx < 21);
-  writeFileSync(journalPath, JSON.stringify(journal));
-  await migrateWith(folder);
-  sql = postgres(url, { max: 1, onnotice: () => {} });
-});
-
-afterAll(async () => {
-  await sql.end({ timeout: 5 });
-  await admin.unsafe(`drop database if exists "${name}" with (force)`);
-  await admin.end({ timeout: 5 });
-  rmSync(folder, { recursive: true, force: true });
+let migrateRest: () => Promise<void>;
+usePartlyMigratedDatabase('mig0021', 21, (database) => {
+  ({ url, sql, migrateRest } = database);
 });
 
 it("fills in each stored run's account from its integration, and the account's run list shows its runs and no other's", async () => {
@@ -59,7 +25,7 @@ it("fills in each stored run's account from its integration, and the account's r
     select i.id, 'delta', 'schedule', case when k = 1 then 'running' else 'succeeded' end, now() - make_interval(mins => k)
     from unnest(${integrations.map((row) => row.id)}::uuid[]) as i(id), generate_series(1, 30) k`;
 
-  await migrateWith(migrationsFolder);
+  await migrateRest();
 
   const stored = await sql<{ run_account: string | null; integration_account: string }[]>`
     select r.account_id as run_account, i.account_id as integration_account from sync_runs r join integrations i on i.id = r.integration_id`;
