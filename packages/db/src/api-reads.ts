@@ -1,7 +1,7 @@
 import type { Db } from './client.ts';
 import { InvalidCursorError } from './errors.ts';
 import { isUuid } from './ids.ts';
-import type { RunCounts, RunStatus, SyncMode, SyncTrigger } from '@dirsync/contracts';
+import { runStatuses, type RunCounts, type RunStatus, type SyncMode, type SyncTrigger } from '@dirsync/contracts';
 import { directoryObjects, type RunIssue } from './schema.ts';
 
 // Account-scoped reads of the API in SQL: every statement names the account (or an integration
@@ -164,39 +164,49 @@ export interface AccountRunFilter {
 }
 
 /**
- * Runs of the account's integrations, newest first. A page reads the account's runs from the
- * cursor on, in the order of `sync_runs_account_queued_idx` (or of the integration's index with
- * `integrationId`); the cursor and `since` are each one bound that any plan, generic or custom,
- * starts or stops the scan at (see {@link keysetStart} for the lists in ascending order).
+ * Runs of the account's integrations, newest first. A page reads the account's runs of each
+ * status asked for (every status without `status`) from the cursor on, in the order of
+ * `sync_runs_account_status_queued_idx`, and keeps the newest of them; with `integrationId`, the
+ * integration's runs from its own index. The cursor and `since` are each one bound that any
+ * plan, generic or custom, starts or stops the scan at (see {@link keysetStart} for the lists in
+ * ascending order).
  */
 export async function listAccountRuns(db: Db, accountId: string, filter: AccountRunFilter): Promise<Page<RunRow>> {
   const after = decodeCursor(filter.cursor, 'uuid');
   if (!isUuid(accountId)) return { items: [], nextCursor: null };
   if (filter.integrationId !== undefined && !isUuid(filter.integrationId)) return { items: [], nextCursor: null };
-  // With an integration, its own index serves the page: it is a separate statement, so that a
-  // generic plan cannot pick the account's index for it and read the account's other runs.
-  const integration = filter.integrationId === undefined ? '' : 'and r.integration_id = $8::uuid';
-  const rows = await db.$client.unsafe<RunRow[]>(
-    `select ${runColumns}
-     from sync_runs r
-     where r.account_id = $1::uuid ${integration}
-       and ($2::text is null or r.status = $2::text)
-       and ($3::text is null or r.trigger = $3::text)
+  const statuses = filter.status === undefined ? [...runStatuses] : [filter.status];
+  const bounds = `($3::text is null or r.trigger = $3::text)
        and r.queued_at >= coalesce($4::timestamptz, '-infinity'::timestamptz)
-       and (r.queued_at, r.id) < (coalesce($5::timestamptz, 'infinity'::timestamptz), coalesce($6::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))
-     order by r.queued_at desc, r.id desc
-     limit $7`,
-    [
-      accountId,
-      filter.status ?? null,
-      filter.trigger ?? null,
-      filter.since ?? null,
-      after?.[0] ?? null,
-      after?.[1] ?? null,
-      filter.limit + 1,
-      ...(filter.integrationId === undefined ? [] : [filter.integrationId]),
-    ],
-  );
+       and (r.queued_at, r.id) < (coalesce($5::timestamptz, 'infinity'::timestamptz), coalesce($6::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))`;
+  // With an integration, its own index serves the page, in a statement of its own so that a
+  // generic plan cannot read the account's index for it.
+  const text =
+    filter.integrationId === undefined
+      ? `select ${runColumns}
+         from unnest($2::text[]) s(status)
+         cross join lateral (
+           select * from sync_runs r
+           where r.account_id = $1::uuid and r.status = s.status and ${bounds}
+           order by r.queued_at desc, r.id desc
+           limit $7) r
+         order by r.queued_at desc, r.id desc
+         limit $7`
+      : `select ${runColumns}
+         from sync_runs r
+         where r.integration_id = $8::uuid and r.account_id = $1::uuid and r.status = any($2::text[]) and ${bounds}
+         order by r.queued_at desc, r.id desc
+         limit $7`;
+  const rows = await db.$client.unsafe<RunRow[]>(text, [
+    accountId,
+    statuses,
+    filter.trigger ?? null,
+    filter.since ?? null,
+    after?.[0] ?? null,
+    after?.[1] ?? null,
+    filter.limit + 1,
+    ...(filter.integrationId === undefined ? [] : [filter.integrationId]),
+  ]);
   return paged(rows, filter.limit, (row) => [row.queuedAt, row.id], (row) => row);
 }
 

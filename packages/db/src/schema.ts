@@ -186,7 +186,7 @@ export const syncRuns = pgTable(
       .references(() => integrations.id, { onDelete: 'cascade' }),
     /**
      * The integration's account, copied by the `sync_runs_account` trigger of migration 0021 on
-     * insert (whatever the writer sends), so an account's runs page from one index. Null only
+     * insert (whatever the writer sends), so an account's runs page from its index. Null only
      * when the integration does not exist, which the foreign key then refuses.
      */
     accountId: uuid('account_id'),
@@ -237,7 +237,7 @@ export const syncRuns = pgTable(
   },
   (t) => [
     index('sync_runs_integration_idx').on(t.integrationId, t.queuedAt),
-    index('sync_runs_account_queued_idx').on(t.accountId, t.queuedAt, t.id),
+    index('sync_runs_account_status_queued_idx').on(t.accountId, t.status, t.queuedAt, t.id),
     // The runs not finished yet, which the reconciler and the metrics read every minute or
     // scrape: a few rows, where the table holds every run kept.
     index('sync_runs_active_idx').on(t.status).where(sql`status in ('queued', 'running', 'retrying')`),

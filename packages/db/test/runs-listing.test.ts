@@ -109,6 +109,13 @@ test('a page reads the runs it shows, not the account’s history, whichever pla
   const theirs = await newTenant(db);
   await history([mine.integrationId, second], 1500);
   await history([theirs.integrationId], 3000);
+  const rare = (
+    await db.$client<{ id: string }[]>`
+      insert into sync_runs (integration_id, mode_requested, trigger, status, queued_at)
+      select ${second}, 'full', 'schedule', 'blocked', now() - make_interval(days => 30 + k) from generate_series(1, 5) k
+      returning id`
+  ).map((row) => row.id);
+  await db.$client`analyze sync_runs`;
   const first = await listAccountRuns(db, mine.accountId, { limit: 50 });
   let cursor = first.nextCursor ?? undefined;
   for (let page = 1; page < 20; page += 1) cursor = (await listAccountRuns(db, mine.accountId, { limit: 50, cursor })).nextCursor ?? undefined;
@@ -117,10 +124,15 @@ test('a page reads the runs it shows, not the account’s history, whichever pla
     for (const filter of [{}, { cursor }, { integrationId: second, cursor }]) {
       const { value, reads } = await planReads(databaseUrl, 'from sync_runs r', (handle) => listAccountRuns(handle, mine.accountId, { limit: 50, ...filter }), plan);
       expect(value.items).toHaveLength(50);
-      // The page and the row that tells whether there is more, a few more with a filter on the
-      // integration; the account's 3,000 runs and the other account's 3,000 stay unread.
+      // The page and the row that tells whether there is more, from each status present
+      // (succeeded and failed), or from the integration's index; the account's 3,000 runs and the
+      // other account's 3,000 stay unread.
       expect(reads.get('sync_runs')?.rows ?? 0).toBeLessThanOrEqual(120);
     }
+    // Runs of a rare status, older than all the others: read alone, not behind the 3,000.
+    const blocked = await planReads(databaseUrl, 'from sync_runs r', (handle) => listAccountRuns(handle, mine.accountId, { limit: 50, status: 'blocked' }), plan);
+    expect(blocked.value.items.map((row) => row.id).sort()).toEqual([...rare].sort());
+    expect(blocked.reads.get('sync_runs')?.rows ?? 0).toBeLessThanOrEqual(rare.length);
   }
 });
 

@@ -57,7 +57,8 @@ export async function planReads<T>(
       // EXECUTE takes no parameters of its own statement: the values go in as literals (test data).
       const literal = (value: unknown) => {
         if (value === null || value === undefined) return 'null';
-        const text = value instanceof Date ? value.toISOString() : String(value);
+        const element = (item: unknown) => `"${String(item).replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+        const text = value instanceof Date ? value.toISOString() : Array.isArray(value) ? `{${value.map(element).join(',')}}` : String(value);
         return `'${text.replaceAll("'", "''")}'`;
       };
       const values = parameters.map((value, i) => `${literal(value)}::${types[i] ?? 'text'}`);
