@@ -1,9 +1,9 @@
-import { and, desc, eq, exists, gt, isNotNull, isNull, not, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, exists, gt, inArray, isNotNull, isNull, not, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Db } from './client.ts';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError, pgCodes, pgErrorOf } from './errors.ts';
 import { isUuid } from './ids.ts';
-import type { FinalRunStatus, RunCounts, RunStatus, SyncMode, SyncTrigger } from '@dirsync/contracts';
+import { runStatuses, type FinalRunStatus, type RunCounts, type RunStatus, type SyncMode, type SyncTrigger } from '@dirsync/contracts';
 import { syncRuns, type RunIssue } from './schema.ts';
 
 /** A run report, as stored. */
@@ -168,18 +168,41 @@ export async function requireRun(db: Db, id: string): Promise<Run> {
   return row;
 }
 
-/** Runs, newest first. */
+/**
+ * Runs, newest first. Across the installation (no `integrationId`), the newest runs of each
+ * account and status are read from the account's index, and the newest of those kept: the read
+ * grows with the accounts, not with the runs kept, which a sort of every run did.
+ */
 export async function listRuns(db: Db, filter: RunFilter = {}): Promise<Run[]> {
   if (filter.integrationId !== undefined && !isUuid(filter.integrationId)) return [];
-  const conditions: SQL[] = [];
-  if (filter.integrationId !== undefined) conditions.push(eq(syncRuns.integrationId, filter.integrationId));
+  const limit = Math.max(1, Math.min(filter.limit ?? 50, 1000));
+  if (filter.integrationId === undefined) {
+    const statuses: readonly string[] = filter.status === undefined ? runStatuses : [filter.status];
+    const newest = await db.$client<{ id: string }[]>`
+      select r.id from accounts a
+      cross join unnest(${statuses}::text[]) s(status)
+      cross join lateral (
+        select r.id, r.queued_at from sync_runs r
+        where r.account_id = a.id and r.status = s.status
+        order by r.queued_at desc, r.id desc
+        limit ${limit}) r
+      order by r.queued_at desc, r.id desc
+      limit ${limit}`;
+    if (newest.length === 0) return [];
+    return db
+      .select()
+      .from(syncRuns)
+      .where(inArray(syncRuns.id, newest.map((row) => row.id)))
+      .orderBy(desc(syncRuns.queuedAt), desc(syncRuns.id));
+  }
+  const conditions: SQL[] = [eq(syncRuns.integrationId, filter.integrationId)];
   if (filter.status !== undefined) conditions.push(eq(syncRuns.status, filter.status));
   return db
     .select()
     .from(syncRuns)
     .where(and(...conditions))
     .orderBy(desc(syncRuns.queuedAt), desc(syncRuns.id))
-    .limit(Math.max(1, Math.min(filter.limit ?? 50, 1000)));
+    .limit(limit);
 }
 
 const laterRun = alias(syncRuns, 'later_run');

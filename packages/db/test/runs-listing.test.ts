@@ -3,7 +3,7 @@ import type { Db } from '../src/client.ts';
 import { type AccountRunFilter, listAccountRuns } from '../src/api-reads.ts';
 import { countActiveRuns } from '../src/metrics.ts';
 import { withReconcileLock } from '../src/run-lifecycle.ts';
-import { createRun } from '../src/runs.ts';
+import { createRun, listRuns } from '../src/runs.ts';
 import { newTenant, useTestDatabase } from './support/database.ts';
 import { planReads } from './support/plans.ts';
 
@@ -158,5 +158,30 @@ test('the reconciler and the metrics find the unfinished runs without reading th
     }, plan);
     expect(listed.value).toHaveLength(stored!.unfinished);
     expect(listed.reads.get('sync_runs')?.rows ?? 0).toBeLessThanOrEqual(stored!.unfinished);
+  }
+});
+
+test('the installation-wide run list reads the newest runs of each account and status, not every run kept', async () => {
+  const mine = await newTenant(db);
+  const theirs = await newTenant(db);
+  await history([mine.integrationId], 2000);
+  await history([theirs.integrationId], 2000);
+  await db.$client`analyze sync_runs`;
+  const newest = async (status: string | null, limit: number) =>
+    (
+      await db.$client<{ id: string }[]>`
+        select id from sync_runs where (${status}::text is null or status = ${status}::text) order by queued_at desc, id desc limit ${limit}`
+    ).map((row) => row.id);
+  expect((await listRuns(db, { limit: 30 })).map((run) => run.id)).toEqual(await newest(null, 30));
+  expect((await listRuns(db, { limit: 30, status: 'failed' })).map((run) => run.id)).toEqual(await newest('failed', 30));
+  expect((await listRuns(db, { limit: 1000, status: 'blocked' })).map((run) => run.id)).toEqual(await newest('blocked', 1000));
+  const [counted] = await db.$client<{ accounts: number; statuses: number }[]>`
+    select (select count(*) from accounts)::int as accounts, (select count(distinct status) from sync_runs)::int as statuses`;
+  for (const plan of ['custom', 'generic'] as const) {
+    const { value, reads } = await planReads(databaseUrl, 'from accounts a', (handle) => listRuns(handle, { limit: 30 }), plan);
+    expect(value).toHaveLength(30);
+    // At most a page per account and status present; the 4,000 runs of these two accounts stay unread.
+    expect(reads.get('sync_runs')?.rows ?? 0).toBeLessThanOrEqual(counted!.accounts * counted!.statuses * 30);
+    expect(counted!.accounts * counted!.statuses * 30).toBeLessThan(4000);
   }
 });
