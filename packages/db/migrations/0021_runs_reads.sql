@@ -25,6 +25,14 @@ BEGIN
 END
 $$;
 --> statement-breakpoint
+-- The function reads the integrations of the schema it was made in, pg_temp last: a session's
+-- temporary table named `integrations` would otherwise come first and name another account.
+DO $$
+BEGIN
+	EXECUTE format('ALTER FUNCTION "sync_runs_account"() SET search_path = %I, pg_temp', current_schema());
+END
+$$;
+--> statement-breakpoint
 CREATE TRIGGER "sync_runs_account" BEFORE INSERT OR UPDATE OF "integration_id", "account_id" ON "sync_runs"
 	FOR EACH ROW EXECUTE FUNCTION "sync_runs_account"();
 --> statement-breakpoint

@@ -1,4 +1,4 @@
-import { and, desc, eq, exists, gt, inArray, isNotNull, isNull, not, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, exists, gt, isNotNull, isNull, not, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Db } from './client.ts';
 import { ConflictError, InvalidInputError, InvalidStateError, NotFoundError, pgCodes, pgErrorOf } from './errors.ts';
@@ -178,21 +178,28 @@ export async function listRuns(db: Db, filter: RunFilter = {}): Promise<Run[]> {
   const limit = Math.max(1, Math.min(filter.limit ?? 50, 1000));
   if (filter.integrationId === undefined) {
     const statuses: readonly string[] = filter.status === undefined ? runStatuses : [filter.status];
-    const newest = await db.$client<{ id: string }[]>`
-      select r.id from accounts a
-      cross join unnest(${statuses}::text[]) s(status)
-      cross join lateral (
-        select r.id, r.queued_at from sync_runs r
-        where r.account_id = a.id and r.status = s.status
-        order by r.queued_at desc, r.id desc
-        limit ${limit}) r
-      order by r.queued_at desc, r.id desc
-      limit ${limit}`;
-    if (newest.length === 0) return [];
+    // One statement, so the page is one snapshot: a run that changed status or was pruned
+    // between choosing the page and reading its rows would otherwise show up wrong or go missing.
+    // `= any(array(…))` makes the page's ids one value, looked up by primary key, where `in (…)`
+    // may be planned as a join that reads every run.
     return db
       .select()
       .from(syncRuns)
-      .where(inArray(syncRuns.id, newest.map((row) => row.id)))
+      .where(
+        sql`${syncRuns.id} = any(array(
+          select r.id from accounts a
+          cross join unnest(array[${sql.join(
+            statuses.map((status) => sql`${status}`),
+            sql`, `,
+          )}]::text[]) s(status)
+          cross join lateral (
+            select r.id, r.queued_at from sync_runs r
+            where r.account_id = a.id and r.status = s.status
+            order by r.queued_at desc, r.id desc
+            limit ${limit}) r
+          order by r.queued_at desc, r.id desc
+          limit ${limit}))`,
+      )
       .orderBy(desc(syncRuns.queuedAt), desc(syncRuns.id));
   }
   const conditions: SQL[] = [eq(syncRuns.integrationId, filter.integrationId)];

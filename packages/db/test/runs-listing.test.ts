@@ -99,8 +99,21 @@ test('a run is listed under its integration’s account whatever account its wri
   const [moved] = await db.$client<{ account_id: string }[]>`
     update sync_runs set account_id = ${theirs.accountId} where id = ${created.id} returning account_id`;
   expect(moved!.account_id).toBe(mine.accountId);
+  // A session's temporary table named like the integrations does not stand in for them.
+  const session = await db.$client.reserve();
+  let shadowed: { id: string; account_id: string } | undefined;
+  try {
+    await session`create temporary table integrations (id uuid, account_id uuid)`;
+    await session`insert into integrations values (${mine.integrationId}, ${theirs.accountId})`;
+    [shadowed] = await session<{ id: string; account_id: string }[]>`
+      insert into sync_runs (integration_id, mode_requested, trigger) values (${mine.integrationId}, 'full', 'api') returning id, account_id`;
+  } finally {
+    await session`drop table if exists pg_temp.integrations`;
+    session.release();
+  }
+  expect(shadowed!.account_id).toBe(mine.accountId);
   expect((await listAccountRuns(db, theirs.accountId, { limit: 10 })).items).toEqual([]);
-  expect((await readAll(mine.accountId, {}, 10)).sort()).toEqual([forged!.id, created.id].sort());
+  expect((await readAll(mine.accountId, {}, 10)).sort()).toEqual([forged!.id, created.id, shadowed!.id].sort());
 });
 
 test('a page reads the runs it shows, not the account’s history, whichever plan PostgreSQL picks', async () => {

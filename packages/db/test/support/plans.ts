@@ -55,11 +55,14 @@ export async function planReads<T>(
         select parameter_types::text[] as types from pg_prepared_statements where name = 'plan_reads'`;
       const types = prepared?.types ?? [];
       // EXECUTE takes no parameters of its own statement: the values go in as literals (test data).
+      const text = (value: unknown): string =>
+        value instanceof Date ? value.toISOString() : typeof value === 'object' ? JSON.stringify(value) : String(value);
+      const element = (item: unknown) =>
+        item === null || item === undefined ? 'NULL' : `"${text(item).replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
       const literal = (value: unknown) => {
         if (value === null || value === undefined) return 'null';
-        const element = (item: unknown) => `"${String(item).replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
-        const text = value instanceof Date ? value.toISOString() : Array.isArray(value) ? `{${value.map(element).join(',')}}` : String(value);
-        return `'${text.replaceAll("'", "''")}'`;
+        const written = Array.isArray(value) ? `{${value.map(element).join(',')}}` : text(value);
+        return `'${written.replaceAll("'", "''")}'`;
       };
       const values = parameters.map((value, i) => `${literal(value)}::${types[i] ?? 'text'}`);
       explained = values.length === 0 ? 'execute plan_reads' : `execute plan_reads(${values.join(', ')})`;
