@@ -74,6 +74,16 @@ function keysetStart(time: string, keys: readonly (readonly [key: string, least:
   return `(case when ${cursor} then ${time} else coalesce(${floor}, '-infinity'::timestamptz) end, ${parts.join(', ')})`;
 }
 
+/**
+ * The keyset end of a newest-first page, as one row value to compare `(time, …keys)` with: before
+ * the cursor (`time` and its `keys`, each given with a value above every stored one), or above
+ * every row without a cursor. One row comparison, for the reason given at {@link keysetStart}.
+ */
+function keysetBefore(time: string, keys: readonly (readonly [key: string, greatest: string])[]): string {
+  const parts = keys.map(([key, greatest]) => `coalesce(${key}, ${greatest})`);
+  return `(coalesce(${time}, 'infinity'::timestamptz), ${parts.join(', ')})`;
+}
+
 /** {@link keysetStart} of objects: ids start at 1. */
 const objectKeysetStart = (time: string, id: string, floor: string) => keysetStart(time, [[id, '0']], floor);
 
@@ -178,7 +188,7 @@ export async function listAccountRuns(db: Db, accountId: string, filter: Account
   const statuses = filter.status === undefined ? [...runStatuses] : [filter.status];
   const bounds = `($3::text is null or r.trigger = $3::text)
        and r.queued_at >= coalesce($4::timestamptz, '-infinity'::timestamptz)
-       and (r.queued_at, r.id) < (coalesce($5::timestamptz, 'infinity'::timestamptz), coalesce($6::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid))`;
+       and (r.queued_at, r.id) < ${keysetBefore('$5::timestamptz', [['$6::uuid', "'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid"]])}`;
   // With an integration, its own index serves the page, in a statement of its own so that a
   // generic plan cannot read the account's index for it.
   const text =
@@ -509,15 +519,14 @@ export function accountAuditStatement(accountId: string, filter: AccountAuditFil
   const after = decodeCursor(filter.cursor, 'bigint');
   const action = filter.action;
   const actionPattern = action === undefined ? null : action.endsWith('.*') ? `${likeEscaped(action.slice(0, -1))}%` : likeEscaped(action);
-  // The time range and the cursor are bounds of the index scan whatever the plan: a condition
-  // that a null parameter switches off (`$7 is null or …`) is one a generic plan only filters by,
-  // reading every newer event before the page.
+  // The time range and the cursor are bounds of the index scan whatever the plan (see
+  // {@link keysetBefore}).
   const conditions = `a.created_at >= coalesce($2::timestamptz, '-infinity'::timestamptz)
          and a.created_at < coalesce($3::timestamptz, 'infinity'::timestamptz)
          and ($4::text is null or strpos(lower(a.actor), lower($4::text)) > 0)
          and ($5::text is null or a.action like $5::text)
          and ($6::uuid is null or a.integration_id = $6::uuid)
-         and (a.created_at, a.id) < (coalesce($7::timestamptz, 'infinity'::timestamptz), coalesce($8::bigint, 9223372036854775807))`;
+         and (a.created_at, a.id) < ${keysetBefore('$7::timestamptz', [['$8::bigint', '9223372036854775807']])}`;
   return {
     text: `select a.id::text as id, ${isoText('a.created_at')} as "occurredAt", a.actor, a.action,
             a.integration_id as "integrationId", a.details
