@@ -38,6 +38,10 @@ export interface ApiSyncRequest {
 export type SyncRequester = (
   deps: { readonly db: Db; readonly enqueue: Pick<EnqueueClient, 'enqueueSync'> },
   input: ApiSyncRequest,
+  options?: {
+    /** Runs once the slots already begun are covered, before the job is queued (enabling an integration for its first sync). */
+    readonly beforeEnqueue?: () => Promise<void>;
+  },
 ) => Promise<EnqueueSyncResult>;
 
 /**

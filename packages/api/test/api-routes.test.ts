@@ -107,6 +107,34 @@ test('sync requests are deduplicated while one waits; a full request upgrades a 
   await expectProblem(adminA.requestSync(integration.id), 409, 'integration-disabled');
 });
 
+test("enable with a first sync: one request enables the integration, queues the sync and covers the slots begun", async () => {
+  const integration = await adminA.createIntegration({ kind: 'ldap', name: 'first sync', settings: ldapSettings(), enabled: false });
+  const reader = api.client(await api.key(accountA, ['read']));
+  await expectProblem(reader.enableIntegration(integration.id, { sync: 'full' }), 403, 'insufficient-scope');
+  const bad = await api.request('POST', `/v1/integrations/${integration.id}/enable`, { token: tokenA, body: { sync: 'sometimes', dryRun: true } });
+  expect(bad.status).toBe(400);
+  expect((await adminA.getIntegration(integration.id)).enabled).toBe(false);
+  const jobsOfIt = async () => (await queue.getJobs(['waiting', 'prioritized'])).filter((job) => (job.data as { integrationId?: string }).integrationId === integration.id);
+  expect(await jobsOfIt()).toEqual([]);
+
+  const enabled = await adminA.enableIntegration(integration.id, { sync: 'full' });
+  expect(enabled).toMatchObject({ id: integration.id, enabled: true, sync: { mode: 'full', dryRun: false, deduplicated: false } });
+  const runId = enabled.sync?.runId ?? '';
+  expect(await adminA.getRun(runId)).toMatchObject({ status: 'queued', trigger: 'api', modeRequested: 'full', integrationId: integration.id });
+  expect((await jobsOfIt()).map((job) => [job.id, job.data])).toEqual([[enabled.sync?.jobId, expect.objectContaining({ mode: 'full', trigger: 'api' })]]);
+  // The latest full and delta slots count as done, so the scheduler queues no full of its own.
+  const [slots] = await api.db.$client<{ full: Date | null; delta: Date | null }[]>`
+    select full_scheduled_for as full, delta_scheduled_for as delta from integrations where id = ${integration.id}`;
+  expect(slots?.full).not.toBeNull();
+  expect(slots?.delta).not.toBeNull();
+  expect((await listAudit(api.db, { accountId: accountA, integrationId: integration.id })).map((e) => e.action)).toEqual(['integration.enabled', 'integration.created']);
+
+  // Without `sync`, enabling queues nothing and says so.
+  await adminA.disableIntegration(integration.id);
+  expect(await adminA.enableIntegration(integration.id)).toMatchObject({ enabled: true, sync: null });
+  expect(await jobsOfIt()).toHaveLength(1);
+});
+
 test('Test Connection and a new secret need a worker: without one the answer is 504 and nothing changes', async () => {
   const integration = await adminA.createIntegration({ kind: 'ldap', name: 'no-worker', settings: ldapSettings(), secret: 'old-secret-1' });
   const timeout = await expectProblem(adminA.testConnection(integration.id), 504, 'worker-timeout');
@@ -209,7 +237,7 @@ test("account isolation: a key never sees or touches another account's data, on 
     getIntegration: { method: 'GET', path: `/v1/integrations/${i}` },
     updateIntegration: { method: 'PATCH', path: `/v1/integrations/${i}`, body: { name: 'stolen' } },
     disableIntegration: { method: 'POST', path: `/v1/integrations/${i}/disable` },
-    enableIntegration: { method: 'POST', path: `/v1/integrations/${i}/enable` },
+    enableIntegration: { method: 'POST', path: `/v1/integrations/${i}/enable`, body: { sync: 'full' } },
     removeIntegration: { method: 'DELETE', path: `/v1/integrations/${i}` },
     setSecret: { method: 'PUT', path: `/v1/integrations/${i}/secret`, body: { secret: 'attacker-secret' } },
     testConnection: { method: 'POST', path: `/v1/integrations/${i}/test-connection` },

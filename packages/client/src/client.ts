@@ -13,6 +13,8 @@ import type {
   CreateWebhookBody,
   DirectoryObject,
   DirectoryQuery,
+  EnabledIntegration,
+  EnableIntegrationBody,
   Integration,
   Membership,
   MigratedIntegration,
@@ -81,7 +83,8 @@ export interface DirsyncClient {
   getIntegration(id: string): Promise<Integration>;
   updateIntegration(id: string, update: UpdateIntegrationBody): Promise<Integration>;
   disableIntegration(id: string): Promise<Integration>;
-  enableIntegration(id: string): Promise<Integration>;
+  /** Enables scheduled syncs; with `sync`, queues that sync too, and the scheduler queues none of the slots already begun. */
+  enableIntegration(id: string, options?: EnableIntegrationBody): Promise<EnabledIntegration>;
   removeIntegration(id: string): Promise<void>;
   /** Tests the new secret on a worker, stores it, queues a full sync. */
   setSecret(id: string, secret: string): Promise<SecretAccepted>;
@@ -243,7 +246,7 @@ export function createDirsyncClient(options: DirsyncClientOptions): DirsyncClien
     getIntegration: (integrationId) => call('GET', `/v1/integrations/${id(integrationId)}`),
     updateIntegration: (integrationId, update) => call('PATCH', `/v1/integrations/${id(integrationId)}`, update),
     disableIntegration: (integrationId) => call('POST', `/v1/integrations/${id(integrationId)}/disable`),
-    enableIntegration: (integrationId) => call('POST', `/v1/integrations/${id(integrationId)}/enable`),
+    enableIntegration: (integrationId, options) => call('POST', `/v1/integrations/${id(integrationId)}/enable`, options),
     removeIntegration: (integrationId) => call('DELETE', `/v1/integrations/${id(integrationId)}`),
     setSecret: (integrationId, secret) => call('PUT', `/v1/integrations/${id(integrationId)}/secret`, { secret }),
     testConnection: (integrationId) => call('POST', `/v1/integrations/${id(integrationId)}/test-connection`),

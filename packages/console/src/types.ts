@@ -14,6 +14,7 @@ export type {
   Integration,
   IntegrationKind,
   LastRun,
+  EnabledIntegration,
   MigratedIntegration,
   Page,
   Run,

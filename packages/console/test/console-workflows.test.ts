@@ -180,6 +180,9 @@ test('the New integration wizard creates an LDAP integration, Test Connection pa
   expect(integration).toMatchObject({ enabled: true, account_id: acmeId });
   const run = await finishedRun(stack.db, integration?.id ?? '');
   expect(run).toMatchObject({ status: 'succeeded', mode: 'full', created: objects, deleted: 0 });
+  // Enabled and synced in one request: the scheduler (ticking every 2 s) queued no full of its own.
+  const fulls = (await listRuns(stack.db, { integrationId: integration?.id ?? '' })).filter((r) => r.modeRequested === 'full');
+  expect(fulls.map((r) => [r.id, r.trigger])).toEqual([[run.id, 'api']]);
 }, timeoutMs);
 
 test('deletions over the threshold block the run; Approve deletions lets the next Sync All make them', async () => {

@@ -252,9 +252,10 @@ export async function startConsoleStack(options: ConsoleStackOptions): Promise<C
 }
 
 /**
- * A run of `integrationId` once it has ended: its first run (no `seen`), or else the newest run
- * someone asked for that is not in `seen`. The scheduler of a console stack ticks every 2 s and
- * queues deltas on the clock, so the newest run may be one of its own.
+ * A run of `integrationId` once it has ended: its first run (no `seen`), or else the oldest full
+ * sync not in `seen`, which is the one a "Sync All" (or a new password) asked for. The scheduler
+ * of a console stack ticks every 2 s and queues deltas on the clock; those are not it, and a full
+ * request that a waiting scheduled delta absorbed is that run, now full.
  */
 export async function finishedRun(db: Db, integrationId: string, seen?: readonly string[]): Promise<Run> {
   let runs: Run[] = [];
@@ -262,8 +263,8 @@ export async function finishedRun(db: Db, integrationId: string, seen?: readonly
     return await waitFor(
       async () => {
         runs = await listRuns(db, { integrationId });
-        const run = seen === undefined ? runs.at(-1) : runs.find((r) => r.trigger !== 'schedule');
-        return run && !seen?.includes(run.id) && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
+        const run = seen === undefined ? runs.at(-1) : runs.findLast((r) => r.modeRequested === 'full' && !seen.includes(r.id));
+        return run && ['succeeded', 'failed', 'blocked', 'dry_run'].includes(run.status) ? run : undefined;
       },
       { timeoutMs: 60_000, intervalMs: 200, what: seen === undefined ? 'the first run to end' : 'a requested run to end' },
     );

@@ -341,6 +341,21 @@ export const migrateIntegrationBody = z.strictObject({
 });
 
 /** What `POST /v1/integrations/{id}/migrate` answers: the migrated integration and what to clean up. */
+/** Body of `POST /v1/integrations/{id}/enable`. */
+export const enableIntegrationBody = z.strictObject({
+  sync: z
+    .enum(syncModes)
+    .optional()
+    .describe(
+      "queue a sync of this mode as the integration is enabled (a new integration's first sync): the schedule slots already begun count as done before the integration is enabled, so the scheduler queues no sync of its own for them",
+    ),
+});
+
+/** What `POST /v1/integrations/{id}/enable` answers. */
+export const enabledIntegrationSchema = integrationSchema.extend({
+  sync: syncAcceptedSchema.nullable().describe('the sync queued with `sync`; null without it'),
+});
+
 export const migratedIntegrationSchema = integrationSchema.extend({
   legacyClientId: z.string().describe('client id of the old app registration, which the tenant administrator should now delete'),
   tenantId: z.string().describe('the tenant of the old app registration'),
@@ -408,6 +423,8 @@ export type SyncAccepted = z.output<typeof syncAcceptedSchema>;
 export type SyncAnswer = z.output<typeof syncAnswerSchema>;
 /** What `PUT /v1/integrations/{id}/secret` answers (202). */
 export type SecretAccepted = z.output<typeof secretAcceptedSchema>;
+/** What `POST /v1/integrations/{id}/enable` answers. */
+export type EnabledIntegration = z.output<typeof enabledIntegrationSchema>;
 /** What `POST /v1/integrations/{id}/migrate` answers. */
 export type MigratedIntegration = z.output<typeof migratedIntegrationSchema>;
 /** What `POST /v1/connectors/{id}/consent-url` answers. */
@@ -432,6 +449,8 @@ export type UpdateIntegrationBody = z.input<typeof updateIntegrationBody>;
 export type SetSecretBody = z.input<typeof setSecretBody>;
 /** Body of `POST /v1/integrations/{id}/syncs`. */
 export type SyncRequestBody = z.input<typeof syncRequestBody>;
+/** Body of `POST /v1/integrations/{id}/enable`. */
+export type EnableIntegrationBody = z.input<typeof enableIntegrationBody>;
 /** Body of `POST /v1/integrations/{id}/migrate`. */
 export type MigrateIntegrationBody = z.input<typeof migrateIntegrationBody>;
 /** Body of `POST /v1/connectors/{id}/consent-url`. */

@@ -1,3 +1,4 @@
+import type postgres from 'postgres';
 import type { Db } from './client.ts';
 
 /** Slots newer than the ones claimed, per mode (null: nothing new for that mode). */
@@ -35,13 +36,24 @@ const date = (value: string | Date | null) => (value === null ? null : new Date(
  * ({@link claimScheduleSlot} is the one-mode form.)
  */
 export async function claimDueSlots(db: Db, integrationId: string, due: DueSlots): Promise<ClaimedSlots | null> {
-  const full = iso(due.full);
-  const delta = iso(due.delta);
+  return takeNewerSlots(db, integrationId, due, db.$client`enabled`);
+}
+
+/**
+ * Stores each slot of `slots` newer than the row's as its claimed one, under the row's lock, when
+ * the row meets `condition`; returns the slots taken and the values they replaced (null: none).
+ * A statement that waited for the lock reads the slots the other one stored, so racing claims and
+ * covers each keep the later slot and exactly one takes a given slot.
+ */
+async function takeNewerSlots(db: Db, integrationId: string, slots: DueSlots, condition: postgres.PendingQuery<postgres.Row[]>): Promise<ClaimedSlots | null> {
+  const full = iso(slots.full);
+  const delta = iso(slots.delta);
+  if (full === null && delta === null) return null;
   const rows = await db.$client<ClaimRow[]>`
     with current_slots as (
       select id, full_scheduled_for, delta_scheduled_for
       from integrations
-      where id = ${integrationId} and enabled
+      where id = ${integrationId} and ${condition}
       for update
     ), decision as (
       select id,
@@ -60,8 +72,8 @@ export async function claimDueSlots(db: Db, integrationId: string, due: DueSlots
   const row = rows[0];
   if (row === undefined) return null;
   return {
-    full: row.take_full ? due.full : null,
-    delta: row.take_delta ? due.delta : null,
+    full: row.take_full ? slots.full : null,
+    delta: row.take_delta ? slots.delta : null,
     previousFull: date(row.previous_full),
     previousDelta: date(row.previous_delta),
   };
@@ -232,23 +244,14 @@ export async function getIntegrationSchedule(db: Db, integrationId: string): Pro
  * newer, never moving a stored slot back, in one statement (concurrent claims and covers of the
  * row wait for each other and each keeps the later slot). `schedule` holds the crons the slots
  * were worked out from; when the row's crons are no longer those, nothing is covered (the slots
- * may not be slots of the new crons). Returns whether a slot moved.
+ * may not be slots of the new crons). Returns the slots that moved with the values they replaced
+ * (null: none moved), so a sync that could not be queued after all hands them back
+ * ({@link releaseClaimedSlots}).
  *
  * A slot that moves resets the row's `next_due_at` (migration 0012's trigger) rather than this
  * statement computing it, since only the scheduler knows the jitter: the next tick takes a fresh
  * look at the row, finds the covered slots already claimed, claims nothing and re-times the row.
  */
-export async function coverScheduleSlots(db: Db, integrationId: string, schedule: IntegrationSchedule, slots: DueSlots): Promise<boolean> {
-  const [full, delta] = [iso(slots.full), iso(slots.delta)];
-  if (full === null && delta === null) return false;
-  const rows = await db.$client`
-    update integrations set
-      full_scheduled_for = greatest(full_scheduled_for, ${full}::timestamptz),
-      delta_scheduled_for = greatest(delta_scheduled_for, ${delta}::timestamptz)
-    where id = ${integrationId}
-      and full_cron = ${schedule.fullCron} and delta_cron = ${schedule.deltaCron}
-      and (coalesce(${full}::timestamptz > full_scheduled_for, ${full}::timestamptz is not null)
-        or coalesce(${delta}::timestamptz > delta_scheduled_for, ${delta}::timestamptz is not null))
-    returning id`;
-  return rows.length === 1;
+export async function coverScheduleSlots(db: Db, integrationId: string, schedule: IntegrationSchedule, slots: DueSlots): Promise<ClaimedSlots | null> {
+  return takeNewerSlots(db, integrationId, slots, db.$client`full_cron = ${schedule.fullCron} and delta_cron = ${schedule.deltaCron}`);
 }

@@ -7,6 +7,7 @@ import {
   createAccount,
   createIntegration,
   getIntegrationSchedule,
+  releaseClaimedSlots,
   type Db,
   type NewIntegration,
 } from '../src/index.ts';
@@ -76,33 +77,44 @@ test('covering stores newer slots and makes the row due for a fresh look', async
   await retime(id, t('2024-05-01T10:05:00Z'));
   expect((await stored(id)).nextDueAt).toBe('2024-05-01T10:05:00Z');
 
-  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-05-01T02:00:00Z'), delta: t('2024-05-01T10:00:00Z') })).toBe(true);
+  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-05-01T02:00:00Z'), delta: t('2024-05-01T10:00:00Z') })).toEqual({
+    full: t('2024-05-01T02:00:00Z'),
+    delta: t('2024-05-01T10:00:00Z'),
+    previousFull: null,
+    previousDelta: null,
+  });
   expect(await stored(id)).toEqual({ full: '2024-05-01T02:00:00.000Z', delta: '2024-05-01T10:00:00.000Z', nextDueAt: '-infinity' });
 });
 
 test('a slot is only moved forward; a covered mode of null leaves its slot alone', async () => {
   const id = await newIntegration();
-  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-05-01T02:00:00Z'), delta: t('2024-05-01T10:00:00Z') })).toBe(true);
+  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-05-01T02:00:00Z'), delta: t('2024-05-01T10:00:00Z') })).not.toBeNull();
   await retime(id, t('2024-05-01T10:05:00Z'));
 
   // Older or equal slots: nothing moves, and the row keeps its due time.
-  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-04-30T02:00:00Z'), delta: t('2024-05-01T10:00:00Z') })).toBe(false);
+  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-04-30T02:00:00Z'), delta: t('2024-05-01T10:00:00Z') })).toBeNull();
   expect(await stored(id)).toEqual({ full: '2024-05-01T02:00:00.000Z', delta: '2024-05-01T10:00:00.000Z', nextDueAt: '2024-05-01T10:05:00Z' });
 
   // A newer delta alone moves the delta; the full stays, even when the full given is older.
-  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-04-30T02:00:00Z'), delta: t('2024-05-01T10:05:00Z') })).toBe(true);
+  // Only the delta moved: what is handed back on a release is the delta alone.
+  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-04-30T02:00:00Z'), delta: t('2024-05-01T10:05:00Z') })).toEqual({
+    full: null,
+    delta: t('2024-05-01T10:05:00Z'),
+    previousFull: t('2024-05-01T02:00:00Z'),
+    previousDelta: t('2024-05-01T10:00:00Z'),
+  });
   expect(await stored(id)).toMatchObject({ full: '2024-05-01T02:00:00.000Z', delta: '2024-05-01T10:05:00.000Z' });
-  expect(await coverScheduleSlots(db, id, defaults, { full: null, delta: t('2024-05-01T10:10:00Z') })).toBe(true);
+  expect(await coverScheduleSlots(db, id, defaults, { full: null, delta: t('2024-05-01T10:10:00Z') })).not.toBeNull();
   expect(await stored(id)).toMatchObject({ full: '2024-05-01T02:00:00.000Z', delta: '2024-05-01T10:10:00.000Z' });
-  expect(await coverScheduleSlots(db, id, defaults, { full: null, delta: null })).toBe(false);
+  expect(await coverScheduleSlots(db, id, defaults, { full: null, delta: null })).toBeNull();
 });
 
 test('slots worked out from crons the row no longer has cover nothing', async () => {
   const id = await newIntegration();
   await db.$client`update integrations set delta_cron = '0 * * * *' where id = ${id}`;
-  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-05-01T02:00:00Z'), delta: t('2024-05-01T10:05:00Z') })).toBe(false);
+  expect(await coverScheduleSlots(db, id, defaults, { full: t('2024-05-01T02:00:00Z'), delta: t('2024-05-01T10:05:00Z') })).toBeNull();
   expect(await stored(id)).toMatchObject({ full: null, delta: null });
-  expect(await coverScheduleSlots(db, '00000000-0000-4000-8000-000000000000', defaults, { full: t('2024-05-01T02:00:00Z'), delta: null })).toBe(false);
+  expect(await coverScheduleSlots(db, '00000000-0000-4000-8000-000000000000', defaults, { full: t('2024-05-01T02:00:00Z'), delta: null })).toBeNull();
 });
 
 test('concurrent covers keep the latest slot whatever their order', async () => {
@@ -118,4 +130,18 @@ test('concurrent covers keep the latest slot whatever their order', async () => 
     await Promise.all(handles.map((handle) => close(handle)));
   }
   expect(await stored(id)).toMatchObject({ full: null, delta: '2024-05-01T10:55:00.000Z' });
+});
+
+test('a cover handed back restores the slots it moved, unless a later slot was stored since', async () => {
+  const id = await newIntegration();
+  const first = await coverScheduleSlots(db, id, defaults, { full: t('2024-05-01T02:00:00Z'), delta: t('2024-05-01T10:00:00Z') });
+  expect(first).not.toBeNull();
+  await releaseClaimedSlots(db, id, first!);
+  expect(await stored(id)).toEqual({ full: null, delta: null, nextDueAt: '-infinity' });
+
+  // A cover, then a later delta slot stored by someone else: the release puts back the full only.
+  const second = await coverScheduleSlots(db, id, defaults, { full: t('2024-05-01T02:00:00Z'), delta: t('2024-05-01T10:00:00Z') });
+  await coverScheduleSlots(db, id, defaults, { full: null, delta: t('2024-05-01T10:05:00Z') });
+  await releaseClaimedSlots(db, id, second!);
+  expect(await stored(id)).toMatchObject({ full: null, delta: '2024-05-01T10:05:00.000Z' });
 });

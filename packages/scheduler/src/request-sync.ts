@@ -1,5 +1,5 @@
 import type { SyncMode, SyncTrigger } from '@dirsync/contracts';
-import { coverScheduleSlots, createRun, getIntegrationSchedule, markRunUpgradedToFull, type Db, type DueSlots } from '@dirsync/db';
+import { coverScheduleSlots, createRun, getIntegrationSchedule, markRunUpgradedToFull, releaseClaimedSlots, type ClaimedSlots, type Db, type DueSlots } from '@dirsync/db';
 import {
   DEFAULT_SCHEDULE_TIMEZONE,
   InvalidCronError,
@@ -40,6 +40,12 @@ export interface RequestSyncOptions {
   readonly now?: Date;
   /** IANA time zone the integration's crons are read in; must be the scheduler's (default UTC). */
   readonly timezone?: string;
+  /**
+   * Runs after the slots are covered and before the job is queued; when it throws, nothing is
+   * queued and the slots go back. Enabling an integration here (its first sync) leaves no moment
+   * at which the scheduler sees it enabled with its slots not yet covered.
+   */
+  readonly beforeEnqueue?: () => Promise<void>;
 }
 
 /**
@@ -63,11 +69,11 @@ function slotsCoveredAt(schedule: { deltaCron: string; fullCron: string }, mode:
 // Without this, an integration synced by hand just after a slot began (a console's first sync of
 // a new integration, "Sync All" between the nightly full slot and its jittered due time) would
 // get the scheduler's own sync of that slot right after, finding nothing to change.
-async function coverDueSlots(db: Db, integrationId: string, mode: SyncMode, now: Date, tz: string): Promise<void> {
+async function coverDueSlots(db: Db, integrationId: string, mode: SyncMode, now: Date, tz: string): Promise<ClaimedSlots | null> {
   const schedule = await getIntegrationSchedule(db, integrationId);
-  if (schedule === undefined) return;
+  if (schedule === undefined) return null;
   const slots = slotsCoveredAt(schedule, mode, now, tz);
-  if (slots !== null) await coverScheduleSlots(db, integrationId, schedule, slots);
+  return slots === null ? null : coverScheduleSlots(db, integrationId, schedule, slots);
 }
 
 /**
@@ -82,20 +88,36 @@ async function coverDueSlots(db: Db, integrationId: string, mode: SyncMode, now:
  * covers the schedule slots already begun: the job that runs (a full, or a delta) stands for the
  * latest delta slot at or before the request, and a full for the latest full slot too, so the
  * scheduler queues nothing for them (`coverScheduleSlots`). A later slot is not covered, and a
- * delta never covers a full slot (a new integration still gets its first full sync).
+ * delta never covers a full slot (a new integration still gets its first full sync). The slots
+ * are covered before the job is queued and handed back when it cannot be.
  */
 export async function requestSync(deps: RequestSyncDeps, input: SyncRequestInput, options: RequestSyncOptions = {}): Promise<EnqueueSyncResult> {
   const now = options.now ?? new Date();
   const dryRun = input.dryRun ?? false;
   const scheduledFor = input.scheduledFor?.toISOString();
-  const result = await deps.enqueue.enqueueSync({
-    integrationId: input.integrationId,
-    mode: input.mode,
-    trigger: input.trigger,
-    dryRun,
-    requestedBy: input.requestedBy,
-    ...(scheduledFor === undefined ? {} : { scheduledFor }),
-  });
+  const covers = input.trigger !== 'schedule' && !dryRun;
+  const tz = options.timezone ?? DEFAULT_SCHEDULE_TIMEZONE;
+  // Covered before the job is queued: covered after, a tick in between could claim the slot while
+  // a worker already runs this job (running, it absorbs nothing) and queue a second sync of it.
+  const covered = covers ? await coverDueSlots(deps.db, input.integrationId, input.mode, now, tz) : null;
+  let result: EnqueueSyncResult;
+  try {
+    await options.beforeEnqueue?.();
+    result = await deps.enqueue.enqueueSync({
+      integrationId: input.integrationId,
+      mode: input.mode,
+      trigger: input.trigger,
+      dryRun,
+      requestedBy: input.requestedBy,
+      ...(scheduledFor === undefined ? {} : { scheduledFor }),
+    });
+  } catch (error) {
+    // Nothing was queued: the slots go back to the scheduler, which queues them on its next tick.
+    // Should that fail too, the caller still learns why the sync was not queued; the slots then
+    // stay covered until the next ones begin.
+    if (covered !== null) await releaseClaimedSlots(deps.db, input.integrationId, covered).catch(() => undefined);
+    throw error;
+  }
   const ownSlotJob =
     input.scheduledFor !== undefined && !dryRun && result.jobId === scheduledJobId(input.integrationId, input.mode, input.scheduledFor.getTime());
   try {
@@ -116,9 +138,7 @@ export async function requestSync(deps: RequestSyncDeps, input: SyncRequestInput
     if (options.onRunNotRecorded === undefined) throw error;
     options.onRunNotRecorded(error, result);
   }
-  // The mode of the job that runs: a request absorbed by a waiting full is covered by that full.
-  if (input.trigger !== 'schedule' && !dryRun) {
-    await coverDueSlots(deps.db, input.integrationId, result.mode, now, options.timezone ?? DEFAULT_SCHEDULE_TIMEZONE);
-  }
+  // A delta request absorbed by a waiting full is covered by that full.
+  if (covers && result.mode === 'full' && input.mode !== 'full') await coverDueSlots(deps.db, input.integrationId, 'full', now, tz);
   return result;
 }

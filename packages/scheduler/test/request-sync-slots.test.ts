@@ -41,6 +41,7 @@ const hourly = { deltaCron: '0 * * * *', fullCron: '0 2 * * *' };
 interface Setup {
   queue: Queue;
   scheduler: Scheduler;
+  enqueue: EnqueueClient;
   ask(input: Omit<SyncRequestInput, 'requestedBy'>, now: Date): ReturnType<typeof requestSync>;
 }
 
@@ -62,7 +63,7 @@ function setup(label: string, jitterMaxMs?: number): Setup {
     ...(jitterMaxMs === undefined ? {} : { jitterMaxMs }),
   });
   cleanups.push(() => scheduler.stop());
-  return { queue, scheduler, ask: (input, now) => requestSync({ db, enqueue }, { ...input, requestedBy: 'ops' }, { now }) };
+  return { queue, scheduler, enqueue, ask: (input, now) => requestSync({ db, enqueue }, { ...input, requestedBy: 'ops' }, { now }) };
 }
 
 async function addIntegration(values: Partial<typeof integrations.$inferInsert> = {}) {
@@ -211,4 +212,75 @@ test('a delta absorbed by a waiting full covers what that full covers', async ()
   const result = await s.scheduler.tick(t('2024-05-01T02:04:00Z'));
   expect(enqueuedFor([result], integration.id)).toEqual([]);
   expect(await jobsOf(s.queue, integration.id)).toHaveLength(1);
+});
+
+/** The test's enqueue client, with `around` run just before each sync is queued (a tick falling then). */
+function enqueueWith(s: Setup, around: () => Promise<void>): Pick<EnqueueClient, 'enqueueSync'> {
+  return {
+    enqueueSync: async (request) => {
+      await around();
+      return s.enqueue.enqueueSync(request);
+    },
+  };
+}
+
+test('a tick that falls while a requested sync is being queued finds its slots covered already', async () => {
+  const s = setup('tick-while-queueing', 0);
+  const integration = await addIntegration();
+  const during: TickResult[] = [];
+  const enqueue = enqueueWith(s, async () => {
+    during.push(await s.scheduler.tick(t('2024-05-01T10:07:21Z')));
+  });
+  const manual = await requestSync({ db, enqueue }, { integrationId: integration.id, mode: 'full', trigger: 'api', requestedBy: 'ops' }, { now: t('2024-05-01T10:07:20Z') });
+  expect(manual).toMatchObject({ mode: 'full', deduplicated: false });
+  // The tick looked at the integration (enabled, never claimed) and claimed nothing of it.
+  expect(during[0]?.considered).toBeGreaterThanOrEqual(1);
+  expect(enqueuedFor(during, integration.id)).toEqual([]);
+  expect((await jobsOf(s.queue, integration.id)).map((job) => job.trigger)).toEqual(['api']);
+});
+
+test('a sync that could not be queued hands its slots back: the next tick queues them', async () => {
+  const s = setup('not-queued', 0);
+  const integration = await addIntegration();
+  const enqueue = enqueueWith(s, () => Promise.reject(new Error('queue unreachable')));
+  await expect(
+    requestSync({ db, enqueue }, { integrationId: integration.id, mode: 'full', trigger: 'api', requestedBy: 'ops' }, { now: t('2024-05-01T10:07:20Z') }),
+  ).rejects.toThrow('queue unreachable');
+  expect(await slotsOf(integration.id)).toEqual({ full: null, delta: null });
+  expect(await jobsOf(s.queue, integration.id)).toEqual([]);
+
+  const next = await s.scheduler.tick(t('2024-05-01T10:07:30Z'));
+  expect(enqueuedFor([next], integration.id)).toEqual([expect.objectContaining({ mode: 'full', slot: t('2024-05-01T02:00:00Z'), deduplicated: false })]);
+});
+
+test('enabled just before its first sync is queued, an integration is never due to the scheduler meanwhile', async () => {
+  const s = setup('enable-first-sync', 0);
+  const wizard = await addIntegration({ enabled: false });
+  const during: TickResult[] = [];
+  const enable = async () => {
+    await updateIntegration(db, wizard.id, { enabled: true });
+    during.push(await s.scheduler.tick(t('2024-05-01T10:07:21Z')));
+  };
+  const manual = await requestSync(
+    { db, enqueue: s.enqueue },
+    { integrationId: wizard.id, mode: 'full', trigger: 'api', requestedBy: 'ops' },
+    { now: t('2024-05-01T10:07:20Z'), beforeEnqueue: enable },
+  );
+  expect(manual).toMatchObject({ mode: 'full', deduplicated: false });
+  expect(during[0]?.considered).toBeGreaterThanOrEqual(1);
+  expect(enqueuedFor(during, wizard.id)).toEqual([]);
+  expect(await slotsOf(wizard.id)).toEqual({ full: '2024-05-01T02:00:00.000Z', delta: '2024-05-01T10:05:00.000Z' });
+  expect((await jobsOf(s.queue, wizard.id)).map((job) => job.trigger)).toEqual(['api']);
+
+  // Should enabling fail, nothing is queued and the slots are as they were.
+  const other = await addIntegration({ enabled: false });
+  await expect(
+    requestSync(
+      { db, enqueue: s.enqueue },
+      { integrationId: other.id, mode: 'full', trigger: 'api', requestedBy: 'ops' },
+      { now: t('2024-05-01T10:07:20Z'), beforeEnqueue: () => Promise.reject(new Error('not enabled')) },
+    ),
+  ).rejects.toThrow('not enabled');
+  expect(await slotsOf(other.id)).toEqual({ full: null, delta: null });
+  expect(await jobsOf(s.queue, other.id)).toEqual([]);
 });

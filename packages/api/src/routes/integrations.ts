@@ -21,7 +21,7 @@ import { accountOf, callerOf, requireScope } from '../auth.ts';
 import type { ApiApp, ApiDeps } from '../context.ts';
 import { presentIntegration, presentRun } from '../present.ts';
 import { notFound, ProblemError } from '../problems.ts';
-import { connectionReportSchema as connectionReport, createIntegrationBody, idParams, type IntegrationKind, integrationSchema, migratedIntegrationSchema, migrateIntegrationBody, problemSchema, secretAcceptedSchema, setSecretBody, syncAnswerSchema, syncRequestBody, updateIntegrationBody } from '@dirsync/contracts';
+import { connectionReportSchema as connectionReport, createIntegrationBody, enabledIntegrationSchema, enableIntegrationBody, idParams, type IntegrationKind, integrationSchema, migratedIntegrationSchema, migrateIntegrationBody, problemSchema, secretAcceptedSchema, setSecretBody, syncAnswerSchema, syncRequestBody, updateIntegrationBody } from '@dirsync/contracts';
 import { finalRunStatuses, waitForFinalRun } from '../wait-run.ts';
 import { bearer, invalidFields, ownIntegration, requireKeyRing, withProblems } from './common.ts';
 import { requireTenantConsent } from './connectors.ts';
@@ -190,25 +190,51 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
     },
   });
 
-  for (const [action, enabled] of [['disable', false], ['enable', true]] as const) {
-    app.post(`/integrations/:id/${action}`, {
-      schema: {
-        tags,
-        operationId: `${action}Integration`,
-        summary: enabled ? 'Enable scheduled syncs' : 'Disable: no scheduled or requested syncs until enabled again',
-        security: bearer,
-        params: idParams,
-        response: withProblems({ 200: integrationSchema }),
-      },
-      preHandler: requireScope('admin'),
-      handler: async (request) => {
-        const current = await ownIntegration(deps, request, request.params.id);
-        const updated = await updateIntegration(db, current.id, { enabled });
-        await recordAudit(db, { accountId: current.accountId, integrationId: current.id, actor: callerOf(request).actor, action: `integration.${action}d` });
-        return presentOne(deps, updated);
-      },
-    });
-  }
+  app.post('/integrations/:id/disable', {
+    schema: {
+      tags,
+      operationId: 'disableIntegration',
+      summary: 'Disable: no scheduled or requested syncs until enabled again',
+      security: bearer,
+      params: idParams,
+      response: withProblems({ 200: integrationSchema }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request) => {
+      const current = await ownIntegration(deps, request, request.params.id);
+      const updated = await updateIntegration(db, current.id, { enabled: false });
+      await recordAudit(db, { accountId: current.accountId, integrationId: current.id, actor: callerOf(request).actor, action: 'integration.disabled' });
+      return presentOne(deps, updated);
+    },
+  });
+
+  app.post('/integrations/:id/enable', {
+    schema: {
+      tags,
+      operationId: 'enableIntegration',
+      summary: 'Enable scheduled syncs; with `sync`, queue a sync as it is enabled (a first sync)',
+      description:
+        "Without `sync`, the scheduler queues the integration's syncs from now on (a new integration's first full sync at once). With `sync`, this request queues that sync itself, and the schedule slots already begun count as done from before the integration is enabled: no scheduled sync of them follows it, whenever the scheduler ticks. When the sync cannot be queued, the answer is that error; the integration is enabled all the same and its slots are left to the scheduler, which queues them as for any enabled integration.",
+      security: bearer,
+      params: idParams,
+      body: enableIntegrationBody.nullish(),
+      response: withProblems({ 200: enabledIntegrationSchema }),
+    },
+    preHandler: requireScope('admin'),
+    handler: async (request) => {
+      const current = await ownIntegration(deps, request, request.params.id);
+      const { actor } = callerOf(request);
+      const body = enableIntegrationBody.parse(request.body ?? {});
+      let updated = current;
+      const enable = async () => {
+        updated = await updateIntegration(db, current.id, { enabled: true });
+        await recordAudit(db, { accountId: current.accountId, integrationId: current.id, actor, action: 'integration.enabled' });
+      };
+      if (body.sync === undefined) await enable();
+      const sync = body.sync === undefined ? null : await deps.requestSync(deps, { integrationId: current.id, mode: body.sync, trigger: 'api', requestedBy: actor }, { beforeEnqueue: enable });
+      return { ...(await presentOne(deps, updated)), sync };
+    },
+  });
 
   app.delete('/integrations/:id', {
     schema: {

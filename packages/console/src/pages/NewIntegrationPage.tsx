@@ -205,9 +205,9 @@ export function NewIntegrationPage() {
     setBusy(true);
     setFailure(undefined);
     try {
-      await api.setEnabled(created.id, true);
-      const answer = await api.sync(created.id, 'full');
-      const state: DirectorySyncState = { watch: { runId: answer.runId, integrationName: created.name, label: 'First sync' } };
+      const { sync } = await api.enableWithSync(created.id, 'full');
+      if (sync === null) throw new Error('the API queued no sync');
+      const state: DirectorySyncState = { watch: { runId: sync.runId, integrationName: created.name, label: 'First sync' } };
       navigate('/', { state });
     } catch (error) {
       setFailure(`The first sync was not started: ${messageOf(error)}`);
