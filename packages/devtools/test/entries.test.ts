@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dirsyncBin } from '@dirsync/cli';
 
@@ -14,8 +17,8 @@ interface Result {
   readonly stderr: string;
 }
 
-function run(file: string, args: readonly string[]): Promise<Result> {
-  const env: Record<string, string> = {};
+function run(file: string, args: readonly string[], extraEnv: Readonly<Record<string, string>> = {}): Promise<Result> {
+  const env: Record<string, string> = { ...extraEnv };
   if (process.env['PATH'] !== undefined) env['PATH'] = process.env['PATH'];
   return new Promise((resolve) => {
     execFile(file, args, { env, timeout: 60_000 }, (error, stdout, stderr) => {
@@ -24,8 +27,9 @@ function run(file: string, args: readonly string[]): Promise<Result> {
   });
 }
 
-const production = (args: readonly string[]) => run(process.execPath, ['--disable-warning=ExperimentalWarning', productionEntry, ...args]);
-const development = (args: readonly string[]) => run(dirsyncBin, args);
+const production = (args: readonly string[], env?: Readonly<Record<string, string>>) =>
+  run(process.execPath, ['--disable-warning=ExperimentalWarning', productionEntry, ...args], env);
+const development = (args: readonly string[], env?: Readonly<Record<string, string>>) => run(dirsyncBin, args, env);
 
 /** The command names `--help` lists. */
 function commandsOf(help: string): string[] {
@@ -66,4 +70,22 @@ test("bin/dirsync's completion scripts offer demo and bench with their options; 
 test('a refusal of a development command ends as in the production entry: one line on stderr, exit code 1', async () => {
   const result = await development(['bench', '--database', 'postgres://127.0.0.1:5432/production']);
   expect(result).toEqual({ code: 1, stdout: '', stderr: 'dirsync: the benchmark drops its database: --database must name a database called dirsync_bench…\n' });
+}, 60_000);
+
+test('both entries keep compiled modules in the compile cache, so the next command starts from it', async () => {
+  const base = await mkdtemp(join(tmpdir(), 'dirsync-compile-cache-'));
+  await Promise.all(['production', 'development'].map((dir) => mkdir(join(base, dir))));
+  try {
+    const entries = async (dir: string) => (await readdir(dir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile()).length;
+    // No NODE_COMPILE_CACHE (which would turn the cache on by itself): the entries enable it, in
+    // the temporary directory's node-compile-cache.
+    const [prod, dev] = await Promise.all([production(['--help'], { TMPDIR: join(base, 'production') }), development(['--help'], { TMPDIR: join(base, 'development') })]);
+    expect(prod).toMatchObject({ code: 0, stderr: '' });
+    expect(dev).toMatchObject({ code: 0, stderr: '' });
+    // The program's own modules (some 400 with their libraries) are there, not just the entry.
+    expect(await entries(join(base, 'production', 'node-compile-cache'))).toBeGreaterThan(100);
+    expect(await entries(join(base, 'development', 'node-compile-cache'))).toBeGreaterThan(100);
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
 }, 60_000);
