@@ -210,6 +210,34 @@ function answerMalformedRequest(error: ConnectionError, socket: Socket): void {
   );
 }
 
+interface DocumentedBody {
+  required?: boolean;
+  content?: Record<string, { schema?: { anyOf?: unknown[] } }>;
+}
+
+/**
+ * Documents a body that may be left out (its schema `.nullish()`: fastify hands the validator
+ * `null` when none is sent) as optional, with the object it is when sent. The schema generator
+ * writes it as required, `anyOf` the object or `null`, so a client generated from the document
+ * would have to send one (`POST …/enable`).
+ */
+function optionalBodies<T>(document: T): T {
+  const paths = (document as { paths?: Record<string, Record<string, { requestBody?: DocumentedBody }>> }).paths ?? {};
+  for (const operations of Object.values(paths)) {
+    for (const operation of Object.values(operations)) {
+      const body = operation.requestBody;
+      const json = body?.content?.['application/json'];
+      const alternatives = json?.schema?.anyOf;
+      if (body === undefined || json === undefined || alternatives === undefined) continue;
+      const sent = alternatives.filter((schema) => (schema as { type?: unknown } | null)?.type !== 'null');
+      if (sent.length !== 1 || alternatives.length !== 2) continue;
+      json.schema = sent[0] as { anyOf?: unknown[] };
+      body.required = false;
+    }
+  }
+  return document;
+}
+
 /**
  * Builds the HTTP server of `dirsync api` (and of `dirsync scheduler` unless disabled): the
  * versioned API under `/v1` (OpenAPI at `/v1/openapi.json`, docs at `/docs`), the queue dashboard
@@ -391,6 +419,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
         components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an API key: dsk_…' } } },
       },
       transform: jsonSchemaTransform,
+      transformObject: (document) => ('openapiObject' in document ? optionalBodies(document.openapiObject) : document.swaggerObject),
     });
     await app.register(publicRoutes(deps));
 

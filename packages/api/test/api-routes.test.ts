@@ -113,6 +113,9 @@ test("enable with a first sync: one request enables the integration, queues the 
   await expectProblem(reader.enableIntegration(integration.id, { sync: 'full' }), 403, 'insufficient-scope');
   const bad = await api.request('POST', `/v1/integrations/${integration.id}/enable`, { token: tokenA, body: { sync: 'sometimes', dryRun: true } });
   expect(bad.status).toBe(400);
+  // Only a full: a first delta would leave the full slot to the scheduler, which then reads the directory again.
+  const delta = await api.request('POST', `/v1/integrations/${integration.id}/enable`, { token: tokenA, body: { sync: 'delta' } });
+  expect(delta.status).toBe(400);
   expect((await adminA.getIntegration(integration.id)).enabled).toBe(false);
   const jobsOfIt = async () => (await queue.getJobs(['waiting', 'prioritized'])).filter((job) => (job.data as { integrationId?: string }).integrationId === integration.id);
   expect(await jobsOfIt()).toEqual([]);

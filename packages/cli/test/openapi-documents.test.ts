@@ -58,6 +58,11 @@ test('the committed OpenAPI document is the served one, naming the schemas publi
   }
   // Routes are documented: a sample of the resources the API serves.
   expect(Object.keys(served['paths'] as object)).toEqual(expect.arrayContaining(['/v1/integrations', '/v1/runs/{id}', '/v1/changes']));
+  // A body that may be left out is optional, described as the object it is when sent.
+  const paths = served['paths'] as Record<string, Record<string, { requestBody?: { required?: boolean; content?: Record<string, { schema?: Record<string, unknown> }> } }>>;
+  const enable = paths['/v1/integrations/{id}/enable']?.['post']?.requestBody;
+  expect(enable?.required).toBe(false);
+  expect(enable?.content?.['application/json']?.schema).toMatchObject({ type: 'object', properties: { sync: { enum: ['full'] } } });
 });
 
 test('the attribute mapping schema is the contracts schema, on the input side', async () => {

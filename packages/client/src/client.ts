@@ -83,7 +83,7 @@ export interface DirsyncClient {
   getIntegration(id: string): Promise<Integration>;
   updateIntegration(id: string, update: UpdateIntegrationBody): Promise<Integration>;
   disableIntegration(id: string): Promise<Integration>;
-  /** Enables scheduled syncs; with `sync`, queues that sync too, and the scheduler queues none of the slots already begun. */
+  /** Enables scheduled syncs; with `{ sync: 'full' }`, queues the first full sync too, and the scheduler queues none of the slots already begun. */
   enableIntegration(id: string, options?: EnableIntegrationBody): Promise<EnabledIntegration>;
   removeIntegration(id: string): Promise<void>;
   /** Tests the new secret on a worker, stores it, queues a full sync. */

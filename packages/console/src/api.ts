@@ -86,7 +86,7 @@ export const api = {
   updateIntegration: (id: string, patch: UpdateIntegrationBody) => send<Integration>('PATCH', `/v1/integrations/${enc(id)}`, patch),
   setEnabled: (id: string, enabled: boolean) => send<Integration>('POST', `/v1/integrations/${enc(id)}/${enabled ? 'enable' : 'disable'}`),
   /** Enables and queues the first sync in one request, so no scheduled sync of the slots already begun follows it. */
-  enableWithSync: (id: string, mode: SyncMode) => send<EnabledIntegration>('POST', `/v1/integrations/${enc(id)}/enable`, { sync: mode }),
+  enableWithFullSync: (id: string) => send<EnabledIntegration>('POST', `/v1/integrations/${enc(id)}/enable`, { sync: 'full' }),
   testConnection: (id: string) => send<ConnectionReport>('POST', `/v1/integrations/${enc(id)}/test-connection`),
   setSecret: (id: string, secret: string) => send<SecretAccepted>('PUT', `/v1/integrations/${enc(id)}/secret`, { secret }),
   sync: (id: string, mode: SyncMode, dryRun = false) => send<SyncAnswer>('POST', `/v1/integrations/${enc(id)}/syncs`, { mode, dryRun }),

@@ -344,10 +344,10 @@ export const migrateIntegrationBody = z.strictObject({
 /** Body of `POST /v1/integrations/{id}/enable`. */
 export const enableIntegrationBody = z.strictObject({
   sync: z
-    .enum(syncModes)
+    .literal('full')
     .optional()
     .describe(
-      "queue a sync of this mode as the integration is enabled (a new integration's first sync): the schedule slots already begun count as done before the integration is enabled, so the scheduler queues no sync of its own for them",
+      "queue a full sync as the integration is enabled (a new integration's first sync): the schedule slots already begun count as done before the integration is enabled, so the scheduler queues no sync of its own for them. Only a full: a new integration has no cursor, so any first sync reads the whole directory, and a delta asked for here would leave the full slot to the scheduler",
     ),
 });
 

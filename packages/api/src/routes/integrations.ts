@@ -212,9 +212,9 @@ export function registerIntegrationRoutes(app: ApiApp, deps: ApiDeps): void {
     schema: {
       tags,
       operationId: 'enableIntegration',
-      summary: 'Enable scheduled syncs; with `sync`, queue a sync as it is enabled (a first sync)',
+      summary: 'Enable scheduled syncs; with `{"sync": "full"}`, queue the first full sync as it is enabled',
       description:
-        "Without `sync`, the scheduler queues the integration's syncs from now on (a new integration's first full sync at once). With `sync`, this request queues that sync itself, and the schedule slots already begun count as done from before the integration is enabled: no scheduled sync of them follows it, whenever the scheduler ticks. When the sync cannot be queued, the answer is that error; the integration is enabled all the same and its slots are left to the scheduler, which queues them as for any enabled integration.",
+        "Without `sync`, the scheduler queues the integration's syncs from now on (a new integration's first full sync at once). With `{\"sync\": \"full\"}`, this request queues that full sync itself, and the schedule slots already begun count as done from before the integration is enabled: no scheduled sync of them follows it, whenever the scheduler ticks. When the sync cannot be queued, the answer is that error; the integration is enabled all the same and its slots are left to the scheduler, which queues them as for any enabled integration.",
       security: bearer,
       params: idParams,
       body: enableIntegrationBody.nullish(),

@@ -205,7 +205,7 @@ export function NewIntegrationPage() {
     setBusy(true);
     setFailure(undefined);
     try {
-      const { sync } = await api.enableWithSync(created.id, 'full');
+      const { sync } = await api.enableWithFullSync(created.id);
       if (sync === null) throw new Error('the API queued no sync');
       const state: DirectorySyncState = { watch: { runId: sync.runId, integrationName: created.name, label: 'First sync' } };
       navigate('/', { state });
