@@ -113,8 +113,10 @@ export async function requestSync(deps: RequestSyncDeps, input: SyncRequestInput
     });
   } catch (error) {
     // Nothing was queued: the slots go back to the scheduler, which queues them on its next tick.
-    // Should that fail too, the caller still learns why the sync was not queued; the slots then
-    // stay covered until the next ones begin.
+    // (Should Redis have added the job and only its answer been lost, the scheduler's sync of
+    // the slot follows it: one sync too many rather than a slot no sync stands for.) Should the
+    // release fail too, the caller still learns why the sync was not queued; the slots then stay
+    // covered until the next ones begin.
     if (covered !== null) await releaseClaimedSlots(deps.db, input.integrationId, covered).catch(() => undefined);
     throw error;
   }
