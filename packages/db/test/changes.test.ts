@@ -13,7 +13,7 @@ import {
   writeObjects,
 } from '../src/objects.ts';
 import { linkArrivedObjects, linkManagers } from '../src/references.ts';
-import { hashOf, newTenant, useTestDatabase } from './support/database.ts';
+import { hashOf, newIntegration, newTenant, useTestDatabase } from './support/database.ts';
 import { planReads } from './support/plans.ts';
 
 let db: Db;
@@ -22,12 +22,6 @@ useTestDatabase('changes', 4, (ready, database) => {
   db = ready;
   databaseUrl = database.url;
 });
-
-async function secondIntegration(accountId: string): Promise<string> {
-  const [integration] = await db.$client<{ id: string }[]>`
-    insert into integrations (account_id, kind, name, settings) values (${accountId}, 'ldap', ${randomUUID()}, '{}') returning id`;
-  return integration!.id;
-}
 
 function user(externalId: string, attributes: Record<string, unknown> = { name: externalId }): ObjectWrite {
   return { externalId, type: 'user', dn: `uid=${externalId},dc=x`, attributesJson: JSON.stringify(attributes), contentHash: `h-${JSON.stringify(attributes)}` };
@@ -179,7 +173,7 @@ describe('cursors', () => {
   test('two accounts count independently; one integration of an account shares its stream', async () => {
     const a = await newTenant(db);
     const b = await newTenant(db);
-    const a2 = await secondIntegration(a.accountId);
+    const a2 = await newIntegration(db, a.accountId);
     await insertObjects(db, a.integrationId, randomUUID(), [user('x')]);
     await insertObjects(db, b.integrationId, randomUUID(), [user('y'), user('z')]);
     await insertObjects(db, a2, randomUUID(), [user('x')]);
@@ -225,7 +219,7 @@ describe('cursors', () => {
 
   test('entries of one transaction are numbered at commit, in commit order, so a reader never sees a gap fill later', async () => {
     const { accountId, integrationId } = await newTenant(db);
-    const other = await secondIntegration(accountId);
+    const other = await newIntegration(db, accountId);
     const { promise: gate, resolve: release } = Promise.withResolvers<void>();
     const { promise: wrote, resolve: written } = Promise.withResolvers<void>();
     // A long transaction writes first but commits last; another commits meanwhile without
@@ -261,7 +255,7 @@ describe('cursors', () => {
       })
       .catch(() => undefined);
     await wrote;
-    const other = await secondIntegration(accountId);
+    const other = await newIntegration(db, accountId);
     // Counter bumps of the same account commit while the dry run is open.
     await insertObjects(db, other, randomUUID(), [user('real')]);
     release();

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Db } from '../src/client.ts';
 import { type AccountRunFilter, listAccountRuns } from '../src/api-reads.ts';
 import { countActiveRuns } from '../src/metrics.ts';
 import { withReconcileLock } from '../src/run-lifecycle.ts';
 import { createRun, listRuns } from '../src/runs.ts';
-import { newTenant, useTestDatabase } from './support/database.ts';
+import { newIntegration, newTenant, useTestDatabase } from './support/database.ts';
 import { planReads } from './support/plans.ts';
 
 let db: Db;
@@ -13,13 +12,6 @@ useTestDatabase('runs_listing', 2, (ready, database) => {
   db = ready;
   databaseUrl = database.url;
 });
-
-/** A second integration of the tenant's account. */
-async function anotherIntegration(accountId: string): Promise<string> {
-  const [row] = await db.$client<{ id: string }[]>`
-    insert into integrations (account_id, kind, name, settings) values (${accountId}, 'ldap', ${randomUUID()}, '{}') returning id`;
-  return row!.id;
-}
 
 /**
  * `count` runs of each integration, one a minute back from now, the integrations' k-th runs
@@ -34,6 +26,16 @@ async function history(integrationIds: readonly string[], count: number): Promis
       date_trunc('second', now()) - make_interval(mins => k)
     from unnest(${integrationIds}::uuid[]) as i(id), generate_series(1, ${count}) k`;
   await db.$client`analyze sync_runs`;
+}
+
+/** An account with two integrations and `mineRuns` runs of each, and another with `theirRuns`. */
+async function twoAccounts(mineRuns: number, theirRuns: number) {
+  const mine = await newTenant(db);
+  const second = await newIntegration(db, mine.accountId);
+  const theirs = await newTenant(db);
+  await history([mine.integrationId, second], mineRuns);
+  await history([theirs.integrationId], theirRuns);
+  return { mine, second, theirs };
 }
 
 async function readAll(accountId: string, filter: Omit<AccountRunFilter, 'limit' | 'cursor'>, limit: number): Promise<string[]> {
@@ -61,11 +63,7 @@ async function expected(accountId: string, where: { integrationId?: string; stat
 }
 
 test("an account's runs page newest first across its integrations, with each filter, and none of another account's", async () => {
-  const mine = await newTenant(db);
-  const second = await anotherIntegration(mine.accountId);
-  const theirs = await newTenant(db);
-  await history([mine.integrationId, second], 60);
-  await history([theirs.integrationId], 90);
+  const { mine, second, theirs } = await twoAccounts(60, 90);
   const all = await expected(mine.accountId);
   expect(all).toHaveLength(120);
   expect(await readAll(mine.accountId, {}, 7)).toEqual(all);
@@ -117,11 +115,7 @@ test('a run is listed under its integration’s account whatever account its wri
 });
 
 test('a page reads the runs it shows, not the account’s history, whichever plan PostgreSQL picks', async () => {
-  const mine = await newTenant(db);
-  const second = await anotherIntegration(mine.accountId);
-  const theirs = await newTenant(db);
-  await history([mine.integrationId, second], 1500);
-  await history([theirs.integrationId], 3000);
+  const { mine, second, theirs } = await twoAccounts(1500, 3000);
   const rare = (
     await db.$client<{ id: string }[]>`
       insert into sync_runs (integration_id, mode_requested, trigger, status, queued_at)

@@ -31,9 +31,13 @@ export interface Tenant {
 
 /** Inserts a fresh account with one LDAP integration. */
 export async function newTenant(db: Db): Promise<Tenant> {
-  const sql = db.$client;
-  const [account] = await sql<{ id: string }[]>`insert into accounts (name) values (${randomUUID()}) returning id`;
-  const [integration] = await sql<{ id: string }[]>`
-    insert into integrations (account_id, kind, name, settings) values (${account!.id}, 'ldap', 'dir', '{}') returning id`;
-  return { accountId: account!.id, integrationId: integration!.id };
+  const [account] = await db.$client<{ id: string }[]>`insert into accounts (name) values (${randomUUID()}) returning id`;
+  return { accountId: account!.id, integrationId: await newIntegration(db, account!.id) };
+}
+
+/** Inserts another LDAP integration of `accountId` (a name of its own) and returns its id. */
+export async function newIntegration(db: Db, accountId: string): Promise<string> {
+  const [integration] = await db.$client<{ id: string }[]>`
+    insert into integrations (account_id, kind, name, settings) values (${accountId}, 'ldap', ${randomUUID()}, '{}') returning id`;
+  return integration!.id;
 }
