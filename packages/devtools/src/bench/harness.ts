@@ -139,7 +139,8 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
 // Linux reports a process's times in clock ticks of 1/100 s (USER_HZ, the same on every architecture).
 const ticksPerSecond = 100;
 
-async function processCpuSeconds(pid: number | undefined): Promise<number> {
+/** CPU seconds (user and system) process `pid` used so far, read from `/proc`; NaN where it cannot tell. */
+export async function processCpuSeconds(pid: number | undefined): Promise<number> {
   if (pid === undefined) return Number.NaN;
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   // Fields after the command name (which may hold spaces, hence the last parenthesis): utime is

@@ -1,14 +1,17 @@
 import { spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { once } from 'node:events';
-import { Attribute, Change, Client } from 'ldapts';
-import postgres from 'postgres';
+import { text } from 'node:stream/consumers';
+import { fileURLToPath } from 'node:url';
+import { Attribute, Change } from 'ldapts';
 import { changeRangeOfRun, createAccount, createIntegration, type Db, readChanges } from '@dirsync/db';
 import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
-import { ldapGroupAttributes, ldapIntegrationSettings, ldapUserAttributes } from '../local-directory.ts';
-import { postgresCpuDuring, round2, seconds, startBenchHarness } from './harness.ts';
+import { ldapIntegrationSettings } from '../local-directory.ts';
+import { copyFloor } from './database-floor.ts';
+import { type BenchHarness, processCpuSeconds, round2, seconds, startBenchHarness } from './harness.ts';
+import type { ReadFigures } from './ldapts-read.ts';
 import { table } from '@dirsync/cli';
 
 /** Size of the benchmark directory and where results go. */
@@ -29,119 +32,69 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
   return { value, ms: performance.now() - start };
 }
 
-/** (a) `ldapsearch` paged dump of every user and group to /dev/null: the directory's own floor. */
-async function ldapsearchDump(server: SlapdServer, dir: string): Promise<number> {
-  const passwordFile = join(dir, 'reader.pw');
-  await writeFile(passwordFile, server.readerPassword, { mode: 0o600 });
-  const { ms } = await timed(async () => {
-    const child = spawn(
-      'ldapsearch',
-      ['-x', '-LLL', '-H', server.url, '-D', server.readerDn, '-y', passwordFile, '-b', server.suffix, '-E', 'pr=1000/noprompt',
-        '(|(objectClass=inetOrgPerson)(objectClass=groupOfNames))'],
-      { stdio: ['ignore', 'ignore', 'inherit'] },
-    );
-    const [code] = await once(child, 'exit');
-    if (code !== 0) throw new Error(`ldapsearch exited ${String(code)}`);
-  });
-  return ms;
-}
-
-/** (a') The same entries read with ldapts alone and discarded: the client library's floor. */
-async function ldaptsRead(server: SlapdServer): Promise<{ ms: number; entries: number }> {
-  const client = new Client({ url: server.url });
-  await client.bind(server.readerDn, server.readerPassword);
-  let entries = 0;
-  try {
-    const { ms } = await timed(async () => {
-      for (const [filter, attributes] of [
-        ['(objectClass=inetOrgPerson)', ldapUserAttributes],
-        ['(objectClass=groupOfNames)', [...ldapGroupAttributes, 'member', 'uniqueMember']],
-      ] as const) {
-        const pages = client.searchPaginated(server.suffix, {
-          scope: 'sub',
-          filter,
-          attributes: [...attributes],
-          paged: { pageSize: 1000 },
-          timeLimit: 0,
-        });
-        for await (const page of pages) entries += page.searchEntries.length;
-      }
-    });
-    return { ms, entries };
-  } finally {
-    await client.unbind();
-  }
-}
-
-/** What the database floor wrote and how long it took. */
-interface CopyFloor {
+/** What the `ldapsearch` floor took, and the CPU it and slapd used. */
+interface LdapsearchFloor {
   readonly ms: number;
-  /** CPU seconds PostgreSQL used for the writes. */
-  readonly postgresCpu: number;
-  readonly objects: number;
-  readonly edges: number;
-  /** Rows of the change feed (one per kind of change and type, one per group's members). */
-  readonly changes: number;
-}
-
-async function copyOut(sql: postgres.Sql, query: string): Promise<Buffer[]> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of await sql.unsafe(query).readable()) chunks.push(chunk as Buffer);
-  return chunks;
-}
-
-async function copyIn(sql: postgres.Sql, query: string, chunks: readonly Buffer[]): Promise<void> {
-  const stream = await sql.unsafe(query).writable();
-  for (const chunk of chunks) if (!stream.write(chunk)) await once(stream, 'drain');
-  stream.end();
-  await once(stream, 'finish');
+  /** What must be read before any group's members can be resolved. */
+  readonly usersMs: number;
+  /** CPU seconds of the ldapsearch processes and of slapd. */
+  readonly clientCpu: number;
+  readonly directoryCpu: number;
 }
 
 /**
- * (a'') The database's floor: every row the first full sync wrote (its objects, its edges and its
- * change feed entries), written again with COPY into empty tables made like the sync's (`like …
- * including all`, foreign keys and triggers added), as the sync wrote into empty ones. The rows are
- * read out first; only the writes are timed, on two connections at once as the sync spreads its
- * writes over two: the edges on one, the objects and then the feed entries on the other. The
- * feed's batch rows (one per transaction, about a hundred) are left out. The tables are dropped
- * afterwards.
+ * (a) `ldapsearch` paged dump of every user, then every group, to /dev/null: the directory's own
+ * floor (two searches, as the sync makes). Each runs under a shell whose `times` reports its
+ * CPU, since Node tells nothing of a child's.
  */
-async function copyFloor(databaseUrl: string, integrationId: string, runId: string): Promise<CopyFloor> {
-  const sql = postgres(databaseUrl, { max: 2, onnotice: () => {} });
-  // COPY takes no parameters: the ids are uuids this benchmark made, checked before use.
-  for (const id of [integrationId, runId]) if (!/^[0-9a-f-]{36}$/.test(id)) throw new Error(`not a uuid: ${id}`);
-  const tables = { directory_objects: 'bench_floor_objects', memberships: 'bench_floor_memberships', changes: 'bench_floor_changes' } as const;
+async function ldapsearchDump(server: SlapdServer): Promise<LdapsearchFloor> {
+  // The password goes in a file only this user can read: a command line is visible to every user
+  // of the machine, and ldapsearch cannot read it from a pipe.
+  const dir = await mkdtemp(join(tmpdir(), 'dirsync-bench-ldapsearch-'));
   try {
-    for (const [source, copy] of Object.entries(tables)) {
-      await sql.unsafe(`drop table if exists ${copy}; create table ${copy} (like ${source} including all)`);
-      const extras = await sql<{ definition: string }[]>`
-        select 'alter table ' || ${copy}::text || ' add ' || pg_get_constraintdef(oid) as definition
-        from pg_constraint where conrelid = ${source}::regclass and contype = 'f'
-        union all
-        select replace(pg_get_triggerdef(oid), ' ON public.' || ${source}::text || ' ', ' ON ' || ${copy}::text || ' ')
-        from pg_trigger where tgrelid = ${source}::regclass and not tgisinternal`;
-      for (const { definition } of extras) await sql.unsafe(definition);
-    }
-    const objectColumns = 'integration_id, external_id, type, dn, attributes, content_hash, members_hash, last_seen_run_id';
-    const edgeColumns = 'integration_id, group_external_id, member_external_id, last_seen_run_id';
-    const objects = await copyOut(sql, `copy (select ${objectColumns} from directory_objects where integration_id = '${integrationId}') to stdout`);
-    const edges = await copyOut(sql, `copy (select ${edgeColumns} from memberships where integration_id = '${integrationId}' and deleted_at is null) to stdout`);
-    const changes = await copyOut(sql, `copy (select c.* from changes c join change_batches b on b.id = c.batch_id where b.run_id = '${runId}') to stdout`);
-    const { value: { ms }, postgres: postgresCpu } = await postgresCpuDuring(databaseUrl, () => timed(() =>
-      Promise.all([
-        copyIn(sql, `copy ${tables.directory_objects} (${objectColumns}) from stdin`, objects).then(() => copyIn(sql, `copy ${tables.changes} from stdin`, changes)),
-        copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, edges),
-      ]),
-    ));
-    const [counts] = await sql.unsafe<{ objects: number; edges: number; changes: number }[]>(
-      `select (select count(*) from ${tables.directory_objects})::int as objects, (select count(*) from ${tables.memberships})::int as edges,
-        (select count(*) from ${tables.changes})::int as changes`,
-    );
-    return { ms, postgresCpu, objects: counts?.objects ?? 0, edges: counts?.edges ?? 0, changes: counts?.changes ?? 0 };
+    const passwordFile = join(dir, 'reader.pw');
+    await writeFile(passwordFile, server.readerPassword, { mode: 0o600 });
+    const search = (filter: string) =>
+      timed(async () => {
+        const child = spawn(
+          'bash',
+          ['-c', 'ldapsearch "$@" > /dev/null || exit $?; times', 'ldapsearch',
+            '-x', '-LLL', '-H', server.url, '-D', server.readerDn, '-y', passwordFile, '-b', server.suffix, '-E', 'pr=1000/noprompt', filter],
+          { stdio: ['ignore', 'pipe', 'inherit'] },
+        );
+        const output = text(child.stdout);
+        const [code] = await once(child, 'exit');
+        if (code !== 0) throw new Error(`ldapsearch exited ${String(code)}`);
+        // `times` prints the shell's user and system time, then its children's: "0m0.512s 0m0.104s".
+        const children = (await output).trim().split('\n')[1] ?? '';
+        const cpu = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, [, minutes, secs]) => sum + Number(minutes) * 60 + Number(secs), 0);
+        return cpu;
+      });
+    const directoryBefore = await processCpuSeconds(server.pid);
+    const users = await search('(objectClass=inetOrgPerson)');
+    const groups = await search('(objectClass=groupOfNames)');
+    const directoryCpu = round2((await processCpuSeconds(server.pid)) - directoryBefore);
+    return { ms: users.ms + groups.ms, usersMs: users.ms, clientCpu: round2(users.value + groups.value), directoryCpu };
   } finally {
-    await sql.unsafe(`drop table if exists ${Object.values(tables).join(', ')}`).catch(() => undefined);
-    await sql.end({ timeout: 5 });
+    await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * (a') The same entries read with ldapts alone and discarded: the client library's floor. Read by
+ * a process of its own started with this one's V8 flags (bin/dirsync's, the worker's), so that
+ * the read costs what it costs a process holding nothing else, not this one with the generated
+ * directory on its heap.
+ */
+async function ldaptsFloor(server: SlapdServer): Promise<ReadFigures> {
+  const script = fileURLToPath(new URL('./ldapts-read.ts', import.meta.url));
+  const child = spawn(process.execPath, [...process.execArgv, script, server.url, server.readerDn, server.suffix], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // The password goes by stdin: a command line is visible to every user of the machine.
+  child.stdin.end(server.readerPassword);
+  const output = text(child.stdout);
+  const [code] = await once(child, 'exit');
+  if (code !== 0) throw new Error(`the ldapts floor's process exited ${String(code)}`);
+  return JSON.parse(await output) as ReadFigures;
 }
 
 /** Changes `count` users' titles through LDAP (what the delta must pick up). */
@@ -192,13 +145,22 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     }),
   );
   const server = load.value;
-  const bench = await startBenchHarness({ label: 'bench', databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, resultsDir: options.resultsDir });
-  const { db, ring, dir, worker } = bench;
+  let ldapsearch: LdapsearchFloor;
+  let client: ReadFigures;
+  let bench: BenchHarness;
   try {
+    // Read before the worker starts: its start-up would take a core from the reads.
     log('measuring the directory floors: ldapsearch, ldapts…');
-    const ldapsearchMs = await ldapsearchDump(server, dir);
-    const client = await ldaptsRead(server);
+    ldapsearch = await ldapsearchDump(server);
+    client = await ldaptsFloor(server);
     if (client.entries !== objects) throw new Error(`ldapts read ${client.entries} entries, expected ${objects}`);
+    bench = await startBenchHarness({ label: 'bench', databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, resultsDir: options.resultsDir });
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  const { db, ring, worker } = bench;
+  try {
     const account = await createAccount(db, { name: 'bench' });
     const integration = await createIntegration(
       db,
@@ -242,6 +204,11 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     const deltaSeconds = seconds(delta.durationMs ?? 0);
     const slowerFloor = Math.max(client.ms, copy.ms) / 1000;
     const cpuBound = round2((fullCpu.worker + fullCpu.postgres + fullCpu.directory) / cpus().length);
+    // What a sync into these tables can hardly beat on this machine: the CPU the floors themselves
+    // take on its cores, and the order the data allows (a group's members resolve only once every
+    // user they name was read, so the edges wait for the users' read, here by the fastest reader).
+    const cpuFloor = round2((ldapsearch.clientCpu + ldapsearch.directoryCpu + copy.postgresCpu) / cpus().length);
+    const orderFloor = seconds(ldapsearch.usersMs + copy.edgesAloneMs);
     const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
     const objectsPerSecond = Math.round(objects / fullSeconds);
     const goals = {
@@ -261,18 +228,31 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       machine: { cpus: cpus().length, loadAverage: loadavg().map((n) => Math.round(n * 100) / 100), node: process.version },
       load: { seconds: seconds(load.ms) },
       floors: {
-        ldapsearchSeconds: seconds(ldapsearchMs),
+        ldapsearchSeconds: seconds(ldapsearch.ms),
         ldaptsSeconds: seconds(client.ms),
         // Objects, edges and change feed rows as the first full sync wrote them.
         copySeconds: seconds(copy.ms),
         copyRows: copy.objects + copy.edges + copy.changes,
         copyChangeRows: copy.changes,
+        cpu: {
+          seconds: cpuFloor,
+          objectsPerSecond: Math.round(objects / cpuFloor),
+          ldapsearchCpuSeconds: ldapsearch.clientCpu,
+          slapdCpuSeconds: ldapsearch.directoryCpu,
+          postgresCpuSeconds: copy.postgresCpu,
+        },
+        order: {
+          seconds: orderFloor,
+          usersReadSeconds: seconds(ldapsearch.usersMs),
+          edgesAloneSeconds: seconds(copy.edgesAloneMs),
+          ratioToSlowerFloor: ratio(orderFloor, slowerFloor),
+        },
       },
       fullSync: {
         seconds: fullSeconds,
         objectsPerSecond,
         ratioToSlowerFloor: ratio(fullSeconds, slowerFloor),
-        ratioToLdapsearch: ratio(fullSeconds, ldapsearchMs / 1000),
+        ratioToLdapsearch: ratio(fullSeconds, ldapsearch.ms / 1000),
       },
       unchangedFullSync: { seconds: unchangedSeconds, objectsPerSecond: Math.round(objects / Math.max(unchangedSeconds, 0.001)), ratioToFirst: ratio(unchangedSeconds, fullSeconds) },
       deltaSync: { seconds: deltaSeconds, changes: options.changes },
@@ -299,6 +279,9 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       ['ldapsearch dump (a)', `${results.floors.ldapsearchSeconds}s`, `${Math.round(objects / results.floors.ldapsearchSeconds)}/s`, ''],
       ["ldapts read (a')", `${results.floors.ldaptsSeconds}s`, `${Math.round(objects / results.floors.ldaptsSeconds)}/s`, ''],
       [`COPY of (b)'s ${objects} objects + ${edges} edges + ${copy.changes} feed rows (a'')`, `${results.floors.copySeconds}s`, `${Math.round(objects / results.floors.copySeconds)} objects/s`, ''],
+      [`CPU floor (g): the CPU of (a) (ldapsearch ${ldapsearch.clientCpu}s, slapd ${ldapsearch.directoryCpu}s) and (a'') / ${cpus().length} CPUs`, `${cpuFloor}s`, `${results.floors.cpu.objectsPerSecond} objects/s`, ''],
+      [`order floor (h): the users read by ldapsearch (${results.floors.order.usersReadSeconds}s), then the edges alone by COPY (${results.floors.order.edgesAloneSeconds}s)`, `${orderFloor}s`, '', ''],
+      ["(h) / slower of (a') and (a'')", String(results.floors.order.ratioToSlowerFloor), '', ''],
       ['first full sync (b)', `${fullSeconds}s`, `${objectsPerSecond}/s`, verdict(goals.objectsPerSecond)],
       ["(b) / slower of (a') and (a'')", String(results.fullSync.ratioToSlowerFloor), '', verdict(goals.ratioToSlowerFloor)],
       ['(b) / ldapsearch', String(results.fullSync.ratioToLdapsearch), '', ''],

@@ -1,0 +1,41 @@
+import { text } from 'node:stream/consumers';
+import { Client } from 'ldapts';
+import { ldapGroupAttributes, ldapUserAttributes } from '../local-directory.ts';
+
+/**
+ * The ldapts floor's reading process (started by the LDAP benchmark with the worker's V8 flags):
+ * `node ldapts-read.ts <url> <bind dn> <suffix>`, the password on stdin. Reads every user, then
+ * every group, with the attributes the sync asks for, discards them and prints {@link ReadFigures}
+ * as JSON. It holds nothing else, so the read costs what it costs a process of its own.
+ */
+
+/** What one read took. */
+export interface ReadFigures {
+  readonly ms: number;
+  readonly entries: number;
+}
+
+async function readAll(url: string, bindDn: string, password: string, suffix: string): Promise<ReadFigures> {
+  const client = new Client({ url });
+  await client.bind(bindDn, password);
+  let entries = 0;
+  try {
+    const started = performance.now();
+    for (const [filter, attributes] of [
+      ['(objectClass=inetOrgPerson)', ldapUserAttributes],
+      ['(objectClass=groupOfNames)', [...ldapGroupAttributes, 'member', 'uniqueMember']],
+    ] as const) {
+      const pages = client.searchPaginated(suffix, { scope: 'sub', filter, attributes: [...attributes], paged: { pageSize: 1000 }, timeLimit: 0 });
+      for await (const page of pages) entries += page.searchEntries.length;
+    }
+    return { ms: performance.now() - started, entries };
+  } finally {
+    await client.unbind();
+  }
+}
+
+if (import.meta.main) {
+  const [url, bindDn, suffix] = process.argv.slice(2);
+  if (url === undefined || bindDn === undefined || suffix === undefined) throw new Error('usage: ldapts-read.ts <url> <bind dn> <suffix>, the password on stdin');
+  process.stdout.write(JSON.stringify(await readAll(url, bindDn, await text(process.stdin), suffix)));
+}
