@@ -11,7 +11,7 @@ import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { copyFloor } from './database-floor.ts';
 import { type BenchHarness, processCpuSeconds, round2, seconds, startBenchHarness } from './harness.ts';
-import type { ReadFigures } from './ldapts-read.ts';
+import { floorSearches, type ReadFigures } from './ldapts-read.ts';
 import { table } from '@dirsync/cli';
 
 /** Size of the benchmark directory and where results go. */
@@ -32,10 +32,25 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }>
   return { value, ms: performance.now() - start };
 }
 
+/** A floor's child process may take this long (as long as a sync may); a stalled one is killed. */
+const floorDeadlineMs = 30 * 60_000;
+
+/** Runs a floor's child process to its end: its standard output, or an error naming how it ended. */
+async function runChild(command: string, args: readonly string[], input?: string): Promise<string> {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], timeout: floorDeadlineMs, killSignal: 'SIGKILL' });
+  // A child that ends before reading its input must not crash this process with EPIPE.
+  child.stdin.on('error', () => undefined);
+  child.stdin.end(input ?? '');
+  const output = text(child.stdout);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+  if (code !== 0) throw new Error(`${command} ${code === null ? `was killed (${String(signal)})` : `exited ${code}`}`);
+  return output;
+}
+
 /** What the `ldapsearch` floor took, and the CPU it and slapd used. */
 interface LdapsearchFloor {
   readonly ms: number;
-  /** What must be read before any group's members can be resolved. */
+  /** The users' search alone, which the sync makes before the groups'. */
   readonly usersMs: number;
   /** CPU seconds of the ldapsearch processes and of slapd. */
   readonly clientCpu: number;
@@ -43,9 +58,9 @@ interface LdapsearchFloor {
 }
 
 /**
- * (a) `ldapsearch` paged dump of every user, then every group, to /dev/null: the directory's own
- * floor (two searches, as the sync makes). Each runs under a shell whose `times` reports its
- * CPU, since Node tells nothing of a child's.
+ * (a) `ldapsearch` paged dump of every user, then every group, with the attributes the sync asks
+ * for, to /dev/null: the directory's own floor. Each search runs under a shell whose `times`
+ * reports the CPU of its child, which Node does not tell.
  */
 async function ldapsearchDump(server: SlapdServer): Promise<LdapsearchFloor> {
   // The password goes in a file only this user can read: a command line is visible to every user
@@ -54,25 +69,24 @@ async function ldapsearchDump(server: SlapdServer): Promise<LdapsearchFloor> {
   try {
     const passwordFile = join(dir, 'reader.pw');
     await writeFile(passwordFile, server.readerPassword, { mode: 0o600 });
-    const search = (filter: string) =>
+    const search = ([filter, attributes]: readonly [string, readonly string[]]) =>
       timed(async () => {
-        const child = spawn(
-          'bash',
-          ['-c', 'ldapsearch "$@" > /dev/null || exit $?; times', 'ldapsearch',
-            '-x', '-LLL', '-H', server.url, '-D', server.readerDn, '-y', passwordFile, '-b', server.suffix, '-E', 'pr=1000/noprompt', filter],
-          { stdio: ['ignore', 'pipe', 'inherit'] },
-        );
-        const output = text(child.stdout);
-        const [code] = await once(child, 'exit');
-        if (code !== 0) throw new Error(`ldapsearch exited ${String(code)}`);
-        // `times` prints the shell's user and system time, then its children's: "0m0.512s 0m0.104s".
-        const children = (await output).trim().split('\n')[1] ?? '';
-        const cpu = [...children.matchAll(/(\d+)m([\d.]+)s/g)].reduce((sum, [, minutes, secs]) => sum + Number(minutes) * 60 + Number(secs), 0);
-        return cpu;
+        // `times` in the C locale (a decimal point whatever the machine's): the shell's user and
+        // system time, then its children's, as "0m0.512s 0m0.104s".
+        const output = await runChild('bash', [
+          '-c', 'ldapsearch "$@" > /dev/null || exit $?; LC_ALL=C; times', 'ldapsearch',
+          '-x', '-LLL', '-o', 'nettimeout=60', '-H', server.url, '-D', server.readerDn, '-y', passwordFile, '-b', server.suffix,
+          '-E', 'pr=1000/noprompt', filter, ...attributes,
+        ]);
+        const children = [...(output.trim().split('\n').at(-1) ?? '').matchAll(/(\d+)m(\d+\.\d+)s/g)];
+        if (children.length !== 2) throw new Error(`cannot read the CPU time of ldapsearch from ${JSON.stringify(output.slice(-200))}`);
+        return children.reduce((sum, [, minutes, secs]) => sum + Number(minutes) * 60 + Number(secs), 0);
       });
+    const [usersSearch, groupsSearch] = floorSearches;
+    if (usersSearch === undefined || groupsSearch === undefined) throw new Error('the floors name a users and a groups search');
     const directoryBefore = await processCpuSeconds(server.pid);
-    const users = await search('(objectClass=inetOrgPerson)');
-    const groups = await search('(objectClass=groupOfNames)');
+    const users = await search(usersSearch);
+    const groups = await search(groupsSearch);
     const directoryCpu = round2((await processCpuSeconds(server.pid)) - directoryBefore);
     return { ms: users.ms + groups.ms, usersMs: users.ms, clientCpu: round2(users.value + groups.value), directoryCpu };
   } finally {
@@ -82,19 +96,15 @@ async function ldapsearchDump(server: SlapdServer): Promise<LdapsearchFloor> {
 
 /**
  * (a') The same entries read with ldapts alone and discarded: the client library's floor. Read by
- * a process of its own started with this one's V8 flags (bin/dirsync's, the worker's), so that
- * the read costs what it costs a process holding nothing else, not this one with the generated
- * directory on its heap.
+ * a process of its own started with this one's V8 flags (bin/dirsync's, the worker's): it holds
+ * nothing else, as the worker holds little besides its read.
  */
 async function ldaptsFloor(server: SlapdServer): Promise<ReadFigures> {
   const script = fileURLToPath(new URL('./ldapts-read.ts', import.meta.url));
-  const child = spawn(process.execPath, [...process.execArgv, script, server.url, server.readerDn, server.suffix], { stdio: ['pipe', 'pipe', 'inherit'] });
   // The password goes by stdin: a command line is visible to every user of the machine.
-  child.stdin.end(server.readerPassword);
-  const output = text(child.stdout);
-  const [code] = await once(child, 'exit');
-  if (code !== 0) throw new Error(`the ldapts floor's process exited ${String(code)}`);
-  return JSON.parse(await output) as ReadFigures;
+  const output = await runChild(process.execPath, [...process.execArgv, script, server.url, server.readerDn, server.suffix], server.readerPassword);
+  if (output === '') throw new Error("the ldapts floor's process printed nothing");
+  return JSON.parse(output) as ReadFigures;
 }
 
 /** Changes `count` users' titles through LDAP (what the delta must pick up). */
@@ -204,9 +214,9 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     const deltaSeconds = seconds(delta.durationMs ?? 0);
     const slowerFloor = Math.max(client.ms, copy.ms) / 1000;
     const cpuBound = round2((fullCpu.worker + fullCpu.postgres + fullCpu.directory) / cpus().length);
-    // What a sync into these tables can hardly beat on this machine: the CPU the floors themselves
-    // take on its cores, and the order the data allows (a group's members resolve only once every
-    // user they name was read, so the edges wait for the users' read, here by the fastest reader).
+    // Two more floors for this machine: the CPU the floors took on its cores, and the order of the
+    // sync's work (it reads the users before the groups, and a group's members resolve only to
+    // users already read, so its edges wait for the users' read, here by the faster reader).
     const cpuFloor = round2((ldapsearch.clientCpu + ldapsearch.directoryCpu + copy.postgresCpu) / cpus().length);
     const orderFloor = seconds(ldapsearch.usersMs + copy.edgesAloneMs);
     const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
@@ -300,7 +310,10 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     log(`results written to ${await bench.writeResults('', results)}`);
     return results;
   } finally {
-    await bench.close();
-    await server.stop();
+    try {
+      await bench.close();
+    } finally {
+      await server.stop();
+    }
   }
 }
