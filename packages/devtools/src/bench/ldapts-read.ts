@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { text } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import { Client } from 'ldapts';
@@ -39,8 +40,9 @@ async function readAll(url: string, bindDn: string, password: string, suffix: st
   }
 }
 
-// Run as a script (the benchmark's child), not imported for `floorSearches`.
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+// Run as a script (the benchmark's child), not imported for `floorSearches`. A module's URL is
+// its real path; the script's argument may go through a symbolic link.
+if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const [url, bindDn, suffix] = process.argv.slice(2);
   if (url === undefined || bindDn === undefined || suffix === undefined) throw new Error('usage: ldapts-read.ts <url> <bind dn> <suffix>, the password on stdin');
   process.stdout.write(JSON.stringify(await readAll(url, bindDn, await text(process.stdin), suffix)));
