@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import postgres from 'postgres';
-import { postgresCpuDuring } from './harness.ts';
+import { postgresCpuDuring, timed } from './harness.ts';
 
 /** What the database floor wrote and how long it took. */
 export interface CopyFloor {
@@ -29,12 +29,6 @@ async function copyIn(sql: postgres.Sql, query: string, chunks: readonly Buffer[
   for (const chunk of chunks) if (!stream.write(chunk)) await once(stream, 'drain');
   stream.end();
   await once(stream, 'finish');
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await fn();
-  return performance.now() - start;
 }
 
 /**
@@ -72,7 +66,7 @@ export async function copyFloor(databaseUrl: string, integrationId: string, runI
     const objects = await copyOut(sql, `copy (select ${objectColumns} from directory_objects where integration_id = '${integrationId}') to stdout`);
     const edges = await copyOut(sql, `copy (select ${edgeColumns} ${liveEdges}) to stdout`);
     const changes = await copyOut(sql, `copy (select c.* from changes c join change_batches b on b.id = c.batch_id where b.run_id = '${runId}') to stdout`);
-    const { value: ms, postgres: postgresCpu } = await postgresCpuDuring(databaseUrl, () => timed(() =>
+    const { value: { ms }, postgres: postgresCpu } = await postgresCpuDuring(databaseUrl, () => timed(() =>
       Promise.all([
         copyIn(sql, `copy ${tables.directory_objects} (${objectColumns}) from stdin`, objects).then(() => copyIn(sql, `copy ${tables.changes} from stdin`, changes)),
         copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, edges),
@@ -85,10 +79,10 @@ export async function copyFloor(databaseUrl: string, integrationId: string, runI
     // An empty table again for each, as a first sync finds it.
     const empty = `truncate ${tables.memberships}`;
     await sql.unsafe(empty);
-    const oneConnection = await timed(() => copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, edges));
+    const { ms: oneConnection } = await timed(() => copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, edges));
     const halves = await Promise.all([0, 1].map((half) => copyOut(sql, `copy (select ${edgeColumns} ${liveEdges} and hashtext(group_external_id) & 1 = ${half}) to stdout`)));
     await sql.unsafe(empty);
-    const twoConnections = await timed(() => Promise.all(halves.map((half) => copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, half))));
+    const { ms: twoConnections } = await timed(() => Promise.all(halves.map((half) => copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, half))));
     return {
       ms,
       postgresCpu,

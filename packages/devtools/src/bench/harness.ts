@@ -24,8 +24,6 @@ import { startService, type ChildService } from '@dirsync/cli';
 export interface BenchHarness {
   readonly db: Db;
   readonly ring: KeyRing;
-  /** Scratch folder (worker log, password files), removed by {@link BenchHarness.close}. */
-  readonly dir: string;
   readonly worker: ChildService;
   /**
    * Runs `fn` and returns, beside its value, the CPU seconds (user and system, read from `/proc`;
@@ -85,7 +83,6 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
   return {
     db,
     ring,
-    dir,
     worker,
     async cpuDuring(directoryPid, fn) {
       const database = new URL(options.databaseUrl).pathname.slice(1);
@@ -192,6 +189,13 @@ function postgresCpuBetween(before: ReadonlyMap<string, number>, after: Readonly
   let total = 0;
   for (const [pid, cpu] of after) total += cpu - (before.get(pid) ?? 0);
   return total;
+}
+
+/** Runs `fn` and returns its value with the milliseconds it took. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const start = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - start };
 }
 
 /** Seconds with millisecond precision. */

@@ -10,8 +10,8 @@ import { changeRangeOfRun, createAccount, createIntegration, type Db, readChange
 import { startSlapd, userDn, type SlapdServer } from '@dirsync/testkit';
 import { ldapIntegrationSettings } from '../local-directory.ts';
 import { copyFloor } from './database-floor.ts';
-import { type BenchHarness, processCpuSeconds, round2, seconds, startBenchHarness } from './harness.ts';
-import { floorSearches, type ReadFigures } from './ldapts-read.ts';
+import { type BenchHarness, processCpuSeconds, round2, seconds, startBenchHarness, timed } from './harness.ts';
+import { type FloorSearch, groupsSearch, type ReadFigures, usersSearch } from './ldapts-read.ts';
 import { table } from '@dirsync/cli';
 
 /** Size of the benchmark directory and where results go. */
@@ -24,12 +24,6 @@ export interface LdapBenchOptions {
   redisUrl: string;
   resultsDir: string;
   log: (line: string) => void;
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
-  const start = performance.now();
-  const value = await fn();
-  return { value, ms: performance.now() - start };
 }
 
 /** A floor's child process may take this long (as long as a sync may); a stalled one is killed. */
@@ -69,7 +63,7 @@ async function ldapsearchDump(server: SlapdServer): Promise<LdapsearchFloor> {
   try {
     const passwordFile = join(dir, 'reader.pw');
     await writeFile(passwordFile, server.readerPassword, { mode: 0o600 });
-    const search = ([filter, attributes]: readonly [string, readonly string[]]) =>
+    const search = ({ filter, attributes }: FloorSearch) =>
       timed(async () => {
         // `times` in the C locale (a decimal point whatever the machine's): the shell's user and
         // system time, then its children's, as "0m0.512s 0m0.104s".
@@ -82,8 +76,6 @@ async function ldapsearchDump(server: SlapdServer): Promise<LdapsearchFloor> {
         if (children.length !== 2) throw new Error(`cannot read the CPU time of ldapsearch from ${JSON.stringify(output.slice(-200))}`);
         return children.reduce((sum, [, minutes, secs]) => sum + Number(minutes) * 60 + Number(secs), 0);
       });
-    const [usersSearch, groupsSearch] = floorSearches;
-    if (usersSearch === undefined || groupsSearch === undefined) throw new Error('the floors name a users and a groups search');
     const directoryBefore = await processCpuSeconds(server.pid);
     const users = await search(usersSearch);
     const groups = await search(groupsSearch);

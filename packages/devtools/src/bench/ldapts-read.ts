@@ -17,11 +17,16 @@ export interface ReadFigures {
   readonly entries: number;
 }
 
-/** The searches of the floors: users, then groups, with the attributes the sync asks for. */
-export const floorSearches: readonly (readonly [filter: string, attributes: readonly string[]])[] = [
-  ['(objectClass=inetOrgPerson)', ldapUserAttributes],
-  ['(objectClass=groupOfNames)', [...ldapGroupAttributes, 'member', 'uniqueMember']],
-];
+/** One search of the floors, with the attributes the sync asks for. */
+export interface FloorSearch {
+  readonly filter: string;
+  readonly attributes: readonly string[];
+}
+
+/** The users' search, which the sync makes before the groups'. */
+export const usersSearch: FloorSearch = { filter: '(objectClass=inetOrgPerson)', attributes: ldapUserAttributes };
+/** The groups' search, with their member lists. */
+export const groupsSearch: FloorSearch = { filter: '(objectClass=groupOfNames)', attributes: [...ldapGroupAttributes, 'member', 'uniqueMember'] };
 
 async function readAll(url: string, bindDn: string, password: string, suffix: string): Promise<ReadFigures> {
   // A stalled server fails the read instead of holding the benchmark.
@@ -30,7 +35,7 @@ async function readAll(url: string, bindDn: string, password: string, suffix: st
   let entries = 0;
   try {
     const started = performance.now();
-    for (const [filter, attributes] of floorSearches) {
+    for (const { filter, attributes } of [usersSearch, groupsSearch]) {
       const pages = client.searchPaginated(suffix, { scope: 'sub', filter, attributes: [...attributes], paged: { pageSize: 1000 }, timeLimit: 0 });
       for await (const page of pages) entries += page.searchEntries.length;
     }
@@ -40,7 +45,7 @@ async function readAll(url: string, bindDn: string, password: string, suffix: st
   }
 }
 
-// Run as a script (the benchmark's child), not imported for `floorSearches`. A module's URL is
+// Run as a script (the benchmark's child), not imported for its searches. A module's URL is
 // its real path; the script's argument may go through a symbolic link.
 if (process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const [url, bindDn, suffix] = process.argv.slice(2);
