@@ -64,7 +64,11 @@ export async function copyFloor(databaseUrl: string, integrationId: string, runI
     const edgeColumns = 'integration_id, group_external_id, member_external_id, last_seen_run_id';
     const liveEdges = `from memberships where integration_id = '${integrationId}' and deleted_at is null`;
     const objects = await copyOut(sql, `copy (select ${objectColumns} from directory_objects where integration_id = '${integrationId}') to stdout`);
-    const edges = await copyOut(sql, `copy (select ${edgeColumns} ${liveEdges}) to stdout`);
+    // Read once, in the two halves of groups the two-connection round writes; whole, one after the other.
+    const halves = await Promise.all(
+      [0, 1].map((half) => copyOut(sql, `copy (select ${edgeColumns} ${liveEdges} and hashtext(group_external_id) & 1 = ${half}) to stdout`)),
+    );
+    const edges = halves.flat();
     const changes = await copyOut(sql, `copy (select c.* from changes c join change_batches b on b.id = c.batch_id where b.run_id = '${runId}') to stdout`);
     const { value: { ms }, postgres: postgresCpu } = await postgresCpuDuring(databaseUrl, () => timed(() =>
       Promise.all([
@@ -80,7 +84,6 @@ export async function copyFloor(databaseUrl: string, integrationId: string, runI
     const empty = `truncate ${tables.memberships}`;
     await sql.unsafe(empty);
     const { ms: oneConnection } = await timed(() => copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, edges));
-    const halves = await Promise.all([0, 1].map((half) => copyOut(sql, `copy (select ${edgeColumns} ${liveEdges} and hashtext(group_external_id) & 1 = ${half}) to stdout`)));
     await sql.unsafe(empty);
     const { ms: twoConnections } = await timed(() => Promise.all(halves.map((half) => copyIn(sql, `copy ${tables.memberships} (${edgeColumns}) from stdin`, half))));
     return {
