@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import postgres from 'postgres';
 import { postgresCpuDuring, timed } from './harness.ts';
 
@@ -24,11 +25,44 @@ async function copyOut(sql: postgres.Sql, query: string): Promise<Buffer[]> {
   return chunks;
 }
 
+/** A COPY stream that takes no more data for this long has stalled: the floor fails instead of holding the benchmark. */
+const copyStallMs = 5 * 60_000;
+
+/**
+ * Waits for `event` of a COPY stream, failing if the stream closes first (destroyed: no `drain`
+ * or `finish` would ever come) or after {@link copyStallMs}, with what the stream had taken.
+ */
+async function streamEvent(stream: Writable, event: 'drain' | 'finish', query: string, sent: { chunks: number; bytes: number }): Promise<void> {
+  const stalled = new AbortController();
+  const timer = setTimeout(() => stalled.abort(), copyStallMs);
+  const state = () =>
+    `${query.split(' (')[0] ?? query}: waiting for ${event} after ${sent.chunks} chunks (${sent.bytes} bytes), ${stream.writableLength} bytes buffered`;
+  try {
+    await Promise.race([
+      once(stream, event, { signal: stalled.signal }),
+      once(stream, 'close', { signal: stalled.signal }).then(() => {
+        throw new Error(`${state()}: the stream closed`);
+      }),
+    ]);
+  } catch (error) {
+    if (stalled.signal.aborted) throw new Error(`${state()}: stalled for ${copyStallMs / 1000} s`);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    stalled.abort();
+  }
+}
+
 async function copyIn(sql: postgres.Sql, query: string, chunks: readonly Buffer[]): Promise<void> {
   const stream = await sql.unsafe(query).writable();
-  for (const chunk of chunks) if (!stream.write(chunk)) await once(stream, 'drain');
+  const sent = { chunks: 0, bytes: 0 };
+  for (const chunk of chunks) {
+    sent.chunks += 1;
+    sent.bytes += chunk.length;
+    if (!stream.write(chunk)) await streamEvent(stream, 'drain', query, sent);
+  }
   stream.end();
-  await once(stream, 'finish');
+  await streamEvent(stream, 'finish', query, sent);
 }
 
 /**
