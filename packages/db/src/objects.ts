@@ -326,9 +326,14 @@ export async function resolveDns(
  * is held until the transaction ends, and other syncs' ANALYZE would wait for it. A large first
  * sync writes rows faster than autovacuum analyzes them (if it runs at all); with statistics of a
  * far smaller table, member resolution planned each DN as a sort over a bitmap scan.
+ *
+ * Only the columns the sync's statements select by are sampled (the table's size is updated
+ * whatever the list): the attributes documents and the manager index's expression took half of
+ * the time (0.27–0.46 s of the whole table against 0.14–0.21 s, 105,000 objects). The table's
+ * count of changes since its last analysis is kept, so autovacuum still analyzes every column.
  */
 export async function analyzeObjects(pool: ObjectSql): Promise<void> {
-  await raw(pool)`analyze (skip_locked) directory_objects`;
+  await raw(pool)`analyze (skip_locked) directory_objects (integration_id, external_id, type, dn, deleted_at, last_seen_run_id, updated_at)`;
 }
 
 /** The complete, resolved member set of one group and the hash to record for it. */
