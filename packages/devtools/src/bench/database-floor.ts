@@ -30,22 +30,21 @@ const copyStallMs = 5 * 60_000;
 
 /**
  * Waits for `event` of a COPY stream, failing if the stream closes first (destroyed: no `drain`
- * or `finish` would ever come) or after {@link copyStallMs}, with what the stream had taken.
+ * or `finish` would ever come) or once it has waited `stallMs`; `describe` says what the stream
+ * had taken, for the error.
  */
-async function streamEvent(stream: Writable, event: 'drain' | 'finish', query: string, sent: { chunks: number; bytes: number }): Promise<void> {
+export async function streamEvent(stream: Writable, event: 'drain' | 'finish', describe: () => string, stallMs = copyStallMs): Promise<void> {
   const stalled = new AbortController();
-  const timer = setTimeout(() => stalled.abort(), copyStallMs);
-  const state = () =>
-    `${query.split(' (')[0] ?? query}: waiting for ${event} after ${sent.chunks} chunks (${sent.bytes} bytes), ${stream.writableLength} bytes buffered`;
+  const timer = setTimeout(() => stalled.abort(), stallMs);
   try {
     await Promise.race([
       once(stream, event, { signal: stalled.signal }),
       once(stream, 'close', { signal: stalled.signal }).then(() => {
-        throw new Error(`${state()}: the stream closed`);
+        throw new Error(`${describe()}: the stream closed while waiting for ${event}`);
       }),
     ]);
   } catch (error) {
-    if (stalled.signal.aborted) throw new Error(`${state()}: stalled for ${copyStallMs / 1000} s`);
+    if (stalled.signal.aborted) throw new Error(`${describe()}: no ${event} for ${stallMs / 1000} s`);
     throw error;
   } finally {
     clearTimeout(timer);
@@ -55,14 +54,16 @@ async function streamEvent(stream: Writable, event: 'drain' | 'finish', query: s
 
 async function copyIn(sql: postgres.Sql, query: string, chunks: readonly Buffer[]): Promise<void> {
   const stream = await sql.unsafe(query).writable();
-  const sent = { chunks: 0, bytes: 0 };
+  let sent = 0;
+  let bytes = 0;
+  const describe = () => `${query.split(' (')[0] ?? query}: ${sent} chunks sent (${bytes} bytes), ${stream.writableLength} bytes buffered`;
   for (const chunk of chunks) {
-    sent.chunks += 1;
-    sent.bytes += chunk.length;
-    if (!stream.write(chunk)) await streamEvent(stream, 'drain', query, sent);
+    sent += 1;
+    bytes += chunk.length;
+    if (!stream.write(chunk)) await streamEvent(stream, 'drain', describe);
   }
   stream.end();
-  await streamEvent(stream, 'finish', query, sent);
+  await streamEvent(stream, 'finish', describe);
 }
 
 /**
