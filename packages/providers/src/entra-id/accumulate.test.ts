@@ -68,6 +68,19 @@ describe('GroupAccumulator', () => {
     expect(sizes).toEqual([[4, 4], [30], [4, 4]]);
   });
 
+  it('holds many small groups in about the bytes of their members', () => {
+    // 2,000 groups of 100 members, each group's record listed in five parts as Graph may send
+    // them: a log that kept a slice of a shared buffer pool would keep the whole pool alive.
+    const accumulator = new GroupAccumulator();
+    const groups = Array.from({ length: 2000 }, () => randomUUID());
+    for (let part = 0; part < 5; part += 1) {
+      for (const id of groups) accumulator.add(id, { id }, { added: Array.from({ length: 20 }, () => randomUUID()), removed: [] });
+    }
+    // 17 bytes a member, at most doubled by growth, and a few hundred bytes of properties a group.
+    expect(accumulator.bytes).toBeGreaterThanOrEqual(2000 * 100 * 17);
+    expect(accumulator.bytes).toBeLessThanOrEqual(2000 * (100 * 17 * 2 + 200));
+  });
+
   it('holds a group of 100,000 members in a few MB', () => {
     const accumulator = new GroupAccumulator();
     const members = Array.from({ length: 100_000 }, () => randomUUID());

@@ -37,15 +37,20 @@ function readGuid(from: Buffer, at: number): string {
   return guidText.toString('latin1');
 }
 
-/** The member changes of one group in the order the round gave them, 17 bytes each. */
+/**
+ * The member changes of one group in the order the round gave them, 17 bytes each. Its buffers
+ * are allocated on their own (`allocUnsafeSlow`), not as slices of Node's shared 64 KB pool: a
+ * log keeps its slice for the whole round, so thousands of small logs growing in turn kept every
+ * pool they had touched alive, twice the bytes they held (20 MB for 4,400 groups of 100 members).
+ */
 class MemberLog {
-  #buffer = Buffer.allocUnsafe(opBytes * 4);
+  #buffer = Buffer.allocUnsafeSlow(opBytes * 4);
   #count = 0;
 
   push(id: string, present: boolean): void {
     const at = this.#count * opBytes;
     if (at + opBytes > this.#buffer.length) {
-      const grown = Buffer.allocUnsafe(this.#buffer.length * 2);
+      const grown = Buffer.allocUnsafeSlow(this.#buffer.length * 2);
       this.#buffer.copy(grown, 0, 0, at);
       this.#buffer = grown;
     }
@@ -54,8 +59,9 @@ class MemberLog {
     this.#count += 1;
   }
 
+  /** The memory its buffer keeps alive: the whole underlying allocation, shared or not. */
   get bytes(): number {
-    return this.#buffer.length;
+    return this.#buffer.buffer.byteLength;
   }
 
   /**
@@ -131,7 +137,7 @@ export class GroupAccumulator {
     return this.#groups.size;
   }
 
-  /** Bytes held for member lists and properties (buffers as allocated, text as UTF-16). */
+  /** Bytes held for member lists and properties (the allocations buffers keep alive, text as UTF-16). */
   get bytes(): number {
     let bytes = 0;
     for (const group of this.#groups.values()) bytes += group.log.bytes + group.properties.length * 2;

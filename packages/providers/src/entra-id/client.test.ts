@@ -36,6 +36,18 @@ describe('readBoundedText', () => {
     let sent = 0;
     const server = createServer((req, res) => {
       if (req.url === '/small') return res.end('{"value":[]}');
+      if (req.url === '/split') {
+        // A byte order mark, then "é" and "👍" cut between two chunks of the answer.
+        const bytes = Buffer.from('\uFEFF{"name":"Zoé 👍"}', 'utf8');
+        const cut = bytes.indexOf(0xc3) + 1;
+        const rest = bytes.indexOf(0xf0) + 2;
+        res.write(bytes.subarray(0, cut));
+        setImmediate(() => {
+          res.write(bytes.subarray(cut, rest));
+          setImmediate(() => res.end(bytes.subarray(rest)));
+        });
+        return;
+      }
       const chunk = Buffer.alloc(64 * 1024, 0x61);
       const pump = () => {
         while (sent < 512 * 1024 * 1024 && res.write(chunk)) sent += chunk.length;
@@ -48,6 +60,8 @@ describe('readBoundedText', () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       expect(await readBoundedText((await request(`${base}/small`)).body, 1024, 'small')).toBe('{"value":[]}');
+      // Characters whose bytes arrive in two chunks decode whole; the mark stays, as sent.
+      expect(await readBoundedText((await request(`${base}/split`)).body, 1024, 'split')).toBe('\uFEFF{"name":"Zoé 👍"}');
       const error = await readBoundedText((await request(`${base}/huge`)).body, 1024 * 1024, 'the huge answer').catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ProtocolError);
       expect((error as ProtocolError).retryable).toBe(false);

@@ -6,7 +6,7 @@ import { AuthError, ConfigError, ProtocolError, ProviderError, UnavailableError 
 import { DestinationPolicy, findDestinationRefusal } from '../net/destination.ts';
 import { type CheckedHttp, checkedHttp } from '../net/undici.ts';
 import { type EntraIdSettings, isKnownAuthorityHost } from './config.ts';
-import { FailureCapture, GraphRequestState, throttleRetryHandler, UndiciSender } from './graph-middleware.ts';
+import { answerText, FailureCapture, GraphRequestState, throttleRetryHandler, UndiciSender } from './graph-middleware.ts';
 import { type MicrosoftSdks, microsoftSdks } from './sdk.ts';
 
 /** How an Entra app proves who it is: a certificate (connectors) or a client secret (legacy). */
@@ -594,7 +594,7 @@ export class GraphClient {
         continue;
       }
       const status = response.status;
-      const text = await response.text();
+      const text = await answerText(response);
       if (status >= 200 && status < 300) {
         if (status === 204 || text === '') return undefined;
         try {
@@ -693,7 +693,12 @@ export const maxGraphAnswerBytes = 64 * 1024 * 1024;
  * `maxBytes` with a non-retryable {@link ProtocolError}: the server is not trusted to be small.
  */
 export async function readBoundedText(body: AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown }, maxBytes: number, what: string): Promise<string> {
-  const chunks: Uint8Array[] = [];
+  // Decoded chunk by chunk rather than gathered into one buffer first: a page of hundreds of KB
+  // would otherwise need a buffer of its size and a second as large to decode it, which the C
+  // allocator takes from fresh pages for every page and a worker's resident memory keeps.
+  // `ignoreBOM` keeps a leading byte order mark in the text, as a whole-buffer decode did.
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  let text = '';
   let size = 0;
   for await (const chunk of body) {
     size += chunk.byteLength;
@@ -701,7 +706,7 @@ export async function readBoundedText(body: AsyncIterable<Uint8Array> & { destro
       body.destroy();
       throw new ProtocolError(`${what} exceeds ${maxBytes} bytes; refusing to read it`);
     }
-    chunks.push(chunk);
+    text += decoder.decode(chunk, { stream: true });
   }
-  return Buffer.concat(chunks, size).toString('utf8');
+  return text + decoder.decode();
 }

@@ -13,7 +13,7 @@ import { ConfigError, ProtocolError, UnavailableError } from '../errors.ts';
 import { DestinationPolicy, DestinationRefusedError, checkedUndiciConnector } from '../net/destination.ts';
 import { type EntraCredential, DeltaTokenExpiredError, EntraAuthError, EntraTokenCache, GraphClient, type GraphClientOptions } from './client.ts';
 import { entraIdSettingsSchema } from './config.ts';
-import { FailureCapture, GraphRequestState, UndiciSender } from './graph-middleware.ts';
+import { answerText, FailureCapture, GraphRequestState, UndiciSender } from './graph-middleware.ts';
 import { createEntraIdProvider, encodeCertificateSecret } from './index.ts';
 import { generateCertificate, type GeneratedCertificate } from './certificate.ts';
 
@@ -357,7 +357,12 @@ describe('redirects through the SDK RedirectHandler', () => {
     const state = new GraphRequestState(signal());
     const response = (await client.api(`${graph}/v1.0/old`).middlewareOptions([state]).responseType(ResponseType.RAW).get()) as Response;
     expect(response.status).toBe(200);
+    // The text the sender read comes back as it was, without reading the Response again.
+    expect(await answerText(response)).toBe('{"value":[1]}');
+    expect(response.bodyUsed).toBe(false);
     expect(await response.text()).toBe('{"value":[1]}');
+    // Any other Response is read.
+    expect(await answerText(new Response('{"other":true}'))).toBe('{"other":true}');
     expect(seen).toEqual([
       { server: 'graph', path: '/v1.0/old', authorization: 'Bearer token-for-graph' },
       { server: 'graph', path: '/v1.0/new?x=1', authorization: 'Bearer token-for-graph' },
