@@ -694,8 +694,7 @@ export const maxGraphAnswerBytes = 64 * 1024 * 1024;
  */
 export async function readBoundedText(body: AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown }, maxBytes: number, what: string): Promise<string> {
   // Decoded chunk by chunk rather than gathered into one buffer first: a page of hundreds of KB
-  // would otherwise need a buffer of its size and a second as large to decode it, which the C
-  // allocator takes from fresh pages for every page and a worker's resident memory keeps.
+  // would otherwise take a buffer of its size and another as large to decode it, every page.
   // `ignoreBOM` keeps a leading byte order mark in the text, as a whole-buffer decode did.
   const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   let text = '';

@@ -221,8 +221,9 @@ export class UndiciSender implements Middleware {
       for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
     }
     const status = response.statusCode;
-    const answer = new Response([101, 204, 205, 304].includes(status) ? null : text, { status, headers });
-    answerTexts.set(answer, text);
+    const nullBody = [101, 204, 205, 304].includes(status);
+    const answer = new Response(nullBody ? null : text, { status, headers });
+    answerTexts.set(answer, nullBody ? '' : text);
     // The SDK's RedirectHandler compares this URL with the Location's origin.
     Object.defineProperty(answer, 'url', { value: url.href });
     context.response = answer;
