@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { AuthenticationError } from '@azure/identity';
 import { ProtocolError, UnavailableError } from '../errors.ts';
-import { type EntraCredential, EntraAuthError, backoffDelay, mapTokenError, parseRetryAfter, readBoundedText } from './client.ts';
+import { type EntraCredential, EntraAuthError, backoffDelay, mapTokenError, parseRetryAfter, readBlockBytes, readBoundedText } from './client.ts';
 import { entraIdSettingsSchema } from './config.ts';
 
 describe('parseRetryAfter', () => {
@@ -31,11 +31,38 @@ describe('backoffDelay', () => {
 });
 
 describe('readBoundedText', () => {
+  it('reads a body cut into one-byte chunks across blocks', async () => {
+    const sent = `${'é'.repeat(readBlockBytes / 2)}x👍${'z'.repeat(100)}`;
+    const bytes = Buffer.from(sent, 'utf8');
+    const body = Object.assign(
+      (async function* () {
+        for (let i = 0; i < bytes.length; i += 1) yield bytes.subarray(i, i + 1);
+      })(),
+      { destroy: () => undefined },
+    );
+    expect(await readBoundedText(body, bytes.length, 'one byte at a time')).toBe(sent);
+  });
+
   // A real HTTP server streaming an endless answer: the reader must stop at its bound.
   it('reads an answer within the bound and refuses a larger one without reading it all', async () => {
     let sent = 0;
     const server = createServer((req, res) => {
       if (req.url === '/small') return res.end('{"value":[]}');
+      if (req.url === '/blocks') {
+        // "é" across the end of the first decoded block, "👍" across the second, sent one byte a chunk
+        // around them and in large chunks elsewhere.
+        const bytes = Buffer.concat([Buffer.alloc(readBlockBytes - 1, 0x61), Buffer.from('é', 'utf8'), Buffer.alloc(readBlockBytes - 3, 0x62), Buffer.from('👍', 'utf8'), Buffer.from('c')]);
+        const cuts = [readBlockBytes - 2, readBlockBytes - 1, readBlockBytes, readBlockBytes + 1, 2 * readBlockBytes - 3, 2 * readBlockBytes - 2, 2 * readBlockBytes - 1, 2 * readBlockBytes];
+        let from = 0;
+        const next = () => {
+          const to = cuts.shift();
+          if (to === undefined) return res.end(bytes.subarray(from));
+          res.write(bytes.subarray(from, to));
+          from = to;
+          setImmediate(next);
+        };
+        return next();
+      }
       if (req.url === '/split') {
         // A byte order mark, then "é" and "👍" cut between two chunks of the answer.
         const bytes = Buffer.from('\uFEFF{"name":"Zoé 👍"}', 'utf8');
@@ -60,6 +87,8 @@ describe('readBoundedText', () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       expect(await readBoundedText((await request(`${base}/small`)).body, 1024, 'small')).toBe('{"value":[]}');
+      const blocks = await readBoundedText((await request(`${base}/blocks`)).body, 1024 * 1024, 'blocks');
+      expect(blocks).toBe(`${'a'.repeat(readBlockBytes - 1)}é${'b'.repeat(readBlockBytes - 3)}👍c`);
       // Characters whose bytes arrive in two chunks decode whole; the mark stays, as sent.
       expect(await readBoundedText((await request(`${base}/split`)).body, 1024, 'split')).toBe('\uFEFF{"name":"Zoé 👍"}');
       const error = await readBoundedText((await request(`${base}/huge`)).body, 1024 * 1024, 'the huge answer').catch((e: unknown) => e);

@@ -688,15 +688,22 @@ function graphFailure(status: number, text: string, retryAfter: string | undefin
  */
 export const maxGraphAnswerBytes = 64 * 1024 * 1024;
 
+/** Bytes decoded at a time by {@link readBoundedText}. */
+export const readBlockBytes = 64 * 1024;
+
 /**
  * Reads a response body as UTF-8, refusing (and discarding the rest of) one larger than
  * `maxBytes` with a non-retryable {@link ProtocolError}: the server is not trusted to be small.
  */
 export async function readBoundedText(body: AsyncIterable<Uint8Array> & { destroy(error?: Error): unknown }, maxBytes: number, what: string): Promise<string> {
-  // Decoded chunk by chunk rather than gathered into one buffer first: a page of hundreds of KB
-  // would otherwise take a buffer of its size and another as large to decode it, every page.
+  // Decoded in blocks as it arrives rather than gathered into one buffer first: a page of
+  // hundreds of KB would otherwise take a buffer of its size and another as large to decode it,
+  // every page. Chunks are copied into one block, so the text has a piece per block however
+  // small the server cuts its chunks (a piece per chunk would cost more than the bytes).
   // `ignoreBOM` keeps a leading byte order mark in the text, as a whole-buffer decode did.
   const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  const block = Buffer.allocUnsafeSlow(readBlockBytes);
+  let used = 0;
   let text = '';
   let size = 0;
   for await (const chunk of body) {
@@ -705,7 +712,17 @@ export async function readBoundedText(body: AsyncIterable<Uint8Array> & { destro
       body.destroy();
       throw new ProtocolError(`${what} exceeds ${maxBytes} bytes; refusing to read it`);
     }
-    text += decoder.decode(chunk, { stream: true });
+    for (let offset = 0; offset < chunk.byteLength; ) {
+      const taken = Math.min(block.length - used, chunk.byteLength - offset);
+      block.set(offset === 0 && taken === chunk.byteLength ? chunk : chunk.subarray(offset, offset + taken), used);
+      used += taken;
+      offset += taken;
+      if (used === block.length) {
+        // A character cut at the block's end is held by the decoder and completed by the next.
+        text += decoder.decode(block, { stream: true });
+        used = 0;
+      }
+    }
   }
-  return text + decoder.decode();
+  return text + decoder.decode(block.subarray(0, used));
 }
