@@ -43,6 +43,19 @@ describe('readBoundedText', () => {
     expect(await readBoundedText(body, bytes.length, 'one byte at a time')).toBe(sent);
   });
 
+  it('reads bytes that are not UTF-8 as replacement characters, as a server may send them', async () => {
+    // A lone 0xff inside, and an answer cut in the middle of a four-byte character at its end.
+    const bytes = Buffer.concat([Buffer.from('{"a":"'), Buffer.from([0xff]), Buffer.from('"}'), Buffer.from([0xf0, 0x9f])]);
+    const body = Object.assign(
+      (async function* () {
+        yield bytes.subarray(0, 7);
+        yield bytes.subarray(7);
+      })(),
+      { destroy: () => undefined },
+    );
+    expect(await readBoundedText(body, bytes.length, 'not UTF-8')).toBe('{"a":"\uFFFD"}\uFFFD');
+  });
+
   // A real HTTP server streaming an endless answer: the reader must stop at its bound.
   it('reads an answer within the bound and refuses a larger one without reading it all', async () => {
     let sent = 0;

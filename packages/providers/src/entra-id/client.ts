@@ -714,7 +714,7 @@ export async function readBoundedText(body: AsyncIterable<Uint8Array> & { destro
     }
     for (let offset = 0; offset < chunk.byteLength; ) {
       const taken = Math.min(block.length - used, chunk.byteLength - offset);
-      block.set(offset === 0 && taken === chunk.byteLength ? chunk : chunk.subarray(offset, offset + taken), used);
+      block.set(chunk.subarray(offset, offset + taken), used);
       used += taken;
       offset += taken;
       if (used === block.length) {
