@@ -103,6 +103,8 @@ apt_install pgbouncer
 apt_install golang-go python3-kubernetes
 # The alerting rules' tests run `promtool test rules` (Debian's prometheus package ships promtool).
 apt_install prometheus
+# `bin/dirsync worker|scheduler|api` run with jemalloc, as the image's processes do.
+apt_install libjemalloc2
 # The shell completion tests load `dirsync completion zsh|fish` in those shells.
 apt_install zsh fish
 ensure_postgres

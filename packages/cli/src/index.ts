@@ -9,4 +9,4 @@ export { table } from './format.ts';
 export { describeRun } from './report.ts';
 export { describeAction } from './commands/actions.ts';
 export { requestIntegrationSync } from './commands/sync.ts';
-export { dirsyncBin, startService, type ChildService } from './services.ts';
+export { dirsyncBin, startService, warmCompileCache, type ChildService } from './services.ts';

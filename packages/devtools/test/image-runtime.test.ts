@@ -1,6 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, matchesGlob } from 'node:path';
@@ -82,6 +83,7 @@ async function freePort(): Promise<number> {
 
 let app: string;
 let entrypoint: string[];
+let imageEnv: Record<string, string>;
 let database: TestDatabase;
 let prefix: TestQueuePrefix;
 
@@ -104,6 +106,34 @@ beforeAll(async () => {
   await writeFile(join(app, 'packages', 'console', 'dist', 'index.html'), '<!doctype html><title>dirsync</title>\n');
   const declared = runtime.find((i) => i.keyword === 'ENTRYPOINT')!.args;
   entrypoint = JSON.parse(declared) as string[];
+  // The runtime stage's settings, its folder standing for the image's WORKDIR, and this machine's
+  // jemalloc (scripts/bootstrap.sh installs it) for the link the stage makes to Debian's.
+  const workdir = runtime.find((i) => i.keyword === 'WORKDIR')!.args;
+  const jemalloc = (await readdir('/usr/lib', { withFileTypes: true }))
+    .filter((entry) => entry.isDirectory() && entry.name.endsWith('-linux-gnu'))
+    .map((entry) => join('/usr/lib', entry.name, 'libjemalloc.so.2'))
+    .find((path) => existsSync(path));
+  imageEnv = {};
+  for (const instruction of runtime.filter((i) => i.keyword === 'ENV')) {
+    for (const [, name = '', value = ''] of instruction.args.matchAll(/(\w+)=(\S+)/g)) {
+      if (name === 'LD_PRELOAD') {
+        expect(value).toBe('/usr/local/lib/libjemalloc.so.2');
+        expect(jemalloc).toBeDefined();
+        imageEnv[name] = jemalloc!;
+      } else {
+        imageEnv[name] = value === workdir || value.startsWith(`${workdir}/`) ? app + value.slice(workdir.length) : value;
+      }
+    }
+  }
+  // Its node commands as the build runs them: no database, no setting but the image's. The
+  // ownership commands around them need root and a `node` user; here this test's user is both.
+  const buildEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: tmpdir(), ...imageEnv };
+  for (const instruction of runtime.filter((i) => i.keyword === 'RUN')) {
+    for (const command of instruction.args.split('&&').map((part) => part.trim())) {
+      const argv = command.replace(/\s*>\s*\/dev\/null$/, '').split(/\s+/);
+      if (argv[0] === 'node') await execFileAsync(process.execPath, argv.slice(1), { cwd: app, env: buildEnv, timeout: 120_000 });
+    }
+  }
   database = await createTestDatabase('image_runtime');
   prefix = createTestQueuePrefix('image-runtime');
 }, 300_000);
@@ -119,7 +149,7 @@ function containerEnv(extra: Record<string, string> = {}): Record<string, string
   return {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     HOME: tmpdir(),
-    NODE_ENV: 'production',
+    ...imageEnv,
     DATABASE_URL: database.url,
     REDIS_URL: testRedisUrl,
     DIRSYNC_QUEUE_PREFIX: prefix.prefix,
@@ -128,6 +158,13 @@ function containerEnv(extra: Record<string, string> = {}): Record<string, string
     ...extra,
   };
 }
+
+// Prints, as the process exits, whether Node loaded its type stripper (a start that found every
+// module in the compile cache does not).
+const stripperReport = `--import=data:text/javascript,${encodeURIComponent(
+  "import { writeSync } from 'node:fs'; process.on('exit', () => writeSync(2, `\\nstripper loaded: ${process.moduleLoadList.some((name) => name.includes('amaro'))}\\n`));",
+)}`;
+const stripperLoaded = (output: string) => /^stripper loaded: (\w+)$/m.exec(output)?.[1];
 
 function command(args: readonly string[], env = containerEnv()) {
   expect(entrypoint[0]).toBe('node');
@@ -152,7 +189,8 @@ test("the entrypoint prints its help, migrates, and every process kind starts, b
   for (const kind of ['scheduler', 'worker', 'api']) {
     const port = await freePort();
     const metricsPort = await freePort();
-    const child = spawn(process.execPath, [...entrypoint.slice(1), kind], { cwd: app, env: containerEnv({ PORT: String(port), DIRSYNC_METRICS_PORT: String(metricsPort) }), stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = containerEnv({ PORT: String(port), DIRSYNC_METRICS_PORT: String(metricsPort), NODE_OPTIONS: stripperReport });
+    const child = spawn(process.execPath, [...entrypoint.slice(1), kind], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
     child.stderr.setEncoding('utf8').on('data', (text: string) => (output += text));
@@ -168,11 +206,28 @@ test("the entrypoint prints its help, migrates, and every process kind starts, b
         { timeoutMs: 60_000, what: `the ${kind} to be ready` },
       );
       expect({ kind, body: await ready.json() }).toMatchObject({ kind, body: { ready: true } });
+      // The image's allocator is the process's.
+      const maps = await readFile(`/proc/${child.pid}/maps`, 'utf8');
+      expect({ kind, jemalloc: maps.includes('/libjemalloc.so.2') }).toEqual({ kind, jemalloc: true });
       if (kind !== 'worker') expect((await fetch(`http://127.0.0.1:${port}/console/`)).status).toBe(200);
     } finally {
       child.kill('SIGTERM');
       await closed;
     }
     expect({ kind, code: child.exitCode, errors: output.split('\n').filter((line) => /"level":(50|60)/.test(line)) }).toEqual({ kind, code: 0, errors: [] });
+    // Every module of the process was in the compile cache the build warmed.
+    expect({ kind, stripper: stripperLoaded(output) }).toEqual({ kind, stripper: 'false' });
   }
 }, 300_000);
+
+test('without the compile cache the build warmed, a start strips its TypeScript and holds the stripper', async () => {
+  const empty = await mkdtemp(join(tmpdir(), 'dirsync-image-no-cache-'));
+  try {
+    const run = await command(['--version'], containerEnv({ NODE_COMPILE_CACHE: empty, NODE_OPTIONS: stripperReport }));
+    expect(stripperLoaded(run.stderr)).toBe('true');
+    const warmed = await command(['--version'], containerEnv({ NODE_OPTIONS: stripperReport }));
+    expect(stripperLoaded(warmed.stderr)).toBe('false');
+  } finally {
+    await rm(empty, { recursive: true, force: true });
+  }
+});

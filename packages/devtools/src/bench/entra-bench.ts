@@ -211,6 +211,7 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
     if (delta.updated !== options.changes) throw new Error(`delta updated ${delta.updated} objects, expected ${options.changes}`);
     const deltaGraphRequests = emulator.requestsTo('graph').length - graphBeforeDelta;
     const peakRssMB = (await worker.peakRssMB()) ?? Number.NaN;
+    const allocator = await bench.workerAllocator();
     log('measuring the database floor: COPY of the objects, edges and change feed entries the sync wrote…');
     const copy = await copyFloor(options.databaseUrl, integration.id, full.id);
     if (copy.objects !== objects || copy.edges !== generated.memberships || copy.changes === 0) {
@@ -247,7 +248,7 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
       deltaSync: { seconds: seconds(delta.durationMs ?? 0), changes: options.changes, objectsPerSecond: Math.round(options.changes / seconds(delta.durationMs ?? 1)), graphRequests: deltaGraphRequests },
       graphDeltaRequests: graphPages,
       // The worker's CPU time during each full sync (user and system).
-      worker: { peakRssMB: Math.round(peakRssMB), peakRssAfterFirstFullSyncMB: Math.round(peakAfterFullMB), cpuSeconds: { fullSync: fullCpu.worker, unchangedFullSync: unchangedCpu.worker } },
+      worker: { peakRssMB: Math.round(peakRssMB), peakRssAfterFirstFullSyncMB: Math.round(peakAfterFullMB), allocator, cpuSeconds: { fullSync: fullCpu.worker, unchangedFullSync: unchangedCpu.worker } },
       // What the database and the emulator (this process) used meanwhile, on the same cores.
       postgres: { cpuSeconds: { fullSync: fullCpu.postgres, unchangedFullSync: unchangedCpu.postgres } },
       emulator: { cpuSeconds: { fullSync: fullCpu.directory, unchangedFullSync: unchangedCpu.directory } },
@@ -266,7 +267,7 @@ export async function runEntraBench(options: EntraBenchOptions): Promise<Record<
       ['worker CPU during the first and the unchanged full sync', `${results.worker.cpuSeconds.fullSync}s, ${results.worker.cpuSeconds.unchangedFullSync}s`, '', ''],
       ['PostgreSQL CPU during the same', `${results.postgres.cpuSeconds.fullSync}s, ${results.postgres.cpuSeconds.unchangedFullSync}s`, '', ''],
       ['emulator (this process) CPU during the same', `${results.emulator.cpuSeconds.fullSync}s, ${results.emulator.cpuSeconds.unchangedFullSync}s`, '', ''],
-      ['worker peak RSS; by the end of the first full sync', `${results.worker.peakRssMB} MB; ${results.worker.peakRssAfterFirstFullSyncMB} MB`, '', verdict(goals.peakRssMB)],
+      [`worker peak RSS, allocator ${allocator}; by the end of the first full sync`, `${results.worker.peakRssMB} MB; ${results.worker.peakRssAfterFirstFullSyncMB} MB`, '', verdict(goals.peakRssMB)],
     ];
     log(`\n${table(['measure', 'time', 'rate', 'goal'], rows)}\n`);
     log(`load average during the run: ${results.machine.loadAverage.join(', ')} on ${results.machine.cpus} CPUs`);

@@ -1,5 +1,6 @@
 import type { SyncMode } from '@dirsync/contracts';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { flushCompileCache } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -18,7 +19,7 @@ import {
 import { createEnqueueClient, createQueueClient, type EnqueueClient } from '@dirsync/jobs';
 import { requestSync } from '@dirsync/scheduler';
 import { waitFor } from '@dirsync/testkit';
-import { startService, type ChildService } from '@dirsync/cli';
+import { startService, warmCompileCache, type ChildService } from '@dirsync/cli';
 
 /** What every benchmark runs against: a clean database, its own queues and a real worker process. */
 export interface BenchHarness {
@@ -33,6 +34,11 @@ export interface BenchHarness {
    * (WAL writer, checkpointer), which other work on the same server also keeps busy.
    */
   cpuDuring<T>(directoryPid: number | undefined, fn: () => Promise<T>): Promise<{ value: T; worker: number; postgres: number; directory: number }>;
+  /**
+   * The C allocator the worker runs with: `jemalloc` and its settings (`MALLOC_CONF`) when the
+   * library is mapped into the process, else `glibc`. Its memory depends on it (docker/Dockerfile).
+   */
+  workerAllocator(): Promise<string>;
   /** Enqueues a sync like any other service would and waits for its run to succeed. */
   runSync(integrationId: string, mode: SyncMode): Promise<Run>;
   /** Writes `<prefix><date>.json` and `<prefix>latest.json` into the results folder. */
@@ -64,6 +70,12 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
   const secretKey = generateSecretKey();
   const ring = createKeyRing({ current: secretKey });
   const enqueue: EnqueueClient = createEnqueueClient({ connection: options.redisUrl, prefix });
+  // The worker starts from the compile cache, as a deployed one does from the cache its image's
+  // build warmed: this process's modules (the entry and its commands, which it writes only at
+  // exit) and every command's packages. Otherwise the first run after a change would measure a
+  // worker that loads Node's type stripper (about 18 MB).
+  flushCompileCache();
+  await warmCompileCache();
   const worker = startService(
     'worker',
     ['worker'],
@@ -96,6 +108,13 @@ export async function startBenchHarness(options: BenchHarnessOptions): Promise<B
         postgres: round2(postgresCpuBetween(postgresBefore, postgresAfter)),
         directory: round2(directoryAfter - directoryBefore),
       };
+    },
+    async workerAllocator() {
+      const maps = await readFile(`/proc/${worker.child.pid}/maps`, 'utf8');
+      if (!maps.includes('/libjemalloc.so')) return 'glibc';
+      const environ = (await readFile(`/proc/${worker.child.pid}/environ`, 'utf8')).split('\0');
+      const settings = environ.find((entry) => entry.startsWith('MALLOC_CONF='))?.slice('MALLOC_CONF='.length);
+      return settings ? `jemalloc ${settings}` : 'jemalloc';
     },
     async runSync(integrationId, mode) {
       const job = await requestSync({ db, enqueue }, { integrationId, mode, trigger: 'manual', requestedBy: 'bench' });

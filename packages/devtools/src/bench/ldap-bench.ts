@@ -192,6 +192,7 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
     const delta = await bench.runSync(integration.id, 'delta');
     if (delta.updated !== options.changes) throw new Error(`delta updated ${delta.updated} objects, expected ${options.changes}`);
     const peakRssMB = (await worker.peakRssMB()) ?? Number.NaN;
+    const allocator = await bench.workerAllocator();
     log('measuring the database floor: COPY of the objects, edges and change feed entries the sync wrote…');
     const copy = await copyFloor(options.databaseUrl, integration.id, full.id);
     const edges = options.groups * Math.min(options.membersPerGroup, options.users);
@@ -261,7 +262,7 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       unchangedFullSync: { seconds: unchangedSeconds, objectsPerSecond: Math.round(objects / Math.max(unchangedSeconds, 0.001)), ratioToFirst: ratio(unchangedSeconds, fullSeconds) },
       deltaSync: { seconds: deltaSeconds, changes: options.changes },
       // The worker's CPU time during each full sync (user and system).
-      worker: { peakRssMB: Math.round(peakRssMB), peakRssAfterFirstFullSyncMB: Math.round(peakAfterFullMB), cpuSeconds: { fullSync: fullCpu.worker, unchangedFullSync: unchangedCpu.worker } },
+      worker: { peakRssMB: Math.round(peakRssMB), peakRssAfterFirstFullSyncMB: Math.round(peakAfterFullMB), allocator, cpuSeconds: { fullSync: fullCpu.worker, unchangedFullSync: unchangedCpu.worker } },
       // What the two other processes on the same cores used meanwhile.
       postgres: { cpuSeconds: { fullSync: fullCpu.postgres, unchangedFullSync: unchangedCpu.postgres, copyFloor: copy.postgresCpu } },
       // The three processes' CPU time of the first full sync spread over every core: no schedule
@@ -295,7 +296,7 @@ export async function runLdapBench(options: LdapBenchOptions): Promise<Record<st
       ['PostgreSQL CPU during the same; during (a\'\')', `${results.postgres.cpuSeconds.fullSync}s, ${results.postgres.cpuSeconds.unchangedFullSync}s; ${copy.postgresCpu}s`, '', ''],
       ['slapd CPU during the same', `${results.slapd.cpuSeconds.fullSync}s, ${results.slapd.cpuSeconds.unchangedFullSync}s`, '', ''],
       [`(b)'s CPU bound: the three's CPU / ${cpus().length} CPUs; (b) / it`, `${cpuBound}s`, String(results.cpuBound.fullSyncRatio), ''],
-      ['worker peak RSS (e); by the end of the first full sync', `${results.worker.peakRssMB} MB; ${results.worker.peakRssAfterFirstFullSyncMB} MB`, '', verdict(goals.peakRssMB)],
+      [`worker peak RSS (e), allocator ${allocator}; by the end of the first full sync`, `${results.worker.peakRssMB} MB; ${results.worker.peakRssAfterFirstFullSyncMB} MB`, '', verdict(goals.peakRssMB)],
       [`change feed: ${fullEntries} entries of (b), ${deltaEntries} of (d)`, '', '', ''],
       [`change feed read whole, ${feed.entries} entries (f)`, `${results.changeFeed.readSeconds}s`, `${results.changeFeed.readEntriesPerSecond}/s`, ''],
     ];

@@ -1,0 +1,67 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { dirsyncBin } from '@dirsync/cli';
+
+// `bin/dirsync` starts Node as the image's entrypoint does: from Node's compile cache, and, for
+// the long-running processes, with the image's C allocator and its settings.
+
+const execFileAsync = promisify(execFile);
+const dockerfile = fileURLToPath(new URL('../../../docker/Dockerfile', import.meta.url));
+
+// Prints, as the process exits, whether Node loaded its type stripper, whether jemalloc is mapped
+// into the process, and the allocator's settings it was given.
+const reporter = `--import=data:text/javascript,${encodeURIComponent(
+  [
+    "import { readFileSync, writeSync } from 'node:fs';",
+    "process.on('exit', () => writeSync(2, '\\nlaunched: ' + JSON.stringify({",
+    "  stripper: process.moduleLoadList.some((name) => name.includes('amaro')),",
+    "  jemalloc: readFileSync('/proc/self/maps', 'utf8').includes('/libjemalloc.so.2'),",
+    '  mallocConf: process.env.MALLOC_CONF ?? null,',
+    "}) + '\\n'));",
+  ].join('\n'),
+)}`;
+
+interface Launched {
+  stripper: boolean;
+  jemalloc: boolean;
+  mallocConf: string | null;
+}
+
+let temp: string;
+
+beforeEach(async () => {
+  temp = await mkdtemp(join(tmpdir(), 'dirsync-launcher-'));
+});
+
+afterEach(async () => {
+  await rm(temp, { recursive: true, force: true });
+});
+
+/** Runs `bin/dirsync <args>` with only what a shell would give it, its temporary folder `temp`. */
+async function launch(args: readonly string[]): Promise<Launched> {
+  const env: Record<string, string> = { TMPDIR: temp, NODE_OPTIONS: reporter };
+  for (const name of ['PATH', 'HOME', 'LANG']) if (process.env[name] !== undefined) env[name] = process.env[name];
+  const { stderr } = await execFileAsync(dirsyncBin, args, { env, timeout: 60_000 });
+  const line = stderr.split('\n').find((l) => l.startsWith('launched: '));
+  if (line === undefined) throw new Error(`no report in the output:\n${stderr}`);
+  return JSON.parse(line.slice('launched: '.length)) as Launched;
+}
+
+test('a start finds what the start before it compiled: the second strips no TypeScript', async () => {
+  expect((await launch(['--version'])).stripper).toBe(true);
+  expect((await stat(join(temp, 'node-compile-cache'))).isDirectory()).toBe(true);
+  expect((await launch(['--version'])).stripper).toBe(false);
+});
+
+test("the worker, the scheduler and the API run with the image's allocator and settings, other commands with the system's", async () => {
+  const imageSettings = /^ENV\b.*\bMALLOC_CONF=(\S+)/m.exec(await readFile(dockerfile, 'utf8'))?.[1];
+  expect(imageSettings).toBeDefined();
+  for (const command of ['worker', 'scheduler', 'api']) {
+    expect({ command, ...(await launch([command, '--help'])) }).toMatchObject({ command, jemalloc: true, mallocConf: imageSettings });
+  }
+  expect(await launch(['--version'])).toMatchObject({ jemalloc: false, mallocConf: null });
+});
