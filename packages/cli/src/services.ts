@@ -18,7 +18,7 @@ const warmScript = fileURLToPath(new URL('./warm-compile-cache.ts', import.meta.
  * Fails where this process has no compile cache (`NODE_COMPILE_CACHE`, which `bin/dirsync` sets).
  */
 export async function warmCompileCache(): Promise<void> {
-  await promisify(execFile)(process.execPath, [...process.execArgv, warmScript], { env: process.env, timeout: 120_000 });
+  await promisify(execFile)(process.execPath, [...process.execArgv, warmScript], { timeout: 120_000 });
 }
 
 /** A `dirsync` child process (worker or scheduler) started by the demo or the benchmark. */

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, matchesGlob } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { launchReport, launchReporter } from './support/launch-report.ts';
 import { createTestDatabase, createTestQueuePrefix, testRedisUrl, waitFor, type TestDatabase, type TestQueuePrefix } from '@dirsync/testkit';
 
 // The image's file set, run: the dependency stage replayed offline (production dependencies of
@@ -159,13 +160,6 @@ function containerEnv(extra: Record<string, string> = {}): Record<string, string
   };
 }
 
-// Prints, as the process exits, whether Node loaded its type stripper (a start that found every
-// module in the compile cache does not).
-const stripperReport = `--import=data:text/javascript,${encodeURIComponent(
-  "import { writeSync } from 'node:fs'; process.on('exit', () => writeSync(2, `\\nstripper loaded: ${process.moduleLoadList.some((name) => name.includes('amaro'))}\\n`));",
-)}`;
-const stripperLoaded = (output: string) => /^stripper loaded: (\w+)$/m.exec(output)?.[1];
-
 function command(args: readonly string[], env = containerEnv()) {
   expect(entrypoint[0]).toBe('node');
   return execFileAsync(process.execPath, [...entrypoint.slice(1), ...args], { cwd: app, env, timeout: 120_000 });
@@ -189,7 +183,7 @@ test("the entrypoint prints its help, migrates, and every process kind starts, b
   for (const kind of ['scheduler', 'worker', 'api']) {
     const port = await freePort();
     const metricsPort = await freePort();
-    const env = containerEnv({ PORT: String(port), DIRSYNC_METRICS_PORT: String(metricsPort), NODE_OPTIONS: stripperReport });
+    const env = containerEnv({ PORT: String(port), DIRSYNC_METRICS_PORT: String(metricsPort), NODE_OPTIONS: launchReporter });
     const child = spawn(process.execPath, [...entrypoint.slice(1), kind], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.setEncoding('utf8').on('data', (text: string) => (output += text));
@@ -206,27 +200,25 @@ test("the entrypoint prints its help, migrates, and every process kind starts, b
         { timeoutMs: 60_000, what: `the ${kind} to be ready` },
       );
       expect({ kind, body: await ready.json() }).toMatchObject({ kind, body: { ready: true } });
-      // The image's allocator is the process's.
-      const maps = await readFile(`/proc/${child.pid}/maps`, 'utf8');
-      expect({ kind, jemalloc: maps.includes('/libjemalloc.so.2') }).toEqual({ kind, jemalloc: true });
       if (kind !== 'worker') expect((await fetch(`http://127.0.0.1:${port}/console/`)).status).toBe(200);
     } finally {
       child.kill('SIGTERM');
       await closed;
     }
     expect({ kind, code: child.exitCode, errors: output.split('\n').filter((line) => /"level":(50|60)/.test(line)) }).toEqual({ kind, code: 0, errors: [] });
-    // Every module of the process was in the compile cache the build warmed.
-    expect({ kind, stripper: stripperLoaded(output) }).toEqual({ kind, stripper: 'false' });
+    // Every module of the process was in the compile cache the build warmed, and the image's
+    // allocator is the process's.
+    expect({ kind, ...launchReport(output) }).toMatchObject({ kind, stripper: false, jemalloc: true, mallocConf: imageEnv['MALLOC_CONF'] });
   }
 }, 300_000);
 
 test('without the compile cache the build warmed, a start strips its TypeScript and holds the stripper', async () => {
   const empty = await mkdtemp(join(tmpdir(), 'dirsync-image-no-cache-'));
   try {
-    const run = await command(['--version'], containerEnv({ NODE_COMPILE_CACHE: empty, NODE_OPTIONS: stripperReport }));
-    expect(stripperLoaded(run.stderr)).toBe('true');
-    const warmed = await command(['--version'], containerEnv({ NODE_OPTIONS: stripperReport }));
-    expect(stripperLoaded(warmed.stderr)).toBe('false');
+    const run = await command(['--version'], containerEnv({ NODE_COMPILE_CACHE: empty, NODE_OPTIONS: launchReporter }));
+    expect(launchReport(run.stderr).stripper).toBe(true);
+    const warmed = await command(['--version'], containerEnv({ NODE_OPTIONS: launchReporter }));
+    expect(launchReport(warmed.stderr).stripper).toBe(false);
   } finally {
     await rm(empty, { recursive: true, force: true });
   }

@@ -5,31 +5,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { dirsyncBin } from '@dirsync/cli';
+import { type LaunchReport, launchReport, launchReporter } from './support/launch-report.ts';
 
 // `bin/dirsync` starts Node as the image's entrypoint does: from Node's compile cache, and, for
 // the long-running processes, with the image's C allocator and its settings.
 
 const execFileAsync = promisify(execFile);
 const dockerfile = fileURLToPath(new URL('../../../docker/Dockerfile', import.meta.url));
-
-// Prints, as the process exits, whether Node loaded its type stripper, whether jemalloc is mapped
-// into the process, and the allocator's settings it was given.
-const reporter = `--import=data:text/javascript,${encodeURIComponent(
-  [
-    "import { readFileSync, writeSync } from 'node:fs';",
-    "process.on('exit', () => writeSync(2, '\\nlaunched: ' + JSON.stringify({",
-    "  stripper: process.moduleLoadList.some((name) => name.includes('amaro')),",
-    "  jemalloc: readFileSync('/proc/self/maps', 'utf8').includes('/libjemalloc.so.2'),",
-    '  mallocConf: process.env.MALLOC_CONF ?? null,',
-    "}) + '\\n'));",
-  ].join('\n'),
-)}`;
-
-interface Launched {
-  stripper: boolean;
-  jemalloc: boolean;
-  mallocConf: string | null;
-}
 
 let temp: string;
 
@@ -42,13 +24,11 @@ afterEach(async () => {
 });
 
 /** Runs `bin/dirsync <args>` with only what a shell would give it, its temporary folder `temp`. */
-async function launch(args: readonly string[]): Promise<Launched> {
-  const env: Record<string, string> = { TMPDIR: temp, NODE_OPTIONS: reporter };
+async function launch(args: readonly string[]): Promise<LaunchReport> {
+  const env: Record<string, string> = { TMPDIR: temp, NODE_OPTIONS: launchReporter };
   for (const name of ['PATH', 'HOME', 'LANG']) if (process.env[name] !== undefined) env[name] = process.env[name];
   const { stderr } = await execFileAsync(dirsyncBin, args, { env, timeout: 60_000 });
-  const line = stderr.split('\n').find((l) => l.startsWith('launched: '));
-  if (line === undefined) throw new Error(`no report in the output:\n${stderr}`);
-  return JSON.parse(line.slice('launched: '.length)) as Launched;
+  return launchReport(stderr);
 }
 
 test('a start finds what the start before it compiled: the second strips no TypeScript', async () => {
