@@ -1,3 +1,4 @@
+import { guidBytes, guidWord, readGuid, writeGuid } from '../guid.ts';
 import type { GraphRecord } from './map.ts';
 
 /*
@@ -10,32 +11,8 @@ import type { GraphRecord } from './map.ts';
  * lower-cased them), kept here as 16 bytes rather than 36-character strings.
  */
 
-const guidBytes = 16;
 /** One member change: the member's GUID, then 1 (added) or 0 (removed). */
 const opBytes = guidBytes + 1;
-
-function writeGuid(id: string, into: Buffer, at: number): void {
-  into.write(id.replaceAll('-', ''), at, guidBytes, 'hex');
-}
-
-const hexDigits = Buffer.from('0123456789abcdef', 'latin1');
-/** Where each of the 16 bytes goes in the 36-character text (two digits each, dashes between). */
-const textOffsets = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-const guidText = Buffer.from('00000000-0000-0000-0000-000000000000', 'latin1');
-
-/**
- * The GUID text of 16 stored bytes. Written into a buffer and decoded once: a flat one-byte
- * string of about 56 bytes, where joining slices would keep a tree of pieces for every member.
- */
-function readGuid(from: Buffer, at: number): string {
-  for (let i = 0; i < guidBytes; i += 1) {
-    const byte = from[at + i] as number;
-    const to = textOffsets[i] as number;
-    guidText[to] = hexDigits[byte >> 4] as number;
-    guidText[to + 1] = hexDigits[byte & 15] as number;
-  }
-  return guidText.toString('latin1');
-}
 
 /**
  * The member changes of one group in the order the round gave them, 17 bytes each. Its buffers
@@ -180,12 +157,7 @@ export class SeenIds {
   /** Adds `id`; true when it was there already. */
   add(id: string): boolean {
     if ((this.#size + 1) * 4 > this.#used.length * 3) this.#grow();
-    const hex = id.replaceAll('-', '');
-    const w0 = Number.parseInt(hex.slice(0, 8), 16) >>> 0;
-    const w1 = Number.parseInt(hex.slice(8, 16), 16) >>> 0;
-    const w2 = Number.parseInt(hex.slice(16, 24), 16) >>> 0;
-    const w3 = Number.parseInt(hex.slice(24, 32), 16) >>> 0;
-    if (this.#find(w0, w1, w2, w3, true)) return true;
+    if (this.#find(guidWord(id, 0), guidWord(id, 1), guidWord(id, 2), guidWord(id, 3), true)) return true;
     this.#size += 1;
     return false;
   }
@@ -210,7 +182,11 @@ export class SeenIds {
       if (this.#used[slot] === 0) {
         if (insert) {
           this.#used[slot] = 1;
-          this.#words.set([w0, w1, w2, w3], slot * 4);
+          const at = slot * 4;
+          this.#words[at] = w0;
+          this.#words[at + 1] = w1;
+          this.#words[at + 2] = w2;
+          this.#words[at + 3] = w3;
         }
         return false;
       }

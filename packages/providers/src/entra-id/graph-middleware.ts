@@ -222,12 +222,27 @@ export class UndiciSender implements Middleware {
     }
     const status = response.statusCode;
     const nullBody = [101, 204, 205, 304].includes(status);
-    const answer = new Response(nullBody ? null : text, { status, headers });
+    const answer = new Response(nullBody ? null : encodedOnRead(text), { status, headers });
     answerTexts.set(answer, nullBody ? '' : text);
     // The SDK's RedirectHandler compares this URL with the Location's origin.
     Object.defineProperty(answer, 'url', { value: url.href });
     context.response = answer;
   }
+}
+
+/**
+ * `text` as a body encoded only if something reads it. The client reads the text itself
+ * ({@link answerText}); given the string, `Response` would measure its UTF-8 length when made, a
+ * scan of every page that took 0.9 s of the worker's CPU over one Entra benchmark run (measured
+ * alone on pages of 2.4 MB: `Response` and `JSON.parse` 4–30 % faster with this body).
+ */
+function encodedOnRead(text: string): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    pull(controller) {
+      controller.enqueue(new TextEncoder().encode(text));
+      controller.close();
+    },
+  });
 }
 
 function headerRecord(headers: FetchOptions['headers']): Record<string, string> {

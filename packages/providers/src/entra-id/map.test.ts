@@ -117,4 +117,18 @@ describe('mapEntraEntry', () => {
     const b = mapEntraEntry({ type: 'user', record: { id, proxyAddresses: ['a', 'b'] } });
     expect(a).toEqual(b);
   });
+
+  it('gives attributes with their keys in sorted order, whatever order the record has them in', () => {
+    // The pipeline's canonical JSON then serialises the object as it is, without a sorted copy.
+    const full = (cases[0] as [string, EntraEntry, MapResult])[1];
+    const reversed = { ...full, record: Object.fromEntries(Object.entries(full.record).reverse()) } as EntraEntry;
+    const group: EntraEntry = { type: 'group', record: { securityEnabled: true, mailNickname: 'g', mail: 'g@x', groupTypes: ['Unified'], displayName: 'G', description: 'd', mailEnabled: true, id } };
+    for (const entry of [full, reversed, group]) {
+      const result = mapEntraEntry(entry);
+      if (!result.ok) throw new Error(result.reason);
+      const keys = Object.keys(result.object.attributes);
+      expect(keys).toEqual([...keys].sort());
+      expect(keys.length).toBeGreaterThanOrEqual(7);
+    }
+  });
 });

@@ -1,3 +1,4 @@
+import { isGuid } from '../guid.ts';
 import { applyOverrides, type CompiledMapping, graphSourceValues, isDefault } from '../mapping/engine.ts';
 import type { JsonValue, MapResult, MemberRef } from '../types.ts';
 
@@ -33,7 +34,6 @@ export const groupProperties = [
   'displayName', 'description', 'mail', 'mailEnabled', 'mailNickname', 'securityEnabled', 'groupTypes',
 ] as const;
 
-const guidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 type Kind = 'string' | 'boolean' | 'strings';
 
@@ -64,20 +64,28 @@ const groupKinds: Record<(typeof groupProperties)[number], Kind> = {
 /** The record's id as an external id (lower-cased GUID), or undefined when it is not one. */
 export function recordId(record: GraphRecord): string | undefined {
   const id = typeof record.id === 'string' ? record.id.trim().toLowerCase() : undefined;
-  return id !== undefined && guidPattern.test(id) ? id : undefined;
+  return id !== undefined && isGuid(id) ? id : undefined;
 }
 
 type Copied = { attributes: Record<string, JsonValue>; cleared: string[] } | { problem: string };
+
+/**
+ * The kinds in sorted order of their names, so that mapped attributes come out with sorted keys
+ * and the pipeline's canonical JSON needs no sorted copy of each object (as the LDAP mappers do).
+ */
+const sortedKinds = (kinds: Record<string, Kind>) => Object.entries(kinds).sort(([a], [b]) => (a < b ? -1 : 1));
+const userKindList = sortedKinds(userKinds);
+const groupKindList = sortedKinds(groupKinds);
 
 /**
  * The record's properties as canonical attributes. A property the record gives as null, `''` or
  * `[]` is not set: left out, like an absent LDAP attribute, and listed in `cleared` (which only
  * a partial record's merge reads). A property absent from the record is in neither.
  */
-function copy(record: GraphRecord, kinds: Record<string, Kind>): Copied {
+function copy(record: GraphRecord, kinds: readonly (readonly [name: string, kind: Kind])[]): Copied {
   const attributes: Record<string, JsonValue> = {};
   const cleared: string[] = [];
-  for (const [name, kind] of Object.entries(kinds)) {
+  for (const [name, kind] of kinds) {
     if (!Object.hasOwn(record, name)) continue;
     const value = record[name];
     if (value === null || value === undefined) {
@@ -120,7 +128,7 @@ export function mapEntraEntry(entry: EntraEntry, mapping?: CompiledMapping): Map
       reason: `the ${entry.type} has no valid object id (got ${JSON.stringify(raw ?? null)})`,
     };
   }
-  const copied = copy(entry.record, entry.type === 'user' ? userKinds : groupKinds);
+  const copied = copy(entry.record, entry.type === 'user' ? userKindList : groupKindList);
   if ('problem' in copied) return { ok: false, externalId, reason: `${entry.type} property ${copied.problem}` };
   let cleared = copied.cleared;
   if (mapping !== undefined && !isDefault(mapping, entry.type)) {

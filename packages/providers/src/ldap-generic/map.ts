@@ -1,3 +1,4 @@
+import { isGuid } from '../guid.ts';
 import { DnSyntaxError, normalizeDn } from '../ldap/dn.ts';
 import type { LdapEntry } from '../ldap/protocol.ts';
 import { genericLdapDefaultMapping, type DefaultField } from '../mapping/defaults.ts';
@@ -26,8 +27,6 @@ export const userAttributes = [
 
 /** Attributes read for groups, besides the member attributes of the settings. */
 export const groupAttributes = ['entryUUID', 'modifyTimestamp', 'cn', 'description', 'mail'] as const;
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Canonical name ← source attribute (lower-cased), from the default mapping's table:
@@ -70,7 +69,7 @@ export function mapGenericLdapEntry(source: GenericLdapEntry, options: GenericLd
     return { ok: false, dn, reason: 'the entry has no entryUUID (is the service account allowed to read operational attributes?)' };
   }
   const externalId = rawId.trim().toLowerCase();
-  if (!uuidPattern.test(externalId)) return { ok: false, dn, externalId: rawId, reason: `entryUUID "${rawId}" is not a UUID` };
+  if (!isGuid(externalId)) return { ok: false, dn, externalId: rawId, reason: `entryUUID "${rawId}" is not a UUID` };
 
   const attributes: Record<string, JsonValue> = {};
   for (const [canonical, source, kind] of type === 'user' ? userFields : groupFields) {
