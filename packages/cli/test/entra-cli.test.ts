@@ -171,7 +171,7 @@ test("another account cannot add an integration on a tenant it holds no consent 
 
 test('an Entra integration on the connector passes Test Connection and syncs through a worker', async () => {
   const id = ok(await cli.run(['integrations', 'add', '--account', 'contoso', '--kind', 'entra_id', '--name', 'Contoso', '--tenant', 'contoso.onmicrosoft.com', '--connector', 'dirsync', '--page-size', '9'])).trim();
-  expect(ok(await cli.run(['integrations', 'test', id]))).toMatch(/✓ token: .*\n✓ users: .*\n✓ groups: .*\nmapped samples:\n(?:  user [0-9a-f-]{36}: \{"attributes":\{"userPrincipalName":.*\n)+connection OK/);
+  expect(ok(await cli.run(['integrations', 'test', id]))).toMatch(/✓ token: .*\n✓ users: .*\n✓ groups: .*\nmapped samples:\n(?:  user [0-9a-f-]{36}: \{"attributes":\{"accountEnabled":[^\n]*"userPrincipalName":.*\n)+connection OK/);
   await cli.startWorker('entra-cli-worker');
   const sync = ok(await cli.run(['sync', id, '--wait']));
   const [report] = parseRunReports(sync);
