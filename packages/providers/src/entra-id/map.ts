@@ -34,7 +34,6 @@ export const groupProperties = [
   'displayName', 'description', 'mail', 'mailEnabled', 'mailNickname', 'securityEnabled', 'groupTypes',
 ] as const;
 
-
 type Kind = 'string' | 'boolean' | 'strings';
 
 const userKinds: Record<(typeof userProperties)[number], Kind> = {
