@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { inspect } from 'node:util';
 import { type EmulatedTenantDirectory, type EntraEmulator, populateEntraTenant, startEntraEmulator, testDestinations } from '@dirsync/testkit';
 import {
@@ -187,6 +188,47 @@ describe('sync', () => {
     expect(result.users.get(generated.userIds[5] as string)).toMatchObject({ userPrincipalName: user?.userPrincipalName, department: user?.department, accountEnabled: true });
     expect(result.pages).toBeGreaterThan(6);
     await p.close();
+  });
+
+  it('takes object ids from a hostile Graph only in GUID form: odd ones refused, never packed into another id', async () => {
+    // Graph's ids are lower-case GUIDs; a server that is not Graph, or is compromised, may send
+    // anything. Ids are checked and packed into 16 bytes (guid.ts); one that is not a GUID must be
+    // refused, not packed to bytes that could stand for another object.
+    const tenant = customerTenant();
+    const plain = tenant.addUser({ userPrincipalName: 'plain@contoso.example' }).id;
+    const twin = tenant.addUser({ userPrincipalName: 'twin@contoso.example', id: plain.toUpperCase() }).id;
+    const padded = tenant.addUser({ userPrincipalName: 'padded@contoso.example', id: ` ${randomUUID()}\t` }).id;
+    const hostile = [
+      `{${randomUUID()}}`,
+      randomUUID().replace(/[0-9]/, '\uff10'),
+      randomUUID().replace(/[a-f]/, 'g'),
+      randomUUID().replace(/-/, '_'),
+      `${randomUUID()}0`,
+      randomUUID().replaceAll('-', ''),
+      'ffffffff-ffff-ffff-ffff-fffffffffff\u{1f44d}',
+    ].map((id, i) => tenant.addUser({ userPrincipalName: `hostile${i}@contoso.example`, id }).id);
+    const group = tenant.addGroup({ displayName: 'Mixed' }).id;
+    tenant.addMembers(group, [plain, twin, padded, ...hostile]);
+    const p = provider(tenant.tenantId);
+    const users: { id: string; repeat: boolean }[] = [];
+    const refused: string[] = [];
+    let members: string[] | undefined;
+    for await (const page of p.fetchFull(signal())) {
+      for (const entry of page.entries) {
+        const mapped = p.map(entry);
+        if (!mapped.ok) refused.push(mapped.reason);
+        else if (mapped.object.type === 'user') users.push({ id: mapped.object.externalId, repeat: mapped.object.repeat === true });
+        else if (mapped.object.externalId === group) members = mapped.object.members?.map((m) => m.value);
+      }
+    }
+    await p.close();
+    // The plain id and its upper-case twin are one object, listed twice; the padded id is trimmed.
+    expect(users.filter((u) => u.id === plain).map((u) => u.repeat).sort()).toEqual([false, true]);
+    expect(users.map((u) => u.id).sort()).toEqual([plain, plain, padded.trim()].sort());
+    expect(refused).toHaveLength(hostile.length);
+    for (const reason of refused) expect(reason).toMatch(/^the user has no valid object id/);
+    // The group's members: the same two objects, each once; no hostile id stands for anything.
+    expect(members?.sort()).toEqual([plain, padded.trim()].sort());
   });
 
   it('applies a delta: changes, additions, deletions both ways, and membership changes over several pages', async () => {
